@@ -1,0 +1,37 @@
+/* cengine.h - the C layer's public header: every kernel prototype, by concern.
+ * Each kernel family has its own header (one concern per file); this umbrella includes them all,
+ * and the Cython bindings (cengine/_C/*.pxi) extern from it. */
+#ifndef CENGINE_H
+#define CENGINE_H
+#include "common.h"
+
+/* ---- cpu.c ---- */
+typedef struct {
+    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16;
+} ce_cpu_features_t;
+void ce_cpu_features(ce_cpu_features_t *f);
+int ce_cpu_max_isa(void);   /* highest CE_ISA_* this CPU (and OS) supports */
+void ce_cpu_init(void);     /* ce_isa = ce_cpu_max_isa() */
+int ce_set_isa(int level);  /* -1 if the CPU lacks it */
+int ce_get_isa(void);
+
+/* ---- threads.c ---- */
+void ce_set_num_threads(int n);
+int ce_get_num_threads(void);
+int ce_openmp_enabled(void);
+
+/* ---- kernel families (one header each; a family's .pxi externs from its own header) ---- */
+#if __has_include("activation.h")
+#include "activation.h"
+#endif
+#if __has_include("gemm.h")
+#include "gemm.h"
+#endif
+#if __has_include("nn_kernels.h")
+#include "nn_kernels.h"
+#endif
+#if __has_include("optim.h")
+#include "optim.h"
+#endif
+
+#endif
