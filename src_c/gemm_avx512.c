@@ -1,0 +1,98 @@
+/* gemm_avx512.c - AVX-512 GEMM microkernels (see gemm.h for the contract).
+ *
+ * fp32: 12x32 tile = 12 rows x 2 zmm (24 accumulators), fp64: 12x16 tile = 12 x 2 zmm.
+ * Per k step: 2 vector loads of the B row, 12 broadcasts of the packed A column, 24 FMAs.
+ * The N edge (n < NR) uses masked loads/stores, the M edge skips rows >= m when storing
+ * (the packed A rows there are zero), so edge tiles are exact and never touch memory
+ * outside the m x n tile.
+ */
+#include "gemm.h"
+
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
+#include <immintrin.h>
+
+/* Body shared by fp32 and fp64: V vector type, W lanes, MK mask type, S suffix macros. */
+#define UKR_BODY(T, V, W, MK, LOAD, MLOAD, MSTORE, SET1, FMA, MUL, ZERO, MR, NR)              \
+    V c0[MR], c1[MR];                                                                          \
+    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                    \
+        c0[i] = ZERO();                                                                        \
+        c1[i] = ZERO();                                                                        \
+    }                                                                                          \
+    MK m0 = (MK)(n >= W ? (MK)~0u : (MK)((1u << n) - 1u));                                     \
+    MK m1 = (MK)(n >= 2 * W ? (MK)~0u : (n > W ? (MK)((1u << (n - W)) - 1u) : (MK)0));         \
+    if (csC == 1) {                                                                            \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) if (i < m)                       \
+            _mm_prefetch((const char *)(C + i * rsC), _MM_HINT_T0);                            \
+    }                                                                                          \
+    if (n == NR) {                                                                             \
+        for (int64_t p = 0; p < k; p++) {                                                      \
+            V b0 = LOAD(B), b1 = LOAD(B + W);                                                  \
+            _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                            \
+                V a = SET1(A[i]);                                                              \
+                c0[i] = FMA(a, b0, c0[i]);                                                     \
+                c1[i] = FMA(a, b1, c1[i]);                                                     \
+            }                                                                                  \
+            A += MR;                                                                           \
+            B += rsb;                                                                          \
+        }                                                                                      \
+    } else {                                                                                   \
+        for (int64_t p = 0; p < k; p++) {                                                      \
+            V b0 = MLOAD(m0, B), b1 = MLOAD(m1, B + W);                                        \
+            _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                            \
+                V a = SET1(A[i]);                                                              \
+                c0[i] = FMA(a, b0, c0[i]);                                                     \
+                c1[i] = FMA(a, b1, c1[i]);                                                     \
+            }                                                                                  \
+            A += MR;                                                                           \
+            B += rsb;                                                                          \
+        }                                                                                      \
+    }                                                                                          \
+    V va = SET1(alpha), vb = SET1(beta);                                                       \
+    if (csC == 1) {                                                                            \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
+            if (i < m) {                                                                       \
+                T *cr = C + i * rsC;                                                           \
+                V x0 = MUL(va, c0[i]), x1 = MUL(va, c1[i]);                                    \
+                if (beta != 0) {                                                               \
+                    x0 = FMA(vb, MLOAD(m0, cr), x0);                                           \
+                    x1 = FMA(vb, MLOAD(m1, cr + W), x1);                                       \
+                }                                                                              \
+                MSTORE(cr, m0, x0);                                                            \
+                MSTORE(cr + W, m1, x1);                                                        \
+            }                                                                                  \
+        }                                                                                      \
+    } else {                                                                                   \
+        T t[MR * NR] __attribute__((aligned(64)));                                             \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
+            _mm512_store_##T##_v(t + i * NR, c0[i]);                                           \
+            _mm512_store_##T##_v(t + i * NR + W, c1[i]);                                       \
+        }                                                                                      \
+        for (int i = 0; i < m; i++)                                                            \
+            for (int j = 0; j < n; j++) {                                                      \
+                T *cp = C + i * rsC + j * csC;                                                 \
+                T x = alpha * t[i * NR + j];                                                   \
+                *cp = beta != 0 ? x + beta * *cp : x;                                          \
+            }                                                                                  \
+    }
+
+#define _mm512_store_float_v _mm512_store_ps
+#define _mm512_store_double_v _mm512_store_pd
+#define S_MLOAD(mk, p) _mm512_maskz_loadu_ps(mk, p)
+#define D_MLOAD(mk, p) _mm512_maskz_loadu_pd(mk, p)
+
+/* C (m x n tile, rsC/csC) = alpha * A(packed 12 x k) @ B(k x 32, row stride rsb) + beta*C */
+void ce_sgemm_ukr_avx512(int64_t k, const float *A, const float *B, int64_t rsb, float *C,
+                         int64_t rsC, int64_t csC, float alpha, float beta, int m, int n) {
+    UKR_BODY(float, __m512, 16, __mmask16, _mm512_loadu_ps, S_MLOAD, _mm512_mask_storeu_ps,
+             _mm512_set1_ps, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_setzero_ps,
+             CE_SGEMM_MR_AVX512, CE_SGEMM_NR_AVX512)
+}
+
+/* C (m x n tile) = alpha * A(packed 12 x k) @ B(k x 16, row stride rsb) + beta*C, fp64 */
+void ce_dgemm_ukr_avx512(int64_t k, const double *A, const double *B, int64_t rsb, double *C,
+                         int64_t rsC, int64_t csC, double alpha, double beta, int m, int n) {
+    UKR_BODY(double, __m512d, 8, __mmask8, _mm512_loadu_pd, D_MLOAD, _mm512_mask_storeu_pd,
+             _mm512_set1_pd, _mm512_fmadd_pd, _mm512_mul_pd, _mm512_setzero_pd,
+             CE_DGEMM_MR_AVX512, CE_DGEMM_NR_AVX512)
+}
+
