@@ -1,0 +1,24 @@
+/* nn_util.h - private helpers of the nn kernel files (softmax.c loss.c norm.c embedding.c). */
+#ifndef CE_NN_UTIL_H
+#define CE_NN_UTIL_H
+#include "cengine.h"
+#ifdef _OPENMP
+#include <omp.h>
+#define CE_TID() omp_get_thread_num()
+#else
+#define CE_TID() 0
+#endif
+
+/* threads for `work` elements with at least `min_per_thread` each, capped by `items` (rows);
+ * 1 without OpenMP (the chunk splitting assumes the threads really run) */
+static inline int ce_nn_threads(int64_t work, int64_t min_per_thread, int64_t items) {
+#ifdef _OPENMP
+    int nt = ce_threads_for(work, min_per_thread);
+    return items < nt ? (int)(items < 1 ? 1 : items) : nt;
+#else
+    (void)work; (void)min_per_thread; (void)items;
+    return 1;
+#endif
+}
+#define CE_NN_MIN_WORK 16384
+#endif

@@ -1,0 +1,198 @@
+/* softmax_tmpl.h - SIMD row primitives for softmax / log_softmax / cross-entropy, written once
+ * with the vm_* macros of vmath.h; included once per (ISA, dtype) pair inside a target region
+ * (softmax.c, loss.c). All functions work on one contiguous row of C elements. */
+#include <math.h>
+
+/* max over the row (NaN may be dropped here; it still reaches every output through the sum) */
+static inline vm_s VM_FN(sm_max)(const vm_s *x, int64_t C) {
+    vm_t m0 = vm_set1((vm_s)-INFINITY), m1 = m0;
+    int64_t i = 0;
+    for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+        m0 = vm_max(m0, vm_load(x + i));
+        m1 = vm_max(m1, vm_load(x + i + VM_W));
+    }
+    for (; i + VM_W <= C; i += VM_W) m0 = vm_max(m0, vm_load(x + i));
+    if (i < C) m1 = vm_max(m1, vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY));
+    return vm_hmax(vm_max(m0, m1));
+}
+
+/* sum_c exp(x_c - m), also storing the exponentials in y when y != NULL */
+static inline vm_s VM_FN(sm_expsum)(vm_s *y, const vm_s *x, int64_t C, vm_s m) {
+    vm_t mv = vm_set1(m), s0 = vm_zero(), s1 = vm_zero();
+    int64_t i = 0;
+    if (y) {
+        for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+            vm_t e0 = VM_FN(vexp)(vm_sub(vm_load(x + i), mv));
+            vm_t e1 = VM_FN(vexp)(vm_sub(vm_load(x + i + VM_W), mv));
+            vm_store(y + i, e0);
+            vm_store(y + i + VM_W, e1);
+            s0 = vm_add(s0, e0);
+            s1 = vm_add(s1, e1);
+        }
+        for (; i + VM_W <= C; i += VM_W) {
+            vm_t e0 = VM_FN(vexp)(vm_sub(vm_load(x + i), mv));
+            vm_store(y + i, e0);
+            s0 = vm_add(s0, e0);
+        }
+        if (i < C) {
+            vm_t e0 = VM_FN(vexp)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv));
+            vm_store_part(y + i, C - i, e0);
+            s1 = vm_add(s1, e0);
+        }
+    } else {
+        for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+            s0 = vm_add(s0, VM_FN(vexp)(vm_sub(vm_load(x + i), mv)));
+            s1 = vm_add(s1, VM_FN(vexp)(vm_sub(vm_load(x + i + VM_W), mv)));
+        }
+        for (; i + VM_W <= C; i += VM_W) s0 = vm_add(s0, VM_FN(vexp)(vm_sub(vm_load(x + i), mv)));
+        if (i < C)
+            s1 = vm_add(s1, VM_FN(vexp)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv)));
+    }
+    return vm_hsum(vm_add(s0, s1));
+}
+
+/* y = y * s */
+static inline void VM_FN(sm_scale)(vm_s *y, int64_t C, vm_s s) {
+    vm_t sv = vm_set1(s);
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) vm_store(y + i, vm_mul(vm_load(y + i), sv));
+    if (i < C) vm_store_part(y + i, C - i, vm_mul(vm_load_part(y + i, C - i), sv));
+}
+
+/* y = (x - s) - t */
+static inline void VM_FN(sm_sub)(vm_s *y, const vm_s *x, int64_t C, vm_s s, vm_s t) {
+    vm_t sv = vm_set1(s), tv = vm_set1(t);
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) vm_store(y + i, vm_sub(vm_sub(vm_load(x + i), sv), tv));
+    if (i < C) vm_store_part(y + i, C - i, vm_sub(vm_sub(vm_load_part(x + i, C - i), sv), tv));
+}
+
+/* sum_c a_c * b_c (b == NULL: sum_c a_c) */
+static inline vm_s VM_FN(sm_dot)(const vm_s *a, const vm_s *b, int64_t C) {
+    vm_t s0 = vm_zero(), s1 = vm_zero();
+    int64_t i = 0;
+    if (b) {
+        for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+            s0 = vm_fmadd(vm_load(a + i), vm_load(b + i), s0);
+            s1 = vm_fmadd(vm_load(a + i + VM_W), vm_load(b + i + VM_W), s1);
+        }
+        for (; i + VM_W <= C; i += VM_W) s0 = vm_fmadd(vm_load(a + i), vm_load(b + i), s0);
+        if (i < C) s1 = vm_fmadd(vm_load_part(a + i, C - i), vm_load_part(b + i, C - i), s1);
+    } else {
+        for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+            s0 = vm_add(vm_load(a + i), s0);
+            s1 = vm_add(vm_load(a + i + VM_W), s1);
+        }
+        for (; i + VM_W <= C; i += VM_W) s0 = vm_add(vm_load(a + i), s0);
+        if (i < C) s1 = vm_add(vm_load_part(a + i, C - i), s1);
+    }
+    return vm_hsum(vm_add(s0, s1));
+}
+
+/* softmax backward row: dx (+)= y * (dy - s) */
+static inline void VM_FN(sm_bwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc) {
+    vm_t sv = vm_set1(s);
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) {
+        vm_t g = vm_mul(vm_load(y + i), vm_sub(vm_load(dy + i), sv));
+        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), g) : g);
+    }
+    if (i < C) {
+        int64_t r = C - i;
+        vm_t g = vm_mul(vm_load_part(y + i, r), vm_sub(vm_load_part(dy + i, r), sv));
+        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), g) : g);
+    }
+}
+
+/* log_softmax backward row: dx (+)= dy - exp(y) * s */
+static inline void VM_FN(sm_lbwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc) {
+    vm_t sv = vm_set1(s);
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) {
+        vm_t g = vm_fnmadd(VM_FN(vexp)(vm_load(y + i)), sv, vm_load(dy + i));
+        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), g) : g);
+    }
+    if (i < C) {
+        int64_t r = C - i;
+        vm_t g = vm_fnmadd(VM_FN(vexp)(vm_load_part(y + i, r)), sv, vm_load_part(dy + i, r));
+        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), g) : g);
+    }
+}
+
+/* cross-entropy backward row, class targets: dx_c (+)= A*exp(x_c - lse) - B*(w ? w_c : 1) */
+static inline void VM_FN(sm_ce_bwd)(vm_s *dx, const vm_s *x, const vm_s *w, int64_t C, vm_s lse,
+                                    vm_s A, vm_s B, int acc) {
+    vm_t lv = vm_set1(lse), av = vm_set1(A), bv = vm_set1(B);
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) {
+        vm_t p = VM_FN(vexp)(vm_sub(vm_load(x + i), lv));
+        vm_t g = w ? vm_fnmadd(bv, vm_load(w + i), vm_mul(av, p)) : vm_fmsub(av, p, bv);
+        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), g) : g);
+    }
+    if (i < C) {
+        int64_t r = C - i;
+        vm_t p = VM_FN(vexp)(vm_sub(vm_load_part(x + i, r), lv));
+        vm_t g = w ? vm_fnmadd(bv, vm_load_part(w + i, r), vm_mul(av, p)) : vm_fmsub(av, p, bv);
+        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), g) : g);
+    }
+}
+
+/* sum_c w_c (x_c - shift)   (w == NULL: w = 1) */
+static inline vm_s VM_FN(sm_wsum_shift)(const vm_s *x, const vm_s *w, int64_t C, vm_s shift) {
+    vm_t sv = vm_set1(shift), s0 = vm_zero(), s1 = vm_zero();
+    int64_t i = 0;
+    if (w) {
+        for (; i + VM_W <= C; i += VM_W) s0 = vm_fmadd(vm_load(w + i), vm_sub(vm_load(x + i), sv), s0);
+        if (i < C) s1 = vm_fmadd(vm_load_part(w + i, C - i), vm_sub(vm_load_part(x + i, C - i), sv), s1);
+    } else {
+        for (; i + VM_W <= C; i += VM_W) s0 = vm_add(s0, vm_sub(vm_load(x + i), sv));
+        vm_s t = 0;
+        for (; i < C; i++) t += x[i] - shift;
+        return vm_hsum(s0) + t;
+    }
+    return vm_hsum(vm_add(s0, s1));
+}
+
+/* probability targets, q = a*t + b: *sq = sum_c w_c q_c, *sqx = sum_c w_c q_c (x_c - shift) */
+static inline void VM_FN(sm_ce_prob_sums)(const vm_s *x, const vm_s *t, const vm_s *w, int64_t C,
+                                          vm_s a, vm_s b, vm_s shift, vm_s *sq, vm_s *sqx) {
+    vm_t av = vm_set1(a), bv = vm_set1(b), sv = vm_set1(shift), s0 = vm_zero(), s1 = vm_zero();
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) {
+        vm_t q = vm_fmadd(av, vm_load(t + i), bv);
+        if (w) q = vm_mul(q, vm_load(w + i));
+        s0 = vm_add(s0, q);
+        s1 = vm_fmadd(q, vm_sub(vm_load(x + i), sv), s1);
+    }
+    vm_s q0 = 0, qx0 = 0;
+    for (; i < C; i++) {   /* tail in scalar: lanes past C must contribute nothing */
+        vm_s q = a * t[i] + b;
+        if (w) q *= w[i];
+        q0 += q;
+        qx0 += q * (x[i] - shift);
+    }
+    *sq = vm_hsum(s0) + q0;
+    *sqx = vm_hsum(s1) + qx0;
+}
+
+/* probability targets backward row: dx_c (+)= g * (exp(x_c - lse) * SQ - w_c q_c) */
+static inline void VM_FN(sm_ce_prob_bwd)(vm_s *dx, const vm_s *x, const vm_s *t, const vm_s *w,
+                                         int64_t C, vm_s lse, vm_s a, vm_s b, vm_s SQ, vm_s g, int acc) {
+    vm_t lv = vm_set1(lse), av = vm_set1(a), bv = vm_set1(b), sq = vm_set1(SQ), gv = vm_set1(g);
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) {
+        vm_t q = vm_fmadd(av, vm_load(t + i), bv);
+        if (w) q = vm_mul(q, vm_load(w + i));
+        vm_t p = VM_FN(vexp)(vm_sub(vm_load(x + i), lv));
+        vm_t d = vm_mul(gv, vm_fmsub(p, sq, q));
+        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), d) : d);
+    }
+    if (i < C) {
+        int64_t r = C - i;
+        vm_t q = vm_fmadd(av, vm_load_part(t + i, r), bv);
+        if (w) q = vm_mul(q, vm_load_part(w + i, r));
+        vm_t p = VM_FN(vexp)(vm_sub(vm_load_part(x + i, r), lv));
+        vm_t d = vm_mul(gv, vm_fmsub(p, sq, q));
+        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), d) : d);
+    }
+}
