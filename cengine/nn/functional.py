@@ -181,8 +181,8 @@ def _torch_dtype(t):
 
 
 def _f(a):
-    """C-contiguous float array for a kernel (no copy when already one)."""
-    return np.ascontiguousarray(a)
+    """C-contiguous array for a kernel (no copy when already one; 0-d stays 0-d)."""
+    return a if a.flags.c_contiguous else a.copy(order="C")
 
 
 def _rows(x, dim):
