@@ -114,7 +114,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._remove_from(name, d, params)
+            self._remove_from(name, d, "_parameters")
             self.register_parameter(name, value)
             return
         if params is not None and name in params:
@@ -127,7 +127,7 @@ class Module:
         if isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._remove_from(name, d, params)
+            self._remove_from(name, d, "_modules")
             modules[name] = value
             return
         if modules is not None and name in modules:
@@ -140,7 +140,7 @@ class Module:
         if isinstance(value, Buffer):
             if buffers is None:
                 raise AttributeError("cannot assign buffer before Module.__init__() call")
-            self._remove_from(name, d, params)
+            self._remove_from(name, d, "_buffers")
             self.register_buffer(name, value, persistent=value.persistent)
             return
         if buffers is not None and name in buffers:
@@ -151,13 +151,15 @@ class Module:
             return
         object.__setattr__(self, name, value)
 
-    def _remove_from(self, name, d, params):
+    def _remove_from(self, name, d, keep):
+        """Unregister `name` everywhere but in the dict `keep` (its position there is kept)."""
         d.pop(name, None)
         for key in ("_parameters", "_buffers", "_modules"):
             dd = d.get(key)
-            if dd is not None and name in dd:
+            if key != keep and dd is not None and name in dd:
                 del dd[name]
-        self.__dict__.get("_non_persistent_buffers_set", set()).discard(name)
+        if keep != "_buffers":
+            d.get("_non_persistent_buffers_set", set()).discard(name)
 
     def __getattr__(self, name):
         # only called when normal lookup fails
