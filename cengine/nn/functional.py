@@ -958,8 +958,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise RuntimeError("all elements of input should be between 0 and 1")
     target = _promote(input, target)
     from ..ops.elementwise import log
-    lx = log(input).clamp(min=-100)
-    l1x = log(1 - input).clamp(min=-100)
+    with np.errstate(divide="ignore"):
+        lx = log(input).clamp(min=-100)
+        l1x = log(1 - input).clamp(min=-100)
     loss = -(target * lx + (1 - target) * l1x)
     if weight is not None:
         loss = loss * weight
