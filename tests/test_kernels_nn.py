@@ -303,3 +303,199 @@ def test_cross_entropy_bad_inputs():
         _C.cross_entropy_prob_forward(x, np.zeros((3, 5), np.float32))
     with pytest.raises(TypeError, match="same as the logits"):
         _C.cross_entropy_prob_forward(x, np.zeros((3, 4), np.float64))
+
+
+# ---------------------------------------------------------------------------- LayerNorm / RMSNorm
+def np_layer_norm(x, w, b, eps):
+    x = x.astype(np.float64)
+    m = x.mean(-1, keepdims=True)
+    v = ((x - m) ** 2).mean(-1, keepdims=True)
+    rs = 1 / np.sqrt(v + eps)
+    y = (x - m) * rs
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y, m[..., 0], rs[..., 0]
+
+
+def np_layer_norm_grad(dy, x, w, eps, rms=False):
+    x = x.astype(np.float64)
+    dy = dy.astype(np.float64)
+    D = x.shape[-1]
+    if rms:
+        rs = 1 / np.sqrt((x * x).mean(-1, keepdims=True) + eps)
+        xh = x * rs
+    else:
+        m = x.mean(-1, keepdims=True)
+        rs = 1 / np.sqrt(((x - m) ** 2).mean(-1, keepdims=True) + eps)
+        xh = (x - m) * rs
+    g = dy * (1 if w is None else w)
+    dx = rs * (g - (0 if rms else g.mean(-1, keepdims=True)) - xh * (g * xh).mean(-1, keepdims=True))
+    return dx, (dy * xh).reshape(-1, D).sum(0), dy.reshape(-1, D).sum(0)
+
+
+NTOL = {np.float32: dict(rtol=1e-4, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-12)}
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_norm(dtype, affine, isa, nthreads):
+    for D in COLS:
+        R = rows_for(D)
+        x = rnd((R, D), dtype, D, 2.0) + dtype(1.5)
+        w = rnd((D,), dtype, D + 1) if affine else None
+        b = rnd((D,), dtype, D + 2) if affine else None
+        dy = rnd((R, D), dtype, D + 3, 1.0)
+        y, m, rs = _C.layer_norm_forward(x, w, b, eps=1e-5)
+        wy, wm, wrs = np_layer_norm(x, w, b, 1e-5)
+        np.testing.assert_allclose(y, wy, **NTOL[dtype])
+        np.testing.assert_allclose(m, wm, **NTOL[dtype])
+        np.testing.assert_allclose(rs, wrs, **NTOL[dtype])
+        for a, r in zip((y, m, rs), _C.layer_norm_forward_ref(x, w, b, eps=1e-5)):
+            np.testing.assert_allclose(a, r, **NTOL[dtype])
+        dx, dw, db = _C.layer_norm_backward(dy, x, m, rs, w, need_dweight=affine, need_dbias=affine)
+        wdx, wdw, wdb = np_layer_norm_grad(dy, x, w, 1e-5)
+        np.testing.assert_allclose(dx, wdx, **NTOL[dtype])
+        rdx, rdw, rdb = _C.layer_norm_backward_ref(dy, x, m, rs, w, need_dweight=affine, need_dbias=affine)
+        np.testing.assert_allclose(dx, rdx, **NTOL[dtype])
+        if affine:
+            big = dict(rtol=NTOL[dtype]["rtol"], atol=NTOL[dtype]["atol"] * R)
+            np.testing.assert_allclose(dw, wdw, **big)
+            np.testing.assert_allclose(db, wdb, **big)
+            np.testing.assert_allclose(dw, rdw, **big)
+            np.testing.assert_allclose(db, rdb, **big)
+        else:
+            assert dw is None and db is None
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm(dtype, affine, isa, nthreads):
+    for D in COLS:
+        R = rows_for(D)
+        x = rnd((R, D), dtype, D, 2.0)
+        w = rnd((D,), dtype, D + 1) if affine else None
+        dy = rnd((R, D), dtype, D + 3, 1.0)
+        eps = np.finfo(dtype).eps
+        y, rs = _C.rms_norm_forward(x, w)                       # eps=None -> finfo eps
+        xd = x.astype(np.float64)
+        wrs = 1 / np.sqrt((xd * xd).mean(-1) + eps)
+        np.testing.assert_allclose(rs, wrs, **NTOL[dtype])
+        np.testing.assert_allclose(y, xd * wrs[:, None] * (1 if w is None else w), **NTOL[dtype])
+        np.testing.assert_allclose(y, _C.rms_norm_forward_ref(x, w)[0], **NTOL[dtype])
+        dx, dw = _C.rms_norm_backward(dy, x, rs, w, need_dweight=affine)
+        wdx, wdw, _ = np_layer_norm_grad(dy, x, w, eps, rms=True)
+        np.testing.assert_allclose(dx, wdx, **NTOL[dtype])
+        rdx, rdw = _C.rms_norm_backward_ref(dy, x, rs, w, need_dweight=affine)
+        np.testing.assert_allclose(dx, rdx, **NTOL[dtype])
+        if affine:
+            big = dict(rtol=NTOL[dtype]["rtol"], atol=NTOL[dtype]["atol"] * R)
+            np.testing.assert_allclose(dw, wdw, **big)
+            np.testing.assert_allclose(dw, rdw, **big)
+
+
+@pytest.mark.parametrize("rms", [False, True])
+def test_norm_backward_central_differences(rms, isa):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 6)) + 0.5
+    w = rng.standard_normal(6)
+    b = rng.standard_normal(6)
+    dy = rng.standard_normal((3, 6))
+    if rms:
+        fwd = lambda xx, ww, bb: _C.rms_norm_forward(xx, ww, eps=1e-5)[0]
+    else:
+        fwd = lambda xx, ww, bb: _C.layer_norm_forward(xx, ww, bb, eps=1e-5)[0]
+    f = lambda xx, ww, bb: float((fwd(xx, ww, bb) * dy).sum())
+
+    def num(arr, which):
+        out = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            e = np.zeros_like(arr)
+            e[idx] = 1e-6
+            args_p = [x, w, b]
+            args_m = [x, w, b]
+            args_p[which] = arr + e
+            args_m[which] = arr - e
+            out[idx] = (f(*args_p) - f(*args_m)) / 2e-6
+        return out
+
+    if rms:
+        y, rs = _C.rms_norm_forward(x, w, eps=1e-5)
+        dx, dw = _C.rms_norm_backward(dy, x, rs, w, need_dweight=True)
+    else:
+        y, m, rs = _C.layer_norm_forward(x, w, b, eps=1e-5)
+        dx, dw, db = _C.layer_norm_backward(dy, x, m, rs, w, need_dweight=True, need_dbias=True)
+        np.testing.assert_allclose(db, num(b, 2), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dx, num(x, 0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dw, num(w, 1), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_norm_accumulate_modes_and_shapes(dtype, isa, nthreads):
+    x = rnd((4, 10, 33), dtype, 1) + dtype(1)
+    w = rnd((33,), dtype, 2)
+    b = rnd((33,), dtype, 3)
+    dy = rnd(x.shape, dtype, 4)
+    y, m, rs = _C.layer_norm_forward(x, w, b)
+    assert m.shape == (4, 10) and rs.shape == (4, 10)
+    dx, dw, db = _C.layer_norm_backward(dy, x, m, rs, w, need_dweight=True, need_dbias=True)
+    base = rnd(x.shape, dtype, 5)
+    acc = base.copy()
+    dw0, db0 = rnd((33,), dtype, 6), rnd((33,), dtype, 7)
+    dw1, db1 = dw0.copy(), db0.copy()
+    r = _C.layer_norm_backward(dy, x, m, rs, w, out=acc, accumulate=True, dweight=dw1, dbias=db1)
+    assert r[0] is acc and r[1] is dw1 and r[2] is db1
+    np.testing.assert_allclose(acc, base + dx, **NTOL[dtype])
+    np.testing.assert_allclose(dw1, dw0 + dw, **NTOL[dtype])
+    np.testing.assert_allclose(db1, db0 + db, **NTOL[dtype])
+    only = _C.layer_norm_backward(dy, x, m, rs, w, need_dx=False, need_dweight=True, need_dbias=True)
+    assert only[0] is None
+    np.testing.assert_allclose(only[1], dw, **NTOL[dtype])
+    np.testing.assert_allclose(only[2], db, **NTOL[dtype])
+    y2, rs2 = _C.rms_norm_forward(x, w, eps=1e-6)
+    dxr, dwr = _C.rms_norm_backward(dy, x, rs2, w, need_dweight=True)
+    accr = base.copy()
+    _C.rms_norm_backward(dy, x, rs2, w, out=accr, accumulate=True)
+    np.testing.assert_allclose(accr, base + dxr, **NTOL[dtype])
+    onlyr = _C.rms_norm_backward(dy, x, rs2, w, need_dx=False, need_dweight=True)
+    assert onlyr[0] is None
+    np.testing.assert_allclose(onlyr[1], dwr, **NTOL[dtype])
+
+
+def test_norm_param_grads_thread_count_independent(isa):
+    x = rnd((300, 130), np.float64, 1)
+    dy = rnd(x.shape, np.float64, 2)
+    w = rnd((130,), np.float64, 3)
+    y, m, rs = _C.layer_norm_forward(x, w, None)
+    old = _C.get_num_threads()
+    try:
+        res = []
+        for nt in (1, 2):
+            _C.set_num_threads(nt)
+            res.append(_C.layer_norm_backward(dy, x, m, rs, w, need_dweight=True, need_dbias=True))
+    finally:
+        _C.set_num_threads(old)
+    for a, b in zip(res[0], res[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_norm_bad_inputs():
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(RuntimeError, match="expected 4 elements"):
+        _C.layer_norm_forward(x, np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        _C.layer_norm_forward(x, np.ones(4, np.float64))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _C.layer_norm_forward(np.ones((2, 4), np.int64))
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        _C.rms_norm_forward(np.array(1.0))
+    y, m, rs = _C.layer_norm_forward(x)
+    with pytest.raises(ValueError, match="mean: expected shape"):
+        _C.layer_norm_backward(x, x, np.ones(3, np.float32), rs)
+    with pytest.raises(ValueError, match="shape"):
+        _C.layer_norm_backward(np.ones((2, 5), np.float32), x, m, rs)
+    with pytest.raises(ValueError, match="dweight: expected 4 elements"):
+        _C.layer_norm_backward(x, x, m, rs, dweight=np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="accumulate=True needs out"):
+        _C.layer_norm_backward(x, x, m, rs, accumulate=True)

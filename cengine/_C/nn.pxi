@@ -49,6 +49,23 @@ cdef extern from "nn_kernels.h" nogil:
     void ce_cross_entropy_prob_bwd_f32_ref(float *dlogits, const float *logits, const float *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, double label_smoothing, int accumulate)
     void ce_cross_entropy_prob_bwd_f64_ref(double *dlogits, const double *logits, const double *target, const double *weight, const double *lse, const double *g, int64_t N, int64_t C, double label_smoothing, int accumulate)
 
+    void ce_layernorm_fwd_f32(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int64_t R, int64_t D, double eps)
+    void ce_layernorm_fwd_f64(double *y, double *mean, double *rstd, const double *x, const double *w, const double *b, int64_t R, int64_t D, double eps)
+    void ce_layernorm_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean, const float *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_layernorm_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x, const double *w, const double *mean, const double *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_rmsnorm_fwd_f32(float *y, float *rstd, const float *x, const float *w, int64_t R, int64_t D, double eps)
+    void ce_rmsnorm_fwd_f64(double *y, double *rstd, const double *x, const double *w, int64_t R, int64_t D, double eps)
+    void ce_rmsnorm_bwd_f32(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_rmsnorm_bwd_f64(double *dx, double *dw, const double *dy, const double *x, const double *w, const double *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_layernorm_fwd_f32_ref(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int64_t R, int64_t D, double eps)
+    void ce_layernorm_fwd_f64_ref(double *y, double *mean, double *rstd, const double *x, const double *w, const double *b, int64_t R, int64_t D, double eps)
+    void ce_layernorm_bwd_f32_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean, const float *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_layernorm_bwd_f64_ref(double *dx, double *dw, double *db, const double *dy, const double *x, const double *w, const double *mean, const double *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_rmsnorm_fwd_f32_ref(float *y, float *rstd, const float *x, const float *w, int64_t R, int64_t D, double eps)
+    void ce_rmsnorm_fwd_f64_ref(double *y, double *rstd, const double *x, const double *w, int64_t R, int64_t D, double eps)
+    void ce_rmsnorm_bwd_f32_ref(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_rmsnorm_bwd_f64_ref(double *dx, double *dw, const double *dy, const double *x, const double *w, const double *rstd, int64_t R, int64_t D, int accumulate)
+
 
 cdef inline bint _nn_is_f32(name, a) except -1:
     """Validate a C-contiguous float32/float64 ndarray; True for float32."""
@@ -401,3 +418,220 @@ def cross_entropy_prob_backward_ref(logits, target, lse, grad_rows, weight=None,
                                     out=None, accumulate=False):
     return _cross_entropy_prob_backward(logits, target, lse, grad_rows, weight, label_smoothing,
                                         out, accumulate, True)
+
+
+# ------------------------------------------------------------------------------ LayerNorm / RMSNorm
+cdef inline void* _nn_opt_ptr(a):
+    return NULL if a is None else _ptr(a)
+
+
+cdef _norm_param(name, p, x, int64_t D):
+    if p is None:
+        return None
+    _check_c(name, p, x.dtype)
+    if _n(p) != D or p.ndim < 1:
+        raise RuntimeError("%s: expected %d elements (the normalized size), got shape %s"
+                           % (name, D, tuple(p.shape)))
+    return p
+
+
+cdef _norm_stat(name, a, x):
+    _check_c(name, a, x.dtype)
+    if a.shape != x.shape[:-1]:
+        raise ValueError("%s: expected shape %s, got %s" % (name, tuple(x.shape[:-1]), tuple(a.shape)))
+
+
+cdef _norm_grad_param(name, given, bint need, x, int64_t D):
+    if given is not None:
+        _check_c(name, given, x.dtype)
+        if _n(given) != D:
+            raise ValueError("%s: expected %d elements, got shape %s" % (name, D, tuple(given.shape)))
+        return given
+    if need:
+        return np.zeros(D, x.dtype)
+    return None
+
+
+cdef _layer_norm_forward(x, weight, bias, eps, out, bint ref):
+    cdef bint f32 = _nn_is_f32("input", x)
+    if x.ndim < 1:
+        raise ValueError("layer_norm: input must have at least 1 dimension")
+    R_, D_ = _nn_rc(x)
+    cdef int64_t R = R_, D = D_
+    weight = _norm_param("weight", weight, x, D)
+    bias = _norm_param("bias", bias, x, D)
+    if out is None:
+        out = np.empty_like(x)
+    else:
+        _nn_like("out", out, x)
+    mean = np.empty(x.shape[:-1], x.dtype)
+    rstd = np.empty(x.shape[:-1], x.dtype)
+    cdef double e = eps
+    cdef void *yp = _ptr(out)
+    cdef void *mp = _ptr(mean)
+    cdef void *rp = _ptr(rstd)
+    cdef void *xp = _ptr(x)
+    cdef void *wp = _nn_opt_ptr(weight)
+    cdef void *bp = _nn_opt_ptr(bias)
+    with nogil:
+        if f32:
+            if ref:
+                ce_layernorm_fwd_f32_ref(<float*>yp, <float*>mp, <float*>rp, <const float*>xp, <const float*>wp, <const float*>bp, R, D, e)
+            else:
+                ce_layernorm_fwd_f32(<float*>yp, <float*>mp, <float*>rp, <const float*>xp, <const float*>wp, <const float*>bp, R, D, e)
+        else:
+            if ref:
+                ce_layernorm_fwd_f64_ref(<double*>yp, <double*>mp, <double*>rp, <const double*>xp, <const double*>wp, <const double*>bp, R, D, e)
+            else:
+                ce_layernorm_fwd_f64(<double*>yp, <double*>mp, <double*>rp, <const double*>xp, <const double*>wp, <const double*>bp, R, D, e)
+    return out, mean, rstd
+
+
+cdef _layer_norm_backward(dy, x, mean, rstd, weight, need_dx, need_dweight, need_dbias, out,
+                          accumulate, dweight, dbias, bint ref):
+    cdef bint f32 = _nn_is_f32("input", x)
+    _nn_like("grad", dy, x)
+    R_, D_ = _nn_rc(x)
+    cdef int64_t R = R_, D = D_
+    _norm_stat("mean", mean, x)
+    _norm_stat("rstd", rstd, x)
+    weight = _norm_param("weight", weight, x, D)
+    dx = _nn_out("layer_norm_backward", out, x, accumulate) if need_dx else None
+    dweight = _norm_grad_param("dweight", dweight, need_dweight, x, D)
+    dbias = _norm_grad_param("dbias", dbias, need_dbias, x, D)
+    cdef int acc = 1 if accumulate else 0
+    cdef void *dxp = _nn_opt_ptr(dx)
+    cdef void *dwp = _nn_opt_ptr(dweight)
+    cdef void *dbp = _nn_opt_ptr(dbias)
+    cdef void *gp = _ptr(dy)
+    cdef void *xp = _ptr(x)
+    cdef void *wp = _nn_opt_ptr(weight)
+    cdef void *mp = _ptr(mean)
+    cdef void *rp = _ptr(rstd)
+    with nogil:
+        if f32:
+            if ref:
+                ce_layernorm_bwd_f32_ref(<float*>dxp, <float*>dwp, <float*>dbp, <const float*>gp, <const float*>xp, <const float*>wp, <const float*>mp, <const float*>rp, R, D, acc)
+            else:
+                ce_layernorm_bwd_f32(<float*>dxp, <float*>dwp, <float*>dbp, <const float*>gp, <const float*>xp, <const float*>wp, <const float*>mp, <const float*>rp, R, D, acc)
+        else:
+            if ref:
+                ce_layernorm_bwd_f64_ref(<double*>dxp, <double*>dwp, <double*>dbp, <const double*>gp, <const double*>xp, <const double*>wp, <const double*>mp, <const double*>rp, R, D, acc)
+            else:
+                ce_layernorm_bwd_f64(<double*>dxp, <double*>dwp, <double*>dbp, <const double*>gp, <const double*>xp, <const double*>wp, <const double*>mp, <const double*>rp, R, D, acc)
+    return dx, dweight, dbias
+
+
+cdef _rms_norm_forward(x, weight, eps, out, bint ref):
+    cdef bint f32 = _nn_is_f32("input", x)
+    if x.ndim < 1:
+        raise ValueError("rms_norm: input must have at least 1 dimension")
+    R_, D_ = _nn_rc(x)
+    cdef int64_t R = R_, D = D_
+    weight = _norm_param("weight", weight, x, D)
+    if out is None:
+        out = np.empty_like(x)
+    else:
+        _nn_like("out", out, x)
+    rstd = np.empty(x.shape[:-1], x.dtype)
+    cdef double e = np.finfo(x.dtype).eps if eps is None else eps
+    cdef void *yp = _ptr(out)
+    cdef void *rp = _ptr(rstd)
+    cdef void *xp = _ptr(x)
+    cdef void *wp = _nn_opt_ptr(weight)
+    with nogil:
+        if f32:
+            if ref:
+                ce_rmsnorm_fwd_f32_ref(<float*>yp, <float*>rp, <const float*>xp, <const float*>wp, R, D, e)
+            else:
+                ce_rmsnorm_fwd_f32(<float*>yp, <float*>rp, <const float*>xp, <const float*>wp, R, D, e)
+        else:
+            if ref:
+                ce_rmsnorm_fwd_f64_ref(<double*>yp, <double*>rp, <const double*>xp, <const double*>wp, R, D, e)
+            else:
+                ce_rmsnorm_fwd_f64(<double*>yp, <double*>rp, <const double*>xp, <const double*>wp, R, D, e)
+    return out, rstd
+
+
+cdef _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
+                        bint ref):
+    cdef bint f32 = _nn_is_f32("input", x)
+    _nn_like("grad", dy, x)
+    R_, D_ = _nn_rc(x)
+    cdef int64_t R = R_, D = D_
+    _norm_stat("rstd", rstd, x)
+    weight = _norm_param("weight", weight, x, D)
+    dx = _nn_out("rms_norm_backward", out, x, accumulate) if need_dx else None
+    dweight = _norm_grad_param("dweight", dweight, need_dweight, x, D)
+    cdef int acc = 1 if accumulate else 0
+    cdef void *dxp = _nn_opt_ptr(dx)
+    cdef void *dwp = _nn_opt_ptr(dweight)
+    cdef void *gp = _ptr(dy)
+    cdef void *xp = _ptr(x)
+    cdef void *wp = _nn_opt_ptr(weight)
+    cdef void *rp = _ptr(rstd)
+    with nogil:
+        if f32:
+            if ref:
+                ce_rmsnorm_bwd_f32_ref(<float*>dxp, <float*>dwp, <const float*>gp, <const float*>xp, <const float*>wp, <const float*>rp, R, D, acc)
+            else:
+                ce_rmsnorm_bwd_f32(<float*>dxp, <float*>dwp, <const float*>gp, <const float*>xp, <const float*>wp, <const float*>rp, R, D, acc)
+        else:
+            if ref:
+                ce_rmsnorm_bwd_f64_ref(<double*>dxp, <double*>dwp, <const double*>gp, <const double*>xp, <const double*>wp, <const double*>rp, R, D, acc)
+            else:
+                ce_rmsnorm_bwd_f64(<double*>dxp, <double*>dwp, <const double*>gp, <const double*>xp, <const double*>wp, <const double*>rp, R, D, acc)
+    return dx, dweight
+
+
+def layer_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None):
+    """LayerNorm over the LAST axis (D = x.shape[-1]; flatten a multi-dim normalized_shape into
+    it first): y = (x - mean)/sqrt(var + eps) * weight + bias, biased variance, like torch.
+    weight/bias: D elements or None. Returns (y, mean, rstd), mean/rstd shaped x.shape[:-1]
+    (save them for the backward)."""
+    return _layer_norm_forward(x, weight, bias, eps, out, False)
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight=None, need_dx=True, need_dweight=False,
+                        need_dbias=False, out=None, accumulate=False, dweight=None, dbias=None):
+    """Returns (dx, dweight, dbias) (None where not requested).
+    dx = rstd*(g - mean(g) - xhat*mean(g*xhat)), g = dy*weight: overwritten/allocated, or added
+    into `out` with accumulate=True. dweight += sum_rows dy*xhat, dbias += sum_rows dy: always
+    accumulated into the given arrays, or into new zero arrays when need_* is set and none given
+    (deterministic: per-thread partials summed in a fixed order)."""
+    return _layer_norm_backward(dy, x, mean, rstd, weight, need_dx, need_dweight, need_dbias, out,
+                                accumulate, dweight, dbias, False)
+
+
+def rms_norm_forward(x, weight=None, eps=None, out=None):
+    """RMSNorm over the LAST axis: y = x / sqrt(mean(x^2) + eps) * weight; eps=None uses
+    finfo(dtype).eps like torch. Returns (y, rstd), rstd shaped x.shape[:-1]."""
+    return _rms_norm_forward(x, weight, eps, out, False)
+
+
+def rms_norm_backward(dy, x, rstd, weight=None, need_dx=True, need_dweight=False, out=None,
+                      accumulate=False, dweight=None):
+    """Returns (dx, dweight). dx = rstd*(g - xhat*mean(g*xhat)), g = dy*weight, xhat = x*rstd
+    (overwrite, or accumulate=True into out); dweight += sum_rows dy*xhat (always accumulates)."""
+    return _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
+                              False)
+
+
+def layer_norm_forward_ref(x, weight=None, bias=None, eps=1e-5, out=None):
+    return _layer_norm_forward(x, weight, bias, eps, out, True)
+
+
+def layer_norm_backward_ref(dy, x, mean, rstd, weight=None, need_dx=True, need_dweight=False,
+                            need_dbias=False, out=None, accumulate=False, dweight=None, dbias=None):
+    return _layer_norm_backward(dy, x, mean, rstd, weight, need_dx, need_dweight, need_dbias, out,
+                                accumulate, dweight, dbias, True)
+
+
+def rms_norm_forward_ref(x, weight=None, eps=None, out=None):
+    return _rms_norm_forward(x, weight, eps, out, True)
+
+
+def rms_norm_backward_ref(dy, x, rstd, weight=None, need_dx=True, need_dweight=False, out=None,
+                          accumulate=False, dweight=None):
+    return _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
+                              True)
