@@ -40,6 +40,9 @@
 #define CE_VM_AVX2_F64 2
 #define CE_VM_AVX512_F32 3
 #define CE_VM_AVX512_F64 4
+#define CE_VM_SCALAR_F32 5   /* one-lane "vectors" in plain C: the generic path of templated kernels */
+#define CE_VM_SCALAR_F64 6
+#include <math.h>
 #define CE_VM_CAT3_(a, b, c) a##_##b##_##c
 #define CE_VM_CAT3(a, b, c) CE_VM_CAT3_(a, b, c)
 #endif
@@ -334,6 +337,54 @@ static inline __m256d ce_vm_ldexp_avx2_f64(__m256d p, __m256d n) {
     __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k2, b), 52));
     return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
 }
+/* ------------------------------------------------------------------------------------------ */
+#elif CE_VM == CE_VM_SCALAR_F32 || CE_VM == CE_VM_SCALAR_F64
+#define VM_W 1
+#if CE_VM == CE_VM_SCALAR_F32
+#define VM_SUF scalar_f32
+#define VM_IS_F64 0
+#define vm_t float
+#define vm_s float
+#else
+#define VM_SUF scalar_f64
+#define VM_IS_F64 1
+#define vm_t double
+#define vm_s double
+#endif
+#define vm_m int
+#define vm_set1(a) ((vm_s)(a))
+#define vm_zero() ((vm_s)0)
+#define vm_load(p) (*(p))
+#define vm_store(p, v) (*(p) = (v))
+#define vm_add(a, b) ((a) + (b))
+#define vm_sub(a, b) ((a) - (b))
+#define vm_mul(a, b) ((a) * (b))
+#define vm_div(a, b) ((a) / (b))
+#define vm_fmadd(a, b, c) ((a) * (b) + (c))
+#define vm_fnmadd(a, b, c) ((c) - (a) * (b))
+#define vm_fmsub(a, b, c) ((a) * (b) - (c))
+#define vm_min(a, b) ((a) < (b) ? (a) : (b))
+#define vm_max(a, b) ((a) > (b) ? (a) : (b))
+#define vm_lt(a, b) ((a) < (b))
+#define vm_le(a, b) ((a) <= (b))
+#define vm_gt(a, b) ((a) > (b))
+#define vm_ge(a, b) ((a) >= (b))
+#define vm_sel(m, t, f) ((m) ? (t) : (f))
+#define vm_mand(a, b) ((a) && (b))
+#define vm_mor(a, b) ((a) || (b))
+#if CE_VM == CE_VM_SCALAR_F32
+#define vm_sqrt sqrtf
+#define vm_abs fabsf
+#else
+#define vm_sqrt sqrt
+#define vm_abs fabs
+#endif
+/* never called with r >= 1 lanes missing (VM_W == 1), defined for completeness */
+static inline vm_s CE_VM_CAT3(ce_vm, load_part, VM_SUF)(const vm_s *p, int64_t r) { return r > 0 ? *p : 0; }
+static inline vm_s CE_VM_CAT3(ce_vm, load_part_fill, VM_SUF)(const vm_s *p, int64_t r, vm_s f) { return r > 0 ? *p : f; }
+static inline void CE_VM_CAT3(ce_vm, store_part, VM_SUF)(vm_s *p, int64_t r, vm_s v) { if (r > 0) *p = v; }
+static inline vm_s CE_VM_CAT3(ce_vm, hsum, VM_SUF)(vm_s v) { return v; }
+static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_s v) { return v; }
 #else
 #error "unknown CE_VM"
 #endif
@@ -347,7 +398,25 @@ static inline __m256d ce_vm_ldexp_avx2_f64(__m256d p, __m256d n) {
 #define vm_ldexp VM_FN(vm_ldexp)
 
 /* ---- math functions (guarded so one pair is defined once per translation unit) ------------ */
-#if (CE_VM == CE_VM_AVX512_F32 && !defined(CE_VMATH_DONE_3)) || \
+#if CE_VM == CE_VM_SCALAR_F32 && !defined(CE_VMATH_DONE_5)
+#define CE_VMATH_DONE_5
+static inline float ce_vexp_scalar_f32(float x) { return expf(x); }
+static inline float ce_vtanh_scalar_f32(float x) { return tanhf(x); }
+static inline float ce_vsigmoid_scalar_f32(float x) {
+    float e = expf(-fabsf(x)), r = 1.0f / (1.0f + e);
+    return x >= 0 ? r : e * r;
+}
+static inline float ce_vlog1p01_scalar_f32(float u) { return log1pf(u); }
+#elif CE_VM == CE_VM_SCALAR_F64 && !defined(CE_VMATH_DONE_6)
+#define CE_VMATH_DONE_6
+static inline double ce_vexp_scalar_f64(double x) { return exp(x); }
+static inline double ce_vtanh_scalar_f64(double x) { return tanh(x); }
+static inline double ce_vsigmoid_scalar_f64(double x) {
+    double e = exp(-fabs(x)), r = 1.0 / (1.0 + e);
+    return x >= 0 ? r : e * r;
+}
+static inline double ce_vlog1p01_scalar_f64(double u) { return log1p(u); }
+#elif (CE_VM == CE_VM_AVX512_F32 && !defined(CE_VMATH_DONE_3)) || \
     (CE_VM == CE_VM_AVX512_F64 && !defined(CE_VMATH_DONE_4)) || \
     (CE_VM == CE_VM_AVX2_F32 && !defined(CE_VMATH_DONE_1)) || \
     (CE_VM == CE_VM_AVX2_F64 && !defined(CE_VMATH_DONE_2))

@@ -136,3 +136,366 @@ def test_softmax_bad_inputs():
         _C.softmax_backward(x, x, accumulate=True)
     with pytest.raises(ValueError, match="shape"):
         _C.softmax_forward(x, out=np.ones((3, 2), np.float32))
+
+
+# ---------------------------------------------------------------------------- cross-entropy
+def np_ce(x, t, w, ignore, ls):
+    """numpy reference: per-row losses, d(sum g*loss)/dx pieces (float64)."""
+    x = x.astype(np.float64)
+    N, C = x.shape
+    lp = sp_log_softmax(x, axis=-1)
+    wv = np.ones(C) if w is None else w.astype(np.float64)
+    mask = t != ignore
+    tc = np.where(mask, t, 0)
+    nll = -lp[np.arange(N), tc] * wv[tc]
+    smooth = -(lp * wv).sum(-1)
+    loss = ((1 - ls) * nll + ls / C * smooth) * mask
+    wrow = wv[tc] * mask
+    return loss, wrow
+
+
+def np_ce_grad(x, t, w, ignore, ls, g):
+    x = x.astype(np.float64)
+    N, C = x.shape
+    p = sp_softmax(x, axis=-1)
+    wv = np.ones(C) if w is None else w.astype(np.float64)
+    mask = t != ignore
+    tc = np.where(mask, t, 0)
+    onehot = np.eye(C)[tc]
+    d = (1 - ls) * wv[tc][:, None] * (p - onehot) + ls / C * (wv.sum() * p - wv[None, :])
+    return d * (g * mask)[:, None]
+
+
+def ce_case(C, dtype, seed):
+    rng = np.random.default_rng(seed)
+    N = rows_for(C)
+    x = (rng.standard_normal((N, C)) * 3).astype(dtype)
+    t = rng.integers(0, C, N).astype(np.int64)
+    t[::5] = -100
+    w = (rng.random(C) + 0.5).astype(dtype)
+    g = rng.standard_normal(N).astype(dtype)
+    return x, t, w, g
+
+
+@pytest.mark.parametrize("ls", [0.0, 0.2])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_forward_backward(dtype, weighted, ls, isa, nthreads):
+    for C in COLS:
+        x, t, w, g = ce_case(C, dtype, C)
+        w = w if weighted else None
+        loss, lse, wrow = _C.cross_entropy_forward(x, t, weight=w, label_smoothing=ls)
+        want, wantw = np_ce(x, t, w, -100, ls)
+        np.testing.assert_allclose(loss, want, **TOL[dtype])
+        np.testing.assert_allclose(wrow, wantw, **TOL[dtype])
+        np.testing.assert_allclose(lse, np.log(np.exp(x.astype(np.float64)).sum(-1)), **TOL[dtype])
+        r = _C.cross_entropy_forward_ref(x, t, weight=w, label_smoothing=ls)
+        for a, b in zip((loss, lse, wrow), r):
+            np.testing.assert_allclose(a, b, **TOL[dtype])
+        d = _C.cross_entropy_backward(x, t, lse, g, weight=w, label_smoothing=ls)
+        np.testing.assert_allclose(d, np_ce_grad(x, t, w, -100, ls, g.astype(np.float64)), **TOL[dtype])
+        np.testing.assert_allclose(d, _C.cross_entropy_backward_ref(x, t, lse, g, weight=w, label_smoothing=ls),
+                                   **TOL[dtype])
+        assert (d[t == -100] == 0).all()
+        base = rnd(x.shape, dtype, 9)
+        acc = base.copy()
+        _C.cross_entropy_backward(x, t, lse, g, weight=w, label_smoothing=ls, out=acc, accumulate=True)
+        np.testing.assert_allclose(acc, base + d, **TOL[dtype])
+
+
+@pytest.mark.parametrize("ls", [0.0, 0.25])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_backward_central_differences(weighted, ls, isa):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 7))
+    t = np.array([0, 6, -100, 3, 3], np.int64)
+    w = rng.random(7) + 0.5 if weighted else None
+    g = rng.standard_normal(5)
+    f = lambda z: float(_C.cross_entropy_forward(z, t, weight=w, label_smoothing=ls)[0] @ g)
+    lse = _C.cross_entropy_forward(x, t, weight=w, label_smoothing=ls)[1]
+    d = _C.cross_entropy_backward(x, t, lse, g, weight=w, label_smoothing=ls)
+    h = 1e-6
+    num = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[idx] = h
+        num[idx] = (f(x + e) - f(x - e)) / (2 * h)
+    np.testing.assert_allclose(d, num, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("ls", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_prob_targets(dtype, weighted, ls, isa, nthreads):
+    for C in COLS:
+        x, _, w, g = ce_case(C, dtype, C)
+        w = w if weighted else None
+        q = sp_softmax(rnd(x.shape, np.float64, C + 3), axis=-1).astype(dtype)
+        loss, lse = _C.cross_entropy_prob_forward(x, q, weight=w, label_smoothing=ls)
+        wv = np.ones(C) if w is None else w.astype(np.float64)
+        qq = (1 - ls) * q.astype(np.float64) + ls / C
+        lp = sp_log_softmax(x.astype(np.float64), axis=-1)
+        np.testing.assert_allclose(loss, -(wv * qq * lp).sum(-1), **TOL[dtype])
+        r = _C.cross_entropy_prob_forward_ref(x, q, weight=w, label_smoothing=ls)
+        np.testing.assert_allclose(loss, r[0], **TOL[dtype])
+        d = _C.cross_entropy_prob_backward(x, q, lse, g, weight=w, label_smoothing=ls)
+        p = np.exp(lp)
+        want = g.astype(np.float64)[:, None] * (p * (wv * qq).sum(-1, keepdims=True) - wv * qq)
+        np.testing.assert_allclose(d, want, **TOL[dtype])
+        np.testing.assert_allclose(d, _C.cross_entropy_prob_backward_ref(x, q, lse, g, weight=w, label_smoothing=ls),
+                                   **TOL[dtype])
+
+
+def test_cross_entropy_matches_torch_reductions():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, t, w, _ = ce_case(33, np.float64, 4)
+    for weight in (None, w):
+        for ls in (0.0, 0.3):
+            loss, lse, wrow = _C.cross_entropy_forward(x, t, weight=weight, label_smoothing=ls)
+            tw = None if weight is None else torch.from_numpy(weight)
+            kw = dict(weight=tw, label_smoothing=ls)
+            xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+            np.testing.assert_allclose(loss, F.cross_entropy(xt, tt, reduction="none", **kw).numpy(), rtol=1e-12)
+            np.testing.assert_allclose(loss.sum(), F.cross_entropy(xt, tt, reduction="sum", **kw).item(), rtol=1e-12)
+            np.testing.assert_allclose(loss.sum() / wrow.sum(), F.cross_entropy(xt, tt, **kw).item(), rtol=1e-12)
+            xg = xt.clone().requires_grad_()
+            F.cross_entropy(xg, tt, **kw).backward()
+            g = np.full(len(t), 1 / wrow.sum())
+            np.testing.assert_allclose(_C.cross_entropy_backward(x, t, lse, g, weight=weight, label_smoothing=ls),
+                                       xg.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_cross_entropy_extreme_logits(isa):
+    x = np.array([[1e4, 0, -1e4], [-np.inf, 0, 1]], np.float32)
+    t = np.array([1, 2], np.int64)
+    loss, lse, _ = _C.cross_entropy_forward(x, t)
+    np.testing.assert_allclose(loss, [1e4, np.log1p(np.e ** -1)], rtol=1e-6)
+    d = _C.cross_entropy_backward(x, t, lse, np.ones(2, np.float32))
+    assert np.isfinite(d).all()
+    np.testing.assert_allclose(d[0], [1, -1, 0], atol=1e-6)
+
+
+def test_cross_entropy_bad_inputs():
+    x = np.zeros((3, 4), np.float32)
+    t = np.array([0, 1, 2], np.int64)
+    with pytest.raises(IndexError, match=r"^Target 5 is out of bounds\.$"):
+        _C.cross_entropy_forward(x, np.array([0, 5, 1], np.int64))
+    with pytest.raises(IndexError, match=r"^Target -1 is out of bounds\.$"):
+        _C.cross_entropy_forward(x, np.array([0, -1, 1], np.int64))
+    _C.cross_entropy_forward(x, np.array([0, 7, 1], np.int64), ignore_index=7)   # ignored: fine
+    with pytest.raises(ValueError, match=r"Expected input batch_size \(3\) to match target batch_size \(2\)"):
+        _C.cross_entropy_forward(x, np.array([0, 1], np.int64))
+    with pytest.raises(TypeError, match="int64"):
+        _C.cross_entropy_forward(x, t.astype(np.int32))
+    with pytest.raises(RuntimeError, match="weight tensor should be defined either for all 4 classes"):
+        _C.cross_entropy_forward(x, t, weight=np.ones(3, np.float32))
+    with pytest.raises(RuntimeError, match="label_smoothing must be between 0.0 and 1.0"):
+        _C.cross_entropy_forward(x, t, label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        _C.cross_entropy_forward(np.zeros(4, np.float32), t)
+    loss, lse, _ = _C.cross_entropy_forward(x, t)
+    with pytest.raises(ValueError, match="grad_rows"):
+        _C.cross_entropy_backward(x, t, lse, np.ones(4, np.float32))
+    with pytest.raises(IndexError, match="Target 9 is out of bounds"):
+        _C.cross_entropy_backward(x, np.array([0, 9, 1], np.int64), lse, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="Expected target size"):
+        _C.cross_entropy_prob_forward(x, np.zeros((3, 5), np.float32))
+    with pytest.raises(TypeError, match="same as the logits"):
+        _C.cross_entropy_prob_forward(x, np.zeros((3, 4), np.float64))
+
+
+# ---------------------------------------------------------------------------- LayerNorm / RMSNorm
+def np_layer_norm(x, w, b, eps):
+    x = x.astype(np.float64)
+    m = x.mean(-1, keepdims=True)
+    v = ((x - m) ** 2).mean(-1, keepdims=True)
+    rs = 1 / np.sqrt(v + eps)
+    y = (x - m) * rs
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y, m[..., 0], rs[..., 0]
+
+
+def np_layer_norm_grad(dy, x, w, eps, rms=False):
+    x = x.astype(np.float64)
+    dy = dy.astype(np.float64)
+    D = x.shape[-1]
+    if rms:
+        rs = 1 / np.sqrt((x * x).mean(-1, keepdims=True) + eps)
+        xh = x * rs
+    else:
+        m = x.mean(-1, keepdims=True)
+        rs = 1 / np.sqrt(((x - m) ** 2).mean(-1, keepdims=True) + eps)
+        xh = (x - m) * rs
+    g = dy * (1 if w is None else w)
+    dx = rs * (g - (0 if rms else g.mean(-1, keepdims=True)) - xh * (g * xh).mean(-1, keepdims=True))
+    return dx, (dy * xh).reshape(-1, D).sum(0), dy.reshape(-1, D).sum(0)
+
+
+NTOL = {np.float32: dict(rtol=1e-4, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-12)}
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_norm(dtype, affine, isa, nthreads):
+    for D in COLS:
+        R = rows_for(D)
+        x = rnd((R, D), dtype, D, 2.0) + dtype(1.5)
+        w = rnd((D,), dtype, D + 1) if affine else None
+        b = rnd((D,), dtype, D + 2) if affine else None
+        dy = rnd((R, D), dtype, D + 3, 1.0)
+        y, m, rs = _C.layer_norm_forward(x, w, b, eps=1e-5)
+        wy, wm, wrs = np_layer_norm(x, w, b, 1e-5)
+        np.testing.assert_allclose(y, wy, **NTOL[dtype])
+        np.testing.assert_allclose(m, wm, **NTOL[dtype])
+        np.testing.assert_allclose(rs, wrs, **NTOL[dtype])
+        for a, r in zip((y, m, rs), _C.layer_norm_forward_ref(x, w, b, eps=1e-5)):
+            np.testing.assert_allclose(a, r, **NTOL[dtype])
+        dx, dw, db = _C.layer_norm_backward(dy, x, m, rs, w, need_dweight=affine, need_dbias=affine)
+        wdx, wdw, wdb = np_layer_norm_grad(dy, x, w, 1e-5)
+        np.testing.assert_allclose(dx, wdx, **NTOL[dtype])
+        rdx, rdw, rdb = _C.layer_norm_backward_ref(dy, x, m, rs, w, need_dweight=affine, need_dbias=affine)
+        np.testing.assert_allclose(dx, rdx, **NTOL[dtype])
+        if affine:
+            big = dict(rtol=NTOL[dtype]["rtol"], atol=NTOL[dtype]["atol"] * R)
+            np.testing.assert_allclose(dw, wdw, **big)
+            np.testing.assert_allclose(db, wdb, **big)
+            np.testing.assert_allclose(dw, rdw, **big)
+            np.testing.assert_allclose(db, rdb, **big)
+        else:
+            assert dw is None and db is None
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm(dtype, affine, isa, nthreads):
+    for D in COLS:
+        R = rows_for(D)
+        x = rnd((R, D), dtype, D, 2.0)
+        w = rnd((D,), dtype, D + 1) if affine else None
+        dy = rnd((R, D), dtype, D + 3, 1.0)
+        eps = np.finfo(dtype).eps
+        y, rs = _C.rms_norm_forward(x, w)                       # eps=None -> finfo eps
+        xd = x.astype(np.float64)
+        wrs = 1 / np.sqrt((xd * xd).mean(-1) + eps)
+        np.testing.assert_allclose(rs, wrs, **NTOL[dtype])
+        np.testing.assert_allclose(y, xd * wrs[:, None] * (1 if w is None else w), **NTOL[dtype])
+        np.testing.assert_allclose(y, _C.rms_norm_forward_ref(x, w)[0], **NTOL[dtype])
+        dx, dw = _C.rms_norm_backward(dy, x, rs, w, need_dweight=affine)
+        wdx, wdw, _ = np_layer_norm_grad(dy, x, w, eps, rms=True)
+        np.testing.assert_allclose(dx, wdx, **NTOL[dtype])
+        rdx, rdw = _C.rms_norm_backward_ref(dy, x, rs, w, need_dweight=affine)
+        np.testing.assert_allclose(dx, rdx, **NTOL[dtype])
+        if affine:
+            big = dict(rtol=NTOL[dtype]["rtol"], atol=NTOL[dtype]["atol"] * R)
+            np.testing.assert_allclose(dw, wdw, **big)
+            np.testing.assert_allclose(dw, rdw, **big)
+
+
+@pytest.mark.parametrize("rms", [False, True])
+def test_norm_backward_central_differences(rms, isa):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 6)) + 0.5
+    w = rng.standard_normal(6)
+    b = rng.standard_normal(6)
+    dy = rng.standard_normal((3, 6))
+    if rms:
+        fwd = lambda xx, ww, bb: _C.rms_norm_forward(xx, ww, eps=1e-5)[0]
+    else:
+        fwd = lambda xx, ww, bb: _C.layer_norm_forward(xx, ww, bb, eps=1e-5)[0]
+    f = lambda xx, ww, bb: float((fwd(xx, ww, bb) * dy).sum())
+
+    def num(arr, which):
+        out = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            e = np.zeros_like(arr)
+            e[idx] = 1e-6
+            args_p = [x, w, b]
+            args_m = [x, w, b]
+            args_p[which] = arr + e
+            args_m[which] = arr - e
+            out[idx] = (f(*args_p) - f(*args_m)) / 2e-6
+        return out
+
+    if rms:
+        y, rs = _C.rms_norm_forward(x, w, eps=1e-5)
+        dx, dw = _C.rms_norm_backward(dy, x, rs, w, need_dweight=True)
+    else:
+        y, m, rs = _C.layer_norm_forward(x, w, b, eps=1e-5)
+        dx, dw, db = _C.layer_norm_backward(dy, x, m, rs, w, need_dweight=True, need_dbias=True)
+        np.testing.assert_allclose(db, num(b, 2), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dx, num(x, 0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dw, num(w, 1), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_norm_accumulate_modes_and_shapes(dtype, isa, nthreads):
+    x = rnd((4, 10, 33), dtype, 1) + dtype(1)
+    w = rnd((33,), dtype, 2)
+    b = rnd((33,), dtype, 3)
+    dy = rnd(x.shape, dtype, 4)
+    y, m, rs = _C.layer_norm_forward(x, w, b)
+    assert m.shape == (4, 10) and rs.shape == (4, 10)
+    dx, dw, db = _C.layer_norm_backward(dy, x, m, rs, w, need_dweight=True, need_dbias=True)
+    base = rnd(x.shape, dtype, 5)
+    acc = base.copy()
+    dw0, db0 = rnd((33,), dtype, 6), rnd((33,), dtype, 7)
+    dw1, db1 = dw0.copy(), db0.copy()
+    r = _C.layer_norm_backward(dy, x, m, rs, w, out=acc, accumulate=True, dweight=dw1, dbias=db1)
+    assert r[0] is acc and r[1] is dw1 and r[2] is db1
+    np.testing.assert_allclose(acc, base + dx, **NTOL[dtype])
+    np.testing.assert_allclose(dw1, dw0 + dw, **NTOL[dtype])
+    np.testing.assert_allclose(db1, db0 + db, **NTOL[dtype])
+    only = _C.layer_norm_backward(dy, x, m, rs, w, need_dx=False, need_dweight=True, need_dbias=True)
+    assert only[0] is None
+    np.testing.assert_allclose(only[1], dw, **NTOL[dtype])
+    np.testing.assert_allclose(only[2], db, **NTOL[dtype])
+    y2, rs2 = _C.rms_norm_forward(x, w, eps=1e-6)
+    dxr, dwr = _C.rms_norm_backward(dy, x, rs2, w, need_dweight=True)
+    accr = base.copy()
+    _C.rms_norm_backward(dy, x, rs2, w, out=accr, accumulate=True)
+    np.testing.assert_allclose(accr, base + dxr, **NTOL[dtype])
+    onlyr = _C.rms_norm_backward(dy, x, rs2, w, need_dx=False, need_dweight=True)
+    assert onlyr[0] is None
+    np.testing.assert_allclose(onlyr[1], dwr, **NTOL[dtype])
+
+
+def test_norm_param_grads_thread_count_independent(isa):
+    x = rnd((300, 130), np.float64, 1)
+    dy = rnd(x.shape, np.float64, 2)
+    w = rnd((130,), np.float64, 3)
+    y, m, rs = _C.layer_norm_forward(x, w, None)
+    old = _C.get_num_threads()
+    try:
+        res = []
+        for nt in (1, 2):
+            _C.set_num_threads(nt)
+            res.append(_C.layer_norm_backward(dy, x, m, rs, w, need_dweight=True, need_dbias=True))
+    finally:
+        _C.set_num_threads(old)
+    for a, b in zip(res[0], res[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_norm_bad_inputs():
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(RuntimeError, match="expected 4 elements"):
+        _C.layer_norm_forward(x, np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        _C.layer_norm_forward(x, np.ones(4, np.float64))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _C.layer_norm_forward(np.ones((2, 4), np.int64))
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        _C.rms_norm_forward(np.array(1.0))
+    y, m, rs = _C.layer_norm_forward(x)
+    with pytest.raises(ValueError, match="mean: expected shape"):
+        _C.layer_norm_backward(x, x, np.ones(3, np.float32), rs)
+    with pytest.raises(ValueError, match="shape"):
+        _C.layer_norm_backward(np.ones((2, 5), np.float32), x, m, rs)
+    with pytest.raises(ValueError, match="dweight: expected 4 elements"):
+        _C.layer_norm_backward(x, x, m, rs, dweight=np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="accumulate=True needs out"):
+        _C.layer_norm_backward(x, x, m, rs, accumulate=True)

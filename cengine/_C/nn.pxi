@@ -31,6 +31,41 @@ cdef extern from "nn_kernels.h" nogil:
     void ce_softmax_bwd_f32_ref(float *dx, const float *y, const float *dy, int64_t R, int64_t C, int log, int accumulate)
     void ce_softmax_bwd_f64_ref(double *dx, const double *y, const double *dy, int64_t R, int64_t C, int log, int accumulate)
 
+    int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore)
+    void ce_cross_entropy_fwd_f32(float *loss, float *lse, float *wrow, const float *logits, const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
+    void ce_cross_entropy_fwd_f64(double *loss, double *lse, double *wrow, const double *logits, const int64_t *target, const double *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
+    void ce_cross_entropy_bwd_f32(float *dlogits, const float *logits, const int64_t *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing, int accumulate)
+    void ce_cross_entropy_bwd_f64(double *dlogits, const double *logits, const int64_t *target, const double *weight, const double *lse, const double *g, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing, int accumulate)
+    void ce_cross_entropy_prob_fwd_f32(float *loss, float *lse, const float *logits, const float *target, const float *weight, int64_t N, int64_t C, double label_smoothing)
+    void ce_cross_entropy_prob_fwd_f64(double *loss, double *lse, const double *logits, const double *target, const double *weight, int64_t N, int64_t C, double label_smoothing)
+    void ce_cross_entropy_prob_bwd_f32(float *dlogits, const float *logits, const float *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, double label_smoothing, int accumulate)
+    void ce_cross_entropy_prob_bwd_f64(double *dlogits, const double *logits, const double *target, const double *weight, const double *lse, const double *g, int64_t N, int64_t C, double label_smoothing, int accumulate)
+    void ce_cross_entropy_fwd_f32_ref(float *loss, float *lse, float *wrow, const float *logits, const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
+    void ce_cross_entropy_fwd_f64_ref(double *loss, double *lse, double *wrow, const double *logits, const int64_t *target, const double *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
+    void ce_cross_entropy_bwd_f32_ref(float *dlogits, const float *logits, const int64_t *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing, int accumulate)
+    void ce_cross_entropy_bwd_f64_ref(double *dlogits, const double *logits, const int64_t *target, const double *weight, const double *lse, const double *g, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing, int accumulate)
+    void ce_cross_entropy_prob_fwd_f32_ref(float *loss, float *lse, const float *logits, const float *target, const float *weight, int64_t N, int64_t C, double label_smoothing)
+    void ce_cross_entropy_prob_fwd_f64_ref(double *loss, double *lse, const double *logits, const double *target, const double *weight, int64_t N, int64_t C, double label_smoothing)
+    void ce_cross_entropy_prob_bwd_f32_ref(float *dlogits, const float *logits, const float *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, double label_smoothing, int accumulate)
+    void ce_cross_entropy_prob_bwd_f64_ref(double *dlogits, const double *logits, const double *target, const double *weight, const double *lse, const double *g, int64_t N, int64_t C, double label_smoothing, int accumulate)
+
+    void ce_layernorm_fwd_f32(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int64_t R, int64_t D, double eps)
+    void ce_layernorm_fwd_f64(double *y, double *mean, double *rstd, const double *x, const double *w, const double *b, int64_t R, int64_t D, double eps)
+    void ce_layernorm_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean, const float *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_layernorm_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x, const double *w, const double *mean, const double *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_rmsnorm_fwd_f32(float *y, float *rstd, const float *x, const float *w, int64_t R, int64_t D, double eps)
+    void ce_rmsnorm_fwd_f64(double *y, double *rstd, const double *x, const double *w, int64_t R, int64_t D, double eps)
+    void ce_rmsnorm_bwd_f32(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_rmsnorm_bwd_f64(double *dx, double *dw, const double *dy, const double *x, const double *w, const double *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_layernorm_fwd_f32_ref(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int64_t R, int64_t D, double eps)
+    void ce_layernorm_fwd_f64_ref(double *y, double *mean, double *rstd, const double *x, const double *w, const double *b, int64_t R, int64_t D, double eps)
+    void ce_layernorm_bwd_f32_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean, const float *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_layernorm_bwd_f64_ref(double *dx, double *dw, double *db, const double *dy, const double *x, const double *w, const double *mean, const double *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_rmsnorm_fwd_f32_ref(float *y, float *rstd, const float *x, const float *w, int64_t R, int64_t D, double eps)
+    void ce_rmsnorm_fwd_f64_ref(double *y, double *rstd, const double *x, const double *w, int64_t R, int64_t D, double eps)
+    void ce_rmsnorm_bwd_f32_ref(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd, int64_t R, int64_t D, int accumulate)
+    void ce_rmsnorm_bwd_f64_ref(double *dx, double *dw, const double *dy, const double *x, const double *w, const double *rstd, int64_t R, int64_t D, int accumulate)
+
 
 cdef inline bint _nn_is_f32(name, a) except -1:
     """Validate a C-contiguous float32/float64 ndarray; True for float32."""
@@ -138,3 +173,465 @@ def softmax_forward_ref(x, out=None, log=False):
 
 def softmax_backward_ref(y, dy, out=None, log=False, accumulate=False):
     return _softmax_backward(y, dy, out, log, accumulate, True)
+
+
+# ------------------------------------------------------------------------------ cross-entropy
+cdef inline _ce_check_int64(name, a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError("%s: expected a numpy array, got %s" % (name, type(a).__name__))
+    if a.dtype != np.int64:
+        raise TypeError("%s: expected dtype int64 (Long), got %s" % (name, a.dtype))
+    if not _is_c(a):
+        raise ValueError("%s: expected a C-contiguous array" % name)
+
+
+cdef inline tuple _ce_logits(logits):
+    cdef bint f32 = _nn_is_f32("logits", logits)
+    if logits.ndim != 2:
+        raise ValueError("cross_entropy kernel: expected logits of shape (N, C), got %s"
+                         % (tuple(logits.shape),))
+    return f32, logits.shape[0], logits.shape[1]
+
+
+cdef inline object _ce_weight(weight, logits, int64_t C):
+    if weight is None:
+        return None
+    _check_c("weight", weight, logits.dtype)
+    if weight.ndim != 1 or weight.shape[0] != C:
+        raise RuntimeError("weight tensor should be defined either for all %d classes or no classes "
+                           "but got weight tensor of shape: [%s]"
+                           % (C, ", ".join(str(d) for d in weight.shape)))
+    return weight
+
+
+cdef inline double _ce_smoothing(label_smoothing) except -1:
+    cdef double ls = label_smoothing
+    if not (0.0 <= ls <= 1.0):
+        raise RuntimeError("label_smoothing must be between 0.0 and 1.0. Got: %s" % label_smoothing)
+    return ls
+
+
+cdef inline _ce_check_target(target, int64_t N, int64_t C, int64_t ignore):
+    _ce_check_int64("target", target)
+    if target.ndim != 1 or target.shape[0] != N:
+        raise ValueError("Expected input batch_size (%d) to match target batch_size (%d)."
+                         % (N, target.shape[0] if target.ndim else 1))
+    cdef int64_t bad
+    cdef const int64_t *tp = <const int64_t*>_ptr(target)
+    with nogil:
+        bad = ce_index_check(tp, N, C, ignore)
+    if bad >= 0:
+        raise IndexError("Target %d is out of bounds." % target[bad])
+
+
+cdef inline _ce_rowvec(name, a, logits, int64_t N):
+    _check_c(name, a, logits.dtype)
+    if a.ndim != 1 or a.shape[0] != N:
+        raise ValueError("%s: expected shape (%d,), got %s" % (name, N, tuple(a.shape)))
+
+
+cdef _cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing, bint ref):
+    f32_, N_, C_ = _ce_logits(logits)
+    cdef bint f32 = f32_
+    cdef int64_t N = N_, C = C_, ig = ignore_index
+    cdef double ls = _ce_smoothing(label_smoothing)
+    weight = _ce_weight(weight, logits, C)
+    _ce_check_target(target, N, C, ig)
+    if C == 0 and N > 0:
+        raise ValueError("cross_entropy kernel: logits have 0 classes")
+    loss = np.empty(N, logits.dtype)
+    lse = np.empty(N, logits.dtype)
+    wrow = np.empty(N, logits.dtype)
+    cdef void *lp = _ptr(loss)
+    cdef void *sp = _ptr(lse)
+    cdef void *wrp = _ptr(wrow)
+    cdef void *xp = _ptr(logits)
+    cdef const int64_t *tp = <const int64_t*>_ptr(target)
+    cdef void *wp = NULL if weight is None else _ptr(weight)
+    with nogil:
+        if f32:
+            if ref:
+                ce_cross_entropy_fwd_f32_ref(<float*>lp, <float*>sp, <float*>wrp, <const float*>xp, tp, <const float*>wp, N, C, ig, ls)
+            else:
+                ce_cross_entropy_fwd_f32(<float*>lp, <float*>sp, <float*>wrp, <const float*>xp, tp, <const float*>wp, N, C, ig, ls)
+        else:
+            if ref:
+                ce_cross_entropy_fwd_f64_ref(<double*>lp, <double*>sp, <double*>wrp, <const double*>xp, tp, <const double*>wp, N, C, ig, ls)
+            else:
+                ce_cross_entropy_fwd_f64(<double*>lp, <double*>sp, <double*>wrp, <const double*>xp, tp, <const double*>wp, N, C, ig, ls)
+    return loss, lse, wrow
+
+
+cdef _cross_entropy_backward(logits, target, lse, grad_rows, weight, ignore_index, label_smoothing,
+                             out, accumulate, bint ref):
+    f32_, N_, C_ = _ce_logits(logits)
+    cdef bint f32 = f32_
+    cdef int64_t N = N_, C = C_, ig = ignore_index
+    cdef double ls = _ce_smoothing(label_smoothing)
+    weight = _ce_weight(weight, logits, C)
+    _ce_check_target(target, N, C, ig)
+    _ce_rowvec("lse", lse, logits, N)
+    _ce_rowvec("grad_rows", grad_rows, logits, N)
+    out = _nn_out("cross_entropy_backward", out, logits, accumulate)
+    cdef int acc = 1 if accumulate else 0
+    cdef void *op = _ptr(out)
+    cdef void *xp = _ptr(logits)
+    cdef void *sp = _ptr(lse)
+    cdef void *gp = _ptr(grad_rows)
+    cdef const int64_t *tp = <const int64_t*>_ptr(target)
+    cdef void *wp = NULL if weight is None else _ptr(weight)
+    with nogil:
+        if f32:
+            if ref:
+                ce_cross_entropy_bwd_f32_ref(<float*>op, <const float*>xp, tp, <const float*>wp, <const float*>sp, <const float*>gp, N, C, ig, ls, acc)
+            else:
+                ce_cross_entropy_bwd_f32(<float*>op, <const float*>xp, tp, <const float*>wp, <const float*>sp, <const float*>gp, N, C, ig, ls, acc)
+        else:
+            if ref:
+                ce_cross_entropy_bwd_f64_ref(<double*>op, <const double*>xp, tp, <const double*>wp, <const double*>sp, <const double*>gp, N, C, ig, ls, acc)
+            else:
+                ce_cross_entropy_bwd_f64(<double*>op, <const double*>xp, tp, <const double*>wp, <const double*>sp, <const double*>gp, N, C, ig, ls, acc)
+    return out
+
+
+cdef _ce_prob_target(target, logits):
+    if not isinstance(target, np.ndarray):
+        raise TypeError("target: expected a numpy array, got %s" % type(target).__name__)
+    if target.dtype != logits.dtype:
+        raise TypeError("target: expected dtype %s (same as the logits), got %s" % (logits.dtype, target.dtype))
+    if not _is_c(target):
+        raise ValueError("target: expected a C-contiguous array")
+    if target.shape != logits.shape:
+        raise ValueError("Expected target size %s, got %s" % (list(logits.shape), list(target.shape)))
+
+
+cdef _cross_entropy_prob_forward(logits, target, weight, label_smoothing, bint ref):
+    f32_, N_, C_ = _ce_logits(logits)
+    cdef bint f32 = f32_
+    cdef int64_t N = N_, C = C_
+    cdef double ls = _ce_smoothing(label_smoothing)
+    weight = _ce_weight(weight, logits, C)
+    _ce_prob_target(target, logits)
+    loss = np.empty(N, logits.dtype)
+    lse = np.empty(N, logits.dtype)
+    cdef void *lp = _ptr(loss)
+    cdef void *sp = _ptr(lse)
+    cdef void *xp = _ptr(logits)
+    cdef void *tp = _ptr(target)
+    cdef void *wp = NULL if weight is None else _ptr(weight)
+    with nogil:
+        if f32:
+            if ref:
+                ce_cross_entropy_prob_fwd_f32_ref(<float*>lp, <float*>sp, <const float*>xp, <const float*>tp, <const float*>wp, N, C, ls)
+            else:
+                ce_cross_entropy_prob_fwd_f32(<float*>lp, <float*>sp, <const float*>xp, <const float*>tp, <const float*>wp, N, C, ls)
+        else:
+            if ref:
+                ce_cross_entropy_prob_fwd_f64_ref(<double*>lp, <double*>sp, <const double*>xp, <const double*>tp, <const double*>wp, N, C, ls)
+            else:
+                ce_cross_entropy_prob_fwd_f64(<double*>lp, <double*>sp, <const double*>xp, <const double*>tp, <const double*>wp, N, C, ls)
+    return loss, lse
+
+
+cdef _cross_entropy_prob_backward(logits, target, lse, grad_rows, weight, label_smoothing, out,
+                                  accumulate, bint ref):
+    f32_, N_, C_ = _ce_logits(logits)
+    cdef bint f32 = f32_
+    cdef int64_t N = N_, C = C_
+    cdef double ls = _ce_smoothing(label_smoothing)
+    weight = _ce_weight(weight, logits, C)
+    _ce_prob_target(target, logits)
+    _ce_rowvec("lse", lse, logits, N)
+    _ce_rowvec("grad_rows", grad_rows, logits, N)
+    out = _nn_out("cross_entropy_prob_backward", out, logits, accumulate)
+    cdef int acc = 1 if accumulate else 0
+    cdef void *op = _ptr(out)
+    cdef void *xp = _ptr(logits)
+    cdef void *tp = _ptr(target)
+    cdef void *sp = _ptr(lse)
+    cdef void *gp = _ptr(grad_rows)
+    cdef void *wp = NULL if weight is None else _ptr(weight)
+    with nogil:
+        if f32:
+            if ref:
+                ce_cross_entropy_prob_bwd_f32_ref(<float*>op, <const float*>xp, <const float*>tp, <const float*>wp, <const float*>sp, <const float*>gp, N, C, ls, acc)
+            else:
+                ce_cross_entropy_prob_bwd_f32(<float*>op, <const float*>xp, <const float*>tp, <const float*>wp, <const float*>sp, <const float*>gp, N, C, ls, acc)
+        else:
+            if ref:
+                ce_cross_entropy_prob_bwd_f64_ref(<double*>op, <const double*>xp, <const double*>tp, <const double*>wp, <const double*>sp, <const double*>gp, N, C, ls, acc)
+            else:
+                ce_cross_entropy_prob_bwd_f64(<double*>op, <const double*>xp, <const double*>tp, <const double*>wp, <const double*>sp, <const double*>gp, N, C, ls, acc)
+    return out
+
+
+def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
+    """Fused log_softmax + NLL over logits (N, C) with int64 class targets (N,).
+    Returns (loss_rows, lse, wrow), each (N,) in the logits' dtype:
+      loss_rows[i] = (1-ls)*w[t]*(lse_i - x[i,t]) + ls/C * sum_c w[c]*(lse_i - x[i,c]); 0 if t == ignore_index
+      lse[i]       = logsumexp(x[i,:])   (save it for cross_entropy_backward)
+      wrow[i]      = w[t] (1 without weight), 0 on ignored rows.
+    Reductions (torch): 'none' -> loss_rows; 'sum' -> loss_rows.sum(); 'mean' -> loss_rows.sum()/wrow.sum().
+    Raises IndexError("Target 5 is out of bounds.") for targets outside [0, C) other than ignore_index."""
+    return _cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing, False)
+
+
+def cross_entropy_backward(logits, target, lse, grad_rows, weight=None, ignore_index=-100,
+                           label_smoothing=0.0, out=None, accumulate=False):
+    """dlogits = grad_rows[:, None] * d loss_rows / d logits, one pass, p = exp(logits - lse):
+      ((1-ls)*w[t] + ls/C*sum(w)) * p - ls/C * w  - (1-ls)*w[t] at column t;  0 on ignored rows.
+    grad_rows (N,): upstream gradient per row (for 'mean': grad / wrow.sum(); 'sum': grad).
+    Overwrites out (allocated when None) or adds into it with accumulate=True."""
+    return _cross_entropy_backward(logits, target, lse, grad_rows, weight, ignore_index,
+                                   label_smoothing, out, accumulate, False)
+
+
+def cross_entropy_prob_forward(logits, target, weight=None, label_smoothing=0.0):
+    """Cross-entropy with probability targets (N, C) (same dtype as logits), q = (1-ls)*target + ls/C:
+    returns (loss_rows, lse), loss_rows[i] = -sum_c w[c]*q[i,c]*log_softmax(x)[i,c].
+    torch's 'mean' divides the sum by N (not by weights)."""
+    return _cross_entropy_prob_forward(logits, target, weight, label_smoothing, False)
+
+
+def cross_entropy_prob_backward(logits, target, lse, grad_rows, weight=None, label_smoothing=0.0,
+                                out=None, accumulate=False):
+    """dlogits[i,c] = grad_rows[i] * (p[i,c] * sum_k w[k] q[i,k] - w[c] q[i,c]); overwrite or accumulate."""
+    return _cross_entropy_prob_backward(logits, target, lse, grad_rows, weight, label_smoothing,
+                                        out, accumulate, False)
+
+
+def cross_entropy_forward_ref(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
+    return _cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing, True)
+
+
+def cross_entropy_backward_ref(logits, target, lse, grad_rows, weight=None, ignore_index=-100,
+                               label_smoothing=0.0, out=None, accumulate=False):
+    return _cross_entropy_backward(logits, target, lse, grad_rows, weight, ignore_index,
+                                   label_smoothing, out, accumulate, True)
+
+
+def cross_entropy_prob_forward_ref(logits, target, weight=None, label_smoothing=0.0):
+    return _cross_entropy_prob_forward(logits, target, weight, label_smoothing, True)
+
+
+def cross_entropy_prob_backward_ref(logits, target, lse, grad_rows, weight=None, label_smoothing=0.0,
+                                    out=None, accumulate=False):
+    return _cross_entropy_prob_backward(logits, target, lse, grad_rows, weight, label_smoothing,
+                                        out, accumulate, True)
+
+
+# ------------------------------------------------------------------------------ LayerNorm / RMSNorm
+cdef inline void* _nn_opt_ptr(a):
+    return NULL if a is None else _ptr(a)
+
+
+cdef _norm_param(name, p, x, int64_t D):
+    if p is None:
+        return None
+    _check_c(name, p, x.dtype)
+    if _n(p) != D or p.ndim < 1:
+        raise RuntimeError("%s: expected %d elements (the normalized size), got shape %s"
+                           % (name, D, tuple(p.shape)))
+    return p
+
+
+cdef _norm_stat(name, a, x):
+    _check_c(name, a, x.dtype)
+    if a.shape != x.shape[:-1]:
+        raise ValueError("%s: expected shape %s, got %s" % (name, tuple(x.shape[:-1]), tuple(a.shape)))
+
+
+cdef _norm_grad_param(name, given, bint need, x, int64_t D):
+    if given is not None:
+        _check_c(name, given, x.dtype)
+        if _n(given) != D:
+            raise ValueError("%s: expected %d elements, got shape %s" % (name, D, tuple(given.shape)))
+        return given
+    if need:
+        return np.zeros(D, x.dtype)
+    return None
+
+
+cdef _layer_norm_forward(x, weight, bias, eps, out, bint ref):
+    cdef bint f32 = _nn_is_f32("input", x)
+    if x.ndim < 1:
+        raise ValueError("layer_norm: input must have at least 1 dimension")
+    R_, D_ = _nn_rc(x)
+    cdef int64_t R = R_, D = D_
+    weight = _norm_param("weight", weight, x, D)
+    bias = _norm_param("bias", bias, x, D)
+    if out is None:
+        out = np.empty_like(x)
+    else:
+        _nn_like("out", out, x)
+    mean = np.empty(x.shape[:-1], x.dtype)
+    rstd = np.empty(x.shape[:-1], x.dtype)
+    cdef double e = eps
+    cdef void *yp = _ptr(out)
+    cdef void *mp = _ptr(mean)
+    cdef void *rp = _ptr(rstd)
+    cdef void *xp = _ptr(x)
+    cdef void *wp = _nn_opt_ptr(weight)
+    cdef void *bp = _nn_opt_ptr(bias)
+    with nogil:
+        if f32:
+            if ref:
+                ce_layernorm_fwd_f32_ref(<float*>yp, <float*>mp, <float*>rp, <const float*>xp, <const float*>wp, <const float*>bp, R, D, e)
+            else:
+                ce_layernorm_fwd_f32(<float*>yp, <float*>mp, <float*>rp, <const float*>xp, <const float*>wp, <const float*>bp, R, D, e)
+        else:
+            if ref:
+                ce_layernorm_fwd_f64_ref(<double*>yp, <double*>mp, <double*>rp, <const double*>xp, <const double*>wp, <const double*>bp, R, D, e)
+            else:
+                ce_layernorm_fwd_f64(<double*>yp, <double*>mp, <double*>rp, <const double*>xp, <const double*>wp, <const double*>bp, R, D, e)
+    return out, mean, rstd
+
+
+cdef _layer_norm_backward(dy, x, mean, rstd, weight, need_dx, need_dweight, need_dbias, out,
+                          accumulate, dweight, dbias, bint ref):
+    cdef bint f32 = _nn_is_f32("input", x)
+    _nn_like("grad", dy, x)
+    R_, D_ = _nn_rc(x)
+    cdef int64_t R = R_, D = D_
+    _norm_stat("mean", mean, x)
+    _norm_stat("rstd", rstd, x)
+    weight = _norm_param("weight", weight, x, D)
+    dx = _nn_out("layer_norm_backward", out, x, accumulate) if need_dx else None
+    dweight = _norm_grad_param("dweight", dweight, need_dweight, x, D)
+    dbias = _norm_grad_param("dbias", dbias, need_dbias, x, D)
+    cdef int acc = 1 if accumulate else 0
+    cdef void *dxp = _nn_opt_ptr(dx)
+    cdef void *dwp = _nn_opt_ptr(dweight)
+    cdef void *dbp = _nn_opt_ptr(dbias)
+    cdef void *gp = _ptr(dy)
+    cdef void *xp = _ptr(x)
+    cdef void *wp = _nn_opt_ptr(weight)
+    cdef void *mp = _ptr(mean)
+    cdef void *rp = _ptr(rstd)
+    with nogil:
+        if f32:
+            if ref:
+                ce_layernorm_bwd_f32_ref(<float*>dxp, <float*>dwp, <float*>dbp, <const float*>gp, <const float*>xp, <const float*>wp, <const float*>mp, <const float*>rp, R, D, acc)
+            else:
+                ce_layernorm_bwd_f32(<float*>dxp, <float*>dwp, <float*>dbp, <const float*>gp, <const float*>xp, <const float*>wp, <const float*>mp, <const float*>rp, R, D, acc)
+        else:
+            if ref:
+                ce_layernorm_bwd_f64_ref(<double*>dxp, <double*>dwp, <double*>dbp, <const double*>gp, <const double*>xp, <const double*>wp, <const double*>mp, <const double*>rp, R, D, acc)
+            else:
+                ce_layernorm_bwd_f64(<double*>dxp, <double*>dwp, <double*>dbp, <const double*>gp, <const double*>xp, <const double*>wp, <const double*>mp, <const double*>rp, R, D, acc)
+    return dx, dweight, dbias
+
+
+cdef _rms_norm_forward(x, weight, eps, out, bint ref):
+    cdef bint f32 = _nn_is_f32("input", x)
+    if x.ndim < 1:
+        raise ValueError("rms_norm: input must have at least 1 dimension")
+    R_, D_ = _nn_rc(x)
+    cdef int64_t R = R_, D = D_
+    weight = _norm_param("weight", weight, x, D)
+    if out is None:
+        out = np.empty_like(x)
+    else:
+        _nn_like("out", out, x)
+    rstd = np.empty(x.shape[:-1], x.dtype)
+    cdef double e = np.finfo(x.dtype).eps if eps is None else eps
+    cdef void *yp = _ptr(out)
+    cdef void *rp = _ptr(rstd)
+    cdef void *xp = _ptr(x)
+    cdef void *wp = _nn_opt_ptr(weight)
+    with nogil:
+        if f32:
+            if ref:
+                ce_rmsnorm_fwd_f32_ref(<float*>yp, <float*>rp, <const float*>xp, <const float*>wp, R, D, e)
+            else:
+                ce_rmsnorm_fwd_f32(<float*>yp, <float*>rp, <const float*>xp, <const float*>wp, R, D, e)
+        else:
+            if ref:
+                ce_rmsnorm_fwd_f64_ref(<double*>yp, <double*>rp, <const double*>xp, <const double*>wp, R, D, e)
+            else:
+                ce_rmsnorm_fwd_f64(<double*>yp, <double*>rp, <const double*>xp, <const double*>wp, R, D, e)
+    return out, rstd
+
+
+cdef _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
+                        bint ref):
+    cdef bint f32 = _nn_is_f32("input", x)
+    _nn_like("grad", dy, x)
+    R_, D_ = _nn_rc(x)
+    cdef int64_t R = R_, D = D_
+    _norm_stat("rstd", rstd, x)
+    weight = _norm_param("weight", weight, x, D)
+    dx = _nn_out("rms_norm_backward", out, x, accumulate) if need_dx else None
+    dweight = _norm_grad_param("dweight", dweight, need_dweight, x, D)
+    cdef int acc = 1 if accumulate else 0
+    cdef void *dxp = _nn_opt_ptr(dx)
+    cdef void *dwp = _nn_opt_ptr(dweight)
+    cdef void *gp = _ptr(dy)
+    cdef void *xp = _ptr(x)
+    cdef void *wp = _nn_opt_ptr(weight)
+    cdef void *rp = _ptr(rstd)
+    with nogil:
+        if f32:
+            if ref:
+                ce_rmsnorm_bwd_f32_ref(<float*>dxp, <float*>dwp, <const float*>gp, <const float*>xp, <const float*>wp, <const float*>rp, R, D, acc)
+            else:
+                ce_rmsnorm_bwd_f32(<float*>dxp, <float*>dwp, <const float*>gp, <const float*>xp, <const float*>wp, <const float*>rp, R, D, acc)
+        else:
+            if ref:
+                ce_rmsnorm_bwd_f64_ref(<double*>dxp, <double*>dwp, <const double*>gp, <const double*>xp, <const double*>wp, <const double*>rp, R, D, acc)
+            else:
+                ce_rmsnorm_bwd_f64(<double*>dxp, <double*>dwp, <const double*>gp, <const double*>xp, <const double*>wp, <const double*>rp, R, D, acc)
+    return dx, dweight
+
+
+def layer_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None):
+    """LayerNorm over the LAST axis (D = x.shape[-1]; flatten a multi-dim normalized_shape into
+    it first): y = (x - mean)/sqrt(var + eps) * weight + bias, biased variance, like torch.
+    weight/bias: D elements or None. Returns (y, mean, rstd), mean/rstd shaped x.shape[:-1]
+    (save them for the backward)."""
+    return _layer_norm_forward(x, weight, bias, eps, out, False)
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight=None, need_dx=True, need_dweight=False,
+                        need_dbias=False, out=None, accumulate=False, dweight=None, dbias=None):
+    """Returns (dx, dweight, dbias) (None where not requested).
+    dx = rstd*(g - mean(g) - xhat*mean(g*xhat)), g = dy*weight: overwritten/allocated, or added
+    into `out` with accumulate=True. dweight += sum_rows dy*xhat, dbias += sum_rows dy: always
+    accumulated into the given arrays, or into new zero arrays when need_* is set and none given
+    (deterministic: per-thread partials summed in a fixed order)."""
+    return _layer_norm_backward(dy, x, mean, rstd, weight, need_dx, need_dweight, need_dbias, out,
+                                accumulate, dweight, dbias, False)
+
+
+def rms_norm_forward(x, weight=None, eps=None, out=None):
+    """RMSNorm over the LAST axis: y = x / sqrt(mean(x^2) + eps) * weight; eps=None uses
+    finfo(dtype).eps like torch. Returns (y, rstd), rstd shaped x.shape[:-1]."""
+    return _rms_norm_forward(x, weight, eps, out, False)
+
+
+def rms_norm_backward(dy, x, rstd, weight=None, need_dx=True, need_dweight=False, out=None,
+                      accumulate=False, dweight=None):
+    """Returns (dx, dweight). dx = rstd*(g - xhat*mean(g*xhat)), g = dy*weight, xhat = x*rstd
+    (overwrite, or accumulate=True into out); dweight += sum_rows dy*xhat (always accumulates)."""
+    return _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
+                              False)
+
+
+def layer_norm_forward_ref(x, weight=None, bias=None, eps=1e-5, out=None):
+    return _layer_norm_forward(x, weight, bias, eps, out, True)
+
+
+def layer_norm_backward_ref(dy, x, mean, rstd, weight=None, need_dx=True, need_dweight=False,
+                            need_dbias=False, out=None, accumulate=False, dweight=None, dbias=None):
+    return _layer_norm_backward(dy, x, mean, rstd, weight, need_dx, need_dweight, need_dbias, out,
+                                accumulate, dweight, dbias, True)
+
+
+def rms_norm_forward_ref(x, weight=None, eps=None, out=None):
+    return _rms_norm_forward(x, weight, eps, out, True)
+
+
+def rms_norm_backward_ref(dy, x, rstd, weight=None, need_dx=True, need_dweight=False, out=None,
+                          accumulate=False, dweight=None):
+    return _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
+                              True)

@@ -1,0 +1,215 @@
+/* norm.c - LayerNorm and RMSNorm over the last dim D of a contiguous (R,D) array, forward
+ * (saving mean/rstd) and backward (dx plus dweight/dbias). Threaded over rows; parameter
+ * gradients go to per-thread partial buffers that are summed in thread order afterwards (no
+ * races, no atomics). SIMD rows from norm_tmpl.h; generic = the template on one-lane scalars;
+ * *_ref = textbook loops. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nn_util.h"
+
+/* ---- references ----------------------------------------------------------------------------- */
+#define CE_DEF_NORM_REF(T, SFX)                                                                  \
+    void ce_layernorm_fwd_##SFX##_ref(T *y, T *mean, T *rstd, const T *x, const T *w,           \
+                                      const T *b, int64_t R, int64_t D, double eps) {            \
+        for (int64_t r = 0; r < R; r++) {                                                        \
+            const T *xr = x + r * D;                                                             \
+            T m = 0, v = 0;                                                                      \
+            for (int64_t c = 0; c < D; c++) m += xr[c];                                          \
+            m /= (T)D;                                                                           \
+            for (int64_t c = 0; c < D; c++) v += (xr[c] - m) * (xr[c] - m);                      \
+            v /= (T)D;                                                                           \
+            T rs = (T)(1.0 / sqrt((double)v + eps));                                             \
+            mean[r] = m;                                                                         \
+            rstd[r] = rs;                                                                        \
+            for (int64_t c = 0; c < D; c++)                                                      \
+                y[r * D + c] = (xr[c] - m) * rs * (w ? w[c] : (T)1) + (b ? b[c] : (T)0);         \
+        }                                                                                        \
+    }                                                                                            \
+    void ce_layernorm_bwd_##SFX##_ref(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w, \
+                                      const T *mean, const T *rstd, int64_t R, int64_t D,        \
+                                      int acc) {                                                 \
+        for (int64_t r = 0; r < R; r++) {                                                        \
+            T a = 0, c2 = 0;                                                                     \
+            for (int64_t c = 0; c < D; c++) {                                                    \
+                T xh = (x[r * D + c] - mean[r]) * rstd[r];                                       \
+                T g = dy[r * D + c] * (w ? w[c] : (T)1);                                         \
+                a += g;                                                                          \
+                c2 += g * xh;                                                                    \
+                if (dw) dw[c] += dy[r * D + c] * xh;                                             \
+                if (db) db[c] += dy[r * D + c];                                                  \
+            }                                                                                    \
+            a /= (T)D;                                                                           \
+            c2 /= (T)D;                                                                          \
+            if (dx)                                                                              \
+                for (int64_t c = 0; c < D; c++) {                                                \
+                    T xh = (x[r * D + c] - mean[r]) * rstd[r];                                   \
+                    T g = dy[r * D + c] * (w ? w[c] : (T)1);                                     \
+                    T d = rstd[r] * (g - a - xh * c2);                                           \
+                    dx[r * D + c] = acc ? dx[r * D + c] + d : d;                                 \
+                }                                                                                \
+        }                                                                                        \
+    }                                                                                            \
+    void ce_rmsnorm_fwd_##SFX##_ref(T *y, T *rstd, const T *x, const T *w, int64_t R, int64_t D, \
+                                    double eps) {                                                \
+        for (int64_t r = 0; r < R; r++) {                                                        \
+            T s = 0;                                                                             \
+            for (int64_t c = 0; c < D; c++) s += x[r * D + c] * x[r * D + c];                    \
+            T rs = (T)(1.0 / sqrt((double)(s / (T)D) + eps));                                    \
+            rstd[r] = rs;                                                                        \
+            for (int64_t c = 0; c < D; c++) y[r * D + c] = x[r * D + c] * rs * (w ? w[c] : (T)1); \
+        }                                                                                        \
+    }                                                                                            \
+    void ce_rmsnorm_bwd_##SFX##_ref(T *dx, T *dw, const T *dy, const T *x, const T *w,          \
+                                    const T *rstd, int64_t R, int64_t D, int acc) {              \
+        for (int64_t r = 0; r < R; r++) {                                                        \
+            T c2 = 0;                                                                            \
+            for (int64_t c = 0; c < D; c++) {                                                    \
+                T xh = x[r * D + c] * rstd[r];                                                   \
+                c2 += dy[r * D + c] * (w ? w[c] : (T)1) * xh;                                    \
+                if (dw) dw[c] += dy[r * D + c] * xh;                                             \
+            }                                                                                    \
+            c2 /= (T)D;                                                                          \
+            if (dx)                                                                              \
+                for (int64_t c = 0; c < D; c++) {                                                \
+                    T xh = x[r * D + c] * rstd[r];                                               \
+                    T d = rstd[r] * (dy[r * D + c] * (w ? w[c] : (T)1) - xh * c2);               \
+                    dx[r * D + c] = acc ? dx[r * D + c] + d : d;                                 \
+                }                                                                                \
+        }                                                                                        \
+    }
+CE_DEF_NORM_REF(float, f32)
+CE_DEF_NORM_REF(double, f64)
+
+/* ---- generic (scalar template) and SIMD rows ------------------------------------------------- */
+#define CE_VM CE_VM_SCALAR_F32
+#include "vmath.h"
+#include "softmax_tmpl.h"
+#include "norm_tmpl.h"
+#undef CE_VM
+#define CE_VM CE_VM_SCALAR_F64
+#include "vmath.h"
+#include "softmax_tmpl.h"
+#include "norm_tmpl.h"
+#undef CE_VM
+
+#include <immintrin.h>
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
+#define CE_VM CE_VM_AVX512_F32
+#include "vmath.h"
+#include "softmax_tmpl.h"
+#include "norm_tmpl.h"
+#undef CE_VM
+#define CE_VM CE_VM_AVX512_F64
+#include "vmath.h"
+#include "softmax_tmpl.h"
+#include "norm_tmpl.h"
+#undef CE_VM
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define CE_VM CE_VM_AVX2_F32
+#include "vmath.h"
+#include "softmax_tmpl.h"
+#include "norm_tmpl.h"
+#undef CE_VM
+#define CE_VM CE_VM_AVX2_F64
+#include "vmath.h"
+#include "softmax_tmpl.h"
+#include "norm_tmpl.h"
+#undef CE_VM
+#pragma GCC pop_options
+
+#define CE_ISA_CALL(NAME, SFX, ...)                                                              \
+    do {                                                                                         \
+        switch (ce_isa) {                                                                        \
+        case CE_ISA_AVX512: ce_##NAME##_avx512_##SFX(__VA_ARGS__); break;                        \
+        case CE_ISA_AVX2: ce_##NAME##_avx2_##SFX(__VA_ARGS__); break;                            \
+        default: ce_##NAME##_scalar_##SFX(__VA_ARGS__); break;                                   \
+        }                                                                                        \
+    } while (0)
+
+#define CE_ROWS_PAR(N, C, BODY)                                                                  \
+    do {                                                                                         \
+        int nt_ = ce_nn_threads((N) * (C), CE_NN_MIN_WORK, (N));                                 \
+        if (nt_ <= 1) {                                                                          \
+            int64_t lo = 0, hi = (N);                                                            \
+            BODY;                                                                                \
+        } else {                                                                                 \
+            _Pragma("omp parallel num_threads(nt_)")                                             \
+            {                                                                                    \
+                int64_t lo, hi;                                                                  \
+                ce_chunk((N), CE_TID(), nt_, 1, &lo, &hi);                                       \
+                if (hi > lo) BODY;                                                               \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
+
+/* Backward with parameter grads: nparts zeroed partial buffers of D (one per thread, for dw and
+ * db), rows split among threads, then dw[c] += part_0[c] + part_1[c] + ... in thread order. */
+#define CE_DEF_NORM_ENTRY(T, SFX)                                                                \
+    void ce_layernorm_fwd_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w, const T *b,      \
+                                int64_t R, int64_t D, double eps) {                              \
+        if (R <= 0 || D <= 0) return;                                                            \
+        CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, SFX, y, mean, rstd, x, w, b, lo, hi, D, eps)); \
+    }                                                                                            \
+    void ce_rmsnorm_fwd_##SFX(T *y, T *rstd, const T *x, const T *w, int64_t R, int64_t D,       \
+                              double eps) {                                                      \
+        if (R <= 0 || D <= 0) return;                                                            \
+        CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, SFX, y, rstd, x, w, lo, hi, D, eps));         \
+    }                                                                                            \
+    static void norm_bwd_##SFX(int rms, T *dx, T *dw, T *db, const T *dy, const T *x,            \
+                               const T *w, const T *mean, const T *rstd, int64_t R, int64_t D,   \
+                               int acc) {                                                        \
+        if (R <= 0 || D <= 0) return;                                                            \
+        int nt = ce_nn_threads(R * D, CE_NN_MIN_WORK, R);                                        \
+        int nb = (dw != 0) + (db != 0);                                                          \
+        T *part = 0;                                                                             \
+        if (nb) {                                                                                \
+            part = (T *)calloc((size_t)nt * (size_t)nb * (size_t)D, sizeof(T));                  \
+            if (!part) nt = 1; /* out of memory: one thread straight into dw/db, still correct */ \
+        }                                                                                        \
+        if (nt <= 1) {                                                                           \
+            T *pw = part ? part : dw, *pb = part ? (dw ? part + D : part) : db;                  \
+            if (!dw) pw = 0;                                                                     \
+            if (!db) pb = 0;                                                                     \
+            if (rms) CE_ISA_CALL(rms_bwd_rows, SFX, dx, pw, dy, x, w, rstd, 0, R, D, acc);       \
+            else CE_ISA_CALL(ln_bwd_rows, SFX, dx, pw, pb, dy, x, w, mean, rstd, 0, R, D, acc);  \
+        } else {                                                                                 \
+            _Pragma("omp parallel num_threads(nt)")                                              \
+            {                                                                                    \
+                int tid = CE_TID();                                                              \
+                int64_t lo, hi;                                                                  \
+                ce_chunk(R, tid, nt, 1, &lo, &hi);                                               \
+                T *base = part ? part + (size_t)tid * nb * D : 0;                                \
+                T *pw = dw ? base : 0, *pb = db ? (dw ? base + D : base) : 0;                    \
+                if (hi > lo) {                                                                   \
+                    if (rms) CE_ISA_CALL(rms_bwd_rows, SFX, dx, pw, dy, x, w, rstd, lo, hi, D, acc); \
+                    else CE_ISA_CALL(ln_bwd_rows, SFX, dx, pw, pb, dy, x, w, mean, rstd, lo, hi, D, acc); \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        if (part) {                                                                              \
+            for (int t = 0; t < nt; t++) {                                                       \
+                const T *base = part + (size_t)t * nb * D;                                       \
+                if (dw)                                                                          \
+                    for (int64_t c = 0; c < D; c++) dw[c] += base[c];                            \
+                if (db) {                                                                        \
+                    const T *pb = dw ? base + D : base;                                          \
+                    for (int64_t c = 0; c < D; c++) db[c] += pb[c];                              \
+                }                                                                                \
+            }                                                                                    \
+            free(part);                                                                          \
+        }                                                                                        \
+    }                                                                                            \
+    void ce_layernorm_bwd_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,       \
+                                const T *mean, const T *rstd, int64_t R, int64_t D, int acc) {   \
+        norm_bwd_##SFX(0, dx, dw, db, dy, x, w, mean, rstd, R, D, acc);                          \
+    }                                                                                            \
+    void ce_rmsnorm_bwd_##SFX(T *dx, T *dw, const T *dy, const T *x, const T *w, const T *rstd,  \
+                              int64_t R, int64_t D, int acc) {                                   \
+        norm_bwd_##SFX(1, dx, dw, 0, dy, x, w, 0, rstd, R, D, acc);                              \
+    }
+CE_DEF_NORM_ENTRY(float, f32)
+CE_DEF_NORM_ENTRY(double, f64)
