@@ -94,6 +94,47 @@ def test_cross_entropy_class_targets(opts, shape, dtype):
     np.testing.assert_allclose(mod(ce.tensor(x), ce.tensor(t))._data, ref, **tol)
 
 
+def _ce_grad_ref(x, t, w, ii, ls, reduction):
+    """d loss / d logits for (N, C) logits: softmax minus the (smoothed, weighted) target."""
+    N, C = x.shape
+    p = sps.softmax(x.astype(np.float64), axis=1)
+    w = np.ones(C) if w is None else w.astype(np.float64)
+    valid = t != ii
+    ts = np.where(valid, t, 0)
+    onehot = np.eye(C)[ts]
+    g = valid[:, None] * ((1 - ls) * w[ts][:, None] * (p - onehot)
+                          + ls / C * (p * w.sum() - w))
+    if reduction == "mean":
+        g /= (w[ts] * valid).sum()
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N,C", [(1, 1), (7, 3), (33, 17), (5, 100)])
+def test_cross_entropy_kernel_paths(isa, nthreads, dtype, N, C):
+    x = (RNG.standard_normal((N, C)) * 4).astype(dtype)
+    t = RNG.integers(0, C, N)
+    t[0] = -100 if N > 1 else t[0]
+    w = (RNG.random(C) + 0.5).astype(dtype)
+    tol = dict(rtol=3e-5, atol=3e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    for weight, ls, red in [(None, 0.0, "mean"), (w, 0.15, "sum"), (w, 0.0, "mean")]:
+        xt = ce.tensor(x, requires_grad=True)
+        out = F.cross_entropy(xt, ce.tensor(t), weight=None if weight is None
+                              else ce.tensor(weight), label_smoothing=ls, reduction=red)
+        np.testing.assert_allclose(out._data, ce_ref(x, t, weight, -100, red, ls), **tol)
+        out.backward()
+        np.testing.assert_allclose(xt.grad._data, _ce_grad_ref(x, t, weight, -100, ls, red),
+                                   **tol)
+    q = sps.softmax(RNG.standard_normal((N, C)), axis=1).astype(dtype)
+    xt = ce.tensor(x, requires_grad=True)
+    out = F.cross_entropy(xt, ce.tensor(q), label_smoothing=0.1)
+    np.testing.assert_allclose(out._data, ce_prob_ref(x, q, None, "mean", 0.1), **tol)
+    out.backward()
+    p = sps.softmax(x.astype(np.float64), axis=1)
+    qs = q * 0.9 + 0.1 / C
+    np.testing.assert_allclose(xt.grad._data, (p * qs.sum(1, keepdims=True) - qs) / N, **tol)
+
+
 @pytest.mark.parametrize("opts", OPTS, ids=[str(o) for o in OPTS])
 def test_cross_entropy_gradcheck(opts):
     for shape in [(4, 3), (2, 3, 2)]:

@@ -248,6 +248,42 @@ def test_layer_norm_forward(isa, nthreads, dtype, shape, ns):
     y2 = F.layer_norm(ce.tensor(x), ns)
     np.testing.assert_allclose(y2._data, _ln_ref(x.astype(np.float64), None, None, 1e-5,
                                                  len(ns)), **tol)
+    # backward against the closed form: dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy*w
+    xt, wt, bt = (ce.tensor(a, requires_grad=True) for a in (x, w, b))
+    dy = RNG.standard_normal(shape).astype(dtype)
+    F.layer_norm(xt, ns, wt, bt).backward(ce.tensor(dy))
+    D = int(np.prod(ns))
+    x2, dy2 = x.reshape(-1, D).astype(np.float64), dy.reshape(-1, D).astype(np.float64)
+    mu = x2.mean(1, keepdims=True)
+    rstd = 1 / np.sqrt(x2.var(1, keepdims=True) + 1e-5)
+    xhat = (x2 - mu) * rstd
+    g = dy2 * w.reshape(D)
+    dx = rstd * (g - g.mean(1, keepdims=True) - xhat * (g * xhat).mean(1, keepdims=True))
+    tolb = dict(rtol=1e-3, atol=1e-4) if dtype == np.float32 else tol
+    np.testing.assert_allclose(xt.grad._data, dx.reshape(shape), **tolb)
+    np.testing.assert_allclose(wt.grad._data, (dy2 * xhat).sum(0).reshape(ns), **tolb)
+    np.testing.assert_allclose(bt.grad._data, dy2.sum(0).reshape(ns), **tolb)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 6), (3, 1, 33), (1,)])
+def test_rms_norm_kernel_paths(isa, nthreads, dtype, shape):
+    x = (RNG.standard_normal(shape) * 3).astype(dtype)
+    D = shape[-1]
+    w = arr(D, dtype=dtype)
+    xt, wt = ce.tensor(x, requires_grad=True), ce.tensor(w, requires_grad=True)
+    y = F.rms_norm(xt, (D,), wt, 1e-6)
+    x2 = x.reshape(-1, D).astype(np.float64)
+    rstd = 1 / np.sqrt((x2 * x2).mean(1, keepdims=True) + 1e-6)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(y._data, (x2 * rstd * w).reshape(shape), **tol)
+    dy = RNG.standard_normal(shape).astype(dtype)
+    y.backward(ce.tensor(dy))
+    dy2 = dy.reshape(-1, D).astype(np.float64)
+    xhat, g = x2 * rstd, dy2 * w
+    dx = rstd * (g - xhat * (g * xhat).mean(1, keepdims=True))
+    np.testing.assert_allclose(xt.grad._data, dx.reshape(shape), **tol)
+    np.testing.assert_allclose(wt.grad._data, (dy2 * xhat).sum(0), **tol)
 
 
 def test_layer_norm_gradcheck_and_module():

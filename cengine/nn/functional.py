@@ -50,100 +50,50 @@ def _k_softmax_backward(y, dy, log):
 
 
 def _k_cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
-    """logits (N,C), target (N) int64 -> (loss_rows (N), lse (N), wrow (N)).
+    """logits (N,C), target (N) int64 -> (loss_rows (N), lse (N), wrow (N)), fused C kernel.
     loss_i = (1-eps) w[t](lse - x[t]) + eps/C sum_c w[c](lse - x[c]); 0 on ignored rows;
-    wrow_i = weight of row i in a 'mean' reduction (w[t] or 1, 0 when ignored)."""
-    N, C = logits.shape
-    m = logits.max(axis=1, keepdims=True) if C else np.zeros((N, 1), logits.dtype)
-    lse = (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))[:, 0]
-    valid = target != ignore_index
-    t = np.where(valid, target, 0)
-    xt = logits[np.arange(N), t]
-    w = np.ones(C, logits.dtype) if weight is None else weight
-    wt = np.where(valid, w[t], 0).astype(logits.dtype)
-    loss = (1 - label_smoothing) * wt * (lse - xt)
-    if label_smoothing:
-        loss = loss + label_smoothing / C * (lse * w.sum() - logits @ w) * valid
-    return loss.astype(logits.dtype), lse, wt
+    wrow_i = weight of row i in a 'mean' reduction (w[t] or 1, 0 when ignored).
+    Raises IndexError "Target k is out of bounds." for a bad target."""
+    return _C.cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing)
 
 
 def _k_cross_entropy_backward(logits, target, lse, g, weight, ignore_index, label_smoothing):
     """dlogits (N,C) = g_i [((1-eps) w[t] + eps/C sum(w)) p - eps/C w - (1-eps) w[t] onehot(t)]."""
-    N, C = logits.shape
-    p = np.exp(logits - lse[:, None])
-    valid = target != ignore_index
-    t = np.where(valid, target, 0)
-    w = np.ones(C, logits.dtype) if weight is None else weight
-    gw = np.where(valid, g * w[t], 0)[:, None]
-    eps = label_smoothing
-    dx = (1 - eps) * gw * p
-    dx[np.arange(N), t] -= (1 - eps) * gw[:, 0]
-    if eps:
-        gv = (g * valid)[:, None]
-        dx += eps / C * gv * (p * w.sum() - w)
-    return dx.astype(logits.dtype)
+    return _C.cross_entropy_backward(logits, target, lse, g, weight, ignore_index,
+                                     label_smoothing)
 
 
 def _k_cross_entropy_prob_forward(logits, target, weight, label_smoothing):
     """logits, target (N,C) -> (loss_rows, lse); q = (1-eps) target + eps/C,
     loss_i = -sum_c w[c] q[i,c] (x[i,c] - lse_i)."""
-    N, C = logits.shape
-    m = logits.max(axis=1, keepdims=True) if C else np.zeros((N, 1), logits.dtype)
-    lse = (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))[:, 0]
-    q = (1 - label_smoothing) * target + label_smoothing / C
-    wq = q if weight is None else q * weight
-    return (-(wq * (logits - lse[:, None])).sum(axis=1)).astype(logits.dtype), lse
+    return _C.cross_entropy_prob_forward(logits, target, weight, label_smoothing)
 
 
 def _k_cross_entropy_prob_backward(logits, target, lse, g, weight, label_smoothing):
     """dlogits = g_i (p_c sum_k w_k q_k - w_c q_c)."""
-    N, C = logits.shape
-    p = np.exp(logits - lse[:, None])
-    q = (1 - label_smoothing) * target + label_smoothing / C
-    wq = q if weight is None else q * weight
-    return (g[:, None] * (p * wq.sum(axis=1, keepdims=True) - wq)).astype(logits.dtype)
+    return _C.cross_entropy_prob_backward(logits, target, lse, g, weight, label_smoothing)
 
 
 def _k_layer_norm_forward(x, w, b, eps):
     """x (R,D) -> (y, mean (R), rstd (R)); y = (x-mean)*rstd*w + b."""
-    mean = x.mean(axis=1)
-    xc = x - mean[:, None]
-    rstd = 1.0 / np.sqrt((xc * xc).mean(axis=1) + eps)
-    y = xc * rstd[:, None]
-    if w is not None:
-        y *= w
-    if b is not None:
-        y += b
-    return y.astype(x.dtype, copy=False), mean, rstd.astype(x.dtype, copy=False)
+    return _C.layer_norm_forward(x, w, b, eps)
 
 
-def _k_layer_norm_backward(dy, x, w, mean, rstd, need_w, need_b):
-    """-> (dx, dw, db): dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy*w."""
-    xhat = (x - mean[:, None]) * rstd[:, None]
-    g = dy * w if w is not None else dy
-    dx = rstd[:, None] * (g - g.mean(axis=1, keepdims=True)
-                          - xhat * (g * xhat).mean(axis=1, keepdims=True))
-    dw = (dy * xhat).sum(axis=0) if need_w else None
-    db = dy.sum(axis=0) if need_b else None
-    return dx.astype(x.dtype, copy=False), dw, db
+def _k_layer_norm_backward(dy, x, w, mean, rstd, need_x, need_w, need_b):
+    """-> (dx, dw, db): dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy*w;
+    dw = sum dy*xhat, db = sum dy (None where not needed)."""
+    return _C.layer_norm_backward(dy, x, mean, rstd, w, need_dx=need_x, need_dweight=need_w,
+                                  need_dbias=need_b)
 
 
 def _k_rms_norm_forward(x, w, eps):
     """x (R,D) -> (y, rstd (R)); rstd = 1/sqrt(mean(x^2) + eps), y = x*rstd*w."""
-    rstd = (1.0 / np.sqrt((x * x).mean(axis=1) + eps)).astype(x.dtype, copy=False)
-    y = x * rstd[:, None]
-    if w is not None:
-        y *= w
-    return y, rstd
+    return _C.rms_norm_forward(x, w, eps)
 
 
-def _k_rms_norm_backward(dy, x, w, rstd, need_w):
+def _k_rms_norm_backward(dy, x, w, rstd, need_x, need_w):
     """-> (dx, dw): dx = rstd (g - xhat mean(g xhat)), g = dy*w, xhat = x*rstd."""
-    xhat = x * rstd[:, None]
-    g = dy * w if w is not None else dy
-    dx = rstd[:, None] * (g - xhat * (g * xhat).mean(axis=1, keepdims=True))
-    dw = (dy * xhat).sum(axis=0) if need_w else None
-    return dx.astype(x.dtype, copy=False), dw
+    return _C.rms_norm_backward(dy, x, rstd, w, need_dx=need_x, need_dweight=need_w)
 
 
 def _k_embedding_forward(W, idx):
@@ -474,10 +424,12 @@ class _LayerNorm(Function):
         shape, D, has_b = ctx.meta
         need_w = w is not None and ctx.needs_input_grad[1]
         need_b = has_b and ctx.needs_input_grad[2]
+        need_x = ctx.needs_input_grad[0]
         dx, dw, db = _k_layer_norm_backward(
-            _f(g).reshape(-1, D).astype(x2.dtype, copy=False), x2,
-            None if w is None else _f(w).reshape(D), mean, rstd, need_w, need_b)
-        return (dx.reshape(shape), None if dw is None else dw.reshape(w.shape),
+            _f(g.astype(x2.dtype, copy=False)).reshape(-1, D), x2,
+            None if w is None else _f(w).reshape(D), mean, rstd, need_x, need_w, need_b)
+        return (None if dx is None else dx.reshape(shape),
+                None if dw is None else dw.reshape(w.shape),
                 None if db is None else db.reshape(w.shape if w is not None else (D,)),
                 None, None)
 
@@ -505,9 +457,12 @@ class _RMSNorm(Function):
         x2, w, rstd = ctx.saved_tensors
         shape, D = ctx.meta
         need_w = w is not None and ctx.needs_input_grad[1]
-        dx, dw = _k_rms_norm_backward(_f(g).reshape(-1, D).astype(x2.dtype, copy=False), x2,
-                                      None if w is None else _f(w).reshape(D), rstd, need_w)
-        return dx.reshape(shape), None if dw is None else dw.reshape(w.shape), None, None
+        need_x = ctx.needs_input_grad[0]
+        dx, dw = _k_rms_norm_backward(_f(g.astype(x2.dtype, copy=False)).reshape(-1, D), x2,
+                                      None if w is None else _f(w).reshape(D), rstd, need_x,
+                                      need_w)
+        return (None if dx is None else dx.reshape(shape),
+                None if dw is None else dw.reshape(w.shape), None, None)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -1171,7 +1126,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if target._data.dtype.kind not in "iu":
         raise RuntimeError("expected scalar type Long but found %s" % _torch_dtype(target))
     C, out_shape = _class_layout("cross_entropy", input, target)
-    _check_targets(target._data, C, ignore_index)
+    # (target range is validated by the kernel: IndexError "Target k is out of bounds.")
     return _CrossEntropy.apply(input, target._data, weight, int(ignore_index),
                                float(label_smoothing), reduction, out_shape)
 
