@@ -6,10 +6,15 @@
 #include <math.h>
 #include "nn_util.h"
 
-int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore) {
-    for (int64_t i = 0; i < n; i++) {
-        int64_t v = idx[i];
-        if ((v < 0 || v >= hi) && v != ignore) return i;
+int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore, int use_ignore) {
+    if (use_ignore) {
+        for (int64_t i = 0; i < n; i++) {
+            int64_t v = idx[i];
+            if ((uint64_t)v >= (uint64_t)hi && v != ignore) return i;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            if ((uint64_t)idx[i] >= (uint64_t)hi) return i;
     }
     return -1;
 }

@@ -31,8 +31,9 @@ void ce_softmax_bwd_f64_ref(double *dx, const double *y, const double *dy, int64
                             int log, int accumulate);
 
 /* ---- loss.c: fused log-softmax + NLL (cross-entropy) ---- */
-/* first i in [0,n) with idx[i] outside [0, hi) and idx[i] != ignore, or -1 (validation helper) */
-int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore);
+/* first i in [0,n) with idx[i] outside [0, hi) (and, when use_ignore, idx[i] != ignore), or -1
+ * (validation helper for the bindings: targets, embedding indices) */
+int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore, int use_ignore);
 
 /* class-index targets. logits (N,C), target (N), weight (C) or NULL;
  * outputs: loss (N) per-row loss (0 on ignored rows), lse (N) per-row logsumexp (saved for the

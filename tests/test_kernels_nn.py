@@ -499,3 +499,74 @@ def test_norm_bad_inputs():
         _C.layer_norm_backward(x, x, m, rs, dweight=np.zeros(5, np.float32))
     with pytest.raises(ValueError, match="accumulate=True needs out"):
         _C.layer_norm_backward(x, x, m, rs, accumulate=True)
+
+
+# ---------------------------------------------------------------------------------- embedding
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_embedding_forward_backward(dtype, isa, nthreads):
+    rng = np.random.default_rng(0)
+    for D in COLS:
+        for V, shape in [(1, (5,)), (13, (4, 9)), (50, (1200,))]:   # 1200*D > 2*16384 for wide D
+            W = rnd((V, D), dtype, D)
+            idx = rng.integers(0, V, shape).astype(np.int64)
+            idx.flat[: len(idx.flat) // 3] = 0                         # many repeats of one row
+            out = _C.embedding_forward(W, idx)
+            assert out.shape == shape + (D,)
+            np.testing.assert_array_equal(out, W[idx])
+            dy = rnd(shape + (D,), dtype, D + 1)
+            for pad in (None, 0, V - 1, -1):
+                dW = _C.embedding_backward(dy, idx, V, padding_idx=pad)
+                want = np.zeros((V, D), np.float64)
+                keep = np.ones(idx.shape, bool) if pad is None else idx != (pad % V)
+                np.add.at(want, idx[keep], dy[keep].astype(np.float64))
+                mag = np.zeros((V, D), np.float64)
+                np.add.at(mag, idx[keep], np.abs(dy[keep].astype(np.float64)))
+                assert (np.abs(dW - want) <= 4 * np.finfo(dtype).eps * mag + 1e-300).all()
+                if pad is not None:
+                    assert (dW[pad % V] == 0).all()
+                np.testing.assert_array_equal(dW, _C.embedding_backward_ref(dy, idx, V, padding_idx=pad))
+
+
+@pytest.mark.parametrize("D", [8, 300])     # row-slice and column-slice thread splits
+def test_embedding_backward_thread_independent_and_accumulates(D, isa):
+    rng = np.random.default_rng(3)
+    V = 37
+    idx = rng.integers(0, V, 4000).astype(np.int64)
+    dy = rnd((4000, D), np.float32, 5)
+    old = _C.get_num_threads()
+    try:
+        res = []
+        for nt in (1, 2):
+            _C.set_num_threads(nt)
+            res.append(_C.embedding_backward(dy, idx, V))
+    finally:
+        _C.set_num_threads(old)
+    np.testing.assert_array_equal(res[0], res[1])                    # same summation order
+    base = rnd((V, D), np.float32, 6)
+    acc = base.copy()
+    assert _C.embedding_backward(dy, idx, V, out=acc) is acc
+    np.testing.assert_allclose(acc, base + res[0], rtol=1e-5, atol=1e-4)
+
+
+def test_embedding_bad_inputs():
+    W = np.ones((5, 3), np.float32)
+    with pytest.raises(IndexError, match="^index out of range in self$"):
+        _C.embedding_forward(W, np.array([0, 5], np.int64))
+    with pytest.raises(IndexError, match="index out of range in self"):
+        _C.embedding_forward(W, np.array([[-1]], np.int64))
+    with pytest.raises(TypeError, match="int64"):
+        _C.embedding_forward(W, np.array([0, 1], np.int32))
+    with pytest.raises(ValueError, match="2-D"):
+        _C.embedding_forward(np.ones(5, np.float32), np.array([0], np.int64))
+    with pytest.raises(IndexError, match="index out of range in self"):
+        _C.embedding_backward(np.ones((2, 3), np.float32), np.array([0, 7], np.int64), 5)
+    with pytest.raises(ValueError, match="does not match indices shape"):
+        _C.embedding_backward(np.ones((3, 3), np.float32), np.array([0, 1], np.int64), 5)
+    with pytest.raises(AssertionError, match="Padding_idx must be within num_embeddings"):
+        _C.embedding_backward(np.ones((2, 3), np.float32), np.array([0, 1], np.int64), 5, padding_idx=5)
+    with pytest.raises(ValueError, match="out: expected shape"):
+        _C.embedding_backward(np.ones((2, 3), np.float32), np.array([0, 1], np.int64), 5,
+                              out=np.zeros((4, 3), np.float32))
+    e = _C.embedding_forward(W, np.zeros((0,), np.int64))
+    assert e.shape == (0, 3)
+    assert (_C.embedding_backward(np.ones((0, 3), np.float32), np.zeros((0,), np.int64), 5) == 0).all()

@@ -31,7 +31,7 @@ cdef extern from "nn_kernels.h" nogil:
     void ce_softmax_bwd_f32_ref(float *dx, const float *y, const float *dy, int64_t R, int64_t C, int log, int accumulate)
     void ce_softmax_bwd_f64_ref(double *dx, const double *y, const double *dy, int64_t R, int64_t C, int log, int accumulate)
 
-    int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore)
+    int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore, int use_ignore)
     void ce_cross_entropy_fwd_f32(float *loss, float *lse, float *wrow, const float *logits, const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
     void ce_cross_entropy_fwd_f64(double *loss, double *lse, double *wrow, const double *logits, const int64_t *target, const double *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
     void ce_cross_entropy_bwd_f32(float *dlogits, const float *logits, const int64_t *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing, int accumulate)
@@ -65,6 +65,13 @@ cdef extern from "nn_kernels.h" nogil:
     void ce_rmsnorm_fwd_f64_ref(double *y, double *rstd, const double *x, const double *w, int64_t R, int64_t D, double eps)
     void ce_rmsnorm_bwd_f32_ref(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd, int64_t R, int64_t D, int accumulate)
     void ce_rmsnorm_bwd_f64_ref(double *dx, double *dw, const double *dy, const double *x, const double *w, const double *rstd, int64_t R, int64_t D, int accumulate)
+
+    void ce_embedding_fwd_f32(float *out, const float *W, const int64_t *idx, int64_t n, int64_t V, int64_t D)
+    void ce_embedding_fwd_f64(double *out, const double *W, const int64_t *idx, int64_t n, int64_t V, int64_t D)
+    void ce_embedding_bwd_f32(float *dW, const float *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
+    void ce_embedding_bwd_f64(double *dW, const double *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
+    void ce_embedding_bwd_f32_ref(float *dW, const float *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
+    void ce_embedding_bwd_f64_ref(double *dW, const double *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
 
 
 cdef inline bint _nn_is_f32(name, a) except -1:
@@ -219,7 +226,7 @@ cdef inline _ce_check_target(target, int64_t N, int64_t C, int64_t ignore):
     cdef int64_t bad
     cdef const int64_t *tp = <const int64_t*>_ptr(target)
     with nogil:
-        bad = ce_index_check(tp, N, C, ignore)
+        bad = ce_index_check(tp, N, C, ignore, 1)
     if bad >= 0:
         raise IndexError("Target %d is out of bounds." % target[bad])
 
@@ -437,8 +444,8 @@ cdef _norm_param(name, p, x, int64_t D):
 
 cdef _norm_stat(name, a, x):
     _check_c(name, a, x.dtype)
-    if a.shape != x.shape[:-1]:
-        raise ValueError("%s: expected shape %s, got %s" % (name, tuple(x.shape[:-1]), tuple(a.shape)))
+    if a.shape != x.shape[:x.ndim - 1]:
+        raise ValueError("%s: expected shape %s, got %s" % (name, tuple(x.shape[:x.ndim - 1]), tuple(a.shape)))
 
 
 cdef _norm_grad_param(name, given, bint need, x, int64_t D):
@@ -464,8 +471,8 @@ cdef _layer_norm_forward(x, weight, bias, eps, out, bint ref):
         out = np.empty_like(x)
     else:
         _nn_like("out", out, x)
-    mean = np.empty(x.shape[:-1], x.dtype)
-    rstd = np.empty(x.shape[:-1], x.dtype)
+    mean = np.empty(x.shape[:x.ndim - 1], x.dtype)
+    rstd = np.empty(x.shape[:x.ndim - 1], x.dtype)
     cdef double e = eps
     cdef void *yp = _ptr(out)
     cdef void *mp = _ptr(mean)
@@ -533,7 +540,7 @@ cdef _rms_norm_forward(x, weight, eps, out, bint ref):
         out = np.empty_like(x)
     else:
         _nn_like("out", out, x)
-    rstd = np.empty(x.shape[:-1], x.dtype)
+    rstd = np.empty(x.shape[:x.ndim - 1], x.dtype)
     cdef double e = np.finfo(x.dtype).eps if eps is None else eps
     cdef void *yp = _ptr(out)
     cdef void *rp = _ptr(rstd)
@@ -587,7 +594,7 @@ cdef _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumul
 def layer_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None):
     """LayerNorm over the LAST axis (D = x.shape[-1]; flatten a multi-dim normalized_shape into
     it first): y = (x - mean)/sqrt(var + eps) * weight + bias, biased variance, like torch.
-    weight/bias: D elements or None. Returns (y, mean, rstd), mean/rstd shaped x.shape[:-1]
+    weight/bias: D elements or None. Returns (y, mean, rstd), mean/rstd shaped x.shape[:x.ndim - 1]
     (save them for the backward)."""
     return _layer_norm_forward(x, weight, bias, eps, out, False)
 
@@ -605,7 +612,7 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, need_dx=True, need_dweig
 
 def rms_norm_forward(x, weight=None, eps=None, out=None):
     """RMSNorm over the LAST axis: y = x / sqrt(mean(x^2) + eps) * weight; eps=None uses
-    finfo(dtype).eps like torch. Returns (y, rstd), rstd shaped x.shape[:-1]."""
+    finfo(dtype).eps like torch. Returns (y, rstd), rstd shaped x.shape[:x.ndim - 1]."""
     return _rms_norm_forward(x, weight, eps, out, False)
 
 
@@ -635,3 +642,99 @@ def rms_norm_backward_ref(dy, x, rstd, weight=None, need_dx=True, need_dweight=F
                           accumulate=False, dweight=None):
     return _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
                               True)
+
+
+# ------------------------------------------------------------------------------ embedding
+cdef inline _emb_indices(indices, int64_t V):
+    _ce_check_int64("indices", indices)
+    cdef int64_t bad
+    cdef const int64_t *ip = <const int64_t*>_ptr(indices)
+    cdef int64_t n = _n(indices)
+    with nogil:
+        bad = ce_index_check(ip, n, V, 0, 0)
+    if bad >= 0:
+        raise IndexError("index out of range in self")
+
+
+cdef inline int64_t _emb_padding(padding_idx, int64_t V) except? -2:
+    if padding_idx is None:
+        return -1
+    cdef int64_t p = padding_idx
+    if p >= V or p < -V:
+        raise AssertionError("Padding_idx must be within num_embeddings")
+    return p + V if p < 0 else p
+
+
+def embedding_forward(weight, indices, out=None):
+    """out[..., :] = weight[indices[...], :]. weight (V, D) C-contiguous float32/float64,
+    indices int64 of any shape (validated: IndexError "index out of range in self").
+    Returns out of shape indices.shape + (D,) (allocated when None, else overwritten)."""
+    cdef bint f32 = _nn_is_f32("weight", weight)
+    if weight.ndim != 2:
+        raise ValueError("embedding: weight must be 2-D (num_embeddings, embedding_dim), got %s"
+                         % (tuple(weight.shape),))
+    cdef int64_t V = weight.shape[0], D = weight.shape[1]
+    _emb_indices(indices, V)
+    shape = tuple(indices.shape) + (D,)
+    if out is None:
+        out = np.empty(shape, weight.dtype)
+    else:
+        _check_c("out", out, weight.dtype)
+        if tuple(out.shape) != shape:
+            raise ValueError("out: expected shape %s, got %s" % (shape, tuple(out.shape)))
+    cdef int64_t n = _n(indices)
+    cdef void *op = _ptr(out)
+    cdef void *wp = _ptr(weight)
+    cdef const int64_t *ip = <const int64_t*>_ptr(indices)
+    with nogil:
+        if f32:
+            ce_embedding_fwd_f32(<float*>op, <const float*>wp, ip, n, V, D)
+        else:
+            ce_embedding_fwd_f64(<double*>op, <const double*>wp, ip, n, V, D)
+    return out
+
+
+cdef _embedding_backward(dy, indices, num_embeddings, padding_idx, out, bint ref):
+    cdef bint f32 = _nn_is_f32("grad", dy)
+    cdef int64_t V = num_embeddings
+    if V < 0:
+        raise ValueError("embedding_backward: num_embeddings must be >= 0")
+    _emb_indices(indices, V)
+    if dy.ndim != indices.ndim + 1 or tuple(dy.shape[:dy.ndim - 1]) != tuple(indices.shape):
+        raise ValueError("embedding_backward: grad shape %s does not match indices shape %s + (D,)"
+                         % (tuple(dy.shape), tuple(indices.shape)))
+    cdef int64_t D = dy.shape[dy.ndim - 1]
+    cdef int64_t pad = _emb_padding(padding_idx, V)
+    if out is None:
+        out = np.zeros((V, D), dy.dtype)
+    else:
+        _check_c("out", out, dy.dtype)
+        if tuple(out.shape) != (V, D):
+            raise ValueError("out: expected shape %s, got %s" % ((V, D), tuple(out.shape)))
+    cdef int64_t n = _n(indices)
+    cdef void *op = _ptr(out)
+    cdef void *gp = _ptr(dy)
+    cdef const int64_t *ip = <const int64_t*>_ptr(indices)
+    with nogil:
+        if f32:
+            if ref:
+                ce_embedding_bwd_f32_ref(<float*>op, <const float*>gp, ip, n, V, D, pad)
+            else:
+                ce_embedding_bwd_f32(<float*>op, <const float*>gp, ip, n, V, D, pad)
+        else:
+            if ref:
+                ce_embedding_bwd_f64_ref(<double*>op, <const double*>gp, ip, n, V, D, pad)
+            else:
+                ce_embedding_bwd_f64(<double*>op, <const double*>gp, ip, n, V, D, pad)
+    return out
+
+
+def embedding_backward(dy, indices, num_embeddings, padding_idx=None, out=None):
+    """Scatter-add: dW[indices[...], :] += dy[..., :], rows equal to padding_idx (may be negative,
+    torch-style) get nothing. ACCUMULATES into out (V, D) when given, else into new zeros; returns
+    it. Correct with repeated indices under threads; result independent of the thread count."""
+    return _embedding_backward(dy, indices, num_embeddings, padding_idx, out, False)
+
+
+def embedding_backward_ref(dy, indices, num_embeddings, padding_idx=None, out=None):
+    return _embedding_backward(dy, indices, num_embeddings, padding_idx, out, True)
