@@ -97,17 +97,14 @@ def _k_rms_norm_backward(dy, x, w, rstd, need_x, need_w):
 
 
 def _k_embedding_forward(W, idx):
-    """W (V,D), idx (n) int64 validated -> out (n,D) = W[idx]."""
-    return W[idx]
+    """W (V,D), idx (n) int64 -> out (n,D) = W[idx] (C gather; IndexError on a bad index)."""
+    return _C.embedding_forward(W, idx)
 
 
-def _k_embedding_backward(dW, dy, idx, padding_idx):
-    """dW (V,D) += dy rows at idx (repeated indices add up), skipping padding_idx (-1: none)."""
-    if padding_idx >= 0:
-        keep = idx != padding_idx
-        idx, dy = idx[keep], dy[keep]
-    np.add.at(dW, idx, dy)
-    return dW
+def _k_embedding_backward(dy, idx, V, padding_idx):
+    """-> dW (V,D) with dy rows added at idx (repeated indices add up; race-free under threads),
+    rows equal to padding_idx (None: no padding) left at zero."""
+    return _C.embedding_backward(dy, idx, V, padding_idx)
 
 
 # ============================================================================ helpers
@@ -569,14 +566,12 @@ class _Embedding(Function):
     def backward(ctx, g):
         (flat,) = ctx.saved_tensors
         wshape, wdtype, ishape, padding_idx, freq = ctx.meta
-        dy = _f(g).reshape(-1, wshape[1]).astype(wdtype, copy=False)
+        dy = _f(g.astype(wdtype, copy=False)).reshape(-1, wshape[1])
         if freq:
             counts = np.bincount(flat, minlength=wshape[0])
             dy = dy / counts[flat][:, None].astype(wdtype)
             dy = _f(dy)
-        dW = np.zeros(wshape, wdtype)
-        _k_embedding_backward(dW, dy, flat, -1 if padding_idx is None else padding_idx)
-        return dW, None, None, None
+        return _k_embedding_backward(dy, flat, wshape[0], padding_idx), None, None, None
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -600,9 +595,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
                 raise AssertionError("Padding_idx must be within num_embeddings")
             padding_idx += V
     idx = input._data
-    if idx.size and (idx.min() < 0 or idx.max() >= V):
-        raise IndexError("index out of range in self")
     if max_norm is not None:
+        if idx.size and (idx.min() < 0 or idx.max() >= V):
+            raise IndexError("index out of range in self")
         _embedding_renorm_(weight, idx, max_norm, norm_type)
     return _Embedding.apply(weight, idx, padding_idx, bool(scale_grad_by_freq))
 
