@@ -11,6 +11,18 @@
 #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
 #include <immintrin.h>
 
+#define UKR_LOOP(V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                                        \
+    for (int64_t p = 0; p < k; p++) {                                                          \
+        V b0 = LB0, b1 = LB1;                                                                  \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
+            V a = SET1(AGET);                                                                  \
+            c0[i] = FMA(a, b0, c0[i]);                                                         \
+            c1[i] = FMA(a, b1, c1[i]);                                                         \
+        }                                                                                      \
+        AADV;                                                                                  \
+        B += rsb;                                                                              \
+    }
+
 /* Body shared by fp32 and fp64: V vector type, W lanes, MK mask type, S suffix macros. */
 #define UKR_BODY(T, V, W, MK, LOAD, MLOAD, MSTORE, SET1, FMA, MUL, ZERO, MR, NR)              \
     V c0[MR], c1[MR];                                                                          \
@@ -24,27 +36,20 @@
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) if (i < m)                       \
             _mm_prefetch((const char *)(C + i * rsC), _MM_HINT_T0);                            \
     }                                                                                          \
-    if (n == NR) {                                                                             \
-        for (int64_t p = 0; p < k; p++) {                                                      \
-            V b0 = LOAD(B), b1 = LOAD(B + W);                                                  \
-            _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                            \
-                V a = SET1(A[i]);                                                              \
-                c0[i] = FMA(a, b0, c0[i]);                                                     \
-                c1[i] = FMA(a, b1, c1[i]);                                                     \
-            }                                                                                  \
-            A += MR;                                                                           \
-            B += rsb;                                                                          \
+    if (lda == 0) {                                                                            \
+        if (n == NR) {                                                                         \
+            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += MR)                                      \
+        } else {                                                                               \
+            UKR_LOOP(V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), A[i], A += MR)                            \
         }                                                                                      \
     } else {                                                                                   \
-        for (int64_t p = 0; p < k; p++) {                                                      \
-            V b0 = MLOAD(m0, B), b1 = MLOAD(m1, B + W);                                        \
-            _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                            \
-                V a = SET1(A[i]);                                                              \
-                c0[i] = FMA(a, b0, c0[i]);                                                     \
-                c1[i] = FMA(a, b1, c1[i]);                                                     \
-            }                                                                                  \
-            A += MR;                                                                           \
-            B += rsb;                                                                          \
+        const T *ar[MR];                                                                       \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++)                                  \
+            ar[i] = A + (i < m ? i : m - 1) * lda;                                             \
+        if (n == NR) {                                                                         \
+            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), ar[i][p], (void)0)                                  \
+        } else {                                                                               \
+            UKR_LOOP(V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), ar[i][p], (void)0)                        \
         }                                                                                      \
     }                                                                                          \
     V va = SET1(alpha), vb = SET1(beta);                                                       \
@@ -81,7 +86,7 @@
 #define D_MLOAD(mk, p) _mm512_maskz_loadu_pd(mk, p)
 
 /* C (m x n tile, rsC/csC) = alpha * A(packed 12 x k) @ B(k x 32, row stride rsb) + beta*C */
-void ce_sgemm_ukr_avx512(int64_t k, const float *A, const float *B, int64_t rsb, float *C,
+void ce_sgemm_ukr_avx512(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
                          int64_t rsC, int64_t csC, float alpha, float beta, int m, int n) {
     UKR_BODY(float, __m512, 16, __mmask16, _mm512_loadu_ps, S_MLOAD, _mm512_mask_storeu_ps,
              _mm512_set1_ps, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_setzero_ps,
@@ -89,10 +94,26 @@ void ce_sgemm_ukr_avx512(int64_t k, const float *A, const float *B, int64_t rsb,
 }
 
 /* C (m x n tile) = alpha * A(packed 12 x k) @ B(k x 16, row stride rsb) + beta*C, fp64 */
-void ce_dgemm_ukr_avx512(int64_t k, const double *A, const double *B, int64_t rsb, double *C,
+void ce_dgemm_ukr_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
                          int64_t rsC, int64_t csC, double alpha, double beta, int m, int n) {
     UKR_BODY(double, __m512d, 8, __mmask8, _mm512_loadu_pd, D_MLOAD, _mm512_mask_storeu_pd,
              _mm512_set1_pd, _mm512_fmadd_pd, _mm512_mul_pd, _mm512_setzero_pd,
              CE_DGEMM_MR_AVX512, CE_DGEMM_NR_AVX512)
 }
 
+
+/* the same kernels with 8-row tiles (16 accumulators), for row panels of A read in place
+ * where 12-row tiles would waste rows (M = 32 = 12+12+8) */
+void ce_sgemm_ukr8_avx512(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb,
+                          float *C, int64_t rsC, int64_t csC, float alpha, float beta, int m, int n) {
+    UKR_BODY(float, __m512, 16, __mmask16, _mm512_loadu_ps, S_MLOAD, _mm512_mask_storeu_ps,
+             _mm512_set1_ps, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_setzero_ps, 8,
+             CE_SGEMM_NR_AVX512)
+}
+
+void ce_dgemm_ukr8_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb,
+                          double *C, int64_t rsC, int64_t csC, double alpha, double beta, int m, int n) {
+    UKR_BODY(double, __m512d, 8, __mmask8, _mm512_loadu_pd, D_MLOAD, _mm512_mask_storeu_pd,
+             _mm512_set1_pd, _mm512_fmadd_pd, _mm512_mul_pd, _mm512_setzero_pd, 8,
+             CE_DGEMM_NR_AVX512)
+}
