@@ -6,10 +6,10 @@
  * is the larger one) the driver computes C^T = B^T A^T instead, so C is always written along
  * its smaller stride.
  *
- * Blocking (Goto/BLIS, loops from outside in):
- *   jc over N in blocks of NC
- *   pc over K in blocks of KC   B block (KC x NC) packed into NR-column micro-panels (L2)
- *   ic over M in blocks of MC   A block (MC x KC) packed into MR-row micro-panels (L3)
+ * Blocking (Goto/BLIS, loops from outside in; A is the broadcast operand, B the vector one):
+ *   ic over M in blocks of MC
+ *   pc over K in blocks of KC   A block (MC x KC) packed into MR-row micro-panels (L3)
+ *   jc over N in blocks of NC   B block (KC x NC) packed into NR-column micro-panels (L2)
  *   ir over MC step MR          A micro-panel (MR x KC) stays in L1
  *   jr over NC step NR          B micro-panels stream from L2 through the kernel
  * Threads take work units (product x slice of C's columns, or rows when N is narrow) from a
@@ -28,6 +28,7 @@
 #include "gemm.h"
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #if CE_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -65,11 +66,11 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define GEMM_P(x) ce_s##x
 #define GEMM_UKR_T ce_sukr_t
 #define GEMM_ISA_CFG(isa, c)                                                                  \
-    c.ukr2 = NULL; c.mr2 = 0;                                                                  \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
     switch (isa) {                                                                             \
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_sgemm_ukr_avx512; c.mr = CE_SGEMM_MR_AVX512; c.nr = CE_SGEMM_NR_AVX512;     \
-        c.ukr2 = ce_sgemm_ukr8_avx512; c.mr2 = 8;                                              \
+        c.ukr2 = ce_sgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_spack_bt_avx512;               \
         c.kc = 384; c.mc = 1920; c.nc = 512; break;                                            \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_sgemm_ukr_avx2; c.mr = CE_SGEMM_MR_AVX2; c.nr = CE_SGEMM_NR_AVX2;           \
@@ -88,11 +89,11 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define GEMM_P(x) ce_d##x
 #define GEMM_UKR_T ce_dukr_t
 #define GEMM_ISA_CFG(isa, c)                                                                  \
-    c.ukr2 = NULL; c.mr2 = 0;                                                                  \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
     switch (isa) {                                                                             \
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_dgemm_ukr_avx512; c.mr = CE_DGEMM_MR_AVX512; c.nr = CE_DGEMM_NR_AVX512;     \
-        c.ukr2 = ce_dgemm_ukr8_avx512; c.mr2 = 8;                                              \
+        c.ukr2 = ce_dgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_dpack_bt_avx512;               \
         c.kc = 256; c.mc = 1920; c.nc = 512; break;                                            \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_dgemm_ukr_avx2; c.mr = CE_DGEMM_MR_AVX2; c.nr = CE_DGEMM_NR_AVX2;           \
@@ -111,6 +112,7 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 typedef struct {
     GEMM_UKR_T ukr, ukr2;   /* ukr2: optional MR2-row kernel for in-place A (NULL if none) */
     int mr, nr, mr2;
+    void (*packbt)(T *dst, const T *B, int64_t csB, int n, int64_t k); /* B^T pack or NULL */
     int64_t kc, mc, nc;
 } F(gemm_cfg_t);
 
@@ -256,22 +258,32 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
     const int64_t rsA = pr->rsA, csA = pr->csA, rsB = pr->rsB, csB = pr->csB;
     const int64_t rsC = pr->rsC, csC = pr->csC;
 
-    for (int64_t jc = 0; jc < N; jc += NC) {
-        const int64_t nc = ce_min64(NC, N - jc);
-        const int64_t jpan = (nc + NR - 1) / NR;
+    for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = ce_min64(MC, M - ic);
+        const int64_t npan = (mc + MR - 1) / MR;
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = ce_min64(KC, K - pc);
             const T beta = pc == 0 ? pr->beta : (T)1;
-            const T *bblk = pr->B + pc * rsB + jc * csB;
-            int64_t rsb = rsB;
-            if (!b_inplace) {
-                for (int64_t jp = 0; jp < jpan; jp++)
-                    F(pack_b)(Bp + jp * NR * kc, bblk + jp * NR * csB, rsB, csB,
-                              (int)ce_min64(NR, nc - jp * NR), kc, NR);
-                rsb = NR;
-            }
-            for (int64_t ic = 0; ic < M; ic += MC) {
-                const int64_t mc = ce_min64(MC, M - ic);
+            if (!a_inplace)
+                for (int64_t ip = 0; ip < npan; ip++)
+                    F(pack_a)(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc * csA, rsA, csA,
+                              (int)ce_min64(MR, mc - ip * MR), kc, MR);
+            for (int64_t jc = 0; jc < N; jc += NC) {
+                const int64_t nc = ce_min64(NC, N - jc);
+                const int64_t jpan = (nc + NR - 1) / NR;
+                const T *bblk = pr->B + pc * rsB + jc * csB;
+                int64_t rsb = rsB;
+                if (!b_inplace && rsB == 1 && cf->packbt) {
+                    for (int64_t jp = 0; jp < jpan; jp++)
+                        cf->packbt(Bp + jp * NR * kc, bblk + jp * NR * csB, csB,
+                                   (int)ce_min64(NR, nc - jp * NR), kc);
+                    rsb = NR;
+                } else if (!b_inplace) {
+                    for (int64_t jp = 0; jp < jpan; jp++)
+                        F(pack_b)(Bp + jp * NR * kc, bblk + jp * NR * csB, rsB, csB,
+                                  (int)ce_min64(NR, nc - jp * NR), kc, NR);
+                    rsb = NR;
+                }
                 if (a_inplace) {
                     const T *ablk = pr->A + ic * rsA + pc;
                     int64_t i0 = 0;
@@ -288,21 +300,17 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
                         }
                         i0 += m;
                     }
-                    continue;
-                }
-                const int64_t npan = (mc + MR - 1) / MR;
-                for (int64_t ip = 0; ip < npan; ip++)
-                    F(pack_a)(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc * csA, rsA, csA,
-                              (int)ce_min64(MR, mc - ip * MR), kc, MR);
-                for (int64_t ip = 0; ip < npan; ip++) {
-                    const int m = (int)ce_min64(MR, mc - ip * MR);
-                    const T *ap = Ap + ip * MR * kc;
-                    T *cr = pr->C + (ic + ip * MR) * rsC + jc * csC;
-                    for (int64_t jp = 0; jp < jpan; jp++) {
-                        const int n = (int)ce_min64(NR, nc - jp * NR);
-                        const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
-                        cf->ukr(kc, ap, 0, bp, rsb, cr + jp * NR * csC, rsC, csC, pr->alpha,
-                                beta, m, n);
+                } else {
+                    for (int64_t ip = 0; ip < npan; ip++) {
+                        const int m = (int)ce_min64(MR, mc - ip * MR);
+                        const T *ap = Ap + ip * MR * kc;
+                        T *cr = pr->C + (ic + ip * MR) * rsC + jc * csC;
+                        for (int64_t jp = 0; jp < jpan; jp++) {
+                            const int n = (int)ce_min64(NR, nc - jp * NR);
+                            const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
+                            cf->ukr(kc, ap, 0, bp, rsb, cr + jp * NR * csC, rsC, csC, pr->alpha,
+                                    beta, m, n);
+                        }
                     }
                 }
             }
@@ -363,6 +371,10 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
     }
     F(gemm_cfg_t) cf;
     GEMM_ISA_CFG(ce_isa, cf)
+    { /* TUNING HACK */
+        const char *e = getenv(sizeof(T) == 4 ? "CE_SBLK" : "CE_DBLK");
+        if (e) { long a, b, c; if (sscanf(e, "%ld,%ld,%ld", &a, &b, &c) == 3) { cf.kc = a; cf.mc = b; cf.nc = c; } }
+    }
 
     F(gemm_prob_t) pr = {M, N, K, alpha, beta, A, rsA, csA, B, rsB, csB, C, rsC, csC};
     const int64_t work = M * N * K;

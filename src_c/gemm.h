@@ -78,6 +78,10 @@ void ce_sgemm_ukr8_avx512(int64_t k, const float *A, int64_t lda, const float *B
                           int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
 void ce_dgemm_ukr8_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
                           int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
+/* transposing B packs for column-major B (rsB == 1): dst[p*NR + j] = B[p + j*csB], j < n,
+ * zero-padded to NR (32 fp32 / 16 fp64) */
+void ce_spack_bt_avx512(float *dst, const float *B, int64_t csB, int n, int64_t k);
+void ce_dpack_bt_avx512(double *dst, const double *B, int64_t csB, int n, int64_t k);
 void ce_sgemm_ukr_avx2(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
                        int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
 void ce_dgemm_ukr_avx2(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
