@@ -200,3 +200,15 @@ def test_cast_gradient():
     y = x.double() * 2
     y.sum().backward()
     assert x.grad.dtype is ce.float32 and x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "silu", "gelu", "gelu_tanh",
+                                  "leaky_relu", "softplus"])
+def test_activation_ops_every_isa_and_threads(name, isa, nthreads):
+    f, ref, _ = UNARY[name]
+    x = T(7, 33)
+    np.testing.assert_allclose(f(x).detach().numpy(), ref(x.detach().numpy()), rtol=1e-12,
+                               atol=1e-14)
+    assert gradcheck(f, (x,))
+    x32 = ce.tensor(x.detach().numpy(), dtype=ce.float32)
+    np.testing.assert_allclose(f(x32).numpy(), ref(x.detach().numpy()), rtol=2e-6, atol=1e-6)

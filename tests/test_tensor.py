@@ -258,15 +258,19 @@ def test_set_num_threads_and_config(capsys):
     assert "ISA in use" in out and "threads" in out and "OpenMP" in out
 
 
-def test_cengine_isa_env_forces_path():
+def test_cengine_isa_env_forces_path(tmp_path):
+    import os
     import subprocess
     import sys
+    # run where the imported cengine lives (installed or in-place build), not the source tree
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ce.__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
     code = "import cengine as ce; print(ce.get_isa())"
-    for isa in ("generic", "avx2"):
+    best = ce._C.ISA_NAMES.index(ce._C.max_isa())
+    for isa in ce._C.ISA_NAMES[:best + 1]:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**__import__("os").environ, "CENGINE_ISA": isa})
-        if ce._C.ISA_NAMES.index(isa) <= ce._C.ISA_NAMES.index(ce._C.max_isa()):
-            assert r.stdout.strip() == isa, r.stderr
+                           env={**env, "CENGINE_ISA": isa}, cwd=tmp_path)
+        assert r.stdout.strip() == isa, r.stderr
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={**__import__("os").environ, "CENGINE_ISA": "neon"})
+                       env={**env, "CENGINE_ISA": "neon"}, cwd=tmp_path)
     assert r.returncode != 0 and "unknown ISA" in r.stderr
