@@ -28,7 +28,6 @@
 #include "gemm.h"
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #if CE_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -371,10 +370,6 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
     }
     F(gemm_cfg_t) cf;
     GEMM_ISA_CFG(ce_isa, cf)
-    { /* TUNING HACK */
-        const char *e = getenv(sizeof(T) == 4 ? "CE_SBLK" : "CE_DBLK");
-        if (e) { long a, b, c; if (sscanf(e, "%ld,%ld,%ld", &a, &b, &c) == 3) { cf.kc = a; cf.mc = b; cf.nc = c; } }
-    }
 
     F(gemm_prob_t) pr = {M, N, K, alpha, beta, A, rsA, csA, B, rsB, csB, C, rsC, csC};
     const int64_t work = M * N * K;
