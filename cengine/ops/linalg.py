@@ -233,6 +233,12 @@ def matmul(input, other, *, out=None):
     """Matrix product with torch's rules: 1-D @ 1-D is a dot product, a 1-D first operand is
     a row (prepended 1, removed after), a 1-D second operand a column (appended 1, removed
     after), and batch dimensions (all but the last two) broadcast."""
+    if out is None and type(input) is Tensor and type(other) is Tensor:
+        # fast path: same float dtype, matching inner dims, both >= 2-D
+        x, y = input._data, other._data
+        if x.ndim >= 2 and y.ndim == 2 and x.shape[-1] == y.shape[0] and x.dtype is y.dtype and \
+                (x.dtype is _F32 or x.dtype is _F64):
+            return MatMul.apply(input, other)
     a = _as_tensor_operand(input, "matmul.input")
     b = _as_tensor_operand(other, "matmul.other")
     da, db = a._data.ndim, b._data.ndim
