@@ -31,3 +31,4 @@ _config_init()
 del _config_init
 
 # ---- subsystems (imported below as they land) ----
+from .ops.linalg import *  # noqa: F401,F403  (matmul family on the C GEMM; installs @, .mm, ...)

@@ -6,22 +6,20 @@
  * is the larger one) the driver computes C^T = B^T A^T instead, so C is always written along
  * its smaller stride.
  *
- * Blocking (Goto/BLIS, loops from outside in):
- *   ic over M in blocks of MC   A block (MC x KC) packed into MR-row micro-panels; shared
- *   pc over K in blocks of KC   by all threads (they pack it together), lives in L3
- *   jc over N in blocks of NC   B block (KC x NC) packed into NR-column micro-panels, private
- *                               to each thread, lives in that core's L2
+ * Blocking (Goto/BLIS, loops from outside in; A is the broadcast operand, B the vector one):
+ *   ic over M in blocks of MC
+ *   pc over K in blocks of KC   A block (MC x KC) packed into MR-row micro-panels (L3)
+ *   jc over N in blocks of NC   B block (KC x NC) packed into NR-column micro-panels (L2)
  *   ir over MC step MR          A micro-panel (MR x KC) stays in L1
  *   jr over NC step NR          B micro-panels stream from L2 through the kernel
- * Threads split N (each owns a column range and packs its own B blocks into its own L2);
- * when N is too narrow for that they split the micro-panel rows of the A block instead.
+ * Threads take work units (product x slice of C's columns, or rows when N is narrow) from a
+ * dynamic schedule; each unit is an independent single-thread GEMM with its own buffers.
  * The K loop is never split, so results do not depend on the thread count.
  *
- * Small problems (one thread, B with unit column stride, B small enough for L2) skip B
- * packing: the kernel reads B rows in place (masked loads at the N edge) and only one A
- * micro-panel at a time is packed.
- * Batches of small products are spread over threads one whole product at a time; large
- * products are done one after another, each with all threads (one parallel region per call).
+ * Small problems (B with unit column stride and small enough for L2) skip packing: the kernel
+ * reads B rows in place (masked loads at the N edge) and row-major A rows in place (other A
+ * layouts are packed one micro-panel at a time).
+ * One OpenMP region per call; small problems stay on the calling thread.
  *
  * This file includes itself twice (GEMM_T = float, double) to instantiate the typed driver.
  */
@@ -67,9 +65,11 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define GEMM_P(x) ce_s##x
 #define GEMM_UKR_T ce_sukr_t
 #define GEMM_ISA_CFG(isa, c)                                                                  \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
     switch (isa) {                                                                             \
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_sgemm_ukr_avx512; c.mr = CE_SGEMM_MR_AVX512; c.nr = CE_SGEMM_NR_AVX512;     \
+        c.ukr2 = ce_sgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_spack_bt_avx512;               \
         c.kc = 384; c.mc = 1920; c.nc = 512; break;                                            \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_sgemm_ukr_avx2; c.mr = CE_SGEMM_MR_AVX2; c.nr = CE_SGEMM_NR_AVX2;           \
@@ -88,9 +88,11 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define GEMM_P(x) ce_d##x
 #define GEMM_UKR_T ce_dukr_t
 #define GEMM_ISA_CFG(isa, c)                                                                  \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
     switch (isa) {                                                                             \
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_dgemm_ukr_avx512; c.mr = CE_DGEMM_MR_AVX512; c.nr = CE_DGEMM_NR_AVX512;     \
+        c.ukr2 = ce_dgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_dpack_bt_avx512;               \
         c.kc = 256; c.mc = 1920; c.nc = 512; break;                                            \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_dgemm_ukr_avx2; c.mr = CE_DGEMM_MR_AVX2; c.nr = CE_DGEMM_NR_AVX2;           \
@@ -107,8 +109,9 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define F(x) GEMM_P(x)
 
 typedef struct {
-    GEMM_UKR_T ukr;
-    int mr, nr;
+    GEMM_UKR_T ukr, ukr2;   /* ukr2: optional MR2-row kernel for in-place A (NULL if none) */
+    int mr, nr, mr2;
+    void (*packbt)(T *dst, const T *B, int64_t csB, int n, int64_t k); /* B^T pack or NULL */
     int64_t kc, mc, nc;
 } F(gemm_cfg_t);
 
@@ -204,19 +207,55 @@ static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, i
     }
 }
 
-/* One product with packing, run by thread `tid` of `nt` (all nt threads call it together;
- * nt == 1 also works outside any parallel region). Ash: shared A-block buffer (mc*kc),
- * Bp: this thread's B-block buffer (kc*nc). */
-static void F(gemm_packed)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int tid, int nt,
-                           T *Ash, T *Bp) {
+/* buffer sizes (elements) of the packed A block and B block */
+static inline size_t F(abuf_elems)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
+    int64_t MC = ce_balance(pr->M, cf->mc, cf->mr), KC = ce_balance(pr->K, cf->kc, 8);
+    return (size_t)(ce_rup(ce_min64(MC, pr->M), cf->mr) * ce_min64(KC, pr->K));
+}
+static inline size_t F(bbuf_elems)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
+    int64_t NC = ce_balance(pr->N, cf->nc, cf->nr), KC = ce_balance(pr->K, cf->kc, 8);
+    return (size_t)(ce_rup(ce_min64(NC, pr->N), cf->nr) * ce_min64(KC, pr->K));
+}
+
+/* Row panels of an M-row block for a kernel reading A in place: panels of MR rows, except
+ * that up to two panels of MR2 (< MR) rows are used when that covers M with fewer kernel rows
+ * (M = 32 -> 12+12+8 instead of 12+12+12). Returns the row count of panel starting at i0. */
+static inline int F(panel_rows)(int64_t M, int64_t i0, int MR, int MR2, int *use2) {
+    int64_t left = M - i0;
+    if (MR2 <= 0 || left <= MR2) {
+        *use2 = MR2 > 0 && left <= MR2;
+        return (int)ce_min64(MR, left);
+    }
+    /* cost (kernel rows) of covering `left` with e panels of MR2 and the rest with MR */
+    int best_e = 0;
+    int64_t best = (left + MR - 1) / MR * MR;
+    for (int e = 1; e <= 2; e++) {
+        int64_t rest = left - (int64_t)e * MR2;
+        if (rest < 0) break;
+        int64_t cost = (rest + MR - 1) / MR * MR + (int64_t)e * MR2;
+        if (cost < best) { best = cost; best_e = e; }
+    }
+    int64_t rest = left - (int64_t)best_e * MR2;
+    if (best_e > 0 && rest <= 0) { *use2 = 1; return (int)ce_min64(MR2, left); }
+    /* MR2 panels go last: take an MR panel while the rest still needs them */
+    *use2 = 0;
+    return (int)ce_min64(MR, rest > 0 ? rest : left);
+}
+
+/* One product on the calling thread (Goto/BLIS loops, see the top of this file).
+ * B is read in place when `b_inplace` (unit column stride; the caller checks that B fits in
+ * L2), else packed into Bp (kc*nc). A is read in place when it is row-major (csA == 1,
+ * rsA != 0), else packed into Ap (mc*kc). */
+static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int b_inplace,
+                            T *Ap, T *Bp) {
     const int MR = cf->mr, NR = cf->nr;
     const int64_t M = pr->M, N = pr->N, K = pr->K;
-    const int64_t MC = ce_balance(M, cf->mc, MR), KC = ce_balance(K, cf->kc, 8);
-    /* N split across threads when every thread gets at least 2 micro-panels, else M split */
-    const int nsplit = nt > 1 && N >= (int64_t)nt * NR * 2;
-    int64_t n_lo = 0, n_hi = N;
-    if (nsplit) ce_chunk(N, tid, nt, NR, &n_lo, &n_hi);
-    const int64_t NC = n_hi > n_lo ? ce_balance(n_hi - n_lo, cf->nc, NR) : NR;
+    const int64_t KC = ce_balance(K, cf->kc, 8);
+    const int64_t NC = b_inplace ? N : ce_balance(N, cf->nc, NR);
+    const int a_inplace = pr->csA == 1 && pr->rsA != 0;
+    const int64_t MC = a_inplace ? M : ce_balance(M, cf->mc, MR);
+    const int64_t rsA = pr->rsA, csA = pr->csA, rsB = pr->rsB, csB = pr->csB;
+    const int64_t rsC = pr->rsC, csC = pr->csC;
 
     for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = ce_min64(MC, M - ic);
@@ -224,71 +263,55 @@ static void F(gemm_packed)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, in
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = ce_min64(KC, K - pc);
             const T beta = pc == 0 ? pr->beta : (T)1;
-            /* pack the A block together */
-            int64_t plo, phi;
-            ce_chunk(npan, tid, nt, 1, &plo, &phi);
-            for (int64_t ip = plo; ip < phi; ip++)
-                F(pack_a)(Ash + ip * MR * kc, pr->A + (ic + ip * MR) * pr->rsA + pc * pr->csA,
-                          pr->rsA, pr->csA, (int)ce_min64(MR, mc - ip * MR), kc, MR);
-            if (nt > 1) {
-#pragma omp barrier
-            }
-            int64_t ir_lo = 0, ir_hi = npan;
-            if (!nsplit) ce_chunk(npan, tid, nt, 1, &ir_lo, &ir_hi);
-            if (ir_hi > ir_lo) {
-                for (int64_t jc = n_lo; jc < n_hi; jc += NC) {
-                    const int64_t nc = ce_min64(NC, n_hi - jc);
-                    const int64_t jpan = (nc + NR - 1) / NR;
+            if (!a_inplace)
+                for (int64_t ip = 0; ip < npan; ip++)
+                    F(pack_a)(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc * csA, rsA, csA,
+                              (int)ce_min64(MR, mc - ip * MR), kc, MR);
+            for (int64_t jc = 0; jc < N; jc += NC) {
+                const int64_t nc = ce_min64(NC, N - jc);
+                const int64_t jpan = (nc + NR - 1) / NR;
+                const T *bblk = pr->B + pc * rsB + jc * csB;
+                int64_t rsb = rsB;
+                if (!b_inplace && rsB == 1 && cf->packbt) {
                     for (int64_t jp = 0; jp < jpan; jp++)
-                        F(pack_b)(Bp + jp * NR * kc, pr->B + pc * pr->rsB + (jc + jp * NR) * pr->csB,
-                                  pr->rsB, pr->csB, (int)ce_min64(NR, nc - jp * NR), kc, NR);
-                    for (int64_t ip = ir_lo; ip < ir_hi; ip++) {
-                        const int m = (int)ce_min64(MR, mc - ip * MR);
-                        const T *ap = Ash + ip * MR * kc;
-                        T *cr = pr->C + (ic + ip * MR) * pr->rsC;
+                        cf->packbt(Bp + jp * NR * kc, bblk + jp * NR * csB, csB,
+                                   (int)ce_min64(NR, nc - jp * NR), kc);
+                    rsb = NR;
+                } else if (!b_inplace) {
+                    for (int64_t jp = 0; jp < jpan; jp++)
+                        F(pack_b)(Bp + jp * NR * kc, bblk + jp * NR * csB, rsB, csB,
+                                  (int)ce_min64(NR, nc - jp * NR), kc, NR);
+                    rsb = NR;
+                }
+                if (a_inplace) {
+                    const T *ablk = pr->A + ic * rsA + pc;
+                    int64_t i0 = 0;
+                    while (i0 < mc) {
+                        int use2;
+                        const int m = F(panel_rows)(mc, i0, MR, cf->ukr2 ? cf->mr2 : 0, &use2);
+                        GEMM_UKR_T ukr = use2 ? cf->ukr2 : cf->ukr;
+                        T *cr = pr->C + (ic + i0) * rsC + jc * csC;
                         for (int64_t jp = 0; jp < jpan; jp++) {
                             const int n = (int)ce_min64(NR, nc - jp * NR);
-                            cf->ukr(kc, ap, Bp + jp * NR * kc, NR, cr + (jc + jp * NR) * pr->csC,
-                                    pr->rsC, pr->csC, pr->alpha, beta, m, n);
+                            const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
+                            ukr(kc, ablk + i0 * rsA, rsA, bp, rsb, cr + jp * NR * csC, rsC, csC,
+                                pr->alpha, beta, m, n);
+                        }
+                        i0 += m;
+                    }
+                } else {
+                    for (int64_t ip = 0; ip < npan; ip++) {
+                        const int m = (int)ce_min64(MR, mc - ip * MR);
+                        const T *ap = Ap + ip * MR * kc;
+                        T *cr = pr->C + (ic + ip * MR) * rsC + jc * csC;
+                        for (int64_t jp = 0; jp < jpan; jp++) {
+                            const int n = (int)ce_min64(NR, nc - jp * NR);
+                            const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
+                            cf->ukr(kc, ap, 0, bp, rsb, cr + jp * NR * csC, rsC, csC, pr->alpha,
+                                    beta, m, n);
                         }
                     }
                 }
-            }
-            if (nt > 1) {
-#pragma omp barrier
-            }
-        }
-    }
-}
-
-/* buffer sizes (elements) the packed path needs */
-static inline size_t F(abuf_elems)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
-    int64_t MC = ce_balance(pr->M, cf->mc, cf->mr), KC = ce_balance(pr->K, cf->kc, 8);
-    return (size_t)(ce_rup(ce_min64(MC, pr->M), cf->mr) * ce_min64(KC, pr->K));
-}
-static inline size_t F(bbuf_elems)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
-    int64_t KC = ce_balance(pr->K, cf->kc, 8);
-    return (size_t)(ce_rup(ce_min64(cf->nc + cf->nr, ce_rup(pr->N, cf->nr)), cf->nr) *
-                    ce_min64(KC, pr->K));
-}
-
-/* small product on one thread: B read in place (csB == 1), one A micro-panel packed at a time */
-static void F(gemm_direct)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T *Ap) {
-    const int MR = cf->mr, NR = cf->nr;
-    const int64_t M = pr->M, N = pr->N, K = pr->K;
-    const int64_t KC = ce_balance(K, cf->kc, 8);
-    for (int64_t pc = 0; pc < K; pc += KC) {
-        const int64_t kc = ce_min64(KC, K - pc);
-        const T beta = pc == 0 ? pr->beta : (T)1;
-        for (int64_t i0 = 0; i0 < M; i0 += MR) {
-            const int m = (int)ce_min64(MR, M - i0);
-            F(pack_a)(Ap, pr->A + i0 * pr->rsA + pc * pr->csA, pr->rsA, pr->csA, m, kc, MR);
-            const T *b = pr->B + pc * pr->rsB;
-            T *c = pr->C + i0 * pr->rsC;
-            for (int64_t j0 = 0; j0 < N; j0 += NR) {
-                const int n = (int)ce_min64(NR, N - j0);
-                cf->ukr(kc, Ap, b + j0, pr->rsB, c + j0 * pr->csC, pr->rsC, pr->csC, pr->alpha,
-                        beta, m, n);
             }
         }
     }
@@ -296,19 +319,17 @@ static void F(gemm_direct)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T 
 
 /* one product on the calling thread with its own buffers (the unblocked loop if none) */
 static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
-    if (pr->csB == 1 && (size_t)pr->K * (size_t)pr->N * sizeof(T) <= CE_GEMM_DIRECT_B_BYTES) {
-        T *Ap = (T *)ce_gemm_buf(0, sizeof(T) * (size_t)cf->mr * (size_t)ce_min64(cf->kc * 2, pr->K));
-        if (Ap) {
-            F(gemm_direct)(cf, pr, Ap);
-            return;
-        }
-    } else {
-        T *Ap = (T *)ce_gemm_buf(0, sizeof(T) * F(abuf_elems)(cf, pr));
-        T *Bp = Ap ? (T *)ce_gemm_buf(1, sizeof(T) * F(bbuf_elems)(cf, pr)) : NULL;
-        if (Ap && Bp) {
-            F(gemm_packed)(cf, pr, 0, 1, Ap, Bp);
-            return;
-        }
+    const int64_t KC = ce_min64(ce_balance(pr->K, cf->kc, 8), pr->K);
+    const int b_inplace = pr->csB == 1 &&
+        (size_t)KC * (size_t)pr->N * sizeof(T) <= CE_GEMM_DIRECT_B_BYTES;
+    const int a_inplace = pr->csA == 1 && pr->rsA != 0;
+    T *Ap = NULL, *Bp = NULL;
+    int ok = 1;
+    if (!a_inplace) ok = (Ap = (T *)ce_gemm_buf(0, sizeof(T) * F(abuf_elems)(cf, pr))) != NULL;
+    if (ok && !b_inplace) ok = (Bp = (T *)ce_gemm_buf(1, sizeof(T) * F(bbuf_elems)(cf, pr))) != NULL;
+    if (ok) {
+        F(gemm_blocked)(cf, pr, b_inplace, Ap, Bp);
+        return;
     }
     /* out of memory for packing buffers */
     F(gemm_ref)(1, pr->M, pr->N, pr->K, pr->alpha, pr->A, 0, pr->rsA, pr->csA, pr->B, 0, pr->rsB,
@@ -352,13 +373,8 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
 
     F(gemm_prob_t) pr = {M, N, K, alpha, beta, A, rsA, csA, B, rsB, csB, C, rsC, csC};
     const int64_t work = M * N * K;
-    const int ntmax = ce_get_num_threads();
-
-    if (batch > 1 && ntmax > 1 && (work <= 128 * 128 * 128 || batch >= 4 * (int64_t)ntmax)) {
-        /* many products: one whole product per thread at a time */
-        int nt = ce_threads_for(work * batch, CE_GEMM_MIN_WORK_PER_THREAD);
-        if (nt > batch) nt = (int)batch;
-#pragma omp parallel for num_threads(nt) schedule(static)
+    int nt = ce_threads_for(work * batch, CE_GEMM_MIN_WORK_PER_THREAD);
+    if (nt <= 1) {
         for (int64_t b = 0; b < batch; b++) {
             F(gemm_prob_t) q = pr;
             q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
@@ -366,44 +382,47 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
         }
         return;
     }
-    int nt = ce_threads_for(work, CE_GEMM_MIN_WORK_PER_THREAD);
-    T *Ash = nt > 1 ? (T *)ce_gemm_buf(0, sizeof(T) * F(abuf_elems)(&cf, &pr)) : NULL;
-    if (nt <= 1 || !Ash) {
-        for (int64_t b = 0; b < batch; b++) {
-            F(gemm_prob_t) q = pr;
-            q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
-            F(gemm_serial)(&cf, &q);
+    /* Work units: (product, slice of C). A product is sliced only when the batch alone cannot
+     * keep the threads busy: into column slices (each packs its own A and B blocks; A repacked
+     * per slice costs ~1/width of the flops) or, for narrow N, row slices. Units are handed
+     * out dynamically, so a thread delayed by other load on the machine does not hold the
+     * others back, and there are no barriers. The K loop is never split: every element of C
+     * is summed in the same order whatever the thread count. */
+    int64_t ns = 1, sw = N, by_rows = 0;
+    if (batch < 2 * (int64_t)nt) {
+        int64_t want = (2 * (int64_t)nt + batch - 1) / batch;   /* slices per product */
+        int64_t wn = ce_rup((N + want - 1) / want, cf.nr);
+        if (wn >= 2 * cf.nr || N >= 4 * cf.nr) {
+            if (wn < 2 * cf.nr) wn = 2 * cf.nr;
+            sw = wn;
+            ns = (N + sw - 1) / sw;
+        } else {
+            int64_t wm = ce_rup((M + want - 1) / want, cf.mr);
+            by_rows = 1;
+            sw = wm;
+            ns = (M + sw - 1) / sw;
         }
-        return;
     }
-    int failed = 0; /* shared: set by a thread that cannot get its B buffer */
-#pragma omp parallel num_threads(nt) shared(failed)
-    {
-#if CE_HAVE_OPENMP
-        int tid = omp_get_thread_num(), ntr = omp_get_num_threads();
-#else
-        int tid = 0, ntr = 1;
-#endif
-        T *Bp = (T *)ce_gemm_buf(1, sizeof(T) * F(bbuf_elems)(&cf, &pr));
-        if (!Bp) {
-#pragma omp atomic write
-            failed = 1;
-        }
-        /* all threads agree before entering the barriers of gemm_packed */
-#pragma omp barrier
-        int f;
-#pragma omp atomic read
-        f = failed;
-        if (!f)
-            for (int64_t b = 0; b < batch; b++) {
-                F(gemm_prob_t) q = pr;
-                q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
-                F(gemm_packed)(&cf, &q, tid, ntr, Ash, Bp);
+    const int64_t units = batch * ns;
+    if (nt > units) nt = (int)units;
+    int64_t chunk = units / ((int64_t)nt * 8);
+    if (chunk < 1) chunk = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, chunk)
+    for (int64_t u = 0; u < units; u++) {
+        const int64_t b = u / ns, s = u % ns;
+        F(gemm_prob_t) q = pr;
+        q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
+        if (ns > 1) {
+            if (by_rows) {
+                int64_t lo = s * sw, hi = ce_min64(M, lo + sw);
+                q.M = hi - lo; q.A += lo * rsA; q.C += lo * rsC;
+            } else {
+                int64_t lo = s * sw, hi = ce_min64(N, lo + sw);
+                q.N = hi - lo; q.B += lo * csB; q.C += lo * csC;
             }
+        }
+        F(gemm_serial)(&cf, &q);
     }
-    if (failed) /* nothing was written: fall back to the unblocked loop */
-        F(gemm_ref)(batch, M, N, K, alpha, A, sAb, rsA, csA, B, sBb, rsB, csB, beta, C, sCb,
-                    rsC, csC);
 }
 
 #undef T

@@ -43,14 +43,15 @@ void ce_dgemm_ref(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
 
 /* ---- microkernels (internal to the gemm files, declared here for the dispatch table) ----
  * One m x n tile of C (m <= MR, n <= NR):
- *   C[i*rsC + j*csC] = alpha * sum_{p<k} A[p*MR + i] * B[p*rsb + j] + beta * C[...]
- * A: packed micro-panel (MR values per p; rows >= m are ignored). B: rows of NR values at
+ *   C[i*rsC + j*csC] = alpha * sum_{p<k} a(i,p) * B[p*rsb + j] + beta * C[...]
+ * A: lda == 0: packed micro-panel, a(i,p) = A[p*MR + i] (rows >= m are ignored);
+ *    lda != 0: rows in place, a(i,p) = A[i*lda + p] (rows >= m are not read). B: rows of NR values at
  * stride rsb (a packed, zero-padded panel with rsb == NR, or a row-major matrix with unit
  * column stride, of which only j < n is read). beta == 0: C not read. */
-typedef void (*ce_sukr_t)(int64_t k, const float *A, const float *B, int64_t rsb,
+typedef void (*ce_sukr_t)(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb,
                           float *C, int64_t rsC, int64_t csC, float alpha, float beta,
                           int m, int n);
-typedef void (*ce_dukr_t)(int64_t k, const double *A, const double *B, int64_t rsb,
+typedef void (*ce_dukr_t)(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb,
                           double *C, int64_t rsC, int64_t csC, double alpha, double beta,
                           int m, int n);
 
@@ -68,17 +69,26 @@ typedef void (*ce_dukr_t)(int64_t k, const double *A, const double *B, int64_t r
 #define CE_DGEMM_MR_GENERIC 4
 #define CE_DGEMM_NR_GENERIC 8
 
-void ce_sgemm_ukr_avx512(int64_t k, const float *A, const float *B, int64_t rsb, float *C,
+void ce_sgemm_ukr_avx512(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
                          int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
-void ce_dgemm_ukr_avx512(int64_t k, const double *A, const double *B, int64_t rsb, double *C,
+void ce_dgemm_ukr_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
                          int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
-void ce_sgemm_ukr_avx2(int64_t k, const float *A, const float *B, int64_t rsb, float *C,
-                       int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
-void ce_dgemm_ukr_avx2(int64_t k, const double *A, const double *B, int64_t rsb, double *C,
-                       int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
-void ce_sgemm_ukr_generic(int64_t k, const float *A, const float *B, int64_t rsb, float *C,
+/* 8-row variants (MR = 8, same NR), used for in-place A row panels only */
+void ce_sgemm_ukr8_avx512(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
                           int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
-void ce_dgemm_ukr_generic(int64_t k, const double *A, const double *B, int64_t rsb, double *C,
+void ce_dgemm_ukr8_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
+                          int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
+/* transposing B packs for column-major B (rsB == 1): dst[p*NR + j] = B[p + j*csB], j < n,
+ * zero-padded to NR (32 fp32 / 16 fp64) */
+void ce_spack_bt_avx512(float *dst, const float *B, int64_t csB, int n, int64_t k);
+void ce_dpack_bt_avx512(double *dst, const double *B, int64_t csB, int n, int64_t k);
+void ce_sgemm_ukr_avx2(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
+                       int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
+void ce_dgemm_ukr_avx2(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
+                       int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
+void ce_sgemm_ukr_generic(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
+                          int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
+void ce_dgemm_ukr_generic(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
                           int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
 
 #endif

@@ -20,6 +20,18 @@ static inline __m256i lane_mask64(int n, int off) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - off), idx);
 }
 
+#define UKR_LOOP(V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                                        \
+    for (int64_t p = 0; p < k; p++) {                                                          \
+        V b0 = LB0, b1 = LB1;                                                                  \
+        _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {                                \
+            V a = SET1(AGET);                                                                  \
+            c0[i] = FMA(a, b0, c0[i]);                                                         \
+            c1[i] = FMA(a, b1, c1[i]);                                                         \
+        }                                                                                      \
+        AADV;                                                                                  \
+        B += rsb;                                                                              \
+    }
+
 #define UKR2_BODY(T, V, W, MASKF, LOAD, MLOAD, MSTORE, SET1, FMA, MUL, ZERO, STORE, MR, NR)     \
     V c0[MR], c1[MR];                                                                          \
     _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {                                     \
@@ -27,27 +39,20 @@ static inline __m256i lane_mask64(int n, int off) {
         c1[i] = ZERO();                                                                        \
     }                                                                                          \
     __m256i m0 = MASKF(n, 0), m1 = MASKF(n, W);                                                \
-    if (n == NR) {                                                                             \
-        for (int64_t p = 0; p < k; p++) {                                                      \
-            V b0 = LOAD(B), b1 = LOAD(B + W);                                                  \
-            _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {                             \
-                V a = SET1(A[i]);                                                              \
-                c0[i] = FMA(a, b0, c0[i]);                                                     \
-                c1[i] = FMA(a, b1, c1[i]);                                                     \
-            }                                                                                  \
-            A += MR;                                                                           \
-            B += rsb;                                                                          \
+    if (lda == 0) {                                                                            \
+        if (n == NR) {                                                                         \
+            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += MR)                                      \
+        } else {                                                                               \
+            UKR_LOOP(V, MR, SET1, FMA, MLOAD(B, m0), MLOAD(B + W, m1), A[i], A += MR)                            \
         }                                                                                      \
     } else {                                                                                   \
-        for (int64_t p = 0; p < k; p++) {                                                      \
-            V b0 = MLOAD(B, m0), b1 = MLOAD(B + W, m1);                                        \
-            _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {                             \
-                V a = SET1(A[i]);                                                              \
-                c0[i] = FMA(a, b0, c0[i]);                                                     \
-                c1[i] = FMA(a, b1, c1[i]);                                                     \
-            }                                                                                  \
-            A += MR;                                                                           \
-            B += rsb;                                                                          \
+        const T *ar[MR];                                                                       \
+        _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++)                                  \
+            ar[i] = A + (i < m ? i : m - 1) * lda;                                             \
+        if (n == NR) {                                                                         \
+            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), ar[i][p], (void)0)                                  \
+        } else {                                                                               \
+            UKR_LOOP(V, MR, SET1, FMA, MLOAD(B, m0), MLOAD(B + W, m1), ar[i][p], (void)0)                        \
         }                                                                                      \
     }                                                                                          \
     V va = SET1(alpha), vb = SET1(beta);                                                       \
@@ -82,7 +87,7 @@ static inline __m256i lane_mask64(int n, int off) {
 #define D_MLOAD2(p, mk) _mm256_maskload_pd(p, mk)
 
 /* C (m x n tile, rsC/csC) = alpha * A(packed 6 x k) @ B(k x 16, row stride rsb) + beta*C */
-void ce_sgemm_ukr_avx2(int64_t k, const float *A, const float *B, int64_t rsb, float *C,
+void ce_sgemm_ukr_avx2(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
                        int64_t rsC, int64_t csC, float alpha, float beta, int m, int n) {
     UKR2_BODY(float, __m256, 8, lane_mask32, _mm256_loadu_ps, S_MLOAD2, _mm256_maskstore_ps,
               _mm256_set1_ps, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_setzero_ps,
@@ -90,7 +95,7 @@ void ce_sgemm_ukr_avx2(int64_t k, const float *A, const float *B, int64_t rsb, f
 }
 
 /* C (m x n tile) = alpha * A(packed 6 x k) @ B(k x 8, row stride rsb) + beta*C, fp64 */
-void ce_dgemm_ukr_avx2(int64_t k, const double *A, const double *B, int64_t rsb, double *C,
+void ce_dgemm_ukr_avx2(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
                        int64_t rsC, int64_t csC, double alpha, double beta, int m, int n) {
     UKR2_BODY(double, __m256d, 4, lane_mask64, _mm256_loadu_pd, D_MLOAD2, _mm256_maskstore_pd,
               _mm256_set1_pd, _mm256_fmadd_pd, _mm256_mul_pd, _mm256_setzero_pd,
