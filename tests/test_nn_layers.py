@@ -627,3 +627,22 @@ def test_tiny_transformer_learns():
                 p._data -= 0.1 * p.grad._data
         losses.append(loss.item())
     assert losses[-1] < 0.25 * losses[0], losses[::10]
+
+
+def test_inplace_change_of_saved_values_is_detected():
+    x = ce.randn(3, 4, requires_grad=True)
+    y = F.softmax(x, 1)
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    a = ce.randn(3, 4, requires_grad=True)
+    h = a * 1
+    out = F.layer_norm(h, (4,))
+    h.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+    z = a * 1
+    loss = F.cross_entropy(z, ce.tensor([0, 1, 2]))
+    z.mul_(3)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

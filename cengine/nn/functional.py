@@ -132,6 +132,12 @@ def _f(a):
     return a if a.flags.c_contiguous else a.copy(order="C")
 
 
+def _keep(view, orig):
+    """What to save for backward: the Function's own input/output array `orig` when `view`
+    aliases it (so autograd's in-place-modification check sees it), else the private `view`."""
+    return orig if view is not orig and np.may_share_memory(view, orig) else view
+
+
 def _rows(x, dim):
     """View x with `dim` moved last as a contiguous (R, C) array; returns (x2d, moved_shape)."""
     if x.ndim == 0:
@@ -309,14 +315,16 @@ class _Softmax(Function):
     def forward(ctx, x, dim, log):
         x2, shape = _rows(x, dim)
         y2 = _k_softmax_forward(x2, log)
-        ctx.save_for_backward(y2)
+        y = _unrows(y2, shape, dim, x.ndim)
+        ctx.save_for_backward(y)  # the output itself: in-place changes to it are detected
         ctx.meta = (shape, dim, x.ndim, log)
-        return _unrows(y2, shape, dim, x.ndim)
+        return y
 
     @staticmethod
     def backward(ctx, g):
-        (y2,) = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         shape, dim, ndim, log = ctx.meta
+        y2, _ = _rows(y, dim)  # a view again (y was built from the contiguous rows)
         g2, _ = _rows(g, dim)
         if g2.dtype != y2.dtype:
             g2 = g2.astype(y2.dtype)
@@ -406,29 +414,30 @@ def _check_norm_input(input, ns, weight, bias):
 
 class _LayerNorm(Function):
     @staticmethod
-    def forward(ctx, x, w, b, D, eps):
-        x2 = _f(x).reshape(-1, D)
+    def forward(ctx, x, w, b, R, D, eps):
+        x2 = _f(x).reshape(R, D)
         y, mean, rstd = _k_layer_norm_forward(
             x2, None if w is None else _f(w).reshape(D), None if b is None else _f(b).reshape(D),
             eps)
-        ctx.save_for_backward(x2, w, mean, rstd)
-        ctx.meta = (x.shape, D, b is not None)
+        ctx.save_for_backward(_keep(x2, x), w, mean, rstd)
+        ctx.meta = (x.shape, R, D, None if b is None else b.shape)
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        x2, w, mean, rstd = ctx.saved_tensors
-        shape, D, has_b = ctx.meta
+        xs, w, mean, rstd = ctx.saved_tensors
+        shape, R, D, bshape = ctx.meta
+        x2 = _f(xs).reshape(R, D)
+        has_b = bshape is not None
         need_w = w is not None and ctx.needs_input_grad[1]
         need_b = has_b and ctx.needs_input_grad[2]
         need_x = ctx.needs_input_grad[0]
         dx, dw, db = _k_layer_norm_backward(
-            _f(g.astype(x2.dtype, copy=False)).reshape(-1, D), x2,
+            _f(g.astype(x2.dtype, copy=False)).reshape(R, D), x2,
             None if w is None else _f(w).reshape(D), mean, rstd, need_x, need_w, need_b)
         return (None if dx is None else dx.reshape(shape),
                 None if dw is None else dw.reshape(w.shape),
-                None if db is None else db.reshape(w.shape if w is not None else (D,)),
-                None, None)
+                None if db is None else db.reshape(bshape), None, None, None)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -437,25 +446,27 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     ns = _norm_shape(normalized_shape)
     _check_norm_input(input, ns, weight, bias)
     D = int(np.prod(ns, dtype=np.int64))
-    return _LayerNorm.apply(input, weight, bias, D, float(eps))
+    R = int(np.prod(input.shape[:input.dim() - len(ns)], dtype=np.int64))
+    return _LayerNorm.apply(input, weight, bias, R, D, float(eps))
 
 
 class _RMSNorm(Function):
     @staticmethod
-    def forward(ctx, x, w, D, eps):
-        x2 = _f(x).reshape(-1, D)
+    def forward(ctx, x, w, R, D, eps):
+        x2 = _f(x).reshape(R, D)
         y, rstd = _k_rms_norm_forward(x2, None if w is None else _f(w).reshape(D), eps)
-        ctx.save_for_backward(x2, w, rstd)
-        ctx.meta = (x.shape, D)
+        ctx.save_for_backward(_keep(x2, x), w, rstd)
+        ctx.meta = (x.shape, R, D)
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        x2, w, rstd = ctx.saved_tensors
-        shape, D = ctx.meta
+        xs, w, rstd = ctx.saved_tensors
+        shape, R, D = ctx.meta
+        x2 = _f(xs).reshape(R, D)
         need_w = w is not None and ctx.needs_input_grad[1]
         need_x = ctx.needs_input_grad[0]
-        dx, dw = _k_rms_norm_backward(_f(g.astype(x2.dtype, copy=False)).reshape(-1, D), x2,
+        dx, dw = _k_rms_norm_backward(_f(g.astype(x2.dtype, copy=False)).reshape(R, D), x2,
                                       None if w is None else _f(w).reshape(D), rstd, need_x,
                                       need_w)
         return (None if dx is None else dx.reshape(shape),
@@ -471,7 +482,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = float(np.finfo(input._data.dtype).eps)
     D = int(np.prod(ns, dtype=np.int64))
-    return _RMSNorm.apply(input, weight, D, float(eps))
+    R = int(np.prod(input.shape[:input.dim() - len(ns)], dtype=np.int64))
+    return _RMSNorm.apply(input, weight, R, D, float(eps))
 
 
 class _BatchNorm(Function):
@@ -1033,7 +1045,7 @@ class _CrossEntropy(Function):
         t = np.ascontiguousarray(target.reshape(-1), dtype=np.int64)
         w = None if weight is None else _f(weight).astype(z.dtype, copy=False)
         loss, lse, wrow = _k_cross_entropy_forward(z, t, w, ignore_index, ls)
-        ctx.save_for_backward(z, t, w, lse)
+        ctx.save_for_backward(_keep(z, x), t, w, lse)
         if reduction == "mean":
             denom = wrow.sum(dtype=np.float64)
             out = np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, z.dtype)
@@ -1048,8 +1060,9 @@ class _CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
-        z, t, w, lse = ctx.saved_tensors
+        zs, t, w, lse = ctx.saved_tensors
         shape, ignore_index, ls, reduction, denom = ctx.meta
+        z = _logits_rows(zs)
         M = z.shape[0]
         if reduction == "none":
             grow = _f(g).reshape(M).astype(z.dtype, copy=False)
@@ -1069,7 +1082,7 @@ class _CrossEntropyProb(Function):
         q = _logits_rows(target).astype(z.dtype, copy=False)
         w = None if weight is None else _f(weight).astype(z.dtype, copy=False)
         loss, lse = _k_cross_entropy_prob_forward(z, q, w, ls)
-        ctx.save_for_backward(z, q, w, lse)
+        ctx.save_for_backward(_keep(z, x), _keep(q, target), w, lse)
         M = z.shape[0]
         if reduction == "mean":
             out = np.asarray(loss.sum(dtype=np.float64) / M if M else np.nan, z.dtype)
@@ -1082,8 +1095,10 @@ class _CrossEntropyProb(Function):
 
     @staticmethod
     def backward(ctx, g):
-        z, q, w, lse = ctx.saved_tensors
+        zs, qs, w, lse = ctx.saved_tensors
         shape, ls, reduction = ctx.meta
+        z = _logits_rows(zs)
+        q = _logits_rows(qs).astype(z.dtype, copy=False)
         M, C = z.shape
         if reduction == "none":
             grow = _f(g).reshape(M).astype(z.dtype, copy=False)
