@@ -168,8 +168,10 @@ class _Linear(Function):
         ctx.has_b = b is not None
         ctx.bshape = None if b is None else b.shape
         in_f = W.shape[1]
-        x2 = x.reshape(-1, in_f)
-        out = np.empty((x2.shape[0], W.shape[0]), x.dtype)
+        M = int(np.prod(x.shape[:-1], dtype=np.int64))
+        ctx.M = M
+        x2 = x.reshape(M, in_f)
+        out = np.empty((M, W.shape[0]), x.dtype)
         if b is not None:
             out[...] = b
             _k_gemm(x2, W.T, out, 1.0, 1.0)
@@ -180,16 +182,16 @@ class _Linear(Function):
     @staticmethod
     def backward(ctx, g):
         x, W = ctx.saved_tensors
-        in_f, out_f = W.shape[1], W.shape[0]
-        g2 = g.reshape(-1, out_f)
+        in_f, out_f, M = W.shape[1], W.shape[0], ctx.M
+        g2 = g.reshape(M, out_f)
         gx = gW = gb = None
         if ctx.needs_input_grad[0]:
-            gx = np.empty((g2.shape[0], in_f), x.dtype)
+            gx = np.empty((M, in_f), x.dtype)
             _k_gemm(g2, W, gx)
             gx = gx.reshape(x.shape)
         if ctx.needs_input_grad[1]:
             gW = np.empty(W.shape, W.dtype)
-            _k_gemm(g2.T, x.reshape(-1, in_f), gW)
+            _k_gemm(g2.T, x.reshape(M, in_f), gW)
         if ctx.has_b and ctx.needs_input_grad[2]:
             gb = unbroadcast(g2.sum(axis=0), ctx.bshape)
         return gx, gW, gb
