@@ -132,6 +132,12 @@ def _f(a):
     return a if a.flags.c_contiguous else a.copy(order="C")
 
 
+def _reshape(a, shape):
+    """a.reshape(shape), but `a` itself when the shape already matches (autograd then takes a
+    freshly computed gradient as .grad without copying it)."""
+    return a if a.shape == tuple(shape) else a.reshape(shape)
+
+
 def _keep(view, orig):
     """What to save for backward: the Function's own input/output array `orig` when `view`
     aliases it (so autograd's in-place-modification check sees it), else the private `view`."""
@@ -154,7 +160,7 @@ def _unrows(a2d, shape, dim, ndim):
     """Inverse of _rows."""
     if ndim == 0:
         return a2d.reshape(())
-    a = a2d.reshape(shape)
+    a = _reshape(a2d, shape)
     return a if dim == ndim - 1 else np.moveaxis(a, ndim - 1, dim)
 
 
@@ -188,7 +194,7 @@ class _Linear(Function):
         if ctx.needs_input_grad[0]:
             gx = np.empty((M, in_f), x.dtype)
             _k_gemm(g2, W, gx)
-            gx = gx.reshape(x.shape)
+            gx = _reshape(gx, x.shape)
         if ctx.needs_input_grad[1]:
             gW = np.empty(W.shape, W.dtype)
             _k_gemm(g2.T, x.reshape(M, in_f), gW)
@@ -437,9 +443,9 @@ class _LayerNorm(Function):
         dx, dw, db = _k_layer_norm_backward(
             _f(g.astype(x2.dtype, copy=False)).reshape(R, D), x2,
             None if w is None else _f(w).reshape(D), mean, rstd, need_x, need_w, need_b)
-        return (None if dx is None else dx.reshape(shape),
-                None if dw is None else dw.reshape(w.shape),
-                None if db is None else db.reshape(bshape), None, None, None)
+        return (None if dx is None else _reshape(dx, shape),
+                None if dw is None else _reshape(dw, w.shape),
+                None if db is None else _reshape(db, bshape), None, None, None)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -471,8 +477,8 @@ class _RMSNorm(Function):
         dx, dw = _k_rms_norm_backward(_f(g.astype(x2.dtype, copy=False)).reshape(R, D), x2,
                                       None if w is None else _f(w).reshape(D), rstd, need_x,
                                       need_w)
-        return (None if dx is None else dx.reshape(shape),
-                None if dw is None else dw.reshape(w.shape), None, None)
+        return (None if dx is None else _reshape(dx, shape),
+                None if dw is None else _reshape(dw, w.shape), None, None, None)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -1022,10 +1028,8 @@ def _logits_rows(x):
 
 
 def _unlogits_rows(g2, shape):
-    if len(shape) == 1:
-        return g2.reshape(shape)
-    if len(shape) == 2:
-        return g2.reshape(shape)
+    if len(shape) <= 2:
+        return _reshape(g2, shape)
     moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
     return np.moveaxis(g2.reshape(moved), -1, 1)
 
