@@ -397,7 +397,8 @@ def test_init_reproducible_and_no_graph():
     assert a.weight.is_leaf and a.weight.grad_fn is None
     bound = 1 / math.sqrt(5)
     assert np.abs(a.bias._data).max() <= bound
-    assert np.abs(a.weight._data).max() <= bound  # kaiming_uniform(a=sqrt(5)) bound = 1/sqrt(fan_in)
+    # kaiming_uniform(a=sqrt(5)) gives the bound 1/sqrt(fan_in)
+    assert np.abs(a.weight._data).max() <= bound
 
 
 def test_linear_init_matches_torch_bounds():
@@ -408,3 +409,16 @@ def test_linear_init_matches_torch_bounds():
     x = np.random.default_rng(0).standard_normal((4, 7)).astype(np.float32)
     np.testing.assert_allclose(c(ce.tensor(x))._data, t(torch.tensor(x)).detach().numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_load_state_dict_assign_and_non_persistent():
+    m = nn.Linear(3, 2)
+    src = nn.Linear(3, 2).double().state_dict()
+    m.load_state_dict(src, assign=True)
+    assert isinstance(m.weight, nn.Parameter) and m.weight.requires_grad
+    assert m.weight.dtype == ce.float64 and m.weight._data is src["weight"]._data
+    b = Block()
+    sd = b.state_dict()
+    assert "scratch" not in sd and "count" in sd
+    res = Block().load_state_dict(sd)  # non-persistent buffers are neither missing nor expected
+    assert res.missing_keys == [] and res.unexpected_keys == []

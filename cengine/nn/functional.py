@@ -13,7 +13,6 @@ import warnings
 import numpy as np
 
 from .. import _C
-from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
@@ -585,7 +584,7 @@ class _Embedding(Function):
     @staticmethod
     def backward(ctx, g):
         (flat,) = ctx.saved_tensors
-        wshape, wdtype, ishape, padding_idx, freq = ctx.meta
+        wshape, wdtype, _, padding_idx, freq = ctx.meta
         dy = _f(g.astype(wdtype, copy=False)).reshape(-1, wshape[1])
         if freq:
             counts = np.bincount(flat, minlength=wshape[0])
@@ -1105,7 +1104,7 @@ class _CrossEntropyProb(Function):
         shape, ls, reduction = ctx.meta
         z = _logits_rows(zs)
         q = _logits_rows(qs).astype(z.dtype, copy=False)
-        M, C = z.shape
+        M = z.shape[0]
         if reduction == "none":
             grow = _f(g).reshape(M).astype(z.dtype, copy=False)
         else:

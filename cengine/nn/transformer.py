@@ -10,7 +10,6 @@ from ..ops.creation import empty
 from ..tensor import Tensor, _wrap
 from . import functional as F
 from . import init
-from .activation import ReLU, GELU
 from .container import ModuleList
 from .dropout import Dropout
 from .linear import Linear
