@@ -597,3 +597,29 @@ def test_persistent_workers_across_epochs():
     for w in workers:
         w.join(timeout=10)
     assert not any(w.is_alive() for w in workers)
+
+
+class Unpicklable(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return (lambda: i) if i == 2 else i
+
+
+def _as_list(batch):
+    return list(batch)
+
+
+def test_unpicklable_batch_and_dataset_reported():
+    dl = DataLoader(Unpicklable(), batch_size=2, num_workers=1, collate_fn=_as_list)
+    it = iter(dl)
+    assert next(it) == [0, 1]
+    with pytest.raises(Exception, match="while sending the batch to the main process") as ei:
+        next(it)
+    assert "lambda" in str(ei.value)
+    it._shutdown_workers()
+    # a dataset that cannot reach the workers: the error says why
+    with pytest.raises(Exception) as ei:
+        iter(DataLoader(Squares(4), num_workers=1, collate_fn=lambda b: b))
+    assert "must be picklable" in "".join(getattr(ei.value, "__notes__", []))

@@ -1,5 +1,6 @@
 """What runs inside a DataLoader worker process, plus the pieces both sides share: WorkerInfo,
 the exception wrapper, the fetchers and the Tensor reducer for the multiprocessing queues."""
+import multiprocessing.queues
 import os
 import queue
 import random
@@ -42,6 +43,27 @@ def _register_reducers():
 
 
 _register_reducers()
+
+
+# ---------------------------------------------------------------- result queue
+class _ResultQueue(multiprocessing.queues.Queue):
+    """The workers' result queue. A multiprocessing Queue pickles in a background feeder
+    thread and only prints a failure, which would leave the main process waiting forever for
+    that batch: here the failure is sent in its place, as the batch's exception."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx=ctx)
+
+    def _on_queue_feeder_error(self, e, obj):
+        if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], int) and \
+                not isinstance(obj[1], ExceptionWrapper):
+            wid = _worker_info.id if _worker_info is not None else "?"
+            self.put((obj[0], ExceptionWrapper(
+                exc_info=(type(e), e, e.__traceback__),
+                where="in DataLoader worker process %s while sending the batch to the main "
+                      "process (a batch must be picklable)" % wid)))
+        else:
+            super()._on_queue_feeder_error(e, obj)
 
 
 # ---------------------------------------------------------------- worker info
@@ -246,12 +268,7 @@ def _worker_loop(dataset_kind, dataset, index_queue, data_queue, done_event, aut
                     else:
                         data = ExceptionWrapper(where="in DataLoader worker process %d"
                                                 % worker_id)
-            try:
-                data_queue.put((idx, data))
-            except Exception:
-                # e.g. the batch cannot be pickled: report that instead
-                data_queue.put((idx, ExceptionWrapper(
-                    where="in DataLoader worker process %d (sending the batch)" % worker_id)))
+            data_queue.put((idx, data))  # a pickling failure is reported by _ResultQueue
             del data, idx, index, r
     except KeyboardInterrupt:
         pass

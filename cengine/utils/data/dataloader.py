@@ -10,6 +10,7 @@ and are reordered, so batches arrive in sampler order whatever the number of wor
 import itertools
 import math
 import multiprocessing
+import pickle
 import queue
 import warnings
 
@@ -303,7 +304,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         assert self._prefetch_factor > 0
         ctx = loader.multiprocessing_context or _default_mp_context()
         self._worker_init_fn = loader.worker_init_fn
-        self._worker_result_queue = ctx.Queue()
+        self._worker_result_queue = _W._ResultQueue(ctx)
         self._workers_done_event = ctx.Event()
         self._index_queues = []
         self._workers = []
@@ -324,9 +325,15 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 self._index_queues.append(index_queue)
                 self._workers.append(w)
                 self._worker_pids.append(w.pid)
-        except BaseException:
+        except BaseException as e:
             self._shutdown = False
             self._shutdown_workers()
+            if isinstance(e, (pickle.PicklingError, TypeError, AttributeError)) and \
+                    hasattr(e, "add_note"):
+                e.add_note("DataLoader workers are started with the {!r} method: the dataset, "
+                           "collate_fn and worker_init_fn must be picklable (defined at module "
+                           "level, not lambdas or local functions)."
+                           .format(ctx.get_start_method()))
             raise
         self._shutdown = False
         self._data_queue = self._worker_result_queue
