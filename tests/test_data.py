@@ -80,7 +80,7 @@ class InfoDataset(Dataset):
         info = get_worker_info()
         return (info.id, info.num_workers, info.seed, int(ce.randint(0, 10 ** 9, ()).item()),
                 int(np.random.randint(0, 10 ** 9)), isinstance(info.dataset, InfoDataset),
-                os.environ.get("CE_INIT_FN", ""))
+                os.environ.get("CE_INIT_FN", ""), ce.get_num_threads())
 
 
 def _init_fn(worker_id):
@@ -496,7 +496,10 @@ def test_workers_same_batches_as_main_process():
     dl = DataLoader(ds, num_workers=2, generator=ce.Generator().manual_seed(7),
                     prefetch_factor=3, **kw)
     assert len(dl) == len(ref) == 4
-    got = list(dl)
+    it = iter(dl)
+    # never a plain fork (a forked child can deadlock in the parent's OpenMP runtime)
+    assert all(type(w).__name__ in ("ForkServerProcess", "SpawnProcess") for w in it._workers)
+    got = list(it)
     assert len(got) == 4
     for r, g in zip(ref, got):
         assert g["y"].tolist() == r["y"].tolist()
@@ -563,6 +566,7 @@ def test_worker_info_and_seeding():
     base = a[0][2]
     assert a[1][2] == base + 1  # seed = base_seed + worker_id
     assert all(s[5] for s in a) and [s[6] for s in a[:2]] == ["init0", "init1"]
+    assert all(s[7] == 1 for s in a)  # one compute thread per worker
     # cengine and numpy RNGs are seeded per worker: the workers' streams differ
     assert a[0][3] != a[1][3] and a[0][4] != a[1][4]
     # the cengine stream in worker 0 is the one manual_seed(seed) gives
@@ -592,6 +596,10 @@ def test_persistent_workers_across_epochs():
     workers = list(dl._iterator._workers)
     e2 = [b["y"].tolist() for b in dl]
     assert e1 == e2 == [[0, 1, 2], [3, 4, 5], [6]]
+    it = iter(dl)
+    assert next(it)["y"].tolist() == [0, 1, 2]  # abandon this epoch half-way...
+    e3 = [b["y"].tolist() for b in dl]  # ...the next one starts cleanly
+    assert e3 == e1
     assert dl._iterator._workers == workers and all(w.is_alive() for w in workers)
     dl._iterator._shutdown_workers()
     for w in workers:

@@ -217,6 +217,10 @@ def _worker_loop(dataset_kind, dataset, index_queue, data_queue, done_event, aut
     # the process that started us (the main process, or the forkserver, which exits with it)
     watched_ppid = os.getppid()
     try:
+        # one compute thread per worker (as torch does): num_workers processes each running
+        # all-core OpenMP kernels would oversubscribe the CPU
+        from ..._config import set_num_threads
+        set_num_threads(1)
         seed = base_seed + worker_id
         _seed_worker(seed, base_seed, worker_id)
         _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed,

@@ -10,6 +10,7 @@ and are reordered, so batches arrive in sampler order whatever the number of wor
 import itertools
 import math
 import multiprocessing
+import os
 import pickle
 import queue
 import warnings
@@ -58,8 +59,7 @@ class DataLoader:
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None,
                  num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
                  worker_init_fn=None, multiprocessing_context=None, generator=None, *,
-                 prefetch_factor=None, persistent_workers=False, pin_memory_device="",
-                 in_order=True):
+                 prefetch_factor=None, persistent_workers=False, pin_memory_device=""):
         if num_workers < 0:
             raise ValueError("num_workers option should be non-negative; use num_workers=0 to "
                              "disable multiprocessing.")
@@ -83,7 +83,6 @@ class DataLoader:
         self.pin_memory_device = pin_memory_device
         self.timeout = timeout
         self.worker_init_fn = worker_init_fn
-        self.in_order = in_order
 
         if isinstance(dataset, IterableDataset):
             self._dataset_kind = _DatasetKind.Iterable
@@ -189,7 +188,22 @@ class DataLoader:
     def _get_iterator(self):
         if self.num_workers == 0:
             return _SingleProcessDataLoaderIter(self)
+        self.check_worker_number_rationality()
         return _MultiProcessingDataLoaderIter(self)
+
+    def check_worker_number_rationality(self):
+        """Warn when more workers are asked for than this process has CPUs."""
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count()
+        if cpus and self.num_workers > cpus:
+            warnings.warn("This DataLoader will create {} worker processes in total. Our "
+                          "suggested max number of worker in current system is {}, which is "
+                          "smaller than what this DataLoader is going to create. Please be "
+                          "aware that excessive worker creation might get DataLoader running "
+                          "slow or even freeze, lower the worker number to avoid potential "
+                          "slowness/freeze if necessary.".format(self.num_workers, cpus))
 
     def __iter__(self):
         if self.persistent_workers and self.num_workers > 0:
@@ -231,7 +245,6 @@ class _BaseDataLoaderIter:
         self._base_seed = _draw_seed(loader.generator)
         self._persistent_workers = loader.persistent_workers
         self._num_yielded = 0
-        self._profile_name = "enumerate(DataLoader)#{}.__next__".format(self.__class__.__name__)
 
     def __iter__(self):
         return self
@@ -248,8 +261,6 @@ class _BaseDataLoaderIter:
         raise NotImplementedError
 
     def __next__(self):
-        if self._sampler_iter is None:
-            self._reset(None)
         data = self._next_data()
         self._num_yielded += 1
         if self._dataset_kind == _DatasetKind.Iterable and \
