@@ -300,6 +300,10 @@ def test_collate_numbers_numpy_strings():
     assert i.dtype == ce.int64 and i.tolist() == [1, 2, 3]
     b = default_collate([True, False])
     assert b.dtype == ce.bool and b.tolist() == [True, False]
+    m = default_collate([1, 2.5])  # first sample an int, then a float: no truncation
+    assert m.dtype == ce.float32 and m.tolist() == [1.0, 2.5]
+    m = default_collate([True, 2])
+    assert m.dtype == ce.int64 and m.tolist() == [1, 2]
     a = default_collate([np.zeros((2, 3), np.float32), np.ones((2, 3), np.float32)])
     assert isinstance(a, ce.Tensor) and a.shape == (2, 2, 3) and a.dtype == ce.float32
     assert a.tolist()[1] == [[1.0] * 3] * 2

@@ -103,7 +103,7 @@ def test_collate_fn_with_pad_sequence():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="Expected padding_side to be one of left or right, "
+    with pytest.raises(RuntimeError, match="Expected padding_side to be one of left or right, "
                                          "but got middle."):
         pad_sequence([ce.ones(2)], padding_side="middle")
     with pytest.raises(RuntimeError, match="empty list of sequences"):

@@ -51,7 +51,7 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
     sequence at the start, 'left' at the end. The result has the dtype of the first sequence
     and is differentiable with respect to every sequence."""
     if padding_side not in ("left", "right"):
-        raise ValueError("Expected padding_side to be one of left or right, but got %s."
+        raise RuntimeError("Expected padding_side to be one of left or right, but got %s."
                          % (padding_side,))
     if isinstance(sequences, Tensor):
         sequences = list(sequences.unbind(0))

@@ -75,9 +75,12 @@ def collate_float_fn(batch, *, collate_fn_map=None, _path=()):
 
 
 def collate_int_fn(batch, *, collate_fn_map=None, _path=()):
-    if all(type(b) is bool for b in batch):
-        return _wrap(np.asarray(batch, dtype=np.bool_))
-    return _wrap(np.asarray(batch, dtype=np.int64))
+    # like torch.tensor(batch): int64 for ints, bool for bools, the default float dtype when
+    # a float follows the first int (never a silent truncation)
+    if all(type(b) is int for b in batch):
+        return _wrap(np.asarray(batch, dtype=np.int64))
+    from ...ops.creation import tensor
+    return tensor(list(batch))
 
 
 def collate_str_fn(batch, *, collate_fn_map=None, _path=()):
