@@ -51,7 +51,14 @@ class DataLoader:
     default_convert when batch_size=None), pin_memory (accepted; no-op on the CPU),
     drop_last, timeout, worker_init_fn, multiprocessing_context, generator (a
     cengine.Generator for the shuffling order and worker seeds), prefetch_factor (batches
-    loaded in advance per worker, default 2 with workers), persistent_workers."""
+    loaded in advance per worker, default 2 with workers), persistent_workers.
+
+    With num_workers > 0 the workers are new processes ('forkserver', else 'spawn'), so the
+    dataset, collate_fn and worker_init_fn must be picklable (module-level classes and
+    functions) and a script must start the loop under `if __name__ == "__main__":`. Each
+    worker runs with one compute thread and is seeded with base_seed + worker_id (cengine,
+    numpy and random), base_seed being drawn from `generator` (or cengine's default
+    generator) for every epoch."""
 
     _iterator = None
     __initialized = False
@@ -384,7 +391,8 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 codes = ", ".join(str(w.exitcode) for w in failed)
                 self._shutdown_workers()
                 raise RuntimeError("DataLoader worker (pid(s) {}) exited unexpectedly (exit "
-                                   "code(s) {})".format(pids, codes)) from e
+                                   "code(s) {}). A worker's own error output, if it printed "
+                                   "any, is above this traceback.".format(pids, codes)) from e
             if isinstance(e, queue.Empty):
                 return False, None
             raise
