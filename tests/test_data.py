@@ -4,6 +4,7 @@ import collections
 import gc
 import os
 import pickle
+import signal
 import time
 
 import numpy as np
@@ -529,6 +530,13 @@ def test_dead_worker_reported():
                                            r"unexpectedly \(exit code\(s\) 7\)"):
         list(DataLoader(Dying(), batch_size=2, num_workers=2))
     assert time.monotonic() - t0 < 20
+    # killed from outside while idle: at most prefetch_factor batches were already on their way
+    it = iter(DataLoader(Squares(40), batch_size=2, num_workers=1))
+    assert next(it)["y"].tolist() == [0, 1]
+    os.kill(it._workers[0].pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match=r"exited unexpectedly \(exit code\(s\) -9\)"):
+        for _ in range(20):
+            next(it)
 
 
 def test_timeout():
