@@ -274,7 +274,7 @@ class _BaseDataLoaderIter:
                 self._IterableDataset_len_called is not None and \
                 self._num_yielded > self._IterableDataset_len_called:
             warn_msg = ("Length of IterableDataset {} was reported to be {} (when accessing "
-                        "len(dataloader)), but {} samples have been fetched. "
+                        "len(dataloader)), but {} batches have been fetched. "
                         .format(self._dataset, self._IterableDataset_len_called,
                                 self._num_yielded))
             if self._num_workers > 0:
