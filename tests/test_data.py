@@ -84,6 +84,17 @@ class InfoDataset(Dataset):
                 os.environ.get("CE_INIT_FN", ""), ce.get_num_threads())
 
 
+class OpenMPWork(Dataset):
+    """Each sample runs a threaded C kernel (an OpenMP parallel region) in the worker."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        ce.set_num_threads(2)
+        return ce.tanh(ce.full((1 << 16,), float(i))).sum()
+
+
 def _init_fn(worker_id):
     os.environ["CE_INIT_FN"] = "init%d" % worker_id
 
@@ -643,3 +654,18 @@ def test_unpicklable_batch_and_dataset_reported():
     with pytest.raises(Exception) as ei:
         iter(DataLoader(Squares(4), num_workers=1, collate_fn=lambda b: b))
     assert "must be picklable" in "".join(getattr(ei.value, "__notes__", []))
+
+
+@pytest.mark.skipif(not ce._C.openmp_enabled(), reason="built without OpenMP")
+def test_workers_safe_after_openmp_in_main_process():
+    # the main process has an OpenMP thread pool; a plain fork() of it deadlocks libgomp in
+    # the child's next parallel region. The default start method must not.
+    old = ce.get_num_threads()
+    ce.set_num_threads(2)
+    try:
+        ce.tanh(ce.ones(1 << 16))
+        out = list(DataLoader(OpenMPWork(), batch_size=None, num_workers=1, timeout=60))
+    finally:
+        ce.set_num_threads(old)
+    np.testing.assert_allclose([float(v) for v in out], [0.0, (1 << 16) * np.tanh(1.0)],
+                               rtol=1e-5)
