@@ -5,6 +5,9 @@ import gc
 import os
 import pickle
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
@@ -669,3 +672,38 @@ def test_workers_safe_after_openmp_in_main_process():
         ce.set_num_threads(old)
     np.testing.assert_allclose([float(v) for v in out], [0.0, (1 << 16) * np.tanh(1.0)],
                                rtol=1e-5)
+
+
+_SCRIPT = textwrap.dedent("""
+    import cengine as ce
+    from cengine.utils.data import Dataset, DataLoader
+
+    ce.set_num_threads(2)
+    WARM = float(ce.tanh(ce.ones(1 << 16)).sum())  # module-level OpenMP work
+
+    class Act(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            ce.set_num_threads(2)
+            return ce.tanh(ce.full((1 << 16,), float(i))).sum()
+
+    if __name__ == "__main__":
+        out = [float(v) for v in DataLoader(Act(), batch_size=None, num_workers=1, timeout=60)]
+        print("OK", out)
+""")
+
+
+@pytest.mark.skipif(not ce._C.openmp_enabled(), reason="built without OpenMP")
+def test_script_with_module_level_openmp_work(tmp_path):
+    # a script whose module-level code runs threaded kernels: the workers (which import the
+    # script again) must not inherit an OpenMP pool through the start method
+    script = tmp_path / "train_script.py"
+    script.write_text(_SCRIPT)
+    root = os.path.dirname(os.path.dirname(ce.__file__))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("OK [0.0, ")

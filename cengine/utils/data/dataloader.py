@@ -30,9 +30,31 @@ get_worker_info = _W.get_worker_info
 _LIVENESS_CHECK_INTERVAL = 0.2
 
 
+_forkserver_checked = False
+
+
 def _default_mp_context():
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    """'forkserver' where available, else 'spawn'.
+
+    The fork server must never hold an OpenMP thread pool, or its forked workers deadlock in
+    their first parallel region. Its default preload list is ['__main__'], which (in Python
+    versions where that preload takes effect) runs the user's script in the server, including
+    any module-level compute. So, once, if the server is not running yet and nobody changed the
+    list, it is emptied: every worker then imports the main module itself, as with 'spawn'."""
+    global _forkserver_checked
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    if not _forkserver_checked:
+        _forkserver_checked = True
+        try:
+            from multiprocessing import forkserver as _fs
+            srv = _fs._forkserver
+            if srv._forkserver_pid is None and list(srv._preload_modules) == ["__main__"]:
+                ctx.set_forkserver_preload([])
+        except Exception:  # private layout changed: keep Python's default
+            pass
+    return ctx
 
 
 class _InfiniteConstantSampler(Sampler):
