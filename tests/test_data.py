@@ -573,7 +573,7 @@ def test_early_close_shuts_workers_down():
     assert not any(w.is_alive() for w in workers)
     assert time.monotonic() - t0 < 10
     # an explicit shutdown in the middle of an epoch (what __del__ calls) is immediate
-    it = iter(dl)
+    it = iter(DataLoader(Squares(40), batch_size=2, num_workers=1))
     next(it)
     workers = list(it._workers)
     it._shutdown_workers()
@@ -599,7 +599,7 @@ def test_worker_info_and_seeding():
     g = ce.Generator().manual_seed(base)
     assert a[0][3] == int(ce.randint(0, 10 ** 9, (), generator=g).item())
     ce.manual_seed(124)
-    c = list(DataLoader(InfoDataset(), batch_size=None, num_workers=2))
+    c = list(DataLoader(InfoDataset(), batch_size=None, num_workers=1))
     assert c[0][2] != base
 
 
