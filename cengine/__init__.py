@@ -32,3 +32,4 @@ del _config_init
 
 # ---- subsystems (imported below as they land) ----
 from .ops.linalg import *  # noqa: F401,F403  (matmul family on the C GEMM; installs @, .mm, ...)
+from . import utils  # noqa: E402,F401
