@@ -646,3 +646,39 @@ def test_inplace_change_of_saved_values_is_detected():
     z.mul_(3)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+def test_norm_layers_match_torch():
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal((6, 4, 5))
+    g = RNG.standard_normal((6, 4, 5))
+    pairs = [(nn.LayerNorm((4, 5)), torch.nn.LayerNorm((4, 5))),
+             (nn.RMSNorm(5, eps=1e-6), torch.nn.RMSNorm(5, eps=1e-6)),
+             (nn.BatchNorm1d(4, momentum=0.3), torch.nn.BatchNorm1d(4, momentum=0.3))]
+    for cm, tm in pairs:
+        cm.double()
+        tm.double()
+        with torch.no_grad():
+            for p in tm.parameters():
+                p.copy_(torch.tensor(RNG.standard_normal(tuple(p.shape))))
+        cm.load_state_dict({k: ce.tensor(v.numpy()) for k, v in tm.state_dict().items()})
+        for step in range(2):  # two training steps (BatchNorm running stats), then eval
+            xt = torch.tensor(x + step, requires_grad=True)
+            xc = ce.tensor(x + step, requires_grad=True)
+            to, co = tm(xt), cm(xc)
+            to.backward(torch.tensor(g))
+            co.backward(ce.tensor(g))
+            np.testing.assert_allclose(co._data, to.detach().numpy(), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(xc.grad._data, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+        tparams = dict(tm.named_parameters())
+        for name, p in cm.named_parameters():
+            np.testing.assert_allclose(p.grad._data, tparams[name].grad.numpy(), rtol=1e-9,
+                                       atol=1e-11, err_msg=name)
+        for k, v in tm.state_dict().items():
+            np.testing.assert_allclose(cm.state_dict()[k]._data, v.numpy(), rtol=1e-12,
+                                       err_msg=k)
+        cm.eval()
+        tm.eval()
+        with torch.no_grad():
+            np.testing.assert_allclose(cm(ce.tensor(x))._data, tm(torch.tensor(x)).numpy(),
+                                       rtol=1e-10, atol=1e-12)
