@@ -682,3 +682,13 @@ def test_norm_layers_match_torch():
         with torch.no_grad():
             np.testing.assert_allclose(cm(ce.tensor(x))._data, tm(torch.tensor(x)).numpy(),
                                        rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_layer_gradcheck(norm_first):
+    ce.manual_seed(1)
+    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=6, dropout=0.0, batch_first=True,
+                                       norm_first=norm_first, activation="gelu").double()
+    mask = ce.tensor(np.triu(np.ones((3, 3), bool), 1))
+    assert gradcheck(lambda x: layer(x, src_mask=mask), (t64(1, 3, 4),))
+    assert gradcheck(lambda x: nn.Unflatten(1, (2, 2))(nn.Flatten()(x)), (t64(2, 2, 2),))
