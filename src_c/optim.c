@@ -4,22 +4,22 @@
  * Structure:
  *   optim_simd.h   per-segment update written once over a vector vocabulary; instantiated here
  *                  for the generic path (scalar C, W = 1) and in optim_avx2.c / optim_avx512.c;
- *   ce_multi_apply splits a group (tensors laid end to end, each padded to a cache line) into one
- *                  cache-line aligned chunk per thread and calls the segment kernel on each piece;
+ *   ce_multi_apply lays a group's tensors end to end (each padded to a cache line), cuts that
+ *                  range into fixed cache-line aligned blocks handed to the threads dynamically
+ *                  (balanced across tensors of any sizes) and calls the segment kernel per piece;
  *   optim_driver.h the public entry points per dtype (f32, f64) and their *_ref twins. */
 #include <math.h>
 #include <stdlib.h>
 #include "cengine.h"
 #include "optim_impl.h"
-#if CE_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 /* fewest elements worth a thread for an elementwise update (~0.5-1 MB of traffic) and for a
  * read-only reduction; reduction blocks are fixed so the summation order never changes */
 #define CE_OPTIM_MIN_PER_THREAD ((int64_t)32768)
 #define CE_RED_MIN_PER_THREAD ((int64_t)65536)
 #define CE_RED_BLOCK ((int64_t)16384)
+/* elements per dynamically scheduled block of an update (64 KiB of float32 per array) */
+#define CE_APPLY_BLOCK ((int64_t)16384)
 
 /* ---------------- generic (scalar C) segment kernels ---------------- */
 #define T float
@@ -138,23 +138,21 @@ static void ce_multi_apply(const int64_t *sizes, int64_t ntensors, int64_t line,
         for (int64_t t = 0; t < ntensors; t++)
             if (sizes[t] > 0) cb(ctx, t, 0, sizes[t]);
     } else {
-#pragma omp parallel num_threads(nt)
-        {
-            int tid = 0, nth = 1;
-#if CE_HAVE_OPENMP
-            tid = omp_get_thread_num();
-            nth = omp_get_num_threads();
-#endif
-            int64_t lo, hi;
-            ce_chunk(total, tid, nth, line, &lo, &hi);
-            if (lo < hi) {
-                for (int64_t t = ce_find_tensor(off, ntensors, lo); t < ntensors && off[t] < hi;
-                     t++) {
-                    int64_t s = lo > off[t] ? lo - off[t] : 0;
-                    int64_t e = (hi < off[t + 1] ? hi : off[t + 1]) - off[t];
-                    if (e > sizes[t]) e = sizes[t];
-                    if (s < e) cb(ctx, t, s, e);
-                }
+        /* blocks of CE_APPLY_BLOCK elements (a multiple of every line), handed out dynamically:
+         * with a busy core (other processes) the other thread keeps going instead of waiting
+         * at the end of a static half. Blocks are contiguous so streams stay long. */
+        int64_t nblk = (total + CE_APPLY_BLOCK - 1) / CE_APPLY_BLOCK;
+        (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int64_t b = 0; b < nblk; b++) {
+            int64_t lo = b * CE_APPLY_BLOCK;
+            int64_t hi = lo + CE_APPLY_BLOCK < total ? lo + CE_APPLY_BLOCK : total;
+            for (int64_t t = ce_find_tensor(off, ntensors, lo); t < ntensors && off[t] < hi;
+                 t++) {
+                int64_t s = lo > off[t] ? lo - off[t] : 0;
+                int64_t e = (hi < off[t + 1] ? hi : off[t + 1]) - off[t];
+                if (e > sizes[t]) e = sizes[t];
+                if (s < e) cb(ctx, t, s, e);
             }
         }
     }

@@ -3,8 +3,9 @@
  * Every entry point updates a whole parameter group in ONE call: the group's tensors are given as
  * arrays of `ntensors` pointers (params, grads, state buffers) and `sizes[t]` element counts; all
  * arrays of one tensor have sizes[t] contiguous elements. The total work is laid out as the
- * tensors one after another (each padded to a cache line), cut into cache-line aligned chunks, one
- * per OpenMP thread (so a 10M tensor and 100 small ones balance the same way), and every chunk is
+ * tensors one after another (each padded to a cache line) and cut into fixed cache-line aligned
+ * blocks that the OpenMP threads take dynamically (so a 10M tensor and 100 small ones balance the
+ * same way, and a thread slowed by a busy core does not hold the others up); every piece is
  * updated with the ISA path chosen at run time (avx512 / avx2 / generic C). Results do not depend
  * on the thread count (the update is elementwise; reductions use fixed blocks).
  *
