@@ -1,6 +1,6 @@
 """Adagrad (torch.optim.Adagrad)."""
 from .. import _C
-from .optimizer import Optimizer, _check_fused_flags, _state_zeros, _step_tensor
+from .optimizer import Optimizer, _check_fused_flags, _next_step, _state_zeros, _step_tensor
 
 __all__ = ["Adagrad"]
 
@@ -54,16 +54,13 @@ class Adagrad(Optimizer):
         loss = self._eval_closure(closure)
         for group in self.param_groups:
             for b in self._batches(group):
-                states, sums = [], []
+                steps, sums = [], []
                 for p in b.params:
                     st = self.state.get(p)
                     if not st:   # a parameter added with add_param_group after construction
                         st = self._init_state(p, group)
-                    states.append(st)
+                    steps.append(_next_step(st))
                     sums.append(st["sum"]._data)
-                steps = self._steps(states)
-                _C.adagrad_step(b.arrays, b.grads, sums, steps, float(group["lr"]),
-                                float(group["lr_decay"]), float(group["weight_decay"]),
-                                float(group["eps"]), bool(group["maximize"]))
-                b.finish()
+                b.run(_C.adagrad_step, sums, steps, float(group["lr"]), float(group["lr_decay"]),
+                      float(group["weight_decay"]), float(group["eps"]), bool(group["maximize"]))
         return loss

@@ -1,6 +1,6 @@
 """Adam (torch.optim.Adam), with amsgrad, maximize and optional decoupled weight decay."""
 from .. import _C
-from .optimizer import Optimizer, _check_fused_flags, _state_zeros, _step_tensor
+from .optimizer import Optimizer, _check_fused_flags, _next_step, _state_zeros, _step_tensor
 
 __all__ = ["Adam"]
 
@@ -58,12 +58,12 @@ class Adam(Optimizer):
         for group in self.param_groups:
             amsgrad = bool(group["amsgrad"])
             beta1, beta2 = group["betas"]
+            state = self.state
             for b in self._batches(group):
-                states = []
-                exp_avgs, exp_avg_sqs, max_sqs = [], [], []
+                steps, exp_avgs, exp_avg_sqs, max_sqs = [], [], [], []
                 for p, a in zip(b.params, b.arrays):
-                    st = self.state[p]
-                    if len(st) == 0:
+                    st = state[p]
+                    if not st:
                         st["step"] = _step_tensor()
                         st["exp_avg"] = _state_zeros(a)
                         st["exp_avg_sq"] = _state_zeros(a)
@@ -71,16 +71,13 @@ class Adam(Optimizer):
                             st["max_exp_avg_sq"] = _state_zeros(a)
                     elif amsgrad and "max_exp_avg_sq" not in st:
                         st["max_exp_avg_sq"] = _state_zeros(a)
-                    states.append(st)
+                    steps.append(_next_step(st))
                     exp_avgs.append(st["exp_avg"]._data)
                     exp_avg_sqs.append(st["exp_avg_sq"]._data)
                     if amsgrad:
                         max_sqs.append(st["max_exp_avg_sq"]._data)
-                steps = self._steps(states)
-                _C.adam_step(b.arrays, b.grads, exp_avgs, exp_avg_sqs,
-                             max_sqs if amsgrad else None, steps, float(group["lr"]),
-                             float(beta1), float(beta2), float(group["eps"]),
-                             float(group["weight_decay"]), amsgrad, bool(group["maximize"]),
-                             bool(group["decoupled_weight_decay"]))
-                b.finish()
+                b.run(_C.adam_step, exp_avgs, exp_avg_sqs, max_sqs if amsgrad else None, steps,
+                      float(group["lr"]), float(beta1), float(beta2), float(group["eps"]),
+                      float(group["weight_decay"]), amsgrad, bool(group["maximize"]),
+                      bool(group["decoupled_weight_decay"]))
         return loss

@@ -53,43 +53,65 @@ def _state_zeros(a, fill=0.0):
 
 class _Batch:
     """The parameters of one param group and one dtype that have a gradient, as the arrays the
-    fused kernel takes. Parameters whose storage is not a writeable C-contiguous array are
-    updated through a contiguous copy written back by finish()."""
-    __slots__ = ("params", "arrays", "grads", "_writeback")
+    fused kernel takes. run() calls the kernel on them directly; only when the binding rejects
+    an array (a parameter that is not a writeable C-contiguous array, a gradient of another
+    dtype or layout) are copies made, and updated parameter copies are written back."""
+    __slots__ = ("params", "arrays", "grads")
 
     def __init__(self):
         self.params = []
         self.arrays = []
         self.grads = []
-        self._writeback = None
 
-    def add(self, p, a, g):
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            tmp = np.ascontiguousarray(a)
-            if tmp is a:
-                tmp = a.copy()
-            if self._writeback is None:
-                self._writeback = []
-            self._writeback.append((a, tmp))
-            a = tmp
-        if g.dtype != a.dtype or not g.flags.c_contiguous:
-            g = np.ascontiguousarray(g, dtype=a.dtype)
-        if g.shape != a.shape:
-            if g.size != a.size:
-                raise RuntimeError("the gradient of a parameter has shape %s but the parameter "
-                                   "has shape %s" % (tuple(g.shape), tuple(a.shape)))
-            g = g.reshape(a.shape)
-        self.params.append(p)
-        self.arrays.append(a)
-        self.grads.append(g)
-
-    def finish(self):
-        """Write back copies and bump the parameters' version counters (an in-place update)."""
-        if self._writeback is not None:
-            for a, tmp in self._writeback:
+    def run(self, kernel, *args):
+        """kernel(params, grads, *args): one fused call for the whole batch; then bump the
+        parameters' version counters (an in-place update, as torch does)."""
+        try:
+            kernel(self.arrays, self.grads, *args)
+        except (TypeError, ValueError):
+            writeback = self._normalize()
+            if writeback is None:
+                raise
+            kernel(self.arrays, self.grads, *args)
+            for a, tmp in writeback:
                 a[...] = tmp
         for p in self.params:
             p._version[0] += 1
+
+    def _normalize(self):
+        """Make every parameter array writeable and C-contiguous (via copies) and every gradient
+        a C-contiguous array of its parameter's dtype and shape. Returns the (original, copy)
+        pairs to write back, or None when nothing needed changing."""
+        changed = False
+        writeback = []
+        for i, (a, g) in enumerate(zip(self.arrays, self.grads)):
+            if not (a.flags.c_contiguous and a.flags.writeable):
+                tmp = np.array(a, order="C", copy=True)
+                writeback.append((a, tmp))
+                self.arrays[i] = a = tmp
+                changed = True
+            if g.dtype != a.dtype or not g.flags.c_contiguous or g.shape != a.shape:
+                if g.size != a.size:
+                    raise RuntimeError("the gradient of a parameter has shape %s but the "
+                                       "parameter has shape %s" % (tuple(g.shape),
+                                                                   tuple(a.shape)))
+                self.grads[i] = np.ascontiguousarray(g, dtype=a.dtype).reshape(a.shape)
+                changed = True
+        return writeback if changed else None
+
+
+def _next_step(st):
+    """Increment state['step'] (a 0-d Tensor, or a plain number from an old checkpoint) and
+    return the new count as an int."""
+    s = st["step"]
+    if isinstance(s, Tensor):
+        a = s._data
+        v = a.item() + 1
+        a[()] = v
+        return int(v)
+    v = float(s) + 1
+    st["step"] = _step_tensor(v)
+    return int(v)
 
 
 class Optimizer:
@@ -209,21 +231,10 @@ class Optimizer:
                     raise TypeError("%s: parameters must be float32 or float64, got %s"
                                     % (type(self).__name__, a.dtype))
                 b = batches[a.dtype] = _Batch()
-            b.add(p, a, g._data)
+            b.params.append(p)
+            b.arrays.append(a)
+            b.grads.append(g._data)
         return batches.values()
-
-    def _steps(self, states):
-        """Increment state['step'] of each parameter; return the new counts as ints."""
-        out = []
-        for st in states:
-            s = st["step"]
-            if isinstance(s, Tensor):
-                s._data += 1
-                out.append(int(s._data))
-            else:   # a plain number (old-style checkpoints)
-                st["step"] = _step_tensor(float(s) + 1)
-                out.append(int(s) + 1)
-        return out
 
     def step(self, closure=None):
         raise NotImplementedError

@@ -1,6 +1,6 @@
 """RMSprop (torch.optim.RMSprop), also exported as RMSProp."""
 from .. import _C
-from .optimizer import Optimizer, _check_fused_flags, _state_zeros, _step_tensor
+from .optimizer import Optimizer, _check_fused_flags, _next_step, _state_zeros, _step_tensor
 
 __all__ = ["RMSprop", "RMSProp"]
 
@@ -51,29 +51,26 @@ class RMSprop(Optimizer):
             momentum = float(group["momentum"])
             centered = bool(group["centered"])
             for b in self._batches(group):
-                states, sqs, gavgs, bufs = [], [], [], []
+                sqs, gavgs, bufs = [], [], []
                 for p, a in zip(b.params, b.arrays):
                     st = self.state[p]
-                    if len(st) == 0:
+                    if not st:
                         st["step"] = _step_tensor()
                         st["square_avg"] = _state_zeros(a)
                     if momentum > 0 and "momentum_buffer" not in st:
                         st["momentum_buffer"] = _state_zeros(a)
                     if centered and "grad_avg" not in st:
                         st["grad_avg"] = _state_zeros(a)
-                    states.append(st)
+                    _next_step(st)
                     sqs.append(st["square_avg"]._data)
                     if centered:
                         gavgs.append(st["grad_avg"]._data)
                     if momentum > 0:
                         bufs.append(st["momentum_buffer"]._data)
-                self._steps(states)
-                _C.rmsprop_step(b.arrays, b.grads, sqs, gavgs if centered else None,
-                                bufs if momentum > 0 else None, float(group["lr"]),
-                                float(group["alpha"]), float(group["eps"]),
-                                float(group["weight_decay"]), momentum, centered,
-                                bool(group["maximize"]))
-                b.finish()
+                b.run(_C.rmsprop_step, sqs, gavgs if centered else None,
+                      bufs if momentum > 0 else None, float(group["lr"]), float(group["alpha"]),
+                      float(group["eps"]), float(group["weight_decay"]), momentum, centered,
+                      bool(group["maximize"]))
         return loss
 
 

@@ -60,8 +60,7 @@ class SGD(Optimizer):
                         else:
                             first.append(False)
                         bufs.append(buf._data)
-                _C.sgd_step(b.arrays, b.grads, bufs, first, float(group["lr"]), float(momentum),
-                            float(group["dampening"]), float(group["weight_decay"]),
-                            bool(group["nesterov"]), bool(group["maximize"]))
-                b.finish()
+                b.run(_C.sgd_step, bufs, first, float(group["lr"]), float(momentum),
+                      float(group["dampening"]), float(group["weight_decay"]),
+                      bool(group["nesterov"]), bool(group["maximize"]))
         return loss
