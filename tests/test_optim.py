@@ -558,3 +558,17 @@ def test_clip_parity_with_torch():
         assert float(total.item()) == pytest.approx(float(ttotal), rel=1e-5)
         for p, tp in zip(ps, tps):
             np.testing.assert_allclose(p.grad._data, tp.grad.numpy(), rtol=1e-5, atol=1e-8)
+
+
+def test_non_contiguous_or_other_dtype_gradient():
+    rng = np.random.default_rng(5)
+    p = _wrap(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    want = p._data.copy()
+    g = rng.standard_normal((4, 3))                    # float64, and transposed below
+    p.grad = _wrap(g.T)
+    optim.SGD([p], lr=0.5).step()
+    np.testing.assert_allclose(p._data, want - np.float32(0.5) * g.T.astype(np.float32),
+                               rtol=1e-6)
+    p.grad = _wrap(np.zeros(5, np.float32))
+    with pytest.raises(RuntimeError, match="gradient of a parameter has shape"):
+        optim.SGD([p], lr=0.5).step()
