@@ -182,7 +182,9 @@ def main():
               "- numpy %s; torch %s" % (np.__version__,
                                         torch.__version__ if torch else "not installed"),
               "- %d float32 parameters; median of up to %d interleaved rounds; numpy formula runs on 1 thread"
-              % (n, args.reps), ""]
+              % (n, args.reps),
+              "- load average at start (other processes share these cores): %.2f %.2f %.2f"
+              % os.getloadavg(), ""]
     bw = copy_bandwidth()
     header.append("Measured copy bandwidth (read + write): " +
                   ", ".join("%s %.1f GB/s" % kv for kv in bw.items()))
@@ -259,7 +261,8 @@ def main():
                       % (res[("torch fused", 2)] / tc), flush=True)
     bw_end = copy_bandwidth()
     header.append("Copy bandwidth again after the runs: " +
-                  ", ".join("%s %.1f GB/s" % kv for kv in bw_end.items()))
+                  ", ".join("%s %.1f GB/s" % kv for kv in bw_end.items()) +
+                  "; load average at the end: %.2f %.2f %.2f" % os.getloadavg())
     header.append("")
 
     lines = header + ["| optimizer | tensors | implementation | threads | median step (ms) | "
