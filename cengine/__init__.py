@@ -31,3 +31,4 @@ _config_init()
 del _config_init
 
 # ---- subsystems (imported below as they land) ----
+from . import utils  # noqa: E402,F401

@@ -10,7 +10,22 @@
 
     y = Exp.apply(x)                      # a Tensor; a graph node when any input requires grad
 """
+import sys
+import weakref
+
 from . import grad_mode
+
+
+class _LazyTensorModule:
+    """cengine.tensor, resolved on first use (it imports this module)."""
+
+    def __getattr__(self, name):
+        mod = sys.modules["cengine.tensor"]
+        self.Tensor, self._wrap = mod.Tensor, mod._wrap
+        return getattr(mod, name)
+
+
+_tensor_mod = _LazyTensorModule()
 
 __all__ = ["Function", "Node", "AccumulateGrad"]
 
@@ -26,17 +41,16 @@ class Node:
 
     next_functions: per forward input, (node, output_nr) or None where no grad flows.
     """
-    # plain attributes (not slots): Functions store whatever they need on ctx
+    # plain attributes (not slots): Functions store whatever they need on ctx. Defaults live on
+    # the class so creating a node (once per op) costs one object allocation.
     _fn = None
-
-    def __init__(self):
-        self._saved = ()
-        self._checks = None
-        self._freed = False
-        self.needs_input_grad = ()
-        self.next_functions = ()
-        self._retained = None
-        self._n_out = 1
+    _saved = ()
+    _checks = None
+    _freed = False
+    needs_input_grad = ()
+    next_functions = ()
+    _retained = None
+    _n_out = 1
 
     # ---- ctx API used by Function.forward/backward ----
     def save_for_backward(self, *arrays):
@@ -89,8 +103,6 @@ class AccumulateGrad(Node):
     """Sink node of a leaf tensor: adds the incoming gradient into leaf.grad."""
 
     def __init__(self, variable):
-        super().__init__()
-        import weakref
         self._var = weakref.ref(variable)
         self.pre_hooks = []
         self.post_hooks = []
@@ -130,17 +142,18 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        from ..tensor import Tensor, _wrap
-        ctx = _node_class(cls)()
+        Tensor = _tensor_mod.Tensor
+        _wrap = _tensor_mod._wrap
+        nc = _node_classes.get(cls) or _node_class(cls)
+        ctx = nc()
         record = False
         if grad_mode._state[0]:
-            needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-            record = any(needs)
+            needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+            record = True in needs
             ctx.needs_input_grad = needs
         else:
             ctx.needs_input_grad = (False,) * len(args)
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
-        out = cls.forward(ctx, *arrays)
+        out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])
         if not record:
             if isinstance(out, tuple):
                 return tuple(_wrap(o) for o in out)

@@ -65,10 +65,10 @@ def size_args(size):
 
 def scalar_value(x):
     """Python number for a python/numpy scalar, else None."""
+    if isinstance(x, np.generic):  # before float: np.float64 subclasses float
+        return x.item()
     if isinstance(x, (builtins.bool, builtins.int, builtins.float)):
         return x
-    if isinstance(x, np.generic):
-        return x.item()
     return None
 
 

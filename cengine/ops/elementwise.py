@@ -103,30 +103,34 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        n = ctx.needs_input_grad
+        # save only what a gradient needs (x * 2 keeps no reference to x, as in torch)
+        ctx.save_for_backward(a if n[1] else None, b if n[0] else None)
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
         return np.multiply(a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
-        ga = unbroadcast(g * b, _shape(a)) if n[0] else None
-        gb = unbroadcast(g * a, _shape(b)) if n[1] else None
+        ga = unbroadcast(g * b, ctx.sa) if n[0] else None
+        gb = unbroadcast(g * a, ctx.sb) if n[1] else None
         return ga, gb
 
 
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
         return np.true_divide(a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
-        ga = unbroadcast(g / b, _shape(a)) if n[0] else None
-        gb = unbroadcast(-g * a / (b * b), _shape(b)) if n[1] else None
+        ga = unbroadcast(g / b, ctx.sa) if n[0] else None
+        gb = unbroadcast(-g * a / (b * b), ctx.sb) if n[1] else None
         return ga, gb
 
 

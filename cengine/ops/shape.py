@@ -308,7 +308,7 @@ def cat(tensors, dim=0, *, out=None):
     dt = ts[0]._data.dtype
     for t in ts[1:]:
         dt = _dt._promote_np(dt, t._data.dtype)
-    for i, t in enumerate(nonempty):
+    for t in nonempty:
         if t._data.ndim != nd:
             raise RuntimeError("Tensors must have same number of dimensions: got %d and %d"
                                % (nd, t._data.ndim))
@@ -316,7 +316,8 @@ def cat(tensors, dim=0, *, out=None):
             if k != d and t._data.shape[k] != ref._data.shape[k]:
                 raise RuntimeError("Sizes of tensors must match except in dimension %d. Expected "
                                    "size %d but got size %d for tensor number %d in the list."
-                                   % (d, ref._data.shape[k], t._data.shape[k], ts.index(t)))
+                                   % (d, ref._data.shape[k], t._data.shape[k],
+                                      next(j for j, u in enumerate(ts) if u is t)))
     ts = [t if t._data.dtype == dt else t.to(_dt._FROM_NP[dt]) for t in ts]
     ts = [t for t in ts if not (t._data.ndim == 1 and t._data.size == 0)] or ts[:1]
     res = Cat.apply(d, *ts)

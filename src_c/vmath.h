@@ -1,0 +1,501 @@
+/* vmath.h - a thin SIMD abstraction plus vectorised exp / sigmoid / tanh / log1p / erfc.
+ *
+ * Re-includable template. A kernel file selects one (ISA, dtype) pair and includes this header
+ * inside a region compiled for that ISA, e.g.
+ *
+ *     #include <immintrin.h>
+ *     #pragma GCC push_options
+ *     #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
+ *     #define CE_VM CE_VM_AVX512_F32
+ *     #include "vmath.h"          // vm_t, vm_add, ..., VM_FN(vexp) = ce_vexp_avx512_f32, ...
+ *     #include "softmax_tmpl.h"   // kernel bodies written once with the vm_* macros
+ *     #undef CE_VM
+ *     #pragma GCC pop_options
+ *
+ * Each inclusion (re)defines the macros below for that pair and defines static inline functions
+ * whose names carry the pair's suffix (so several pairs coexist in one translation unit):
+ *   types   vm_t (vector), vm_m (comparison mask), vm_s (scalar), VM_W (lanes)
+ *   memory  vm_load/vm_store (unaligned), vm_load_part(p, r)/vm_store_part(p, r, v) for the
+ *           first r < VM_W lanes (others read as 0, not written), vm_load_part_fill(p, r, fill)
+ *   arith   vm_set1 vm_zero vm_add vm_sub vm_mul vm_div vm_fmadd(a,b,c)=a*b+c
+ *           vm_fnmadd(a,b,c)=c-a*b vm_min vm_max (x86 semantics: NaN in the 2nd operand is
+ *           returned, so vm_max(c, x) propagates a NaN x) vm_abs vm_round (to nearest) vm_sqrt
+ *   logic   vm_lt vm_le vm_gt vm_ge (ordered: false on NaN) -> vm_m; vm_sel(m, t, f) = m ? t : f;
+ *           vm_and vm_or vm_andnot(a, b) = ~a & b (bitwise on vectors)
+ *   reduce  vm_hsum vm_hmax (horizontal, to a scalar)
+ *   math    VM_FN(vexp)(x)   exp, ~1 ulp, exact 0 / inf at under/overflow (denormals kept), NaN kept
+ *           VM_FN(vsigmoid)(x) 1/(1+exp(-x)) without overflow (sigmoid(-1000) = 0)
+ *           VM_FN(vtanh)(x)  odd polynomial/rational for |x| < 0.625, else via exp; tanh(+-inf)=+-1
+ *           VM_FN(vlog1p01)(u) log1p(u) for u in [0, 1] (what softplus needs)
+ *           VM_FN(verfc_pos)(z, zz_hi, zz_lo) erfc(z) for z >= 0 where z*z = zz_hi + zz_lo exactly
+ *           (f32: Numerical-Recipes erfc form, relative error ~1.5e-7; used by the exact GELU)
+ *
+ * Scalars on the generic path use libm; nothing here is used without an ISA region.
+ */
+#ifndef CE_VMATH_ONCE
+#define CE_VMATH_ONCE
+#include <immintrin.h>
+#include <stdint.h>
+#define CE_VM_AVX2_F32 1
+#define CE_VM_AVX2_F64 2
+#define CE_VM_AVX512_F32 3
+#define CE_VM_AVX512_F64 4
+#define CE_VM_CAT3_(a, b, c) a##_##b##_##c
+#define CE_VM_CAT3(a, b, c) CE_VM_CAT3_(a, b, c)
+#endif
+
+#ifdef CE_VM
+
+#undef VM_W
+#undef VM_SUF
+#undef VM_IS_F64
+#undef VM_FN
+#undef vm_t
+#undef vm_m
+#undef vm_s
+#undef vm_set1
+#undef vm_zero
+#undef vm_load
+#undef vm_store
+#undef vm_add
+#undef vm_sub
+#undef vm_mul
+#undef vm_div
+#undef vm_fmadd
+#undef vm_fnmadd
+#undef vm_fmsub
+#undef vm_min
+#undef vm_max
+#undef vm_sqrt
+#undef vm_abs
+#undef vm_round
+#undef vm_floor
+#undef vm_lt
+#undef vm_le
+#undef vm_gt
+#undef vm_ge
+#undef vm_sel
+#undef vm_and
+#undef vm_or
+#undef vm_andnot
+#undef vm_mand
+#undef vm_mor
+#undef vm_signbit
+
+/* ------------------------------------------------------------------------------------------ */
+#if CE_VM == CE_VM_AVX512_F32
+#define VM_W 16
+#define VM_SUF avx512_f32
+#define VM_IS_F64 0
+typedef __m512 ce_vm_t_avx512_f32;
+typedef __mmask16 ce_vm_m_avx512_f32;
+#define vm_t ce_vm_t_avx512_f32
+#define vm_m ce_vm_m_avx512_f32
+#define vm_s float
+#define vm_set1(a) _mm512_set1_ps(a)
+#define vm_zero() _mm512_setzero_ps()
+#define vm_load(p) _mm512_loadu_ps(p)
+#define vm_store(p, v) _mm512_storeu_ps(p, v)
+#define vm_add _mm512_add_ps
+#define vm_sub _mm512_sub_ps
+#define vm_mul _mm512_mul_ps
+#define vm_div _mm512_div_ps
+#define vm_fmadd _mm512_fmadd_ps
+#define vm_fnmadd _mm512_fnmadd_ps
+#define vm_fmsub _mm512_fmsub_ps
+#define vm_min _mm512_min_ps
+#define vm_max _mm512_max_ps
+#define vm_sqrt _mm512_sqrt_ps
+#define vm_abs _mm512_abs_ps
+#define vm_round(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vm_floor(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define vm_lt(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
+#define vm_le(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ)
+#define vm_gt(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
+#define vm_ge(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#define vm_sel(m, t, f) _mm512_mask_blend_ps(m, f, t)
+#define vm_and _mm512_and_ps
+#define vm_or _mm512_or_ps
+#define vm_andnot _mm512_andnot_ps
+#define vm_mand(a, b) ((__mmask16)((a) & (b)))
+#define vm_mor(a, b) ((__mmask16)((a) | (b)))
+#define vm_signbit() _mm512_set1_ps(-0.0f)
+static inline __mmask16 ce_vm_tail_avx512_f32(int64_t r) { return (__mmask16)((1u << r) - 1u); }
+static inline __m512 ce_vm_load_part_avx512_f32(const float *p, int64_t r) {
+    return _mm512_maskz_loadu_ps(ce_vm_tail_avx512_f32(r), p);
+}
+static inline __m512 ce_vm_load_part_fill_avx512_f32(const float *p, int64_t r, float fill) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), ce_vm_tail_avx512_f32(r), p);
+}
+static inline void ce_vm_store_part_avx512_f32(float *p, int64_t r, __m512 v) {
+    _mm512_mask_storeu_ps(p, ce_vm_tail_avx512_f32(r), v);
+}
+static inline float ce_vm_hsum_avx512_f32(__m512 v) { return _mm512_reduce_add_ps(v); }
+static inline float ce_vm_hmax_avx512_f32(__m512 v) { return _mm512_reduce_max_ps(v); }
+/* p * 2^n for integral n (any range: scalef rounds to denormal / inf correctly) */
+static inline __m512 ce_vm_ldexp_avx512_f32(__m512 p, __m512 n) { return _mm512_scalef_ps(p, n); }
+
+/* ------------------------------------------------------------------------------------------ */
+#elif CE_VM == CE_VM_AVX512_F64
+#define VM_W 8
+#define VM_SUF avx512_f64
+#define VM_IS_F64 1
+typedef __m512d ce_vm_t_avx512_f64;
+typedef __mmask8 ce_vm_m_avx512_f64;
+#define vm_t ce_vm_t_avx512_f64
+#define vm_m ce_vm_m_avx512_f64
+#define vm_s double
+#define vm_set1(a) _mm512_set1_pd(a)
+#define vm_zero() _mm512_setzero_pd()
+#define vm_load(p) _mm512_loadu_pd(p)
+#define vm_store(p, v) _mm512_storeu_pd(p, v)
+#define vm_add _mm512_add_pd
+#define vm_sub _mm512_sub_pd
+#define vm_mul _mm512_mul_pd
+#define vm_div _mm512_div_pd
+#define vm_fmadd _mm512_fmadd_pd
+#define vm_fnmadd _mm512_fnmadd_pd
+#define vm_fmsub _mm512_fmsub_pd
+#define vm_min _mm512_min_pd
+#define vm_max _mm512_max_pd
+#define vm_sqrt _mm512_sqrt_pd
+#define vm_abs _mm512_abs_pd
+#define vm_round(a) _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vm_floor(a) _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define vm_lt(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
+#define vm_le(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ)
+#define vm_gt(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ)
+#define vm_ge(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
+#define vm_sel(m, t, f) _mm512_mask_blend_pd(m, f, t)
+#define vm_and _mm512_and_pd
+#define vm_or _mm512_or_pd
+#define vm_andnot _mm512_andnot_pd
+#define vm_mand(a, b) ((__mmask8)((a) & (b)))
+#define vm_mor(a, b) ((__mmask8)((a) | (b)))
+#define vm_signbit() _mm512_set1_pd(-0.0)
+static inline __mmask8 ce_vm_tail_avx512_f64(int64_t r) { return (__mmask8)((1u << r) - 1u); }
+static inline __m512d ce_vm_load_part_avx512_f64(const double *p, int64_t r) {
+    return _mm512_maskz_loadu_pd(ce_vm_tail_avx512_f64(r), p);
+}
+static inline __m512d ce_vm_load_part_fill_avx512_f64(const double *p, int64_t r, double fill) {
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), ce_vm_tail_avx512_f64(r), p);
+}
+static inline void ce_vm_store_part_avx512_f64(double *p, int64_t r, __m512d v) {
+    _mm512_mask_storeu_pd(p, ce_vm_tail_avx512_f64(r), v);
+}
+static inline double ce_vm_hsum_avx512_f64(__m512d v) { return _mm512_reduce_add_pd(v); }
+static inline double ce_vm_hmax_avx512_f64(__m512d v) { return _mm512_reduce_max_pd(v); }
+static inline __m512d ce_vm_ldexp_avx512_f64(__m512d p, __m512d n) { return _mm512_scalef_pd(p, n); }
+
+/* ------------------------------------------------------------------------------------------ */
+#elif CE_VM == CE_VM_AVX2_F32
+#define VM_W 8
+#define VM_SUF avx2_f32
+#define VM_IS_F64 0
+typedef __m256 ce_vm_t_avx2_f32;
+typedef __m256 ce_vm_m_avx2_f32;
+#define vm_t ce_vm_t_avx2_f32
+#define vm_m ce_vm_m_avx2_f32
+#define vm_s float
+#define vm_set1(a) _mm256_set1_ps(a)
+#define vm_zero() _mm256_setzero_ps()
+#define vm_load(p) _mm256_loadu_ps(p)
+#define vm_store(p, v) _mm256_storeu_ps(p, v)
+#define vm_add _mm256_add_ps
+#define vm_sub _mm256_sub_ps
+#define vm_mul _mm256_mul_ps
+#define vm_div _mm256_div_ps
+#define vm_fmadd _mm256_fmadd_ps
+#define vm_fnmadd _mm256_fnmadd_ps
+#define vm_fmsub _mm256_fmsub_ps
+#define vm_min _mm256_min_ps
+#define vm_max _mm256_max_ps
+#define vm_sqrt _mm256_sqrt_ps
+#define vm_abs(a) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)
+#define vm_round(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vm_floor(a) _mm256_round_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define vm_lt(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define vm_le(a, b) _mm256_cmp_ps(a, b, _CMP_LE_OQ)
+#define vm_gt(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
+#define vm_ge(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define vm_sel(m, t, f) _mm256_blendv_ps(f, t, m)
+#define vm_and _mm256_and_ps
+#define vm_or _mm256_or_ps
+#define vm_andnot _mm256_andnot_ps
+#define vm_mand _mm256_and_ps
+#define vm_mor _mm256_or_ps
+#define vm_signbit() _mm256_set1_ps(-0.0f)
+static inline __m256i ce_vm_tail_avx2_f32(int64_t r) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __m256 ce_vm_load_part_avx2_f32(const float *p, int64_t r) {
+    return _mm256_maskload_ps(p, ce_vm_tail_avx2_f32(r));
+}
+static inline __m256 ce_vm_load_part_fill_avx2_f32(const float *p, int64_t r, float fill) {
+    __m256i m = ce_vm_tail_avx2_f32(r);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+static inline void ce_vm_store_part_avx2_f32(float *p, int64_t r, __m256 v) {
+    _mm256_maskstore_ps(p, ce_vm_tail_avx2_f32(r), v);
+}
+static inline float ce_vm_hsum_avx2_f32(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static inline float ce_vm_hmax_avx2_f32(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+/* p * 2^n for integral n in [-252, 254] (two exact power-of-two factors, one final rounding) */
+static inline __m256 ce_vm_ldexp_avx2_f32(__m256 p, __m256 n) {
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i n1 = _mm256_srai_epi32(ni, 1);
+    __m256i n2 = _mm256_sub_epi32(ni, n1);
+    __m256i b = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, b), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, b), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+#elif CE_VM == CE_VM_AVX2_F64
+#define VM_W 4
+#define VM_SUF avx2_f64
+#define VM_IS_F64 1
+typedef __m256d ce_vm_t_avx2_f64;
+typedef __m256d ce_vm_m_avx2_f64;
+#define vm_t ce_vm_t_avx2_f64
+#define vm_m ce_vm_m_avx2_f64
+#define vm_s double
+#define vm_set1(a) _mm256_set1_pd(a)
+#define vm_zero() _mm256_setzero_pd()
+#define vm_load(p) _mm256_loadu_pd(p)
+#define vm_store(p, v) _mm256_storeu_pd(p, v)
+#define vm_add _mm256_add_pd
+#define vm_sub _mm256_sub_pd
+#define vm_mul _mm256_mul_pd
+#define vm_div _mm256_div_pd
+#define vm_fmadd _mm256_fmadd_pd
+#define vm_fnmadd _mm256_fnmadd_pd
+#define vm_fmsub _mm256_fmsub_pd
+#define vm_min _mm256_min_pd
+#define vm_max _mm256_max_pd
+#define vm_sqrt _mm256_sqrt_pd
+#define vm_abs(a) _mm256_andnot_pd(_mm256_set1_pd(-0.0), a)
+#define vm_round(a) _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vm_floor(a) _mm256_round_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define vm_lt(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define vm_le(a, b) _mm256_cmp_pd(a, b, _CMP_LE_OQ)
+#define vm_gt(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
+#define vm_ge(a, b) _mm256_cmp_pd(a, b, _CMP_GE_OQ)
+#define vm_sel(m, t, f) _mm256_blendv_pd(f, t, m)
+#define vm_and _mm256_and_pd
+#define vm_or _mm256_or_pd
+#define vm_andnot _mm256_andnot_pd
+#define vm_mand _mm256_and_pd
+#define vm_mor _mm256_or_pd
+#define vm_signbit() _mm256_set1_pd(-0.0)
+static inline __m256i ce_vm_tail_avx2_f64(int64_t r) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+static inline __m256d ce_vm_load_part_avx2_f64(const double *p, int64_t r) {
+    return _mm256_maskload_pd(p, ce_vm_tail_avx2_f64(r));
+}
+static inline __m256d ce_vm_load_part_fill_avx2_f64(const double *p, int64_t r, double fill) {
+    __m256i m = ce_vm_tail_avx2_f64(r);
+    return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+}
+static inline void ce_vm_store_part_avx2_f64(double *p, int64_t r, __m256d v) {
+    _mm256_maskstore_pd(p, ce_vm_tail_avx2_f64(r), v);
+}
+static inline double ce_vm_hsum_avx2_f64(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+static inline double ce_vm_hmax_avx2_f64(__m256d v) {
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_max_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+/* p * 2^n for integral n in [-2044, 2046]: split in two halves, build 2^k from the bits */
+static inline __m256d ce_vm_ldexp_avx2_f64(__m256d p, __m256d n) {
+    __m256d n1 = _mm256_round_pd(_mm256_mul_pd(n, _mm256_set1_pd(0.5)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m256d n2 = _mm256_sub_pd(n, n1);
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0); /* 1.5 * 2^52 */
+    __m256i b = _mm256_set1_epi64x(1023);
+    __m256i k1 = _mm256_castpd_si256(_mm256_add_pd(n1, magic));
+    __m256i k2 = _mm256_castpd_si256(_mm256_add_pd(n2, magic));
+    __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k1, b), 52));
+    __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k2, b), 52));
+    return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
+}
+#else
+#error "unknown CE_VM"
+#endif
+
+#define VM_FN(name) CE_VM_CAT3(ce, name, VM_SUF)
+#define vm_load_part VM_FN(vm_load_part)
+#define vm_load_part_fill VM_FN(vm_load_part_fill)
+#define vm_store_part VM_FN(vm_store_part)
+#define vm_hsum VM_FN(vm_hsum)
+#define vm_hmax VM_FN(vm_hmax)
+#define vm_ldexp VM_FN(vm_ldexp)
+
+/* ---- math functions (guarded so one pair is defined once per translation unit) ------------ */
+#if (CE_VM == CE_VM_AVX512_F32 && !defined(CE_VMATH_DONE_3)) || \
+    (CE_VM == CE_VM_AVX512_F64 && !defined(CE_VMATH_DONE_4)) || \
+    (CE_VM == CE_VM_AVX2_F32 && !defined(CE_VMATH_DONE_1)) || \
+    (CE_VM == CE_VM_AVX2_F64 && !defined(CE_VMATH_DONE_2))
+#if CE_VM == CE_VM_AVX512_F32
+#define CE_VMATH_DONE_3
+#elif CE_VM == CE_VM_AVX512_F64
+#define CE_VMATH_DONE_4
+#elif CE_VM == CE_VM_AVX2_F32
+#define CE_VMATH_DONE_1
+#else
+#define CE_VMATH_DONE_2
+#endif
+
+/* exp(x): n = round(x/ln2), r = x - n*ln2 (Cody-Waite, two constants), exp(r) by polynomial,
+ * result scaled by 2^n. x is clamped (NaN-preserving order) so that the scaling gives exactly
+ * inf above the overflow threshold and 0 below the smallest denormal. */
+static inline vm_t VM_FN(vexp)(vm_t x) {
+#if VM_IS_F64
+    x = vm_max(vm_set1(-746.0), vm_min(vm_set1(710.0), x));
+    vm_t n = vm_round(vm_mul(x, vm_set1(1.4426950408889634074)));
+    vm_t r = vm_fnmadd(n, vm_set1(6.93147180369123816490e-01), x);
+    r = vm_fnmadd(n, vm_set1(1.90821492927058770002e-10), r);
+    /* Taylor to r^13 on |r| <= ln2/2: truncation < 2e-16 relative */
+    vm_t p = vm_set1(1.0 / 6227020800.0);
+    p = vm_fmadd(p, r, vm_set1(1.0 / 479001600.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 39916800.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 3628800.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 362880.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 40320.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 5040.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 720.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 120.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 24.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 6.0));
+    p = vm_fmadd(p, r, vm_set1(0.5));
+    p = vm_fmadd(vm_mul(p, r), r, r);      /* r + r^2*(...) */
+    p = vm_add(p, vm_set1(1.0));
+    return vm_ldexp(p, n);
+#else
+    x = vm_max(vm_set1(-104.0f), vm_min(vm_set1(89.0f), x));
+    vm_t n = vm_round(vm_mul(x, vm_set1(1.44269504088896341f)));
+    vm_t r = vm_fnmadd(n, vm_set1(0.693359375f), x);
+    r = vm_fnmadd(n, vm_set1(-2.12194440e-4f), r);
+    vm_t p = vm_set1(1.9875691500E-4f);
+    p = vm_fmadd(p, r, vm_set1(1.3981999507E-3f));
+    p = vm_fmadd(p, r, vm_set1(8.3334519073E-3f));
+    p = vm_fmadd(p, r, vm_set1(4.1665795894E-2f));
+    p = vm_fmadd(p, r, vm_set1(1.6666665459E-1f));
+    p = vm_fmadd(p, r, vm_set1(5.0000001201E-1f));
+    p = vm_fmadd(vm_mul(p, r), r, r);
+    p = vm_add(p, vm_set1(1.0f));
+    return vm_ldexp(p, n);
+#endif
+}
+
+/* sigmoid(x) = 1/(1+exp(-x)) computed from e = exp(-|x|) <= 1: never overflows; NaN kept */
+static inline vm_t VM_FN(vsigmoid)(vm_t x) {
+    vm_t one = vm_set1((vm_s)1);
+    vm_t e = VM_FN(vexp)(vm_sub(vm_zero(), vm_abs(x)));
+    vm_t r = vm_div(one, vm_add(one, e));
+    return vm_sel(vm_ge(x, vm_zero()), r, vm_mul(e, r));
+}
+
+/* tanh(x): |x| < 0.625 by the Cephes odd polynomial (f32) / rational (f64) form, otherwise
+ * 1 - 2/(exp(2|x|)+1); sign copied from x. */
+static inline vm_t VM_FN(vtanh)(vm_t x) {
+    vm_t one = vm_set1((vm_s)1);
+    vm_t a = vm_abs(x);
+    vm_t e = VM_FN(vexp)(vm_add(a, a));
+    vm_t big = vm_sub(one, vm_div(vm_set1((vm_s)2), vm_add(e, one)));
+    vm_t s = vm_mul(x, x);
+#if VM_IS_F64
+    vm_t P = vm_set1(-9.64399179425052238628E-1);
+    P = vm_fmadd(P, s, vm_set1(-9.92877231001918586564E1));
+    P = vm_fmadd(P, s, vm_set1(-1.61468768441708447952E3));
+    vm_t Q = vm_add(s, vm_set1(1.12811678491632931402E2));
+    Q = vm_fmadd(Q, s, vm_set1(2.23548839060100448583E3));
+    Q = vm_fmadd(Q, s, vm_set1(4.84406305325125486048E3));
+    vm_t small = vm_fmadd(vm_mul(x, s), vm_div(P, Q), x);
+#else
+    vm_t P = vm_set1(-5.70498872745E-3f);
+    P = vm_fmadd(P, s, vm_set1(2.06390887954E-2f));
+    P = vm_fmadd(P, s, vm_set1(-5.37397155531E-2f));
+    P = vm_fmadd(P, s, vm_set1(1.33314422036E-1f));
+    P = vm_fmadd(P, s, vm_set1(-3.33332819422E-1f));
+    vm_t small = vm_fmadd(vm_mul(x, s), P, x);
+#endif
+    vm_t sgn = vm_and(x, vm_signbit());
+    return vm_sel(vm_lt(a, vm_set1((vm_s)0.625)), small, vm_or(big, sgn));
+}
+
+/* log1p(u) for u in [0, 1]: w = 1+u = 2^k * m with k in {0,1}, m in [1/sqrt2, sqrt2],
+ * log m = 2 atanh(s), s = (m-1)/(m+1) (series in s^2 <= 0.0295), plus the rounding
+ * correction (u - (w-1))/w. */
+static inline vm_t VM_FN(vlog1p01)(vm_t u) {
+    vm_t one = vm_set1((vm_s)1);
+    vm_t w = vm_add(one, u);
+    vm_m big = vm_gt(w, vm_set1((vm_s)1.41421356237309504880));
+    vm_t m = vm_sel(big, vm_mul(w, vm_set1((vm_s)0.5)), w);
+    vm_t k = vm_sel(big, one, vm_zero());
+    vm_t s = vm_div(vm_sub(m, one), vm_add(m, one));
+    vm_t s2 = vm_mul(s, s);
+#if VM_IS_F64
+    vm_t p = vm_set1(1.0 / 19);
+    p = vm_fmadd(p, s2, vm_set1(1.0 / 17));
+    p = vm_fmadd(p, s2, vm_set1(1.0 / 15));
+    p = vm_fmadd(p, s2, vm_set1(1.0 / 13));
+    p = vm_fmadd(p, s2, vm_set1(1.0 / 11));
+    p = vm_fmadd(p, s2, vm_set1(1.0 / 9));
+    p = vm_fmadd(p, s2, vm_set1(1.0 / 7));
+    p = vm_fmadd(p, s2, vm_set1(1.0 / 5));
+    p = vm_fmadd(p, s2, vm_set1(1.0 / 3));
+    const double ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
+#else
+    vm_t p = vm_set1(1.0f / 11);
+    p = vm_fmadd(p, s2, vm_set1(1.0f / 9));
+    p = vm_fmadd(p, s2, vm_set1(1.0f / 7));
+    p = vm_fmadd(p, s2, vm_set1(1.0f / 5));
+    p = vm_fmadd(p, s2, vm_set1(1.0f / 3));
+    const float ln2hi = 0.693359375f, ln2lo = -2.12194440e-4f;
+#endif
+    vm_t s2x = vm_add(s, s);
+    vm_t logm = vm_fmadd(vm_mul(s2x, s2), p, s2x);          /* 2s + 2s*s2*p */
+    vm_t corr = vm_div(vm_sub(u, vm_sub(w, one)), w);
+    vm_t lo = vm_fmadd(k, vm_set1(ln2lo), vm_add(logm, corr));
+    return vm_fmadd(k, vm_set1(ln2hi), lo);
+}
+
+/* erfc(z) for z >= 0 (z may be +inf), z*z = zz_hi + zz_lo exactly.
+ * erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2) (Numerical Recipes erfcc form, relative error
+ * < 1.2e-7); exp(-z^2) is taken as exp(-zz_hi) * exp(P(t) - zz_lo) so no rounding of z^2 enters. */
+static inline vm_t VM_FN(verfc_pos)(vm_t z, vm_t zz_hi, vm_t zz_lo) {
+    vm_t one = vm_set1((vm_s)1);
+    vm_t t = vm_div(one, vm_fmadd(z, vm_set1((vm_s)0.5), one));
+    vm_t p = vm_set1((vm_s)0.17087277);
+    p = vm_fmadd(p, t, vm_set1((vm_s)-0.82215223));
+    p = vm_fmadd(p, t, vm_set1((vm_s)1.48851587));
+    p = vm_fmadd(p, t, vm_set1((vm_s)-1.13520398));
+    p = vm_fmadd(p, t, vm_set1((vm_s)0.27886807));
+    p = vm_fmadd(p, t, vm_set1((vm_s)-0.18628806));
+    p = vm_fmadd(p, t, vm_set1((vm_s)0.09678418));
+    p = vm_fmadd(p, t, vm_set1((vm_s)0.37409196));
+    p = vm_fmadd(p, t, vm_set1((vm_s)1.00002368));
+    p = vm_fmadd(p, t, vm_set1((vm_s)-1.26551223));
+    vm_t e1 = VM_FN(vexp)(vm_sub(vm_zero(), zz_hi));
+    vm_t e2 = VM_FN(vexp)(vm_sub(p, zz_lo));
+    return vm_mul(vm_mul(t, e1), e2);
+}
+
+#endif /* math functions once per pair */
+#endif /* CE_VM */
