@@ -572,3 +572,22 @@ def test_non_contiguous_or_other_dtype_gradient():
     p.grad = _wrap(np.zeros(5, np.float32))
     with pytest.raises(RuntimeError, match="gradient of a parameter has shape"):
         optim.SGD([p], lr=0.5).step()
+
+
+def test_step_hooks():
+    from cengine.optim.optimizer import register_optimizer_step_post_hook
+    rng, params = make_params(np.float32, shapes=[(3,)])
+    opt = optim.AdamW(params, lr=0.1)
+    calls = []
+    h1 = opt.register_step_pre_hook(lambda o, a, k: calls.append(("pre", o is opt)))
+    h2 = opt.register_step_post_hook(lambda o, a, k: calls.append(("post", o is opt)))
+    h3 = register_optimizer_step_post_hook(lambda o, a, k: calls.append(("global", True)))
+    sched = optim.lr_scheduler.StepLR(opt, 1)      # wraps step() again; hooks still run once
+    set_grads(rng, params)
+    opt.step()
+    sched.step()
+    assert calls == [("pre", True), ("post", True), ("global", True)]
+    for h in (h1, h2, h3):
+        h.remove()
+    opt.step()
+    assert len(calls) == 3

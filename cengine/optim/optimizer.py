@@ -5,8 +5,10 @@ per param group and dtype, the parameters that have a gradient, their gradients 
 buffers as numpy arrays and makes ONE fused call (cengine._C.sgd_step / adam_step / ...), which
 splits the whole group across threads and SIMD lanes.
 """
-from collections import defaultdict
+import itertools
+from collections import OrderedDict, defaultdict
 from copy import deepcopy
+from functools import wraps
 from itertools import chain
 
 import numpy as np
@@ -14,7 +16,68 @@ import numpy as np
 from ..tensor import Tensor, _wrap
 from .. import dtypes as _dt
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook",
+           "register_optimizer_step_post_hook"]
+
+_global_optimizer_pre_hooks = OrderedDict()
+_global_optimizer_post_hooks = OrderedDict()
+_hook_ids = itertools.count()
+
+
+class RemovableHandle:
+    """Returned by the register_*_hook functions; remove() unregisters the hook."""
+
+    def __init__(self, hooks_dict):
+        self._dict = hooks_dict
+        self.id = next(_hook_ids)
+
+    def remove(self):
+        self._dict.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def register_optimizer_step_pre_hook(hook):
+    """hook(optimizer, args, kwargs) -> None or (args, kwargs), before every optimizer's step."""
+    handle = RemovableHandle(_global_optimizer_pre_hooks)
+    _global_optimizer_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_optimizer_step_post_hook(hook):
+    """hook(optimizer, args, kwargs), after every optimizer's step."""
+    handle = RemovableHandle(_global_optimizer_post_hooks)
+    _global_optimizer_post_hooks[handle.id] = hook
+    return handle
+
+
+def _hooked_step(func):
+    """Wrap a subclass's step() so the global and per-optimizer step hooks run around it (as
+    torch does, `args` given to the hooks starts with the optimizer itself)."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        self = args[0]
+        for hook in chain(_global_optimizer_pre_hooks.values(),
+                          self._optimizer_step_pre_hooks.values()):
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if isinstance(result, tuple) and len(result) == 2:
+                    args, kwargs = result
+                else:
+                    raise RuntimeError(f"{func} must return None or a tuple of (new_args, "
+                                       f"new_kwargs), but got {result}.")
+        out = func(*args, **kwargs)
+        for hook in chain(self._optimizer_step_post_hooks.values(),
+                          _global_optimizer_post_hooks.values()):
+            hook(self, args, kwargs)
+        return out
+
+    wrapper._ce_hooked = True
+    return wrapper
 
 
 class _RequiredParameter:
@@ -123,8 +186,16 @@ class Optimizer:
         defaults: dict of the default values of the optimization options.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_ce_hooked", False):
+            cls.step = _hooked_step(step)
+
     def __init__(self, params, defaults):
         self.defaults = defaults
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             "Tensors or dicts, but got " + _typename(params))
@@ -239,6 +310,18 @@ class Optimizer:
     def step(self, closure=None):
         raise NotImplementedError
 
+    def register_step_pre_hook(self, hook):
+        """hook(optimizer, args, kwargs) -> None or (args, kwargs), called before step()."""
+        handle = RemovableHandle(self._optimizer_step_pre_hooks)
+        self._optimizer_step_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_step_post_hook(self, hook):
+        """hook(optimizer, args, kwargs), called after step()."""
+        handle = RemovableHandle(self._optimizer_step_post_hooks)
+        self._optimizer_step_post_hooks[handle.id] = hook
+        return handle
+
     @staticmethod
     def _eval_closure(closure):
         if closure is None:
@@ -325,6 +408,8 @@ class Optimizer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("_optimizer_step_pre_hooks", OrderedDict())
+        self.__dict__.setdefault("_optimizer_step_post_hooks", OrderedDict())
 
     def __repr__(self):
         s = self.__class__.__name__ + " ("
