@@ -1,0 +1,421 @@
+# optim.pxi - bindings for the fused multi-tensor optimizer updates and gradient norms (optim.h).
+# Each *_step takes Python lists of numpy arrays (one entry per parameter of a group: parameter,
+# gradient, state buffers), all C-contiguous and of one dtype (float32 or float64), builds the
+# pointer arrays once and makes ONE C call with the GIL released. reference=True runs the plain
+# single-threaded *_ref kernel instead (tests compare the two).
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+
+cdef extern from "optim.h" nogil:
+    void ce_sgd_step_f32(float **params, float **bufs, const float **grads, const uint8_t *first,
+                         const int64_t *sizes, int64_t ntensors, double lr, double momentum,
+                         double dampening, double weight_decay, int nesterov, int maximize)
+    void ce_sgd_step_f64(double **params, double **bufs, const double **grads,
+                         const uint8_t *first, const int64_t *sizes, int64_t ntensors, double lr,
+                         double momentum, double dampening, double weight_decay, int nesterov,
+                         int maximize)
+    void ce_sgd_step_f32_ref(float **params, float **bufs, const float **grads,
+                             const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                             double lr, double momentum, double dampening, double weight_decay,
+                             int nesterov, int maximize)
+    void ce_sgd_step_f64_ref(double **params, double **bufs, const double **grads,
+                             const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                             double lr, double momentum, double dampening, double weight_decay,
+                             int nesterov, int maximize)
+    void ce_adagrad_step_f32(float **params, float **sums, const float **grads,
+                             const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                             double lr, double lr_decay, double weight_decay, double eps,
+                             int maximize)
+    void ce_adagrad_step_f64(double **params, double **sums, const double **grads,
+                             const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                             double lr, double lr_decay, double weight_decay, double eps,
+                             int maximize)
+    void ce_adagrad_step_f32_ref(float **params, float **sums, const float **grads,
+                                 const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                                 double lr, double lr_decay, double weight_decay, double eps,
+                                 int maximize)
+    void ce_adagrad_step_f64_ref(double **params, double **sums, const double **grads,
+                                 const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                                 double lr, double lr_decay, double weight_decay, double eps,
+                                 int maximize)
+    void ce_rmsprop_step_f32(float **params, float **square_avgs, float **grad_avgs,
+                             float **bufs, const float **grads, const int64_t *sizes,
+                             int64_t ntensors, double lr, double alpha, double eps,
+                             double weight_decay, double momentum, int centered, int maximize)
+    void ce_rmsprop_step_f64(double **params, double **square_avgs, double **grad_avgs,
+                             double **bufs, const double **grads, const int64_t *sizes,
+                             int64_t ntensors, double lr, double alpha, double eps,
+                             double weight_decay, double momentum, int centered, int maximize)
+    void ce_rmsprop_step_f32_ref(float **params, float **square_avgs, float **grad_avgs,
+                                 float **bufs, const float **grads, const int64_t *sizes,
+                                 int64_t ntensors, double lr, double alpha, double eps,
+                                 double weight_decay, double momentum, int centered,
+                                 int maximize)
+    void ce_rmsprop_step_f64_ref(double **params, double **square_avgs, double **grad_avgs,
+                                 double **bufs, const double **grads, const int64_t *sizes,
+                                 int64_t ntensors, double lr, double alpha, double eps,
+                                 double weight_decay, double momentum, int centered,
+                                 int maximize)
+    void ce_adam_step_f32(float **params, float **exp_avgs, float **exp_avg_sqs,
+                          float **max_exp_avg_sqs, const float **grads, const int64_t *steps,
+                          const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int amsgrad,
+                          int maximize, int decoupled)
+    void ce_adam_step_f64(double **params, double **exp_avgs, double **exp_avg_sqs,
+                          double **max_exp_avg_sqs, const double **grads, const int64_t *steps,
+                          const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int amsgrad,
+                          int maximize, int decoupled)
+    void ce_adam_step_f32_ref(float **params, float **exp_avgs, float **exp_avg_sqs,
+                              float **max_exp_avg_sqs, const float **grads, const int64_t *steps,
+                              const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                              double beta2, double eps, double weight_decay, int amsgrad,
+                              int maximize, int decoupled)
+    void ce_adam_step_f64_ref(double **params, double **exp_avgs, double **exp_avg_sqs,
+                              double **max_exp_avg_sqs, const double **grads,
+                              const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                              double lr, double beta1, double beta2, double eps,
+                              double weight_decay, int amsgrad, int maximize, int decoupled)
+    void ce_sumsq_multi_f32(double *out, const float **xs, const int64_t *sizes, int64_t n)
+    void ce_sumsq_multi_f64(double *out, const double **xs, const int64_t *sizes, int64_t n)
+    void ce_sumsq_multi_f32_ref(double *out, const float **xs, const int64_t *sizes, int64_t n)
+    void ce_sumsq_multi_f64_ref(double *out, const double **xs, const int64_t *sizes, int64_t n)
+    void ce_absmax_multi_f32(double *out, const float **xs, const int64_t *sizes, int64_t n)
+    void ce_absmax_multi_f64(double *out, const double **xs, const int64_t *sizes, int64_t n)
+    void ce_absmax_multi_f32_ref(double *out, const float **xs, const int64_t *sizes, int64_t n)
+    void ce_absmax_multi_f64_ref(double *out, const double **xs, const int64_t *sizes, int64_t n)
+    void ce_scale_multi_f32(float **xs, const int64_t *sizes, int64_t n, double alpha)
+    void ce_scale_multi_f64(double **xs, const int64_t *sizes, int64_t n, double alpha)
+
+
+cdef class _OptimArgs:
+    """Pointer tables for one multi-tensor call: `k` pointer rows of n entries, sizes, steps and
+    flags, in one allocation freed with the object."""
+    cdef void *mem
+    cdef void **ptrs
+    cdef int64_t *sizes
+    cdef int64_t *steps
+    cdef uint8_t *flags
+    cdef Py_ssize_t n
+    cdef int k
+    cdef int typenum
+
+    def __cinit__(self, Py_ssize_t n, int k):
+        self.n = n
+        self.k = k
+        cdef size_t nb = sizeof(void *) * k * n + sizeof(int64_t) * 2 * n + n + 8
+        self.mem = PyMem_Malloc(nb if nb > 0 else 8)
+        if self.mem == NULL:
+            raise MemoryError()
+        self.ptrs = <void **>self.mem
+        self.sizes = <int64_t *>(self.ptrs + k * n)
+        self.steps = self.sizes + n
+        self.flags = <uint8_t *>(self.steps + n)
+
+    def __dealloc__(self):
+        PyMem_Free(self.mem)
+
+    cdef inline void **row(self, int r) noexcept nogil:
+        return self.ptrs + r * self.n
+
+
+cdef str _optim_dtype_name(int typenum):
+    return str(np.dtype(cnp.PyArray_TypeObjectFromType(typenum)))
+
+
+cdef int _optim_fill(_OptimArgs A, int r, str fname, str what, object arrs,
+                     bint writable) except -1:
+    """Validate list `arrs` (n C-contiguous arrays of A.typenum; row 0 sets the sizes, later rows
+    must match them) and store the data pointers in row r."""
+    cdef Py_ssize_t i, n = A.n
+    cdef cnp.ndarray a
+    cdef void **row = A.row(r)
+    if not isinstance(arrs, (list, tuple)):
+        raise TypeError("%s: %s must be a list of numpy arrays, got %s"
+                        % (fname, what, type(arrs).__name__))
+    if len(arrs) != n:
+        raise ValueError("%s: %s has %d arrays, expected %d (one per parameter)"
+                         % (fname, what, len(arrs), n))
+    for i in range(n):
+        obj = arrs[i]
+        if not isinstance(obj, cnp.ndarray):
+            raise TypeError("%s: %s[%d] must be a numpy array, got %s"
+                            % (fname, what, i, type(obj).__name__))
+        a = <cnp.ndarray>obj
+        if cnp.PyArray_TYPE(a) != A.typenum:
+            raise TypeError("%s: %s[%d] has dtype %s, expected %s (one dtype per call)"
+                            % (fname, what, i, a.dtype, _optim_dtype_name(A.typenum)))
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            raise ValueError("%s: %s[%d] must be C-contiguous" % (fname, what, i))
+        if writable and not cnp.PyArray_ISWRITEABLE(a):
+            raise ValueError("%s: %s[%d] is read-only" % (fname, what, i))
+        if r == 0:
+            A.sizes[i] = <int64_t>cnp.PyArray_SIZE(a)
+        elif <int64_t>cnp.PyArray_SIZE(a) != A.sizes[i]:
+            raise ValueError("%s: %s[%d] has %d elements but params[%d] has %d"
+                             % (fname, what, i, cnp.PyArray_SIZE(a), i, A.sizes[i]))
+        row[i] = cnp.PyArray_DATA(a)
+    return 0
+
+
+cdef _OptimArgs _optim_begin(str fname, object params, int k):
+    """Pointer tables for `params` (row 0) and k-1 more rows; dtype taken from params[0]."""
+    if not isinstance(params, (list, tuple)):
+        raise TypeError("%s: params must be a list of numpy arrays, got %s"
+                        % (fname, type(params).__name__))
+    cdef Py_ssize_t n = len(params)
+    cdef _OptimArgs A = _OptimArgs(n, k)
+    if n == 0:
+        A.typenum = cnp.NPY_FLOAT32
+        return A
+    p0 = params[0]
+    if not isinstance(p0, cnp.ndarray):
+        raise TypeError("%s: params[0] must be a numpy array, got %s" % (fname, type(p0).__name__))
+    A.typenum = cnp.PyArray_TYPE(<cnp.ndarray>p0)
+    if A.typenum != cnp.NPY_FLOAT32 and A.typenum != cnp.NPY_FLOAT64:
+        raise TypeError("%s: parameters must be float32 or float64, got %s"
+                        % (fname, (<cnp.ndarray>p0).dtype))
+    _optim_fill(A, 0, fname, "params", params, True)
+    return A
+
+
+cdef int _optim_steps(_OptimArgs A, str fname, object steps) except -1:
+    cdef Py_ssize_t i
+    cdef int64_t s
+    if not isinstance(steps, (list, tuple)) or len(steps) != A.n:
+        raise ValueError("%s: steps must be a list of %d ints (one per parameter)" % (fname, A.n))
+    for i in range(A.n):
+        s = steps[i]
+        if s < 1:
+            raise ValueError("%s: steps[%d] = %d, expected >= 1" % (fname, i, s))
+        A.steps[i] = s
+    return 0
+
+
+def sgd_step(params, grads, momentum_buffers, first, double lr, double momentum=0.0,
+             double dampening=0.0, double weight_decay=0.0, bint nesterov=False,
+             bint maximize=False, bint reference=False):
+    """Fused SGD over one group (torch.optim.SGD formula). momentum_buffers: list (used when
+    momentum != 0); first: list of bools, True where the buffer is new (it is set to the grad)."""
+    cdef _OptimArgs A = _optim_begin("sgd_step", params, 3)
+    cdef Py_ssize_t i, n = A.n
+    cdef bint use_mom = momentum != 0.0
+    if n == 0:
+        return
+    _optim_fill(A, 1, "sgd_step", "grads", grads, False)
+    if use_mom:
+        _optim_fill(A, 2, "sgd_step", "momentum_buffers", momentum_buffers, True)
+        if not isinstance(first, (list, tuple)) or len(first) != n:
+            raise ValueError("sgd_step: first must be a list of %d bools" % n)
+        for i in range(n):
+            A.flags[i] = 1 if first[i] else 0
+    cdef float **pf = <float **>A.row(0)
+    cdef double **pd = <double **>A.row(0)
+    cdef int ne = nesterov, mx = maximize
+    cdef uint8_t *fl = A.flags if use_mom else NULL
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_sgd_step_f32_ref(pf, <float **>A.row(2) if use_mom else NULL,
+                                    <const float **>A.row(1), fl, A.sizes, n, lr, momentum,
+                                    dampening, weight_decay, ne, mx)
+            else:
+                ce_sgd_step_f32(pf, <float **>A.row(2) if use_mom else NULL,
+                                <const float **>A.row(1), fl, A.sizes, n, lr, momentum,
+                                dampening, weight_decay, ne, mx)
+        else:
+            if reference:
+                ce_sgd_step_f64_ref(pd, <double **>A.row(2) if use_mom else NULL,
+                                    <const double **>A.row(1), fl, A.sizes, n, lr, momentum,
+                                    dampening, weight_decay, ne, mx)
+            else:
+                ce_sgd_step_f64(pd, <double **>A.row(2) if use_mom else NULL,
+                                <const double **>A.row(1), fl, A.sizes, n, lr, momentum,
+                                dampening, weight_decay, ne, mx)
+
+
+def adagrad_step(params, grads, state_sums, steps, double lr, double lr_decay=0.0,
+                 double weight_decay=0.0, double eps=1e-10, bint maximize=False,
+                 bint reference=False):
+    """Fused Adagrad over one group (torch.optim.Adagrad formula); steps: list of step counts
+    after this step's increment."""
+    cdef _OptimArgs A = _optim_begin("adagrad_step", params, 3)
+    cdef Py_ssize_t n = A.n
+    if n == 0:
+        return
+    _optim_fill(A, 1, "adagrad_step", "grads", grads, False)
+    _optim_fill(A, 2, "adagrad_step", "state_sums", state_sums, True)
+    _optim_steps(A, "adagrad_step", steps)
+    cdef int mx = maximize
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_adagrad_step_f32_ref(<float **>A.row(0), <float **>A.row(2),
+                                        <const float **>A.row(1), A.steps, A.sizes, n, lr,
+                                        lr_decay, weight_decay, eps, mx)
+            else:
+                ce_adagrad_step_f32(<float **>A.row(0), <float **>A.row(2),
+                                    <const float **>A.row(1), A.steps, A.sizes, n, lr, lr_decay,
+                                    weight_decay, eps, mx)
+        else:
+            if reference:
+                ce_adagrad_step_f64_ref(<double **>A.row(0), <double **>A.row(2),
+                                        <const double **>A.row(1), A.steps, A.sizes, n, lr,
+                                        lr_decay, weight_decay, eps, mx)
+            else:
+                ce_adagrad_step_f64(<double **>A.row(0), <double **>A.row(2),
+                                    <const double **>A.row(1), A.steps, A.sizes, n, lr,
+                                    lr_decay, weight_decay, eps, mx)
+
+
+def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, double lr,
+                 double alpha=0.99, double eps=1e-8, double weight_decay=0.0,
+                 double momentum=0.0, bint centered=False, bint maximize=False,
+                 bint reference=False):
+    """Fused RMSprop over one group (torch.optim.RMSprop formula). grad_avgs is used when
+    centered, momentum_buffers when momentum > 0 (otherwise pass None)."""
+    cdef _OptimArgs A = _optim_begin("rmsprop_step", params, 5)
+    cdef Py_ssize_t n = A.n
+    cdef bint use_mom = momentum > 0.0
+    if n == 0:
+        return
+    _optim_fill(A, 1, "rmsprop_step", "grads", grads, False)
+    _optim_fill(A, 2, "rmsprop_step", "square_avgs", square_avgs, True)
+    if centered:
+        _optim_fill(A, 3, "rmsprop_step", "grad_avgs", grad_avgs, True)
+    if use_mom:
+        _optim_fill(A, 4, "rmsprop_step", "momentum_buffers", momentum_buffers, True)
+    cdef int ce_ = centered, mx = maximize
+    cdef void **ga = A.row(3) if centered else NULL
+    cdef void **mb = A.row(4) if use_mom else NULL
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_rmsprop_step_f32_ref(<float **>A.row(0), <float **>A.row(2), <float **>ga,
+                                        <float **>mb, <const float **>A.row(1), A.sizes, n, lr,
+                                        alpha, eps, weight_decay, momentum, ce_, mx)
+            else:
+                ce_rmsprop_step_f32(<float **>A.row(0), <float **>A.row(2), <float **>ga,
+                                    <float **>mb, <const float **>A.row(1), A.sizes, n, lr,
+                                    alpha, eps, weight_decay, momentum, ce_, mx)
+        else:
+            if reference:
+                ce_rmsprop_step_f64_ref(<double **>A.row(0), <double **>A.row(2), <double **>ga,
+                                        <double **>mb, <const double **>A.row(1), A.sizes, n,
+                                        lr, alpha, eps, weight_decay, momentum, ce_, mx)
+            else:
+                ce_rmsprop_step_f64(<double **>A.row(0), <double **>A.row(2), <double **>ga,
+                                    <double **>mb, <const double **>A.row(1), A.sizes, n, lr,
+                                    alpha, eps, weight_decay, momentum, ce_, mx)
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, double lr,
+              double beta1=0.9, double beta2=0.999, double eps=1e-8, double weight_decay=0.0,
+              bint amsgrad=False, bint maximize=False, bint decoupled=False,
+              bint reference=False):
+    """Fused Adam (decoupled=False) / AdamW (decoupled=True) over one group (torch.optim
+    formula). max_exp_avg_sqs is used when amsgrad (otherwise pass None); steps: list of step
+    counts after this step's increment (bias corrections are computed from them in double)."""
+    cdef _OptimArgs A = _optim_begin("adam_step", params, 5)
+    cdef Py_ssize_t n = A.n
+    if n == 0:
+        return
+    _optim_fill(A, 1, "adam_step", "grads", grads, False)
+    _optim_fill(A, 2, "adam_step", "exp_avgs", exp_avgs, True)
+    _optim_fill(A, 3, "adam_step", "exp_avg_sqs", exp_avg_sqs, True)
+    if amsgrad:
+        _optim_fill(A, 4, "adam_step", "max_exp_avg_sqs", max_exp_avg_sqs, True)
+    _optim_steps(A, "adam_step", steps)
+    cdef int am = amsgrad, mx = maximize, dc = decoupled
+    cdef void **vm = A.row(4) if amsgrad else NULL
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_adam_step_f32_ref(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                     <float **>vm, <const float **>A.row(1), A.steps, A.sizes,
+                                     n, lr, beta1, beta2, eps, weight_decay, am, mx, dc)
+            else:
+                ce_adam_step_f32(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                 <float **>vm, <const float **>A.row(1), A.steps, A.sizes, n,
+                                 lr, beta1, beta2, eps, weight_decay, am, mx, dc)
+        else:
+            if reference:
+                ce_adam_step_f64_ref(<double **>A.row(0), <double **>A.row(2),
+                                     <double **>A.row(3), <double **>vm,
+                                     <const double **>A.row(1), A.steps, A.sizes, n, lr, beta1,
+                                     beta2, eps, weight_decay, am, mx, dc)
+            else:
+                ce_adam_step_f64(<double **>A.row(0), <double **>A.row(2), <double **>A.row(3),
+                                 <double **>vm, <const double **>A.row(1), A.steps, A.sizes, n,
+                                 lr, beta1, beta2, eps, weight_decay, am, mx, dc)
+
+
+cdef _OptimArgs _optim_begin_ro(str fname, object xs):
+    """Like _optim_begin for read-only inputs (the norm reductions)."""
+    if not isinstance(xs, (list, tuple)):
+        raise TypeError("%s: expected a list of numpy arrays, got %s" % (fname, type(xs).__name__))
+    cdef _OptimArgs A = _OptimArgs(len(xs), 1)
+    A.typenum = cnp.NPY_FLOAT32
+    if A.n == 0:
+        return A
+    x0 = xs[0]
+    if not isinstance(x0, cnp.ndarray):
+        raise TypeError("%s: xs[0] must be a numpy array, got %s" % (fname, type(x0).__name__))
+    A.typenum = cnp.PyArray_TYPE(<cnp.ndarray>x0)
+    if A.typenum != cnp.NPY_FLOAT32 and A.typenum != cnp.NPY_FLOAT64:
+        raise TypeError("%s: arrays must be float32 or float64, got %s"
+                        % (fname, (<cnp.ndarray>x0).dtype))
+    _optim_fill(A, 0, fname, "xs", xs, False)
+    return A
+
+
+def multi_sumsq(xs, bint reference=False):
+    """Sum of squares over all arrays of the list (one dtype), accumulated in double in fixed
+    blocks (the same result for any thread count). Returns a Python float."""
+    cdef _OptimArgs A = _optim_begin_ro("multi_sumsq", xs)
+    cdef double out = 0.0
+    if A.n == 0:
+        return 0.0
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_sumsq_multi_f32_ref(&out, <const float **>A.row(0), A.sizes, A.n)
+            else:
+                ce_sumsq_multi_f32(&out, <const float **>A.row(0), A.sizes, A.n)
+        else:
+            if reference:
+                ce_sumsq_multi_f64_ref(&out, <const double **>A.row(0), A.sizes, A.n)
+            else:
+                ce_sumsq_multi_f64(&out, <const double **>A.row(0), A.sizes, A.n)
+    return out
+
+
+def multi_absmax(xs, bint reference=False):
+    """max |x| over all arrays of the list (one dtype); nan if any element is NaN."""
+    cdef _OptimArgs A = _optim_begin_ro("multi_absmax", xs)
+    cdef double out = 0.0
+    if A.n == 0:
+        return 0.0
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_absmax_multi_f32_ref(&out, <const float **>A.row(0), A.sizes, A.n)
+            else:
+                ce_absmax_multi_f32(&out, <const float **>A.row(0), A.sizes, A.n)
+        else:
+            if reference:
+                ce_absmax_multi_f64_ref(&out, <const double **>A.row(0), A.sizes, A.n)
+            else:
+                ce_absmax_multi_f64(&out, <const double **>A.row(0), A.sizes, A.n)
+    return out
+
+
+def multi_scale_(xs, double alpha):
+    """x *= alpha in place for every array of the list (one dtype); alpha is rounded to it."""
+    cdef _OptimArgs A = _optim_begin("multi_scale_", xs, 1)
+    if A.n == 0:
+        return
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            ce_scale_multi_f32(<float **>A.row(0), A.sizes, A.n, alpha)
+        else:
+            ce_scale_multi_f64(<double **>A.row(0), A.sizes, A.n, alpha)

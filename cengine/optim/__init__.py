@@ -1,0 +1,11 @@
+"""cengine.optim: optimizers with fused multi-tensor C updates, and LR schedulers
+(torch.optim's names, defaults and semantics)."""
+from .optimizer import Optimizer
+from .sgd import SGD
+from .adam import Adam
+from .adamw import AdamW
+from .adagrad import Adagrad
+from .rmsprop import RMSprop, RMSProp
+from . import lr_scheduler
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "RMSProp", "lr_scheduler"]

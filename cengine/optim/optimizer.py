@@ -1,0 +1,429 @@
+"""Optimizer base class, following torch.optim.Optimizer.
+
+Parameters are cengine Tensors; the update itself runs in C: each optimizer's step() collects,
+per param group and dtype, the parameters that have a gradient, their gradients and their state
+buffers as numpy arrays and makes ONE fused call (cengine._C.sgd_step / adam_step / ...), which
+splits the whole group across threads and SIMD lanes.
+"""
+import itertools
+from collections import OrderedDict, defaultdict
+from copy import deepcopy
+from functools import wraps
+from itertools import chain
+
+import numpy as np
+
+from ..tensor import Tensor, _wrap
+from .. import dtypes as _dt
+
+__all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook",
+           "register_optimizer_step_post_hook"]
+
+_global_optimizer_pre_hooks = OrderedDict()
+_global_optimizer_post_hooks = OrderedDict()
+_hook_ids = itertools.count()
+
+
+class RemovableHandle:
+    """Returned by the register_*_hook functions; remove() unregisters the hook."""
+
+    def __init__(self, hooks_dict):
+        self._dict = hooks_dict
+        self.id = next(_hook_ids)
+
+    def remove(self):
+        self._dict.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def register_optimizer_step_pre_hook(hook):
+    """hook(optimizer, args, kwargs) -> None or (args, kwargs), before every optimizer's step."""
+    handle = RemovableHandle(_global_optimizer_pre_hooks)
+    _global_optimizer_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_optimizer_step_post_hook(hook):
+    """hook(optimizer, args, kwargs), after every optimizer's step."""
+    handle = RemovableHandle(_global_optimizer_post_hooks)
+    _global_optimizer_post_hooks[handle.id] = hook
+    return handle
+
+
+def _hooked_step(func):
+    """Wrap a subclass's step() so the global and per-optimizer step hooks run around it (as
+    torch does, `args` given to the hooks starts with the optimizer itself)."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        self = args[0]
+        for hook in chain(_global_optimizer_pre_hooks.values(),
+                          self._optimizer_step_pre_hooks.values()):
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if isinstance(result, tuple) and len(result) == 2:
+                    args, kwargs = result
+                else:
+                    raise RuntimeError(f"{func} must return None or a tuple of (new_args, "
+                                       f"new_kwargs), but got {result}.")
+        out = func(*args, **kwargs)
+        for hook in chain(self._optimizer_step_post_hooks.values(),
+                          _global_optimizer_post_hooks.values()):
+            hook(self, args, kwargs)
+        return out
+
+    wrapper._ce_hooked = True
+    return wrapper
+
+
+class _RequiredParameter:
+    """Singleton marking a hyper-parameter that every param group must give."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _typename(obj):
+    if isinstance(obj, Tensor):
+        return obj.type()
+    t = type(obj)
+    mod = t.__module__
+    return t.__qualname__ if mod in ("builtins", None) else "%s.%s" % (mod, t.__qualname__)
+
+
+def _scalar_np_dtype():
+    """dtype of state['step'] (torch: float32 unless the default dtype is float64)."""
+    return np.float64 if _dt.get_default_dtype().np == np.float64 else np.float32
+
+
+def _step_tensor(value=0.0):
+    return _wrap(np.array(value, dtype=_scalar_np_dtype()))
+
+
+def _state_zeros(a, fill=0.0):
+    """A state buffer for parameter array `a`: C-contiguous, same shape and dtype."""
+    if fill == 0.0:
+        return _wrap(np.zeros(a.shape, a.dtype))
+    return _wrap(np.full(a.shape, fill, a.dtype))
+
+
+class _Batch:
+    """The parameters of one param group and one dtype that have a gradient, as the arrays the
+    fused kernel takes. run() calls the kernel on them directly; only when the binding rejects
+    an array (a parameter that is not a writeable C-contiguous array, a gradient of another
+    dtype or layout) are copies made, and updated parameter copies are written back."""
+    __slots__ = ("params", "arrays", "grads")
+
+    def __init__(self):
+        self.params = []
+        self.arrays = []
+        self.grads = []
+
+    def run(self, kernel, *args):
+        """kernel(params, grads, *args): one fused call for the whole batch; then bump the
+        parameters' version counters (an in-place update, as torch does)."""
+        try:
+            kernel(self.arrays, self.grads, *args)
+        except (TypeError, ValueError):
+            writeback = self._normalize()
+            if writeback is None:
+                raise
+            kernel(self.arrays, self.grads, *args)
+            for a, tmp in writeback:
+                a[...] = tmp
+        for p in self.params:
+            p._version[0] += 1
+
+    def _normalize(self):
+        """Make every parameter array writeable and C-contiguous (via copies) and every gradient
+        a C-contiguous array of its parameter's dtype and shape. Returns the (original, copy)
+        pairs to write back, or None when nothing needed changing."""
+        changed = False
+        writeback = []
+        for i, (a, g) in enumerate(zip(self.arrays, self.grads)):
+            if not (a.flags.c_contiguous and a.flags.writeable):
+                tmp = np.array(a, order="C", copy=True)
+                writeback.append((a, tmp))
+                self.arrays[i] = a = tmp
+                changed = True
+            if g.dtype != a.dtype or not g.flags.c_contiguous or g.shape != a.shape:
+                if g.size != a.size:
+                    raise RuntimeError("the gradient of a parameter has shape %s but the "
+                                       "parameter has shape %s" % (tuple(g.shape),
+                                                                   tuple(a.shape)))
+                self.grads[i] = np.ascontiguousarray(g, dtype=a.dtype).reshape(a.shape)
+                changed = True
+        return writeback if changed else None
+
+
+def _next_step(st):
+    """Increment state['step'] (a 0-d Tensor, or a plain number from an old checkpoint) and
+    return the new count as an int."""
+    s = st["step"]
+    if isinstance(s, Tensor):
+        a = s._data
+        v = a.item() + 1
+        a[()] = v
+        return int(v)
+    v = float(s) + 1
+    st["step"] = _step_tensor(v)
+    return int(v)
+
+
+class Optimizer:
+    """Base class for all optimizers.
+
+    Args:
+        params: an iterable of Tensors, of dicts (param groups with per-group options), or of
+            (name, Tensor) pairs.
+        defaults: dict of the default values of the optimization options.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_ce_hooked", False):
+            cls.step = _hooked_step(step)
+
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Tensors or dicts, but got " + _typename(params))
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for param_group in param_groups:
+            self.add_param_group(param_group)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group):
+        """Add a param group (a dict with 'params' and optional per-group options)."""
+        if not isinstance(param_group, dict):
+            raise TypeError("param_group must be a dict, but got %s" % type(param_group))
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            param_group["params"] = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        else:
+            param_group["params"] = list(params)
+
+        tensors, names = [], []
+        for item in param_group["params"]:
+            if isinstance(item, tuple):
+                names.append(item[0])
+                tensors.append(item[1])
+            else:
+                tensors.append(item)
+        param_group["params"] = tensors
+        if names:
+            if len(names) != len(tensors):
+                raise ValueError("all optimizer params should be with/without names. Some param "
+                                 "names are missing")
+            param_group["param_names"] = names
+
+        for p in tensors:
+            if not isinstance(p, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                + _typename(p))
+            if not self.defaults.get("differentiable", None) and not (p.is_leaf or
+                                                                      p.retains_grad):
+                raise ValueError("can't optimize a non-leaf Tensor")
+
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError("parameter group didn't specify a value of required "
+                                 "optimization parameter " + name)
+            param_group.setdefault(name, default)
+
+        if len(tensors) != len({id(p) for p in tensors}):
+            import warnings
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in "
+                          "future, this will cause an error", stacklevel=3)
+
+        seen = set()
+        for group in self.param_groups:
+            seen.update(id(p) for p in group["params"])
+            if ("param_names" in param_group) != ("param_names" in group):
+                txt = "with names" if "param_names" in param_group else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 "cannot add param group %s to the optimizer" % txt)
+        if any(id(p) in seen for p in tensors):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    # ------------------------------------------------------------------ gradients
+    def zero_grad(self, set_to_none=True):
+        """Reset the gradients of all optimized parameters (to None, or to zeros in place)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    if g.grad_fn is not None:
+                        g.detach_()
+                    else:
+                        g.requires_grad = False
+                    if g._data.flags.writeable:
+                        g._data[...] = 0
+                    else:
+                        g._data = np.zeros_like(g._data)
+
+    def _batches(self, group):
+        """The group's parameters that have a gradient, batched by dtype, in group order."""
+        batches = {}
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            a = p._data
+            b = batches.get(a.dtype)
+            if b is None:
+                if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
+                    raise TypeError("%s: parameters must be float32 or float64, got %s"
+                                    % (type(self).__name__, a.dtype))
+                b = batches[a.dtype] = _Batch()
+            b.params.append(p)
+            b.arrays.append(a)
+            b.grads.append(g._data)
+        return batches.values()
+
+    def step(self, closure=None):
+        raise NotImplementedError
+
+    def register_step_pre_hook(self, hook):
+        """hook(optimizer, args, kwargs) -> None or (args, kwargs), called before step()."""
+        handle = RemovableHandle(self._optimizer_step_pre_hooks)
+        self._optimizer_step_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_step_post_hook(self, hook):
+        """hook(optimizer, args, kwargs), called after step()."""
+        handle = RemovableHandle(self._optimizer_step_post_hooks)
+        self._optimizer_step_post_hooks[handle.id] = hook
+        return handle
+
+    @staticmethod
+    def _eval_closure(closure):
+        if closure is None:
+            return None
+        from ..autograd import enable_grad
+        with enable_grad():
+            return closure()
+
+    # ------------------------------------------------------------------ state dict
+    def state_dict(self):
+        """{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]} as torch:
+        parameters are replaced by their position across groups; the state tensors are returned
+        by reference (deepcopy or save the dict to keep a snapshot)."""
+        mapping = {}
+        start = 0
+
+        def pack(group):
+            nonlocal start
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for i, p in enumerate(group["params"], start):
+                if id(p) not in mapping:
+                    mapping[id(p)] = i
+            packed["params"] = [mapping[id(p)] for p in group["params"]]
+            start += len(packed["params"])
+            return packed
+
+        param_groups = [pack(g) for g in self.param_groups]
+        packed_state = {(mapping[id(k)] if isinstance(k, Tensor) else k): v
+                        for k, v in self.state.items()}
+        return {"state": packed_state, "param_groups": param_groups}
+
+    def load_state_dict(self, state_dict):
+        """Load a state dict made by state_dict() (of this optimizer class, same group sizes).
+        State tensors are copied and cast to their parameter's dtype, so the loaded optimizer
+        continues exactly where the saved one was."""
+        state_dict = state_dict.copy()
+        groups = self.param_groups
+        saved_groups = deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match "
+                             "the size of optimizer's group")
+        id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+
+        def cast(param, value, key=None):
+            if isinstance(value, (Tensor, np.ndarray)):
+                arr = value._data if isinstance(value, Tensor) else value
+                if key == "step":
+                    return _wrap(np.array(arr, copy=True))
+                if arr.dtype.kind == "f" and param._data.dtype.kind == "f":
+                    arr = np.array(arr, dtype=param._data.dtype, order="C", copy=True)
+                else:
+                    arr = np.array(arr, order="C", copy=True)
+                if arr.shape != param._data.shape and arr.size == param._data.size:
+                    arr = arr.reshape(param._data.shape)
+                return _wrap(arr)
+            if isinstance(value, dict):
+                return {k: cast(param, v, key=k) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return type(value)(cast(param, v) for v in value)
+            return deepcopy(value)
+
+        state = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k in id_map:
+                param = id_map[k]
+                state[param] = cast(param, v)
+            else:
+                state[k] = v
+
+        def update_group(group, new_group):
+            new_group["params"] = group["params"]
+            if "param_names" in group and "param_names" not in new_group:
+                new_group["param_names"] = group["param_names"]
+            return new_group
+
+        self.state = state
+        self.param_groups = [update_group(g, ng) for g, ng in zip(groups, saved_groups)]
+
+    def __getstate__(self):
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_optimizer_step_pre_hooks", OrderedDict())
+        self.__dict__.setdefault("_optimizer_step_post_hooks", OrderedDict())
+
+    def __repr__(self):
+        s = self.__class__.__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            s += "\nParameter Group %d" % i
+            for key in sorted(group.keys()):
+                if key != "params":
+                    s += "\n    %s: %s" % (key, group[key])
+        return s + "\n)"
+
+
+def _check_fused_flags(defaults):
+    if defaults.get("differentiable"):
+        raise RuntimeError("cengine optimizers do not support differentiable=True (the update "
+                           "runs as one fused C kernel outside autograd)")
+    if defaults.get("fused") and defaults.get("foreach"):
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")

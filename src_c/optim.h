@@ -1,0 +1,137 @@
+/* optim.h - fused multi-tensor optimizer updates and gradient-norm reductions.
+ *
+ * Every entry point updates a whole parameter group in ONE call: the group's tensors are given as
+ * arrays of `ntensors` pointers (params, grads, state buffers) and `sizes[t]` element counts; all
+ * arrays of one tensor have sizes[t] contiguous elements. The total work is laid out as the
+ * tensors one after another (each padded to a cache line) and cut into fixed cache-line aligned
+ * blocks that the OpenMP threads take dynamically (so a 10M tensor and 100 small ones balance the
+ * same way, and a thread slowed by a busy core does not hold the others up); every piece is
+ * updated with the ISA path chosen at run time (avx512 / avx2 / generic C). Results do not depend
+ * on the thread count (the update is elementwise; reductions use fixed blocks).
+ *
+ * The formulas are PyTorch's (torch.optim documentation, single-tensor implementations):
+ *   g  = maximize ? -grad : grad
+ *   SGD:     g += wd*p;  if momentum: buf = first ? g : momentum*buf + (1-dampening)*g,
+ *            g = nesterov ? g + momentum*buf : buf;   p -= lr*g
+ *   Adagrad: g += wd*p;  clr = lr / (1 + (step-1)*lr_decay);  sum += g*g;
+ *            p -= clr * g / (sqrt(sum) + eps)
+ *   RMSprop: g += wd*p;  sq = alpha*sq + (1-alpha)*g*g;
+ *            centered: gavg = alpha*gavg + (1-alpha)*g, avg = sqrt(sq - gavg^2) + eps
+ *            else avg = sqrt(sq) + eps;
+ *            momentum > 0: buf = momentum*buf + g/avg, p -= lr*buf   else p -= lr*g/avg
+ *   Adam:    decoupled (AdamW): p *= 1 - lr*wd   else g += wd*p;
+ *            m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g;
+ *            amsgrad: vmax = max(vmax, v), use vmax for v;
+ *            p -= (lr/(1-beta1^step)) * m / (sqrt(v)/sqrt(1-beta2^step) + eps)
+ * Per-step scalars (bias corrections, clr) are computed once per tensor in double from `steps[t]`
+ * (the step count after this step's increment) before the threads start.
+ * State pointers an option does not use may be NULL (buf when momentum == 0, gavg when !centered,
+ * vmax when !amsgrad). */
+#ifndef CE_OPTIM_H
+#define CE_OPTIM_H
+#include "common.h"
+
+/* ---- SGD ---- params[t], bufs[t], grads[t]: (sizes[t]); first[t] != 0: momentum buffer is new
+ * (buf = g). bufs/first may be NULL when momentum == 0. */
+void ce_sgd_step_f32(float *const *params, float *const *bufs, const float *const *grads,
+                     const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                     double lr, double momentum, double dampening, double weight_decay,
+                     int nesterov, int maximize);
+void ce_sgd_step_f64(double *const *params, double *const *bufs, const double *const *grads,
+                     const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                     double lr, double momentum, double dampening, double weight_decay,
+                     int nesterov, int maximize);
+void ce_sgd_step_f32_ref(float *const *params, float *const *bufs, const float *const *grads,
+                         const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                         double lr, double momentum, double dampening, double weight_decay,
+                         int nesterov, int maximize);
+void ce_sgd_step_f64_ref(double *const *params, double *const *bufs, const double *const *grads,
+                         const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                         double lr, double momentum, double dampening, double weight_decay,
+                         int nesterov, int maximize);
+
+/* ---- Adagrad ---- params[t], sums[t], grads[t]: (sizes[t]); steps[t] >= 1 */
+void ce_adagrad_step_f32(float *const *params, float *const *sums, const float *const *grads,
+                         const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                         double lr, double lr_decay, double weight_decay, double eps, int maximize);
+void ce_adagrad_step_f64(double *const *params, double *const *sums, const double *const *grads,
+                         const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                         double lr, double lr_decay, double weight_decay, double eps, int maximize);
+void ce_adagrad_step_f32_ref(float *const *params, float *const *sums, const float *const *grads,
+                             const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                             double lr, double lr_decay, double weight_decay, double eps,
+                             int maximize);
+void ce_adagrad_step_f64_ref(double *const *params, double *const *sums,
+                             const double *const *grads, const int64_t *steps,
+                             const int64_t *sizes, int64_t ntensors, double lr, double lr_decay,
+                             double weight_decay, double eps, int maximize);
+
+/* ---- RMSprop ---- params, square_avgs, grad_avgs (centered), bufs (momentum > 0), grads:
+ * (sizes[t]) */
+void ce_rmsprop_step_f32(float *const *params, float *const *square_avgs, float *const *grad_avgs,
+                         float *const *bufs, const float *const *grads, const int64_t *sizes,
+                         int64_t ntensors, double lr, double alpha, double eps,
+                         double weight_decay, double momentum, int centered, int maximize);
+void ce_rmsprop_step_f64(double *const *params, double *const *square_avgs,
+                         double *const *grad_avgs, double *const *bufs,
+                         const double *const *grads, const int64_t *sizes, int64_t ntensors,
+                         double lr, double alpha, double eps, double weight_decay,
+                         double momentum, int centered, int maximize);
+void ce_rmsprop_step_f32_ref(float *const *params, float *const *square_avgs,
+                             float *const *grad_avgs, float *const *bufs,
+                             const float *const *grads, const int64_t *sizes, int64_t ntensors,
+                             double lr, double alpha, double eps, double weight_decay,
+                             double momentum, int centered, int maximize);
+void ce_rmsprop_step_f64_ref(double *const *params, double *const *square_avgs,
+                             double *const *grad_avgs, double *const *bufs,
+                             const double *const *grads, const int64_t *sizes, int64_t ntensors,
+                             double lr, double alpha, double eps, double weight_decay,
+                             double momentum, int centered, int maximize);
+
+/* ---- Adam / AdamW (decoupled != 0) ---- params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs
+ * (amsgrad), grads: (sizes[t]); steps[t] >= 1 */
+void ce_adam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                      float *const *max_exp_avg_sqs, const float *const *grads,
+                      const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                      double lr, double beta1, double beta2, double eps, double weight_decay,
+                      int amsgrad, int maximize, int decoupled);
+void ce_adam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
+                      double *const *max_exp_avg_sqs, const double *const *grads,
+                      const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                      double lr, double beta1, double beta2, double eps, double weight_decay,
+                      int amsgrad, int maximize, int decoupled);
+void ce_adam_step_f32_ref(float *const *params, float *const *exp_avgs,
+                          float *const *exp_avg_sqs, float *const *max_exp_avg_sqs,
+                          const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                          int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                          double weight_decay, int amsgrad, int maximize, int decoupled);
+void ce_adam_step_f64_ref(double *const *params, double *const *exp_avgs,
+                          double *const *exp_avg_sqs, double *const *max_exp_avg_sqs,
+                          const double *const *grads, const int64_t *steps, const int64_t *sizes,
+                          int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                          double weight_decay, int amsgrad, int maximize, int decoupled);
+
+/* ---- gradient-norm helpers (clip_grad_norm_) ----
+ * xs[t]: (sizes[t]). sumsq: *out = sum over all tensors of x^2, accumulated in double over fixed
+ * blocks (same result for any thread count). absmax: *out = max |x| (NaN if any x is NaN).
+ * scale: xs[t] *= alpha (alpha rounded to the tensor dtype). */
+void ce_sumsq_multi_f32(double *out, const float *const *xs, const int64_t *sizes,
+                        int64_t ntensors);
+void ce_sumsq_multi_f64(double *out, const double *const *xs, const int64_t *sizes,
+                        int64_t ntensors);
+void ce_sumsq_multi_f32_ref(double *out, const float *const *xs, const int64_t *sizes,
+                            int64_t ntensors);
+void ce_sumsq_multi_f64_ref(double *out, const double *const *xs, const int64_t *sizes,
+                            int64_t ntensors);
+void ce_absmax_multi_f32(double *out, const float *const *xs, const int64_t *sizes,
+                         int64_t ntensors);
+void ce_absmax_multi_f64(double *out, const double *const *xs, const int64_t *sizes,
+                         int64_t ntensors);
+void ce_absmax_multi_f32_ref(double *out, const float *const *xs, const int64_t *sizes,
+                             int64_t ntensors);
+void ce_absmax_multi_f64_ref(double *out, const double *const *xs, const int64_t *sizes,
+                             int64_t ntensors);
+void ce_scale_multi_f32(float *const *xs, const int64_t *sizes, int64_t ntensors, double alpha);
+void ce_scale_multi_f64(double *const *xs, const int64_t *sizes, int64_t ntensors, double alpha);
+
+#endif
