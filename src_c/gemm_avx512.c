@@ -12,7 +12,7 @@
 #include <immintrin.h>
 
 #define UKR_LOOP(V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                                        \
-    for (int64_t p = 0; p < k; p++) {                                                          \
+    _Pragma("GCC unroll 2") for (int64_t p = 0; p < k; p++) {                                  \
         V b0 = LB0, b1 = LB1;                                                                  \
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
             V a = SET1(AGET);                                                                  \
