@@ -57,7 +57,7 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 }
 
 /* work (M*N*K) below which a single product stays on one thread, and per extra thread */
-#define CE_GEMM_MIN_WORK_PER_THREAD (48 * 48 * 48)
+#define CE_GEMM_MIN_WORK_PER_THREAD (1 << 20)
 /* largest B (K*N*sizeof) read in place by the no-packing path */
 #define CE_GEMM_DIRECT_B_BYTES (384 * 1024)
 
@@ -372,8 +372,9 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
     GEMM_ISA_CFG(ce_isa, cf)
 
     F(gemm_prob_t) pr = {M, N, K, alpha, beta, A, rsA, csA, B, rsB, csB, C, rsC, csC};
-    const int64_t work = M * N * K;
-    int nt = ce_threads_for(work * batch, CE_GEMM_MIN_WORK_PER_THREAD);
+    /* work in M*N*K units (as double: batch*M*N*K may exceed int64 in principle) */
+    const double wd = (double)M * (double)N * (double)K * (double)batch;
+    int nt = ce_threads_for(wd > 4e18 ? (int64_t)4e18 : (int64_t)wd, CE_GEMM_MIN_WORK_PER_THREAD);
     if (nt <= 1) {
         for (int64_t b = 0; b < batch; b++) {
             F(gemm_prob_t) q = pr;
