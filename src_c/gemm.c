@@ -207,6 +207,15 @@ static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, i
     }
 }
 
+/* A is read in place when row-major, unless its rows are a multiple of 4 KiB apart and N is
+ * wide: then the MR rows of a micro-panel fall into the same L1 sets and evict each other
+ * while B streams through (measured: fp64 2048^2 loses ~20%), so it is packed. */
+static inline int F(a_inplace)(const F(gemm_prob_t) *pr, int NR) {
+    if (pr->csA != 1 || pr->rsA == 0) return 0;
+    if (((uint64_t)pr->rsA * sizeof(T)) % 4096 == 0 && pr->N > 4 * NR && pr->M > 64) return 0;
+    return 1;
+}
+
 /* buffer sizes (elements) of the packed A block and B block */
 static inline size_t F(abuf_elems)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
     int64_t MC = ce_balance(pr->M, cf->mc, cf->mr), KC = ce_balance(pr->K, cf->kc, 8);
@@ -244,15 +253,15 @@ static inline int F(panel_rows)(int64_t M, int64_t i0, int MR, int MR2, int *use
 
 /* One product on the calling thread (Goto/BLIS loops, see the top of this file).
  * B is read in place when `b_inplace` (unit column stride; the caller checks that B fits in
- * L2), else packed into Bp (kc*nc). A is read in place when it is row-major (csA == 1,
- * rsA != 0), else packed into Ap (mc*kc). */
+ * L2), else packed into Bp (kc*nc). A is read in place when a_inplace() says so, else
+ * packed into Ap (mc*kc). */
 static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int b_inplace,
                             T *Ap, T *Bp) {
     const int MR = cf->mr, NR = cf->nr;
     const int64_t M = pr->M, N = pr->N, K = pr->K;
     const int64_t KC = ce_balance(K, cf->kc, 8);
     const int64_t NC = b_inplace ? N : ce_balance(N, cf->nc, NR);
-    const int a_inplace = pr->csA == 1 && pr->rsA != 0;
+    const int a_inplace = F(a_inplace)(pr, cf->nr);
     const int64_t MC = a_inplace ? M : ce_balance(M, cf->mc, MR);
     const int64_t rsA = pr->rsA, csA = pr->csA, rsB = pr->rsB, csB = pr->csB;
     const int64_t rsC = pr->rsC, csC = pr->csC;
@@ -322,7 +331,7 @@ static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
     const int64_t KC = ce_min64(ce_balance(pr->K, cf->kc, 8), pr->K);
     const int b_inplace = pr->csB == 1 &&
         (size_t)KC * (size_t)pr->N * sizeof(T) <= CE_GEMM_DIRECT_B_BYTES;
-    const int a_inplace = pr->csA == 1 && pr->rsA != 0;
+    const int a_inplace = F(a_inplace)(pr, cf->nr);
     T *Ap = NULL, *Bp = NULL;
     int ok = 1;
     if (!a_inplace) ok = (Ap = (T *)ce_gemm_buf(0, sizeof(T) * F(abuf_elems)(cf, pr))) != NULL;
