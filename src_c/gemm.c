@@ -65,7 +65,7 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define GEMM_P(x) ce_s##x
 #define GEMM_UKR_T ce_sukr_t
 #define GEMM_ISA_CFG(isa, c)                                                                  \
-    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL; c.packa = NULL;                                 \
     switch (isa) {                                                                             \
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_sgemm_ukr_avx512; c.mr = CE_SGEMM_MR_AVX512; c.nr = CE_SGEMM_NR_AVX512;     \
@@ -88,11 +88,12 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define GEMM_P(x) ce_d##x
 #define GEMM_UKR_T ce_dukr_t
 #define GEMM_ISA_CFG(isa, c)                                                                  \
-    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL; c.packa = NULL;                                 \
     switch (isa) {                                                                             \
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_dgemm_ukr_avx512; c.mr = CE_DGEMM_MR_AVX512; c.nr = CE_DGEMM_NR_AVX512;     \
         c.ukr2 = ce_dgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_dpack_bt_avx512;               \
+        c.packa = ce_dpack_a_avx512;                                                           \
         c.kc = 256; c.mc = 1920; c.nc = 512; break;                                            \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_dgemm_ukr_avx2; c.mr = CE_DGEMM_MR_AVX2; c.nr = CE_DGEMM_NR_AVX2;           \
@@ -112,6 +113,7 @@ typedef struct {
     GEMM_UKR_T ukr, ukr2;   /* ukr2: optional MR2-row kernel for in-place A (NULL if none) */
     int mr, nr, mr2;
     void (*packbt)(T *dst, const T *B, int64_t csB, int n, int64_t k); /* B^T pack or NULL */
+    void (*packa)(T *dst, const T *A, int64_t rsA, int m, int64_t k);  /* row-major A pack */
     int64_t kc, mc, nc;
 } F(gemm_cfg_t);
 
@@ -207,12 +209,14 @@ static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, i
     }
 }
 
-/* A is read in place when row-major, unless its rows are a multiple of 4 KiB apart and N is
- * wide: then the MR rows of a micro-panel fall into the same L1 sets and evict each other
- * while B streams through (measured: fp64 2048^2 loses ~20%), so it is packed. */
+/* A is read in place when row-major, unless (fp64) its rows are a multiple of 4 KiB apart and
+ * N is wide: then the MR rows of a micro-panel fall into the same L1 sets and evict each other
+ * while B streams through (measured: fp64 2048^2 loses ~20%; fp32 does not), so it is packed. */
 static inline int F(a_inplace)(const F(gemm_prob_t) *pr, int NR) {
     if (pr->csA != 1 || pr->rsA == 0) return 0;
-    if (((uint64_t)pr->rsA * sizeof(T)) % 4096 == 0 && pr->N > 4 * NR && pr->M > 64) return 0;
+    if (sizeof(T) == 8 && ((uint64_t)pr->rsA * sizeof(T)) % 4096 == 0 && pr->N > 4 * NR &&
+        pr->M > 64)
+        return 0;
     return 1;
 }
 
@@ -272,7 +276,11 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = ce_min64(KC, K - pc);
             const T beta = pc == 0 ? pr->beta : (T)1;
-            if (!a_inplace)
+            if (!a_inplace && csA == 1 && cf->packa)
+                for (int64_t ip = 0; ip < npan; ip++)
+                    cf->packa(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc, rsA,
+                              (int)ce_min64(MR, mc - ip * MR), kc);
+            else if (!a_inplace)
                 for (int64_t ip = 0; ip < npan; ip++)
                     F(pack_a)(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc * csA, rsA, csA,
                               (int)ce_min64(MR, mc - ip * MR), kc, MR);

@@ -157,6 +157,20 @@ def test_gemm_batched_broadcast_and_views(isa, nthreads, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(70, 130, 203), (13, 200, 5), (100, 257, 61)], ids=str)
+def test_gemm_row_stride_4k_multiple(isa, dtype, shape):
+    """row-major A whose rows are 4 KiB apart (packed instead of read in place), odd K and M"""
+    M, N, K = shape
+    rng = np.random.default_rng(9)
+    big = _rand(rng, (M, 1024), dtype)
+    A = big[:, 3:3 + K]
+    B = _rand(rng, (K, N), dtype)
+    C = np.empty((M, N), dtype)
+    _C.gemm(A, B, C)
+    np.testing.assert_allclose(C, A.astype(np.float64) @ B.astype(np.float64), **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_negative_strides_copied(isa, dtype):
     rng = np.random.default_rng(5)
     A, B = _rand(rng, (9, 14), dtype), _rand(rng, (14, 8), dtype)
