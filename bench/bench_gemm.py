@@ -4,8 +4,8 @@ Cases: square N in {64..2048}, MLP shapes (forward and both backward products, t
 through transposed views), transposed operands vs contiguous, batched products; float32 and
 float64; 1 and 2 threads (numpy's BLAS threads set with threadpoolctl, or OPENBLAS_NUM_THREADS
 when it is missing). Every result is validated against numpy before timing; timings of the
-libraries are interleaved (ce, numpy, torch, ce, numpy, torch, ...) so background load hits all
-of them alike, and medians are reported.
+libraries are interleaved in short samples (ce, numpy, torch, ce, numpy, torch, ...) so
+background load hits all of them alike, and medians over the samples are reported.
 
     python bench/bench_gemm.py            # full run (a few minutes)
     python bench/bench_gemm.py --quick    # fewer shapes and repeats
@@ -102,15 +102,20 @@ def cases(quick, dtype):
     return out
 
 
-def timeit_interleaved(fns, reps, min_time):
-    """median seconds of each fn; calls are interleaved; each sample loops to >= min_time"""
-    loops = []
+def timeit_interleaved(fns, budget, min_reps=7, max_reps=41, sample_time=1e-3):
+    """median seconds per call of each fn. Samples are short (one call, or a loop of calls
+    lasting ~sample_time for tiny products) and interleaved across fns, so load from other
+    processes on the machine hits every library alike and shows up as outlier samples that
+    the median drops; about `budget` seconds are spent per fn."""
+    loops, est = [], []
     for f in fns:
         f()
         t = time.perf_counter()
         f()
         dt = max(time.perf_counter() - t, 1e-7)
-        loops.append(max(1, int(min_time / dt)))
+        loops.append(max(1, int(sample_time / dt)))
+        est.append(dt * loops[-1])
+    reps = int(max(min_reps, min(max_reps, budget / max(est))))
     samples = [[] for _ in fns]
     for _ in range(reps):
         for i, f in enumerate(fns):
@@ -125,8 +130,7 @@ def timeit_interleaved(fns, reps, min_time):
 def run(args):
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
-    reps = 5 if args.quick else 9
-    min_time = 0.02 if args.quick else 0.05
+    budget = 0.3 if args.quick else 1.0
     rows = []
     info = "cengine ISA %s, OpenMP %s, CPU %s (%d logical CPUs), numpy %s, torch %s" % (
         _C.get_isa(), _C.openmp_enabled(), cpu_name(), os.cpu_count(), np.__version__,
@@ -154,7 +158,7 @@ def run(args):
                     if torch:
                         tA, tB, tC = torch.from_numpy(A), torch.from_numpy(B), torch.from_numpy(np.empty_like(C))
                         fns.append(lambda: torch.matmul(tA, tB, out=tC))
-                    ts = timeit_interleaved(fns, reps, min_time)
+                    ts = timeit_interleaved(fns, budget)
                     g = [c["flops"] / t / 1e9 for t in ts]
                     row = dict(case=c["name"], kind=c["kind"], dtype=np.dtype(dtype).name,
                                threads=nt, ce=g[0], np=g[1], torch=g[2] if torch else None)

@@ -57,7 +57,7 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 }
 
 /* work (M*N*K) below which a single product stays on one thread, and per extra thread */
-#define CE_GEMM_MIN_WORK_PER_THREAD (48 * 48 * 48)
+#define CE_GEMM_MIN_WORK_PER_THREAD (1 << 20)
 /* largest B (K*N*sizeof) read in place by the no-packing path */
 #define CE_GEMM_DIRECT_B_BYTES (384 * 1024)
 
@@ -65,7 +65,7 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define GEMM_P(x) ce_s##x
 #define GEMM_UKR_T ce_sukr_t
 #define GEMM_ISA_CFG(isa, c)                                                                  \
-    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL; c.packa = NULL;                                 \
     switch (isa) {                                                                             \
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_sgemm_ukr_avx512; c.mr = CE_SGEMM_MR_AVX512; c.nr = CE_SGEMM_NR_AVX512;     \
@@ -88,11 +88,12 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define GEMM_P(x) ce_d##x
 #define GEMM_UKR_T ce_dukr_t
 #define GEMM_ISA_CFG(isa, c)                                                                  \
-    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL; c.packa = NULL;                                 \
     switch (isa) {                                                                             \
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_dgemm_ukr_avx512; c.mr = CE_DGEMM_MR_AVX512; c.nr = CE_DGEMM_NR_AVX512;     \
         c.ukr2 = ce_dgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_dpack_bt_avx512;               \
+        c.packa = ce_dpack_a_avx512;                                                           \
         c.kc = 256; c.mc = 1920; c.nc = 512; break;                                            \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_dgemm_ukr_avx2; c.mr = CE_DGEMM_MR_AVX2; c.nr = CE_DGEMM_NR_AVX2;           \
@@ -112,6 +113,7 @@ typedef struct {
     GEMM_UKR_T ukr, ukr2;   /* ukr2: optional MR2-row kernel for in-place A (NULL if none) */
     int mr, nr, mr2;
     void (*packbt)(T *dst, const T *B, int64_t csB, int n, int64_t k); /* B^T pack or NULL */
+    void (*packa)(T *dst, const T *A, int64_t rsA, int m, int64_t k);  /* row-major A pack */
     int64_t kc, mc, nc;
 } F(gemm_cfg_t);
 
@@ -207,6 +209,17 @@ static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, i
     }
 }
 
+/* A is read in place when row-major, unless (fp64) its rows are a multiple of 4 KiB apart and
+ * N is wide: then the MR rows of a micro-panel fall into the same L1 sets and evict each other
+ * while B streams through (measured: fp64 2048^2 loses ~20%; fp32 does not), so it is packed. */
+static inline int F(a_inplace)(const F(gemm_prob_t) *pr, int NR) {
+    if (pr->csA != 1 || pr->rsA == 0) return 0;
+    if (sizeof(T) == 8 && ((uint64_t)pr->rsA * sizeof(T)) % 4096 == 0 && pr->N > 4 * NR &&
+        pr->M > 64)
+        return 0;
+    return 1;
+}
+
 /* buffer sizes (elements) of the packed A block and B block */
 static inline size_t F(abuf_elems)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
     int64_t MC = ce_balance(pr->M, cf->mc, cf->mr), KC = ce_balance(pr->K, cf->kc, 8);
@@ -244,15 +257,15 @@ static inline int F(panel_rows)(int64_t M, int64_t i0, int MR, int MR2, int *use
 
 /* One product on the calling thread (Goto/BLIS loops, see the top of this file).
  * B is read in place when `b_inplace` (unit column stride; the caller checks that B fits in
- * L2), else packed into Bp (kc*nc). A is read in place when it is row-major (csA == 1,
- * rsA != 0), else packed into Ap (mc*kc). */
+ * L2), else packed into Bp (kc*nc). A is read in place when a_inplace() says so, else
+ * packed into Ap (mc*kc). */
 static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int b_inplace,
                             T *Ap, T *Bp) {
     const int MR = cf->mr, NR = cf->nr;
     const int64_t M = pr->M, N = pr->N, K = pr->K;
     const int64_t KC = ce_balance(K, cf->kc, 8);
     const int64_t NC = b_inplace ? N : ce_balance(N, cf->nc, NR);
-    const int a_inplace = pr->csA == 1 && pr->rsA != 0;
+    const int a_inplace = F(a_inplace)(pr, cf->nr);
     const int64_t MC = a_inplace ? M : ce_balance(M, cf->mc, MR);
     const int64_t rsA = pr->rsA, csA = pr->csA, rsB = pr->rsB, csB = pr->csB;
     const int64_t rsC = pr->rsC, csC = pr->csC;
@@ -263,7 +276,11 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = ce_min64(KC, K - pc);
             const T beta = pc == 0 ? pr->beta : (T)1;
-            if (!a_inplace)
+            if (!a_inplace && csA == 1 && cf->packa)
+                for (int64_t ip = 0; ip < npan; ip++)
+                    cf->packa(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc, rsA,
+                              (int)ce_min64(MR, mc - ip * MR), kc);
+            else if (!a_inplace)
                 for (int64_t ip = 0; ip < npan; ip++)
                     F(pack_a)(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc * csA, rsA, csA,
                               (int)ce_min64(MR, mc - ip * MR), kc, MR);
@@ -322,7 +339,7 @@ static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
     const int64_t KC = ce_min64(ce_balance(pr->K, cf->kc, 8), pr->K);
     const int b_inplace = pr->csB == 1 &&
         (size_t)KC * (size_t)pr->N * sizeof(T) <= CE_GEMM_DIRECT_B_BYTES;
-    const int a_inplace = pr->csA == 1 && pr->rsA != 0;
+    const int a_inplace = F(a_inplace)(pr, cf->nr);
     T *Ap = NULL, *Bp = NULL;
     int ok = 1;
     if (!a_inplace) ok = (Ap = (T *)ce_gemm_buf(0, sizeof(T) * F(abuf_elems)(cf, pr))) != NULL;
@@ -372,8 +389,9 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
     GEMM_ISA_CFG(ce_isa, cf)
 
     F(gemm_prob_t) pr = {M, N, K, alpha, beta, A, rsA, csA, B, rsB, csB, C, rsC, csC};
-    const int64_t work = M * N * K;
-    int nt = ce_threads_for(work * batch, CE_GEMM_MIN_WORK_PER_THREAD);
+    /* work in M*N*K units (as double: batch*M*N*K may exceed int64 in principle) */
+    const double wd = (double)M * (double)N * (double)K * (double)batch;
+    int nt = ce_threads_for(wd > 4e18 ? (int64_t)4e18 : (int64_t)wd, CE_GEMM_MIN_WORK_PER_THREAD);
     if (nt <= 1) {
         for (int64_t b = 0; b < batch; b++) {
             F(gemm_prob_t) q = pr;

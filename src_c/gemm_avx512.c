@@ -12,7 +12,7 @@
 #include <immintrin.h>
 
 #define UKR_LOOP(V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                                        \
-    for (int64_t p = 0; p < k; p++) {                                                          \
+    _Pragma("GCC unroll 2") for (int64_t p = 0; p < k; p++) {                                  \
         V b0 = LB0, b1 = LB1;                                                                  \
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
             V a = SET1(AGET);                                                                  \
@@ -197,6 +197,27 @@ void ce_dpack_bt_avx512(double *dst, const double *B, int64_t csB, int n, int64_
                 r[j] = j < nh ? _mm512_maskz_loadu_pd(mk, B + (j0 + j) * csB + p) : _mm512_setzero_pd();
             tr8_pd(r);
             for (int q = 0; q < kk; q++) _mm512_storeu_pd(dst + (p + q) * 16 + j0, r[q]);
+        }
+    }
+}
+
+/* transposing A pack for row-major A (csA == 1), fp64, MR = 12:
+ * dst[p*12 + i] = A[i*rsA + p] for i < m (<= 12), 0 for m <= i < 12; p < k */
+void ce_dpack_a_avx512(double *dst, const double *A, int64_t rsA, int m, int64_t k) {
+    for (int64_t p = 0; p < k; p += 8) {
+        int kk = k - p < 8 ? (int)(k - p) : 8;
+        __mmask8 mk = (__mmask8)(kk == 8 ? 0xFF : (1u << kk) - 1u);
+        __m512d r[8], s[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = i < m ? _mm512_maskz_loadu_pd(mk, A + i * rsA + p) : _mm512_setzero_pd();
+        for (int i = 0; i < 8; i++)
+            s[i] = i < 4 && 8 + i < m ? _mm512_maskz_loadu_pd(mk, A + (8 + i) * rsA + p)
+                                      : _mm512_setzero_pd();
+        tr8_pd(r);
+        tr8_pd(s);
+        for (int q = 0; q < kk; q++) {
+            _mm512_storeu_pd(dst + (p + q) * 12, r[q]);
+            _mm512_mask_storeu_pd(dst + (p + q) * 12 + 8, 0x0F, s[q]);
         }
     }
 }

@@ -15,7 +15,7 @@ SHAPES = [
     (1, 1, 1), (17, 33, 65), (3, 5, 2), (11, 31, 7), (12, 32, 8), (13, 33, 9), (5, 17, 1),
     (6, 16, 3), (7, 9, 255), (25, 65, 257), (24, 64, 383), (9, 15, 385),
     (70, 129, 40), (97, 513, 19), (130, 300, 130), (4, 1030, 60), (401, 3, 50),
-    (301, 20, 200), (1930, 20, 30), (50, 600, 400),
+    (301, 20, 400), (1930, 20, 60), (50, 600, 400), (70, 130, 1024),
 ]
 
 
@@ -110,7 +110,7 @@ def test_gemm_k0_and_empty(isa, nthreads, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1024, 7, 5, 9), (64, 32, 32, 32), (3, 40, 200, 100),
+@pytest.mark.parametrize("shape", [(1024, 7, 5, 60), (64, 32, 32, 32), (3, 40, 200, 100),
                                    (5, 130, 70, 20)], ids=lambda s: "%dx%dx%dx%d" % s)
 def test_gemm_batched(isa, nthreads, dtype, shape):
     Bn, M, N, K = shape
@@ -154,6 +154,20 @@ def test_gemm_batched_broadcast_and_views(isa, nthreads, dtype):
     _C.gemm(A[0], B, C)
     for i in range(3):
         np.testing.assert_allclose(C[i], A64[0] @ B64, **_tol(dtype, 23))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(70, 130, 203), (13, 200, 5), (100, 257, 61)], ids=str)
+def test_gemm_row_stride_4k_multiple(isa, dtype, shape):
+    """row-major A whose rows are 4 KiB apart (packed instead of read in place), odd K and M"""
+    M, N, K = shape
+    rng = np.random.default_rng(9)
+    big = _rand(rng, (M, 1024), dtype)
+    A = big[:, 3:3 + K]
+    B = _rand(rng, (K, N), dtype)
+    C = np.empty((M, N), dtype)
+    _C.gemm(A, B, C)
+    np.testing.assert_allclose(C, A.astype(np.float64) @ B.astype(np.float64), **_tol(dtype, K))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -227,5 +241,11 @@ def test_gemm_errors():
     with pytest.raises(ValueError, match="overlapping"):
         overlapping = np.lib.stride_tricks.as_strided(np.zeros(5, f32), (2, 5), (0, 4), writeable=True)
         _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), overlapping)
+    X = np.zeros((4, 4), f32)
+    with pytest.raises(ValueError, match="overlaps an input"):
+        _C.gemm(X, np.eye(4, dtype=f32), X)
+    with pytest.raises(ValueError, match="overlaps an input"):
+        _C.gemm(np.eye(4, dtype=f32), X[:, :2], X[:, 2:])   # interleaved columns of one buffer
+    _C.gemm(X[:2], np.eye(4, dtype=f32), X[2:])              # disjoint rows: allowed
     with pytest.raises(ValueError, match="negative strides"):
         _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), np.zeros((2, 5), f32)[::-1])

@@ -5,7 +5,7 @@
 # A (M,K) or (b,M,K), B (K,N) or (b,K,N), C (M,N) or (b,M,N); any strides (transposed and sliced
 # views need no copy); a 2-D operand or a batch dimension of size 1 broadcasts over the batch.
 # A and B with negative or unaligned strides are copied first; C must be writable with
-# non-negative, element-aligned strides and must not overlap A or B.
+# non-negative, element-aligned strides and must not overlap A or B (checked by address range).
 
 cdef extern from "gemm.h" nogil:
     void ce_sgemm(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
@@ -43,6 +43,21 @@ cdef inline bint _gemm_strides_ok(cnp.ndarray a, int64_t itemsize):
         if s < 0 or s % itemsize != 0:
             return False
     return True
+
+
+cdef inline bint _gemm_overlap(cnp.ndarray a, cnp.ndarray c):
+    """whether the byte ranges spanned by a and c intersect (strides are non-negative here)"""
+    cdef char *pa = <char*>cnp.PyArray_DATA(a)
+    cdef char *pc = <char*>cnp.PyArray_DATA(c)
+    cdef int64_t ea = cnp.PyArray_ITEMSIZE(a), ec = cnp.PyArray_ITEMSIZE(c)
+    cdef int d
+    if cnp.PyArray_SIZE(a) == 0 or cnp.PyArray_SIZE(c) == 0:
+        return False
+    for d in range(cnp.PyArray_NDIM(a)):
+        ea += (cnp.PyArray_DIMS(a)[d] - 1) * cnp.PyArray_STRIDES(a)[d]
+    for d in range(cnp.PyArray_NDIM(c)):
+        ec += (cnp.PyArray_DIMS(c)[d] - 1) * cnp.PyArray_STRIDES(c)[d]
+    return pa < pc + ec and pc < pa + ea
 
 
 cdef inline void _gemm_mat(cnp.ndarray a, int64_t itemsize, int64_t *bat, int64_t *r0,
@@ -111,6 +126,8 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
     # C elements must be distinct (a zero stride over a dimension longer than 1 would race)
     if (M > 1 and rsC == 0) or (N > 1 and csC == 0) or (batch > 1 and sCb == 0):
         raise ValueError("gemm: output array has overlapping elements (zero stride)")
+    if _gemm_overlap(a, c) or _gemm_overlap(b, c):
+        raise ValueError("gemm: the output array overlaps an input; pass a separate output")
     if ba == 1: sAb = 0
     if bb == 1: sBb = 0
     cdef void *pa = cnp.PyArray_DATA(a)
