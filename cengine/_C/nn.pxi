@@ -22,6 +22,7 @@
 # The *_ref variants call the scalar single-threaded reference kernels (tests).
 
 cdef extern from "nn_kernels.h" nogil:
+    void ce_nn_set_stream_bytes(int64_t b)
     void ce_softmax_fwd_f32(float *y, const float *x, int64_t R, int64_t C, int log)
     void ce_softmax_fwd_f64(double *y, const double *x, int64_t R, int64_t C, int log)
     void ce_softmax_bwd_f32(float *dx, const float *y, const float *dy, int64_t R, int64_t C, int log, int accumulate)
@@ -72,6 +73,12 @@ cdef extern from "nn_kernels.h" nogil:
     void ce_embedding_bwd_f64(double *dW, const double *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
     void ce_embedding_bwd_f32_ref(float *dW, const float *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
     void ce_embedding_bwd_f64_ref(double *dW, const double *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
+
+
+def nn_set_stream_bytes(n):
+    """Outputs of >= n bytes are written with non-temporal (streaming) stores by the softmax and
+    cross-entropy kernels (default 256 MiB; n < 0 restores it). For tests and tuning."""
+    ce_nn_set_stream_bytes(n)
 
 
 cdef inline bint _nn_is_f32(name, a) except -1:
