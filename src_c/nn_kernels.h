@@ -12,7 +12,7 @@
 #define CE_NN_KERNELS_H
 #include "common.h"
 
-/* outputs of at least this many bytes are written with non-temporal stores (default 256 MiB;
+/* outputs of at least this many bytes are written with non-temporal stores (default 8 MiB;
  * negative restores the default; tests use 0 to exercise the streaming path on small arrays) */
 void ce_nn_set_stream_bytes(int64_t bytes);
 

@@ -12,6 +12,9 @@
  *     #undef CE_VM
  *     #pragma GCC pop_options
  *
+ * Pairs: CE_VM_AVX512_F32/F64, CE_VM_AVX2_F32/F64, and CE_VM_SCALAR_F32/F64 (one-lane plain C
+ * "vectors": the same templates then give the generic path; math maps to libm). Include each
+ * pair at most once per translation unit (its helper functions are not re-entrant-guarded).
  * Each inclusion (re)defines the macros below for that pair and defines static inline functions
  * whose names carry the pair's suffix (so several pairs coexist in one translation unit):
  *   types   vm_t (vector), vm_m (comparison mask), vm_s (scalar), VM_W (lanes)

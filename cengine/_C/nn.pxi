@@ -77,7 +77,7 @@ cdef extern from "nn_kernels.h" nogil:
 
 def nn_set_stream_bytes(n):
     """Outputs of >= n bytes are written with non-temporal (streaming) stores by the softmax and
-    cross-entropy kernels (default 256 MiB; n < 0 restores it). For tests and tuning."""
+    cross-entropy kernels (default 8 MiB; n < 0 restores it). For tests and tuning."""
     ce_nn_set_stream_bytes(n)
 
 
