@@ -513,6 +513,16 @@ def test_norm_param_grads_thread_count_independent(isa):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
 
 
+def test_norm_empty_shapes():
+    y, m, rs = _C.layer_norm_forward(np.ones((3, 0), np.float32))
+    assert y.shape == (3, 0) and np.isnan(m).all() and np.isnan(rs).all()
+    y, rs = _C.rms_norm_forward(np.ones((0, 4)))
+    assert y.shape == (0, 4) and rs.shape == (0,)
+    dx, dw, db = _C.layer_norm_backward(np.ones((0, 4)), np.ones((0, 4)), np.ones(0), np.ones(0),
+                                        np.ones(4), need_dweight=True, need_dbias=True)
+    assert dx.shape == (0, 4) and (dw == 0).all() and (db == 0).all()
+
+
 def test_norm_bad_inputs():
     x = np.ones((2, 4), np.float32)
     with pytest.raises(RuntimeError, match="expected 4 elements"):

@@ -480,6 +480,9 @@ cdef _layer_norm_forward(x, weight, bias, eps, out, bint ref):
         _nn_like("out", out, x)
     mean = np.empty(x.shape[:x.ndim - 1], x.dtype)
     rstd = np.empty(x.shape[:x.ndim - 1], x.dtype)
+    if D == 0:      # nothing to normalize: statistics are undefined (torch gives NaN)
+        mean.fill(np.nan)
+        rstd.fill(np.nan)
     cdef double e = eps
     cdef void *yp = _ptr(out)
     cdef void *mp = _ptr(mean)
@@ -548,6 +551,8 @@ cdef _rms_norm_forward(x, weight, eps, out, bint ref):
     else:
         _nn_like("out", out, x)
     rstd = np.empty(x.shape[:x.ndim - 1], x.dtype)
+    if D == 0:
+        rstd.fill(np.nan)
     cdef double e = np.finfo(x.dtype).eps if eps is None else eps
     cdef void *yp = _ptr(out)
     cdef void *rp = _ptr(rstd)
