@@ -17,8 +17,15 @@
 #   cross_entropy_prob_forward(logits, target, weight=None, label_smoothing=0.0) -> (loss_rows, lse)
 #   cross_entropy_prob_backward(logits, target, lse, grad_rows, weight=None, label_smoothing=0.0,
 #       out=None, accumulate=False) -> dlogits
-#   layer_norm_forward / layer_norm_backward / rms_norm_forward / rms_norm_backward
-#   embedding_forward / embedding_backward
+#   layer_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None) -> (y, mean, rstd)
+#   layer_norm_backward(dy, x, mean, rstd, weight=None, need_dx=True, need_dweight=False,
+#       need_dbias=False, out=None, accumulate=False, dweight=None, dbias=None) -> (dx, dweight, dbias)
+#   rms_norm_forward(x, weight=None, eps=None, out=None) -> (y, rstd)      (eps None: finfo eps)
+#   rms_norm_backward(dy, x, rstd, weight=None, need_dx=True, need_dweight=False, out=None,
+#       accumulate=False, dweight=None) -> (dx, dweight)
+#   embedding_forward(weight, indices, out=None) -> out (indices.shape + (D,))
+#   embedding_backward(dy, indices, num_embeddings, padding_idx=None, out=None) -> dW (accumulates)
+#   nn_set_stream_bytes(n): threshold for non-temporal output stores (tuning/tests)
 # The *_ref variants call the scalar single-threaded reference kernels (tests).
 
 cdef extern from "nn_kernels.h" nogil:
