@@ -1,6 +1,6 @@
 /* cengine.h - the C layer's public header: every kernel prototype, by concern.
  * Each kernel family has its own header (one concern per file); this umbrella includes them all,
- * and the Cython bindings (cengine/_C/*.pxi) extern from it. */
+ * and the Cython bindings (cengine/_C/ one .pxi per family) extern from it. */
 #ifndef CENGINE_H
 #define CENGINE_H
 #include "common.h"

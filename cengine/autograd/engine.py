@@ -1,0 +1,201 @@
+"""The backward engine: topological order over graph nodes, gradient accumulation into leaves."""
+import numpy as np
+
+from .function import AccumulateGrad
+
+__all__ = ["backward", "grad"]
+
+
+def _topo(roots):
+    """Nodes reachable from roots in an order where every node precedes the nodes it feeds."""
+    order, seen = [], set()
+    for r in roots:
+        if r is None or id(r) in seen:
+            continue
+        seen.add(id(r))
+        stack = [(r, iter(r.next_functions))]
+        while stack:
+            node, it = stack[-1]
+            for e in it:
+                if e is not None and id(e[0]) not in seen:
+                    seen.add(id(e[0]))
+                    stack.append((e[0], iter(e[0].next_functions)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _accumulate_leaf(node, g, fresh):
+    """Add g into node.variable.grad. g may be aliased elsewhere unless it is in `fresh`."""
+    from ..tensor import _wrap
+    var = node.variable
+    if var is None:
+        return
+    for h in node.pre_hooks:
+        r = h(_wrap(g))
+        if r is not None:
+            g = r._data
+    if g.dtype != var._data.dtype:
+        g = g.astype(var._data.dtype)
+    if g.shape != var._data.shape:
+        g = np.broadcast_to(g, var._data.shape)
+    if var.grad is None:
+        if not (id(g) in fresh and g.flags.c_contiguous and g.flags.writeable and g.base is None):
+            g = np.array(g, order="C", copy=True)
+        fresh.discard(id(g))
+        var.grad = _wrap(g)
+    else:
+        var.grad._data = var.grad._data + g
+    for h in node.post_hooks:
+        h(var)
+
+
+def _run(roots, root_grads, retain_graph, capture=None):
+    """Propagate root_grads from roots (list of (node, output_nr)); returns captured grads."""
+    grads = {}
+    for (node, nr), g in zip(roots, root_grads):
+        buf = grads.setdefault(id(node), [None] * node._n_out)
+        buf[nr] = g if buf[nr] is None else buf[nr] + g
+    order = _topo([n for n, _ in roots])
+    fresh = set()  # ids of arrays produced in this pass that no one else holds yet
+    captured = {}
+    for node in order:
+        buf = grads.pop(id(node), None)
+        if buf is None:
+            continue
+        if capture is not None and id(node) in capture:
+            captured[id(node)] = buf
+            if isinstance(node, AccumulateGrad):
+                continue
+        if isinstance(node, AccumulateGrad):
+            if capture is None:
+                _accumulate_leaf(node, buf[0], fresh)
+            continue
+        if node._retained is not None:
+            from ..tensor import _wrap
+            for nr, ref in node._retained:
+                t = ref()
+                if t is not None and buf[nr] is not None:
+                    g = np.array(buf[nr], copy=True)
+                    if t.grad is None:
+                        t.grad = _wrap(g)
+                    else:
+                        t.grad._data = t.grad._data + g
+        if node._n_out == 1:
+            args = buf
+        else:
+            args = [b if b is not None else np.zeros(s, d)
+                    for b, (s, d) in zip(buf, node._out_meta)]
+        in_grads = node.apply(*args)
+        if not retain_graph:
+            node._release()
+        for e, g in zip(node.next_functions, in_grads):
+            if e is None or g is None:
+                continue
+            if not isinstance(g, np.ndarray):
+                g = np.asarray(g)
+            nxt, nr = e
+            b = grads.get(id(nxt))
+            if b is None:
+                b = grads[id(nxt)] = [None] * nxt._n_out
+            if b[nr] is None:
+                b[nr] = g
+                fresh.add(id(g))
+            else:
+                b[nr] = b[nr] + g
+                fresh.add(id(b[nr]))
+    return captured
+
+
+def _roots_and_grads(tensors, grad_tensors):
+    from ..tensor import Tensor
+    roots, rgrads = [], []
+    for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
+        if not t.requires_grad:
+            raise RuntimeError("element %d of tensors does not require grad and does not have a "
+                               "grad_fn" % i)
+        if g is None:
+            if t._data.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            g = np.ones(t._data.shape, t._data.dtype)
+        else:
+            if isinstance(g, Tensor):
+                g = g._data
+            g = np.asarray(g)
+            if g.shape != t._data.shape:
+                raise RuntimeError("Mismatch in shape: grad_output[%d] has a shape of %s and "
+                                   "output[%d] has a shape of %s." % (
+                                       i, _sz(g.shape), i, _sz(t._data.shape)))
+            g = np.array(g, dtype=t._data.dtype, copy=True)
+        roots.append(t._grad_edge())
+        rgrads.append(g)
+    return roots, rgrads
+
+
+def _sz(shape):
+    return "torch.Size([%s])" % ", ".join(str(s) for s in shape)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(tensors)/d(leaves) into the leaves' .grad."""
+    from ..tensor import Tensor
+    if create_graph:
+        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported "
+                                  "by cengine yet")
+    if isinstance(tensors, Tensor):
+        tensors = [tensors]
+    if grad_tensors is None or isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors] * len(tensors) if grad_tensors is None else [grad_tensors]
+    roots, rgrads = _roots_and_grads(tensors, grad_tensors)
+    if inputs is not None:
+        if isinstance(inputs, Tensor):
+            inputs = [inputs]
+        res = grad(tensors, inputs, grad_tensors, retain_graph=retain_graph, allow_unused=True)
+        from ..tensor import _wrap
+        for t, g in zip(inputs, res):
+            if g is not None:
+                if t.grad is None:
+                    t.grad = _wrap(np.array(g._data, copy=True))
+                else:
+                    t.grad._data = t.grad._data + g._data
+        return
+    _run(roots, rgrads, bool(retain_graph))
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, materialize_grads=False):
+    """Return d(outputs)/d(inputs) as a tuple of Tensors, without touching .grad."""
+    from ..tensor import Tensor, _wrap
+    if create_graph:
+        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported "
+                                  "by cengine yet")
+    if isinstance(outputs, Tensor):
+        outputs = [outputs]
+    single = isinstance(inputs, Tensor)
+    if single:
+        inputs = [inputs]
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    roots, rgrads = _roots_and_grads(outputs, grad_outputs)
+    edges = [t._grad_edge() for t in inputs]
+    capture = {id(n) for n, _ in edges}
+    got = _run(roots, rgrads, bool(retain_graph), capture)
+    res = []
+    for t, (n, nr) in zip(inputs, edges):
+        buf = got.get(id(n))
+        g = None if buf is None else buf[nr]
+        if g is None:
+            if materialize_grads:
+                g = np.zeros_like(t._data)
+            elif not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been "
+                                   "used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
+        res.append(None if g is None else _wrap(np.array(g, copy=True)))
+    return tuple(res)

@@ -1,0 +1,138 @@
+"""dtype objects (cengine.float32, ...) and torch's type-promotion rules."""
+import builtins
+
+import numpy as np
+
+__all__ = ["dtype", "float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8",
+           "uint8", "bool", "float", "double", "half", "long", "int", "short",
+           "get_default_dtype", "set_default_dtype", "promote_types"]
+
+class dtype:
+    """A cengine dtype; `.np` is the numpy dtype used for storage."""
+    __slots__ = ("name", "np", "is_floating_point", "is_complex", "is_signed", "itemsize", "_cat")
+
+    def __init__(self, name, np_dtype, cat):
+        self.name = name
+        self.np = np.dtype(np_dtype) if np_dtype is not None else None
+        self._cat = cat  # 0 bool, 1 integer, 2 floating
+        self.is_floating_point = cat == 2
+        self.is_complex = False
+        self.is_signed = name not in ("bool", "uint8")
+        self.itemsize = self.np.itemsize if self.np is not None else 2
+
+    def __repr__(self):
+        return "cengine." + self.name
+
+    def __reduce__(self):
+        return (_by_name, (self.name,))
+
+
+float32 = dtype("float32", np.float32, 2)
+float64 = dtype("float64", np.float64, 2)
+float16 = dtype("float16", np.float16, 2)
+# bfloat16 has no numpy storage yet; kept so code can name it (mixed precision comes later)
+bfloat16 = dtype("bfloat16", None, 2)
+int64 = dtype("int64", np.int64, 1)
+int32 = dtype("int32", np.int32, 1)
+int16 = dtype("int16", np.int16, 1)
+int8 = dtype("int8", np.int8, 1)
+uint8 = dtype("uint8", np.uint8, 1)
+bool = dtype("bool", np.bool_, 0)  # noqa: A001 - torch spells it cengine.bool
+float, double, half = float32, float64, float16  # noqa: A001
+long, int, short = int64, int32, int16  # noqa: A001
+
+_ALL = [float32, float64, float16, int64, int32, int16, int8, uint8, bool]
+_FROM_NP = {d.np: d for d in _ALL}
+_NAMES = {d.name: d for d in _ALL + [bfloat16]}
+_default = [float32]
+
+
+def _by_name(name):
+    return _NAMES[name]
+
+
+def from_numpy_dtype(npd):
+    """cengine dtype of a numpy dtype; TypeError for numpy types cengine cannot hold."""
+    try:
+        return _FROM_NP[npd]
+    except KeyError:
+        d = np.dtype(npd)
+        if d in _FROM_NP:
+            return _FROM_NP[d]
+        raise TypeError("can't convert np.ndarray of type numpy.%s. The only supported types are: "
+                        "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
+                        % d.name) from None
+
+
+def to_numpy_dtype(d):
+    """numpy dtype for a cengine dtype, a numpy dtype, a python type or a string."""
+    if isinstance(d, dtype):
+        if d.np is None:
+            raise TypeError("dtype %r has no storage in this build of cengine yet" % d)
+        return d.np
+    if d is builtins.bool:
+        return np.dtype(np.bool_)
+    if d is builtins.float:
+        return _default[0].np
+    if d is builtins.int:
+        return np.dtype(np.int64)
+    return from_numpy_dtype(np.dtype(d)).np
+
+
+def get_default_dtype():
+    return _default[0]
+
+
+def set_default_dtype(d):
+    if not isinstance(d, dtype) or not d.is_floating_point or d.np is None:
+        raise TypeError("only floating-point types are supported as the default type")
+    _default[0] = d
+
+
+def promote_types(a, b):
+    """torch.promote_types for two cengine dtypes."""
+    return from_numpy_dtype(_promote_np(a.np, b.np))
+
+
+def _cat(npd):
+    k = npd.kind
+    return 2 if k == "f" else (0 if k == "b" else 1)
+
+
+def _promote_np(a, b):
+    """Promotion of two numpy dtypes of operands with the same priority (torch rules)."""
+    if a == b:
+        return a
+    ca, cb = _cat(a), _cat(b)
+    if ca != cb:
+        return a if ca > cb else b
+    return np.promote_types(a, b)
+
+
+def result_type(a, b):
+    """numpy dtype of a binary op between operands a, b (ndarrays or python scalars), torch rules:
+    dimensioned tensors decide, 0-d tensors only lift the category, python scalars only lift the
+    category to the default dtype of that category."""
+    a_arr = hasattr(a, "dtype")
+    b_arr = hasattr(b, "dtype")
+    if a_arr and b_arr:
+        da, db = a.dtype, b.dtype
+        if da == db:
+            return da
+        pa, pb = a.ndim > 0, b.ndim > 0
+        if pa == pb:
+            return _promote_np(da, db)
+        hi, lo = (da, db) if pa else (db, da)  # hi: dimensioned operand
+        if _cat(lo) > _cat(hi):
+            return lo
+        return hi
+    if a_arr or b_arr:
+        arr, s = (a, b) if a_arr else (b, a)
+        d = arr.dtype
+        cs = 0 if isinstance(s, builtins.bool) else (2 if isinstance(s, builtins.float) else 1)
+        if isinstance(s, np.generic):
+            cs = _cat(s.dtype)
+        if cs > _cat(d):
+            return _default[0].np if cs == 2 else np.dtype(np.int64)
+        return d
+    raise TypeError("result_type needs at least one array")

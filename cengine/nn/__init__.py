@@ -1,0 +1,26 @@
+"""cengine.nn: modules, layers, losses, initialisers (torch.nn's API)."""
+from .parameter import Parameter, Buffer
+from .module import Module
+from .container import Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict
+from .linear import Identity, Linear, Flatten, Unflatten
+from .embedding import Embedding
+from .activation import (ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softplus, ELU,
+                         Hardtanh, LogSigmoid, Mish, GLU, Softmax, LogSoftmax, Softmin)
+from .normalization import LayerNorm, RMSNorm, BatchNorm1d
+from .dropout import Dropout
+from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss,
+                   BCELoss, BCEWithLogitsLoss, KLDivLoss)
+from .transformer import MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, SwiGLU
+from . import functional
+from . import init
+from . import utils
+
+__all__ = [
+    "Parameter", "Buffer", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+    "ParameterDict", "Identity", "Linear", "Flatten", "Unflatten", "Embedding", "ReLU", "ReLU6",
+    "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softplus", "ELU", "Hardtanh", "LogSigmoid",
+    "Mish", "GLU", "Softmax", "LogSoftmax", "Softmin", "LayerNorm", "RMSNorm", "BatchNorm1d",
+    "Dropout", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "CrossEntropyLoss", "NLLLoss",
+    "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiheadAttention",
+    "TransformerEncoderLayer", "TransformerEncoder", "SwiGLU", "functional", "init",
+]

@@ -1,0 +1,77 @@
+"""Helpers shared by the op modules: broadcasting gradients, dim normalisation, operand coercion."""
+import builtins
+
+import numpy as np
+
+from .. import dtypes as _dt
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` down to `shape` (the inverse of numpy broadcasting)."""
+    if grad.shape == shape:
+        return grad
+    nd = grad.ndim - len(shape)
+    if nd > 0:
+        grad = grad.sum(axis=tuple(range(nd)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape) if grad.shape != shape else grad
+
+
+def wrap_dim(dim, ndim):
+    """Normalise a possibly negative dim like torch (0-d tensors accept dims -1 and 0)."""
+    n = ndim if ndim > 0 else 1
+    if not isinstance(dim, (builtins.int, np.integer)) or isinstance(dim, builtins.bool):
+        raise TypeError("dim must be an int, got %s" % type(dim).__name__)
+    if dim < -n or dim >= n:
+        raise IndexError("Dimension out of range (expected to be in range of [%d, %d], but got %d)"
+                         % (-n, n - 1, dim))
+    return dim + n if dim < 0 else dim
+
+
+def wrap_dims(dim, ndim):
+    """None -> all dims (as None); int or tuple/list -> sorted tuple of non-negative dims."""
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        dims = tuple(wrap_dim(d, ndim) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise RuntimeError("dim %d appears multiple times in the list of dims"
+                               % next(d for d in dims if dims.count(d) > 1))
+        if ndim == 0:
+            return ()
+        return tuple(sorted(dims))
+    d = wrap_dim(dim, ndim)
+    return () if ndim == 0 else (d,)
+
+
+def size_args(size):
+    """(*sizes) or (sizes,) -> tuple of ints, as torch's factory functions accept."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    elif len(size) == 1 and hasattr(size[0], "__iter__") and not hasattr(size[0], "_data"):
+        size = tuple(size[0])
+    out = []
+    for s in size:
+        if hasattr(s, "_data"):
+            s = s.item()
+        if not isinstance(s, (builtins.int, np.integer)) or isinstance(s, builtins.bool):
+            raise TypeError("size must be a tuple of ints, but got an element of type %s"
+                            % type(s).__name__)
+        out.append(builtins.int(s))
+    return tuple(out)
+
+
+def scalar_value(x):
+    """Python number for a python/numpy scalar, else None."""
+    if isinstance(x, np.generic):  # before float: np.float64 subclasses float
+        return x.item()
+    if isinstance(x, (builtins.bool, builtins.int, builtins.float)):
+        return x
+    return None
+
+
+def float_dtype_for(arr):
+    """dtype a float-valued op (exp, mean, ...) returns for `arr`: floats keep theirs."""
+    return arr.dtype if arr.dtype.kind == "f" else _dt.get_default_dtype().np

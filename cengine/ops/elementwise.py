@@ -1,0 +1,706 @@
+"""Elementwise ops with autograd: arithmetic, unary math, clamp, maximum/minimum, where,
+comparisons, casts, and the in-place variants (version-counted)."""
+import builtins
+
+import numpy as np
+
+from .. import dtypes as _dt
+from ..autograd import grad_mode as _gm
+from ..autograd.function import Function
+from ..tensor import Tensor, _wrap, _install
+from ._util import unbroadcast, scalar_value, float_dtype_for
+
+__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
+           "neg", "negative", "exp", "log", "log2", "log10", "log1p", "expm1", "sqrt", "rsqrt",
+           "abs", "sin", "cos", "tan", "square", "reciprocal", "sign", "floor", "ceil", "round",
+           "trunc", "clamp", "clip", "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt",
+           "ge", "equal", "allclose", "isclose", "isnan", "isinf", "isfinite", "logical_and",
+           "logical_or", "logical_not", "logical_xor", "remainder", "fmod", "floor_divide",
+           "lerp", "addcmul", "addcdiv"]
+
+
+# ---------------------------------------------------------------------------- operand coercion
+def _operand(x):
+    """Tensor stays; python/numpy scalars become python numbers; arrays/lists become Tensors."""
+    if isinstance(x, Tensor):
+        return x
+    s = scalar_value(x)
+    if s is not None:
+        return s
+    from .creation import tensor
+    return tensor(x)
+
+
+def _binary(a, b, float_result=False):
+    """Coerce a binary op's operands to torch's result dtype. Returns (a, b) where each is a
+    Tensor or a python scalar, cast (differentiably) to the common dtype."""
+    a = _operand(a)
+    b = _operand(b)
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb and a._data.dtype is b._data.dtype and not float_result:
+        return a, b
+    rt = _dt.result_type(a._data if ta else a, b._data if tb else b)
+    if float_result and rt.kind != "f":
+        rt = _dt.get_default_dtype().np
+    if ta and a._data.dtype != rt:
+        a = cast(a, rt)
+    if tb and b._data.dtype != rt:
+        b = cast(b, rt)
+    return a, b
+
+
+def _shape(x):
+    return x.shape if isinstance(x, np.ndarray) else ()
+
+
+# ---------------------------------------------------------------------------- casts
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dt):
+        ctx.src = x.dtype
+        return x.astype(dt)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx.src, copy=False), None
+
+
+def cast(t, np_dtype):
+    return Cast.apply(t, np.dtype(np_dtype))
+
+
+# ---------------------------------------------------------------------------- arithmetic
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b, alpha=1):
+        ctx.sa, ctx.sb, ctx.alpha = _shape(a), _shape(b), alpha
+        return np.add(a, b if alpha == 1 else b * alpha)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        ga = unbroadcast(g, ctx.sa) if n[0] else None
+        gb = None
+        if n[1]:
+            gb = unbroadcast(g if ctx.alpha == 1 else g * ctx.alpha, ctx.sb)
+        return ga, gb, None
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b, alpha=1):
+        ctx.sa, ctx.sb, ctx.alpha = _shape(a), _shape(b), alpha
+        return np.subtract(a, b if alpha == 1 else b * alpha)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        ga = unbroadcast(g, ctx.sa) if n[0] else None
+        gb = unbroadcast(-g if ctx.alpha == 1 else g * -ctx.alpha, ctx.sb) if n[1] else None
+        return ga, gb, None
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        n = ctx.needs_input_grad
+        # save only what a gradient needs (x * 2 keeps no reference to x, as in torch)
+        ctx.save_for_backward(a if n[1] else None, b if n[0] else None)
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
+        return np.multiply(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        ga = unbroadcast(g * b, ctx.sa) if n[0] else None
+        gb = unbroadcast(g * a, ctx.sb) if n[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
+        return np.true_divide(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        ga = unbroadcast(g / b, ctx.sa) if n[0] else None
+        gb = unbroadcast(-g * a / (b * b), ctx.sb) if n[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        y = np.power(a, b)
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, y = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        ga = gb = None
+        if n[0]:
+            if isinstance(b, (builtins.int, builtins.float)) and b == 2:
+                ga = g * (2 * a)
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    d = b * np.power(a, b - 1)
+                # torch: d/da a**0 is 0 even at a == 0
+                d = np.where(np.asarray(b) == 0, 0, d) if np.any(np.asarray(b) == 0) else d
+                ga = unbroadcast(g * d, _shape(a))
+        if n[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                la = np.log(a)
+            d = np.where((np.asarray(a) == 0) & (np.asarray(b) >= 0), 0, y * la)
+            gb = unbroadcast(g * d, _shape(b))
+        return ga, gb
+
+
+def add(input, other, *, alpha=1, out=None):
+    a, b = _binary(input, other)
+    return _out(Add.apply(a, b, alpha), out)
+
+
+def sub(input, other, *, alpha=1, out=None):
+    a, b = _binary(input, other)
+    if isinstance(a, Tensor) and a._data.dtype.kind == "b" and isinstance(b, Tensor) and \
+            b._data.dtype.kind == "b":
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if isinstance(a, Tensor):
+        return _out(Sub.apply(a, b, alpha), out)
+    return _out(Add.apply(Neg.apply(b) if alpha == 1 else Mul.apply(b, -alpha), a, 1), out)
+
+
+def mul(input, other, *, out=None):
+    a, b = _binary(input, other)
+    if not isinstance(a, Tensor):
+        a, b = b, a
+    return _out(Mul.apply(a, b), out)
+
+
+def div(input, other, *, rounding_mode=None, out=None):
+    if rounding_mode is not None:
+        a, b = _binary(input, other)
+        ad = a._data if isinstance(a, Tensor) else a
+        bd = b._data if isinstance(b, Tensor) else b
+        if rounding_mode == "floor":
+            r = np.floor_divide(ad, bd)
+        elif rounding_mode == "trunc":
+            r = np.trunc(np.true_divide(ad, bd)).astype(np.result_type(ad, bd))
+        else:
+            raise ValueError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                             "but found '%s'" % rounding_mode)
+        return _out(_wrap(np.asarray(r)), out)
+    a, b = _binary(input, other, float_result=True)
+    if not isinstance(a, Tensor):
+        return _out(Mul.apply(Reciprocal.apply(b), a), out)
+    return _out(Div.apply(a, b), out)
+
+
+def pow(input, exponent, *, out=None):
+    a, b = _binary(input, exponent)
+    if not isinstance(a, Tensor):  # scalar ** tensor
+        if isinstance(a, builtins.int) and b._data.dtype.kind == "f":
+            a = builtins.float(a)
+        return _out(Pow.apply(np.asarray(a, dtype=b._data.dtype), b), out)
+    if isinstance(b, builtins.int) and a._data.dtype.kind in "iu" and b < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return _out(Pow.apply(a, b), out)
+
+
+def _out(res, out):
+    if out is None:
+        return res
+    if not isinstance(out, Tensor):
+        raise TypeError("out must be a Tensor")
+    if out.requires_grad and _gm._state[0]:
+        raise RuntimeError("functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad.")
+    if out._data.shape != res._data.shape:
+        out._data = np.empty(res._data.shape, out._data.dtype)
+    out._data[...] = res._data
+    out._version[0] += 1
+    return out
+
+
+subtract, multiply, divide, true_divide = sub, mul, div, div
+
+
+# ---------------------------------------------------------------------------- unary
+def _unary(name, f, df, float_only=True, uses_x=True, doc=None):
+    """Make a Function + functional for y = f(x) with dy/dx = df(x, y). Only y is saved when the
+    derivative does not need x (so in-place changes of x after the op stay legal, as in torch)."""
+
+    def forward(ctx, x):
+        y = f(x)
+        ctx.save_for_backward(x, y) if uses_x else ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        saved = ctx.saved_tensors
+        x, y = saved if uses_x else (None, saved[0])
+        return g * df(x, y)
+
+    cls = type(name, (Function,), {"forward": staticmethod(forward),
+                                   "backward": staticmethod(backward)})
+
+    def op(input, *, out=None):
+        if not isinstance(input, Tensor):
+            input = _operand(input)
+            if not isinstance(input, Tensor):
+                from .creation import tensor
+                input = tensor(input)
+        if float_only and input._data.dtype.kind != "f":
+            input = cast(input, _dt.get_default_dtype().np)
+        return _out(cls.apply(input), out)
+
+    op.__name__ = name.lower()
+    op.__doc__ = doc or "Elementwise %s with autograd." % name.lower()
+    return cls, op
+
+
+def _rsqrt_d(x, y):
+    return -0.5 * y * y * y
+
+
+Exp, exp = _unary("Exp", np.exp, lambda x, y: y, uses_x=False)
+Expm1, expm1 = _unary("Expm1", np.expm1, lambda x, y: y + 1, uses_x=False)
+Log, log = _unary("Log", np.log, lambda x, y: 1.0 / x)
+Log2, log2 = _unary("Log2", np.log2, lambda x, y: 1.0 / (x * np.log(2.0)).astype(x.dtype))
+Log10, log10 = _unary("Log10", np.log10, lambda x, y: 1.0 / (x * np.log(10.0)).astype(x.dtype))
+Log1p, log1p = _unary("Log1p", np.log1p, lambda x, y: 1.0 / (1 + x))
+Sqrt, sqrt = _unary("Sqrt", np.sqrt, lambda x, y: 0.5 / y, uses_x=False)
+Rsqrt, rsqrt = _unary("Rsqrt", lambda x: 1.0 / np.sqrt(x), _rsqrt_d, uses_x=False)
+Sin, sin = _unary("Sin", np.sin, lambda x, y: np.cos(x))
+Cos, cos = _unary("Cos", np.cos, lambda x, y: -np.sin(x))
+Tan, tan = _unary("Tan", np.tan, lambda x, y: 1 + y * y, uses_x=False)
+Reciprocal, reciprocal = _unary("Reciprocal", lambda x: 1.0 / x, lambda x, y: -y * y, uses_x=False)
+Abs, _abs_float = _unary("Abs", np.abs, lambda x, y: np.sign(x), float_only=False)
+Square, _square = _unary("Square", np.square, lambda x, y: 2 * x, float_only=False)
+
+
+def abs(input, *, out=None):
+    return _abs_float(input, out=out)
+
+
+def square(input):
+    return _square(input)
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return np.negative(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+def neg(input):
+    if input._data.dtype.kind == "b":
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you "
+                           "are trying to invert a mask, use the `~` or `logical_not()` operator "
+                           "instead.")
+    return Neg.apply(input)
+
+
+negative = neg
+
+
+def _nograd_unary(npf):
+    def op(input):
+        return _wrap(npf(input._data))
+    return op
+
+
+sign = _nograd_unary(np.sign)
+floor = _nograd_unary(np.floor)
+ceil = _nograd_unary(np.ceil)
+trunc = _nograd_unary(np.trunc)
+
+
+def round(input, *, decimals=0):
+    return _wrap(np.round(input._data, decimals))
+
+
+# ---------------------------------------------------------------------------- clamp, max/min
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        if lo is not None and hi is not None:
+            return np.minimum(np.maximum(x, lo), hi)
+        return np.maximum(x, lo) if lo is not None else np.minimum(x, hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        m = np.ones(x.shape, bool)
+        if ctx.lo is not None:
+            m &= x >= ctx.lo
+        if ctx.hi is not None:
+            m &= x <= ctx.hi
+        return np.where(m, g, 0).astype(g.dtype, copy=False), None, None
+
+
+def clamp(input, min=None, max=None, *, out=None):
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        r = input
+        if min is not None:
+            r = maximum(r, min if isinstance(min, Tensor) else _full_like_scalar(r, min))
+        if max is not None:
+            r = minimum(r, max if isinstance(max, Tensor) else _full_like_scalar(r, max))
+        return _out(r, out)
+    x = input
+    if x._data.dtype.kind != "f" and any(isinstance(v, builtins.float) for v in (min, max)):
+        x = cast(x, _dt.get_default_dtype().np)
+    return _out(Clamp.apply(x, min, max), out)
+
+
+clip = clamp
+
+
+def _full_like_scalar(t, v):
+    return _wrap(np.asarray(v, dtype=t._data.dtype))
+
+
+class _MaxMin(Function):
+    @staticmethod
+    def forward(ctx, a, b, is_max):
+        ctx.save_for_backward(a, b)
+        ctx.is_max = is_max
+        return np.maximum(a, b) if is_max else np.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        win = (a > b) if ctx.is_max else (a < b)
+        tie = a == b
+        wa = win + 0.5 * tie
+        n = ctx.needs_input_grad
+        ga = unbroadcast((g * wa).astype(g.dtype, copy=False), a.shape) if n[0] else None
+        gb = unbroadcast((g * (1 - wa)).astype(g.dtype, copy=False), b.shape) if n[1] else None
+        return ga, gb, None
+
+
+def maximum(input, other, *, out=None):
+    a, b = _binary(input, other)
+    return _out(_MaxMin.apply(a, b, True), out)
+
+
+def minimum(input, other, *, out=None):
+    a, b = _binary(input, other)
+    return _out(_MaxMin.apply(a, b, False), out)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.save_for_backward(cond)
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        (cond,) = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        z = np.zeros((), g.dtype)
+        ga = unbroadcast(np.where(cond, g, z), ctx.sa) if n[1] else None
+        gb = unbroadcast(np.where(cond, z, g), ctx.sb) if n[2] else None
+        return None, ga, gb
+
+
+def where(condition, input=None, other=None):
+    if input is None and other is None:
+        from .index import nonzero
+        return nonzero(condition, as_tuple=True)
+    if not isinstance(condition, Tensor):
+        from .creation import tensor
+        condition = tensor(condition)
+    if condition._data.dtype.kind != "b":
+        raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor "
+                           "with dtype %s" % condition.dtype.name.capitalize())
+    a, b = _binary(input, other)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        is_float = isinstance(a, builtins.float) or isinstance(b, builtins.float)
+        a = _wrap(np.asarray(a, dtype=_dt.get_default_dtype().np if is_float else np.int64))
+    return Where.apply(condition, a, b)
+
+
+# ---------------------------------------------------------------------------- comparisons
+def _cmp(npf, name):
+    def op(input, other, *, out=None):
+        a, b = _binary(input, other)
+        ad = a._data if isinstance(a, Tensor) else a
+        bd = b._data if isinstance(b, Tensor) else b
+        return _out(_wrap(np.asarray(npf(ad, bd))), out)
+    op.__name__ = name
+    return op
+
+
+eq = _cmp(np.equal, "eq")
+ne = _cmp(np.not_equal, "ne")
+lt = _cmp(np.less, "lt")
+le = _cmp(np.less_equal, "le")
+gt = _cmp(np.greater, "gt")
+ge = _cmp(np.greater_equal, "ge")
+logical_and = _cmp(np.logical_and, "logical_and")
+logical_or = _cmp(np.logical_or, "logical_or")
+logical_xor = _cmp(np.logical_xor, "logical_xor")
+greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+
+
+def logical_not(input):
+    return _wrap(np.logical_not(input._data))
+
+
+def isnan(input):
+    return _wrap(np.isnan(input._data))
+
+
+def isinf(input):
+    return _wrap(np.isinf(input._data))
+
+
+def isfinite(input):
+    return _wrap(np.isfinite(input._data))
+
+
+def equal(input, other):
+    return input._data.shape == other._data.shape and builtins.bool(np.all(input._data == other._data))
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return _wrap(np.isclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return builtins.bool(np.allclose(input._data, other._data, rtol=rtol, atol=atol,
+                                     equal_nan=equal_nan))
+
+
+def remainder(input, other):
+    a, b = _binary(input, other)
+    return _wrap(np.asarray(np.remainder(a._data if isinstance(a, Tensor) else a,
+                                         b._data if isinstance(b, Tensor) else b)))
+
+
+def fmod(input, other):
+    a, b = _binary(input, other)
+    return _wrap(np.asarray(np.fmod(a._data if isinstance(a, Tensor) else a,
+                                    b._data if isinstance(b, Tensor) else b)))
+
+
+def floor_divide(input, other):
+    return div(input, other, rounding_mode="floor")
+
+
+def lerp(input, end, weight):
+    return add(input, mul(weight, sub(end, input)))
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    return add(input, mul(mul(tensor1, tensor2), value))
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    return add(input, mul(div(tensor1, tensor2), value))
+
+
+# ---------------------------------------------------------------------------- in-place machinery
+def _inplace(self, fn, *args):
+    """Run out-of-place `fn(self, *args)` and write the result into self's storage.
+
+    Without a graph this is just a write. With one, self takes the new node as its grad_fn (the
+    old value lives on as the node's input), and self's version is bumped so a node that saved
+    the old value refuses to run backward on the overwritten data."""
+    if _gm._state[0] and self.requires_grad and self.grad_fn is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    res = fn(self, *args)
+    if not isinstance(res, Tensor):
+        res = _wrap(np.asarray(res))
+    if res._data.shape != self._data.shape:
+        raise RuntimeError("output with shape [%s] doesn't match the broadcast shape [%s]"
+                           % (", ".join(map(str, self._data.shape)),
+                              ", ".join(map(str, res._data.shape))))
+    if res._data.dtype != self._data.dtype:
+        if not np.can_cast(res._data.dtype, self._data.dtype, "same_kind"):
+            raise RuntimeError("result type %s can't be cast to the desired output type %s"
+                               % (_dt._FROM_NP[res._data.dtype].name.capitalize(),
+                                  self.dtype.name.capitalize()))
+    if not self._data.flags.writeable:
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
+                           "refers to a single memory location. Please clone() the tensor before "
+                           "performing the operation.")
+    self._data[...] = res._data
+    self._version[0] += 1
+    if res.requires_grad:
+        self.requires_grad = True
+        self.grad_fn = res.grad_fn
+        self._output_nr = res._output_nr
+    return self
+
+
+def _np_inplace(self, other, npf):
+    """Fast path for t.op_(other) when no graph is recorded: numpy ufunc with out=."""
+    if isinstance(other, Tensor):
+        other = other._data
+    npf(self._data, other, out=self._data, casting="same_kind")
+    self._version[0] += 1
+    return self
+
+
+def _needs_graph(self, other):
+    return _gm._state[0] and (self.requires_grad or (isinstance(other, Tensor) and
+                                                    other.requires_grad))
+
+
+def add_(self, other, *, alpha=1):
+    if not _needs_graph(self, other) and alpha == 1 and self._data.flags.writeable:
+        return _np_inplace(self, other, np.add)
+    return _inplace(self, lambda s, o: add(s, o, alpha=alpha), other)
+
+
+def sub_(self, other, *, alpha=1):
+    if not _needs_graph(self, other) and alpha == 1 and self._data.flags.writeable:
+        return _np_inplace(self, other, np.subtract)
+    return _inplace(self, lambda s, o: sub(s, o, alpha=alpha), other)
+
+
+def mul_(self, other):
+    if not _needs_graph(self, other) and self._data.flags.writeable:
+        return _np_inplace(self, other, np.multiply)
+    return _inplace(self, mul, other)
+
+
+def div_(self, other):
+    if not _needs_graph(self, other) and self._data.dtype.kind == "f" and \
+            self._data.flags.writeable:
+        return _np_inplace(self, other, np.true_divide)
+    return _inplace(self, div, other)
+
+
+def pow_(self, other):
+    return _inplace(self, pow, other)
+
+
+def clamp_(self, min=None, max=None):
+    return _inplace(self, lambda s: clamp(s, min, max))
+
+
+def zero_(self):
+    return fill_(self, 0)
+
+
+def fill_(self, value):
+    if isinstance(value, Tensor):
+        if value._data.ndim != 0:
+            raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor with "
+                               "%d dimensions." % value._data.ndim)
+        if _needs_graph(self, value):
+            return _inplace(self, lambda s, v: add(mul(s, 0), v.expand(*s.shape)), value)
+        value = value.item()
+    if _gm._state[0] and self.requires_grad:
+        return _inplace(self, lambda s: mul(s, 0) + value)
+    self._data.fill(value)
+    self._version[0] += 1
+    return self
+
+
+def copy_(self, src, non_blocking=False):
+    if not isinstance(src, Tensor):
+        from .creation import tensor
+        src = tensor(src)
+    if _needs_graph(self, src):
+        def f(s, o):
+            o = cast(o, s._data.dtype) if o._data.dtype != s._data.dtype else o
+            return add(mul(s, 0), o.expand(*s.shape) if o.shape != s.shape else o)
+        return _inplace(self, f, src)
+    try:
+        np.copyto(self._data, src._data, casting="unsafe")
+    except ValueError:
+        raise RuntimeError("The size of tensor a (%s) must match the size of tensor b (%s)"
+                           % (list(self._data.shape), list(src._data.shape))) from None
+    self._version[0] += 1
+    return self
+
+
+def neg_(self):
+    return _inplace(self, neg)
+
+
+def exp_(self):
+    return _inplace(self, exp)
+
+
+def sqrt_(self):
+    return _inplace(self, sqrt)
+
+
+def abs_(self):
+    return _inplace(self, abs)
+
+
+# ---------------------------------------------------------------------------- Tensor methods
+def _rsub(self, other):
+    return sub(other, self)
+
+
+def _rdiv(self, other):
+    return div(other, self)
+
+
+def _rpow(self, other):
+    return pow(other, self)
+
+
+def _iop(fn_inplace):
+    def iop(self, other):
+        return fn_inplace(self, other)
+    return iop
+
+
+for _name, _fn in {
+    "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": _rsub, "__mul__": mul,
+    "__rmul__": mul, "__truediv__": div, "__rtruediv__": _rdiv, "__pow__": pow,
+    "__rpow__": _rpow, "__neg__": neg, "__abs__": abs, "__eq__": eq, "__ne__": ne, "__lt__": lt,
+    "__le__": le, "__gt__": gt, "__ge__": ge, "__floordiv__": floor_divide,
+    "__mod__": remainder, "__and__": logical_and, "__or__": logical_or,
+    "__xor__": logical_xor, "__invert__": logical_not,
+    "__iadd__": _iop(add_), "__isub__": _iop(sub_), "__imul__": _iop(mul_),
+    "__itruediv__": _iop(div_),
+    "add": add, "sub": sub, "subtract": sub, "mul": mul, "multiply": mul, "div": div,
+    "divide": div, "true_divide": div, "pow": pow, "neg": neg, "negative": neg, "exp": exp,
+    "expm1": expm1, "log": log, "log2": log2, "log10": log10, "log1p": log1p, "sqrt": sqrt,
+    "rsqrt": rsqrt, "abs": abs, "sin": sin, "cos": cos, "tan": tan, "square": square,
+    "reciprocal": reciprocal, "sign": sign, "floor": floor, "ceil": ceil, "round": round,
+    "trunc": trunc, "clamp": clamp, "clip": clamp, "maximum": maximum, "minimum": minimum,
+    "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge, "greater": gt, "less": lt,
+    "logical_not": logical_not, "logical_and": logical_and, "logical_or": logical_or,
+    "isnan": isnan, "isinf": isinf, "isfinite": isfinite, "equal": equal, "allclose": allclose,
+    "isclose": isclose, "remainder": remainder, "fmod": fmod, "lerp": lerp,
+    "add_": add_, "sub_": sub_, "mul_": mul_, "div_": div_, "pow_": pow_, "clamp_": clamp_,
+    "clip_": clamp_, "zero_": zero_, "fill_": fill_, "copy_": copy_, "neg_": neg_,
+    "exp_": exp_, "sqrt_": sqrt_, "abs_": abs_,
+}.items():
+    _install(_name, _fn)
+
+
+def _where_method(self, condition, other):
+    return where(condition, self, other)
+
+
+_install("where", _where_method)

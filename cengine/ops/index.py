@@ -1,0 +1,312 @@
+"""Indexing with autograd: __getitem__ (ints, slices, None, Ellipsis, bool masks, integer index
+tensors; backward scatters and accumulates repeated indices), __setitem__, index_select, gather,
+scatter_add, masked_fill, nonzero."""
+import builtins
+
+import numpy as np
+
+from ..autograd import grad_mode as _gm
+from ..autograd.function import Function
+from ..tensor import Tensor, _wrap, _install
+from ._util import wrap_dim, unbroadcast
+
+__all__ = ["index_select", "gather", "scatter", "scatter_add", "masked_fill", "nonzero",
+           "take_along_dim", "masked_select", "argwhere"]
+
+
+def _conv_index(idx):
+    """Turn Tensors inside an index into numpy arrays; return (index, is_basic)."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out, basic = [], True
+    for i in idx:
+        if isinstance(i, Tensor):
+            a = i._data
+            if a.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            if a.ndim == 0 and a.dtype.kind in "iu":
+                out.append(builtins.int(a))
+                continue
+            out.append(a)
+            basic = False
+        elif isinstance(i, (list, np.ndarray)):
+            a = np.asarray(i)
+            if a.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            out.append(a)
+            basic = False
+        elif isinstance(i, builtins.bool):
+            out.append(i)
+            basic = False
+        elif i is None or i is Ellipsis or isinstance(i, (builtins.int, np.integer, slice)):
+            if isinstance(i, slice) and i.step is not None and i.step <= 0:
+                raise ValueError("step must be greater than zero")
+            out.append(i)
+        else:
+            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
+                             "Variables are valid indices (got %s)" % type(i).__name__)
+    return tuple(out), basic
+
+
+def _is_unique_adv(idx):
+    """True when the advanced part of idx cannot hit one element twice (bool masks only)."""
+    return builtins.all(not isinstance(i, np.ndarray) or i.dtype == np.bool_ for i in idx)
+
+
+class Index(Function):
+    @staticmethod
+    def forward(ctx, x, idx, basic):
+        ctx.shape, ctx.dtype, ctx.idx, ctx.basic = x.shape, x.dtype, idx, basic
+        try:
+            return x[idx]
+        except IndexError as e:
+            raise IndexError(str(e).replace("axis", "dimension")) from None
+
+    @staticmethod
+    def backward(ctx, g):
+        out = np.zeros(ctx.shape, g.dtype)
+        if ctx.basic or _is_unique_adv(ctx.idx):
+            out[ctx.idx] = g
+        else:
+            np.add.at(out, ctx.idx, g)
+        return out, None, None
+
+
+_Index = Index
+
+
+def getitem(self, idx):
+    idx, basic = _conv_index(idx)
+    if not (_gm._state[0] and self.requires_grad):
+        try:
+            r = self._data[idx]
+        except IndexError as e:
+            raise IndexError(str(e).replace("axis", "dimension")) from None
+        t = _wrap(r if isinstance(r, np.ndarray) else np.asarray(r))
+        if basic:
+            t._version = self._version
+        return t
+    t = Index.apply(self, idx, basic)
+    if basic:
+        t._version = self._version
+    return t
+
+
+class IndexPut(Function):
+    """out = x.clone(); out[idx] = v  (accumulate=False) or out[idx] += v."""
+
+    @staticmethod
+    def forward(ctx, x, idx, v, accumulate):
+        out = np.array(x, copy=True)
+        if accumulate:
+            np.add.at(out, idx, v)
+        else:
+            out[idx] = v
+        ctx.idx, ctx.accumulate = idx, accumulate
+        ctx.vshape = v.shape if isinstance(v, np.ndarray) else ()
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = None
+        if ctx.needs_input_grad[0]:
+            if ctx.accumulate:
+                gx = g
+            else:
+                gx = np.array(g, copy=True)
+                gx[ctx.idx] = 0
+        gv = None
+        if ctx.needs_input_grad[2]:
+            gv = unbroadcast(np.asarray(g[ctx.idx]), ctx.vshape)
+        return gx, None, gv, None
+
+
+def setitem(self, idx, value):
+    idx, basic = _conv_index(idx)
+    if isinstance(value, Tensor):
+        needs = _gm._state[0] and (self.requires_grad or value.requires_grad)
+    else:
+        needs = _gm._state[0] and self.requires_grad
+    if not needs:
+        v = value._data if isinstance(value, Tensor) else value
+        try:
+            self._data[idx] = v
+        except ValueError as e:
+            raise RuntimeError(str(e)) from None
+        self._version[0] += 1
+        return
+    from .elementwise import _inplace, cast
+    if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
+        value = cast(value, self._data.dtype)
+    _inplace(self, lambda s, v: IndexPut.apply(s, idx, v, False), value)
+
+
+class IndexSelect(Function):
+    @staticmethod
+    def forward(ctx, x, dim, index):
+        ctx.shape, ctx.dim = x.shape, dim
+        ctx.save_for_backward(index)
+        return np.take(x, index, axis=dim)
+
+    @staticmethod
+    def backward(ctx, g):
+        (index,) = ctx.saved_tensors
+        out = np.zeros(ctx.shape, g.dtype)
+        idx = (slice(None),) * ctx.dim + (index,)
+        np.add.at(out, idx, g)
+        return out, None, None
+
+
+def _check_index_tensor(index, name):
+    if not isinstance(index, Tensor):
+        raise TypeError("%s(): argument 'index' must be Tensor, not %s"
+                        % (name, type(index).__name__))
+    if index._data.dtype.kind not in "iu":
+        raise RuntimeError("%s(): Expected dtype int64 for index" % name)
+
+
+def index_select(input, dim, index):
+    _check_index_tensor(index, "index_select")
+    if index._data.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    d = wrap_dim(dim, input._data.ndim)
+    n = input._data.shape[d] if input._data.ndim else 1
+    ix = index._data.reshape(-1)
+    if ix.size and (ix.min() < -n or ix.max() >= n):
+        raise IndexError("index out of range in self")
+    return IndexSelect.apply(input, d, ix)
+
+
+class Gather(Function):
+    @staticmethod
+    def forward(ctx, x, dim, index):
+        ctx.shape, ctx.dim = x.shape, dim
+        ctx.save_for_backward(index)
+        return np.take_along_axis(x, index, axis=dim)
+
+    @staticmethod
+    def backward(ctx, g):
+        (index,) = ctx.saved_tensors
+        out = np.zeros(ctx.shape, g.dtype)
+        _scatter_add_np(out, ctx.dim, index, g)
+        return out, None, None
+
+
+def _scatter_add_np(out, dim, index, src):
+    """out[index[i][j]][j] += src[i][j] along dim (index may be smaller than out)."""
+    grids = np.indices(index.shape, sparse=True)
+    full = tuple(index if k == dim else grids[k] for k in range(index.ndim))
+    np.add.at(out, full, src[tuple(slice(0, s) for s in index.shape)])
+
+
+def gather(input, dim, index, *, sparse_grad=False):
+    _check_index_tensor(index, "gather")
+    d = wrap_dim(dim, input._data.ndim)
+    ix = index._data
+    n = input._data.shape[d]
+    if ix.size and (ix.min() < 0 or ix.max() >= n):
+        raise RuntimeError("index %d is out of bounds for dimension %d with size %d"
+                           % (ix.max() if ix.max() >= n else ix.min(), d, n))
+    if ix.ndim != input._data.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    if ix.shape != input._data.shape:
+        sl = tuple(slice(0, s) if k != d else slice(None) for k, s in enumerate(ix.shape))
+        input = input[sl]
+    return Gather.apply(input, d, ix)
+
+
+def take_along_dim(input, indices, dim):
+    return gather(input, dim, indices)
+
+
+class ScatterAdd(Function):
+    @staticmethod
+    def forward(ctx, x, dim, index, src):
+        out = np.array(x, copy=True)
+        _scatter_add_np(out, dim, index, src)
+        ctx.dim, ctx.sshape = dim, src.shape
+        ctx.save_for_backward(index)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (index,) = ctx.saved_tensors
+        gs = None
+        if ctx.needs_input_grad[3]:
+            gs = np.zeros(ctx.sshape, g.dtype)
+            gs[tuple(slice(0, s) for s in index.shape)] = np.take_along_axis(g, index, ctx.dim)
+        return g, None, None, gs
+
+
+def scatter_add(input, dim, index, src):
+    _check_index_tensor(index, "scatter_add")
+    d = wrap_dim(dim, input._data.ndim)
+    return ScatterAdd.apply(input, d, index._data, src)
+
+
+def scatter(input, dim, index, src=None, value=None):
+    _check_index_tensor(index, "scatter")
+    d = wrap_dim(dim, input._data.ndim)
+    if input.requires_grad or (isinstance(src, Tensor) and src.requires_grad):
+        raise NotImplementedError("scatter with autograd is not supported; use scatter_add")
+    out = input._data.copy()
+    grids = np.indices(index._data.shape, sparse=True)
+    full = tuple(index._data if k == d else grids[k] for k in range(index._data.ndim))
+    if src is None:
+        src = value
+    if isinstance(src, Tensor):
+        out[full] = src._data[tuple(slice(0, s) for s in index._data.shape)]
+    else:
+        out[full] = src
+    return _wrap(out)
+
+
+class MaskedFill(Function):
+    @staticmethod
+    def forward(ctx, x, mask, value):
+        ctx.save_for_backward(mask)
+        ctx.shape = x.shape
+        return np.where(mask, np.asarray(value, x.dtype), x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return unbroadcast(np.where(mask, np.zeros((), g.dtype), g), ctx.shape), None, None
+
+
+def masked_fill(input, mask, value):
+    if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype %s"
+                           % (mask.dtype.name if isinstance(mask, Tensor) else type(mask).__name__))
+    if isinstance(value, Tensor):
+        value = value.item()
+    return MaskedFill.apply(input, mask._data, value)
+
+
+def masked_fill_(self, mask, value):
+    from .elementwise import _inplace
+    return _inplace(self, lambda s: masked_fill(s, mask, value))
+
+
+def masked_select(input, mask):
+    b = np.broadcast_arrays(input._data, mask._data)[1]
+    return getitem(input.expand(*b.shape) if input.shape != b.shape else input, _wrap(b))
+
+
+def nonzero(input, *, as_tuple=False):
+    nz = np.nonzero(input._data)
+    if as_tuple:
+        return tuple(_wrap(a.astype(np.int64)) for a in nz)
+    return _wrap(np.stack(nz, axis=1).astype(np.int64) if nz else np.zeros((0, 0), np.int64))
+
+
+def argwhere(input):
+    return nonzero(input)
+
+
+for _name, _fn in {"__getitem__": getitem, "__setitem__": setitem, "index_select": index_select,
+                   "gather": gather, "scatter_add": scatter_add, "scatter": scatter,
+                   "masked_fill": masked_fill, "masked_fill_": masked_fill_,
+                   "masked_select": masked_select, "nonzero": nonzero,
+                   "take_along_dim": take_along_dim, "argwhere": argwhere}.items():
+    _install(_name, _fn)

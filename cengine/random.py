@@ -1,0 +1,228 @@
+"""Random numbers: Generator (reproducible streams), manual_seed, rand/randn/randint/randperm,
+normal/bernoulli/multinomial and the in-place initialisers normal_/uniform_/bernoulli_."""
+import builtins
+
+import numpy as np
+
+from . import dtypes as _dt
+from .tensor import Tensor, _wrap, _install, _check_device
+from .ops._util import size_args
+
+__all__ = ["Generator", "manual_seed", "seed", "initial_seed", "default_generator", "rand",
+           "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
+           "bernoulli", "multinomial", "get_rng_state", "set_rng_state"]
+
+_DEFAULT_SEED = 67280421310721
+
+
+class Generator:
+    """A random stream (numpy PCG64 underneath); same seed, same numbers."""
+
+    def __init__(self, device="cpu"):
+        _check_device(device)
+        self.device = device
+        self.manual_seed(_DEFAULT_SEED)
+
+    def manual_seed(self, seed):
+        seed = builtins.int(seed)
+        if seed < 0:
+            seed &= (1 << 64) - 1
+        self._seed = seed
+        self._rng = np.random.Generator(np.random.PCG64(seed))
+        return self
+
+    def seed(self):
+        s = builtins.int(np.random.SeedSequence().entropy) & ((1 << 63) - 1)
+        self.manual_seed(s)
+        return s
+
+    def initial_seed(self):
+        return self._seed
+
+    def get_state(self):
+        return dict(self._rng.bit_generator.state)
+
+    def set_state(self, state):
+        self._rng.bit_generator.state = state
+        return self
+
+
+default_generator = Generator()
+
+
+def _rng(generator):
+    return (generator or default_generator)._rng
+
+
+def manual_seed(seed):
+    """Seed the default generator (and return it), like torch.manual_seed."""
+    return default_generator.manual_seed(seed)
+
+
+def seed():
+    return default_generator.seed()
+
+
+def initial_seed():
+    return default_generator.initial_seed()
+
+
+def get_rng_state():
+    return default_generator.get_state()
+
+
+def set_rng_state(state):
+    default_generator.set_state(state)
+
+
+def _float_dtype(dtype):
+    npd = _dt.get_default_dtype().np if dtype is None else _dt.to_numpy_dtype(dtype)
+    if npd.kind != "f":
+        raise RuntimeError("\"check_uniform_bounds\" not implemented for '%s'" % npd.name)
+    return npd
+
+
+def _make(arr, requires_grad, device):
+    _check_device(device)
+    t = _wrap(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    npd = _float_dtype(dtype)
+    return _make(_rng(generator).random(size_args(size), dtype=np.float64).astype(npd, copy=False)
+                 if npd != np.float32 else _rng(generator).random(size_args(size),
+                                                                  dtype=np.float32),
+                 requires_grad, device)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    npd = _float_dtype(dtype)
+    g = _rng(generator)
+    arr = g.standard_normal(size_args(size), dtype=np.float32 if npd == np.float32 else np.float64)
+    return _make(arr.astype(npd, copy=False), requires_grad, device)
+
+
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad=False):
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing 1 required positional argument: 'size'")
+    if high <= low:
+        raise RuntimeError("random_ expects 'from' to be less than 'to', but got from=%d >= to=%d"
+                           % (low, high))
+    npd = np.dtype(np.int64) if dtype is None else _dt.to_numpy_dtype(dtype)
+    arr = _rng(generator).integers(low, high, size=size_args((size,)), dtype=np.int64)
+    return _make(arr.astype(npd, copy=False), requires_grad, device)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
+    if n < 0:
+        raise RuntimeError("n must be non-negative, got%d" % n)
+    npd = np.dtype(np.int64) if dtype is None else _dt.to_numpy_dtype(dtype)
+    return _make(_rng(generator).permutation(n).astype(npd), requires_grad, device)
+
+
+def rand_like(input, *, dtype=None, generator=None):
+    return rand(*input.shape, dtype=dtype or input.dtype, generator=generator)
+
+
+def randn_like(input, *, dtype=None, generator=None):
+    return randn(*input.shape, dtype=dtype or input.dtype, generator=generator)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, generator=None):
+    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, generator=generator)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None):
+    m = mean._data if isinstance(mean, Tensor) else mean
+    s = std._data if isinstance(std, Tensor) else std
+    if size is None:
+        size = np.broadcast_shapes(np.shape(m), np.shape(s))
+        if dtype is None and isinstance(mean, Tensor):
+            dtype = mean.dtype
+    npd = _float_dtype(dtype)
+    z = _rng(generator).standard_normal(size_args((size,)) if not isinstance(size, tuple)
+                                        else size)
+    return _wrap(np.asarray(m + s * z, dtype=npd))
+
+
+def bernoulli(input, p=None, *, generator=None):
+    probs = input._data if p is None else np.full(input._data.shape, p)
+    if np.any((probs < 0) | (probs > 1)):
+        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    return _wrap((_rng(generator).random(probs.shape) < probs).astype(input._data.dtype))
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    p = np.asarray(input._data, np.float64)
+    if np.any(p < 0) or not np.all(np.isfinite(p)):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    rows = p.reshape(-1, p.shape[-1])
+    g = _rng(generator)
+    out = []
+    for r in rows:
+        s = r.sum()
+        if s <= 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if not replacement and num_samples > np.count_nonzero(r):
+            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                               "replacement")
+        out.append(g.choice(r.size, size=num_samples, replace=replacement, p=r / s))
+    res = np.asarray(out, np.int64)
+    return _wrap(res.reshape(p.shape[:-1] + (num_samples,)))
+
+
+# ---- in-place initialisers (no graph: they overwrite the data) ----
+def _check_inplace_init(t):
+    from .autograd import grad_mode as _gm
+    if _gm._state[0] and t.requires_grad and t.is_leaf:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+
+
+def normal_(self, mean=0.0, std=1.0, *, generator=None):
+    _check_inplace_init(self)
+    self._data[...] = _rng(generator).standard_normal(self._data.shape) * std + mean
+    self._version[0] += 1
+    return self
+
+
+def uniform_(self, a=0.0, b=1.0, *, generator=None):
+    _check_inplace_init(self)
+    self._data[...] = _rng(generator).uniform(a, b, self._data.shape)
+    self._version[0] += 1
+    return self
+
+
+def bernoulli_(self, p=0.5, *, generator=None):
+    _check_inplace_init(self)
+    self._data[...] = _rng(generator).random(self._data.shape) < p
+    self._version[0] += 1
+    return self
+
+
+def random_(self, low=0, high=None, *, generator=None):
+    _check_inplace_init(self)
+    if high is None:
+        low, high = 0, low
+    self._data[...] = _rng(generator).integers(low, high, self._data.shape)
+    self._version[0] += 1
+    return self
+
+
+def exponential_(self, lambd=1.0, *, generator=None):
+    _check_inplace_init(self)
+    self._data[...] = _rng(generator).exponential(1.0 / lambd, self._data.shape)
+    self._version[0] += 1
+    return self
+
+
+for _name, _fn in {"normal_": normal_, "uniform_": uniform_, "bernoulli_": bernoulli_,
+                   "random_": random_, "exponential_": exponential_,
+                   "bernoulli": bernoulli, "multinomial": multinomial}.items():
+    _install(_name, _fn)

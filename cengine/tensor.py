@@ -1,0 +1,477 @@
+"""Tensor: a numpy array plus autograd state, with torch's API.
+
+Storage is a numpy ndarray (`_data`). Views (reshape, transpose, basic indexing, ...) share the
+storage and the version counter `_version` (a one-element list) of their base, so in-place
+changes of a tensor saved for backward are detected.
+"""
+import builtins
+
+import numpy as np
+
+from . import dtypes as _dt
+from .autograd import grad_mode as _gm
+from .autograd.function import AccumulateGrad
+
+__all__ = ["Tensor", "device", "Size"]
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints with torch's repr."""
+
+    def __repr__(self):
+        return "cengine.Size([%s])" % ", ".join(str(s) for s in self)
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+class device:
+    """A device: 'cpu' (a CUDA path through CuPy comes later)."""
+    __slots__ = ("type", "index")
+
+    def __init__(self, type="cpu", index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        if ":" in type:
+            type, idx = type.split(":", 1)
+            index = builtins.int(idx)
+        if type not in ("cpu", "cuda"):
+            raise RuntimeError("Expected one of cpu, cuda device type at start of device string: "
+                               + type)
+        self.type = type
+        self.index = index
+
+    def __repr__(self):
+        if self.index is None:
+            return "device(type='%s')" % self.type
+        return "device(type='%s', index=%d)" % (self.type, self.index)
+
+    def __str__(self):
+        return self.type if self.index is None else "%s:%d" % (self.type, self.index)
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+
+_CPU = device("cpu")
+
+
+def _check_device(dev):
+    """Accept cpu; refuse cuda clearly until the CuPy path exists."""
+    if dev is None:
+        return
+    d = dev if isinstance(dev, device) else device(str(dev))
+    if d.type != "cpu":
+        raise RuntimeError("cengine was built without a CUDA backend: only device='cpu' is "
+                           "available (got %r)" % str(d))
+
+
+def _wrap(arr, requires_grad=False):
+    """Tensor around an ndarray, no copy (internal fast constructor)."""
+    t = Tensor.__new__(Tensor)
+    if type(arr) is not np.ndarray:
+        arr = np.asarray(arr)
+    t._data = arr
+    t.requires_grad = requires_grad
+    t.grad = None
+    t.grad_fn = None
+    t._version = [0]
+    t._output_nr = 0
+    t._acc = None
+    t._retains_grad = False
+    return t
+
+
+def _fmt_array(a):
+    if a.dtype.kind == "f":
+        finite = a[np.isfinite(a)] if a.size else a
+        if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 1e8:
+            fmt = lambda v: ("%.0f." % v) if np.isfinite(v) else str(v)  # noqa: E731
+        elif finite.size and (np.abs(finite).max() >= 1e8 or
+                              (np.abs(finite[finite != 0]).min() < 1e-4 if np.any(finite != 0)
+                               else False)):
+            fmt = lambda v: "%.4e" % v  # noqa: E731
+        else:
+            fmt = lambda v: ("%.4f" % v) if np.isfinite(v) else str(v)  # noqa: E731
+        return np.array2string(a, separator=", ", formatter={"float_kind": fmt},
+                               prefix="tensor(", threshold=1000, edgeitems=3)
+    if a.dtype.kind == "b":
+        return np.array2string(a, separator=", ", prefix="tensor(",
+                               formatter={"bool": lambda v: "True" if v else "False"})
+    return np.array2string(a, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
+
+
+class Tensor:
+    """A multi-dimensional array with autograd, following torch.Tensor."""
+    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_version", "_output_nr", "_acc",
+                 "_retains_grad", "__weakref__")
+    __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data=None, *, dtype=None, requires_grad=False):
+        # Tensor(data) behaves like cengine.tensor(data) (torch's legacy constructor)
+        from .ops.creation import _to_array
+        arr = np.empty((0,), _dt.get_default_dtype().np) if data is None else _to_array(data, dtype)
+        self._data = arr
+        self.requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        self._version = [0]
+        self._output_nr = 0
+        self._acc = None
+        self._retains_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def dtype(self):
+        return _dt._FROM_NP[self._data.dtype]
+
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._data.shape)
+        from .ops._util import wrap_dim
+        return self._data.shape[wrap_dim(dim, self._data.ndim)]
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    def dim(self):
+        return self._data.ndim
+
+    ndimension = dim
+
+    def numel(self):
+        return self._data.size
+
+    nelement = numel
+
+    def element_size(self):
+        return self._data.itemsize
+
+    @property
+    def itemsize(self):
+        return self._data.itemsize
+
+    @property
+    def nbytes(self):
+        return self._data.nbytes
+
+    def stride(self, dim=None):
+        it = self._data.itemsize
+        st = tuple(s // it for s in self._data.strides)
+        if dim is None:
+            return st
+        from .ops._util import wrap_dim
+        return st[wrap_dim(dim, self._data.ndim)]
+
+    def is_contiguous(self, memory_format=None):
+        return self._data.flags.c_contiguous
+
+    @property
+    def device(self):
+        return _CPU
+
+    @property
+    def is_cuda(self):
+        return False
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    def is_floating_point(self):
+        return self._data.dtype.kind == "f"
+
+    def data_ptr(self):
+        return self._data.__array_interface__["data"][0]
+
+    @property
+    def _version_count(self):
+        return self._version[0]
+
+    # ------------------------------------------------------------------ autograd
+    def _grad_edge(self):
+        """(node, output_nr) that receives this tensor's gradient."""
+        if self.grad_fn is not None:
+            return (self.grad_fn, self._output_nr)
+        acc = self._acc
+        if acc is None:
+            acc = self._acc = AccumulateGrad(self)
+        return (acc, 0)
+
+    @property
+    def data(self):
+        t = _wrap(self._data)
+        t._version = self._version
+        return t
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError("Tensor.data must be set to a Tensor")
+        self._data = value._data
+
+    def requires_grad_(self, requires_grad=True):
+        if not self.is_leaf:
+            if not requires_grad:
+                raise RuntimeError("you can only change requires_grad flags of leaf variables. "
+                                   "If you want to use a computed variable in a subgraph that "
+                                   "doesn't require differentiation use var_no_grad = var.detach().")
+            return self
+        if requires_grad and self._data.dtype.kind != "f":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self.requires_grad = builtins.bool(requires_grad)
+        return self
+
+    def detach(self):
+        t = _wrap(self._data)
+        t._version = self._version
+        return t
+
+    def detach_(self):
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def retain_grad(self):
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or self._retains_grad:
+            return
+        import weakref
+        node = self.grad_fn
+        if node._retained is None:
+            node._retained = []
+        node._retained.append((self._output_nr, weakref.ref(self)))
+        self._retains_grad = True
+
+    @property
+    def retains_grad(self):
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        """hook(grad) -> Tensor or None, called when this leaf's gradient is computed."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise NotImplementedError("cengine supports hooks on leaf tensors only")
+        node = self._grad_edge()[0]
+        node.pre_hooks.append(hook)
+        return _RemovableHandle(node.pre_hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor), called after this leaf's .grad has been updated (gradient ready)."""
+        if not self.is_leaf or not self.requires_grad:
+            raise RuntimeError("post accumulate grad hooks can only be registered on leaf "
+                               "tensors that require grad")
+        node = self._grad_edge()[0]
+        node.post_hooks.append(hook)
+        return _RemovableHandle(node.post_hooks, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd.engine import backward
+        backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+                 create_graph=create_graph, inputs=inputs)
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self, *, force=False):
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
+                               "Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None and dtype != self._data.dtype:
+            return self._data.astype(dtype)
+        if copy:
+            return self._data.copy()
+        return self._data
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError("a Tensor with %d elements cannot be converted to Scalar"
+                               % self._data.size)
+        return self._data.reshape(-1)[0].item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __float__(self):
+        return builtins.float(self.item())
+
+    def __int__(self):
+        return builtins.int(self.item())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return builtins.int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return builtins.bool(self._data.reshape(-1)[0])
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        a = self._data
+        extras = []
+        if a.size == 0 and a.ndim != 1 or a.size == 0:
+            body = "[]"
+            if a.ndim != 1:
+                extras.append("size=(%s)" % ", ".join(str(s) for s in a.shape))
+        else:
+            body = _fmt_array(a)
+        default_dt = {_dt.get_default_dtype().np, np.dtype(np.int64), np.dtype(np.bool_)}
+        if a.dtype not in default_dt:
+            extras.append("dtype=%r" % self.dtype)
+        if self.grad_fn is not None:
+            extras.append("grad_fn=<%s>" % self.grad_fn.name())
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(%s%s)" % (body, "".join(", " + e for e in extras))
+
+    __str__ = __repr__
+
+    def __format__(self, spec):
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __reduce_ex__(self, proto):
+        return (_rebuild, (self._data, self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment")
+        t = _wrap(self._data.copy(), self.requires_grad)
+        if self.grad is not None:
+            t.grad = _wrap(self.grad._data.copy())
+        memo[id(self)] = t
+        return t
+
+    # ------------------------------------------------------------------ dtype / device
+    def to(self, *args, **kwargs):
+        """to(dtype) / to(device) / to(device, dtype) / to(other) like torch; copy=False."""
+        dtype = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError("to() got an unexpected keyword argument '%s'" % next(iter(kwargs)))
+        for a in args:
+            if isinstance(a, _dt.dtype):
+                dtype = a
+            elif isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, (str, device)):
+                dev = a
+            elif a is not None:
+                raise TypeError("to() received an invalid combination of arguments: %r" % (a,))
+        _check_device(dev)
+        out = self
+        if dtype is not None and dtype.np != self._data.dtype:
+            from .ops.elementwise import cast
+            out = cast(self, dtype.np)
+        elif copy:
+            out = self.clone()
+        return out
+
+    def type(self, dtype=None):
+        if dtype is None:
+            names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+                     "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+                     "bool": "Bool"}
+            return "cengine.%sTensor" % names[self.dtype.name]
+        return self.to(dtype)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, *a, **k):
+        _check_device("cuda")
+
+    def float(self):
+        return self.to(_dt.float32)
+
+    def double(self):
+        return self.to(_dt.float64)
+
+    def half(self):
+        return self.to(_dt.float16)
+
+    def long(self):
+        return self.to(_dt.int64)
+
+    def int(self):
+        return self.to(_dt.int32)
+
+    def bool(self):
+        return self.to(_dt.bool)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def new_tensor(self, data, dtype=None, requires_grad=False):
+        from .ops.creation import tensor
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, requires_grad=False):
+        from .ops.creation import zeros
+        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad=False):
+        from .ops.creation import ones
+        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+        from .ops.creation import full
+        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad=False):
+        from .ops.creation import empty
+        return empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+class _RemovableHandle:
+    def __init__(self, lst, item):
+        self._lst, self._item = lst, item
+
+    def remove(self):
+        if self._item in self._lst:
+            self._lst.remove(self._item)
+
+
+def _rebuild(arr, requires_grad):
+    return _wrap(arr, requires_grad)
+
+
+def _install(name, fn):
+    setattr(Tensor, name, fn)

@@ -1,0 +1,2 @@
+"""cengine.utils: data loading (cengine.utils.data), torch.utils-style."""
+from . import data  # noqa: F401

@@ -1,0 +1,430 @@
+/* gemm.c - GEMM driver: blocking, packing, threading, batched + strided entry points, and the
+ * reference GEMM. The microkernels live in gemm_{avx512,avx2,generic}.c (contract: gemm.h).
+ *
+ * Orientation. A kernel computes an MR x NR tile of C with vectors along N (the contiguous
+ * direction of a row-major C) and broadcasts of A. If C is column-major (or its column stride
+ * is the larger one) the driver computes C^T = B^T A^T instead, so C is always written along
+ * its smaller stride.
+ *
+ * Blocking (Goto/BLIS, loops from outside in; A is the broadcast operand, B the vector one):
+ *   ic over M in blocks of MC
+ *   pc over K in blocks of KC   A block (MC x KC) packed into MR-row micro-panels (L3)
+ *   jc over N in blocks of NC   B block (KC x NC) packed into NR-column micro-panels (L2)
+ *   ir over MC step MR          A micro-panel (MR x KC) stays in L1
+ *   jr over NC step NR          B micro-panels stream from L2 through the kernel
+ * Threads take work units (product x slice of C's columns, or rows when N is narrow) from a
+ * dynamic schedule; each unit is an independent single-thread GEMM with its own buffers.
+ * The K loop is never split, so results do not depend on the thread count.
+ *
+ * Small problems (B with unit column stride and small enough for L2) skip packing: the kernel
+ * reads B rows in place (masked loads at the N edge) and row-major A rows in place (other A
+ * layouts are packed one micro-panel at a time).
+ * One OpenMP region per call; small problems stay on the calling thread.
+ *
+ * This file includes itself twice (GEMM_T = float, double) to instantiate the typed driver.
+ */
+#ifndef GEMM_T
+
+#include "gemm.h"
+#include <stdlib.h>
+#include <string.h>
+#if CE_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+/* per-thread packing buffers (slot 0: A, slot 1: B), grown on demand and kept: a GEMM on
+ * every training step must not pay malloc + page faults on every call */
+static __thread void *ce_gemm_tls_buf[2];
+static __thread size_t ce_gemm_tls_cap[2];
+
+static void *ce_gemm_buf(int slot, size_t bytes) {
+    if (bytes > ce_gemm_tls_cap[slot]) {
+        free(ce_gemm_tls_buf[slot]);
+        size_t cap = (bytes + 4095) & ~(size_t)4095;
+        ce_gemm_tls_buf[slot] = aligned_alloc(4096, cap);
+        ce_gemm_tls_cap[slot] = ce_gemm_tls_buf[slot] ? cap : 0;
+    }
+    return ce_gemm_tls_buf[slot];
+}
+
+static inline int64_t ce_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t ce_rup(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+/* split n into ceil(n/blk) near-equal blocks, each a multiple of `align` */
+static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
+    int64_t nb = (n + blk - 1) / blk;
+    if (nb < 1) nb = 1;
+    return ce_rup((n + nb - 1) / nb, align);
+}
+
+/* work (M*N*K) below which a single product stays on one thread, and per extra thread */
+#define CE_GEMM_MIN_WORK_PER_THREAD (48 * 48 * 48)
+/* largest B (K*N*sizeof) read in place by the no-packing path */
+#define CE_GEMM_DIRECT_B_BYTES (384 * 1024)
+
+#define GEMM_T float
+#define GEMM_P(x) ce_s##x
+#define GEMM_UKR_T ce_sukr_t
+#define GEMM_ISA_CFG(isa, c)                                                                  \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
+    switch (isa) {                                                                             \
+    case CE_ISA_AVX512:                                                                        \
+        c.ukr = ce_sgemm_ukr_avx512; c.mr = CE_SGEMM_MR_AVX512; c.nr = CE_SGEMM_NR_AVX512;     \
+        c.ukr2 = ce_sgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_spack_bt_avx512;               \
+        c.kc = 384; c.mc = 1920; c.nc = 512; break;                                            \
+    case CE_ISA_AVX2:                                                                          \
+        c.ukr = ce_sgemm_ukr_avx2; c.mr = CE_SGEMM_MR_AVX2; c.nr = CE_SGEMM_NR_AVX2;           \
+        c.kc = 384; c.mc = 1920; c.nc = 512; break;                                            \
+    default:                                                                                   \
+        c.ukr = ce_sgemm_ukr_generic; c.mr = CE_SGEMM_MR_GENERIC; c.nr = CE_SGEMM_NR_GENERIC;  \
+        c.kc = 256; c.mc = 1024; c.nc = 512; break;                                            \
+    }
+#include "gemm.c"
+#undef GEMM_T
+#undef GEMM_P
+#undef GEMM_UKR_T
+#undef GEMM_ISA_CFG
+
+#define GEMM_T double
+#define GEMM_P(x) ce_d##x
+#define GEMM_UKR_T ce_dukr_t
+#define GEMM_ISA_CFG(isa, c)                                                                  \
+    c.ukr2 = NULL; c.mr2 = 0; c.packbt = NULL;                                                 \
+    switch (isa) {                                                                             \
+    case CE_ISA_AVX512:                                                                        \
+        c.ukr = ce_dgemm_ukr_avx512; c.mr = CE_DGEMM_MR_AVX512; c.nr = CE_DGEMM_NR_AVX512;     \
+        c.ukr2 = ce_dgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_dpack_bt_avx512;               \
+        c.kc = 256; c.mc = 1920; c.nc = 512; break;                                            \
+    case CE_ISA_AVX2:                                                                          \
+        c.ukr = ce_dgemm_ukr_avx2; c.mr = CE_DGEMM_MR_AVX2; c.nr = CE_DGEMM_NR_AVX2;           \
+        c.kc = 256; c.mc = 1920; c.nc = 512; break;                                            \
+    default:                                                                                   \
+        c.ukr = ce_dgemm_ukr_generic; c.mr = CE_DGEMM_MR_GENERIC; c.nr = CE_DGEMM_NR_GENERIC;  \
+        c.kc = 256; c.mc = 1024; c.nc = 256; break;                                            \
+    }
+#include "gemm.c"
+
+#else /* ------------------------------------------------------------------ typed template */
+
+#define T GEMM_T
+#define F(x) GEMM_P(x)
+
+typedef struct {
+    GEMM_UKR_T ukr, ukr2;   /* ukr2: optional MR2-row kernel for in-place A (NULL if none) */
+    int mr, nr, mr2;
+    void (*packbt)(T *dst, const T *B, int64_t csB, int n, int64_t k); /* B^T pack or NULL */
+    int64_t kc, mc, nc;
+} F(gemm_cfg_t);
+
+/* one problem after the batch offset is applied */
+typedef struct {
+    int64_t M, N, K;
+    T alpha, beta;
+    const T *A; int64_t rsA, csA;
+    const T *B; int64_t rsB, csB;
+    T *C; int64_t rsC, csC;
+} F(gemm_prob_t);
+
+/* reference: C = alpha * A @ B + beta * C, accumulating in double */
+void F(gemm_ref)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
+                 const T *A, int64_t sAb, int64_t rsA, int64_t csA,
+                 const T *B, int64_t sBb, int64_t rsB, int64_t csB, T beta,
+                 T *C, int64_t sCb, int64_t rsC, int64_t csC) {
+    for (int64_t b = 0; b < batch; b++) {
+        const T *a = A + b * sAb, *bb = B + b * sBb;
+        T *c = C + b * sCb;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double acc = 0;
+                if (alpha != 0)
+                    for (int64_t p = 0; p < K; p++)
+                        acc += (double)a[i * rsA + p * csA] * (double)bb[p * rsB + j * csB];
+                T *cp = c + i * rsC + j * csC;
+                T x = (T)(alpha * acc);
+                *cp = beta != 0 ? x + beta * *cp : x;
+            }
+    }
+}
+
+/* A micro-panel: dst[p*MR + i] = A[i*rsA + p*csA] for i < m, zero for m <= i < MR */
+static void F(pack_a)(T *CE_RESTRICT dst, const T *CE_RESTRICT A, int64_t rsA, int64_t csA,
+                      int m, int64_t k, int MR) {
+    if (rsA == 1 && m == MR) {
+        for (int64_t p = 0; p < k; p++)
+            for (int i = 0; i < MR; i++) dst[p * MR + i] = A[p * csA + i];
+        return;
+    }
+    if (csA == 1) {
+        /* row-major A: transpose blocks of 8 columns so reads stay sequential per row */
+        int64_t p0 = 0;
+        for (; p0 + 8 <= k; p0 += 8) {
+            T *d = dst + p0 * MR;
+            for (int i = 0; i < m; i++) {
+                const T *a = A + i * rsA + p0;
+                for (int q = 0; q < 8; q++) d[q * MR + i] = a[q];
+            }
+            for (int i = m; i < MR; i++)
+                for (int q = 0; q < 8; q++) d[q * MR + i] = 0;
+        }
+        for (int64_t p = p0; p < k; p++) {
+            for (int i = 0; i < m; i++) dst[p * MR + i] = A[i * rsA + p];
+            for (int i = m; i < MR; i++) dst[p * MR + i] = 0;
+        }
+        return;
+    }
+    for (int64_t p = 0; p < k; p++) {
+        for (int i = 0; i < m; i++) dst[p * MR + i] = A[i * rsA + p * csA];
+        for (int i = m; i < MR; i++) dst[p * MR + i] = 0;
+    }
+}
+
+/* B micro-panel: dst[p*NR + j] = B[p*rsB + j*csB] for j < n, zero for n <= j < NR */
+static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, int64_t csB,
+                      int n, int64_t k, int NR) {
+    if (csB == 1) {
+        if (n == NR) {
+            for (int64_t p = 0; p < k; p++) memcpy(dst + p * NR, B + p * rsB, NR * sizeof(T));
+        } else {
+            for (int64_t p = 0; p < k; p++) {
+                for (int j = 0; j < n; j++) dst[p * NR + j] = B[p * rsB + j];
+                for (int j = n; j < NR; j++) dst[p * NR + j] = 0;
+            }
+        }
+        return;
+    }
+    if (rsB == 1) {
+        /* column-major B (a transposed view): sequential reads down each column */
+        for (int j = 0; j < n; j++) {
+            const T *b = B + j * csB;
+            for (int64_t p = 0; p < k; p++) dst[p * NR + j] = b[p];
+        }
+        for (int64_t p = 0; p < k; p++)
+            for (int j = n; j < NR; j++) dst[p * NR + j] = 0;
+        return;
+    }
+    for (int64_t p = 0; p < k; p++) {
+        for (int j = 0; j < n; j++) dst[p * NR + j] = B[p * rsB + j * csB];
+        for (int j = n; j < NR; j++) dst[p * NR + j] = 0;
+    }
+}
+
+/* buffer sizes (elements) of the packed A block and B block */
+static inline size_t F(abuf_elems)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
+    int64_t MC = ce_balance(pr->M, cf->mc, cf->mr), KC = ce_balance(pr->K, cf->kc, 8);
+    return (size_t)(ce_rup(ce_min64(MC, pr->M), cf->mr) * ce_min64(KC, pr->K));
+}
+static inline size_t F(bbuf_elems)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
+    int64_t NC = ce_balance(pr->N, cf->nc, cf->nr), KC = ce_balance(pr->K, cf->kc, 8);
+    return (size_t)(ce_rup(ce_min64(NC, pr->N), cf->nr) * ce_min64(KC, pr->K));
+}
+
+/* Row panels of an M-row block for a kernel reading A in place: panels of MR rows, except
+ * that up to two panels of MR2 (< MR) rows are used when that covers M with fewer kernel rows
+ * (M = 32 -> 12+12+8 instead of 12+12+12). Returns the row count of panel starting at i0. */
+static inline int F(panel_rows)(int64_t M, int64_t i0, int MR, int MR2, int *use2) {
+    int64_t left = M - i0;
+    if (MR2 <= 0 || left <= MR2) {
+        *use2 = MR2 > 0 && left <= MR2;
+        return (int)ce_min64(MR, left);
+    }
+    /* cost (kernel rows) of covering `left` with e panels of MR2 and the rest with MR */
+    int best_e = 0;
+    int64_t best = (left + MR - 1) / MR * MR;
+    for (int e = 1; e <= 2; e++) {
+        int64_t rest = left - (int64_t)e * MR2;
+        if (rest < 0) break;
+        int64_t cost = (rest + MR - 1) / MR * MR + (int64_t)e * MR2;
+        if (cost < best) { best = cost; best_e = e; }
+    }
+    int64_t rest = left - (int64_t)best_e * MR2;
+    if (best_e > 0 && rest <= 0) { *use2 = 1; return (int)ce_min64(MR2, left); }
+    /* MR2 panels go last: take an MR panel while the rest still needs them */
+    *use2 = 0;
+    return (int)ce_min64(MR, rest > 0 ? rest : left);
+}
+
+/* One product on the calling thread (Goto/BLIS loops, see the top of this file).
+ * B is read in place when `b_inplace` (unit column stride; the caller checks that B fits in
+ * L2), else packed into Bp (kc*nc). A is read in place when it is row-major (csA == 1,
+ * rsA != 0), else packed into Ap (mc*kc). */
+static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int b_inplace,
+                            T *Ap, T *Bp) {
+    const int MR = cf->mr, NR = cf->nr;
+    const int64_t M = pr->M, N = pr->N, K = pr->K;
+    const int64_t KC = ce_balance(K, cf->kc, 8);
+    const int64_t NC = b_inplace ? N : ce_balance(N, cf->nc, NR);
+    const int a_inplace = pr->csA == 1 && pr->rsA != 0;
+    const int64_t MC = a_inplace ? M : ce_balance(M, cf->mc, MR);
+    const int64_t rsA = pr->rsA, csA = pr->csA, rsB = pr->rsB, csB = pr->csB;
+    const int64_t rsC = pr->rsC, csC = pr->csC;
+
+    for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = ce_min64(MC, M - ic);
+        const int64_t npan = (mc + MR - 1) / MR;
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            const int64_t kc = ce_min64(KC, K - pc);
+            const T beta = pc == 0 ? pr->beta : (T)1;
+            if (!a_inplace)
+                for (int64_t ip = 0; ip < npan; ip++)
+                    F(pack_a)(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc * csA, rsA, csA,
+                              (int)ce_min64(MR, mc - ip * MR), kc, MR);
+            for (int64_t jc = 0; jc < N; jc += NC) {
+                const int64_t nc = ce_min64(NC, N - jc);
+                const int64_t jpan = (nc + NR - 1) / NR;
+                const T *bblk = pr->B + pc * rsB + jc * csB;
+                int64_t rsb = rsB;
+                if (!b_inplace && rsB == 1 && cf->packbt) {
+                    for (int64_t jp = 0; jp < jpan; jp++)
+                        cf->packbt(Bp + jp * NR * kc, bblk + jp * NR * csB, csB,
+                                   (int)ce_min64(NR, nc - jp * NR), kc);
+                    rsb = NR;
+                } else if (!b_inplace) {
+                    for (int64_t jp = 0; jp < jpan; jp++)
+                        F(pack_b)(Bp + jp * NR * kc, bblk + jp * NR * csB, rsB, csB,
+                                  (int)ce_min64(NR, nc - jp * NR), kc, NR);
+                    rsb = NR;
+                }
+                if (a_inplace) {
+                    const T *ablk = pr->A + ic * rsA + pc;
+                    int64_t i0 = 0;
+                    while (i0 < mc) {
+                        int use2;
+                        const int m = F(panel_rows)(mc, i0, MR, cf->ukr2 ? cf->mr2 : 0, &use2);
+                        GEMM_UKR_T ukr = use2 ? cf->ukr2 : cf->ukr;
+                        T *cr = pr->C + (ic + i0) * rsC + jc * csC;
+                        for (int64_t jp = 0; jp < jpan; jp++) {
+                            const int n = (int)ce_min64(NR, nc - jp * NR);
+                            const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
+                            ukr(kc, ablk + i0 * rsA, rsA, bp, rsb, cr + jp * NR * csC, rsC, csC,
+                                pr->alpha, beta, m, n);
+                        }
+                        i0 += m;
+                    }
+                } else {
+                    for (int64_t ip = 0; ip < npan; ip++) {
+                        const int m = (int)ce_min64(MR, mc - ip * MR);
+                        const T *ap = Ap + ip * MR * kc;
+                        T *cr = pr->C + (ic + ip * MR) * rsC + jc * csC;
+                        for (int64_t jp = 0; jp < jpan; jp++) {
+                            const int n = (int)ce_min64(NR, nc - jp * NR);
+                            const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
+                            cf->ukr(kc, ap, 0, bp, rsb, cr + jp * NR * csC, rsC, csC, pr->alpha,
+                                    beta, m, n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* one product on the calling thread with its own buffers (the unblocked loop if none) */
+static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
+    const int64_t KC = ce_min64(ce_balance(pr->K, cf->kc, 8), pr->K);
+    const int b_inplace = pr->csB == 1 &&
+        (size_t)KC * (size_t)pr->N * sizeof(T) <= CE_GEMM_DIRECT_B_BYTES;
+    const int a_inplace = pr->csA == 1 && pr->rsA != 0;
+    T *Ap = NULL, *Bp = NULL;
+    int ok = 1;
+    if (!a_inplace) ok = (Ap = (T *)ce_gemm_buf(0, sizeof(T) * F(abuf_elems)(cf, pr))) != NULL;
+    if (ok && !b_inplace) ok = (Bp = (T *)ce_gemm_buf(1, sizeof(T) * F(bbuf_elems)(cf, pr))) != NULL;
+    if (ok) {
+        F(gemm_blocked)(cf, pr, b_inplace, Ap, Bp);
+        return;
+    }
+    /* out of memory for packing buffers */
+    F(gemm_ref)(1, pr->M, pr->N, pr->K, pr->alpha, pr->A, 0, pr->rsA, pr->csA, pr->B, 0, pr->rsB,
+                pr->csB, pr->beta, pr->C, 0, pr->rsC, pr->csC);
+}
+
+static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T beta) {
+    for (int64_t i = 0; i < M; i++) {
+        T *c = C + i * rsC;
+        if (beta == 0) {
+            if (csC == 1) memset(c, 0, (size_t)N * sizeof(T));
+            else for (int64_t j = 0; j < N; j++) c[j * csC] = 0;
+        } else if (beta != 1) {
+            for (int64_t j = 0; j < N; j++) c[j * csC] *= beta;
+        }
+    }
+}
+
+void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
+             const T *A, int64_t sAb, int64_t rsA, int64_t csA,
+             const T *B, int64_t sBb, int64_t rsB, int64_t csB, T beta,
+             T *C, int64_t sCb, int64_t rsC, int64_t csC) {
+    if (batch <= 0 || M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0) {
+        for (int64_t b = 0; b < batch; b++) F(scale_c)(C + b * sCb, rsC, csC, M, N, beta);
+        return;
+    }
+    /* write C along its smaller stride: C^T = B^T A^T when C is column-major */
+    if (csC != 1 && (rsC == 1 || rsC < csC)) {
+        int64_t t;
+        const T *tp;
+        t = M; M = N; N = t;
+        tp = A; A = B; B = tp;
+        t = sAb; sAb = sBb; sBb = t;
+        int64_t nrsA = csB, ncsA = rsB, nrsB = csA, ncsB = rsA;
+        rsA = nrsA; csA = ncsA; rsB = nrsB; csB = ncsB;
+        t = rsC; rsC = csC; csC = t;
+    }
+    F(gemm_cfg_t) cf;
+    GEMM_ISA_CFG(ce_isa, cf)
+
+    F(gemm_prob_t) pr = {M, N, K, alpha, beta, A, rsA, csA, B, rsB, csB, C, rsC, csC};
+    const int64_t work = M * N * K;
+    int nt = ce_threads_for(work * batch, CE_GEMM_MIN_WORK_PER_THREAD);
+    if (nt <= 1) {
+        for (int64_t b = 0; b < batch; b++) {
+            F(gemm_prob_t) q = pr;
+            q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
+            F(gemm_serial)(&cf, &q);
+        }
+        return;
+    }
+    /* Work units: (product, slice of C). A product is sliced only when the batch alone cannot
+     * keep the threads busy: into column slices (each packs its own A and B blocks; A repacked
+     * per slice costs ~1/width of the flops) or, for narrow N, row slices. Units are handed
+     * out dynamically, so a thread delayed by other load on the machine does not hold the
+     * others back, and there are no barriers. The K loop is never split: every element of C
+     * is summed in the same order whatever the thread count. */
+    int64_t ns = 1, sw = N, by_rows = 0;
+    if (batch < 2 * (int64_t)nt) {
+        int64_t want = (2 * (int64_t)nt + batch - 1) / batch;   /* slices per product */
+        int64_t wn = ce_rup((N + want - 1) / want, cf.nr);
+        if (wn >= 2 * cf.nr || N >= 4 * cf.nr) {
+            if (wn < 2 * cf.nr) wn = 2 * cf.nr;
+            sw = wn;
+            ns = (N + sw - 1) / sw;
+        } else {
+            int64_t wm = ce_rup((M + want - 1) / want, cf.mr);
+            by_rows = 1;
+            sw = wm;
+            ns = (M + sw - 1) / sw;
+        }
+    }
+    const int64_t units = batch * ns;
+    if (nt > units) nt = (int)units;
+    int64_t chunk = units / ((int64_t)nt * 8);
+    if (chunk < 1) chunk = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, chunk)
+    for (int64_t u = 0; u < units; u++) {
+        const int64_t b = u / ns, s = u % ns;
+        F(gemm_prob_t) q = pr;
+        q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
+        if (ns > 1) {
+            if (by_rows) {
+                int64_t lo = s * sw, hi = ce_min64(M, lo + sw);
+                q.M = hi - lo; q.A += lo * rsA; q.C += lo * rsC;
+            } else {
+                int64_t lo = s * sw, hi = ce_min64(N, lo + sw);
+                q.N = hi - lo; q.B += lo * csB; q.C += lo * csC;
+            }
+        }
+        F(gemm_serial)(&cf, &q);
+    }
+}
+
+#undef T
+#undef F
+#endif

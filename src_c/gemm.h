@@ -1,0 +1,94 @@
+/* gemm.h - general matrix multiply, float32 and float64, batched and strided.
+ *
+ *   for b in [0, batch):  C_b = alpha * A_b @ B_b + beta * C_b
+ *
+ *   A_b (M,K): element (i,p) at A[b*sAb + i*rsA + p*csA]
+ *   B_b (K,N): element (p,j) at B[b*sBb + p*rsB + j*csB]
+ *   C_b (M,N): element (i,j) at C[b*sCb + i*rsC + j*csC]
+ *
+ * Strides are in elements and may be anything >= 0 (transposed views: swap rs/cs; a batch
+ * stride of 0 broadcasts that operand). C must not overlap A or B, and distinct (b,i,j) of C
+ * must be distinct elements (sCb == 0 with batch > 1 is not allowed).
+ * beta == 0 overwrites C without reading it (NaN/Inf in C do not propagate); K == 0 or
+ * alpha == 0 gives C = beta*C without reading A or B; M == 0 or N == 0 does nothing.
+ *
+ * Design (gemm.c): Goto/BLIS blocking with A packed into MRxKC micro-panels (broadcast
+ * operand) and B into KCxNR micro-panels (vector operand), register-blocked microkernels per
+ * ISA (gemm_avx512.c, gemm_avx2.c, gemm_generic.c) picked from ce_isa on every call.
+ * Threads: one OpenMP region per call; a single product splits N (or M when N is narrow)
+ * across threads, a batch of small products is spread over threads one product each.
+ */
+#ifndef CE_GEMM_H
+#define CE_GEMM_H
+#include "common.h"
+
+void ce_sgemm(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t sAb, int64_t rsA, int64_t csA,
+              const float *B, int64_t sBb, int64_t rsB, int64_t csB, float beta,
+              float *C, int64_t sCb, int64_t rsC, int64_t csC);
+void ce_dgemm(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
+              const double *A, int64_t sAb, int64_t rsA, int64_t csA,
+              const double *B, int64_t sBb, int64_t rsB, int64_t csB, double beta,
+              double *C, int64_t sCb, int64_t rsC, int64_t csC);
+
+/* plain triple-loop references with the same contract (accumulate in double) */
+void ce_sgemm_ref(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t sAb, int64_t rsA, int64_t csA,
+                  const float *B, int64_t sBb, int64_t rsB, int64_t csB, float beta,
+                  float *C, int64_t sCb, int64_t rsC, int64_t csC);
+void ce_dgemm_ref(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
+                  const double *A, int64_t sAb, int64_t rsA, int64_t csA,
+                  const double *B, int64_t sBb, int64_t rsB, int64_t csB, double beta,
+                  double *C, int64_t sCb, int64_t rsC, int64_t csC);
+
+/* ---- microkernels (internal to the gemm files, declared here for the dispatch table) ----
+ * One m x n tile of C (m <= MR, n <= NR):
+ *   C[i*rsC + j*csC] = alpha * sum_{p<k} a(i,p) * B[p*rsb + j] + beta * C[...]
+ * A: lda == 0: packed micro-panel, a(i,p) = A[p*MR + i] (rows >= m are ignored);
+ *    lda != 0: rows in place, a(i,p) = A[i*lda + p] (rows >= m are not read). B: rows of NR values at
+ * stride rsb (a packed, zero-padded panel with rsb == NR, or a row-major matrix with unit
+ * column stride, of which only j < n is read). beta == 0: C not read. */
+typedef void (*ce_sukr_t)(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb,
+                          float *C, int64_t rsC, int64_t csC, float alpha, float beta,
+                          int m, int n);
+typedef void (*ce_dukr_t)(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb,
+                          double *C, int64_t rsC, int64_t csC, double alpha, double beta,
+                          int m, int n);
+
+/* register tile (MR x NR) of each kernel */
+#define CE_SGEMM_MR_AVX512 12
+#define CE_SGEMM_NR_AVX512 32
+#define CE_DGEMM_MR_AVX512 12
+#define CE_DGEMM_NR_AVX512 16
+#define CE_SGEMM_MR_AVX2 6
+#define CE_SGEMM_NR_AVX2 16
+#define CE_DGEMM_MR_AVX2 6
+#define CE_DGEMM_NR_AVX2 8
+#define CE_SGEMM_MR_GENERIC 4
+#define CE_SGEMM_NR_GENERIC 16
+#define CE_DGEMM_MR_GENERIC 4
+#define CE_DGEMM_NR_GENERIC 8
+
+void ce_sgemm_ukr_avx512(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
+                         int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
+void ce_dgemm_ukr_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
+                         int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
+/* 8-row variants (MR = 8, same NR), used for in-place A row panels only */
+void ce_sgemm_ukr8_avx512(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
+                          int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
+void ce_dgemm_ukr8_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
+                          int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
+/* transposing B packs for column-major B (rsB == 1): dst[p*NR + j] = B[p + j*csB], j < n,
+ * zero-padded to NR (32 fp32 / 16 fp64) */
+void ce_spack_bt_avx512(float *dst, const float *B, int64_t csB, int n, int64_t k);
+void ce_dpack_bt_avx512(double *dst, const double *B, int64_t csB, int n, int64_t k);
+void ce_sgemm_ukr_avx2(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
+                       int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
+void ce_dgemm_ukr_avx2(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
+                       int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
+void ce_sgemm_ukr_generic(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
+                          int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);
+void ce_dgemm_ukr_generic(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
+                          int64_t rsC, int64_t csC, double alpha, double beta, int m, int n);
+
+#endif

@@ -1,0 +1,202 @@
+/* gemm_avx512.c - AVX-512 GEMM microkernels (see gemm.h for the contract).
+ *
+ * fp32: 12x32 tile = 12 rows x 2 zmm (24 accumulators), fp64: 12x16 tile = 12 x 2 zmm.
+ * Per k step: 2 vector loads of the B row, 12 broadcasts of the packed A column, 24 FMAs.
+ * The N edge (n < NR) uses masked loads/stores, the M edge skips rows >= m when storing
+ * (the packed A rows there are zero), so edge tiles are exact and never touch memory
+ * outside the m x n tile.
+ */
+#include "gemm.h"
+
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
+#include <immintrin.h>
+
+#define UKR_LOOP(V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                                        \
+    for (int64_t p = 0; p < k; p++) {                                                          \
+        V b0 = LB0, b1 = LB1;                                                                  \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
+            V a = SET1(AGET);                                                                  \
+            c0[i] = FMA(a, b0, c0[i]);                                                         \
+            c1[i] = FMA(a, b1, c1[i]);                                                         \
+        }                                                                                      \
+        AADV;                                                                                  \
+        B += rsb;                                                                              \
+    }
+
+/* Body shared by fp32 and fp64: V vector type, W lanes, MK mask type, S suffix macros. */
+#define UKR_BODY(T, V, W, MK, LOAD, MLOAD, MSTORE, SET1, FMA, MUL, ZERO, MR, NR)              \
+    V c0[MR], c1[MR];                                                                          \
+    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                    \
+        c0[i] = ZERO();                                                                        \
+        c1[i] = ZERO();                                                                        \
+    }                                                                                          \
+    MK m0 = (MK)(n >= W ? (MK)~0u : (MK)((1u << n) - 1u));                                     \
+    MK m1 = (MK)(n >= 2 * W ? (MK)~0u : (n > W ? (MK)((1u << (n - W)) - 1u) : (MK)0));         \
+    if (csC == 1) {                                                                            \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) if (i < m)                       \
+            _mm_prefetch((const char *)(C + i * rsC), _MM_HINT_T0);                            \
+    }                                                                                          \
+    if (lda == 0) {                                                                            \
+        if (n == NR) {                                                                         \
+            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += MR)                                      \
+        } else {                                                                               \
+            UKR_LOOP(V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), A[i], A += MR)                            \
+        }                                                                                      \
+    } else {                                                                                   \
+        const T *ar[MR];                                                                       \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++)                                  \
+            ar[i] = A + (i < m ? i : m - 1) * lda;                                             \
+        if (n == NR) {                                                                         \
+            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), ar[i][p], (void)0)                                  \
+        } else {                                                                               \
+            UKR_LOOP(V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), ar[i][p], (void)0)                        \
+        }                                                                                      \
+    }                                                                                          \
+    V va = SET1(alpha), vb = SET1(beta);                                                       \
+    if (csC == 1) {                                                                            \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
+            if (i < m) {                                                                       \
+                T *cr = C + i * rsC;                                                           \
+                V x0 = MUL(va, c0[i]), x1 = MUL(va, c1[i]);                                    \
+                if (beta != 0) {                                                               \
+                    x0 = FMA(vb, MLOAD(m0, cr), x0);                                           \
+                    x1 = FMA(vb, MLOAD(m1, cr + W), x1);                                       \
+                }                                                                              \
+                MSTORE(cr, m0, x0);                                                            \
+                MSTORE(cr + W, m1, x1);                                                        \
+            }                                                                                  \
+        }                                                                                      \
+    } else {                                                                                   \
+        T t[MR * NR] __attribute__((aligned(64)));                                             \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
+            _mm512_store_##T##_v(t + i * NR, c0[i]);                                           \
+            _mm512_store_##T##_v(t + i * NR + W, c1[i]);                                       \
+        }                                                                                      \
+        for (int i = 0; i < m; i++)                                                            \
+            for (int j = 0; j < n; j++) {                                                      \
+                T *cp = C + i * rsC + j * csC;                                                 \
+                T x = alpha * t[i * NR + j];                                                   \
+                *cp = beta != 0 ? x + beta * *cp : x;                                          \
+            }                                                                                  \
+    }
+
+#define _mm512_store_float_v _mm512_store_ps
+#define _mm512_store_double_v _mm512_store_pd
+#define S_MLOAD(mk, p) _mm512_maskz_loadu_ps(mk, p)
+#define D_MLOAD(mk, p) _mm512_maskz_loadu_pd(mk, p)
+
+/* C (m x n tile, rsC/csC) = alpha * A(packed 12 x k) @ B(k x 32, row stride rsb) + beta*C */
+void ce_sgemm_ukr_avx512(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
+                         int64_t rsC, int64_t csC, float alpha, float beta, int m, int n) {
+    UKR_BODY(float, __m512, 16, __mmask16, _mm512_loadu_ps, S_MLOAD, _mm512_mask_storeu_ps,
+             _mm512_set1_ps, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_setzero_ps,
+             CE_SGEMM_MR_AVX512, CE_SGEMM_NR_AVX512)
+}
+
+/* C (m x n tile) = alpha * A(packed 12 x k) @ B(k x 16, row stride rsb) + beta*C, fp64 */
+void ce_dgemm_ukr_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb, double *C,
+                         int64_t rsC, int64_t csC, double alpha, double beta, int m, int n) {
+    UKR_BODY(double, __m512d, 8, __mmask8, _mm512_loadu_pd, D_MLOAD, _mm512_mask_storeu_pd,
+             _mm512_set1_pd, _mm512_fmadd_pd, _mm512_mul_pd, _mm512_setzero_pd,
+             CE_DGEMM_MR_AVX512, CE_DGEMM_NR_AVX512)
+}
+
+
+/* the same kernels with 8-row tiles (16 accumulators), for row panels of A read in place
+ * where 12-row tiles would waste rows (M = 32 = 12+12+8) */
+void ce_sgemm_ukr8_avx512(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb,
+                          float *C, int64_t rsC, int64_t csC, float alpha, float beta, int m, int n) {
+    UKR_BODY(float, __m512, 16, __mmask16, _mm512_loadu_ps, S_MLOAD, _mm512_mask_storeu_ps,
+             _mm512_set1_ps, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_setzero_ps, 8,
+             CE_SGEMM_NR_AVX512)
+}
+
+void ce_dgemm_ukr8_avx512(int64_t k, const double *A, int64_t lda, const double *B, int64_t rsb,
+                          double *C, int64_t rsC, int64_t csC, double alpha, double beta, int m, int n) {
+    UKR_BODY(double, __m512d, 8, __mmask8, _mm512_loadu_pd, D_MLOAD, _mm512_mask_storeu_pd,
+             _mm512_set1_pd, _mm512_fmadd_pd, _mm512_mul_pd, _mm512_setzero_pd, 8,
+             CE_DGEMM_NR_AVX512)
+}
+
+/* ---- transposing packs: B stored column-major (rsB == 1, a transposed view such as k^T in
+ * q @ k^T) into the row-of-NR panel layout, through in-register 16x16 / 8x8 transposes ---- */
+
+/* r[i] row i of a 16x16 block -> r[j] column j (64 shuffles) */
+static inline void tr16_ps(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4g + c]: 128-bit lane L holds column 4L+c of rows 4g..4g+3 */
+    for (int g = 0; g < 4; g++) {
+        u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+        __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+        r[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+}
+
+/* r[i] row i of an 8x8 block -> r[j] column j */
+static inline void tr8_pd(__m512d r[8]) {
+    __m512d t[8];
+    /* t[2g + c]: 128-bit lane L holds column 2L+c of rows 2g, 2g+1 */
+    for (int g = 0; g < 4; g++) {
+        t[2 * g] = _mm512_unpacklo_pd(r[2 * g], r[2 * g + 1]);
+        t[2 * g + 1] = _mm512_unpackhi_pd(r[2 * g], r[2 * g + 1]);
+    }
+    for (int c = 0; c < 2; c++) {
+        __m512d v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x88);
+        __m512d v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xDD);
+        __m512d v2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x88);
+        __m512d v3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xDD);
+        r[c] = _mm512_shuffle_f64x2(v0, v2, 0x88);
+        r[4 + c] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
+        r[2 + c] = _mm512_shuffle_f64x2(v1, v3, 0x88);
+        r[6 + c] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
+    }
+}
+
+/* dst[p*32 + j] = B[p + j*csB] for j < n (<= 32), 0 for n <= j < 32; p < k */
+void ce_spack_bt_avx512(float *dst, const float *B, int64_t csB, int n, int64_t k) {
+    for (int j0 = 0; j0 < CE_SGEMM_NR_AVX512; j0 += 16) {
+        int nh = n - j0;
+        nh = nh < 0 ? 0 : (nh > 16 ? 16 : nh);
+        for (int64_t p = 0; p < k; p += 16) {
+            int kk = k - p < 16 ? (int)(k - p) : 16;
+            __mmask16 mk = (__mmask16)(kk == 16 ? 0xFFFF : (1u << kk) - 1u);
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = j < nh ? _mm512_maskz_loadu_ps(mk, B + (j0 + j) * csB + p) : _mm512_setzero_ps();
+            tr16_ps(r);
+            for (int q = 0; q < kk; q++) _mm512_storeu_ps(dst + (p + q) * 32 + j0, r[q]);
+        }
+    }
+}
+
+/* dst[p*16 + j] = B[p + j*csB] for j < n (<= 16), 0 for n <= j < 16; p < k */
+void ce_dpack_bt_avx512(double *dst, const double *B, int64_t csB, int n, int64_t k) {
+    for (int j0 = 0; j0 < CE_DGEMM_NR_AVX512; j0 += 8) {
+        int nh = n - j0;
+        nh = nh < 0 ? 0 : (nh > 8 ? 8 : nh);
+        for (int64_t p = 0; p < k; p += 8) {
+            int kk = k - p < 8 ? (int)(k - p) : 8;
+            __mmask8 mk = (__mmask8)(kk == 8 ? 0xFF : (1u << kk) - 1u);
+            __m512d r[8];
+            for (int j = 0; j < 8; j++)
+                r[j] = j < nh ? _mm512_maskz_loadu_pd(mk, B + (j0 + j) * csB + p) : _mm512_setzero_pd();
+            tr8_pd(r);
+            for (int q = 0; q < kk; q++) _mm512_storeu_pd(dst + (p + q) * 16 + j0, r[q]);
+        }
+    }
+}

@@ -1,0 +1,187 @@
+"""Autograd semantics: accumulation, retain_graph, retain_grad, detach, grad modes, in-place
+checks, hooks, autograd.grad, and the error messages torch users know."""
+import numpy as np
+import pytest
+
+import cengine as ce
+
+
+def test_grad_accumulates_into_leaves():
+    x = ce.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    assert x.grad.tolist() == [3 + 2, 3 + 4]
+    assert x.is_leaf and not (x * 2).is_leaf
+
+
+def test_shared_gradient_arrays_are_not_aliased():
+    a = ce.ones(3, requires_grad=True)
+    b = ce.ones(3, requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.zero_()
+    assert b.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_backward_twice_raises_and_retain_graph():
+    x = ce.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp()).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp([1.0, 2.0]), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        y.backward()
+
+
+def test_nonscalar_backward_needs_gradient():
+    x = ce.ones(3, requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar "
+                                           "outputs"):
+        y.backward()
+    y.backward(ce.tensor([1.0, 2.0, 3.0]))
+    assert x.grad.tolist() == [2.0, 4.0, 6.0]
+
+
+def test_backward_on_tensor_without_grad():
+    with pytest.raises(RuntimeError, match="element 0 of tensors does not require grad and does "
+                                           "not have a grad_fn"):
+        ce.ones(2).sum().backward()
+
+
+def test_retain_grad_and_nonleaf_grad():
+    x = ce.ones(2, requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    (y * y).sum().backward()
+    assert y.grad.tolist() == [4.0, 4.0]
+    assert x.grad.tolist() == [8.0, 8.0]
+
+
+def test_detach_and_requires_grad_():
+    x = ce.ones(2, requires_grad=True)
+    d = x.detach()
+    assert not d.requires_grad and d._data is x._data
+    y = x * 2
+    y.detach_()
+    assert y.grad_fn is None and not y.requires_grad
+    z = ce.ones(2).requires_grad_()
+    assert z.requires_grad
+    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype can require "
+                                           "gradients"):
+        ce.arange(3).requires_grad_()
+
+
+def test_no_grad_enable_grad_set_grad_enabled():
+    x = ce.ones(2, requires_grad=True)
+    with ce.no_grad():
+        y = x * 2
+        with ce.enable_grad():
+            z = x * 2
+    assert not y.requires_grad and z.requires_grad
+
+    @ce.no_grad()
+    def f(t):
+        return t * 2
+    assert not f(x).requires_grad
+    with ce.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert ce.is_grad_enabled()
+    ce.set_grad_enabled(False)
+    assert not ce.is_grad_enabled()
+    ce.set_grad_enabled(True)
+    assert ce.is_grad_enabled()
+
+
+def test_inplace_on_leaf_requiring_grad_raises():
+    x = ce.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an "
+                                           "in-place operation."):
+        x.add_(1)
+    with ce.no_grad():
+        x.add_(1)  # allowed (optimizer updates)
+    assert x.tolist() == [2.0, 2.0]
+
+
+def test_inplace_modifying_saved_tensor_raises():
+    x = ce.ones(3, requires_grad=True)
+    y = x * 1
+    z = y.sigmoid()  # saves its output
+    z.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+
+
+def test_inplace_on_nonleaf_is_differentiated():
+    x = ce.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    y.add_(1)
+    y.mul_(2)
+    y.sum().backward()
+    assert x.grad.tolist() == [6.0, 6.0]
+    y2 = x * 1
+    y2[0] = 0.0
+    y2.sum().backward()
+    assert x.grad.tolist() == [6.0, 7.0]
+
+
+def test_inplace_ops_values():
+    t = ce.tensor([1.0, -2.0, 3.0])
+    t.mul_(2).add_(1).clamp_(-1, 5)
+    assert t.tolist() == [3.0, -1.0, 5.0]
+    t.zero_()
+    assert t.tolist() == [0, 0, 0]
+    t.fill_(7)
+    t.copy_(ce.tensor([1, 2, 3]))
+    assert t.tolist() == [1.0, 2.0, 3.0] and t.dtype is ce.float32
+    v = t._version[0]
+    t += 1
+    assert t._version[0] == v + 1
+
+
+def test_hooks():
+    x = ce.ones(2, requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.tolist()) or g * 10)
+    x.register_post_accumulate_grad_hook(lambda t: seen.append("ready"))
+    (x * 2).sum().backward()
+    assert seen == [[2.0, 2.0], "ready"] and x.grad.tolist() == [20.0, 20.0]
+
+
+def test_autograd_grad():
+    x = ce.tensor([1.0, 2.0], requires_grad=True)
+    y = (x ** 3).sum()
+    (g,) = ce.autograd.grad(y, x)
+    assert g.tolist() == [3.0, 12.0] and x.grad is None
+    z = ce.ones(1, requires_grad=True)
+    with pytest.raises(RuntimeError, match="appears to not have been used in the graph"):
+        ce.autograd.grad((x * 2).sum(), [x, z])
+
+
+def test_broadcast_gradients_reduce_to_input_shape():
+    a = ce.ones(3, 1, requires_grad=True)
+    b = ce.ones(4, requires_grad=True)
+    (a * b).sum().backward()
+    assert a.grad.shape == (3, 1) and a.grad.tolist() == [[4.0]] * 3
+    assert b.grad.tolist() == [3.0] * 4
+
+
+def test_getitem_repeated_indices_accumulate():
+    x = ce.zeros(4, requires_grad=True)
+    x[ce.tensor([0, 0, 2, 0])].sum().backward()
+    assert x.grad.tolist() == [3.0, 0.0, 1.0, 0.0]
+
+
+def test_gradcheck_catches_wrong_gradient():
+    class Bad(ce.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g  # wrong: should be 2x*g
+
+    x = ce.randn(3, dtype=ce.float64, requires_grad=True)
+    with pytest.raises(ce.autograd.GradcheckError):
+        ce.autograd.gradcheck(Bad.apply, (x,))
+    assert not ce.autograd.gradcheck(Bad.apply, (x,), raise_exception=False)

@@ -1,0 +1,231 @@
+"""The C GEMM (cengine._C.gemm / gemm_ref) against numpy, on every ISA path and 1/2 threads.
+
+Shapes straddle the register tiles (MR 12/6/4, NR 32/16/8), the K block (256/384), the N block
+(512) and the thread split thresholds; layouts cover transposed and sliced views of every
+operand; the batched entry covers broadcasting (stride 0) and non-contiguous batches."""
+import numpy as np
+import pytest
+
+from cengine import _C
+
+DTYPES = [np.float32, np.float64]
+
+# (M, N, K): tiny, primes, just below/at/above tiles and blocks
+SHAPES = [
+    (1, 1, 1), (17, 33, 65), (3, 5, 2), (11, 31, 7), (12, 32, 8), (13, 33, 9), (5, 17, 1),
+    (6, 16, 3), (7, 9, 255), (25, 65, 257), (24, 64, 383), (9, 15, 385),
+    (70, 129, 40), (97, 513, 19), (130, 300, 130), (4, 1030, 60), (401, 3, 50),
+    (301, 20, 200), (1930, 20, 30), (50, 600, 400),
+]
+
+
+def _tol(dtype, K):
+    if dtype == np.float32:
+        return dict(rtol=2e-5, atol=2e-5 * np.sqrt(K + 1) * 4)
+    return dict(rtol=1e-12, atol=1e-12 * np.sqrt(K + 1) * 4)
+
+
+def _rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _layout(x, kind):
+    """same values as x (2-D), stored as: 'c' row-major, 'f' column-major, 's' sliced view"""
+    if kind == "c":
+        return np.ascontiguousarray(x)
+    if kind == "f":
+        return np.asfortranarray(x)
+    big = np.zeros((x.shape[0] * 2, x.shape[1] * 3 + 1), x.dtype)
+    v = big[::2, 1::3]
+    v[...] = x
+    return v
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "%dx%dx%d" % s)
+def test_gemm_matches_numpy(isa, nthreads, dtype, shape):
+    M, N, K = shape
+    rng = np.random.default_rng(M * 1000 + N * 10 + K)
+    A, B = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
+    ref = A.astype(np.float64) @ B.astype(np.float64)
+    C = np.full((M, N), np.nan, dtype)           # beta=0 must not read C (NaN-safe)
+    out = _C.gemm(A, B, C)
+    assert out is C
+    np.testing.assert_allclose(C, ref, **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("la", ["c", "f", "s"])
+@pytest.mark.parametrize("lb", ["c", "f", "s"])
+@pytest.mark.parametrize("lc", ["c", "f", "s"])
+@pytest.mark.parametrize("shape", [(13, 37, 29), (70, 150, 300)], ids=lambda s: "%dx%dx%d" % s)
+def test_gemm_layouts(isa, nthreads, dtype, la, lb, lc, shape):
+    M, N, K = shape
+    rng = np.random.default_rng(7)
+    A, B, C0 = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype), _rand(rng, (M, N), dtype)
+    alpha, beta = 0.75, -1.5
+    ref = alpha * (A.astype(np.float64) @ B.astype(np.float64)) + beta * C0
+    C = _layout(C0, lc)
+    _C.gemm(_layout(A, la), _layout(B, lb), C, alpha=alpha, beta=beta)
+    np.testing.assert_allclose(C, ref, **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_alpha_beta(isa, nthreads, dtype):
+    rng = np.random.default_rng(1)
+    A, B, C0 = _rand(rng, (33, 21), dtype), _rand(rng, (21, 47), dtype), _rand(rng, (33, 47), dtype)
+    ref64 = A.astype(np.float64) @ B.astype(np.float64)
+    for alpha, beta in [(1.0, 1.0), (2.5, 0.0), (-1.0, 0.5), (0.0, 2.0), (0.0, 0.0)]:
+        C = C0.copy()
+        _C.gemm(A, B, C, alpha=alpha, beta=beta)
+        np.testing.assert_allclose(C, alpha * ref64 + beta * C0, **_tol(dtype, 21))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_beta_zero_ignores_nan_and_alpha_zero_ignores_inputs(isa, dtype):
+    A = np.full((5, 4), np.nan, dtype)
+    B = np.ones((4, 6), dtype)
+    C = np.full((5, 6), 3.0, dtype)
+    _C.gemm(A, B, C, alpha=0.0, beta=2.0)          # BLAS: alpha == 0 does not read A, B
+    np.testing.assert_array_equal(C, np.full((5, 6), 6.0, dtype))
+    A = np.ones((5, 4), dtype)
+    C = np.full((5, 6), np.inf, dtype)
+    _C.gemm(A, B, C, beta=0.0)
+    np.testing.assert_array_equal(C, np.full((5, 6), 4.0, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_k0_and_empty(isa, nthreads, dtype):
+    A, B = np.zeros((4, 0), dtype), np.zeros((0, 3), dtype)
+    C = np.full((4, 3), 2.0, dtype)
+    _C.gemm(A, B, C, beta=0.5)
+    np.testing.assert_array_equal(C, np.ones((4, 3), dtype))
+    C = np.full((4, 3), np.nan, dtype)
+    _C.gemm(A, B, C)
+    np.testing.assert_array_equal(C, np.zeros((4, 3), dtype))
+    # empty M / N: nothing to do, no error
+    _C.gemm(np.zeros((0, 5), dtype), np.zeros((5, 3), dtype), np.zeros((0, 3), dtype))
+    _C.gemm(np.zeros((2, 5), dtype), np.zeros((5, 0), dtype), np.zeros((2, 0), dtype))
+    _C.gemm(np.zeros((0, 2, 5), dtype), np.zeros((0, 5, 3), dtype), np.zeros((0, 2, 3), dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1024, 7, 5, 9), (64, 32, 32, 32), (3, 40, 200, 100),
+                                   (5, 130, 70, 20)], ids=lambda s: "%dx%dx%dx%d" % s)
+def test_gemm_batched(isa, nthreads, dtype, shape):
+    Bn, M, N, K = shape
+    rng = np.random.default_rng(3)
+    A, B = _rand(rng, (Bn, M, K), dtype), _rand(rng, (Bn, K, N), dtype)
+    C = np.full((Bn, M, N), np.nan, dtype)
+    _C.gemm(A, B, C)
+    np.testing.assert_allclose(C, np.matmul(A.astype(np.float64), B.astype(np.float64)),
+                               **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_batched_broadcast_and_views(isa, nthreads, dtype):
+    rng = np.random.default_rng(4)
+    A, B = _rand(rng, (6, 19, 23), dtype), _rand(rng, (23, 41), dtype)
+    A64, B64 = A.astype(np.float64), B.astype(np.float64)
+    # 2-D B broadcast over the batch (batch stride 0)
+    C = np.empty((6, 19, 41), dtype)
+    _C.gemm(A, B, C)
+    np.testing.assert_allclose(C, A64 @ B64, **_tol(dtype, 23))
+    # batch size 1 broadcasts, 2-D A broadcast
+    C = np.empty((6, 23, 41), dtype)
+    Bb = _rand(rng, (6, 23, 41), dtype)
+    W = _rand(rng, (1, 23, 23), dtype)
+    _C.gemm(W, Bb, C)
+    np.testing.assert_allclose(C, W.astype(np.float64) @ Bb.astype(np.float64), **_tol(dtype, 23))
+    # explicit stride-0 batch view (np.broadcast_to)
+    Bv = np.broadcast_to(B, (6, 23, 41))
+    C = np.empty((6, 19, 41), dtype)
+    _C.gemm(A, Bv, C)
+    np.testing.assert_allclose(C, A64 @ B64, **_tol(dtype, 23))
+    # transposed batches (q @ k^T) and a sliced, permuted output
+    k = _rand(rng, (6, 41, 23), dtype)
+    big = np.zeros((19, 6, 2 * 41), dtype)
+    Cv = big[:, :, ::2].transpose(1, 0, 2)
+    _C.gemm(A, k.transpose(0, 2, 1), Cv)
+    np.testing.assert_allclose(Cv, A64 @ k.astype(np.float64).transpose(0, 2, 1), **_tol(dtype, 23))
+    assert np.all(big[:, :, 1::2] == 0)            # untouched between the slices
+    # every batch element of C written from one 2-D product (2-D A and B, 3-D C)
+    C = np.empty((3, 19, 41), dtype)
+    _C.gemm(A[0], B, C)
+    for i in range(3):
+        np.testing.assert_allclose(C[i], A64[0] @ B64, **_tol(dtype, 23))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_negative_strides_copied(isa, dtype):
+    rng = np.random.default_rng(5)
+    A, B = _rand(rng, (9, 14), dtype), _rand(rng, (14, 8), dtype)
+    C = np.empty((9, 8), dtype)
+    _C.gemm(A[::-1], B[:, ::-1], C)
+    np.testing.assert_allclose(C, A[::-1].astype(np.float64) @ B[:, ::-1].astype(np.float64),
+                               **_tol(dtype, 14))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (17, 33, 65), (40, 70, 300)], ids=str)
+def test_gemm_ref_matches_numpy(dtype, shape):
+    M, N, K = shape
+    rng = np.random.default_rng(6)
+    A, B, C0 = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype), _rand(rng, (M, N), dtype)
+    C = C0.copy()
+    _C.gemm_ref(np.asfortranarray(A), B, C, alpha=0.5, beta=2.0)
+    np.testing.assert_allclose(C, 0.5 * (A.astype(np.float64) @ B) + 2.0 * C0, **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(70, 300, 100), (300, 20, 500), (8, 64, 64, 64)], ids=str)
+def test_gemm_same_result_on_1_and_2_threads(isa, dtype, shape):
+    """The K loop is never split across threads: results are bitwise independent of threads."""
+    rng = np.random.default_rng(8)
+    if len(shape) == 3:
+        M, N, K = shape
+        A, B = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
+    else:
+        b, M, N, K = shape
+        A, B = _rand(rng, (b, M, K), dtype), _rand(rng, (b, K, N), dtype)
+    old = _C.get_num_threads()
+    try:
+        outs = []
+        for nt in (1, 2):
+            _C.set_num_threads(nt)
+            C = np.empty(A.shape[:-1] + (B.shape[-1],), dtype)
+            outs.append(_C.gemm(A, B, C))
+    finally:
+        _C.set_num_threads(old)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_gemm_errors():
+    f32, f64 = np.float32, np.float64
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"):
+        _C.gemm(np.zeros((2, 3), f32), np.zeros((4, 5), f32), np.zeros((2, 5), f32))
+    with pytest.raises(RuntimeError, match="expected m1 and m2 to have the same dtype, but got: float != double"):
+        _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f64), np.zeros((2, 5), f32))
+    with pytest.raises(RuntimeError, match="expected out to have dtype float, but got double"):
+        _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), np.zeros((2, 5), f64))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _C.gemm(np.zeros((2, 3), np.int64), np.zeros((3, 5), np.int64), np.zeros((2, 5), np.int64))
+    with pytest.raises(TypeError, match="numpy arrays"):
+        _C.gemm([[1.0]], np.zeros((1, 1), f32), np.zeros((1, 1), f32))
+    with pytest.raises(RuntimeError, match="2-D or 3-D"):
+        _C.gemm(np.zeros(3, f32), np.zeros((3, 5), f32), np.zeros((1, 5), f32))
+    with pytest.raises(RuntimeError, match="output shape"):
+        _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), np.zeros((2, 4), f32))
+    with pytest.raises(RuntimeError, match="batch sizes do not match"):
+        _C.gemm(np.zeros((2, 2, 3), f32), np.zeros((3, 3, 5), f32), np.zeros((3, 2, 5), f32))
+    with pytest.raises(RuntimeError, match="batch sizes do not match"):
+        _C.gemm(np.zeros((2, 2, 3), f32), np.zeros((3, 5), f32), np.zeros((2, 5), f32))
+    ro = np.zeros((2, 5), f32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), ro)
+    with pytest.raises(ValueError, match="overlapping"):
+        overlapping = np.lib.stride_tricks.as_strided(np.zeros(5, f32), (2, 5), (0, 4), writeable=True)
+        _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), overlapping)
+    with pytest.raises(ValueError, match="negative strides"):
+        _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), np.zeros((2, 5), f32)[::-1])

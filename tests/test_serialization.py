@@ -1,0 +1,191 @@
+"""cengine.save / cengine.load: round trips, atomic writes, corrupt files, no code execution."""
+import io
+import math
+import os
+import pathlib
+import pickle
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import cengine as ce
+import cengine.nn as nn
+from cengine.serialization import save, load
+
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
+
+
+def _model():
+    return nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 3),
+                         nn.BatchNorm1d(3))
+
+
+def test_state_dict_roundtrip(tmp_path):
+    m = _model()
+    m(ce.randn(5, 4))  # updates BatchNorm running stats
+    path = tmp_path / "model.safetensors"
+    save(m.state_dict(), path)
+    sd = load(path)
+    assert isinstance(sd, OrderedDict) and list(sd) == list(m.state_dict())
+    m2 = _model()
+    assert repr(m2.load_state_dict(sd)) == "<All keys matched successfully>"
+    for (k, a), b in zip(m.state_dict().items(), m2.state_dict().values()):
+        assert a.dtype == b.dtype and a.shape == b.shape, k
+        np.testing.assert_array_equal(a._data, b._data, err_msg=k)
+    m.eval()
+    m2.eval()
+    x = ce.randn(3, 4)
+    np.testing.assert_array_equal(m(x)._data, m2(x)._data)
+    # a flat state_dict is a plain safetensors file with the same keys
+    raw = safetensors_numpy.load_file(str(path))
+    assert sorted(raw) == sorted(m.state_dict())
+    assert raw["4.num_batches_tracked"].shape == () and raw["4.num_batches_tracked"] == 1
+
+
+def test_nested_structures(tmp_path):
+    p = nn.Parameter(ce.randn(2, 2))
+    shared = ce.arange(6).reshape(2, 3)
+    obj = {
+        "model": OrderedDict(w=ce.randn(3, dtype=ce.float64)),
+        "optimizer": {"state": {0: {"step": ce.tensor(3.0), "exp_avg": ce.zeros(2, 2)}},
+                      "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0],
+                                        "amsgrad": False, "foreach": None}]},
+        "epoch": 7, "best": float("inf"), "nan": float("nan"), "name": "run-1",
+        "flags": [True, False, None], (1, "a"): "tuple key", 2.5: "float key",
+        "param": p, "rg": ce.ones(2, requires_grad=True), "bools": ce.tensor([True, False]),
+        "empty": ce.zeros(0, 3), "scalar": ce.tensor(5), "noncontig": ce.randn(3, 4).t(),
+        "a": shared, "b": shared, "np": np.arange(4, dtype=np.int32), "dtype": ce.float64,
+    }
+    path = tmp_path / "ckpt.st"
+    save(obj, str(path))
+    out = load(path)
+    assert out["epoch"] == 7 and out["best"] == math.inf and math.isnan(out["nan"])
+    assert out["name"] == "run-1" and out["flags"] == [True, False, None]
+    assert out[(1, "a")] == "tuple key" and out[2.5] == "float key"
+    assert isinstance(out["model"], OrderedDict) and not isinstance(out["optimizer"], OrderedDict)
+    st = out["optimizer"]["state"][0]
+    assert st["step"].item() == 3.0 and st["exp_avg"].shape == (2, 2)
+    g = out["optimizer"]["param_groups"][0]
+    assert g["betas"] == (0.9, 0.999) and isinstance(g["betas"], tuple) and g["params"] == [0]
+    assert g["amsgrad"] is False and g["foreach"] is None
+    assert isinstance(out["param"], nn.Parameter) and out["param"].requires_grad
+    np.testing.assert_array_equal(out["param"]._data, p._data)
+    assert out["rg"].requires_grad and not out["bools"].requires_grad
+    assert out["bools"].dtype == ce.bool and out["bools"].tolist() == [True, False]
+    assert out["empty"].shape == (0, 3) and out["scalar"].shape == () and out["scalar"].item() == 5
+    np.testing.assert_array_equal(out["noncontig"]._data, obj["noncontig"]._data)
+    assert out["model"]["w"].dtype == ce.float64
+    assert out["a"]._data is out["b"]._data  # shared storage stays shared
+    assert isinstance(out["np"], np.ndarray) and out["np"].dtype == np.int32
+    assert out["dtype"] is ce.float64
+    # loaded tensors are writable and independent of the file
+    out["a"]._data[0, 0] = 100
+    assert load(path)["a"]._data[0, 0] == 0
+
+
+def test_file_objects_and_pathlike(tmp_path):
+    buf = io.BytesIO()
+    save({"x": ce.ones(3)}, buf)
+    buf.seek(0)
+    assert load(buf)["x"].tolist() == [1.0, 1.0, 1.0]
+    path = pathlib.Path(tmp_path) / "p.st"
+    save([ce.zeros(1), 3], path)
+    assert load(path)[1] == 3
+
+
+def test_plain_safetensors_file_loads(tmp_path):
+    path = tmp_path / "plain.safetensors"
+    safetensors_numpy.save_file({"emb": np.ones((2, 3), np.float32)}, str(path))
+    out = load(path)
+    assert list(out) == ["emb"] and isinstance(out["emb"], ce.Tensor)
+
+
+def test_unsupported_objects_raise_and_leave_no_file(tmp_path):
+    path = tmp_path / "x.st"
+    with pytest.raises(TypeError, match="save module.state_dict"):
+        save(nn.Linear(2, 2), path)
+    with pytest.raises(TypeError, match="cannot save an object of type object"):
+        save({"a": object()}, path)
+    with pytest.raises(TypeError, match="dict keys"):
+        save({frozenset(): 1}, path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_keeps_old_file_on_crash(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.st"
+    save({"v": ce.tensor([1.0])}, path)
+    before = path.read_bytes()
+
+    def crashing_save_file(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise KeyboardInterrupt("simulated crash mid-write")
+
+    monkeypatch.setattr(safetensors_numpy, "save_file", crashing_save_file)
+    with pytest.raises(KeyboardInterrupt):
+        save({"v": ce.tensor([2.0])}, path)
+    assert path.read_bytes() == before  # old checkpoint intact
+    assert os.listdir(tmp_path) == ["ckpt.st"]  # temporary file removed
+    monkeypatch.undo()
+    save({"v": ce.tensor([2.0])}, path)
+    assert load(path)["v"].tolist() == [2.0]
+    assert os.listdir(tmp_path) == ["ckpt.st"]
+    mode = os.stat(path).st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("cut", [0, 5, 8, 20, -10, -1])
+def test_truncated_file_raises(tmp_path, cut):
+    path = tmp_path / "ok.st"
+    save({"w": ce.randn(4, 4), "n": 3}, path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.st"
+    bad.write_bytes(data[:cut] if cut else b"")
+    with pytest.raises(RuntimeError, match="not a valid checkpoint"):
+        load(bad)
+
+
+def test_corrupt_files_raise(tmp_path):
+    bad = tmp_path / "bad.st"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    with pytest.raises(RuntimeError, match="corrupt header"):
+        load(bad)
+    bad.write_bytes(os.urandom(64))
+    with pytest.raises(RuntimeError, match="not a valid checkpoint"):
+        load(bad)
+    # valid safetensors, but a structure pointing at a missing tensor
+    safetensors_numpy.save_file({"a": np.zeros(2, np.float32)}, str(bad),
+                                metadata={"cengine.format": "1",
+                                          "cengine.structure": '{"tensor": "zzz"}'})
+    with pytest.raises(RuntimeError, match="missing tensor"):
+        load(bad)
+    safetensors_numpy.save_file({"a": np.zeros(2, np.float32)}, str(bad),
+                                metadata={"cengine.format": "1", "cengine.structure": "{oops"})
+    with pytest.raises(RuntimeError, match="corrupt structure"):
+        load(bad)
+    safetensors_numpy.save_file({"a": np.zeros(2, np.float32)}, str(bad),
+                                metadata={"cengine.format": "1",
+                                          "cengine.structure": '{"pickle": "x"}'})
+    with pytest.raises(RuntimeError, match="unknown structure entry"):
+        load(bad)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.st")
+
+
+_EXECUTED = []
+
+
+class _Evil:
+    def __reduce__(self):
+        return (_EXECUTED.append, ("pwned",))
+
+
+def test_pickle_payload_is_never_executed(tmp_path):
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps({"x": _Evil()}))
+    with pytest.raises(RuntimeError, match="not a valid checkpoint"):
+        load(bad)
+    assert _EXECUTED == []
