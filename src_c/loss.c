@@ -4,7 +4,12 @@
  * Threaded over rows; SIMD rows from loss_tmpl.h over softmax_tmpl.h / vmath.h; generic = the
  * same template on one-lane scalar "vectors"; *_ref = the textbook formulas below. */
 #include <math.h>
+#include <string.h>
+#include <immintrin.h>
 #include "nn_util.h"
+
+int64_t ce_nn_stream_bytes = CE_NN_STREAM_BYTES;
+void ce_nn_set_stream_bytes(int64_t b) { ce_nn_stream_bytes = b < 0 ? CE_NN_STREAM_BYTES : b; }
 
 int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore, int use_ignore) {
     if (use_ignore) {
@@ -177,8 +182,9 @@ CE_DEF_CE_REF(double, f64, exp, log)
                                     int64_t ignore, double eps, int acc) {                       \
         if (N <= 0 || C <= 0) return;                                                            \
         T W = ce_wsum_##SFX(w, C);                                                               \
+        int nts = ce_nn_stream(N * C * (int64_t)sizeof(T));                                      \
         CE_ROWS_PAR(N, C, CE_ISA_CALL(ce_bwd_rows, SFX, dx, x, tg, w, lse, g, lo, hi, C, ignore, \
-                                      (T)eps, W, acc));                                          \
+                                      (T)eps, W, acc, nts));                                          \
     }                                                                                            \
     void ce_cross_entropy_prob_fwd_##SFX(T *loss, T *lse, const T *x, const T *tgt, const T *w, \
                                          int64_t N, int64_t C, double eps) {                     \

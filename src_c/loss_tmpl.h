@@ -27,22 +27,22 @@ static void VM_FN(ce_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *x,
 
 static void VM_FN(ce_bwd_rows)(vm_s *dx, const vm_s *x, const int64_t *tg, const vm_s *w,
                                const vm_s *lse, const vm_s *g, int64_t r0, int64_t r1, int64_t C,
-                               int64_t ignore, vm_s eps, vm_s W, int acc) {
+                               int64_t ignore, vm_s eps, vm_s W, int acc, int nts) {
     for (int64_t r = r0; r < r1; r++) {
         vm_s *dr = dx + r * C;
         int64_t t = tg[r];
         if (t == ignore) {
             if (!acc)
-                for (int64_t c = 0; c < C; c++) dr[c] = 0;
+                memset(dr, 0, (size_t)C * sizeof(vm_s));
             continue;
         }
         vm_s wt = w ? w[t] : (vm_s)1;
         vm_s gr = g[r];
         vm_s A = gr * ((1 - eps) * wt + eps * W / (vm_s)C);
         vm_s B = gr * eps / (vm_s)C;
-        VM_FN(sm_ce_bwd)(dr, x + r * C, w, C, lse[r], A, B, acc);
-        dr[t] -= gr * (1 - eps) * wt;
+        VM_FN(sm_ce_bwd)(dr, x + r * C, w, C, lse[r], A, B, t, gr * (1 - eps) * wt, acc, nts);
     }
+    if (nts && !acc) _mm_sfence();
 }
 
 static void VM_FN(ce_prob_fwd_rows)(vm_s *loss, vm_s *lse, const vm_s *x, const vm_s *tgt,

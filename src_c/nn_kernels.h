@@ -12,6 +12,10 @@
 #define CE_NN_KERNELS_H
 #include "common.h"
 
+/* outputs of at least this many bytes are written with non-temporal stores (default 8 MiB;
+ * negative restores the default; tests use 0 to exercise the streaming path on small arrays) */
+void ce_nn_set_stream_bytes(int64_t bytes);
+
 /* ---- softmax.c ---- */
 /* x (R,C), y (R,C): y = softmax(x) (log=0) or log_softmax(x) (log=1) along C; y may alias x */
 void ce_softmax_fwd_f32(float *y, const float *x, int64_t R, int64_t C, int log);

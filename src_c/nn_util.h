@@ -21,4 +21,12 @@ static inline int ce_nn_threads(int64_t work, int64_t min_per_thread, int64_t it
 #endif
 }
 #define CE_NN_MIN_WORK 16384
+
+/* write outputs of `bytes` with non-temporal stores? For outputs well beyond the per-core caches
+ * this skips the read-for-ownership of the destination: measured 5-20% faster for the softmax /
+ * log_softmax / cross-entropy write passes on 16-32 MB outputs (interleaved runs). Default 8 MiB;
+ * ce_nn_set_stream_bytes tunes it. */
+#define CE_NN_STREAM_BYTES ((int64_t)8 << 20)
+extern int64_t ce_nn_stream_bytes;
+static inline int ce_nn_stream(int64_t bytes) { return bytes >= ce_nn_stream_bytes; }
 #endif

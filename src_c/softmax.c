@@ -3,6 +3,8 @@
  * (softmax_tmpl.h over vmath.h); generic = the scalar rows below, threaded; *_ref = scalar rows,
  * one thread. Forward: m = max, e = exp(x - m), y = e / sum(e)  |  y = (x - m) - log(sum(e)). */
 #include <math.h>
+#include <stdlib.h>
+#include <immintrin.h>
 #include "nn_util.h"
 
 #define CE_DEF_SM_SCALAR(T, SFX, EXP, LOG)                                                       \
@@ -53,32 +55,45 @@ CE_DEF_SM_SCALAR(float, f32, expf, logf)
 CE_DEF_SM_SCALAR(double, f64, exp, log)
 
 /* ---- SIMD rows ---------------------------------------------------------------------------- */
+/* nts: write outputs with non-temporal stores (large arrays; see softmax_tmpl.h). The softmax
+ * forward then keeps the exponentials in a per-call scratch row so y is written exactly once. */
 #define CE_SM_SIMD_ROWS                                                                          \
     static void VM_FN(sm_fwd_rows)(vm_s *y, const vm_s *x, int64_t r0, int64_t r1, int64_t C,    \
-                                   int lg) {                                                    \
+                                   int lg, int nts) {                                            \
+        vm_s *tmp = 0;                                                                           \
+        if (nts && !lg) {                                                                        \
+            tmp = (vm_s *)aligned_alloc(64, ((size_t)C * sizeof(vm_s) + 63) / 64 * 64);          \
+            if (!tmp) nts = 0;                                                                   \
+        }                                                                                        \
         for (int64_t r = r0; r < r1; r++) {                                                      \
             const vm_s *xr = x + r * C;                                                          \
             vm_s *yr = y + r * C;                                                                \
             vm_s m = VM_FN(sm_max)(xr, C);                                                       \
-            if (lg) {                                                                           \
+            if (lg) {                                                                            \
                 vm_s s = VM_FN(sm_expsum)(0, xr, C, m);                                          \
-                VM_FN(sm_sub)(yr, xr, C, m, (vm_s)log((double)s));                               \
+                VM_FN(sm_sub_nt)(yr, xr, C, m, (vm_s)log((double)s), nts);                       \
+            } else if (tmp) {                                                                    \
+                vm_s s = VM_FN(sm_expsum)(tmp, xr, C, m);                                        \
+                VM_FN(sm_mul_nt)(yr, tmp, C, (vm_s)1 / s, 1);                                    \
             } else {                                                                             \
                 vm_s s = VM_FN(sm_expsum)(yr, xr, C, m);                                         \
                 VM_FN(sm_scale)(yr, C, (vm_s)1 / s);                                             \
             }                                                                                    \
         }                                                                                        \
+        free(tmp);                                                                               \
+        if (nts) _mm_sfence();                                                                   \
     }                                                                                            \
     static void VM_FN(sm_bwd_rows)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t r0,          \
-                                   int64_t r1, int64_t C, int lg, int acc) {                    \
+                                   int64_t r1, int64_t C, int lg, int acc, int nts) {            \
         for (int64_t r = r0; r < r1; r++) {                                                      \
             const vm_s *yr = y + r * C, *gr = dy + r * C;                                        \
             vm_s *dr = dx + r * C;                                                               \
-            if (lg)                                                                             \
-                VM_FN(sm_lbwd)(dr, yr, gr, C, VM_FN(sm_dot)(gr, 0, C), acc);                     \
+            if (lg)                                                                              \
+                VM_FN(sm_lbwd)(dr, yr, gr, C, VM_FN(sm_dot)(gr, 0, C), acc, nts);                \
             else                                                                                 \
-                VM_FN(sm_bwd)(dr, yr, gr, C, VM_FN(sm_dot)(gr, yr, C), acc);                     \
+                VM_FN(sm_bwd)(dr, yr, gr, C, VM_FN(sm_dot)(gr, yr, C), acc, nts);                \
         }                                                                                        \
+        if (nts && !acc) _mm_sfence();                                                           \
     }
 
 #include <immintrin.h>
@@ -111,48 +126,50 @@ CE_SM_SIMD_ROWS
 
 /* ---- dispatch + threading over rows ------------------------------------------------------- */
 #define CE_DEF_SM_ENTRY(T, SFX)                                                                  \
-    static void sm_fwd_rows_##SFX(T *y, const T *x, int64_t r0, int64_t r1, int64_t C, int lg) { \
+    static void sm_fwd_rows_##SFX(T *y, const T *x, int64_t r0, int64_t r1, int64_t C, int lg, int nts) { \
         switch (ce_isa) {                                                                        \
-        case CE_ISA_AVX512: ce_sm_fwd_rows_avx512_##SFX(y, x, r0, r1, C, lg); break;            \
-        case CE_ISA_AVX2: ce_sm_fwd_rows_avx2_##SFX(y, x, r0, r1, C, lg); break;                \
+        case CE_ISA_AVX512: ce_sm_fwd_rows_avx512_##SFX(y, x, r0, r1, C, lg, nts); break;            \
+        case CE_ISA_AVX2: ce_sm_fwd_rows_avx2_##SFX(y, x, r0, r1, C, lg, nts); break;                \
         default: sm_fwd_rows_scalar_##SFX(y, x, r0, r1, C, lg); break;                          \
         }                                                                                        \
     }                                                                                            \
     static void sm_bwd_rows_##SFX(T *dx, const T *y, const T *dy, int64_t r0, int64_t r1,       \
-                                  int64_t C, int lg, int acc) {                                 \
+                                  int64_t C, int lg, int acc, int nts) {                                 \
         switch (ce_isa) {                                                                        \
-        case CE_ISA_AVX512: ce_sm_bwd_rows_avx512_##SFX(dx, y, dy, r0, r1, C, lg, acc); break;  \
-        case CE_ISA_AVX2: ce_sm_bwd_rows_avx2_##SFX(dx, y, dy, r0, r1, C, lg, acc); break;      \
+        case CE_ISA_AVX512: ce_sm_bwd_rows_avx512_##SFX(dx, y, dy, r0, r1, C, lg, acc, nts); break;  \
+        case CE_ISA_AVX2: ce_sm_bwd_rows_avx2_##SFX(dx, y, dy, r0, r1, C, lg, acc, nts); break;      \
         default: sm_bwd_rows_scalar_##SFX(dx, y, dy, r0, r1, C, lg, acc); break;                \
         }                                                                                        \
     }                                                                                            \
     void ce_softmax_fwd_##SFX(T *y, const T *x, int64_t R, int64_t C, int lg) {                 \
         if (R <= 0 || C <= 0) return;                                                            \
         int nt = ce_nn_threads(R * C, CE_NN_MIN_WORK, R);                                        \
+        int nts = ce_nn_stream(R * C * (int64_t)sizeof(T));                                      \
         if (nt <= 1) {                                                                           \
-            sm_fwd_rows_##SFX(y, x, 0, R, C, lg);                                               \
+            sm_fwd_rows_##SFX(y, x, 0, R, C, lg, nts);                                               \
             return;                                                                              \
         }                                                                                        \
         _Pragma("omp parallel num_threads(nt)")                                                  \
         {                                                                                        \
             int64_t lo, hi;                                                                      \
             ce_chunk(R, CE_TID(), nt, 1, &lo, &hi);                                              \
-            if (hi > lo) sm_fwd_rows_##SFX(y, x, lo, hi, C, lg);                                \
+            if (hi > lo) sm_fwd_rows_##SFX(y, x, lo, hi, C, lg, nts);                                \
         }                                                                                        \
     }                                                                                            \
     void ce_softmax_bwd_##SFX(T *dx, const T *y, const T *dy, int64_t R, int64_t C, int lg,     \
                               int accumulate) {                                                  \
         if (R <= 0 || C <= 0) return;                                                            \
         int nt = ce_nn_threads(R * C, CE_NN_MIN_WORK, R);                                        \
+        int nts = ce_nn_stream(R * C * (int64_t)sizeof(T));                                      \
         if (nt <= 1) {                                                                           \
-            sm_bwd_rows_##SFX(dx, y, dy, 0, R, C, lg, accumulate);                              \
+            sm_bwd_rows_##SFX(dx, y, dy, 0, R, C, lg, accumulate, nts);                              \
             return;                                                                              \
         }                                                                                        \
         _Pragma("omp parallel num_threads(nt)")                                                  \
         {                                                                                        \
             int64_t lo, hi;                                                                      \
             ce_chunk(R, CE_TID(), nt, 1, &lo, &hi);                                              \
-            if (hi > lo) sm_bwd_rows_##SFX(dx, y, dy, lo, hi, C, lg, accumulate);               \
+            if (hi > lo) sm_bwd_rows_##SFX(dx, y, dy, lo, hi, C, lg, accumulate, nts);               \
         }                                                                                        \
     }                                                                                            \
     void ce_softmax_fwd_##SFX##_ref(T *y, const T *x, int64_t R, int64_t C, int lg) {           \

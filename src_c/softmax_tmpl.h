@@ -89,52 +89,96 @@ static inline vm_s VM_FN(sm_dot)(const vm_s *a, const vm_s *b, int64_t C) {
     return vm_hsum(vm_add(s0, s1));
 }
 
+/* Write passes take `nts`: when set (and not accumulating) the output is written with
+ * non-temporal stores (no read-for-ownership of a destination that will not be re-read soon):
+ * a partial head up to the stream alignment, streamed body, partial tail. */
+#define CE_SM_WRITE_PASS(DST, N, STREAM, G)                                                     \
+    do {                                                                                        \
+        int64_t i = 0, r;                                                                       \
+        if (STREAM) {                                                                           \
+            r = vm_head(DST, N);                                                                \
+            if (r) {                                                                            \
+                vm_t g = G(vm_load_part, r);                                                    \
+                vm_store_part((DST), r, g);                                                     \
+                i = r;                                                                          \
+            }                                                                                   \
+            for (; i + VM_W <= (N); i += VM_W) {                                                \
+                vm_t g = G(CE_SM_FULL, 0);                                                      \
+                vm_stream((DST) + i, g);                                                        \
+            }                                                                                   \
+        } else if (acc) {                                                                       \
+            for (; i + VM_W <= (N); i += VM_W) {                                                \
+                vm_t g = G(CE_SM_FULL, 0);                                                      \
+                vm_store((DST) + i, vm_add(vm_load((DST) + i), g));                             \
+            }                                                                                   \
+        } else {                                                                                \
+            for (; i + VM_W <= (N); i += VM_W) {                                                \
+                vm_t g = G(CE_SM_FULL, 0);                                                      \
+                vm_store((DST) + i, g);                                                         \
+            }                                                                                   \
+        }                                                                                       \
+        if (i < (N)) {                                                                          \
+            r = (N) - i;                                                                        \
+            vm_t g = G(vm_load_part, r);                                                        \
+            vm_store_part((DST) + i, r, acc ? vm_add(vm_load_part((DST) + i, r), g) : g);       \
+        }                                                                                       \
+    } while (0)
+#define CE_SM_FULL(p, r) vm_load(p)
+
 /* softmax backward row: dx (+)= y * (dy - s) */
-static inline void VM_FN(sm_bwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc) {
+static inline void VM_FN(sm_bwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc,
+                                 int nts) {
     vm_t sv = vm_set1(s);
-    int64_t i = 0;
-    for (; i + VM_W <= C; i += VM_W) {
-        vm_t g = vm_mul(vm_load(y + i), vm_sub(vm_load(dy + i), sv));
-        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), g) : g);
-    }
-    if (i < C) {
-        int64_t r = C - i;
-        vm_t g = vm_mul(vm_load_part(y + i, r), vm_sub(vm_load_part(dy + i, r), sv));
-        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), g) : g);
-    }
+#define G_(LD, r) vm_mul(LD(y + i, r), vm_sub(LD(dy + i, r), sv))
+    CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
+#undef G_
 }
 
 /* log_softmax backward row: dx (+)= dy - exp(y) * s */
-static inline void VM_FN(sm_lbwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc) {
+static inline void VM_FN(sm_lbwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc,
+                                  int nts) {
     vm_t sv = vm_set1(s);
-    int64_t i = 0;
-    for (; i + VM_W <= C; i += VM_W) {
-        vm_t g = vm_fnmadd(VM_FN(vexp)(vm_load(y + i)), sv, vm_load(dy + i));
-        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), g) : g);
-    }
-    if (i < C) {
-        int64_t r = C - i;
-        vm_t g = vm_fnmadd(VM_FN(vexp)(vm_load_part(y + i, r)), sv, vm_load_part(dy + i, r));
-        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), g) : g);
-    }
+#define G_(LD, r) vm_fnmadd(VM_FN(vexp)(LD(y + i, r)), sv, LD(dy + i, r))
+    CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
+#undef G_
 }
 
-/* cross-entropy backward row, class targets: dx_c (+)= A*exp(x_c - lse) - B*(w ? w_c : 1) */
+/* y = (x - s) - t, or y = x * s when t is NaN-free flag mul... (two helpers below) */
+static inline void VM_FN(sm_sub_nt)(vm_s *y, const vm_s *x, int64_t C, vm_s s, vm_s t, int nts) {
+    vm_t sv = vm_set1(s), tv = vm_set1(t);
+    const int acc = 0;
+#define G_(LD, r) vm_sub(vm_sub(LD(x + i, r), sv), tv)
+    CE_SM_WRITE_PASS(y, C, nts, G_);
+#undef G_
+}
+
+/* y = x * s (x may be a scratch row) */
+static inline void VM_FN(sm_mul_nt)(vm_s *y, const vm_s *x, int64_t C, vm_s s, int nts) {
+    vm_t sv = vm_set1(s);
+    const int acc = 0;
+#define G_(LD, r) vm_mul(LD(x + i, r), sv)
+    CE_SM_WRITE_PASS(y, C, nts, G_);
+#undef G_
+}
+
+/* cross-entropy backward row, class targets: dx_c (+)= A*exp(x_c - lse) - B*(w ? w_c : 1)
+ * - T*[c == t]  (the target column folded into the vector pass, so streaming stays write-only) */
+static inline vm_t VM_FN(sm_ce_fix)(vm_t g, int64_t i, int64_t t, vm_s T) {
+    if ((uint64_t)(t - i) < (uint64_t)VM_W) {
+        vm_s tmp[VM_W];
+        vm_store(tmp, g);
+        tmp[t - i] -= T;
+        g = vm_load(tmp);
+    }
+    return g;
+}
 static inline void VM_FN(sm_ce_bwd)(vm_s *dx, const vm_s *x, const vm_s *w, int64_t C, vm_s lse,
-                                    vm_s A, vm_s B, int acc) {
+                                    vm_s A, vm_s B, int64_t t, vm_s T, int acc, int nts) {
     vm_t lv = vm_set1(lse), av = vm_set1(A), bv = vm_set1(B);
-    int64_t i = 0;
-    for (; i + VM_W <= C; i += VM_W) {
-        vm_t p = VM_FN(vexp)(vm_sub(vm_load(x + i), lv));
-        vm_t g = w ? vm_fnmadd(bv, vm_load(w + i), vm_mul(av, p)) : vm_fmsub(av, p, bv);
-        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), g) : g);
-    }
-    if (i < C) {
-        int64_t r = C - i;
-        vm_t p = VM_FN(vexp)(vm_sub(vm_load_part(x + i, r), lv));
-        vm_t g = w ? vm_fnmadd(bv, vm_load_part(w + i, r), vm_mul(av, p)) : vm_fmsub(av, p, bv);
-        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), g) : g);
-    }
+#define G_(LD, r) VM_FN(sm_ce_fix)(w ? vm_fnmadd(bv, LD(w + i, r), vm_mul(av, VM_FN(vexp)(vm_sub(LD(x + i, r), lv)))) \
+                                     : vm_fmsub(av, VM_FN(vexp)(vm_sub(LD(x + i, r), lv)), bv), i, t, T)
+    CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
+#undef G_
 }
 
 /* sum_c w_c (x_c - shift)   (w == NULL: w = 1) */

@@ -12,6 +12,9 @@
  *     #undef CE_VM
  *     #pragma GCC pop_options
  *
+ * Pairs: CE_VM_AVX512_F32/F64, CE_VM_AVX2_F32/F64, and CE_VM_SCALAR_F32/F64 (one-lane plain C
+ * "vectors": the same templates then give the generic path; math maps to libm). Include each
+ * pair at most once per translation unit (its helper functions are not re-entrant-guarded).
  * Each inclusion (re)defines the macros below for that pair and defines static inline functions
  * whose names carry the pair's suffix (so several pairs coexist in one translation unit):
  *   types   vm_t (vector), vm_m (comparison mask), vm_s (scalar), VM_W (lanes)
@@ -23,6 +26,8 @@
  *   logic   vm_lt vm_le vm_gt vm_ge (ordered: false on NaN) -> vm_m; vm_sel(m, t, f) = m ? t : f;
  *           vm_and vm_or vm_andnot(a, b) = ~a & b (bitwise on vectors)
  *   reduce  vm_hsum vm_hmax (horizontal, to a scalar)
+ *   stream  vm_stream(p, v) non-temporal store (p aligned to VM_W*sizeof(vm_s)); vm_head(p, n)
+ *           = elements before p reaches that alignment (<= n); callers _mm_sfence() afterwards
  *   math    VM_FN(vexp)(x)   exp, ~1 ulp, exact 0 / inf at under/overflow (denormals kept), NaN kept
  *           VM_FN(vsigmoid)(x) 1/(1+exp(-x)) without overflow (sigmoid(-1000) = 0)
  *           VM_FN(vtanh)(x)  odd polynomial/rational for |x| < 0.625, else via exp; tanh(+-inf)=+-1
@@ -84,6 +89,7 @@
 #undef vm_mand
 #undef vm_mor
 #undef vm_signbit
+#undef vm_stream
 
 /* ------------------------------------------------------------------------------------------ */
 #if CE_VM == CE_VM_AVX512_F32
@@ -134,6 +140,7 @@ static inline void ce_vm_store_part_avx512_f32(float *p, int64_t r, __m512 v) {
     _mm512_mask_storeu_ps(p, ce_vm_tail_avx512_f32(r), v);
 }
 static inline float ce_vm_hsum_avx512_f32(__m512 v) { return _mm512_reduce_add_ps(v); }
+#define vm_stream(p, v) _mm512_stream_ps(p, v)
 static inline float ce_vm_hmax_avx512_f32(__m512 v) { return _mm512_reduce_max_ps(v); }
 /* p * 2^n for integral n (any range: scalef rounds to denormal / inf correctly) */
 static inline __m512 ce_vm_ldexp_avx512_f32(__m512 p, __m512 n) { return _mm512_scalef_ps(p, n); }
@@ -187,6 +194,7 @@ static inline void ce_vm_store_part_avx512_f64(double *p, int64_t r, __m512d v) 
     _mm512_mask_storeu_pd(p, ce_vm_tail_avx512_f64(r), v);
 }
 static inline double ce_vm_hsum_avx512_f64(__m512d v) { return _mm512_reduce_add_pd(v); }
+#define vm_stream(p, v) _mm512_stream_pd(p, v)
 static inline double ce_vm_hmax_avx512_f64(__m512d v) { return _mm512_reduce_max_pd(v); }
 static inline __m512d ce_vm_ldexp_avx512_f64(__m512d p, __m512d n) { return _mm512_scalef_pd(p, n); }
 
@@ -241,6 +249,7 @@ static inline __m256 ce_vm_load_part_fill_avx2_f32(const float *p, int64_t r, fl
 static inline void ce_vm_store_part_avx2_f32(float *p, int64_t r, __m256 v) {
     _mm256_maskstore_ps(p, ce_vm_tail_avx2_f32(r), v);
 }
+#define vm_stream(p, v) _mm256_stream_ps(p, v)
 static inline float ce_vm_hsum_avx2_f32(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -315,6 +324,7 @@ static inline __m256d ce_vm_load_part_fill_avx2_f64(const double *p, int64_t r, 
 static inline void ce_vm_store_part_avx2_f64(double *p, int64_t r, __m256d v) {
     _mm256_maskstore_pd(p, ce_vm_tail_avx2_f64(r), v);
 }
+#define vm_stream(p, v) _mm256_stream_pd(p, v)
 static inline double ce_vm_hsum_avx2_f64(__m256d v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
@@ -371,6 +381,7 @@ static inline __m256d ce_vm_ldexp_avx2_f64(__m256d p, __m256d n) {
 #define vm_ge(a, b) ((a) >= (b))
 #define vm_sel(m, t, f) ((m) ? (t) : (f))
 #define vm_mand(a, b) ((a) && (b))
+#define vm_stream(p, v) (*(p) = (v))
 #define vm_mor(a, b) ((a) || (b))
 #if CE_VM == CE_VM_SCALAR_F32
 #define vm_sqrt sqrtf
@@ -390,6 +401,13 @@ static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_s v) { return v; }
 #endif
 
 #define VM_FN(name) CE_VM_CAT3(ce, name, VM_SUF)
+/* elements before p is aligned for vm_stream (VM_W * sizeof(vm_s) bytes), at most n */
+#define vm_head(p, n)                                                                              \
+    ((int64_t)(((VM_W * sizeof(vm_s) - ((uintptr_t)(p) & (VM_W * sizeof(vm_s) - 1))) &            \
+                (VM_W * sizeof(vm_s) - 1)) / sizeof(vm_s)) < (n)                                   \
+         ? (int64_t)(((VM_W * sizeof(vm_s) - ((uintptr_t)(p) & (VM_W * sizeof(vm_s) - 1))) &       \
+                      (VM_W * sizeof(vm_s) - 1)) / sizeof(vm_s))                                   \
+         : (n))
 #define vm_load_part VM_FN(vm_load_part)
 #define vm_load_part_fill VM_FN(vm_load_part_fill)
 #define vm_store_part VM_FN(vm_store_part)

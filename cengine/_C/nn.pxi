@@ -17,11 +17,19 @@
 #   cross_entropy_prob_forward(logits, target, weight=None, label_smoothing=0.0) -> (loss_rows, lse)
 #   cross_entropy_prob_backward(logits, target, lse, grad_rows, weight=None, label_smoothing=0.0,
 #       out=None, accumulate=False) -> dlogits
-#   layer_norm_forward / layer_norm_backward / rms_norm_forward / rms_norm_backward
-#   embedding_forward / embedding_backward
+#   layer_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None) -> (y, mean, rstd)
+#   layer_norm_backward(dy, x, mean, rstd, weight=None, need_dx=True, need_dweight=False,
+#       need_dbias=False, out=None, accumulate=False, dweight=None, dbias=None) -> (dx, dweight, dbias)
+#   rms_norm_forward(x, weight=None, eps=None, out=None) -> (y, rstd)      (eps None: finfo eps)
+#   rms_norm_backward(dy, x, rstd, weight=None, need_dx=True, need_dweight=False, out=None,
+#       accumulate=False, dweight=None) -> (dx, dweight)
+#   embedding_forward(weight, indices, out=None) -> out (indices.shape + (D,))
+#   embedding_backward(dy, indices, num_embeddings, padding_idx=None, out=None) -> dW (accumulates)
+#   nn_set_stream_bytes(n): threshold for non-temporal output stores (tuning/tests)
 # The *_ref variants call the scalar single-threaded reference kernels (tests).
 
 cdef extern from "nn_kernels.h" nogil:
+    void ce_nn_set_stream_bytes(int64_t b)
     void ce_softmax_fwd_f32(float *y, const float *x, int64_t R, int64_t C, int log)
     void ce_softmax_fwd_f64(double *y, const double *x, int64_t R, int64_t C, int log)
     void ce_softmax_bwd_f32(float *dx, const float *y, const float *dy, int64_t R, int64_t C, int log, int accumulate)
@@ -72,6 +80,12 @@ cdef extern from "nn_kernels.h" nogil:
     void ce_embedding_bwd_f64(double *dW, const double *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
     void ce_embedding_bwd_f32_ref(float *dW, const float *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
     void ce_embedding_bwd_f64_ref(double *dW, const double *dy, const int64_t *idx, int64_t n, int64_t V, int64_t D, int64_t padding_idx)
+
+
+def nn_set_stream_bytes(n):
+    """Outputs of >= n bytes are written with non-temporal (streaming) stores by the softmax and
+    cross-entropy kernels (default 8 MiB; n < 0 restores it). For tests and tuning."""
+    ce_nn_set_stream_bytes(n)
 
 
 cdef inline bint _nn_is_f32(name, a) except -1:
@@ -473,6 +487,9 @@ cdef _layer_norm_forward(x, weight, bias, eps, out, bint ref):
         _nn_like("out", out, x)
     mean = np.empty(x.shape[:x.ndim - 1], x.dtype)
     rstd = np.empty(x.shape[:x.ndim - 1], x.dtype)
+    if D == 0:      # nothing to normalize: statistics are undefined (torch gives NaN)
+        mean.fill(np.nan)
+        rstd.fill(np.nan)
     cdef double e = eps
     cdef void *yp = _ptr(out)
     cdef void *mp = _ptr(mean)
@@ -541,6 +558,8 @@ cdef _rms_norm_forward(x, weight, eps, out, bint ref):
     else:
         _nn_like("out", out, x)
     rstd = np.empty(x.shape[:x.ndim - 1], x.dtype)
+    if D == 0:
+        rstd.fill(np.nan)
     cdef double e = np.finfo(x.dtype).eps if eps is None else eps
     cdef void *yp = _ptr(out)
     cdef void *rp = _ptr(rstd)
