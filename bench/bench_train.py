@@ -1,0 +1,168 @@
+"""Whole training steps (forward + backward + optimizer), cengine vs PyTorch, same models, same
+data, same optimizer, 1 and 2 threads. The models are written once against the torch-shaped API
+and instantiated with either library; cengine's initial weights are copied into torch, and the
+first losses are compared before anything is timed.
+
+Workloads (issue 7):
+  mlp          MLP 784-1024-1024-10, batch 256, ReLU, cross-entropy, AdamW
+  tiny_mlp     MLP 64-128-10, batch 32, SGD momentum (per-op framework overhead)
+  transformer  2 pre-norm blocks, d_model 256, 4 heads, SwiGLU FFN 683, seq 64, batch 32,
+               vocab 1000 embedding and head, cross-entropy, AdamW
+
+    python bench/bench_train.py [--quick] [--threads 1 2] [--workloads mlp tiny_mlp transformer]
+"""
+import argparse
+
+import numpy as np
+
+from _common import ce, torch, threads, median_time, machine_line, md_table, write_result, \
+    bar_plot, results_dir
+
+
+def mlp(lib, sizes):
+    nn = lib.nn
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def transformer(lib, vocab=1000, d=256, heads=4, hidden=683, layers=2, seq=64):
+    nn, F = lib.nn, lib.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.n1 = nn.LayerNorm(d)
+            self.qkv = nn.Linear(d, 3 * d)
+            self.proj = nn.Linear(d, d)
+            self.n2 = nn.LayerNorm(d)
+            self.gate = nn.Linear(d, hidden, bias=False)
+            self.up = nn.Linear(d, hidden, bias=False)
+            self.down = nn.Linear(hidden, d, bias=False)
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = self.qkv(self.n1(x)).chunk(3, dim=-1)
+            q, k, v = (z.view(b, t, heads, d // heads).transpose(1, 2) for z in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
+            h = self.n2(x)
+            return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(vocab, d)
+            self.pos = nn.Embedding(seq, d)
+            self.blocks = nn.ModuleList([Block() for _ in range(layers)])
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, vocab)
+
+        def forward(self, idx):
+            x = self.emb(idx) + self.pos(lib.arange(idx.shape[1]))
+            for blk in self.blocks:
+                x = blk(x)
+            return self.head(self.norm(x))
+
+    return Model()
+
+
+WORKLOADS = {
+    "mlp": dict(build=lambda lib: mlp(lib, [784, 1024, 1024, 10]), batch=256, inp=("f", 784),
+                classes=10, opt=("AdamW", dict(lr=1e-3))),
+    "tiny_mlp": dict(build=lambda lib: mlp(lib, [64, 128, 10]), batch=32, inp=("f", 64),
+                     classes=10, opt=("SGD", dict(lr=0.01, momentum=0.9))),
+    "transformer": dict(build=lambda lib: transformer(lib), batch=32, inp=("i", 64, 1000),
+                        classes=1000, opt=("AdamW", dict(lr=1e-3))),
+}
+
+
+def make_data(spec, rng):
+    b = spec["batch"]
+    if spec["inp"][0] == "f":
+        x = rng.standard_normal((b, spec["inp"][1])).astype(np.float32)
+        y = rng.integers(0, spec["classes"], b)
+    else:
+        x = rng.integers(0, spec["inp"][2], (b, spec["inp"][1]))
+        y = rng.integers(0, spec["classes"], (b, spec["inp"][1]))
+    return x, y.astype(np.int64)
+
+
+def stepper(lib, model, spec, x, y):
+    opt_name, kw = spec["opt"]
+    opt = getattr(lib.optim, opt_name)(model.parameters(), **kw)
+    loss_fn = lib.nn.CrossEntropyLoss()
+    xt = lib.tensor(x)
+    yt = lib.tensor(y)
+
+    def step():
+        out = model(xt)
+        loss = loss_fn(out.reshape(-1, out.shape[-1]), yt.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def copy_weights(src, dst):
+    """cengine state_dict -> torch model (same parameter names by construction)."""
+    sd = {k: torch.tensor(np.array(v.detach().numpy())) for k, v in src.state_dict().items()}
+    dst.load_state_dict(sd)
+
+
+def run(names, thread_counts, quick):
+    rows, plot = [], {}
+    rng = np.random.default_rng(0)
+    for name in names:
+        spec = WORKLOADS[name]
+        x, y = make_data(spec, rng)
+        for nt in thread_counts:
+            with threads(nt):
+                ce.manual_seed(0)
+                cm = spec["build"](ce)
+                cstep = stepper(ce, cm, spec, x, y)
+                tstep = None
+                if torch is not None:
+                    tm = spec["build"](torch)
+                    copy_weights(cm, tm)
+                    tstep = stepper(torch, tm, spec, x, y)
+                    lc, lt = cstep().item(), tstep().item()
+                    if not np.isclose(lc, lt, rtol=2e-3, atol=2e-3):
+                        raise SystemExit("%s: first losses differ: cengine %.6f torch %.6f"
+                                         % (name, lc, lt))
+                rep = 3 if quick else 9
+                tc = median_time(cstep, repeat=rep, warmup=1 if quick else 3)
+                tt = median_time(tstep, repeat=rep, warmup=1 if quick else 3) if tstep else None
+            ratio = tc / tt if tt else None
+            rows.append([name, nt, tc * 1e3, tt * 1e3 if tt else None, ratio])
+            plot.setdefault("cengine", []).append(tc * 1e3)
+            plot.setdefault("torch", []).append(tt * 1e3 if tt else None)
+            print("%-12s threads=%d  cengine %.2f ms  torch %s  ratio %s" % (
+                name, nt, tc * 1e3, "%.2f ms" % (tt * 1e3) if tt else "-",
+                "%.2f" % ratio if ratio else "-"), flush=True)
+    md = "## Training steps (median ms per step; ratio = cengine / torch, lower is better)\n\n"
+    md += machine_line() + "\n\n"
+    md += md_table(["workload", "threads", "cengine ms", "torch ms", "ratio"], rows)
+    labels = ["%s/%dt" % (r[0], r[1]) for r in rows]
+    bar_plot(results_dir() + "/train_steps.png", "training step time (ms, lower is better)",
+             labels, plot, "ms per step")
+    return md
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    args = ap.parse_args(argv)
+    md = run(args.workloads, args.threads, args.quick)
+    print(md)
+    print("written", write_result("train_steps", md))
+
+
+if __name__ == "__main__":
+    main()

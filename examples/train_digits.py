@@ -1,0 +1,176 @@
+"""Train an MLP on scikit-learn's bundled handwritten digits (8x8 images, 10 classes) with cengine.
+
+The PyTorch recipe with only the import changed: a custom Dataset, DataLoader, an MLP of
+Linear/ReLU or SwiGLU blocks with Dropout, CrossEntropyLoss, AdamW, a LinearLR warm-up followed
+by ReduceLROnPlateau, per-epoch validation, checkpoints and --resume.
+
+    python examples/train_digits.py                 # train, save checkpoints/digits.safetensors
+    python examples/train_digits.py --resume        # continue from the checkpoint
+    python examples/train_digits.py --block swiglu --threads 1 --epochs 30
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+import cengine as ce
+from cengine import nn
+from cengine.utils.data import DataLoader, Dataset
+
+try:
+    from tqdm import tqdm
+except ImportError:  # the progress bar is optional
+    tqdm = None
+
+
+class DigitsDataset(Dataset):
+    """(image as a float vector scaled to [0, 1], label) pairs."""
+
+    def __init__(self, images, labels):
+        self.x = ce.tensor(images.astype(np.float32) / 16.0)
+        self.y = ce.tensor(labels.astype(np.int64))
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+class SwiGLUBlock(nn.Module):
+    """down(silu(gate(x)) * up(x)), the LLaMA-style feed-forward block."""
+
+    def __init__(self, d_in, d_hidden, d_out):
+        super().__init__()
+        self.gate = nn.Linear(d_in, d_hidden)
+        self.up = nn.Linear(d_in, d_hidden)
+        self.down = nn.Linear(d_hidden, d_out)
+
+    def forward(self, x):
+        return self.down(nn.functional.silu(self.gate(x)) * self.up(x))
+
+
+def make_model(block, hidden, dropout):
+    if block == "swiglu":
+        return nn.Sequential(SwiGLUBlock(64, hidden, hidden), nn.Dropout(dropout),
+                             nn.Linear(hidden, 10))
+    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, 10))
+
+
+def evaluate(model, loader, loss_fn):
+    model.eval()
+    total, correct, loss_sum = 0, 0, 0.0
+    with ce.no_grad():
+        for x, y in loader:
+            logits = model(x)
+            loss_sum += loss_fn(logits, y).item() * len(y)
+            correct += (logits.argmax(dim=1) == y).sum().item()
+            total += len(y)
+    model.train()
+    return loss_sum / total, correct / total
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--block", choices=["relu", "swiglu"], default="relu")
+    p.add_argument("--warmup-epochs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", default="checkpoints/digits.safetensors")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimizer steps (smoke tests)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    if args.threads:
+        ce.set_num_threads(args.threads)
+    ce.show_config()
+    ce.manual_seed(args.seed)
+
+    digits = load_digits()
+    x_trval, x_test, y_trval, y_test = train_test_split(
+        digits.data, digits.target, test_size=0.2, random_state=args.seed, stratify=digits.target)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_trval, y_trval, test_size=0.125, random_state=args.seed, stratify=y_trval)
+    train_ds = DigitsDataset(x_train, y_train)
+    g = ce.Generator().manual_seed(args.seed)
+    train_loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, generator=g)
+    val_loader = DataLoader(DigitsDataset(x_val, y_val), batch_size=256)
+    test_loader = DataLoader(DigitsDataset(x_test, y_test), batch_size=256)
+    print("data: %d train, %d validation, %d test samples" % (len(train_ds), len(y_val),
+                                                               len(y_test)))
+
+    model = make_model(args.block, args.hidden, args.dropout)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = ce.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
+    warmup_steps = max(1, args.warmup_epochs * len(train_loader))
+    warmup = ce.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warmup_steps)
+    plateau = ce.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=3)
+
+    start_epoch, step = 0, 0
+    if args.resume:
+        if not os.path.exists(args.checkpoint):
+            sys.exit("no checkpoint at %s to resume from" % args.checkpoint)
+        ck = ce.load(args.checkpoint)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        warmup.load_state_dict(ck["warmup"])
+        plateau.load_state_dict(ck["plateau"])
+        start_epoch, step = ck["epoch"], ck["step"]
+        g.set_state(ck["loader_rng"])
+        ce.set_rng_state(ck["rng"])  # dropout masks continue where they stopped
+        print("resumed from %s at epoch %d" % (args.checkpoint, start_epoch))
+
+    t0 = time.perf_counter()
+    losses = []
+    for epoch in range(start_epoch, args.epochs):
+        it = train_loader
+        if tqdm is not None and not args.no_progress:
+            it = tqdm(train_loader, desc="epoch %d" % (epoch + 1), leave=False)
+        running = 0.0
+        for x, y in it:
+            loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step < warmup_steps:
+                warmup.step()
+            step += 1
+            losses.append(loss.item())
+            running += losses[-1]
+            if args.max_steps is not None and step >= args.max_steps:
+                break
+        val_loss, val_acc = evaluate(model, val_loader, loss_fn)
+        if step >= warmup_steps:
+            plateau.step(val_loss)
+        print("epoch %2d  train loss %.4f  val loss %.4f  val acc %.4f  lr %.2e"
+              % (epoch + 1, running / len(train_loader), val_loss, val_acc,
+                 opt.param_groups[0]["lr"]))
+        os.makedirs(os.path.dirname(args.checkpoint) or ".", exist_ok=True)
+        ce.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "warmup": warmup.state_dict(), "plateau": plateau.state_dict(),
+                 "epoch": epoch + 1, "step": step, "loader_rng": g.get_state(),
+                 "rng": ce.get_rng_state()},
+                args.checkpoint)
+        if args.max_steps is not None and step >= args.max_steps:
+            break
+    test_loss, test_acc = evaluate(model, test_loader, loss_fn)
+    print("test loss %.4f  test accuracy %.4f  (%.1f s)" % (test_loss, test_acc,
+                                                            time.perf_counter() - t0))
+    return {"test_acc": test_acc, "losses": losses}
+
+
+if __name__ == "__main__":
+    main()
