@@ -269,6 +269,7 @@ def main():
                _C.max_isa(), _C.openmp_enabled(), np.__version__,
                torch.__version__ if torch is not None else "not installed"))
     print(head)
+    load0 = os.getloadavg()
     rows = []
     for nt in args.threads:
         _C.set_num_threads(nt)
@@ -287,8 +288,13 @@ def main():
                      "%8.3f ms (x%.2f)" % (row[4] * 1e3, row[4] / row[2]) if row[4] else "-",
                      row[5] * 1e3, "%8.3f ms (x%.2f)" % (row[6] * 1e3, row[6] / row[5]) if row[6] else "-"),
                   flush=True)
+    load1 = os.getloadavg()
+    load = ("load average (1/5/15 min) at start %.2f/%.2f/%.2f, at end %.2f/%.2f/%.2f on %d CPUs "
+            "(other processes share them: 2-thread timings are unreliable when load > 1)"
+            % (load0 + load1 + (os.cpu_count(),)))
+    print(load)
     lines = ["# bench_nn: nn kernels, float32, median of %d interleaved runs" % args.repeat, "",
-             head, "", "speedup = reference time / cengine time (> 1: cengine faster)", "",
+             head, "", load, "", "speedup = reference time / cengine time (> 1: cengine faster)", "",
              "Fresh outputs: every call allocates its outputs (as the Python API and torch autograd do).",
              "Preallocated: outputs passed in (cengine `out=`; torch `aten.*.out` ops where they exist),",
              "which isolates kernel speed from page faults of freshly mapped large arrays.", "",

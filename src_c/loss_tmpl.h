@@ -8,7 +8,7 @@ static void VM_FN(ce_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *x,
     for (int64_t r = r0; r < r1; r++) {
         const vm_s *xr = x + r * C;
         vm_s m = VM_FN(sm_max)(xr, C);
-        vm_s ls = (vm_s)log((double)VM_FN(sm_expsum)(0, xr, C, m));
+        vm_s ls = vm_slog(VM_FN(sm_expsum)(0, xr, C, m));
         lse[r] = m + ls;
         int64_t t = tg[r];
         if (t == ignore) {
@@ -50,7 +50,7 @@ static void VM_FN(ce_prob_fwd_rows)(vm_s *loss, vm_s *lse, const vm_s *x, const 
     for (int64_t r = r0; r < r1; r++) {
         const vm_s *xr = x + r * C;
         vm_s m = VM_FN(sm_max)(xr, C);
-        vm_s ls = (vm_s)log((double)VM_FN(sm_expsum)(0, xr, C, m));
+        vm_s ls = vm_slog(VM_FN(sm_expsum)(0, xr, C, m));
         lse[r] = m + ls;
         vm_s sq, sqx;
         VM_FN(sm_ce_prob_sums)(xr, tgt + r * C, w, C, 1 - eps, eps / (vm_s)C, m, &sq, &sqx);

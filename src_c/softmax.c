@@ -71,7 +71,7 @@ CE_DEF_SM_SCALAR(double, f64, exp, log)
             vm_s m = VM_FN(sm_max)(xr, C);                                                       \
             if (lg) {                                                                            \
                 vm_s s = VM_FN(sm_expsum)(0, xr, C, m);                                          \
-                VM_FN(sm_sub_nt)(yr, xr, C, m, (vm_s)log((double)s), nts);                       \
+                VM_FN(sm_sub_nt)(yr, xr, C, m, vm_slog(s), nts);                       \
             } else if (tmp) {                                                                    \
                 vm_s s = VM_FN(sm_expsum)(tmp, xr, C, m);                                        \
                 VM_FN(sm_mul_nt)(yr, tmp, C, (vm_s)1 / s, 1);                                    \

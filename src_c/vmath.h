@@ -401,6 +401,12 @@ static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_s v) { return v; }
 #endif
 
 #define VM_FN(name) CE_VM_CAT3(ce, name, VM_SUF)
+#undef vm_slog
+#if VM_IS_F64
+#define vm_slog(s) log(s)   /* scalar log in the pair's precision */
+#else
+#define vm_slog(s) logf(s)
+#endif
 /* elements before p is aligned for vm_stream (VM_W * sizeof(vm_s) bytes), at most n */
 #define vm_head(p, n)                                                                              \
     ((int64_t)(((VM_W * sizeof(vm_s) - ((uintptr_t)(p) & (VM_W * sizeof(vm_s) - 1))) &            \

@@ -153,6 +153,18 @@ def test_streaming_store_path_matches(dtype, isa, nthreads):
             _C.nn_set_stream_bytes(-1)
         for a, b in zip(plain, streamed):
             np.testing.assert_array_equal(a, b)
+        # outputs at every offset from the stream alignment (head / body / tail split)
+        for off in (1, 3):
+            buf = np.empty(R * C + off, dtype)
+            out = buf[off:].reshape(R, C)
+            try:
+                _C.nn_set_stream_bytes(0)
+                _C.softmax_forward(x, out=out)
+                np.testing.assert_array_equal(out, plain[0])
+                _C.softmax_backward(plain[0], dy, out=out)
+                np.testing.assert_array_equal(out, plain[1])
+            finally:
+                _C.nn_set_stream_bytes(-1)
 
 
 def test_softmax_bad_inputs():
