@@ -40,8 +40,28 @@ def set_isa(name):
     _C.set_isa(name)
 
 
+# Heap tuning applied at import (glibc): arrays up to 256 MiB come from the heap and up to
+# 512 MiB of freed heap is kept, so the activations and gradients a training step allocates
+# again on every step reuse warm pages instead of a fresh mmap with a page fault per 4 KiB.
+# CENGINE_MALLOC_TUNING=0, or setting glibc's own MALLOC_MMAP_THRESHOLD_ /
+# MALLOC_TRIM_THRESHOLD_, leaves the allocator as it is.
+_MMAP_THRESHOLD = 256 << 20
+_TRIM_THRESHOLD = 512 << 20
+malloc_tuned = False
+
+
+def _tune_malloc():
+    global malloc_tuned
+    if os.environ.get("CENGINE_MALLOC_TUNING", "1").strip() in ("0", "false", "no", "off"):
+        return
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
+    malloc_tuned = _C.tune_malloc(_MMAP_THRESHOLD, _TRIM_THRESHOLD)
+
+
 def _init():
     set_num_threads(_default_threads())
+    _tune_malloc()
     isa = os.environ.get("CENGINE_ISA")
     if isa:
         try:
@@ -69,6 +89,8 @@ def show_config(file=None):
         "  CPU features:  %s" % " ".join(k for k, v in feats.items() if v),
         "  threads:       %d" % _C.get_num_threads(),
         "  OpenMP:        %s" % ("on" if _C.openmp_enabled() else "off"),
+        "  malloc tuning: %s" % ("on (CENGINE_MALLOC_TUNING=0 turns it off)" if malloc_tuned
+                                  else "off"),
         "  compiler:      %s" % compiler,
         "  flags:         %s" % flags,
     ]

@@ -19,6 +19,7 @@ int ce_get_isa(void);
 void ce_set_num_threads(int n);
 int ce_get_num_threads(void);
 int ce_openmp_enabled(void);
+int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 1 if applied */
 
 /* ---- kernel families (one header each; a family's .pxi externs from its own header) ---- */
 #if __has_include("activation.h")

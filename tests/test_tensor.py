@@ -274,3 +274,26 @@ def test_cengine_isa_env_forces_path(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**env, "CENGINE_ISA": "neon"}, cwd=tmp_path)
     assert r.returncode != 0 and "unknown ISA" in r.stderr
+
+
+def test_malloc_tuning_switch(tmp_path):
+    """Heap tuning at import (glibc) is on by default and off with CENGINE_MALLOC_TUNING=0 or
+    when the user sets glibc's own thresholds."""
+    import os
+    import platform
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ce.__file__)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(PYTHONPATH=root)
+    code = "from cengine import _config; print(_config.malloc_tuned)"
+
+    def run(**extra):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**env, **extra}, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert run() == str(glibc)
+    assert run(CENGINE_MALLOC_TUNING="0") == "False"
+    assert run(MALLOC_MMAP_THRESHOLD_="131072") == "False"

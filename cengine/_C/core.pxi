@@ -19,6 +19,7 @@ cdef extern from "cengine.h" nogil:
     void ce_set_num_threads(int n)
     int ce_get_num_threads()
     int ce_openmp_enabled()
+    int ce_tune_malloc(long mmap_threshold, long trim_threshold)
 
 ISA_NAMES = ("generic", "avx2", "avx512")
 
@@ -79,6 +80,11 @@ def set_num_threads(int n):
 
 def get_num_threads():
     return ce_get_num_threads()
+
+
+def tune_malloc(long mmap_threshold, long trim_threshold):
+    """glibc mallopt(M_MMAP_THRESHOLD / M_TRIM_THRESHOLD); True if applied."""
+    return bool(ce_tune_malloc(mmap_threshold, trim_threshold))
 
 
 def openmp_enabled():
