@@ -5,6 +5,7 @@ import builtins
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
 from ._util import wrap_dim, size_args
 
@@ -379,11 +380,35 @@ def split(tensor, split_size_or_sections, dim=0):
             raise RuntimeError("split_with_sizes expects split_sizes to sum exactly to %d (input "
                                "tensor's size at dimension %d), but got split_sizes=%s"
                                % (n, d, sizes))
+    if _gm._state[0] and tensor.requires_grad and len(sizes) > 1:
+        # one graph node for all pieces: backward writes the piece gradients into one array
+        # instead of a zero-filled full-size gradient per piece summed afterwards
+        outs = Split.apply(tensor, d, tuple(sizes))
+        for t in outs:
+            t._version = tensor._version
+        return outs
     out, start = [], 0
     for s in sizes:
         out.append(narrow(tensor, d, start, s))
         start += s
     return tuple(out)
+
+
+class Split(Function):
+    """Views of consecutive pieces of x along dim (split/chunk with autograd)."""
+
+    @staticmethod
+    def forward(ctx, x, d, sizes):
+        ctx.d, ctx.shape = d, x.shape
+        out, start = [], 0
+        for s in sizes:
+            out.append(x[(slice(None),) * d + (slice(start, start + s),)])
+            start += s
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *gs):
+        return np.concatenate(gs, axis=ctx.d), None, None
 
 
 def chunk(input, chunks, dim=0):
