@@ -4,6 +4,8 @@ against references measured in the same run."""
 import contextlib
 import datetime
 import os
+
+import _env  # noqa: F401,E402
 import platform
 import socket
 import statistics

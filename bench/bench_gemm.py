@@ -11,6 +11,7 @@ background load hits all of them alike, and medians over the samples are reporte
     python bench/bench_gemm.py --quick    # fewer shapes and repeats
     options: --threads 1,2  --dtypes float32,float64  --out bench/results
 """
+import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import argparse
 import datetime
 import os

@@ -9,6 +9,7 @@ Writes bench/results/bench_nn.md (and bench_nn.png when matplotlib is installed)
 
     python bench/bench_nn.py [--threads 1 2] [--repeat 15] [--quick]
 """
+import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import argparse
 import os
 import platform

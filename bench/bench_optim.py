@@ -10,6 +10,7 @@ matplotlib is installed).
 
     python bench/bench_optim.py [--n 10000000] [--reps 15] [--quick]
 """
+import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import argparse
 import os
 import platform

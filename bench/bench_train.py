@@ -11,6 +11,7 @@ Workloads (issue 7):
 
     python bench/bench_train.py [--quick] [--threads 1 2] [--workloads mlp tiny_mlp transformer]
 """
+import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import argparse
 
 import numpy as np
