@@ -224,7 +224,9 @@ static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, i
  * once: a B block with unit column stride is read row by row (nc contiguous elements, split
  * over the jpan panels), a column-major A block column by column. Packing panel by panel
  * instead re-walked the block with a large stride once per panel, and each pass missed the
- * caches (NN 1024^3 on 2 threads: 190 -> 290 GFLOP/s). */
+ * caches (NN 1024^3 on 2 threads: 190 -> 290 GFLOP/s). The column-major A block pack is used
+ * for fp32 only: for fp64 (a column of 1024 doubles spread over 86 panels per k) it measured
+ * slower than panel by panel (A^T B 1024^3, 1 thread: 46 vs 62-66 GFLOP/s). */
 static void F(pack_b_rows)(T *CE_RESTRICT Bp, const T *CE_RESTRICT B, int64_t rsB, int64_t nc,
                            int64_t kc, int NR) {
     const int64_t full = nc / NR, rem = nc - full * NR;
@@ -335,7 +337,7 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
                 for (int64_t ip = 0; ip < npan; ip++)
                     cf->packa(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc, rsA,
                               (int)ce_min64(MR, mc - ip * MR), kc);
-            else if (!a_inplace && rsA == 1)
+            else if (!a_inplace && rsA == 1 && sizeof(T) == 4)
                 F(pack_a_cols)(Ap, pr->A + ic + pc * csA, csA, mc, kc, MR);
             else if (!a_inplace)
                 for (int64_t ip = 0; ip < npan; ip++)
