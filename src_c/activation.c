@@ -115,30 +115,8 @@ CE_DEF_SCALAR(double, f64, exp, log1p, tanh, sig_f64)
     act_bwd_scalar_f64(kind, dx, in, dy, n, p0, p1, acc)
 
 /* ---- SIMD paths --------------------------------------------------------------------------- */
-#include <immintrin.h>
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
-#define CE_VM CE_VM_AVX512_F32
-#include "vmath.h"
-#include "activation_tmpl.h"
-#undef CE_VM
-#define CE_VM CE_VM_AVX512_F64
-#include "vmath.h"
-#include "activation_tmpl.h"
-#undef CE_VM
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define CE_VM CE_VM_AVX2_F32
-#include "vmath.h"
-#include "activation_tmpl.h"
-#undef CE_VM
-#define CE_VM CE_VM_AVX2_F64
-#include "vmath.h"
-#include "activation_tmpl.h"
-#undef CE_VM
-#pragma GCC pop_options
+#define CE_EACH_INC1 "activation_tmpl.h"
+#include "isa_each.h"
 
 /* ---- dispatch + threading ------------------------------------------------------------------ */
 #define CE_DEF_ENTRY(T, SFX)                                                                     \

@@ -19,37 +19,9 @@
         if (i < n) vm_store_part(d + i, n - i, vm_add(vm_load_part(d + i, n - i), vm_load_part(s + i, n - i))); \
     }
 
-#define CE_VM CE_VM_SCALAR_F32
-#include "vmath.h"
-CE_EMB_ADD_ROW
-#undef CE_VM
-#define CE_VM CE_VM_SCALAR_F64
-#include "vmath.h"
-CE_EMB_ADD_ROW
-#undef CE_VM
-#include <immintrin.h>
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
-#define CE_VM CE_VM_AVX512_F32
-#include "vmath.h"
-CE_EMB_ADD_ROW
-#undef CE_VM
-#define CE_VM CE_VM_AVX512_F64
-#include "vmath.h"
-CE_EMB_ADD_ROW
-#undef CE_VM
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define CE_VM CE_VM_AVX2_F32
-#include "vmath.h"
-CE_EMB_ADD_ROW
-#undef CE_VM
-#define CE_VM CE_VM_AVX2_F64
-#include "vmath.h"
-CE_EMB_ADD_ROW
-#undef CE_VM
-#pragma GCC pop_options
+#define CE_EACH_SCALAR 1
+#define CE_EACH_BODY CE_EMB_ADD_ROW
+#include "isa_each.h"
 
 #define CE_DEF_EMB(T, SFX)                                                                       \
     typedef void (*emb_add_fn_##SFX)(T *, const T *, int64_t);                                   \

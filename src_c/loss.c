@@ -96,44 +96,10 @@ CE_DEF_CE_REF(float, f32, expf, logf)
 CE_DEF_CE_REF(double, f64, exp, log)
 
 /* ---- generic (scalar template) and SIMD rows ------------------------------------------------- */
-#define CE_VM CE_VM_SCALAR_F32
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "loss_tmpl.h"
-#undef CE_VM
-#define CE_VM CE_VM_SCALAR_F64
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "loss_tmpl.h"
-#undef CE_VM
-
-#include <immintrin.h>
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
-#define CE_VM CE_VM_AVX512_F32
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "loss_tmpl.h"
-#undef CE_VM
-#define CE_VM CE_VM_AVX512_F64
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "loss_tmpl.h"
-#undef CE_VM
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define CE_VM CE_VM_AVX2_F32
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "loss_tmpl.h"
-#undef CE_VM
-#define CE_VM CE_VM_AVX2_F64
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "loss_tmpl.h"
-#undef CE_VM
-#pragma GCC pop_options
+#define CE_EACH_SCALAR 1
+#define CE_EACH_INC1 "softmax_tmpl.h"
+#define CE_EACH_INC2 "loss_tmpl.h"
+#include "isa_each.h"
 
 /* ---- dispatch + threading over rows ------------------------------------------------------- */
 /* run ROWCALL(lo, hi) over [0, N) split among threads; picks the function by ce_isa via ISA_FN */

@@ -82,44 +82,10 @@ CE_DEF_NORM_REF(float, f32)
 CE_DEF_NORM_REF(double, f64)
 
 /* ---- generic (scalar template) and SIMD rows ------------------------------------------------- */
-#define CE_VM CE_VM_SCALAR_F32
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "norm_tmpl.h"
-#undef CE_VM
-#define CE_VM CE_VM_SCALAR_F64
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "norm_tmpl.h"
-#undef CE_VM
-
-#include <immintrin.h>
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
-#define CE_VM CE_VM_AVX512_F32
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "norm_tmpl.h"
-#undef CE_VM
-#define CE_VM CE_VM_AVX512_F64
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "norm_tmpl.h"
-#undef CE_VM
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define CE_VM CE_VM_AVX2_F32
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "norm_tmpl.h"
-#undef CE_VM
-#define CE_VM CE_VM_AVX2_F64
-#include "vmath.h"
-#include "softmax_tmpl.h"
-#include "norm_tmpl.h"
-#undef CE_VM
-#pragma GCC pop_options
+#define CE_EACH_SCALAR 1
+#define CE_EACH_INC1 "softmax_tmpl.h"
+#define CE_EACH_INC2 "norm_tmpl.h"
+#include "isa_each.h"
 
 #define CE_ISA_CALL(NAME, SFX, ...)                                                              \
     do {                                                                                         \

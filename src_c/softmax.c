@@ -96,33 +96,9 @@ CE_DEF_SM_SCALAR(double, f64, exp, log)
         if (nts && !acc) _mm_sfence();                                                           \
     }
 
-#include <immintrin.h>
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
-#define CE_VM CE_VM_AVX512_F32
-#include "vmath.h"
-#include "softmax_tmpl.h"
-CE_SM_SIMD_ROWS
-#undef CE_VM
-#define CE_VM CE_VM_AVX512_F64
-#include "vmath.h"
-#include "softmax_tmpl.h"
-CE_SM_SIMD_ROWS
-#undef CE_VM
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define CE_VM CE_VM_AVX2_F32
-#include "vmath.h"
-#include "softmax_tmpl.h"
-CE_SM_SIMD_ROWS
-#undef CE_VM
-#define CE_VM CE_VM_AVX2_F64
-#include "vmath.h"
-#include "softmax_tmpl.h"
-CE_SM_SIMD_ROWS
-#undef CE_VM
-#pragma GCC pop_options
+#define CE_EACH_INC1 "softmax_tmpl.h"
+#define CE_EACH_BODY CE_SM_SIMD_ROWS
+#include "isa_each.h"
 
 /* ---- dispatch + threading over rows ------------------------------------------------------- */
 #define CE_DEF_SM_ENTRY(T, SFX)                                                                  \
