@@ -171,6 +171,24 @@ def test_gemm_row_stride_4k_multiple(isa, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,la,lb", [
+    ((203, 77, 300), "f", "c"),    # x^T @ dy: packed A, A taller than B is wide -> row slices
+    ((77, 203, 300), "f", "c"),    # both ways repack -> one slice per thread
+    ((150, 260, 1100), "c", "c"),  # B packed row by row (M > in-place limit), 3 K blocks
+    ((130, 45, 700), "f", "f"),    # transposing B pack with a packed column-major A
+], ids=str)
+def test_gemm_training_shapes(isa, nthreads, dtype, shape, la, lb):
+    """Shapes of the weight-gradient and forward products of a training step, past the small
+    problem paths: whole-block packs with remainder panels and the row/column slicing choice."""
+    M, N, K = shape
+    rng = np.random.default_rng(11)
+    A, B = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
+    C = np.full((M, N), np.nan, dtype)
+    _C.gemm(_layout(A, la), _layout(B, lb), C)
+    np.testing.assert_allclose(C, A.astype(np.float64) @ B.astype(np.float64), **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_negative_strides_copied(isa, dtype):
     rng = np.random.default_rng(5)
     A, B = _rand(rng, (9, 14), dtype), _rand(rng, (14, 8), dtype)
