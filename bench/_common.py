@@ -63,6 +63,28 @@ def median_time(fn, repeat=7, warmup=2, min_time=0.05):
     return statistics.median(samples)
 
 
+def median_times_interleaved(fns, repeat=9, warmup=2, min_time=0.05):
+    """Median seconds per call of each fn, with the samples of the fns taken in turn (fn0,
+    fn1, fn0, fn1, ...) so that a slow spell of a shared machine hits every fn alike instead
+    of one whole block of samples. Each sample loops a fn for about min_time."""
+    loops = []
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+        t0 = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - t0, 1e-7)
+        loops.append(max(1, int(min_time / one)))
+    samples = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(loops[i]):
+                fn()
+            samples[i].append((time.perf_counter() - t0) / loops[i])
+    return [statistics.median(s) for s in samples]
+
+
 def machine_line():
     """One line with the facts a reader needs to compare runs."""
     cpu = platform.processor() or platform.machine()

@@ -1,0 +1,9 @@
+"""`python -m bench [--quick] [--only bench_gemm.py ...]` from the repository root: bench/run.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from run import main  # noqa: E402
+
+main()
