@@ -3,6 +3,12 @@ import numpy as np
 
 from .function import AccumulateGrad
 
+
+def _add(a, b):
+    """a + b for gradient accumulation (large same-shape float arrays on the threaded kernel)"""
+    from ..ops._util import arith  # not at import time: ops imports the autograd package
+    return arith("add", np.add, a, b)
+
 __all__ = ["backward", "grad"]
 
 
@@ -48,7 +54,7 @@ def _accumulate_leaf(node, g, fresh):
         fresh.discard(id(g))
         var.grad = _wrap(g)
     else:
-        var.grad._data = var.grad._data + g
+        var.grad._data = _add(var.grad._data, g)
     for h in node.post_hooks:
         h(var)
 
@@ -58,7 +64,7 @@ def _run(roots, root_grads, retain_graph, capture=None):
     grads = {}
     for (node, nr), g in zip(roots, root_grads):
         buf = grads.setdefault(id(node), [None] * node._n_out)
-        buf[nr] = g if buf[nr] is None else buf[nr] + g
+        buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
     order = _topo([n for n, _ in roots])
     fresh = set()  # ids of arrays produced in this pass that no one else holds yet
     captured = {}
@@ -83,7 +89,7 @@ def _run(roots, root_grads, retain_graph, capture=None):
                     if t.grad is None:
                         t.grad = _wrap(g)
                     else:
-                        t.grad._data = t.grad._data + g
+                        t.grad._data = _add(t.grad._data, g)
         if node._n_out == 1:
             args = buf
         else:
@@ -105,7 +111,7 @@ def _run(roots, root_grads, retain_graph, capture=None):
                 b[nr] = g
                 fresh.add(id(g))
             else:
-                b[nr] = b[nr] + g
+                b[nr] = _add(b[nr], g)
                 fresh.add(id(b[nr]))
     return captured
 

@@ -3,7 +3,22 @@ import builtins
 
 import numpy as np
 
+from .. import _C
 from .. import dtypes as _dt
+
+
+_EW_MIN = 1 << 16   # elements; below this numpy's one-thread loop is as fast as a thread team
+
+
+def arith(op, ufunc, a, b):
+    """a OP b. Same-shape C-contiguous float32/float64 arrays of one dtype take the threaded C
+    kernel (bitwise numpy's result: one IEEE rounding per element); everything else
+    (broadcasting, scalars, integers, small arrays) takes numpy's ufunc."""
+    if (type(a) is np.ndarray and type(b) is np.ndarray and a.size >= _EW_MIN
+            and a.shape == b.shape and a.dtype == b.dtype and a.dtype.char in "fd"
+            and a.flags.c_contiguous and b.flags.c_contiguous):
+        return _C.ewise(op, a, b)
+    return ufunc(a, b)
 
 
 def unbroadcast(grad, shape):

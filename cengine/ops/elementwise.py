@@ -8,7 +8,7 @@ from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap, _install
-from ._util import unbroadcast, scalar_value, float_dtype_for
+from ._util import unbroadcast, scalar_value, float_dtype_for, arith as _arith
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
            "neg", "negative", "exp", "log", "log2", "log10", "log1p", "expm1", "sqrt", "rsqrt",
@@ -74,7 +74,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
         ctx.sa, ctx.sb, ctx.alpha = _shape(a), _shape(b), alpha
-        return np.add(a, b if alpha == 1 else b * alpha)
+        return _arith("add", np.add, a, b) if alpha == 1 else np.add(a, b * alpha)
 
     @staticmethod
     def backward(ctx, g):
@@ -90,7 +90,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
         ctx.sa, ctx.sb, ctx.alpha = _shape(a), _shape(b), alpha
-        return np.subtract(a, b if alpha == 1 else b * alpha)
+        return _arith("sub", np.subtract, a, b) if alpha == 1 else np.subtract(a, b * alpha)
 
     @staticmethod
     def backward(ctx, g):
@@ -107,14 +107,14 @@ class Mul(Function):
         # save only what a gradient needs (x * 2 keeps no reference to x, as in torch)
         ctx.save_for_backward(a if n[1] else None, b if n[0] else None)
         ctx.sa, ctx.sb = _shape(a), _shape(b)
-        return np.multiply(a, b)
+        return _arith("mul", np.multiply, a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
-        ga = unbroadcast(g * b, ctx.sa) if n[0] else None
-        gb = unbroadcast(g * a, ctx.sb) if n[1] else None
+        ga = unbroadcast(_arith("mul", np.multiply, g, b), ctx.sa) if n[0] else None
+        gb = unbroadcast(_arith("mul", np.multiply, g, a), ctx.sb) if n[1] else None
         return ga, gb
 
 
@@ -123,7 +123,7 @@ class Div(Function):
     def forward(ctx, a, b):
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         ctx.sa, ctx.sb = _shape(a), _shape(b)
-        return np.true_divide(a, b)
+        return _arith("div", np.true_divide, a, b)
 
     @staticmethod
     def backward(ctx, g):
