@@ -3,6 +3,20 @@
  * (softmax.c, loss.c). All functions work on one contiguous row of C elements. */
 #include <math.h>
 
+/* exp(d) for the arguments of these kernels (d <= 0: x - max, or a log-probability; -inf for
+ * masked entries and for the padding lanes of a row's tail). Results below the smallest normal
+ * number come back as exactly 0 instead of as subnormals: a subnormal result takes a microcode
+ * assist on x86 (a causally masked softmax ran 8x slower), and a probability under 1.2e-38
+ * (float32; 2.2e-308 float64) is 0 to everything downstream. NaN stays NaN. */
+static inline vm_t VM_FN(sm_exp)(vm_t d) {
+#if VM_IS_F64
+    const vm_t lo = vm_set1(-708.39);
+#else
+    const vm_t lo = vm_set1(-87.33f);
+#endif
+    return vm_sel(vm_lt(d, lo), vm_zero(), VM_FN(vexp)(vm_max(lo, d)));
+}
+
 /* max over the row (NaN may be dropped here; it still reaches every output through the sum) */
 static inline vm_s VM_FN(sm_max)(const vm_s *x, int64_t C) {
     vm_t m0 = vm_set1((vm_s)-INFINITY), m1 = m0;
@@ -22,31 +36,31 @@ static inline vm_s VM_FN(sm_expsum)(vm_s *y, const vm_s *x, int64_t C, vm_s m) {
     int64_t i = 0;
     if (y) {
         for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
-            vm_t e0 = VM_FN(vexp)(vm_sub(vm_load(x + i), mv));
-            vm_t e1 = VM_FN(vexp)(vm_sub(vm_load(x + i + VM_W), mv));
+            vm_t e0 = VM_FN(sm_exp)(vm_sub(vm_load(x + i), mv));
+            vm_t e1 = VM_FN(sm_exp)(vm_sub(vm_load(x + i + VM_W), mv));
             vm_store(y + i, e0);
             vm_store(y + i + VM_W, e1);
             s0 = vm_add(s0, e0);
             s1 = vm_add(s1, e1);
         }
         for (; i + VM_W <= C; i += VM_W) {
-            vm_t e0 = VM_FN(vexp)(vm_sub(vm_load(x + i), mv));
+            vm_t e0 = VM_FN(sm_exp)(vm_sub(vm_load(x + i), mv));
             vm_store(y + i, e0);
             s0 = vm_add(s0, e0);
         }
         if (i < C) {
-            vm_t e0 = VM_FN(vexp)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv));
+            vm_t e0 = VM_FN(sm_exp)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv));
             vm_store_part(y + i, C - i, e0);
             s1 = vm_add(s1, e0);
         }
     } else {
         for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
-            s0 = vm_add(s0, VM_FN(vexp)(vm_sub(vm_load(x + i), mv)));
-            s1 = vm_add(s1, VM_FN(vexp)(vm_sub(vm_load(x + i + VM_W), mv)));
+            s0 = vm_add(s0, VM_FN(sm_exp)(vm_sub(vm_load(x + i), mv)));
+            s1 = vm_add(s1, VM_FN(sm_exp)(vm_sub(vm_load(x + i + VM_W), mv)));
         }
-        for (; i + VM_W <= C; i += VM_W) s0 = vm_add(s0, VM_FN(vexp)(vm_sub(vm_load(x + i), mv)));
+        for (; i + VM_W <= C; i += VM_W) s0 = vm_add(s0, VM_FN(sm_exp)(vm_sub(vm_load(x + i), mv)));
         if (i < C)
-            s1 = vm_add(s1, VM_FN(vexp)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv)));
+            s1 = vm_add(s1, VM_FN(sm_exp)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv)));
     }
     return vm_hsum(vm_add(s0, s1));
 }
@@ -138,7 +152,7 @@ static inline void VM_FN(sm_bwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_
 static inline void VM_FN(sm_lbwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc,
                                   int nts) {
     vm_t sv = vm_set1(s);
-#define G_(LD, r) vm_fnmadd(VM_FN(vexp)(LD(y + i, r)), sv, LD(dy + i, r))
+#define G_(LD, r) vm_fnmadd(VM_FN(sm_exp)(LD(y + i, r)), sv, LD(dy + i, r))
     CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
 #undef G_
 }
@@ -175,8 +189,8 @@ static inline vm_t VM_FN(sm_ce_fix)(vm_t g, int64_t i, int64_t t, vm_s T) {
 static inline void VM_FN(sm_ce_bwd)(vm_s *dx, const vm_s *x, const vm_s *w, int64_t C, vm_s lse,
                                     vm_s A, vm_s B, int64_t t, vm_s T, int acc, int nts) {
     vm_t lv = vm_set1(lse), av = vm_set1(A), bv = vm_set1(B);
-#define G_(LD, r) VM_FN(sm_ce_fix)(w ? vm_fnmadd(bv, LD(w + i, r), vm_mul(av, VM_FN(vexp)(vm_sub(LD(x + i, r), lv)))) \
-                                     : vm_fmsub(av, VM_FN(vexp)(vm_sub(LD(x + i, r), lv)), bv), i, t, T)
+#define G_(LD, r) VM_FN(sm_ce_fix)(w ? vm_fnmadd(bv, LD(w + i, r), vm_mul(av, VM_FN(sm_exp)(vm_sub(LD(x + i, r), lv)))) \
+                                     : vm_fmsub(av, VM_FN(sm_exp)(vm_sub(LD(x + i, r), lv)), bv), i, t, T)
     CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
 #undef G_
 }
@@ -227,7 +241,7 @@ static inline void VM_FN(sm_ce_prob_bwd)(vm_s *dx, const vm_s *x, const vm_s *t,
     for (; i + VM_W <= C; i += VM_W) {
         vm_t q = vm_fmadd(av, vm_load(t + i), bv);
         if (w) q = vm_mul(q, vm_load(w + i));
-        vm_t p = VM_FN(vexp)(vm_sub(vm_load(x + i), lv));
+        vm_t p = VM_FN(sm_exp)(vm_sub(vm_load(x + i), lv));
         vm_t d = vm_mul(gv, vm_fmsub(p, sq, q));
         vm_store(dx + i, acc ? vm_add(vm_load(dx + i), d) : d);
     }
@@ -235,7 +249,7 @@ static inline void VM_FN(sm_ce_prob_bwd)(vm_s *dx, const vm_s *x, const vm_s *t,
         int64_t r = C - i;
         vm_t q = vm_fmadd(av, vm_load_part(t + i, r), bv);
         if (w) q = vm_mul(q, vm_load_part(w + i, r));
-        vm_t p = VM_FN(vexp)(vm_sub(vm_load_part(x + i, r), lv));
+        vm_t p = VM_FN(sm_exp)(vm_sub(vm_load_part(x + i, r), lv));
         vm_t d = vm_mul(gv, vm_fmsub(p, sq, q));
         vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), d) : d);
     }
