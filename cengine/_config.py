@@ -40,21 +40,25 @@ def set_isa(name):
     _C.set_isa(name)
 
 
-# Heap tuning applied at import (glibc): arrays up to 256 MiB come from the heap and up to
-# 512 MiB of freed heap is kept, so the activations and gradients a training step allocates
-# again on every step reuse warm pages instead of a fresh mmap with a page fault per 4 KiB.
-# CENGINE_MALLOC_TUNING=0, or setting glibc's own MALLOC_MMAP_THRESHOLD_ /
-# MALLOC_TRIM_THRESHOLD_, leaves the allocator as it is.
-_MMAP_THRESHOLD = 256 << 20
+# Heap tuning applied at import (glibc, for the whole process): blocks up to 32 MiB (glibc's
+# largest accepted mmap threshold on 64-bit) come from the heap and up to 512 MiB of free heap
+# is kept before trimming, so the activations and gradients a training step allocates again on
+# every step reuse warm pages instead of a fresh mmap with a page fault per 4 KiB.
+# CENGINE_MALLOC_TUNING=0, or setting glibc's own thresholds (MALLOC_MMAP_THRESHOLD_,
+# MALLOC_TRIM_THRESHOLD_ or the same through GLIBC_TUNABLES), leaves the allocator as it is.
+_MMAP_THRESHOLD = 32 << 20
 _TRIM_THRESHOLD = 512 << 20
 malloc_tuned = False
 
 
 def _tune_malloc():
     global malloc_tuned
-    if os.environ.get("CENGINE_MALLOC_TUNING", "1").strip() in ("0", "false", "no", "off"):
+    if os.environ.get("CENGINE_MALLOC_TUNING", "1").strip().lower() in ("0", "false", "no", "off"):
         return
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "malloc.mmap_threshold" in tunables or "malloc.trim_threshold" in tunables:
         return
     malloc_tuned = _C.tune_malloc(_MMAP_THRESHOLD, _TRIM_THRESHOLD)
 

@@ -7,12 +7,19 @@
 #include "cengine.h"
 #ifdef _OPENMP
 #include <omp.h>
-#define CE_TID() omp_get_thread_num()
-#else
-#define CE_TID() 0
 #endif
 
 #define CE_EW_MIN_PER_THREAD (1 << 15)
+
+/* threads for n elements; 1 in a build without OpenMP (the chunk split assumes real threads) */
+static inline int ew_threads(int64_t n) {
+#ifdef _OPENMP
+    return ce_threads_for(n, CE_EW_MIN_PER_THREAD);
+#else
+    (void)n;
+    return 1;
+#endif
+}
 
 /* out = a OP b over [0, n); out may alias a or b (the loops read before they write) */
 #define CE_EW_BODY(T, NAME)                                                                      \
@@ -40,6 +47,20 @@ CE_EW_BODY(float, ew_avx2_f32)
 CE_EW_BODY(double, ew_avx2_f64)
 #pragma GCC pop_options
 
+#ifdef _OPENMP
+/* split [0, n) over the team OpenMP actually forms (it may be smaller than asked for) */
+#define CE_EW_PARALLEL(fn, op, out, a, b, n, nt, T)                                              \
+    _Pragma("omp parallel num_threads(nt)")                                                      \
+    {                                                                                            \
+        int64_t lo, hi;                                                                          \
+        ce_chunk(n, omp_get_thread_num(), omp_get_num_threads(), 64 / (int64_t)sizeof(T), &lo,  \
+                 &hi);                                                                           \
+        if (hi > lo) fn(op, out + lo, a + lo, b + lo, hi - lo);                                  \
+    }
+#else
+#define CE_EW_PARALLEL(fn, op, out, a, b, n, nt, T) fn(op, out, a, b, n);
+#endif
+
 #define CE_EW_ENTRY(T, SFX)                                                                      \
     void ce_ewise_##SFX##_ref(int op, T *out, const T *a, const T *b, int64_t n) {              \
         for (int64_t i = 0; i < n; i++) {                                                        \
@@ -52,17 +73,12 @@ CE_EW_BODY(double, ew_avx2_f64)
         void (*fn)(int, T *, const T *, const T *, int64_t) =                                    \
             ce_isa >= CE_ISA_AVX512 ? ew_avx512_##SFX                                            \
             : ce_isa >= CE_ISA_AVX2 ? ew_avx2_##SFX : ew_generic_##SFX;                          \
-        const int nt = ce_threads_for(n, CE_EW_MIN_PER_THREAD);                                 \
+        const int nt = ew_threads(n);                                                            \
         if (nt <= 1) {                                                                           \
             fn(op, out, a, b, n);                                                                \
             return;                                                                              \
         }                                                                                        \
-        _Pragma("omp parallel num_threads(nt)")                                                  \
-        {                                                                                        \
-            int64_t lo, hi;                                                                      \
-            ce_chunk(n, CE_TID(), nt, 64 / (int64_t)sizeof(T), &lo, &hi);                        \
-            if (hi > lo) fn(op, out + lo, a + lo, b + lo, hi - lo);                              \
-        }                                                                                        \
+        CE_EW_PARALLEL(fn, op, out, a, b, n, nt, T)                                              \
     }
 
 CE_EW_ENTRY(float, f32)

@@ -31,9 +31,10 @@ int ce_openmp_enabled(void) { return CE_HAVE_OPENMP; }
 #endif
 int ce_tune_malloc(long mmap_threshold, long trim_threshold) {
 #if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
-    int ok = mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold);
-    ok &= mallopt(M_TRIM_THRESHOLD, (int)trim_threshold);
-    return ok ? 1 : 0;
+    /* the trim setting also freezes glibc's adaptive mmap threshold: only touch it when the
+     * mmap threshold itself was accepted (glibc caps that at 32 MiB on 64-bit, or refuses) */
+    if (!mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold)) return 0;
+    return mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) ? 1 : 0;
 #else
     (void)mmap_threshold; (void)trim_threshold;
     return 0;

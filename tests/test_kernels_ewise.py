@@ -60,6 +60,30 @@ def test_ewise_errors():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         _C.ewise("add", a, a, out=ro)
+    buf = np.ones(100, np.float32)
+    with pytest.raises(ValueError, match="overlaps"):
+        _C.ewise("add", buf[:-1], buf[:-1], out=buf[1:])
+    raw = np.zeros(4 * 10 + 1, np.uint8)
+    unaligned = raw[1:].view(np.float32)
+    assert not unaligned.flags.aligned
+    with pytest.raises(ValueError, match="aligned"):
+        _C.ewise("add", unaligned, unaligned)
+
+
+def test_arith_falls_back_to_numpy_where_the_kernel_does_not_apply():
+    from cengine.ops._util import arith
+    n = 1 << 17
+    big_endian = np.arange(n, dtype=">f4")
+    np.testing.assert_array_equal(arith("add", np.add, big_endian, big_endian), 2 * big_endian)
+    raw = np.zeros(4 * n + 1, np.uint8)
+    unaligned = raw[1:].view(np.float32)
+    np.testing.assert_array_equal(arith("mul", np.multiply, unaligned, unaligned), unaligned)
+    ones, zeros = np.ones(n, np.float32), np.zeros(n, np.float32)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # no divide-by-zero warning at any size
+        assert np.isinf(arith("div", np.true_divide, ones, zeros)).all()
+        assert np.isinf(arith("div", np.true_divide, ones[:10], zeros[:10])).all()
 
 
 @pytest.mark.parametrize("dtype", [ce.float32, ce.float64])

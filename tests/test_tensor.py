@@ -296,4 +296,6 @@ def test_malloc_tuning_switch(tmp_path):
     glibc = platform.libc_ver()[0] == "glibc"
     assert run() == str(glibc)
     assert run(CENGINE_MALLOC_TUNING="0") == "False"
+    assert run(CENGINE_MALLOC_TUNING="Off") == "False"
     assert run(MALLOC_MMAP_THRESHOLD_="131072") == "False"
+    assert run(GLIBC_TUNABLES="glibc.malloc.trim_threshold=1000000") == "False"

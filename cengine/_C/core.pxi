@@ -84,6 +84,9 @@ def get_num_threads():
 
 def tune_malloc(long mmap_threshold, long trim_threshold):
     """glibc mallopt(M_MMAP_THRESHOLD / M_TRIM_THRESHOLD); True if applied."""
+    for name, v in (("mmap_threshold", mmap_threshold), ("trim_threshold", trim_threshold)):
+        if v <= 0 or v > 2147483647:
+            raise ValueError("%s must be in [1, 2**31 - 1] bytes, got %d" % (name, v))
     return bool(ce_tune_malloc(mmap_threshold, trim_threshold))
 
 

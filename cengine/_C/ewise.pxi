@@ -3,7 +3,8 @@
 # API:
 #   ewise(op, a, b, out=None) -> out = a OP b, op in EWISE_OPS ('add', 'sub', 'mul', 'div');
 #       a, b: C-contiguous numpy arrays of one dtype (float32 or float64) and the same shape;
-#       out: allocated when None, else a C-contiguous array of that shape and dtype (may be a or b).
+#       out: allocated when None, else a C-contiguous array of that shape and dtype (may be a or b
+#       itself, must not overlap them otherwise); all arrays aligned to their dtype.
 #   ewise_ref(...): the plain single-threaded loop (tests).
 
 cdef extern from "ewise.h" nogil:
@@ -37,6 +38,15 @@ cdef _ewise(op, a, b, out, bint ref):
             raise ValueError("out: shape %s does not match %s" % (tuple(out.shape), tuple(a.shape)))
         if not out.flags.writeable:
             raise ValueError("out: array is read-only")
+        for name, x in (("a", a), ("b", b)):
+            if _ptr(out) != _ptr(x) and np.shares_memory(out, x):
+                raise ValueError("out: overlaps %s partially (it may only be %s itself)"
+                                 % (name, name))
+    for name, x in (("a", a), ("b", b)):
+        if not x.flags.aligned:
+            raise ValueError("%s: array is not aligned to its dtype" % name)
+    if not out.flags.aligned:
+        raise ValueError("out: array is not aligned to its dtype")
     cdef int64_t n = _n(a)
     cdef void *ap = _ptr(a)
     cdef void *bp = _ptr(b)

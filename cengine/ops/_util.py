@@ -15,9 +15,14 @@ def arith(op, ufunc, a, b):
     kernel (bitwise numpy's result: one IEEE rounding per element); everything else
     (broadcasting, scalars, integers, small arrays) takes numpy's ufunc."""
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.size >= _EW_MIN
-            and a.shape == b.shape and a.dtype == b.dtype and a.dtype.char in "fd"
-            and a.flags.c_contiguous and b.flags.c_contiguous):
+            and a.shape == b.shape and a.dtype == b.dtype
+            and (a.dtype == np.float32 or a.dtype == np.float64)
+            and a.flags.c_contiguous and b.flags.c_contiguous
+            and a.flags.aligned and b.flags.aligned):
         return _C.ewise(op, a, b)
+    if op == "div":   # like torch (and the kernel), no warning for x/0 at any size
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ufunc(a, b)
     return ufunc(a, b)
 
 
