@@ -442,6 +442,9 @@ def test_loader_sampler_batch_sampler_and_batch_size_none():
     assert list(dl) == [[0, 10, 20, 30], [40, 50]]
     assert dl.pin_memory is False
     assert len(list(DataLoader(ds, batch_size=3, pin_memory=True))) == 2
+    # in_order=False (torch >= 2.6) is accepted; batches still come in sampler order
+    dl = DataLoader(ds, batch_size=4, in_order=False, collate_fn=lambda b: [s["y"] for s in b])
+    assert dl.in_order is False and list(dl) == [[0, 1, 2, 3], [4, 5]]
 
 
 def test_loader_option_errors():
