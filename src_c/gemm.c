@@ -12,11 +12,14 @@
  *   jc over N in blocks of NC   B block (KC x NC) packed into NR-column micro-panels (L2)
  *   ir over MC step MR          A micro-panel (MR x KC) stays in L1
  *   jr over NC step NR          B micro-panels stream from L2 through the kernel
- * Threads take work units (product x slice of C's columns, or rows when N is narrow) from a
- * dynamic schedule; each unit is an independent single-thread GEMM with its own buffers.
+ * Threads take work units (product x slice of C's columns, or rows when that repacks less)
+ * from a dynamic schedule; each unit is a single-thread GEMM with its own buffers. When one
+ * product is sliced, the operand every slice reads (A for column slices, B for row slices) is
+ * first packed once by the whole team into a shared buffer (F(prepack_a) / F(prepack_b)).
  * The K loop is never split, so results do not depend on the thread count.
  *
- * Small problems (B with unit column stride and small enough for L2) skip packing: the kernel
+ * Small problems (B with unit column stride, its K block under 384 KiB, A of at most 96 rows)
+ * skip packing: the kernel
  * reads B rows in place (masked loads at the N edge) and row-major A rows in place (other A
  * layouts are packed one micro-panel at a time).
  * One OpenMP region per call; small problems stay on the calling thread.
@@ -34,10 +37,11 @@
 #include <omp.h>
 #endif
 
-/* per-thread packing buffers (slot 0: A, slot 1: B), grown on demand and kept: a GEMM on
+/* per-thread packing buffers (slot 0: A, slot 1: B, slot 2: an operand packed by the whole
+ * team, owned by the calling thread), grown on demand and kept: a GEMM on
  * every training step must not pay malloc + page faults on every call */
-static __thread void *ce_gemm_tls_buf[2];
-static __thread size_t ce_gemm_tls_cap[2];
+static __thread void *ce_gemm_tls_buf[3];
+static __thread size_t ce_gemm_tls_cap[3];
 
 static void *ce_gemm_buf(int slot, size_t bytes) {
     if (bytes > ce_gemm_tls_cap[slot]) {
@@ -317,12 +321,12 @@ static inline int F(panel_rows)(int64_t M, int64_t i0, int MR, int MR2, int *use
  * L2), else packed into Bp (kc*nc). A is read in place when a_inplace() says so, else
  * packed into Ap (mc*kc). */
 static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int b_inplace,
-                            T *Ap, T *Bp) {
+                            T *Ap, T *Bp, const T *Apre, const T *Bpre) {
     const int MR = cf->mr, NR = cf->nr;
     const int64_t M = pr->M, N = pr->N, K = pr->K;
     const int64_t KC = ce_balance(K, cf->kc, 8);
     const int64_t NC = b_inplace ? N : ce_balance(N, cf->nc, NR);
-    const int a_inplace = F(a_inplace)(pr, cf->nr);
+    const int a_inplace = Apre ? 0 : F(a_inplace)(pr, cf->nr);
     const int64_t MC = a_inplace ? M : ce_balance(M, cf->mc, MR);
     const int64_t rsA = pr->rsA, csA = pr->csA, rsB = pr->rsB, csB = pr->csB;
     const int64_t rsC = pr->rsC, csC = pr->csC;
@@ -333,7 +337,9 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = ce_min64(KC, K - pc);
             const T beta = pc == 0 ? pr->beta : (T)1;
-            if (!a_inplace && csA == 1 && cf->packa)
+            if (Apre)   /* packed by the team already (F(prepack_a)) */
+                Ap = (T *)Apre + ic * K + ce_rup(mc, MR) * pc;
+            else if (!a_inplace && csA == 1 && cf->packa)
                 for (int64_t ip = 0; ip < npan; ip++)
                     cf->packa(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc, rsA,
                               (int)ce_min64(MR, mc - ip * MR), kc);
@@ -348,7 +354,10 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
                 const int64_t jpan = (nc + NR - 1) / NR;
                 const T *bblk = pr->B + pc * rsB + jc * csB;
                 int64_t rsb = rsB;
-                if (!b_inplace && rsB == 1 && cf->packbt) {
+                if (Bpre) {   /* packed by the team already (F(prepack_b)) */
+                    Bp = (T *)Bpre + pc * ce_rup(N, NR) + jc * kc;
+                    rsb = NR;
+                } else if (!b_inplace && rsB == 1 && cf->packbt) {
                     for (int64_t jp = 0; jp < jpan; jp++)
                         cf->packbt(Bp + jp * NR * kc, bblk + jp * NR * csB, csB,
                                    (int)ce_min64(NR, nc - jp * NR), kc);
@@ -396,17 +405,60 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
     }
 }
 
+/* Team packing of the operand that every slice of one product shares (called by each thread of
+ * a parallel region; the orphaned loop splits the panels, and its barrier ends the phase). The
+ * layout is the one F(gemm_blocked) walks: A block (ic, pc) at Apre + ic*K + rup(mc, MR)*pc,
+ * B block (pc, jc) at Bpre + pc*rup(N, NR) + jc*kc, panels MR*kc / NR*kc apart inside a block. */
+static void F(prepack_a)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T *Apre) {
+    const int MR = cf->mr;
+    const int64_t M = pr->M, K = pr->K, KC = ce_balance(K, cf->kc, 8);
+    const int64_t MC = ce_balance(M, cf->mc, MR);
+    const int64_t npan = (M + MR - 1) / MR, nkb = (K + KC - 1) / KC;
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < nkb * npan; t++) {
+        const int64_t pc = (t / npan) * KC, kc = ce_min64(KC, K - pc);
+        const int64_t r0 = (t % npan) * MR, ic = r0 / MC * MC, mc = ce_min64(MC, M - ic);
+        const int m = (int)ce_min64(MR, M - r0);
+        T *dst = Apre + ic * K + ce_rup(mc, MR) * pc + (r0 - ic) * kc;
+        if (pr->csA == 1 && cf->packa)
+            cf->packa(dst, pr->A + r0 * pr->rsA + pc, pr->rsA, m, kc);
+        else
+            F(pack_a)(dst, pr->A + r0 * pr->rsA + pc * pr->csA, pr->rsA, pr->csA, m, kc, MR);
+    }
+}
+
+static void F(prepack_b)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T *Bpre) {
+    const int NR = cf->nr;
+    const int64_t N = pr->N, K = pr->K, KC = ce_balance(K, cf->kc, 8);
+    const int64_t npan = (N + NR - 1) / NR, nkb = (K + KC - 1) / KC;
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < nkb * npan; t++) {
+        const int64_t pc = (t / npan) * KC, kc = ce_min64(KC, K - pc);
+        const int64_t c0 = (t % npan) * NR;
+        const int n = (int)ce_min64(NR, N - c0);
+        T *dst = Bpre + pc * ce_rup(N, NR) + c0 * kc;
+        const T *src = pr->B + pc * pr->rsB + c0 * pr->csB;
+        if (pr->rsB == 1 && cf->packbt)
+            cf->packbt(dst, src, pr->csB, n, kc);
+        else
+            F(pack_b)(dst, src, pr->rsB, pr->csB, n, kc, NR);
+    }
+}
+
 /* one product on the calling thread with its own buffers (the unblocked loop if none) */
-static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
+static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, const T *Apre,
+                           const T *Bpre) {
     const int64_t KC = ce_min64(ce_balance(pr->K, cf->kc, 8), pr->K);
-    const int b_inplace = F(b_inplace)(pr, KC);
-    const int a_inplace = F(a_inplace)(pr, cf->nr);
+    const int b_inplace = Bpre ? 0 : F(b_inplace)(pr, KC);
+    const int a_inplace = Apre ? 0 : F(a_inplace)(pr, cf->nr);
     T *Ap = NULL, *Bp = NULL;
     int ok = 1;
-    if (!a_inplace) ok = (Ap = (T *)ce_gemm_buf(0, sizeof(T) * F(abuf_elems)(cf, pr))) != NULL;
-    if (ok && !b_inplace) ok = (Bp = (T *)ce_gemm_buf(1, sizeof(T) * F(bbuf_elems)(cf, pr))) != NULL;
+    if (!a_inplace && !Apre)
+        ok = (Ap = (T *)ce_gemm_buf(0, sizeof(T) * F(abuf_elems)(cf, pr))) != NULL;
+    if (ok && !b_inplace && !Bpre)
+        ok = (Bp = (T *)ce_gemm_buf(1, sizeof(T) * F(bbuf_elems)(cf, pr))) != NULL;
     if (ok) {
-        F(gemm_blocked)(cf, pr, b_inplace, Ap, Bp);
+        F(gemm_blocked)(cf, pr, b_inplace, Ap, Bp, Apre, Bpre);
         return;
     }
     /* out of memory for packing buffers */
@@ -457,7 +509,7 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
         for (int64_t b = 0; b < batch; b++) {
             F(gemm_prob_t) q = pr;
             q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
-            F(gemm_serial)(&cf, &q);
+            F(gemm_serial)(&cf, &q, NULL, NULL);
         }
         return;
     }
@@ -476,7 +528,9 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
         const int64_t KC = ce_min64(ce_balance(K, cf.kc, 8), K);
         const double rep_cols = F(a_inplace)(&pr, cf.nr) ? 0.0 : (double)M * (double)K;
         const double rep_rows = F(b_inplace)(&pr, KC) ? 0.0 : (double)K * (double)N;
-        const int64_t per = (rep_cols > 0 && rep_rows > 0) ? 1 : 2;  /* slices per thread */
+        /* one product: the shared operand is packed once by the whole team (below), so two
+         * slices per thread again; several products: each slice packs its own */
+        const int64_t per = (rep_cols > 0 && rep_rows > 0 && batch > 1) ? 1 : 2;
         int64_t want = (per * (int64_t)nt + batch - 1) / batch;   /* slices per product */
         int64_t wn = ce_rup((N + want - 1) / want, cf.nr);
         int64_t wm = ce_rup((M + want - 1) / want, cf.mr);
@@ -498,7 +552,23 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
     if (nt > units) nt = (int)units;
     int64_t chunk = units / ((int64_t)nt * 8);
     if (chunk < 1) chunk = 1;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, chunk)
+    /* One sliced product: the operand all slices read (A for column slices, B for row slices)
+     * is packed once, cooperatively, into the calling thread's buffer; without the buffer
+     * (allocation failure) every slice packs its own as before. */
+    T *pre = NULL;
+    if (batch == 1 && ns > 1) {
+        const int64_t KC = ce_min64(ce_balance(K, cf.kc, 8), K);
+        if (by_rows && !F(b_inplace)(&pr, KC))
+            pre = (T *)ce_gemm_buf(2, sizeof(T) * (size_t)K * (size_t)ce_rup(N, cf.nr));
+        else if (!by_rows && !F(a_inplace)(&pr, cf.nr))
+            pre = (T *)ce_gemm_buf(2, sizeof(T) * (size_t)ce_rup(M, cf.mr) * (size_t)K);
+    }
+    const T *Apre = pre && !by_rows ? pre : NULL, *Bpre = pre && by_rows ? pre : NULL;
+#pragma omp parallel num_threads(nt)
+    {
+    if (Apre) F(prepack_a)(&cf, &pr, (T *)Apre);
+    if (Bpre) F(prepack_b)(&cf, &pr, (T *)Bpre);
+#pragma omp for schedule(dynamic, chunk)
     for (int64_t u = 0; u < units; u++) {
         const int64_t b = u / ns, s = u % ns;
         F(gemm_prob_t) q = pr;
@@ -512,7 +582,8 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
                 q.N = hi - lo; q.B += lo * csB; q.C += lo * csC;
             }
         }
-        F(gemm_serial)(&cf, &q);
+        F(gemm_serial)(&cf, &q, Apre, Bpre);
+    }
     }
 }
 

@@ -176,6 +176,10 @@ def test_gemm_row_stride_4k_multiple(isa, dtype, shape):
     ((77, 203, 300), "f", "c"),    # both ways repack -> one slice per thread
     ((150, 260, 1100), "c", "c"),  # B packed row by row (M > in-place limit), 3 K blocks
     ((130, 45, 700), "f", "f"),    # transposing B pack with a packed column-major A
+    ((100, 400, 300), "f", "c"),   # column slices sharing one A packed by the whole team
+    ((150, 300, 257), "s", "c"),   # the same with a strided (sliced) A
+    ((100, 200, 300), "4k", "c"),  # row-major A with 4 KiB rows: packed (fp64), shared
+    ((203, 77, 300), "s", "f"),    # row slices sharing one B packed by the team (transposing)
 ], ids=str)
 def test_gemm_training_shapes(isa, nthreads, dtype, shape, la, lb):
     """Shapes of the weight-gradient and forward products of a training step, past the small
@@ -184,7 +188,13 @@ def test_gemm_training_shapes(isa, nthreads, dtype, shape, la, lb):
     rng = np.random.default_rng(11)
     A, B = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
     C = np.full((M, N), np.nan, dtype)
-    _C.gemm(_layout(A, la), _layout(B, lb), C)
+    if la == "4k":
+        big = np.zeros((M, 4096 // np.dtype(dtype).itemsize), dtype)
+        big[:, :K] = A
+        Av = big[:, :K]
+    else:
+        Av = _layout(A, la)
+    _C.gemm(Av, _layout(B, lb), C)
     np.testing.assert_allclose(C, A.astype(np.float64) @ B.astype(np.float64), **_tol(dtype, K))
 
 
