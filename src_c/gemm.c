@@ -68,6 +68,10 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 #define CE_GEMM_DIRECT_B_BYTES (384 * 1024)
 /* ... and only when A has at most this many rows */
 #define CE_GEMM_DIRECT_B_MAX_M 96
+/* team pre-pack: panels per work item (one walk along the source's contiguous direction) */
+#define CE_GEMM_PREPACK_GROUP 8
+/* a team pre-pack buffer above this size is freed after the call instead of kept */
+#define CE_GEMM_PREPACK_KEEP_BYTES ((size_t)64 << 20)
 
 #define GEMM_T float
 #define GEMM_P(x) ce_s##x
@@ -317,9 +321,9 @@ static inline int F(panel_rows)(int64_t M, int64_t i0, int MR, int MR2, int *use
 }
 
 /* One product on the calling thread (Goto/BLIS loops, see the top of this file).
- * B is read in place when `b_inplace` (unit column stride; the caller checks that B fits in
- * L2), else packed into Bp (kc*nc). A is read in place when a_inplace() says so, else
- * packed into Ap (mc*kc). */
+ * B is read in place when `b_inplace` (see F(b_inplace)), else packed into Bp (kc*nc), or
+ * taken from Bpre when the team packed it already. A is read in place when a_inplace() says
+ * so, else packed into Ap (mc*kc), or taken from Apre when the team packed it already. */
 static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int b_inplace,
                             T *Ap, T *Bp, const T *Apre, const T *Bpre) {
     const int MR = cf->mr, NR = cf->nr;
@@ -412,36 +416,56 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
 static void F(prepack_a)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T *Apre) {
     const int MR = cf->mr;
     const int64_t M = pr->M, K = pr->K, KC = ce_balance(K, cf->kc, 8);
-    const int64_t MC = ce_balance(M, cf->mc, MR);
-    const int64_t npan = (M + MR - 1) / MR, nkb = (K + KC - 1) / KC;
+    const int64_t MC = ce_balance(M, cf->mc, MR), GR = CE_GEMM_PREPACK_GROUP * MR;
+    /* work items: (K block, group of up to 8 panels inside one MC block) */
+    const int64_t nkb = (K + KC - 1) / KC, gpb = (MC + GR - 1) / GR, nb = (M + MC - 1) / MC;
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < nkb * npan; t++) {
-        const int64_t pc = (t / npan) * KC, kc = ce_min64(KC, K - pc);
-        const int64_t r0 = (t % npan) * MR, ic = r0 / MC * MC, mc = ce_min64(MC, M - ic);
-        const int m = (int)ce_min64(MR, M - r0);
+    for (int64_t t = 0; t < nkb * nb * gpb; t++) {
+        const int64_t pc = (t / (nb * gpb)) * KC, kc = ce_min64(KC, K - pc);
+        const int64_t ic = ((t / gpb) % nb) * MC, mc = ce_min64(MC, M - ic);
+        const int64_t r0 = ic + (t % gpb) * GR;
+        if (r0 >= ic + mc) continue;
+        const int64_t rows = ce_min64(GR, ic + mc - r0);
         T *dst = Apre + ic * K + ce_rup(mc, MR) * pc + (r0 - ic) * kc;
-        if (pr->csA == 1 && cf->packa)
-            cf->packa(dst, pr->A + r0 * pr->rsA + pc, pr->rsA, m, kc);
-        else
-            F(pack_a)(dst, pr->A + r0 * pr->rsA + pc * pr->csA, pr->rsA, pr->csA, m, kc, MR);
+        if (pr->rsA == 1 && sizeof(T) == 4) {   /* column-major: walk columns (see pack_a_cols) */
+            F(pack_a_cols)(dst, pr->A + r0 + pc * pr->csA, pr->csA, rows, kc, MR);
+            continue;
+        }
+        for (int64_t r = r0; r < r0 + rows; r += MR) {
+            const int m = (int)ce_min64(MR, r0 + rows - r);
+            T *d = dst + (r - r0) * kc;
+            if (pr->csA == 1 && cf->packa)
+                cf->packa(d, pr->A + r * pr->rsA + pc, pr->rsA, m, kc);
+            else
+                F(pack_a)(d, pr->A + r * pr->rsA + pc * pr->csA, pr->rsA, pr->csA, m, kc, MR);
+        }
     }
 }
 
 static void F(prepack_b)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T *Bpre) {
     const int NR = cf->nr;
     const int64_t N = pr->N, K = pr->K, KC = ce_balance(K, cf->kc, 8);
-    const int64_t npan = (N + NR - 1) / NR, nkb = (K + KC - 1) / KC;
+    const int64_t GC = CE_GEMM_PREPACK_GROUP * NR;
+    /* work items: (K block, group of up to 8 panels); panel c0 of K block pc lies at
+     * pc*rup(N, NR) + c0*kc whichever NC block holds it */
+    const int64_t ng = (N + GC - 1) / GC, nkb = (K + KC - 1) / KC;
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < nkb * npan; t++) {
-        const int64_t pc = (t / npan) * KC, kc = ce_min64(KC, K - pc);
-        const int64_t c0 = (t % npan) * NR;
-        const int n = (int)ce_min64(NR, N - c0);
+    for (int64_t t = 0; t < nkb * ng; t++) {
+        const int64_t pc = (t / ng) * KC, kc = ce_min64(KC, K - pc);
+        const int64_t c0 = (t % ng) * GC, cols = ce_min64(GC, N - c0);
         T *dst = Bpre + pc * ce_rup(N, NR) + c0 * kc;
         const T *src = pr->B + pc * pr->rsB + c0 * pr->csB;
-        if (pr->rsB == 1 && cf->packbt)
-            cf->packbt(dst, src, pr->csB, n, kc);
-        else
-            F(pack_b)(dst, src, pr->rsB, pr->csB, n, kc, NR);
+        if (pr->csB == 1 && !(pr->rsB == 1 && cf->packbt)) {   /* walk rows (see pack_b_rows) */
+            F(pack_b_rows)(dst, src, pr->rsB, cols, kc, NR);
+            continue;
+        }
+        for (int64_t c = 0; c < cols; c += NR) {
+            const int n = (int)ce_min64(NR, cols - c);
+            if (pr->rsB == 1 && cf->packbt)
+                cf->packbt(dst + c * kc, src + c * pr->csB, pr->csB, n, kc);
+            else
+                F(pack_b)(dst + c * kc, src + c * pr->csB, pr->rsB, pr->csB, n, kc, NR);
+        }
     }
 }
 
@@ -514,11 +538,11 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
         return;
     }
     /* Work units: (product, slice of C). A product is sliced only when the batch alone cannot
-     * keep the threads busy: into column slices (each packs its own A and B blocks; A repacked
-     * per slice costs ~1/width of the flops) or, for narrow N, row slices. Units are handed
-     * out dynamically, so a thread delayed by other load on the machine does not hold the
-     * others back, and there are no barriers. The K loop is never split: every element of C
-     * is summed in the same order whatever the thread count. */
+     * keep the threads busy, into column or row slices (choice below). Units are handed out
+     * dynamically, so a thread delayed by other load on the machine does not hold the others
+     * back; the only barrier ends the team pre-pack of a sliced product's shared operand. The
+     * K loop is never split: every element of C is summed in the same order whatever the
+     * thread count. */
     int64_t ns = 1, sw = N, by_rows = 0;
     if (batch < 2 * (int64_t)nt) {
         /* Column slices each pack all of A (free when A is read in place), row slices each
@@ -584,6 +608,11 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
         }
         F(gemm_serial)(&cf, &q, Apre, Bpre);
     }
+    }
+    if (pre && ce_gemm_tls_cap[2] > CE_GEMM_PREPACK_KEEP_BYTES) {   /* don't hold a huge copy */
+        free(ce_gemm_tls_buf[2]);
+        ce_gemm_tls_buf[2] = NULL;
+        ce_gemm_tls_cap[2] = 0;
     }
 }
 
