@@ -235,34 +235,30 @@ static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, i
  * caches (NN 1024^3 on 2 threads: 190 -> 290 GFLOP/s). The column-major A block pack is used
  * for fp32 only: for fp64 (a column of 1024 doubles spread over 86 panels per k) it measured
  * slower than panel by panel (A^T B 1024^3, 1 thread: 46 vs 62-66 GFLOP/s). */
-static void F(pack_b_rows)(T *CE_RESTRICT Bp, const T *CE_RESTRICT B, int64_t rsB, int64_t nc,
-                           int64_t kc, int NR) {
-    const int64_t full = nc / NR, rem = nc - full * NR;
-    for (int64_t p = 0; p < kc; p++) {
-        const T *b = B + p * rsB;
-        T *d = Bp + p * NR;
-        for (int64_t jp = 0; jp < full; jp++) F(copy_row)(d + jp * NR * kc, b + jp * NR, NR);
+/* k lines of n contiguous elements, `ld` apart, into ceil(n/R) panels of R x k (zero-padded):
+ * element i of line p goes to dst[(i/R)*R*k + p*R + i%R]. A B block (lines = rows, R = NR) or
+ * a column-major A block (lines = columns, R = MR). */
+static void F(pack_lines)(T *CE_RESTRICT dst, const T *CE_RESTRICT src, int64_t ld, int64_t n,
+                          int64_t k, int R) {
+    const int64_t full = n / R, rem = n - full * R;
+    for (int64_t p = 0; p < k; p++) {
+        const T *s = src + p * ld;
+        T *d = dst + p * R;
+        for (int64_t q = 0; q < full; q++) F(copy_row)(d + q * R * k, s + q * R, R);
         if (rem) {
-            T *dd = d + full * NR * kc;
-            for (int j = 0; j < rem; j++) dd[j] = b[full * NR + j];
-            for (int j = (int)rem; j < NR; j++) dd[j] = 0;
+            T *dd = d + full * R * k;
+            for (int i = 0; i < rem; i++) dd[i] = s[full * R + i];
+            for (int i = (int)rem; i < R; i++) dd[i] = 0;
         }
     }
 }
 
-static void F(pack_a_cols)(T *CE_RESTRICT Ap, const T *CE_RESTRICT A, int64_t csA, int64_t mc,
-                           int64_t kc, int MR) {
-    const int64_t full = mc / MR, rem = mc - full * MR;
-    for (int64_t p = 0; p < kc; p++) {
-        const T *a = A + p * csA;
-        T *d = Ap + p * MR;
-        for (int64_t ip = 0; ip < full; ip++) F(copy_row)(d + ip * MR * kc, a + ip * MR, MR);
-        if (rem) {
-            T *dd = d + full * MR * kc;
-            for (int i = 0; i < rem; i++) dd[i] = a[full * MR + i];
-            for (int i = (int)rem; i < MR; i++) dd[i] = 0;
-        }
-    }
+static inline void F(pack_b_rows)(T *Bp, const T *B, int64_t rsB, int64_t nc, int64_t kc, int NR) {
+    F(pack_lines)(Bp, B, rsB, nc, kc, NR);
+}
+
+static inline void F(pack_a_cols)(T *Ap, const T *A, int64_t csA, int64_t mc, int64_t kc, int MR) {
+    F(pack_lines)(Ap, A, csA, mc, kc, MR);
 }
 
 /* A is read in place when row-major, unless (fp64) its rows are a multiple of 4 KiB apart and
