@@ -12,14 +12,7 @@
 #define CE_TID() 0
 #endif
 /* threads for n elements; 1 without OpenMP (the chunk split below assumes real threads) */
-static inline int act_threads(int64_t n) {
-#ifdef _OPENMP
-    return ce_threads_for(n, CE_ACT_MIN_PER_THREAD);
-#else
-    (void)n;
-    return 1;
-#endif
-}
+static inline int act_threads(int64_t n) { return ce_par_threads(n, CE_ACT_MIN_PER_THREAD); }
 
 int ce_act_backward_uses_y(int kind) { return kind == CE_ACT_SIGMOID || kind == CE_ACT_TANH; }
 

@@ -39,6 +39,18 @@ static inline int ce_threads_for(int64_t work, int64_t min_per_thread) {
     return want < nt ? (int)want : nt;
 }
 
+/* ce_threads_for for kernels that split work by thread id: 1 in a build without OpenMP, where
+ * a parallel region runs once on one thread and a split by thread id would skip work */
+static inline int ce_par_threads(int64_t work, int64_t min_per_thread) {
+#ifdef _OPENMP
+    return ce_threads_for(work, min_per_thread);
+#else
+    (void)work;
+    (void)min_per_thread;
+    return 1;
+#endif
+}
+
 /* contiguous chunk [*lo, *hi) of n items for thread `tid` of `nt`, aligned to `align` items */
 static inline void ce_chunk(int64_t n, int tid, int nt, int64_t align, int64_t *lo, int64_t *hi) {
     int64_t per = (n + nt - 1) / nt;

@@ -11,15 +11,6 @@
 
 #define CE_EW_MIN_PER_THREAD (1 << 15)
 
-/* threads for n elements; 1 in a build without OpenMP (the chunk split assumes real threads) */
-static inline int ew_threads(int64_t n) {
-#ifdef _OPENMP
-    return ce_threads_for(n, CE_EW_MIN_PER_THREAD);
-#else
-    (void)n;
-    return 1;
-#endif
-}
 
 /* out = a OP b over [0, n); out may alias a or b (the loops read before they write) */
 #define CE_EW_BODY(T, NAME)                                                                      \
@@ -73,7 +64,7 @@ CE_EW_BODY(double, ew_avx2_f64)
         void (*fn)(int, T *, const T *, const T *, int64_t) =                                    \
             ce_isa >= CE_ISA_AVX512 ? ew_avx512_##SFX                                            \
             : ce_isa >= CE_ISA_AVX2 ? ew_avx2_##SFX : ew_generic_##SFX;                          \
-        const int nt = ew_threads(n);                                                            \
+        const int nt = ce_par_threads(n, CE_EW_MIN_PER_THREAD);                                  \
         if (nt <= 1) {                                                                           \
             fn(op, out, a, b, n);                                                                \
             return;                                                                              \

@@ -12,13 +12,8 @@
 /* threads for `work` elements with at least `min_per_thread` each, capped by `items` (rows);
  * 1 without OpenMP (the chunk splitting assumes the threads really run) */
 static inline int ce_nn_threads(int64_t work, int64_t min_per_thread, int64_t items) {
-#ifdef _OPENMP
-    int nt = ce_threads_for(work, min_per_thread);
+    int nt = ce_par_threads(work, min_per_thread);
     return items < nt ? (int)(items < 1 ? 1 : items) : nt;
-#else
-    (void)work; (void)min_per_thread; (void)items;
-    return 1;
-#endif
 }
 #define CE_NN_MIN_WORK 16384
 
