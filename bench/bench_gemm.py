@@ -21,7 +21,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from cengine import _C  # noqa: E402
 
 try:

@@ -19,7 +19,6 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))          # the checkout's cengine, not an installed one
 from cengine import _C  # noqa: E402
 
 try:

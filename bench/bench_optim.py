@@ -21,7 +21,6 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
 
 import cengine as ce  # noqa: E402
 from cengine import _C, optim  # noqa: E402
