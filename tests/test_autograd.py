@@ -185,3 +185,48 @@ def test_gradcheck_catches_wrong_gradient():
     with pytest.raises(ce.autograd.GradcheckError):
         ce.autograd.gradcheck(Bad.apply, (x,))
     assert not ce.autograd.gradcheck(Bad.apply, (x,), raise_exception=False)
+
+
+@pytest.mark.parametrize("materialize", [True, False])
+def test_multi_output_function_missing_grads(materialize):
+    """Outputs that got no gradient arrive as zeros, or as None after
+    ctx.set_materialize_grads(False) (torch's ctx API)."""
+    seen = []
+
+    class Two(ce.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(materialize)
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, ga, gb):
+            seen.append(gb)
+            out = 2 * ga
+            if gb is not None:
+                out = out + 3 * gb
+            return out
+
+    x = ce.randn(4, requires_grad=True)
+    a, b = Two.apply(x)
+    a.sum().backward()
+    assert x.grad.tolist() == [2.0] * 4
+    if materialize:
+        assert isinstance(seen[0], np.ndarray) and not seen[0].any()
+    else:
+        assert seen[0] is None
+
+
+def test_sdpa_weights_only_or_output_only_backward():
+    """scaled_dot_product_attention's node skips the zero gradient of unused outputs; using only
+    the output, or only the attention weights (MultiheadAttention), still backpropagates."""
+    q = ce.randn(2, 5, 4, dtype=ce.float64, requires_grad=True)
+    k = ce.randn(2, 6, 4, dtype=ce.float64, requires_grad=True)
+    v = ce.randn(2, 6, 3, dtype=ce.float64, requires_grad=True)
+    assert ce.autograd.gradcheck(
+        lambda q, k, v: ce.nn.functional.scaled_dot_product_attention(q, k, v), (q, k, v))
+    mha = ce.nn.MultiheadAttention(8, 2, dtype=ce.float64)
+    x = ce.randn(3, 5, 8, dtype=ce.float64, requires_grad=True)
+    _, w = mha(x, x, x, need_weights=True)
+    w.sum().backward()
+    assert x.grad is not None and np.isfinite(x.grad.numpy()).all()

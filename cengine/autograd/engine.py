@@ -93,7 +93,8 @@ def _run(roots, root_grads, retain_graph, capture=None):
         if node._n_out == 1:
             args = buf
         else:
-            args = [b if b is not None else np.zeros(s, d)
+            mat = node._materialize_grads
+            args = [b if b is not None else (np.zeros(s, d) if mat else None)
                     for b, (s, d) in zip(buf, node._out_meta)]
         in_grads = node.apply(*args)
         if not retain_graph:

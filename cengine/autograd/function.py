@@ -51,10 +51,15 @@ class Node:
     next_functions = ()
     _retained = None
     _n_out = 1
+    _materialize_grads = True
 
     # ---- ctx API used by Function.forward/backward ----
     def save_for_backward(self, *arrays):
         self._saved = arrays
+
+    def set_materialize_grads(self, value):
+        """False: backward receives None (not zeros) for outputs that got no gradient."""
+        self._materialize_grads = bool(value)
 
     @property
     def saved_tensors(self):

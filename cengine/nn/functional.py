@@ -713,6 +713,7 @@ class _SDPA(Function):
         _k_gemm(pd, v, o)
         ctx.save_for_backward(q, k, v, p, dropout_mask)
         ctx.scale = scale
+        ctx.set_materialize_grads(False)   # the weights are rarely used: no zero-filled grad
         return o, pd
 
     @staticmethod
@@ -722,6 +723,8 @@ class _SDPA(Function):
         B, L, S = p.shape
         pd = p if dm is None else p * dm
         need_q, need_k, need_v, need_m = ctx.needs_input_grad[:4]
+        if go is None:   # only the weights were used
+            go = np.zeros((B, L, v.shape[2]), q.dtype)
         go = _f(go).astype(q.dtype, copy=False)
         gv = None
         if need_v:
