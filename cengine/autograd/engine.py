@@ -3,13 +3,17 @@ import numpy as np
 
 from .function import AccumulateGrad
 
+__all__ = ["backward", "grad"]
+
+_arith = None
+
 
 def _add(a, b):
     """a + b for gradient accumulation (large same-shape float arrays on the threaded kernel)"""
-    from ..ops._util import arith  # not at import time: ops imports the autograd package
-    return arith("add", np.add, a, b)
-
-__all__ = ["backward", "grad"]
+    global _arith
+    if _arith is None:   # bound on first use: the ops package imports this one
+        from ..ops._util import arith as _arith
+    return _arith("add", np.add, a, b)
 
 
 def _topo(roots):
