@@ -201,17 +201,7 @@ static void F(pack_a)(T *CE_RESTRICT dst, const T *CE_RESTRICT A, int64_t rsA, i
 /* B micro-panel: dst[p*NR + j] = B[p*rsB + j*csB] for j < n, zero for n <= j < NR */
 static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, int64_t csB,
                       int n, int64_t k, int NR) {
-    if (csB == 1) {
-        if (n == NR) {
-            for (int64_t p = 0; p < k; p++) F(copy_row)(dst + p * NR, B + p * rsB, NR);
-        } else {
-            for (int64_t p = 0; p < k; p++) {
-                for (int j = 0; j < n; j++) dst[p * NR + j] = B[p * rsB + j];
-                for (int j = n; j < NR; j++) dst[p * NR + j] = 0;
-            }
-        }
-        return;
-    }
+    /* (unit column stride is packed block-wide by F(pack_lines), never here) */
     if (rsB == 1) {
         /* column-major B (a transposed view): sequential reads down each column */
         for (int j = 0; j < n; j++) {
@@ -230,9 +220,8 @@ static void F(pack_b)(T *CE_RESTRICT dst, const T *CE_RESTRICT B, int64_t rsB, i
 
 /* Whole-block packs for the unit-stride cases, walking the contiguous direction of the source
  * once: a B block with unit column stride is read row by row (nc contiguous elements, split
- * over the jpan panels), a column-major A block column by column. Packing panel by panel
- * instead re-walked the block with a large stride once per panel, and each pass missed the
- * caches (NN 1024^3 on 2 threads: 190 -> 290 GFLOP/s). The column-major A block pack is used
+ * over the jpan panels), a column-major A block column by column, instead of re-walking the
+ * block with a large stride once per panel. The column-major A block pack is used
  * for fp32 only: for fp64 (a column of 1024 doubles spread over 86 panels per k) it measured
  * slower than panel by panel (A^T B 1024^3, 1 thread: 46 vs 62-66 GFLOP/s). */
 /* k lines of n contiguous elements, `ld` apart, into ceil(n/R) panels of R x k (zero-padded):
@@ -275,7 +264,7 @@ static inline int F(a_inplace)(const F(gemm_prob_t) *pr, int NR) {
 /* B is read in place (no packing) when it has unit column stride, its KC-row block is small
  * and A is short. Beyond a few A panels the pack costs a negligible share of the flops, while
  * in-place B rows a power-of-two apart share L1 sets and stream from L2 on every k step
- * (NN 1024^3 split in 256-column slices: 210 vs 290 GFLOP/s on 2 threads). */
+ * (NN 1024^3 split in 256-column slices: 211 vs 279 GFLOP/s on 2 threads). */
 static inline int F(b_inplace)(const F(gemm_prob_t) *pr, int64_t KC) {
     return pr->csB == 1 && pr->M <= CE_GEMM_DIRECT_B_MAX_M &&
            (size_t)KC * (size_t)pr->N * sizeof(T) <= CE_GEMM_DIRECT_B_BYTES;

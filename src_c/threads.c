@@ -23,7 +23,7 @@ int ce_openmp_enabled(void) { return CE_HAVE_OPENMP; }
 /* Keep large freed blocks in the heap instead of returning them to the OS (glibc only).
  * A training step allocates and frees the same multi-megabyte activations and gradients on
  * every step; with glibc's defaults each comes from a fresh mmap and pays a page fault (and a
- * page clear) per 4 KiB on first touch: ~20% of a transformer step here. Blocks up to
+ * page clear) per 4 KiB on first touch: 15-22% of a transformer step here. Blocks up to
  * `mmap_threshold` bytes come from the heap; the heap top is trimmed beyond `trim_threshold`.
  * Returns 1 if applied. */
 #if defined(__GLIBC__)
