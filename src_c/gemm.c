@@ -54,6 +54,10 @@ static void *ce_gemm_buf(int slot, size_t bytes) {
 }
 
 static inline int64_t ce_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+/* element offset of product b of an (nb1, nb2) batch grid with strides s1 (outer), s2 (inner) */
+static inline int64_t ce_boff(int64_t b, int64_t nb2, int64_t s1, int64_t s2) {
+    return nb2 == 1 ? b * s1 : b / nb2 * s1 + b % nb2 * s2;
+}
 static inline int64_t ce_rup(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 /* split n into ceil(n/blk) near-equal blocks, each a multiple of `align` */
 static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
@@ -139,13 +143,13 @@ typedef struct {
 } F(gemm_prob_t);
 
 /* reference: C = alpha * A @ B + beta * C, accumulating in double */
-void F(gemm_ref)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
-                 const T *A, int64_t sAb, int64_t rsA, int64_t csA,
-                 const T *B, int64_t sBb, int64_t rsB, int64_t csB, T beta,
-                 T *C, int64_t sCb, int64_t rsC, int64_t csC) {
-    for (int64_t b = 0; b < batch; b++) {
-        const T *a = A + b * sAb, *bb = B + b * sBb;
-        T *c = C + b * sCb;
+void F(gemm_ref)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
+                 const T *A, int64_t sA1, int64_t sA2, int64_t rsA, int64_t csA,
+                 const T *B, int64_t sB1, int64_t sB2, int64_t rsB, int64_t csB, T beta,
+                 T *C, int64_t sC1, int64_t sC2, int64_t rsC, int64_t csC) {
+    for (int64_t b = 0; b < nb1 * nb2; b++) {
+        const T *a = A + ce_boff(b, nb2, sA1, sA2), *bb = B + ce_boff(b, nb2, sB1, sB2);
+        T *c = C + ce_boff(b, nb2, sC1, sC2);
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
                 double acc = 0;
@@ -471,8 +475,8 @@ static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, co
         return;
     }
     /* out of memory for packing buffers */
-    F(gemm_ref)(1, pr->M, pr->N, pr->K, pr->alpha, pr->A, 0, pr->rsA, pr->csA, pr->B, 0, pr->rsB,
-                pr->csB, pr->beta, pr->C, 0, pr->rsC, pr->csC);
+    F(gemm_ref)(1, 1, pr->M, pr->N, pr->K, pr->alpha, pr->A, 0, 0, pr->rsA, pr->csA, pr->B, 0, 0,
+                pr->rsB, pr->csB, pr->beta, pr->C, 0, 0, pr->rsC, pr->csC);
 }
 
 static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T beta) {
@@ -487,13 +491,15 @@ static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T b
     }
 }
 
-void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
-             const T *A, int64_t sAb, int64_t rsA, int64_t csA,
-             const T *B, int64_t sBb, int64_t rsB, int64_t csB, T beta,
-             T *C, int64_t sCb, int64_t rsC, int64_t csC) {
-    if (batch <= 0 || M <= 0 || N <= 0) return;
+void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
+             const T *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+             const T *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, T beta,
+             T *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC) {
+    if (nb1 <= 0 || nb2 <= 0 || M <= 0 || N <= 0) return;
+    const int64_t batch = nb1 * nb2;
     if (K <= 0 || alpha == 0) {
-        for (int64_t b = 0; b < batch; b++) F(scale_c)(C + b * sCb, rsC, csC, M, N, beta);
+        for (int64_t b = 0; b < batch; b++)
+            F(scale_c)(C + ce_boff(b, nb2, sCb, sCb2), rsC, csC, M, N, beta);
         return;
     }
     /* write C along its smaller stride: C^T = B^T A^T when C is column-major */
@@ -503,6 +509,7 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
         t = M; M = N; N = t;
         tp = A; A = B; B = tp;
         t = sAb; sAb = sBb; sBb = t;
+        t = sAb2; sAb2 = sBb2; sBb2 = t;
         int64_t nrsA = csB, ncsA = rsB, nrsB = csA, ncsB = rsA;
         rsA = nrsA; csA = ncsA; rsB = nrsB; csB = ncsB;
         t = rsC; rsC = csC; csC = t;
@@ -517,7 +524,8 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
     if (nt <= 1) {
         for (int64_t b = 0; b < batch; b++) {
             F(gemm_prob_t) q = pr;
-            q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
+            q.A = A + ce_boff(b, nb2, sAb, sAb2); q.B = B + ce_boff(b, nb2, sBb, sBb2);
+            q.C = C + ce_boff(b, nb2, sCb, sCb2);
             F(gemm_serial)(&cf, &q, NULL, NULL);
         }
         return;
@@ -580,7 +588,8 @@ void F(gemm)(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha,
     for (int64_t u = 0; u < units; u++) {
         const int64_t b = u / ns, s = u % ns;
         F(gemm_prob_t) q = pr;
-        q.A = A + b * sAb; q.B = B + b * sBb; q.C = C + b * sCb;
+        q.A = A + ce_boff(b, nb2, sAb, sAb2); q.B = B + ce_boff(b, nb2, sBb, sBb2);
+            q.C = C + ce_boff(b, nb2, sCb, sCb2);
         if (ns > 1) {
             /* slice s: panels [s*P/ns, (s+1)*P/ns) of the P register-tile panels */
             const int64_t R = by_rows ? cf.mr : cf.nr, P = ((by_rows ? M : N) + R - 1) / R;

@@ -1,14 +1,15 @@
 /* gemm.h - general matrix multiply, float32 and float64, batched and strided.
  *
- *   for b in [0, batch):  C_b = alpha * A_b @ B_b + beta * C_b
+ *   for (b1, b2) in [0, nb1) x [0, nb2):  C_b = alpha * A_b @ B_b + beta * C_b
  *
- *   A_b (M,K): element (i,p) at A[b*sAb + i*rsA + p*csA]
- *   B_b (K,N): element (p,j) at B[b*sBb + p*rsB + j*csB]
- *   C_b (M,N): element (i,j) at C[b*sCb + i*rsC + j*csC]
+ *   A_b (M,K): element (i,p) at A[b1*sAb + b2*sAb2 + i*rsA + p*csA]
+ *   B_b (K,N): element (p,j) at B[b1*sBb + b2*sBb2 + p*rsB + j*csB]
+ *   C_b (M,N): element (i,j) at C[b1*sCb + b2*sCb2 + i*rsC + j*csC]
  *
- * Strides are in elements and may be anything >= 0 (transposed views: swap rs/cs; a batch
- * stride of 0 broadcasts that operand). C must not overlap A or B, and distinct (b,i,j) of C
- * must be distinct elements (sCb == 0 with batch > 1 is not allowed).
+ * Two batch levels let a (batch, heads, L, E) view of a (batch, L, heads, E) array go in
+ * without a copy (nb2 = 1 for an ordinary batch). Strides are in elements and may be anything
+ * >= 0 (transposed views: swap rs/cs; a batch stride of 0 broadcasts that operand). C must not
+ * overlap A or B, and distinct (b1,b2,i,j) of C must be distinct elements.
  * beta == 0 overwrites C without reading it (NaN/Inf in C do not propagate); K == 0 or
  * alpha == 0 gives C = beta*C without reading A or B; M == 0 or N == 0 does nothing.
  *
@@ -22,24 +23,24 @@
 #define CE_GEMM_H
 #include "common.h"
 
-void ce_sgemm(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-              const float *A, int64_t sAb, int64_t rsA, int64_t csA,
-              const float *B, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-              float *C, int64_t sCb, int64_t rsC, int64_t csC);
-void ce_dgemm(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
-              const double *A, int64_t sAb, int64_t rsA, int64_t csA,
-              const double *B, int64_t sBb, int64_t rsB, int64_t csB, double beta,
-              double *C, int64_t sCb, int64_t rsC, int64_t csC);
+void ce_sgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+              const float *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+              float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC);
+void ce_dgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, double alpha,
+              const double *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+              const double *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, double beta,
+              double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC);
 
 /* plain triple-loop references with the same contract (accumulate in double) */
-void ce_sgemm_ref(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float *A, int64_t sAb, int64_t rsA, int64_t csA,
-                  const float *B, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                  float *C, int64_t sCb, int64_t rsC, int64_t csC);
-void ce_dgemm_ref(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
-                  const double *A, int64_t sAb, int64_t rsA, int64_t csA,
-                  const double *B, int64_t sBb, int64_t rsB, int64_t csB, double beta,
-                  double *C, int64_t sCb, int64_t rsC, int64_t csC);
+void ce_sgemm_ref(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                  const float *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC);
+void ce_dgemm_ref(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, double alpha,
+                  const double *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                  const double *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, double beta,
+                  double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC);
 
 /* ---- microkernels (internal to the gemm files, declared here for the dispatch table) ----
  * One m x n tile of C (m <= MR, n <= NR):

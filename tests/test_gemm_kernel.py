@@ -157,6 +157,57 @@ def test_gemm_batched_broadcast_and_views(isa, nthreads, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 4, 17, 33, 9), (2, 5, 64, 64, 64), (1, 6, 40, 70, 30),
+                                   (4, 1, 13, 200, 20), (2, 3, 130, 20, 300)], ids=str)
+def test_gemm_two_batch_levels(isa, nthreads, dtype, shape):
+    """(b, h, L, E) views of (b, L, h, E) arrays, as attention heads are, with no copy: the two
+    batch levels do not merge into one stride; the output is such a view too."""
+    b, h, M, N, K = shape
+    rng = np.random.default_rng(7)
+    A = _rand(rng, (b, M, h, K), dtype).transpose(0, 2, 1, 3)
+    Bt = _rand(rng, (b, N, h, K), dtype).transpose(0, 2, 3, 1)       # (b, h, K, N), k^T view
+    store = np.full((b, M, h, N), np.nan, dtype)
+    C = store.transpose(0, 2, 1, 3)
+    _C.gemm(A, Bt, C)
+    ref = np.matmul(A.astype(np.float64), Bt.astype(np.float64))
+    np.testing.assert_allclose(C, ref, **_tol(dtype, K))
+    # alpha / beta through the same views
+    C2 = (store * 0 + 1).transpose(0, 2, 1, 3)
+    _C.gemm(A, Bt, C2, 0.5, 2.0)
+    np.testing.assert_allclose(C2, 0.5 * ref + 2.0, **_tol(dtype, K))
+    # the reference kernel takes the same views
+    C3 = np.empty((b, h, M, N), dtype)
+    _C.gemm_ref(A, Bt, C3)
+    np.testing.assert_allclose(C3, ref, **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_two_batch_levels_broadcast(isa, nthreads, dtype):
+    rng = np.random.default_rng(8)
+    A = _rand(rng, (3, 5, 19, 23), dtype)
+    A64 = A.astype(np.float64)
+    for Bshape in [(23, 41), (5, 23, 41), (1, 5, 23, 41), (3, 1, 23, 41), (1, 1, 23, 41)]:
+        B = _rand(rng, Bshape, dtype)
+        C = np.full((3, 5, 19, 41), np.nan, dtype)
+        _C.gemm(A, B, C)
+        np.testing.assert_allclose(C, A64 @ B.astype(np.float64), **_tol(dtype, 23))
+    # A broadcast over the outer level, B over the inner one
+    Ao, B = _rand(rng, (1, 5, 19, 23), dtype), _rand(rng, (3, 1, 23, 41), dtype)
+    C = np.empty((3, 5, 19, 41), dtype)
+    _C.gemm(Ao, B, C)
+    np.testing.assert_allclose(C, Ao.astype(np.float64) @ B.astype(np.float64), **_tol(dtype, 23))
+    with pytest.raises(RuntimeError, match="batch sizes do not match"):
+        _C.gemm(A, _rand(rng, (2, 5, 23, 41), dtype), np.empty((3, 5, 19, 41), dtype))
+    with pytest.raises(RuntimeError, match="batch sizes do not match"):
+        _C.gemm(A, _rand(rng, (23, 41), dtype), np.empty((5, 19, 41), dtype))
+    with pytest.raises(ValueError, match="overlapping"):
+        C0 = np.lib.stride_tricks.as_strided(np.zeros(19 * 41, dtype), (3, 5, 19, 41),
+                                             (0, 19 * 41 * A.itemsize, 41 * A.itemsize,
+                                              A.itemsize), writeable=True)
+        _C.gemm(A, _rand(rng, (23, 41), dtype), C0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(70, 130, 203), (13, 200, 5), (100, 257, 61)], ids=str)
 def test_gemm_row_stride_4k_multiple(isa, dtype, shape):
     """row-major A whose rows are 4 KiB apart (packed instead of read in place), odd K and M"""
@@ -254,8 +305,10 @@ def test_gemm_errors():
         _C.gemm(np.zeros((2, 3), np.int64), np.zeros((3, 5), np.int64), np.zeros((2, 5), np.int64))
     with pytest.raises(TypeError, match="numpy arrays"):
         _C.gemm([[1.0]], np.zeros((1, 1), f32), np.zeros((1, 1), f32))
-    with pytest.raises(RuntimeError, match="2-D or 3-D"):
+    with pytest.raises(RuntimeError, match="2-D to 4-D"):
         _C.gemm(np.zeros(3, f32), np.zeros((3, 5), f32), np.zeros((1, 5), f32))
+    with pytest.raises(RuntimeError, match="2-D to 4-D"):
+        _C.gemm(np.zeros((1, 1, 1, 2, 3), f32), np.zeros((3, 5), f32), np.zeros((1, 1, 1, 2, 5), f32))
     with pytest.raises(RuntimeError, match="output shape"):
         _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), np.zeros((2, 4), f32))
     with pytest.raises(RuntimeError, match="batch sizes do not match"):
