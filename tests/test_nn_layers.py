@@ -448,6 +448,45 @@ def test_sdpa_gradcheck():
     assert gradcheck(lambda q, k: sdpa(q, k, k), (t64(2, 2, 3, 2), t64(1, 4, 2)))
 
 
+def _heads(x, b, L, h, E):
+    """q, k, v (b, h, L, E) head views of a fused (b, L, 3*h*E) projection, as models make them"""
+    return tuple(z.view(b, L, h, E).transpose(1, 2) for z in x.chunk(3, dim=-1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sdpa_head_views(isa, nthreads, dtype):
+    """4-D head views (non-contiguous) go to the kernel without a copy; the output is laid out
+    so that transpose(1, 2).reshape(b, L, h*E) is free, and matches the reference."""
+    b, L, h, E = 3, 37, 4, 16
+    x = ce.tensor(arr(b, L, 3 * h * E, dtype=dtype))
+    q, k, v = _heads(x, b, L, h, E)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+    qn, kn, vn = (np.asarray(t._data) for t in (q, k, v))
+    for causal in (False, True):
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        np.testing.assert_allclose(o._data, _sdpa_ref(qn, kn, vn, causal=causal), **tol)
+        merged = o.transpose(1, 2).reshape(b, L, h * E)
+        assert np.shares_memory(merged._data, o._data)
+    fmask = arr(b, 1, L, L, dtype=dtype)
+    np.testing.assert_allclose(
+        F.scaled_dot_product_attention(q, k, v, attn_mask=ce.tensor(fmask))._data,
+        _sdpa_ref(qn, kn, vn, mask=fmask), **tol)
+
+
+def test_sdpa_head_views_gradcheck():
+    b, L, h, E = 2, 3, 2, 2
+    sdpa = F.scaled_dot_product_attention
+
+    def f(x, m=None, causal=False):
+        q, k, v = _heads(x, b, L, h, E)
+        return sdpa(q, k, v, attn_mask=m, is_causal=causal).transpose(1, 2).reshape(b, L, h * E)
+
+    assert gradcheck(lambda x: f(x), (t64(b, L, 3 * h * E),))
+    assert gradcheck(lambda x: f(x, causal=True), (t64(b, L, 3 * h * E),))
+    assert gradcheck(lambda x, m: f(x, m), (t64(b, L, 3 * h * E), t64(L, L)))
+    assert gradcheck(lambda x, m: f(x, m), (t64(b, L, 3 * h * E), t64(b, h, L, L)))
+
+
 def test_sdpa_dropout_and_errors():
     q = ce.randn(1, 4, 3)
     ce.manual_seed(5)

@@ -694,22 +694,33 @@ class _Pad(Function):
 
 
 # ============================================================================ attention
+def _heads_empty(shape, dtype):
+    """empty (..., L, E) array; for 4-D (b, h, L, E) the (b, h, L, E) view of a C-contiguous
+    (b, L, h, E) array, the layout a (b, L, h*E) tensor's heads come from and go back to: the
+    model's transpose(1, 2).reshape(b, L, h*E) of the result is then free."""
+    if len(shape) == 4:
+        b, h, L, E = shape
+        return np.empty((b, L, h, E), dtype).transpose(0, 2, 1, 3)
+    return np.empty(shape, dtype)
+
+
 class _SDPA(Function):
     """O = dropout(softmax(scale * Q K^T + mask)) V on the batched GEMM and the softmax row
-    kernel; backward with the Jacobian-free softmax backward. Q (B,L,E), K (B,S,E), V (B,S,Ev),
-    mask (B,L,S) additive float or None. Outputs (O, P) with P the attention weights."""
+    kernel; backward with the Jacobian-free softmax backward. Q (*, L, E), K (*, S, E),
+    V (*, S, Ev) with the same one or two batch dimensions * (any strides: head views go to the
+    GEMM as they are), mask broadcastable to (*, L, S), additive float, or None. Outputs (O, P)
+    with P the attention weights."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask, scale, dropout_mask):
-        B, L, _ = q.shape
-        S = k.shape[1]
-        s = np.empty((B, L, S), q.dtype)
-        _k_gemm(q, k.transpose(0, 2, 1), s, scale)
+        bd, L, S = q.shape[:-2], q.shape[-2], k.shape[-2]
+        s = np.empty(bd + (L, S), q.dtype)
+        _k_gemm(q, np.swapaxes(k, -1, -2), s, scale)
         if mask is not None:
             s += mask
-        p = _k_softmax_forward(s.reshape(B * L, S), False).reshape(B, L, S)
+        p = _k_softmax_forward(s.reshape(-1, S), False).reshape(s.shape)
         pd = p if dropout_mask is None else p * dropout_mask
-        o = np.empty((B, L, v.shape[2]), q.dtype)
+        o = _heads_empty(bd + (L, v.shape[-1]), q.dtype)
         _k_gemm(pd, v, o)
         ctx.save_for_backward(q, k, v, p, dropout_mask)
         ctx.scale = scale
@@ -720,31 +731,30 @@ class _SDPA(Function):
     def backward(ctx, go, gp):
         q, k, v, p, dm = ctx.saved_tensors
         scale = ctx.scale
-        B, L, S = p.shape
+        S = p.shape[-1]
         pd = p if dm is None else p * dm
         need_q, need_k, need_v, need_m = ctx.needs_input_grad[:4]
         if go is None:   # only the weights were used
-            go = np.zeros((B, L, v.shape[2]), q.dtype)
-        go = _f(go).astype(q.dtype, copy=False)
+            go = np.zeros(q.shape[:-1] + (v.shape[-1],), q.dtype)
+        go = go.astype(q.dtype, copy=False)
         gv = None
         if need_v:
-            gv = np.empty(v.shape, v.dtype)
-            _k_gemm(pd.transpose(0, 2, 1), go, gv)
-        dp = np.empty((B, L, S), q.dtype)
-        _k_gemm(go, v.transpose(0, 2, 1), dp)
+            gv = _heads_empty(v.shape, v.dtype)
+            _k_gemm(np.swapaxes(pd, -1, -2), go, gv)
+        dp = np.empty(p.shape, q.dtype)
+        _k_gemm(go, np.swapaxes(v, -1, -2), dp)
         if gp is not None:  # grad of the returned (dropped-out) weights
             dp += gp
         if dm is not None:
             dp *= dm
-        ds = _k_softmax_backward(p.reshape(B * L, S), _f(dp).reshape(B * L, S),
-                                 False).reshape(B, L, S)
+        ds = _k_softmax_backward(p.reshape(-1, S), dp.reshape(-1, S), False).reshape(p.shape)
         gq = gk = None
         if need_q:
-            gq = np.empty(q.shape, q.dtype)
+            gq = _heads_empty(q.shape, q.dtype)
             _k_gemm(ds, k, gq, scale)
         if need_k:
-            gk = np.empty(k.shape, k.dtype)
-            _k_gemm(ds.transpose(0, 2, 1), q, gk, scale)
+            gk = _heads_empty(k.shape, k.dtype)
+            _k_gemm(np.swapaxes(ds, -1, -2), q, gk, scale)
         return gq, gk, gv, (ds if need_m else None), None, None
 
 
@@ -785,7 +795,15 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
     B = int(np.prod(batch, dtype=np.int64))
     scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
 
+    # One or two batch dimensions shared by q, k and v go to the kernel as they are (head views
+    # included: the GEMM takes their strides); anything else is folded into one batch dimension.
+    direct = len(batch) in (1, 2) and all(tuple(t.shape[:-2]) == batch
+                                          for t in (query, key, value))
+    kb = batch if direct else (B,)   # the kernel's batch dimensions
+
     def to3(t, r, c):
+        if direct:
+            return t
         if tuple(t.shape[:-2]) != batch:
             t = t.expand(*(batch + (r, c)))
         return t.reshape(B, r, c)
@@ -794,7 +812,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
     mask3 = None
     if is_causal:
         m = np.where(np.tril(np.ones((L, S), bool)), 0.0, -np.inf).astype(dt)
-        mask3 = _wrap(np.broadcast_to(m, (B, L, S)))
+        mask3 = _wrap(m)   # (L, S), broadcast over the batch by the score add
     elif attn_mask is not None:
         if not isinstance(attn_mask, Tensor):
             raise TypeError("attn_mask must be a Tensor")
@@ -806,23 +824,25 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
                                   ", ".join(str(s) for s in batch + (L, S)))) from None
         if attn_mask._data.dtype == np.bool_:
             m = np.where(attn_mask._data, 0.0, -np.inf).astype(dt)
-            mask3 = _wrap(np.broadcast_to(m, batch + (L, S)).reshape(B, L, S))
+            mask3 = _wrap(np.broadcast_to(m, batch + (L, S)).reshape(kb + (L, S)))
         else:
             am = attn_mask if attn_mask._data.dtype == dt else attn_mask.to(query.dtype)
             if tuple(am.shape) != batch + (L, S):
                 am = am.expand(*(batch + (L, S)))
-            mask3 = am.reshape(B, L, S)
+            mask3 = am if direct else am.reshape(B, L, S)
     dmask = None
     if dropout_p > 0.0:
         if dropout_p == 1.0:
-            dmask = np.zeros((B, L, S), dt)
+            dmask = np.zeros(kb + (L, S), dt)
         else:
-            keep = _rng(None).random((B, L, S)) >= dropout_p
+            keep = _rng(None).random(kb + (L, S)) >= dropout_p
             dmask = keep.astype(dt) * dt.type(1.0 / (1.0 - dropout_p))
     o, p = _SDPA.apply(q3, k3, v3, mask3, scale, dmask)
-    o = o.reshape(*(batch + (L, Ev)))
+    if not direct:
+        o = o.reshape(*(batch + (L, Ev)))
+        p = p.reshape(*(batch + (L, S)))
     if need_weights:
-        return o, p.reshape(*(batch + (L, S)))
+        return o, p
     return o
 
 
