@@ -230,3 +230,53 @@ def test_sdpa_weights_only_or_output_only_backward():
     _, w = mha(x, x, x, need_weights=True)
     w.sum().backward()
     assert x.grad is not None and np.isfinite(x.grad.numpy()).all()
+
+
+def test_split_backward_reuses_side_by_side_pieces():
+    """Split's backward returns the array whose pieces the gradients already are (as attention's
+    sibling q/k/v gradients are) and concatenates in every other case."""
+    from cengine.ops.shape import Split
+    ctx = type("Ctx", (), {})()
+    ctx.d, ctx.shape = 1, (4, 9)
+    base = np.arange(36.0).reshape(4, 9)
+    pieces = (base[:, 0:3], base[:, 3:6], base[:, 6:9])
+    whole = Split.backward(ctx, *pieces)[0]
+    assert np.shares_memory(whole, base) and np.array_equal(whole, base)
+    # same pieces in another order, a partial cover, a foreign piece: concatenated copies
+    for gs in [(pieces[1], pieces[0], pieces[2]), (pieces[0], pieces[1], np.ones((4, 3)))]:
+        out = Split.backward(ctx, *gs)[0]
+        assert not np.shares_memory(out, base)
+        np.testing.assert_array_equal(out, np.concatenate(gs, axis=1))
+    ctx.shape = (4, 6)
+    gs = (base[:, 0:3], base[:, 3:6])   # pieces of a larger array
+    out = Split.backward(ctx, *gs)[0]
+    assert not np.shares_memory(out, base)
+    np.testing.assert_array_equal(out, base[:, :6])
+
+
+def test_sdpa_sibling_grads_of_fused_qkv(monkeypatch):
+    """q, k, v chunks of one projection get their gradients side by side in one array, and the
+    values match the separately computed ones (the chunk's backward then needs no copy)."""
+    import cengine.ops.shape as shape_mod
+    F = ce.nn.functional
+    found = []
+    orig = shape_mod._side_by_side
+    monkeypatch.setattr(shape_mod, "_side_by_side",
+                        lambda gs, d, shape: found.append(orig(gs, d, shape)) or found[-1])
+    rng = np.random.default_rng(0)
+    xn = rng.standard_normal((2, 5, 3 * 8))
+    g = rng.standard_normal((2, 2, 5, 4))
+    grads = []
+    for fused in (True, False):
+        x = ce.tensor(xn, requires_grad=True)
+        if fused:
+            q, k, v = (z.view(2, 5, 2, 4).transpose(1, 2) for z in x.chunk(3, dim=-1))
+        else:   # separate contiguous copies: no shared base
+            q, k, v = (ce.tensor(np.ascontiguousarray(z._data.reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)),
+                                 requires_grad=True) for z in x.chunk(3, dim=-1))
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        o.backward(ce.tensor(g))
+        grads.append(x.grad.numpy() if fused else np.concatenate(
+            [t.grad.numpy().transpose(0, 2, 1, 3).reshape(2, 5, 8) for t in (q, k, v)], axis=-1))
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    assert found and found[0] is not None   # the fused chunk's backward took the pieces as they are

@@ -704,6 +704,26 @@ def _heads_empty(shape, dtype):
     return np.empty(shape, dtype)
 
 
+def _sibling_grads(q, k, v):
+    """(gq, gk, gv) empty arrays laid out like q, k, v when those are same-shape, same-stride
+    views at evenly spaced offsets of one C-contiguous array (the chunks of a fused qkv
+    projection): views of one new array shaped like it, so that the chunk's backward finds its
+    pieces already side by side and skips the concatenation. None when they are not."""
+    base = q.base
+    if (base is None or k.base is not base or v.base is not base or q.shape != k.shape
+            or q.shape != v.shape or q.strides != k.strides or q.strides != v.strides
+            or not isinstance(base, np.ndarray) or base.dtype != q.dtype
+            or not base.flags.c_contiguous):
+        return None
+    p0 = base.__array_interface__["data"][0]
+    offs = [t.__array_interface__["data"][0] - p0 for t in (q, k, v)]
+    if offs[1] - offs[0] != offs[2] - offs[1] or any(o % q.itemsize for o in offs):
+        return None
+    buf = np.empty(base.size, q.dtype)   # views of it keep it as their .base
+    return tuple(np.ndarray(q.shape, q.dtype, buffer=buf, offset=o, strides=q.strides)
+                 for o in offs)
+
+
 class _SDPA(Function):
     """O = dropout(softmax(scale * Q K^T + mask)) V on the batched GEMM and the softmax row
     kernel; backward with the Jacobian-free softmax backward. Q (*, L, E), K (*, S, E),
@@ -738,8 +758,9 @@ class _SDPA(Function):
             go = np.zeros(q.shape[:-1] + (v.shape[-1],), q.dtype)
         go = go.astype(q.dtype, copy=False)
         gv = None
+        sib = _sibling_grads(q, k, v) if need_q and need_k and need_v else None
         if need_v:
-            gv = _heads_empty(v.shape, v.dtype)
+            gv = sib[2] if sib else _heads_empty(v.shape, v.dtype)
             _k_gemm(np.swapaxes(pd, -1, -2), go, gv)
         dp = np.empty(p.shape, q.dtype)
         _k_gemm(go, np.swapaxes(v, -1, -2), dp)
@@ -750,10 +771,10 @@ class _SDPA(Function):
         ds = _k_softmax_backward(p.reshape(-1, S), dp.reshape(-1, S), False).reshape(p.shape)
         gq = gk = None
         if need_q:
-            gq = _heads_empty(q.shape, q.dtype)
+            gq = sib[0] if sib else _heads_empty(q.shape, q.dtype)
             _k_gemm(ds, k, gq, scale)
         if need_k:
-            gk = _heads_empty(k.shape, k.dtype)
+            gk = sib[1] if sib else _heads_empty(k.shape, k.dtype)
             _k_gemm(np.swapaxes(ds, -1, -2), q, gk, scale)
         return gq, gk, gv, (ds if need_m else None), None, None
 

@@ -408,7 +408,30 @@ class Split(Function):
 
     @staticmethod
     def backward(ctx, *gs):
+        whole = _side_by_side(gs, ctx.d, ctx.shape)
+        if whole is not None:
+            return whole, None, None
         return np.concatenate(gs, axis=ctx.d), None, None
+
+
+def _side_by_side(gs, d, shape):
+    """The array of `shape` whose consecutive pieces along d the arrays gs already are (views
+    of one C-contiguous array, as attention's sibling q/k/v gradients are), else None."""
+    base = gs[0].base if gs[0] is not None else None
+    if (base is None or not isinstance(base, np.ndarray) or not base.flags.c_contiguous
+            or base.size != int(np.prod(shape, dtype=np.int64)) or base.dtype != gs[0].dtype):
+        return None
+    whole = base.reshape(shape)
+    start = 0
+    for g in gs:
+        if g is None or g.base is not base:
+            return None
+        piece = whole[(slice(None),) * d + (slice(start, start + g.shape[d]),)]
+        if (piece.shape != g.shape or piece.strides != g.strides
+                or piece.__array_interface__["data"][0] != g.__array_interface__["data"][0]):
+            return None
+        start += g.shape[d]
+    return whole
 
 
 def chunk(input, chunks, dim=0):
