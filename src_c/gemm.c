@@ -140,13 +140,16 @@ typedef struct {
     const T *A; int64_t rsA, csA;
     const T *B; int64_t rsB, csB;
     T *C; int64_t rsC, csC;
+    const T *bias; int64_t sbias;   /* NULL, or added to C once: bias[j*sbias] (bias[i*sbias] */
+    int bias_rows;                  /* when bias_rows, after the driver transposed C) */
 } F(gemm_prob_t);
 
 /* reference: C = alpha * A @ B + beta * C, accumulating in double */
 void F(gemm_ref)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
                  const T *A, int64_t sA1, int64_t sA2, int64_t rsA, int64_t csA,
                  const T *B, int64_t sB1, int64_t sB2, int64_t rsB, int64_t csB, T beta,
-                 T *C, int64_t sC1, int64_t sC2, int64_t rsC, int64_t csC) {
+                 T *C, int64_t sC1, int64_t sC2, int64_t rsC, int64_t csC,
+                 const T *bias, int64_t sbias) {
     for (int64_t b = 0; b < nb1 * nb2; b++) {
         const T *a = A + ce_boff(b, nb2, sA1, sA2), *bb = B + ce_boff(b, nb2, sB1, sB2);
         T *c = C + ce_boff(b, nb2, sC1, sC2);
@@ -158,7 +161,8 @@ void F(gemm_ref)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T al
                         acc += (double)a[i * rsA + p * csA] * (double)bb[p * rsB + j * csB];
                 T *cp = c + i * rsC + j * csC;
                 T x = (T)(alpha * acc);
-                *cp = beta != 0 ? x + beta * *cp : x;
+                x = beta != 0 ? x + beta * *cp : x;
+                *cp = bias ? x + bias[j * sbias] : x;
             }
     }
 }
@@ -309,6 +313,25 @@ static inline int F(panel_rows)(int64_t M, int64_t i0, int MR, int MR2, int *use
     return (int)ce_min64(MR, rest > 0 ? rest : left);
 }
 
+/* Bias epilogue, applied to a C tile just before its first K block's kernel call (which then
+ * runs with beta = 1), while the tile is about to be in L1 anyway: C = beta*C + bias, with the
+ * bias along the tile's columns (bias[j*s]) or, when bias_rows, its rows (bias[i*s]). This
+ * replaces a separate pass writing the bias over all of C before the product. */
+static void F(fill_bias)(T *CE_RESTRICT C, int64_t rsC, int64_t csC, int m, int n,
+                         const T *CE_RESTRICT bias, int64_t s, int bias_rows, T beta) {
+    for (int i = 0; i < m; i++) {
+        T *c = C + i * rsC;
+        if (bias_rows) {
+            const T bv = bias[i * s];
+            for (int j = 0; j < n; j++) c[j * csC] = beta == 0 ? bv : beta * c[j * csC] + bv;
+        } else if (csC == 1 && s == 1 && beta == 0) {
+            for (int j = 0; j < n; j++) c[j] = bias[j];
+        } else {
+            for (int j = 0; j < n; j++) c[j * csC] = beta == 0 ? bias[j * s] : beta * c[j * csC] + bias[j * s];
+        }
+    }
+}
+
 /* One product on the calling thread (Goto/BLIS loops, see the top of this file).
  * B is read in place when `b_inplace` (see F(b_inplace)), else packed into Bp (kc*nc), or
  * taken from Bpre when the team packed it already. A is read in place when a_inplace() says
@@ -329,7 +352,8 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
         const int64_t npan = (mc + MR - 1) / MR;
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = ce_min64(KC, K - pc);
-            const T beta = pc == 0 ? pr->beta : (T)1;
+            const T beta = pc == 0 && !pr->bias ? pr->beta : (T)1;
+            const int fill = pc == 0 && pr->bias != NULL;
             if (Apre)   /* packed by the team already (F(prepack_a)) */
                 Ap = (T *)Apre + ic * K + ce_rup(mc, MR) * pc;
             else if (!a_inplace && csA == 1 && cf->packa)
@@ -375,6 +399,10 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
                         for (int64_t jp = 0; jp < jpan; jp++) {
                             const int n = (int)ce_min64(NR, nc - jp * NR);
                             const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
+                            if (fill)
+                                F(fill_bias)(cr + jp * NR * csC, rsC, csC, m, n, pr->bias +
+                                             (pr->bias_rows ? ic + i0 : jc + jp * NR) * pr->sbias,
+                                             pr->sbias, pr->bias_rows, pr->beta);
                             ukr(kc, ablk + i0 * rsA, rsA, bp, rsb, cr + jp * NR * csC, rsC, csC,
                                 pr->alpha, beta, m, n);
                         }
@@ -388,6 +416,10 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
                         for (int64_t jp = 0; jp < jpan; jp++) {
                             const int n = (int)ce_min64(NR, nc - jp * NR);
                             const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
+                            if (fill)
+                                F(fill_bias)(cr + jp * NR * csC, rsC, csC, m, n, pr->bias +
+                                             (pr->bias_rows ? ic + ip * MR : jc + jp * NR) *
+                                             pr->sbias, pr->sbias, pr->bias_rows, pr->beta);
                             cf->ukr(kc, ap, 0, bp, rsb, cr + jp * NR * csC, rsC, csC, pr->alpha,
                                     beta, m, n);
                         }
@@ -475,11 +507,18 @@ static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, co
         return;
     }
     /* out of memory for packing buffers */
+    if (pr->bias_rows) {   /* the reference adds a bias along N: run the product transposed */
+        F(gemm_ref)(1, 1, pr->N, pr->M, pr->K, pr->alpha, pr->B, 0, 0, pr->csB, pr->rsB, pr->A, 0,
+                    0, pr->csA, pr->rsA, pr->beta, pr->C, 0, 0, pr->csC, pr->rsC, pr->bias,
+                    pr->sbias);
+        return;
+    }
     F(gemm_ref)(1, 1, pr->M, pr->N, pr->K, pr->alpha, pr->A, 0, 0, pr->rsA, pr->csA, pr->B, 0, 0,
-                pr->rsB, pr->csB, pr->beta, pr->C, 0, 0, pr->rsC, pr->csC);
+                pr->rsB, pr->csB, pr->beta, pr->C, 0, 0, pr->rsC, pr->csC, pr->bias, pr->sbias);
 }
 
-static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T beta) {
+static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T beta,
+                       const T *bias, int64_t sbias) {
     for (int64_t i = 0; i < M; i++) {
         T *c = C + i * rsC;
         if (beta == 0) {
@@ -488,22 +527,28 @@ static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T b
         } else if (beta != 1) {
             for (int64_t j = 0; j < N; j++) c[j * csC] *= beta;
         }
+        if (bias)
+            for (int64_t j = 0; j < N; j++) c[j * csC] += bias[j * sbias];
     }
 }
 
 void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
              const T *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
              const T *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, T beta,
-             T *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC) {
+             T *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+             const T *bias, int64_t sbias) {
     if (nb1 <= 0 || nb2 <= 0 || M <= 0 || N <= 0) return;
     const int64_t batch = nb1 * nb2;
     if (K <= 0 || alpha == 0) {
         for (int64_t b = 0; b < batch; b++)
-            F(scale_c)(C + ce_boff(b, nb2, sCb, sCb2), rsC, csC, M, N, beta);
+            F(scale_c)(C + ce_boff(b, nb2, sCb, sCb2), rsC, csC, M, N, beta, bias, sbias);
         return;
     }
-    /* write C along its smaller stride: C^T = B^T A^T when C is column-major */
+    /* write C along its smaller stride: C^T = B^T A^T when C is column-major (a bias along
+     * C's columns is then along the rows of the computed C^T) */
+    int bias_rows = 0;
     if (csC != 1 && (rsC == 1 || rsC < csC)) {
+        bias_rows = 1;
         int64_t t;
         const T *tp;
         t = M; M = N; N = t;
@@ -517,7 +562,8 @@ void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
     F(gemm_cfg_t) cf;
     GEMM_ISA_CFG(ce_isa, cf)
 
-    F(gemm_prob_t) pr = {M, N, K, alpha, beta, A, rsA, csA, B, rsB, csB, C, rsC, csC};
+    F(gemm_prob_t) pr = {M, N, K, alpha, beta, A, rsA, csA, B, rsB, csB, C, rsC, csC,
+                         bias, sbias, bias_rows};
     /* work in M*N*K units (as double: batch*M*N*K may exceed int64 in principle) */
     const double wd = (double)M * (double)N * (double)K * (double)batch;
     int nt = ce_threads_for(wd > 4e18 ? (int64_t)4e18 : (int64_t)wd, CE_GEMM_MIN_WORK_PER_THREAD);
@@ -597,8 +643,10 @@ void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
             const int64_t hi = ce_min64(by_rows ? M : N, (s + 1) * P / ns * R);
             if (by_rows) {
                 q.M = hi - lo; q.A += lo * rsA; q.C += lo * rsC;
+                if (q.bias && bias_rows) q.bias += lo * sbias;
             } else {
                 q.N = hi - lo; q.B += lo * csB; q.C += lo * csC;
+                if (q.bias && !bias_rows) q.bias += lo * sbias;
             }
         }
         F(gemm_serial)(&cf, &q, Apre, Bpre);

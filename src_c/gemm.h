@@ -12,6 +12,8 @@
  * overlap A or B, and distinct (b1,b2,i,j) of C must be distinct elements.
  * beta == 0 overwrites C without reading it (NaN/Inf in C do not propagate); K == 0 or
  * alpha == 0 gives C = beta*C without reading A or B; M == 0 or N == 0 does nothing.
+ * bias (NULL for none): C_b(i,j) += bias[j*sbias] once, for every product (Linear's bias), in
+ * the kernel's pass over each C tile rather than a separate pass over C.
  *
  * Design (gemm.c): Goto/BLIS blocking with A packed into MRxKC micro-panels (broadcast
  * operand) and B into KCxNR micro-panels (vector operand), register-blocked microkernels per
@@ -26,21 +28,25 @@
 void ce_sgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
               const float *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
-              float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC);
+              float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+              const float *bias, int64_t sbias);
 void ce_dgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, double alpha,
               const double *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
               const double *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, double beta,
-              double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC);
+              double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+              const double *bias, int64_t sbias);
 
 /* plain triple-loop references with the same contract (accumulate in double) */
 void ce_sgemm_ref(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
                   const float *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
-                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC);
+                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                  const float *bias, int64_t sbias);
 void ce_dgemm_ref(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, double alpha,
                   const double *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
                   const double *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, double beta,
-                  double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC);
+                  double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                  const double *bias, int64_t sbias);
 
 /* ---- microkernels (internal to the gemm files, declared here for the dispatch table) ----
  * One m x n tile of C (m <= MR, n <= NR):

@@ -71,6 +71,53 @@ def test_gemm_layouts(isa, nthreads, dtype, la, lb, lc, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lc", ["c", "f", "s"])
+@pytest.mark.parametrize("shape", [(13, 37, 29), (70, 150, 300), (300, 700, 20), (900, 70, 500)],
+                         ids=lambda s: "%dx%dx%d" % s)
+def test_gemm_bias(isa, nthreads, dtype, lc, shape):
+    """bias along the columns, added in the kernel's pass over C: every C layout (a column-major
+    C puts it along the rows of the transposed product), both thread slicings, beta != 0."""
+    M, N, K = shape
+    rng = np.random.default_rng(11)
+    A, B = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
+    A64, B64 = A.astype(np.float64), B.astype(np.float64)
+    for bias in (_rand(rng, (N,), dtype), _rand(rng, (2 * N,), dtype)[::2],
+                 np.broadcast_to(np.array(0.5, dtype), (N,))):
+        C = _layout(np.full((M, N), np.nan, dtype), lc)
+        _C.gemm(A, B, C, bias=bias)
+        np.testing.assert_allclose(C, A64 @ B64 + bias, **_tol(dtype, K))
+        C0 = _rand(rng, (M, N), dtype)
+        C = _layout(C0.copy(), lc)
+        _C.gemm(A, B.T.copy().T, C, 0.5, 2.0, bias=bias)
+        np.testing.assert_allclose(C, 0.5 * (A64 @ B64) + 2.0 * C0 + bias, **_tol(dtype, K))
+        Cr = np.empty((M, N), dtype)
+        _C.gemm_ref(A, B, Cr, bias=bias)
+        np.testing.assert_allclose(Cr, A64 @ B64 + bias, **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_bias_batched_k0_and_errors(isa, nthreads, dtype):
+    rng = np.random.default_rng(12)
+    A, B, bias = _rand(rng, (5, 19, 23), dtype), _rand(rng, (23, 41), dtype), _rand(rng, (41,), dtype)
+    C = np.empty((5, 19, 41), dtype)
+    _C.gemm(A, B, C, bias=bias)
+    np.testing.assert_allclose(C, A.astype(np.float64) @ B + bias, **_tol(dtype, 23))
+    C = np.ones((4, 6), dtype)   # K == 0: C = beta*C + bias
+    _C.gemm(np.empty((4, 0), dtype), np.empty((0, 6), dtype), C, 1.0, 3.0, bias=bias[:6])
+    np.testing.assert_allclose(C, 3.0 + bias[:6] + np.zeros((4, 6)), rtol=1e-6)
+    a, b = np.zeros((2, 3), dtype), np.zeros((3, 5), dtype)
+    with pytest.raises(RuntimeError, match="bias of shape"):
+        _C.gemm(a, b, np.empty((2, 5), dtype), bias=np.zeros(4, dtype))
+    with pytest.raises(RuntimeError, match="expected bias to have dtype"):
+        _C.gemm(a, b, np.empty((2, 5), dtype), bias=np.zeros(5, np.int64))
+    with pytest.raises(TypeError, match="bias must be a numpy array"):
+        _C.gemm(a, b, np.empty((2, 5), dtype), bias=[0.0] * 5)
+    C = np.empty((2, 5), dtype)
+    with pytest.raises(ValueError, match="overlaps the bias"):
+        _C.gemm(a, b, C, bias=C[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_alpha_beta(isa, nthreads, dtype):
     rng = np.random.default_rng(1)
     A, B, C0 = _rand(rng, (33, 21), dtype), _rand(rng, (21, 47), dtype), _rand(rng, (33, 47), dtype)

@@ -55,6 +55,8 @@ def test_linear_gradcheck_and_noncontiguous():
     W = t64(5, 4)
     b = t64(5)
     assert gradcheck(lambda x, W, b: F.linear(x, W, b), (x, W, b))
+    for bs in [(), (1,)]:   # one bias value broadcast over the outputs
+        assert gradcheck(lambda x, W, b: F.linear(x, W, b), (x, W, t64(*bs)))
     xt = t64(4, 3)  # transposed (non-contiguous) input
     assert gradcheck(lambda x, W: F.linear(x.t(), W), (xt, W))
     assert gradcheck(lambda x, W: F.linear(x, W, None), (t64(2, 2, 4), W))

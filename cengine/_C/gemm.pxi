@@ -1,6 +1,7 @@
 # gemm.pxi - bindings of the strided, batched GEMM (src_c/gemm.h).
 #
-#   gemm(A, B, C, alpha=1.0, beta=0.0):  C = alpha * A @ B + beta * C   (in place, returns C)
+#   gemm(A, B, C, alpha=1.0, beta=0.0, bias=None):  C = alpha * A @ B + beta * C (+ bias along
+#   the columns), in place, returns C
 #
 # A (..., M, K), B (..., K, N), C (..., M, N) with up to two batch dimensions (2-D to 4-D); any
 # strides (transposed and sliced views, such as the (batch, heads, L, E) view of a (batch, L,
@@ -12,19 +13,23 @@ cdef extern from "gemm.h" nogil:
     void ce_sgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
                   const float *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
-                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC)
+                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                  const float *bias, int64_t sbias)
     void ce_dgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, double alpha,
                   const double *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
                   const double *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, double beta,
-                  double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC)
+                  double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                  const double *bias, int64_t sbias)
     void ce_sgemm_ref(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
                       const float *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
                       const float *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
-                      float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC)
+                      float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                      const float *bias, int64_t sbias)
     void ce_dgemm_ref(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, double alpha,
                       const double *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
                       const double *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, double beta,
-                      double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC)
+                      double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                      const double *bias, int64_t sbias)
 
 _GEMM_TORCH_DTYPE = {"float32": "float", "float64": "double", "float16": "Half",
                      "int64": "long", "int32": "int", "bool": "bool", "int16": "short",
@@ -77,7 +82,8 @@ cdef inline void _gemm_mat(cnp.ndarray a, int64_t itemsize, int64_t *nb, int64_t
     rs[0] = st[nd - 2] // itemsize; cs[0] = st[nd - 1] // itemsize
 
 
-cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, bint ref):
+cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, bint ref,
+                       object bias=None):
     if not isinstance(A, np.ndarray) or not isinstance(B, np.ndarray) or not isinstance(C, np.ndarray):
         raise TypeError("gemm: expected numpy arrays, got %s, %s and %s"
                         % (type(A).__name__, type(B).__name__, type(C).__name__))
@@ -129,6 +135,25 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
         raise ValueError("gemm: output array has overlapping elements (zero stride)")
     if _gemm_overlap(a, c) or _gemm_overlap(b, c):
         raise ValueError("gemm: the output array overlaps an input; pass a separate output")
+    cdef cnp.ndarray bv
+    cdef void *pbias = NULL
+    cdef int64_t sbias = 0
+    if bias is not None:
+        if not isinstance(bias, np.ndarray):
+            raise TypeError("gemm: bias must be a numpy array, got %s" % type(bias).__name__)
+        bv = <cnp.ndarray>bias
+        if cnp.PyArray_TYPE(bv) != ta:
+            raise RuntimeError("expected bias to have dtype %s, but got %s"
+                               % (_gemm_dtype_name(a.dtype), _gemm_dtype_name(bv.dtype)))
+        if cnp.PyArray_NDIM(bv) != 1 or cnp.PyArray_DIMS(bv)[0] != N:
+            raise RuntimeError("gemm: bias of shape %s does not match the %d output columns"
+                               % (bias.shape, N))
+        if not _gemm_strides_ok(bv, isz):
+            bv = np.ascontiguousarray(bv)
+        if _gemm_overlap(bv, c):
+            raise ValueError("gemm: the output array overlaps the bias; pass a separate output")
+        pbias = cnp.PyArray_DATA(bv)
+        sbias = cnp.PyArray_STRIDES(bv)[0] // isz if N > 1 else 0
     # one batch level where the two merge (outer stride = inner count * inner stride for all)
     if nC[0] == 1 or (sA[0] == nC[1] * sA[1] and sB[0] == nC[1] * sB[1] and
                       sC[0] == nC[1] * sC[1]):
@@ -144,35 +169,40 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
             with nogil:
                 ce_sgemm_ref(nC[0], nC[1], M, N, K, <float>alpha, <const float*>pa, sA[0], sA[1],
                              rsA, csA, <const float*>pb, sB[0], sB[1], rsB, csB, <float>beta,
-                             <float*>pc, sC[0], sC[1], rsC, csC)
+                             <float*>pc, sC[0], sC[1], rsC, csC,
+                             <const float*>pbias, sbias)
         else:
             with nogil:
                 ce_sgemm(nC[0], nC[1], M, N, K, <float>alpha, <const float*>pa, sA[0], sA[1],
                          rsA, csA, <const float*>pb, sB[0], sB[1], rsB, csB, <float>beta,
-                         <float*>pc, sC[0], sC[1], rsC, csC)
+                         <float*>pc, sC[0], sC[1], rsC, csC,
+                             <const float*>pbias, sbias)
     else:
         if ref:
             with nogil:
                 ce_dgemm_ref(nC[0], nC[1], M, N, K, alpha, <const double*>pa, sA[0], sA[1],
                              rsA, csA, <const double*>pb, sB[0], sB[1], rsB, csB, beta,
-                             <double*>pc, sC[0], sC[1], rsC, csC)
+                             <double*>pc, sC[0], sC[1], rsC, csC,
+                             <const double*>pbias, sbias)
         else:
             with nogil:
                 ce_dgemm(nC[0], nC[1], M, N, K, alpha, <const double*>pa, sA[0], sA[1],
                          rsA, csA, <const double*>pb, sB[0], sB[1], rsB, csB, beta,
-                         <double*>pc, sC[0], sC[1], rsC, csC)
+                         <double*>pc, sC[0], sC[1], rsC, csC,
+                             <const double*>pbias, sbias)
     return C
 
 
-def gemm(A, B, C, double alpha=1.0, double beta=0.0):
+def gemm(A, B, C, double alpha=1.0, double beta=0.0, bias=None):
     """C = alpha * A @ B + beta * C in place on the optimized kernels; returns C.
 
     A (..., M, K), B (..., K, N), C (..., M, N) with up to two batch dimensions, all float32 or
     all float64, any strides; missing or size-1 batch dimensions of A and B broadcast over C's.
-    beta=0 ignores C's old contents."""
-    return _gemm_impl(A, B, C, alpha, beta, False)
+    beta=0 ignores C's old contents. bias (N,), any stride: C += bias along the columns once,
+    in the kernel's pass over C (Linear's bias without a separate pass)."""
+    return _gemm_impl(A, B, C, alpha, beta, False, bias)
 
 
-def gemm_ref(A, B, C, double alpha=1.0, double beta=0.0):
+def gemm_ref(A, B, C, double alpha=1.0, double beta=0.0, bias=None):
     """Same contract as gemm, on the plain triple-loop reference (for tests)."""
-    return _gemm_impl(A, B, C, alpha, beta, True)
+    return _gemm_impl(A, B, C, alpha, beta, True, bias)

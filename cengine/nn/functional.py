@@ -33,9 +33,10 @@ __all__ = [
 # ============================================================================ kernels
 # One entry per kernel; each takes and returns C-contiguous float32/float64 ndarrays.
 
-def _k_gemm(a, b, c, alpha=1.0, beta=0.0):
-    """c = alpha * a @ b + beta * c (2-D or batched 3-D, any strides) on the C GEMM."""
-    return _C.gemm(a, b, c, alpha, beta)
+def _k_gemm(a, b, c, alpha=1.0, beta=0.0, bias=None):
+    """c = alpha * a @ b + beta * c (+ bias (N,) along the columns), 2-D or batched with up to
+    two batch dimensions, any strides, on the C GEMM."""
+    return _C.gemm(a, b, c, alpha, beta, bias)
 
 
 def _k_softmax_forward(x, log):
@@ -165,7 +166,7 @@ def _unrows(a2d, shape, dim, ndim):
 
 # ============================================================================ linear
 class _Linear(Function):
-    """y = x @ W^T + b with the bias added by the GEMM's output pass (beta=1 onto the bias)."""
+    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile."""
 
     @staticmethod
     def forward(ctx, x, W, b):
@@ -177,11 +178,9 @@ class _Linear(Function):
         ctx.M = M
         x2 = x.reshape(M, in_f)
         out = np.empty((M, W.shape[0]), x.dtype)
-        if b is not None:
-            out[...] = b
-            _k_gemm(x2, W.T, out, 1.0, 1.0)
-        else:
-            _k_gemm(x2, W.T, out)
+        if b is not None and b.shape != (W.shape[0],):   # () or (1,): one value for every column
+            b = np.broadcast_to(b.reshape(()), (W.shape[0],))
+        _k_gemm(x2, W.T, out, 1.0, 0.0, b)
         return out.reshape(x.shape[:-1] + (W.shape[0],))
 
     @staticmethod
