@@ -11,8 +11,13 @@
 #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
 #include <immintrin.h>
 
+/* B rows stream from L2: each k step prefetches the row CE_UKR_PF_DIST steps ahead (both cache
+ * lines of it) into L1 (measured: ~2% on the training step's fp32 GEMMs, neutral elsewhere) */
+#define CE_UKR_PF_DIST 16
 #define UKR_LOOP(V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                                        \
     _Pragma("GCC unroll 2") for (int64_t p = 0; p < k; p++) {                                  \
+        _mm_prefetch((const char *)(B + CE_UKR_PF_DIST * rsb), _MM_HINT_T0);                   \
+        _mm_prefetch((const char *)(B + CE_UKR_PF_DIST * rsb) + 64, _MM_HINT_T0);              \
         V b0 = LB0, b1 = LB1;                                                                  \
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                \
             V a = SET1(AGET);                                                                  \
