@@ -258,13 +258,15 @@ static inline void F(pack_a_cols)(T *Ap, const T *A, int64_t csA, int64_t mc, in
     F(pack_lines)(Ap, A, csA, mc, kc, MR);
 }
 
-/* A is read in place when row-major, unless (fp64) its rows are a multiple of 4 KiB apart and
- * N is wide: then the MR rows of a micro-panel fall into the same L1 sets and evict each other
- * while B streams through (measured: fp64 2048^2 loses ~20%; fp32 does not), so it is packed. */
-static inline int F(a_inplace)(const F(gemm_prob_t) *pr, int NR) {
+/* A is read in place when row-major, unless its rows are a multiple of 4 KiB apart and N is
+ * wide: then the MR rows of a micro-panel fall into the same L1 sets and evict each other while
+ * B streams through, so it is packed. fp64 always (2048^2 loses ~20% in place); fp32 only when
+ * `team` says the whole team packs it once for all slices (fp32 256x1024 @ 1024x1024 on 2
+ * threads: 2-6% faster; packed per thread on 1 thread it was 4-6% slower). */
+static inline int F(a_inplace)(const F(gemm_prob_t) *pr, int NR, int team) {
     if (pr->csA != 1 || pr->rsA == 0) return 0;
-    if (sizeof(T) == 8 && ((uint64_t)pr->rsA * sizeof(T)) % 4096 == 0 && pr->N > 4 * NR &&
-        pr->M > 64)
+    if ((sizeof(T) == 8 || team) && ((uint64_t)pr->rsA * sizeof(T)) % 4096 == 0 &&
+        pr->N > 4 * NR && pr->M > 64)
         return 0;
     return 1;
 }
@@ -342,7 +344,7 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
     const int64_t M = pr->M, N = pr->N, K = pr->K;
     const int64_t KC = ce_balance(K, cf->kc, 8);
     const int64_t NC = b_inplace ? N : ce_balance(N, cf->nc, NR);
-    const int a_inplace = Apre ? 0 : F(a_inplace)(pr, cf->nr);
+    const int a_inplace = Apre ? 0 : F(a_inplace)(pr, cf->nr, 0);
     const int64_t MC = a_inplace ? M : ce_balance(M, cf->mc, MR);
     const int64_t rsA = pr->rsA, csA = pr->csA, rsB = pr->rsB, csB = pr->csB;
     const int64_t rsC = pr->rsC, csC = pr->csC;
@@ -495,7 +497,7 @@ static void F(gemm_serial)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, co
                            const T *Bpre) {
     const int64_t KC = ce_min64(ce_balance(pr->K, cf->kc, 8), pr->K);
     const int b_inplace = Bpre ? 0 : F(b_inplace)(pr, KC);
-    const int a_inplace = Apre ? 0 : F(a_inplace)(pr, cf->nr);
+    const int a_inplace = Apre ? 0 : F(a_inplace)(pr, cf->nr, 0);
     T *Ap = NULL, *Bp = NULL;
     int ok = 1;
     if (!a_inplace && !Apre)
@@ -589,7 +591,7 @@ void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
          * when both ways repack, into one slice per thread rather than two (A^T B, 1024^3 on
          * 2 threads: 4 slices 208, 2 slices 297 GFLOP/s). */
         const int64_t KC = ce_min64(ce_balance(K, cf.kc, 8), K);
-        const double rep_cols = F(a_inplace)(&pr, cf.nr) ? 0.0 : (double)M * (double)K;
+        const double rep_cols = F(a_inplace)(&pr, cf.nr, 0) ? 0.0 : (double)M * (double)K;
         const double rep_rows = F(b_inplace)(&pr, KC) ? 0.0 : (double)K * (double)N;
         /* One product: one slice per thread. Its shared operand is packed once by the whole
          * team (below), and even slices (panel counts differing by at most one) keep the
@@ -622,7 +624,7 @@ void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
         const int64_t KC = ce_min64(ce_balance(K, cf.kc, 8), K);
         if (by_rows && !F(b_inplace)(&pr, KC))
             pre = (T *)ce_gemm_buf(2, sizeof(T) * (size_t)K * (size_t)ce_rup(N, cf.nr));
-        else if (!by_rows && !F(a_inplace)(&pr, cf.nr))
+        else if (!by_rows && !F(a_inplace)(&pr, cf.nr, 1))
             pre = (T *)ce_gemm_buf(2, sizeof(T) * (size_t)ce_rup(M, cf.mr) * (size_t)K);
     }
     const T *Apre = pre && !by_rows ? pre : NULL, *Bpre = pre && by_rows ? pre : NULL;

@@ -255,13 +255,15 @@ def test_gemm_two_batch_levels_broadcast(isa, nthreads, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(70, 130, 203), (13, 200, 5), (100, 257, 61)], ids=str)
-def test_gemm_row_stride_4k_multiple(isa, dtype, shape):
-    """row-major A whose rows are 4 KiB apart (packed instead of read in place), odd K and M"""
+@pytest.mark.parametrize("shape", [(70, 130, 203), (13, 200, 5), (100, 257, 61), (300, 700, 150)],
+                         ids=str)
+def test_gemm_row_stride_4k_multiple(isa, nthreads, dtype, shape):
+    """row-major A whose rows are a multiple of 4 KiB apart, packed instead of read in place
+    (fp32: only by the whole team when one product is sliced), odd K and M"""
     M, N, K = shape
     rng = np.random.default_rng(9)
     big = _rand(rng, (M, 1024), dtype)
-    A = big[:, 3:3 + K]
+    A = big[:, 3:3 + K]   # rows 4 KiB (fp32) / 8 KiB (fp64) apart
     B = _rand(rng, (K, N), dtype)
     C = np.empty((M, N), dtype)
     _C.gemm(A, B, C)
