@@ -25,7 +25,7 @@ MATMUL_SHAPES = [
     ((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)),
     ((3,), (5, 3, 4)), ((5, 2, 3), (3,)), ((2, 1, 4, 3), (5, 3, 2)), ((5, 2, 3), (5, 3, 4)),
     ((1, 2, 3), (4, 3, 2)), ((2, 3), (4, 3, 5)), ((3, 1, 2, 3), (1, 4, 3, 2)),
-    ((2, 0, 3), (3, 4)), ((2, 3), (3, 0)), ((2, 0), (0, 4)),
+    ((2, 0, 3), (3, 4)), ((2, 3), (3, 0)), ((2, 0), (0, 4)), ((2, 1, 3, 2, 3), (1, 2, 1, 3, 4)),
 ]
 
 
@@ -57,6 +57,28 @@ def test_matmul_grad_values_batched_broadcast():
     gb = np.matmul(np.swapaxes(a, -1, -2), g).sum(axis=0)
     np.testing.assert_allclose(ta.grad._data, ga, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(tb.grad._data, gb, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_head_views(dtype, nthreads):
+    """q @ k^T and p @ v on (b, h, T, E) views of (b, T, h*E) arrays (batch dims that do not
+    merge into one stride) go to the kernel as they are; values and grads against numpy"""
+    b, T, h, E = 3, 9, 4, 5
+    x = _rand((b, T, 3 * h * E), dtype, 11)
+    tx = _t(x, True)
+    q, k, v = (z.view(b, T, h, E).transpose(1, 2) for z in tx.chunk(3, dim=-1))
+    s = L.matmul(q, k.transpose(-2, -1))
+    o = L.matmul(s, v)
+    qn, kn, vn = (np.asarray(z._data, np.float64) for z in (q, k, v))
+    sn = qn @ np.swapaxes(kn, -1, -2)
+    np.testing.assert_allclose(o._data, sn @ vn, **_tol(dtype))
+    g = _rand(o.shape, dtype, 12).astype(np.float64)
+    o.backward(_t(g.astype(dtype)))
+    gs = g @ np.swapaxes(vn, -1, -2)
+    gq, gk, gv = gs @ kn, np.swapaxes(gs, -1, -2) @ qn, np.swapaxes(sn, -1, -2) @ g
+    ref = np.concatenate([z.transpose(0, 2, 1, 3).reshape(b, T, h * E) for z in (gq, gk, gv)], -1)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else _tol(dtype)
+    np.testing.assert_allclose(tx.grad._data, ref, **tol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

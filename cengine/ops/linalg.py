@@ -71,7 +71,9 @@ def _gemm_into(x, y, out, alpha=1.0, beta=0.0):
     """out (batch..., M, N) = alpha * x @ y + beta * out, x (..., M, K), y (..., K, N), batch dims
     of x and y broadcast to out's; x/y may be any strided views; float32/float64."""
     batch = out.shape[:-2]
-    if not batch:
+    if len(batch) <= 2:
+        # the kernel takes up to two batch dimensions with any strides and broadcasts missing
+        # or size-1 ones of x and y (such as (b, h, L, E) head views) without copies
         _gemm(x, y, out, alpha, beta)
         return out
     o3 = np.reshape(out, (-1,) + out.shape[-2:], copy=False) if len(batch) > 1 else out
