@@ -25,28 +25,18 @@
 #define CE_GEMM_H
 #include "common.h"
 
-void ce_sgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
-              const float *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
-              const float *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
-              float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
-              const float *bias, int64_t sbias);
-void ce_dgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, double alpha,
-              const double *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
-              const double *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, double beta,
-              double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
-              const double *bias, int64_t sbias);
-
-/* plain triple-loop references with the same contract (accumulate in double) */
-void ce_sgemm_ref(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
-                  const float *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
-                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
-                  const float *bias, int64_t sbias);
-void ce_dgemm_ref(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, double alpha,
-                  const double *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
-                  const double *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, double beta,
-                  double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
-                  const double *bias, int64_t sbias);
+/* the entry points and their plain triple-loop references (same contract, accumulating in
+ * double) share one signature */
+#define CE_GEMM_PROTO(NAME, T)                                                                 \
+    void NAME(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,              \
+              const T *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,                 \
+              const T *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, T beta,         \
+              T *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,                       \
+              const T *bias, int64_t sbias)
+CE_GEMM_PROTO(ce_sgemm, float);
+CE_GEMM_PROTO(ce_dgemm, double);
+CE_GEMM_PROTO(ce_sgemm_ref, float);
+CE_GEMM_PROTO(ce_dgemm_ref, double);
 
 /* ---- microkernels (internal to the gemm files, declared here for the dispatch table) ----
  * One m x n tile of C (m <= MR, n <= NR):
