@@ -280,3 +280,26 @@ def test_sdpa_sibling_grads_of_fused_qkv(monkeypatch):
             [t.grad.numpy().transpose(0, 2, 1, 3).reshape(2, 5, 8) for t in (q, k, v)], axis=-1))
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
     assert found and found[0] is not None   # the fused chunk's backward took the pieces as they are
+
+
+def test_sdpa_sibling_grads_only_for_disjoint_views():
+    """q = k = v (one view), overlapping slices and expanded chunks share elements: their
+    gradients must not be placed in one buffer (they would overwrite each other)."""
+    F = ce.nn.functional
+    rng = np.random.default_rng(1)
+    wn = rng.standard_normal((2, 5, 12))
+
+    def grads(make, separate):
+        w = ce.tensor(wn, dtype=ce.float64, requires_grad=True)
+        q, k, v = make(w)
+        if separate:
+            q, k, v = q * 1.0, k * 1.0, v * 1.0   # fresh arrays, no shared base
+        F.scaled_dot_product_attention(q, k, v).sum().backward()
+        return w.grad.numpy()
+
+    cases = [lambda w: (w[..., :4],) * 3,
+             lambda w: (w[..., 0:4], w[..., 1:5], w[..., 2:6]),
+             lambda w: tuple(t.expand(2, 5, 4) for t in w[:1].chunk(3, -1))]
+    for make in cases:
+        np.testing.assert_allclose(grads(make, False), grads(make, True), rtol=1e-12,
+                                   atol=1e-12)

@@ -714,12 +714,33 @@ def _sibling_grads(q, k, v):
             or not isinstance(base, np.ndarray) or base.dtype != q.dtype
             or not base.flags.c_contiguous):
         return None
+    isz = q.itemsize
     p0 = base.__array_interface__["data"][0]
     offs = [t.__array_interface__["data"][0] - p0 for t in (q, k, v)]
-    if offs[1] - offs[0] != offs[2] - offs[1] or any(o % q.itemsize for o in offs):
+    if any(o % isz for o in offs) or any(st % isz for st in q.strides):
+        return None
+    offs = [o // isz for o in offs]
+    gap = offs[1] - offs[0]
+    if gap <= 0 or offs[2] - offs[1] != gap:
+        return None
+    # The three must not share an element (q = k = v, overlapping slices, expanded chunks would
+    # make their gradients overwrite each other): every stride steps whole rows of the base
+    # (a multiple of its last dimension R) or moves inside a row, and the in-row footprint of
+    # each view, [c, c + ext], stays in the row and shorter than the gap between the views.
+    R = base.shape[-1] if base.ndim else 1
+    ext = 0
+    for n, st in zip(q.shape, q.strides):
+        st //= isz
+        if n > 1:
+            if st <= 0:
+                return None
+            if st % R:
+                ext += (n - 1) * st
+    c = offs[0] % R
+    if ext >= gap or c + 2 * gap + ext >= R:
         return None
     buf = np.empty(base.size, q.dtype)   # views of it keep it as their .base
-    return tuple(np.ndarray(q.shape, q.dtype, buffer=buf, offset=o, strides=q.strides)
+    return tuple(np.ndarray(q.shape, q.dtype, buffer=buf, offset=o * isz, strides=q.strides)
                  for o in offs)
 
 
