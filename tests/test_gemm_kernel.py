@@ -108,6 +108,8 @@ def test_gemm_bias_batched_k0_and_errors(isa, nthreads, dtype):
     a, b = np.zeros((2, 3), dtype), np.zeros((3, 5), dtype)
     with pytest.raises(RuntimeError, match="bias of shape"):
         _C.gemm(a, b, np.empty((2, 5), dtype), bias=np.zeros(4, dtype))
+    with pytest.raises(RuntimeError, match="bias of shape"):   # checked for an empty C too
+        _C.gemm(a[:0], b, np.empty((0, 5), dtype), bias=np.zeros(4, dtype))
     with pytest.raises(RuntimeError, match="expected bias to have dtype"):
         _C.gemm(a, b, np.empty((2, 5), dtype), bias=np.zeros(5, np.int64))
     with pytest.raises(TypeError, match="bias must be a numpy array"):

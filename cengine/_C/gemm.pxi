@@ -127,14 +127,6 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
     if M2 != M or N2 != N:
         raise RuntimeError("gemm: output shape %s does not match the product %s @ %s"
                            % (C.shape, A.shape, B.shape))
-    if nC[0] == 0 or nC[1] == 0 or M == 0 or N == 0:
-        return C
-    # C elements must be distinct (a zero stride over a dimension longer than 1 would race)
-    if (M > 1 and rsC == 0) or (N > 1 and csC == 0) or (nC[0] > 1 and sC[0] == 0) or \
-            (nC[1] > 1 and sC[1] == 0):
-        raise ValueError("gemm: output array has overlapping elements (zero stride)")
-    if _gemm_overlap(a, c) or _gemm_overlap(b, c):
-        raise ValueError("gemm: the output array overlaps an input; pass a separate output")
     cdef cnp.ndarray bv
     cdef void *pbias = NULL
     cdef int64_t sbias = 0
@@ -154,6 +146,14 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
             raise ValueError("gemm: the output array overlaps the bias; pass a separate output")
         pbias = cnp.PyArray_DATA(bv)
         sbias = cnp.PyArray_STRIDES(bv)[0] // isz if N > 1 else 0
+    if nC[0] == 0 or nC[1] == 0 or M == 0 or N == 0:
+        return C
+    # C elements must be distinct (a zero stride over a dimension longer than 1 would race)
+    if (M > 1 and rsC == 0) or (N > 1 and csC == 0) or (nC[0] > 1 and sC[0] == 0) or \
+            (nC[1] > 1 and sC[1] == 0):
+        raise ValueError("gemm: output array has overlapping elements (zero stride)")
+    if _gemm_overlap(a, c) or _gemm_overlap(b, c):
+        raise ValueError("gemm: the output array overlaps an input; pass a separate output")
     # one batch level where the two merge (outer stride = inner count * inner stride for all)
     if nC[0] == 1 or (sA[0] == nC[1] * sA[1] and sB[0] == nC[1] * sB[1] and
                       sC[0] == nC[1] * sC[1]):
