@@ -637,7 +637,7 @@ void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
         const int64_t b = u / ns, s = u % ns;
         F(gemm_prob_t) q = pr;
         q.A = A + ce_boff(b, nb2, sAb, sAb2); q.B = B + ce_boff(b, nb2, sBb, sBb2);
-            q.C = C + ce_boff(b, nb2, sCb, sCb2);
+        q.C = C + ce_boff(b, nb2, sCb, sCb2);
         if (ns > 1) {
             /* slice s: panels [s*P/ns, (s+1)*P/ns) of the P register-tile panels */
             const int64_t R = by_rows ? cf.mr : cf.nr, P = ((by_rows ? M : N) + R - 1) / R;
