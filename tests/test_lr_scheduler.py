@@ -378,3 +378,28 @@ def test_parity_with_torch(name, kw):
         topt.step()
         sched.step()
         tsched.step()
+
+
+def test_lambda_scheduler_state_dict_saves_callable_objects():
+    """a callable object's attributes travel in the state dict (torch's rule); a plain
+    function's do not, and loading leaves it as it is"""
+    class Decay:
+        def __init__(self):
+            self.rate = 0.5
+
+        def __call__(self, e):
+            return self.rate ** e
+
+    opt = make_opt()
+    fn = Decay()
+    sched = S.LambdaLR(opt, fn)
+    fn.rate = 0.8
+    sd = copy.deepcopy(sched.state_dict())
+    assert sd["lr_lambdas"] and all(x == {"rate": 0.8} for x in sd["lr_lambdas"])
+    fn2 = Decay()
+    sched2 = S.LambdaLR(make_opt(), fn2)
+    sched2.load_state_dict(sd)
+    assert fn2.rate == 0.8 and sched2.last_epoch == sched.last_epoch
+    plain = S.LambdaLR(make_opt(), lambda e: 1.0)
+    assert all(x is None for x in plain.state_dict()["lr_lambdas"])
+    plain.load_state_dict(plain.state_dict())

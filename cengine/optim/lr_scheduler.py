@@ -152,20 +152,32 @@ class LRScheduler:
 _LRScheduler = LRScheduler
 
 
-def _lambdas_state(sched):
-    state = {k: v for k, v in sched.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-    state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
-                           for fn in sched.lr_lambdas]
+def _nested_state(sched, key, dump):
+    """sched's attributes but the optimizer, with the list attribute `key` saved item by item
+    through dump(item) (lr lambdas, child schedulers)."""
+    state = {k: v for k, v in sched.__dict__.items() if k not in ("optimizer", key)}
+    state[key] = [dump(x) for x in getattr(sched, key)]
     return state
 
 
-def _lambdas_load(sched, state_dict):
+def _nested_load(sched, state_dict, key, load):
+    """inverse of _nested_state: load(item, saved) restores each item of `key`"""
     state_dict = dict(state_dict)
-    lambdas = state_dict.pop("lr_lambdas")
+    saved = state_dict.pop(key)
     sched.__dict__.update(state_dict)
-    for fn, saved in zip(sched.lr_lambdas, lambdas):
-        if saved is not None:
-            fn.__dict__.update(saved)
+    for x, sx in zip(getattr(sched, key), saved):
+        load(x, sx)
+
+
+def _lambdas_state(sched):
+    # a plain function's state is its code (not saved); a callable object's is its __dict__
+    return _nested_state(sched, "lr_lambdas", lambda fn: None if isinstance(
+        fn, types.FunctionType) else fn.__dict__.copy())
+
+
+def _lambdas_load(sched, state_dict):
+    _nested_load(sched, state_dict, "lr_lambdas",
+                 lambda fn, saved: saved is not None and fn.__dict__.update(saved))
 
 
 def _lambdas(optimizer, lr_lambda):
@@ -406,16 +418,10 @@ class _Composite(LRScheduler):
     """A scheduler made of child schedulers (self._schedulers): their states nest in its own."""
 
     def state_dict(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
+        return _nested_state(self, "_schedulers", lambda s: s.state_dict())
 
     def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        children = state_dict.pop("_schedulers")
-        self.__dict__.update(state_dict)
-        for s, sd in zip(self._schedulers, children):
-            s.load_state_dict(sd)
+        _nested_load(self, state_dict, "_schedulers", lambda s, sd: s.load_state_dict(sd))
 
 
 class SequentialLR(_Composite):
