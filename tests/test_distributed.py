@@ -136,3 +136,23 @@ def test_distributed_sampler_shuffle_and_epochs():
         DistributedSampler(ds, 2, 2)
     with pytest.raises(RuntimeError, match="Requires distributed package"):
         DistributedSampler(ds)
+
+
+@needs_mpi
+def test_train_digits_example_with_ddp(tmp_path):
+    pytest.importorskip("sklearn")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(ce.__file__)) + os.pathsep + \
+        env.get("PYTHONPATH", "")
+    script = os.path.join(os.path.dirname(HERE), "examples", "train_digits.py")
+    ck = str(tmp_path / "ck.safetensors")
+    cmd = [_mpiexec(), "-n", "2", sys.executable, script, "--ddp", "--threads", "1",
+           "--no-progress", "--epochs", "2", "--checkpoint", ck]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("test accuracy") == 1          # only rank 0 prints
+    assert os.path.exists(ck)
+    p = subprocess.run(cmd[:-4] + ["--epochs", "3", "--checkpoint", ck, "--resume"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "resumed from" in p.stdout and "epoch  3" in p.stdout
