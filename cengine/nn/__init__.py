@@ -14,6 +14,7 @@ from .transformer import MultiheadAttention, TransformerEncoderLayer, Transforme
 from . import functional
 from . import init
 from . import utils
+from . import parallel
 
 __all__ = [
     "Parameter", "Buffer", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
