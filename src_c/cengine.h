@@ -31,6 +31,9 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("gemm.h")
 #include "gemm.h"
 #endif
+#if __has_include("gemm_bf16.h")
+#include "gemm_bf16.h"
+#endif
 #if __has_include("nn_kernels.h")
 #include "nn_kernels.h"
 #endif
