@@ -36,5 +36,6 @@ from . import utils  # noqa: E402,F401
 from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
 from . import distributed  # noqa: E402,F401
+from . import amp  # noqa: E402,F401
 from .nn.functional import softmax, log_softmax  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
