@@ -204,3 +204,162 @@ def test_inplace_activations_match_torch():
             got.append((out.detach().numpy(), leaf.grad.numpy()))
         np.testing.assert_allclose(got[1][0], got[0][0], rtol=1e-12, atol=1e-12, err_msg=str(i))
         np.testing.assert_allclose(got[1][1], got[0][1], rtol=1e-10, atol=1e-12, err_msg=str(i))
+
+
+# ============================================================================ losses
+NEG_INF_ROWS = np.array([[-np.inf, -0.5, -2.0], [-1.0, -2.0, -0.25], [-0.7, -np.inf, -3.0]])
+
+
+@pytest.mark.filterwarnings("error")
+def test_nll_loss_ignored_rows_with_neg_inf():
+    """Rows whose target is ignore_index count as exactly 0 even when they hold -inf (was NaN
+    through 0 * -inf), in the value and in the gradient."""
+    t = ce.tensor([0, 2, 1])            # rows 0 and 2 point at -inf; ignore class 0 and 1
+    for ii, kept in ((0, [1, 2]), (1, [0, 1])):
+        x = ce.tensor(NEG_INF_ROWS, requires_grad=True)
+        vals = np.array([-NEG_INF_ROWS[i, t.tolist()[i]] for i in range(3)])
+        keep = np.array([t.tolist()[i] != ii for i in range(3)])
+        none = F.nll_loss(x, t, ignore_index=ii, reduction="none")
+        np.testing.assert_array_equal(none.detach().numpy(), np.where(keep, vals, 0.0))
+        loss = F.nll_loss(x, t, ignore_index=ii)
+        assert loss.item() == pytest.approx(vals[keep].mean())
+        assert F.nll_loss(x, t, ignore_index=ii, reduction="sum").item() == \
+            pytest.approx(vals[keep].sum())
+        loss.backward()
+        want = np.zeros((3, 3))
+        want[np.arange(3)[keep], np.array(t.tolist())[keep]] = -1.0 / keep.sum()
+        np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
+@pytest.mark.filterwarnings("error")
+def test_nll_loss_every_target_ignored():
+    x = ce.tensor(NEG_INF_ROWS, requires_grad=True)
+    loss = F.nll_loss(x, ce.tensor([0, 0, 0]), ignore_index=0)
+    assert np.isnan(loss.item())        # 0 / 0 as in torch
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 3)))   # was NaN
+    x.grad = None
+    F.nll_loss(x, ce.tensor([0, 0, 0]), ignore_index=0, reduction="sum").backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 3)))
+
+
+def test_nll_loss_zero_weight_row_stays_nan_like_torch():
+    """A kept row of weight 0 at -inf is 0 * inf = NaN in torch too (only ignore_index masks)."""
+    x = ce.tensor(NEG_INF_ROWS)
+    none = F.nll_loss(x, ce.tensor([0, 2, 1]), weight=ce.tensor([0.0, 1.0, 1.0]),
+                      reduction="none")
+    v = none.numpy()
+    assert np.isnan(v[0]) and v[1] == 0.25 and v[2] == np.inf
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("prob", [False, True])
+def test_cross_entropy_empty_batch_backward(reduction, prob):
+    """Was ZeroDivisionError (probability targets) / a RuntimeWarning (class indices)."""
+    x = ce.randn(0, 4, requires_grad=True)
+    t = ce.zeros(0, 4) if prob else ce.zeros(0, dtype=ce.int64)
+    loss = F.cross_entropy(x, t, reduction=reduction)
+    assert np.isnan(loss.item()) if reduction == "mean" else loss.item() == 0.0
+    loss.backward()
+    assert tuple(x.grad.shape) == (0, 4)
+    x2 = ce.randn(0, 4, requires_grad=True)
+    F.nll_loss(x2, ce.zeros(0, dtype=ce.int64), reduction=reduction).backward()
+    assert tuple(x2.grad.shape) == (0, 4)
+
+
+def test_smooth_l1_and_huber_infinite_difference_gradient():
+    """The unused branch of the piecewise loss no longer leaks 0 * inf = NaN into the
+    gradient: d loss / d x is sign(d) (smooth_l1) and delta * sign(d) (huber) out there."""
+    x = ce.tensor([np.inf, -np.inf, 0.3, 5.0, -5.0, 1.0], dtype=ce.float64, requires_grad=True)
+    y = ce.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=ce.float64)
+    F.smooth_l1_loss(x, y, reduction="sum", beta=1.0).backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, -1.0, 0.3, 1.0, -1.0, 1.0], rtol=1e-15)
+    x.grad = None
+    F.huber_loss(x, y, reduction="sum", delta=2.0).backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, -2.0, 0.3, 2.0, -2.0, 1.0], rtol=1e-15)
+    d = np.array([0.3, 5.0, -5.0, 1.0, 2.0])
+    xs = ce.tensor(d)
+    np.testing.assert_allclose(F.smooth_l1_loss(xs, ce.zeros(5, dtype=ce.float64),
+                                                reduction="none", beta=1.5).numpy(),
+                               np.where(np.abs(d) < 1.5, 0.5 * d * d / 1.5, np.abs(d) - 0.75),
+                               rtol=1e-15)
+    np.testing.assert_allclose(F.huber_loss(xs, ce.zeros(5, dtype=ce.float64),
+                                            reduction="none", delta=2.0).numpy(),
+                               np.where(np.abs(d) <= 2, 0.5 * d * d, 2 * (np.abs(d) - 1.0)),
+                               rtol=1e-15)
+    for f in (lambda t: F.smooth_l1_loss(t, ce.zeros(5, dtype=ce.float64), beta=1.5),
+              lambda t: F.huber_loss(t, ce.zeros(5, dtype=ce.float64), delta=0.7)):
+        assert gradcheck(f, (ce.tensor(d + 0.01, requires_grad=True),))
+
+
+def test_binary_cross_entropy_at_zero_and_one():
+    """Inputs of exactly 0 or 1: the loss clamps the log at -100 and the gradient is torch's
+    finite (x - y) / max(x (1 - x), 1e-12), also under a zero weight (was NaN from 0 * inf)."""
+    x = ce.tensor([1.0, 0.0, 0.25, 1.0], dtype=ce.float64, requires_grad=True)
+    y = ce.tensor([0.0, 1.0, 1.0, 1.0], dtype=ce.float64)
+    w = ce.tensor([1.0, 0.0, 2.0, 1.0], dtype=ce.float64)
+    loss = F.binary_cross_entropy(x, y, weight=w, reduction="none")
+    np.testing.assert_allclose(loss.detach().numpy(), [100.0, 0.0, -2 * np.log(0.25), 0.0])
+    loss.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1e12, 0.0, 2 * -0.75 / 0.1875, 0.0])
+    xs = ce.tensor([0.2, 0.7, 0.45], dtype=ce.float64, requires_grad=True)
+    ys = ce.tensor([0.1, 1.0, 0.5], dtype=ce.float64, requires_grad=True)
+    assert gradcheck(lambda a, b: F.binary_cross_entropy(a, b), (xs, ys))
+    assert F.binary_cross_entropy(ce.tensor(0.5), ce.tensor(1.0), reduction="none").shape == ()
+
+
+def test_probability_targets_reject_ignore_index():
+    x, t = ce.randn(2, 3), F.softmax(ce.randn(2, 3), 1)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported for floating point "
+                                           "target"):
+        F.cross_entropy(x, t, ignore_index=1)
+    F.cross_entropy(x, t, ignore_index=-1)       # negative values are accepted (torch)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported"):
+        nn.CrossEntropyLoss(ignore_index=0)(x, t)
+    # label smoothing with probability targets is torch's q = (1 - eps) t + eps / C
+    xd, td = x.double(), t.double()
+    q = 0.8 * td.numpy() + 0.2 / 3
+    ls = F.log_softmax(xd, 1).numpy()
+    assert F.cross_entropy(xd, td, label_smoothing=0.2).item() == \
+        pytest.approx(-(q * ls).sum(1).mean(), rel=1e-12)
+
+
+def test_norm_rejects_empty_normalized_shape():
+    for f in (lambda: F.layer_norm(ce.randn(2, 3), []), lambda: F.rms_norm(ce.randn(2, 3), []),
+              lambda: nn.LayerNorm([])(ce.randn(2, 3))):
+        with pytest.raises(RuntimeError, match="Expected normalized_shape to be at least "
+                                               "1-dimensional"):
+            f()
+
+
+def test_losses_with_special_values_match_torch():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as TF
+    specials = [0.0, 1.0, -1.0, 0.5, np.inf, -np.inf, 3.0, -3.0]
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        x = rng.choice(specials, size=(3, 2))
+        tf = rng.choice([0.0, 1.0, 0.5, np.inf, -np.inf], size=(3, 2))
+        ti = rng.integers(0, 2, size=3)
+        w = rng.choice([0.0, 1.0, 2.0], size=2)
+        for red in ("mean", "sum", "none"):
+            cases = [("smooth_l1_loss", x, tf, dict(beta=1.0)), ("huber_loss", x, tf, {}),
+                     ("mse_loss", x, tf, {}),
+                     ("binary_cross_entropy", 1 / (1 + np.exp(-x)), np.clip(tf, 0, 1),
+                      dict(weight=w)),
+                     ("nll_loss", -np.abs(x), ti, dict(ignore_index=0)),
+                     ("nll_loss", -np.abs(x), ti, dict(weight=w))]
+            for name, a, b, kw in cases:
+                got = []
+                for lib, Fm in ((torch, TF), (ce, F)):
+                    A = lib.tensor(a, requires_grad=True)
+                    B = lib.tensor(b) if b.dtype.kind == "f" else lib.tensor(b, dtype=lib.int64)
+                    k = {n: (lib.tensor(v) if isinstance(v, np.ndarray) else v)
+                         for n, v in kw.items()}
+                    loss = getattr(Fm, name)(A, B, reduction=red, **k)
+                    loss.sum().backward()
+                    got.append((loss.detach().numpy(), A.grad.numpy()))
+                for u, v in zip(*got):
+                    np.testing.assert_allclose(v, u, rtol=1e-6, atol=1e-8, equal_nan=True,
+                                               err_msg="%s %s %s %s" % (name, red, a, b))

@@ -376,9 +376,11 @@ def _softmax_impl(name, input, dim, dtype, log):
     if input._data.dtype.kind != "f":
         raise RuntimeError("\"%s_lastdim_kernel_impl\" not implemented for '%s'"
                            % (name, _torch_dtype(input)))
-    if input._data.dtype not in (np.float32, np.float64):
-        input = input.float()
     d = wrap_dim(dim, input.dim())
+    dt = input._data.dtype
+    if dt not in (np.float32, np.float64):   # float16: rows in float32, result in float16
+        from ..ops.elementwise import cast
+        return cast(_Softmax.apply(cast(input, np.float32), d, log), dt)
     return _Softmax.apply(input, d, log)
 
 
@@ -430,6 +432,9 @@ def _norm_shape(normalized_shape):
 
 def _check_norm_input(input, ns, weight, bias):
     k = len(ns)
+    if k == 0:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., "
+                           "containing at least one element, but got normalized_shape = []")
     if input.dim() < k or tuple(input.shape[input.dim() - k:]) != ns:
         raise RuntimeError("Given normalized_shape=%s, expected input with shape [*, %s], but got "
                            "input of size%s" % (list(ns), ", ".join(str(s) for s in ns),
@@ -977,12 +982,14 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     _same_size_warn(input, target, "smooth_l1_loss")
-    from ..ops.elementwise import where
     d = input - _promote(input, target)
     a = d.abs()
     if beta == 0.0:
         return _reduce(a, reduction)
-    loss = where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta)
+    # 0.5 c^2 / beta + (|d| - |c|) with c = clamp(d, -beta, beta): both branches at once, and no
+    # 0 * inf in the gradient of an infinite difference (torch's gradient there is sign(d))
+    c = d.clamp(-beta, beta)
+    loss = c * c * (0.5 / beta) + (a - c.abs())
     return _reduce(loss, reduction)
 
 
@@ -992,13 +999,38 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _same_size_warn(input, target, "huber_loss")
-    from ..ops.elementwise import where
     d = input - _promote(input, target)
-    a = d.abs()
-    loss = where(a <= delta, d * d * 0.5, (a - 0.5 * delta) * delta)
+    # 0.5 c^2 + delta (|d| - |c|) with c = clamp(d, -delta, delta) (see smooth_l1_loss)
+    c = d.clamp(-delta, delta)
+    loss = c * c * 0.5 + (d.abs() - c.abs()) * delta
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+class _BCE(Function):
+    """Elementwise -(y log x + (1-y) log(1-x)), logs clamped at -100; torch's gradients:
+    dx = (x - y) / max(x (1-x), 1e-12) (finite at x = 0 or 1, where the clamped log's own
+    derivative would give 0 * inf), dy = log(1-x) - log(x)."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        with np.errstate(divide="ignore"):
+            lx, l1x = np.log(x), np.log(1 - x)
+        ctx.save_for_backward(x, y)
+        loss = -(y * np.maximum(lx, -100) + (1 - y) * np.maximum(l1x, -100))
+        return loss.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        gx = gy = None
+        if ctx.needs_input_grad[0]:
+            gx = (g * (x - y) / np.maximum(x * (1 - x), 1e-12)).astype(x.dtype, copy=False)
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gy = (g * (np.log(1 - x) - np.log(x))).astype(y.dtype, copy=False)
+        return gx, gy
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -1012,12 +1044,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     x = input._data
     if x.size and (np.any(x < 0) or np.any(x > 1) or np.any(np.isnan(x))):
         raise RuntimeError("all elements of input should be between 0 and 1")
-    target = _promote(input, target)
-    from ..ops.elementwise import log
-    with np.errstate(divide="ignore"):
-        lx = log(input).clamp(min=-100)
-        l1x = log(1 - input).clamp(min=-100)
-    loss = -(target * lx + (1 - target) * l1x)
+    loss = _BCE.apply(input, _promote(input, target))
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
@@ -1069,6 +1096,13 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         n = input.shape[0] if input.dim() else 1
         return loss.sum() / n
     return _reduce(loss, reduction)
+
+
+def _mean_scale(g, denom):
+    """g / denom for a 'mean' reduction's backward; denom 0 (empty batch, every row ignored or
+    of weight 0) gives inf/NaN like torch's division instead of ZeroDivisionError."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.float64(g) / np.float64(denom)
 
 
 # ---- cross-entropy / nll: shape handling shared by both
@@ -1158,8 +1192,8 @@ class _CrossEntropy(Function):
         M = z.shape[0]
         if reduction == "none":
             grow = _f(g).reshape(M).astype(z.dtype, copy=False)
-        else:
-            gv = float(g) / denom if reduction == "mean" else float(g)
+        else:   # (an empty or all-ignored batch: no row to scale, torch's zero gradient)
+            gv = _mean_scale(g, denom) if reduction == "mean" else float(g)
             grow = np.full(M, gv, z.dtype)
         dz = _k_cross_entropy_backward(z, t, lse, grow, w, ignore_index, ls)
         return _unlogits_rows(dz, shape), None, None, None, None, None, None
@@ -1195,7 +1229,7 @@ class _CrossEntropyProb(Function):
         if reduction == "none":
             grow = _f(g).reshape(M).astype(z.dtype, copy=False)
         else:
-            gv = float(g) / M if reduction == "mean" else float(g)
+            gv = _mean_scale(g, M) if reduction == "mean" else float(g)
             grow = np.full(M, gv, z.dtype)
         gx = gt = None
         if ctx.needs_input_grad[0]:
@@ -1224,6 +1258,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if target._data.dtype.kind != "f":
             raise RuntimeError("Expected floating point type for target with class "
                                "probabilities, got %s" % _torch_dtype(target))
+        if ignore_index >= 0:   # torch: any negative ignore_index (the default -100) is allowed
+            raise RuntimeError("ignore_index is not supported for floating point target")
         return _CrossEntropyProb.apply(input, target, weight, float(label_smoothing), reduction)
     if target._data.dtype.kind not in "iu":
         raise RuntimeError("expected scalar type Long but found %s" % _torch_dtype(target))
@@ -1242,7 +1278,10 @@ class _NLL(Function):
         ts = np.where(valid, t, 0)
         w = np.ones(z.shape[1], z.dtype) if weight is None else weight.astype(z.dtype)
         wt = np.where(valid, w[ts], 0).astype(z.dtype)
-        loss = -wt * z[np.arange(z.shape[0]), ts]
+        # ignored rows are exactly 0 (torch), even where their log-probability is -inf (0 * -inf
+        # would be NaN); a kept row of weight 0 and value -inf stays NaN, as in torch
+        with np.errstate(invalid="ignore"):
+            loss = np.where(valid, -wt * z[np.arange(z.shape[0]), ts], 0).astype(z.dtype)
         if reduction == "mean":
             denom = wt.sum(dtype=np.float64)
             out = np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, z.dtype)
@@ -1252,20 +1291,21 @@ class _NLL(Function):
         else:
             denom = None
             out = loss.reshape(out_shape)
-        ctx.save_for_backward(ts, wt)
+        ctx.save_for_backward(ts, wt, valid)
         ctx.meta = (x.shape, z.shape, reduction, denom)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        ts, wt = ctx.saved_tensors
+        ts, wt, valid = ctx.saved_tensors
         shape, zshape, reduction, denom = ctx.meta
         if reduction == "none":
             grow = g.reshape(-1)
         else:
-            grow = np.full(zshape[0], float(g) / denom if reduction == "mean" else float(g))
+            grow = np.full(zshape[0], _mean_scale(g, denom) if reduction == "mean" else float(g))
         dz = np.zeros(zshape, wt.dtype)
-        dz[np.arange(zshape[0]), ts] = -wt * grow
+        with np.errstate(invalid="ignore"):   # ignored rows get 0 even when grow is inf (0/0 mean)
+            dz[np.arange(zshape[0]), ts] = np.where(valid, -wt * grow, 0)
         return _unlogits_rows(dz, shape), None, None, None, None, None
 
 
