@@ -363,3 +363,126 @@ def test_losses_with_special_values_match_torch():
                 for u, v in zip(*got):
                     np.testing.assert_allclose(v, u, rtol=1e-6, atol=1e-8, equal_nan=True,
                                                err_msg="%s %s %s %s" % (name, red, a, b))
+
+
+# ============================================================================ attention
+def _sdpa_np(q, k, v, live):
+    """numpy attention over the rows in `live` (a bool (L,) mask); the other rows are 0."""
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    o = p @ v
+    o[..., ~live, :] = 0.0
+    return o
+
+
+@pytest.mark.parametrize("kind", ["bool", "float", "float_grad"])
+def test_sdpa_fully_masked_query_row_is_zero(kind):
+    """Was NaN output and NaN gradients for the row (torch 2.13: 0 and 0)."""
+    B, L, S, E = 2, 4, 5, 3
+    q = ce.tensor(RNG.standard_normal((B, L, E)), requires_grad=True)
+    k = ce.tensor(RNG.standard_normal((B, S, E)), requires_grad=True)
+    v = ce.tensor(RNG.standard_normal((B, S, E)), requires_grad=True)
+    allowed = np.ones((L, S), bool)
+    allowed[1] = False                     # query row 1 may attend nothing
+    if kind == "bool":
+        mask = ce.tensor(allowed)
+    else:
+        mask = ce.tensor(np.where(allowed, 0.0, -np.inf), requires_grad=kind == "float_grad")
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    live = allowed.any(1)
+    np.testing.assert_allclose(o.detach().numpy(),
+                               _sdpa_np(q.detach().numpy(), k.detach().numpy(),
+                                        v.detach().numpy(), live), rtol=1e-12, atol=1e-14)
+    w = ce.tensor(RNG.standard_normal((B, L, E)))
+    (o * w).sum().backward()
+    for g in (q.grad, k.grad, v.grad):
+        assert np.isfinite(g.numpy()).all()
+    np.testing.assert_array_equal(q.grad.numpy()[:, 1], 0.0)
+    if kind == "float_grad":
+        assert np.isfinite(mask.grad.numpy()).all()
+        np.testing.assert_array_equal(mask.grad.numpy()[1], 0.0)
+    # k and v get exactly the gradient of the live rows alone
+    qd = ce.tensor(q.detach().numpy()[:, live], requires_grad=True)
+    kd = ce.tensor(k.detach().numpy(), requires_grad=True)
+    vd = ce.tensor(v.detach().numpy(), requires_grad=True)
+    (F.scaled_dot_product_attention(qd, kd, vd) * ce.tensor(w.numpy()[:, live])).sum().backward()
+    np.testing.assert_allclose(k.grad.numpy(), kd.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(v.grad.numpy(), vd.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(q.grad.numpy()[:, live], qd.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_sdpa_fully_masked_gradcheck():
+    allowed = np.ones((3, 4), bool)
+    allowed[2] = False
+    m = ce.tensor(allowed)
+    args = [ce.tensor(RNG.standard_normal(s), requires_grad=True) for s in
+            ((2, 3, 2), (2, 4, 2), (2, 4, 3))]
+    assert gradcheck(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, attn_mask=m),
+                     tuple(args))
+
+
+def test_mha_key_padding_all_masked():
+    """need_weights=False goes through scaled_dot_product_attention: the fully padded sample
+    gives 0 (torch); need_weights=True is a plain softmax and gives NaN there, as torch's."""
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+    x = ce.randn(2, 3, 4)
+    kpm = ce.tensor([[True, True, True], [False, False, True]])
+    o, w = mha(x, x, x, key_padding_mask=kpm, need_weights=False)
+    assert w is None and np.isfinite(o.detach().numpy()).all()
+    bias = mha.out_proj.bias.detach().numpy()
+    np.testing.assert_allclose(o.detach().numpy()[0], np.broadcast_to(bias, (3, 4)), atol=1e-7)
+    o, w = mha(x, x, x, key_padding_mask=kpm, need_weights=True)
+    assert np.isnan(w.detach().numpy()[0]).all() and np.isfinite(w.detach().numpy()[1]).all()
+
+
+@pytest.mark.parametrize("shapes", [((2, 0, 3), (2, 4, 3), (2, 4, 5)),    # no query
+                                    ((2, 3, 3), (2, 0, 3), (2, 0, 5)),    # no key
+                                    ((0, 3, 3), (0, 4, 3), (0, 4, 5)),    # no batch
+                                    ((2, 3, 0), (2, 4, 0), (2, 4, 5)),    # E = 0
+                                    ((1, 2, 0, 3), (1, 2, 0, 3), (1, 2, 0, 3))])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sdpa_empty_sizes(shapes, masked):
+    """Was "cannot reshape array of size 0" (S = 0) / ZeroDivisionError (E = 0)."""
+    qs, ks, vs = shapes
+    q, k, v = (ce.tensor(RNG.standard_normal(s), requires_grad=True) for s in shapes)
+    mask = ce.ones(qs[-2], ks[-2], dtype=ce.bool) if masked else None
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert tuple(o.shape) == qs[:-1] + (vs[-1],)
+    L, S = qs[-2], ks[-2]
+    if S == 0 or qs[-1] != 0:
+        want = np.zeros(o.shape) if S == 0 else _sdpa_np(q.detach().numpy(), k.detach().numpy(),
+                                                         v.detach().numpy(), np.ones(L, bool))
+    else:   # E = 0: every score is 0, the weights uniform
+        want = np.broadcast_to(v.detach().numpy().mean(-2, keepdims=True), o.shape)
+    np.testing.assert_allclose(o.detach().numpy(), want, rtol=1e-12, atol=1e-14)
+    o.sum().backward()
+    for t in (q, k, v):
+        assert tuple(t.grad.shape) == tuple(t.shape) and np.isfinite(t.grad.numpy()).all()
+    if S == 0 or L == 0:
+        for t in (q, k, v):
+            np.testing.assert_array_equal(t.grad.numpy(), 0.0)
+
+
+def test_sdpa_masked_and_empty_match_torch():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as TF
+    allowed = np.ones((4, 5), bool)
+    allowed[[0, 3]] = False
+    cases = [(((2, 4, 3), (2, 5, 3), (2, 5, 2)), allowed),
+             (((2, 4, 3), (2, 5, 3), (2, 5, 2)), np.where(allowed, 0.0, -np.inf)),
+             (((2, 0, 3), (2, 5, 3), (2, 5, 2)), None), (((2, 4, 3), (2, 0, 3), (2, 0, 2)), None),
+             (((2, 4, 0), (2, 5, 0), (2, 5, 2)), None), (((0, 4, 3), (0, 5, 3), (0, 5, 2)), None)]
+    for shapes, m in cases:
+        arrs = [RNG.standard_normal(s) for s in shapes]
+        w = RNG.standard_normal(shapes[0][:-1] + (shapes[2][-1],))
+        got = []
+        for lib, Fm in ((torch, TF), (ce, F)):
+            ts = [lib.tensor(a, requires_grad=True) for a in arrs]
+            mm = None if m is None else lib.tensor(m)
+            o = Fm.scaled_dot_product_attention(*ts, attn_mask=mm)
+            (o * lib.tensor(w)).sum().backward()
+            got.append([o.detach().numpy()] + [t.grad.numpy() for t in ts])
+        for a, b in zip(*got):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)

@@ -777,16 +777,23 @@ class _SDPA(Function):
     kernel; backward with the Jacobian-free softmax backward. Q (*, L, E), K (*, S, E),
     V (*, S, Ev) with the same one or two batch dimensions * (any strides: head views go to the
     GEMM as they are), mask broadcastable to (*, L, S), additive float, or None. Outputs (O, P)
-    with P the attention weights."""
+    with P the attention weights. safe: a query row whose scores are all -inf (every key masked
+    out) gets weights 0, hence output 0 and zero gradients (torch's scaled_dot_product_attention;
+    its MultiheadAttention with need_weights=True keeps the NaN of a plain softmax)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, mask, scale, dropout_mask):
+    def forward(ctx, q, k, v, mask, scale, dropout_mask, safe=True):
         bd, L, S = q.shape[:-2], q.shape[-2], k.shape[-2]
+        R = int(np.prod(bd + (L,), dtype=np.int64))
         s = np.empty(bd + (L, S), q.dtype)
         _k_gemm(q, np.swapaxes(k, -1, -2), s, scale)
         if mask is not None:
             s += mask
-        p = _k_softmax_forward(s.reshape(-1, S), False).reshape(s.shape)
+        p = _k_softmax_forward(s.reshape(R, S), False).reshape(s.shape)
+        if safe and mask is not None and S:
+            dead = s.max(axis=-1) == -np.inf
+            if dead.any():
+                p[dead] = 0.0
         pd = p if dropout_mask is None else p * dropout_mask
         o = _heads_empty(bd + (L, v.shape[-1]), q.dtype)
         _k_gemm(pd, v, o)
@@ -816,7 +823,8 @@ class _SDPA(Function):
             dp += gp
         if dm is not None:
             dp *= dm
-        ds = _k_softmax_backward(p.reshape(-1, S), dp.reshape(-1, S), False).reshape(p.shape)
+        R = int(np.prod(p.shape[:-1], dtype=np.int64))
+        ds = _k_softmax_backward(p.reshape(R, S), dp.reshape(R, S), False).reshape(p.shape)
         gq = gk = None
         if need_q:
             gq = sib[0] if sib else _heads_empty(q.shape, q.dtype)
@@ -824,7 +832,7 @@ class _SDPA(Function):
         if need_k:
             gk = sib[1] if sib else _heads_empty(k.shape, k.dtype)
             _k_gemm(np.swapaxes(ds, -1, -2), q, gk, scale)
-        return gq, gk, gv, (ds if need_m else None), None, None
+        return gq, gk, gv, (ds if need_m else None), None, None, None
 
 
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_weights):
@@ -862,7 +870,8 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
                            "and value %s are not broadcastable"
                            % (list(query.shape), list(key.shape), list(value.shape))) from None
     B = int(np.prod(batch, dtype=np.int64))
-    scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
+    # (E = 0: every score is the empty sum 0 whatever the scale; torch then averages v)
+    scale = (1.0 / math.sqrt(E) if E else 1.0) if scale is None else float(scale)
 
     # One or two batch dimensions shared by q, k and v go to the kernel as they are (head views
     # included: the GEMM takes their strides); anything else is folded into one batch dimension.
@@ -906,7 +915,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
         else:
             keep = _rng(None).random(kb + (L, S)) >= dropout_p
             dmask = keep.astype(dt) * dt.type(1.0 / (1.0 - dropout_p))
-    o, p = _SDPA.apply(q3, k3, v3, mask3, scale, dmask)
+    o, p = _SDPA.apply(q3, k3, v3, mask3, scale, dmask, not need_weights)
     if not direct:
         o = o.reshape(*(batch + (L, Ev)))
         p = p.reshape(*(batch + (L, S)))
