@@ -486,3 +486,138 @@ def test_sdpa_masked_and_empty_match_torch():
         for a, b in zip(*got):
             assert a.shape == b.shape
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+# ============================================================================ packed q/k/v
+def _counts():
+    from cengine.ops.shape import Split
+    return Split.PACKED_TAKEN[0], F._PACKED_QKV[0]
+
+
+def _delta(before):
+    after = _counts()
+    return after[0] - before[0], after[1] - before[1]
+
+
+B_, L_, H_, D_ = 2, 5, 2, 3
+E_ = H_ * D_
+
+
+def _heads(z):
+    return z.reshape(B_, L_, H_, D_).transpose(1, 2)
+
+
+# name -> (q, k, v from the leaf w (B, L, 3E) or its (B, L, 4E) extension, packed path expected)
+ALIASING = {
+    "chunk3 view+transpose": (lambda w: tuple(_heads(z) for z in w.chunk(3, -1)), True),
+    "split sizes": (lambda w: tuple(_heads(z) for z in w.split([E_, E_, E_], -1)), True),
+    "k,q,v order": (lambda w: (lambda a, b, c: (_heads(b), _heads(a), _heads(c)))(
+        *w.chunk(3, -1)), True),
+    "different view chains": (lambda w: (lambda a, b, c: (
+        _heads(a), b.view(B_, L_, H_, D_).permute(0, 2, 1, 3), c.reshape(B_, L_, E_)[:, None]
+        .expand(B_, 1, L_, E_)))(*w.chunk(3, -1)), False),
+    "no head split": (lambda w: tuple(z for z in w.chunk(3, -1)), True),
+    "q = k = v": (lambda w: (_heads(w[..., :E_]),) * 3, False),
+    "same piece twice": (lambda w: (lambda a, b, c: (_heads(a), _heads(a), _heads(c)))(
+        *w.chunk(3, -1)), False),
+    "overlapping slices": (lambda w: (_heads(w[..., 0:E_]), _heads(w[..., 1:E_ + 1]),
+                                      _heads(w[..., 2:E_ + 2])), False),
+    "expanded chunks": (lambda w: tuple(_heads(t.expand(B_, L_, E_))
+                                        for t in w[:1].chunk(3, -1)), False),
+    "chunk along another dim": (lambda w: tuple(
+        _heads(z.reshape(B_, L_, E_)) for z in w.reshape(B_, L_, 3, E_).chunk(3, 2)), False),
+    "3 of 4 pieces": (lambda w: tuple(_heads(z) for z in w.chunk(4, -1)[:3]), False),
+    "transposed packed": (lambda w: tuple(_heads(z) for z in w.transpose(0, 1).transpose(0, 1)
+                                          .chunk(3, -1)), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALIASING))
+def test_packed_qkv_gradients_every_aliasing_case(name):
+    """The packed q/k/v gradient is used exactly when the graph says q, k, v are the three
+    pieces of one split along the last dim; every aliasing case (shared views, overlapping or
+    expanded slices, other splits) gets the separately computed gradient."""
+    make, packed = ALIASING[name]
+    wn = RNG.standard_normal((B_, L_, 4 * E_ if "4 pieces" in name else 3 * E_))
+    gn = None
+
+    def run(separate):
+        nonlocal gn
+        w = ce.tensor(wn, dtype=ce.float64, requires_grad=True)
+        q, k, v = make(w)
+        if separate:
+            q, k, v = q * 1.0, k * 1.0, v * 1.0   # a Mul node in between: never packed
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if gn is None:
+            gn = RNG.standard_normal(tuple(o.shape))
+        before = _counts()
+        o.backward(ce.tensor(gn))
+        return w.grad.numpy(), _delta(before)
+
+    got, d_packed = run(False)
+    want, d_sep = run(True)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert d_sep == (0, 0)
+    assert d_packed == ((1, 1) if packed else (0, 0))
+
+
+def test_packed_qkv_with_other_uses_of_the_pieces():
+    """A piece also used elsewhere gets its gradient summed on the way: the split then
+    concatenates (the packed buffer is no longer what arrives), and the result is right;
+    retain_grad and autograd.grad on the pieces still see their own gradients."""
+    wn = RNG.standard_normal((B_, L_, 3 * E_))
+    res = []
+    for separate in (False, True):
+        w = ce.tensor(wn, dtype=ce.float64, requires_grad=True)
+        q, k, v = (_heads(z) for z in w.chunk(3, -1))
+        if separate:
+            q, k, v = q * 1.0, k * 1.0, v * 1.0
+        q.retain_grad()
+        o = F.scaled_dot_product_attention(q, k, v)
+        before = _counts()
+        (o.sum() + (k * k).sum()).backward(retain_graph=True)
+        d = _delta(before)
+        gq, gk = ce.autograd.grad(o.sum(), (q, k))
+        res.append((w.grad.numpy(), q.grad.numpy(), gq.numpy(), gk.numpy(), d))
+    (a, qa, gqa, gka, da), (b, qb, gqb, gkb, db) = res
+    for u, v_ in ((a, b), (qa, qb), (gqa, gqb), (gka, gkb)):
+        np.testing.assert_allclose(u, v_, rtol=1e-12, atol=1e-12)
+    assert da == (0, 1) and db == (0, 0)   # written packed, not taken: k's gradient had more
+
+
+def test_packed_qkv_gradcheck():
+    w = ce.tensor(RNG.standard_normal((1, 3, 3 * 4)), requires_grad=True)
+
+    def f(w):
+        q, k, v = (z.reshape(1, 3, 2, 2).transpose(1, 2) for z in w.chunk(3, -1))
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert gradcheck(f, (w,))
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_mha_and_encoder_layer_take_the_packed_path(batch_first, need_weights):
+    """MultiheadAttention's self-attention (one in_proj GEMM, chunk(3)) and the encoder layer
+    built on it write packed q/k/v gradients that the chunk takes as they are; the gradients
+    equal those of the same module run with three separate projections."""
+    mha = nn.MultiheadAttention(8, 2, batch_first=batch_first, dtype=ce.float64)
+    xn = RNG.standard_normal((3, 4, 8))
+    grads = []
+    for fused in (True, False):
+        mha.zero_grad()
+        x = ce.tensor(xn, dtype=ce.float64, requires_grad=True)
+        # query is key is value: the fused projection; otherwise three linears on x
+        kv = x if fused else x * 1.0
+        before = _counts()
+        o, wts = mha(x, kv, kv if fused else x * 1.0, need_weights=need_weights)
+        (o.sum() + (wts.sum() if need_weights else 0)).backward()
+        assert _delta(before) == ((1, 1) if fused else (0, 0))
+        grads.append((x.grad.numpy(), mha.in_proj_weight.grad.numpy(),
+                      mha.in_proj_bias.grad.numpy()))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
+                                       batch_first=batch_first)
+    before = _counts()
+    layer(ce.randn(3, 4, 8)).sum().backward()
+    assert _delta(before) == (1, 1)

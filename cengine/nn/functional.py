@@ -731,45 +731,70 @@ def _heads_empty(shape, dtype):
     return np.empty(shape, dtype)
 
 
-def _sibling_grads(q, k, v):
-    """(gq, gk, gv) empty arrays laid out like q, k, v when those are same-shape, same-stride
-    views at evenly spaced offsets of one C-contiguous array (the chunks of a fused qkv
-    projection): views of one new array shaped like it, so that the chunk's backward finds its
-    pieces already side by side and skips the concatenation. None when they are not."""
-    base = q.base
-    if (base is None or k.base is not base or v.base is not base or q.shape != k.shape
-            or q.shape != v.shape or q.strides != k.strides or q.strides != v.strides
-            or not isinstance(base, np.ndarray) or base.dtype != q.dtype
-            or not base.flags.c_contiguous):
-        return None
-    isz = q.itemsize
-    p0 = base.__array_interface__["data"][0]
-    offs = [t.__array_interface__["data"][0] - p0 for t in (q, k, v)]
-    if any(o % isz for o in offs) or any(st % isz for st in q.strides):
-        return None
-    offs = [o // isz for o in offs]
-    gap = offs[1] - offs[0]
-    if gap <= 0 or offs[2] - offs[1] != gap:
-        return None
-    # The three must not share an element (q = k = v, overlapping slices, expanded chunks would
-    # make their gradients overwrite each other): every stride steps whole rows of the base
-    # (a multiple of its last dimension R) or moves inside a row, and the in-row footprint of
-    # each view, [c, c + ext], stays in the row and shorter than the gap between the views.
-    R = base.shape[-1] if base.ndim else 1
-    ext = 0
-    for n, st in zip(q.shape, q.strides):
-        st //= isz
-        if n > 1:
-            if st <= 0:
+def _packed_qkv_grads(ctx, q, k, v):
+    """(gq, gk, gv) as views of one packed gradient G, when this attention node's q, k, v are,
+    through reshape / permute views only, the three pieces of one 3-way split along the last
+    dimension (the `chunk(3, -1)` of a fused qkv projection, llm.c's inp (B, T, 3C): what
+    MultiheadAttention and the usual transformer block do). G is laid out like the split's input
+    and handed to the Split node (its `packed_grad` contract), whose backward then returns it
+    without concatenating. The layout is read off the graph (which Split node, which piece,
+    which views), never inferred from the arrays' addresses. None in every other case."""
+    from ..ops.shape import Split, Reshape, Permute
+    split, chains, nrs = None, {}, []
+    for arr, edge in zip((q, k, v), ctx.next_functions[:3]):
+        if edge is None:
+            return None
+        node, nr = edge
+        shape, ops = arr.shape, []          # walk from the tensor back to its split piece
+        while node._fn is not Split:
+            if node._fn is Permute:
+                perm = tuple(int(i) for i in np.argsort(node.inv))
+                shape = tuple(shape[i] for i in node.inv)
+                ops.append(("permute", perm))
+            elif node._fn is Reshape:
+                ops.append(("reshape", shape))
+                shape = node.shape
+            else:
                 return None
-            if st % R:
-                ext += (n - 1) * st
-    c = offs[0] % R
-    if ext >= gap or c + 2 * gap + ext >= R:
+            e = node.next_functions[0]
+            if e is None:
+                return None
+            node, nr = e
+        if split is None:
+            split = node
+        if node is not split or nr in chains:
+            return None
+        chains[nr] = (ops, shape)
+        nrs.append(nr)
+    d, xshape, sizes = split.d, split.shape, split.sizes
+    if len(sizes) != 3 or d != len(xshape) - 1 or len(set(sizes)) != 1:
         return None
-    buf = np.empty(base.size, q.dtype)   # views of it keep it as their .base
-    return tuple(np.ndarray(q.shape, q.dtype, buffer=buf, offset=o * isz, strides=q.strides)
-                 for o in offs)
+    G = np.empty(xshape, q.dtype)
+    views, start = {}, 0
+    for nr in range(3):
+        ops, pshape = chains[nr]
+        g = G[..., start:start + sizes[nr]]
+        start += sizes[nr]
+        if g.shape != pshape:
+            return None
+        for op, arg in reversed(ops):
+            if op == "permute":
+                g = np.transpose(g, arg)
+            else:
+                try:
+                    g = np.reshape(g, arg, copy=False)
+                except ValueError:   # that reshape copied: no view of G to write into
+                    return None
+        views[nr] = g
+    out = tuple(views[nr] for nr in nrs)
+    if any(g.shape != a.shape for g, a in zip(out, (q, k, v))):
+        return None
+    split.packed_grad = G
+    _PACKED_QKV[0] += 1
+    return out
+
+
+_PACKED_QKV = [0]   # attention backward passes that wrote packed q/k/v gradients
 
 
 class _SDPA(Function):
@@ -813,7 +838,7 @@ class _SDPA(Function):
             go = np.zeros(q.shape[:-1] + (v.shape[-1],), q.dtype)
         go = go.astype(q.dtype, copy=False)
         gv = None
-        sib = _sibling_grads(q, k, v) if need_q and need_k and need_v else None
+        sib = _packed_qkv_grads(ctx, q, k, v) if need_q and need_k and need_v else None
         if need_v:
             gv = sib[2] if sib else _heads_empty(v.shape, v.dtype)
             _k_gemm(np.swapaxes(pd, -1, -2), go, gv)
