@@ -18,8 +18,11 @@ _USES_Y = {k: _C.act_backward_uses(k) == "y" for k in _C.ACT_KINDS}
 class Activation(Function):
     @staticmethod
     def forward(ctx, x, kind, alpha, beta):
-        x = np.ascontiguousarray(x)
+        shape = x.shape
+        x = np.ascontiguousarray(x)     # (makes a 0-d input 1-d: the result is reshaped back)
         y = _C.act_forward(kind, x, None, alpha, beta)
+        if y.shape != shape:
+            x, y = x.reshape(shape), y.reshape(shape)
         ctx.uses_y = _USES_Y[kind]
         ctx.save_for_backward(y if ctx.uses_y else x)
         ctx.kind, ctx.alpha, ctx.beta = kind, alpha, beta
@@ -28,11 +31,16 @@ class Activation(Function):
     @staticmethod
     def backward(ctx, g):
         (s,) = ctx.saved_tensors
+        shape = s.shape
+        if s.ndim == 0:
+            s = s.reshape(1)
         g = np.ascontiguousarray(g, dtype=s.dtype)
         if ctx.uses_y:
             dx = _C.act_backward(ctx.kind, g, None, s, None, ctx.alpha, ctx.beta)
         else:
             dx = _C.act_backward(ctx.kind, g, s, None, None, ctx.alpha, ctx.beta)
+        if dx.shape != shape:
+            dx = dx.reshape(shape)
         return dx, None, None, None
 
 
