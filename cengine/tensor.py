@@ -81,13 +81,21 @@ def _wrap(arr, requires_grad=False):
         arr = np.asarray(arr)
     t._data = arr
     t.requires_grad = requires_grad
-    t.grad = None
+    t._grad = None
     t.grad_fn = None
     t._version = [0]
     t._output_nr = 0
     t._acc = None
     t._retains_grad = False
     return t
+
+
+# dtype names as torch's grad-assignment errors print them (C++ type, capitalised scalar type)
+_CPP_TYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+             "int32": "int", "int16": "short int", "int8": "signed char",
+             "uint8": "unsigned char", "bool": "bool"}
+_TYPE_CAP = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 def _fmt_array(a):
@@ -111,7 +119,7 @@ def _fmt_array(a):
 
 class Tensor:
     """A multi-dimensional array with autograd, following torch.Tensor."""
-    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_version", "_output_nr", "_acc",
+    __slots__ = ("_data", "requires_grad", "_grad", "grad_fn", "_version", "_output_nr", "_acc",
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
 
@@ -121,7 +129,7 @@ class Tensor:
         arr = np.empty((0,), _dt.get_default_dtype().np) if data is None else _to_array(data, dtype)
         self._data = arr
         self.requires_grad = False
-        self.grad = None
+        self._grad = None
         self.grad_fn = None
         self._version = [0]
         self._output_nr = 0
@@ -212,6 +220,39 @@ class Tensor:
         if acc is None:
             acc = self._acc = AccumulateGrad(self)
         return (acc, 0)
+
+    @property
+    def grad(self):
+        """The accumulated gradient (a Tensor of this tensor's shape and dtype) or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        # torch validates the assignment: an optimizer applies .grad element by element, so a
+        # gradient of another shape or dtype would silently update the wrong entries
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError("assigned grad expected to be a Tensor or None but got grad of "
+                                "type %s" % type(value).__name__)
+            if value is self:
+                raise RuntimeError("can't assign Variable as its own grad")
+            g, a = value._data, self._data
+            if g.dtype != a.dtype:
+                raise RuntimeError(
+                    "attempting to assign a gradient with dtype '%s' to a tensor with grad_dtype "
+                    "'%s'. The gradient must match the tensor's grad_dtype (defaults to the "
+                    "tensor's dtype)." % (_CPP_TYPE.get(g.dtype.name, g.dtype.name),
+                                          _TYPE_CAP.get(a.dtype.name, a.dtype.name)))
+            if g.shape != a.shape:
+                raise RuntimeError(
+                    "attempting to assign a gradient of size '[%s]' to a tensor of size '[%s]'. "
+                    "Please ensure that the gradient and the tensor are the same size"
+                    % (", ".join(map(str, g.shape)), ", ".join(map(str, a.shape))))
+        self._grad = value
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
 
     @property
     def data(self):
@@ -372,8 +413,8 @@ class Tensor:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
                                "support the deepcopy protocol at the moment")
         t = _wrap(self._data.copy(), self.requires_grad)
-        if self.grad is not None:
-            t.grad = _wrap(self.grad._data.copy())
+        if self._grad is not None:
+            t._grad = _wrap(self._grad._data.copy())
         memo[id(self)] = t
         return t
 
@@ -406,10 +447,7 @@ class Tensor:
 
     def type(self, dtype=None):
         if dtype is None:
-            names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-                     "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-                     "bool": "Bool"}
-            return "cengine.%sTensor" % names[self.dtype.name]
+            return "cengine.%sTensor" % _TYPE_CAP[self.dtype.name]
         return self.to(dtype)
 
     def cpu(self):

@@ -445,10 +445,9 @@ def chunk(input, chunks, dim=0):
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: %d" % chunks)
     d = wrap_dim(dim, input._data.ndim)
     n = input._data.shape[d]
-    size = -(-n // chunks) if n else 0
-    if size == 0:
-        return tuple(narrow(input, d, 0, 0) for _ in range(builtins.min(chunks, 1)))
-    return split(input, size, d)
+    if n == 0:      # torch: `chunks` empty pieces
+        return tuple(narrow(input, d, 0, 0) for _ in range(chunks))
+    return split(input, -(-n // chunks), d)
 
 
 def unbind(input, dim=0):
@@ -570,10 +569,14 @@ class _Tri(Function):
 
 
 def tril(input, diagonal=0):
+    if input._data.ndim < 2:
+        raise RuntimeError("tril: input tensor must have at least 2 dimensions")
     return _Tri.apply(input, diagonal, False)
 
 
 def triu(input, diagonal=0):
+    if input._data.ndim < 2:
+        raise RuntimeError("triu: input tensor must have at least 2 dimensions")
     return _Tri.apply(input, diagonal, True)
 
 
