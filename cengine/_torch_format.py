@@ -128,6 +128,12 @@ class _Loader:
         self._g = self._make_globals()
         self._callables = {id(v): v for k, v in self._g.items()
                            if k not in ("torch.Tensor", "torch.nn.parameter.Parameter")}
+        # globals the user allowed (cengine.serialization.add_safe_globals): trusted as torch
+        # trusts them, i.e. they may be called and their instances built
+        self.user = {}
+        for name, obj in user_globals():
+            self.user[name] = obj
+        self.user_ids = {id(v): v for v in self.user.values()}
 
     # ------------------------------------------------------------------ locations
     def restore_location(self, storage):
@@ -224,6 +230,8 @@ class _Loader:
         g = self._g.get(full)
         if g is not None:
             return g
+        if full in self.user:
+            return self.user[full]
         if module == "torch":
             if name in _STORAGE_TYPES:
                 d = _STORAGE_TYPES[name]
@@ -247,7 +255,9 @@ class _Loader:
                "only tensors, storages, OrderedDict and plain containers (dict, list, tuple, "
                "set, str, bytes, numbers, None), and it never imports or runs code named by a "
                "file. Re-save the data as a state_dict of tensors (torch.save(model.state_dict(), "
-               "path)) to load it here." % (self.where, full))
+               "path)) to load it here, or, if you trust this file and that global, allow it "
+               "with cengine.serialization.add_safe_globals([...]) as in torch."
+               % (self.where, full))
         if self.weights_only is False:
             msg += (" (weights_only=False is accepted but changes nothing: cengine never "
                     "unpickles arbitrary objects.)")
@@ -337,6 +347,18 @@ class _Loader:
         return t
 
 
+def user_globals():
+    """(name, object) pairs the user allowed with cengine.serialization.add_safe_globals."""
+    from . import serialization
+    out = []
+    for g in serialization._SAFE_GLOBALS:
+        if isinstance(g, tuple):
+            out.append((g[1], g[0]))
+        else:
+            out.append(("%s.%s" % (g.__module__, g.__qualname__), g))
+    return out
+
+
 def _keys(state):
     if isinstance(state, dict):
         return sorted(map(str, state))
@@ -397,6 +419,36 @@ def _torch_device(*args):
         raise UnpicklingError("unsupported torch.device%r: %s" % (args, e)) from None
 
 
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# what the allowed builtin constructors may be called with (never a size: bytearray(10**12)
+# would allocate it)
+_BUILTIN_ARGS = {
+    OrderedDict: lambda a: len(a) == 0 or (len(a) == 1 and isinstance(a[0], (list, tuple, dict))),
+    Counter: lambda a: len(a) == 0 or (len(a) == 1 and isinstance(a[0], (list, tuple, dict))),
+    set: lambda a: len(a) == 0 or (len(a) == 1 and isinstance(a[0], (list, tuple, set))),
+    frozenset: lambda a: len(a) == 0 or (len(a) == 1 and isinstance(a[0], (list, tuple, set))),
+    bytearray: lambda a: len(a) == 0 or (len(a) == 1 and isinstance(a[0], (bytes, bytearray)))
+    or (len(a) == 2 and isinstance(a[0], str) and a[1] in ("latin-1", "latin1")),
+    complex: lambda a: 1 <= len(a) <= 2 and all(_is_number(x) for x in a),
+}
+
+_MAX_KEY_DEPTH = 100
+
+
+def _check_depth(k, unpickler):
+    todo = [(k, 0)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, (tuple, frozenset)):
+            if d >= _MAX_KEY_DEPTH:
+                unpickler._fail("corrupt pickle: a key nested more than %d levels deep"
+                                % _MAX_KEY_DEPTH)
+            todo.extend((x, d + 1) for x in v)
+
+
 # ---------------------------------------------------------------------------- pickle machine
 class _Unpickler:
     """Reads one pickle from `file` without importing or calling anything outside `loader`'s
@@ -405,6 +457,8 @@ class _Unpickler:
 
     def __init__(self, file, loader, persistent_load, encoding="utf-8", allow_globals=True):
         self.allow_globals = allow_globals
+        self.size = _file_size(file)
+        self.tell = file.tell
         self.read = file.read
         self.readline = file.readline
         self.loader = loader
@@ -418,6 +472,8 @@ class _Unpickler:
     def _readn(self, n):
         if n < 0:
             self._fail("corrupt pickle (negative length)")
+        if n > self.size - self.tell():  # never ask read() for more than the file holds
+            self._fail("pickle data was truncated (truncated or corrupt file)")
         data = self.read(n)
         if len(data) != n:
             self._fail("pickle data was truncated (truncated or corrupt file)")
@@ -435,11 +491,16 @@ class _Unpickler:
         return b.decode(self.encoding, "strict")
 
     def _call(self, func, args):
+        if self.loader.user_ids.get(id(func)) is func and isinstance(args, tuple):
+            return func(*args)  # allowed by the user
         if id(func) not in self.callables or self.callables[id(func)] is not func:
             self._fail("the pickle calls %r, which is not an allowed function"
                        % (type(func).__name__,))
         if not isinstance(args, tuple):
             self._fail("malformed call arguments")
+        check = _BUILTIN_ARGS.get(func)
+        if check is not None and not check(args):
+            self._fail("invalid arguments for %s" % func.__name__)
         try:
             return func(*args)
         except (UnpicklingError, RuntimeError):
@@ -479,6 +540,7 @@ class _Unpickler:
                 self._fail("corrupt pickle (memo key %r missing)" % (i,))
 
         def hashable(k):
+            _check_depth(k, self)  # hashing a deeply nested tuple recurses in C
             try:
                 hash(k)
             except TypeError:
@@ -723,6 +785,9 @@ class _Unpickler:
                        "encoding='bytes'" % e)
 
     def _newobj(self, cls, args, kwargs):
+        if self.loader.user_ids.get(id(cls)) is cls and isinstance(cls, type) and \
+                isinstance(args, tuple) and isinstance(kwargs, dict):
+            return cls.__new__(cls, *args, **kwargs)  # allowed by the user
         if cls not in (OrderedDict, Counter, dict, list, set) or not isinstance(args, tuple) \
                 or args or kwargs:
             self._fail("the pickle creates an object of %r, which cengine does not allow"
@@ -730,6 +795,19 @@ class _Unpickler:
         return cls()
 
     def _build(self, inst, state):
+        if self.loader.user_ids.get(id(type(inst))) is type(inst):  # allowed by the user
+            setstate = getattr(inst, "__setstate__", None)
+            if setstate is not None:
+                setstate(state)
+                return
+            slotstate = None
+            if isinstance(state, tuple) and len(state) == 2:
+                state, slotstate = state
+            if state:
+                inst.__dict__.update(state)
+            for k, v in (slotstate or {}).items():
+                setattr(inst, k, v)
+            return
         # only the dict subclasses created here take attributes (a state_dict's `_metadata`)
         if type(inst) not in (OrderedDict, Counter):
             self._fail("the pickle sets the state of a %s, which cengine does not allow"

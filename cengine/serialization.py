@@ -23,7 +23,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_globals",
+           "safe_globals"]
 
 _FORMAT = "cengine.format"
 _STRUCT = "cengine.structure"
@@ -202,7 +203,7 @@ def _header(data, where):
                            "checkpoint nor a PyTorch file)" % (where, n))
     try:
         header = json.loads(bytes(data[8:8 + n]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RuntimeError("%s is not a valid checkpoint: corrupt header (%s)" % (where, e)) \
             from None
     if not isinstance(header, dict):
@@ -404,7 +405,63 @@ def _load_safetensors(data, where):
                            % (where, meta.get(_FORMAT)))
     try:
         structure = json.loads(struct_json)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise RuntimeError("%s is not a valid checkpoint: corrupt structure metadata (%s)"
                            % (where, e)) from None
-    return _decode(structure, arrays, where + " is not a valid checkpoint")
+    try:
+        return _decode(structure, arrays, where + " is not a valid checkpoint")
+    except RecursionError:
+        raise RuntimeError("%s is not a valid checkpoint: its structure is nested too deeply"
+                           % where) from None
+
+
+# ---------------------------------------------------------------------------- safe globals
+# torch.serialization's allow-list for weights_only loading. cengine's own (safetensors) files
+# hold no globals, so for them these change nothing; for files written by torch.save they
+# allow exactly what torch would: the listed classes and functions may be named by the file,
+# called and their instances built -- only add what you trust.
+_SAFE_GLOBALS = []
+
+
+def _check_safe_globals(safe_globals):
+    if not isinstance(safe_globals, (list, tuple)):
+        raise TypeError("safe_globals must be a list of classes or functions (or (object, "
+                        "'module.name') tuples), got %s" % type(safe_globals).__name__)
+    for g in safe_globals:
+        if isinstance(g, tuple):
+            if len(g) != 2 or not isinstance(g[1], str):
+                raise TypeError("a safe global given as a tuple must be (object, 'module.name')")
+        elif not (hasattr(g, "__module__") and hasattr(g, "__qualname__")):
+            raise TypeError("%r is not a class or function: give it as (object, 'module.name')"
+                            % (g,))
+    return list(safe_globals)
+
+
+def add_safe_globals(safe_globals):
+    """Allow these globals when loading files written by torch.save (as
+    torch.serialization.add_safe_globals)."""
+    _SAFE_GLOBALS.extend(_check_safe_globals(safe_globals))
+
+
+def get_safe_globals():
+    return list(_SAFE_GLOBALS)
+
+
+def clear_safe_globals():
+    del _SAFE_GLOBALS[:]
+
+
+class safe_globals:
+    """Context manager: the globals are allowed inside the `with` block only."""
+
+    def __init__(self, safe_globals):
+        self.safe_globals = _check_safe_globals(safe_globals)
+
+    def __enter__(self):
+        self._saved = list(_SAFE_GLOBALS)
+        _SAFE_GLOBALS.extend(self.safe_globals)
+        return self
+
+    def __exit__(self, *exc):
+        _SAFE_GLOBALS[:] = self._saved
+        return False

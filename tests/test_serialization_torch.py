@@ -348,3 +348,53 @@ def test_torch_saved_module_is_refused_with_its_name(tmp_path):
         torch.save({"h": torch.ones(2, dtype=torch.bfloat16)}, path)
         with pytest.raises(RuntimeError, match="bfloat16"):
             load(path)
+
+
+def test_hostile_sizes_and_nesting_are_refused(tmp_path):
+    path = tmp_path / "x.pt"
+    cases = [
+        # bytearray(10**12) would allocate a terabyte
+        (b"\x80\x02" + _g("builtins", "bytearray") + _t(b"\x8a\x05\x00\x10\xa5\xd4\xe8")
+         + b"R.", "invalid arguments for bytearray"),
+        # a BINBYTES8 claiming 2**60 bytes: refused before anything is read
+        (b"\x80\x04\x8e" + struct.pack("<Q", 1 << 60) + b"abc.", "truncated"),
+        # a dict key nested 10**5 tuples deep (hashing it would recurse in C)
+        (b"\x80\x02}" + b"N" + b"\x85" * 100000 + b"Ns.", "nested more than"),
+    ]
+    for data, match in cases:
+        path.write_bytes(_zip(data, {}))
+        with pytest.raises(pickle.UnpicklingError, match=match):
+            load(path)
+
+
+class _Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+
+def test_safe_globals_allow_what_the_user_trusts(tmp_path):
+    from cengine import serialization as S
+    path = tmp_path / "p.pt"
+    path.write_bytes(_zip(pickle.dumps({"p": _Point(1, 2.5)}, protocol=2), {}))
+    name = "%s._Point" % _Point.__module__
+    with pytest.raises(pickle.UnpicklingError, match=r"global %s\b.*add_safe_globals" % name):
+        load(path)
+    with S.safe_globals([_Point]):
+        assert S.get_safe_globals() == [_Point]
+        p = load(path)["p"]
+        assert type(p) is _Point and (p.x, p.y) == (1, 2.5)
+    assert S.get_safe_globals() == []
+    with pytest.raises(pickle.UnpicklingError, match="not allowed"):
+        load(path)
+    # the (object, "module.name") form, for an object whose pickled name differs
+    S.add_safe_globals([(_Point, name)])
+    try:
+        assert load(path)["p"].y == 2.5
+    finally:
+        S.clear_safe_globals()
+    with pytest.raises(TypeError, match="list of classes or functions"):
+        S.add_safe_globals(_Point)
+    # safetensors files hold no globals: the allow-list changes nothing for them
+    with S.safe_globals([_Point]):
+        ce.save({"w": ce.ones(2)}, tmp_path / "w.st")
+        assert load(tmp_path / "w.st")["w"].tolist() == [1.0, 1.0]
