@@ -21,6 +21,8 @@ from .ops.reduce import *  # noqa: F401,F403
 from .ops.shape import *  # noqa: F401,F403
 from .ops.index import *  # noqa: F401,F403
 from .ops.activation import *  # noqa: F401,F403
+from .ops.sorting import *  # noqa: F401,F403
+from .ops.scatter import *  # noqa: F401,F403
 from .ops.elementwise import cast as _cast  # noqa: F401
 from .random import *  # noqa: F401,F403
 from .random import Generator, manual_seed, default_generator  # noqa: F401

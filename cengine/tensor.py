@@ -415,6 +415,13 @@ class Tensor:
     def cpu(self):
         return self
 
+    def pin_memory(self, device=None):
+        """CPU tensors stay as they are (no page-locked memory without an accelerator)."""
+        return self
+
+    def is_pinned(self, device=None):
+        return False
+
     def cuda(self, *a, **k):
         _check_device("cuda")
 

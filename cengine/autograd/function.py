@@ -14,6 +14,7 @@ import sys
 import weakref
 
 from . import grad_mode
+from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
 
 
 class _LazyTensorModule:
@@ -158,7 +159,11 @@ class Function:
             ctx.needs_input_grad = needs
         else:
             ctx.needs_input_grad = (False,) * len(args)
-        out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])
+        tok = _quiet_enter()  # no numpy RuntimeWarnings (log(0), 1/0, overflow), as torch
+        try:
+            out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])
+        finally:
+            _quiet_exit(tok)
         if not record:
             if isinstance(out, tuple):
                 return tuple(_wrap(o) for o in out)

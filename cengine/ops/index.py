@@ -1,6 +1,6 @@
 """Indexing with autograd: __getitem__ (ints, slices, None, Ellipsis, bool masks, integer index
 tensors; backward scatters and accumulates repeated indices), __setitem__, index_select, gather,
-scatter_add, masked_fill, nonzero."""
+masked_fill, nonzero (the scatter family lives in scatter.py)."""
 import builtins
 
 import numpy as np
@@ -10,7 +10,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor, _wrap, _install
 from ._util import wrap_dim, unbroadcast
 
-__all__ = ["index_select", "gather", "scatter", "scatter_add", "masked_fill", "nonzero",
+__all__ = ["index_select", "gather", "masked_fill", "nonzero",
            "take_along_dim", "masked_select", "argwhere"]
 
 
@@ -37,6 +37,9 @@ def _conv_index(idx):
             basic = False
         elif isinstance(i, builtins.bool):
             out.append(i)
+            basic = False
+        elif isinstance(i, range):  # a python range indexes like the list of its values
+            out.append(np.arange(i.start, i.stop, i.step, dtype=np.int64))
             basic = False
         elif i is None or i is Ellipsis or isinstance(i, (builtins.int, np.integer, slice)):
             if isinstance(i, slice) and i.step is not None and i.step <= 0:
@@ -219,48 +222,6 @@ def take_along_dim(input, indices, dim):
     return gather(input, dim, indices)
 
 
-class ScatterAdd(Function):
-    @staticmethod
-    def forward(ctx, x, dim, index, src):
-        out = np.array(x, copy=True)
-        _scatter_add_np(out, dim, index, src)
-        ctx.dim, ctx.sshape = dim, src.shape
-        ctx.save_for_backward(index)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        (index,) = ctx.saved_tensors
-        gs = None
-        if ctx.needs_input_grad[3]:
-            gs = np.zeros(ctx.sshape, g.dtype)
-            gs[tuple(slice(0, s) for s in index.shape)] = np.take_along_axis(g, index, ctx.dim)
-        return g, None, None, gs
-
-
-def scatter_add(input, dim, index, src):
-    _check_index_tensor(index, "scatter_add")
-    d = wrap_dim(dim, input._data.ndim)
-    return ScatterAdd.apply(input, d, index._data, src)
-
-
-def scatter(input, dim, index, src=None, value=None):
-    _check_index_tensor(index, "scatter")
-    d = wrap_dim(dim, input._data.ndim)
-    if input.requires_grad or (isinstance(src, Tensor) and src.requires_grad):
-        raise NotImplementedError("scatter with autograd is not supported; use scatter_add")
-    out = input._data.copy()
-    grids = np.indices(index._data.shape, sparse=True)
-    full = tuple(index._data if k == d else grids[k] for k in range(index._data.ndim))
-    if src is None:
-        src = value
-    if isinstance(src, Tensor):
-        out[full] = src._data[tuple(slice(0, s) for s in index._data.shape)]
-    else:
-        out[full] = src
-    return _wrap(out)
-
-
 class MaskedFill(Function):
     @staticmethod
     def forward(ctx, x, mask, value):
@@ -305,7 +266,7 @@ def argwhere(input):
 
 
 for _name, _fn in {"__getitem__": getitem, "__setitem__": setitem, "index_select": index_select,
-                   "gather": gather, "scatter_add": scatter_add, "scatter": scatter,
+                   "gather": gather,
                    "masked_fill": masked_fill, "masked_fill_": masked_fill_,
                    "masked_select": masked_select, "nonzero": nonzero,
                    "take_along_dim": take_along_dim, "argwhere": argwhere}.items():
