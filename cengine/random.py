@@ -6,7 +6,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .tensor import Tensor, Size, _wrap, _install, _check_device
-from .ops._util import size_args
+from .ops._util import size_args, check_nonneg
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "default_generator", "rand",
            "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
@@ -92,16 +92,17 @@ def _make(arr, requires_grad, device):
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     npd = _float_dtype(dtype)
-    return _make(_rng(generator).random(size_args(size), dtype=np.float64).astype(npd, copy=False)
-                 if npd != np.float32 else _rng(generator).random(size_args(size),
-                                                                  dtype=np.float32),
+    shape = check_nonneg(size_args(size))
+    return _make(_rng(generator).random(shape, dtype=np.float64).astype(npd, copy=False)
+                 if npd != np.float32 else _rng(generator).random(shape, dtype=np.float32),
                  requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     npd = _float_dtype(dtype)
     g = _rng(generator)
-    arr = g.standard_normal(size_args(size), dtype=np.float32 if npd == np.float32 else np.float64)
+    arr = g.standard_normal(check_nonneg(size_args(size)),
+                            dtype=np.float32 if npd == np.float32 else np.float64)
     return _make(arr.astype(npd, copy=False), requires_grad, device)
 
 
@@ -122,7 +123,8 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
         raise RuntimeError("random_ expects 'from' to be less than 'to', but got from=%d >= to=%d"
                            % (low, high))
     npd = np.dtype(np.int64) if dtype is None else _dt.to_numpy_dtype(dtype)
-    arr = _rng(generator).integers(low, high, size=size_args((size,)), dtype=np.int64)
+    arr = _rng(generator).integers(low, high, size=check_nonneg(size_args((size,))),
+                                   dtype=np.int64)
     return _make(arr.astype(npd, copy=False), requires_grad, device)
 
 

@@ -81,7 +81,7 @@ def _wrap(arr, requires_grad=False):
         arr = np.asarray(arr)
     t._data = arr
     t.requires_grad = requires_grad
-    t.grad = None
+    t._grad = None
     t.grad_fn = None
     t._version = [0]
     t._output_nr = 0
@@ -111,19 +111,23 @@ def _fmt_array(a):
 
 class Tensor:
     """A multi-dimensional array with autograd, following torch.Tensor."""
-    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_version", "_output_nr", "_acc",
+    __slots__ = ("_data", "requires_grad", "_grad", "grad_fn", "_version", "_output_nr", "_acc",
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
 
-    def __init__(self, data=None, *, dtype=None, requires_grad=False):
-        # Tensor(data) behaves like cengine.tensor(data) (torch's legacy constructor)
-        from .ops.creation import _to_array
-        arr = np.empty((0,), _dt.get_default_dtype().np) if data is None else _to_array(data, dtype)
-        self._data = arr
+    def __init__(self, *args, device=None, dtype=None, requires_grad=False):
+        # torch's legacy constructor: Tensor(*sizes) uninitialised, Tensor(data) of the default
+        # dtype, Tensor(other) an alias of other (see _legacy.py)
+        from ._legacy import legacy_array
+        res = legacy_array("Tensor", args, None if dtype is None else _dt.to_numpy_dtype(dtype),
+                           device)
+        if isinstance(res, tuple):
+            self._data, self._version = res[1]._data, res[1]._version
+        else:
+            self._data, self._version = res, [0]
         self.requires_grad = False
         self.grad = None
         self.grad_fn = None
-        self._version = [0]
         self._output_nr = 0
         self._acc = None
         self._retains_grad = False
@@ -204,6 +208,21 @@ class Tensor:
         return self._version[0]
 
     # ------------------------------------------------------------------ autograd
+    @property
+    def grad(self):
+        """The accumulated gradient of a leaf (or of a non-leaf after retain_grad())."""
+        if self.grad_fn is not None and not self._retains_grad:
+            import warnings
+            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                          "accessed. backward() does not fill it for non-leaf Tensors: call "
+                          ".retain_grad() on it before backward() if you want its gradient, or "
+                          "read .grad of the leaf Tensor you meant.", UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
+
     def _grad_edge(self):
         """(node, output_nr) that receives this tensor's gradient."""
         if self.grad_fn is not None:

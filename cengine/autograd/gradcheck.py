@@ -16,7 +16,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     """Check d fn(*inputs) / d inputs: the full Jacobian from backward (one pass per output
     element) against central differences, for every input Tensor that requires grad.
     Inputs that require grad must be float64."""
-    from ..tensor import Tensor
+    from ..tensor import Tensor, _wrap
     from .engine import grad as _grad
     from .grad_mode import no_grad
     inputs = _as_tuple(inputs)
@@ -36,7 +36,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         for k in range(n_out):
             go = np.zeros(out._data.shape)
             go.flat[k] = 1.0
-            gs = _grad([out], [inputs[i] for i in diff], [Tensor(go)], retain_graph=True,
+            gs = _grad([out], [inputs[i] for i in diff], [_wrap(go)], retain_graph=True,
                        allow_unused=True)
             for j, g in enumerate(gs):
                 if g is not None:
