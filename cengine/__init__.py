@@ -40,3 +40,5 @@ from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
 from .nn.functional import softmax, log_softmax  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
+from ._surface import *  # noqa: E402,F401,F403  (set_default_device, compile, ...)
+from . import cuda, accelerator, backends  # noqa: E402,F401  (torch's namespaces, CPU-only)

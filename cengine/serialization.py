@@ -262,3 +262,46 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
         raise RuntimeError("%s is not a valid checkpoint: corrupt structure metadata (%s)"
                            % (where, e)) from None
     return _decode(structure, arrays, where + " is not a valid checkpoint")
+
+
+# ---- torch.serialization's allow-list API (add_safe_globals / safe_globals) ----
+# cengine's own files are safetensors (no pickle, nothing to allow), so these are accepted with
+# torch's signatures; the names given are kept in _SAFE_GLOBALS for any loader that unpickles.
+_SAFE_GLOBALS = []
+
+
+def add_safe_globals(safe_globals):
+    """Accept torch's allow-list call (a list of classes/functions, or (obj, "name") pairs)."""
+    if not isinstance(safe_globals, (list, tuple)):
+        raise TypeError("add_safe_globals expects a list of globals, got %s"
+                        % type(safe_globals).__name__)
+    for g in safe_globals:
+        if g not in _SAFE_GLOBALS:
+            _SAFE_GLOBALS.append(g)
+
+
+def get_safe_globals():
+    return list(_SAFE_GLOBALS)
+
+
+def clear_safe_globals():
+    del _SAFE_GLOBALS[:]
+
+
+class safe_globals:
+    """with safe_globals([...]): the globals are allowed inside the block only."""
+
+    def __init__(self, safe_globals):
+        if not isinstance(safe_globals, (list, tuple)):
+            raise TypeError("safe_globals expects a list of globals, got %s"
+                            % type(safe_globals).__name__)
+        self._globals = list(safe_globals)
+
+    def __enter__(self):
+        self._saved = list(_SAFE_GLOBALS)
+        add_safe_globals(self._globals)
+        return self
+
+    def __exit__(self, *exc):
+        _SAFE_GLOBALS[:] = self._saved
+        return False

@@ -14,6 +14,8 @@ from .transformer import MultiheadAttention, TransformerEncoderLayer, Transforme
 from . import functional
 from . import init
 from . import utils
+from . import modules, parallel  # noqa: E402,F401  (torch.nn.modules.* / torch.nn.parallel)
+from .parallel import DataParallel  # noqa: E402,F401
 
 __all__ = [
     "Parameter", "Buffer", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
