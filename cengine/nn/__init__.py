@@ -11,6 +11,7 @@ from .dropout import Dropout
 from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss,
                    BCELoss, BCEWithLogitsLoss, KLDivLoss)
 from .transformer import MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, SwiGLU
+from .transformer import TransformerDecoderLayer, TransformerDecoder, Transformer  # noqa: E402
 from . import functional
 from . import init
 from . import utils
@@ -25,4 +26,5 @@ __all__ = [
     "Dropout", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "CrossEntropyLoss", "NLLLoss",
     "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiheadAttention",
     "TransformerEncoderLayer", "TransformerEncoder", "SwiGLU", "functional", "init",
+    "TransformerDecoderLayer", "TransformerDecoder", "Transformer", "DataParallel",
 ]
