@@ -12,6 +12,7 @@ from .dtypes import (dtype, float32, float64, float16, bfloat16, int64, int32, i
                      uint8, bool, float, double, half, long, int, short, get_default_dtype,
                      set_default_dtype, promote_types)
 from .tensor import Tensor, Size, device
+from ._legacy import *  # noqa: F401,F403  (FloatTensor, LongTensor, ...)
 from . import autograd
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
 from . import ops as _ops  # noqa: F401  (installs Tensor methods)
@@ -21,6 +22,8 @@ from .ops.reduce import *  # noqa: F401,F403
 from .ops.shape import *  # noqa: F401,F403
 from .ops.index import *  # noqa: F401,F403
 from .ops.activation import *  # noqa: F401,F403
+from .ops.sorting import *  # noqa: F401,F403
+from .ops.scatter import *  # noqa: F401,F403
 from .ops.elementwise import cast as _cast  # noqa: F401
 from .random import *  # noqa: F401,F403
 from .random import Generator, manual_seed, default_generator  # noqa: F401
@@ -39,3 +42,5 @@ from . import distributed  # noqa: E402,F401
 from . import amp  # noqa: E402,F401
 from .nn.functional import softmax, log_softmax  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
+from ._surface import *  # noqa: E402,F401,F403  (set_default_device, compile, ...)
+from . import cuda, accelerator, backends  # noqa: E402,F401  (torch's namespaces, CPU-only)

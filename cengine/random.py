@@ -5,8 +5,8 @@ import builtins
 import numpy as np
 
 from . import dtypes as _dt
-from .tensor import Tensor, _wrap, _install, _check_device
-from .ops._util import size_args
+from .tensor import Tensor, Size, _wrap, _install, _check_device
+from .ops._util import size_args, check_nonneg
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "default_generator", "rand",
            "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
@@ -92,30 +92,39 @@ def _make(arr, requires_grad, device):
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     npd = _float_dtype(dtype)
-    return _make(_rng(generator).random(size_args(size), dtype=np.float64).astype(npd, copy=False)
-                 if npd != np.float32 else _rng(generator).random(size_args(size),
-                                                                  dtype=np.float32),
+    shape = check_nonneg(size_args(size))
+    return _make(_rng(generator).random(shape, dtype=np.float64).astype(npd, copy=False)
+                 if npd != np.float32 else _rng(generator).random(shape, dtype=np.float32),
                  requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     npd = _float_dtype(dtype)
     g = _rng(generator)
-    arr = g.standard_normal(size_args(size), dtype=np.float32 if npd == np.float32 else np.float64)
+    arr = g.standard_normal(check_nonneg(size_args(size)),
+                            dtype=np.float32 if npd == np.float32 else np.float64)
     return _make(arr.astype(npd, copy=False), requires_grad, device)
 
 
 def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad=False):
+    """randint(high, size) or randint(low, high, size): integers uniform in [low, high)."""
+    if size is None and isinstance(high, (tuple, list, Size)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:
         raise TypeError("randint() missing 1 required positional argument: 'size'")
+    if not isinstance(size, (tuple, list, Size)):
+        raise TypeError("randint(): argument 'size' must be tuple of ints, not %s"
+                        % type(size).__name__)
+    low, high = (v.item() if isinstance(v, Tensor) else v for v in (low, high))
     if high <= low:
         raise RuntimeError("random_ expects 'from' to be less than 'to', but got from=%d >= to=%d"
                            % (low, high))
     npd = np.dtype(np.int64) if dtype is None else _dt.to_numpy_dtype(dtype)
-    arr = _rng(generator).integers(low, high, size=size_args((size,)), dtype=np.int64)
+    arr = _rng(generator).integers(low, high, size=check_nonneg(size_args((size,))),
+                                   dtype=np.int64)
     return _make(arr.astype(npd, copy=False), requires_grad, device)
 
 
@@ -159,22 +168,61 @@ def bernoulli(input, p=None, *, generator=None):
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """Sample num_samples category indices per row of the (1-D or 2-D) weights `input`.
+
+    Without replacement the draw is the exponential race (argsort of E/p, E ~ Exp(1)): exactly
+    sequential sampling without replacement; categories of weight 0 come after every other one,
+    as in torch. With replacement: inverse CDF of the normalised weights."""
+    if not isinstance(input, Tensor):
+        raise TypeError("multinomial(): argument 'input' (position 1) must be Tensor, not %s"
+                        % type(input).__name__)
+    if input._data.dtype.kind != "f":
+        raise RuntimeError("multinomial only supports floating-point dtypes for input, got: %s"
+                           % {"int64": "Long", "int32": "Int", "bool": "Bool", "uint8": "Byte",
+                              "int16": "Short", "int8": "Char"}.get(input.dtype.name,
+                                                                   input.dtype.name))
+    if input._data.ndim not in (1, 2):
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    if not isinstance(num_samples, (builtins.int, np.integer)) or \
+            isinstance(num_samples, builtins.bool):
+        raise TypeError("multinomial(): argument 'num_samples' (position 2) must be int, not %s"
+                        % type(num_samples).__name__)
+    num_samples = builtins.int(num_samples)
     p = np.asarray(input._data, np.float64)
-    if np.any(p < 0) or not np.all(np.isfinite(p)):
-        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     rows = p.reshape(-1, p.shape[-1])
+    n = rows.shape[1]
+    if n == 0:
+        raise RuntimeError("cannot sample from an empty probability distribution" if num_samples
+                           > 0 else "cannot sample n_sample <= 0 samples")
+    if num_samples <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    if not replacement and num_samples > n:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                           "replacement")
+    if np.any(rows < 0) or not np.all(np.isfinite(rows)):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    tot = rows.sum(axis=1)
+    if np.any(tot <= 0):
+        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
     g = _rng(generator)
-    out = []
-    for r in rows:
-        s = r.sum()
-        if s <= 0:
-            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
-        if not replacement and num_samples > np.count_nonzero(r):
-            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
-                               "replacement")
-        out.append(g.choice(r.size, size=num_samples, replace=replacement, p=r / s))
-    res = np.asarray(out, np.int64)
-    return _wrap(res.reshape(p.shape[:-1] + (num_samples,)))
+    if replacement:
+        cdf = np.cumsum(rows / tot[:, None], axis=1)
+        cdf[:, -1] = 1.0
+        u = g.random((rows.shape[0], num_samples))
+        out = np.empty((rows.shape[0], num_samples), np.int64)
+        for r in range(rows.shape[0]):
+            out[r] = np.searchsorted(cdf[r], u[r], side="right")
+        # a zero-weight tail has cdf == 1 too: searchsorted never lands past the last
+        # positive weight because u < 1
+    else:
+        e = g.standard_exponential(rows.shape)
+        with np.errstate(divide="ignore"):
+            key = e / rows
+        if num_samples == 1:   # the usual language-model sampling step: one pass, no sort
+            out = np.argmin(key, axis=1)[:, None].astype(np.int64)
+        else:
+            out = np.argsort(key, axis=1, kind="stable")[:, :num_samples].astype(np.int64)
+    return _wrap(out.reshape(p.shape[:-1] + (num_samples,)))
 
 
 # ---- in-place initialisers (no graph: they overwrite the data) ----

@@ -123,15 +123,19 @@ class Tensor:
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
 
-    def __init__(self, data=None, *, dtype=None, requires_grad=False):
-        # Tensor(data) behaves like cengine.tensor(data) (torch's legacy constructor)
-        from .ops.creation import _to_array
-        arr = np.empty((0,), _dt.get_default_dtype().np) if data is None else _to_array(data, dtype)
-        self._data = arr
+    def __init__(self, *args, device=None, dtype=None, requires_grad=False):
+        # torch's legacy constructor: Tensor(*sizes) uninitialised, Tensor(data) of the default
+        # dtype, Tensor(other) an alias of other (see _legacy.py)
+        from ._legacy import legacy_array
+        res = legacy_array("Tensor", args, None if dtype is None else _dt.to_numpy_dtype(dtype),
+                           device)
+        if isinstance(res, tuple):
+            self._data, self._version = res[1]._data, res[1]._version
+        else:
+            self._data, self._version = res, [0]
         self.requires_grad = False
         self._grad = None
         self.grad_fn = None
-        self._version = [0]
         self._output_nr = 0
         self._acc = None
         self._retains_grad = False
@@ -212,6 +216,21 @@ class Tensor:
         return self._version[0]
 
     # ------------------------------------------------------------------ autograd
+    @property
+    def grad(self):
+        """The accumulated gradient of a leaf (or of a non-leaf after retain_grad())."""
+        if self.grad_fn is not None and not self._retains_grad:
+            import warnings
+            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                          "accessed. backward() does not fill it for non-leaf Tensors: call "
+                          ".retain_grad() on it before backward() if you want its gradient, or "
+                          "read .grad of the leaf Tensor you meant.", UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
+
     def _grad_edge(self):
         """(node, output_nr) that receives this tensor's gradient."""
         if self.grad_fn is not None:
@@ -452,6 +471,13 @@ class Tensor:
 
     def cpu(self):
         return self
+
+    def pin_memory(self, device=None):
+        """CPU tensors stay as they are (no page-locked memory without an accelerator)."""
+        return self
+
+    def is_pinned(self, device=None):
+        return False
 
     def cuda(self, *a, **k):
         _check_device("cuda")

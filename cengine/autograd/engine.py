@@ -1,6 +1,8 @@
 """The backward engine: topological order over graph nodes, gradient accumulation into leaves."""
 import numpy as np
 
+from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
+
 from .function import AccumulateGrad
 
 __all__ = ["backward", "grad", "queue_callback"]
@@ -107,7 +109,11 @@ def _run(roots, root_grads, retain_graph, capture=None):
             mat = node._materialize_grads
             args = [b if b is not None else (np.zeros(s, d) if mat else None)
                     for b, (s, d) in zip(buf, node._out_meta)]
-        in_grads = node.apply(*args)
+        tok = _quiet_enter()  # no numpy RuntimeWarnings from backward formulas, as torch
+        try:
+            in_grads = node.apply(*args)
+        finally:
+            _quiet_exit(tok)
         if not retain_graph:
             node._release()
         for e, g in zip(node.next_functions, in_grads):

@@ -14,6 +14,7 @@ import sys
 import weakref
 
 from . import grad_mode
+from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
 
 
 class _LazyTensorModule:
@@ -165,7 +166,11 @@ class Function:
             ctx.needs_input_grad = needs
         else:
             ctx.needs_input_grad = (False,) * len(args)
-        out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])
+        tok = _quiet_enter()  # no numpy RuntimeWarnings (log(0), 1/0, overflow), as torch
+        try:
+            out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])
+        finally:
+            _quiet_exit(tok)
         if ctx._dirty:
             return _apply_dirty(ctx, args, out, record)
         if not record:

@@ -11,10 +11,12 @@ from .dropout import Dropout
 from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss,
                    BCELoss, BCEWithLogitsLoss, KLDivLoss)
 from .transformer import MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, SwiGLU
+from .transformer import TransformerDecoderLayer, TransformerDecoder, Transformer  # noqa: E402
 from . import functional
 from . import init
 from . import utils
-from . import parallel
+from . import modules, parallel  # noqa: E402,F401  (torch.nn.modules.* / torch.nn.parallel)
+from .parallel import DataParallel  # noqa: E402,F401
 
 __all__ = [
     "Parameter", "Buffer", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
@@ -24,4 +26,5 @@ __all__ = [
     "Dropout", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "CrossEntropyLoss", "NLLLoss",
     "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiheadAttention",
     "TransformerEncoderLayer", "TransformerEncoder", "SwiGLU", "functional", "init",
+    "TransformerDecoderLayer", "TransformerDecoder", "Transformer", "DataParallel",
 ]

@@ -95,3 +95,14 @@ def scalar_value(x):
 def float_dtype_for(arr):
     """dtype a float-valued op (exp, mean, ...) returns for `arr`: floats keep theirs."""
     return arr.dtype if arr.dtype.kind == "f" else _dt.get_default_dtype().np
+
+
+def check_nonneg(shape, name=None):
+    """Factory sizes must be >= 0: RuntimeError as torch (numpy would raise a ValueError)."""
+    for s in shape:
+        if s < 0:
+            if name == "zeros":
+                raise RuntimeError("zeros: Dimension size must be non-negative.")
+            raise RuntimeError("Trying to create tensor with negative dimension %d: [%s]"
+                               % (s, ", ".join(map(str, shape))))
+    return shape

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..tensor import Tensor, _wrap, _check_device
-from ._util import size_args
+from ._util import size_args, check_nonneg
 
 __all__ = ["tensor", "as_tensor", "asarray", "from_numpy", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "eye", "arange", "linspace",
@@ -87,6 +87,11 @@ def _to_array(data, dtype=None, copy=True):
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """Copy `data` (python numbers/lists, numpy arrays, tensors) into a new leaf tensor."""
     _check_device(device)
+    if isinstance(data, Tensor):
+        import warnings
+        warnings.warn("To copy construct from a tensor, use sourceTensor.detach().clone() (or "
+                      "sourceTensor.detach().clone().requires_grad_(True)) rather than "
+                      "cengine.tensor(sourceTensor).", UserWarning, stacklevel=2)
     t = _wrap(_to_array(data, dtype))
     if requires_grad:
         t.requires_grad_(True)
@@ -132,15 +137,18 @@ def _finish(arr, requires_grad, device):
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None):
-    return _finish(np.zeros(size_args(size), _dtype_or_default(dtype)), requires_grad, device)
+    return _finish(np.zeros(check_nonneg(size_args(size), "zeros"), _dtype_or_default(dtype)),
+                   requires_grad, device)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _finish(np.ones(size_args(size), _dtype_or_default(dtype)), requires_grad, device)
+    return _finish(np.ones(check_nonneg(size_args(size)), _dtype_or_default(dtype)), requires_grad,
+                   device)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _finish(np.empty(size_args(size), _dtype_or_default(dtype)), requires_grad, device)
+    return _finish(np.empty(check_nonneg(size_args(size)), _dtype_or_default(dtype)),
+                   requires_grad, device)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
@@ -150,7 +158,8 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
         npd = _infer_np_dtype(fill_value)
     else:
         npd = _dt.to_numpy_dtype(dtype)
-    return _finish(np.full(size_args((size,)), fill_value, npd), requires_grad, device)
+    return _finish(np.full(check_nonneg(size_args((size,))), fill_value, npd), requires_grad,
+                   device)
 
 
 def _like(input, dtype):

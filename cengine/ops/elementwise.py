@@ -9,6 +9,7 @@ from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap, _install
 from ._util import unbroadcast, scalar_value, float_dtype_for, arith as _arith
+from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
            "neg", "negative", "exp", "log", "log2", "log10", "log1p", "expm1", "sqrt", "rsqrt",
@@ -478,11 +479,22 @@ def where(condition, input=None, other=None):
     if condition._data.dtype.kind != "b":
         raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor "
                            "with dtype %s" % condition.dtype.name.capitalize())
-    a, b = _binary(input, other)
+    a, b = _operand(input), _operand(other)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        is_float = isinstance(a, builtins.float) or isinstance(b, builtins.float)
-        a = _wrap(np.asarray(a, dtype=_dt.get_default_dtype().np if is_float else np.int64))
+        # two python scalars: torch's scalar categories, bool < int < float (default dtype)
+        cat = builtins.max(_scalar_cat(a), _scalar_cat(b))
+        npd = (np.dtype(np.bool_), np.dtype(np.int64), _dt.get_default_dtype().np)[cat]
+        a = _wrap(np.asarray(a, dtype=npd))
+    a, b = _binary(a, b)
     return Where.apply(condition, a, b)
+
+
+def _scalar_cat(s):
+    if isinstance(s, (builtins.bool, np.bool_)):
+        return 0
+    if isinstance(s, (builtins.int, np.integer)):
+        return 1
+    return 2
 
 
 # ---------------------------------------------------------------------------- comparisons
@@ -650,7 +662,11 @@ def _np_inplace(self, other, npf):
     """Fast path for t.op_(other) when no graph is recorded: numpy ufunc with out=."""
     if isinstance(other, Tensor):
         other = other._data
-    npf(self._data, other, out=self._data, casting="same_kind")
+    tok = _quiet_enter()
+    try:
+        npf(self._data, other, out=self._data, casting="same_kind")
+    finally:
+        _quiet_exit(tok)
     self._version[0] += 1
     return self
 

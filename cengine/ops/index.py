@@ -1,6 +1,6 @@
 """Indexing with autograd: __getitem__ (ints, slices, None, Ellipsis, bool masks, integer index
 tensors; backward scatters and accumulates repeated indices), __setitem__, index_select, gather,
-scatter_add, masked_fill, nonzero."""
+masked_fill, nonzero (the scatter family lives in scatter.py)."""
 import builtins
 
 import numpy as np
@@ -10,7 +10,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
 from ._util import wrap_dim, unbroadcast
 
-__all__ = ["index_select", "gather", "scatter", "scatter_add", "masked_fill", "nonzero",
+__all__ = ["index_select", "gather", "masked_fill", "nonzero",
            "take_along_dim", "masked_select", "argwhere"]
 
 
@@ -37,6 +37,9 @@ def _conv_index(idx):
             basic = False
         elif isinstance(i, builtins.bool):
             out.append(i)
+            basic = False
+        elif isinstance(i, range):  # a python range indexes like the list of its values
+            out.append(np.arange(i.start, i.stop, i.step, dtype=np.int64))
             basic = False
         elif i is None or i is Ellipsis or isinstance(i, (builtins.int, np.integer, slice)):
             if isinstance(i, slice) and i.step is not None and i.step <= 0:
@@ -294,96 +297,6 @@ def take_along_dim(input, indices, dim=None):
     return gather(input, d, _wrap(np.ascontiguousarray(ix)))
 
 
-class ScatterAdd(Function):
-    @staticmethod
-    def forward(ctx, x, dim, index, src):
-        out = np.array(x, copy=True)
-        if index.size:
-            _scatter_add_np(out, dim, index, src)
-        ctx.dim, ctx.sshape = dim, src.shape
-        ctx.save_for_backward(index)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        (index,) = ctx.saved_tensors
-        gs = None
-        if ctx.needs_input_grad[3]:
-            gs = np.zeros(ctx.sshape, g.dtype)
-            if index.size:
-                d = ctx.dim
-                gv = g[tuple(slice(None) if k == d else slice(0, s)
-                             for k, s in enumerate(index.shape))]
-                gs[tuple(slice(0, s) for s in index.shape)] = np.take_along_axis(gv, index, d)
-        return g, None, None, gs
-
-
-def _check_scatter(input, d, index, src, name):
-    """torch's scatter/scatter_add checks: dims, sizes (index no larger than src anywhere and
-    than self apart from dim) and bounds; a 0-d self/index/src counts as 1-d."""
-    x, ix = input._data, index._data
-    xs = x.shape if x.ndim else (1,)
-    js = ix.shape if ix.ndim else (1,)
-    if ix.size == 0:
-        return
-    if len(js) != len(xs):
-        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
-    if isinstance(src, Tensor):
-        ss = src._data.shape if src._data.ndim else (1,)
-        if len(ss) != len(js):
-            raise RuntimeError("Index tensor must have the same number of dimensions as src "
-                               "tensor")
-        if src._data.dtype != x.dtype:
-            raise RuntimeError("%s(): Expected self.dtype to be equal to src.dtype" % name)
-        bad = any(js[k] > ss[k] or (k != d and js[k] > xs[k]) for k in range(len(js)))
-        if bad:
-            raise RuntimeError("Expected index %s to be no larger than self %s apart from "
-                               "dimension %d and to be no larger size than src %s"
-                               % (_sz(ix.shape), _sz(x.shape), d, _sz(src._data.shape)))
-    elif any(k != d and js[k] > xs[k] for k in range(len(js))):
-        raise RuntimeError("Expected index %s to be no larger than self %s apart from dimension "
-                           "%d" % (_sz(ix.shape), _sz(x.shape), d))
-    _check_bounds(ix, d, xs[d])
-
-
-def scatter_add(input, dim, index, src):
-    _check_index_tensor(index, "scatter_add")
-    if not isinstance(src, Tensor):
-        raise TypeError("scatter_add(): argument 'src' must be Tensor, not %s"
-                        % type(src).__name__)
-    d = wrap_dim(dim, input._data.ndim)
-    _check_scatter(input, d, index, src, "scatter")
-    if input._data.ndim == 0:
-        return scatter_add(input.reshape(1), 0, index.reshape(-1),
-                           src.reshape(-1)).reshape(())
-    return ScatterAdd.apply(input, d, index._data, src)
-
-
-def scatter(input, dim, index, src=None, value=None):
-    _check_index_tensor(index, "scatter")
-    d = wrap_dim(dim, input._data.ndim)
-    if input.requires_grad or (isinstance(src, Tensor) and src.requires_grad):
-        raise NotImplementedError("scatter with autograd is not supported; use scatter_add")
-    if src is None:
-        src = value
-    _check_scatter(input, d, index, src, "scatter")
-    out = input._data.copy()
-    if index._data.size == 0:
-        return _wrap(out)
-    if out.ndim == 0:
-        o1 = out.reshape(1)
-        ix = index._data.reshape(-1)
-        o1[ix] = src._data.reshape(-1)[:ix.size] if isinstance(src, Tensor) else src
-        return _wrap(out)
-    grids = np.indices(index._data.shape, sparse=True)
-    full = tuple(index._data if k == d else grids[k] for k in range(index._data.ndim))
-    if isinstance(src, Tensor):
-        out[full] = src._data[tuple(slice(0, s) for s in index._data.shape)]
-    else:
-        out[full] = src
-    return _wrap(out)
-
-
 class MaskedFill(Function):
     @staticmethod
     def forward(ctx, x, mask, value):
@@ -428,7 +341,7 @@ def argwhere(input):
 
 
 for _name, _fn in {"__getitem__": getitem, "__setitem__": setitem, "index_select": index_select,
-                   "gather": gather, "scatter_add": scatter_add, "scatter": scatter,
+                   "gather": gather,
                    "masked_fill": masked_fill, "masked_fill_": masked_fill_,
                    "masked_select": masked_select, "nonzero": nonzero,
                    "take_along_dim": take_along_dim, "argwhere": argwhere}.items():

@@ -12,7 +12,8 @@ from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
 from ._util import wrap_dims, wrap_dim, float_dtype_for
 
 __all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
-           "var_mean", "std_mean", "logsumexp", "norm", "cumsum", "all", "any", "count_nonzero"]
+           "var_mean", "std_mean", "logsumexp", "norm", "cumsum", "all", "any", "count_nonzero",
+           "cumprod"]
 
 _values_indices = namedtuple("return_types", ["values", "indices"])
 
@@ -55,6 +56,8 @@ class Mean(Function):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
         n = x.size if dims is None else int(np.prod([x.shape[d] for d in dims]))
         ctx.n = n
+        if n == 0:  # torch: nan, and no "Mean of empty slice" warning
+            return np.asarray(np.sum(x, axis=dims, keepdims=keepdim) / x.dtype.type(0))
         return np.asarray(np.mean(x, axis=dims, keepdims=keepdim))
 
     @staticmethod
@@ -510,6 +513,56 @@ def cumsum(input, dim, *, dtype=None):
     return Cumsum.apply(input, d, npd)
 
 
+class Cumprod(Function):
+    @staticmethod
+    def forward(ctx, x, dim, dtype):
+        ctx.dim = dim
+        y = x.astype(dtype or x.dtype, copy=True) if x.ndim == 0 else \
+            np.cumprod(x, axis=dim, dtype=dtype)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        if g.ndim == 0:
+            return g.astype(x.dtype, copy=False), None, None
+        return _cumprod_grad(x, y, g, ctx.dim), None, None
+
+
+def _cumprod_grad(x, y, g, dim):
+    """d/dx_i of sum_j g_j y_j, y = cumprod(x): exact where x has zeros.
+    Before a row's first zero: sum_{j>=i} g_j y_j / x_i (a reversed cumsum); at the first zero z:
+    sum_{j>=z} g_j prod_{k<=j, k!=z} x_k; after it: 0."""
+    xm = np.moveaxis(x, dim, -1)
+    shp = xm.shape
+    n = shp[-1]
+    xr = xm.reshape(-1, n)
+    yr = np.moveaxis(y, dim, -1).reshape(-1, n)
+    gr = np.moveaxis(g, dim, -1).reshape(-1, n)
+    gy = gr * yr
+    rc = np.flip(np.cumsum(np.flip(gy, -1), -1), -1)
+    zero = xr == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(zero, 0, rc / np.where(zero, 1, xr)).astype(x.dtype, copy=False)
+    for r in np.flatnonzero(zero.any(axis=1)):
+        z = int(np.argmax(zero[r]))
+        out[r, z + 1:] = 0
+        p = yr[r, z - 1] if z > 0 else x.dtype.type(1)
+        q = p * np.cumprod(np.concatenate([[1], xr[r, z + 1:]]).astype(x.dtype))
+        out[r, z] = np.sum(gr[r, z:] * q)
+    return np.moveaxis(out.reshape(shp), -1, dim)
+
+
+def cumprod(input, dim, *, dtype=None):
+    """Cumulative product along dim (gradient exact with zeros, as torch)."""
+    d = wrap_dim(dim, input._data.ndim)
+    npd = None if dtype is None else _dt.to_numpy_dtype(dtype)
+    if npd is None and input._data.dtype.kind in "biu" and input._data.dtype != np.int64:
+        npd = np.int64
+    return Cumprod.apply(input, d, npd)
+
+
 def all(input, dim=None, keepdim=False):
     dims = wrap_dims(dim, input._data.ndim)
     return _wrap(np.asarray(np.all(input._data, axis=dims, keepdims=keepdim)))
@@ -528,5 +581,6 @@ def count_nonzero(input, dim=None):
 for _name, _fn in {"sum": sum, "mean": mean, "prod": prod, "max": max, "min": min,
                    "amax": amax, "amin": amin, "argmax": argmax, "argmin": argmin, "var": var,
                    "std": std, "logsumexp": logsumexp, "norm": norm, "cumsum": cumsum,
-                   "all": all, "any": any, "count_nonzero": count_nonzero}.items():
+                   "all": all, "any": any, "count_nonzero": count_nonzero,
+                   "cumprod": cumprod}.items():
     _install(_name, _fn)

@@ -1,0 +1,3 @@
+"""torch.nn.modules.loss"""
+from ..loss import *  # noqa: F401,F403
+from ..loss import __all__  # noqa: F401

@@ -1,0 +1,4 @@
+"""torch.nn.modules.normalization"""
+from ..normalization import LayerNorm, RMSNorm  # noqa: F401
+
+__all__ = ["LayerNorm", "RMSNorm"]
