@@ -10,6 +10,7 @@ from .normalization import LayerNorm, RMSNorm, BatchNorm1d
 from .dropout import Dropout
 from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss,
                    BCELoss, BCEWithLogitsLoss, KLDivLoss)
+from .loss import CTCLoss
 from .transformer import MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, SwiGLU
 from . import functional
 from . import init
@@ -24,3 +25,4 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiheadAttention",
     "TransformerEncoderLayer", "TransformerEncoder", "SwiGLU", "functional", "init",
 ]
+__all__ += ["CTCLoss"]
