@@ -26,7 +26,7 @@ typedef struct {
     int64_t C, B;
     /* nodes (persistent within an utterance) */
     int64_t nn, ncap;
-    int32_t *parent, *label, *tstep, *slot, *stamp;
+    int32_t *parent, *label, *tstep, *slot, *stamp, *nkids;
     float *lpc;
     double *pb, *pnb, *score;
     /* node hash: (parent, label) -> node id, -1 empty */
@@ -46,6 +46,9 @@ typedef struct {
     /* classes of a frame */
     int32_t *cls;
     float *clv;
+    /* threshold pass: node of each (class, prefix) extension, values of the new ones */
+    int32_t *qs;
+    double *vals;
 } dec_ws;
 
 static inline double lse2(double a, double b) {
@@ -62,9 +65,10 @@ static inline uint64_t dec_hash(int64_t parent, int64_t label) {
 }
 
 static void ws_free(dec_ws *w) {
-    void *ps[] = {w->parent, w->label, w->tstep, w->slot, w->stamp, w->lpc, w->pb, w->pnb,
+    void *ps[] = {w->parent, w->label, w->tstep, w->slot, w->stamp, w->nkids, w->lpc, w->pb, w->pnb,
                   w->score, w->nh, w->cnode, w->cpar, w->clab, w->ctstep, w->order, w->clpc,
-                  w->cb, w->cnb, w->cscore, w->ph, w->phst, w->beam, w->nbeam, w->cls, w->clv};
+                  w->cb, w->cnb, w->cscore, w->ph, w->phst, w->beam, w->nbeam, w->cls, w->clv,
+                  w->qs, w->vals};
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) free(ps[i]);
     memset(w, 0, sizeof(*w));
 }
@@ -76,7 +80,8 @@ static int ws_nodes_reserve(dec_ws *w, int64_t need) {
     int64_t cap = w->ncap ? w->ncap : 1024;
     while (cap < need) cap *= 2;
     if (!GROW(w->parent, cap) || !GROW(w->label, cap) || !GROW(w->tstep, cap) ||
-        !GROW(w->slot, cap) || !GROW(w->stamp, cap) || !GROW(w->lpc, cap) || !GROW(w->pb, cap) ||
+        !GROW(w->slot, cap) || !GROW(w->stamp, cap) || !GROW(w->nkids, cap) ||
+        !GROW(w->lpc, cap) || !GROW(w->pb, cap) ||
         !GROW(w->pnb, cap) || !GROW(w->score, cap))
         return -1;
     w->ncap = cap;
@@ -94,7 +99,8 @@ static int ws_init(dec_ws *w, int64_t C, int64_t B, int64_t maxcls, int linear) 
     if (!GROW(w->cnode, w->ccap) || !GROW(w->cpar, w->ccap) || !GROW(w->clab, w->ccap) ||
         !GROW(w->ctstep, w->ccap) || !GROW(w->order, w->ccap) || !GROW(w->clpc, w->ccap) ||
         !GROW(w->cb, w->ccap) || !GROW(w->cnb, w->ccap) || !GROW(w->cscore, w->ccap) ||
-        !GROW(w->beam, B) || !GROW(w->nbeam, B) || !GROW(w->cls, C) || !GROW(w->clv, C))
+        !GROW(w->beam, B) || !GROW(w->nbeam, B) || !GROW(w->cls, C) || !GROW(w->clv, C) ||
+        !GROW(w->qs, w->ccap) || !GROW(w->vals, w->ccap))
         return -1;
     if (!linear && (!GROW(w->ph, w->phcap) || !GROW(w->phst, w->phcap))) return -1;
     if (ws_nodes_reserve(w, 1024)) return -1;
@@ -130,7 +136,7 @@ static inline int32_t node_find(const dec_ws *w, int32_t p, int32_t c) {
             if (w->parent[i] == p && w->label[i] == c) return (int32_t)i;
         return -1;
     }
-    if (!w->nhcap) return -1;
+    if (!w->nhcap || !w->nkids[p]) return -1;
     uint64_t m = (uint64_t)w->nhcap - 1, h = dec_hash(p, c) & m;
     for (;;) {
         int32_t id = w->nh[h];
@@ -229,6 +235,24 @@ static void cand_select(const double *sc, int32_t *o, int64_t n, int64_t k) {
     }
 }
 
+/* the k-th largest of v[0..n) (1 <= k <= n); reorders v */
+static double kth_largest(double *v, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        double pv = v[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] > pv) i++;
+            while (v[j] < pv) j--;
+            if (i <= j) { double t = v[i]; v[i] = v[j]; v[j] = t; i++; j--; }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else return v[want];
+    }
+    return v[want];
+}
+
 /* classes of one frame by probability (ties: lower class first), cut as ctcdecode does */
 static int64_t frame_classes(dec_ws *w, const float *row, int64_t top_n, double cutoff_prob) {
     int64_t C = w->C;
@@ -270,6 +294,7 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
     w->tstep[0] = 0;
     w->lpc[0] = 0;
     w->stamp[0] = -1;
+    w->nkids[0] = 0;
     w->pb[0] = 0;
     w->pnb[0] = -INFINITY;
     w->score[0] = 0;
@@ -283,17 +308,52 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
         int64_t ncls = frame_classes(w, row, top_n, cutoff_prob);
         w->nc = 0;
         for (int64_t i = 0; i < w->nb; i++) cand_of_node(w, w->beam[i], stamp);
+        /* blank first (it only feeds each prefix's own pb, so the order changes nothing);
+         * with a full beam, every prefix then has a score of at least lc(blank) + its old
+         * score, so B candidates are at least thr = lc(blank) + the lowest old score: a new
+         * prefix (one contribution, from its parent) below thr can never survive */
+        double thr = -INFINITY;
         for (int64_t j = 0; j < ncls; j++) {
-            int32_t c = w->cls[j];
+            if (w->cls[j] != blank) continue;
             double lc = (double)w->clv[j];
             if (lc == -INFINITY) break;
             for (int64_t i = 0; i < w->nb; i++) {
                 int32_t p = w->beam[i];
                 int64_t kp = w->slot[p];
-                if (c == blank) {
-                    w->cb[kp] = lse2(w->cb[kp], lc + w->score[p]);
-                    continue;
-                }
+                w->cb[kp] = lse2(w->cb[kp], lc + w->score[p]);
+            }
+            if (w->nb == B) thr = lc + w->score[w->beam[w->nb - 1]];
+        }
+        /* threshold pass: every beam prefix (score >= its pb so far) and every new prefix
+         * (score = its one extension) is a distinct candidate, so the B-th largest of those
+         * values bounds the B-th best final score from below */
+        int64_t nv = 0, nq = 0;
+        for (int64_t i = 0; i < w->nb; i++) w->vals[nv++] = w->cb[w->slot[w->beam[i]]];
+        for (int64_t j = 0; j < ncls; j++) {
+            int32_t c = w->cls[j];
+            double lc = (double)w->clv[j];
+            if (lc == -INFINITY) break;
+            if (c == blank) continue;
+            for (int64_t i = 0; i < w->nb; i++) {
+                int32_t p = w->beam[i];
+                int32_t q = node_find(w, p, c);
+                w->qs[nq++] = q;
+                if (q < 0) w->vals[nv++] = lc + (c == w->label[p] ? w->pb[p] : w->score[p]);
+            }
+        }
+        if (nv > B) {
+            double v = kth_largest(w->vals, nv, B);
+            if (v > thr) thr = v;
+        }
+        nq = 0;
+        for (int64_t j = 0; j < ncls; j++) {
+            int32_t c = w->cls[j];
+            double lc = (double)w->clv[j];
+            if (lc == -INFINITY) break;
+            if (c == blank) continue;
+            for (int64_t i = 0; i < w->nb; i++) {
+                int32_t p = w->beam[i];
+                int64_t kp = w->slot[p];
                 double ext;
                 if (c == w->label[p]) {
                     w->cnb[kp] = lse2(w->cnb[kp], lc + w->pnb[p]);
@@ -301,7 +361,7 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
                 } else {
                     ext = lc + w->score[p];
                 }
-                int32_t q = node_find(w, p, c);
+                int32_t q = w->qs[nq++];
                 int64_t kq;
                 if (q >= 0) {
                     kq = cand_of_node(w, q, stamp);
@@ -310,6 +370,7 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
                         w->tstep[q] = (int32_t)t;
                     }
                 } else {
+                    if (ext < thr) continue;
                     kq = cand_pending(w, p, c, (int32_t)t, (float)lc, stamp);
                 }
                 w->cnb[kq] = lse2(w->cnb[kq], ext);
@@ -338,6 +399,8 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
                 w->lpc[id] = w->clpc[k];
                 w->stamp[id] = stamp;
                 w->slot[id] = (int32_t)k;
+                w->nkids[id] = 0;
+                w->nkids[w->cpar[k]]++;
                 if (!w->linear && nh_insert(w, id)) return -1;
             }
             w->pb[id] = w->cb[k];
