@@ -43,5 +43,8 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("optim.h")
 #include "optim.h"
 #endif
+#if __has_include("ctc.h")
+#include "ctc.h"
+#endif
 
 #endif

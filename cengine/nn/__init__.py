@@ -10,6 +10,7 @@ from .normalization import LayerNorm, RMSNorm, BatchNorm1d
 from .dropout import Dropout
 from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss,
                    BCELoss, BCEWithLogitsLoss, KLDivLoss)
+from .loss import CTCLoss
 from .transformer import MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, SwiGLU
 from .transformer import TransformerDecoderLayer, TransformerDecoder, Transformer  # noqa: E402
 from . import functional
@@ -28,3 +29,4 @@ __all__ = [
     "TransformerEncoderLayer", "TransformerEncoder", "SwiGLU", "functional", "init",
     "TransformerDecoderLayer", "TransformerDecoder", "Transformer", "DataParallel",
 ]
+__all__ += ["CTCLoss"]

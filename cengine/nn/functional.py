@@ -29,6 +29,7 @@ __all__ = [
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "kl_div",
 ]
+__all__ += ["ctc_loss"]
 
 
 # ============================================================================ kernels
@@ -1368,3 +1369,7 @@ def _log_softmax_method(self, dim, dtype=None):
 
 _install("softmax", _softmax_method)
 _install("log_softmax", _log_softmax_method)
+
+
+# ---- CTC loss (src_c/ctc.c; implementation and autograd Function in cengine/ops/ctc.py)
+from ..ops.ctc import ctc_loss  # noqa: E402
