@@ -37,5 +37,8 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("optim.h")
 #include "optim.h"
 #endif
+#if __has_include("rnn.h")
+#include "rnn.h"
+#endif
 
 #endif
