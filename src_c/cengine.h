@@ -46,5 +46,8 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("ctc.h")
 #include "ctc.h"
 #endif
+#if __has_include("rnn.h")
+#include "rnn.h"
+#endif
 
 #endif

@@ -13,6 +13,7 @@ from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, N
 from .loss import CTCLoss
 from .transformer import MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, SwiGLU
 from .transformer import TransformerDecoderLayer, TransformerDecoder, Transformer  # noqa: E402
+from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from . import functional
 from . import init
 from . import utils
@@ -28,5 +29,6 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiheadAttention",
     "TransformerEncoderLayer", "TransformerEncoder", "SwiGLU", "functional", "init",
     "TransformerDecoderLayer", "TransformerDecoder", "Transformer", "DataParallel",
+    "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
 ]
 __all__ += ["CTCLoss"]
