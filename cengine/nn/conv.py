@@ -101,8 +101,7 @@ class _ConvNd(Module):
         s = "%d, %d, kernel_size=%s, stride=%s" % (self.in_channels, self.out_channels,
                                                    self.kernel_size, self.stride)
         if self.padding != (0,) * nd:
-            s += ", padding=%s" % (repr(self.padding) if isinstance(self.padding, str)
-                                   else str(self.padding))
+            s += ", padding=%s" % (self.padding,)
         if self.dilation != (1,) * nd:
             s += ", dilation=%s" % (self.dilation,)
         if self.groups != 1:

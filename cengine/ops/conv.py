@@ -478,15 +478,19 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 
 # ============================================================================ pad
 def _pad_index(n, lo, hi, mode):
-    i = np.arange(-lo, n + hi, dtype=np.int64)
+    """source index along one dim: negative pads crop first, then the cropped range [a, b) is
+    padded (as torch does: a circular pad wraps around the cropped tensor)."""
+    a, b = builtins.max(-lo, 0), n - builtins.max(-hi, 0)
+    m = b - a
+    i = np.arange(-builtins.max(lo, 0), m + builtins.max(hi, 0), dtype=np.int64)
     if mode == "reflect":
         i = np.abs(i)
-        i = np.where(i >= n, 2 * (n - 1) - i, i)
+        i = np.where(i >= m, 2 * (m - 1) - i, i)
     elif mode == "replicate":
-        i = np.clip(i, 0, n - 1)
+        i = np.clip(i, 0, m - 1)
     else:  # circular
-        i = np.mod(i, n)
-    return i
+        i = np.mod(i, m)
+    return i + a
 
 
 def _pad_gather(x, dims_idx):
@@ -543,11 +547,12 @@ def pad(input, pad, mode="constant", value=None):
         d = nd - 1 - i
         n = input.shape[d]
         lo, hi = pad[2 * i], pad[2 * i + 1]
-        if mode == "reflect" and (lo >= n or hi >= n):
+        m = n - builtins.max(-lo, 0) - builtins.max(-hi, 0)
+        if mode == "reflect" and (lo >= n or hi >= n or (m > 0 and (lo >= m or hi >= m))):
             raise RuntimeError("Argument #4: Padding size should be less than the corresponding "
                                "input dimension, but got: padding (%d, %d) at dimension %d of "
                                "input %s" % (lo, hi, d, list(input.shape)))
-        if mode == "circular" and (lo > n or hi > n):
+        if mode == "circular" and (lo > n or hi > n or (m > 0 and (lo > m or hi > m))):
             raise RuntimeError("Padding value causes wrapping around more than once.")
         if mode == "replicate" and n == 0 and (lo > 0 or hi > 0):
             raise RuntimeError("input tensor must have non-zero size in the padded dimension")
