@@ -28,15 +28,24 @@ static inline int64_t ad_end(int64_t i, int64_t in, int64_t out) {
             dw == 1 && 2 * OH <= H && 2 * OW <= W) {                                           \
             for (int64_t oh = 0; oh < OH; oh++) {                                              \
                 const T *r0 = x + 2 * oh * W, *r1 = r0 + W;                                    \
+                T *yr = y + oh * OW;                                                           \
+                int64_t *ir = idx + oh * OW, b0 = 2 * oh * W;                                  \
+                /* selects, not branches: random data makes the comparisons unpredictable */  \
                 for (int64_t ow = 0; ow < OW; ow++) {                                          \
-                    int64_t j = 2 * ow, b = 2 * oh * W + j;                                    \
-                    T m = r0[j];                                                               \
-                    int64_t bi = b;                                                            \
-                    if (r0[j + 1] > m || r0[j + 1] != r0[j + 1]) { m = r0[j + 1]; bi = b + 1; } \
-                    if (r1[j] > m || r1[j] != r1[j]) { m = r1[j]; bi = b + W; }                \
-                    if (r1[j + 1] > m || r1[j + 1] != r1[j + 1]) { m = r1[j + 1]; bi = b + W + 1; } \
-                    y[oh * OW + ow] = m;                                                       \
-                    idx[oh * OW + ow] = bi;                                                    \
+                    T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];  \
+                    T m = a;                                                                   \
+                    int64_t k = 0;                                                             \
+                    int sb = (b > m) | (b != b);                                               \
+                    m = sb ? b : m;                                                            \
+                    k = sb ? 1 : k;                                                            \
+                    int sc = (c > m) | (c != c);                                               \
+                    m = sc ? c : m;                                                            \
+                    k = sc ? W : k;                                                            \
+                    int sd = (d > m) | (d != d);                                               \
+                    m = sd ? d : m;                                                            \
+                    k = sd ? W + 1 : k;                                                        \
+                    yr[ow] = m;                                                                \
+                    ir[ow] = b0 + 2 * ow + k;                                                  \
                 }                                                                              \
             }                                                                                  \
             return;                                                                            \
