@@ -28,6 +28,9 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("activation.h")
 #include "activation.h"
 #endif
+#if __has_include("conv.h")
+#include "conv.h"
+#endif
 #if __has_include("ewise.h")
 #include "ewise.h"
 #endif

@@ -38,3 +38,13 @@ def test_text_classification_smoke(capsys):
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     out = capsys.readouterr().out
     assert "ISA in use" in out and "(p=" in out
+
+
+def test_mnist_cnn_smoke(capsys):
+    pytest.importorskip("sklearn")
+    mod = _load("mnist_cnn")
+    res = mod.main(["--size", "8", "--epochs", "3", "--batch-size", "32"])
+    losses = res["losses"]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    assert res["test_acc"] > 0.8
+    assert "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1))" in capsys.readouterr().out

@@ -6,8 +6,11 @@ from .linear import Identity, Linear, Flatten, Unflatten
 from .embedding import Embedding
 from .activation import (ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softplus, ELU,
                          Hardtanh, LogSigmoid, Mish, GLU, Softmax, LogSoftmax, Softmin)
-from .normalization import LayerNorm, RMSNorm, BatchNorm1d
-from .dropout import Dropout
+from .normalization import LayerNorm, RMSNorm, BatchNorm1d, BatchNorm2d
+from .dropout import Dropout, Dropout1d, Dropout2d
+from .conv import Conv1d, Conv2d
+from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d,
+                      AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d)
 from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss,
                    BCELoss, BCEWithLogitsLoss, KLDivLoss)
 from .loss import CTCLoss
@@ -30,5 +33,8 @@ __all__ = [
     "TransformerEncoderLayer", "TransformerEncoder", "SwiGLU", "functional", "init",
     "TransformerDecoderLayer", "TransformerDecoder", "Transformer", "DataParallel",
     "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
+    "BatchNorm2d", "Dropout1d", "Dropout2d", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d",
+    "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
 ]
 __all__ += ["CTCLoss"]

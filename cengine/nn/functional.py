@@ -522,35 +522,41 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
 
 
 class _BatchNorm(Function):
-    """Training-mode batch norm over all axes but 1; returns y and saves (xhat, rstd)."""
+    """Training-mode batch norm over all axes but 1 on the C kernels of conv.pxi (input seen as
+    (N, C, S)): batch statistics in one threaded pass per channel, y = x*a[c] + b[c] in another;
+    backward fused per channel. Saves x, mean, rstd."""
 
     @staticmethod
     def forward(ctx, x, w, b, eps):
-        axes = (0,) + tuple(range(2, x.ndim))
-        bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        mean = x.mean(axis=axes, keepdims=True)
-        xc = x - mean
-        var = (xc * xc).mean(axis=axes, keepdims=True)
-        rstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        xhat = xc * rstd
-        y = xhat * w.reshape(bshape) if w is not None else xhat.copy()
+        N, C = x.shape[0], x.shape[1]
+        S = int(np.prod(x.shape[2:], dtype=np.int64))
+        x3 = _f(x).reshape(N, C, S)
+        mean, var = _C.bn_stats(x3)
+        rstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
+        a = rstd * w.astype(x.dtype, copy=False) if w is not None else rstd
+        shift = -mean * a
         if b is not None:
-            y += b.reshape(bshape)
-        ctx.save_for_backward(xhat, rstd, w)
-        ctx.meta = (axes, bshape, b is not None)
-        ctx.stats = (mean.reshape(-1), var.reshape(-1))
-        return y
+            shift = shift + b.astype(x.dtype, copy=False)
+        y = _C.bn_apply(x3, _f(a), _f(shift))
+        ctx.save_for_backward(_keep(x3, x), mean, rstd, w)
+        ctx.meta = (x.shape, N, C, S, b is not None)
+        ctx.stats = (mean, var)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, rstd, w = ctx.saved_tensors
-        axes, bshape, has_b = ctx.meta
-        gx = g * w.reshape(bshape) if w is not None else g
-        dx = rstd * (gx - gx.mean(axis=axes, keepdims=True)
-                     - xhat * (gx * xhat).mean(axis=axes, keepdims=True))
-        dw = (g * xhat).sum(axis=axes) if w is not None and ctx.needs_input_grad[1] else None
-        db = g.sum(axis=axes) if has_b and ctx.needs_input_grad[2] else None
-        return dx, dw, db, None
+        xs, mean, rstd, w = ctx.saved_tensors
+        shape, N, C, S, has_b = ctx.meta
+        need_w = w is not None and ctx.needs_input_grad[1]
+        need_b = has_b and ctx.needs_input_grad[2]
+        dt = mean.dtype
+        dx, dw, db = _C.bn_backward(
+            _f(g.astype(dt, copy=False)).reshape(N, C, S), _f(xs).reshape(N, C, S), mean, rstd,
+            None if w is None else _f(w.astype(dt, copy=False)), ctx.needs_input_grad[0],
+            need_w, need_b)
+        return (None if dx is None else dx.reshape(shape),
+                None if dw is None else dw.astype(w.dtype, copy=False),
+                db, None)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -686,9 +692,10 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 def pad(input, pad, mode="constant", value=None):
     """Pad the last len(pad)//2 dims: pad = (left_last, right_last, left_prev, right_prev, ...).
-    Only mode='constant' (negative pads crop)."""
+    mode 'constant' (negative pads crop), 'reflect', 'replicate' or 'circular'."""
     if mode != "constant":
-        raise NotImplementedError("cengine pad supports mode='constant' only, got %r" % mode)
+        from ..ops.conv import pad as _pad_modes
+        return _pad_modes(input, pad, mode, value)
     if len(pad) % 2 or len(pad) // 2 > input.dim():
         raise RuntimeError("Padding length must be divisible by 2 and at most twice the number "
                            "of dimensions of the input")
@@ -1373,3 +1380,35 @@ _install("log_softmax", _log_softmax_method)
 
 # ---- CTC loss (src_c/ctc.c; implementation and autograd Function in cengine/ops/ctc.py)
 from ..ops.ctc import ctc_loss  # noqa: E402
+
+# ============================================================================ convolution, pooling
+# (cengine/ops/conv.py: im2col tiles on the GEMM, pooling and channel dropout)
+from ..ops import conv as _conv_ops  # noqa: E402
+
+conv1d = _conv_ops.conv1d
+conv2d = _conv_ops.conv2d
+max_pool1d = _conv_ops.max_pool1d
+max_pool2d = _conv_ops.max_pool2d
+avg_pool1d = _conv_ops.avg_pool1d
+avg_pool2d = _conv_ops.avg_pool2d
+adaptive_avg_pool1d = _conv_ops.adaptive_avg_pool1d
+adaptive_avg_pool2d = _conv_ops.adaptive_avg_pool2d
+adaptive_max_pool1d = _conv_ops.adaptive_max_pool1d
+adaptive_max_pool2d = _conv_ops.adaptive_max_pool2d
+dropout1d = _conv_ops.dropout1d
+dropout2d = _conv_ops.dropout2d
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return _conv_ops.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return _conv_ops.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+__all__ += ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+            "adaptive_max_pool2d", "dropout1d", "dropout2d"]
