@@ -216,21 +216,6 @@ class Tensor:
         return self._version[0]
 
     # ------------------------------------------------------------------ autograd
-    @property
-    def grad(self):
-        """The accumulated gradient of a leaf (or of a non-leaf after retain_grad())."""
-        if self.grad_fn is not None and not self._retains_grad:
-            import warnings
-            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
-                          "accessed. backward() does not fill it for non-leaf Tensors: call "
-                          ".retain_grad() on it before backward() if you want its gradient, or "
-                          "read .grad of the leaf Tensor you meant.", UserWarning, stacklevel=2)
-        return self._grad
-
-    @grad.setter
-    def grad(self, value):
-        self._grad = value
-
     def _grad_edge(self):
         """(node, output_nr) that receives this tensor's gradient."""
         if self.grad_fn is not None:
@@ -242,7 +227,14 @@ class Tensor:
 
     @property
     def grad(self):
-        """The accumulated gradient (a Tensor of this tensor's shape and dtype) or None."""
+        """The accumulated gradient (a Tensor of this tensor's shape and dtype) or None: of a
+        leaf, or of a non-leaf after retain_grad() (reading it otherwise warns, as torch)."""
+        if self.grad_fn is not None and not self._retains_grad:
+            import warnings
+            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                          "accessed. backward() does not fill it for non-leaf Tensors: call "
+                          ".retain_grad() on it before backward() if you want its gradient, or "
+                          "read .grad of the leaf Tensor you meant.", UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter
