@@ -715,3 +715,29 @@ def test_activation_dtypes_match_torch():
             if dt == "float32" else F.softmax(ce.tensor(x, dtype=ce.float16), 0)
         assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
         np.testing.assert_allclose(b.float().numpy(), a.float().numpy(), rtol=1e-3)
+
+
+def test_custom_function_mark_dirty():
+    """ctx.mark_dirty as in torch: the returned tensor is the input, version bumped, history
+    rebased; a leaf that requires grad is refused."""
+    class MulTwo_(ce.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x *= 2
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    a = ce.tensor([1.0, -3.0], requires_grad=True)
+    h = a * 3.0
+    out = MulTwo_.apply(h)
+    assert out is h and h._version[0] == 1 and h.tolist() == [6.0, -18.0]
+    (out * ce.tensor([1.0, 10.0])).sum().backward()
+    assert a.grad.tolist() == [6.0, 60.0]
+    with pytest.raises(RuntimeError, match=LEAF_MSG):
+        MulTwo_.apply(ce.tensor([1.0], requires_grad=True))
+    t = ce.tensor([2.0])
+    assert MulTwo_.apply(t) is t and t.tolist() == [4.0] and t._version[0] == 1
