@@ -6,8 +6,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define CE_TID() omp_get_thread_num()
+#define CE_TEAM() omp_get_num_threads()
 #else
 #define CE_TID() 0
+#define CE_TEAM() 1
 #endif
 
 #define CE_EACH_SCALAR 1
@@ -47,7 +49,7 @@ int ce_amp_unscale_f32(float *const *g, const int64_t *n, int64_t count, float i
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : bad)
     {
         int64_t lo, hi;
-        ce_chunk(total, CE_TID(), nt, 16, &lo, &hi);
+        ce_chunk(total, CE_TID(), CE_TEAM(), 16, &lo, &hi);
         if (hi > lo) bad |= amp_range_f32(g, n, count, inv_scale, lo, hi);
     }
     return bad;
@@ -60,7 +62,7 @@ int ce_amp_unscale_f64(double *const *g, const int64_t *n, int64_t count, double
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : bad)
     {
         int64_t lo, hi;
-        ce_chunk(total, CE_TID(), nt, 8, &lo, &hi);
+        ce_chunk(total, CE_TID(), CE_TEAM(), 8, &lo, &hi);
         if (hi > lo) bad |= amp_range_f64(g, n, count, inv_scale, lo, hi);
     }
     return bad;

@@ -26,8 +26,10 @@
 #if CE_HAVE_OPENMP
 #include <omp.h>
 #define CE_TID() omp_get_thread_num()
+#define CE_TEAM() omp_get_num_threads()
 #else
 #define CE_TID() 0
+#define CE_TEAM() 1
 #endif
 
 #define BF_MR 12      /* AVX512_BF16 register tile */
@@ -355,7 +357,7 @@ void ce_f32_to_bf16(uint16_t *dst, const float *src, int64_t n) {
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int64_t lo, hi;
-        ce_chunk(n, CE_TID(), nt, 16, &lo, &hi);
+        ce_chunk(n, CE_TID(), CE_TEAM(), 16, &lo, &hi);
         if (hi > lo) {
             if (ce_isa >= CE_ISA_AVX512) f32_to_bf16_avx512(dst + lo, src + lo, hi - lo);
             else ce_f32_to_bf16_ref(dst + lo, src + lo, hi - lo);
@@ -368,7 +370,7 @@ void ce_bf16_to_f32(float *dst, const uint16_t *src, int64_t n) {
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int64_t lo, hi;
-        ce_chunk(n, CE_TID(), nt, 16, &lo, &hi);
+        ce_chunk(n, CE_TID(), CE_TEAM(), 16, &lo, &hi);
         if (hi > lo) {
             if (ce_isa >= CE_ISA_AVX512) bf16_to_f32_avx512(dst + lo, src + lo, hi - lo);
             else ce_bf16_to_f32_ref(dst + lo, src + lo, hi - lo);

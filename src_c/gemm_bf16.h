@@ -47,8 +47,9 @@ int ce_gemm_bf16_path(void);
 /* cap the path (tests, benchmarks); -1 for a value outside 0..2 */
 int ce_gemm_bf16_set_max_path(int path);
 
-/* dst (n) = bfloat16 bits of src (n), round to nearest even; NaN -> a quiet NaN of the same
- * sign (0x7fc0 | sign), as torch's and ml_dtypes' scalar conversions. Threaded, SIMD. */
+/* dst (n) = bfloat16 bits of src (n), round to nearest even; a NaN keeps its sign and the top
+ * of its payload and is made quiet (float NaN 0x7fc00000 -> 0x7fc0, as torch's and ml_dtypes'
+ * scalar conversions). Threaded, SIMD. */
 void ce_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
 /* dst (n) = the float32 value of the bfloat16 bits src (n) (exact) */
 void ce_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);

@@ -119,6 +119,18 @@ def test_skipped_step_leaves_parameters_and_unscales():
     assert scaler.get_scale() == 2.0
 
 
+def test_unscale_of_a_strided_gradient_is_in_place():
+    w = ce.nn.Parameter(ce.ones(3, 2))
+    opt = ce.optim.SGD([w], lr=0.1)
+    scaler = ce.amp.GradScaler("cpu", init_scale=4.0)
+    scaler.scale(w.sum()).backward()
+    w.grad = ce.full((2, 3), 4.0).t()       # a transposed (non-contiguous) gradient
+    held = w.grad._data
+    scaler.unscale_(opt)
+    np.testing.assert_array_equal(held, np.ones((3, 2)))
+    assert w.grad._data is held
+
+
 def test_errors_and_disabled_scalers():
     m = _model(ce)
     opt = ce.optim.SGD(m.parameters(), lr=0.1)

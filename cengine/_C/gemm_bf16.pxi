@@ -106,13 +106,17 @@ def _gemm_bf16_call(A, B, C, alpha, beta, bias, bint ref):
         sB = 0
     if C.size and ((A.size and _gemm_overlap(A, C)) or (B.size and _gemm_overlap(B, C))):
         raise ValueError("gemm_bf16: C must not overlap A or B")
+    for d in range(C.ndim):
+        if C.shape[d] > 1 and C.strides[d] == 0:
+            raise ValueError("gemm_bf16: C must not repeat elements (stride 0 along a dimension)")
     cdef int64_t sbias = 0
     cdef const float *pbias = NULL
     if bias is not None:
         if not isinstance(bias, np.ndarray) or bias.dtype != np.float32 or bias.shape != (N,):
             raise ValueError("gemm_bf16: bias must be a float32 array of shape (%d,)" % N)
-        if not bias.flags.aligned or bias.strides[0] < 0 or bias.strides[0] % 4:
-            bias = np.ascontiguousarray(bias)
+        if not bias.flags.aligned or bias.strides[0] < 0 or bias.strides[0] % 4 or \
+                (C.size and _gemm_overlap(bias, C)):
+            bias = np.array(bias, order="C", copy=True)
         sbias = bias.strides[0] // 4
         pbias = <const float *>_ptr(bias)
     cdef const void *pa = _ptr(A)

@@ -116,11 +116,15 @@ class GradScaler:
         for dt, arrs in by_dtype.items():
             if _C.amp_unscale(arrs, float(inv_scale)):
                 found = 1.0
-        for t in slow:   # other dtypes or layouts: numpy, same semantics
+        for t in slow:   # other dtypes or layouts: numpy, same semantics, still in place
             g = t._data
             if not np.all(np.isfinite(g)):
                 found = 1.0
-            t._data = (g * g.dtype.type(inv_scale)).astype(g.dtype, copy=False)
+            if g.flags.writeable:
+                np.multiply(g, g.dtype.type(inv_scale), out=g)
+            else:
+                t._data = (g * g.dtype.type(inv_scale)).astype(g.dtype, copy=False)
+            t._version[0] += 1
         return {"cpu": found} if any_grad else {}
 
     def unscale_(self, optimizer):
