@@ -133,6 +133,7 @@ def main(argv=None):
     model = net = make_model(args.block, args.hidden, args.dropout)
     if args.ddp:   # net: what is trained; model: the plain module, saved and evaluated
         net = nn.parallel.DistributedDataParallel(model)
+        ce.manual_seed(args.seed + rank)   # (rank 0's weights were broadcast) own dropout masks
     loss_fn = nn.CrossEntropyLoss()
     opt = ce.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-2)
     warmup_steps = max(1, args.warmup_epochs * len(train_loader))
@@ -141,7 +142,12 @@ def main(argv=None):
 
     start_epoch, step = 0, 0
     if args.resume:
-        if not os.path.exists(args.checkpoint):
+        have = os.path.exists(args.checkpoint)
+        if args.ddp:   # every rank leaves together (one exiting alone would leave the others waiting)
+            found = [None] * world
+            dist.all_gather_object(found, have)
+            have = all(found)
+        if not have:
             sys.exit("no checkpoint at %s to resume from" % args.checkpoint)
         ck = ce.load(args.checkpoint)
         model.load_state_dict(ck["model"])

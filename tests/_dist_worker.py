@@ -9,6 +9,12 @@ import cengine.distributed as dist
 from cengine import nn
 
 
+def ok(rank):
+    """one write per line, so the ranks' lines do not interleave in mpiexec's output"""
+    sys.stdout.write("OK %d\n" % rank)
+    sys.stdout.flush()
+
+
 def close(a, b, rtol=1e-5, atol=1e-6):
     a = a.detach().numpy() if isinstance(a, ce.Tensor) else np.asarray(a)
     b = b.detach().numpy() if isinstance(b, ce.Tensor) else np.asarray(b)
@@ -126,7 +132,7 @@ def case_collectives():
     dist.destroy_process_group()
     assert not dist.is_initialized()
     expect_raises(ValueError, dist.get_rank, "has not been initialized")
-    print("OK", r)
+    ok(r)
 
 
 def make_model(seed):
@@ -223,7 +229,95 @@ def case_ddp():
     expect_raises(RuntimeError,
                   lambda: nn.parallel.DistributedDataParallel(nn.Linear(3, 2 + r)), "same model")
     del ga
-    print("OK", r)
+    ok(r)
+
+
+def case_first_dtype():
+    # the very first collective of each process, with another dtype on each rank
+    dist.init_process_group("mpi")
+    r = dist.get_rank()
+    expect_raises(RuntimeError,
+                  lambda: dist.all_reduce(ce.ones(4, dtype=ce.float32 if r == 0 else ce.int32)),
+                  "dtypes")
+    # arguments that are wrong on one rank only: both ranks raise, nothing hangs
+    glist = [ce.zeros(2)] if r == 0 else None          # wrong length on the destination
+    if r == 0:
+        expect_raises(ValueError, lambda: dist.gather(ce.ones(2), glist, dst=0), "gather_list")
+    else:
+        expect_raises(RuntimeError, lambda: dist.gather(ce.ones(2), glist, dst=0),
+                      "another rank passed invalid arguments")
+    # the group still works afterwards
+    t = ce.ones(3)
+    dist.all_reduce(t)
+    close(t, ce.full((3,), 2.0))
+    # a dropped async handle still completes (at the next operation)
+    big = ce.zeros(4, 6)
+    view = big.t()[::2]                                # non-contiguous: needs the copy-back
+    view.copy_(ce.ones(3, 4))
+    dist.all_reduce(view, async_op=True)
+    dist.barrier()
+    dist.barrier()
+    close(big.t()[::2], ce.full((3, 4), 2.0))
+    # point to point with another dtype or size: an error, not reinterpreted bytes
+    if r == 0:
+        dist.send(ce.tensor([1.0, 2.0], dtype=ce.float64), dst=1)
+        dist.send(ce.tensor([5.0, 6.0]), dst=1)
+    else:
+        expect_raises(RuntimeError, lambda: dist.recv(ce.zeros(4), src=0), "does not match")
+        rb = ce.zeros(2)
+        dist.recv(rb, src=0)                           # the stream stays in step
+        close(rb, [5, 6])
+    ok(r)
+
+
+def case_ddp_recover():
+    dist.init_process_group("mpi")
+    r = dist.get_rank()
+    ce.set_num_threads(1)
+
+    class Boom(ce.autograd.Function):
+        fail = [False]
+
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, g):
+            if Boom.fail[0]:
+                raise ValueError("backward fails on purpose")
+            return g
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 4)
+            self.b = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.b(Boom.apply(self.a(x)))
+    ce.manual_seed(0)
+    net = Net()
+    ddp = nn.parallel.DistributedDataParallel(net, bucket_cap_mb=0.00001)
+    x = ce.ones(2, 3) * (r + 1)
+    Boom.fail[0] = True
+    expect_raises(ValueError, lambda: ddp(x).sum().backward(), "on purpose")
+    Boom.fail[0] = False
+    for _ in range(2):       # the next steps are synchronised again
+        net.zero_grad()
+        ddp(x).sum().backward()
+        got = [None, None]
+        dist.all_gather_object(got, [p.grad.numpy().copy() for p in net.parameters()])
+        for a, b in zip(*got):
+            close(a, b)
+    # backward(inputs=...) runs the gradient hooks, so it synchronises too
+    net.zero_grad()
+    ddp(x).sum().backward(inputs=list(net.parameters()))
+    got = [None, None]
+    dist.all_gather_object(got, [p.grad.numpy().copy() for p in net.parameters()])
+    for a, b in zip(*got):
+        close(a, b)
+    ok(r)
 
 
 def case_fault():

@@ -57,6 +57,33 @@ def test_ddp_matches_one_process_at_the_same_global_batch():
 
 
 @needs_mpi
+def test_first_collective_dtypes_one_rank_errors_dropped_handles_p2p_checks():
+    p, _ = run_ranks("first_dtype")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "OK 0" in p.stdout and "OK 1" in p.stdout
+
+
+@needs_mpi
+def test_ddp_recovers_after_a_failed_backward_and_syncs_backward_inputs():
+    p, _ = run_ranks("ddp_recover")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "OK 0" in p.stdout and "OK 1" in p.stdout
+
+
+def test_queue_callback_only_during_backward():
+    with pytest.raises(RuntimeError, match="only be installed during backward"):
+        ce.autograd.engine.queue_callback(lambda: None)
+    calls = []
+    x = ce.ones(2, requires_grad=True)
+    x.register_post_accumulate_grad_hook(
+        lambda t: ce.autograd.engine.queue_callback(lambda: calls.append(t.grad.tolist())))
+    (x * 3).sum().backward()
+    assert calls == [[3.0, 3.0]]
+    (x * 1).sum().backward(inputs=[x])      # hooks also run for backward(inputs=...)
+    assert calls[-1] == [4.0, 4.0]
+
+
+@needs_mpi
 def test_an_exception_on_one_rank_ends_the_job():
     p, took = run_ranks("fault", timeout=90)
     assert p.returncode != 0

@@ -9,12 +9,23 @@ __all__ = ["backward", "grad", "queue_callback"]
 
 _arith = None
 _final_callbacks = []   # run once when the backward() now in progress has finished
+_in_backward = [0]      # depth of backward() calls in progress
 
 
 def queue_callback(fn):
     """Run fn() once, right after the backward() pass now running has finished (what
-    DistributedDataParallel uses to wait for its gradient all-reduces)."""
+    DistributedDataParallel uses to wait for its gradient all-reduces); only during backward."""
+    if not _in_backward[0]:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
     _final_callbacks.append(fn)
+
+
+def _run_final_callbacks():
+    try:
+        while _final_callbacks:
+            _final_callbacks.pop(0)()
+    finally:
+        _final_callbacks.clear()
 
 
 def _add(a, b):
@@ -174,25 +185,36 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
         grad_tensors = [grad_tensors] * len(tensors) if grad_tensors is None else [grad_tensors]
     roots, rgrads = _roots_and_grads(tensors, grad_tensors)
-    if inputs is not None:
-        if isinstance(inputs, Tensor):
-            inputs = [inputs]
-        res = grad(tensors, inputs, grad_tensors, retain_graph=retain_graph, allow_unused=True)
-        from ..tensor import _wrap
-        for t, g in zip(inputs, res):
-            if g is not None:
-                if t.grad is None:
-                    t.grad = _wrap(np.array(g._data, copy=True))
-                else:
-                    t.grad._data = t.grad._data + g._data
-        return
+    _in_backward[0] += 1
     try:
-        _run(roots, rgrads, bool(retain_graph))
+        if inputs is not None:
+            _backward_into(tensors, inputs, grad_tensors, retain_graph)
+        else:
+            _run(roots, rgrads, bool(retain_graph))
     except BaseException:
         _final_callbacks.clear()
         raise
-    while _final_callbacks:
-        _final_callbacks.pop(0)()
+    finally:
+        _in_backward[0] -= 1
+    _run_final_callbacks()
+
+
+def _backward_into(tensors, inputs, grad_tensors, retain_graph):
+    """backward(inputs=...): accumulate into the given tensors' .grad only; leaves run their
+    gradient hooks as in an ordinary backward"""
+    from ..tensor import Tensor, _wrap
+    if isinstance(inputs, Tensor):
+        inputs = [inputs]
+    res = grad(tensors, inputs, grad_tensors, retain_graph=retain_graph, allow_unused=True)
+    for t, g in zip(inputs, res):
+        if g is None:
+            continue
+        if t.grad_fn is None and t._acc is not None:
+            _accumulate_leaf(t._acc, g._data, {id(g._data)})
+        elif t.grad is None:
+            t.grad = _wrap(np.array(g._data, copy=True))
+        else:
+            t.grad._data = t.grad._data + g._data
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

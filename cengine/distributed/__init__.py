@@ -151,6 +151,8 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
 
 def destroy_process_group(group=None):
     comm = _comm(group)
+    for w in list(_pending):
+        w.wait()
     _S.comm = None
     _S.backend = None
     if _S.old_excepthook is not None:
@@ -206,48 +208,92 @@ def _op(op):
     return _MPI_OPS[op]
 
 
-_DT_CODES = {}
 _CHECK = os.environ.get("CENGINE_DIST_CHECK", "1") != "0"
 
 
-def _check_same(comm, a, what):
-    """Raise on every rank when the ranks passed buffers of different sizes or dtypes (one small
-    MAX all-reduce of (n, -n, dtype, -dtype)); MPI itself would truncate, hang or mix data."""
+def _dtype_code(dt):
+    """the same number for the same dtype on every rank (kind, item size)"""
+    return (ord(dt.kind) << 8) | dt.itemsize
+
+
+def _validated(comm, what, check):
+    """Run the local argument checks of a collective, then agree with the other ranks (one
+    small MAX all-reduce of (n, -n, dtype, -dtype, failed)): when any rank's checks failed, or
+    the ranks pass buffers of different sizes or dtypes, every rank raises, instead of the
+    others waiting in the collective or MPI truncating or mixing data. Returns check()'s array
+    (or None). With CENGINE_DIST_CHECK=0 only the local checks run."""
+    try:
+        a, err = check(), None
+    except (TypeError, ValueError, RuntimeError) as e:
+        a, err = None, e
     if not _CHECK:
-        return
-    code = _DT_CODES.setdefault(a.dtype.str, len(_DT_CODES) + 1)
-    mine = np.array([a.size, -a.size, code, -code], np.int64)
+        if err is not None:
+            raise err
+        return a
+    n = a.size if a is not None else 0
+    code = _dtype_code(a.dtype) if a is not None else 0
+    mine = np.array([n, -n, code, -code, err is not None], np.int64)
     got = np.empty_like(mine)
     comm.Allreduce(mine, got, _mpi().MAX)
-    if got[0] != -got[1] or got[2] != -got[3]:
+    if err is not None:
+        raise err
+    if got[4]:
+        raise RuntimeError("%s: another rank passed invalid arguments (see its error)" % what)
+    if a is not None and (got[0] != -got[1] or got[2] != -got[3]):
         raise RuntimeError("%s: the ranks passed tensors of different sizes or dtypes (this rank: "
                            "%d elements of %s); every rank must pass the same shape and dtype"
                            % (what, a.size, a.dtype))
+    return a
+
+
+_pending = []   # Work handles not waited for yet: they keep their buffers alive and finish later
+
+
+def _progress():
+    """finish the asynchronous operations that have completed (their copy-back, AVG scaling
+    and version bump), as torch completes them whether or not wait() is called"""
+    for w in list(_pending):
+        w.is_completed()
 
 
 class Work:
-    """Handle of an asynchronous collective: wait() completes it (and copies results back)."""
+    """Handle of an asynchronous operation: wait() completes it (and copies results back)."""
 
-    def __init__(self, req=None, finish=None):
+    def __init__(self, req=None, finish=None, status=None):
         self._req = req
         self._finish = finish
+        self._status = status
         self._done = req is None
+        if not self._done:
+            _pending.append(self)
 
     def _complete(self):
         if not self._done:
             self._done = True
+            try:
+                _pending.remove(self)
+            except ValueError:
+                pass
             if self._finish is not None:
                 self._finish()
 
     def wait(self, timeout=None):
         if not self._done:
-            self._req.Wait()
+            if self._status is not None:
+                self._req.Wait(self._status)
+            else:
+                self._req.Wait()
             self._complete()
         return True
 
     def is_completed(self):
-        if not self._done and self._req.Test():
-            self._complete()
+        if not self._done:
+            if self._status is not None:
+                done = self._req.Test(self._status)
+            else:
+                done = self._req.Test()
+            if done:
+                self._complete()
         return self._done
 
     def is_success(self):
@@ -259,6 +305,7 @@ class Work:
 
 
 def _run(req_fn, blocking_fn, finish, async_op):
+    _progress()
     if async_op:
         return Work(req_fn(), finish)
     blocking_fn()
@@ -267,17 +314,31 @@ def _run(req_fn, blocking_fn, finish, async_op):
     return None
 
 
+def _check_src(comm, r, name="src"):
+    if not isinstance(r, (int, np.integer)) or not 0 <= int(r) < comm.Get_size():
+        raise ValueError("%s=%r is not a rank of this group (world size %d)"
+                         % (name, r, comm.Get_size()))
+
+
+def _check_avg(op, a, what):
+    if op is ReduceOp.AVG and a.dtype.kind not in "fc":
+        raise RuntimeError("%s with ReduceOp.AVG needs a floating-point tensor, got %s"
+                           % (what, a.dtype))
+
+
 # ---- collectives --------------------------------------------------------------------------
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce tensor across ranks in place (every rank gets the result)."""
     comm = _comm(group)
-    a = _arr(tensor)
+
+    def check():
+        a = _arr(tensor)
+        _op(op)
+        _check_avg(op, a, "all_reduce")
+        return a
+    a = _validated(comm, "all_reduce", check)
     mop = _op(op)
-    if op is ReduceOp.AVG and a.dtype.kind not in "fc":
-        raise RuntimeError("all_reduce with ReduceOp.AVG needs a floating-point tensor, got %s"
-                           % a.dtype)
-    _check_same(comm, a, "all_reduce")
     buf, back = _buf(a)
     IN = _mpi().IN_PLACE
     n = comm.Get_size()
@@ -295,9 +356,15 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
 def reduce(tensor, dst=0, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce tensor across ranks into rank dst's tensor (others keep theirs)."""
     comm = _comm(group)
-    a = _arr(tensor)
+
+    def check():
+        a = _arr(tensor)
+        _op(op)
+        _check_src(comm, dst, "dst")
+        _check_avg(op, a, "reduce")
+        return a
+    a = _validated(comm, "reduce", check)
     mop = _op(op)
-    _check_same(comm, a, "reduce")
     buf, back = _buf(a)
     root = comm.Get_rank() == dst
     MPI = _mpi()
@@ -318,9 +385,12 @@ def reduce(tensor, dst=0, op=ReduceOp.SUM, group=None, async_op=False):
 def broadcast(tensor, src=0, group=None, async_op=False):
     """Copy rank src's tensor into every rank's tensor."""
     comm = _comm(group)
-    a = _arr(tensor)
-    _check_src(comm, src)
-    _check_same(comm, a, "broadcast")
+
+    def check():
+        a = _arr(tensor)
+        _check_src(comm, src)
+        return a
+    a = _validated(comm, "broadcast", check)
     buf, back = _buf(a)
 
     def finish():
@@ -331,25 +401,22 @@ def broadcast(tensor, src=0, group=None, async_op=False):
                 async_op)
 
 
-def _check_src(comm, r, name="src"):
-    if not 0 <= int(r) < comm.Get_size():
-        raise ValueError("%s=%d is not a rank of this group (world size %d)"
-                         % (name, r, comm.Get_size()))
-
-
 def all_gather(tensor_list, tensor, group=None, async_op=False):
     """tensor_list[r] = rank r's tensor, on every rank."""
     comm = _comm(group)
-    a = _arr(tensor)
     n = comm.Get_size()
-    if not isinstance(tensor_list, (list, tuple)) or len(tensor_list) != n:
-        raise ValueError("tensor_list must be a list of world_size (%d) tensors" % n)
-    for t in tensor_list:
-        o = _arr(t, "tensor_list entry")
-        if o.shape != a.shape or o.dtype != a.dtype:
-            raise RuntimeError("all_gather: every tensor in tensor_list must have the input's "
-                               "shape %s and dtype %s" % (tuple(a.shape), a.dtype))
-    _check_same(comm, a, "all_gather")
+
+    def check():
+        a = _arr(tensor)
+        if not isinstance(tensor_list, (list, tuple)) or len(tensor_list) != n:
+            raise ValueError("tensor_list must be a list of world_size (%d) tensors" % n)
+        for t in tensor_list:
+            o = _arr(t, "tensor_list entry")
+            if o.shape != a.shape or o.dtype != a.dtype:
+                raise RuntimeError("all_gather: every tensor in tensor_list must have the "
+                                   "input's shape %s and dtype %s" % (tuple(a.shape), a.dtype))
+        return a
+    a = _validated(comm, "all_gather", check)
     src = np.ascontiguousarray(a)
     out = np.empty((n,) + a.shape, a.dtype)
 
@@ -364,14 +431,18 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
     """output = the ranks' inputs concatenated along dim 0 (or stacked, for a (world, ...) output)."""
     comm = _comm(group)
-    a = _arr(input_tensor, "input_tensor")
-    o = _arr(output_tensor, "output_tensor")
     n = comm.Get_size()
-    if o.size != n * a.size or o.dtype != a.dtype:
-        raise ValueError("output tensor size must be equal to world_size times input tensor "
-                         "size (output %s, input %s, world size %d)"
-                         % (tuple(o.shape), tuple(a.shape), n))
-    _check_same(comm, a, "all_gather_into_tensor")
+
+    def check():
+        a = _arr(input_tensor, "input_tensor")
+        o = _arr(output_tensor, "output_tensor")
+        if o.size != n * a.size or o.dtype != a.dtype:
+            raise ValueError("output tensor size must be equal to world_size times input tensor "
+                             "size (output %s, input %s, world size %d)"
+                             % (tuple(o.shape), tuple(a.shape), n))
+        return a
+    a = _validated(comm, "all_gather_into_tensor", check)
+    o = output_tensor._data
     src = np.ascontiguousarray(a)
     buf, back = _buf(o)
 
@@ -386,15 +457,21 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce input across ranks, then rank r keeps the r-th of world_size equal chunks."""
     comm = _comm(group)
-    a = _arr(input, "input")
-    o = _arr(output, "output")
     n = comm.Get_size()
+
+    def check():
+        a = _arr(input, "input")
+        o = _arr(output, "output")
+        _op(op)
+        _check_avg(op, a, "reduce_scatter_tensor")
+        if a.size != n * o.size or o.dtype != a.dtype:
+            raise ValueError("input tensor must be the same size as output size times world "
+                             "size (input %s, output %s, world size %d)"
+                             % (tuple(a.shape), tuple(o.shape), n))
+        return a
+    a = _validated(comm, "reduce_scatter_tensor", check)
     mop = _op(op)
-    if a.size != n * o.size or o.dtype != a.dtype:
-        raise ValueError("input tensor must be the same size as output size times world size "
-                         "(input %s, output %s, world size %d)"
-                         % (tuple(a.shape), tuple(o.shape), n))
-    _check_same(comm, a, "reduce_scatter_tensor")
+    o = output._data
     src = np.ascontiguousarray(a)
     buf, back = _buf(o)
 
@@ -411,18 +488,25 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
 def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
     """On rank dst, gather_list[r] = rank r's tensor; other ranks pass gather_list=None."""
     comm = _comm(group)
-    a = _arr(tensor)
-    _check_src(comm, dst, "dst")
     n = comm.Get_size()
+
+    def check():
+        a = _arr(tensor)
+        _check_src(comm, dst, "dst")
+        if comm.Get_rank() == dst:
+            if not isinstance(gather_list, (list, tuple)) or len(gather_list) != n:
+                raise ValueError("gather_list must be a list of world_size (%d) tensors on the "
+                                 "destination rank" % n)
+            for t in gather_list:
+                if _arr(t, "gather_list entry").size != a.size:
+                    raise RuntimeError("gather: every tensor in gather_list must have as many "
+                                       "elements as the input tensor (%d)" % a.size)
+        elif gather_list:
+            raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination "
+                             "ranks.")
+        return a
+    a = _validated(comm, "gather", check)
     root = comm.Get_rank() == dst
-    if root:
-        if not isinstance(gather_list, (list, tuple)) or len(gather_list) != n:
-            raise ValueError("gather_list must be a list of world_size (%d) tensors on the "
-                             "destination rank" % n)
-    elif gather_list:
-        raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination "
-                         "ranks.")
-    _check_same(comm, a, "gather")
     src = np.ascontiguousarray(a)
     out = np.empty((n,) + a.shape, a.dtype) if root else None
 
@@ -438,25 +522,29 @@ def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
 def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
     """Rank r's tensor = scatter_list[r] of rank src; other ranks pass scatter_list=None."""
     comm = _comm(group)
-    a = _arr(tensor)
-    _check_src(comm, src)
     n = comm.Get_size()
-    root = comm.Get_rank() == src
-    if root:
-        if not isinstance(scatter_list, (list, tuple)) or len(scatter_list) != n:
-            raise ValueError("scatter_list must be a list of world_size (%d) tensors on the "
-                             "source rank" % n)
-        for t in scatter_list:
-            if _arr(t, "scatter_list entry").size != a.size:
-                raise RuntimeError("scatter: every tensor in scatter_list must have as many "
-                                   "elements as the output tensor (%d)" % a.size)
+
+    def check():
+        a = _arr(tensor)
+        _check_src(comm, src)
+        if comm.Get_rank() == src:
+            if not isinstance(scatter_list, (list, tuple)) or len(scatter_list) != n:
+                raise ValueError("scatter_list must be a list of world_size (%d) tensors on the "
+                                 "source rank" % n)
+            for t in scatter_list:
+                if _arr(t, "scatter_list entry").size != a.size:
+                    raise RuntimeError("scatter: every tensor in scatter_list must have as many "
+                                       "elements as the output tensor (%d)" % a.size)
+        elif scatter_list:
+            raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source "
+                             "ranks.")
+        return a
+    a = _validated(comm, "scatter", check)
+    if comm.Get_rank() == src:
         sendbuf = np.stack([np.ascontiguousarray(t._data).astype(a.dtype, copy=False)
-                            for t in scatter_list])
-    elif scatter_list:
-        raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source ranks.")
+                            .reshape(a.shape) for t in scatter_list])
     else:
         sendbuf = None
-    _check_same(comm, a, "scatter")
     buf, back = _buf(a)
 
     def finish():
@@ -468,29 +556,58 @@ def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
 
 
 # ---- point to point -----------------------------------------------------------------------
+# Each message is a header (element count, dtype code) then the data, so a receiver with a
+# tensor of another size or dtype raises instead of reinterpreting bytes.
+
+def _header(a):
+    return np.array([a.size, _dtype_code(a.dtype)], np.int64)
+
+
+def _check_header(h, buf):
+    if h[0] != buf.size or h[1] != _dtype_code(buf.dtype):
+        raise RuntimeError("recv: the sender's tensor (%d elements, dtype code %d) does not match "
+                           "the receiving tensor (%d elements of %s)"
+                           % (h[0], h[1], buf.size, buf.dtype))
+
 
 def send(tensor, dst, group=None, tag=0):
     comm = _comm(group)
     _check_src(comm, dst, "dst")
-    comm.Send(np.ascontiguousarray(_arr(tensor)), dest=dst, tag=tag)
+    a = np.ascontiguousarray(_arr(tensor))
+    _progress()
+    comm.Send(_header(a), dest=dst, tag=tag)
+    comm.Send(a, dest=dst, tag=tag)
 
 
 def isend(tensor, dst, group=None, tag=0):
     comm = _comm(group)
     _check_src(comm, dst, "dst")
     buf = np.ascontiguousarray(_arr(tensor))
-    return Work(comm.Isend(buf, dest=dst, tag=tag))
+    head = _header(buf)
+    _progress()
+    r1 = comm.Isend(head, dest=dst, tag=tag)
+    r2 = comm.Isend(buf, dest=dst, tag=tag)
+    return Work(_Both(r1, r2, keep=(head, buf)))
 
 
-def _recv_finish(tensor, a, buf, back, status):
-    got = status.Get_count(_mpi().BYTE) // buf.itemsize
-    if got != buf.size:
-        raise RuntimeError("recv: received %d elements into a tensor of %d (the sender's tensor "
-                           "has another size)" % (got, buf.size))
-    if back:
-        a[...] = buf
-    _bump(tensor)
-    return status.Get_source()
+class _Both:
+    """two requests completed together (the header and the data of one message); holds the
+    buffers until both are done"""
+
+    def __init__(self, r1, r2, keep=None):
+        self.r1, self.r2, self.keep = r1, r2, keep
+
+    def Wait(self, status=None):
+        self.r1.Wait()
+        if status is None:
+            self.r2.Wait()
+        else:
+            self.r2.Wait(status)
+
+    def Test(self, status=None):
+        done1 = self.r1.Test()
+        done2 = self.r2.Test() if status is None else self.r2.Test(status)
+        return done1 and done2
 
 
 def recv(tensor, src=None, group=None, tag=0):
@@ -501,38 +618,52 @@ def recv(tensor, src=None, group=None, tag=0):
         _check_src(comm, src)
     a = _arr(tensor)
     buf, back = _buf(a)
+    head = np.empty(2, np.int64)
     status = MPI.Status()
+    _progress()
+    comm.Recv(head, source=MPI.ANY_SOURCE if src is None else src, tag=tag, status=status)
+    sender = status.Get_source()
     try:
-        comm.Recv(buf, source=MPI.ANY_SOURCE if src is None else src, tag=tag, status=status)
-    except MPI.Exception as e:
-        raise RuntimeError("recv: %s (the sender's tensor is larger than this one)" % e) from None
-    return _recv_finish(tensor, a, buf, back, status)
+        _check_header(head, buf)
+    except RuntimeError:
+        # take the data message off the wire so later messages stay in step, then raise
+        junk = np.empty(int(head[0]) * max(1, int(head[1]) & 0xff), np.uint8)
+        comm.Recv(junk, source=sender, tag=tag)
+        raise
+    comm.Recv(buf, source=sender, tag=tag)
+    if back:
+        a[...] = buf
+    _bump(tensor)
+    return sender
 
 
 def irecv(tensor, src=None, group=None, tag=0):
+    """Non-blocking recv; the size and dtype check happens in wait()."""
     comm = _comm(group)
     MPI = _mpi()
     if src is not None:
         _check_src(comm, src)
     a = _arr(tensor)
     buf, back = _buf(a)
+    head = np.empty(2, np.int64)
     status = MPI.Status()
-    req = comm.Irecv(buf, source=MPI.ANY_SOURCE if src is None else src, tag=tag)
+    source = MPI.ANY_SOURCE if src is None else src
+    _progress()
+    if src is None:
+        # the data must come from the header's sender: receive the header first
+        comm.Recv(head, source=source, tag=tag, status=status)
+        source = status.Get_source()
+        r1 = MPI.REQUEST_NULL
+    else:
+        r1 = comm.Irecv(head, source=source, tag=tag)
+    r2 = comm.Irecv(buf, source=source, tag=tag)
 
-    class _RecvWork(Work):
-        def wait(self, timeout=None):
-            if not self._done:
-                self._req.Wait(status)
-                self._done = True
-                _recv_finish(tensor, a, buf, back, status)
-            return True
-
-        def is_completed(self):
-            if not self._done and self._req.Test(status):
-                self._done = True
-                _recv_finish(tensor, a, buf, back, status)
-            return self._done
-    return _RecvWork(req)
+    def finish():
+        _check_header(head, buf)
+        if back:
+            a[...] = buf
+        _bump(tensor)
+    return Work(_Both(r1, r2), finish, status)
 
 
 def barrier(group=None, async_op=False, device_ids=None):

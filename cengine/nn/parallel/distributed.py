@@ -39,6 +39,17 @@ class _Bucket:
         self.used = np.zeros(len(params), np.uint8)
 
 
+_FLAG_COMMS = {}
+
+
+def _flag_comm(comm):
+    """one duplicate of the process group's communicator, shared by every DDP instance"""
+    key = id(comm)
+    if key not in _FLAG_COMMS:
+        _FLAG_COMMS[key] = comm.Dup()
+    return _FLAG_COMMS[key]
+
+
 class DistributedDataParallel(Module):
     """torch.nn.parallel.DistributedDataParallel on MPI (see the module docstring)."""
 
@@ -66,7 +77,7 @@ class DistributedDataParallel(Module):
         self._buckets, self._slot = self._make_buckets(params, cap)
         # the used-parameter flags travel on their own communicator: a blocking collective on
         # the gradient communicator could be issued between other ranks' bucket all-reduces
-        self._flag_comm = self._comm.Dup() if find_unused_parameters else None
+        self._flag_comm = _flag_comm(self._comm) if find_unused_parameters else None
         self._require_sync = True   # set by no_sync(); read at forward time as torch does
         self._sync_this_backward = False
         self._next_launch = 0
@@ -122,12 +133,18 @@ class DistributedDataParallel(Module):
                     self._comm.Bcast(buf, root=0)
                     if buf is not a:
                         a[...] = buf
+        # a backward that raised (or was never run) may have left all-reduces in flight:
+        # finish them before the buckets are reused (every rank launched the same ones)
+        for b in self._buckets:
+            if b.req is not None:
+                b.req.Wait()
+                b.req = None
+        self._queued = False
         if is_grad_enabled() and self._require_sync:
             self._sync_this_backward = True
             self._next_launch = 0
             for b in self._buckets:
                 b.ready = 0
-                b.req = None
                 b.used[:] = 0
         else:
             self._sync_this_backward = False
