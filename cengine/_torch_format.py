@@ -876,6 +876,10 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
                            "inside)" % where)
     prefix = pkl[0][:-len("data.pkl")]
     infos = {i.filename: i for i in zf.infolist()}
+    if prefix + "constants.pkl" in infos or any(n.startswith(prefix + "code/") for n in names):
+        raise RuntimeError("%s is a TorchScript archive (torch.jit.save), which holds code: "
+                           "cengine does not load it. Load it with torch and save its "
+                           "state_dict() instead." % where)
     big = False
     if prefix + "byteorder" in infos:
         order = zf.read(prefix + "byteorder").strip()
