@@ -400,6 +400,7 @@ def test_safe_globals_allow_what_the_user_trusts(tmp_path):
         assert load(tmp_path / "w.st")["w"].tolist() == [1.0, 1.0]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torchscript_archive_is_refused(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:  # the layout torch.jit.save writes
