@@ -887,6 +887,7 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
             raise RuntimeError("%s: unknown byte order %r" % (where, order))
         big = order == b"big"
     loader = _Loader(where, map_location, weights_only)
+    file_size = _file_size(fh)
 
     def read_record(key, nbytes):
         name = prefix + "data/" + key
@@ -897,6 +898,9 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
         if info.file_size != nbytes:
             raise RuntimeError("%s is not a valid checkpoint: storage %r holds %d bytes, %d "
                                "expected" % (where, key, info.file_size, nbytes))
+        if nbytes > file_size:  # a size claimed by the zip directory: check before allocating
+            raise RuntimeError("%s is not a valid checkpoint: storage %r claims %d bytes, more "
+                               "than the file holds" % (where, key, nbytes))
         if nbytes == 0:
             return np.empty(0, np.uint8)
         if info.compress_type == zipfile.ZIP_STORED:
