@@ -876,6 +876,10 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
                            "inside)" % where)
     prefix = pkl[0][:-len("data.pkl")]
     infos = {i.filename: i for i in zf.infolist()}
+    if prefix + "constants.pkl" in infos or any(n.startswith(prefix + "code/") for n in names):
+        raise RuntimeError("%s is a TorchScript archive (torch.jit.save), which holds code: "
+                           "cengine does not load it. Load it with torch and save its "
+                           "state_dict() instead." % where)
     big = False
     if prefix + "byteorder" in infos:
         order = zf.read(prefix + "byteorder").strip()
@@ -883,6 +887,7 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
             raise RuntimeError("%s: unknown byte order %r" % (where, order))
         big = order == b"big"
     loader = _Loader(where, map_location, weights_only)
+    file_size = _file_size(fh)
 
     def read_record(key, nbytes):
         name = prefix + "data/" + key
@@ -893,6 +898,9 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
         if info.file_size != nbytes:
             raise RuntimeError("%s is not a valid checkpoint: storage %r holds %d bytes, %d "
                                "expected" % (where, key, info.file_size, nbytes))
+        if nbytes > file_size:  # a size claimed by the zip directory: check before allocating
+            raise RuntimeError("%s is not a valid checkpoint: storage %r claims %d bytes, more "
+                               "than the file holds" % (where, key, nbytes))
         if nbytes == 0:
             return np.empty(0, np.uint8)
         if info.compress_type == zipfile.ZIP_STORED:
@@ -912,9 +920,8 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
             if got != nbytes:
                 raise RuntimeError("%s is not a valid checkpoint: storage %r is truncated"
                                    % (where, key))
-            if zlib.crc32(raw) != info.CRC:
-                raise RuntimeError("%s is not a valid checkpoint: storage %r fails its CRC check "
-                                   "(corrupt file)" % (where, key))
+            # (like torch, the tensor data's CRC is not checked: it would cost more than the
+            # read itself; the pickle's is, by zipfile)
             return raw
         try:  # a compressed entry (torch never writes one, but a zip tool may)
             return np.frombuffer(bytearray(zf.read(name)), np.uint8)

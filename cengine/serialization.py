@@ -191,24 +191,88 @@ def _decode(node, arrays, where):
     raise RuntimeError("%s: unknown structure entry %r" % (where, sorted(node)))
 
 
-def _header(data, where):
-    """The header dict of a safetensors blob (validated JSON; no code)."""
-    if len(data) < 8:
+_MAX_HEADER = 100 << 20  # as the safetensors library
+
+
+def _header(fh, size, where):
+    """The header dict of a safetensors file (validated JSON; no code) and where its data
+    starts."""
+    head = fh.read(8)
+    if len(head) < 8:
         raise RuntimeError("%s is not a valid checkpoint: file too short (%d bytes; truncated?)"
-                           % (where, len(data)))
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
+                           % (where, size))
+    (n,) = struct.unpack("<Q", head)
+    if n > size - 8:
         raise RuntimeError("%s is not a valid checkpoint: header length %d exceeds the file size "
                            "(truncated or corrupt file; it is neither a safetensors/cengine "
                            "checkpoint nor a PyTorch file)" % (where, n))
+    if n > _MAX_HEADER:
+        raise RuntimeError("%s is not a valid checkpoint: corrupt header (%d bytes long)"
+                           % (where, n))
     try:
-        header = json.loads(bytes(data[8:8 + n]).decode("utf-8"))
+        header = json.loads(fh.read(n).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RuntimeError("%s is not a valid checkpoint: corrupt header (%s)" % (where, e)) \
             from None
     if not isinstance(header, dict):
         raise RuntimeError("%s is not a valid checkpoint: corrupt header" % where)
-    return header
+    return header, 8 + n
+
+
+# safetensors dtype -> numpy dtype (the format is little-endian)
+_ST_NUMPY = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+             "I8": "i1", "U8": "u1", "BOOL": "?", "U64": "<u8", "U32": "<u4", "U16": "<u2"}
+
+
+def _read_safetensors(fh, size, where):
+    """(metadata, {name: ndarray}) of a safetensors file, each tensor read straight into its
+    own array. Every entry is validated against the file before anything is allocated."""
+    header, start = _header(fh, size, where)
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise RuntimeError("%s is not a valid checkpoint: corrupt metadata" % where)
+    body = size - start
+    entries = []
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        if not isinstance(v, dict):
+            raise RuntimeError("%s is not a valid checkpoint: corrupt entry %r" % (where, k))
+        dt, shape, offs = v.get("dtype"), v.get("shape"), v.get("data_offsets")
+        if isinstance(dt, str) and dt not in _ST_NUMPY:
+            raise _dtype_error(where, k, dt)
+        if not isinstance(dt, str) or not isinstance(shape, list) or \
+                not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                        for d in shape) or not isinstance(offs, list) or len(offs) != 2 or \
+                not all(isinstance(o, int) and not isinstance(o, bool) for o in offs):
+            raise RuntimeError("%s is not a valid checkpoint: corrupt entry %r" % (where, k))
+        npd = np.dtype(_ST_NUMPY[dt])
+        count = 1
+        for d in shape:
+            count *= d
+        begin, end = offs
+        if not 0 <= begin <= end or end - begin != count * npd.itemsize:
+            raise RuntimeError("%s is not a valid checkpoint: entry %r has offsets %s for %d "
+                               "bytes of data" % (where, k, offs, count * npd.itemsize))
+        if end > body:
+            raise RuntimeError("%s is not a valid checkpoint: entry %r reaches past the end of "
+                               "the file (truncated or corrupt file)" % (where, k))
+        entries.append((k, npd, shape, count, begin))
+    arrays = {}
+    for k, npd, shape, count, begin in entries:
+        arr = np.empty(count, npd)
+        if count:
+            fh.seek(start + begin)
+            if fh.readinto(memoryview(arr).cast("B")) != arr.nbytes:
+                raise RuntimeError("%s is not a valid checkpoint: entry %r is truncated"
+                                   % (where, k))
+        if npd == np.bool_ and count and arr.view(np.uint8).max() > 1:
+            raise RuntimeError("%s is not a valid checkpoint: entry %r holds bool values other "
+                               "than 0 and 1" % (where, k))
+        if not npd.isnative:
+            arr = arr.astype(npd.newbyteorder("="))
+        arrays[k] = arr.reshape(shape)
+    return meta, arrays
 
 
 # ---------------------------------------------------------------------------- temporaries
@@ -351,7 +415,7 @@ def _load_opened(fh, path, where, map_location, weights_only, mmap, encoding):
     if len(head) >= 262 and head[257:262] == b"ustar":
         raise RuntimeError("%s is a checkpoint in PyTorch's old tar format, which cengine does "
                            "not read: load it with torch and save it again" % where)
-    return _load_safetensors(fh.read(), where)
+    return _load_safetensors(fh, where)
 
 
 def _looks_like_safetensors(head):
@@ -360,9 +424,8 @@ def _looks_like_safetensors(head):
     return head[8:9] == b"{"
 
 
-# safetensors dtypes cengine Tensors can hold, and those numpy arrays can (ce.save of arrays)
+# safetensors dtypes cengine Tensors can hold (numpy arrays saved by ce.save may also be U16-U64)
 _ST_TENSOR_DTYPES = ("F64", "F32", "F16", "I64", "I32", "I16", "I8", "U8", "BOOL")
-_ST_ARRAY_DTYPES = _ST_TENSOR_DTYPES + ("U64", "U32", "U16")
 
 
 def _dtype_error(where, key, name):
@@ -378,23 +441,10 @@ def _check_tensor_dtype(arr, key, where):
     return arr
 
 
-def _load_safetensors(data, where):
-    sn = _safetensors()
-    header = _header(data, where)
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise RuntimeError("%s is not a valid checkpoint: corrupt metadata" % where)
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dt = v.get("dtype") if isinstance(v, dict) else None
-        if isinstance(dt, str) and dt not in _ST_ARRAY_DTYPES:
-            raise _dtype_error(where, k, dt)
-    try:
-        arrays = sn.load(data)
-    except Exception as e:  # safetensors raises its own error type on corrupt data
-        raise RuntimeError("%s is not a valid checkpoint (truncated or corrupt safetensors "
-                           "file): %s" % (where, e)) from None
+def _load_safetensors(fh, where):
+    size = fh.seek(0, 2)
+    fh.seek(0)
+    meta, arrays = _read_safetensors(fh, size, where)
     struct_json = meta.get(_STRUCT)
     if struct_json is None:
         from .tensor import _wrap
@@ -405,7 +455,7 @@ def _load_safetensors(data, where):
                            % (where, meta.get(_FORMAT)))
     try:
         structure = json.loads(struct_json)
-    except (ValueError, RecursionError) as e:
+    except (ValueError, TypeError, RecursionError) as e:
         raise RuntimeError("%s is not a valid checkpoint: corrupt structure metadata (%s)"
                            % (where, e)) from None
     try:

@@ -928,3 +928,33 @@ def test_spawned_worker_that_cannot_find_the_dataset_says_why(tmp_path):
     assert "notebook" in res.stderr
     if sys.platform.startswith("linux"):
         assert "multiprocessing_context='fork' (the default on Linux)" in res.stderr
+
+
+class ThreadsAfterSet(Dataset):
+    """sample i: (i, the worker's thread count after asking for 2, its start method)"""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        import multiprocessing
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ce.set_num_threads(2)
+        x = float(ce.tanh(ce.full((1 << 14,), 0.5)).sum())  # a threaded kernel
+        return i, ce.get_num_threads(), multiprocessing.get_start_method(allow_none=True), x
+
+
+@pytest.mark.skipif(not ce._C.openmp_enabled(), reason="built without OpenMP")
+@pytest.mark.parametrize("method", ["forkserver", "spawn", "fork"])
+def test_start_methods_stay_selectable(method):
+    import multiprocessing
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip("no %s on this platform" % method)
+    got = list(DataLoader(ThreadsAfterSet(), batch_size=None, num_workers=2, timeout=120,
+                          multiprocessing_context=method))
+    assert [g[0] for g in got] == [0, 1, 2, 3]
+    np.testing.assert_allclose([g[3] for g in got], [(1 << 14) * np.tanh(0.5)] * 4, rtol=1e-5)
+    # a fresh interpreter (forkserver, spawn) may use threads; a forked worker stays on one
+    assert all(g[1] == (1 if method == "fork" else 2) for g in got)

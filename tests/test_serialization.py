@@ -313,3 +313,35 @@ def test_stale_temporary_of_dead_writer_is_removed(tmp_path):
     save({"v": ce.zeros(2)}, path)
     assert not stale.exists() and unrelated.exists()
     assert load(path)["v"].tolist() == [0.0, 0.0]
+
+
+def test_safetensors_entries_are_validated_before_reading(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    four = b"\0" * 4
+    for entries, match in [
+            ({"w": ("F32", [2], four)}, r"entry 'w' has offsets \[0, 4\] for 8 bytes"),
+            ({"w": ("F32", [-1], four)}, "corrupt entry 'w'"),
+            ({"w": ("F32", "1", four)}, "corrupt entry 'w'"),
+            ({"w": ("BOOL", [2], b"\x01\x07")}, "bool values other than 0 and 1")]:
+        bad.write_bytes(_safetensors_blob(entries))
+        with pytest.raises(RuntimeError, match=match):
+            load(bad)
+    # offsets past the end of the data
+    blob = bytearray(_safetensors_blob({"w": ("F32", [1], four)}))
+    bad.write_bytes(bytes(blob[:-2]))
+    with pytest.raises(RuntimeError, match="reaches past the end of the file"):
+        load(bad)
+    # a structure that is not a string
+    bad.write_bytes(_safetensors_blob({"w": ("F32", [1], four)},
+                                      {"cengine.format": "1", "cengine.structure": 5}))
+    with pytest.raises(RuntimeError, match="corrupt structure metadata"):
+        load(bad)
+    # a well-formed file written by hand: header order kept, values exact
+    vals = np.array([1.5, -2.0, 3.25], np.float32)
+    bad.write_bytes(_safetensors_blob({"z": ("F32", [3], vals.tobytes()),
+                                       "a": ("I16", [1, 2], np.array([[7, -8]], "<i2")
+                                             .tobytes())}))
+    out = load(bad)
+    assert list(out) == ["z", "a"]
+    assert out["z"].tolist() == vals.tolist() and out["a"].tolist() == [[7, -8]]
+    assert out["a"].dtype == ce.int16

@@ -128,12 +128,12 @@ def test_corrupt_torch_zips_raise(tmp_path):
         path.write_bytes(data)
         with pytest.raises((RuntimeError, pickle.UnpicklingError), match=match):
             load(path)
-    # a flipped bit in the tensor data fails the zip's CRC
+    # a flipped bit in the pickle fails its CRC check
     raw = bytearray(good)
-    at = raw.index(np.zeros(6, np.float32).tobytes())
-    raw[at + 5] ^= 1
+    at = raw.index(pkl)
+    raw[at + 20] ^= 1
     path.write_bytes(bytes(raw))
-    with pytest.raises(RuntimeError, match="CRC"):
+    with pytest.raises(RuntimeError, match="not a valid checkpoint.*CRC"):
         load(path)
 
 
@@ -398,3 +398,20 @@ def test_safe_globals_allow_what_the_user_trusts(tmp_path):
     with S.safe_globals([_Point]):
         ce.save({"w": ce.ones(2)}, tmp_path / "w.st")
         assert load(tmp_path / "w.st")["w"].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_torchscript_archive_is_refused(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:  # the layout torch.jit.save writes
+        z.writestr("m/data.pkl", b"\x80\x02N.")
+        z.writestr("m/constants.pkl", b"\x80\x02).")
+        z.writestr("m/code/__torch__.py", b"")
+    path = tmp_path / "script.pt"
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(RuntimeError, match="TorchScript archive"):
+        load(path)
+    torch = pytest.importorskip("torch")
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with pytest.raises(RuntimeError, match="TorchScript archive"):
+        load(path)
