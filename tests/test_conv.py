@@ -406,3 +406,95 @@ def test_pad_bad_input():
             lambda: F.pad(ce.randn(1, 1, 3), (1, 1), mode="foo"))
     _raises(NotImplementedError, "Padding size 4 is not supported for 2D input tensor.",
             lambda: F.pad(ce.randn(2, 3), (1, 1, 1, 1), mode="replicate"))
+
+
+# ------------------------------------------------------------------------- ConvTranspose
+CT_GRID = [
+    dict(),
+    dict(stride=2, padding=1, output_padding=1),
+    dict(stride=(2, 3), dilation=2, groups=2, output_padding=1),
+    dict(stride=1, dilation=2, output_padding=1, bias=False),
+    dict(stride=3, padding=2),
+]
+
+
+@pytest.mark.parametrize("kw", CT_GRID)
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(kw):
+    """<conv_transpose2d(x, w), y> == <x, conv2d(y, w)> with the same weight and geometry."""
+    kw = dict(kw)
+    kw.pop("bias", None)
+    op = kw.pop("output_padding", 0)
+    x, w = rnd((2, 4, 5, 6), np.float64), rnd((4, 3, 3, 3), np.float64, 1)
+    y = F.conv_transpose2d(ce.tensor(x), ce.tensor(w), None, output_padding=op, **kw)
+    z = rnd(tuple(y.shape), np.float64, 2)
+    s, p, d = _pair(kw.get("stride", 1)), _pair(kw.get("padding", 0)), _pair(kw.get("dilation", 1))
+    cz = np_conv2d(z, w, None, s, ((p[0], p[0]), (p[1], p[1])), d, kw.get("groups", 1))
+    cz = cz[:, :, :x.shape[2], :x.shape[3]]
+    np.testing.assert_allclose((y.numpy() * z).sum(), (x * cz).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_conv_transpose_gradcheck(nd):
+    shape = (2, 4, 3, 4) if nd == 2 else (2, 4, 5)
+    x = ce.tensor(rnd(shape, np.float64), requires_grad=True)
+    w = ce.tensor(rnd((4, 1) + (2,) * nd, np.float64, 1), requires_grad=True)
+    b = ce.tensor(rnd((2,), np.float64, 2), requires_grad=True)
+    fn = F.conv_transpose2d if nd == 2 else F.conv_transpose1d
+    assert gradcheck(lambda x, w, b: fn(x, w, b, 2, 1, 1, 2, 1), (x, w, b))
+    xu = ce.tensor(rnd(shape[1:], np.float64), requires_grad=True)   # unbatched
+    b1 = ce.tensor(rnd((1,), np.float64, 3), requires_grad=True)
+    assert gradcheck(lambda x, w, b: fn(x, w, b, 1, 0, 0, 1, 2), (xu, w, b1))
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("kw", CT_GRID)
+def test_conv_transpose_matches_torch(kw, nd):
+    torch = pytest.importorskip("torch")
+    kw = dict(kw)
+    if nd == 1:
+        kw = {k: (v[0] if isinstance(v, tuple) else v) for k, v in kw.items()}
+    tm = getattr(torch.nn, "ConvTranspose%dd" % nd)(4, 6, 3, **kw)
+    cm = getattr(nn, "ConvTranspose%dd" % nd)(4, 6, 3, **kw)
+    assert repr(cm) == repr(tm) and list(cm.state_dict()) == list(tm.state_dict())
+    cm.weight.data = ce.tensor(tm.weight.detach().numpy())
+    if tm.bias is not None:
+        cm.bias.data = ce.tensor(tm.bias.detach().numpy())
+    x = rnd((2, 4, 5, 7) if nd == 2 else (2, 4, 9), np.float32, 3)
+    xt, xc = torch.tensor(x, requires_grad=True), ce.tensor(x, requires_grad=True)
+    yt, yc = tm(xt), cm(xc)
+    np.testing.assert_allclose(yc.detach().numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    g = rnd(tuple(yt.shape), np.float32, 4)
+    yt.backward(torch.tensor(g))
+    yc.backward(ce.tensor(g))
+    np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cm.weight.grad.numpy(), tm.weight.grad.numpy(), rtol=1e-4,
+                               atol=1e-4)
+    if tm.bias is not None:
+        np.testing.assert_allclose(cm.bias.grad.numpy(), tm.bias.grad.numpy(), rtol=1e-4,
+                                   atol=1e-4)
+
+
+def test_conv_transpose_output_size_and_bad_input():
+    m = nn.ConvTranspose2d(4, 3, 3, stride=2)
+    x = ce.randn(2, 4, 5, 5)
+    assert tuple(m(x).shape) == (2, 3, 11, 11)
+    assert tuple(m(x, output_size=(12, 12)).shape) == (2, 3, 12, 12)
+    assert tuple(m(x, output_size=[2, 3, 11, 12]).shape) == (2, 3, 11, 12)
+    _raises(ValueError, "requested an output size of (13, 13), but valid sizes range from "
+            "[11, 11] to [12, 12]", lambda: m(x, output_size=(13, 13)))
+    w = ce.randn(4, 3, 3, 3)
+    _raises(RuntimeError, "Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d",
+            lambda: F.conv_transpose2d(ce.randn(2, 3), w))
+    _raises(RuntimeError, "Given transposed=1, weight of size [4, 3, 3, 3], expected input[2, 5, "
+            "5, 5] to have 4 channels, but got 5 channels instead",
+            lambda: F.conv_transpose2d(ce.randn(2, 5, 5, 5), w))
+    _raises(RuntimeError, "output padding must be smaller than either stride or dilation",
+            lambda: F.conv_transpose2d(x, w, stride=2, output_padding=2))
+    _raises(RuntimeError, "Calculated output size per channel: (-1 x -1). Output size is too small",
+            lambda: F.conv_transpose2d(ce.randn(1, 4, 1, 1), w, padding=2))
+    _raises(RuntimeError, "expected bias to be 1-dimensional with 3 elements",
+            lambda: F.conv_transpose2d(x, w, ce.randn(4)))
+    _raises(RuntimeError, "Given groups=2, expected weight to be divisible by 2 at dimension 0",
+            lambda: F.conv_transpose2d(x, ce.randn(3, 3, 3, 3), groups=2))
+    _raises(ValueError, 'Only "zeros" padding mode is supported for ConvTranspose2d',
+            lambda: nn.ConvTranspose2d(4, 3, 3, padding_mode="reflect"))
