@@ -1,6 +1,7 @@
 """Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d: torch's layers with torch's weight layout,
 (out_channels, in_channels/groups, *kernel_size) (transposed: (in_channels,
-out_channels/groups, *kernel_size)), initialised like torch (kaiming_uniform_(a=sqrt(5)), bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)))."""
+out_channels/groups, *kernel_size)), initialised like torch: kaiming_uniform_(a=sqrt(5)) and
+bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
 import math
 import numbers
 

@@ -18,7 +18,8 @@ from ..autograd.function import Function
 from ..random import _rng
 from ..tensor import Tensor, _wrap
 
-__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+           "max_pool2d", "avg_pool1d", "avg_pool2d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
            "adaptive_max_pool2d", "dropout1d", "dropout2d", "pad"]
 
@@ -99,7 +100,8 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
     xdt, wdt = input._data.dtype, weight._data.dtype
     if xdt != wdt:
         raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name), _TORCH_DTN.get(wdt.name, wdt.name)))
+                           % (_TORCH_DTN.get(xdt.name, xdt.name),
+                              _TORCH_DTN.get(wdt.name, wdt.name)))
     if bias is not None and bias._data.dtype != xdt:
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
                            % (_TORCH_DT.get(xdt.name, xdt.name),
