@@ -633,14 +633,15 @@ def _pad_index(n, lo, hi, mode):
 
 def _pad_gather(x, dims_idx):
     out = x
-    for d, idx in dims_idx:
+    for d, idx, _, _ in dims_idx:
         out = np.take(out, idx, axis=d)
     return np.ascontiguousarray(out)
 
 
 class _PadIndex(Function):
     """reflect / replicate / circular padding: out = x gathered by one index array per padded
-    dim; backward adds the gradient back through the same indices."""
+    dim (d, idx, j0, j1), output positions [j0, j1) being the kept input run; backward adds the
+    gradient back through the same indices."""
 
     @staticmethod
     def forward(ctx, x, dims_idx):
@@ -650,14 +651,20 @@ class _PadIndex(Function):
     @staticmethod
     def backward(ctx, g):
         shape, dims_idx = ctx.meta
-        for d, idx in reversed(dims_idx):
+        for d, idx, j0, j1 in reversed(dims_idx):
             n = shape[d]
             gs = list(g.shape)
             gs[d] = n
             acc = np.zeros(gs, g.dtype)
             gm = np.moveaxis(g, d, 0)
             am = np.moveaxis(acc, d, 0)
-            np.add.at(am, idx, gm)
+            # the kept run [j0, j1) of output positions reads consecutive inputs: one slice;
+            # each padded position adds into its source, in output order (no np.add.at)
+            if j1 > j0:
+                am[idx[j0]:idx[j0] + (j1 - j0)] += gm[j0:j1]
+            for j in range(len(idx)):
+                if j < j0 or j >= j1:
+                    am[idx[j]] += gm[j]
             g = acc
         return g, None
 
@@ -699,7 +706,8 @@ def pad(input, pad, mode="constant", value=None):
                                "a negative output size, which is invalid. Check dimension %d of "
                                "your input." % (n, lo, hi, d))
         if lo or hi:
-            dims_idx.append((d, _pad_index(n, lo, hi, mode)))
+            j0 = builtins.max(lo, 0)
+            dims_idx.append((d, _pad_index(n, lo, hi, mode), j0, j0 + m))
     if input._data.dtype.kind != "f":   # no gradient: gather only
         return _wrap(_pad_gather(input._data, dims_idx))
     return _PadIndex.apply(input, dims_idx)
