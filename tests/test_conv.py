@@ -285,24 +285,37 @@ def test_im2col_col2im_match_ref(geom, dtype, isa, nthreads):
                                (x.astype(np.float64) * dx).sum(), rtol=1e-4)
 
 
+INVARIANCE_CASES = [
+    # x, w, dy shapes, geometry (stride, pad, dilation, groups), out_hw
+    ((5, 6, 13, 12), (8, 3, 3, 3), (5, 8, 7, 12), ((2, 1), (1, 2), (1, 2), 2), (7, 12)),
+    # enough work that chunks of images run on separate threads
+    ((7, 8, 20, 21), (16, 8, 3, 3), (7, 16, 20, 21), ((1, 1), (1, 1), (1, 1), 1), (20, 21)),
+]
+
+
+@pytest.mark.parametrize("case", INVARIANCE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_kernels_thread_and_tile_invariant(dtype, isa):
-    x, w, b = rnd((5, 6, 13, 12), dtype), rnd((8, 3, 3, 3), dtype, 1), rnd((8,), dtype, 2)
-    dy = rnd((5, 8, 7, 12), dtype, 3)
-    geom = ((2, 1), (1, 2), (1, 2), 2)
-    old_t, old_n = _C.conv_get_tile_elems(), _C.get_num_threads()
+def test_conv_kernels_thread_and_tile_invariant(dtype, case, isa):
+    xs, ws, dys, geom, out = case
+    x, w, b = rnd(xs, dtype), rnd(ws, dtype, 1), rnd((ws[0],), dtype, 2)
+    dy = rnd(dys, dtype, 3)
+    old_t, old_n, old_p = _C.conv_get_tile_elems(), _C.get_num_threads(), _C.conv_get_parts_elems()
     results = []
     try:
-        for tile in (1 << 21, 1, 3000):
+        # tile sizes; weight-gradient partials per chunk (default) or accumulated (parts=0)
+        for tile, parts in ((1 << 21, old_p), (1, old_p), (3000, old_p), (3000, 0)):
             _C.conv_set_tile_elems(tile)
+            _C.conv_set_parts_elems(parts)
             for nth in (1, 2):
                 _C.set_num_threads(nth)
-                y = _C.conv2d_forward(x, w, b, *geom, (7, 12))
+                y = _C.conv2d_forward(x, w, b, *geom, out)
                 results.append((y,) + _C.conv2d_backward(dy, x, w, *geom, True, True, True))
     finally:
         _C.conv_set_tile_elems(old_t)
+        _C.conv_set_parts_elems(old_p)
         _C.set_num_threads(old_n)
-    want = np_conv2d(x, w, b, (2, 1), ((1, 1), (2, 2)), (1, 2), 2)
+    s, p, d, g = geom
+    want = np_conv2d(x, w, b, s, ((p[0], p[0]), (p[1], p[1])), d, g)
     np.testing.assert_allclose(results[0][0], want, **TOL[dtype])
     # the thread count never changes a bit; tile sizes change only the dW summation order
     for i in range(0, len(results), 2):
