@@ -12,7 +12,8 @@
  *   backward-wt    dW[g]   += dyt[g] @ col[g]^T                          (K = nt*L)
  *   backward-data  col[g]   = W[g]^T @ dyt[g], then col2im adds col into dx
  * with dyt (O, ldcol) the tile of dy packed channel-major (ce_conv_pack_dy).
- * The driver (cengine/_C/conv.pxi) picks nt so a tile's col stays a few MiB.
+ * The binding (cengine/_C/conv.pxi) picks nt so a tile's col stays about L2-sized; the
+ * whole-layer drivers ce_conv2d_fwd/bwd below run the tiles (chunks).
  *
  * Threads: every kernel splits independent items (image x channel pairs, planes, output
  * channels) with a static schedule; each output element is written by one thread in a fixed

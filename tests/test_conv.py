@@ -114,8 +114,8 @@ def test_conv2d_matches_numpy(case, dtype):
 def test_conv2d_unbatched_and_conv1d_match_numpy():
     x, w, b = rnd((3, 6, 7)), rnd((4, 3, 2, 3), seed=1), rnd((4,), seed=2)
     y = F.conv2d(ce.tensor(x), ce.tensor(w), ce.tensor(b), padding=1)
-    np.testing.assert_allclose(y.detach().numpy(), np_conv2d(x[None], w, b, pads=((1, 1), (1, 1)))[0],
-                               **TOL[np.float32])
+    want = np_conv2d(x[None], w, b, pads=((1, 1), (1, 1)))[0]
+    np.testing.assert_allclose(y.detach().numpy(), want, **TOL[np.float32])
     # conv1d = conv2d with H = 1
     x1, w1 = rnd((2, 4, 17)), rnd((6, 2, 5), seed=3)
     y1 = F.conv1d(ce.tensor(x1), ce.tensor(w1), None, stride=2, padding=3, dilation=2, groups=2)
@@ -369,8 +369,10 @@ def test_conv_bad_input():
             lambda: nn.Conv2d(3, 4, 3, padding="foo"))
     _raises(ValueError, "padding='same' is not supported for strided convolutions",
             lambda: nn.Conv2d(3, 4, 3, padding="same", stride=2))
-    _raises(ValueError, "in_channels must be divisible by groups", lambda: nn.Conv2d(3, 4, 3, groups=2))
-    _raises(ValueError, "out_channels must be divisible by groups", lambda: nn.Conv2d(4, 3, 3, groups=2))
+    _raises(ValueError, "in_channels must be divisible by groups",
+            lambda: nn.Conv2d(3, 4, 3, groups=2))
+    _raises(ValueError, "out_channels must be divisible by groups",
+            lambda: nn.Conv2d(4, 3, 3, groups=2))
     _raises(ValueError, "groups must be a positive integer", lambda: nn.Conv2d(4, 4, 3, groups=0))
     _raises(ValueError, "padding_mode must be one of", lambda: nn.Conv2d(4, 4, 3, padding_mode="x"))
     _raises(TypeError, "must be Tensor", lambda: F.conv2d(np.zeros((2, 3, 8, 8)), w))
@@ -382,13 +384,15 @@ NP_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 @pytest.mark.parametrize("shape,pad", [((2, 5), (2, 1)), ((1, 2, 6), (3, 0)),
-                                       ((2, 4, 5), (1, 2, 3, 1)), ((1, 2, 3, 4, 5), (1, 1, 2, 0, 1, 2)),
+                                       ((2, 4, 5), (1, 2, 3, 1)),
+                                       ((1, 2, 3, 4, 5), (1, 1, 2, 0, 1, 2)),
                                        ((1, 2, 4, 4), (1, 1, 1, 1))])
 def test_pad_modes_match_numpy(mode, shape, pad):
     x = rnd(shape, np.float64)
     y = F.pad(ce.tensor(x), pad, mode=mode)
     k = len(pad) // 2
-    widths = [(0, 0)] * (len(shape) - k) + [(pad[2 * i], pad[2 * i + 1]) for i in reversed(range(k))]
+    widths = [(0, 0)] * (len(shape) - k) + [(pad[2 * i], pad[2 * i + 1])
+                                            for i in reversed(range(k))]
     np.testing.assert_array_equal(y.detach().numpy(), np.pad(x, widths, mode=NP_MODE[mode]))
     xt = ce.tensor(x, requires_grad=True)
     if x.size <= 60:
@@ -403,8 +407,8 @@ def test_pad_matches_torch_negative_and_constant():
         want = torch.nn.functional.pad(torch.tensor(x), pad, mode=mode).numpy()
         np.testing.assert_array_equal(F.pad(ce.tensor(x), pad, mode=mode).numpy(), want)
     y = F.pad(ce.tensor(x), (1, 1), value=2.5)
-    np.testing.assert_array_equal(y.detach().numpy(), torch.nn.functional.pad(torch.tensor(x), (1, 1),
-                                                                      value=2.5).numpy())
+    want = torch.nn.functional.pad(torch.tensor(x), (1, 1), value=2.5).numpy()
+    np.testing.assert_array_equal(y.detach().numpy(), want)
 
 
 def test_pad_bad_input():
