@@ -59,6 +59,20 @@ def upsample(images, size):
     return rows[:, :, i0] * (1 - f) + rows[:, :, i1] * f
 
 
+def random_shift(x, rng, k):
+    """shift each (1, S, S) image by up to k pixels in each direction (zero fill): the small
+    training set (1437 digits) generalises better with it."""
+    if k <= 0:
+        return x
+    n, _, S, _ = x.shape
+    fill = x.min()
+    padded = np.pad(x, ((0, 0), (0, 0), (k, k), (k, k)), constant_values=fill)
+    dy, dx = rng.integers(0, 2 * k + 1, n), rng.integers(0, 2 * k + 1, n)
+    rows = (dy[:, None] + np.arange(S))[:, :, None]
+    cols = (dx[:, None] + np.arange(S))[:, None, :]
+    return np.ascontiguousarray(padded[np.arange(n)[:, None, None], 0, rows, cols][:, None])
+
+
 def load(size, seed):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -77,6 +91,8 @@ def main(argv=None):
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     ap.add_argument("--lr", type=float, default=None, help="default 0.05 (SGD), 1e-3 (Adam)")
     ap.add_argument("--gamma", type=float, default=0.8, help="StepLR decay per epoch")
+    ap.add_argument("--shift", type=int, default=None,
+                    help="random shift augmentation in pixels (default size//14, 0 = off)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
@@ -97,6 +113,7 @@ def main(argv=None):
     print("train %d, test %d images of %dx%d; optimizer %s"
           % (len(ytr), len(yte), args.size, args.size, type(opt).__name__))
     rng = np.random.default_rng(args.seed)
+    shift = args.size // 14 if args.shift is None else args.shift
     xte_t, yte_t = ce.tensor(xte), ce.tensor(yte)
     losses, steps, acc = [], 0, 0.0
     for epoch in range(1, args.epochs + 1):
@@ -105,7 +122,8 @@ def main(argv=None):
         perm = rng.permutation(len(ytr))
         for i in range(0, len(perm), args.batch_size):
             idx = perm[i:i + args.batch_size]
-            data, target = ce.tensor(xtr[idx]), ce.tensor(ytr[idx])
+            data = ce.tensor(random_shift(xtr[idx], rng, shift))
+            target = ce.tensor(ytr[idx])
             opt.zero_grad()
             loss = F.nll_loss(model(data), target)
             loss.backward()

@@ -9,6 +9,9 @@
 #include <math.h>
 #include <string.h>
 #include "cengine.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define CE_CONV_MIN_WORK 32768
 
@@ -225,6 +228,133 @@ void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int
 }
 void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L) {
     bias_grad_f64(db, dy, N, O, L);
+}
+
+/* ---- whole-layer drivers -------------------------------------------------------------------
+ * Threads over chunks only when the GEMM calls inside become single-threaded (nested regions
+ * inactive, the OpenMP default); otherwise chunks run in turn and every kernel threads. */
+static int chunk_threads(int64_t nchunks, int64_t work) {
+    int th = ce_par_threads(work, CE_CONV_MIN_WORK * 8);
+    if (th > nchunks) th = (int)nchunks;
+#ifdef _OPENMP
+    if (omp_get_max_active_levels() > 1) th = 1;
+#endif
+    return th < 1 ? 1 : th;
+}
+#ifdef _OPENMP
+#define CE_CONV_TID() omp_get_thread_num()
+#else
+#define CE_CONV_TID() 0
+#endif
+
+#define CE_DEF_DRIVER(T, SFX, GEMM)                                                            \
+    static void conv_fwd_chunk_##SFX(T *y, T *col, const T *x, const T *w, const T *b,         \
+                                     const ce_conv_geom_t *g, int64_t n0, int64_t m) {         \
+        int64_t L = g->OH * g->OW, Og = g->O / g->G, Cg = g->C / g->G;                         \
+        int64_t CgKK = Cg * g->KH * g->KW, ldcol = m * L;                                      \
+        im2col_##SFX(col, x + n0 * g->C * g->H * g->W, m, g->C, g->H, g->W, g->KH, g->KW,      \
+                     g->OH, g->OW, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw, ldcol);           \
+        /* y[n, grp] (Og, L) = W[grp] (Og, CgKK) @ col[grp][:, n*L : (n+1)*L] */               \
+        GEMM(m, g->G, Og, L, CgKK, 1, w, 0, Og * CgKK, CgKK, 1, col, L, CgKK * ldcol, ldcol, 1, \
+             0, y + n0 * g->O * L, g->O * L, Og * L, L, 1, NULL, 0);                            \
+        if (b) bias_add_##SFX(y + n0 * g->O * L, b, m, g->O, L);                               \
+    }                                                                                          \
+    static void conv_fwd_##SFX(T *y, T *ws, const T *x, const T *w, const T *b,                \
+                               const ce_conv_geom_t *g, int64_t per, int64_t wsz) {             \
+        int64_t nch = (g->N + per - 1) / per;                                                  \
+        int th = chunk_threads(nch, g->N * g->O * g->OH * g->OW * g->C / g->G * g->KH * g->KW); \
+        if (th <= 1) {                                                                         \
+            for (int64_t c = 0; c < nch; c++) {                                                \
+                int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                   \
+                conv_fwd_chunk_##SFX(y, ws, x, w, b, g, n0, m);                                \
+            }                                                                                  \
+            return;                                                                            \
+        }                                                                                      \
+        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th)")                       \
+        for (int64_t c = 0; c < nch; c++) {                                                    \
+            int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                       \
+            conv_fwd_chunk_##SFX(y, ws + (int64_t)CE_CONV_TID() * wsz, x, w, b, g, n0, m);      \
+        }                                                                                      \
+    }                                                                                          \
+    static void conv_bwd_chunk_##SFX(T *dx, T *dwc, T *col, T *dyt, const T *dy, const T *x,   \
+                                     const T *w, const ce_conv_geom_t *g, int64_t n0,          \
+                                     int64_t m, T beta) {                                       \
+        int64_t L = g->OH * g->OW, Og = g->O / g->G, Cg = g->C / g->G;                         \
+        int64_t CgKK = Cg * g->KH * g->KW, ldcol = m * L;                                      \
+        pack_dy_##SFX(dyt, dy + n0 * g->O * L, m, g->O, L, ldcol);                             \
+        if (dwc) {                                                                             \
+            im2col_##SFX(col, x + n0 * g->C * g->H * g->W, m, g->C, g->H, g->W, g->KH, g->KW,  \
+                         g->OH, g->OW, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw, ldcol);       \
+            /* dW[grp] (Og, CgKK) = beta*dW + dyt[grp] (Og, m*L) @ col[grp]^T (m*L, CgKK) */   \
+            GEMM(g->G, 1, Og, CgKK, ldcol, 1, dyt, Og * ldcol, 0, ldcol, 1, col, CgKK * ldcol, \
+                 0, 1, ldcol, beta, dwc, Og * CgKK, 0, CgKK, 1, NULL, 0);                      \
+        }                                                                                      \
+        if (dx) {                                                                              \
+            /* col[grp] (CgKK, m*L) = W[grp]^T (CgKK, Og) @ dyt[grp] (Og, m*L), then fold */   \
+            GEMM(g->G, 1, CgKK, ldcol, Og, 1, w, Og * CgKK, 0, 1, CgKK, dyt, Og * ldcol, 0,    \
+                 ldcol, 1, 0, col, CgKK * ldcol, 0, ldcol, 1, NULL, 0);                         \
+            col2im_##SFX(dx + n0 * g->C * g->H * g->W, col, m, g->C, g->H, g->W, g->KH, g->KW, \
+                         g->OH, g->OW, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw, ldcol);       \
+        }                                                                                      \
+    }                                                                                          \
+    static void conv_bwd_##SFX(T *dx, T *dwp, T *ws, const T *dy, const T *x, const T *w,     \
+                               const ce_conv_geom_t *g, int64_t per, int64_t wsz, int acc) {    \
+        int64_t nch = (g->N + per - 1) / per, L = g->OH * g->OW;                               \
+        int64_t D = g->O * (g->C / g->G) * g->KH * g->KW, colsz = g->C * g->KH * g->KW * per * L; \
+        int th = acc ? 1 : chunk_threads(nch, g->N * L * D);                                   \
+        if (th <= 1) {                                                                         \
+            for (int64_t c = 0; c < nch; c++) {                                                \
+                int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                   \
+                T *dwc = !dwp ? NULL : acc ? dwp : dwp + c * D;                                \
+                conv_bwd_chunk_##SFX(dx, dwc, ws, ws + colsz, dy, x, w, g, n0, m,              \
+                                     (T)(acc && c > 0 ? 1 : 0));                               \
+            }                                                                                  \
+            return;                                                                            \
+        }                                                                                      \
+        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th)")                       \
+        for (int64_t c = 0; c < nch; c++) {                                                    \
+            int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                       \
+            T *wt = ws + (int64_t)CE_CONV_TID() * wsz;                                         \
+            conv_bwd_chunk_##SFX(dx, dwp ? dwp + c * D : NULL, wt, wt + colsz, dy, x, w, g, n0, \
+                                 m, (T)0);                                                     \
+        }                                                                                      \
+    }                                                                                          \
+    static void sum_parts_##SFX(T *dw, const T *parts, int64_t nch, int64_t D) {               \
+        int th = ce_threads_for(nch * D, CE_CONV_MIN_WORK * 4);                                \
+        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
+        for (int64_t i = 0; i < D; i++) {                                                      \
+            T s = dw[i];                                                                       \
+            for (int64_t c = 0; c < nch; c++) s += parts[c * D + i];                           \
+            dw[i] = s;                                                                         \
+        }                                                                                      \
+    }
+
+CE_DEF_DRIVER(float, f32, ce_sgemm)
+CE_DEF_DRIVER(double, f64, ce_dgemm)
+
+void ce_conv2d_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b,
+                       const ce_conv_geom_t *g, int64_t per, int64_t wsz) {
+    conv_fwd_f32(y, ws, x, w, b, g, per, wsz);
+}
+void ce_conv2d_fwd_f64(double *y, double *ws, const double *x, const double *w,
+                       const double *b, const ce_conv_geom_t *g, int64_t per, int64_t wsz) {
+    conv_fwd_f64(y, ws, x, w, b, g, per, wsz);
+}
+void ce_conv2d_bwd_f32(float *dx, float *dwp, float *ws, const float *dy, const float *x,
+                       const float *w, const ce_conv_geom_t *g, int64_t per, int64_t wsz,
+                       int dw_accumulate) {
+    conv_bwd_f32(dx, dwp, ws, dy, x, w, g, per, wsz, dw_accumulate);
+}
+void ce_conv2d_bwd_f64(double *dx, double *dwp, double *ws, const double *dy, const double *x,
+                       const double *w, const ce_conv_geom_t *g, int64_t per, int64_t wsz,
+                       int dw_accumulate) {
+    conv_bwd_f64(dx, dwp, ws, dy, x, w, g, per, wsz, dw_accumulate);
+}
+void ce_conv_sum_parts_f32(float *dw, const float *parts, int64_t nchunks, int64_t D) {
+    sum_parts_f32(dw, parts, nchunks, D);
+}
+void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int64_t D) {
+    sum_parts_f64(dw, parts, nchunks, D);
 }
 
 /* ---- BatchNorm over (N, C, S): threads split channels; each channel's sums run in a fixed

@@ -12,7 +12,8 @@
  *   backward-wt    dW[g]   += dyt[g] @ col[g]^T                          (K = nt*L)
  *   backward-data  col[g]   = W[g]^T @ dyt[g], then col2im adds col into dx
  * with dyt (O, ldcol) the tile of dy packed channel-major (ce_conv_pack_dy).
- * The driver (cengine/_C/conv.pxi) picks nt so a tile's col stays a few MiB.
+ * The binding (cengine/_C/conv.pxi) picks nt so a tile's col stays about L2-sized; the
+ * whole-layer drivers ce_conv2d_fwd/bwd below run the tiles (chunks).
  *
  * Threads: every kernel splits independent items (image x channel pairs, planes, output
  * channels) with a static schedule; each output element is written by one thread in a fixed
@@ -59,6 +60,35 @@ void ce_conv_bias_add_f64(double *y, const double *b, int64_t N, int64_t O, int6
 /* db (O) += sum over n, l of dy (N,O,L) (double accumulator, fixed order) */
 void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int64_t L);
 void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L);
+
+/* ---- whole-layer drivers (GEMM-based convolution over chunks of `per` images) ----
+ * Geometry of one conv2d call: x (N,C,H,W), w (O,C/G,KH,KW), y (N,O,OH,OW), pads top/left. */
+typedef struct {
+    int64_t N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw;
+} ce_conv_geom_t;
+/* chunks of `per` images; with two or more chunks and threads the chunks are spread over the
+ * threads (each unfolds into its own wsz-element slice of ws and runs the GEMM on itself, a
+ * nested region), otherwise chunks run in turn with every kernel threaded. ws holds
+ * ce_get_num_threads() slices of wsz >= C*KH*KW*per*L elements.
+ * forward: y = conv(x, w) (+ b[o] when b is not NULL) */
+void ce_conv2d_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b,
+                       const ce_conv_geom_t *g, int64_t per, int64_t wsz);
+void ce_conv2d_fwd_f64(double *y, double *ws, const double *x, const double *w,
+                       const double *b, const ce_conv_geom_t *g, int64_t per, int64_t wsz);
+/* backward: dx (zeroed by the caller, NULL: not wanted) += input gradient; weight gradient
+ * (NULL: not wanted) either into partials dwp (nchunks, O, C/G*KH*KW), one per chunk, which
+ * the caller sums in chunk order (dw_accumulate == 0), or accumulated straight into dwp
+ * (O, C/G*KH*KW) chunk after chunk with every kernel threaded (dw_accumulate == 1). Either
+ * way the result does not depend on the thread count. ws slices: wsz >= (C*KH*KW + O)*per*L */
+void ce_conv2d_bwd_f32(float *dx, float *dwp, float *ws, const float *dy, const float *x,
+                       const float *w, const ce_conv_geom_t *g, int64_t per, int64_t wsz,
+                       int dw_accumulate);
+void ce_conv2d_bwd_f64(double *dx, double *dwp, double *ws, const double *dy, const double *x,
+                       const double *w, const ce_conv_geom_t *g, int64_t per, int64_t wsz,
+                       int dw_accumulate);
+/* dw (D) += sum over c < nchunks of parts (nchunks, D), in chunk order */
+void ce_conv_sum_parts_f32(float *dw, const float *parts, int64_t nchunks, int64_t D);
+void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int64_t D);
 
 /* ---- pooling over P planes (P = N*C), x (P,H,W), y (P,OH,OW) contiguous ---- */
 /* max pool: y = max over the window (NaN wins), idx = h*W + w of the chosen input element

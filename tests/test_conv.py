@@ -114,8 +114,8 @@ def test_conv2d_matches_numpy(case, dtype):
 def test_conv2d_unbatched_and_conv1d_match_numpy():
     x, w, b = rnd((3, 6, 7)), rnd((4, 3, 2, 3), seed=1), rnd((4,), seed=2)
     y = F.conv2d(ce.tensor(x), ce.tensor(w), ce.tensor(b), padding=1)
-    np.testing.assert_allclose(y.detach().numpy(), np_conv2d(x[None], w, b, pads=((1, 1), (1, 1)))[0],
-                               **TOL[np.float32])
+    want = np_conv2d(x[None], w, b, pads=((1, 1), (1, 1)))[0]
+    np.testing.assert_allclose(y.detach().numpy(), want, **TOL[np.float32])
     # conv1d = conv2d with H = 1
     x1, w1 = rnd((2, 4, 17)), rnd((6, 2, 5), seed=3)
     y1 = F.conv1d(ce.tensor(x1), ce.tensor(w1), None, stride=2, padding=3, dilation=2, groups=2)
@@ -285,24 +285,37 @@ def test_im2col_col2im_match_ref(geom, dtype, isa, nthreads):
                                (x.astype(np.float64) * dx).sum(), rtol=1e-4)
 
 
+INVARIANCE_CASES = [
+    # x, w, dy shapes, geometry (stride, pad, dilation, groups), out_hw
+    ((5, 6, 13, 12), (8, 3, 3, 3), (5, 8, 7, 12), ((2, 1), (1, 2), (1, 2), 2), (7, 12)),
+    # enough work that chunks of images run on separate threads
+    ((7, 8, 20, 21), (16, 8, 3, 3), (7, 16, 20, 21), ((1, 1), (1, 1), (1, 1), 1), (20, 21)),
+]
+
+
+@pytest.mark.parametrize("case", INVARIANCE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_kernels_thread_and_tile_invariant(dtype, isa):
-    x, w, b = rnd((5, 6, 13, 12), dtype), rnd((8, 3, 3, 3), dtype, 1), rnd((8,), dtype, 2)
-    dy = rnd((5, 8, 7, 12), dtype, 3)
-    geom = ((2, 1), (1, 2), (1, 2), 2)
-    old_t, old_n = _C.conv_get_tile_elems(), _C.get_num_threads()
+def test_conv_kernels_thread_and_tile_invariant(dtype, case, isa):
+    xs, ws, dys, geom, out = case
+    x, w, b = rnd(xs, dtype), rnd(ws, dtype, 1), rnd((ws[0],), dtype, 2)
+    dy = rnd(dys, dtype, 3)
+    old_t, old_n, old_p = _C.conv_get_tile_elems(), _C.get_num_threads(), _C.conv_get_parts_elems()
     results = []
     try:
-        for tile in (1 << 21, 1, 3000):
+        # tile sizes; weight-gradient partials per chunk (default) or accumulated (parts=0)
+        for tile, parts in ((1 << 21, old_p), (1, old_p), (3000, old_p), (3000, 0)):
             _C.conv_set_tile_elems(tile)
+            _C.conv_set_parts_elems(parts)
             for nth in (1, 2):
                 _C.set_num_threads(nth)
-                y = _C.conv2d_forward(x, w, b, *geom, (7, 12))
+                y = _C.conv2d_forward(x, w, b, *geom, out)
                 results.append((y,) + _C.conv2d_backward(dy, x, w, *geom, True, True, True))
     finally:
         _C.conv_set_tile_elems(old_t)
+        _C.conv_set_parts_elems(old_p)
         _C.set_num_threads(old_n)
-    want = np_conv2d(x, w, b, (2, 1), ((1, 1), (2, 2)), (1, 2), 2)
+    s, p, d, g = geom
+    want = np_conv2d(x, w, b, s, ((p[0], p[0]), (p[1], p[1])), d, g)
     np.testing.assert_allclose(results[0][0], want, **TOL[dtype])
     # the thread count never changes a bit; tile sizes change only the dW summation order
     for i in range(0, len(results), 2):
@@ -356,8 +369,10 @@ def test_conv_bad_input():
             lambda: nn.Conv2d(3, 4, 3, padding="foo"))
     _raises(ValueError, "padding='same' is not supported for strided convolutions",
             lambda: nn.Conv2d(3, 4, 3, padding="same", stride=2))
-    _raises(ValueError, "in_channels must be divisible by groups", lambda: nn.Conv2d(3, 4, 3, groups=2))
-    _raises(ValueError, "out_channels must be divisible by groups", lambda: nn.Conv2d(4, 3, 3, groups=2))
+    _raises(ValueError, "in_channels must be divisible by groups",
+            lambda: nn.Conv2d(3, 4, 3, groups=2))
+    _raises(ValueError, "out_channels must be divisible by groups",
+            lambda: nn.Conv2d(4, 3, 3, groups=2))
     _raises(ValueError, "groups must be a positive integer", lambda: nn.Conv2d(4, 4, 3, groups=0))
     _raises(ValueError, "padding_mode must be one of", lambda: nn.Conv2d(4, 4, 3, padding_mode="x"))
     _raises(TypeError, "must be Tensor", lambda: F.conv2d(np.zeros((2, 3, 8, 8)), w))
@@ -369,13 +384,15 @@ NP_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 @pytest.mark.parametrize("shape,pad", [((2, 5), (2, 1)), ((1, 2, 6), (3, 0)),
-                                       ((2, 4, 5), (1, 2, 3, 1)), ((1, 2, 3, 4, 5), (1, 1, 2, 0, 1, 2)),
+                                       ((2, 4, 5), (1, 2, 3, 1)),
+                                       ((1, 2, 3, 4, 5), (1, 1, 2, 0, 1, 2)),
                                        ((1, 2, 4, 4), (1, 1, 1, 1))])
 def test_pad_modes_match_numpy(mode, shape, pad):
     x = rnd(shape, np.float64)
     y = F.pad(ce.tensor(x), pad, mode=mode)
     k = len(pad) // 2
-    widths = [(0, 0)] * (len(shape) - k) + [(pad[2 * i], pad[2 * i + 1]) for i in reversed(range(k))]
+    widths = [(0, 0)] * (len(shape) - k) + [(pad[2 * i], pad[2 * i + 1])
+                                            for i in reversed(range(k))]
     np.testing.assert_array_equal(y.detach().numpy(), np.pad(x, widths, mode=NP_MODE[mode]))
     xt = ce.tensor(x, requires_grad=True)
     if x.size <= 60:
@@ -390,8 +407,8 @@ def test_pad_matches_torch_negative_and_constant():
         want = torch.nn.functional.pad(torch.tensor(x), pad, mode=mode).numpy()
         np.testing.assert_array_equal(F.pad(ce.tensor(x), pad, mode=mode).numpy(), want)
     y = F.pad(ce.tensor(x), (1, 1), value=2.5)
-    np.testing.assert_array_equal(y.detach().numpy(), torch.nn.functional.pad(torch.tensor(x), (1, 1),
-                                                                      value=2.5).numpy())
+    want = torch.nn.functional.pad(torch.tensor(x), (1, 1), value=2.5).numpy()
+    np.testing.assert_array_equal(y.detach().numpy(), want)
 
 
 def test_pad_bad_input():
@@ -406,3 +423,95 @@ def test_pad_bad_input():
             lambda: F.pad(ce.randn(1, 1, 3), (1, 1), mode="foo"))
     _raises(NotImplementedError, "Padding size 4 is not supported for 2D input tensor.",
             lambda: F.pad(ce.randn(2, 3), (1, 1, 1, 1), mode="replicate"))
+
+
+# ------------------------------------------------------------------------- ConvTranspose
+CT_GRID = [
+    dict(),
+    dict(stride=2, padding=1, output_padding=1),
+    dict(stride=(2, 3), dilation=2, groups=2, output_padding=1),
+    dict(stride=1, dilation=2, output_padding=1, bias=False),
+    dict(stride=3, padding=2),
+]
+
+
+@pytest.mark.parametrize("kw", CT_GRID)
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(kw):
+    """<conv_transpose2d(x, w), y> == <x, conv2d(y, w)> with the same weight and geometry."""
+    kw = dict(kw)
+    kw.pop("bias", None)
+    op = kw.pop("output_padding", 0)
+    x, w = rnd((2, 4, 5, 6), np.float64), rnd((4, 3, 3, 3), np.float64, 1)
+    y = F.conv_transpose2d(ce.tensor(x), ce.tensor(w), None, output_padding=op, **kw)
+    z = rnd(tuple(y.shape), np.float64, 2)
+    s, p, d = _pair(kw.get("stride", 1)), _pair(kw.get("padding", 0)), _pair(kw.get("dilation", 1))
+    cz = np_conv2d(z, w, None, s, ((p[0], p[0]), (p[1], p[1])), d, kw.get("groups", 1))
+    cz = cz[:, :, :x.shape[2], :x.shape[3]]
+    np.testing.assert_allclose((y.numpy() * z).sum(), (x * cz).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_conv_transpose_gradcheck(nd):
+    shape = (2, 4, 3, 4) if nd == 2 else (2, 4, 5)
+    x = ce.tensor(rnd(shape, np.float64), requires_grad=True)
+    w = ce.tensor(rnd((4, 1) + (2,) * nd, np.float64, 1), requires_grad=True)
+    b = ce.tensor(rnd((2,), np.float64, 2), requires_grad=True)
+    fn = F.conv_transpose2d if nd == 2 else F.conv_transpose1d
+    assert gradcheck(lambda x, w, b: fn(x, w, b, 2, 1, 1, 2, 1), (x, w, b))
+    xu = ce.tensor(rnd(shape[1:], np.float64), requires_grad=True)   # unbatched
+    b1 = ce.tensor(rnd((1,), np.float64, 3), requires_grad=True)
+    assert gradcheck(lambda x, w, b: fn(x, w, b, 1, 0, 0, 1, 2), (xu, w, b1))
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("kw", CT_GRID)
+def test_conv_transpose_matches_torch(kw, nd):
+    torch = pytest.importorskip("torch")
+    kw = dict(kw)
+    if nd == 1:
+        kw = {k: (v[0] if isinstance(v, tuple) else v) for k, v in kw.items()}
+    tm = getattr(torch.nn, "ConvTranspose%dd" % nd)(4, 6, 3, **kw)
+    cm = getattr(nn, "ConvTranspose%dd" % nd)(4, 6, 3, **kw)
+    assert repr(cm) == repr(tm) and list(cm.state_dict()) == list(tm.state_dict())
+    cm.weight.data = ce.tensor(tm.weight.detach().numpy())
+    if tm.bias is not None:
+        cm.bias.data = ce.tensor(tm.bias.detach().numpy())
+    x = rnd((2, 4, 5, 7) if nd == 2 else (2, 4, 9), np.float32, 3)
+    xt, xc = torch.tensor(x, requires_grad=True), ce.tensor(x, requires_grad=True)
+    yt, yc = tm(xt), cm(xc)
+    np.testing.assert_allclose(yc.detach().numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    g = rnd(tuple(yt.shape), np.float32, 4)
+    yt.backward(torch.tensor(g))
+    yc.backward(ce.tensor(g))
+    np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cm.weight.grad.numpy(), tm.weight.grad.numpy(), rtol=1e-4,
+                               atol=1e-4)
+    if tm.bias is not None:
+        np.testing.assert_allclose(cm.bias.grad.numpy(), tm.bias.grad.numpy(), rtol=1e-4,
+                                   atol=1e-4)
+
+
+def test_conv_transpose_output_size_and_bad_input():
+    m = nn.ConvTranspose2d(4, 3, 3, stride=2)
+    x = ce.randn(2, 4, 5, 5)
+    assert tuple(m(x).shape) == (2, 3, 11, 11)
+    assert tuple(m(x, output_size=(12, 12)).shape) == (2, 3, 12, 12)
+    assert tuple(m(x, output_size=[2, 3, 11, 12]).shape) == (2, 3, 11, 12)
+    _raises(ValueError, "requested an output size of (13, 13), but valid sizes range from "
+            "[11, 11] to [12, 12]", lambda: m(x, output_size=(13, 13)))
+    w = ce.randn(4, 3, 3, 3)
+    _raises(RuntimeError, "Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d",
+            lambda: F.conv_transpose2d(ce.randn(2, 3), w))
+    _raises(RuntimeError, "Given transposed=1, weight of size [4, 3, 3, 3], expected input[2, 5, "
+            "5, 5] to have 4 channels, but got 5 channels instead",
+            lambda: F.conv_transpose2d(ce.randn(2, 5, 5, 5), w))
+    _raises(RuntimeError, "output padding must be smaller than either stride or dilation",
+            lambda: F.conv_transpose2d(x, w, stride=2, output_padding=2))
+    _raises(RuntimeError, "Calculated output size per channel: (-1 x -1). Output size is too small",
+            lambda: F.conv_transpose2d(ce.randn(1, 4, 1, 1), w, padding=2))
+    _raises(RuntimeError, "expected bias to be 1-dimensional with 3 elements",
+            lambda: F.conv_transpose2d(x, w, ce.randn(4)))
+    _raises(RuntimeError, "Given groups=2, expected weight to be divisible by 2 at dimension 0",
+            lambda: F.conv_transpose2d(x, ce.randn(3, 3, 3, 3), groups=2))
+    _raises(ValueError, 'Only "zeros" padding mode is supported for ConvTranspose2d',
+            lambda: nn.ConvTranspose2d(4, 3, 3, padding_mode="reflect"))

@@ -8,7 +8,7 @@ from .activation import (ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Soft
                          Hardtanh, LogSigmoid, Mish, GLU, Softmax, LogSoftmax, Softmin)
 from .normalization import LayerNorm, RMSNorm, BatchNorm1d, BatchNorm2d
 from .dropout import Dropout, Dropout1d, Dropout2d
-from .conv import Conv1d, Conv2d
+from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d,
                       AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d)
 from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss,
@@ -35,6 +35,6 @@ __all__ = [
     "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
     "BatchNorm2d", "Dropout1d", "Dropout2d", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d",
     "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool2d", "ConvTranspose1d", "ConvTranspose2d",
 ]
 __all__ += ["CTCLoss"]

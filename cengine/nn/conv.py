@@ -1,5 +1,7 @@
-"""Conv1d, Conv2d: torch's layers, weight (out_channels, in_channels/groups, *kernel_size),
-initialised like torch (kaiming_uniform_(a=sqrt(5)), bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)))."""
+"""Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d: torch's layers with torch's weight layout,
+(out_channels, in_channels/groups, *kernel_size) (transposed: (in_channels,
+out_channels/groups, *kernel_size)), initialised like torch: kaiming_uniform_(a=sqrt(5)) and
+bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
 import math
 import numbers
 
@@ -10,7 +12,7 @@ from . import init
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["Conv1d", "Conv2d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -120,4 +122,102 @@ class Conv1d(_ConvNd):
 
 class Conv2d(_ConvNd):
     """2-D convolution over (N, C_in, H, W) or (C_in, H, W) inputs."""
+    _nd = 2
+
+
+class _ConvTransposeNd(Module):
+    _nd = 0
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        nd = self._nd
+        if padding_mode != "zeros":
+            raise ValueError('Only "zeros" padding mode is supported for %s'
+                             % type(self).__name__)
+        if not isinstance(groups, numbers.Integral) or groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups != 0:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups != 0:
+            raise ValueError("out_channels must be divisible by groups")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _ntuple(kernel_size, nd)
+        self.stride = _ntuple(stride, nd)
+        self.padding = _ntuple(padding, nd)
+        self.dilation = _ntuple(dilation, nd)
+        self.output_padding = _ntuple(output_padding, nd)
+        self.transposed = True
+        self.groups = groups
+        self.padding_mode = padding_mode
+        dtype = _dt.get_default_dtype() if dtype is None else dtype
+        self.weight = Parameter(empty(in_channels, out_channels // groups, *self.kernel_size,
+                                      dtype=dtype, device=device))
+        if bias:
+            self.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    reset_parameters = _ConvNd.reset_parameters
+
+    def _output_padding(self, input, output_size):
+        """output_padding that gives output_size (torch's rule), or the module's own."""
+        if output_size is None:
+            return self.output_padding
+        nd = self._nd
+        output_size = list(int(v) for v in output_size)
+        if len(output_size) == nd + 2 or len(output_size) == nd + 1:
+            output_size = output_size[-nd:]
+        if len(output_size) != nd:
+            raise ValueError("ConvTranspose%dD: for %dD input, output_size must have %d or %d "
+                             "elements (got %d)" % (nd, input.dim(), nd, nd + 2,
+                                                    len(output_size)))
+        spatial = tuple(input.shape[-nd:])
+        lo, hi = [], []
+        for i in range(nd):
+            m = ((spatial[i] - 1) * self.stride[i] - 2 * self.padding[i]
+                 + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            lo.append(m)
+            hi.append(m + self.stride[i] - 1)
+        for i in range(nd):
+            if not lo[i] <= output_size[i] <= hi[i]:
+                raise ValueError("requested an output size of %s, but valid sizes range from %s "
+                                 "to %s (for an input of %s)"
+                                 % (tuple(output_size), lo, hi, "torch.Size(%s)"
+                                    % list(spatial)))
+        return tuple(output_size[i] - lo[i] for i in range(nd))
+
+    def forward(self, input, output_size=None):
+        op = self._output_padding(input, output_size)
+        fn = F.conv_transpose1d if self._nd == 1 else F.conv_transpose2d
+        return fn(input, self.weight, self.bias, self.stride, self.padding, op, self.groups,
+                  self.dilation)
+
+    def extra_repr(self):
+        nd = self._nd
+        s = "%d, %d, kernel_size=%s, stride=%s" % (self.in_channels, self.out_channels,
+                                                   self.kernel_size, self.stride)
+        if self.padding != (0,) * nd:
+            s += ", padding=%s" % (self.padding,)
+        if self.dilation != (1,) * nd:
+            s += ", dilation=%s" % (self.dilation,)
+        if self.output_padding != (0,) * nd:
+            s += ", output_padding=%s" % (self.output_padding,)
+        if self.groups != 1:
+            s += ", groups=%d" % self.groups
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-D convolution, weight (in_channels, out_channels/groups, K)."""
+    _nd = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-D convolution, weight (in_channels, out_channels/groups, KH, KW)."""
     _nd = 2

@@ -1389,6 +1389,8 @@ from ..ops import conv as _conv_ops  # noqa: E402
 
 conv1d = _conv_ops.conv1d
 conv2d = _conv_ops.conv2d
+conv_transpose1d = _conv_ops.conv_transpose1d
+conv_transpose2d = _conv_ops.conv_transpose2d
 max_pool1d = _conv_ops.max_pool1d
 max_pool2d = _conv_ops.max_pool2d
 avg_pool1d = _conv_ops.avg_pool1d
@@ -1411,6 +1413,7 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
     return _conv_ops.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
-__all__ += ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+__all__ += ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+            "max_pool2d", "avg_pool1d", "avg_pool2d",
             "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
             "adaptive_max_pool2d", "dropout1d", "dropout2d"]

@@ -18,7 +18,8 @@ from ..autograd.function import Function
 from ..random import _rng
 from ..tensor import Tensor, _wrap
 
-__all__ = ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+           "max_pool2d", "avg_pool1d", "avg_pool2d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
            "adaptive_max_pool2d", "dropout1d", "dropout2d", "pad"]
 
@@ -99,7 +100,8 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
     xdt, wdt = input._data.dtype, weight._data.dtype
     if xdt != wdt:
         raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name), _TORCH_DTN.get(wdt.name, wdt.name)))
+                           % (_TORCH_DTN.get(xdt.name, xdt.name),
+                              _TORCH_DTN.get(wdt.name, wdt.name)))
     if bias is not None and bias._data.dtype != xdt:
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
                            % (_TORCH_DT.get(xdt.name, xdt.name),
@@ -179,6 +181,142 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) of (N, C_in, H, W) or (C_in, H, W) with weight
     (C_out, C_in/groups, KH, KW); padding an int, a pair, 'valid' or 'same'."""
     return _conv(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+# ============================================================================ transposed conv
+class _ConvTranspose2d(Function):
+    """y = conv_transpose2d(x, w) + b: the backward-data pass of a convolution (GEMM, then
+    col2im); its gradients are a convolution (input) and a weight gradient (weight)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, geom):
+        stride, pad, dil, groups, in_hw, x4, w4, y4, yshape = geom
+        xa = _f(x).reshape(x4)
+        wa = _f(w).reshape(w4)
+        y = _C.conv2d_backward(xa, y4, wa, stride, pad, dil, groups, True, False, False)[0]
+        if b is not None:
+            _C.conv_bias_add(y, _f(b))
+        ctx.save_for_backward(x, w)
+        ctx.geom = geom
+        ctx.has_b = b is not None
+        return y.reshape(yshape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        stride, pad, dil, groups, in_hw, x4, w4, y4, yshape = ctx.geom
+        need = ctx.needs_input_grad
+        g4 = _f(g.astype(x.dtype, copy=False)).reshape(y4)
+        xa, wa = _f(x).reshape(x4), _f(w).reshape(w4)
+        dx = dw = db = None
+        if need[0]:
+            dx = _C.conv2d_forward(g4, wa, None, stride, pad, dil, groups, in_hw).reshape(x.shape)
+        if need[1]:
+            dw = _C.conv2d_backward(xa, g4, wa, stride, pad, dil, groups, False, True,
+                                    False)[1].reshape(w.shape)
+        if ctx.has_b and need[2]:
+            db = _C.conv_bias_grad(g4)
+        return dx, dw, db, None
+
+
+def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups,
+                    dilation):
+    name = "conv_transpose%dd" % nd
+    _check_tensor(name, input)
+    _check_tensor(name, weight, "weight")
+    if input.dim() not in (nd + 1, nd + 2):
+        raise RuntimeError("Expected %dD (unbatched) or %dD (batched) input to %s, but got "
+                           "input of size: %s" % (nd + 1, nd + 2, name, list(input.shape)))
+    if weight.dim() != nd + 2:
+        raise RuntimeError("%s: expected a %d-D weight (in_channels, out_channels/groups, "
+                           "kernel...), got %d-D" % (name, nd + 2, weight.dim()))
+    xdt = input._data.dtype
+    if weight._data.dtype != xdt:
+        raise RuntimeError("expected scalar type %s but found %s"
+                           % (_TORCH_DTN.get(xdt.name, xdt.name),
+                              _TORCH_DTN.get(weight.dtype.name, weight.dtype.name)))
+    if bias is not None and bias._data.dtype != xdt:
+        raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
+                           % (_TORCH_DT.get(xdt.name, xdt.name),
+                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
+    if xdt.kind != "f" or xdt.itemsize < 4:
+        raise RuntimeError("\"%s\" not implemented for '%s'"
+                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+    if isinstance(padding, str):
+        raise TypeError("%s(): argument 'padding' must be tuple of ints, not str" % name)
+    stride = _tuple(stride, nd, "stride")
+    padding = _tuple(padding, nd, "padding")
+    dilation = _tuple(dilation, nd, "dilation")
+    opad = _tuple(output_padding, nd, "output_padding")
+    if not isinstance(groups, numbers.Integral) or groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if builtins.min(stride) <= 0:
+        raise RuntimeError("non-positive stride is not supported")
+    if builtins.min(dilation) <= 0:
+        raise RuntimeError("non-positive dilation is not supported")
+    if builtins.min(padding) < 0:
+        raise RuntimeError("negative padding is not supported")
+    if builtins.min(opad) < 0:
+        raise RuntimeError("negative output_padding is not supported")
+    if any(o >= s and o >= d for o, s, d in zip(opad, stride, dilation)):
+        o2, s2, d2 = (opad * 2)[-2:], (stride * 2)[-2:], (dilation * 2)[-2:]
+        raise RuntimeError("output padding must be smaller than either stride or dilation, but "
+                           "got output_padding_height: %d output_padding_width: %d "
+                           "stride_height: %d stride_width: %d dilation_height: %d "
+                           "dilation_width: %d" % (o2[0], o2[1], s2[0], s2[1], d2[0], d2[1]))
+    batched = input.dim() == nd + 2
+    xshape = tuple(input.shape) if batched else (1,) + tuple(input.shape)
+    Cin, Cog = weight.shape[0], weight.shape[1]
+    if Cin % groups:
+        raise RuntimeError("Given groups=%d, expected weight to be divisible by %d at dimension "
+                           "0, but got weight of size [%s] instead"
+                           % (groups, groups, list(weight.shape)))
+    if xshape[1] != Cin:
+        raise RuntimeError("Given transposed=1, weight of size %s, expected input%s to have %d "
+                           "channels, but got %d channels instead"
+                           % (list(weight.shape), list(xshape), Cin, xshape[1]))
+    Cout = Cog * groups
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != Cout):
+        raise RuntimeError("Given transposed=1, weight of size %s, expected bias to be "
+                           "1-dimensional with %d elements, but got bias of size %s instead"
+                           % (list(weight.shape), Cout, list(bias.shape)))
+    k = tuple(weight.shape[2:])
+    spatial = xshape[2:]
+    out = [(i - 1) * s - 2 * p + d * (kk - 1) + o + 1
+           for i, s, p, d, kk, o in zip(spatial, stride, padding, dilation, k, opad)]
+    if builtins.min(out) <= 0:
+        raise RuntimeError("Given input size per channel: (%s). Calculated output size per "
+                           "channel: (%s). Output size is too small"
+                           % (" x ".join(map(str, spatial)), " x ".join(map(str, out))))
+    yshape = (xshape[0], Cout) + tuple(out)
+    if not batched:
+        yshape = yshape[1:]
+    if nd == 1:
+        x4 = (xshape[0], Cin, 1, spatial[0])
+        w4 = (Cin, Cog, 1, k[0])
+        y4 = (xshape[0], Cout, 1, out[0])
+        geom = ((1, stride[0]), (0, padding[0]), (1, dilation[0]), groups, (1, spatial[0]))
+    else:
+        x4, w4 = xshape, tuple(weight.shape)
+        y4 = (xshape[0], Cout) + tuple(out)
+        geom = (stride, padding, dilation, groups, tuple(spatial))
+    return _ConvTranspose2d.apply(input, weight, bias, geom + (x4, w4, y4, yshape))
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 1-D convolution of (N, C_in, L) or (C_in, L) with weight
+    (C_in, C_out/groups, K) (the gradient of conv1d with respect to its input)."""
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 2-D convolution of (N, C_in, H, W) or (C_in, H, W) with weight
+    (C_in, C_out/groups, KH, KW)."""
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
 
 
 # ============================================================================ pooling
@@ -495,14 +633,15 @@ def _pad_index(n, lo, hi, mode):
 
 def _pad_gather(x, dims_idx):
     out = x
-    for d, idx in dims_idx:
+    for d, idx, _, _ in dims_idx:
         out = np.take(out, idx, axis=d)
     return np.ascontiguousarray(out)
 
 
 class _PadIndex(Function):
     """reflect / replicate / circular padding: out = x gathered by one index array per padded
-    dim; backward adds the gradient back through the same indices."""
+    dim (d, idx, j0, j1), output positions [j0, j1) being the kept input run; backward adds the
+    gradient back through the same indices."""
 
     @staticmethod
     def forward(ctx, x, dims_idx):
@@ -512,14 +651,20 @@ class _PadIndex(Function):
     @staticmethod
     def backward(ctx, g):
         shape, dims_idx = ctx.meta
-        for d, idx in reversed(dims_idx):
+        for d, idx, j0, j1 in reversed(dims_idx):
             n = shape[d]
             gs = list(g.shape)
             gs[d] = n
             acc = np.zeros(gs, g.dtype)
             gm = np.moveaxis(g, d, 0)
             am = np.moveaxis(acc, d, 0)
-            np.add.at(am, idx, gm)
+            # the kept run [j0, j1) of output positions reads consecutive inputs: one slice;
+            # each padded position adds into its source, in output order (no np.add.at)
+            if j1 > j0:
+                am[idx[j0]:idx[j0] + (j1 - j0)] += gm[j0:j1]
+            for j in range(len(idx)):
+                if j < j0 or j >= j1:
+                    am[idx[j]] += gm[j]
             g = acc
         return g, None
 
@@ -561,7 +706,8 @@ def pad(input, pad, mode="constant", value=None):
                                "a negative output size, which is invalid. Check dimension %d of "
                                "your input." % (n, lo, hi, d))
         if lo or hi:
-            dims_idx.append((d, _pad_index(n, lo, hi, mode)))
+            j0 = builtins.max(lo, 0)
+            dims_idx.append((d, _pad_index(n, lo, hi, mode), j0, j0 + m))
     if input._data.dtype.kind != "f":   # no gradient: gather only
         return _wrap(_pad_gather(input._data, dims_idx))
     return _PadIndex.apply(input, dims_idx)
