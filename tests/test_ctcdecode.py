@@ -246,3 +246,48 @@ def test_vs_pyctcdecode():
         text = py.decode(lp[n].astype(np.float64), beam_width=50, beam_prune_logp=-1000.0,
                          token_min_logp=-1000.0)
         assert text == "".join(labels[c] for c in r[n, 0, :l[n, 0]])
+
+
+ARPA = """\\data\\
+ngram 1=5
+ngram 2=2
+
+\\1-grams:
+-1.0\t<unk>\t0
+-99\t<s>\t-0.5
+-1.0\t</s>\t0
+-0.3\tab\t-0.2
+-3.0\tba\t-0.2
+
+\\2-grams:
+-0.2\t<s> ab
+-0.5\tab </s>
+
+\\end\\
+"""
+
+
+def test_kenlm_fusion(tmp_path):
+    """with a language model that prefers the word 'ab', an utterance that sounds slightly more
+    like 'ba' is decoded as 'ab' once alpha is large enough; beam_scores stay the CTC-only NLL"""
+    pytest.importorskip("kenlm")
+    path = tmp_path / "lm.arpa"
+    path.write_text(ARPA)
+    labels = ["_", "a", "b", " "]
+    p = np.array([[.1, .42, .46, .02], [.6, .2, .18, .02], [.1, .46, .42, .02]], np.float32)
+    p = p[None]
+    plain = CTCBeamDecoder(labels, beam_width=20)
+    r, s, _, l = [x.numpy() for x in plain.decode(p)]
+    assert r[0, 0, :l[0, 0]].tolist() == [2, 1]   # 'ba' without a language model
+    nll_ab = {tuple(r[0, b, :l[0, b]].tolist()): s[0, b] for b in range(20) if np.isfinite(s[0, b])}[(1, 2)]
+    for alpha, want in ((0.0, [2, 1]), (2.0, [1, 2])):
+        dec = CTCBeamDecoder(labels, model_path=str(path), alpha=alpha, beta=0.0, beam_width=20)
+        assert dec.max_order() == 2 and dec.character_based() is False
+        r2, s2, _, l2 = [x.numpy() for x in dec.decode(p)]
+        assert r2[0, 0, :l2[0, 0]].tolist() == want
+        if want == [1, 2]:
+            np.testing.assert_allclose(s2[0, 0], nll_ab, rtol=1e-5)
+    # alpha = beta = 0: the Python LM path and the C search agree on everything
+    z = CTCBeamDecoder(labels, model_path=str(path), alpha=0.0, beta=0.0, beam_width=20)
+    for x, y in zip(z.decode(p), plain.decode(p)):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-6)
