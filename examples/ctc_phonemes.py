@@ -10,10 +10,11 @@ steady-state template of 13 "MFCC" coefficients; a phoneme lasts 2-7 frames glid
 onset to its steady state into the next phoneme; silence pads both ends; every utterance has its
 own speaker offset and gain, and frame noise on top. The model: a Linear front end over a window
 of stacked frames (+-4 frames), then an encoder (--encoder mlp: two GELU layers with LayerNorm
-and residuals; --encoder transformer: a TransformerEncoder, slower), a Linear to the phoneme
-classes and log_softmax; AdamW with a one-cycle learning-rate schedule.
+and residuals; --encoder lstm: a bidirectional nn.LSTM where cengine has one; --encoder
+transformer: a TransformerEncoder; both slower), a Linear to the phoneme classes and
+log_softmax; AdamW with a one-cycle learning-rate schedule.
 
-    python examples/ctc_phonemes.py [--epochs 6] [--threads 2] [--encoder mlp|transformer]
+    python examples/ctc_phonemes.py [--epochs 6] [--threads 2] [--encoder mlp|lstm|transformer]
 """
 import argparse
 import math
@@ -104,12 +105,17 @@ class AcousticModel(nn.Module):
         if encoder == "mlp":
             self.blocks = nn.ModuleList([nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU())
                                          for _ in range(layers)])
+        elif encoder == "lstm":
+            if not hasattr(nn, "LSTM"):
+                raise ValueError("--encoder lstm needs nn.LSTM, which this cengine lacks")
+            self.encoder = nn.LSTM(d, d // 2, num_layers=layers, batch_first=True,
+                                   bidirectional=True)
         elif encoder == "transformer":
             layer = nn.TransformerEncoderLayer(d, nhead=4, dim_feedforward=2 * d, dropout=0.0,
                                                batch_first=True, norm_first=True)
             self.encoder = nn.TransformerEncoder(layer, num_layers=layers)
         else:
-            raise ValueError("encoder must be 'mlp' or 'transformer', got %r" % encoder)
+            raise ValueError("encoder must be 'mlp', 'lstm' or 'transformer', got %r" % encoder)
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, n_classes)
 
@@ -118,6 +124,8 @@ class AcousticModel(nn.Module):
         if self.encoder_kind == "mlp":
             for blk in self.blocks:
                 h = h + blk(h)
+        elif self.encoder_kind == "lstm":
+            h = self.encoder(h)[0]
         else:
             mask = None
             if lengths is not None:
@@ -175,7 +183,7 @@ def main(argv=None):
     ap.add_argument("--test-size", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--encoder", default="mlp", choices=["mlp", "transformer"])
+    ap.add_argument("--encoder", default="mlp", choices=["mlp", "lstm", "transformer"])
     ap.add_argument("--beam-width", type=int, default=16)
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     ap.add_argument("--threads", type=int, default=None)
