@@ -11,7 +11,8 @@ cutoff_prob=1.0: every class is expanded) against pyctcdecode's decoder with its
 pyctcdecode needs numpy < 2, so it runs in another Python (--pyctc-python, or the environment
 variable CENGINE_BENCH_PYCTC_PYTHON, default /tmp/pyctc/bin/python) through bench/_pyctc_peer.py,
 on the first --peer-utts utterances (it takes seconds per utterance); its column is left out when
-that Python is missing. Best-beam transcripts of both are compared (agreement is printed).
+that Python is missing. Best-beam transcripts of both are compared (agreement is printed),
+and where they differ their exact CTC likelihoods (cengine's loss over all alignments).
 Blocks of cengine and pyctcdecode samples alternate in time (they cannot share a process).
 Writes bench/results/bench_ctc.md (and bench_ctc.png when matplotlib is installed).
 
@@ -109,6 +110,14 @@ def edit_distance(a, b):
     return prev[-1]
 
 
+def exact_nll(lp, text):
+    """-log p(text | lp) summed over every alignment (cengine's CTC loss in float64)"""
+    lab = [LABELS.index(ch) for ch in text]
+    x = ce.tensor(lp[:, None, :].astype(np.float64))
+    return ce.nn.functional.ctc_loss(x, ce.tensor([lab], dtype=ce.int64), [lp.shape[0]],
+                                     [len(lab)], reduction="sum").item()
+
+
 def run_peer(py, lp, beams, repeat, procs):
     with tempfile.TemporaryDirectory() as d:
         fin, fout = os.path.join(d, "in.npz"), os.path.join(d, "out.json")
@@ -192,15 +201,18 @@ def main():
                 r, s, _, l = [x.numpy() for x in res[B]]
                 mine = ["".join(LABELS[c] for c in r[n, 0, :l[n, 0]]) for n in range(peer_utts)]
                 theirs = peer_texts[str(B)]["texts"]
+                better = sum(exact_nll(lp[n], mine[n]) <= exact_nll(lp[n], theirs[n]) + 1e-9
+                             for n in range(peer_utts))
                 agree = (sum(a == b for a, b in zip(mine, theirs)) / peer_utts,
                          1 - sum(edit_distance(a, b) for a, b in zip(mine, theirs)) /
-                         max(1, sum(len(b) for b in theirs)))
+                         max(1, sum(len(b) for b in theirs)), better / peer_utts)
             dec_rows.append((nt, B, tc, tp, agree))
             print("decode beam %d threads=%d: cengine %.2f ms/utt (%.1f ms for %d), pyctcdecode %s%s"
                   % (B, nt, tc * 1e3, tc * N * 1e3, N,
                      "%.1f ms/utt (x%.0f)" % (tp * 1e3, tp / tc) if tp else "-",
-                     ", best transcripts equal on %d%% of %d, %.2f%% of characters"
-                     % (100 * agree[0], peer_utts, 100 * agree[1])
+                     ", best transcripts equal on %d%% of %d, %.2f%% of characters; cengine's "
+                     "at least as probable (exact CTC likelihood) on %d%%"
+                     % (100 * agree[0], peer_utts, 100 * agree[1], 100 * agree[2])
                      if agree is not None else ""), flush=True)
     load1 = os.getloadavg()
     load = ("load average (1/5/15 min) at start %.2f/%.2f/%.2f, at end %.2f/%.2f/%.2f on %d CPUs "
@@ -219,14 +231,17 @@ def main():
               "its defaults (token_min_logp=-5, beam_prune_logp=-10), %d utterances per sample, "
               "%s process(es) (a multiprocessing pool for more than one)." % (peer_utts, "/".join(
                   str(t) for t in args.threads)), "",
+              "Where the best transcripts differ, the exact CTC likelihood (all alignments) of "
+              "each is computed: the last column counts cengine's at least as probable.", "",
               "| threads | beam | cengine ms/utt | pyctcdecode ms/utt | speedup | equal best "
-              "transcripts | equal characters (1 - edit distance / length) |",
-              "|---|---|---|---|---|---|---|"]
+              "transcripts | equal characters (1 - edit distance / length) | cengine's best at "
+              "least as probable |", "|---|---|---|---|---|---|---|---|"]
     for nt, B, tc, tp, agree in dec_rows:
-        lines.append("| %d | %d | %.3f | %s | %s | %s | %s |" % (
+        lines.append("| %d | %d | %.3f | %s | %s | %s | %s | %s |" % (
             nt, B, tc * 1e3, "%.1f" % (tp * 1e3) if tp else "-", "%.0f" % (tp / tc) if tp else "-",
             "%d%%" % (100 * agree[0]) if agree is not None else "-",
-            "%.2f%%" % (100 * agree[1]) if agree is not None else "-"))
+            "%.2f%%" % (100 * agree[1]) if agree is not None else "-",
+            "%d%%" % (100 * agree[2]) if agree is not None else "-"))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
