@@ -291,3 +291,12 @@ def test_kenlm_fusion(tmp_path):
     z = CTCBeamDecoder(labels, model_path=str(path), alpha=0.0, beta=0.0, beam_width=20)
     for x, y in zip(z.decode(p), plain.decode(p)):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-6)
+
+
+def test_empty_shapes():
+    dec = CTCBeamDecoder(LABELS[:3], beam_width=3, log_probs_input=True)
+    r, s, ts, l = dec.decode(np.zeros((0, 5, 3), np.float32))
+    assert r.shape == (0, 3, 5) and s.shape == (0, 3) and ts.shape == (0, 3, 5) and l.shape == (0, 3)
+    r, s, ts, l = [x.numpy() for x in dec.decode(np.zeros((1, 0, 3), np.float32))]
+    assert r.shape == (1, 3, 0) and s[0].tolist() == [0, np.inf, np.inf] and (l == 0).all()
+    assert greedy_decode(np.zeros((2, 0, 3), np.float32)) == [[], []]
