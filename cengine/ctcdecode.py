@@ -88,7 +88,7 @@ def prefix_beam_search(log_probs, beam_width=100, blank=0, cutoff_top_n=40, cuto
     Returns a list of (labels tuple, starts tuple, -log p(labels)) best first."""
     lp = np.asarray(log_probs, dtype=np.float32).astype(np.float64)
     T = lp.shape[0]
-    nodes = {(): [0, 0.0]}                 # labeling -> [start frame of its last label, lp_c]
+    nodes = {(): [0, 0.0]}   # labeling -> [start frame of its last label, best extension lp]
     beam = [((), 0.0, _NINF, 0.0)]         # (labels, pb, pnb, score incl. LM bonus)
     bonus = {(): 0.0}
     for t in range(T):
@@ -118,9 +118,9 @@ def prefix_beam_search(log_probs, beam_width=100, blank=0, cutoff_top_n=40, cuto
                     ext += bonus[q] - bonus[p]
                 info = nodes.get(q)
                 if info is None:
-                    info = pend.setdefault(q, [t, np.float32(lc)])
-                if info[1] < np.float32(lc):
-                    info[0], info[1] = t, np.float32(lc)
+                    info = pend.setdefault(q, [t, ext])
+                if info[1] < ext:
+                    info[0], info[1] = t, ext
                 ent = nxt.setdefault(q, [_NINF, _NINF])
                 ent[1] = _lse(ent[1], ext)
         cands = []

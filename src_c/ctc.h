@@ -65,8 +65,8 @@ int ce_ctc_loss_bwd_f64_ref(double *dlp, const double *lp, const double *alpha,
  * cutoff_prob and after cutoff_top_n classes; each beam prefix keeps a blank-ending and a
  * non-blank-ending log-probability; extensions to equal prefixes merge (hash table); the best
  * B prefixes (by total log-probability) survive each frame.
- * Outputs, best first: labels (N,B,T) and starts (N,B,T) (frame of each label's start; zero
- * after the beam's length), scores (N,B) = -log p(labeling) (+inf for missing beams), lens
+ * Outputs, best first: labels (N,B,T) and starts (N,B,T) (the frame where each label most
+ * probably starts; zero after the beam's length), scores (N,B) = -log p(labeling) (+inf for missing beams), lens
  * (N,B). Threads: one utterance each, at most nthreads (<= 0: cengine's thread count).
  * Returns 0, or -1 when memory ran out. */
 int ce_ctc_beam_search(int32_t *labels, float *scores, int32_t *starts, int32_t *lens,

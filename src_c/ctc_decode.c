@@ -13,7 +13,8 @@
  * survives. The best B candidates by log(pb + pnb) survive each frame (quickselect, then sort;
  * ties broken by candidate order, so the result is deterministic). Nodes never die: a pruned
  * prefix that comes back is the same node (its label start frame kept). Nodes <= 1 + T*B.
- * The start frame of a label is the frame where that extension had its highest probability.
+ * The start frame of a label is the frame whose extension (the probability of the prefix
+ * before it times the label's) was the most probable: where the label most probably starts.
  * One utterance per thread; each thread owns its workspace. The *_ref variant finds prefixes by
  * linear scans instead of hash tables (same results, for tests). */
 #include <math.h>
@@ -27,7 +28,7 @@ typedef struct {
     /* nodes (persistent within an utterance) */
     int64_t nn, ncap;
     int32_t *parent, *label, *tstep, *slot, *stamp, *nkids;
-    float *lpc;
+    double *lpc;   /* best log-probability of an extension that started the node's label */
     double *pb, *pnb, *score;
     /* node hash: (parent, label) -> node id, -1 empty */
     int32_t *nh;
@@ -35,7 +36,7 @@ typedef struct {
     /* candidates of the current frame */
     int64_t nc, ccap;
     int32_t *cnode, *cpar, *clab, *ctstep, *order;
-    float *clpc;
+    double *clpc;
     double *cb, *cnb, *cscore;
     /* pending hash: (parent, label) -> candidate slot, valid when phst == frame stamp */
     int32_t *ph, *phst;
@@ -147,7 +148,7 @@ static inline int32_t node_find(const dec_ws *w, int32_t p, int32_t c) {
 }
 
 static inline int64_t cand_new(dec_ws *w, int32_t node, int32_t p, int32_t c, int32_t t,
-                               float lpc) {
+                               double lpc) {
     int64_t k = w->nc++;
     w->cnode[k] = node;
     w->cpar[k] = p;
@@ -169,7 +170,7 @@ static inline int64_t cand_of_node(dec_ws *w, int32_t id, int32_t stamp) {
 }
 
 /* candidate slot of the new prefix (p, c) this frame */
-static inline int64_t cand_pending(dec_ws *w, int32_t p, int32_t c, int32_t t, float lpc,
+static inline int64_t cand_pending(dec_ws *w, int32_t p, int32_t c, int32_t t, double lpc,
                                    int32_t stamp) {
     if (w->linear) {
         for (int64_t k = 0; k < w->nc; k++)
@@ -365,13 +366,13 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
                 int64_t kq;
                 if (q >= 0) {
                     kq = cand_of_node(w, q, stamp);
-                    if (w->lpc[q] < (float)lc) {
-                        w->lpc[q] = (float)lc;
+                    if (w->lpc[q] < ext) {
+                        w->lpc[q] = ext;
                         w->tstep[q] = (int32_t)t;
                     }
                 } else {
                     if (ext < thr) continue;
-                    kq = cand_pending(w, p, c, (int32_t)t, (float)lc, stamp);
+                    kq = cand_pending(w, p, c, (int32_t)t, ext, stamp);
                 }
                 w->cnb[kq] = lse2(w->cnb[kq], ext);
             }
@@ -431,7 +432,7 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
             st[j] = w->tstep[q];
         }
         lens[i] = (int32_t)len;
-        scores[i] = (float)(-w->score[id]);
+        scores[i] = (float)(-w->score[id]) + 0.0f;   /* no -0 */
     }
     return 0;
 }

@@ -44,13 +44,25 @@ static inline vm_t VM_FN(ctc_log13)(vm_t x) {
 #endif
 }
 
+/* exp(x) without denormal results: x is raised to the smallest exponent whose exp is a normal
+ * number (an absolute error below 1.2e-38 / 2.3e-308, far under anything a sum of probabilities
+ * here can resolve) because denormal arithmetic costs ~100 cycles per operation on x86, and
+ * log-space recursions produce many tiny terms. NaN is kept. */
+static inline vm_t VM_FN(ctc_exp)(vm_t x) {
+#if VM_IS_F64
+    return VM_FN(vexp)(vm_max(vm_set1((vm_s)-708.0), x));
+#else
+    return VM_FN(vexp)(vm_max(vm_set1((vm_s)-87.0f), x));
+#endif
+}
+
 /* log(exp(a) + exp(b) + exp(c)); -inf when all three are -inf */
 static inline vm_t VM_FN(ctc_lse3)(vm_t a, vm_t b, vm_t c) {
     vm_t ninf = vm_set1((vm_s)-INFINITY);
     vm_t hi = vm_max(a, b), lo = vm_min(a, b);
     vm_t m = vm_max(hi, c), mid = vm_min(hi, c);
     vm_t ms = vm_sel(vm_gt(m, ninf), m, vm_zero());
-    vm_t s = vm_add(vm_add(vm_set1((vm_s)1), VM_FN(vexp)(vm_sub(lo, ms))), VM_FN(vexp)(vm_sub(mid, ms)));
+    vm_t s = vm_add(vm_add(vm_set1((vm_s)1), VM_FN(ctc_exp)(vm_sub(lo, ms))), VM_FN(ctc_exp)(vm_sub(mid, ms)));
     return vm_add(m, VM_FN(ctc_log13)(s));
 }
 
@@ -136,10 +148,10 @@ static void VM_FN(ctc_bwd_seq)(vm_s *dlp, const vm_s *lp, const vm_s *A, vm_s nl
             vm_s *d = dlp + t * NC;
             int64_t c = 0;
             for (; c + VM_W <= C; c += VM_W)
-                vm_store(d + c, vm_fmadd(G, VM_FN(vexp)(vm_load(l + c)), vm_load(d + c)));
+                vm_store(d + c, vm_fmadd(G, VM_FN(ctc_exp)(vm_load(l + c)), vm_load(d + c)));
             if (c < C)
                 vm_store_part(d + c, C - c,
-                              vm_fmadd(G, VM_FN(vexp)(vm_load_part(l + c, C - c)), vm_load_part(d + c, C - c)));
+                              vm_fmadd(G, VM_FN(ctc_exp)(vm_load_part(l + c, C - c)), vm_load_part(d + c, C - c)));
         }
         return;
     }
@@ -181,25 +193,25 @@ static void VM_FN(ctc_bwd_seq)(vm_s *dlp, const vm_s *lp, const vm_s *A, vm_s nl
             for (; s + VM_W <= hi; s += VM_W) {
                 vm_t ab = vm_add(vm_load(At + s), vm_load(Bc + s));
                 vm_t x = vm_add(vm_sub(ab, vm_load(lpe + s)), NLL);
-                vm_store(gam + s, vm_sel(vm_gt(ab, NINF), VM_FN(vexp)(x), vm_zero()));
+                vm_store(gam + s, vm_sel(vm_gt(ab, NINF), VM_FN(ctc_exp)(x), vm_zero()));
             }
             if (s < hi) {
                 int64_t r = hi - s;
                 vm_t ab = vm_add(vm_load_part(At + s, r), vm_load_part(Bc + s, r));
                 vm_t x = vm_add(vm_sub(ab, vm_load_part(lpe + s, r)), NLL);
-                vm_store_part(gam + s, r, vm_sel(vm_gt(ab, NINF), VM_FN(vexp)(x), vm_zero()));
+                vm_store_part(gam + s, r, vm_sel(vm_gt(ab, NINF), VM_FN(ctc_exp)(x), vm_zero()));
             }
             for (int64_t s2 = lo; s2 < hi; s2++) occ[ext[s2]] += gam[s2];
         }
         vm_s *d = dlp + t * NC;
         int64_t c = 0;
         for (; c + VM_W <= C; c += VM_W) {
-            vm_t v = vm_sub(VM_FN(vexp)(vm_load(lpt + c)), vm_load(occ + c));
+            vm_t v = vm_sub(VM_FN(ctc_exp)(vm_load(lpt + c)), vm_load(occ + c));
             vm_store(d + c, vm_fmadd(G, v, vm_load(d + c)));
         }
         if (c < C) {
             int64_t r = C - c;
-            vm_t v = vm_sub(VM_FN(vexp)(vm_load_part(lpt + c, r)), vm_load_part(occ + c, r));
+            vm_t v = vm_sub(VM_FN(ctc_exp)(vm_load_part(lpt + c, r)), vm_load_part(occ + c, r));
             vm_store_part(d + c, r, vm_fmadd(G, v, vm_load_part(d + c, r)));
         }
         vm_s *tmp = Bn; Bn = Bc; Bc = tmp;

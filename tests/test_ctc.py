@@ -441,3 +441,15 @@ def test_binding_validates():
         _C.ctc_loss_forward(lp, np.zeros(0, np.int64), z, np.array([3]), np.array([1]), 0)
     with pytest.raises(TypeError):
         _C.ctc_loss_forward(lp.astype(np.int32), np.zeros(0, np.int64), z, z, z, 0)
+
+
+def test_empty_shapes():
+    x = ce.zeros(0, 2, 3, requires_grad=True)   # no frames: only empty targets are possible
+    out = F.ctc_loss(x, ce.zeros(2, 0, dtype=ce.int64), [0, 0], [0, 0], reduction="sum")
+    out.backward()
+    assert out.item() == 0 and x.grad.shape == (0, 2, 3)
+    y = ce.zeros(4, 0, 3, requires_grad=True)   # empty batch
+    out = F.ctc_loss(y, ce.zeros(0, 2, dtype=ce.int64), [], [], reduction="none")
+    out.sum().backward()
+    assert out.shape == (0,) and y.grad.shape == (4, 0, 3)
+    assert np.isnan(F.ctc_loss(y.detach(), ce.zeros(0, 2, dtype=ce.int64), [], []).item())
