@@ -38,6 +38,8 @@ from .ops.linalg import *  # noqa: F401,F403  (matmul family on the C GEMM; inst
 from . import utils  # noqa: E402,F401
 from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
+from . import distributed  # noqa: E402,F401
+from . import amp  # noqa: E402,F401
 from .nn.functional import softmax, log_softmax  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from ._surface import *  # noqa: E402,F401,F403  (set_default_device, compile, ...)

@@ -18,12 +18,54 @@ def _default_threads():
 
 
 def set_num_threads(n):
-    """Threads used by cengine's C kernels (OpenMP)."""
+    """Threads used by cengine's C kernels (OpenMP). In a process forked from a cengine process
+    (e.g. a DataLoader worker started with 'fork') the kernels stay on one thread: see
+    _after_fork_in_child."""
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError("set_num_threads expects an int, got %s" % type(n).__name__)
     if n <= 0:
         raise RuntimeError("set_num_threads expects a positive integer")
+    if n > 1 and _forked_child:
+        _warn_forked_threads(n)
+        n = 1
     _C.set_num_threads(n)
+
+
+# ---------------------------------------------------------------- OpenMP and fork
+# A forked child has only the thread that called fork(); GNU OpenMP (libgomp) still believes
+# the parent's worker threads exist, and the child's first parallel region with more than one
+# thread waits for them forever. A region of one thread never touches that pool. So in every
+# forked child (DataLoader workers on Linux, or a user's own os.fork()) cengine's kernel thread
+# count is set to 1 before any Python code runs there, and set_num_threads keeps it at 1
+# (with a warning). Processes started with 'spawn' or 'forkserver' are not affected.
+_forked_child = False
+_warned_forked = False
+
+
+def _after_fork_in_child():
+    global _forked_child, _warned_forked
+    if not _C.openmp_enabled():
+        return
+    _forked_child = True
+    _warned_forked = False
+    _C.set_num_threads(1)
+
+
+def _warn_forked_threads(n):
+    global _warned_forked
+    if _warned_forked:
+        return
+    _warned_forked = True
+    import warnings
+    warnings.warn("cengine.set_num_threads(%d) in a forked process (such as a DataLoader worker "
+                  "started with 'fork', the default on Linux): OpenMP cannot start threads again "
+                  "after fork without risking a hang, so cengine kernels stay on one thread "
+                  "here. Use multiprocessing_context='forkserver' or 'spawn' for "
+                  "multi-threaded workers." % n, RuntimeWarning, stacklevel=3)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def get_num_threads():

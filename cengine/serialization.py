@@ -8,8 +8,13 @@ Loading parses JSON and raw tensor bytes only: no pickle, no code from the file 
 
 Writes to a path are atomic: the data goes to a temporary file in the same directory, is
 flushed to disk, then renamed over the target (os.replace), so a crash leaves either the old
-file or the new one, never half a file.
+file or the new one, never half a file. The temporary file of a save that was killed is
+removed by the next save to the same path.
+
+load() also reads files written by torch.save (zip and legacy formats) the way
+torch.load(weights_only=True) does, without torch and without running code (_torch_format.py).
 """
+import io
 import json
 import os
 import struct
@@ -18,7 +23,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_globals",
+           "safe_globals"]
 
 _FORMAT = "cengine.format"
 _STRUCT = "cengine.structure"
@@ -100,12 +106,27 @@ class _Encoder:
         if isinstance(obj, (list, tuple)):
             enc = [self.encode(v, _join(path, str(i))) for i, v in enumerate(obj)]
             return {"list": enc} if isinstance(obj, list) else {"tuple": enc}
-        if isinstance(obj, Module):
-            raise TypeError("cengine.save: saving a whole Module is not supported (it would need "
-                            "pickle); save module.state_dict() instead")
+        if isinstance(obj, Module) or callable(getattr(obj, "state_dict", None)):
+            raise TypeError(_whole_object_message(obj, path))
         raise TypeError("cengine.save: cannot save an object of type %s (supported: Tensor, "
                         "numpy array, dict, list, tuple, str, int, float, bool, None)"
                         % type(obj).__name__)
+
+
+def _whole_object_message(obj, path):
+    from .nn.module import Module
+    from .optim.optimizer import Optimizer
+    if isinstance(obj, Module):
+        what, var = "a whole Module", "model"
+    elif isinstance(obj, Optimizer):
+        what, var = "a whole Optimizer", "optimizer"
+    else:
+        what, var = "an object with a state_dict", "obj"
+    where = " (at %r)" % path if path else ""
+    return ("cengine.save: cannot save %s (%s)%s: that would need pickle, and loading a pickle "
+            "can run arbitrary code. Save its state instead: ce.save(%s.state_dict(), path); to "
+            "restore, build the %s again and call %s.load_state_dict(ce.load(path))."
+            % (what, type(obj).__name__, where, var, "object" if var == "obj" else var, var))
 
 
 def _join(path, name):
@@ -129,6 +150,7 @@ def _decode(node, arrays, where):
         arr = arrays[key]
         if "ndarray" in node:
             return arr
+        _check_tensor_dtype(arr, key, where)
         if node.get("param"):
             from .nn.parameter import Parameter
             return Parameter(_wrap(arr), bool(node.get("rg", False)))
@@ -153,6 +175,11 @@ def _decode(node, arrays, where):
             k = _decode(kv[0], arrays, where)
             if isinstance(k, list):
                 k = tuple(k)
+            try:
+                hash(k)
+            except TypeError:
+                raise RuntimeError("%s: malformed dict key of type %s (unhashable)"
+                                   % (where, type(k).__name__)) from None
             out[k] = _decode(kv[1], arrays, where)
         return out
     if "list" in node or "tuple" in node:
@@ -164,26 +191,66 @@ def _decode(node, arrays, where):
     raise RuntimeError("%s: unknown structure entry %r" % (where, sorted(node)))
 
 
-def _header_metadata(data, where):
-    """The __metadata__ dict of a safetensors blob (validated JSON; no code)."""
+def _header(data, where):
+    """The header dict of a safetensors blob (validated JSON; no code)."""
     if len(data) < 8:
         raise RuntimeError("%s is not a valid checkpoint: file too short (%d bytes; truncated?)"
                            % (where, len(data)))
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8:
         raise RuntimeError("%s is not a valid checkpoint: header length %d exceeds the file size "
-                           "(truncated or corrupt file)" % (where, n))
+                           "(truncated or corrupt file; it is neither a safetensors/cengine "
+                           "checkpoint nor a PyTorch file)" % (where, n))
     try:
         header = json.loads(bytes(data[8:8 + n]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RuntimeError("%s is not a valid checkpoint: corrupt header (%s)" % (where, e)) \
             from None
     if not isinstance(header, dict):
         raise RuntimeError("%s is not a valid checkpoint: corrupt header" % where)
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise RuntimeError("%s is not a valid checkpoint: corrupt metadata" % where)
-    return meta
+    return header
+
+
+# ---------------------------------------------------------------------------- temporaries
+# A save writes ".<name>.p<pid>-<random>.tmp" next to <name> and renames it over <name>. A save
+# killed before the rename leaves that file; the next save to <name> removes the ones whose
+# writer (<pid>) is gone. Files of a live writer (another save in progress) are left alone, and
+# <name> itself is never touched before the rename.
+def _tmp_prefix(base):
+    return "." + base + ".p"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's live process
+        return True
+    return True
+
+
+def _remove_stale_temporaries(directory, base):
+    if os.name != "posix":  # os.kill(pid, 0) is only a liveness test on POSIX
+        return
+    prefix = _tmp_prefix(base)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid, sep, rand = name[len(prefix):-len(".tmp")].partition("-")
+        if not sep or not pid.isdigit() or len(rand) < 6 or "." in rand:
+            continue
+        pid = int(pid)
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------------------- API
@@ -199,7 +266,9 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+    base = os.path.basename(path)
+    _remove_stale_temporaries(directory, base)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(base) + "%d-" % os.getpid(), suffix=".tmp",
                                dir=directory)
     try:
         os.close(fd)
@@ -226,24 +295,101 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
         pass
 
 
+_LOAD_KWARGS = ("encoding", "errors", "fix_imports")
+
+
 def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):
-    """Load what save() wrote (tensors come back as cengine Tensors; Parameters and
-    requires_grad are restored). A plain safetensors file loads as a dict of Tensors.
-    Never executes code from the file; a truncated or corrupt file raises RuntimeError."""
-    if map_location is not None:
+    """Load a checkpoint: what save() wrote (tensors come back as cengine Tensors; Parameters
+    and requires_grad are restored), a plain safetensors file (a dict of Tensors), or a file
+    written by torch.save (zip or legacy format), read the way torch.load(weights_only=True)
+    reads it: only tensors, storages, OrderedDict and plain containers. Never imports or runs
+    code from the file (weights_only=False changes nothing); a truncated or corrupt file raises
+    RuntimeError, a disallowed object in a PyTorch file pickle.UnpicklingError.
+
+    map_location (None, 'cpu', a device, a dict of location renames or a callable
+    (storage, location)) follows torch; cengine tensors live on the CPU, so a PyTorch file saved
+    from CUDA needs map_location='cpu' as it does in torch on a machine without a GPU.
+    mmap=True maps the tensor data of a PyTorch zip file from disk (copy-on-write) instead of
+    reading it."""
+    for k in kwargs:
+        if k not in _LOAD_KWARGS:
+            raise TypeError("load() got an unexpected keyword argument %r" % k)
+    if map_location is not None and not callable(map_location):
         from .tensor import _check_device
-        if not callable(map_location) and not isinstance(map_location, dict):
+        if isinstance(map_location, dict):
+            for v in map_location.values():
+                _check_device(v)
+        else:
             _check_device(map_location)
-    sn = _safetensors()
+    encoding = kwargs.get("encoding", "utf-8")
     if hasattr(f, "read"):
+        if mmap:
+            raise ValueError("f must be a file path in order to use the mmap argument")
         data = f.read()
-        where = "checkpoint"
-    else:
-        path = os.fspath(f)
-        with open(path, "rb") as fh:
-            data = fh.read()
-        where = repr(path)
-    meta = _header_metadata(data, where)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("cengine.load: the file object must be opened in binary mode")
+        return _load_opened(io.BytesIO(data), None, "checkpoint", map_location, weights_only,
+                            mmap, encoding)
+    path = os.fspath(f)
+    with open(path, "rb") as fh:
+        return _load_opened(fh, path, repr(path), map_location, weights_only, mmap, encoding)
+
+
+def _load_opened(fh, path, where, map_location, weights_only, mmap, encoding):
+    from . import _torch_format as tf
+    head = fh.read(512)
+    fh.seek(0)
+    if tf.is_torch_zip(head):
+        return tf.load_torch_zip(fh, where, map_location, weights_only,
+                                 mmap_path=path if mmap else None, encoding=encoding)
+    if not _looks_like_safetensors(head) and tf.is_torch_legacy(head):
+        if mmap:
+            raise RuntimeError("mmap can only be used with files saved with "
+                               "`torch.save(_use_new_zipfile_serialization=True)`, please "
+                               "torch.save your checkpoint with this option in order to use mmap.")
+        return tf.load_torch_legacy(fh, where, map_location, weights_only, encoding)
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        raise RuntimeError("%s is a checkpoint in PyTorch's old tar format, which cengine does "
+                           "not read: load it with torch and save it again" % where)
+    return _load_safetensors(fh.read(), where)
+
+
+def _looks_like_safetensors(head):
+    # a safetensors header is JSON right after its 8-byte length; a legacy torch file has a
+    # byte of its pickled magic number there (0xf9)
+    return head[8:9] == b"{"
+
+
+# safetensors dtypes cengine Tensors can hold, and those numpy arrays can (ce.save of arrays)
+_ST_TENSOR_DTYPES = ("F64", "F32", "F16", "I64", "I32", "I16", "I8", "U8", "BOOL")
+_ST_ARRAY_DTYPES = _ST_TENSOR_DTYPES + ("U64", "U32", "U16")
+
+
+def _dtype_error(where, key, name):
+    return RuntimeError("%s: tensor %r has dtype %s, which cengine cannot hold (cengine tensors "
+                        "hold %s)" % (where, key, name, ", ".join(_ST_TENSOR_DTYPES)))
+
+
+def _check_tensor_dtype(arr, key, where):
+    from .dtypes import _FROM_NP
+    if arr.dtype not in _FROM_NP:
+        raise _dtype_error(where, key, {"uint16": "U16", "uint32": "U32", "uint64": "U64"}.get(
+            arr.dtype.name, arr.dtype.name))
+    return arr
+
+
+def _load_safetensors(data, where):
+    sn = _safetensors()
+    header = _header(data, where)
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise RuntimeError("%s is not a valid checkpoint: corrupt metadata" % where)
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        dt = v.get("dtype") if isinstance(v, dict) else None
+        if isinstance(dt, str) and dt not in _ST_ARRAY_DTYPES:
+            raise _dtype_error(where, k, dt)
     try:
         arrays = sn.load(data)
     except Exception as e:  # safetensors raises its own error type on corrupt data
@@ -252,32 +398,49 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     struct_json = meta.get(_STRUCT)
     if struct_json is None:
         from .tensor import _wrap
-        return OrderedDict((k, _wrap(v)) for k, v in arrays.items())
+        return OrderedDict((k, _wrap(_check_tensor_dtype(v, k, where)))
+                           for k, v in arrays.items())
     if meta.get(_FORMAT) != _VERSION:
         raise RuntimeError("%s was written by an unsupported cengine checkpoint format %r"
                            % (where, meta.get(_FORMAT)))
     try:
         structure = json.loads(struct_json)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise RuntimeError("%s is not a valid checkpoint: corrupt structure metadata (%s)"
                            % (where, e)) from None
-    return _decode(structure, arrays, where + " is not a valid checkpoint")
+    try:
+        return _decode(structure, arrays, where + " is not a valid checkpoint")
+    except RecursionError:
+        raise RuntimeError("%s is not a valid checkpoint: its structure is nested too deeply"
+                           % where) from None
 
 
-# ---- torch.serialization's allow-list API (add_safe_globals / safe_globals) ----
-# cengine's own files are safetensors (no pickle, nothing to allow), so these are accepted with
-# torch's signatures; the names given are kept in _SAFE_GLOBALS for any loader that unpickles.
+# ---------------------------------------------------------------------------- safe globals
+# torch.serialization's allow-list for weights_only loading. cengine's own (safetensors) files
+# hold no globals, so for them these change nothing; for files written by torch.save they
+# allow exactly what torch would: the listed classes and functions may be named by the file,
+# called and their instances built -- only add what you trust.
 _SAFE_GLOBALS = []
 
 
-def add_safe_globals(safe_globals):
-    """Accept torch's allow-list call (a list of classes/functions, or (obj, "name") pairs)."""
+def _check_safe_globals(safe_globals):
     if not isinstance(safe_globals, (list, tuple)):
-        raise TypeError("add_safe_globals expects a list of globals, got %s"
-                        % type(safe_globals).__name__)
+        raise TypeError("safe_globals must be a list of classes or functions (or (object, "
+                        "'module.name') tuples), got %s" % type(safe_globals).__name__)
     for g in safe_globals:
-        if g not in _SAFE_GLOBALS:
-            _SAFE_GLOBALS.append(g)
+        if isinstance(g, tuple):
+            if len(g) != 2 or not isinstance(g[1], str):
+                raise TypeError("a safe global given as a tuple must be (object, 'module.name')")
+        elif not (hasattr(g, "__module__") and hasattr(g, "__qualname__")):
+            raise TypeError("%r is not a class or function: give it as (object, 'module.name')"
+                            % (g,))
+    return list(safe_globals)
+
+
+def add_safe_globals(safe_globals):
+    """Allow these globals when loading files written by torch.save (as
+    torch.serialization.add_safe_globals)."""
+    _SAFE_GLOBALS.extend(_check_safe_globals(safe_globals))
 
 
 def get_safe_globals():
@@ -289,17 +452,14 @@ def clear_safe_globals():
 
 
 class safe_globals:
-    """with safe_globals([...]): the globals are allowed inside the block only."""
+    """Context manager: the globals are allowed inside the `with` block only."""
 
     def __init__(self, safe_globals):
-        if not isinstance(safe_globals, (list, tuple)):
-            raise TypeError("safe_globals expects a list of globals, got %s"
-                            % type(safe_globals).__name__)
-        self._globals = list(safe_globals)
+        self.safe_globals = _check_safe_globals(safe_globals)
 
     def __enter__(self):
         self._saved = list(_SAFE_GLOBALS)
-        add_safe_globals(self._globals)
+        _SAFE_GLOBALS.extend(self.safe_globals)
         return self
 
     def __exit__(self, *exc):

@@ -90,6 +90,14 @@ def _wrap(arr, requires_grad=False):
     return t
 
 
+# dtype names as torch's grad-assignment errors print them (C++ type, capitalised scalar type)
+_CPP_TYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+             "int32": "int", "int16": "short int", "int8": "signed char",
+             "uint8": "unsigned char", "bool": "bool"}
+_TYPE_CAP = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
 def _fmt_array(a):
     if a.dtype.kind == "f":
         finite = a[np.isfinite(a)] if a.size else a
@@ -126,7 +134,7 @@ class Tensor:
         else:
             self._data, self._version = res, [0]
         self.requires_grad = False
-        self.grad = None
+        self._grad = None
         self.grad_fn = None
         self._output_nr = 0
         self._acc = None
@@ -208,9 +216,19 @@ class Tensor:
         return self._version[0]
 
     # ------------------------------------------------------------------ autograd
+    def _grad_edge(self):
+        """(node, output_nr) that receives this tensor's gradient."""
+        if self.grad_fn is not None:
+            return (self.grad_fn, self._output_nr)
+        acc = self._acc
+        if acc is None:
+            acc = self._acc = AccumulateGrad(self)
+        return (acc, 0)
+
     @property
     def grad(self):
-        """The accumulated gradient of a leaf (or of a non-leaf after retain_grad())."""
+        """The accumulated gradient (a Tensor of this tensor's shape and dtype) or None; a
+        non-leaf has one only after retain_grad() (reading it otherwise warns, as torch)."""
         if self.grad_fn is not None and not self._retains_grad:
             import warnings
             warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
@@ -221,16 +239,31 @@ class Tensor:
 
     @grad.setter
     def grad(self, value):
+        # torch validates the assignment: an optimizer applies .grad element by element, so a
+        # gradient of another shape or dtype would silently update the wrong entries
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError("assigned grad expected to be a Tensor or None but got grad of "
+                                "type %s" % type(value).__name__)
+            if value is self:
+                raise RuntimeError("can't assign Variable as its own grad")
+            g, a = value._data, self._data
+            if g.dtype != a.dtype:
+                raise RuntimeError(
+                    "attempting to assign a gradient with dtype '%s' to a tensor with grad_dtype "
+                    "'%s'. The gradient must match the tensor's grad_dtype (defaults to the "
+                    "tensor's dtype)." % (_CPP_TYPE.get(g.dtype.name, g.dtype.name),
+                                          _TYPE_CAP.get(a.dtype.name, a.dtype.name)))
+            if g.shape != a.shape:
+                raise RuntimeError(
+                    "attempting to assign a gradient of size '[%s]' to a tensor of size '[%s]'. "
+                    "Please ensure that the gradient and the tensor are the same size"
+                    % (", ".join(map(str, g.shape)), ", ".join(map(str, a.shape))))
         self._grad = value
 
-    def _grad_edge(self):
-        """(node, output_nr) that receives this tensor's gradient."""
-        if self.grad_fn is not None:
-            return (self.grad_fn, self._output_nr)
-        acc = self._acc
-        if acc is None:
-            acc = self._acc = AccumulateGrad(self)
-        return (acc, 0)
+    @grad.deleter
+    def grad(self):
+        self._grad = None
 
     @property
     def data(self):
@@ -391,8 +424,8 @@ class Tensor:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
                                "support the deepcopy protocol at the moment")
         t = _wrap(self._data.copy(), self.requires_grad)
-        if self.grad is not None:
-            t.grad = _wrap(self.grad._data.copy())
+        if self._grad is not None:
+            t._grad = _wrap(self._grad._data.copy())
         memo[id(self)] = t
         return t
 
@@ -425,10 +458,7 @@ class Tensor:
 
     def type(self, dtype=None):
         if dtype is None:
-            names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-                     "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-                     "bool": "Bool"}
-            return "cengine.%sTensor" % names[self.dtype.name]
+            return "cengine.%sTensor" % _TYPE_CAP[self.dtype.name]
         return self.to(dtype)
 
     def cpu(self):

@@ -8,6 +8,7 @@ by ReduceLROnPlateau, per-epoch validation, checkpoints and --resume.
     python examples/train_digits.py --resume        # continue from the checkpoint
     python examples/train_digits.py --block swiglu --threads 1 --epochs 30
                                     # its own checkpoint: checkpoints/digits-swiglu.safetensors
+    mpiexec -n 2 python examples/train_digits.py --ddp --threads 1   # data parallel over MPI
 
 Each architecture (--block, --hidden) keeps its own checkpoint file, so runs of different models
 never overwrite each other, and --resume refuses a checkpoint of another architecture.
@@ -107,14 +108,26 @@ def main(argv=None):
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many optimizer steps (smoke tests)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ddp", action="store_true",
+                   help="data-parallel over MPI: launch with mpiexec -n N (same global batch)")
     args = p.parse_args(argv)
     if args.checkpoint is None:
         args.checkpoint = default_checkpoint(args.block, args.hidden)
     arch = {"block": args.block, "hidden": args.hidden}
 
+    rank, world = 0, 1
+    if args.ddp:
+        import cengine.distributed as dist
+        dist.init_process_group("mpi")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if args.batch_size % world:
+            sys.exit("--batch-size must be a multiple of the number of ranks (%d)" % world)
+    log = print if rank == 0 else (lambda *a, **k: None)
+
     if args.threads:
         ce.set_num_threads(args.threads)
-    ce.show_config()
+    if rank == 0:
+        ce.show_config()
     ce.manual_seed(args.seed)
 
     digits = load_digits()
@@ -124,15 +137,22 @@ def main(argv=None):
         x_trval, y_trval, test_size=0.125, random_state=args.seed, stratify=y_trval)
     train_ds = DigitsDataset(x_train, y_train)
     g = ce.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, generator=g)
+    if args.ddp:   # each rank reads its own shard; batch_size / world per rank
+        sampler = ce.utils.data.DistributedSampler(train_ds, world, rank, seed=args.seed)
+        train_loader = DataLoader(train_ds, batch_size=args.batch_size // world, sampler=sampler)
+    else:
+        sampler = None
+        train_loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, generator=g)
     val_loader = DataLoader(DigitsDataset(x_val, y_val), batch_size=256)
     test_loader = DataLoader(DigitsDataset(x_test, y_test), batch_size=256)
-    print("data: %d train, %d validation, %d test samples" % (len(train_ds), len(y_val),
+    log("data: %d train, %d validation, %d test samples" % (len(train_ds), len(y_val),
                                                                len(y_test)))
 
-    model = make_model(args.block, args.hidden, args.dropout)
+    model = net = make_model(args.block, args.hidden, args.dropout)
+    if args.ddp:   # net: what is trained; model: the plain module, saved and evaluated
+        net = nn.parallel.DistributedDataParallel(model)
     loss_fn = nn.CrossEntropyLoss()
-    opt = ce.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
+    opt = ce.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-2)
     warmup_steps = max(1, args.warmup_epochs * len(train_loader))
     warmup = ce.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warmup_steps)
     plateau = ce.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=3)
@@ -155,17 +175,19 @@ def main(argv=None):
         start_epoch, step = ck["epoch"], ck["step"]
         g.set_state(ck["loader_rng"])
         ce.set_rng_state(ck["rng"])  # dropout masks continue where they stopped
-        print("resumed from %s at epoch %d" % (args.checkpoint, start_epoch))
+        log("resumed from %s at epoch %d" % (args.checkpoint, start_epoch))
 
     t0 = time.perf_counter()
     losses = []
     for epoch in range(start_epoch, args.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         it = train_loader
-        if tqdm is not None and not args.no_progress and sys.stderr.isatty():
+        if tqdm is not None and not args.no_progress and rank == 0 and sys.stderr.isatty():
             it = tqdm(train_loader, desc="epoch %d" % (epoch + 1), leave=False)
         running = 0.0
         for x, y in it:
-            loss = loss_fn(model(x), y)
+            loss = loss_fn(net(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -179,19 +201,20 @@ def main(argv=None):
         val_loss, val_acc = evaluate(model, val_loader, loss_fn)
         if step >= warmup_steps:
             plateau.step(val_loss)
-        print("epoch %2d  train loss %.4f  val loss %.4f  val acc %.4f  lr %.2e"
+        log("epoch %2d  train loss %.4f  val loss %.4f  val acc %.4f  lr %.2e"
               % (epoch + 1, running / len(train_loader), val_loss, val_acc,
                  opt.param_groups[0]["lr"]))
-        os.makedirs(os.path.dirname(args.checkpoint) or ".", exist_ok=True)
-        ce.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "warmup": warmup.state_dict(), "plateau": plateau.state_dict(),
-                 "epoch": epoch + 1, "step": step, "loader_rng": g.get_state(),
-                 "rng": ce.get_rng_state(), "arch": arch},
-                args.checkpoint)
+        if rank == 0:
+            os.makedirs(os.path.dirname(args.checkpoint) or ".", exist_ok=True)
+            ce.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "warmup": warmup.state_dict(), "plateau": plateau.state_dict(),
+                     "epoch": epoch + 1, "step": step, "loader_rng": g.get_state(),
+                     "rng": ce.get_rng_state(), "arch": arch},
+                    args.checkpoint)
         if args.max_steps is not None and step >= args.max_steps:
             break
     test_loss, test_acc = evaluate(model, test_loader, loss_fn)
-    print("test loss %.4f  test accuracy %.4f  (%.1f s)" % (test_loss, test_acc,
+    log("test loss %.4f  test accuracy %.4f  (%.1f s)" % (test_loss, test_acc,
                                                             time.perf_counter() - t0))
     return {"test_acc": test_acc, "losses": losses}
 

@@ -1,16 +1,11 @@
 /* activation.c - fused elementwise activations (see activation.h for the kinds and contracts).
  *
- * Paths: *_ref (plain scalar C, one thread), generic (the same scalar functions, threaded),
- * avx2 and avx512 (activation_tmpl.h bodies over vmath.h, compiled in target regions below).
+ * Paths: avx512, avx2 and generic are the activation_tmpl.h row kernels over vmath.h,
+ * instantiated per (ISA, dtype) by isa_each.h (generic = the one-lane scalar instance);
+ * *_ref is the plain scalar C below, one thread, written independently of the template.
  * The public entry points split n into per-thread chunks and pick the path from ce_isa. */
 #include <math.h>
-#include "cengine.h"
-#ifdef _OPENMP
-#include <omp.h>
-#define CE_TID() omp_get_thread_num()
-#else
-#define CE_TID() 0
-#endif
+#include "nn_util.h"
 /* threads for n elements; 1 without OpenMP (the chunk split below assumes real threads) */
 static inline int act_threads(int64_t n) { return ce_par_threads(n, CE_ACT_MIN_PER_THREAD); }
 
@@ -49,6 +44,7 @@ static inline double gelu_grad_d(double x) {
     return gelu_phi_d(x) + x * (exp(-0.5 * x2) * (1 - 0.5 * x2l)) * CE_INV_SQRT_2PI;
 }
 
+/* the reference element functions per dtype (static insides, not public names) */
 #define CE_DEF_SCALAR(T, SFX, EXP, LOG1P, TANH, SIG)                                            \
     static inline T act1_##SFX(int kind, T x, T p0, T p1) {                                     \
         switch (kind) {                                                                         \
@@ -102,73 +98,66 @@ static inline double gelu_grad_d(double x) {
 CE_DEF_SCALAR(float, f32, expf, log1pf, tanhf, sig_f32)
 CE_DEF_SCALAR(double, f64, exp, log1p, tanh, sig_f64)
 
-/* the f64 SIMD paths use these for GELU (libm erfc keeps full double accuracy) */
+/* the f64 template instances use these for GELU (libm erfc keeps full double accuracy) */
 #define CE_ACT_SCALAR_FWD(kind, y, x, n, p0, p1) act_fwd_scalar_f64(kind, y, x, n, p0, p1)
 #define CE_ACT_SCALAR_BWD(kind, dx, in, dy, n, p0, p1, acc) \
     act_bwd_scalar_f64(kind, dx, in, dy, n, p0, p1, acc)
 
-/* ---- SIMD paths --------------------------------------------------------------------------- */
+/* ---- templated paths (avx512, avx2, generic) ------------------------------------------------ */
+#define CE_EACH_SCALAR 1
 #define CE_EACH_INC1 "activation_tmpl.h"
 #include "isa_each.h"
 
-/* ---- dispatch + threading ------------------------------------------------------------------ */
-#define CE_DEF_ENTRY(T, SFX)                                                                     \
-    static void act_fwd_chunk_##SFX(int kind, T *y, const T *x, int64_t n, T p0, T p1) {        \
-        switch (ce_isa) {                                                                        \
-        case CE_ISA_AVX512: ce_act_fwd_avx512_##SFX(kind, y, x, n, p0, p1); break;               \
-        case CE_ISA_AVX2: ce_act_fwd_avx2_##SFX(kind, y, x, n, p0, p1); break;                   \
-        default: act_fwd_scalar_##SFX(kind, y, x, n, p0, p1); break;                             \
-        }                                                                                        \
-    }                                                                                            \
-    static void act_bwd_chunk_##SFX(int kind, T *dx, const T *in, const T *dy, int64_t n, T p0, \
-                                    T p1, int acc) {                                             \
-        switch (ce_isa) {                                                                        \
-        case CE_ISA_AVX512: ce_act_bwd_avx512_##SFX(kind, dx, in, dy, n, p0, p1, acc); break;    \
-        case CE_ISA_AVX2: ce_act_bwd_avx2_##SFX(kind, dx, in, dy, n, p0, p1, acc); break;        \
-        default: act_bwd_scalar_##SFX(kind, dx, in, dy, n, p0, p1, acc); break;                  \
-        }                                                                                        \
-    }                                                                                            \
-    void ce_act_forward_##SFX(int kind, T *y, const T *x, int64_t n, double p0, double p1) {    \
-        if (kind < 0 || kind >= CE_ACT_COUNT || n <= 0) return;                                  \
-        int nt = act_threads(n);                                       \
-        if (nt <= 1) {                                                                           \
-            act_fwd_chunk_##SFX(kind, y, x, n, (T)p0, (T)p1);                                    \
-            return;                                                                              \
-        }                                                                                        \
-        _Pragma("omp parallel num_threads(nt)")                                                  \
-        {                                                                                        \
-            int64_t lo, hi;                                                                      \
-            ce_chunk(n, CE_TID(), nt, 16, &lo, &hi);                                             \
-            if (hi > lo) act_fwd_chunk_##SFX(kind, y + lo, x + lo, hi - lo, (T)p0, (T)p1);       \
-        }                                                                                        \
-    }                                                                                            \
-    void ce_act_backward_##SFX(int kind, T *dx, const T *xy, const T *dy, int64_t n, double p0, \
-                               double p1, int accumulate) {                                      \
-        if (kind < 0 || kind >= CE_ACT_COUNT || n <= 0) return;                                  \
-        int nt = act_threads(n);                                       \
-        if (nt <= 1) {                                                                           \
-            act_bwd_chunk_##SFX(kind, dx, xy, dy, n, (T)p0, (T)p1, accumulate);                  \
-            return;                                                                              \
-        }                                                                                        \
-        _Pragma("omp parallel num_threads(nt)")                                                  \
-        {                                                                                        \
-            int64_t lo, hi;                                                                      \
-            ce_chunk(n, CE_TID(), nt, 16, &lo, &hi);                                             \
-            if (hi > lo)                                                                         \
-                act_bwd_chunk_##SFX(kind, dx + lo, xy + lo, dy + lo, hi - lo, (T)p0, (T)p1,      \
-                                    accumulate);                                                 \
-        }                                                                                        \
-    }                                                                                            \
-    void ce_act_forward_##SFX##_ref(int kind, T *y, const T *x, int64_t n, double p0,           \
-                                    double p1) {                                                 \
-        if (kind < 0 || kind >= CE_ACT_COUNT || n <= 0) return;                                  \
-        act_fwd_scalar_##SFX(kind, y, x, n, (T)p0, (T)p1);                                       \
-    }                                                                                            \
-    void ce_act_backward_##SFX##_ref(int kind, T *dx, const T *xy, const T *dy, int64_t n,      \
-                                     double p0, double p1, int accumulate) {                     \
-        if (kind < 0 || kind >= CE_ACT_COUNT || n <= 0) return;                                  \
-        act_bwd_scalar_##SFX(kind, dx, xy, dy, n, (T)p0, (T)p1, accumulate);                     \
-    }
+/* ---- dispatch + threading ------------------------------------------------------------------
+ * The public entry points split n into per-thread chunks (CE_PAR_CHUNKS) and run the instance of
+ * activation_tmpl.h for ce_isa on each (the scalar one-lane instance is the generic path). */
+void ce_act_forward_f32(int kind, float *y, const float *x, int64_t n, double p0, double p1) {
+    if (kind < 0 || kind >= CE_ACT_COUNT || n <= 0) return;
+    CE_PAR_CHUNKS(n, act_threads(n), 16,
+                  CE_ISA_CALL(act_fwd, f32, kind, y + lo, x + lo, hi - lo, (float)p0, (float)p1));
+}
 
-CE_DEF_ENTRY(float, f32)
-CE_DEF_ENTRY(double, f64)
+void ce_act_forward_f64(int kind, double *y, const double *x, int64_t n, double p0, double p1) {
+    if (kind < 0 || kind >= CE_ACT_COUNT || n <= 0) return;
+    CE_PAR_CHUNKS(n, act_threads(n), 16,
+                  CE_ISA_CALL(act_fwd, f64, kind, y + lo, x + lo, hi - lo, p0, p1));
+}
+
+void ce_act_backward_f32(int kind, float *dx, const float *xy, const float *dy, int64_t n,
+                         double p0, double p1, int accumulate) {
+    if (kind < 0 || kind >= CE_ACT_COUNT || n <= 0) return;
+    CE_PAR_CHUNKS(n, act_threads(n), 16,
+                  CE_ISA_CALL(act_bwd, f32, kind, dx + lo, xy + lo, dy + lo, hi - lo, (float)p0,
+                              (float)p1, accumulate));
+}
+
+void ce_act_backward_f64(int kind, double *dx, const double *xy, const double *dy, int64_t n,
+                         double p0, double p1, int accumulate) {
+    if (kind < 0 || kind >= CE_ACT_COUNT || n <= 0) return;
+    CE_PAR_CHUNKS(n, act_threads(n), 16,
+                  CE_ISA_CALL(act_bwd, f64, kind, dx + lo, xy + lo, dy + lo, hi - lo, p0, p1,
+                              accumulate));
+}
+
+/* plain single-threaded references (the scalar functions above, written independently of the
+ * template) */
+void ce_act_forward_f32_ref(int kind, float *y, const float *x, int64_t n, double p0, double p1) {
+    if (kind >= 0 && kind < CE_ACT_COUNT && n > 0)
+        act_fwd_scalar_f32(kind, y, x, n, (float)p0, (float)p1);
+}
+
+void ce_act_forward_f64_ref(int kind, double *y, const double *x, int64_t n, double p0, double p1) {
+    if (kind >= 0 && kind < CE_ACT_COUNT && n > 0) act_fwd_scalar_f64(kind, y, x, n, p0, p1);
+}
+
+void ce_act_backward_f32_ref(int kind, float *dx, const float *xy, const float *dy, int64_t n,
+                             double p0, double p1, int accumulate) {
+    if (kind >= 0 && kind < CE_ACT_COUNT && n > 0)
+        act_bwd_scalar_f32(kind, dx, xy, dy, n, (float)p0, (float)p1, accumulate);
+}
+
+void ce_act_backward_f64_ref(int kind, double *dx, const double *xy, const double *dy, int64_t n,
+                             double p0, double p1, int accumulate) {
+    if (kind >= 0 && kind < CE_ACT_COUNT && n > 0)
+        act_bwd_scalar_f64(kind, dx, xy, dy, n, p0, p1, accumulate);
+}

@@ -1,8 +1,18 @@
 /* activation_tmpl.h - SIMD bodies of the activation kernels, written once with the vm_* macros
- * of vmath.h and included by activation.c once per (ISA, dtype) pair inside a target region.
+ * of vmath.h and included by activation.c once per (ISA, dtype) pair inside a target region
+ * (and for the one-lane scalar pairs: the generic path).
  * Defines VM_FN(act_fwd) and VM_FN(act_bwd) (single-threaded, n contiguous elements). */
 
-/* GELU pieces: Phi(x) = 0.5*erfc(-x/sqrt2). z = |x|/sqrt2, z^2 = x^2/2 split exactly with FMA. */
+/* GELU pieces: Phi(x) = 0.5*erfc(-x/sqrt2) and exp(-x^2/2). */
+#if VM_W == 1
+/* one-lane (generic) instance: libm erfc/exp in double (f32 is then exact to rounding) */
+static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
+    double xd = (double)x;
+    *phi = (vm_s)(0.5 * erfc(-xd * 0.70710678118654752440));
+    if (e_half) *e_half = (vm_s)exp(-0.5 * xd * xd);
+}
+#else
+/* z = |x|/sqrt2, z^2 = x^2/2 split exactly with FMA. */
 static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
     vm_t a = vm_abs(x);
     vm_t x2 = vm_mul(x, x);
@@ -15,6 +25,7 @@ static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
     if (e_half)  /* exp(-x^2/2) */
         *e_half = vm_mul(VM_FN(vexp)(vm_sub(vm_zero(), zzh)), VM_FN(vexp)(vm_sub(vm_zero(), zzl)));
 }
+#endif
 
 static inline vm_t VM_FN(act_gelu_tanh_u2)(vm_t x) {   /* 2u = 2*sqrt(2/pi)*(x + 0.044715 x^3) */
     vm_t x2 = vm_mul(x, x);

@@ -22,8 +22,14 @@ int ce_openmp_enabled(void);
 int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 1 if applied */
 
 /* ---- kernel families (one header each; a family's .pxi externs from its own header) ---- */
+#if __has_include("amp.h")
+#include "amp.h"
+#endif
 #if __has_include("activation.h")
 #include "activation.h"
+#endif
+#if __has_include("conv.h")
+#include "conv.h"
 #endif
 #if __has_include("ewise.h")
 #include "ewise.h"
@@ -31,11 +37,20 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("gemm.h")
 #include "gemm.h"
 #endif
+#if __has_include("gemm_bf16.h")
+#include "gemm_bf16.h"
+#endif
 #if __has_include("nn_kernels.h")
 #include "nn_kernels.h"
 #endif
 #if __has_include("optim.h")
 #include "optim.h"
+#endif
+#if __has_include("ctc.h")
+#include "ctc.h"
+#endif
+#if __has_include("rnn.h")
+#include "rnn.h"
 #endif
 
 #endif

@@ -1,11 +1,14 @@
 /* common.h - shared macros for every kernel file: ISA levels, threading helper, restrict.
  *
- * Conventions (see ../../shared/DESIGN.md):
+ * Conventions (CONTRIBUTING.md at the repository root has the full list and a worked example):
  *  - outputs first, then const inputs, then sizes as int64_t;
  *  - a comment with every shape, dimension letters: B batch, T time/seq, C channels/classes,
  *    M,N,K matrix dims, D feature dim, V vocabulary, n flat element count;
- *  - backward kernels accumulate (+=) into gradients unless the name says otherwise;
- *  - every optimized kernel keeps a plain reference `*_ref` beside it.
+ *  - backward kernels write the input gradient as their `accumulate` argument says (0: dx = ...,
+ *    overwritten; 1: dx += ...); parameter gradients (dweight, dbias, dW) always accumulate (+=);
+ *  - every optimized kernel keeps a plain, independently written reference `*_ref` beside it;
+ *  - every exported function is written out by name (grep "ce_NAME(" finds its definition);
+ *  - pointers are aligned to their element type (the Cython bindings copy misaligned arrays).
  */
 #ifndef CE_COMMON_H
 #define CE_COMMON_H

@@ -1,9 +1,11 @@
 /* loss.c - fused cross-entropy: log-softmax + NLL in one pass per row, with class weights,
  * ignore_index and label smoothing (torch semantics), probability targets, and the one-pass
  * backward from the saved per-row logsumexp (see nn_kernels.h for the formulas).
- * Threaded over rows; SIMD rows from loss_tmpl.h over softmax_tmpl.h / vmath.h; generic = the
- * same template on one-lane scalar "vectors"; *_ref = the textbook formulas below. */
+ * Threaded over rows; row kernels ce_xent_*_<isa>_<dtype> from loss_tmpl.h over softmax_tmpl.h
+ * / vmath.h (generic = the same template on one-lane scalar "vectors"); *_ref = the textbook
+ * formulas below, computed in double from the logits alone (log-softmax recomputed per row). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
 #include "nn_util.h"
@@ -24,146 +26,235 @@ int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore
     return -1;
 }
 
-/* ---- references ----------------------------------------------------------------------------- */
-#define CE_DEF_CE_REF(T, SFX, EXP, LOG)                                                          \
-    static T ce_row_lse_ref_##SFX(const T *xr, int64_t C) {                                      \
-        T m = -INFINITY, s = 0;                                                                  \
-        for (int64_t c = 0; c < C; c++) m = xr[c] > m ? xr[c] : m;                               \
-        for (int64_t c = 0; c < C; c++) s += EXP(xr[c] - m);                                     \
-        return m + LOG(s);                                                                       \
-    }                                                                                            \
-    void ce_cross_entropy_fwd_##SFX##_ref(T *loss, T *lse, T *wrow, const T *x, const int64_t *tg, \
-                                          const T *w, int64_t N, int64_t C, int64_t ignore,       \
-                                          double eps) {                                          \
+/* ---- references ------------------------------------------------------------------------------
+ * Static insides per dtype (the public *_ref functions are written out at the end). Everything in
+ * double; the backward recomputes the row's log-softmax from the logits (the saved lse is not
+ * used), so it checks the optimized kernels' use of lse too. */
+static double xent_ref_lse(const double *xr, int64_t C) {
+    double m = xr[0], s = 0;
+    for (int64_t c = 1; c < C; c++)
+        if (xr[c] > m) m = xr[c];
+    for (int64_t c = 0; c < C; c++) s += exp(xr[c] - m);
+    return m + log(s);
+}
+
+/* log-probabilities lp (C) of row xr in double: (x - m) - log(sum exp(x - m)) */
+static void xent_ref_logp(double *lp, const double *xr, int64_t C) {
+    double m = xr[0], s = 0;
+    for (int64_t c = 1; c < C; c++)
+        if (xr[c] > m) m = xr[c];
+    for (int64_t c = 0; c < C; c++) s += exp(xr[c] - m);
+    double ls = log(s);
+    for (int64_t c = 0; c < C; c++) lp[c] = (xr[c] - m) - ls;
+}
+
+#define CE_XENT_REF(T, SFX)                                                                      \
+    static void xent_fwd_ref_##SFX(T *loss, T *lse, T *wrow, const T *x, const int64_t *tg,     \
+                                   const T *w, int64_t N, int64_t C, int64_t ignore, double eps) { \
+        double *xr = (double *)malloc(sizeof(double) * (size_t)C);                               \
+        if (!xr) return;                                                                         \
         for (int64_t r = 0; r < N; r++) {                                                        \
-            const T *xr = x + r * C;                                                             \
-            T l = ce_row_lse_ref_##SFX(xr, C);                                                   \
-            lse[r] = l;                                                                          \
+            for (int64_t c = 0; c < C; c++) xr[c] = x[r * C + c];                                \
+            double l = xent_ref_lse(xr, C);                                                      \
+            lse[r] = (T)l;                                                                       \
             int64_t t = tg[r];                                                                   \
             if (t == ignore) { loss[r] = 0; wrow[r] = 0; continue; }                             \
-            T wt = w ? w[t] : (T)1, sm = 0;                                                      \
-            for (int64_t c = 0; c < C; c++) sm += (w ? w[c] : (T)1) * (l - xr[c]);               \
-            loss[r] = (T)(1 - eps) * wt * (l - xr[t]) + (T)(eps / C) * sm;                       \
-            wrow[r] = wt;                                                                        \
+            double wt = w ? w[t] : 1.0, sm = 0;                                                  \
+            for (int64_t c = 0; c < C; c++) sm += (w ? w[c] : 1.0) * (l - xr[c]);                \
+            loss[r] = (T)((1 - eps) * wt * (l - xr[t]) + eps / C * sm);                          \
+            wrow[r] = (T)wt;                                                                     \
         }                                                                                        \
+        free(xr);                                                                                \
     }                                                                                            \
-    void ce_cross_entropy_bwd_##SFX##_ref(T *dx, const T *x, const int64_t *tg, const T *w,     \
-                                          const T *lse, const T *g, int64_t N, int64_t C,        \
-                                          int64_t ignore, double eps, int acc) {                 \
-        T W = 0;                                                                                 \
-        for (int64_t c = 0; c < C; c++) W += w ? w[c] : (T)1;                                    \
+    static void xent_bwd_ref_##SFX(T *dx, const T *x, const int64_t *tg, const T *w,            \
+                                   const T *g, int64_t N, int64_t C, int64_t ignore, double eps, \
+                                   int acc) {                                                    \
+        double *xr = (double *)malloc(sizeof(double) * 2 * (size_t)C), *lp = xr + C;             \
+        if (!xr) return;                                                                         \
+        double W = 0;                                                                            \
+        for (int64_t c = 0; c < C; c++) W += w ? w[c] : 1.0;                                     \
         for (int64_t r = 0; r < N; r++) {                                                        \
             int64_t t = tg[r];                                                                   \
-            T wt = (t == ignore) ? 0 : (w ? w[t] : (T)1);                                        \
+            for (int64_t c = 0; c < C; c++) xr[c] = x[r * C + c];                                \
+            xent_ref_logp(lp, xr, C);                                                            \
+            double wt = (t == ignore) ? 0 : (w ? w[t] : 1.0);                                    \
             for (int64_t c = 0; c < C; c++) {                                                    \
-                T d = 0;                                                                         \
+                double d = 0;                                                                    \
                 if (t != ignore) {                                                               \
-                    T p = EXP(x[r * C + c] - lse[r]);                                            \
-                    d = g[r] * ((T)(1 - eps) * wt * (p - (c == t ? (T)1 : (T)0)) +               \
-                                (T)(eps / C) * (W * p - (w ? w[c] : (T)1)));                     \
+                    double p = exp(lp[c]);                                                       \
+                    d = g[r] * ((1 - eps) * wt * (p - (c == t ? 1.0 : 0.0)) +                    \
+                                eps / C * (W * p - (w ? w[c] : 1.0)));                           \
                 }                                                                                \
-                dx[r * C + c] = acc ? dx[r * C + c] + d : d;                                     \
+                dx[r * C + c] = (T)(acc ? dx[r * C + c] + d : d);                                \
             }                                                                                    \
         }                                                                                        \
+        free(xr);                                                                                \
     }                                                                                            \
-    void ce_cross_entropy_prob_fwd_##SFX##_ref(T *loss, T *lse, const T *x, const T *tgt,       \
-                                               const T *w, int64_t N, int64_t C, double eps) {   \
+    static void xent_prob_fwd_ref_##SFX(T *loss, T *lse, const T *x, const T *tgt, const T *w,  \
+                                        int64_t N, int64_t C, double eps) {                      \
+        double *xr = (double *)malloc(sizeof(double) * 2 * (size_t)C), *lp = xr + C;             \
+        if (!xr) return;                                                                         \
         for (int64_t r = 0; r < N; r++) {                                                        \
-            T l = ce_row_lse_ref_##SFX(x + r * C, C), s = 0;                                     \
-            lse[r] = l;                                                                          \
-            for (int64_t c = 0; c < C; c++) {                                                    \
-                T q = (T)(1 - eps) * tgt[r * C + c] + (T)(eps / C);                              \
-                s -= (w ? w[c] : (T)1) * q * (x[r * C + c] - l);                                 \
-            }                                                                                    \
-            loss[r] = s;                                                                         \
-        }                                                                                        \
-    }                                                                                            \
-    void ce_cross_entropy_prob_bwd_##SFX##_ref(T *dx, const T *x, const T *tgt, const T *w,     \
-                                               const T *lse, const T *g, int64_t N, int64_t C,   \
-                                               double eps, int acc) {                            \
-        for (int64_t r = 0; r < N; r++) {                                                        \
-            T sq = 0;                                                                            \
+            for (int64_t c = 0; c < C; c++) xr[c] = x[r * C + c];                                \
+            lse[r] = (T)xent_ref_lse(xr, C);                                                     \
+            xent_ref_logp(lp, xr, C);                                                            \
+            double s = 0;                                                                        \
             for (int64_t c = 0; c < C; c++)                                                      \
-                sq += (w ? w[c] : (T)1) * ((T)(1 - eps) * tgt[r * C + c] + (T)(eps / C));        \
+                s -= (w ? w[c] : 1.0) * ((1 - eps) * tgt[r * C + c] + eps / C) * lp[c];          \
+            loss[r] = (T)s;                                                                      \
+        }                                                                                        \
+        free(xr);                                                                                \
+    }                                                                                            \
+    static void xent_prob_bwd_ref_##SFX(T *dx, const T *x, const T *tgt, const T *w,            \
+                                        const T *g, int64_t N, int64_t C, double eps, int acc) { \
+        double *xr = (double *)malloc(sizeof(double) * 2 * (size_t)C), *lp = xr + C;             \
+        if (!xr) return;                                                                         \
+        for (int64_t r = 0; r < N; r++) {                                                        \
+            for (int64_t c = 0; c < C; c++) xr[c] = x[r * C + c];                                \
+            xent_ref_logp(lp, xr, C);                                                            \
+            double sq = 0;                                                                       \
+            for (int64_t c = 0; c < C; c++)                                                      \
+                sq += (w ? w[c] : 1.0) * ((1 - eps) * tgt[r * C + c] + eps / C);                 \
             for (int64_t c = 0; c < C; c++) {                                                    \
-                T q = (w ? w[c] : (T)1) * ((T)(1 - eps) * tgt[r * C + c] + (T)(eps / C));        \
-                T d = g[r] * (EXP(x[r * C + c] - lse[r]) * sq - q);                              \
-                dx[r * C + c] = acc ? dx[r * C + c] + d : d;                                     \
+                double q = (w ? w[c] : 1.0) * ((1 - eps) * tgt[r * C + c] + eps / C);           \
+                double d = g[r] * (exp(lp[c]) * sq - q);                                         \
+                dx[r * C + c] = (T)(acc ? dx[r * C + c] + d : d);                                \
             }                                                                                    \
         }                                                                                        \
+        free(xr);                                                                                \
     }
-CE_DEF_CE_REF(float, f32, expf, logf)
-CE_DEF_CE_REF(double, f64, exp, log)
+CE_XENT_REF(float, f32)
+CE_XENT_REF(double, f64)
 
-/* ---- generic (scalar template) and SIMD rows ------------------------------------------------- */
+/* ---- row kernels per (ISA, dtype), generic included: ce_xent_*_rows_<isa>_<dtype> ---------- */
 #define CE_EACH_SCALAR 1
 #define CE_EACH_INC1 "softmax_tmpl.h"
 #define CE_EACH_INC2 "loss_tmpl.h"
 #include "isa_each.h"
 
-/* ---- dispatch + threading over rows ------------------------------------------------------- */
-/* run ROWCALL(lo, hi) over [0, N) split among threads; picks the function by ce_isa via ISA_FN */
-#define CE_ROWS_PAR(N, C, BODY)                                                                  \
-    do {                                                                                         \
-        int nt_ = ce_nn_threads((N) * (C), CE_NN_MIN_WORK, (N));                                 \
-        if (nt_ <= 1) {                                                                          \
-            int64_t lo = 0, hi = (N);                                                            \
-            BODY;                                                                                \
-        } else {                                                                                 \
-            _Pragma("omp parallel num_threads(nt_)")                                             \
-            {                                                                                    \
-                int64_t lo, hi;                                                                  \
-                ce_chunk((N), CE_TID(), nt_, 1, &lo, &hi);                                       \
-                if (hi > lo) BODY;                                                               \
-            }                                                                                    \
-        }                                                                                        \
-    } while (0)
+/* sum of the class weights (C when there are none), accumulated in double */
+static double xent_wsum(const void *w, int f64, int64_t C) {
+    if (!w) return (double)C;
+    double s = 0;
+    for (int64_t c = 0; c < C; c++) s += f64 ? ((const double *)w)[c] : ((const float *)w)[c];
+    return s;
+}
 
-#define CE_ISA_CALL(NAME, SFX, ...)                                                              \
-    do {                                                                                         \
-        switch (ce_isa) {                                                                        \
-        case CE_ISA_AVX512: ce_##NAME##_avx512_##SFX(__VA_ARGS__); break;                        \
-        case CE_ISA_AVX2: ce_##NAME##_avx2_##SFX(__VA_ARGS__); break;                            \
-        default: ce_##NAME##_scalar_##SFX(__VA_ARGS__); break;                                   \
-        }                                                                                        \
-    } while (0)
+/* ---- public entry points: threads over rows, the instance for ce_isa on each chunk ------------ */
+void ce_cross_entropy_fwd_f32(float *loss, float *lse, float *wrow, const float *x,
+                              const int64_t *tg, const float *w, int64_t N, int64_t C,
+                              int64_t ignore, double eps) {
+    if (N <= 0 || C <= 0) return;
+    const float W = (float)xent_wsum(w, 0, C);
+    CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_fwd_rows, f32, loss, lse, wrow, x, tg, w, lo, hi, C, ignore,
+                                  (float)eps, W));
+}
 
-#define CE_DEF_CE_ENTRY(T, SFX)                                                                  \
-    static T ce_wsum_##SFX(const T *w, int64_t C) {                                              \
-        if (!w) return (T)C;                                                                     \
-        double s = 0;                                                                            \
-        for (int64_t c = 0; c < C; c++) s += w[c];                                               \
-        return (T)s;                                                                             \
-    }                                                                                            \
-    void ce_cross_entropy_fwd_##SFX(T *loss, T *lse, T *wrow, const T *x, const int64_t *tg,     \
-                                    const T *w, int64_t N, int64_t C, int64_t ignore,            \
-                                    double eps) {                                                \
-        if (N <= 0 || C <= 0) return;                                                            \
-        T W = ce_wsum_##SFX(w, C);                                                               \
-        CE_ROWS_PAR(N, C, CE_ISA_CALL(ce_fwd_rows, SFX, loss, lse, wrow, x, tg, w, lo, hi, C,    \
-                                      ignore, (T)eps, W));                                       \
-    }                                                                                            \
-    void ce_cross_entropy_bwd_##SFX(T *dx, const T *x, const int64_t *tg, const T *w,           \
-                                    const T *lse, const T *g, int64_t N, int64_t C,              \
-                                    int64_t ignore, double eps, int acc) {                       \
-        if (N <= 0 || C <= 0) return;                                                            \
-        T W = ce_wsum_##SFX(w, C);                                                               \
-        int nts = ce_nn_stream(N * C * (int64_t)sizeof(T));                                      \
-        CE_ROWS_PAR(N, C, CE_ISA_CALL(ce_bwd_rows, SFX, dx, x, tg, w, lse, g, lo, hi, C, ignore, \
-                                      (T)eps, W, acc, nts));                                          \
-    }                                                                                            \
-    void ce_cross_entropy_prob_fwd_##SFX(T *loss, T *lse, const T *x, const T *tgt, const T *w, \
-                                         int64_t N, int64_t C, double eps) {                     \
-        if (N <= 0 || C <= 0) return;                                                            \
-        CE_ROWS_PAR(N, C, CE_ISA_CALL(ce_prob_fwd_rows, SFX, loss, lse, x, tgt, w, lo, hi, C,    \
-                                      (T)eps));                                                  \
-    }                                                                                            \
-    void ce_cross_entropy_prob_bwd_##SFX(T *dx, const T *x, const T *tgt, const T *w,           \
-                                         const T *lse, const T *g, int64_t N, int64_t C,         \
-                                         double eps, int acc) {                                  \
-        if (N <= 0 || C <= 0) return;                                                            \
-        CE_ROWS_PAR(N, C, CE_ISA_CALL(ce_prob_bwd_rows, SFX, dx, x, tgt, w, lse, g, lo, hi, C,   \
-                                      (T)eps, acc));                                             \
-    }
-CE_DEF_CE_ENTRY(float, f32)
-CE_DEF_CE_ENTRY(double, f64)
+void ce_cross_entropy_fwd_f64(double *loss, double *lse, double *wrow, const double *x,
+                              const int64_t *tg, const double *w, int64_t N, int64_t C,
+                              int64_t ignore, double eps) {
+    if (N <= 0 || C <= 0) return;
+    const double W = xent_wsum(w, 1, C);
+    CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_fwd_rows, f64, loss, lse, wrow, x, tg, w, lo, hi, C, ignore,
+                                  eps, W));
+}
+
+void ce_cross_entropy_bwd_f32(float *dx, const float *x, const int64_t *tg, const float *w,
+                              const float *lse, const float *g, int64_t N, int64_t C,
+                              int64_t ignore, double eps, int accumulate) {
+    if (N <= 0 || C <= 0) return;
+    const float W = (float)xent_wsum(w, 0, C);
+    const int nts = ce_nn_stream(N * C * (int64_t)sizeof(float));
+    CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_bwd_rows, f32, dx, x, tg, w, lse, g, lo, hi, C, ignore,
+                                  (float)eps, W, accumulate, nts));
+}
+
+void ce_cross_entropy_bwd_f64(double *dx, const double *x, const int64_t *tg, const double *w,
+                              const double *lse, const double *g, int64_t N, int64_t C,
+                              int64_t ignore, double eps, int accumulate) {
+    if (N <= 0 || C <= 0) return;
+    const double W = xent_wsum(w, 1, C);
+    const int nts = ce_nn_stream(N * C * (int64_t)sizeof(double));
+    CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_bwd_rows, f64, dx, x, tg, w, lse, g, lo, hi, C, ignore, eps,
+                                  W, accumulate, nts));
+}
+
+void ce_cross_entropy_prob_fwd_f32(float *loss, float *lse, const float *x, const float *tgt,
+                                   const float *w, int64_t N, int64_t C, double eps) {
+    if (N <= 0 || C <= 0) return;
+    CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_prob_fwd_rows, f32, loss, lse, x, tgt, w, lo, hi, C,
+                                  (float)eps));
+}
+
+void ce_cross_entropy_prob_fwd_f64(double *loss, double *lse, const double *x, const double *tgt,
+                                   const double *w, int64_t N, int64_t C, double eps) {
+    if (N <= 0 || C <= 0) return;
+    CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_prob_fwd_rows, f64, loss, lse, x, tgt, w, lo, hi, C, eps));
+}
+
+void ce_cross_entropy_prob_bwd_f32(float *dx, const float *x, const float *tgt, const float *w,
+                                   const float *lse, const float *g, int64_t N, int64_t C,
+                                   double eps, int accumulate) {
+    if (N <= 0 || C <= 0) return;
+    CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_prob_bwd_rows, f32, dx, x, tgt, w, lse, g, lo, hi, C,
+                                  (float)eps, accumulate));
+}
+
+void ce_cross_entropy_prob_bwd_f64(double *dx, const double *x, const double *tgt,
+                                   const double *w, const double *lse, const double *g, int64_t N,
+                                   int64_t C, double eps, int accumulate) {
+    if (N <= 0 || C <= 0) return;
+    CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_prob_bwd_rows, f64, dx, x, tgt, w, lse, g, lo, hi, C, eps,
+                                  accumulate));
+}
+
+void ce_cross_entropy_fwd_f32_ref(float *loss, float *lse, float *wrow, const float *x,
+                                  const int64_t *tg, const float *w, int64_t N, int64_t C,
+                                  int64_t ignore, double eps) {
+    if (N > 0 && C > 0) xent_fwd_ref_f32(loss, lse, wrow, x, tg, w, N, C, ignore, eps);
+}
+
+void ce_cross_entropy_fwd_f64_ref(double *loss, double *lse, double *wrow, const double *x,
+                                  const int64_t *tg, const double *w, int64_t N, int64_t C,
+                                  int64_t ignore, double eps) {
+    if (N > 0 && C > 0) xent_fwd_ref_f64(loss, lse, wrow, x, tg, w, N, C, ignore, eps);
+}
+
+void ce_cross_entropy_bwd_f32_ref(float *dx, const float *x, const int64_t *tg, const float *w,
+                                  const float *lse, const float *g, int64_t N, int64_t C,
+                                  int64_t ignore, double eps, int accumulate) {
+    (void)lse;
+    if (N > 0 && C > 0) xent_bwd_ref_f32(dx, x, tg, w, g, N, C, ignore, eps, accumulate);
+}
+
+void ce_cross_entropy_bwd_f64_ref(double *dx, const double *x, const int64_t *tg, const double *w,
+                                  const double *lse, const double *g, int64_t N, int64_t C,
+                                  int64_t ignore, double eps, int accumulate) {
+    (void)lse;
+    if (N > 0 && C > 0) xent_bwd_ref_f64(dx, x, tg, w, g, N, C, ignore, eps, accumulate);
+}
+
+void ce_cross_entropy_prob_fwd_f32_ref(float *loss, float *lse, const float *x, const float *tgt,
+                                       const float *w, int64_t N, int64_t C, double eps) {
+    if (N > 0 && C > 0) xent_prob_fwd_ref_f32(loss, lse, x, tgt, w, N, C, eps);
+}
+
+void ce_cross_entropy_prob_fwd_f64_ref(double *loss, double *lse, const double *x,
+                                       const double *tgt, const double *w, int64_t N, int64_t C,
+                                       double eps) {
+    if (N > 0 && C > 0) xent_prob_fwd_ref_f64(loss, lse, x, tgt, w, N, C, eps);
+}
+
+void ce_cross_entropy_prob_bwd_f32_ref(float *dx, const float *x, const float *tgt,
+                                       const float *w, const float *lse, const float *g, int64_t N,
+                                       int64_t C, double eps, int accumulate) {
+    (void)lse;
+    if (N > 0 && C > 0) xent_prob_bwd_ref_f32(dx, x, tgt, w, g, N, C, eps, accumulate);
+}
+
+void ce_cross_entropy_prob_bwd_f64_ref(double *dx, const double *x, const double *tgt,
+                                       const double *w, const double *lse, const double *g,
+                                       int64_t N, int64_t C, double eps, int accumulate) {
+    (void)lse;
+    if (N > 0 && C > 0) xent_prob_bwd_ref_f64(dx, x, tgt, w, g, N, C, eps, accumulate);
+}

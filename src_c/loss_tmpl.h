@@ -1,8 +1,111 @@
 /* loss_tmpl.h - fused cross-entropy rows (log-softmax + NLL, label smoothing, class weights,
  * probability targets) over the softmax_tmpl.h primitives; included by loss.c once per
- * (ISA, dtype) pair, the scalar pairs included (the generic path). Rows [r0, r1). */
+ * (ISA, dtype) pair, the scalar pairs included (the generic path). Rows [r0, r1).
+ * Defines VM_FN(xent_fwd_rows), VM_FN(xent_bwd_rows), VM_FN(xent_prob_fwd_rows) and
+ * VM_FN(xent_prob_bwd_rows) (ce_xent_*_<isa>_<dtype>). */
 
-static void VM_FN(ce_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *x, const int64_t *tg,
+/* cross-entropy backward row, class targets: dx_c (+)= A*p_c - B*(w ? w_c : 1) - T*[c == t]
+ * with p_c = exp((x_c - m) - ls), lse = m + ls split so that p keeps full precision when |lse| is
+ * large (the target column folded into the vector pass, so streaming stays write-only) */
+static inline vm_t VM_FN(xent_fix)(vm_t g, int64_t i, int64_t t, vm_s T) {
+    if ((uint64_t)(t - i) < (uint64_t)VM_W) {
+        vm_s tmp[VM_W];
+        vm_store(tmp, g);
+        tmp[t - i] -= T;
+        g = vm_load(tmp);
+    }
+    return g;
+}
+static inline void VM_FN(xent_bwd_row)(vm_s *dx, const vm_s *x, const vm_s *w, int64_t C, vm_s m,
+                                       vm_s ls, vm_s A, vm_s B, int64_t t, vm_s T, int acc, int nts) {
+    vm_t mv = vm_set1(m), lv = vm_set1(ls), av = vm_set1(A), bv = vm_set1(B);
+#define P_(LD, r) VM_FN(sm_exp)(vm_sub(vm_sub(LD(x + i, r), mv), lv))
+#define G_(LD, r) VM_FN(xent_fix)(w ? vm_fnmadd(bv, LD(w + i, r), vm_mul(av, P_(LD, r))) \
+                                    : vm_fmsub(av, P_(LD, r), bv), i, t, T)
+    CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
+#undef G_
+#undef P_
+}
+
+/* sum_c w_c (x_c - shift)   (w == NULL: w = 1) */
+static inline vm_s VM_FN(xent_wsum_shift)(const vm_s *x, const vm_s *w, int64_t C, vm_s shift) {
+    vm_t sv = vm_set1(shift), s0 = vm_zero(), s1 = vm_zero();
+    int64_t i = 0;
+    if (w) {
+        for (; i + VM_W <= C; i += VM_W) s0 = vm_fmadd(vm_load(w + i), vm_sub(vm_load(x + i), sv), s0);
+        if (i < C) s1 = vm_fmadd(vm_load_part(w + i, C - i), vm_sub(vm_load_part(x + i, C - i), sv), s1);
+    } else {
+        for (; i + VM_W <= C; i += VM_W) s0 = vm_add(s0, vm_sub(vm_load(x + i), sv));
+        vm_s t = 0;
+        for (; i < C; i++) t += x[i] - shift;
+        return vm_hsum(s0) + t;
+    }
+    return vm_hsum(vm_add(s0, s1));
+}
+
+/* probability targets, q = a*t + b: *sq = sum_c w_c q_c, *sqx = sum_c w_c q_c (x_c - shift) */
+static inline void VM_FN(xent_prob_sums)(const vm_s *x, const vm_s *t, const vm_s *w, int64_t C,
+                                          vm_s a, vm_s b, vm_s shift, vm_s *sq, vm_s *sqx) {
+    vm_t av = vm_set1(a), bv = vm_set1(b), sv = vm_set1(shift), s0 = vm_zero(), s1 = vm_zero();
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) {
+        vm_t q = vm_fmadd(av, vm_load(t + i), bv);
+        if (w) q = vm_mul(q, vm_load(w + i));
+        s0 = vm_add(s0, q);
+        s1 = vm_fmadd(q, vm_sub(vm_load(x + i), sv), s1);
+    }
+    vm_s q0 = 0, qx0 = 0;
+    for (; i < C; i++) {   /* tail in scalar: lanes past C must contribute nothing */
+        vm_s q = a * t[i] + b;
+        if (w) q *= w[i];
+        q0 += q;
+        qx0 += q * (x[i] - shift);
+    }
+    *sq = vm_hsum(s0) + q0;
+    *sqx = vm_hsum(s1) + qx0;
+}
+
+/* probability targets backward row: dx_c (+)= g * (p_c * SQ - w_c q_c), p_c = exp((x_c - m) - ls) */
+static inline void VM_FN(xent_prob_bwd_row)(vm_s *dx, const vm_s *x, const vm_s *t, const vm_s *w,
+                                            int64_t C, vm_s m, vm_s ls, vm_s a, vm_s b, vm_s SQ,
+                                            vm_s g, int acc) {
+    vm_t mv = vm_set1(m), lv = vm_set1(ls), av = vm_set1(a), bv = vm_set1(b), sq = vm_set1(SQ),
+         gv = vm_set1(g);
+    int64_t i = 0;
+    for (; i + VM_W <= C; i += VM_W) {
+        vm_t q = vm_fmadd(av, vm_load(t + i), bv);
+        if (w) q = vm_mul(q, vm_load(w + i));
+        vm_t p = VM_FN(sm_exp)(vm_sub(vm_sub(vm_load(x + i), mv), lv));
+        vm_t d = vm_mul(gv, vm_fmsub(p, sq, q));
+        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), d) : d);
+    }
+    if (i < C) {
+        int64_t r = C - i;
+        vm_t q = vm_fmadd(av, vm_load_part(t + i, r), bv);
+        if (w) q = vm_mul(q, vm_load_part(w + i, r));
+        vm_t p = VM_FN(sm_exp)(vm_sub(vm_sub(vm_load_part(x + i, r), mv), lv));
+        vm_t d = vm_mul(gv, vm_fmsub(p, sq, q));
+        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), d) : d);
+    }
+}
+
+/* lse = m + ls for the backward: p = exp((x - m) - ls). The forward saved lse rounded to the
+ * dtype, which loses ls when |lse| is large (logits of 1e8 in float32: ulp(lse) = 8, so
+ * exp(x - lse) is 1 for every near-maximal x). Rows with |lse| > 16 (ulp(lse) <= 2^-19 below:
+ * p then keeps ~1e-6 relative precision in float32) recompute the row's max and log-sum-exp;
+ * other rows take (lse, 0), the same numbers as exp(x - lse). */
+static inline void VM_FN(xent_split_lse)(const vm_s *xr, int64_t C, vm_s lse, vm_s *m, vm_s *ls) {
+    if (!(lse > (vm_s)16 || lse < (vm_s)-16)) {   /* NaN stays on this path */
+        *m = lse;
+        *ls = 0;
+        return;
+    }
+    vm_s mx = VM_FN(sm_max)(xr, C);
+    *m = mx;
+    *ls = vm_slog(VM_FN(sm_expsum)(0, xr, C, mx));
+}
+
+static void VM_FN(xent_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *x, const int64_t *tg,
                                const vm_s *w, int64_t r0, int64_t r1, int64_t C, int64_t ignore,
                                vm_s eps, vm_s W) {
     for (int64_t r = r0; r < r1; r++) {
@@ -19,13 +122,13 @@ static void VM_FN(ce_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *x,
         vm_s wt = w ? w[t] : (vm_s)1;
         vm_s l = (1 - eps) * wt * ((m - xr[t]) + ls);
         if (eps != 0)   /* eps/C * sum_c w_c (lse - x_c) = eps/C * (W*ls - sum_c w_c (x_c - m)) */
-            l += eps / (vm_s)C * (W * ls - VM_FN(sm_wsum_shift)(xr, w, C, m));
+            l += eps / (vm_s)C * (W * ls - VM_FN(xent_wsum_shift)(xr, w, C, m));
         loss[r] = l;
         wrow[r] = wt;
     }
 }
 
-static void VM_FN(ce_bwd_rows)(vm_s *dx, const vm_s *x, const int64_t *tg, const vm_s *w,
+static void VM_FN(xent_bwd_rows)(vm_s *dx, const vm_s *x, const int64_t *tg, const vm_s *w,
                                const vm_s *lse, const vm_s *g, int64_t r0, int64_t r1, int64_t C,
                                int64_t ignore, vm_s eps, vm_s W, int acc, int nts) {
     for (int64_t r = r0; r < r1; r++) {
@@ -40,12 +143,14 @@ static void VM_FN(ce_bwd_rows)(vm_s *dx, const vm_s *x, const int64_t *tg, const
         vm_s gr = g[r];
         vm_s A = gr * ((1 - eps) * wt + eps * W / (vm_s)C);
         vm_s B = gr * eps / (vm_s)C;
-        VM_FN(sm_ce_bwd)(dr, x + r * C, w, C, lse[r], A, B, t, gr * (1 - eps) * wt, acc, nts);
+        vm_s m, ls;
+        VM_FN(xent_split_lse)(x + r * C, C, lse[r], &m, &ls);
+        VM_FN(xent_bwd_row)(dr, x + r * C, w, C, m, ls, A, B, t, gr * (1 - eps) * wt, acc, nts);
     }
     if (nts && !acc) _mm_sfence();
 }
 
-static void VM_FN(ce_prob_fwd_rows)(vm_s *loss, vm_s *lse, const vm_s *x, const vm_s *tgt,
+static void VM_FN(xent_prob_fwd_rows)(vm_s *loss, vm_s *lse, const vm_s *x, const vm_s *tgt,
                                     const vm_s *w, int64_t r0, int64_t r1, int64_t C, vm_s eps) {
     for (int64_t r = r0; r < r1; r++) {
         const vm_s *xr = x + r * C;
@@ -53,18 +158,21 @@ static void VM_FN(ce_prob_fwd_rows)(vm_s *loss, vm_s *lse, const vm_s *x, const 
         vm_s ls = vm_slog(VM_FN(sm_expsum)(0, xr, C, m));
         lse[r] = m + ls;
         vm_s sq, sqx;
-        VM_FN(sm_ce_prob_sums)(xr, tgt + r * C, w, C, 1 - eps, eps / (vm_s)C, m, &sq, &sqx);
+        VM_FN(xent_prob_sums)(xr, tgt + r * C, w, C, 1 - eps, eps / (vm_s)C, m, &sq, &sqx);
         loss[r] = sq * ls - sqx;    /* -sum w q (x - m - ls) */
     }
 }
 
-static void VM_FN(ce_prob_bwd_rows)(vm_s *dx, const vm_s *x, const vm_s *tgt, const vm_s *w,
+static void VM_FN(xent_prob_bwd_rows)(vm_s *dx, const vm_s *x, const vm_s *tgt, const vm_s *w,
                                     const vm_s *lse, const vm_s *g, int64_t r0, int64_t r1,
                                     int64_t C, vm_s eps, int acc) {
     for (int64_t r = r0; r < r1; r++) {
         const vm_s *xr = x + r * C, *tr = tgt + r * C;
         vm_s sq, sqx;
-        VM_FN(sm_ce_prob_sums)(xr, tr, w, C, 1 - eps, eps / (vm_s)C, lse[r], &sq, &sqx);
-        VM_FN(sm_ce_prob_bwd)(dx + r * C, xr, tr, w, C, lse[r], 1 - eps, eps / (vm_s)C, sq, g[r], acc);
+        vm_s m, ls;
+        VM_FN(xent_prob_sums)(xr, tr, w, C, 1 - eps, eps / (vm_s)C, lse[r], &sq, &sqx);
+        VM_FN(xent_split_lse)(xr, C, lse[r], &m, &ls);
+        VM_FN(xent_prob_bwd_row)(dx + r * C, xr, tr, w, C, m, ls, 1 - eps, eps / (vm_s)C, sq, g[r],
+                                 acc);
     }
 }

@@ -1,16 +1,17 @@
 /* norm.c - LayerNorm and RMSNorm over the last dim D of a contiguous (R,D) array, forward
  * (saving mean/rstd) and backward (dx plus dweight/dbias). Threaded over rows; parameter
  * gradients go to per-thread partial buffers that are summed in thread order afterwards (no
- * races, no atomics). SIMD rows from norm_tmpl.h; generic = the template on one-lane scalars;
- * *_ref = textbook loops. */
+ * races, no atomics). Row kernels ce_{ln,rms}_{fwd,bwd}_rows_<isa>_<dtype> from norm_tmpl.h
+ * (generic = the template on one-lane scalars); *_ref = textbook loops, one thread. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "nn_util.h"
 
-/* ---- references ----------------------------------------------------------------------------- */
-#define CE_DEF_NORM_REF(T, SFX)                                                                  \
-    void ce_layernorm_fwd_##SFX##_ref(T *y, T *mean, T *rstd, const T *x, const T *w,           \
+/* ---- references ------------------------------------------------------------------------------
+ * static insides per dtype; the public *_ref functions are written out at the end of the file */
+#define CE_NORM_REF(T, SFX)                                                                  \
+    static void ln_fwd_ref_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w,           \
                                       const T *b, int64_t R, int64_t D, double eps) {            \
         for (int64_t r = 0; r < R; r++) {                                                        \
             const T *xr = x + r * D;                                                             \
@@ -26,7 +27,7 @@
                 y[r * D + c] = (xr[c] - m) * rs * (w ? w[c] : (T)1) + (b ? b[c] : (T)0);         \
         }                                                                                        \
     }                                                                                            \
-    void ce_layernorm_bwd_##SFX##_ref(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w, \
+    static void ln_bwd_ref_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w, \
                                       const T *mean, const T *rstd, int64_t R, int64_t D,        \
                                       int acc) {                                                 \
         for (int64_t r = 0; r < R; r++) {                                                        \
@@ -50,7 +51,7 @@
                 }                                                                                \
         }                                                                                        \
     }                                                                                            \
-    void ce_rmsnorm_fwd_##SFX##_ref(T *y, T *rstd, const T *x, const T *w, int64_t R, int64_t D, \
+    static void rms_fwd_ref_##SFX(T *y, T *rstd, const T *x, const T *w, int64_t R, int64_t D, \
                                     double eps) {                                                \
         for (int64_t r = 0; r < R; r++) {                                                        \
             T s = 0;                                                                             \
@@ -60,7 +61,7 @@
             for (int64_t c = 0; c < D; c++) y[r * D + c] = x[r * D + c] * rs * (w ? w[c] : (T)1); \
         }                                                                                        \
     }                                                                                            \
-    void ce_rmsnorm_bwd_##SFX##_ref(T *dx, T *dw, const T *dy, const T *x, const T *w,          \
+    static void rms_bwd_ref_##SFX(T *dx, T *dw, const T *dy, const T *x, const T *w,          \
                                     const T *rstd, int64_t R, int64_t D, int acc) {              \
         for (int64_t r = 0; r < R; r++) {                                                        \
             T c2 = 0;                                                                            \
@@ -78,8 +79,8 @@
                 }                                                                                \
         }                                                                                        \
     }
-CE_DEF_NORM_REF(float, f32)
-CE_DEF_NORM_REF(double, f64)
+CE_NORM_REF(float, f32)
+CE_NORM_REF(double, f64)
 
 /* ---- generic (scalar template) and SIMD rows ------------------------------------------------- */
 #define CE_EACH_SCALAR 1
@@ -87,44 +88,10 @@ CE_DEF_NORM_REF(double, f64)
 #define CE_EACH_INC2 "norm_tmpl.h"
 #include "isa_each.h"
 
-#define CE_ISA_CALL(NAME, SFX, ...)                                                              \
-    do {                                                                                         \
-        switch (ce_isa) {                                                                        \
-        case CE_ISA_AVX512: ce_##NAME##_avx512_##SFX(__VA_ARGS__); break;                        \
-        case CE_ISA_AVX2: ce_##NAME##_avx2_##SFX(__VA_ARGS__); break;                            \
-        default: ce_##NAME##_scalar_##SFX(__VA_ARGS__); break;                                   \
-        }                                                                                        \
-    } while (0)
-
-#define CE_ROWS_PAR(N, C, BODY)                                                                  \
-    do {                                                                                         \
-        int nt_ = ce_nn_threads((N) * (C), CE_NN_MIN_WORK, (N));                                 \
-        if (nt_ <= 1) {                                                                          \
-            int64_t lo = 0, hi = (N);                                                            \
-            BODY;                                                                                \
-        } else {                                                                                 \
-            _Pragma("omp parallel num_threads(nt_)")                                             \
-            {                                                                                    \
-                int64_t lo, hi;                                                                  \
-                ce_chunk((N), CE_TID(), nt_, 1, &lo, &hi);                                       \
-                if (hi > lo) BODY;                                                               \
-            }                                                                                    \
-        }                                                                                        \
-    } while (0)
-
-/* Backward with parameter grads: nparts zeroed partial buffers of D (one per thread, for dw and
- * db), rows split among threads, then dw[c] += part_0[c] + part_1[c] + ... in thread order. */
-#define CE_DEF_NORM_ENTRY(T, SFX)                                                                \
-    void ce_layernorm_fwd_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w, const T *b,      \
-                                int64_t R, int64_t D, double eps) {                              \
-        if (R <= 0 || D <= 0) return;                                                            \
-        CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, SFX, y, mean, rstd, x, w, b, lo, hi, D, eps)); \
-    }                                                                                            \
-    void ce_rmsnorm_fwd_##SFX(T *y, T *rstd, const T *x, const T *w, int64_t R, int64_t D,       \
-                              double eps) {                                                      \
-        if (R <= 0 || D <= 0) return;                                                            \
-        CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, SFX, y, rstd, x, w, lo, hi, D, eps));         \
-    }                                                                                            \
+/* Backward with parameter grads (static insides per dtype): nparts zeroed partial buffers of D
+ * (one per thread, for dw and db), rows split among threads, then dw[c] += part_0[c] + part_1[c]
+ * + ... in thread order. */
+#define CE_NORM_BWD(T, SFX)                                                                      \
     static void norm_bwd_##SFX(int rms, T *dx, T *dw, T *db, const T *dy, const T *x,            \
                                const T *w, const T *mean, const T *rstd, int64_t R, int64_t D,   \
                                int acc) {                                                        \
@@ -145,9 +112,9 @@ CE_DEF_NORM_REF(double, f64)
         } else {                                                                                 \
             _Pragma("omp parallel num_threads(nt)")                                              \
             {                                                                                    \
-                int tid = CE_TID();                                                              \
+                int tid = CE_TID(); /* < nt: indexes this thread's partial buffer */             \
                 int64_t lo, hi;                                                                  \
-                ce_chunk(R, tid, nt, 1, &lo, &hi);                                               \
+                ce_chunk(R, tid, CE_NTEAM(), 1, &lo, &hi);                                       \
                 T *base = part ? part + (size_t)tid * nb * D : 0;                                \
                 T *pw = dw ? base : 0, *pb = db ? (dw ? base + D : base) : 0;                    \
                 if (hi > lo) {                                                                   \
@@ -168,14 +135,96 @@ CE_DEF_NORM_REF(double, f64)
             }                                                                                    \
             free(part);                                                                          \
         }                                                                                        \
-    }                                                                                            \
-    void ce_layernorm_bwd_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,       \
-                                const T *mean, const T *rstd, int64_t R, int64_t D, int acc) {   \
-        norm_bwd_##SFX(0, dx, dw, db, dy, x, w, mean, rstd, R, D, acc);                          \
-    }                                                                                            \
-    void ce_rmsnorm_bwd_##SFX(T *dx, T *dw, const T *dy, const T *x, const T *w, const T *rstd,  \
-                              int64_t R, int64_t D, int acc) {                                   \
-        norm_bwd_##SFX(1, dx, dw, 0, dy, x, w, 0, rstd, R, D, acc);                              \
     }
-CE_DEF_NORM_ENTRY(float, f32)
-CE_DEF_NORM_ENTRY(double, f64)
+CE_NORM_BWD(float, f32)
+CE_NORM_BWD(double, f64)
+
+/* ---- public entry points ------------------------------------------------------------------------ */
+void ce_layernorm_fwd_f32(float *y, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int64_t R, int64_t D, double eps) {
+    if (R <= 0 || D <= 0) return;
+    CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, f32, y, mean, rstd, x, w, b, lo, hi, D, eps));
+}
+
+void ce_layernorm_fwd_f64(double *y, double *mean, double *rstd, const double *x, const double *w,
+                          const double *b, int64_t R, int64_t D, double eps) {
+    if (R <= 0 || D <= 0) return;
+    CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, f64, y, mean, rstd, x, w, b, lo, hi, D, eps));
+}
+
+void ce_rmsnorm_fwd_f32(float *y, float *rstd, const float *x, const float *w, int64_t R,
+                        int64_t D, double eps) {
+    if (R <= 0 || D <= 0) return;
+    CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, f32, y, rstd, x, w, lo, hi, D, eps));
+}
+
+void ce_rmsnorm_fwd_f64(double *y, double *rstd, const double *x, const double *w, int64_t R,
+                        int64_t D, double eps) {
+    if (R <= 0 || D <= 0) return;
+    CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, f64, y, rstd, x, w, lo, hi, D, eps));
+}
+
+void ce_layernorm_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float *x,
+                          const float *w, const float *mean, const float *rstd, int64_t R,
+                          int64_t D, int accumulate) {
+    norm_bwd_f32(0, dx, dw, db, dy, x, w, mean, rstd, R, D, accumulate);
+}
+
+void ce_layernorm_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x,
+                          const double *w, const double *mean, const double *rstd, int64_t R,
+                          int64_t D, int accumulate) {
+    norm_bwd_f64(0, dx, dw, db, dy, x, w, mean, rstd, R, D, accumulate);
+}
+
+void ce_rmsnorm_bwd_f32(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                        const float *rstd, int64_t R, int64_t D, int accumulate) {
+    norm_bwd_f32(1, dx, dw, 0, dy, x, w, 0, rstd, R, D, accumulate);
+}
+
+void ce_rmsnorm_bwd_f64(double *dx, double *dw, const double *dy, const double *x, const double *w,
+                        const double *rstd, int64_t R, int64_t D, int accumulate) {
+    norm_bwd_f64(1, dx, dw, 0, dy, x, w, 0, rstd, R, D, accumulate);
+}
+
+void ce_layernorm_fwd_f32_ref(float *y, float *mean, float *rstd, const float *x, const float *w,
+                              const float *b, int64_t R, int64_t D, double eps) {
+    ln_fwd_ref_f32(y, mean, rstd, x, w, b, R, D, eps);
+}
+
+void ce_layernorm_fwd_f64_ref(double *y, double *mean, double *rstd, const double *x,
+                              const double *w, const double *b, int64_t R, int64_t D, double eps) {
+    ln_fwd_ref_f64(y, mean, rstd, x, w, b, R, D, eps);
+}
+
+void ce_layernorm_bwd_f32_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                              const float *w, const float *mean, const float *rstd, int64_t R,
+                              int64_t D, int accumulate) {
+    ln_bwd_ref_f32(dx, dw, db, dy, x, w, mean, rstd, R, D, accumulate);
+}
+
+void ce_layernorm_bwd_f64_ref(double *dx, double *dw, double *db, const double *dy, const double *x,
+                              const double *w, const double *mean, const double *rstd, int64_t R,
+                              int64_t D, int accumulate) {
+    ln_bwd_ref_f64(dx, dw, db, dy, x, w, mean, rstd, R, D, accumulate);
+}
+
+void ce_rmsnorm_fwd_f32_ref(float *y, float *rstd, const float *x, const float *w, int64_t R,
+                            int64_t D, double eps) {
+    rms_fwd_ref_f32(y, rstd, x, w, R, D, eps);
+}
+
+void ce_rmsnorm_fwd_f64_ref(double *y, double *rstd, const double *x, const double *w, int64_t R,
+                            int64_t D, double eps) {
+    rms_fwd_ref_f64(y, rstd, x, w, R, D, eps);
+}
+
+void ce_rmsnorm_bwd_f32_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                            const float *rstd, int64_t R, int64_t D, int accumulate) {
+    rms_bwd_ref_f32(dx, dw, dy, x, w, rstd, R, D, accumulate);
+}
+
+void ce_rmsnorm_bwd_f64_ref(double *dx, double *dw, const double *dy, const double *x,
+                            const double *w, const double *rstd, int64_t R, int64_t D,
+                            int accumulate) {
+    rms_bwd_ref_f64(dx, dw, dy, x, w, rstd, R, D, accumulate);
+}

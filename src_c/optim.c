@@ -2,16 +2,18 @@
  * gradient-norm reductions behind clip_grad_norm_; formulas and layout in optim.h.
  *
  * Structure:
- *   optim_simd.h   per-segment update written once over a vector vocabulary; instantiated here
- *                  for the generic path (scalar C, W = 1) and in optim_avx2.c / optim_avx512.c;
- *   ce_multi_apply lays a group's tensors end to end (each padded to a cache line), cuts that
- *                  range into fixed cache-line aligned blocks handed to the threads dynamically
- *                  (balanced across tensors of any sizes) and calls the segment kernel per piece;
- *   optim_driver.h the public entry points per dtype (f32, f64) and their *_ref twins. */
+ *   optim_tmpl.h    the per-segment updates and reductions written once over vm_*, instantiated
+ *                   per (ISA, dtype) by isa_each.h (the scalar one-lane instance is the generic
+ *                   path), each with a callback reading the group's pointer tables;
+ *   ce_multi_apply  lays a group's tensors end to end (each padded to a cache line), cuts that
+ *                   range into fixed cache-line aligned blocks handed to the threads dynamically
+ *                   (balanced across tensors of any sizes) and calls the callback per piece;
+ *   ce_reduce_multi the same layout in fixed blocks for the norms (thread-count independent);
+ *   the public entry points, written out per dtype, and their plain *_ref references. */
 #include <math.h>
 #include <stdlib.h>
-#include "cengine.h"
-#include "optim_impl.h"
+#include "nn_util.h"
+#include "optim.h"
 
 /* fewest elements worth a thread for an elementwise update (~0.5-1 MB of traffic) and for a
  * read-only reduction; reduction blocks are fixed so the summation order never changes */
@@ -20,83 +22,28 @@
 #define CE_RED_BLOCK ((int64_t)16384)
 /* elements per dynamically scheduled block of an update (64 KiB of float32 per array) */
 #define CE_APPLY_BLOCK ((int64_t)16384)
+/* cache line in elements */
+#define CE_LINE_F32 ((int64_t)(CE_ALIGN / sizeof(float)))
+#define CE_LINE_F64 ((int64_t)(CE_ALIGN / sizeof(double)))
 
-/* ---------------- generic (scalar C) segment kernels ---------------- */
-#define T float
-#define V float
-#define W 1
-#define SFX f32_generic
-#define VLOAD(p) (*(p))
-#define VSTORE(p, x) (*(p) = (x))
-#define VSET1(s) (s)
-#define VADD(a, b) ((a) + (b))
-#define VSUB(a, b) ((a) - (b))
-#define VMUL(a, b) ((a) * (b))
-#define VDIV(a, b) ((a) / (b))
-#define VSQRT(a) sqrtf(a)
-#define VMAX(a, b) ((a) > (b) ? (a) : (b))
-#define VNEG(a) (-(a))
-#define VFMA(a, b, c) ((a) * (b) + (c))
-#define VFNMA(a, b, c) ((c) - (a) * (b))
-#include "optim_simd.h"
-#undef T
-#undef V
-#undef SFX
-#undef VSQRT
-#define T double
-#define V double
-#define SFX f64_generic
-#define VSQRT(a) sqrt(a)
-#include "optim_simd.h"
-#undef T
-#undef V
-#undef W
-#undef SFX
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VDIV
-#undef VSQRT
-#undef VMAX
-#undef VNEG
-#undef VFMA
-#undef VFNMA
+/* ---------------- hyper-parameters and callback contexts (dtype-agnostic) ----------------
+ * Pointer tables are kept as `const void *`: the caller's `T *const *` array, read back as such
+ * by the template (optim_tmpl.h). */
+typedef struct { double lr, momentum, dampening, wd; int nesterov, maximize; } ce_sgd_hp;
+typedef struct { double lr_decay, wd, eps; int maximize; } ce_adagrad_hp;
+typedef struct { double lr, alpha, eps, wd, momentum; int centered, maximize; } ce_rmsprop_hp;
+typedef struct { double lr, beta1, beta2, eps, wd; int amsgrad, maximize, decoupled; } ce_adam_hp;
 
-static inline double ce_nanmax(double a, double b) {
-    if (a != a || b != b) return NAN;
-    return a > b ? a : b;
-}
+typedef struct { const void *p, *buf, *g; const uint8_t *first; ce_sgd_hp hp; } ce_sgd_ctx;
+typedef struct { const void *p, *sum, *g; const double *clr; ce_adagrad_hp hp; } ce_adagrad_ctx;
+typedef struct { const void *p, *sq, *gavg, *buf, *g; ce_rmsprop_hp hp; } ce_rmsprop_ctx;
+typedef struct { const void *p, *m, *v, *vmax, *g; const double *sc; ce_adam_hp hp; } ce_adam_ctx;
+typedef struct { const void *x; double alpha; } ce_scale_ctx;
 
-/* x: (n); sum of x^2 in double, 8 interleaved partial sums (fixed order) */
-#define CE_SUMSQ_GENERIC(T, SFX)                                                  \
-    double ce_sumsq_seg_##SFX(const T *x, int64_t n) {                            \
-        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                   \
-        int64_t i = 0;                                                            \
-        for (; i + 8 <= n; i += 8)                                                \
-            for (int k = 0; k < 8; k++) a[k] += (double)x[i + k] * (double)x[i + k]; \
-        double t = 0.0;                                                           \
-        for (; i < n; i++) t += (double)x[i] * (double)x[i];                      \
-        return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + t; \
-    }                                                                             \
-    double ce_absmax_seg_##SFX(const T *x, int64_t n) {                           \
-        double m = 0.0;                                                           \
-        int nan = 0;                                                              \
-        for (int64_t i = 0; i < n; i++) {                                         \
-            double a = fabs((double)x[i]);                                        \
-            nan |= a != a;                                                        \
-            m = a > m ? a : m;                                                    \
-        }                                                                         \
-        return nan ? NAN : m;                                                     \
-    }                                                                             \
-    void ce_scale_seg_##SFX(T *x, int64_t n, double alpha) {                      \
-        const T a = (T)alpha;                                                     \
-        for (int64_t i = 0; i < n; i++) x[i] *= a;                                \
-    }
-CE_SUMSQ_GENERIC(float, f32_generic)
-CE_SUMSQ_GENERIC(double, f64_generic)
+/* ---------------- segment kernels per (ISA, dtype): ce_<name>_cb_<isa>_<dtype> ---------------- */
+#define CE_EACH_SCALAR 1
+#define CE_EACH_INC1 "optim_tmpl.h"
+#include "isa_each.h"
 
 /* ---------------- multi-tensor work split ---------------- */
 
@@ -120,10 +67,11 @@ static int64_t ce_find_tensor(const int64_t *off, int64_t ntensors, int64_t pos)
 typedef void (*ce_seg_cb)(void *ctx, int64_t t, int64_t lo, int64_t hi);
 
 /* call cb(ctx, t, lo, hi) on pieces [lo, hi) of tensor t covering every element of the group
- * exactly once; pieces start at multiples of `line` within their tensor; one contiguous range of
- * the padded layout per thread, so big and small tensors balance alike. */
-static void ce_multi_apply(const int64_t *sizes, int64_t ntensors, int64_t line,
-                           int64_t min_per_thread, ce_seg_cb cb, void *ctx) {
+ * exactly once; pieces start at multiples of `line` within their tensor; blocks of the padded
+ * layout are handed out dynamically, so big and small tensors balance alike. */
+static void ce_multi_apply(const int64_t *sizes, int64_t ntensors, int64_t line, ce_seg_cb cb,
+                           void *ctx) {
+    if (ntensors <= 0) return;
     int64_t stack_off[65];
     int64_t *off = ntensors < 65 ? stack_off : (int64_t *)malloc(sizeof(int64_t) * (ntensors + 1));
     if (!off) {
@@ -133,7 +81,7 @@ static void ce_multi_apply(const int64_t *sizes, int64_t ntensors, int64_t line,
     }
     ce_layout(off, sizes, ntensors, line);
     int64_t total = off[ntensors];
-    int nt = ce_threads_for(total, min_per_thread);
+    int nt = ce_threads_for(total, CE_OPTIM_MIN_PER_THREAD);
     if (nt <= 1) {
         for (int64_t t = 0; t < ntensors; t++)
             if (sizes[t] > 0) cb(ctx, t, 0, sizes[t]);
@@ -142,7 +90,6 @@ static void ce_multi_apply(const int64_t *sizes, int64_t ntensors, int64_t line,
          * with a busy core (other processes) the other thread keeps going instead of waiting
          * at the end of a static half. Blocks are contiguous so streams stay long. */
         int64_t nblk = (total + CE_APPLY_BLOCK - 1) / CE_APPLY_BLOCK;
-        (void)nt;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (int64_t b = 0; b < nblk; b++) {
             int64_t lo = b * CE_APPLY_BLOCK;
@@ -159,14 +106,426 @@ static void ce_multi_apply(const int64_t *sizes, int64_t ntensors, int64_t line,
     if (off != stack_off) free(off);
 }
 
-/* ---------------- public entry points, per dtype ---------------- */
-#define T float
-#define TS f32
-#include "optim_driver.h"
-#undef T
-#undef TS
-#define T double
-#define TS f64
-#include "optim_driver.h"
-#undef T
-#undef TS
+static inline double ce_nanmax(double a, double b) {
+    if (a != a || b != b) return NAN;
+    return a > b ? a : b;
+}
+
+typedef double (*ce_red_cb)(const void *xs, int64_t t, int64_t lo, int64_t hi);
+
+/* *out = combine over fixed blocks of CE_RED_BLOCK elements (tensors laid out padded to `line`)
+ * of fn(piece); block results are combined in block order, so the result is the same for any
+ * thread count. is_max: combine by NaN-propagating max, else by sum. */
+static void ce_reduce_multi(double *out, const void *xs, const int64_t *sizes, int64_t ntensors,
+                            int64_t line, ce_red_cb fn, int is_max) {
+    *out = 0.0;
+    if (ntensors <= 0) return;
+    int64_t stack_off[65];
+    double stack_part[64];
+    int64_t *off = ntensors < 65 ? stack_off : (int64_t *)malloc(sizeof(int64_t) * (ntensors + 1));
+    double *part = NULL;
+    int64_t total = 0, nblk = 0;
+    if (off) {
+        ce_layout(off, sizes, ntensors, line);
+        total = off[ntensors];
+        nblk = (total + CE_RED_BLOCK - 1) / CE_RED_BLOCK;
+        part = nblk <= 64 ? stack_part : (double *)malloc(sizeof(double) * (size_t)nblk);
+    }
+    if (!part) {   /* out of memory for the layout: one sequential pass */
+        double r = 0.0;
+        for (int64_t t = 0; t < ntensors; t++) {
+            double s = sizes[t] > 0 ? fn(xs, t, 0, sizes[t]) : 0.0;
+            r = is_max ? ce_nanmax(r, s) : r + s;
+        }
+        *out = r;
+        if (off && off != stack_off) free(off);
+        return;
+    }
+    int nt = ce_threads_for(total, CE_RED_MIN_PER_THREAD);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t lo = b * CE_RED_BLOCK, hi = lo + CE_RED_BLOCK < total ? lo + CE_RED_BLOCK : total;
+        double r = 0.0;
+        for (int64_t t = ce_find_tensor(off, ntensors, lo); t < ntensors && off[t] < hi; t++) {
+            int64_t s = lo > off[t] ? lo - off[t] : 0;
+            int64_t e = (hi < off[t + 1] ? hi : off[t + 1]) - off[t];
+            if (e > sizes[t]) e = sizes[t];
+            if (s < e) {
+                double v = fn(xs, t, s, e);
+                r = is_max ? ce_nanmax(r, v) : r + v;
+            }
+        }
+        part[b] = r;
+    }
+    double r = 0.0;
+    for (int64_t b = 0; b < nblk; b++) r = is_max ? ce_nanmax(r, part[b]) : r + part[b];
+    *out = r;
+    if (part != stack_part) free(part);
+    if (off != stack_off) free(off);
+}
+
+/* ---------------- per-step scalars ---------------- */
+/* clr[t] = lr / (1 + (step - 1) * lr_decay) (torch's Adagrad) */
+static double *ce_adagrad_clr(double *stack, const int64_t *steps, int64_t ntensors, double lr,
+                              double lr_decay) {
+    double *clr = ntensors <= 64 ? stack : (double *)malloc(sizeof(double) * (size_t)ntensors);
+    if (clr)
+        for (int64_t t = 0; t < ntensors; t++)
+            clr[t] = lr / (1.0 + (double)(steps[t] - 1) * lr_decay);
+    return clr;
+}
+
+/* sc[2t] = step_size = lr / (1 - beta1^step), sc[2t+1] = sqrt(1 - beta2^step) (torch's Adam) */
+static double *ce_adam_scalars(double *stack, const int64_t *steps, int64_t ntensors, double lr,
+                               double beta1, double beta2) {
+    double *sc = ntensors <= 64 ? stack : (double *)malloc(sizeof(double) * 2 * (size_t)ntensors);
+    if (!sc) return NULL;
+    for (int64_t t = 0; t < ntensors; t++) {
+        if (t > 0 && steps[t] == steps[t - 1]) {
+            sc[2 * t] = sc[2 * t - 2];
+            sc[2 * t + 1] = sc[2 * t - 1];
+            continue;
+        }
+        double s = (double)steps[t];
+        sc[2 * t] = lr / (1.0 - pow(beta1, s));
+        sc[2 * t + 1] = sqrt(1.0 - pow(beta2, s));
+    }
+    return sc;
+}
+
+/* ---------------- plain references (static insides per dtype) ----------------
+ * One element at a time, in the dtype, straight from the formulas in optim.h; independent of the
+ * template. The public *_ref functions are written out below. */
+#define CE_OPTIM_REF(T, SFX, SQRT)                                                               \
+    static void sgd_ref_##SFX(T *const *ps, T *const *bufs, const T *const *gs,                  \
+                              const uint8_t *first, const int64_t *sizes, int64_t nt,            \
+                              double lr, double mom, double damp, double wd, int nesterov,       \
+                              int maximize) {                                                    \
+        for (int64_t t = 0; t < nt; t++)                                                         \
+            for (int64_t i = 0; i < sizes[t]; i++) {                                             \
+                T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
+                if (wd != 0) g = g + (T)wd * p;                                                  \
+                if (mom != 0) {                                                                  \
+                    T b = (first && first[t]) ? g                                                \
+                                              : (T)mom * bufs[t][i] + (T)(1.0 - damp) * g;       \
+                    bufs[t][i] = b;                                                              \
+                    g = nesterov ? g + (T)mom * b : b;                                           \
+                }                                                                                \
+                ps[t][i] = p - (T)lr * g;                                                        \
+            }                                                                                    \
+    }                                                                                            \
+    static void adagrad_ref_##SFX(T *const *ps, T *const *sums, const T *const *gs,              \
+                                  const int64_t *steps, const int64_t *sizes, int64_t nt,        \
+                                  double lr, double lr_decay, double wd, double eps,             \
+                                  int maximize) {                                                \
+        for (int64_t t = 0; t < nt; t++) {                                                       \
+            T clr = (T)(lr / (1.0 + (double)(steps[t] - 1) * lr_decay));                         \
+            for (int64_t i = 0; i < sizes[t]; i++) {                                             \
+                T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
+                if (wd != 0) g = g + (T)wd * p;                                                  \
+                T s = sums[t][i] + g * g;                                                        \
+                sums[t][i] = s;                                                                  \
+                ps[t][i] = p - clr * (g / (SQRT(s) + (T)eps));                                   \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void rmsprop_ref_##SFX(T *const *ps, T *const *sqs, T *const *gas, T *const *bufs,    \
+                                  const T *const *gs, const int64_t *sizes, int64_t nt,          \
+                                  double lr, double alpha, double eps, double wd, double mom,    \
+                                  int centered, int maximize) {                                  \
+        for (int64_t t = 0; t < nt; t++)                                                         \
+            for (int64_t i = 0; i < sizes[t]; i++) {                                             \
+                T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
+                if (wd != 0) g = g + (T)wd * p;                                                  \
+                T sq = (T)alpha * sqs[t][i] + (T)(1.0 - alpha) * (g * g);                        \
+                sqs[t][i] = sq;                                                                  \
+                T avg;                                                                           \
+                if (centered) {                                                                  \
+                    T ga = (T)alpha * gas[t][i] + (T)(1.0 - alpha) * g;                          \
+                    gas[t][i] = ga;                                                              \
+                    avg = SQRT(sq - ga * ga) + (T)eps;                                           \
+                } else {                                                                         \
+                    avg = SQRT(sq) + (T)eps;                                                     \
+                }                                                                                \
+                if (mom > 0) {                                                                   \
+                    T b = (T)mom * bufs[t][i] + g / avg;                                         \
+                    bufs[t][i] = b;                                                              \
+                    ps[t][i] = p - (T)lr * b;                                                    \
+                } else {                                                                         \
+                    ps[t][i] = p - (T)lr * (g / avg);                                            \
+                }                                                                                \
+            }                                                                                    \
+    }                                                                                            \
+    static void adam_ref_##SFX(T *const *ps, T *const *ms, T *const *vs, T *const *vmaxs,        \
+                               const T *const *gs, const int64_t *steps, const int64_t *sizes,   \
+                               int64_t nt, double lr, double b1, double b2, double eps,          \
+                               double wd, int amsgrad, int maximize, int decoupled) {            \
+        for (int64_t t = 0; t < nt; t++) {                                                       \
+            T step_size = (T)(lr / (1.0 - pow(b1, (double)steps[t])));                           \
+            T bc2s = (T)sqrt(1.0 - pow(b2, (double)steps[t]));                                   \
+            for (int64_t i = 0; i < sizes[t]; i++) {                                             \
+                T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
+                if (wd != 0) {                                                                   \
+                    if (decoupled) p = p * (T)(1.0 - lr * wd);                                   \
+                    else g = g + (T)wd * p;                                                      \
+                }                                                                                \
+                T m = (T)b1 * ms[t][i] + (T)(1.0 - b1) * g;                                      \
+                T v = (T)b2 * vs[t][i] + (T)(1.0 - b2) * (g * g);                                \
+                ms[t][i] = m;                                                                    \
+                vs[t][i] = v;                                                                    \
+                if (amsgrad) {                                                                   \
+                    v = vmaxs[t][i] > v ? vmaxs[t][i] : v;                                       \
+                    vmaxs[t][i] = v;                                                             \
+                }                                                                                \
+                ps[t][i] = p - step_size * (m / (SQRT(v) / bc2s + (T)eps));                      \
+            }                                                                                    \
+        }                                                                                        \
+    }
+CE_OPTIM_REF(float, f32, sqrtf)
+CE_OPTIM_REF(double, f64, sqrt)
+
+/* ================= public entry points ================= */
+
+/* ---- SGD ---- */
+void ce_sgd_step_f32(float *const *params, float *const *bufs, const float *const *grads,
+                     const uint8_t *first, const int64_t *sizes, int64_t ntensors, double lr,
+                     double momentum, double dampening, double weight_decay, int nesterov,
+                     int maximize) {
+    ce_sgd_ctx c = {params, momentum != 0.0 ? bufs : NULL, grads, first,
+                    {lr, momentum, dampening, weight_decay, nesterov, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(sgd_cb, f32), &c);
+}
+
+void ce_sgd_step_f64(double *const *params, double *const *bufs, const double *const *grads,
+                     const uint8_t *first, const int64_t *sizes, int64_t ntensors, double lr,
+                     double momentum, double dampening, double weight_decay, int nesterov,
+                     int maximize) {
+    ce_sgd_ctx c = {params, momentum != 0.0 ? bufs : NULL, grads, first,
+                    {lr, momentum, dampening, weight_decay, nesterov, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(sgd_cb, f64), &c);
+}
+
+void ce_sgd_step_f32_ref(float *const *params, float *const *bufs, const float *const *grads,
+                         const uint8_t *first, const int64_t *sizes, int64_t ntensors, double lr,
+                         double momentum, double dampening, double weight_decay, int nesterov,
+                         int maximize) {
+    sgd_ref_f32(params, bufs, grads, first, sizes, ntensors, lr, momentum, dampening,
+                weight_decay, nesterov, maximize);
+}
+
+void ce_sgd_step_f64_ref(double *const *params, double *const *bufs, const double *const *grads,
+                         const uint8_t *first, const int64_t *sizes, int64_t ntensors, double lr,
+                         double momentum, double dampening, double weight_decay, int nesterov,
+                         int maximize) {
+    sgd_ref_f64(params, bufs, grads, first, sizes, ntensors, lr, momentum, dampening,
+                weight_decay, nesterov, maximize);
+}
+
+/* ---- Adagrad ---- */
+void ce_adagrad_step_f32(float *const *params, float *const *sums, const float *const *grads,
+                         const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
+                         double lr_decay, double weight_decay, double eps, int maximize) {
+    double stack[64], *clr = ce_adagrad_clr(stack, steps, ntensors, lr, lr_decay);
+    if (!clr) {   /* out of memory for the per-tensor scalars */
+        adagrad_ref_f32(params, sums, grads, steps, sizes, ntensors, lr, lr_decay, weight_decay,
+                        eps, maximize);
+        return;
+    }
+    ce_adagrad_ctx c = {params, sums, grads, clr, {lr_decay, weight_decay, eps, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(adagrad_cb, f32), &c);
+    if (clr != stack) free(clr);
+}
+
+void ce_adagrad_step_f64(double *const *params, double *const *sums, const double *const *grads,
+                         const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
+                         double lr_decay, double weight_decay, double eps, int maximize) {
+    double stack[64], *clr = ce_adagrad_clr(stack, steps, ntensors, lr, lr_decay);
+    if (!clr) {
+        adagrad_ref_f64(params, sums, grads, steps, sizes, ntensors, lr, lr_decay, weight_decay,
+                        eps, maximize);
+        return;
+    }
+    ce_adagrad_ctx c = {params, sums, grads, clr, {lr_decay, weight_decay, eps, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(adagrad_cb, f64), &c);
+    if (clr != stack) free(clr);
+}
+
+void ce_adagrad_step_f32_ref(float *const *params, float *const *sums, const float *const *grads,
+                             const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                             double lr, double lr_decay, double weight_decay, double eps,
+                             int maximize) {
+    adagrad_ref_f32(params, sums, grads, steps, sizes, ntensors, lr, lr_decay, weight_decay, eps,
+                    maximize);
+}
+
+void ce_adagrad_step_f64_ref(double *const *params, double *const *sums,
+                             const double *const *grads, const int64_t *steps,
+                             const int64_t *sizes, int64_t ntensors, double lr, double lr_decay,
+                             double weight_decay, double eps, int maximize) {
+    adagrad_ref_f64(params, sums, grads, steps, sizes, ntensors, lr, lr_decay, weight_decay, eps,
+                    maximize);
+}
+
+/* ---- RMSprop ---- */
+void ce_rmsprop_step_f32(float *const *params, float *const *square_avgs, float *const *grad_avgs,
+                         float *const *bufs, const float *const *grads, const int64_t *sizes,
+                         int64_t ntensors, double lr, double alpha, double eps,
+                         double weight_decay, double momentum, int centered, int maximize) {
+    ce_rmsprop_ctx c = {params, square_avgs, centered ? grad_avgs : NULL,
+                        momentum > 0.0 ? bufs : NULL, grads,
+                        {lr, alpha, eps, weight_decay, momentum, centered, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(rmsprop_cb, f32), &c);
+}
+
+void ce_rmsprop_step_f64(double *const *params, double *const *square_avgs,
+                         double *const *grad_avgs, double *const *bufs,
+                         const double *const *grads, const int64_t *sizes, int64_t ntensors,
+                         double lr, double alpha, double eps, double weight_decay,
+                         double momentum, int centered, int maximize) {
+    ce_rmsprop_ctx c = {params, square_avgs, centered ? grad_avgs : NULL,
+                        momentum > 0.0 ? bufs : NULL, grads,
+                        {lr, alpha, eps, weight_decay, momentum, centered, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(rmsprop_cb, f64), &c);
+}
+
+void ce_rmsprop_step_f32_ref(float *const *params, float *const *square_avgs,
+                             float *const *grad_avgs, float *const *bufs,
+                             const float *const *grads, const int64_t *sizes, int64_t ntensors,
+                             double lr, double alpha, double eps, double weight_decay,
+                             double momentum, int centered, int maximize) {
+    rmsprop_ref_f32(params, square_avgs, grad_avgs, bufs, grads, sizes, ntensors, lr, alpha, eps,
+                    weight_decay, momentum, centered, maximize);
+}
+
+void ce_rmsprop_step_f64_ref(double *const *params, double *const *square_avgs,
+                             double *const *grad_avgs, double *const *bufs,
+                             const double *const *grads, const int64_t *sizes, int64_t ntensors,
+                             double lr, double alpha, double eps, double weight_decay,
+                             double momentum, int centered, int maximize) {
+    rmsprop_ref_f64(params, square_avgs, grad_avgs, bufs, grads, sizes, ntensors, lr, alpha, eps,
+                    weight_decay, momentum, centered, maximize);
+}
+
+/* ---- Adam / AdamW ---- */
+void ce_adam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                      float *const *max_exp_avg_sqs, const float *const *grads,
+                      const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
+                      double beta1, double beta2, double eps, double weight_decay, int amsgrad,
+                      int maximize, int decoupled) {
+    double stack[128], *sc = ce_adam_scalars(stack, steps, ntensors, lr, beta1, beta2);
+    if (!sc) {   /* out of memory for the per-tensor scalars */
+        adam_ref_f32(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
+                     ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
+        return;
+    }
+    ce_adam_ctx c = {params, exp_avgs, exp_avg_sqs, amsgrad ? max_exp_avg_sqs : NULL, grads, sc,
+                     {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(adam_cb, f32), &c);
+    if (sc != stack) free(sc);
+}
+
+void ce_adam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
+                      double *const *max_exp_avg_sqs, const double *const *grads,
+                      const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
+                      double beta1, double beta2, double eps, double weight_decay, int amsgrad,
+                      int maximize, int decoupled) {
+    double stack[128], *sc = ce_adam_scalars(stack, steps, ntensors, lr, beta1, beta2);
+    if (!sc) {
+        adam_ref_f64(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
+                     ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
+        return;
+    }
+    ce_adam_ctx c = {params, exp_avgs, exp_avg_sqs, amsgrad ? max_exp_avg_sqs : NULL, grads, sc,
+                     {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(adam_cb, f64), &c);
+    if (sc != stack) free(sc);
+}
+
+void ce_adam_step_f32_ref(float *const *params, float *const *exp_avgs,
+                          float *const *exp_avg_sqs, float *const *max_exp_avg_sqs,
+                          const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                          int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                          double weight_decay, int amsgrad, int maximize, int decoupled) {
+    adam_ref_f32(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes, ntensors,
+                 lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
+}
+
+void ce_adam_step_f64_ref(double *const *params, double *const *exp_avgs,
+                          double *const *exp_avg_sqs, double *const *max_exp_avg_sqs,
+                          const double *const *grads, const int64_t *steps, const int64_t *sizes,
+                          int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                          double weight_decay, int amsgrad, int maximize, int decoupled) {
+    adam_ref_f64(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes, ntensors,
+                 lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
+}
+
+/* ---- gradient-norm helpers ---- */
+void ce_sumsq_multi_f32(double *out, const float *const *xs, const int64_t *sizes,
+                        int64_t ntensors) {
+    ce_reduce_multi(out, xs, sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(sumsq_cb, f32), 0);
+}
+
+void ce_sumsq_multi_f64(double *out, const double *const *xs, const int64_t *sizes,
+                        int64_t ntensors) {
+    ce_reduce_multi(out, xs, sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(sumsq_cb, f64), 0);
+}
+
+void ce_absmax_multi_f32(double *out, const float *const *xs, const int64_t *sizes,
+                         int64_t ntensors) {
+    ce_reduce_multi(out, xs, sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(absmax_cb, f32), 1);
+}
+
+void ce_absmax_multi_f64(double *out, const double *const *xs, const int64_t *sizes,
+                         int64_t ntensors) {
+    ce_reduce_multi(out, xs, sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(absmax_cb, f64), 1);
+}
+
+void ce_scale_multi_f32(float *const *xs, const int64_t *sizes, int64_t ntensors, double alpha) {
+    ce_scale_ctx c = {xs, alpha};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(scale_cb, f32), &c);
+}
+
+void ce_scale_multi_f64(double *const *xs, const int64_t *sizes, int64_t ntensors, double alpha) {
+    ce_scale_ctx c = {xs, alpha};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(scale_cb, f64), &c);
+}
+
+/* plain references: one sequential pass in double */
+/* element i of tensor t of a pointer table of float (f64 == 0) or double arrays */
+static inline double ce_ref_at(const void *xs, int f64, int64_t t, int64_t i) {
+    return f64 ? ((const double *const *)xs)[t][i] : (double)((const float *const *)xs)[t][i];
+}
+
+static double ce_sumsq_ref(const void *xs, int f64, const int64_t *sizes, int64_t nt) {
+    double s = 0.0;
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t i = 0; i < sizes[t]; i++) s += ce_ref_at(xs, f64, t, i) * ce_ref_at(xs, f64, t, i);
+    return s;
+}
+
+static double ce_absmax_ref(const void *xs, int f64, const int64_t *sizes, int64_t nt) {
+    double m = 0.0;
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t i = 0; i < sizes[t]; i++) m = ce_nanmax(m, fabs(ce_ref_at(xs, f64, t, i)));
+    return m;
+}
+
+void ce_sumsq_multi_f32_ref(double *out, const float *const *xs, const int64_t *sizes,
+                            int64_t ntensors) {
+    *out = ce_sumsq_ref(xs, 0, sizes, ntensors);
+}
+
+void ce_sumsq_multi_f64_ref(double *out, const double *const *xs, const int64_t *sizes,
+                            int64_t ntensors) {
+    *out = ce_sumsq_ref(xs, 1, sizes, ntensors);
+}
+
+void ce_absmax_multi_f32_ref(double *out, const float *const *xs, const int64_t *sizes,
+                             int64_t ntensors) {
+    *out = ce_absmax_ref(xs, 0, sizes, ntensors);
+}
+
+void ce_absmax_multi_f64_ref(double *out, const double *const *xs, const int64_t *sizes,
+                             int64_t ntensors) {
+    *out = ce_absmax_ref(xs, 1, sizes, ntensors);
+}

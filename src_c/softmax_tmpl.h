@@ -1,6 +1,6 @@
 /* softmax_tmpl.h - SIMD row primitives for softmax / log_softmax / cross-entropy, written once
  * with the vm_* macros of vmath.h; included once per (ISA, dtype) pair inside a target region
- * (softmax.c, loss.c). All functions work on one contiguous row of C elements. */
+ * (softmax.c, loss.c, norm.c). All functions work on one contiguous row of C elements. */
 #include <math.h>
 
 /* exp(d) for the arguments of these kernels (d <= 0: x - max, or a log-probability; -inf for
@@ -173,84 +173,4 @@ static inline void VM_FN(sm_mul_nt)(vm_s *y, const vm_s *x, int64_t C, vm_s s, i
 #define G_(LD, r) vm_mul(LD(x + i, r), sv)
     CE_SM_WRITE_PASS(y, C, nts, G_);
 #undef G_
-}
-
-/* cross-entropy backward row, class targets: dx_c (+)= A*exp(x_c - lse) - B*(w ? w_c : 1)
- * - T*[c == t]  (the target column folded into the vector pass, so streaming stays write-only) */
-static inline vm_t VM_FN(sm_ce_fix)(vm_t g, int64_t i, int64_t t, vm_s T) {
-    if ((uint64_t)(t - i) < (uint64_t)VM_W) {
-        vm_s tmp[VM_W];
-        vm_store(tmp, g);
-        tmp[t - i] -= T;
-        g = vm_load(tmp);
-    }
-    return g;
-}
-static inline void VM_FN(sm_ce_bwd)(vm_s *dx, const vm_s *x, const vm_s *w, int64_t C, vm_s lse,
-                                    vm_s A, vm_s B, int64_t t, vm_s T, int acc, int nts) {
-    vm_t lv = vm_set1(lse), av = vm_set1(A), bv = vm_set1(B);
-#define G_(LD, r) VM_FN(sm_ce_fix)(w ? vm_fnmadd(bv, LD(w + i, r), vm_mul(av, VM_FN(sm_exp)(vm_sub(LD(x + i, r), lv)))) \
-                                     : vm_fmsub(av, VM_FN(sm_exp)(vm_sub(LD(x + i, r), lv)), bv), i, t, T)
-    CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
-#undef G_
-}
-
-/* sum_c w_c (x_c - shift)   (w == NULL: w = 1) */
-static inline vm_s VM_FN(sm_wsum_shift)(const vm_s *x, const vm_s *w, int64_t C, vm_s shift) {
-    vm_t sv = vm_set1(shift), s0 = vm_zero(), s1 = vm_zero();
-    int64_t i = 0;
-    if (w) {
-        for (; i + VM_W <= C; i += VM_W) s0 = vm_fmadd(vm_load(w + i), vm_sub(vm_load(x + i), sv), s0);
-        if (i < C) s1 = vm_fmadd(vm_load_part(w + i, C - i), vm_sub(vm_load_part(x + i, C - i), sv), s1);
-    } else {
-        for (; i + VM_W <= C; i += VM_W) s0 = vm_add(s0, vm_sub(vm_load(x + i), sv));
-        vm_s t = 0;
-        for (; i < C; i++) t += x[i] - shift;
-        return vm_hsum(s0) + t;
-    }
-    return vm_hsum(vm_add(s0, s1));
-}
-
-/* probability targets, q = a*t + b: *sq = sum_c w_c q_c, *sqx = sum_c w_c q_c (x_c - shift) */
-static inline void VM_FN(sm_ce_prob_sums)(const vm_s *x, const vm_s *t, const vm_s *w, int64_t C,
-                                          vm_s a, vm_s b, vm_s shift, vm_s *sq, vm_s *sqx) {
-    vm_t av = vm_set1(a), bv = vm_set1(b), sv = vm_set1(shift), s0 = vm_zero(), s1 = vm_zero();
-    int64_t i = 0;
-    for (; i + VM_W <= C; i += VM_W) {
-        vm_t q = vm_fmadd(av, vm_load(t + i), bv);
-        if (w) q = vm_mul(q, vm_load(w + i));
-        s0 = vm_add(s0, q);
-        s1 = vm_fmadd(q, vm_sub(vm_load(x + i), sv), s1);
-    }
-    vm_s q0 = 0, qx0 = 0;
-    for (; i < C; i++) {   /* tail in scalar: lanes past C must contribute nothing */
-        vm_s q = a * t[i] + b;
-        if (w) q *= w[i];
-        q0 += q;
-        qx0 += q * (x[i] - shift);
-    }
-    *sq = vm_hsum(s0) + q0;
-    *sqx = vm_hsum(s1) + qx0;
-}
-
-/* probability targets backward row: dx_c (+)= g * (exp(x_c - lse) * SQ - w_c q_c) */
-static inline void VM_FN(sm_ce_prob_bwd)(vm_s *dx, const vm_s *x, const vm_s *t, const vm_s *w,
-                                         int64_t C, vm_s lse, vm_s a, vm_s b, vm_s SQ, vm_s g, int acc) {
-    vm_t lv = vm_set1(lse), av = vm_set1(a), bv = vm_set1(b), sq = vm_set1(SQ), gv = vm_set1(g);
-    int64_t i = 0;
-    for (; i + VM_W <= C; i += VM_W) {
-        vm_t q = vm_fmadd(av, vm_load(t + i), bv);
-        if (w) q = vm_mul(q, vm_load(w + i));
-        vm_t p = VM_FN(sm_exp)(vm_sub(vm_load(x + i), lv));
-        vm_t d = vm_mul(gv, vm_fmsub(p, sq, q));
-        vm_store(dx + i, acc ? vm_add(vm_load(dx + i), d) : d);
-    }
-    if (i < C) {
-        int64_t r = C - i;
-        vm_t q = vm_fmadd(av, vm_load_part(t + i, r), bv);
-        if (w) q = vm_mul(q, vm_load_part(w + i, r));
-        vm_t p = VM_FN(sm_exp)(vm_sub(vm_load_part(x + i, r), lv));
-        vm_t d = vm_mul(gv, vm_fmsub(p, sq, q));
-        vm_store_part(dx + i, r, acc ? vm_add(vm_load_part(dx + i, r), d) : d);
-    }
 }

@@ -1,19 +1,15 @@
 /* threads.c - the thread count used by every OpenMP region in cengine.
- * Kernels ask ce_get_num_threads()/ce_threads_for() and pass it in num_threads(...), so the
- * setting holds whichever Python thread calls in. */
+ * Kernels ask ce_get_num_threads()/ce_threads_for() and pass it in num_threads(...) of each
+ * parallel region, so the setting holds whichever Python thread calls in, and the process-wide
+ * OpenMP default (omp_set_num_threads, OMP_NUM_THREADS) that other libraries in the process
+ * use is never changed. */
 #include "cengine.h"
-#if CE_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 static int ce_nthreads = 1;
 
 void ce_set_num_threads(int n) {
     if (n < 1) n = 1;
     ce_nthreads = n;
-#if CE_HAVE_OPENMP
-    omp_set_num_threads(n);
-#endif
 }
 
 int ce_get_num_threads(void) { return ce_nthreads; }

@@ -26,6 +26,9 @@
  *   logic   vm_lt vm_le vm_gt vm_ge (ordered: false on NaN) -> vm_m; vm_sel(m, t, f) = m ? t : f;
  *           vm_and vm_or vm_andnot(a, b) = ~a & b (bitwise on vectors)
  *   reduce  vm_hsum vm_hmax (horizontal, to a scalar)
+ *   dacc    double accumulation whatever the dtype (sums of squares for norms):
+ *           vm_dacc_t (VM_W double lanes), vm_dacc_zero(), vm_dacc_sq(acc, v) = acc + v*v per
+ *           lane in double, vm_dacc_add(a, b), vm_dacc_hsum(acc) -> double
  *   stream  vm_stream(p, v) non-temporal store (p aligned to VM_W*sizeof(vm_s)); vm_head(p, n)
  *           = elements before p reaches that alignment (<= n); callers _mm_sfence() afterwards
  *   math    VM_FN(vexp)(x)   exp, ~1 ulp, exact 0 / inf at under/overflow (denormals kept), NaN kept
@@ -90,6 +93,7 @@
 #undef vm_mor
 #undef vm_signbit
 #undef vm_stream
+#undef vm_dacc_t
 
 /* ------------------------------------------------------------------------------------------ */
 #if CE_VM == CE_VM_AVX512_F32
@@ -420,6 +424,94 @@ static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_s v) { return v; }
 #define vm_hsum VM_FN(vm_hsum)
 #define vm_hmax VM_FN(vm_hmax)
 #define vm_ldexp VM_FN(vm_ldexp)
+
+/* ---- double accumulators (vm_dacc_*), once per pair and translation unit ------------------- */
+#define vm_dacc_zero VM_FN(vm_dacc_zero)
+#define vm_dacc_sq VM_FN(vm_dacc_sq)
+#define vm_dacc_add VM_FN(vm_dacc_add)
+#define vm_dacc_hsum VM_FN(vm_dacc_hsum)
+#if CE_VM == CE_VM_AVX512_F32
+#define vm_dacc_t ce_vm_dacc_avx512_f32
+#elif CE_VM == CE_VM_AVX512_F64
+#define vm_dacc_t __m512d
+#elif CE_VM == CE_VM_AVX2_F32
+#define vm_dacc_t ce_vm_dacc_avx2_f32
+#elif CE_VM == CE_VM_AVX2_F64
+#define vm_dacc_t __m256d
+#else
+#define vm_dacc_t double
+#endif
+#if CE_VM == CE_VM_AVX512_F32 && !defined(CE_VMATH_DACC_3)
+#define CE_VMATH_DACC_3
+typedef struct { __m512d lo, hi; } ce_vm_dacc_avx512_f32;
+static inline vm_dacc_t vm_dacc_zero(void) {
+    vm_dacc_t a = {_mm512_setzero_pd(), _mm512_setzero_pd()};
+    return a;
+}
+static inline vm_dacc_t vm_dacc_sq(vm_dacc_t a, __m512 v) {
+    __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    __m512d d1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+    a.lo = _mm512_fmadd_pd(d0, d0, a.lo);
+    a.hi = _mm512_fmadd_pd(d1, d1, a.hi);
+    return a;
+}
+static inline vm_dacc_t vm_dacc_add(vm_dacc_t a, vm_dacc_t b) {
+    a.lo = _mm512_add_pd(a.lo, b.lo);
+    a.hi = _mm512_add_pd(a.hi, b.hi);
+    return a;
+}
+static inline double vm_dacc_hsum(vm_dacc_t a) { return _mm512_reduce_add_pd(_mm512_add_pd(a.lo, a.hi)); }
+#elif CE_VM == CE_VM_AVX512_F64 && !defined(CE_VMATH_DACC_4)
+#define CE_VMATH_DACC_4
+static inline __m512d vm_dacc_zero(void) { return _mm512_setzero_pd(); }
+static inline __m512d vm_dacc_sq(__m512d a, __m512d v) { return _mm512_fmadd_pd(v, v, a); }
+static inline __m512d vm_dacc_add(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
+static inline double vm_dacc_hsum(__m512d a) { return _mm512_reduce_add_pd(a); }
+#elif (CE_VM == CE_VM_AVX2_F32 && !defined(CE_VMATH_DACC_1)) || \
+    (CE_VM == CE_VM_AVX2_F64 && !defined(CE_VMATH_DACC_2))
+static inline double VM_FN(vm_dacc_hsum4)(__m256d a) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+#if CE_VM == CE_VM_AVX2_F32
+#define CE_VMATH_DACC_1
+typedef struct { __m256d lo, hi; } ce_vm_dacc_avx2_f32;
+static inline vm_dacc_t vm_dacc_zero(void) {
+    vm_dacc_t a = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+    return a;
+}
+static inline vm_dacc_t vm_dacc_sq(vm_dacc_t a, __m256 v) {
+    __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    a.lo = _mm256_fmadd_pd(d0, d0, a.lo);
+    a.hi = _mm256_fmadd_pd(d1, d1, a.hi);
+    return a;
+}
+static inline vm_dacc_t vm_dacc_add(vm_dacc_t a, vm_dacc_t b) {
+    a.lo = _mm256_add_pd(a.lo, b.lo);
+    a.hi = _mm256_add_pd(a.hi, b.hi);
+    return a;
+}
+static inline double vm_dacc_hsum(vm_dacc_t a) { return VM_FN(vm_dacc_hsum4)(_mm256_add_pd(a.lo, a.hi)); }
+#else
+#define CE_VMATH_DACC_2
+static inline __m256d vm_dacc_zero(void) { return _mm256_setzero_pd(); }
+static inline __m256d vm_dacc_sq(__m256d a, __m256d v) { return _mm256_fmadd_pd(v, v, a); }
+static inline __m256d vm_dacc_add(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+static inline double vm_dacc_hsum(__m256d a) { return VM_FN(vm_dacc_hsum4)(a); }
+#endif
+#elif (CE_VM == CE_VM_SCALAR_F32 && !defined(CE_VMATH_DACC_5)) || \
+    (CE_VM == CE_VM_SCALAR_F64 && !defined(CE_VMATH_DACC_6))
+#if CE_VM == CE_VM_SCALAR_F32
+#define CE_VMATH_DACC_5
+#else
+#define CE_VMATH_DACC_6
+#endif
+static inline double vm_dacc_zero(void) { return 0.0; }
+static inline double vm_dacc_sq(double a, vm_s v) { return a + (double)v * (double)v; }
+static inline double vm_dacc_add(double a, double b) { return a + b; }
+static inline double vm_dacc_hsum(double a) { return a; }
+#endif
 
 /* ---- math functions (guarded so one pair is defined once per translation unit) ------------ */
 #if CE_VM == CE_VM_SCALAR_F32 && !defined(CE_VMATH_DONE_5)

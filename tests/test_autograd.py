@@ -232,37 +232,37 @@ def test_sdpa_weights_only_or_output_only_backward():
     assert x.grad is not None and np.isfinite(x.grad.numpy()).all()
 
 
-def test_split_backward_reuses_side_by_side_pieces():
-    """Split's backward returns the array whose pieces the gradients already are (as attention's
-    sibling q/k/v gradients are) and concatenates in every other case."""
+def test_split_backward_packed_grad_contract():
+    """Split's backward returns the packed gradient a consumer handed over (`packed_grad`) only
+    while every incoming piece is still that consumer's view of it; otherwise it concatenates."""
     from cengine.ops.shape import Split
     ctx = type("Ctx", (), {})()
-    ctx.d, ctx.shape = 1, (4, 9)
+
+    def run(gs, G):
+        ctx.d, ctx.shape, ctx.sizes = 1, (4, 9), (3, 3, 3)
+        if G is not None:
+            ctx.packed_grad = G
+        out = Split.backward(ctx, *gs)[0]
+        assert not hasattr(ctx, "packed_grad")   # consumed by every backward
+        return out
+
     base = np.arange(36.0).reshape(4, 9)
     pieces = (base[:, 0:3], base[:, 3:6], base[:, 6:9])
-    whole = Split.backward(ctx, *pieces)[0]
-    assert np.shares_memory(whole, base) and np.array_equal(whole, base)
-    # same pieces in another order, a partial cover, a foreign piece: concatenated copies
-    for gs in [(pieces[1], pieces[0], pieces[2]), (pieces[0], pieces[1], np.ones((4, 3)))]:
-        out = Split.backward(ctx, *gs)[0]
+    assert run(pieces, base) is base
+    # no hand-over, pieces out of order, a foreign piece, pieces of another array: concatenated
+    for gs, G in [(pieces, None), ((pieces[1], pieces[0], pieces[2]), base),
+                  ((pieces[0], pieces[1], np.ones((4, 3))), base),
+                  (pieces, np.arange(36.0).reshape(4, 9))]:
+        out = run(gs, G)
         assert not np.shares_memory(out, base)
         np.testing.assert_array_equal(out, np.concatenate(gs, axis=1))
-    ctx.shape = (4, 6)
-    gs = (base[:, 0:3], base[:, 3:6])   # pieces of a larger array
-    out = Split.backward(ctx, *gs)[0]
-    assert not np.shares_memory(out, base)
-    np.testing.assert_array_equal(out, base[:, :6])
 
 
-def test_sdpa_sibling_grads_of_fused_qkv(monkeypatch):
-    """q, k, v chunks of one projection get their gradients side by side in one array, and the
-    values match the separately computed ones (the chunk's backward then needs no copy)."""
-    import cengine.ops.shape as shape_mod
+def test_sdpa_packed_grads_of_fused_qkv():
+    """q, k, v chunks of one projection get their gradients written into one packed array that
+    the chunk's backward takes as it is (counted), with the values of the separate computation."""
+    from cengine.ops.shape import Split
     F = ce.nn.functional
-    found = []
-    orig = shape_mod._side_by_side
-    monkeypatch.setattr(shape_mod, "_side_by_side",
-                        lambda gs, d, shape: found.append(orig(gs, d, shape)) or found[-1])
     rng = np.random.default_rng(0)
     xn = rng.standard_normal((2, 5, 3 * 8))
     g = rng.standard_normal((2, 2, 5, 4))
@@ -275,11 +275,13 @@ def test_sdpa_sibling_grads_of_fused_qkv(monkeypatch):
             q, k, v = (ce.tensor(np.ascontiguousarray(z._data.reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)),
                                  requires_grad=True) for z in x.chunk(3, dim=-1))
         o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        taken, packed = Split.PACKED_TAKEN[0], F._PACKED_QKV[0]
         o.backward(ce.tensor(g))
+        assert (Split.PACKED_TAKEN[0] - taken, F._PACKED_QKV[0] - packed) == \
+            ((1, 1) if fused else (0, 0))
         grads.append(x.grad.numpy() if fused else np.concatenate(
             [t.grad.numpy().transpose(0, 2, 1, 3).reshape(2, 5, 8) for t in (q, k, v)], axis=-1))
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
-    assert found and found[0] is not None   # the fused chunk's backward took the pieces as they are
 
 
 def test_sdpa_sibling_grads_only_for_disjoint_views():

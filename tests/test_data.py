@@ -22,7 +22,8 @@ from cengine.utils.data import (DataLoader, Dataset, IterableDataset, TensorData
 
 
 # ------------------------------------------------------------------ module-level datasets
-# (worker processes are started with forkserver/spawn: what they run must be importable)
+# (module level, so the same datasets also serve the tests that start workers with
+# forkserver/spawn, where what the workers run must be importable)
 class Squares(Dataset):
     """sample i: {'x': tensor([i, i*i]) float32, 'y': i, 'name': 'n<i>'}"""
 
@@ -519,8 +520,10 @@ def test_workers_same_batches_as_main_process():
                     prefetch_factor=3, **kw)
     assert len(dl) == len(ref) == 4
     it = iter(dl)
-    # never a plain fork (a forked child can deadlock in the parent's OpenMP runtime)
-    assert all(type(w).__name__ in ("ForkServerProcess", "SpawnProcess") for w in it._workers)
+    # forked on Linux, as torch's workers (made safe for OpenMP: see the fork tests below)
+    expected = "ForkProcess" if sys.platform.startswith("linux") else None
+    if expected:
+        assert all(type(w).__name__ == expected for w in it._workers)
     got = list(it)
     assert len(got) == 4
     for r, g in zip(ref, got):
@@ -656,10 +659,13 @@ def test_unpicklable_batch_and_dataset_reported():
         next(it)
     assert "lambda" in str(ei.value)
     it._shutdown_workers()
-    # a dataset that cannot reach the workers: the error says why
+    # a dataset that cannot reach spawned workers: the error says why and what to do
     with pytest.raises(Exception) as ei:
-        iter(DataLoader(Squares(4), num_workers=1, collate_fn=lambda b: b))
-    assert "must be picklable" in "".join(getattr(ei.value, "__notes__", []))
+        iter(DataLoader(Squares(4), num_workers=1, collate_fn=lambda b: b,
+                        multiprocessing_context="spawn"))
+    notes = "".join(getattr(ei.value, "__notes__", []))
+    assert "started with the 'spawn' method" in notes and "must be picklable" in notes
+    assert "multiprocessing_context='fork'" in notes
 
 
 @pytest.mark.skipif(not ce._C.openmp_enabled(), reason="built without OpenMP")
@@ -710,3 +716,215 @@ def test_script_with_module_level_openmp_work(tmp_path):
                          timeout=120, env=env, cwd=str(tmp_path))
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("OK [0.0, ")
+
+
+# ------------------------------------------------------------------ timeouts
+class VerySlow(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        time.sleep(60)
+        return i
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_timeout_raises_at_the_timeout(workers):
+    dl = DataLoader(VerySlow(), num_workers=workers, timeout=2)
+    t0 = time.monotonic()
+    it = iter(dl)
+    pids = list(it._workers)
+    with pytest.raises(RuntimeError, match=r"DataLoader timed out after 2 seconds"):
+        next(it)
+    # the stuck workers are gone too, and the iterator says it cannot go on
+    assert not any(w.is_alive() for w in pids)
+    with pytest.raises(RuntimeError, match="shut down after an error"):
+        next(it)
+    del it
+    gc.collect()
+    assert time.monotonic() - t0 < 3.5
+
+
+# ------------------------------------------------------------------ forked workers (Linux)
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="workers are forked by default on Linux only")
+
+
+@linux_only
+def test_local_dataset_and_lambda_collate_with_forked_workers():
+    class Local(Dataset):  # defined inside a function: not picklable
+        def __len__(self):
+            return 9
+
+        def __getitem__(self, i):
+            return ce.tensor([float(i), float(-i)]), i % 3
+
+    collate = lambda batch: (ce.stack([b[0] for b in batch]), [b[1] for b in batch])  # noqa
+    ref = [(x.tolist(), y) for x, y in DataLoader(Local(), batch_size=2, collate_fn=collate)]
+    dl = DataLoader(Local(), batch_size=2, num_workers=2, collate_fn=collate,
+                    worker_init_fn=lambda wid: None, timeout=60)
+    it = iter(dl)
+    assert all(type(w).__name__ == "ForkProcess" for w in it._workers)
+    got = [(x.tolist(), y) for x, y in it]
+    assert got == ref and len(got) == 5
+
+
+class Kernels(Dataset):
+    """Each sample runs cengine kernels that are threaded in the main process (GEMM,
+    tanh); returns the sample, the worker's thread count and whether the worker warned."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        import warnings
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            ce.set_num_threads(2)  # refused in a forked worker (stays 1), with a warning
+        a = ce.full((96, 96), 0.01 * (i + 1))
+        return (float((a @ a).sum()), float(ce.tanh(ce.full((1 << 15,), 0.1 * i)).sum()),
+                ce.get_num_threads(), len(w))
+
+
+@linux_only
+@pytest.mark.skipif(not ce._C.openmp_enabled(), reason="built without OpenMP")
+def test_fork_after_threaded_kernels_never_hangs():
+    old = ce.get_num_threads()
+    ce.set_num_threads(2)
+    try:
+        a = ce.randn(256, 256)
+        for _ in range(3):  # the main process's OpenMP pool is up and running
+            (a @ a).sum()
+            ce.tanh(ce.ones(1 << 16))
+        ref = list(DataLoader(Kernels(), batch_size=None))
+        for epoch in range(3):  # fork again and again after threaded work in between
+            got = list(DataLoader(Kernels(), batch_size=None, num_workers=2, timeout=60))
+            (a @ a).sum()
+            assert len(got) == 6
+            for r, g in zip(ref, got):
+                np.testing.assert_allclose(g[:2], r[:2], rtol=1e-5)
+                assert g[2] == 1  # one thread in the worker
+            # each worker warned once, at its first sample (samples alternate between them)
+            assert [g[3] for g in got] == [1, 1, 0, 0, 0, 0]
+    finally:
+        ce.set_num_threads(old)
+    assert ce.get_num_threads() == old  # the parent keeps its own setting
+
+
+@linux_only
+def test_fork_failure_says_what_to_do(monkeypatch):
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(OSError) as ei:
+        iter(DataLoader(Squares(4), num_workers=2))
+    notes = "".join(getattr(ei.value, "__notes__", []))
+    assert "could not start worker process 0 of 2" in notes and "fewer workers" in notes
+
+
+_MAIN_CASES = {
+    # a script with its dataset in __main__ and no main guard (torch on Linux runs it)
+    "module_level": """
+        import cengine as ce
+        from cengine.utils.data import Dataset, DataLoader
+
+        class DS(Dataset):
+            def __len__(self):
+                return 7
+
+            def __getitem__(self, i):
+                return {"x": ce.tensor([float(i)] * 2), "i": i}
+
+        def run(workers):
+            dl = DataLoader(DS(), batch_size=3, num_workers=workers,
+                            timeout=60 if workers else 0,
+                            collate_fn=lambda b: [d["i"] for d in b])
+            return [list(b) for b in dl]
+
+        ref = run(0)
+        got = run(2)
+        print("OK" if got == ref and len(got) == 3 else "BAD", got)
+    """,
+    # everything under the main guard, the loop inside a function with a local class
+    "main_guard": """
+        import cengine as ce
+        from cengine.utils.data import Dataset, DataLoader
+
+        if __name__ == "__main__":
+            ce.set_num_threads(2)
+            w = ce.randn(128, 128)
+            (w @ w).sum()  # threaded kernels before the workers are forked
+
+            def main():
+                class DS(Dataset):
+                    def __len__(self):
+                        return 8
+
+                    def __getitem__(self, i):
+                        return (ce.full((4,), float(i)) @ ce.ones(4)).reshape(1)
+
+                ref = [b.tolist() for b in DataLoader(DS(), batch_size=2)]
+                got = [b.tolist() for b in DataLoader(DS(), batch_size=2, num_workers=2,
+                                                      timeout=60)]
+                print("OK" if got == ref and len(got) == 4 else "BAD", got)
+
+            main()
+    """,
+}
+
+
+def _run_python(args, code, tmp_path, stdin=None):
+    root = os.path.dirname(os.path.dirname(ce.__file__))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable] + args, input=stdin, capture_output=True, text=True,
+                          timeout=120, env=env, cwd=str(tmp_path))
+
+
+@linux_only
+@pytest.mark.parametrize("case", sorted(_MAIN_CASES))
+def test_scripts_with_datasets_in_main(tmp_path, case):
+    script = tmp_path / ("train_%s.py" % case)
+    script.write_text(textwrap.dedent(_MAIN_CASES[case]))
+    res = _run_python([str(script)], None, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("OK"), res.stdout + res.stderr
+
+
+_NOTEBOOK = textwrap.dedent("""
+    import cengine as ce
+    from cengine.utils.data import Dataset, DataLoader
+    import sys
+    method = sys.argv[1] if len(sys.argv) > 1 else None
+
+    class Cell(Dataset):  # a class defined in a notebook cell: __main__ has no file
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return ce.tensor(float(i * i))
+
+    kw = {} if method is None else {"multiprocessing_context": method}
+    ref = [b.tolist() for b in DataLoader(Cell(), batch_size=4)]
+    got = [b.tolist() for b in DataLoader(Cell(), batch_size=4, num_workers=2, timeout=60, **kw)]
+    print("OK" if got == ref else "BAD", got)
+""")
+
+
+@linux_only
+def test_notebook_style_main_with_forked_workers(tmp_path):
+    # code that comes from stdin, as a notebook's: nothing for a worker to import
+    res = _run_python(["-"], None, tmp_path, stdin=_NOTEBOOK)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("OK [[0.0, 1.0, 4.0, 9.0], [16.0, 25.0]]"), res.stdout
+
+
+def test_spawned_worker_that_cannot_find_the_dataset_says_why(tmp_path):
+    # with 'spawn' the same notebook code cannot work: the error explains why and what to do
+    res = _run_python(["-", "spawn"], None, tmp_path, stdin=_NOTEBOOK)
+    assert res.returncode != 0
+    assert "exited unexpectedly" in res.stderr, res.stderr
+    assert "With the 'spawn' start method each worker imports the main module" in res.stderr
+    assert "notebook" in res.stderr
+    if sys.platform.startswith("linux"):
+        assert "multiprocessing_context='fork' (the default on Linux)" in res.stderr

@@ -69,3 +69,13 @@ def test_train_digits_progress_bar_quiet_without_terminal(tmp_path, capsys):
     mod.main(["--epochs", "1", "--max-steps", "3", "--checkpoint", str(tmp_path / "c.st")])
     err = capsys.readouterr().err    # captured output is not a terminal: no bar
     assert "it/s" not in err and "epoch 1:" not in err
+
+
+def test_mnist_cnn_smoke(capsys):
+    pytest.importorskip("sklearn")
+    mod = _load("mnist_cnn")
+    res = mod.main(["--size", "8", "--epochs", "3", "--batch-size", "32"])
+    losses = res["losses"]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    assert res["test_acc"] > 0.8
+    assert "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1))" in capsys.readouterr().out

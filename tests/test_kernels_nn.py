@@ -321,6 +321,66 @@ def test_cross_entropy_extreme_logits(isa):
     np.testing.assert_allclose(d[0], [1, -1, 0], atol=1e-6)
 
 
+def _xent_grad_f64(x, t, w, ls):
+    """d/dx of the per-row smoothed, weighted cross-entropy, in float64 from x - max (exact for
+    the logits below)."""
+    x = x.astype(np.float64)
+    N, C = x.shape
+    d = x - x.max(1, keepdims=True)
+    p = np.exp(d) / np.exp(d).sum(1, keepdims=True)
+    w = np.ones(C) if w is None else w.astype(np.float64)
+    onehot = np.eye(C)[t]
+    return (1 - ls) * w[t][:, None] * (p - onehot) + ls / C * (w.sum() * p - w[None, :])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("base", [1e3, 1e8, 1e10, -1e8, 3e30])
+def test_cross_entropy_large_logits(dtype, base, isa, nthreads):
+    """Logits of 1e8 and beyond: the saved lse rounds to the dtype (ulp(1e8) = 8 in float32), so
+    exp(x - lse) alone gives p = 1 for every near-maximal logit; the backward must recover the
+    exact probabilities (regression: gradients were wrong around 1e8, issue 13)."""
+    ulp = float(np.spacing(dtype(base)))
+    offs = np.array([[0, -1, -2, 1, 0, -40], [3, 3, 0, -1, 2, 1], [0, 0, 0, 0, 0, 0]]) * ulp
+    x = (dtype(base) + offs.astype(dtype)).astype(dtype)
+    assert np.array_equal(x.astype(np.float64) - np.float64(dtype(base)), offs)   # exact logits
+    t = np.array([1, 4, 2], np.int64)
+    rng = np.random.default_rng(0)
+    w = rng.random(6).astype(dtype) + dtype(0.5)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    for weight, ls in ((None, 0.0), (w, 0.2)):
+        loss, lse, _ = _C.cross_entropy_forward(x, t, weight, label_smoothing=ls)
+        d = _C.cross_entropy_backward(x, t, lse, np.ones(3, dtype), weight, label_smoothing=ls)
+        np.testing.assert_allclose(d, _xent_grad_f64(x, t, weight, ls), **tol)
+        np.testing.assert_allclose(_C.cross_entropy_backward_ref(x, t, lse, np.ones(3, dtype), weight,
+                                                                 label_smoothing=ls),
+                                   _xent_grad_f64(x, t, weight, ls), **tol)
+        # probability targets: one-hot q gives the same gradient as class targets
+        q = np.eye(6, dtype=dtype)[t]
+        _, plse = _C.cross_entropy_prob_forward(x, q, weight, label_smoothing=ls)
+        pd = _C.cross_entropy_prob_backward(x, q, plse, np.ones(3, dtype), weight, label_smoothing=ls)
+        wq = (np.ones(6) if weight is None else weight.astype(np.float64))
+        qs = (1 - ls) * q + ls / 6
+        d64 = x.astype(np.float64) - x.astype(np.float64).max(1, keepdims=True)
+        p64 = np.exp(d64) / np.exp(d64).sum(1, keepdims=True)
+        np.testing.assert_allclose(pd, p64 * (wq * qs).sum(1, keepdims=True) - wq * qs, **tol)
+
+
+def test_cross_entropy_large_logits_matches_torch():
+    torch = pytest.importorskip("torch")
+    import cengine as ce
+    from cengine.nn import functional as CF
+    for dtype in DTYPES:
+        for base in (1e8, 1e9, -3e10):
+            x = (dtype(base) + np.array([[0, -8, 8, 16], [8, 8, 0, -8]], dtype) *
+                 dtype(np.spacing(dtype(base)) / 8)).astype(dtype)
+            t = np.array([0, 2], np.int64)
+            xt = torch.from_numpy(x.copy()).requires_grad_()
+            torch.nn.functional.cross_entropy(xt, torch.from_numpy(t), label_smoothing=0.1).backward()
+            xc = ce.from_numpy(x.copy()).requires_grad_()
+            CF.cross_entropy(xc, ce.from_numpy(t), label_smoothing=0.1).backward()
+            np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
 def test_cross_entropy_bad_inputs():
     x = np.zeros((3, 4), np.float32)
     t = np.array([0, 1, 2], np.int64)

@@ -125,10 +125,11 @@ def test_activation_inplace():
     assert y is x and x.tolist() == [0.0, 2.0]
     y2 = nn.LeakyReLU(0.5, inplace=True)(ce.tensor([-2.0]))
     assert y2.tolist() == [-1.0]
-    # with autograd the op runs out of place and the graph stays correct
+    # with autograd too the op writes into b and rebases b's history (as torch)
     a = ce.tensor([-1.0, 3.0], requires_grad=True)
     b = a * 1
     out = F.relu(b, inplace=True)
+    assert out is b and b.tolist() == [0.0, 3.0]
     out.sum().backward()
     assert a.grad.tolist() == [0.0, 1.0]
     assert repr(nn.ReLU(inplace=True)) == "ReLU(inplace=True)"

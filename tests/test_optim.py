@@ -448,7 +448,8 @@ def test_clip_grad_norm(norm_type, nthreads):
     ps.append(_wrap(np.zeros(3, np.float32), requires_grad=True))   # grad None: ignored
     flat = np.concatenate([p.grad._data.astype(np.float64).ravel() for p in ps[:4]])
     if norm_type == 0.0:
-        want = float(np.count_nonzero(flat))
+        # torch: the 0-norm of the per-gradient 0-norms (gradients holding a non-zero)
+        want = float(sum(1 for p in ps[:4] if np.count_nonzero(p.grad._data)))
     else:
         want = float(np.linalg.norm(flat, norm_type))
     before = [p.grad._data.copy() for p in ps[:4]]
@@ -564,12 +565,17 @@ def test_non_contiguous_or_other_dtype_gradient():
     rng = np.random.default_rng(5)
     p = _wrap(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
     want = p._data.copy()
-    g = rng.standard_normal((4, 3))                    # float64, and transposed below
+    g = rng.standard_normal((4, 3)).astype(np.float32)     # transposed below
     p.grad = _wrap(g.T)
     optim.SGD([p], lr=0.5).step()
-    np.testing.assert_allclose(p._data, want - np.float32(0.5) * g.T.astype(np.float32),
-                               rtol=1e-6)
-    p.grad = _wrap(np.zeros(5, np.float32))
+    np.testing.assert_allclose(p._data, want - np.float32(0.5) * g.T, rtol=1e-6)
+    # assigning a gradient of another dtype or shape raises, as in torch
+    with pytest.raises(RuntimeError, match="gradient with dtype 'double'"):
+        p.grad = _wrap(g.T.astype(np.float64))
+    with pytest.raises(RuntimeError, match="assign a gradient of size"):
+        p.grad = _wrap(np.zeros(5, np.float32))
+    # replacing the gradient's storage behind the check still cannot misapply it
+    p.grad.data = _wrap(np.zeros(5, np.float32))
     with pytest.raises(RuntimeError, match="gradient of a parameter has shape"):
         optim.SGD([p], lr=0.5).step()
 

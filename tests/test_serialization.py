@@ -103,8 +103,16 @@ def test_plain_safetensors_file_loads(tmp_path):
 
 def test_unsupported_objects_raise_and_leave_no_file(tmp_path):
     path = tmp_path / "x.st"
-    with pytest.raises(TypeError, match="save module.state_dict"):
+    with pytest.raises(TypeError, match=r"cannot save a whole Module \(Linear\).*"
+                                        r"ce\.save\(model\.state_dict\(\), path\).*"
+                                        r"model\.load_state_dict\(ce\.load\(path\)\)"):
         save(nn.Linear(2, 2), path)
+    with pytest.raises(TypeError, match=r"Module \(Linear\) \(at 'net'\)"):
+        save({"net": nn.Linear(2, 2)}, path)
+    opt = ce.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"ce\.save\(optimizer\.state_dict\(\), path\).*"
+                                        r"optimizer\.load_state_dict\(ce\.load\(path\)\)"):
+        save(opt, path)
     with pytest.raises(TypeError, match="cannot save an object of type object"):
         save({"a": object()}, path)
     with pytest.raises(TypeError, match="dict keys"):
@@ -189,3 +197,119 @@ def test_pickle_payload_is_never_executed(tmp_path):
     with pytest.raises(RuntimeError, match="not a valid checkpoint"):
         load(bad)
     assert _EXECUTED == []
+
+
+# ------------------------------------------------------------------ edge cases
+def _safetensors_blob(entries, metadata=None):
+    """A safetensors file by hand: entries name -> (dtype string, shape, raw bytes)."""
+    import json
+    import struct
+    header, body = {}, b""
+    for name, (dt, shape, raw) in entries.items():
+        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [len(body),
+                                                                      len(body) + len(raw)]}
+        body += raw
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + body
+
+
+@pytest.mark.parametrize("dt,nbytes", [("U64", 8), ("U32", 4), ("U16", 2), ("C64", 8),
+                                       ("BF16", 2), ("F8_E4M3", 1)])
+def test_dtype_cengine_cannot_hold_is_rejected_at_load(tmp_path, dt, nbytes):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(_safetensors_blob({"w": (dt, [1], b"\0" * nbytes)}))
+    with pytest.raises(RuntimeError, match=r"tensor 'w' has dtype %s, which cengine cannot "
+                                           r"hold" % dt):
+        load(bad)
+    # the same through cengine's structure (a Tensor node)
+    bad.write_bytes(_safetensors_blob({"w": (dt, [1], b"\0" * nbytes)},
+                                      {"cengine.format": "1",
+                                       "cengine.structure": '{"tensor": "w"}'}))
+    with pytest.raises(RuntimeError, match="cannot hold"):
+        load(bad)
+
+
+def test_unsigned_numpy_arrays_still_round_trip(tmp_path):
+    # numpy arrays (not Tensors) of unsigned types are saved and loaded as arrays
+    arr = np.arange(5, dtype=np.uint64) * (2 ** 40)
+    save({"a": arr}, tmp_path / "u.st")
+    out = load(tmp_path / "u.st")["a"]
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint64
+    np.testing.assert_array_equal(out, arr)
+
+
+@pytest.mark.parametrize("key", ['{"dict": []}', '{"list": [{"list": []}]}',
+                                 '{"tuple": [{"dict": []}]}'])
+def test_unhashable_key_in_structure_is_runtime_error(tmp_path, key):
+    bad = tmp_path / "bad.st"
+    structure = '{"dict": [[%s, {"v": 1}]]}' % key
+    bad.write_bytes(_safetensors_blob({"w": ("F32", [1], b"\0" * 4)},
+                                      {"cengine.format": "1", "cengine.structure": structure}))
+    with pytest.raises(RuntimeError, match=r"not a valid checkpoint: malformed dict key of "
+                                           r"type (dict|tuple) \(unhashable\)"):
+        load(bad)
+
+
+def _tmp_files(d):
+    return sorted(n for n in os.listdir(d) if n.endswith(".tmp"))
+
+
+_KILLED_SAVE = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[3])
+import cengine as ce
+def killed(src, dst):  # SIGKILL between writing the temporary file and the rename
+    os.kill(os.getpid(), signal.SIGKILL)
+os.replace = killed
+ce.save({"v": ce.full((1000,), float(sys.argv[2]))}, sys.argv[1])
+"""
+
+
+def test_killed_save_leaves_old_file_and_next_save_removes_its_temporary(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "ckpt.st"
+    save({"v": ce.full((1000,), 1.0)}, path)
+    before = path.read_bytes()
+    other = tmp_path / "other.st"
+    save({"v": ce.ones(1)}, other)
+    root = os.path.dirname(os.path.dirname(ce.__file__))
+    seen = []
+    for value in (2.0, 3.0):
+        res = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(path), str(value), root],
+                             capture_output=True, timeout=120)
+        assert res.returncode == -9, res.stderr.decode()
+        seen.append(_tmp_files(tmp_path))
+    # each killed save left its temporary; the second save removed the first one's
+    assert len(seen[0]) == 1 and len(seen[1]) == 1 and seen[0] != seen[1]
+    stale = seen[1]
+    assert stale[0].startswith(".ckpt.st.p")
+    assert path.read_bytes() == before  # the good checkpoint is untouched
+    assert load(path)["v"].tolist() == [1.0] * 1000
+    # a save to another file leaves this file's temporaries alone
+    save({"v": ce.zeros(1)}, other)
+    assert _tmp_files(tmp_path) == stale
+    # a temporary of a live writer (this process: another save in progress) is kept
+    live = tmp_path / (".ckpt.st.p%d-abcdefgh.tmp" % os.getpid())
+    live.write_bytes(b"in progress")
+    save({"v": ce.full((3,), 4.0)}, path)
+    assert _tmp_files(tmp_path) == [live.name]
+    assert load(path)["v"].tolist() == [4.0] * 3
+
+
+def test_stale_temporary_of_dead_writer_is_removed(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a pid that no longer runs
+    path = tmp_path / "m.st"
+    save({"v": ce.ones(2)}, path)
+    stale = tmp_path / (".m.st.p%d-zzzzzzzz.tmp" % proc.pid)
+    stale.write_bytes(b"half a checkpoint")
+    unrelated = tmp_path / ".m.st.notours.tmp"  # not a name save() writes: left alone
+    unrelated.write_bytes(b"x")
+    save({"v": ce.zeros(2)}, path)
+    assert not stale.exists() and unrelated.exists()
+    assert load(path)["v"].tolist() == [0.0, 0.0]

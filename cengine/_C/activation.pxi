@@ -12,7 +12,8 @@
 # kind: 'relu', 'leaky_relu' (alpha = negative_slope, default 0.01), 'sigmoid', 'tanh', 'silu',
 #   'gelu' (exact erf form), 'gelu_tanh' (tanh approximation), 'softplus' (alpha = beta, default 1;
 #   beta = threshold, default 20; torch semantics: x*beta > threshold -> x).
-# out may alias x (forward) or dy (backward) for in-place use.
+# out may alias x (forward) or dy (backward) for in-place use. Arrays not aligned to their dtype
+# are copied (outputs: computed in an aligned copy, then copied back).
 
 cdef extern from "activation.h" nogil:
     int ce_act_backward_uses_y(int kind)
@@ -145,21 +146,27 @@ def act_forward(kind, x, out=None, alpha=None, beta=None):
     x: C-contiguous float32/float64 array of any shape; out: same shape/dtype (may be x).
     alpha/beta: leaky_relu negative_slope (alpha, default 0.01); softplus beta (alpha,
     default 1.0) and threshold (beta, default 20.0)."""
-    return _act_forward(kind, x, out, alpha, beta, False)
+    o = _al(out)
+    return _al_back(out, _act_forward(kind, _al(x), o, alpha, beta, False))
 
 
 def act_backward(kind, dy, x=None, y=None, out=None, alpha=None, beta=None, accumulate=False):
     """Gradient of act_forward: out = dy * f'(.) (accumulate=False; overwrites/allocates out)
     or out += dy * f'(.) (accumulate=True; out required). Needs x (the forward input) or, for
     sigmoid/tanh, y (the forward output): see act_backward_uses(kind). Returns out."""
-    return _act_backward(kind, dy, x, y, out, alpha, beta, accumulate, False)
+    o = _al(out)
+    return _al_back(out, _act_backward(kind, _al(dy), _al(x), _al(y), o, alpha, beta, accumulate,
+                                       False))
 
 
 def act_forward_ref(kind, x, out=None, alpha=None, beta=None):
     """Scalar single-threaded reference of act_forward (for tests)."""
-    return _act_forward(kind, x, out, alpha, beta, True)
+    o = _al(out)
+    return _al_back(out, _act_forward(kind, _al(x), o, alpha, beta, True))
 
 
 def act_backward_ref(kind, dy, x=None, y=None, out=None, alpha=None, beta=None, accumulate=False):
     """Scalar single-threaded reference of act_backward (for tests)."""
-    return _act_backward(kind, dy, x, y, out, alpha, beta, accumulate, True)
+    o = _al(out)
+    return _al_back(out, _act_backward(kind, _al(dy), _al(x), _al(y), o, alpha, beta, accumulate,
+                                       True))

@@ -39,6 +39,28 @@ cdef inline bint _is_c(object a):
     return cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
 
 
+cdef inline object _al(object a):
+    """`a` itself, unless it is a C-contiguous ndarray whose data is not aligned to its dtype
+    (e.g. a float32 view starting at an odd byte of a uint8 buffer): then an aligned copy. The C
+    kernels access elements through typed pointers, and a misaligned one is undefined behaviour,
+    so every binding passes its inputs through this (once) and its outputs through _al/_al_back.
+    Anything else (None, non-arrays, non-contiguous arrays) is returned unchanged for the
+    binding's own validation to accept or reject."""
+    if isinstance(a, cnp.ndarray) and not cnp.PyArray_ISALIGNED(<cnp.ndarray>a) and \
+            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+        return np.array(a, copy=True, order="C")
+    return a
+
+
+cdef inline object _al_back(object user, object used):
+    """The output to return when the kernel wrote `used` = _al(user): `used` itself, or `user`
+    after copying the result back into it (user was misaligned)."""
+    if user is None or used is None or user is used:
+        return used
+    user[...] = used
+    return user
+
+
 def _check_c(name, a, dtype):
     """Raise unless `a` is a C-contiguous ndarray of `dtype` (bindings call this before C)."""
     if not isinstance(a, np.ndarray):

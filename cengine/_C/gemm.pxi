@@ -6,8 +6,9 @@
 # A (..., M, K), B (..., K, N), C (..., M, N) with up to two batch dimensions (2-D to 4-D); any
 # strides (transposed and sliced views, such as the (batch, heads, L, E) view of a (batch, L,
 # heads, E) array, need no copy); a missing or size-1 batch dimension of A or B broadcasts over
-# C's. A and B with negative or unaligned strides are copied first; C must be writable with
-# non-negative, element-aligned strides and must not overlap A or B (checked by address range).
+# C's. A and B with negative or unaligned strides, or data not aligned to the dtype, are copied
+# first; C must be writable with non-negative, element-aligned strides and must not overlap A or
+# B (checked by address range); a C whose data is misaligned is computed in an aligned copy.
 
 cdef extern from "gemm.h" nogil:
     void ce_sgemm(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
@@ -103,13 +104,23 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
     if not cnp.PyArray_ISWRITEABLE(c):
         raise ValueError("gemm: output array is read-only")
     cdef int64_t isz = cnp.PyArray_ITEMSIZE(a)
-    if not _gemm_strides_ok(a, isz):
-        a = np.ascontiguousarray(a)
-    if not _gemm_strides_ok(b, isz):
-        b = np.ascontiguousarray(b)
+    # operands the kernels cannot address (negative or partial-element strides, or data not
+    # aligned to the dtype: undefined behaviour for typed loads) are copied once
+    if not _gemm_strides_ok(a, isz) or not cnp.PyArray_ISALIGNED(a):
+        a = np.array(a, copy=True, order="C")
+    if not _gemm_strides_ok(b, isz) or not cnp.PyArray_ISALIGNED(b):
+        b = np.array(b, copy=True, order="C")
     if not _gemm_strides_ok(c, isz):
         raise ValueError("gemm: output array must have non-negative strides that are multiples "
                          "of its itemsize")
+    # a misaligned output is computed in an aligned copy (it holds C's values for beta != 0)
+    # and copied back at the end
+    cdef object c_user = None
+    if not cnp.PyArray_ISALIGNED(c):
+        if any(n > 1 and st == 0 for n, st in zip(C.shape, C.strides)):
+            raise ValueError("gemm: output array has overlapping elements (zero stride)")
+        c_user = c
+        c = np.array(c, copy=True, order="C")
     cdef int64_t nA[2], nB[2], nC[2], sA[2], sB[2], sC[2]
     cdef int64_t M, K, rsA, csA, K2, N, rsB, csB, M2, N2, rsC, csC
     cdef int lev
@@ -140,8 +151,8 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
         if cnp.PyArray_NDIM(bv) != 1 or cnp.PyArray_DIMS(bv)[0] != N:
             raise RuntimeError("gemm: bias of shape %s does not match the %d output columns"
                                % (bias.shape, N))
-        if not _gemm_strides_ok(bv, isz):
-            bv = np.ascontiguousarray(bv)
+        if not _gemm_strides_ok(bv, isz) or not cnp.PyArray_ISALIGNED(bv):
+            bv = np.array(bv, copy=True, order="C")
         if _gemm_overlap(bv, c):
             raise ValueError("gemm: the output array overlaps the bias; pass a separate output")
         pbias = cnp.PyArray_DATA(bv)
@@ -190,6 +201,8 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
                          rsA, csA, <const double*>pb, sB[0], sB[1], rsB, csB, beta,
                          <double*>pc, sC[0], sC[1], rsC, csC,
                              <const double*>pbias, sbias)
+    if c_user is not None:
+        c_user[...] = c
     return C
 
 

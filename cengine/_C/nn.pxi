@@ -27,6 +27,8 @@
 #   embedding_backward(dy, indices, num_embeddings, padding_idx=None, out=None) -> dW (accumulates)
 #   nn_set_stream_bytes(n): threshold for non-temporal output stores (tuning/tests)
 # The *_ref variants call the scalar single-threaded reference kernels (tests).
+# Arrays not aligned to their dtype are copied once (outputs: computed in an aligned copy that is
+# copied back), see _al in core.pxi.
 
 cdef extern from "nn_kernels.h" nogil:
     void ce_nn_set_stream_bytes(int64_t b)
@@ -178,22 +180,26 @@ def softmax_forward(x, out=None, log=False):
     """softmax (log=False) or log_softmax (log=True) of x over its LAST axis, numerically stable
     (max subtracted). x: C-contiguous float32/float64, any shape (rows = leading dims). Writes
     `out` (allocated when None; may be x) and returns it."""
-    return _softmax_forward(x, out, log, False)
+    o = _al(out)
+    return _al_back(out, _softmax_forward(_al(x), o, log, False))
 
 
 def softmax_backward(y, dy, out=None, log=False, accumulate=False):
     """Jacobian-free backward from the forward OUTPUT y and the upstream grad dy (same shape):
     softmax dx = y*(dy - sum(dy*y, -1)), log_softmax dx = dy - exp(y)*sum(dy, -1).
     Overwrites out (allocated when None; may be dy) or adds into it with accumulate=True."""
-    return _softmax_backward(y, dy, out, log, accumulate, False)
+    o = _al(out)
+    return _al_back(out, _softmax_backward(_al(y), _al(dy), o, log, accumulate, False))
 
 
 def softmax_forward_ref(x, out=None, log=False):
-    return _softmax_forward(x, out, log, True)
+    o = _al(out)
+    return _al_back(out, _softmax_forward(_al(x), o, log, True))
 
 
 def softmax_backward_ref(y, dy, out=None, log=False, accumulate=False):
-    return _softmax_backward(y, dy, out, log, accumulate, True)
+    o = _al(out)
+    return _al_back(out, _softmax_backward(_al(y), _al(dy), o, log, accumulate, True))
 
 
 # ------------------------------------------------------------------------------ cross-entropy
@@ -394,7 +400,8 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
       wrow[i]      = w[t] (1 without weight), 0 on ignored rows.
     Reductions (torch): 'none' -> loss_rows; 'sum' -> loss_rows.sum(); 'mean' -> loss_rows.sum()/wrow.sum().
     Raises IndexError("Target 5 is out of bounds.") for targets outside [0, C) other than ignore_index."""
-    return _cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing, False)
+    return _cross_entropy_forward(_al(logits), _al(target), _al(weight), ignore_index,
+                                  label_smoothing, False)
 
 
 def cross_entropy_backward(logits, target, lse, grad_rows, weight=None, ignore_index=-100,
@@ -403,42 +410,53 @@ def cross_entropy_backward(logits, target, lse, grad_rows, weight=None, ignore_i
       ((1-ls)*w[t] + ls/C*sum(w)) * p - ls/C * w  - (1-ls)*w[t] at column t;  0 on ignored rows.
     grad_rows (N,): upstream gradient per row (for 'mean': grad / wrow.sum(); 'sum': grad).
     Overwrites out (allocated when None) or adds into it with accumulate=True."""
-    return _cross_entropy_backward(logits, target, lse, grad_rows, weight, ignore_index,
-                                   label_smoothing, out, accumulate, False)
+    o = _al(out)
+    return _al_back(out, _cross_entropy_backward(_al(logits), _al(target), _al(lse),
+                                                 _al(grad_rows), _al(weight), ignore_index,
+                                                 label_smoothing, o, accumulate, False))
 
 
 def cross_entropy_prob_forward(logits, target, weight=None, label_smoothing=0.0):
     """Cross-entropy with probability targets (N, C) (same dtype as logits), q = (1-ls)*target + ls/C:
     returns (loss_rows, lse), loss_rows[i] = -sum_c w[c]*q[i,c]*log_softmax(x)[i,c].
     torch's 'mean' divides the sum by N (not by weights)."""
-    return _cross_entropy_prob_forward(logits, target, weight, label_smoothing, False)
+    return _cross_entropy_prob_forward(_al(logits), _al(target), _al(weight), label_smoothing,
+                                       False)
 
 
 def cross_entropy_prob_backward(logits, target, lse, grad_rows, weight=None, label_smoothing=0.0,
                                 out=None, accumulate=False):
     """dlogits[i,c] = grad_rows[i] * (p[i,c] * sum_k w[k] q[i,k] - w[c] q[i,c]); overwrite or accumulate."""
-    return _cross_entropy_prob_backward(logits, target, lse, grad_rows, weight, label_smoothing,
-                                        out, accumulate, False)
+    o = _al(out)
+    return _al_back(out, _cross_entropy_prob_backward(_al(logits), _al(target), _al(lse),
+                                                      _al(grad_rows), _al(weight),
+                                                      label_smoothing, o, accumulate, False))
 
 
 def cross_entropy_forward_ref(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
-    return _cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing, True)
+    return _cross_entropy_forward(_al(logits), _al(target), _al(weight), ignore_index,
+                                  label_smoothing, True)
 
 
 def cross_entropy_backward_ref(logits, target, lse, grad_rows, weight=None, ignore_index=-100,
                                label_smoothing=0.0, out=None, accumulate=False):
-    return _cross_entropy_backward(logits, target, lse, grad_rows, weight, ignore_index,
-                                   label_smoothing, out, accumulate, True)
+    o = _al(out)
+    return _al_back(out, _cross_entropy_backward(_al(logits), _al(target), _al(lse),
+                                                 _al(grad_rows), _al(weight), ignore_index,
+                                                 label_smoothing, o, accumulate, True))
 
 
 def cross_entropy_prob_forward_ref(logits, target, weight=None, label_smoothing=0.0):
-    return _cross_entropy_prob_forward(logits, target, weight, label_smoothing, True)
+    return _cross_entropy_prob_forward(_al(logits), _al(target), _al(weight), label_smoothing,
+                                       True)
 
 
 def cross_entropy_prob_backward_ref(logits, target, lse, grad_rows, weight=None, label_smoothing=0.0,
                                     out=None, accumulate=False):
-    return _cross_entropy_prob_backward(logits, target, lse, grad_rows, weight, label_smoothing,
-                                        out, accumulate, True)
+    o = _al(out)
+    return _al_back(out, _cross_entropy_prob_backward(_al(logits), _al(target), _al(lse),
+                                                      _al(grad_rows), _al(weight),
+                                                      label_smoothing, o, accumulate, True))
 
 
 # ------------------------------------------------------------------------------ LayerNorm / RMSNorm
@@ -615,7 +633,9 @@ def layer_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None):
     it first): y = (x - mean)/sqrt(var + eps) * weight + bias, biased variance, like torch.
     weight/bias: D elements or None. Returns (y, mean, rstd), mean/rstd shaped x.shape[:x.ndim - 1]
     (save them for the backward)."""
-    return _layer_norm_forward(x, weight, bias, eps, out, False)
+    o = _al(out)
+    y, mean, rstd = _layer_norm_forward(_al(x), _al(weight), _al(bias), eps, o, False)
+    return _al_back(out, y), mean, rstd
 
 
 def layer_norm_backward(dy, x, mean, rstd, weight=None, need_dx=True, need_dweight=False,
@@ -625,42 +645,56 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, need_dx=True, need_dweig
     into `out` with accumulate=True. dweight += sum_rows dy*xhat, dbias += sum_rows dy: always
     accumulated into the given arrays, or into new zero arrays when need_* is set and none given
     (deterministic: per-thread partials summed in a fixed order)."""
-    return _layer_norm_backward(dy, x, mean, rstd, weight, need_dx, need_dweight, need_dbias, out,
-                                accumulate, dweight, dbias, False)
+    o, dw, db = _al(out), _al(dweight), _al(dbias)
+    dx, dw2, db2 = _layer_norm_backward(_al(dy), _al(x), _al(mean), _al(rstd), _al(weight), need_dx,
+                                        need_dweight, need_dbias, o, accumulate, dw, db, False)
+    return _al_back(out, dx), _al_back(dweight, dw2), _al_back(dbias, db2)
 
 
 def rms_norm_forward(x, weight=None, eps=None, out=None):
     """RMSNorm over the LAST axis: y = x / sqrt(mean(x^2) + eps) * weight; eps=None uses
     finfo(dtype).eps like torch. Returns (y, rstd), rstd shaped x.shape[:x.ndim - 1]."""
-    return _rms_norm_forward(x, weight, eps, out, False)
+    o = _al(out)
+    y, rstd = _rms_norm_forward(_al(x), _al(weight), eps, o, False)
+    return _al_back(out, y), rstd
 
 
 def rms_norm_backward(dy, x, rstd, weight=None, need_dx=True, need_dweight=False, out=None,
                       accumulate=False, dweight=None):
     """Returns (dx, dweight). dx = rstd*(g - xhat*mean(g*xhat)), g = dy*weight, xhat = x*rstd
     (overwrite, or accumulate=True into out); dweight += sum_rows dy*xhat (always accumulates)."""
-    return _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
-                              False)
+    o, dw = _al(out), _al(dweight)
+    dx, dw2 = _rms_norm_backward(_al(dy), _al(x), _al(rstd), _al(weight), need_dx, need_dweight, o,
+                                 accumulate, dw, False)
+    return _al_back(out, dx), _al_back(dweight, dw2)
 
 
 def layer_norm_forward_ref(x, weight=None, bias=None, eps=1e-5, out=None):
-    return _layer_norm_forward(x, weight, bias, eps, out, True)
+    o = _al(out)
+    y, mean, rstd = _layer_norm_forward(_al(x), _al(weight), _al(bias), eps, o, True)
+    return _al_back(out, y), mean, rstd
 
 
 def layer_norm_backward_ref(dy, x, mean, rstd, weight=None, need_dx=True, need_dweight=False,
                             need_dbias=False, out=None, accumulate=False, dweight=None, dbias=None):
-    return _layer_norm_backward(dy, x, mean, rstd, weight, need_dx, need_dweight, need_dbias, out,
-                                accumulate, dweight, dbias, True)
+    o, dw, db = _al(out), _al(dweight), _al(dbias)
+    dx, dw2, db2 = _layer_norm_backward(_al(dy), _al(x), _al(mean), _al(rstd), _al(weight), need_dx,
+                                        need_dweight, need_dbias, o, accumulate, dw, db, True)
+    return _al_back(out, dx), _al_back(dweight, dw2), _al_back(dbias, db2)
 
 
 def rms_norm_forward_ref(x, weight=None, eps=None, out=None):
-    return _rms_norm_forward(x, weight, eps, out, True)
+    o = _al(out)
+    y, rstd = _rms_norm_forward(_al(x), _al(weight), eps, o, True)
+    return _al_back(out, y), rstd
 
 
 def rms_norm_backward_ref(dy, x, rstd, weight=None, need_dx=True, need_dweight=False, out=None,
                           accumulate=False, dweight=None):
-    return _rms_norm_backward(dy, x, rstd, weight, need_dx, need_dweight, out, accumulate, dweight,
-                              True)
+    o, dw = _al(out), _al(dweight)
+    dx, dw2 = _rms_norm_backward(_al(dy), _al(x), _al(rstd), _al(weight), need_dx, need_dweight, o,
+                                 accumulate, dw, True)
+    return _al_back(out, dx), _al_back(dweight, dw2)
 
 
 # ------------------------------------------------------------------------------ embedding
@@ -688,6 +722,11 @@ def embedding_forward(weight, indices, out=None):
     """out[..., :] = weight[indices[...], :]. weight (V, D) C-contiguous float32/float64,
     indices int64 of any shape (validated: IndexError "index out of range in self").
     Returns out of shape indices.shape + (D,) (allocated when None, else overwritten)."""
+    o = _al(out)
+    return _al_back(out, _embedding_forward(_al(weight), _al(indices), o))
+
+
+cdef _embedding_forward(weight, indices, out):
     cdef bint f32 = _nn_is_f32("weight", weight)
     if weight.ndim != 2:
         raise ValueError("embedding: weight must be 2-D (num_embeddings, embedding_dim), got %s"
@@ -752,8 +791,12 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, out=None):
     """Scatter-add: dW[indices[...], :] += dy[..., :], rows equal to padding_idx (may be negative,
     torch-style) get nothing. ACCUMULATES into out (V, D) when given, else into new zeros; returns
     it. Correct with repeated indices under threads; result independent of the thread count."""
-    return _embedding_backward(dy, indices, num_embeddings, padding_idx, out, False)
+    o = _al(out)
+    return _al_back(out, _embedding_backward(_al(dy), _al(indices), num_embeddings, padding_idx, o,
+                                             False))
 
 
 def embedding_backward_ref(dy, indices, num_embeddings, padding_idx=None, out=None):
-    return _embedding_backward(dy, indices, num_embeddings, padding_idx, out, True)
+    o = _al(out)
+    return _al_back(out, _embedding_backward(_al(dy), _al(indices), num_embeddings, padding_idx, o,
+                                             True))

@@ -98,6 +98,8 @@ cdef class _OptimArgs:
     cdef Py_ssize_t n
     cdef int k
     cdef int typenum
+    cdef list keep      # aligned copies of misaligned arrays (alive until the call is over)
+    cdef list back      # (user array, aligned copy) pairs to copy back after the call
 
     def __cinit__(self, Py_ssize_t n, int k):
         self.n = n
@@ -116,6 +118,12 @@ cdef class _OptimArgs:
 
     cdef inline void **row(self, int r) noexcept nogil:
         return self.ptrs + r * self.n
+
+    cdef finish(self):
+        """Copy the results of misaligned written arrays back from their aligned copies."""
+        if self.back is not None:
+            for user, used in self.back:
+                user[...] = used
 
 
 cdef str _optim_dtype_name(int typenum):
@@ -153,6 +161,17 @@ cdef int _optim_fill(_OptimArgs A, int r, str fname, str what, object arrs,
         elif <int64_t>cnp.PyArray_SIZE(a) != A.sizes[i]:
             raise ValueError("%s: %s[%d] has %d elements but params[%d] has %d"
                              % (fname, what, i, cnp.PyArray_SIZE(a), i, A.sizes[i]))
+        if not cnp.PyArray_ISALIGNED(a):
+            # a misaligned address is undefined behaviour for the typed C kernels: work on an
+            # aligned copy (written arrays are copied back by A.finish())
+            c = np.array(a, copy=True, order="C")
+            if A.keep is None:
+                A.keep = []
+                A.back = []
+            A.keep.append(c)
+            if writable:
+                A.back.append((a, c))
+            a = <cnp.ndarray>c
         row[i] = cnp.PyArray_DATA(a)
     return 0
 
@@ -231,6 +250,7 @@ def sgd_step(params, grads, momentum_buffers, first, double lr, double momentum=
                 ce_sgd_step_f64(pd, <double **>A.row(2) if use_mom else NULL,
                                 <const double **>A.row(1), fl, A.sizes, n, lr, momentum,
                                 dampening, weight_decay, ne, mx)
+    A.finish()
 
 
 def adagrad_step(params, grads, state_sums, steps, double lr, double lr_decay=0.0,
@@ -265,6 +285,7 @@ def adagrad_step(params, grads, state_sums, steps, double lr, double lr_decay=0.
                 ce_adagrad_step_f64(<double **>A.row(0), <double **>A.row(2),
                                     <const double **>A.row(1), A.steps, A.sizes, n, lr,
                                     lr_decay, weight_decay, eps, mx)
+    A.finish()
 
 
 def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, double lr,
@@ -306,6 +327,7 @@ def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, double
                 ce_rmsprop_step_f64(<double **>A.row(0), <double **>A.row(2), <double **>ga,
                                     <double **>mb, <const double **>A.row(1), A.sizes, n, lr,
                                     alpha, eps, weight_decay, momentum, ce_, mx)
+    A.finish()
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, double lr,
@@ -347,6 +369,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, doub
                 ce_adam_step_f64(<double **>A.row(0), <double **>A.row(2), <double **>A.row(3),
                                  <double **>vm, <const double **>A.row(1), A.steps, A.sizes, n,
                                  lr, beta1, beta2, eps, weight_decay, am, mx, dc)
+    A.finish()
 
 
 cdef _OptimArgs _optim_begin_ro(str fname, object xs):
@@ -419,3 +442,4 @@ def multi_scale_(xs, double alpha):
             ce_scale_multi_f32(<float **>A.row(0), A.sizes, A.n, alpha)
         else:
             ce_scale_multi_f64(<double **>A.row(0), A.sizes, A.n, alpha)
+    A.finish()

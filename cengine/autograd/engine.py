@@ -5,9 +5,16 @@ from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
 
 from .function import AccumulateGrad
 
-__all__ = ["backward", "grad"]
+__all__ = ["backward", "grad", "queue_callback"]
 
 _arith = None
+_final_callbacks = []   # run once when the backward() now in progress has finished
+
+
+def queue_callback(fn):
+    """Run fn() once, right after the backward() pass now running has finished (what
+    DistributedDataParallel uses to wait for its gradient all-reduces)."""
+    _final_callbacks.append(fn)
 
 
 def _add(a, b):
@@ -179,7 +186,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 else:
                     t.grad._data = t.grad._data + g._data
         return
-    _run(roots, rgrads, bool(retain_graph))
+    try:
+        _run(roots, rgrads, bool(retain_graph))
+    except BaseException:
+        _final_callbacks.clear()
+        raise
+    while _final_callbacks:
+        _final_callbacks.pop(0)()
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

@@ -53,6 +53,7 @@ class Node:
     _retained = None
     _n_out = 1
     _materialize_grads = True
+    _dirty = ()
 
     # ---- ctx API used by Function.forward/backward ----
     def save_for_backward(self, *arrays):
@@ -82,6 +83,12 @@ class Node:
 
     def mark_non_differentiable(self, *arrays):
         self._nondiff = arrays
+
+    def mark_dirty(self, *arrays):
+        """Declare input arrays that forward modified in place (and returns as outputs), as
+        torch's ctx.mark_dirty: apply then bumps those tensors' versions and returns the input
+        tensors themselves, rebased onto this node; a saved dirty array counts as the new value."""
+        self._dirty = arrays
 
     # ---- engine API ----
     def name(self):
@@ -164,6 +171,8 @@ class Function:
             out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])
         finally:
             _quiet_exit(tok)
+        if ctx._dirty:
+            return _apply_dirty(ctx, args, out, record)
         if not record:
             if isinstance(out, tuple):
                 return tuple(_wrap(o) for o in out)
@@ -200,3 +209,58 @@ class Function:
                             break
             ctx._checks = checks
         return tuple(results) if multi else results[0]
+
+
+def _apply_dirty(ctx, args, out, record):
+    """The end of Function.apply for a forward that called ctx.mark_dirty: each dirty input
+    tensor gets its version bumped once; an output that is a dirty input's array is returned as
+    that input tensor, whose grad_fn becomes this node (the graph is rebased: the node's edge
+    still points at the tensor's previous history). Saved dirty arrays are checked against the
+    bumped version, so only a later in-place change of the result invalidates this node."""
+    Tensor = _tensor_mod.Tensor
+    _wrap = _tensor_mod._wrap
+    dirty = {}
+    for a in args:
+        if isinstance(a, Tensor) and any(a._data is d for d in ctx._dirty):
+            dirty[id(a._data)] = a
+    if grad_mode._state[0]:
+        for a in dirty.values():
+            if a.requires_grad and a.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+    if record:   # edges to the inputs' history before it is rebased
+        ctx.next_functions = tuple(
+            (a._grad_edge() if n else None) for a, n in zip(args, ctx.needs_input_grad))
+    for a in dirty.values():
+        a._version[0] += 1
+    multi = isinstance(out, tuple)
+    outs = out if multi else (out,)
+    nondiff = getattr(ctx, "_nondiff", ())
+    results = []
+    for i, o in enumerate(outs):
+        t = dirty.get(id(o))
+        if t is None:
+            t = _wrap(o)
+        if record and not any(o is nd for nd in nondiff) and o.dtype.kind == "f":
+            t.requires_grad = True
+            t.grad_fn = ctx
+            t._output_nr = i
+        results.append(t)
+    if not record:
+        return tuple(results) if multi else results[0]
+    ctx._n_out = len(outs)
+    if multi:
+        ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
+    saved = ctx._saved
+    if saved:
+        checks = []
+        for si, s in enumerate(saved):
+            owner = dirty.get(id(s)) if s is not None else None
+            if owner is None or owner._data is not s:
+                owner = next((a for a in args if isinstance(a, Tensor) and a._data is s), None)
+            if owner is None:
+                owner = next((t for t in results if t._data is s), None)
+            if owner is not None:
+                checks.append((si, owner._version, owner._version[0]))
+        ctx._checks = checks
+    return tuple(results) if multi else results[0]

@@ -6,12 +6,17 @@ from .linear import Identity, Linear, Flatten, Unflatten
 from .embedding import Embedding
 from .activation import (ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softplus, ELU,
                          Hardtanh, LogSigmoid, Mish, GLU, Softmax, LogSoftmax, Softmin)
-from .normalization import LayerNorm, RMSNorm, BatchNorm1d
-from .dropout import Dropout
+from .normalization import LayerNorm, RMSNorm, BatchNorm1d, BatchNorm2d
+from .dropout import Dropout, Dropout1d, Dropout2d
+from .conv import Conv1d, Conv2d
+from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d,
+                      AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d)
 from .loss import (MSELoss, L1Loss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss,
                    BCELoss, BCEWithLogitsLoss, KLDivLoss)
+from .loss import CTCLoss
 from .transformer import MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, SwiGLU
 from .transformer import TransformerDecoderLayer, TransformerDecoder, Transformer  # noqa: E402
+from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from . import functional
 from . import init
 from . import utils
@@ -27,4 +32,9 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiheadAttention",
     "TransformerEncoderLayer", "TransformerEncoder", "SwiGLU", "functional", "init",
     "TransformerDecoderLayer", "TransformerDecoder", "Transformer", "DataParallel",
+    "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
+    "BatchNorm2d", "Dropout1d", "Dropout2d", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d",
+    "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
 ]
+__all__ += ["CTCLoss"]

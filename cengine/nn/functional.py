@@ -21,13 +21,15 @@ from ..ops import activation as _act
 from ..random import _rng
 
 __all__ = [
-    "linear", "relu", "relu_", "relu6", "leaky_relu", "sigmoid", "tanh",
+    "linear", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "sigmoid", "tanh",
+    "hardtanh_", "elu_",
     "gelu", "silu", "softplus", "elu", "hardtanh", "logsigmoid", "mish", "glu", "softmax",
     "log_softmax", "softmin", "dropout", "layer_norm", "rms_norm", "batch_norm", "embedding",
     "one_hot", "normalize", "pad", "scaled_dot_product_attention", "cross_entropy", "nll_loss",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "kl_div",
 ]
+__all__ += ["ctc_loss"]
 
 
 # ============================================================================ kernels
@@ -233,27 +235,24 @@ def linear(input, weight, bias=None):
 
 
 # ============================================================================ activations
-def _inplace_result(input, out):
-    """Write out into input (in-place variants) when no graph needs the old value."""
-    if _gm._state[0] and (input.requires_grad or out.requires_grad):
-        return out  # the graph keeps the original value: fall back to out-of-place
-    input._data[...] = out._data
-    input._version[0] += 1
-    return input
-
-
+# In-place forms (inplace=True, relu_, ...) write into the input and rebase its history (version
+# bump, new grad_fn) like torch; a leaf that requires grad is refused under autograd.
 def relu(input, inplace=False):
-    out = _act.relu(input)
-    return _inplace_result(input, out) if inplace else out
+    return _act.relu_(input) if inplace else _act.relu(input)
 
 
 def relu_(input):
-    return relu(input, inplace=True)
+    return _act.relu_(input)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    out = _act.leaky_relu(input, negative_slope)
-    return _inplace_result(input, out) if inplace else out
+    if inplace:
+        return _act._act_(input, "leaky_relu", float(negative_slope))
+    return _act.leaky_relu(input, negative_slope)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    return leaky_relu(input, negative_slope, inplace=True)
 
 
 def sigmoid(input):
@@ -269,8 +268,7 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    out = _act.silu(input)
-    return _inplace_result(input, out) if inplace else out
+    return _act._act_(input, "silu") if inplace else _act.silu(input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -278,29 +276,53 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    if min_val > max_val:
-        raise ValueError("min_val cannot be greater than max_val")
-    out = input.clamp(min_val, max_val)
-    return _inplace_result(input, out) if inplace else out
+    return _act.hardtanh(input, min_val, max_val, inplace)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return _act.hardtanh(input, min_val, max_val, True)
 
 
 def relu6(input, inplace=False):
-    return hardtanh(input, 0.0, 6.0, inplace)
+    return _act.hardtanh(input, 0.0, 6.0, inplace)
+
+
+def _float_act(name, input):
+    """torch's error for float-only activations given an integer/bool tensor."""
+    if isinstance(input, Tensor) and input._data.dtype.kind != "f":
+        raise NotImplementedError("\"%s\" not implemented for '%s'" % (name, _torch_dtype(input)))
+
+
+def _elu(input, alpha):
+    from ..ops.elementwise import where, expm1
+    return where(input > 0, input, expm1(input.clamp(max=0)) * alpha)
 
 
 def elu(input, alpha=1.0, inplace=False):
-    from ..ops.elementwise import where, expm1
-    out = where(input > 0, input, expm1(input.clamp(max=0)) * alpha)
-    return _inplace_result(input, out) if inplace else out
+    _float_act("elu_cpu", input)
+    if inplace:
+        return _act.inplace_composite(input, lambda t: _elu(t, alpha))
+    return _elu(input, alpha)
+
+
+def elu_(input, alpha=1.0):
+    return elu(input, alpha, inplace=True)
 
 
 def logsigmoid(input):
+    _float_act("log_sigmoid_cpu", input)
     return -_act.softplus(-input)
 
 
+def _mish(input):
+    return input * _act.tanh(_act.softplus(input))
+
+
 def mish(input, inplace=False):
-    out = input * _act.tanh(_act.softplus(input))
-    return _inplace_result(input, out) if inplace else out
+    _float_act("mish_cpu", input)
+    if inplace:
+        return _act.inplace_composite(input, _mish)
+    return _mish(input)
 
 
 def glu(input, dim=-1):
@@ -355,9 +377,11 @@ def _softmax_impl(name, input, dim, dtype, log):
     if input._data.dtype.kind != "f":
         raise RuntimeError("\"%s_lastdim_kernel_impl\" not implemented for '%s'"
                            % (name, _torch_dtype(input)))
-    if input._data.dtype not in (np.float32, np.float64):
-        input = input.float()
     d = wrap_dim(dim, input.dim())
+    dt = input._data.dtype
+    if dt not in (np.float32, np.float64):   # float16: rows in float32, result in float16
+        from ..ops.elementwise import cast
+        return cast(_Softmax.apply(cast(input, np.float32), d, log), dt)
     return _Softmax.apply(input, d, log)
 
 
@@ -394,8 +418,10 @@ def dropout(input, p=0.5, training=True, inplace=False):
         keep = _rng(None).random(x.shape, dtype=np.float32 if x.dtype == np.float32
                                  else np.float64) >= p
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    out = input * _wrap(mask)
-    return _inplace_result(input, out) if inplace else out
+    if inplace:
+        _act._check_inplace_target(input)
+        return _act.MulMaskInplace.apply(input, mask)
+    return input * _wrap(mask)
 
 
 # ============================================================================ normalization
@@ -407,6 +433,9 @@ def _norm_shape(normalized_shape):
 
 def _check_norm_input(input, ns, weight, bias):
     k = len(ns)
+    if k == 0:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., "
+                           "containing at least one element, but got normalized_shape = []")
     if input.dim() < k or tuple(input.shape[input.dim() - k:]) != ns:
         raise RuntimeError("Given normalized_shape=%s, expected input with shape [*, %s], but got "
                            "input of size%s" % (list(ns), ", ".join(str(s) for s in ns),
@@ -493,35 +522,41 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
 
 
 class _BatchNorm(Function):
-    """Training-mode batch norm over all axes but 1; returns y and saves (xhat, rstd)."""
+    """Training-mode batch norm over all axes but 1 on the C kernels of conv.pxi (input seen as
+    (N, C, S)): batch statistics in one threaded pass per channel, y = x*a[c] + b[c] in another;
+    backward fused per channel. Saves x, mean, rstd."""
 
     @staticmethod
     def forward(ctx, x, w, b, eps):
-        axes = (0,) + tuple(range(2, x.ndim))
-        bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        mean = x.mean(axis=axes, keepdims=True)
-        xc = x - mean
-        var = (xc * xc).mean(axis=axes, keepdims=True)
-        rstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        xhat = xc * rstd
-        y = xhat * w.reshape(bshape) if w is not None else xhat.copy()
+        N, C = x.shape[0], x.shape[1]
+        S = int(np.prod(x.shape[2:], dtype=np.int64))
+        x3 = _f(x).reshape(N, C, S)
+        mean, var = _C.bn_stats(x3)
+        rstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
+        a = rstd * w.astype(x.dtype, copy=False) if w is not None else rstd
+        shift = -mean * a
         if b is not None:
-            y += b.reshape(bshape)
-        ctx.save_for_backward(xhat, rstd, w)
-        ctx.meta = (axes, bshape, b is not None)
-        ctx.stats = (mean.reshape(-1), var.reshape(-1))
-        return y
+            shift = shift + b.astype(x.dtype, copy=False)
+        y = _C.bn_apply(x3, _f(a), _f(shift))
+        ctx.save_for_backward(_keep(x3, x), mean, rstd, w)
+        ctx.meta = (x.shape, N, C, S, b is not None)
+        ctx.stats = (mean, var)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, rstd, w = ctx.saved_tensors
-        axes, bshape, has_b = ctx.meta
-        gx = g * w.reshape(bshape) if w is not None else g
-        dx = rstd * (gx - gx.mean(axis=axes, keepdims=True)
-                     - xhat * (gx * xhat).mean(axis=axes, keepdims=True))
-        dw = (g * xhat).sum(axis=axes) if w is not None and ctx.needs_input_grad[1] else None
-        db = g.sum(axis=axes) if has_b and ctx.needs_input_grad[2] else None
-        return dx, dw, db, None
+        xs, mean, rstd, w = ctx.saved_tensors
+        shape, N, C, S, has_b = ctx.meta
+        need_w = w is not None and ctx.needs_input_grad[1]
+        need_b = has_b and ctx.needs_input_grad[2]
+        dt = mean.dtype
+        dx, dw, db = _C.bn_backward(
+            _f(g.astype(dt, copy=False)).reshape(N, C, S), _f(xs).reshape(N, C, S), mean, rstd,
+            None if w is None else _f(w.astype(dt, copy=False)), ctx.needs_input_grad[0],
+            need_w, need_b)
+        return (None if dx is None else dx.reshape(shape),
+                None if dw is None else dw.astype(w.dtype, copy=False),
+                db, None)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -657,9 +692,10 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 def pad(input, pad, mode="constant", value=None):
     """Pad the last len(pad)//2 dims: pad = (left_last, right_last, left_prev, right_prev, ...).
-    Only mode='constant' (negative pads crop)."""
+    mode 'constant' (negative pads crop), 'reflect', 'replicate' or 'circular'."""
     if mode != "constant":
-        raise NotImplementedError("cengine pad supports mode='constant' only, got %r" % mode)
+        from ..ops.conv import pad as _pad_modes
+        return _pad_modes(input, pad, mode, value)
     if len(pad) % 2 or len(pad) // 2 > input.dim():
         raise RuntimeError("Padding length must be divisible by 2 and at most twice the number "
                            "of dimensions of the input")
@@ -703,45 +739,70 @@ def _heads_empty(shape, dtype):
     return np.empty(shape, dtype)
 
 
-def _sibling_grads(q, k, v):
-    """(gq, gk, gv) empty arrays laid out like q, k, v when those are same-shape, same-stride
-    views at evenly spaced offsets of one C-contiguous array (the chunks of a fused qkv
-    projection): views of one new array shaped like it, so that the chunk's backward finds its
-    pieces already side by side and skips the concatenation. None when they are not."""
-    base = q.base
-    if (base is None or k.base is not base or v.base is not base or q.shape != k.shape
-            or q.shape != v.shape or q.strides != k.strides or q.strides != v.strides
-            or not isinstance(base, np.ndarray) or base.dtype != q.dtype
-            or not base.flags.c_contiguous):
-        return None
-    isz = q.itemsize
-    p0 = base.__array_interface__["data"][0]
-    offs = [t.__array_interface__["data"][0] - p0 for t in (q, k, v)]
-    if any(o % isz for o in offs) or any(st % isz for st in q.strides):
-        return None
-    offs = [o // isz for o in offs]
-    gap = offs[1] - offs[0]
-    if gap <= 0 or offs[2] - offs[1] != gap:
-        return None
-    # The three must not share an element (q = k = v, overlapping slices, expanded chunks would
-    # make their gradients overwrite each other): every stride steps whole rows of the base
-    # (a multiple of its last dimension R) or moves inside a row, and the in-row footprint of
-    # each view, [c, c + ext], stays in the row and shorter than the gap between the views.
-    R = base.shape[-1] if base.ndim else 1
-    ext = 0
-    for n, st in zip(q.shape, q.strides):
-        st //= isz
-        if n > 1:
-            if st <= 0:
+def _packed_qkv_grads(ctx, q, k, v):
+    """(gq, gk, gv) as views of one packed gradient G, when this attention node's q, k, v are,
+    through reshape / permute views only, the three pieces of one 3-way split along the last
+    dimension (the `chunk(3, -1)` of a fused qkv projection, llm.c's inp (B, T, 3C): what
+    MultiheadAttention and the usual transformer block do). G is laid out like the split's input
+    and handed to the Split node (its `packed_grad` contract), whose backward then returns it
+    without concatenating. The layout is read off the graph (which Split node, which piece,
+    which views), never inferred from the arrays' addresses. None in every other case."""
+    from ..ops.shape import Split, Reshape, Permute
+    split, chains, nrs = None, {}, []
+    for arr, edge in zip((q, k, v), ctx.next_functions[:3]):
+        if edge is None:
+            return None
+        node, nr = edge
+        shape, ops = arr.shape, []          # walk from the tensor back to its split piece
+        while node._fn is not Split:
+            if node._fn is Permute:
+                perm = tuple(int(i) for i in np.argsort(node.inv))
+                shape = tuple(shape[i] for i in node.inv)
+                ops.append(("permute", perm))
+            elif node._fn is Reshape:
+                ops.append(("reshape", shape))
+                shape = node.shape
+            else:
                 return None
-            if st % R:
-                ext += (n - 1) * st
-    c = offs[0] % R
-    if ext >= gap or c + 2 * gap + ext >= R:
+            e = node.next_functions[0]
+            if e is None:
+                return None
+            node, nr = e
+        if split is None:
+            split = node
+        if node is not split or nr in chains:
+            return None
+        chains[nr] = (ops, shape)
+        nrs.append(nr)
+    d, xshape, sizes = split.d, split.shape, split.sizes
+    if len(sizes) != 3 or d != len(xshape) - 1 or len(set(sizes)) != 1:
         return None
-    buf = np.empty(base.size, q.dtype)   # views of it keep it as their .base
-    return tuple(np.ndarray(q.shape, q.dtype, buffer=buf, offset=o * isz, strides=q.strides)
-                 for o in offs)
+    G = np.empty(xshape, q.dtype)
+    views, start = {}, 0
+    for nr in range(3):
+        ops, pshape = chains[nr]
+        g = G[..., start:start + sizes[nr]]
+        start += sizes[nr]
+        if g.shape != pshape:
+            return None
+        for op, arg in reversed(ops):
+            if op == "permute":
+                g = np.transpose(g, arg)
+            else:
+                try:
+                    g = np.reshape(g, arg, copy=False)
+                except ValueError:   # that reshape copied: no view of G to write into
+                    return None
+        views[nr] = g
+    out = tuple(views[nr] for nr in nrs)
+    if any(g.shape != a.shape for g, a in zip(out, (q, k, v))):
+        return None
+    split.packed_grad = G
+    _PACKED_QKV[0] += 1
+    return out
+
+
+_PACKED_QKV = [0]   # attention backward passes that wrote packed q/k/v gradients
 
 
 class _SDPA(Function):
@@ -749,16 +810,23 @@ class _SDPA(Function):
     kernel; backward with the Jacobian-free softmax backward. Q (*, L, E), K (*, S, E),
     V (*, S, Ev) with the same one or two batch dimensions * (any strides: head views go to the
     GEMM as they are), mask broadcastable to (*, L, S), additive float, or None. Outputs (O, P)
-    with P the attention weights."""
+    with P the attention weights. safe: a query row whose scores are all -inf (every key masked
+    out) gets weights 0, hence output 0 and zero gradients (torch's scaled_dot_product_attention;
+    its MultiheadAttention with need_weights=True keeps the NaN of a plain softmax)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, mask, scale, dropout_mask):
+    def forward(ctx, q, k, v, mask, scale, dropout_mask, safe=True):
         bd, L, S = q.shape[:-2], q.shape[-2], k.shape[-2]
+        R = int(np.prod(bd + (L,), dtype=np.int64))
         s = np.empty(bd + (L, S), q.dtype)
         _k_gemm(q, np.swapaxes(k, -1, -2), s, scale)
         if mask is not None:
             s += mask
-        p = _k_softmax_forward(s.reshape(-1, S), False).reshape(s.shape)
+        p = _k_softmax_forward(s.reshape(R, S), False).reshape(s.shape)
+        if safe and mask is not None and S:
+            dead = s.max(axis=-1) == -np.inf
+            if dead.any():
+                p[dead] = 0.0
         pd = p if dropout_mask is None else p * dropout_mask
         o = _heads_empty(bd + (L, v.shape[-1]), q.dtype)
         _k_gemm(pd, v, o)
@@ -778,7 +846,7 @@ class _SDPA(Function):
             go = np.zeros(q.shape[:-1] + (v.shape[-1],), q.dtype)
         go = go.astype(q.dtype, copy=False)
         gv = None
-        sib = _sibling_grads(q, k, v) if need_q and need_k and need_v else None
+        sib = _packed_qkv_grads(ctx, q, k, v) if need_q and need_k and need_v else None
         if need_v:
             gv = sib[2] if sib else _heads_empty(v.shape, v.dtype)
             _k_gemm(np.swapaxes(pd, -1, -2), go, gv)
@@ -788,7 +856,8 @@ class _SDPA(Function):
             dp += gp
         if dm is not None:
             dp *= dm
-        ds = _k_softmax_backward(p.reshape(-1, S), dp.reshape(-1, S), False).reshape(p.shape)
+        R = int(np.prod(p.shape[:-1], dtype=np.int64))
+        ds = _k_softmax_backward(p.reshape(R, S), dp.reshape(R, S), False).reshape(p.shape)
         gq = gk = None
         if need_q:
             gq = sib[0] if sib else _heads_empty(q.shape, q.dtype)
@@ -796,7 +865,7 @@ class _SDPA(Function):
         if need_k:
             gk = sib[1] if sib else _heads_empty(k.shape, k.dtype)
             _k_gemm(np.swapaxes(ds, -1, -2), q, gk, scale)
-        return gq, gk, gv, (ds if need_m else None), None, None
+        return gq, gk, gv, (ds if need_m else None), None, None, None
 
 
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_weights):
@@ -834,7 +903,8 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
                            "and value %s are not broadcastable"
                            % (list(query.shape), list(key.shape), list(value.shape))) from None
     B = int(np.prod(batch, dtype=np.int64))
-    scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
+    # (E = 0: every score is the empty sum 0 whatever the scale; torch then averages v)
+    scale = (1.0 / math.sqrt(E) if E else 1.0) if scale is None else float(scale)
 
     # One or two batch dimensions shared by q, k and v go to the kernel as they are (head views
     # included: the GEMM takes their strides); anything else is folded into one batch dimension.
@@ -878,7 +948,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
         else:
             keep = _rng(None).random(kb + (L, S)) >= dropout_p
             dmask = keep.astype(dt) * dt.type(1.0 / (1.0 - dropout_p))
-    o, p = _SDPA.apply(q3, k3, v3, mask3, scale, dmask)
+    o, p = _SDPA.apply(q3, k3, v3, mask3, scale, dmask, not need_weights)
     if not direct:
         o = o.reshape(*(batch + (L, Ev)))
         p = p.reshape(*(batch + (L, S)))
@@ -954,12 +1024,14 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     _same_size_warn(input, target, "smooth_l1_loss")
-    from ..ops.elementwise import where
     d = input - _promote(input, target)
     a = d.abs()
     if beta == 0.0:
         return _reduce(a, reduction)
-    loss = where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta)
+    # 0.5 c^2 / beta + (|d| - |c|) with c = clamp(d, -beta, beta): both branches at once, and no
+    # 0 * inf in the gradient of an infinite difference (torch's gradient there is sign(d))
+    c = d.clamp(-beta, beta)
+    loss = c * c * (0.5 / beta) + (a - c.abs())
     return _reduce(loss, reduction)
 
 
@@ -969,13 +1041,38 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _same_size_warn(input, target, "huber_loss")
-    from ..ops.elementwise import where
     d = input - _promote(input, target)
-    a = d.abs()
-    loss = where(a <= delta, d * d * 0.5, (a - 0.5 * delta) * delta)
+    # 0.5 c^2 + delta (|d| - |c|) with c = clamp(d, -delta, delta) (see smooth_l1_loss)
+    c = d.clamp(-delta, delta)
+    loss = c * c * 0.5 + (d.abs() - c.abs()) * delta
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+class _BCE(Function):
+    """Elementwise -(y log x + (1-y) log(1-x)), logs clamped at -100; torch's gradients:
+    dx = (x - y) / max(x (1-x), 1e-12) (finite at x = 0 or 1, where the clamped log's own
+    derivative would give 0 * inf), dy = log(1-x) - log(x)."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        with np.errstate(divide="ignore"):
+            lx, l1x = np.log(x), np.log(1 - x)
+        ctx.save_for_backward(x, y)
+        loss = -(y * np.maximum(lx, -100) + (1 - y) * np.maximum(l1x, -100))
+        return loss.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        gx = gy = None
+        if ctx.needs_input_grad[0]:
+            gx = (g * (x - y) / np.maximum(x * (1 - x), 1e-12)).astype(x.dtype, copy=False)
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gy = (g * (np.log(1 - x) - np.log(x))).astype(y.dtype, copy=False)
+        return gx, gy
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -989,12 +1086,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     x = input._data
     if x.size and (np.any(x < 0) or np.any(x > 1) or np.any(np.isnan(x))):
         raise RuntimeError("all elements of input should be between 0 and 1")
-    target = _promote(input, target)
-    from ..ops.elementwise import log
-    with np.errstate(divide="ignore"):
-        lx = log(input).clamp(min=-100)
-        l1x = log(1 - input).clamp(min=-100)
-    loss = -(target * lx + (1 - target) * l1x)
+    loss = _BCE.apply(input, _promote(input, target))
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
@@ -1046,6 +1138,13 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         n = input.shape[0] if input.dim() else 1
         return loss.sum() / n
     return _reduce(loss, reduction)
+
+
+def _mean_scale(g, denom):
+    """g / denom for a 'mean' reduction's backward; denom 0 (empty batch, every row ignored or
+    of weight 0) gives inf/NaN like torch's division instead of ZeroDivisionError."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.float64(g) / np.float64(denom)
 
 
 # ---- cross-entropy / nll: shape handling shared by both
@@ -1135,8 +1234,8 @@ class _CrossEntropy(Function):
         M = z.shape[0]
         if reduction == "none":
             grow = _f(g).reshape(M).astype(z.dtype, copy=False)
-        else:
-            gv = float(g) / denom if reduction == "mean" else float(g)
+        else:   # (an empty or all-ignored batch: no row to scale, torch's zero gradient)
+            gv = _mean_scale(g, denom) if reduction == "mean" else float(g)
             grow = np.full(M, gv, z.dtype)
         dz = _k_cross_entropy_backward(z, t, lse, grow, w, ignore_index, ls)
         return _unlogits_rows(dz, shape), None, None, None, None, None, None
@@ -1172,7 +1271,7 @@ class _CrossEntropyProb(Function):
         if reduction == "none":
             grow = _f(g).reshape(M).astype(z.dtype, copy=False)
         else:
-            gv = float(g) / M if reduction == "mean" else float(g)
+            gv = _mean_scale(g, M) if reduction == "mean" else float(g)
             grow = np.full(M, gv, z.dtype)
         gx = gt = None
         if ctx.needs_input_grad[0]:
@@ -1201,6 +1300,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if target._data.dtype.kind != "f":
             raise RuntimeError("Expected floating point type for target with class "
                                "probabilities, got %s" % _torch_dtype(target))
+        if ignore_index >= 0:   # torch: any negative ignore_index (the default -100) is allowed
+            raise RuntimeError("ignore_index is not supported for floating point target")
         return _CrossEntropyProb.apply(input, target, weight, float(label_smoothing), reduction)
     if target._data.dtype.kind not in "iu":
         raise RuntimeError("expected scalar type Long but found %s" % _torch_dtype(target))
@@ -1219,7 +1320,10 @@ class _NLL(Function):
         ts = np.where(valid, t, 0)
         w = np.ones(z.shape[1], z.dtype) if weight is None else weight.astype(z.dtype)
         wt = np.where(valid, w[ts], 0).astype(z.dtype)
-        loss = -wt * z[np.arange(z.shape[0]), ts]
+        # ignored rows are exactly 0 (torch), even where their log-probability is -inf (0 * -inf
+        # would be NaN); a kept row of weight 0 and value -inf stays NaN, as in torch
+        with np.errstate(invalid="ignore"):
+            loss = np.where(valid, -wt * z[np.arange(z.shape[0]), ts], 0).astype(z.dtype)
         if reduction == "mean":
             denom = wt.sum(dtype=np.float64)
             out = np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, z.dtype)
@@ -1229,20 +1333,21 @@ class _NLL(Function):
         else:
             denom = None
             out = loss.reshape(out_shape)
-        ctx.save_for_backward(ts, wt)
+        ctx.save_for_backward(ts, wt, valid)
         ctx.meta = (x.shape, z.shape, reduction, denom)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        ts, wt = ctx.saved_tensors
+        ts, wt, valid = ctx.saved_tensors
         shape, zshape, reduction, denom = ctx.meta
         if reduction == "none":
             grow = g.reshape(-1)
         else:
-            grow = np.full(zshape[0], float(g) / denom if reduction == "mean" else float(g))
+            grow = np.full(zshape[0], _mean_scale(g, denom) if reduction == "mean" else float(g))
         dz = np.zeros(zshape, wt.dtype)
-        dz[np.arange(zshape[0]), ts] = -wt * grow
+        with np.errstate(invalid="ignore"):   # ignored rows get 0 even when grow is inf (0/0 mean)
+            dz[np.arange(zshape[0]), ts] = np.where(valid, -wt * grow, 0)
         return _unlogits_rows(dz, shape), None, None, None, None, None
 
 
@@ -1271,3 +1376,39 @@ def _log_softmax_method(self, dim, dtype=None):
 
 _install("softmax", _softmax_method)
 _install("log_softmax", _log_softmax_method)
+
+
+# ---- CTC loss (src_c/ctc.c; implementation and autograd Function in cengine/ops/ctc.py)
+from ..ops.ctc import ctc_loss  # noqa: E402
+
+# ============================================================================ convolution, pooling
+# (cengine/ops/conv.py: im2col tiles on the GEMM, pooling and channel dropout)
+from ..ops import conv as _conv_ops  # noqa: E402
+
+conv1d = _conv_ops.conv1d
+conv2d = _conv_ops.conv2d
+max_pool1d = _conv_ops.max_pool1d
+max_pool2d = _conv_ops.max_pool2d
+avg_pool1d = _conv_ops.avg_pool1d
+avg_pool2d = _conv_ops.avg_pool2d
+adaptive_avg_pool1d = _conv_ops.adaptive_avg_pool1d
+adaptive_avg_pool2d = _conv_ops.adaptive_avg_pool2d
+adaptive_max_pool1d = _conv_ops.adaptive_max_pool1d
+adaptive_max_pool2d = _conv_ops.adaptive_max_pool2d
+dropout1d = _conv_ops.dropout1d
+dropout2d = _conv_ops.dropout2d
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return _conv_ops.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return _conv_ops.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+__all__ += ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+            "adaptive_max_pool2d", "dropout1d", "dropout2d"]

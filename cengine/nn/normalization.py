@@ -1,4 +1,4 @@
-"""LayerNorm, RMSNorm, BatchNorm1d."""
+"""LayerNorm, RMSNorm, BatchNorm1d, BatchNorm2d."""
 import numbers
 
 from .. import dtypes as _dt
@@ -8,7 +8,7 @@ from . import init
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["LayerNorm", "RMSNorm", "BatchNorm1d"]
+__all__ = ["LayerNorm", "RMSNorm", "BatchNorm1d", "BatchNorm2d"]
 
 
 def _shape(normalized_shape):
@@ -120,9 +120,12 @@ class BatchNorm1d(Module):
             init.ones_(self.weight)
             init.zeros_(self.bias)
 
-    def forward(self, input):
+    def _check_input_dim(self, input):
         if input.dim() not in (2, 3):
             raise ValueError("expected 2D or 3D input (got %dD input)" % input.dim())
+
+    def forward(self, input):
+        self._check_input_dim(input)
         if input.shape[1] != self.num_features:
             raise RuntimeError("running_mean should contain %d elements not %d"
                                % (input.shape[1], self.num_features))
@@ -143,3 +146,12 @@ class BatchNorm1d(Module):
         return ("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s"
                 % (self.num_features, self.eps, self.momentum, self.affine,
                    self.track_running_stats))
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalisation of (N, C, H, W) inputs over N, H and W per channel C (same options
+    and running statistics as BatchNorm1d; fused C kernels threaded over channels)."""
+
+    def _check_input_dim(self, input):
+        if input.dim() != 4:
+            raise ValueError("expected 4D input (got %dD input)" % input.dim())

@@ -24,7 +24,7 @@ class Parameter(Tensor):
         t = Tensor.__new__(cls)
         t._data = arr
         t.requires_grad = False
-        t.grad = None
+        t._grad = None
         t.grad_fn = None
         t._version = version
         t._output_nr = 0
@@ -68,7 +68,7 @@ class Buffer(Tensor):
         t = Tensor.__new__(cls)
         t._data = data._data
         t.requires_grad = data.requires_grad
-        t.grad = None
+        t._grad = None
         t.grad_fn = None
         t._version = data._version
         t._output_nr = 0

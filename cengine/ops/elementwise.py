@@ -164,6 +164,29 @@ class Pow(Function):
         return ga, gb
 
 
+class _RoundedDiv(Function):
+    """div(a, b, rounding_mode='floor' | 'trunc'): piecewise constant, so zero gradients (torch
+    keeps the result in the graph)."""
+
+    @staticmethod
+    def forward(ctx, a, b, floor):
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if floor:
+                return np.asarray(np.floor_divide(a, b))
+            r = np.trunc(np.true_divide(a, b))
+        return np.asarray(r).astype(np.result_type(a, b), copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        return (np.zeros(ctx.sa, g.dtype) if n[0] else None,
+                np.zeros(ctx.sb, g.dtype) if n[1] else None, None)
+
+
+_DivRounded = type("Div", (_RoundedDiv,), {})
+
+
 def add(input, other, *, alpha=1, out=None):
     a, b = _binary(input, other)
     return _out(Add.apply(a, b, alpha), out)
@@ -189,22 +212,14 @@ def mul(input, other, *, out=None):
 
 def div(input, other, *, rounding_mode=None, out=None):
     if rounding_mode is not None:
+        if rounding_mode not in ("floor", "trunc"):
+            raise ValueError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                             "but found '%s'" % rounding_mode)
         a, b = _binary(input, other)
-        ad = a._data if isinstance(a, Tensor) else a
-        bd = b._data if isinstance(b, Tensor) else b
-        _check_int_div(ad, bd)
-        tok = _quiet_enter()
-        try:
-            if rounding_mode == "floor":
-                r = np.floor_divide(ad, bd)
-            elif rounding_mode == "trunc":
-                r = np.trunc(np.true_divide(ad, bd)).astype(np.result_type(ad, bd))
-            else:
-                raise ValueError("div expected rounding_mode to be one of None, 'trunc', or "
-                                 "'floor' but found '%s'" % rounding_mode)
-        finally:
-            _quiet_exit(tok)
-        return _out(_wrap(np.asarray(r)), out)
+        _int_zero_division(a, b)
+        if not isinstance(a, Tensor):
+            a = _wrap(np.asarray(a, dtype=b._data.dtype))
+        return _out(_DivRounded.apply(a, b, rounding_mode == "floor"), out)
     a, b = _binary(input, other, float_result=True)
     if not isinstance(a, Tensor):
         return _out(Mul.apply(Reciprocal.apply(b), a), out)
@@ -322,20 +337,46 @@ def neg(input):
 negative = neg
 
 
-def _nograd_unary(npf):
+class _Piecewise(Function):
+    """y = f(x) for a piecewise-constant f (floor, ceil, trunc, round, sign): the result stays in
+    the graph, as in torch, with a zero gradient."""
+
+    @staticmethod
+    def forward(ctx, x, f):
+        ctx.shape = x.shape
+        return np.asarray(f(x))
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.zeros(ctx.shape, g.dtype), None
+
+
+def _zero_grad_unary(npf, name):
+    cls = type(name.capitalize(), (_Piecewise,), {})   # grad_fn FloorBackward0, ...
+
     def op(input):
-        return _wrap(npf(input._data))
+        if not isinstance(input, Tensor):
+            raise TypeError("%s(): argument 'input' must be Tensor, not %s"
+                            % (name, type(input).__name__))
+        return cls.apply(input, npf)
+    op.__name__ = name
+    op.__doc__ = "Elementwise %s; its gradient is zero (torch's convention)." % name
     return op
 
 
-sign = _nograd_unary(np.sign)
-floor = _nograd_unary(np.floor)
-ceil = _nograd_unary(np.ceil)
-trunc = _nograd_unary(np.trunc)
+sign = _zero_grad_unary(np.sign, "sign")
+floor = _zero_grad_unary(np.floor, "floor")
+ceil = _zero_grad_unary(np.ceil, "ceil")
+trunc = _zero_grad_unary(np.trunc, "trunc")
+
+
+_Round = type("Round", (_Piecewise,), {})
 
 
 def round(input, *, decimals=0):
-    return _wrap(np.round(input._data, decimals))
+    if decimals == 0:
+        return _Round.apply(input, np.round)
+    return _Round.apply(input, lambda x: np.round(x, decimals))
 
 
 # ---------------------------------------------------------------------------- clamp, max/min
@@ -508,31 +549,62 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
                                      equal_nan=equal_nan))
 
 
-def _check_int_div(ad, bd):
-    """Integer division by zero is an error in torch (floats give inf/nan silently)."""
-    if np.result_type(ad, bd).kind in "iub" and np.any(np.asarray(bd) == 0):
-        raise RuntimeError("ZeroDivisionError")
+def _int_zero_division(a, b):
+    """torch raises for an integer division by zero (numpy would return 0 with a warning).
+    a, b: operands after _binary (one common dtype)."""
+    t = a if isinstance(a, Tensor) else b
+    if t._data.dtype.kind in "iub":
+        bd = b._data if isinstance(b, Tensor) else b
+        if np.any(np.asarray(bd) == 0):
+            raise RuntimeError("ZeroDivisionError")
 
 
-def _quiet_binary(npf, a, b):
-    ad = a._data if isinstance(a, Tensor) else a
-    bd = b._data if isinstance(b, Tensor) else b
-    _check_int_div(ad, bd)
-    tok = _quiet_enter()
-    try:
-        return _wrap(np.asarray(npf(ad, bd)))
-    finally:
-        _quiet_exit(tok)
+class _Mod(Function):
+    """remainder (sign of the divisor, floor rounding) or fmod (sign of the dividend, truncation):
+    d/da = 1, d/db = -round(a / b) with the op's rounding."""
+
+    @staticmethod
+    def forward(ctx, a, b, floor):
+        n = ctx.needs_input_grad
+        ctx.save_for_backward(a if n[1] else None, b if n[1] else None)
+        ctx.sa, ctx.sb, ctx.floor = _shape(a), _shape(b), floor
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray((np.remainder if floor else np.fmod)(a, b))
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        ga = unbroadcast(g, ctx.sa) if n[0] else None
+        gb = None
+        if n[1]:
+            a, b = ctx.saved_tensors
+            with np.errstate(divide="ignore", invalid="ignore"):
+                q = np.true_divide(a, b)
+            q = np.floor(q) if ctx.floor else np.trunc(q)
+            gb = unbroadcast((-g * q).astype(g.dtype, copy=False), ctx.sb)
+        return ga, gb, None
+
+
+_Remainder = type("Remainder", (_Mod,), {})
+_Fmod = type("Fmod", (_Mod,), {})
+
+
+def _mod(input, other, floor):
+    a, b = _binary(input, other)
+    _int_zero_division(a, b)
+    if not isinstance(a, Tensor):
+        a = _wrap(np.asarray(a, dtype=b._data.dtype))
+    return (_Remainder if floor else _Fmod).apply(a, b, floor)
 
 
 def remainder(input, other):
-    a, b = _binary(input, other)
-    return _quiet_binary(np.remainder, a, b)
+    """Python's modulus: the result has the sign of `other` (a - floor(a / b) * b)."""
+    return _mod(input, other, True)
 
 
 def fmod(input, other):
-    a, b = _binary(input, other)
-    return _quiet_binary(np.fmod, a, b)
+    """C's fmod: the result has the sign of `input` (a - trunc(a / b) * b)."""
+    return _mod(input, other, False)
 
 
 def floor_divide(input, other):
@@ -703,6 +775,14 @@ def _rpow(self, other):
     return pow(other, self)
 
 
+def _rmod(self, other):
+    return remainder(other, self)
+
+
+def _rfloordiv(self, other):
+    return floor_divide(other, self)
+
+
 def _iop(fn_inplace):
     def iop(self, other):
         return fn_inplace(self, other)
@@ -714,7 +794,7 @@ for _name, _fn in {
     "__rmul__": mul, "__truediv__": div, "__rtruediv__": _rdiv, "__pow__": pow,
     "__rpow__": _rpow, "__neg__": neg, "__abs__": abs, "__eq__": eq, "__ne__": ne, "__lt__": lt,
     "__le__": le, "__gt__": gt, "__ge__": ge, "__floordiv__": floor_divide,
-    "__mod__": remainder, "__and__": logical_and, "__or__": logical_or,
+    "__mod__": remainder, "__rmod__": _rmod, "__rfloordiv__": _rfloordiv, "__and__": logical_and, "__or__": logical_or,
     "__xor__": logical_xor, "__invert__": logical_not,
     "__iadd__": _iop(add_), "__isub__": _iop(sub_), "__imul__": _iop(mul_),
     "__itruediv__": _iop(div_),

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
 from ._util import wrap_dim, unbroadcast
 
 __all__ = ["index_select", "gather", "masked_fill", "nonzero",
@@ -160,12 +160,17 @@ class IndexSelect(Function):
         return out, None, None
 
 
-def _check_index_tensor(index, name):
+def _check_index_tensor(index, name, long_only=False):
     if not isinstance(index, Tensor):
         raise TypeError("%s(): argument 'index' must be Tensor, not %s"
                         % (name, type(index).__name__))
-    if index._data.dtype.kind not in "iu":
+    kind = index._data.dtype.kind
+    if kind not in "iu" or (long_only and index._data.dtype != np.int64):
         raise RuntimeError("%s(): Expected dtype int64 for index" % name)
+
+
+def _sz(shape):
+    return "[%s]" % ", ".join(str(s) for s in shape)
 
 
 def index_select(input, dim, index):
@@ -175,8 +180,11 @@ def index_select(input, dim, index):
     d = wrap_dim(dim, input._data.ndim)
     n = input._data.shape[d] if input._data.ndim else 1
     ix = index._data.reshape(-1)
-    if ix.size and (ix.min() < -n or ix.max() >= n):
+    # torch raises for every index outside [0, n): negative indices do not wrap
+    if ix.size and (ix.min() < 0 or ix.max() >= n):
         raise IndexError("index out of range in self")
+    if input._data.ndim == 0:       # a 0-d input behaves as one element and stays 0-d
+        return IndexSelect.apply(input.reshape(1), 0, ix).reshape(())
     return IndexSelect.apply(input, d, ix)
 
 
@@ -185,13 +193,16 @@ class Gather(Function):
     def forward(ctx, x, dim, index):
         ctx.shape, ctx.dim = x.shape, dim
         ctx.save_for_backward(index)
+        if index.size == 0:
+            return np.empty(index.shape, x.dtype)
         return np.take_along_axis(x, index, axis=dim)
 
     @staticmethod
     def backward(ctx, g):
         (index,) = ctx.saved_tensors
         out = np.zeros(ctx.shape, g.dtype)
-        _scatter_add_np(out, ctx.dim, index, g)
+        if index.size:
+            _scatter_add_np(out, ctx.dim, index, g)
         return out, None, None
 
 
@@ -202,24 +213,88 @@ def _scatter_add_np(out, dim, index, src):
     np.add.at(out, full, src[tuple(slice(0, s) for s in index.shape)])
 
 
+def _check_bounds(ix, d, n):
+    if ix.size:
+        lo, hi = ix.min(), ix.max()
+        if lo < 0 or hi >= n:
+            raise RuntimeError("index %d is out of bounds for dimension %d with size %d"
+                               % (lo if lo < 0 else hi, d, n))
+
+
 def gather(input, dim, index, *, sparse_grad=False):
+    """out[i][j] = input[index[i][j]][j] along dim (torch.gather): index has input's number of
+    dimensions and is no larger than input apart from dim; the result has index's shape."""
     _check_index_tensor(index, "gather")
     d = wrap_dim(dim, input._data.ndim)
     ix = index._data
-    n = input._data.shape[d]
-    if ix.size and (ix.min() < 0 or ix.max() >= n):
-        raise RuntimeError("index %d is out of bounds for dimension %d with size %d"
-                           % (ix.max() if ix.max() >= n else ix.min(), d, n))
+    if input._data.ndim == 0:       # 0-d input: one element, seen as 1-d
+        return gather(input.reshape(1), 0, index.reshape(-1) if ix.ndim == 0 else index
+                      ).reshape(ix.shape)
+    if ix.size == 0:                # torch checks nothing more for an empty index
+        if ix.ndim != input._data.ndim:
+            return _wrap(np.empty(ix.shape, input._data.dtype))
+        return Gather.apply(input, d, ix)
+    if ix.ndim == 0 and input._data.ndim == 1:
+        return gather(input, d, index.reshape(1)).reshape(())
     if ix.ndim != input._data.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
-    if ix.shape != input._data.shape:
+    xs = input._data.shape
+    for k in range(ix.ndim):
+        if k != d and ix.shape[k] > xs[k]:
+            raise RuntimeError("Size does not match at dimension %d expected index %s to be no "
+                               "larger than self %s apart from dimension %d"
+                               % (k, _sz(ix.shape), _sz(xs), d))
+    _check_bounds(ix, d, xs[d])
+    if ix.shape != xs:
         sl = tuple(slice(0, s) if k != d else slice(None) for k, s in enumerate(ix.shape))
         input = input[sl]
     return Gather.apply(input, d, ix)
 
 
-def take_along_dim(input, indices, dim):
-    return gather(input, dim, indices)
+def take_along_dim(input, indices, dim=None):
+    """Values of input at indices along dim (torch.take_along_dim): input and indices broadcast
+    against each other in every dimension but dim; dim=None gathers from the flattened input."""
+    if not isinstance(indices, Tensor):
+        raise TypeError("take_along_dim(): argument 'indices' must be Tensor, not %s"
+                        % type(indices).__name__)
+    if indices._data.dtype != np.int64:
+        raise RuntimeError("torch.take_along_dim(): dtype of indices should be Long but got %s"
+                           % _TYPE_CAP.get(indices.dtype.name, indices.dtype.name))
+    if dim is None:
+        return gather(input.reshape(-1), 0, indices.reshape(-1))
+    nd = input._data.ndim
+    d = wrap_dim(dim, nd)
+    if nd != indices._data.ndim:
+        raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
+                           "number of dimensions, but got %d dimensions for input, and %d "
+                           "dimensions for indices" % (nd, indices._data.ndim))
+    if nd == 0:
+        return gather(input, 0, indices)
+    xs, js = input._data.shape, indices._data.shape
+    shape = []
+    for k in range(nd):
+        if k == d:
+            shape.append(None)
+        elif xs[k] == js[k] or js[k] == 1:
+            shape.append(xs[k])
+        elif xs[k] == 1:
+            shape.append(js[k])
+        else:
+            raise RuntimeError("The size of tensor a (%d) must match the size of tensor b (%d) at "
+                               "non-singleton dimension %d" % (xs[k], js[k], k))
+    n = xs[d]
+    ix = indices._data
+    if ix.size and ix.min() < 0:     # indices along dim may count from the end, as in torch
+        if ix.min() < -n:
+            _check_bounds(ix, d, n)
+        ix = np.where(ix < 0, ix + n, ix)
+    xshape = tuple(xs[k] if k == d else shape[k] for k in range(nd))
+    jshape = tuple(js[k] if k == d else shape[k] for k in range(nd))
+    if xshape != xs:
+        input = input.expand(*xshape)
+    if jshape != ix.shape:
+        ix = np.broadcast_to(ix, jshape)
+    return gather(input, d, _wrap(np.ascontiguousarray(ix)))
 
 
 class MaskedFill(Function):

@@ -62,7 +62,7 @@ def _as3d(x, batch):
     if len(batch) == 1:
         return x
     try:
-        return np.reshape(x, (-1,) + x.shape[-2:], copy=False)
+        return np.reshape(x, (_rows(batch + (1,)),) + x.shape[-2:], copy=False)
     except ValueError:
         return None
 
@@ -76,7 +76,8 @@ def _gemm_into(x, y, out, alpha=1.0, beta=0.0):
         # or size-1 ones of x and y (such as (b, h, L, E) head views) without copies
         _gemm(x, y, out, alpha, beta)
         return out
-    o3 = np.reshape(out, (-1,) + out.shape[-2:], copy=False) if len(batch) > 1 else out
+    o3 = np.reshape(out, (_rows(batch + (1,)),) + out.shape[-2:], copy=False) \
+        if len(batch) > 1 else out
     x3, y3 = _as3d(x, batch), _as3d(y, batch)
     if x3 is not None and y3 is not None:
         _gemm(x3, y3, o3, alpha, beta)
@@ -89,9 +90,17 @@ def _gemm_into(x, y, out, alpha=1.0, beta=0.0):
     return out
 
 
+def _rows(shape):
+    """number of rows when all but the last dim are folded (no -1: K or N may be 0)"""
+    n = 1
+    for s in shape[:-1]:
+        n *= s
+    return n
+
+
 def _fold_rows(x):
     """(..., M, K) -> (prod(...)*M, K) view when possible, else a copy"""
-    return np.reshape(x, (-1, x.shape[-1]))
+    return np.reshape(x, (_rows(x.shape), x.shape[-1]))
 
 
 def _matmul_nd(x, y):
@@ -105,7 +114,7 @@ def _matmul_nd(x, y):
     if y.ndim == 2:
         # batch folded into the rows: one (B*M, K) @ (K, N) product
         out = np.empty(x.shape[:-1] + (N,), dt)
-        _gemm(_fold_rows(x), y, np.reshape(out, (-1, N)))
+        _gemm(_fold_rows(x), y, np.reshape(out, (_rows(out.shape), N)))
         return out
     try:
         batch = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
@@ -147,7 +156,7 @@ def _grad_a(g, b, a_shape):
     if b.ndim == 2 and len(a_shape) == g.ndim:
         # same batch as the output: one folded product (B*M, N) @ (N, K)
         out = np.empty(g.shape[:-1] + (b.shape[0],), g.dtype)
-        _gemm(_fold_rows(g), _swap(b), np.reshape(out, (-1, b.shape[0])))
+        _gemm(_fold_rows(g), _swap(b), np.reshape(out, (_rows(out.shape), b.shape[0])))
         return out
     full = _matmul_nd(g, _swap(b))
     return _sum_to(full, a_shape)
@@ -351,8 +360,8 @@ def inner(input, other):
     if input._data.ndim == 1 and other._data.ndim == 1:
         return dot(input, other)
     ra, rb = input._data.shape[:-1], other._data.shape[:-1]
-    a2 = input.reshape(-1, input._data.shape[-1])
-    b2 = other.reshape(-1, other._data.shape[-1])
+    a2 = input.reshape(_rows(input._data.shape), input._data.shape[-1])
+    b2 = other.reshape(_rows(other._data.shape), other._data.shape[-1])
     return matmul(a2, b2.t()).reshape(*(ra + rb))
 
 

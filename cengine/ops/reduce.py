@@ -1,13 +1,14 @@
 """Reductions with autograd: sum, mean, prod, max/min (values+indices), argmax/argmin, var/std,
 logsumexp, norm, cumsum, cumprod-free prod backward (exact with zeros)."""
 import builtins
+import warnings
 from collections import namedtuple
 
 import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
 from ._util import wrap_dims, wrap_dim, float_dtype_for
 
 __all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
@@ -117,6 +118,22 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     return Prod.apply(input, d, keepdim)
 
 
+def _check_nonempty(name, shape, dims):
+    """torch's errors for max/min/amax/amin/argmax/argmin over an empty reduction (numpy's
+    would be a ValueError with its own wording)."""
+    if dims is None:
+        if 0 in shape:
+            if name in ("argmax", "argmin"):
+                raise IndexError("%s(): Expected reduction dim to be specified for "
+                                 "input.numel() == 0." % name)
+            raise RuntimeError("%s(): Expected reduction dim to be specified for input.numel() "
+                               "== 0. Specify the reduction dim with the 'dim' argument." % name)
+        return
+    for d in dims:
+        if shape[d] == 0:
+            raise IndexError("%s(): Expected reduction dim %d to have non-zero size." % (name, d))
+
+
 class _ExtremeAll(Function):
     """max()/min() over all elements: gradient split evenly among ties (torch's amax rule)."""
 
@@ -170,9 +187,13 @@ def _extreme(input, dim, keepdim, is_max, other=None):
     if isinstance(dim, Tensor):  # max(a, b) elementwise
         from .elementwise import maximum, minimum
         return (maximum if is_max else minimum)(input, dim)
+    name = "max" if is_max else "min"
     if dim is None:
+        _check_nonempty(name, input._data.shape, None)
         return _ExtremeAll.apply(input, is_max, None, False)
     d = wrap_dim(dim, input._data.ndim)
+    if input._data.ndim:
+        _check_nonempty(name, input._data.shape, (d,))
     if input._data.ndim == 0:
         v = _wrap(input._data.copy())
         return _values_indices(input * 1 if input.requires_grad else v,
@@ -191,44 +212,135 @@ def min(input, dim=None, keepdim=False):
 
 def amax(input, dim=(), keepdim=False):
     dims = None if dim == () or dim is None else wrap_dims(dim, input._data.ndim)
+    _check_nonempty("amax", input._data.shape, dims)
     return _ExtremeAll.apply(input, True, dims, keepdim)
 
 
 def amin(input, dim=(), keepdim=False):
     dims = None if dim == () or dim is None else wrap_dims(dim, input._data.ndim)
+    _check_nonempty("amin", input._data.shape, dims)
     return _ExtremeAll.apply(input, False, dims, keepdim)
 
 
-def argmax(input, dim=None, keepdim=False):
+def _arg_extreme(name, npf, input, dim, keepdim):
     if dim is None:
-        return _wrap(np.asarray(np.argmax(input._data), dtype=np.int64))
+        _check_nonempty(name, input._data.shape, None)
+        return _wrap(np.asarray(npf(input._data), dtype=np.int64))
     d = wrap_dim(dim, input._data.ndim)
-    return _wrap(np.asarray(np.argmax(input._data, axis=d, keepdims=keepdim), dtype=np.int64))
+    if input._data.ndim == 0:
+        return _wrap(np.zeros((), np.int64))
+    _check_nonempty(name, input._data.shape, (d,))
+    return _wrap(np.asarray(npf(input._data, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def argmax(input, dim=None, keepdim=False):
+    return _arg_extreme("argmax", np.argmax, input, dim, keepdim)
 
 
 def argmin(input, dim=None, keepdim=False):
-    if dim is None:
-        return _wrap(np.asarray(np.argmin(input._data), dtype=np.int64))
-    d = wrap_dim(dim, input._data.ndim)
-    return _wrap(np.asarray(np.argmin(input._data, axis=d, keepdims=keepdim), dtype=np.int64))
+    return _arg_extreme("argmin", np.argmin, input, dim, keepdim)
+
+
+def _count(shape, dims):
+    if dims is None:
+        n = 1
+        for v in shape:
+            n *= v
+        return n
+    n = 1
+    for d in dims:
+        n *= shape[d]
+    return n
+
+
+def _dof_warning(name, dof):
+    if dof <= 0:
+        warnings.warn("%s(): degrees of freedom is <= 0. Correction should be strictly less than "
+                      "the reduction factor (input numel divided by output numel)." % name,
+                      stacklevel=5)
+
+
+def _moments(x, dims, n, correction):
+    """(mean, v, s) over dims with keepdims, computed in float64 (float32 input accumulates in
+    double, as torch does on the CPU): variance = v * s**2. s is 1 unless the squares of the
+    deviations overflow float64 (|x| beyond ~1e154), where deviations are scaled by the largest
+    |x| first, so std stays finite where it is finite."""
+    xa = x if x.dtype == np.float64 else x.astype(np.float64)
+    den = builtins.max(n - correction, 0)
+    with np.errstate(all="ignore"):
+        m = np.sum(xa, axis=dims, keepdims=True) / n
+        dev = xa - m
+        v = np.sum(dev * dev, axis=dims, keepdims=True) / den
+        if np.all(np.isfinite(v)) and np.all(np.isfinite(m)) or not np.all(np.isfinite(xa)):
+            return m, v, 1.0
+        s = np.max(np.abs(xa), axis=dims, keepdims=True, initial=0.0)
+        s = np.where(s > 0, s, 1.0)
+        xs = xa / s
+        ms = np.sum(xs, axis=dims, keepdims=True) / n
+        dev = xs - ms
+        v = np.sum(dev * dev, axis=dims, keepdims=True) / den
+        return ms * s, v, s
+
+
+def _squeeze(y, dims, keepdim):
+    if keepdim:
+        return y
+    return y.reshape(()) if dims is None else y.squeeze(dims)
+
+
+def _var_grad(g, x, m, dof, all_reduce):
+    """torch's var_backward: (2 / dof) * g * (x - mean); a reduction over all elements with
+    dof <= 0 gives g * (nan where x == mean, else inf)."""
+    with np.errstate(all="ignore"):
+        if all_reduce and dof <= 0:
+            return g * np.where(x == m, np.nan, np.inf)
+        c = 2.0 / dof if dof != 0 else np.inf
+        return c * g * (x - m)
 
 
 class Var(Function):
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
-        m = np.mean(x, axis=dims, keepdims=True)
-        ctx.save_for_backward(x, m)
-        n = x.size if dims is None else int(np.prod([x.shape[d] for d in dims]))
-        ctx.dims, ctx.keepdim, ctx.den = dims, keepdim, builtins.max(n - correction, 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray(np.var(x, axis=dims, ddof=correction, keepdims=keepdim))
+        n = _count(x.shape, dims)
+        _dof_warning("var", n - correction)
+        m, v, s = _moments(x, dims, n, correction)
+        with np.errstate(over="ignore"):
+            y = (v * (s * s)).astype(x.dtype)
+        ctx.save_for_backward(x)
+        ctx.m, ctx.dof = m, n - correction
+        ctx.dims, ctx.keepdim, ctx.all = dims, keepdim, dims is None or x.ndim == 0
+        return _squeeze(y, dims, keepdim)
 
     @staticmethod
     def backward(ctx, g):
-        x, m = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         g = _expand_back(g, x.shape, ctx.dims, ctx.keepdim)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (g * (2.0 / ctx.den) * (x - m)).astype(x.dtype, copy=False), None, None, None
+        return (_var_grad(g, x, ctx.m, ctx.dof, ctx.all).astype(x.dtype, copy=False),
+                None, None, None)
+
+
+class Std(Function):
+    @staticmethod
+    def forward(ctx, x, dims, correction, keepdim):
+        n = _count(x.shape, dims)
+        _dof_warning("std", n - correction)
+        m, v, s = _moments(x, dims, n, correction)
+        with np.errstate(over="ignore"):
+            y = (np.sqrt(v) * s).astype(x.dtype)
+        ctx.save_for_backward(x)
+        ctx.y, ctx.m, ctx.dof = y, m, n - correction
+        ctx.dims, ctx.keepdim, ctx.all = dims, keepdim, dims is None or x.ndim == 0
+        return _squeeze(y, dims, keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        g = _expand_back(g, x.shape, ctx.dims, ctx.keepdim)
+        y = ctx.y
+        with np.errstate(all="ignore"):
+            gv = np.where(y == 0, 0, g / (2 * y))      # torch: no gradient through std == 0
+        return (_var_grad(gv, x, ctx.m, ctx.dof, ctx.all).astype(x.dtype, copy=False),
+                None, None, None)
 
 
 def _correction(unbiased, correction):
@@ -239,16 +351,26 @@ def _correction(unbiased, correction):
     return 1 if unbiased else 0
 
 
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def _float_only(input, what):
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(what)
+
+
+def _var_args(input, dim, unbiased, correction):
     if isinstance(dim, builtins.bool):  # var(unbiased) positional form
         dim, unbiased = None, dim
-    x = input if input._data.dtype.kind == "f" else input.float()
-    return Var.apply(x, wrap_dims(dim, x._data.ndim), _correction(unbiased, correction), keepdim)
+    _float_only(input, "std and var only support floating point and complex dtypes")
+    return wrap_dims(dim, input._data.ndim), _correction(unbiased, correction)
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    dims, c = _var_args(input, dim, unbiased, correction)
+    return Var.apply(input, dims, c, keepdim)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    from .elementwise import sqrt
-    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+    dims, c = _var_args(input, dim, unbiased, correction)
+    return Std.apply(input, dims, c, keepdim)
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -288,27 +410,32 @@ def logsumexp(input, dim, keepdim=False):
 
 
 class Norm(Function):
+    """vector p-norm over dims. float32 (and float16) inputs accumulate in float64, and the
+    p-norms other than 0, 1, +-inf divide by the largest |x| before raising to the power p, so
+    the result is finite (and not flushed to zero) wherever the true norm is representable."""
+
     @staticmethod
     def forward(ctx, x, p, dims, keepdim):
-        a = np.abs(x)
-        if p == np.inf:
-            y = np.amax(a, axis=dims, keepdims=True) if a.size else np.zeros(())
-        elif p == -np.inf:
-            y = np.amin(a, axis=dims, keepdims=True)
-        elif p == 0:
-            y = np.sum(a != 0, axis=dims, keepdims=True).astype(x.dtype)
-        elif p == 1:
-            y = np.sum(a, axis=dims, keepdims=True)
-        elif p == 2:
-            y = np.sqrt(np.sum(x * x, axis=dims, keepdims=True))
-        else:
-            y = np.sum(a ** p, axis=dims, keepdims=True) ** (1.0 / p)
-        y = np.asarray(y, dtype=x.dtype)
+        a = np.abs(x if x.dtype == np.float64 else x.astype(np.float64))
+        with np.errstate(all="ignore"):
+            if p == np.inf:
+                y = np.max(a, axis=dims, keepdims=True)
+            elif p == -np.inf:
+                y = np.min(a, axis=dims, keepdims=True)
+            elif p == 0:
+                y = np.sum(a != 0, axis=dims, keepdims=True).astype(np.float64)
+            elif p == 1:
+                y = np.sum(a, axis=dims, keepdims=True)
+            else:
+                s = np.max(a, axis=dims, keepdims=True, initial=0.0)
+                s = np.where((s > 0) & np.isfinite(s), s, 1.0)
+                r = a / s
+                t = np.sum(r * r if p == 2 else r ** p, axis=dims, keepdims=True)
+                y = s * (np.sqrt(t) if p == 2 else t ** (1.0 / p))
+            y = np.asarray(y).astype(x.dtype)
         ctx.save_for_backward(x, y)
         ctx.p, ctx.dims, ctx.keepdim = p, dims, keepdim
-        if keepdim:
-            return y
-        return y.squeeze(dims) if dims is not None else y.reshape(())
+        return _squeeze(y, dims, keepdim)
 
     @staticmethod
     def backward(ctx, g):
@@ -326,7 +453,8 @@ class Norm(Function):
             elif p == 0:
                 d = np.zeros_like(x)
             else:
-                d = np.where(y == 0, 0, np.sign(x) * np.abs(x) ** (p - 1) / y ** (p - 1))
+                # sign(x) * (|x| / y)^(p - 1): no overflow of |x|^(p-1); x == 0 gives 0
+                d = np.where((y == 0) | (x == 0), 0, np.sign(x) * (np.abs(x) / y) ** (p - 1))
         return (g * d).astype(x.dtype, copy=False), None, None, None
 
 
@@ -338,10 +466,26 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p == "nuc":
         raise NotImplementedError("nuclear norm is not supported by cengine")
     p = builtins.float(p)
-    x = input if input._data.dtype.kind == "f" else input.float()
+    x = input
+    if x._data.dtype.kind != "f":
+        raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
+                           "input. Got %s" % _TYPE_CAP.get(x.dtype.name, x.dtype.name))
     dims = wrap_dims(dim, x._data.ndim)
     if x._data.ndim == 0:
         dims = None
+    if p in (np.inf, -np.inf):
+        empty = x._data.size == 0 if dims is None else builtins.any(
+            x._data.shape[d] == 0 for d in dims)
+        if empty:
+            what = "inf" if p > 0 else "-inf"
+            if dims is None:
+                raise RuntimeError("linalg.vector_norm cannot compute the %s norm on an empty "
+                                   "tensor because the operation does not have an identity"
+                                   % what)
+            raise RuntimeError("linalg.vector_norm cannot compute the %s norm on the dimension %d"
+                               "because this dimension is empty and the operation does not have "
+                               "an identity" % (what, next(d for d in dims
+                                                           if x._data.shape[d] == 0)))
     return Norm.apply(x, p, dims, keepdim)
 
 

@@ -395,11 +395,20 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 class Split(Function):
-    """Views of consecutive pieces of x along dim (split/chunk with autograd)."""
+    """Views of consecutive pieces of x along dim (split/chunk with autograd).
+
+    Packed-gradient contract: a consumer that writes the gradients of all the pieces into one
+    array G laid out like x (attention does, for the q/k/v chunks of a fused projection) hands
+    it over by setting `packed_grad = G` on this node during backward; backward then returns G
+    instead of concatenating, provided each incoming piece gradient is still exactly the
+    consumer's view of G (nothing was added to it on the way). PACKED_TAKEN counts the hand-overs
+    taken."""
+
+    PACKED_TAKEN = [0]
 
     @staticmethod
     def forward(ctx, x, d, sizes):
-        ctx.d, ctx.shape = d, x.shape
+        ctx.d, ctx.shape, ctx.sizes = d, x.shape, sizes
         out, start = [], 0
         for s in sizes:
             out.append(x[(slice(None),) * d + (slice(start, start + s),)])
@@ -408,30 +417,27 @@ class Split(Function):
 
     @staticmethod
     def backward(ctx, *gs):
-        whole = _side_by_side(gs, ctx.d, ctx.shape)
-        if whole is not None:
-            return whole, None, None
+        G = ctx.__dict__.pop("packed_grad", None)
+        if G is not None and _is_packed(G, gs, ctx.d, ctx.sizes):
+            Split.PACKED_TAKEN[0] += 1
+            return G, None, None
         return np.concatenate(gs, axis=ctx.d), None, None
 
 
-def _side_by_side(gs, d, shape):
-    """The array of `shape` whose consecutive pieces along d the arrays gs already are (views
-    of one C-contiguous array, as attention's sibling q/k/v gradients are), else None."""
-    base = gs[0].base if gs[0] is not None else None
-    if (base is None or not isinstance(base, np.ndarray) or not base.flags.c_contiguous
-            or base.size != int(np.prod(shape, dtype=np.int64)) or base.dtype != gs[0].dtype):
-        return None
-    whole = base.reshape(shape)
-    start = 0
-    for g in gs:
-        if g is None or g.base is not base:
-            return None
-        piece = whole[(slice(None),) * d + (slice(start, start + g.shape[d]),)]
-        if (piece.shape != g.shape or piece.strides != g.strides
-                or piece.__array_interface__["data"][0] != g.__array_interface__["data"][0]):
-            return None
-        start += g.shape[d]
-    return whole
+def _piece(a, d, start, size):
+    return a[(slice(None),) * d + (slice(start, start + size),)]
+
+
+def _is_packed(G, gs, d, sizes):
+    """Whether every gradient piece gs[i] is still the view of G that the consumer wrote."""
+    start, root = 0, (G if G.base is None else G.base)
+    for g, size in zip(gs, sizes):
+        p = _piece(G, d, start, size)
+        if (g is None or g.base is not root or g.shape != p.shape or g.strides != p.strides
+                or g.__array_interface__["data"][0] != p.__array_interface__["data"][0]):
+            return False
+        start += size
+    return True
 
 
 def chunk(input, chunks, dim=0):
@@ -439,10 +445,9 @@ def chunk(input, chunks, dim=0):
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: %d" % chunks)
     d = wrap_dim(dim, input._data.ndim)
     n = input._data.shape[d]
-    size = -(-n // chunks) if n else 0
-    if size == 0:
-        return tuple(narrow(input, d, 0, 0) for _ in range(builtins.min(chunks, 1)))
-    return split(input, size, d)
+    if n == 0:      # torch: `chunks` empty pieces
+        return tuple(narrow(input, d, 0, 0) for _ in range(chunks))
+    return split(input, -(-n // chunks), d)
 
 
 def unbind(input, dim=0):
@@ -564,10 +569,14 @@ class _Tri(Function):
 
 
 def tril(input, diagonal=0):
+    if input._data.ndim < 2:
+        raise RuntimeError("tril: input tensor must have at least 2 dimensions")
     return _Tri.apply(input, diagonal, False)
 
 
 def triu(input, diagonal=0):
+    if input._data.ndim < 2:
+        raise RuntimeError("triu: input tensor must have at least 2 dimensions")
     return _Tri.apply(input, diagonal, True)
 
 

@@ -289,19 +289,27 @@ class Optimizer:
                         g._data = np.zeros_like(g._data)
 
     def _batches(self, group):
-        """The group's parameters that have a gradient, batched by dtype, in group order."""
+        """The group's parameters that have a gradient, batched by dtype, in group order.
+
+        A parameter listed twice in the group (torch warns, and updates it once per listing)
+        goes into a later batch for its second listing: one fused call never updates the same
+        array twice, which its threads would race on."""
         batches = {}
+        listed = {}
         for p in group["params"]:
             g = p.grad
             if g is None:
                 continue
             a = p._data
-            b = batches.get(a.dtype)
+            k = listed.get(id(p), 0)
+            listed[id(p)] = k + 1
+            key = a.dtype if k == 0 else (a.dtype, k)
+            b = batches.get(key)
             if b is None:
                 if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
                     raise TypeError("%s: parameters must be float32 or float64, got %s"
                                     % (type(self).__name__, a.dtype))
-                b = batches[a.dtype] = _Batch()
+                b = batches[key] = _Batch()
             b.params.append(p)
             b.arrays.append(a)
             b.grads.append(g._data)

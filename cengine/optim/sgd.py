@@ -47,17 +47,23 @@ class SGD(Optimizer):
         loss = self._eval_closure(closure)
         for group in self.param_groups:
             momentum = group["momentum"]
+            fresh = None
             for b in self._batches(group):
                 bufs = first = None
                 if momentum != 0:
+                    if fresh is None:
+                        # parameters without a buffer when the step starts: every listing of
+                        # a parameter listed twice starts its own buffer, as in torch
+                        fresh = {id(p) for p in group["params"]
+                                 if self.state[p].get("momentum_buffer") is None}
                     bufs, first = [], []
                     for p, a in zip(b.params, b.arrays):
                         st = self.state[p]
-                        buf = st.get("momentum_buffer")
-                        if buf is None:
+                        if id(p) in fresh:
                             buf = st["momentum_buffer"] = _wrap(np.empty(a.shape, a.dtype))
                             first.append(True)
                         else:
+                            buf = st["momentum_buffer"]
                             first.append(False)
                         bufs.append(buf._data)
                 b.run(_C.sgd_step, bufs, first, float(group["lr"]), float(momentum),

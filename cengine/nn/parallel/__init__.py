@@ -1,8 +1,9 @@
 """cengine.nn.parallel: torch.nn.parallel's names. DataParallel without GPUs is what torch's is
 on a CPU machine: a wrapper that runs its module (parameters and state_dict keys under
-`module.`, so checkpoints match torch's). DistributedDataParallel is cengine.distributed's, when
-that subsystem is present."""
+`module.`, so checkpoints match torch's). DistributedDataParallel trains over MPI
+(cengine.distributed)."""
 from ..module import Module
+from .distributed import DistributedDataParallel
 
 __all__ = ["DataParallel", "DistributedDataParallel", "data_parallel"]
 
@@ -34,13 +35,3 @@ def data_parallel(module, inputs, device_ids=None, output_device=None, dim=0,
         inputs = (inputs,) if inputs is not None else ()
     return module(*inputs, **(module_kwargs or {}))
 
-
-def __getattr__(name):
-    if name == "DistributedDataParallel":
-        try:
-            from ... import distributed
-            return distributed.DistributedDataParallel
-        except (ImportError, AttributeError):
-            raise AttributeError("DistributedDataParallel needs cengine.distributed, which this "
-                                 "build of cengine does not include") from None
-    raise AttributeError("module 'cengine.nn.parallel' has no attribute '%s'" % name)

@@ -55,11 +55,17 @@ def _total_norm_value(arrays, norm_type):
     if norm_type == -math.inf:
         mins = [float(np.min(np.abs(a))) for a in flat if a.size]
         return min(mins) if mins else math.inf
+    # torch's definition: the p-norm of the per-gradient p-norms. For p = 0 that counts the
+    # gradients with a non-zero (or NaN) entry; for p < 0 a zero entry makes its gradient's
+    # norm 0 and an inf entry contributes nothing (0 ** p and inf ** p follow IEEE, no error).
     if norm_type == 0.0:
-        return float(sum(np.count_nonzero(a) for a in flat))
+        return float(sum(1 for a in flat if np.count_nonzero(a)))
     p = norm_type
-    s = float(sum(np.sum(np.abs(a) ** p) for a in flat))
-    return s ** (1.0 / p)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        if p == 1.0:
+            return float(sum(np.sum(np.abs(a)) for a in flat))
+        per = np.array([np.sum(np.abs(a) ** p) for a in flat]) ** (1.0 / p)
+        return float(np.sum(per ** p) ** (1.0 / p))
 
 
 def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):

@@ -1,11 +1,16 @@
 """DataLoader (torch.utils.data.DataLoader): batches from a dataset, in the main process or in
 worker processes.
 
-Workers are started with the 'forkserver' context where the platform has it, else 'spawn':
-never a plain fork of a process whose OpenMP runtime may already hold threads (a forked child
-can deadlock in it). The dataset, collate_fn and worker_init_fn must therefore be picklable
-(defined at module level). Each worker gets an index queue; results come back on one queue
-and are reordered, so batches arrive in sampler order whatever the number of workers.
+Workers are started as torch starts them: by fork on Linux (the default multiprocessing_context
+there), so the dataset, collate_fn and worker_init_fn need not be picklable: classes defined in
+a script's __main__, inside functions or in a notebook, and lambdas, all work. A forked child
+of a process whose OpenMP runtime holds threads would hang in its first multi-threaded parallel
+region; cengine sets its kernel thread count to 1 in every forked child, before any Python code
+runs there (cengine/_config.py), and every kernel passes that count to its parallel region, so
+a worker never wakes the parent's thread pool. Elsewhere (and when asked with
+multiprocessing_context='forkserver' or 'spawn') workers are new processes that receive the
+dataset by pickle. Each worker gets an index queue; results come back on one queue and are
+reordered, so batches arrive in sampler order whatever the number of workers.
 """
 import itertools
 import math
@@ -13,6 +18,8 @@ import multiprocessing
 import os
 import pickle
 import queue
+import sys
+import time
 import warnings
 
 from . import _worker as _W
@@ -28,13 +35,16 @@ get_worker_info = _W.get_worker_info
 
 # how often (s) the main process checks that the workers are still alive while it waits
 _LIVENESS_CHECK_INTERVAL = 0.2
+# how long (s), in all, a shutdown after an error waits for the workers before terminating them
+_QUICK_JOIN = 0.3
 
 
 _forkserver_checked = False
 
 
 def _default_mp_context():
-    """'forkserver' where available, else 'spawn'.
+    """'fork' on Linux (as torch, whose workers are forked there); elsewhere 'forkserver' where
+    available, else 'spawn'.
 
     The fork server must never hold an OpenMP thread pool, or its forked workers deadlock in
     their first parallel region. Its default preload list is ['__main__'], which (in Python
@@ -42,7 +52,10 @@ def _default_mp_context():
     any module-level compute. So, once, if the server is not running yet and nobody changed the
     list, it is emptied: every worker then imports the main module itself, as with 'spawn'."""
     global _forkserver_checked
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     if not _forkserver_checked:
@@ -75,10 +88,13 @@ class DataLoader:
     cengine.Generator for the shuffling order and worker seeds), prefetch_factor (batches
     loaded in advance per worker, default 2 with workers), persistent_workers.
 
-    With num_workers > 0 the workers are new processes ('forkserver', else 'spawn'), so the
-    dataset, collate_fn and worker_init_fn must be picklable (module-level classes and
-    functions) and a script must start the loop under `if __name__ == "__main__":`. Each
-    worker runs with one compute thread and is seeded with base_seed + worker_id (cengine,
+    With num_workers > 0 on Linux the workers are forked from this process (as torch's), so
+    the dataset, collate_fn and worker_init_fn can be anything: classes from __main__, local
+    classes, lambdas, notebook cells. With multiprocessing_context='forkserver' or 'spawn'
+    (and on other platforms) they are pickled to new processes instead, so they must be
+    module-level classes and functions and a script must start the loop under
+    `if __name__ == "__main__":`. Each worker runs with one compute thread (a forked worker
+    cannot use more: see set_num_threads) and is seeded with base_seed + worker_id (cengine,
     numpy and random), base_seed being drawn from `generator` (or cengine's default
     generator) for every epoch."""
 
@@ -343,6 +359,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
     def __init__(self, loader):
         super().__init__(loader)
         self._shutdown = True  # until the workers exist
+        self._failed = False  # shut down after a timeout or a dead worker
         self._prefetch_factor = loader.prefetch_factor
         assert self._num_workers > 0
         assert self._prefetch_factor > 0
@@ -371,15 +388,27 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 self._worker_pids.append(w.pid)
         except BaseException as e:
             self._shutdown = False
-            self._shutdown_workers()
-            if isinstance(e, (pickle.PicklingError, TypeError, AttributeError)) and \
-                    hasattr(e, "add_note"):
-                e.add_note("DataLoader workers are started with the {!r} method: the dataset, "
-                           "collate_fn and worker_init_fn must be picklable (defined at module "
-                           "level, not lambdas or local functions)."
-                           .format(ctx.get_start_method()))
+            self._shutdown_workers(wait=False)
+            method = ctx.get_start_method()
+            note = None
+            if isinstance(e, (pickle.PicklingError, TypeError, AttributeError)):
+                note = ("DataLoader workers are started with the {!r} method, which pickles the "
+                        "dataset, collate_fn and worker_init_fn to each worker: they must be "
+                        "picklable (defined at module level, not lambdas, local functions or "
+                        "classes defined inside a function).".format(method))
+                if "fork" in multiprocessing.get_all_start_methods() and method != "fork":
+                    note += (" multiprocessing_context='fork' (the default on Linux) has no "
+                             "such requirement.")
+            elif isinstance(e, OSError):
+                note = ("DataLoader could not start worker process {} of {} ({}): the system "
+                        "refused a new process (out of memory or a process limit). Use fewer "
+                        "workers (num_workers) or num_workers=0."
+                        .format(len(self._workers), self._num_workers, e))
+            if note is not None and hasattr(e, "add_note"):
+                e.add_note(note)
             raise
         self._shutdown = False
+        self._start_method = ctx.get_start_method()
         self._data_queue = self._worker_result_queue
         self._reset(loader, first_iter=True)
 
@@ -415,21 +444,40 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             if failed:
                 pids = ", ".join(str(w.pid) for w in failed)
                 codes = ", ".join(str(w.exitcode) for w in failed)
-                self._shutdown_workers()
-                raise RuntimeError("DataLoader worker (pid(s) {}) exited unexpectedly (exit "
-                                   "code(s) {}). A worker's own error output, if it printed "
-                                   "any, is above this traceback.".format(pids, codes)) from e
+                self._failed = True
+                self._shutdown_workers(wait=False)
+                msg = ("DataLoader worker (pid(s) {}) exited unexpectedly (exit code(s) {}). A "
+                       "worker's own error output, if it printed any, is above this traceback."
+                       .format(pids, codes))
+                if any(w.exitcode is not None and w.exitcode < 0 for w in failed):
+                    msg += (" A negative exit code is the signal that ended the worker (-9: "
+                            "SIGKILL, often the out-of-memory killer; try fewer workers or "
+                            "a smaller prefetch_factor).")
+                if getattr(self, "_start_method", "fork") != "fork":
+                    msg += (" With the {!r} start method each worker imports the main module "
+                            "again and unpickles the dataset: a script must start its loop "
+                            "under `if __name__ == '__main__':`, and classes defined in a "
+                            "notebook, an interactive session or inside a function cannot be "
+                            "found there{}.".format(
+                                self._start_method,
+                                "; multiprocessing_context='fork' (the default on Linux) "
+                                "avoids both" if "fork" in multiprocessing
+                                .get_all_start_methods() else ""))
+                raise RuntimeError(msg) from e
             if isinstance(e, queue.Empty):
                 return False, None
             raise
 
     def _get_data(self):
         if self._timeout > 0:
-            import time
             deadline = time.monotonic() + self._timeout
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    # the workers are stuck in the dataset: stop them now rather than wait
+                    # for them (an iterator that timed out cannot go on)
+                    self._failed = True
+                    self._shutdown_workers(wait=False)
                     raise RuntimeError("DataLoader timed out after {} seconds"
                                        .format(self._timeout))
                 success, data = self._try_get_data(min(left, _LIVENESS_CHECK_INTERVAL))
@@ -441,6 +489,10 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 return data
 
     def _next_data(self):
+        if self._failed:
+            raise RuntimeError("this DataLoader iterator was shut down after an error (a "
+                               "timeout or a worker that exited): start a new one with "
+                               "iter(loader)")
         while True:
             # skip tasks sent to workers that have since finished their IterableDataset
             while self._rcvd_idx < self._send_idx:
@@ -507,27 +559,39 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._index_queues[worker_id].put(None)
         self._workers_status[worker_id] = False
 
-    def _shutdown_workers(self):
+    def _shutdown_workers(self, wait=True):
+        """Stop the workers: ask them to leave and give each up to MP_STATUS_CHECK_INTERVAL
+        seconds (wait=False: a moment, for workers stuck in the dataset after an error), then
+        terminate those still running."""
         if getattr(self, "_shutdown", True):
             return
         self._shutdown = True
         try:
             self._workers_done_event.set()
             for worker_id in range(len(self._workers)):
-                if self._persistent_workers or self._workers_status[worker_id]:
+                if self._persistent_workers or getattr(self, "_workers_status",
+                                                       [True] * len(self._workers))[worker_id]:
                     try:
                         self._mark_worker_as_unavailable(worker_id, shutdown=True)
-                    except (OSError, ValueError, AssertionError):
+                    except (OSError, ValueError, AssertionError, AttributeError):
                         pass
+            limit = _W.MP_STATUS_CHECK_INTERVAL if wait else _QUICK_JOIN
+            deadline = time.monotonic() + limit
             for w in self._workers:
-                w.join(timeout=_W.MP_STATUS_CHECK_INTERVAL)
+                w.join(timeout=max(0.0, deadline - time.monotonic()) if not wait else limit)
             for q in self._index_queues:
                 q.cancel_join_thread()
                 q.close()
         finally:
-            for w in self._workers:
+            alive = [w for w in self._workers if w.is_alive()]
+            for w in alive:
+                w.terminate()
+            deadline = time.monotonic() + (_W.MP_STATUS_CHECK_INTERVAL if wait else _QUICK_JOIN)
+            for w in alive:
+                w.join(timeout=max(0.0, deadline - time.monotonic()))
+            for w in alive:  # a worker that ignores SIGTERM (a handler inherited by fork)
                 if w.is_alive():
-                    w.terminate()
+                    w.kill()
                     w.join(timeout=_W.MP_STATUS_CHECK_INTERVAL)
             self._worker_result_queue.cancel_join_thread()
             self._worker_result_queue.close()

@@ -1,0 +1,184 @@
+"""Convolution workloads, cengine vs PyTorch, same weights, same data, 1 and 2 threads.
+
+  mnist_cnn_step  the official MNIST example's CNN (Conv2d(1,32,3), Conv2d(32,64,3),
+                  max_pool2d(2), dropout, Linear(9216,128), Linear(128,10), log_softmax +
+                  nll_loss), batch 64 of 1x28x28 random images, forward + backward + SGD step
+  conv1d_mfcc     Conv1d(13, 128, 5, padding=2) over MFCC-like frames (32, 13, 200),
+                  forward + backward (input, weight and bias gradients)
+  conv2d_3x3      Conv2d(32, 64, 3, padding=1) over (64, 32, 28, 28), forward + backward
+
+Results are validated first (outputs and gradients against torch in the same run, or the
+first loss in eval mode for the CNN whose dropout masks differ), then timed with the samples
+of cengine and torch taken in turn; medians; ratio = cengine / torch (lower is better).
+
+    python bench/bench_conv.py [--quick] [--threads 1 2] [--workloads ...]
+"""
+import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
+import argparse
+
+import numpy as np
+
+from _common import ce, torch, threads, median_time, median_times_interleaved, machine_line, \
+    md_table, write_result, bar_plot, results_dir
+
+
+def mnist_cnn(lib):
+    nn, F = lib.nn, lib.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3, 1)
+            self.conv2 = nn.Conv2d(32, 64, 3, 1)
+            self.dropout1 = nn.Dropout(0.25)
+            self.dropout2 = nn.Dropout(0.5)
+            self.fc1 = nn.Linear(9216, 128)
+            self.fc2 = nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = F.relu(self.conv1(x))
+            x = F.relu(self.conv2(x))
+            x = F.max_pool2d(x, 2)
+            x = self.dropout1(x)
+            x = lib.flatten(x, 1)
+            x = F.relu(self.fc1(x))
+            x = self.dropout2(x)
+            return F.log_softmax(self.fc2(x), dim=1)
+
+    return Net()
+
+
+def copy_weights(src, dst):
+    sd = {k: torch.tensor(np.array(v.detach().numpy())) for k, v in src.state_dict().items()}
+    dst.load_state_dict(sd)
+
+
+def cnn_workload(rng):
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 64).astype(np.int64)
+
+    def make(lib, model):
+        opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        xt, yt = lib.tensor(x), lib.tensor(y)
+
+        def step():
+            loss = lib.nn.functional.nll_loss(model(xt), yt)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        def eval_loss():
+            model.eval()
+            with lib.no_grad():
+                v = lib.nn.functional.nll_loss(model(xt), yt).item()
+            model.train()
+            return v
+        return step, eval_loss
+
+    def build(with_torch):
+        ce.manual_seed(0)
+        cm = mnist_cnn(ce)
+        cstep, ceval = make(ce, cm)
+        tstep = None
+        if with_torch:
+            tm = mnist_cnn(torch)
+            copy_weights(cm, tm)
+            tstep, teval = make(torch, tm)
+            lc, lt = ceval(), teval()
+            if not np.isclose(lc, lt, rtol=1e-4, atol=1e-4):
+                raise SystemExit("mnist_cnn_step: first losses differ: cengine %.6f torch %.6f"
+                                 % (lc, lt))
+        return cstep, tstep
+    return build
+
+
+def layer_workload(rng, nd, cin, cout, k, padding, xshape):
+    x = rng.standard_normal(xshape).astype(np.float32)
+
+    def make(lib, mod):
+        xt = lib.tensor(x, requires_grad=True)
+        out_shape = tuple(mod(xt).shape)
+        g = lib.tensor(np.random.default_rng(1).standard_normal(out_shape).astype(np.float32))
+
+        def step():
+            xt.grad = None
+            mod.weight.grad = None
+            mod.bias.grad = None
+            y = mod(xt)
+            y.backward(g)
+            return y
+        return step, xt, mod
+
+    def build(with_torch):
+        ce.manual_seed(0)
+        cls = "Conv%dd" % nd
+        cm = getattr(ce.nn, cls)(cin, cout, k, padding=padding)
+        cstep, cx, _ = make(ce, cm)
+        tstep = None
+        if with_torch:
+            tm = getattr(torch.nn, cls)(cin, cout, k, padding=padding)
+            copy_weights(cm, tm)
+            tstep, tx, _ = make(torch, tm)
+            yc, yt = cstep(), tstep()
+            for a, b in ((yc, yt), (cx.grad, tx.grad), (cm.weight.grad, tm.weight.grad),
+                         (cm.bias.grad, tm.bias.grad)):
+                a = a.detach().numpy()
+                b = b.detach().numpy()
+                if not np.allclose(a, b, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(b).max())):
+                    raise SystemExit("%s: results differ from torch (max diff %g)"
+                                     % (cls, np.abs(a - b).max()))
+        return cstep, tstep
+    return build
+
+
+def run(names, thread_counts, quick):
+    rng = np.random.default_rng(0)
+    workloads = {
+        "mnist_cnn_step": cnn_workload(rng),
+        "conv1d_mfcc": layer_workload(rng, 1, 13, 128, 5, 2, (32, 13, 200)),
+        "conv2d_3x3": layer_workload(rng, 2, 32, 64, 3, 1, (64, 32, 28, 28)),
+    }
+    rows = []
+    for name in names:
+        for nt in thread_counts:
+            with threads(nt):
+                cstep, tstep = workloads[name](torch is not None)
+                rep, warm = (3, 1) if quick else (11, 2)
+                if tstep is not None:
+                    tc, tt = median_times_interleaved([cstep, tstep], repeat=rep, warmup=warm)
+                else:
+                    tc, tt = median_time(cstep, repeat=rep, warmup=warm), None
+            ratio = tc / tt if tt else None
+            rows.append([name, nt, tc * 1e3, tt * 1e3 if tt else None, ratio])
+            print("%-15s threads=%d  cengine %.2f ms  torch %s  ratio %s" % (
+                name, nt, tc * 1e3, "%.2f ms" % (tt * 1e3) if tt else "-",
+                "%.2f" % ratio if ratio else "-"), flush=True)
+    md = ("## Convolution (median ms per step, cengine and torch samples taken in turn; "
+          "ratio = cengine / torch, lower is better)\n\n")
+    md += machine_line() + "\n\n"
+    md += md_table(["workload", "threads", "cengine ms", "torch ms", "ratio"], rows)
+    labels = ["%s/%dt" % (r[0], r[1]) for r in rows]
+    if torch is not None:
+        bar_plot(results_dir() + "/conv.png",
+                 "convolution step time, cengine / torch (same run; below 1: cengine faster)",
+                 labels, {"cengine / torch": [r[4] for r in rows]}, "step time ratio")
+    return md
+
+
+WORKLOADS = ["mnist_cnn_step", "conv1d_mfcc", "conv2d_3x3"]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--workloads", nargs="+", default=WORKLOADS, choices=WORKLOADS)
+    args = ap.parse_args(argv)
+    md = run(args.workloads, args.threads, args.quick)
+    print(md)
+    print("written", write_result("conv", md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+/* conv.h - convolution packers and pooling kernels, float32 and float64, channels-first.
+ *
+ * Dimension letters: N images, C channels, H x W input plane, KH x KW kernel, OH x OW output
+ * plane, L = OH*OW output positions, P = N*C planes (pooling works plane by plane).
+ * Geometry: output (oh, ow) reads input (oh*sh - ph + ki*dh, ow*sw - pw + kj*dw); positions
+ * outside [0,H) x [0,W) are zero padding (conv) or skipped (pooling). ph/pw are the top/left
+ * padding; the bottom/right padding is implied by OH/OW (so asymmetric 'same' padding works).
+ *
+ * Convolution runs on the GEMM (gemm.h) over unfolded tiles of nt images:
+ *   col (C*KH*KW, ldcol): row r = (c*KH + ki)*KW + kj, column n*L + oh*OW + ow (n < nt, ldcol >= nt*L)
+ *   forward        y[n, g]  = W[g] @ col[g][:, n*L : (n+1)*L]          (one product per image, group)
+ *   backward-wt    dW[g]   += dyt[g] @ col[g]^T                          (K = nt*L)
+ *   backward-data  col[g]   = W[g]^T @ dyt[g], then col2im adds col into dx
+ * with dyt (O, ldcol) the tile of dy packed channel-major (ce_conv_pack_dy).
+ * The driver (cengine/_C/conv.pxi) picks nt so a tile's col stays a few MiB.
+ *
+ * Threads: every kernel splits independent items (image x channel pairs, planes, output
+ * channels) with a static schedule; each output element is written by one thread in a fixed
+ * order, so results are the same on any thread count. Backward kernels accumulate (+=).
+ * *_ref: plain single-threaded loops with the same contract, for tests. */
+#ifndef CE_CONV_H
+#define CE_CONV_H
+#include "common.h"
+
+/* x (nt,C,H,W) contiguous -> col (C*KH*KW, ldcol) as above (overwrites; padding -> 0) */
+void ce_im2col_f32(float *col, const float *x, int64_t nt, int64_t C, int64_t H, int64_t W,
+                   int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw,
+                   int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol);
+void ce_im2col_f64(double *col, const double *x, int64_t nt, int64_t C, int64_t H, int64_t W,
+                   int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw,
+                   int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol);
+void ce_im2col_f32_ref(float *col, const float *x, int64_t nt, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw,
+                       int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol);
+void ce_im2col_f64_ref(double *col, const double *x, int64_t nt, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw,
+                       int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol);
+/* dx (nt,C,H,W) += fold(col): every col entry added to the input element it was read from */
+void ce_col2im_f32(float *dx, const float *col, int64_t nt, int64_t C, int64_t H, int64_t W,
+                   int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw,
+                   int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol);
+void ce_col2im_f64(double *dx, const double *col, int64_t nt, int64_t C, int64_t H, int64_t W,
+                   int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw,
+                   int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol);
+void ce_col2im_f32_ref(float *dx, const float *col, int64_t nt, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw,
+                       int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol);
+void ce_col2im_f64_ref(double *dx, const double *col, int64_t nt, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw,
+                       int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol);
+/* dy (nt,O,L) contiguous -> dyt (O, ldcol): dyt[o*ldcol + n*L + l] = dy[(n*O + o)*L + l] */
+void ce_conv_pack_dy_f32(float *dyt, const float *dy, int64_t nt, int64_t O, int64_t L,
+                         int64_t ldcol);
+void ce_conv_pack_dy_f64(double *dyt, const double *dy, int64_t nt, int64_t O, int64_t L,
+                         int64_t ldcol);
+/* y (N,O,L) += b[o] */
+void ce_conv_bias_add_f32(float *y, const float *b, int64_t N, int64_t O, int64_t L);
+void ce_conv_bias_add_f64(double *y, const double *b, int64_t N, int64_t O, int64_t L);
+/* db (O) += sum over n, l of dy (N,O,L) (double accumulator, fixed order) */
+void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int64_t L);
+void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L);
+
+/* ---- pooling over P planes (P = N*C), x (P,H,W), y (P,OH,OW) contiguous ---- */
+/* max pool: y = max over the window (NaN wins), idx = h*W + w of the chosen input element
+ * (the first maximum in row-major window order); windows never lie wholly in the padding */
+void ce_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H,
+                          int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh,
+                          int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw);
+void ce_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P, int64_t H,
+                          int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh,
+                          int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw);
+void ce_maxpool2d_fwd_f32_ref(float *y, int64_t *idx, const float *x, int64_t P, int64_t H,
+                              int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW,
+                              int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                              int64_t dw);
+void ce_maxpool2d_fwd_f64_ref(double *y, int64_t *idx, const double *x, int64_t P, int64_t H,
+                              int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW,
+                              int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                              int64_t dw);
+/* dx (P, HW) += dy (P, OL) scattered by idx (P, OL) (max pool and adaptive max pool) */
+void ce_pool_scatter_bwd_f32(float *dx, const float *dy, const int64_t *idx, int64_t P,
+                             int64_t HW, int64_t OL);
+void ce_pool_scatter_bwd_f64(double *dx, const double *dy, const int64_t *idx, int64_t P,
+                             int64_t HW, int64_t OL);
+/* average pool: window rows [oh*sh - ph, +KH) clipped to [-ph, H+ph) then to [0, H) (same for
+ * columns); divisor = divisor (when > 0), else the clipped-to-padding window size when
+ * count_include_pad, else the count of real elements */
+void ce_avgpool2d_fwd_f32(float *y, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH,
+                          int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
+                          int64_t pw, int64_t count_include_pad, int64_t divisor);
+void ce_avgpool2d_fwd_f64(double *y, const double *x, int64_t P, int64_t H, int64_t W,
+                          int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                          int64_t ph, int64_t pw, int64_t count_include_pad, int64_t divisor);
+void ce_avgpool2d_fwd_f32_ref(float *y, const float *x, int64_t P, int64_t H, int64_t W,
+                              int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh,
+                              int64_t sw, int64_t ph, int64_t pw, int64_t count_include_pad,
+                              int64_t divisor);
+void ce_avgpool2d_fwd_f64_ref(double *y, const double *x, int64_t P, int64_t H, int64_t W,
+                              int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh,
+                              int64_t sw, int64_t ph, int64_t pw, int64_t count_include_pad,
+                              int64_t divisor);
+/* dx (P,H,W) += dy spread evenly (1/divisor) over each window's real elements */
+void ce_avgpool2d_bwd_f32(float *dx, const float *dy, int64_t P, int64_t H, int64_t W,
+                          int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                          int64_t ph, int64_t pw, int64_t count_include_pad, int64_t divisor);
+void ce_avgpool2d_bwd_f64(double *dx, const double *dy, int64_t P, int64_t H, int64_t W,
+                          int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                          int64_t ph, int64_t pw, int64_t count_include_pad, int64_t divisor);
+/* adaptive pools: output row i covers input rows [floor(i*H/OH), ceil((i+1)*H/OH)) */
+void ce_adaptive_avgpool2d_fwd_f32(float *y, const float *x, int64_t P, int64_t H, int64_t W,
+                                   int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_fwd_f64(double *y, const double *x, int64_t P, int64_t H, int64_t W,
+                                   int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_bwd_f32(float *dx, const float *dy, int64_t P, int64_t H, int64_t W,
+                                   int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_bwd_f64(double *dx, const double *dy, int64_t P, int64_t H,
+                                   int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H,
+                                   int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P,
+                                   int64_t H, int64_t W, int64_t OH, int64_t OW);
+
+/* ---- BatchNorm over (N, C, S) (S = H*W), per channel c ---- */
+/* batch statistics: mean[c], var[c] (biased) in double accumulation, threaded over channels */
+void ce_bn_stats_f32(float *mean, float *var, const float *x, int64_t N, int64_t C, int64_t S);
+void ce_bn_stats_f64(double *mean, double *var, const double *x, int64_t N, int64_t C, int64_t S);
+/* y = (x - mean[c]) * scale[c] + shift... as y = x * a[c] + b[c] */
+void ce_bn_apply_f32(float *y, const float *x, const float *a, const float *b, int64_t N,
+                     int64_t C, int64_t S);
+void ce_bn_apply_f64(double *y, const double *x, const double *a, const double *b, int64_t N,
+                     int64_t C, int64_t S);
+/* training backward: with xhat = (x - mean) * rstd, sdy[c] = sum dy, sdyx[c] = sum dy*xhat;
+ * dx = w[c]*rstd[c] * (dy - sdy/M - xhat * sdyx/M) (M = N*S; w NULL = 1), overwrites dx when
+ * dx is not NULL; dw[c] += sdyx and db[c] += sdy when not NULL */
+void ce_bn_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float *x,
+                   const float *mean, const float *rstd, const float *w, int64_t N, int64_t C,
+                   int64_t S);
+void ce_bn_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x,
+                   const double *mean, const double *rstd, const double *w, int64_t N, int64_t C,
+                   int64_t S);
+
+#endif

@@ -1,0 +1,568 @@
+/* gemm_bf16.c - bfloat16 GEMM (fp32 accumulation) and f32 <-> bf16 casts; contract in
+ * gemm_bf16.h.
+ *
+ * Packed layout for vdpbf16ps: one uint32 holds a k-pair, (x(k) | x(k+1) << 16) as bfloat16
+ * bits. An A micro-panel (12 rows) is dst[p*12 + i] = pair(A(i, 2p), A(i, 2p+1)); a B
+ * micro-panel (32 columns) is dst[p*32 + j] = pair(B(2p, j), B(2p+1, j)). vdpbf16ps with a
+ * broadcast A pair and a B vector adds A(i,2p)*B(2p,j) + A(i,2p+1)*B(2p+1,j) to lane j.
+ * Odd K and partial tiles are zero-padded.
+ *
+ * Paths (ce_gemm_bf16_path):
+ *   2  AMX-BF16 tiles: a 32 x 32 C block in four 16 x 16 fp32 tiles; A panels of 32 rows laid
+ *      out per 32-k step as 32 rows of 16 pairs (64-byte tile rows), B panels as above with the
+ *      pairs padded to a multiple of 16 (one 16-row tile per step). Needs the Linux permission
+ *      request for the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM), made once.
+ *   1  AVX512_BF16: 12 x 32 register tile of vdpbf16ps.
+ *   0  round the operands to bfloat16 into float32 copies and run ce_sgemm.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#include "cengine.h"
+#if CE_HAVE_OPENMP
+#include <omp.h>
+#define CE_TID() omp_get_thread_num()
+#else
+#define CE_TID() 0
+#endif
+
+#define BF_MR 12      /* AVX512_BF16 register tile */
+#define BF_NR 32
+#define AMX_MR 32     /* AMX: 2 x 2 tiles of 16 x 16 */
+#define BF_KC 512    /* 256 k-pairs: a B micro-panel is 32 KiB (L1), an A block 192 KiB (L2) */
+#define BF_MC 192
+#define BF_NC 2048
+#define BF_MIN_WORK_PER_THREAD (1 << 20)   /* multiply-adds */
+
+/* ---- scalar conversions --------------------------------------------------------------------- */
+static inline uint16_t bf16_rne(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);   /* quiet NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float bf16_val(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* bfloat16 bits of element e of a float32 or bfloat16 source */
+static inline uint32_t src_bits(const void *src, int dt, int64_t e) {
+    return dt == CE_BF16_SRC_F32 ? bf16_rne(((const float *)src)[e]) : ((const uint16_t *)src)[e];
+}
+
+void ce_f32_to_bf16_ref(uint16_t *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = bf16_rne(src[i]);
+}
+
+void ce_bf16_to_f32_ref(float *dst, const uint16_t *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = bf16_val(src[i]);
+}
+
+/* ---- AVX-512 pieces --------------------------------------------------------------------------- */
+#include <immintrin.h>
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
+
+/* 16 float32 -> bfloat16 bits in the low half of each 32-bit lane (round to nearest even) */
+static inline __m512i bf16_rne16(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb,
+                                                   _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+}
+
+/* bfloat16 bits of 16 lines (unit line stride) at k-row src, as 32-bit lanes; w < 16 masks */
+static inline __m512i bf16_lines16(const void *src, int dt, int w) {
+    __mmask16 m = w >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << w) - 1);
+    if (dt == CE_BF16_SRC_F32)
+        return bf16_rne16(_mm512_maskz_loadu_ps(m, src));
+    return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src));
+}
+
+static void f32_to_bf16_avx512(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtepi32_epi16(bf16_rne16(_mm512_loadu_ps(src + i))));
+    for (; i < n; i++) dst[i] = bf16_rne(src[i]);
+}
+
+static void bf16_to_f32_avx512(float *dst, const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i)));
+        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+    }
+    for (; i < n; i++) dst[i] = bf16_val(src[i]);
+}
+
+/* Pack w <= W lines of k values into k-pairs: dst[p*W + l] = pair(src(l, 2p), src(l, 2p+1)),
+ * src(l, kk) = src[l*ls + kk*ks]; lines w..W-1, the odd-k tail and pairs up to kp_pad are zero. */
+static void pack_pairs(uint32_t *dst, int W, const void *src, int dt, int64_t ls, int64_t ks,
+                       int w, int64_t k, int64_t kp_pad) {
+    const int64_t kp = (k + 1) / 2;
+    for (int64_t p = kp; p < kp_pad; p++)   /* pairs past k (AMX steps of 16 pairs) */
+        for (int l = 0; l < W; l++) dst[p * W + l] = 0;
+    const size_t es = dt == CE_BF16_SRC_F32 ? 4 : 2;
+    if (ls == 1 && W % 16 == 0) {   /* lines contiguous: vectors along the lines */
+        for (int64_t p = 0; p < kp; p++) {
+            const char *r0 = (const char *)src + (size_t)(2 * p) * ks * es;
+            const char *r1 = r0 + ks * es;
+            const int has1 = 2 * p + 1 < k;
+            for (int l = 0; l < W; l += 16) {
+                __m512i v = _mm512_setzero_si512();
+                if (l < w) {
+                    v = bf16_lines16(r0 + l * es, dt, w - l);
+                    if (has1)
+                        v = _mm512_or_si512(v, _mm512_slli_epi32(bf16_lines16(r1 + l * es, dt,
+                                                                              w - l), 16));
+                }
+                _mm512_storeu_si512(dst + p * W + l, v);
+            }
+        }
+        return;
+    }
+    for (int l = 0; l < w; l++) {
+        const int64_t base = (int64_t)l * ls;
+        int64_t p = 0;
+        if (ks == 1 && dt == CE_BF16_SRC_F32) {   /* k contiguous: 16 pairs per step */
+            const float *s = (const float *)src + base;
+            for (; p + 16 <= k / 2; p += 16) {
+                __m512 a = _mm512_loadu_ps(s + 2 * p), b = _mm512_loadu_ps(s + 2 * p + 16);
+                /* bf16 bits of 32 consecutive k as 16-bit lanes, in k order = 16 pairs */
+                __m512i lo = bf16_rne16(a), hi = bf16_rne16(b);
+                __m512i pairs = _mm512_inserti64x4(_mm512_castsi256_si512(
+                    _mm512_cvtepi32_epi16(lo)), _mm512_cvtepi32_epi16(hi), 1);
+                uint32_t tmp[16];
+                _mm512_storeu_si512(tmp, pairs);
+                for (int q = 0; q < 16; q++) dst[(p + q) * W + l] = tmp[q];
+            }
+        }
+        for (; p < kp; p++) {
+            uint32_t lo = src_bits(src, dt, base + 2 * p * ks);
+            uint32_t hi = 2 * p + 1 < k ? src_bits(src, dt, base + (2 * p + 1) * ks) : 0;
+            dst[p * W + l] = lo | hi << 16;
+        }
+    }
+    for (int64_t p = 0; p < kp; p++)
+        for (int l = w; l < W; l++) dst[p * W + l] = 0;
+}
+
+/* AMX A panel: w <= 32 rows of k values, kpp (a multiple of 16) pairs:
+ * dst[((p/16)*32 + i)*16 + p%16] = pair(src(i, 2p), src(i, 2p+1)), src(i, kk) = src[i*ls + kk*ks],
+ * zero for rows >= w and pairs past k */
+static void pack_a_amx(uint32_t *dst, const void *src, int dt, int64_t ls, int64_t ks, int w,
+                       int64_t k, int64_t kpp) {
+    const int64_t kp = (k + 1) / 2;
+    for (int i = 0; i < AMX_MR; i++) {
+        int64_t p = 0;
+        if (i < w && ks == 1) {
+            if (dt == CE_BF16_SRC_F32) {
+                const float *s = (const float *)src + (int64_t)i * ls;
+                for (; p + 16 <= k / 2; p += 16) {
+                    __m512i lo = bf16_rne16(_mm512_loadu_ps(s + 2 * p));
+                    __m512i hi = bf16_rne16(_mm512_loadu_ps(s + 2 * p + 16));
+                    __m512i pairs = _mm512_inserti64x4(_mm512_castsi256_si512(
+                        _mm512_cvtepi32_epi16(lo)), _mm512_cvtepi32_epi16(hi), 1);
+                    _mm512_storeu_si512(dst + ((p >> 4) * AMX_MR + i) * 16, pairs);
+                }
+            } else {
+                const uint16_t *s = (const uint16_t *)src + (int64_t)i * ls;
+                for (; p + 16 <= k / 2; p += 16)
+                    _mm512_storeu_si512(dst + ((p >> 4) * AMX_MR + i) * 16,
+                                        _mm512_loadu_si512(s + 2 * p));
+            }
+        }
+        for (; p < kpp; p++) {
+            uint32_t v = 0;
+            if (i < w && p < kp) {
+                const int64_t base = (int64_t)i * ls;
+                v = src_bits(src, dt, base + 2 * p * ks);
+                if (2 * p + 1 < k) v |= src_bits(src, dt, base + (2 * p + 1) * ks) << 16;
+            }
+            dst[((p >> 4) * AMX_MR + i) * 16 + (p & 15)] = v;
+        }
+    }
+}
+
+/* C tile epilogue from a float32 tile t (ldt columns): C = alpha*t + beta*C (+ bias) */
+static void tile_out(const float *t, int ldt, float *C, int64_t rsC, int64_t csC, float alpha,
+                     float beta, const float *bias, int64_t sbias, int m, int n) {
+    if (csC == 1 && (bias == NULL || sbias == 1)) {
+        const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+        for (int i = 0; i < m; i++) {
+            float *ci = C + i * rsC;
+            for (int j = 0; j < n; j += 16) {
+                __mmask16 mk = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+                __m512 bz = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
+                __m512 v = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, t + i * ldt + j), bz);
+                if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, ci + j), v);
+                _mm512_mask_storeu_ps(ci + j, mk, v);
+            }
+        }
+        return;
+    }
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float *cij = C + i * rsC + j * csC;
+            float v = alpha * t[i * ldt + j] + (bias ? bias[j * sbias] : 0.0f);
+            *cij = beta != 0.0f ? v + beta * *cij : v;
+        }
+}
+#pragma GCC pop_options
+
+/* ---- AMX ------------------------------------------------------------------------------------ */
+static int amx_state = -1;   /* -1 not probed, 0 unusable, 1 usable */
+
+static int amx_usable(void) {
+    if (amx_state < 0) {
+        int ok = 0;
+        unsigned a, b, c, d;
+        if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && ((d >> 24) & 1) && ((d >> 22) & 1)) {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+            /* ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18), then ARCH_GET_XCOMP_PERM
+             * (0x1024): some kernels (VMs) answer the request without granting the state */
+            unsigned long perm = 0;
+            ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0 &&
+                 syscall(SYS_arch_prctl, 0x1024, &perm) == 0 && ((perm >> 18) & 1);
+#endif
+        }
+        amx_state = ok;
+    }
+    return amx_state;
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,amx-tile,amx-bf16")
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg_t;
+
+/* every tile 16 rows x 64 bytes: tmm0-3 C (16 x 16 fp32), tmm4-5 A (16 x 32 bf16),
+ * tmm6-7 B (16 pairs x 16 columns) */
+static void amx_begin(void) {
+    amx_cfg_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+static void amx_end(void) { _tile_release(); }
+
+/* one m x n (<= 32 x 32) block over nst steps of 32 k */
+static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, float *C, int64_t rsC,
+                    int64_t csC, float alpha, float beta, const float *bias, int64_t sbias, int m,
+                    int n) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t s = 0; s < nst; s++) {
+        const uint32_t *a = A + s * AMX_MR * 16, *b = B + s * 16 * BF_NR;
+        _tile_loadd(4, a, 64);
+        _tile_loadd(5, a + 16 * 16, 64);
+        _tile_loadd(6, b, BF_NR * 4);
+        _tile_loadd(7, b + 16, BF_NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    float t[AMX_MR * BF_NR] __attribute__((aligned(64)));
+    _tile_stored(0, t, BF_NR * 4);
+    _tile_stored(1, t + 16, BF_NR * 4);
+    _tile_stored(2, t + 16 * BF_NR, BF_NR * 4);
+    _tile_stored(3, t + 16 * BF_NR + 16, BF_NR * 4);
+    tile_out(t, BF_NR, C, rsC, csC, alpha, beta, bias, sbias, m, n);
+}
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")
+/* one m x n (<= 12 x 32) tile: C = alpha * A_panel @ B_panel + beta * C (+ bias) */
+static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C, int64_t rsC,
+                     int64_t csC, float alpha, float beta, const float *bias, int64_t sbias,
+                     int m, int n) {
+    __m512 c0[BF_MR], c1[BF_MR];
+#pragma GCC unroll 12
+    for (int i = 0; i < BF_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kp; p++) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * BF_NR);
+        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(B + p * BF_NR + 16);
+        const uint32_t *a = A + p * BF_MR;
+#pragma GCC unroll 12
+        for (int i = 0; i < BF_MR; i++) {
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
+            c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    if (m == BF_MR && n == BF_NR && csC == 1 && (bias == NULL || sbias == 1)) {
+        __m512 bz0 = _mm512_setzero_ps(), bz1 = _mm512_setzero_ps();
+        if (bias) {
+            bz0 = _mm512_loadu_ps(bias);
+            bz1 = _mm512_loadu_ps(bias + 16);
+        }
+#pragma GCC unroll 12
+        for (int i = 0; i < BF_MR; i++) {
+            float *ci = C + i * rsC;
+            __m512 v0 = _mm512_fmadd_ps(va, c0[i], bz0), v1 = _mm512_fmadd_ps(va, c1[i], bz1);
+            if (beta != 0.0f) {
+                v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), v0);
+                v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), v1);
+            }
+            _mm512_storeu_ps(ci, v0);
+            _mm512_storeu_ps(ci + 16, v1);
+        }
+        return;
+    }
+    float t[BF_MR * BF_NR];
+    for (int i = 0; i < BF_MR; i++) {
+        _mm512_storeu_ps(t + i * BF_NR, c0[i]);
+        _mm512_storeu_ps(t + i * BF_NR + 16, c1[i]);
+    }
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float *cij = C + i * rsC + j * csC;
+            float v = alpha * t[i * BF_NR + j] + (bias ? bias[j * sbias] : 0.0f);
+            *cij = beta != 0.0f ? v + beta * *cij : v;
+        }
+}
+#pragma GCC pop_options
+
+/* ---- casts: dispatch + threads ------------------------------------------------------------ */
+#define CE_CAST_MIN_PER_THREAD (1 << 16)
+
+void ce_f32_to_bf16(uint16_t *dst, const float *src, int64_t n) {
+    int nt = ce_par_threads(n, CE_CAST_MIN_PER_THREAD);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t lo, hi;
+        ce_chunk(n, CE_TID(), nt, 16, &lo, &hi);
+        if (hi > lo) {
+            if (ce_isa >= CE_ISA_AVX512) f32_to_bf16_avx512(dst + lo, src + lo, hi - lo);
+            else ce_f32_to_bf16_ref(dst + lo, src + lo, hi - lo);
+        }
+    }
+}
+
+void ce_bf16_to_f32(float *dst, const uint16_t *src, int64_t n) {
+    int nt = ce_par_threads(n, CE_CAST_MIN_PER_THREAD);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t lo, hi;
+        ce_chunk(n, CE_TID(), nt, 16, &lo, &hi);
+        if (hi > lo) {
+            if (ce_isa >= CE_ISA_AVX512) bf16_to_f32_avx512(dst + lo, src + lo, hi - lo);
+            else ce_bf16_to_f32_ref(dst + lo, src + lo, hi - lo);
+        }
+    }
+}
+
+/* ---- GEMM ------------------------------------------------------------------------------------ */
+/* AMX is opt-in (CENGINE_BF16_AMX=1 or ce_gemm_bf16_set_max_path(2)) until it has been
+ * validated on a machine that grants the tile state: the development VMs answer the
+ * permission request without granting it */
+static int bf16_max_path = -1;
+
+int ce_gemm_bf16_set_max_path(int path) {
+    if (path < 0 || path > 2) return -1;
+    bf16_max_path = path;
+    return 0;
+}
+
+int ce_gemm_bf16_path(void) {
+    static int has_dp = -1;
+    if (bf16_max_path < 0) {
+        const char *e = getenv("CENGINE_BF16_AMX");
+        bf16_max_path = e && e[0] == '1' ? 2 : 1;
+    }
+    if (has_dp < 0) {
+        ce_cpu_features_t f;
+        ce_cpu_features(&f);
+        has_dp = f.avx512bf16;
+    }
+    if (ce_isa < CE_ISA_AVX512) return 0;
+    if (bf16_max_path >= 2 && amx_usable()) return 2;
+    if (bf16_max_path >= 1 && has_dp) return 1;
+    return 0;
+}
+
+static inline int64_t mn64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* C_b = beta * C_b (+ bias) for K == 0 or alpha == 0 */
+static void scale_c(int64_t nb, int64_t M, int64_t N, float beta, float *C, int64_t sCb,
+                    int64_t rsC, int64_t csC, const float *bias, int64_t sbias) {
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                float *c = C + b * sCb + i * rsC + j * csC;
+                float v = beta != 0.0f ? beta * *c : 0.0f;
+                *c = v + (bias ? bias[j * sbias] : 0.0f);
+            }
+}
+
+/* rounded float32 copy (R, Cc) of a float32/bfloat16 matrix, element (r, c) at s[r*rs + c*cs] */
+static void rounded_copy(float *dst, const void *s, int dt, int64_t R, int64_t Cc, int64_t rs,
+                         int64_t cs) {
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t c = 0; c < Cc; c++)
+            dst[r * Cc + c] = bf16_val((uint16_t)src_bits(s, dt, r * rs + c * cs));
+}
+
+static void gemm_bf16_fallback(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                               const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                               const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                               float beta, float *C, int64_t sCb, int64_t rsC, int64_t csC,
+                               const float *bias, int64_t sbias) {
+    const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
+    float *Af = malloc(sizeof(float) * (size_t)(M * K)), *Bf = malloc(sizeof(float) * (size_t)(K * N));
+    if (!Af || !Bf) {   /* out of memory: per-element reference (slow but correct) */
+        free(Af);
+        free(Bf);
+        ce_gemm_bf16_ref(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB, beta,
+                         C, sCb, rsC, csC, bias, sbias);
+        return;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        if (b == 0 || sAb) rounded_copy(Af, (const char *)A + (size_t)(b * sAb) * ea, dtA, M, K, rsA, csA);
+        if (b == 0 || sBb) rounded_copy(Bf, (const char *)B + (size_t)(b * sBb) * eb, dtB, K, N, rsB, csB);
+        ce_sgemm(1, 1, M, N, K, alpha, Af, 0, 0, K, 1, Bf, 0, 0, N, 1, beta, C + b * sCb, 0, 0,
+                 rsC, csC, bias, sbias);
+    }
+    free(Af);
+    free(Bf);
+}
+
+void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                  const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                  const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
+                  float *C, int64_t sCb, int64_t rsC, int64_t csC,
+                  const float *bias, int64_t sbias) {
+    if (nb <= 0 || M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(nb, M, N, beta, C, sCb, rsC, csC, bias, sbias);
+        return;
+    }
+    const int path = ce_gemm_bf16_path();
+    if (path == 0) {
+        gemm_bf16_fallback(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
+                           beta, C, sCb, rsC, csC, bias, sbias);
+        return;
+    }
+    const int amx = path == 2, MR = amx ? AMX_MR : BF_MR;
+    const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
+    const int nt = ce_par_threads(nb * M * N * K, BF_MIN_WORK_PER_THREAD);
+    /* row blocks of at most BF_MC (fewer, even ones when M is short), split by column groups
+     * when there are fewer row blocks than threads */
+    int64_t MC = (M + nt - 1) / nt;
+    MC = (MC + MR - 1) / MR * MR;
+    if (MC > BF_MC) MC = BF_MC;
+    const int64_t nic = (M + MC - 1) / MC;
+    const int64_t ngrp = nic >= nt ? 1 : (nt + nic - 1) / nic;
+    const int64_t NCmax = mn64(BF_NC, (N + BF_NR - 1) / BF_NR * BF_NR);
+    /* k-pairs per K block, padded to whole 16-pair AMX steps */
+    const int64_t KPmax = ((mn64(BF_KC, K) + 1) / 2 + 15) / 16 * 16;
+    uint32_t *Bp = aligned_alloc(64, ((size_t)(KPmax * NCmax) * 4 + 63) / 64 * 64);
+    uint32_t *Ap = aligned_alloc(64, ((size_t)(nt * KPmax * MC) * 4 + 63) / 64 * 64);
+    if (!Bp || !Ap) {
+        free(Bp);
+        free(Ap);
+        gemm_bf16_fallback(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
+                           beta, C, sCb, rsC, csC, bias, sbias);
+        return;
+    }
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        uint32_t *Apt = Ap + (size_t)CE_TID() * (size_t)(KPmax * MC);
+        if (amx) amx_begin();
+        for (int64_t b = 0; b < nb; b++) {
+            const char *Ab = (const char *)A + (size_t)(b * sAb) * ea;
+            const char *Bb = (const char *)B + (size_t)(b * sBb) * eb;
+            float *Cb = C + b * sCb;
+            for (int64_t jc = 0; jc < N; jc += BF_NC) {
+                const int64_t nc = mn64(BF_NC, N - jc), npan = (nc + BF_NR - 1) / BF_NR;
+                for (int64_t pc = 0; pc < K; pc += BF_KC) {
+                    const int64_t kc = mn64(BF_KC, K - pc);
+                    const int64_t kp = amx ? ((kc + 1) / 2 + 15) / 16 * 16 : (kc + 1) / 2;
+                    const float be = pc == 0 ? beta : 1.0f;
+                    const float *bs = pc == 0 ? bias : NULL;
+#pragma omp for schedule(static)
+                    for (int64_t jp = 0; jp < npan; jp++)
+                        pack_pairs(Bp + jp * kp * BF_NR, BF_NR,
+                                   Bb + (size_t)(pc * rsB + (jc + jp * BF_NR) * csB) * eb, dtB,
+                                   csB, rsB, (int)mn64(BF_NR, nc - jp * BF_NR), kc, kp);
+                    /* (implicit barrier: the B block is packed) */
+#pragma omp for schedule(static)
+                    for (int64_t it = 0; it < nic * ngrp; it++) {
+                        const int64_t ic = it / ngrp * MC, g = it % ngrp;
+                        const int64_t mc = mn64(MC, M - ic);
+                        const int64_t j0 = npan * g / ngrp, j1 = npan * (g + 1) / ngrp;
+                        if (j1 <= j0) continue;
+                        for (int64_t ir = 0; ir < mc; ir += MR) {
+                            const char *as = Ab + (size_t)((ic + ir) * rsA + pc * csA) * ea;
+                            const int w = (int)mn64(MR, mc - ir);
+                            if (amx) pack_a_amx(Apt + ir / MR * kp * MR, as, dtA, rsA, csA, w, kc, kp);
+                            else pack_pairs(Apt + ir / MR * kp * MR, MR, as, dtA, rsA, csA, w, kc, kp);
+                        }
+                        for (int64_t jp = j0; jp < j1; jp++) {
+                            const int64_t j = jc + jp * BF_NR;
+                            const int n = (int)mn64(BF_NR, N - j);
+                            for (int64_t ir = 0; ir < mc; ir += MR) {
+                                float *ct = Cb + (ic + ir) * rsC + j * csC;
+                                const float *bj = bs ? bs + j * sbias : NULL;
+                                const int m = (int)mn64(MR, mc - ir);
+                                if (amx)
+                                    amx_ukr(kp / 16, Apt + ir / MR * kp * MR, Bp + jp * kp * BF_NR,
+                                            ct, rsC, csC, alpha, be, bj, sbias, m, n);
+                                else
+                                    bf16_ukr(kp, Apt + ir / MR * kp * MR, Bp + jp * kp * BF_NR,
+                                             ct, rsC, csC, alpha, be, bj, sbias, m, n);
+                            }
+                        }
+                    }
+                    /* (implicit barrier before the next B block overwrites Bp) */
+                }
+            }
+        }
+        if (amx) amx_end();
+    }
+    free(Bp);
+    free(Ap);
+}
+
+void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                      const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
+                      float *C, int64_t sCb, int64_t rsC, int64_t csC,
+                      const float *bias, int64_t sbias) {
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t p = 0; p < K; p++)
+                    s += (double)bf16_val((uint16_t)src_bits(A, dtA, b * sAb + i * rsA + p * csA)) *
+                         (double)bf16_val((uint16_t)src_bits(B, dtB, b * sBb + p * rsB + j * csB));
+                float *c = C + b * sCb + i * rsC + j * csC;
+                float v = K > 0 && alpha != 0.0f ? alpha * (float)s : 0.0f;
+                if (bias) v += bias[j * sbias];
+                *c = beta != 0.0f ? v + beta * *c : v;
+            }
+}

@@ -1,0 +1,57 @@
+/* gemm_bf16.h - bfloat16 matrix products with float32 accumulation, and f32 <-> bf16 casts.
+ *
+ *   for b in [0, nb):  C_b = alpha * rnd(A_b) @ rnd(B_b) + beta * C_b  (+ bias along the columns)
+ *
+ *   A_b (M,K): element (i,p) at A[b*sAb + i*rsA + p*csA]
+ *   B_b (K,N): element (p,j) at B[b*sBb + p*rsB + j*csB]
+ *   C_b (M,N): element (i,j) at C[b*sCb + i*rsC + j*csC], float32
+ * A and B hold float32 (dtA/dtB = CE_BF16_SRC_F32: rnd rounds each value to the nearest
+ * bfloat16, ties to even, while packing) or bfloat16 bit patterns (CE_BF16_SRC_BF16, uint16_t:
+ * rnd is the identity). Products of two bfloat16 values are exact in float32; the sums are
+ * float32. Strides are in elements, >= 0 (0 broadcasts an operand over the batch); C must not
+ * overlap A or B and distinct (b,i,j) must be distinct elements of C. beta == 0 overwrites C
+ * without reading it; K == 0 gives C = beta*C (+ bias). bias (NULL for none) is float32,
+ * C(i,j) += bias[j*sbias]. A bfloat16 result is this float32 C cast with ce_f32_to_bf16.
+ *
+ * Paths: with AMX-BF16 (tiles, 32 x 32 C blocks) or AVX512_BF16 (vdpbf16ps, a 12 x 32
+ * register tile), at ce_isa == avx512, operands are packed into k-pairs of bfloat16 (one 32-bit
+ * lane = elements k and k+1), Goto blocking (KC = 512, MC = 192, NC = 2048) and threads over
+ * row blocks (and column groups when M is short); the K loop is never split, so results do
+ * not depend on the thread count. Otherwise the operands are rounded to bfloat16 into float32
+ * copies and ce_sgemm runs on them: the same products, float32 sums in another order.
+ * The bf16 instructions treat subnormal bfloat16 inputs as zero and flush subnormal results;
+ * the float32 path keeps them.
+ */
+#ifndef CE_GEMM_BF16_H
+#define CE_GEMM_BF16_H
+#include "common.h"
+
+enum { CE_BF16_SRC_F32 = 0, CE_BF16_SRC_BF16 = 1 };
+
+void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                  const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                  const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
+                  float *C, int64_t sCb, int64_t rsC, int64_t csC,
+                  const float *bias, int64_t sbias);
+/* plain reference, same contract: rounds the operands, sums each product in double */
+void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                      const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
+                      float *C, int64_t sCb, int64_t rsC, int64_t csC,
+                      const float *bias, int64_t sbias);
+/* the path ce_gemm_bf16 takes now: 2 AMX-BF16 tiles, 1 AVX512_BF16 (vdpbf16ps), 0 rounded
+ * float32 copies on ce_sgemm. Paths 1-2 need ce_isa == avx512 and the CPU feature (AMX also
+ * the kernel's permission, requested on first use). */
+int ce_gemm_bf16_path(void);
+/* cap the path (tests, benchmarks); -1 for a value outside 0..2 */
+int ce_gemm_bf16_set_max_path(int path);
+
+/* dst (n) = bfloat16 bits of src (n), round to nearest even; NaN -> a quiet NaN of the same
+ * sign (0x7fc0 | sign), as torch's and ml_dtypes' scalar conversions. Threaded, SIMD. */
+void ce_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
+/* dst (n) = the float32 value of the bfloat16 bits src (n) (exact) */
+void ce_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
+void ce_f32_to_bf16_ref(uint16_t *dst, const float *src, int64_t n);
+void ce_bf16_to_f32_ref(float *dst, const uint16_t *src, int64_t n);
+
+#endif

@@ -1,0 +1,45 @@
+/* softmax_rows_tmpl.h - softmax / log_softmax over rows [r0, r1) of a contiguous (R, C) array,
+ * written once with the vm_* macros over the softmax_tmpl.h row primitives; included by
+ * softmax.c once per (ISA, dtype) pair through isa_each.h (the one-lane scalar pairs are the
+ * generic path). nts: write outputs with non-temporal stores (large arrays; see
+ * softmax_tmpl.h). The softmax forward then keeps the exponentials in a per-call scratch row
+ * so y is written exactly once. */
+
+static void VM_FN(sm_fwd_rows)(vm_s *y, const vm_s *x, int64_t r0, int64_t r1, int64_t C,
+                               int lg, int nts) {
+    vm_s *tmp = 0;
+    if (nts && !lg) {
+        tmp = (vm_s *)aligned_alloc(64, ((size_t)C * sizeof(vm_s) + 63) / 64 * 64);
+        if (!tmp) nts = 0;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const vm_s *xr = x + r * C;
+        vm_s *yr = y + r * C;
+        vm_s m = VM_FN(sm_max)(xr, C);
+        if (lg) {
+            vm_s s = VM_FN(sm_expsum)(0, xr, C, m);
+            VM_FN(sm_sub_nt)(yr, xr, C, m, vm_slog(s), nts);
+        } else if (tmp) {
+            vm_s s = VM_FN(sm_expsum)(tmp, xr, C, m);
+            VM_FN(sm_mul_nt)(yr, tmp, C, (vm_s)1 / s, 1);
+        } else {
+            vm_s s = VM_FN(sm_expsum)(yr, xr, C, m);
+            VM_FN(sm_scale)(yr, C, (vm_s)1 / s);
+        }
+    }
+    free(tmp);
+    if (nts) _mm_sfence();
+}
+
+static void VM_FN(sm_bwd_rows)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t r0,
+                               int64_t r1, int64_t C, int lg, int acc, int nts) {
+    for (int64_t r = r0; r < r1; r++) {
+        const vm_s *yr = y + r * C, *gr = dy + r * C;
+        vm_s *dr = dx + r * C;
+        if (lg)
+            VM_FN(sm_lbwd)(dr, yr, gr, C, VM_FN(sm_dot)(gr, 0, C), acc, nts);
+        else
+            VM_FN(sm_bwd)(dr, yr, gr, C, VM_FN(sm_dot)(gr, yr, C), acc, nts);
+    }
+    if (nts && !acc) _mm_sfence();
+}

@@ -1,0 +1,163 @@
+"""bfloat16 GEMM (fp32 accumulation) and f32 <-> bf16 casts (src_c/gemm_bf16.c) against plain
+references: every path the CPU offers (AMX tiles, AVX512_BF16, the fp32-GEMM fallback), every
+ISA setting, 1 and 2 threads, awkward shapes, strides, batches, bias, beta."""
+import numpy as np
+import pytest
+
+from cengine import _C
+
+
+def bf16_round(x):
+    """float32 values rounded to the nearest bfloat16 (ties to even), in numpy integer ops"""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    nan = np.isnan(x)
+    r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+    return r
+
+
+def bf16_value(h):
+    return (h.astype(np.uint32) << 16).view(np.float32)
+
+
+PATHS = [0, 1, 2]
+
+
+@pytest.fixture(params=PATHS)
+def path(request, isa):
+    """cap the bf16 GEMM path; skip caps that give a path already tested"""
+    _C.gemm_bf16_set_max_path(request.param)
+    got = _C.gemm_bf16_path()
+    if got != request.param:
+        _C.gemm_bf16_set_max_path(1)
+        pytest.skip("path %d not available here (isa %s gives %d)" % (request.param, isa, got))
+    yield got
+    _C.gemm_bf16_set_max_path(1)
+
+
+def test_cast_matches_integer_reference_and_torch():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(1000).astype(np.float32) * 10.0 ** rng.integers(-40, 38, 1000),
+                        np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-45, -1e-45,
+                                  3.0e38, 3.4e38, 1.00390625, 1.01171875, 1.0078125], np.float32)]
+                       ).astype(np.float32)
+    want = bf16_round(x)
+    for ref in (False, True):
+        h = _C.f32_to_bf16(x, ref=ref)
+        assert h.dtype == np.uint16
+        np.testing.assert_array_equal(h, want)
+        back = _C.bf16_to_f32(h, ref=ref)
+        np.testing.assert_array_equal(back.view(np.uint32), (want.astype(np.uint32) << 16))
+    torch = pytest.importorskip("torch")
+    fin = ~np.isnan(x)    # torch's vectorised and scalar casts give different NaN payloads
+    th = torch.from_numpy(x[fin]).bfloat16().view(torch.int16).numpy().view(np.uint16)
+    np.testing.assert_array_equal(want[fin], th)
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 100003])
+def test_cast_sizes_isas_threads(n, isa, nthreads):
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    np.testing.assert_array_equal(_C.f32_to_bf16(x), bf16_round(x))
+    h = bf16_round(x)
+    np.testing.assert_array_equal(_C.bf16_to_f32(h), bf16_value(h))
+    out = np.empty(n, np.uint16)
+    assert _C.f32_to_bf16(x, out=out) is out
+
+
+def _ref(A, B, alpha=1.0, beta=0.0, C=None, bias=None):
+    """float64 product of the bfloat16-rounded operands"""
+    ra = bf16_value(A).astype(np.float64) if A.dtype == np.uint16 else \
+        bf16_value(bf16_round(A)).astype(np.float64)
+    rb = bf16_value(B).astype(np.float64) if B.dtype == np.uint16 else \
+        bf16_value(bf16_round(B)).astype(np.float64)
+    out = alpha * (ra @ rb)
+    if bias is not None:
+        out = out + bias
+    if beta != 0:
+        out = out + beta * C
+    return out, np.abs(alpha) * (np.abs(ra) @ np.abs(rb))
+
+
+SHAPES = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (12, 32, 2), (13, 33, 31), (31, 65, 64),
+          (33, 17, 513), (64, 96, 1029), (197, 70, 37)]
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES)
+def test_gemm_bf16_matches_reference(M, N, K, path, nthreads):
+    rng = np.random.default_rng(M * 1000 + N * 10 + K)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    want, scale = _ref(A, B)
+    tol = 1e-6 * scale + 1e-30 + 4e-7 * K * scale / max(K, 1)
+    for a, b in [(A, B), (bf16_round(A), bf16_round(B)), (np.asfortranarray(A), np.asfortranarray(B)),
+                 (bf16_round(A).T.copy().T, bf16_round(B).T.copy().T), (A, bf16_round(B))]:
+        C = np.full((M, N), np.nan, np.float32)
+        _C.gemm_bf16(a, b, C)
+        assert np.all(np.abs(C - want) <= tol), (path, np.abs(C - want).max())
+    R = np.empty((M, N), np.float32)
+    _C.gemm_bf16_ref(A, B, R)
+    assert np.all(np.abs(R - want) <= tol)
+
+
+def test_gemm_bf16_alpha_beta_bias_batch(path, nthreads):
+    rng = np.random.default_rng(7)
+    b, M, N, K = 3, 29, 45, 70
+    A = rng.standard_normal((b, M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)      # broadcast over the batch
+    C0 = rng.standard_normal((b, M, N)).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32)
+    C = C0.copy()
+    _C.gemm_bf16(A, B, C, alpha=0.5, beta=2.0, bias=bias)
+    for i in range(b):
+        want, scale = _ref(A[i], B, 0.5, 2.0, C0[i], bias)
+        np.testing.assert_allclose(C[i], want, atol=1e-5 * (scale.max() + 1), rtol=1e-5)
+    # K == 0 and alpha == 0: C = beta * C + bias without reading A/B
+    C = C0[0].copy()
+    _C.gemm_bf16(np.zeros((M, 0), np.float32), np.zeros((0, N), np.float32), C, beta=3.0, bias=bias)
+    np.testing.assert_allclose(C, 3.0 * C0[0] + bias, rtol=1e-6)
+    C = np.full((M, N), np.nan, np.float32)
+    _C.gemm_bf16(A[0], B, C, alpha=0.0)
+    np.testing.assert_array_equal(C, np.zeros((M, N), np.float32))
+    # a strided C (every other column of a wider array)
+    wide = np.zeros((M, 2 * N), np.float32)
+    _C.gemm_bf16(A[0], B, wide[:, ::2])
+    want, scale = _ref(A[0], B)
+    np.testing.assert_allclose(wide[:, ::2], want, atol=1e-5 * (scale.max() + 1), rtol=1e-5)
+    assert not wide[:, 1::2].any()
+
+
+def test_gemm_bf16_threads_give_identical_results(path):
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((301, 777)).astype(np.float32)
+    B = rng.standard_normal((777, 130)).astype(np.float32)
+    out = []
+    for nt in (1, 2):
+        old = _C.get_num_threads()
+        _C.set_num_threads(nt)
+        C = np.empty((301, 130), np.float32)
+        _C.gemm_bf16(A, B, C)
+        _C.set_num_threads(old)
+        out.append(C)
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_gemm_bf16_bad_input():
+    A = np.ones((3, 4), np.float32)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        _C.gemm_bf16(A, np.ones((5, 2), np.float32), np.empty((3, 2), np.float32))
+    with pytest.raises(TypeError, match="float32 or bfloat16"):
+        _C.gemm_bf16(A.astype(np.float64), np.ones((4, 2), np.float32), np.empty((3, 2), np.float32))
+    with pytest.raises(TypeError, match="C must be a float32"):
+        _C.gemm_bf16(A, np.ones((4, 2), np.float32), np.empty((3, 2), np.float64))
+    with pytest.raises(ValueError, match="C has shape"):
+        _C.gemm_bf16(A, np.ones((4, 2), np.float32), np.empty((3, 3), np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        _C.gemm_bf16(A, np.ones((4, 2), np.float32), np.empty((3, 2), np.float32),
+                     bias=np.ones(3, np.float32))
+    C = np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError, match="overlap"):
+        _C.gemm_bf16(C, C, C)
+    with pytest.raises(ValueError, match="path"):
+        _C.gemm_bf16_set_max_path(3)
+    with pytest.raises(ValueError, match="out must be"):
+        _C.f32_to_bf16(np.ones(3, np.float32), out=np.empty(4, np.uint16))
