@@ -1412,3 +1412,7 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
 __all__ += ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
             "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
             "adaptive_max_pool2d", "dropout1d", "dropout2d"]
+
+
+# smaller activations and distances (selu, celu, hardswish, ..., cosine_similarity)
+from ._more_functional import *  # noqa: E402,F401,F403
