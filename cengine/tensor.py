@@ -227,8 +227,8 @@ class Tensor:
 
     @property
     def grad(self):
-        """The accumulated gradient (a Tensor of this tensor's shape and dtype) or None; a
-        non-leaf has one only after retain_grad() (reading it otherwise warns, as torch)."""
+        """The accumulated gradient (a Tensor of this tensor's shape and dtype) or None: of a
+        leaf, or of a non-leaf after retain_grad() (reading it otherwise warns, as torch)."""
         if self.grad_fn is not None and not self._retains_grad:
             import warnings
             warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "

@@ -230,11 +230,11 @@ static int amx_usable(void) {
         unsigned a, b, c, d;
         if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && ((d >> 24) & 1) && ((d >> 22) & 1)) {
 #if defined(__linux__) && defined(SYS_arch_prctl)
-            /* ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18), then ARCH_GET_XCOMP_PERM
-             * (0x1024): some kernels (VMs) answer the request without granting the state */
+            /* ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18), then check with
+             * ARCH_GET_XCOMP_PERM (0x1022) that the tile data state is granted */
             unsigned long perm = 0;
             ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0 &&
-                 syscall(SYS_arch_prctl, 0x1024, &perm) == 0 && ((perm >> 18) & 1);
+                 syscall(SYS_arch_prctl, 0x1022, &perm) == 0 && ((perm >> 18) & 1);
 #endif
         }
         amx_state = ok;
@@ -253,7 +253,7 @@ typedef struct {
 /* every tile 16 rows x 64 bytes: tmm0-3 C (16 x 16 fp32), tmm4-5 A (16 x 32 bf16),
  * tmm6-7 B (16 pairs x 16 columns) */
 static void amx_begin(void) {
-    amx_cfg_t cfg;
+    static __thread amx_cfg_t cfg __attribute__((aligned(64)));
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) {
@@ -377,9 +377,7 @@ void ce_bf16_to_f32(float *dst, const uint16_t *src, int64_t n) {
 }
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */
-/* AMX is opt-in (CENGINE_BF16_AMX=1 or ce_gemm_bf16_set_max_path(2)) until it has been
- * validated on a machine that grants the tile state: the development VMs answer the
- * permission request without granting it */
+/* the path cap: 2 unless CENGINE_BF16_AMX=0 in the environment (then AVX512_BF16 at most) */
 static int bf16_max_path = -1;
 
 int ce_gemm_bf16_set_max_path(int path) {
@@ -392,7 +390,7 @@ int ce_gemm_bf16_path(void) {
     static int has_dp = -1;
     if (bf16_max_path < 0) {
         const char *e = getenv("CENGINE_BF16_AMX");
-        bf16_max_path = e && e[0] == '1' ? 2 : 1;
+        bf16_max_path = e && e[0] == '0' ? 1 : 2;
     }
     if (has_dp < 0) {
         ce_cpu_features_t f;

@@ -41,7 +41,8 @@ void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
                       const float *bias, int64_t sbias);
 /* the path ce_gemm_bf16 takes now: 2 AMX-BF16 tiles, 1 AVX512_BF16 (vdpbf16ps), 0 rounded
  * float32 copies on ce_sgemm. Paths 1-2 need ce_isa == avx512 and the CPU feature (AMX also
- * the kernel's permission, requested on first use). */
+ * the Linux tile-data permission, requested on first use); CENGINE_BF16_AMX=0 in the
+ * environment keeps AMX off. */
 int ce_gemm_bf16_path(void);
 /* cap the path (tests, benchmarks); -1 for a value outside 0..2 */
 int ce_gemm_bf16_set_max_path(int path);

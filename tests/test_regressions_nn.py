@@ -621,3 +621,123 @@ def test_mha_and_encoder_layer_take_the_packed_path(batch_first, need_weights):
     before = _counts()
     layer(ce.randn(3, 4, 8)).sum().backward()
     assert _delta(before) == (1, 1)
+
+
+# ============================================================================ shapes / dtypes
+ZERO_D = {
+    "gelu": (F.gelu, lambda x: 0.5 * x * (1 + __import__("math").erf(x / np.sqrt(2)))),
+    "sigmoid": (F.sigmoid, _sig), "silu": (F.silu, lambda x: x * _sig(x)),
+    "relu": (F.relu, lambda x: max(x, 0.0)), "tanh": (F.tanh, np.tanh),
+    "softplus": (F.softplus, _softplus), "mish": (F.mish, lambda x: x * np.tanh(_softplus(x))),
+    "logsigmoid": (F.logsigmoid, lambda x: -_softplus(-x)),
+    "leaky_relu": (F.leaky_relu, lambda x: x if x > 0 else 0.01 * x),
+    "elu": (F.elu, lambda x: x if x > 0 else np.expm1(x)),
+    "relu6": (F.relu6, lambda x: min(max(x, 0.0), 6.0)),
+    "hardtanh": (F.hardtanh, lambda x: min(max(x, -1.0), 1.0)),
+    "ce.relu": (ce.relu, lambda x: max(x, 0.0)), "Tensor.sigmoid": (lambda t: t.sigmoid(), _sig),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_D))
+@pytest.mark.parametrize("x", [-0.7, 1.3])
+def test_activations_keep_0d_shape(name, x):
+    """Was shape (1,) (np.ascontiguousarray turns 0-d into 1-d)."""
+    f, ref = ZERO_D[name]
+    t = ce.tensor(x, dtype=ce.float64, requires_grad=True)
+    y = f(t)
+    assert tuple(y.shape) == ()
+    assert y.item() == pytest.approx(ref(x), rel=1e-12)
+    y.backward()
+    assert tuple(t.grad.shape) == ()
+    assert gradcheck(f, (ce.tensor(x, dtype=ce.float64, requires_grad=True),))
+
+
+def test_bce_with_logits_0d_none():
+    x, y = ce.tensor(0.3, requires_grad=True), ce.tensor(1.0)
+    loss = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    assert tuple(loss.shape) == ()
+    assert loss.item() == pytest.approx(_softplus(-0.3), rel=1e-6)
+
+
+def test_activation_dtypes():
+    i = ce.tensor([-3, 2, 9])
+    for f, want in ((F.relu6, [0, 2, 6]), (F.hardtanh, [-1, 1, 1]), (F.relu, [0, 2, 9]),
+                    (lambda t: F.hardtanh(t, -2.0, 5.0), [-2, 2, 5])):
+        y = f(i)
+        assert y.dtype == ce.int64 and y.tolist() == want
+    for f in (F.sigmoid, F.tanh):    # these promote integers, as in torch
+        assert f(i).dtype == ce.float32
+    for f, name in ((F.silu, "silu_cpu"), (F.gelu, "GeluKernelImpl"), (F.mish, "mish_cpu"),
+                    (F.leaky_relu, "leaky_relu_cpu"), (F.softplus, "softplus_cpu"),
+                    (F.elu, "elu_cpu"), (F.logsigmoid, "log_sigmoid_cpu")):
+        with pytest.raises(NotImplementedError, match="\"%s\" not implemented for 'Long'" % name):
+            f(i)
+    h = ce.tensor([-1.0, 0.5, 3.0], dtype=ce.float16, requires_grad=True)
+    for f in (F.relu, F.gelu, F.silu, F.sigmoid, F.tanh, F.softplus, F.mish, F.elu, F.relu6,
+              F.logsigmoid, F.leaky_relu, F.hardtanh, lambda t: F.softmax(t, 0),
+              lambda t: F.log_softmax(t, 0), lambda t: F.softmin(t, 0)):
+        y = f(h)
+        assert y.dtype == ce.float16
+        y.sum().backward()
+        assert h.grad.dtype == ce.float16
+        h.grad = None
+    xs = np.array([-1.0, 0.5, 3.0])
+    p = F.softmax(ce.tensor(xs, dtype=ce.float16), 0)
+    np.testing.assert_allclose(p.float().numpy(), np.exp(xs) / np.exp(xs).sum(), rtol=2e-3)
+    assert F.softmax(ce.tensor(xs, dtype=ce.float16), 0, dtype=ce.float32).dtype == ce.float32
+
+
+def test_activation_dtypes_match_torch():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as TF
+    names = ["relu", "relu6", "hardtanh", "leaky_relu", "elu", "silu", "sigmoid", "gelu",
+             "softplus", "mish", "logsigmoid", "tanh"]
+    for name in names:
+        for arr, lib_dt in ((np.array([1, 7, -2]), "int64"), (np.array([1.0, 7.0, -2.0]),
+                                                              "float16")):
+            res = []
+            for lib, Fm in ((torch, TF), (ce, F)):
+                t = lib.tensor(arr, dtype=getattr(lib, lib_dt))
+                try:
+                    res.append(str(getattr(Fm, name)(t).dtype).split(".")[-1])
+                except NotImplementedError:
+                    res.append("NotImplementedError")
+            assert res[0] == res[1], (name, lib_dt, res)
+        for x in (0.5, -0.5):
+            a = getattr(TF, name)(torch.tensor(x, dtype=torch.float64))
+            b = getattr(F, name)(ce.tensor(x, dtype=ce.float64))
+            assert tuple(a.shape) == tuple(b.shape) and b.item() == pytest.approx(a.item())
+    for dt in ("float16", "float32"):
+        x = np.array([1.0, 2.0, 0.5])
+        a = TF.softmax(torch.tensor(x, dtype=torch.float16), 0, dtype=getattr(torch, dt)) \
+            if dt == "float32" else TF.softmax(torch.tensor(x, dtype=torch.float16), 0)
+        b = F.softmax(ce.tensor(x, dtype=ce.float16), 0, dtype=getattr(ce, dt)) \
+            if dt == "float32" else F.softmax(ce.tensor(x, dtype=ce.float16), 0)
+        assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
+        np.testing.assert_allclose(b.float().numpy(), a.float().numpy(), rtol=1e-3)
+
+
+def test_custom_function_mark_dirty():
+    """ctx.mark_dirty as in torch: the returned tensor is the input, version bumped, history
+    rebased; a leaf that requires grad is refused."""
+    class MulTwo_(ce.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x *= 2
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    a = ce.tensor([1.0, -3.0], requires_grad=True)
+    h = a * 3.0
+    out = MulTwo_.apply(h)
+    assert out is h and h._version[0] == 1 and h.tolist() == [6.0, -18.0]
+    (out * ce.tensor([1.0, 10.0])).sum().backward()
+    assert a.grad.tolist() == [6.0, 60.0]
+    with pytest.raises(RuntimeError, match=LEAF_MSG):
+        MulTwo_.apply(ce.tensor([1.0], requires_grad=True))
+    t = ce.tensor([2.0])
+    assert MulTwo_.apply(t) is t and t.tolist() == [4.0] and t._version[0] == 1

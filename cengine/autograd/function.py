@@ -255,8 +255,11 @@ def _apply_dirty(ctx, args, out, record):
     if saved:
         checks = []
         for si, s in enumerate(saved):
-            owner = dirty.get(id(s)) if s is not None else None
-            if owner is None or owner._data is not s:
+            if s is None:
+                continue
+            # a dirty array is the new value: its tensor (already bumped) owns it
+            owner = dirty.get(id(s))
+            if owner is None:
                 owner = next((a for a in args if isinstance(a, Tensor) and a._data is s), None)
             if owner is None:
                 owner = next((t for t in results if t._data is s), None)

@@ -948,7 +948,9 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
         else:
             keep = _rng(None).random(kb + (L, S)) >= dropout_p
             dmask = keep.astype(dt) * dt.type(1.0 / (1.0 - dropout_p))
-    o, p = _SDPA.apply(q3, k3, v3, mask3, scale, dmask, not need_weights)
+    # safe softmax (fully masked rows -> 0) for sdpa; a top-left causal mask leaves every row
+    # at least one key, so it skips the row scan
+    o, p = _SDPA.apply(q3, k3, v3, mask3, scale, dmask, not need_weights and not is_causal)
     if not direct:
         o = o.reshape(*(batch + (L, Ev)))
         p = p.reshape(*(batch + (L, S)))
