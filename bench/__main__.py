@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only bench_gemm.py ...]` from the repository root: bench/run.py."""
+"""`python -m bench [--quick] [--only bench_gemm.py ...] [--publish]` from the repository root:
+bench/run.py (results in bench/out/; --publish: bench/results/)."""
 import os
 import sys
 

@@ -6,6 +6,7 @@ import datetime
 import os
 
 import _env  # noqa: F401,E402
+import _quality  # noqa: E402
 import platform
 import socket
 import statistics
@@ -59,6 +60,7 @@ def median_time(fn, repeat=7, warmup=2, min_time=0.05):
         for _ in range(loops):
             fn()
         samples.append((time.perf_counter() - t0) / loops)
+    _quality.record(samples)
     return statistics.median(samples)
 
 
@@ -81,6 +83,8 @@ def median_times_interleaved(fns, repeat=9, warmup=2, min_time=0.05):
             for _ in range(loops[i]):
                 fn()
             samples[i].append((time.perf_counter() - t0) / loops[i])
+    for s in samples:
+        _quality.record(s)
     return [statistics.median(s) for s in samples]
 
 
@@ -115,13 +119,12 @@ def _fmt(v):
 
 
 def results_dir():
-    d = os.path.join(HERE, "results")
-    os.makedirs(d, exist_ok=True)
-    return d
+    """bench/out/ (untracked), or CENGINE_BENCH_OUT (run.py --publish: bench/results/)."""
+    return _quality.out_dir()
 
 
 def write_result(name, markdown):
-    """Write bench/results/<name>.md and return its path."""
+    """Write <results_dir>/<name>.md and return its path."""
     path = os.path.join(results_dir(), name + ".md")
     with open(path, "w") as f:
         f.write(markdown + "\n")

@@ -9,9 +9,10 @@ background load hits all of them alike, and medians over the samples are reporte
 
     python bench/bench_gemm.py            # full run (a few minutes)
     python bench/bench_gemm.py --quick    # fewer shapes and repeats
-    options: --threads 1,2  --dtypes float32,float64  --out bench/results
+    options: --threads 1,2  --dtypes float32,float64  --out bench/out (default; run.py --publish: bench/results)
 """
 import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
+import _quality
 import argparse
 import datetime
 import os
@@ -124,6 +125,8 @@ def timeit_interleaved(fns, budget, min_reps=7, max_reps=41, sample_time=1e-3):
             for _ in range(n):
                 f()
             samples[i].append((time.perf_counter() - t) / n)
+    for s in samples:
+        _quality.record(s)
     return [float(np.median(s)) for s in samples]
 
 
@@ -219,7 +222,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--dtypes", default="float32,float64")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--out", default=_quality.out_dir())
     args = p.parse_args()
     if threadpool_limits is None:
         print("threadpoolctl not installed: numpy's BLAS thread count is not controlled "

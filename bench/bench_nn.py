@@ -5,11 +5,13 @@ cross-entropy (mean) forward+backward on [8192,1000], LayerNorm (affine) forward
 [8192,1024], embedding forward+backward (V=32000, D=512, 8192 indices).
 Every implementation is validated against numpy before timing. Timings: the implementations are
 interleaved inside each repetition (so background load hits them alike); the median is reported.
-Writes bench/results/bench_nn.md (and bench_nn.png when matplotlib is installed).
+Writes bench_nn.md (and bench_nn.png when matplotlib is installed) to bench/out/ (run.py
+--publish: bench/results/).
 
     python bench/bench_nn.py [--threads 1 2] [--repeat 15] [--quick]
 """
 import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
+import _quality
 import argparse
 import os
 import platform
@@ -244,6 +246,8 @@ def time_interleaved(impls, repeat):
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
+    for v in times.values():
+        _quality.record(v)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
@@ -252,7 +256,7 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--quick", action="store_true", help="small shapes (smoke test)")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "bench_nn.md"))
+    ap.add_argument("--out", default=os.path.join(_quality.out_dir(), "bench_nn.md"))
     args = ap.parse_args()
     s = 16 if args.quick else 1
     cases = [

@@ -5,12 +5,13 @@ PyTorch (for-loop, foreach, fused=True) when installed.
 AdamW (weight_decay 1e-2); 1 and 2 threads. Every implementation is validated against the numpy
 formula before timing. Reports the median step time, the speed-up over numpy, and the effective
 memory bandwidth (bytes the update must move: SGD-momentum 20 B/param, Adam/AdamW 28 B/param)
-next to the machine's measured copy bandwidth. Writes bench/results/optim.md (and optim.png when
+next to the machine's measured copy bandwidth. Writes optim.md to bench/out/ (run.py --publish: bench/results/) (and optim.png when
 matplotlib is installed).
 
     python bench/bench_optim.py [--n 10000000] [--reps 15] [--quick]
 """
 import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
+import _quality
 import argparse
 import os
 import platform
@@ -130,6 +131,7 @@ def time_steps(step, reps, max_seconds=6.0):
         ts.append(time.perf_counter() - t0)
         if time.perf_counter() - t_start > max_seconds and len(ts) >= 3:
             break
+    _quality.record(ts)
     return statistics.median(ts)
 
 
@@ -167,7 +169,7 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=60.0,
                     help="stop a configuration's rounds after this long (at least 5 rounds)")
     ap.add_argument("--quick", action="store_true", help="1M params, 5 reps")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "optim.md"))
+    ap.add_argument("--out", default=os.path.join(_quality.out_dir(), "optim.md"))
     args = ap.parse_args()
     if args.quick:
         args.n, args.reps = 1_000_000, 5
@@ -246,6 +248,8 @@ def main():
                 if time.perf_counter() - t_begin > args.max_seconds and r >= 4:
                     break
             del impls, opt
+            for v in times.values():
+                _quality.record(v)
             res = {k: statistics.median(v) for k, v in times.items()}
             best = {k: min(v) for k, v in times.items()}
             t_np = res[("numpy formula", 1)]

@@ -7,7 +7,12 @@ by ReduceLROnPlateau, per-epoch validation, checkpoints and --resume.
     python examples/train_digits.py                 # train, save checkpoints/digits.safetensors
     python examples/train_digits.py --resume        # continue from the checkpoint
     python examples/train_digits.py --block swiglu --threads 1 --epochs 30
+                                    # its own checkpoint: checkpoints/digits-swiglu.safetensors
     mpiexec -n 2 python examples/train_digits.py --ddp --threads 1   # data parallel over MPI
+
+Each architecture (--block, --hidden) keeps its own checkpoint file, so runs of different models
+never overwrite each other, and --resume refuses a checkpoint of another architecture.
+The progress bar (tqdm) shows only when the output is a terminal; --no-progress turns it off.
 """
 import argparse
 import os
@@ -64,6 +69,14 @@ def make_model(block, hidden, dropout):
                          nn.Linear(hidden, 10))
 
 
+def default_checkpoint(block, hidden):
+    """One file per architecture; the default model keeps the historical name."""
+    name = "digits" if block == "relu" else "digits-%s" % block
+    if hidden != 256:
+        name += "-h%d" % hidden
+    return os.path.join("checkpoints", name + ".safetensors")
+
+
 def evaluate(model, loader, loss_fn):
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
@@ -88,7 +101,9 @@ def main(argv=None):
     p.add_argument("--warmup-epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", default="checkpoints/digits.safetensors")
+    p.add_argument("--checkpoint", default=None,
+                   help="default: checkpoints/digits.safetensors for the default model, "
+                        "checkpoints/digits-<block>[-h<hidden>].safetensors for the others")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many optimizer steps (smoke tests)")
@@ -96,6 +111,9 @@ def main(argv=None):
     p.add_argument("--ddp", action="store_true",
                    help="data-parallel over MPI: launch with mpiexec -n N (same global batch)")
     args = p.parse_args(argv)
+    if args.checkpoint is None:
+        args.checkpoint = default_checkpoint(args.block, args.hidden)
+    arch = {"block": args.block, "hidden": args.hidden}
 
     rank, world = 0, 1
     if args.ddp:
@@ -150,6 +168,12 @@ def main(argv=None):
         if not have:
             sys.exit("no checkpoint at %s to resume from" % args.checkpoint)
         ck = ce.load(args.checkpoint)
+        saved_arch = ck.get("arch", {"block": "relu", "hidden": args.hidden})
+        if saved_arch != arch:
+            sys.exit("%s holds a %s model with hidden=%s; resume it with --block %s --hidden %s, "
+                     "or pick another --checkpoint" % (args.checkpoint, saved_arch["block"],
+                                                       saved_arch["hidden"], saved_arch["block"],
+                                                       saved_arch["hidden"]))
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         warmup.load_state_dict(ck["warmup"])
@@ -165,7 +189,7 @@ def main(argv=None):
         if sampler is not None:
             sampler.set_epoch(epoch)
         it = train_loader
-        if tqdm is not None and not args.no_progress and rank == 0:
+        if tqdm is not None and not args.no_progress and rank == 0 and sys.stderr.isatty():
             it = tqdm(train_loader, desc="epoch %d" % (epoch + 1), leave=False)
         running = 0.0
         for x, y in it:
@@ -191,7 +215,7 @@ def main(argv=None):
             ce.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                      "warmup": warmup.state_dict(), "plateau": plateau.state_dict(),
                      "epoch": epoch + 1, "step": step, "loader_rng": g.get_state(),
-                     "rng": ce.get_rng_state()},
+                     "rng": ce.get_rng_state(), "arch": arch},
                     args.checkpoint)
         if args.max_steps is not None and step >= args.max_steps:
             break

@@ -40,6 +40,37 @@ def test_text_classification_smoke(capsys):
     assert "ISA in use" in out and "(p=" in out
 
 
+def test_train_digits_checkpoint_per_architecture(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("sklearn")
+    mod = _load("train_digits")
+    monkeypatch.chdir(tmp_path)          # the default checkpoints/ folder lands here
+    quick = ["--epochs", "1", "--max-steps", "3", "--no-progress"]
+    mod.main(quick)
+    mod.main(quick + ["--block", "swiglu"])
+    relu = tmp_path / "checkpoints" / "digits.safetensors"
+    swiglu = tmp_path / "checkpoints" / "digits-swiglu.safetensors"
+    assert relu.exists() and swiglu.exists()
+    assert mod.default_checkpoint("relu", 128).endswith("digits-h128.safetensors")
+    # each resumes its own run
+    mod.main(["--epochs", "2", "--max-steps", "6", "--no-progress", "--resume"])
+    assert "resumed from checkpoints/digits.safetensors" in capsys.readouterr().out
+    mod.main(["--epochs", "2", "--max-steps", "6", "--no-progress", "--resume", "--block",
+              "swiglu"])
+    assert "resumed from checkpoints/digits-swiglu.safetensors" in capsys.readouterr().out
+    # a checkpoint of another architecture is refused with a clear message
+    with pytest.raises(SystemExit, match="holds a swiglu model"):
+        mod.main(quick + ["--resume", "--checkpoint", str(swiglu)])
+
+
+def test_train_digits_progress_bar_quiet_without_terminal(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("tqdm")
+    mod = _load("train_digits")
+    mod.main(["--epochs", "1", "--max-steps", "3", "--checkpoint", str(tmp_path / "c.st")])
+    err = capsys.readouterr().err    # captured output is not a terminal: no bar
+    assert "it/s" not in err and "epoch 1:" not in err
+
+
 def test_mnist_cnn_smoke(capsys):
     pytest.importorskip("sklearn")
     mod = _load("mnist_cnn")

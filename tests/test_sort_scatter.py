@@ -73,6 +73,7 @@ def test_topk_by_hand_and_errors():
     assert v.tolist() == [[0, 1, 2]] and i.tolist() == [[1, 0, 0]]
     assert ce.topk(x, 0).values.shape == (2, 0)
     assert ce.topk(ce.tensor(3.), 1).values.item() == 3
+    assert ce.topk(ce.tensor(3.), 0).indices.item() == 0      # torch's 0-d behaviour
     nan = ce.topk(ce.tensor([1., float("nan"), 0]), 2)
     assert nan.indices.tolist() == [1, 0]
     with pytest.raises(RuntimeError, match="selected index k out of range"):

@@ -121,7 +121,12 @@ cdef object _gemm_impl(object A, object B, object C, double alpha, double beta, 
             raise ValueError("gemm: output array has overlapping elements (zero stride)")
         c_user = c
         c = np.array(c, copy=True, order="C")
-    cdef int64_t nA[2], nB[2], nC[2], sA[2], sB[2], sC[2]
+    cdef int64_t nA[2]
+    cdef int64_t nB[2]
+    cdef int64_t nC[2]
+    cdef int64_t sA[2]
+    cdef int64_t sB[2]
+    cdef int64_t sC[2]
     cdef int64_t M, K, rsA, csA, K2, N, rsB, csB, M2, N2, rsC, csC
     cdef int lev
     _gemm_mat(a, isz, nA, sA, &M, &K, &rsA, &csA)

@@ -22,6 +22,8 @@ from . import init
 from . import utils
 from . import modules, parallel  # noqa: E402,F401  (torch.nn.modules.* / torch.nn.parallel)
 from .parallel import DataParallel  # noqa: E402,F401
+from .misc import *  # noqa: E402,F401,F403  (SELU, PReLU, CosineSimilarity, padding layers, ...)
+from .misc import __all__ as _misc_all  # noqa: E402
 
 __all__ = [
     "Parameter", "Buffer", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
@@ -38,3 +40,4 @@ __all__ = [
     "AdaptiveMaxPool2d", "ConvTranspose1d", "ConvTranspose2d",
 ]
 __all__ += ["CTCLoss"]
+__all__ += _misc_all

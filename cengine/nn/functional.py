@@ -1417,3 +1417,7 @@ __all__ += ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_poo
             "max_pool2d", "avg_pool1d", "avg_pool2d",
             "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
             "adaptive_max_pool2d", "dropout1d", "dropout2d"]
+
+
+# smaller activations and distances (selu, celu, hardswish, ..., cosine_similarity)
+from ._more_functional import *  # noqa: E402,F401,F403

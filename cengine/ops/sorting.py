@@ -100,9 +100,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     n = a.shape[d] if a.ndim else 1
     if k < 0 or k > n:
         raise RuntimeError("selected index k out of range")
-    if a.ndim == 0:
-        if k == 0:  # torch: 0-d input, k=0 -> 0-d input value anyway is impossible; keep shape
-            raise RuntimeError("selected index k out of range")
+    if a.ndim == 0:  # torch returns the element itself for k = 0 and k = 1 alike
         return _topk_rt(_values(input, 0, np.zeros((), np.int64)), _wrap(np.zeros((), np.int64)))
     if k == 0 or a.size == 0:
         shp = list(a.shape)

@@ -6,6 +6,8 @@ from .adam import Adam
 from .adamw import AdamW
 from .adagrad import Adagrad
 from .rmsprop import RMSprop, RMSProp
+from .lbfgs import LBFGS
 from . import lr_scheduler
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "RMSProp", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "RMSProp", "lr_scheduler",
+           "LBFGS"]
