@@ -135,13 +135,10 @@ class _ExtremeAll(Function):
     """max()/min() over all elements: gradient split evenly among ties (torch's amax rule)."""
 
     @staticmethod
-    def forward(ctx, x, is_max, dims, keepdim):
-        if x.size == 0 and dims is None:
-            raise RuntimeError("max(): Expected reduction dim to be specified for input.numel() "
-                               "== 0. Specify the reduction dim with the 'dim' argument.")
+    def forward(ctx, x, is_max, dims, keepdim, nan_wins=False):
         y = np.asarray((np.amax if is_max else np.amin)(x, axis=dims, keepdims=keepdim))
         ctx.save_for_backward(x, y)
-        ctx.dims, ctx.keepdim = dims, keepdim
+        ctx.dims, ctx.keepdim, ctx.nan_wins = dims, keepdim, nan_wins
         return y
 
     @staticmethod
@@ -150,8 +147,13 @@ class _ExtremeAll(Function):
         yb = _expand_back(y, x.shape, ctx.dims, ctx.keepdim)
         gb = _expand_back(g, x.shape, ctx.dims, ctx.keepdim)
         mask = (x == yb)
+        if ctx.nan_wins and x.dtype.kind == "f":
+            # max()/min(): a NaN result sends the gradient to the NaNs (torch); amax/amin
+            # keep torch's plain mask, which makes every gradient NaN then
+            mask |= np.isnan(x) & np.isnan(yb)
         cnt = mask.sum(axis=ctx.dims, keepdims=True)
-        return (mask * (gb / cnt)).astype(g.dtype, copy=False), None, None, None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (mask * (gb / cnt)).astype(g.dtype, copy=False), None, None, None, None
 
 
 class _ExtremeDim(Function):
@@ -187,7 +189,7 @@ def _extreme(input, dim, keepdim, is_max, other=None):
     name = "max" if is_max else "min"
     if dim is None:
         _check_nonempty(name, input._data.shape, None)
-        return _ExtremeAll.apply(input, is_max, None, False)
+        return _ExtremeAll.apply(input, is_max, None, False, True)
     d = wrap_dim(dim, input._data.ndim)
     if input._data.ndim:
         _check_nonempty(name, input._data.shape, (d,))
