@@ -719,3 +719,33 @@ def test_scatter_add_backward_with_src_larger_than_index():
     (y * w).sum().backward()
     assert src.grad.tolist() == [[0.0, 1.0, 0.0, 0.0], [6.0, 7.0, 0.0, 0.0], [0.0] * 4]
     assert x.grad.tolist() == w.tolist()
+
+
+def test_inplace_op_keeps_the_value_it_overwrites():
+    # y.mul_(b) needs the old y for b's gradient: torch saves the original, so backward works
+    a, b = D(1.0, 2.0, 3.0), D(4.0, 5.0, 6.0)
+    y = a * 1
+    y.mul_(b)
+    (y * 2).sum().backward()
+    assert a.grad.tolist() == [8.0, 10.0, 12.0] and b.grad.tolist() == [2.0, 4.0, 6.0]
+    a.grad = b.grad = None
+    y = a * 1
+    y.div_(b)
+    y.sum().backward()
+    np.testing.assert_allclose(b.grad.numpy(), [-1 / 16, -2 / 25, -3 / 36])
+    a.grad = None
+    y = a * 1
+    y.clamp_(1.5, 2.5)
+    y.sum().backward()
+    assert a.grad.tolist() == [0.0, 1.0, 0.0]
+    e = ce.zeros(0, 2, dtype=ce.float64, requires_grad=True)
+    z = e * 1
+    z.mul_(D(1.0, 2.0))
+    z.sum().backward()
+    assert e.grad.shape == (0, 2)
+    # a value saved by an earlier node is still protected
+    x = D(0.5, 1.0)
+    w = x.exp()
+    w.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        w.sum().backward()

@@ -671,6 +671,8 @@ def _inplace(self, fn, *args):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")
+    if res.grad_fn is not None and res.grad_fn._saved:
+        _keep_original_self(res.grad_fn, self._data)
     self._data[...] = res._data
     self._version[0] += 1
     if res.requires_grad:
@@ -678,6 +680,22 @@ def _inplace(self, fn, *args):
         self.grad_fn = res.grad_fn
         self._output_nr = res._output_nr
     return self
+
+
+def _keep_original_self(node, data):
+    """The node the in-place op records may have saved the value it overwrites (mul_ saves the
+    old self for the other operand's gradient): give it a copy, as torch saves the original
+    self, instead of failing the version check in backward."""
+    saved = list(node._saved)
+    copied = set()
+    for k, a in enumerate(saved):
+        if isinstance(a, np.ndarray) and (a is data or np.may_share_memory(a, data)):
+            saved[k] = a.copy()
+            copied.add(k)
+    if copied:
+        node._saved = tuple(saved)
+        if node._checks:
+            node._checks = [c for c in node._checks if c[0] not in copied]
 
 
 def _np_inplace(self, other, npf):
