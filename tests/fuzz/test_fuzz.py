@@ -24,7 +24,7 @@ def _n(default):
 
 
 def test_fuzz_invariants():
-    counts, findings = fuzzlib.campaign(_n(4 * len(fuzzlib.SPECS)), SEED, None, ONLY)
+    counts, findings = fuzzlib.campaign(_n(12 * len(fuzzlib.SPECS)), SEED, None, ONLY)
     assert not findings, fuzzlib.report(findings)
     assert counts.get("ok", 0) > 0
 
