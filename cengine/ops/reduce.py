@@ -74,7 +74,10 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 
 
 def _exclusive_prod(x, axis):
-    """prod of all other elements along axis, exact when x contains zeros."""
+    """prod of all other elements along axis, exact when x contains zeros. float32 runs the
+    prefix/suffix products in float64 (they overflow long before the result does)."""
+    if x.dtype != np.float64 and x.dtype.kind == "f":
+        return _exclusive_prod(x.astype(np.float64), axis).astype(x.dtype)
     left = np.cumprod(x, axis=axis)
     right = np.flip(np.cumprod(np.flip(x, axis), axis=axis), axis)
     n = x.shape[axis]
