@@ -753,8 +753,7 @@ def test_inplace_op_keeps_the_value_it_overwrites():
 
 def test_prod_gradient_does_not_overflow_in_float32():
     # the exclusive products are moderate, the running ones are not: 1e30 * 1e30 overflows
+    # float32 (so does this forward's running product: inf, as torch's)
     x = ce.tensor([1e30, 1e30, 1e-30, 1e-30], requires_grad=True)
-    y = x.prod()
-    assert y.item() == pytest.approx(1.0, rel=1e-5)
-    y.backward()
+    x.prod().backward()
     np.testing.assert_allclose(x.grad.numpy(), [1e-30, 1e-30, 1e30, 1e30], rtol=1e-5)
