@@ -83,7 +83,10 @@ def test_gradcheck_wrong_gradient_shape_and_inputs():
         def backward(ctx, g):
             return g.sum(keepdims=True) * 2
 
-    with pytest.raises(GradcheckError, match="incorrect size"):
+    # the engine rejects the gradient first, as torch's does
+    with pytest.raises(RuntimeError, match=r"Function ScalarBackward0 returned an invalid "
+                                           r"gradient at index 0 - got \[1\] but expected shape "
+                                           r"compatible with \[3\]"):
         gradcheck(Scalar.apply, (D(1.0, 2.0, 3.0),))
     with pytest.raises(ValueError, match="at least one input tensor to require gradient"):
         gradcheck(lambda t: t * 2, (D(1.0, rg=False),))
@@ -601,3 +604,156 @@ def test_duplicate_parameters_match_torch():
             ot.step()
         np.testing.assert_allclose(pc.detach().numpy(), pt.detach().numpy(), rtol=1e-5)
         np.testing.assert_allclose(qc.detach().numpy(), qt.detach().numpy(), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ found by tests/fuzz
+def test_int_then_index_tensor_follows_torch():
+    # torch applies the int first: x[-6, :, t] is (2, 1); numpy's rule gives (1, 2)
+    x = ce.arange(42.0, dtype=ce.float64).reshape(7, 2, 3)
+    y = x[-6, :, ce.tensor([2])]
+    assert y.shape == (2, 1) and y.tolist() == [[8.0], [11.0]]
+    assert x[1, ..., ce.tensor([0])].shape == (2, 1)
+    xg = x.clone().requires_grad_()
+    xg[-6, :, ce.tensor([2, 2])].sum().backward()
+    assert xg.grad[1].tolist() == [[0.0, 0.0, 2.0], [0.0, 0.0, 2.0]]
+    z = ce.zeros(7, 2, 3)
+    z[-6, :, ce.tensor([2])] = ce.tensor([[1.0], [2.0]])
+    assert z[1].tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, 2.0]]
+    v = ce.tensor([[1.0], [2.0]], dtype=ce.float64, requires_grad=True)
+    w = ce.zeros(7, 2, 3, dtype=ce.float64, requires_grad=True) * 1
+    w[-6, :, ce.tensor([2])] = v
+    w.sum().backward()
+    assert v.grad.tolist() == [[1.0], [1.0]]
+
+
+def test_backward_returning_a_wrong_shape_raises():
+    class Small(ce.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g[:1]
+
+    class Big(ce.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return np.stack([g, g])          # (2, 3): summed down to (3,) as torch does
+
+    x = ce.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="SmallBackward0 returned an invalid gradient at "
+                                           "index 0"):
+        Small.apply(x).sum().backward()
+    Big.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+    y = ce.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="invalid gradient"):
+        (Small.apply(y) + 1).sum().backward()        # also through an intermediate node
+
+
+def test_broadcast_error_is_torchs():
+    with pytest.raises(RuntimeError, match=r"The size of tensor a \(7\) must match the size of "
+                                           r"tensor b \(5\) at non-singleton dimension 2"):
+        ce.ones(1, 1, 7) + ce.ones(7, 1, 5)
+    for f in (ce.mul, ce.div, ce.eq, ce.remainder, ce.maximum):
+        with pytest.raises(RuntimeError, match="must match the size"):
+            f(ce.ones(2, 3), ce.ones(4, 3))
+
+
+def test_maximum_minimum_rules():
+    with pytest.raises(TypeError, match=r"maximum\(\): argument 'other' \(position 2\) must be "
+                                        "Tensor, not float"):
+        ce.maximum(ce.ones(2), 0.5)
+    a, b = D(1.0, float("nan"), 2.0), D(1.0, 0.0, 3.0)
+    ce.maximum(a, b).sum().backward()
+    # tie: half each; NaN on one side: the gradient goes to both; loser: nothing
+    assert a.grad.tolist() == [0.5, 1.0, 0.0] and b.grad.tolist() == [0.5, 1.0, 1.0]
+    a.grad = b.grad = None
+    ce.minimum(a, b).sum().backward()
+    assert a.grad.tolist() == [0.5, 1.0, 1.0] and b.grad.tolist() == [0.5, 1.0, 0.0]
+
+
+def test_nan_rules_of_sign_abs_max():
+    x = D(float("nan"), -2.0, 0.0)
+    assert ce.sign(x).tolist() == [0.0, -1.0, 0.0]           # torch: sign(nan) = 0
+    ce.abs(x).sum().backward()
+    assert x.grad.tolist() == [0.0, -1.0, 0.0]
+    x = D(1e30, float("nan"))
+    x.max().backward()                                         # max(): gradient to the NaN
+    assert x.grad.tolist() == [0.0, 1.0]
+    x = D(1.0, float("nan"))
+    x.amax().backward()                                        # amax: torch's mask -> all NaN
+    assert np.isnan(x.grad.numpy()).all()
+    a, b = D(float("inf"), 3.0), D(2.0, 2.0)
+    ce.remainder(a, b).sum().backward()
+    assert math.isnan(b.grad.tolist()[0]) and b.grad.tolist()[1] == -1.0
+
+
+def test_empty_reduction_errors_are_torchs():
+    with pytest.raises(IndexError, match=r"amax\(\): Expected reduction dim 0 to have non-zero"):
+        ce.amax(ce.ones(0, 3), 0)
+    with pytest.raises(IndexError, match=r"argmax\(\): Expected reduction dim to be specified "
+                                         r"for input.numel\(\) == 0"):
+        ce.argmax(ce.ones(0, 3))
+    with pytest.raises(IndexError, match=r"argmin\(\): Expected reduction dim 0"):
+        ce.argmin(ce.ones(0, 3), 0)
+    with pytest.raises(RuntimeError, match=r"min\(\): Expected reduction dim to be specified"):
+        ce.min(ce.ones(0))
+    assert ce.amax(ce.ones(0, 3), 1).shape == (0,)
+    assert ce.argmax(ce.ones(0, 3), 1).shape == (0,)
+    assert ce.max(ce.ones(0, 3), 1).values.shape == (0,)
+
+
+def test_scatter_add_backward_with_src_larger_than_index():
+    x = ce.zeros(3, 4, dtype=ce.float64, requires_grad=True)
+    src = ce.arange(1.0, 13.0, dtype=ce.float64).reshape(3, 4).requires_grad_()
+    idx = ce.tensor([[0, 1], [2, 3]])                  # (2, 2): smaller than x and src
+    y = ce.scatter_add(x, 1, idx, src)
+    assert y.tolist() == [[1.0, 2.0, 0.0, 0.0], [0.0, 0.0, 5.0, 6.0], [0.0, 0.0, 0.0, 0.0]]
+    w = ce.arange(12.0, dtype=ce.float64).reshape(3, 4)
+    (y * w).sum().backward()
+    assert src.grad.tolist() == [[0.0, 1.0, 0.0, 0.0], [6.0, 7.0, 0.0, 0.0], [0.0] * 4]
+    assert x.grad.tolist() == w.tolist()
+
+
+def test_inplace_op_keeps_the_value_it_overwrites():
+    # y.mul_(b) needs the old y for b's gradient: torch saves the original, so backward works
+    a, b = D(1.0, 2.0, 3.0), D(4.0, 5.0, 6.0)
+    y = a * 1
+    y.mul_(b)
+    (y * 2).sum().backward()
+    assert a.grad.tolist() == [8.0, 10.0, 12.0] and b.grad.tolist() == [2.0, 4.0, 6.0]
+    a.grad = b.grad = None
+    y = a * 1
+    y.div_(b)
+    y.sum().backward()
+    np.testing.assert_allclose(b.grad.numpy(), [-1 / 16, -2 / 25, -3 / 36])
+    a.grad = None
+    y = a * 1
+    y.clamp_(1.5, 2.5)
+    y.sum().backward()
+    assert a.grad.tolist() == [0.0, 1.0, 0.0]
+    e = ce.zeros(0, 2, dtype=ce.float64, requires_grad=True)
+    z = e * 1
+    z.mul_(D(1.0, 2.0))
+    z.sum().backward()
+    assert e.grad.shape == (0, 2)
+    # a value saved by an earlier node is still protected
+    x = D(0.5, 1.0)
+    w = x.exp()
+    w.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        w.sum().backward()
+
+
+def test_prod_gradient_does_not_overflow_in_float32():
+    # the exclusive products are moderate, the running ones are not: 1e30 * 1e30 overflows
+    # float32 (so does this forward's running product: inf, as torch's)
+    x = ce.tensor([1e30, 1e30, 1e-30, 1e-30], requires_grad=True)
+    x.prod().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1e-30, 1e-30, 1e30, 1e30], rtol=1e-5)

@@ -133,6 +133,17 @@ def _run(roots, root_grads, retain_graph, capture=None):
             if not isinstance(g, np.ndarray):
                 g = np.asarray(g)
             nxt, nr = e
+            # the gradient must have the shape of what it is the gradient of (torch's
+            # validate_outputs); inlined: this runs once per edge of every backward
+            want = nxt._out_shape
+            if want is None:
+                if type(nxt) is AccumulateGrad:
+                    v = nxt._var()
+                    want = None if v is None else v._data.shape
+                elif nxt._n_out > 1:
+                    want = nxt._out_meta[nr][0]
+            if want is not None and g.shape != want:
+                g = _validate_grad(node, in_grads, g, want)
             b = grads.get(id(nxt))
             if b is None:
                 b = grads[id(nxt)] = [None] * nxt._n_out
@@ -143,6 +154,24 @@ def _run(roots, root_grads, retain_graph, capture=None):
                 b[nr] = _add(b[nr], g)
                 fresh.add(id(b[nr]))
     return captured
+
+
+def _validate_grad(node, in_grads, g, want):
+    """torch's validate_outputs: a gradient larger than its input (the input broadcast to it)
+    is summed down to the input's shape; any other shape is an error of the backward."""
+    try:
+        expandable = np.broadcast_shapes(want, g.shape) == g.shape
+    except ValueError:
+        expandable = False
+    if not expandable:
+        i = next(k for k, x in enumerate(in_grads) if x is g or
+                 (x is not None and np.asarray(x).shape == g.shape))
+        raise RuntimeError("Function %s returned an invalid gradient at index %d - got [%s] but "
+                           "expected shape compatible with [%s]"
+                           % (node.name(), i, ", ".join(map(str, g.shape)),
+                              ", ".join(map(str, want))))
+    from ..ops._util import unbroadcast
+    return unbroadcast(g, want)
 
 
 def _roots_and_grads(tensors, grad_tensors):

@@ -52,6 +52,7 @@ class Node:
     next_functions = ()
     _retained = None
     _n_out = 1
+    _out_shape = None
     _materialize_grads = True
     _dirty = ()
 
@@ -193,6 +194,8 @@ class Function:
         ctx._n_out = len(outs)
         if multi:
             ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
+        else:
+            ctx._out_shape = out.shape       # the engine checks incoming gradients against it
         # remember versions of saved arrays that are inputs or outputs (in-place checks)
         saved = ctx._saved
         if saved:

@@ -38,6 +38,8 @@ def _binary(a, b, float_result=False):
     a = _operand(a)
     b = _operand(b)
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb and a._data.shape != b._data.shape:
+        _check_broadcast(a._data.shape, b._data.shape)
     if ta and tb and a._data.dtype is b._data.dtype and not float_result:
         return a, b
     rt = _dt.result_type(a._data if ta else a, b._data if tb else b)
@@ -48,6 +50,17 @@ def _binary(a, b, float_result=False):
     if tb and b._data.dtype != rt:
         b = cast(b, rt)
     return a, b
+
+
+def _check_broadcast(sa, sb):
+    """torch's error for shapes that do not broadcast (numpy's would be a ValueError)."""
+    for x, y in zip(reversed(sa), reversed(sb)):
+        if x != y and x != 1 and y != 1:
+            n = builtins.max(len(sa), len(sb))
+            pa, pb = (1,) * (n - len(sa)) + tuple(sa), (1,) * (n - len(sb)) + tuple(sb)
+            i = builtins.max(k for k in range(n) if pa[k] != pb[k] and 1 not in (pa[k], pb[k]))
+            raise RuntimeError("The size of tensor a (%d) must match the size of tensor b (%d) "
+                               "at non-singleton dimension %d" % (pa[i], pb[i], i))
 
 
 def _shape(x):
@@ -304,7 +317,7 @@ Sin, sin = _unary("Sin", np.sin, lambda x, y: np.cos(x))
 Cos, cos = _unary("Cos", np.cos, lambda x, y: -np.sin(x))
 Tan, tan = _unary("Tan", np.tan, lambda x, y: 1 + y * y, uses_x=False)
 Reciprocal, reciprocal = _unary("Reciprocal", lambda x: 1.0 / x, lambda x, y: -y * y, uses_x=False)
-Abs, _abs_float = _unary("Abs", np.abs, lambda x, y: np.sign(x), float_only=False)
+Abs, _abs_float = _unary("Abs", np.abs, lambda x, y: _sign(x), float_only=False)
 Square, _square = _unary("Square", np.square, lambda x, y: 2 * x, float_only=False)
 
 
@@ -364,7 +377,15 @@ def _zero_grad_unary(npf, name):
     return op
 
 
-sign = _zero_grad_unary(np.sign, "sign")
+def _sign(x):
+    """torch's sign: 0 for NaN (numpy's is NaN)"""
+    r = np.sign(x)
+    if r.dtype.kind == "f":
+        r = np.where(np.isnan(r), r.dtype.type(0), r)
+    return r
+
+
+sign = _zero_grad_unary(_sign, "sign")
 floor = _zero_grad_unary(np.floor, "floor")
 ceil = _zero_grad_unary(np.ceil, "ceil")
 trunc = _zero_grad_unary(np.trunc, "trunc")
@@ -432,22 +453,35 @@ class _MaxMin(Function):
 
     @staticmethod
     def backward(ctx, g):
+        # torch's rule: ties split the gradient; the loser gets none; a NaN on either side
+        # (no winner) passes the gradient to both
         a, b = ctx.saved_tensors
-        win = (a > b) if ctx.is_max else (a < b)
-        tie = a == b
-        wa = win + 0.5 * tie
         n = ctx.needs_input_grad
-        ga = unbroadcast((g * wa).astype(g.dtype, copy=False), a.shape) if n[0] else None
-        gb = unbroadcast((g * (1 - wa)).astype(g.dtype, copy=False), b.shape) if n[1] else None
+        shared = np.where(a == b, g * 0.5, g).astype(g.dtype, copy=False)
+        zero = np.zeros((), g.dtype)
+        ga = gb = None
+        if n[0]:
+            ga = unbroadcast(np.where((a < b) if ctx.is_max else (a > b), zero, shared), a.shape)
+        if n[1]:
+            gb = unbroadcast(np.where((a > b) if ctx.is_max else (a < b), zero, shared), b.shape)
         return ga, gb, None
 
 
+def _tensor_args(name, input, other):
+    for pos, (arg, v) in enumerate((("input", input), ("other", other)), 1):
+        if not isinstance(v, Tensor):
+            raise TypeError("%s(): argument '%s' (position %d) must be Tensor, not %s"
+                            % (name, arg, pos, type(v).__name__))
+
+
 def maximum(input, other, *, out=None):
+    _tensor_args("maximum", input, other)
     a, b = _binary(input, other)
     return _out(_MaxMin.apply(a, b, True), out)
 
 
 def minimum(input, other, *, out=None):
+    _tensor_args("minimum", input, other)
     a, b = _binary(input, other)
     return _out(_MaxMin.apply(a, b, False), out)
 
@@ -579,8 +613,8 @@ class _Mod(Function):
         if n[1]:
             a, b = ctx.saved_tensors
             with np.errstate(divide="ignore", invalid="ignore"):
-                q = np.true_divide(a, b)
-            q = np.floor(q) if ctx.floor else np.trunc(q)
+                # torch's rounded divisions: floor division is nan for an infinite a
+                q = np.floor_divide(a, b) if ctx.floor else np.trunc(np.true_divide(a, b))
             gb = unbroadcast((-g * q).astype(g.dtype, copy=False), ctx.sb)
         return ga, gb, None
 
@@ -649,6 +683,8 @@ def _inplace(self, fn, *args):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")
+    if res.grad_fn is not None and res.grad_fn._saved:
+        _keep_original_self(res.grad_fn, self._data)
     self._data[...] = res._data
     self._version[0] += 1
     if res.requires_grad:
@@ -656,6 +692,22 @@ def _inplace(self, fn, *args):
         self.grad_fn = res.grad_fn
         self._output_nr = res._output_nr
     return self
+
+
+def _keep_original_self(node, data):
+    """The node the in-place op records may have saved the value it overwrites (mul_ saves the
+    old self for the other operand's gradient): give it a copy, as torch saves the original
+    self, instead of failing the version check in backward."""
+    saved = list(node._saved)
+    copied = set()
+    for k, a in enumerate(saved):
+        if isinstance(a, np.ndarray) and (a is data or np.may_share_memory(a, data)):
+            saved[k] = a.copy()
+            copied.add(k)
+    if copied:
+        node._saved = tuple(saved)
+        if node._checks:
+            node._checks = [c for c in node._checks if c[0] not in copied]
 
 
 def _np_inplace(self, other, npf):

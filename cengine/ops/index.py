@@ -61,28 +61,77 @@ class Index(Function):
     def forward(ctx, x, idx, basic):
         ctx.shape, ctx.dtype, ctx.idx, ctx.basic = x.shape, x.dtype, idx, basic
         try:
-            return x[idx]
+            return x[idx] if basic else _np_get(x, idx)
         except IndexError as e:
             raise IndexError(str(e).replace("axis", "dimension")) from None
 
     @staticmethod
     def backward(ctx, g):
         out = np.zeros(ctx.shape, g.dtype)
-        if ctx.basic or _is_unique_adv(ctx.idx):
+        if ctx.basic:
             out[ctx.idx] = g
+        elif _is_unique_adv(ctx.idx):
+            _np_set(out, ctx.idx, g)
         else:
-            np.add.at(out, ctx.idx, g)
+            _np_add_at(out, ctx.idx, g)
         return out, None, None
 
 
 _Index = Index
 
 
+def _split_int_and_advanced(idx):
+    """torch applies integer indices before index tensors (numpy counts an int among the
+    advanced indices, which moves the result dims when a slice separates them): split such an
+    index into a basic step (ints, Nones) and an advanced step, or return None."""
+    if not builtins.any(isinstance(i, np.ndarray) for i in idx) or \
+            not builtins.any(isinstance(i, (builtins.int, np.integer)) and
+                             not isinstance(i, builtins.bool) for i in idx):
+        return None
+    if builtins.any(isinstance(i, builtins.bool) for i in idx):
+        return None
+    first, second = [], []
+    for i in idx:
+        if isinstance(i, np.ndarray):
+            first.append(slice(None))
+            second.append(i)
+        elif isinstance(i, (builtins.int, np.integer)):
+            first.append(i)
+        elif i is None:
+            first.append(None)
+            second.append(slice(None))
+        else:                           # slice or Ellipsis: applied in the first step
+            first.append(i)
+            second.append(slice(None) if isinstance(i, slice) else i)
+    return tuple(first), tuple(second)
+
+
+def _np_get(a, idx):
+    st = _split_int_and_advanced(idx)
+    return a[idx] if st is None else a[st[0]][st[1]]
+
+
+def _np_set(a, idx, v):
+    st = _split_int_and_advanced(idx)
+    if st is None:
+        a[idx] = v
+    else:
+        a[st[0]][st[1]] = v      # a[st[0]] is a view: the write lands in a
+
+
+def _np_add_at(a, idx, v):
+    st = _split_int_and_advanced(idx)
+    if st is None:
+        np.add.at(a, idx, v)
+    else:
+        np.add.at(a[st[0]], st[1], v)
+
+
 def getitem(self, idx):
     idx, basic = _conv_index(idx)
     if not (_gm._state[0] and self.requires_grad):
         try:
-            r = self._data[idx]
+            r = self._data[idx] if basic else _np_get(self._data, idx)
         except IndexError as e:
             raise IndexError(str(e).replace("axis", "dimension")) from None
         t = _wrap(r if isinstance(r, np.ndarray) else np.asarray(r))
@@ -102,9 +151,9 @@ class IndexPut(Function):
     def forward(ctx, x, idx, v, accumulate):
         out = np.array(x, copy=True)
         if accumulate:
-            np.add.at(out, idx, v)
+            _np_add_at(out, idx, v)
         else:
-            out[idx] = v
+            _np_set(out, idx, v)
         ctx.idx, ctx.accumulate = idx, accumulate
         ctx.vshape = v.shape if isinstance(v, np.ndarray) else ()
         return out
@@ -117,10 +166,10 @@ class IndexPut(Function):
                 gx = g
             else:
                 gx = np.array(g, copy=True)
-                gx[ctx.idx] = 0
+                _np_set(gx, ctx.idx, 0)
         gv = None
         if ctx.needs_input_grad[2]:
-            gv = unbroadcast(np.asarray(g[ctx.idx]), ctx.vshape)
+            gv = unbroadcast(np.asarray(_np_get(g, ctx.idx)), ctx.vshape)
         return gx, None, gv, None
 
 
@@ -133,7 +182,7 @@ def setitem(self, idx, value):
     if not needs:
         v = value._data if isinstance(value, Tensor) else value
         try:
-            self._data[idx] = v
+            _np_set(self._data, idx, v)
         except ValueError as e:
             raise RuntimeError(str(e)) from None
         self._version[0] += 1

@@ -77,7 +77,10 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 
 
 def _exclusive_prod(x, axis):
-    """prod of all other elements along axis, exact when x contains zeros."""
+    """prod of all other elements along axis, exact when x contains zeros. float32 runs the
+    prefix/suffix products in float64 (they overflow long before the result does)."""
+    if x.dtype != np.float64 and x.dtype.kind == "f":
+        return _exclusive_prod(x.astype(np.float64), axis).astype(x.dtype)
     left = np.cumprod(x, axis=axis)
     right = np.flip(np.cumprod(np.flip(x, axis), axis=axis), axis)
     n = x.shape[axis]
@@ -138,13 +141,10 @@ class _ExtremeAll(Function):
     """max()/min() over all elements: gradient split evenly among ties (torch's amax rule)."""
 
     @staticmethod
-    def forward(ctx, x, is_max, dims, keepdim):
-        if x.size == 0 and dims is None:
-            raise RuntimeError("max(): Expected reduction dim to be specified for input.numel() "
-                               "== 0. Specify the reduction dim with the 'dim' argument.")
+    def forward(ctx, x, is_max, dims, keepdim, nan_wins=False):
         y = np.asarray((np.amax if is_max else np.amin)(x, axis=dims, keepdims=keepdim))
         ctx.save_for_backward(x, y)
-        ctx.dims, ctx.keepdim = dims, keepdim
+        ctx.dims, ctx.keepdim, ctx.nan_wins = dims, keepdim, nan_wins
         return y
 
     @staticmethod
@@ -153,8 +153,13 @@ class _ExtremeAll(Function):
         yb = _expand_back(y, x.shape, ctx.dims, ctx.keepdim)
         gb = _expand_back(g, x.shape, ctx.dims, ctx.keepdim)
         mask = (x == yb)
+        if ctx.nan_wins and x.dtype.kind == "f":
+            # max()/min(): a NaN result sends the gradient to the NaNs (torch); amax/amin
+            # keep torch's plain mask, which makes every gradient NaN then
+            mask |= np.isnan(x) & np.isnan(yb)
         cnt = mask.sum(axis=ctx.dims, keepdims=True)
-        return (mask * (gb / cnt)).astype(g.dtype, copy=False), None, None, None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (mask * (gb / cnt)).astype(g.dtype, copy=False), None, None, None, None
 
 
 class _ExtremeDim(Function):
@@ -190,7 +195,7 @@ def _extreme(input, dim, keepdim, is_max, other=None):
     name = "max" if is_max else "min"
     if dim is None:
         _check_nonempty(name, input._data.shape, None)
-        return _ExtremeAll.apply(input, is_max, None, False)
+        return _ExtremeAll.apply(input, is_max, None, False, True)
     d = wrap_dim(dim, input._data.ndim)
     if input._data.ndim:
         _check_nonempty(name, input._data.shape, (d,))
