@@ -1027,14 +1027,32 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     _same_size_warn(input, target, "smooth_l1_loss")
     d = input - _promote(input, target)
-    a = d.abs()
     if beta == 0.0:
-        return _reduce(a, reduction)
-    # 0.5 c^2 / beta + (|d| - |c|) with c = clamp(d, -beta, beta): both branches at once, and no
-    # 0 * inf in the gradient of an infinite difference (torch's gradient there is sign(d))
-    c = d.clamp(-beta, beta)
-    loss = c * c * (0.5 / beta) + (a - c.abs())
-    return _reduce(loss, reduction)
+        return _reduce(d.abs(), reduction)
+    return _reduce(_HuberElem.apply(d, beta, 1.0 / beta), reduction)
+
+
+class _HuberElem(Function):
+    """Elementwise scale * huber_delta(d): 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)
+    (smooth_l1 is huber with delta = beta, scale = 1/beta). Gradient scale * clamp(d, -delta,
+    delta) written as torch's kernels do: +-delta beyond the edges (finite at infinite d), and
+    NaN for NaN d."""
+
+    @staticmethod
+    def forward(ctx, d, delta, scale):
+        ctx.save_for_backward(d)
+        ctx.delta, ctx.scale = delta, scale
+        a = np.abs(d)
+        inner = a < delta
+        out = np.where(inner, 0.5 * d * d, delta * (a - 0.5 * delta))
+        return (out * scale).astype(d.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (d,) = ctx.saved_tensors
+        dl = d.dtype.type(ctx.delta)
+        slope = np.where(d < -dl, -dl, np.where(d > dl, dl, d))
+        return (g * slope * d.dtype.type(ctx.scale)).astype(d.dtype, copy=False), None, None
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
@@ -1044,9 +1062,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _same_size_warn(input, target, "huber_loss")
     d = input - _promote(input, target)
-    # 0.5 c^2 + delta (|d| - |c|) with c = clamp(d, -delta, delta) (see smooth_l1_loss)
-    c = d.clamp(-delta, delta)
-    loss = c * c * 0.5 + (d.abs() - c.abs()) * delta
+    loss = _HuberElem.apply(d, delta, 1.0)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
