@@ -13,7 +13,8 @@
 #                    batch_sizes, reverse)
 #       one layer direction over all steps (contracts in rnn.h); arrays not used by the mode are
 #       None; `out`/`dout` may be column blocks (unit column stride, any row stride) of wider
-#       arrays; every other array is C-contiguous. batch_sizes: int64 (T,), non-increasing,
+#       arrays, and so may WhhT (a padded row stride avoids 4 KiB aliasing); every other
+#       array is C-contiguous. batch_sizes: int64 (T,), non-increasing,
 #       positive, batch_sizes[0] = rows of h.
 # ref=True runs the plain scalar single-threaded references (tests). All arrays of a call share
 # one dtype (float32 or float64).
@@ -43,8 +44,8 @@ cdef extern from "rnn.h" nogil:
     void ce_gru_cell_backward_set_f64(double *dgi, double *dgh, double *dhp, const double *gi, const double *gh, const double *hp, const double *dh, int64_t lddh, const double *dh2, int64_t lddh2, int64_t n, int64_t H)
     void ce_gru_cell_backward_set_f32_ref(float *dgi, float *dgh, float *dhp, const float *gi, const float *gh, const float *hp, const float *dh, int64_t lddh, const float *dh2, int64_t lddh2, int64_t n, int64_t H)
     void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, const double *gi, const double *gh, const double *hp, const double *dh, int64_t lddh, const double *dh2, int64_t lddh2, int64_t n, int64_t H)
-    void ce_rnn_seq_forward_f32(int mode, float *G_, float *GH, float *h, float *c, float *out, int64_t ldo, float *HP, float *CP, float *HU, const float *WhhT, const float *bhh, const float *WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
-    void ce_rnn_seq_forward_f64(int mode, double *G_, double *GH, double *h, double *c, double *out, int64_t ldo, double *HP, double *CP, double *HU, const double *WhhT, const double *bhh, const double *WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
+    void ce_rnn_seq_forward_f32(int mode, float *G_, float *GH, float *h, float *c, float *out, int64_t ldo, float *HP, float *CP, float *HU, const float *WhhT, int64_t ldw, const float *bhh, const float *WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
+    void ce_rnn_seq_forward_f64(int mode, double *G_, double *GH, double *h, double *c, double *out, int64_t ldo, double *HP, double *CP, double *HU, const double *WhhT, int64_t ldw, const double *bhh, const double *WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
     void ce_rnn_seq_backward_f32(int mode, float *dG, float *dGH, float *dh, float *dc, float *DHR, float *work, const float *dout, int64_t lddo, const float *G_, const float *GH, const float *HP, const float *CP, const float *Whh, const float *Whr, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
     void ce_rnn_seq_backward_f64(int mode, double *dG, double *dGH, double *dh, double *dc, double *DHR, double *work, const double *dout, int64_t lddo, const double *G_, const double *GH, const double *HP, const double *CP, const double *Whh, const double *Whr, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
 
@@ -238,7 +239,8 @@ def rnn_seq_forward(mode, G, GH, h, c, out, HP, CP, HU, WhhT, bhh, WhrT, batch_s
     cdef void *ph = _rnn_arr("h", h, dt, (N, Hs), True)
     cdef void *pout = _rnn_rows("out", out, dt, S, Hs, True, &ldo)
     cdef void *pHP = _rnn_arr("HP", HP, dt, (S, Hs), True)
-    cdef void *pWhhT = _rnn_arr("WhhT", WhhT, dt, (Hs, ng * H), False)
+    cdef int64_t ldw
+    cdef void *pWhhT = _rnn_rows("WhhT", WhhT, dt, Hs, ng * H, False, &ldw)
     cdef void *pGH = NULL
     cdef void *pc = NULL
     cdef void *pCP = NULL
@@ -265,11 +267,11 @@ def rnn_seq_forward(mode, G, GH, h, c, out, HP, CP, HU, WhhT, bhh, WhrT, batch_s
     with nogil:
         if f32:
             ce_rnn_seq_forward_f32(m, <float*>pG, <float*>pGH, <float*>ph, <float*>pc, <float*>pout, ldo,
-                                   <float*>pHP, <float*>pCP, <float*>pHU, <const float*>pWhhT,
+                                   <float*>pHP, <float*>pCP, <float*>pHU, <const float*>pWhhT, ldw,
                                    <const float*>pbhh, <const float*>pWhrT, pbs, T, H, P, rev)
         else:
             ce_rnn_seq_forward_f64(m, <double*>pG, <double*>pGH, <double*>ph, <double*>pc, <double*>pout, ldo,
-                                   <double*>pHP, <double*>pCP, <double*>pHU, <const double*>pWhhT,
+                                   <double*>pHP, <double*>pCP, <double*>pHU, <const double*>pWhhT, ldw,
                                    <const double*>pbhh, <const double*>pWhrT, pbs, T, H, P, rev)
     return out
 

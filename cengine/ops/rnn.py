@@ -21,6 +21,16 @@ _GATES = _C.RNN_GATES
 _gemm = _C.gemm
 
 
+def _padded_t(w):
+    """w^T (a copy) with its rows 16 elements longer than needed: rows a multiple of 4 KiB
+    apart fall into the same L1 sets when the GEMM reads them in place on every step"""
+    r, c = w.shape
+    buf = np.empty((c, r + 16), w.dtype)
+    t = buf[:, :r]
+    t[...] = w.T
+    return t
+
+
 class _Cfg:
     """Static description of one layer call (not a tensor)."""
     __slots__ = ("mode", "H", "P", "D", "bs")
@@ -72,7 +82,7 @@ class RNNLayer(Function):
             HP = np.empty((S, Hs), dt)
             CP = np.empty((S, H), dt) if lstm else None
             HU = np.empty((S, H), dt) if P else None
-            WhhT = np.ascontiguousarray(w_hh.T)
+            WhhT = _padded_t(w_hh)
             WhrT = np.ascontiguousarray(w_hr.T) if P else None
             _C.rnn_seq_forward(mode, G, GH, h, c, out[:, d * Hs:(d + 1) * Hs], HP, CP, HU, WhhT,
                                np.ascontiguousarray(b_hh) if (gru and b_hh is not None) else None,
