@@ -716,3 +716,17 @@ def test_torch_utils_parity():
         b, lb = tr.pad_packed_sequence(pt, batch_first=bf, padding_value=7.0, total_length=6)
         np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
         np.testing.assert_array_equal(la.detach().numpy(), lb.detach().numpy())
+
+
+def test_sequence_tagging_example_smoke(capsys):
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                        "sequence_tagging.py")
+    spec = importlib.util.spec_from_file_location("sequence_tagging", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--steps", "60", "--batch", "16", "--max-len", "10"])
+    losses = res["losses"]
+    assert len(losses) == 60 and np.mean(losses[-10:]) < np.mean(losses[:10])
+    assert "held-out accuracy" in capsys.readouterr().out

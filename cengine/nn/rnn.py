@@ -176,6 +176,9 @@ class RNNBase(Module):
             x = data
             if x.dim() != 2:
                 raise RuntimeError("input must have 2 dimensions, got %d" % x.dim())
+            if bs.ndim != 1 or bs.shape[0] == 0 or int(bs.sum()) != x.shape[0]:
+                raise RuntimeError("PackedSequence: batch_sizes %s do not add up to the %d rows "
+                                   "of its data" % (bs.tolist(), x.shape[0]))
             N = int(bs[0])
         else:
             nd = input.dim()
