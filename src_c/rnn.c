@@ -112,10 +112,14 @@ CE_RNN_DEF_REF(float, f32, expf, tanhf)
 CE_RNN_DEF_REF(double, f64, exp, tanh)
 
 /* ---- threading + ISA dispatch -------------------------------------------------------------- */
+/* set on each thread of the two-direction drivers below: the cell kernels then stay on the
+ * calling thread (each direction has a thread of its own) */
+static __thread int rnn_on_one_thread;
+
 /* run CALL(lo, hi) over the rows [0, n) split across threads (work = n * H * gates) */
 #define CE_RNN_ROWS(n, work, CALL)                                                                 \
     do {                                                                                           \
-        int nt_ = ce_par_threads((work), CE_RNN_MIN_PER_THREAD);                                   \
+        int nt_ = rnn_on_one_thread ? 1 : ce_par_threads((work), CE_RNN_MIN_PER_THREAD);           \
         if (nt_ > (n)) nt_ = (int)(n);                                                             \
         if (nt_ <= 1) {                                                                            \
             int64_t lo = 0, hi = (n);                                                              \
@@ -444,4 +448,66 @@ void ce_rnn_seq_backward_f64(int mode, double *dG, double *dGH, double *dh, doub
                              const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse) {
     rnn_seq_bwd_f64(mode, dG, dGH, dh, dc, DHR, work, dout, lddo, G_, GH, HP, CP, Whh, Whr, bs,
                     T, H, P, reverse);
+}
+
+/* ---- both directions of a bidirectional layer at once, one thread each --------------------- */
+/* Run direction d (0: forward, 1: reverse) on thread d of a two-thread team. The step GEMMs
+ * inside open nested regions, which OpenMP runs on the calling thread alone unless the user
+ * enabled nested parallelism (then they just use more threads: still correct, as the GEMM
+ * shares its work with `omp for`). A team smaller than two runs both directions in turn. */
+#define CE_RNN_PAIR(CALL_D)                                                                        \
+    do {                                                                                           \
+        _Pragma("omp parallel num_threads(2)")                                                     \
+        {                                                                                          \
+            int tid_ = CE_TID(), nth_ = 1;                                                         \
+            CE_RNN_NTH(nth_);                                                                      \
+            int old_ = rnn_on_one_thread;                                                          \
+            rnn_on_one_thread = 1;                                                                 \
+            for (int d = tid_; d < 2; d += nth_) CALL_D;                                           \
+            rnn_on_one_thread = old_;                                                              \
+        }                                                                                          \
+    } while (0)
+#ifdef _OPENMP
+#define CE_RNN_NTH(v) ((v) = omp_get_num_threads())
+#else
+#define CE_RNN_NTH(v) ((v) = 1)
+#endif
+
+void ce_rnn_seq_forward_pair_f32(int mode, float *const *G_, float *const *GH, float *const *h,
+                                 float *const *c, float *const *out, int64_t ldo,
+                                 float *const *HP, float *const *CP, float *const *HU,
+                                 const float *const *WhhT, int64_t ldw, const float *const *bhh,
+                                 const float *const *WhrT, const int64_t *bs, int64_t T,
+                                 int64_t H, int64_t P) {
+    CE_RNN_PAIR(rnn_seq_fwd_f32(mode, G_[d], GH[d], h[d], c[d], out[d], ldo, HP[d], CP[d], HU[d],
+                                WhhT[d], ldw, bhh[d], WhrT[d], bs, T, H, P, d));
+}
+void ce_rnn_seq_forward_pair_f64(int mode, double *const *G_, double *const *GH,
+                                 double *const *h, double *const *c, double *const *out,
+                                 int64_t ldo, double *const *HP, double *const *CP,
+                                 double *const *HU, const double *const *WhhT, int64_t ldw,
+                                 const double *const *bhh, const double *const *WhrT,
+                                 const int64_t *bs, int64_t T, int64_t H, int64_t P) {
+    CE_RNN_PAIR(rnn_seq_fwd_f64(mode, G_[d], GH[d], h[d], c[d], out[d], ldo, HP[d], CP[d], HU[d],
+                                WhhT[d], ldw, bhh[d], WhrT[d], bs, T, H, P, d));
+}
+void ce_rnn_seq_backward_pair_f32(int mode, float *const *dG, float *const *dGH, float *const *dh,
+                                  float *const *dc, float *const *DHR, float *const *work,
+                                  const float *const *dout, int64_t lddo, const float *const *G_,
+                                  const float *const *GH, const float *const *HP,
+                                  const float *const *CP, const float *const *Whh,
+                                  const float *const *Whr, const int64_t *bs, int64_t T,
+                                  int64_t H, int64_t P) {
+    CE_RNN_PAIR(rnn_seq_bwd_f32(mode, dG[d], dGH[d], dh[d], dc[d], DHR[d], work[d], dout[d], lddo,
+                                G_[d], GH[d], HP[d], CP[d], Whh[d], Whr[d], bs, T, H, P, d));
+}
+void ce_rnn_seq_backward_pair_f64(int mode, double *const *dG, double *const *dGH,
+                                  double *const *dh, double *const *dc, double *const *DHR,
+                                  double *const *work, const double *const *dout, int64_t lddo,
+                                  const double *const *G_, const double *const *GH,
+                                  const double *const *HP, const double *const *CP,
+                                  const double *const *Whh, const double *const *Whr,
+                                  const int64_t *bs, int64_t T, int64_t H, int64_t P) {
+    CE_RNN_PAIR(rnn_seq_bwd_f64(mode, dG[d], dGH[d], dh[d], dc[d], DHR[d], work[d], dout[d], lddo,
+                                G_[d], GH[d], HP[d], CP[d], Whh[d], Whr[d], bs, T, H, P, d));
 }

@@ -148,4 +148,35 @@ void ce_rnn_seq_backward_f64(int mode, double *dG, double *dGH, double *dh, doub
                              const double *G_, const double *GH, const double *HP,
                              const double *CP, const double *Whh, const double *Whr,
                              const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse);
+
+/* both directions of a bidirectional layer at once, direction d (0 forward, 1 reverse) on
+ * thread d of a two-thread team with everything inside it single-threaded: the same contracts
+ * as above, each array argument given per direction ([0] forward, [1] reverse; the strides,
+ * batch sizes and sizes are shared) */
+void ce_rnn_seq_forward_pair_f32(int mode, float *const *G_, float *const *GH, float *const *h,
+                                 float *const *c, float *const *out, int64_t ldo,
+                                 float *const *HP, float *const *CP, float *const *HU,
+                                 const float *const *WhhT, int64_t ldw, const float *const *bhh,
+                                 const float *const *WhrT, const int64_t *bs, int64_t T,
+                                 int64_t H, int64_t P);
+void ce_rnn_seq_forward_pair_f64(int mode, double *const *G_, double *const *GH,
+                                 double *const *h, double *const *c, double *const *out,
+                                 int64_t ldo, double *const *HP, double *const *CP,
+                                 double *const *HU, const double *const *WhhT, int64_t ldw,
+                                 const double *const *bhh, const double *const *WhrT,
+                                 const int64_t *bs, int64_t T, int64_t H, int64_t P);
+void ce_rnn_seq_backward_pair_f32(int mode, float *const *dG, float *const *dGH, float *const *dh,
+                                  float *const *dc, float *const *DHR, float *const *work,
+                                  const float *const *dout, int64_t lddo, const float *const *G_,
+                                  const float *const *GH, const float *const *HP,
+                                  const float *const *CP, const float *const *Whh,
+                                  const float *const *Whr, const int64_t *bs, int64_t T,
+                                  int64_t H, int64_t P);
+void ce_rnn_seq_backward_pair_f64(int mode, double *const *dG, double *const *dGH,
+                                  double *const *dh, double *const *dc, double *const *DHR,
+                                  double *const *work, const double *const *dout, int64_t lddo,
+                                  const double *const *G_, const double *const *GH,
+                                  const double *const *HP, const double *const *CP,
+                                  const double *const *Whh, const double *const *Whr,
+                                  const int64_t *bs, int64_t T, int64_t H, int64_t P);
 #endif
