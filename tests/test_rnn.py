@@ -505,6 +505,10 @@ def test_forward_errors():
     with pytest.raises(RuntimeError, match="hidden0 has inconsistent hidden_size: got 5, "
                                            "expected 6"):
         c(ce.randn(3, 4), ce.randn(3, 5))
+    with pytest.raises(RuntimeError, match="hidden state dtype"):
+        g(ce.randn(5, 3, 4), ce.randn(1, 3, 6, dtype=ce.float64))
+    with pytest.raises(RuntimeError, match="hidden0 dtype"):
+        c(ce.randn(3, 4), ce.randn(3, 6, dtype=ce.float64))
     with pytest.raises(ValueError, match="LSTMCell: Expected input to be 1D or 2D, got 3D"):
         nn.LSTMCell(4, 6)(ce.randn(1, 3, 4))
 
