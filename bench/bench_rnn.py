@@ -9,6 +9,10 @@ median is reported; ratio = torch time / cengine time (above 1: cengine is faste
 bench/results/rnn.md (and rnn.png when matplotlib is installed).
 
     python bench/bench_rnn.py [--threads 1 2] [--repeat 9] [--quick]
+
+On a machine shared with other busy processes, OpenMP's spinning wait (the default) lets a
+thread that lost its core stall the other at every barrier; OMP_WAIT_POLICY=passive (read by
+both libraries' OpenMP at start-up) gives steadier 2-thread numbers there.
 """
 import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import argparse
@@ -77,6 +81,7 @@ def main(argv=None):
     if args.quick:
         T, repeat = 50, 5
     print(machine_line())
+    print("OMP_WAIT_POLICY:", os.environ.get("OMP_WAIT_POLICY", "unset"))
     rows, labels, series = [], [], {"cengine": [], "torch": []}
     for kind in ("LSTM", "GRU"):
         for nt in args.threads:
@@ -97,9 +102,10 @@ def main(argv=None):
             print("%-45s threads=%d  cengine %.1f ms  torch %s  ratio %s" % (
                 case, nt, tc * 1e3, "-" if tt is None else "%.1f ms" % (tt * 1e3),
                 "-" if ratio is None else "%.2f" % ratio), flush=True)
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset (spinning)")
     md = ["## Recurrent layers (forward + backward, float32)", "", machine_line(), "",
           "ratio = torch time / cengine time (above 1: cengine faster); medians of interleaved "
-          "samples.", "",
+          "samples; OMP_WAIT_POLICY %s (it applies to both libraries)." % policy, "",
           md_table(["case", "threads", "ISA", "cengine ms", "torch ms", "ratio"], rows)]
     path = write_result("rnn", "\n".join(md))
     bar_plot(os.path.join(results_dir(), "rnn.png"), "LSTM / GRU forward+backward", labels,
