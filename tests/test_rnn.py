@@ -3,7 +3,6 @@ and thread count, RNN/LSTM/GRU and the cells against a numpy reference, float64 
 packed sequences, parity with torch (outputs, final states and every gradient, with copied
 weights; skipped without torch) and torch's errors on bad input."""
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import cengine as ce
 from cengine import _C, nn
 from cengine.autograd import gradcheck
 from cengine.nn.utils.rnn import (PackedSequence, pack_padded_sequence, pad_packed_sequence,
-                                  pack_sequence, pad_sequence, unpack_sequence, unpad_sequence)
+                                  pack_sequence, unpack_sequence, unpad_sequence)
 
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-6, atol=1e-9)}
