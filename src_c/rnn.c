@@ -112,10 +112,14 @@ CE_RNN_DEF_REF(float, f32, expf, tanhf)
 CE_RNN_DEF_REF(double, f64, exp, tanh)
 
 /* ---- threading + ISA dispatch -------------------------------------------------------------- */
+/* set on each thread of the two-direction drivers below: the cell kernels then stay on the
+ * calling thread (each direction has a thread of its own) */
+static __thread int rnn_on_one_thread;
+
 /* run CALL(lo, hi) over the rows [0, n) split across threads (work = n * H * gates) */
 #define CE_RNN_ROWS(n, work, CALL)                                                                 \
     do {                                                                                           \
-        int nt_ = ce_par_threads((work), CE_RNN_MIN_PER_THREAD);                                   \
+        int nt_ = rnn_on_one_thread ? 1 : ce_par_threads((work), CE_RNN_MIN_PER_THREAD);           \
         if (nt_ > (n)) nt_ = (int)(n);                                                             \
         if (nt_ <= 1) {                                                                            \
             int64_t lo = 0, hi = (n);                                                              \
@@ -299,17 +303,35 @@ void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, con
 }
 
 /* ---- sequence drivers ---------------------------------------------------------------------- */
-/* C (m, n) row stride ldc = alpha * A (m, k) row stride lda @ B (k, n) row stride ldb + beta*C
- * (+ bias along the columns) */
-#define CE_RNN_MM(GEMM, m, n, k, A, lda, B, ldb, beta, C, ldc, bias)                               \
+/* C (m, n) row stride ldc = A (m, k) row stride lda @ B (k, n) row stride ldb + beta*C */
+#define CE_RNN_MM(GEMM, m, n, k, A, lda, B, ldb, beta, C, ldc)                                     \
     GEMM(1, 1, (m), (n), (k), 1, (A), 0, 0, (lda), 1, (B), 0, 0, (ldb), 1, (beta), (C), 0, 0,     \
-         (ldc), 1, (bias), 1)
+         (ldc), 1, NULL, 0)
+/* the same product for a short A (the recurrent step): C's columns in blocks narrow enough
+ * that the GEMM reads each B block in place instead of packing all of B on every step, as one
+ * batched call (the blocks spread over the threads) plus one call for leftover columns */
+#define CE_RNN_BLOCK_BYTES (256 * 1024)
+#define CE_RNN_MM_STEP(T, GEMM, m, n, k, A, lda, B, ldb, beta, C, ldc)                             \
+    do {                                                                                           \
+        int64_t w_ = (int64_t)(CE_RNN_BLOCK_BYTES / ((k) * (int64_t)sizeof(T))) / 32 * 32;         \
+        if (w_ < 32) w_ = 32;                                                                      \
+        if ((m) > 96 || w_ >= (n)) {                                                               \
+            CE_RNN_MM(GEMM, m, n, k, A, lda, B, ldb, beta, C, ldc);                                \
+        } else {                                                                                   \
+            int64_t nb_ = (n) / w_, rem_ = (n) - nb_ * w_;                                         \
+            GEMM(nb_, 1, (m), w_, (k), 1, (A), 0, 0, (lda), 1, (B), w_, 0, (ldb), 1, (beta), (C),  \
+                 w_, 0, (ldc), 1, NULL, 0);                                                        \
+            if (rem_ > 0)                                                                          \
+                CE_RNN_MM(GEMM, m, rem_, k, A, lda, (B) + nb_ * w_, ldb, beta, (C) + nb_ * w_,     \
+                          ldc);                                                                    \
+        }                                                                                          \
+    } while (0)
 
 #define CE_RNN_DEF_SEQ(T, SFX, GEMM)                                                               \
     static void rnn_seq_fwd_##SFX(int mode, T *G_, T *GH, T *h, T *c, T *out, int64_t ldo, T *HP, \
-                                  T *CP, T *HU, const T *WhhT, const T *bhh, const T *WhrT,       \
-                                  const int64_t *bs, int64_t T_, int64_t H, int64_t P,            \
-                                  int reverse) {                                                   \
+                                  T *CP, T *HU, const T *WhhT, int64_t ldw, const T *bhh,        \
+                                  const T *WhrT, const int64_t *bs, int64_t T_, int64_t H,        \
+                                  int64_t P, int reverse) {                                        \
         int64_t ng = mode == CE_RNN_LSTM ? 4 : mode == CE_RNN_GRU ? 3 : 1, Hs = P > 0 ? P : H;     \
         int64_t S = 0;                                                                             \
         for (int64_t t = 0; t < T_; t++) S += bs[t];                                               \
@@ -323,16 +345,19 @@ void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, con
             switch (mode) {                                                                        \
             case CE_RNN_GRU: {                                                                     \
                 T *gh = GH + off * 3 * H;                                                          \
-                CE_RNN_MM(GEMM, n, 3 * H, H, h, H, WhhT, 3 * H, 0, gh, 3 * H, bhh);                \
+                if (bhh)                                                                           \
+                    for (int64_t b = 0; b < n; b++)                                                \
+                        memcpy(gh + b * 3 * H, bhh, sizeof(T) * (size_t)(3 * H));                 \
+                CE_RNN_MM_STEP(T, GEMM, n, 3 * H, H, h, H, WhhT, ldw, bhh ? 1 : 0, gh, 3 * H);     \
                 gru_fwd_##SFX(g, h, H, o, ldo, gh, hp, n, H);                                      \
                 break;                                                                             \
             }                                                                                      \
             case CE_RNN_LSTM:                                                                      \
-                CE_RNN_MM(GEMM, n, 4 * H, Hs, h, Hs, WhhT, 4 * H, 1, g, 4 * H, (const T *)0);      \
+                CE_RNN_MM_STEP(T, GEMM, n, 4 * H, Hs, h, Hs, WhhT, ldw, 1, g, 4 * H);              \
                 if (P > 0) {                                                                       \
                     T *hu = HU + off * H;                                                          \
                     lstm_fwd_##SFX(g, c, hu, H, (T *)0, 0, n, H);                                  \
-                    CE_RNN_MM(GEMM, n, P, H, hu, H, WhrT, P, 0, h, P, (const T *)0);               \
+                    CE_RNN_MM(GEMM, n, P, H, hu, H, WhrT, P, 0, h, P);                             \
                     for (int64_t b = 0; b < n; b++)                                                \
                         memcpy(o + b * ldo, h + b * P, sizeof(T) * (size_t)P);                     \
                 } else {                                                                           \
@@ -340,7 +365,7 @@ void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, con
                 }                                                                                  \
                 break;                                                                             \
             default:                                                                               \
-                CE_RNN_MM(GEMM, n, H, H, h, H, WhhT, H, 1, g, H, (const T *)0);                    \
+                CE_RNN_MM_STEP(T, GEMM, n, H, H, h, H, WhhT, ldw, 1, g, H);                        \
                 rnn_fwd_##SFX(mode, g, h, H, o, ldo, n, H);                                        \
                 break;                                                                             \
             }                                                                                      \
@@ -366,7 +391,7 @@ void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, con
             case CE_RNN_GRU: {                                                                     \
                 T *dgh = dGH + off * 3 * H;                                                        \
                 gru_bwd_##SFX(dg, dgh, dh, g, GH + off * 3 * H, hp, dh, H, dO, lddo, n, H);        \
-                CE_RNN_MM(GEMM, n, H, 3 * H, dgh, 3 * H, Whh, H, 1, dh, H, (const T *)0);          \
+                CE_RNN_MM(GEMM, n, H, 3 * H, dgh, 3 * H, Whh, H, 1, dh, H);                        \
                 break;                                                                             \
             }                                                                                      \
             case CE_RNN_LSTM:                                                                      \
@@ -375,16 +400,16 @@ void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, con
                     for (int64_t b = 0; b < n; b++)                                                \
                         for (int64_t j = 0; j < P; j++)                                            \
                             dhr[b * P + j] = dh[b * P + j] + dO[b * lddo + j];                     \
-                    CE_RNN_MM(GEMM, n, H, P, dhr, P, Whr, H, 0, work, H, (const T *)0);            \
+                    CE_RNN_MM(GEMM, n, H, P, dhr, P, Whr, H, 0, work, H);                          \
                     lstm_bwd_##SFX(dg, dc, g, CP + off * H, work, H, (const T *)0, 0, n, H);       \
                 } else {                                                                           \
                     lstm_bwd_##SFX(dg, dc, g, CP + off * H, dh, H, dO, lddo, n, H);                \
                 }                                                                                  \
-                CE_RNN_MM(GEMM, n, Hs, 4 * H, dg, 4 * H, Whh, Hs, 0, dh, Hs, (const T *)0);        \
+                CE_RNN_MM(GEMM, n, Hs, 4 * H, dg, 4 * H, Whh, Hs, 0, dh, Hs);                      \
                 break;                                                                             \
             default:                                                                               \
                 rnn_bwd_##SFX(mode, dg, g, dh, H, dO, lddo, n, H);                                 \
-                CE_RNN_MM(GEMM, n, H, H, dg, H, Whh, H, 0, dh, H, (const T *)0);                   \
+                CE_RNN_MM(GEMM, n, H, H, dg, H, Whh, H, 0, dh, H);                                 \
                 break;                                                                             \
             }                                                                                      \
             if (reverse) off += n;                                                                 \
@@ -396,16 +421,16 @@ CE_RNN_DEF_SEQ(double, f64, ce_dgemm)
 
 void ce_rnn_seq_forward_f32(int mode, float *G_, float *GH, float *h, float *c, float *out,
                             int64_t ldo, float *HP, float *CP, float *HU, const float *WhhT,
-                            const float *bhh, const float *WhrT, const int64_t *bs, int64_t T,
+                            int64_t ldw, const float *bhh, const float *WhrT, const int64_t *bs, int64_t T,
                             int64_t H, int64_t P, int reverse) {
-    rnn_seq_fwd_f32(mode, G_, GH, h, c, out, ldo, HP, CP, HU, WhhT, bhh, WhrT, bs, T, H, P,
+    rnn_seq_fwd_f32(mode, G_, GH, h, c, out, ldo, HP, CP, HU, WhhT, ldw, bhh, WhrT, bs, T, H, P,
                     reverse);
 }
 void ce_rnn_seq_forward_f64(int mode, double *G_, double *GH, double *h, double *c, double *out,
                             int64_t ldo, double *HP, double *CP, double *HU, const double *WhhT,
-                            const double *bhh, const double *WhrT, const int64_t *bs, int64_t T,
+                            int64_t ldw, const double *bhh, const double *WhrT, const int64_t *bs, int64_t T,
                             int64_t H, int64_t P, int reverse) {
-    rnn_seq_fwd_f64(mode, G_, GH, h, c, out, ldo, HP, CP, HU, WhhT, bhh, WhrT, bs, T, H, P,
+    rnn_seq_fwd_f64(mode, G_, GH, h, c, out, ldo, HP, CP, HU, WhhT, ldw, bhh, WhrT, bs, T, H, P,
                     reverse);
 }
 void ce_rnn_seq_backward_f32(int mode, float *dG, float *dGH, float *dh, float *dc, float *DHR,
@@ -423,4 +448,66 @@ void ce_rnn_seq_backward_f64(int mode, double *dG, double *dGH, double *dh, doub
                              const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse) {
     rnn_seq_bwd_f64(mode, dG, dGH, dh, dc, DHR, work, dout, lddo, G_, GH, HP, CP, Whh, Whr, bs,
                     T, H, P, reverse);
+}
+
+/* ---- both directions of a bidirectional layer at once, one thread each --------------------- */
+/* Run direction d (0: forward, 1: reverse) on thread d of a two-thread team. The step GEMMs
+ * inside open nested regions, which OpenMP runs on the calling thread alone unless the user
+ * enabled nested parallelism (then they just use more threads: still correct, as the GEMM
+ * shares its work with `omp for`). A team smaller than two runs both directions in turn. */
+#define CE_RNN_PAIR(CALL_D)                                                                        \
+    do {                                                                                           \
+        _Pragma("omp parallel num_threads(2)")                                                     \
+        {                                                                                          \
+            int tid_ = CE_TID(), nth_ = 1;                                                         \
+            CE_RNN_NTH(nth_);                                                                      \
+            int old_ = rnn_on_one_thread;                                                          \
+            rnn_on_one_thread = 1;                                                                 \
+            for (int d = tid_; d < 2; d += nth_) CALL_D;                                           \
+            rnn_on_one_thread = old_;                                                              \
+        }                                                                                          \
+    } while (0)
+#ifdef _OPENMP
+#define CE_RNN_NTH(v) ((v) = omp_get_num_threads())
+#else
+#define CE_RNN_NTH(v) ((v) = 1)
+#endif
+
+void ce_rnn_seq_forward_pair_f32(int mode, float *const *G_, float *const *GH, float *const *h,
+                                 float *const *c, float *const *out, int64_t ldo,
+                                 float *const *HP, float *const *CP, float *const *HU,
+                                 const float *const *WhhT, int64_t ldw, const float *const *bhh,
+                                 const float *const *WhrT, const int64_t *bs, int64_t T,
+                                 int64_t H, int64_t P) {
+    CE_RNN_PAIR(rnn_seq_fwd_f32(mode, G_[d], GH[d], h[d], c[d], out[d], ldo, HP[d], CP[d], HU[d],
+                                WhhT[d], ldw, bhh[d], WhrT[d], bs, T, H, P, d));
+}
+void ce_rnn_seq_forward_pair_f64(int mode, double *const *G_, double *const *GH,
+                                 double *const *h, double *const *c, double *const *out,
+                                 int64_t ldo, double *const *HP, double *const *CP,
+                                 double *const *HU, const double *const *WhhT, int64_t ldw,
+                                 const double *const *bhh, const double *const *WhrT,
+                                 const int64_t *bs, int64_t T, int64_t H, int64_t P) {
+    CE_RNN_PAIR(rnn_seq_fwd_f64(mode, G_[d], GH[d], h[d], c[d], out[d], ldo, HP[d], CP[d], HU[d],
+                                WhhT[d], ldw, bhh[d], WhrT[d], bs, T, H, P, d));
+}
+void ce_rnn_seq_backward_pair_f32(int mode, float *const *dG, float *const *dGH, float *const *dh,
+                                  float *const *dc, float *const *DHR, float *const *work,
+                                  const float *const *dout, int64_t lddo, const float *const *G_,
+                                  const float *const *GH, const float *const *HP,
+                                  const float *const *CP, const float *const *Whh,
+                                  const float *const *Whr, const int64_t *bs, int64_t T,
+                                  int64_t H, int64_t P) {
+    CE_RNN_PAIR(rnn_seq_bwd_f32(mode, dG[d], dGH[d], dh[d], dc[d], DHR[d], work[d], dout[d], lddo,
+                                G_[d], GH[d], HP[d], CP[d], Whh[d], Whr[d], bs, T, H, P, d));
+}
+void ce_rnn_seq_backward_pair_f64(int mode, double *const *dG, double *const *dGH,
+                                  double *const *dh, double *const *dc, double *const *DHR,
+                                  double *const *work, const double *const *dout, int64_t lddo,
+                                  const double *const *G_, const double *const *GH,
+                                  const double *const *HP, const double *const *CP,
+                                  const double *const *Whh, const double *const *Whr,
+                                  const int64_t *bs, int64_t T, int64_t H, int64_t P) {
+    CE_RNN_PAIR(rnn_seq_bwd_f64(mode, dG[d], dGH[d], dh[d], dc[d], DHR[d], work[d], dout[d], lddo,
+                                G_[d], GH[d], HP[d], CP[d], Whh[d], Whr[d], bs, T, H, P, d));
 }

@@ -118,7 +118,8 @@ void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, con
  *   out (S, ldo) out: h_t (caller offsets the pointer to its direction's columns)
  *   HP (S, Hs) out: h_prev of each step; CP (S, H) out: c_prev of each step (LSTM)
  *   HU (S, H) out: the unprojected h (LSTM with P > 0, else NULL)
- *   WhhT (Hs, G*H) = W_hh^T contiguous; bhh (3H) GRU's b_hh or NULL; WhrT (H, P) = W_hr^T
+ *   WhhT (Hs, G*H) = W_hh^T, row stride ldw (>= G*H; pad it when G*H*sizeof is a multiple
+ *   of 4 KiB); bhh (3H) GRU's b_hh or NULL; WhrT (H, P) = W_hr^T contiguous
  *   bs (T) batch sizes; reverse: run t = T-1 .. 0
  * backward (the same arrays from the forward, then):
  *   dG (S, G*H) out: gradient of G_'s pre-activations (GRU: of gi); dGH (S, 3H) out (GRU)
@@ -131,12 +132,12 @@ void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, con
  * (dW_hh = dG^T HP (GRU: dGH^T HP), dW_ih = dG^T X, dW_hr = DHR^T HU). */
 void ce_rnn_seq_forward_f32(int mode, float *G_, float *GH, float *h, float *c, float *out,
                             int64_t ldo, float *HP, float *CP, float *HU, const float *WhhT,
-                            const float *bhh, const float *WhrT, const int64_t *bs, int64_t T,
-                            int64_t H, int64_t P, int reverse);
+                            int64_t ldw, const float *bhh, const float *WhrT, const int64_t *bs,
+                            int64_t T, int64_t H, int64_t P, int reverse);
 void ce_rnn_seq_forward_f64(int mode, double *G_, double *GH, double *h, double *c, double *out,
                             int64_t ldo, double *HP, double *CP, double *HU, const double *WhhT,
-                            const double *bhh, const double *WhrT, const int64_t *bs, int64_t T,
-                            int64_t H, int64_t P, int reverse);
+                            int64_t ldw, const double *bhh, const double *WhrT, const int64_t *bs,
+                            int64_t T, int64_t H, int64_t P, int reverse);
 void ce_rnn_seq_backward_f32(int mode, float *dG, float *dGH, float *dh, float *dc, float *DHR,
                              float *work, const float *dout, int64_t lddo, const float *G_,
                              const float *GH, const float *HP, const float *CP, const float *Whh,
@@ -147,4 +148,35 @@ void ce_rnn_seq_backward_f64(int mode, double *dG, double *dGH, double *dh, doub
                              const double *G_, const double *GH, const double *HP,
                              const double *CP, const double *Whh, const double *Whr,
                              const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse);
+
+/* both directions of a bidirectional layer at once, direction d (0 forward, 1 reverse) on
+ * thread d of a two-thread team with everything inside it single-threaded: the same contracts
+ * as above, each array argument given per direction ([0] forward, [1] reverse; the strides,
+ * batch sizes and sizes are shared) */
+void ce_rnn_seq_forward_pair_f32(int mode, float *const *G_, float *const *GH, float *const *h,
+                                 float *const *c, float *const *out, int64_t ldo,
+                                 float *const *HP, float *const *CP, float *const *HU,
+                                 const float *const *WhhT, int64_t ldw, const float *const *bhh,
+                                 const float *const *WhrT, const int64_t *bs, int64_t T,
+                                 int64_t H, int64_t P);
+void ce_rnn_seq_forward_pair_f64(int mode, double *const *G_, double *const *GH,
+                                 double *const *h, double *const *c, double *const *out,
+                                 int64_t ldo, double *const *HP, double *const *CP,
+                                 double *const *HU, const double *const *WhhT, int64_t ldw,
+                                 const double *const *bhh, const double *const *WhrT,
+                                 const int64_t *bs, int64_t T, int64_t H, int64_t P);
+void ce_rnn_seq_backward_pair_f32(int mode, float *const *dG, float *const *dGH, float *const *dh,
+                                  float *const *dc, float *const *DHR, float *const *work,
+                                  const float *const *dout, int64_t lddo, const float *const *G_,
+                                  const float *const *GH, const float *const *HP,
+                                  const float *const *CP, const float *const *Whh,
+                                  const float *const *Whr, const int64_t *bs, int64_t T,
+                                  int64_t H, int64_t P);
+void ce_rnn_seq_backward_pair_f64(int mode, double *const *dG, double *const *dGH,
+                                  double *const *dh, double *const *dc, double *const *DHR,
+                                  double *const *work, const double *const *dout, int64_t lddo,
+                                  const double *const *G_, const double *const *GH,
+                                  const double *const *HP, const double *const *CP,
+                                  const double *const *Whh, const double *const *Whr,
+                                  const int64_t *bs, int64_t T, int64_t H, int64_t P);
 #endif

@@ -13,8 +13,12 @@
 #                    batch_sizes, reverse)
 #       one layer direction over all steps (contracts in rnn.h); arrays not used by the mode are
 #       None; `out`/`dout` may be column blocks (unit column stride, any row stride) of wider
-#       arrays; every other array is C-contiguous. batch_sizes: int64 (T,), non-increasing,
+#       arrays, and so may WhhT (a padded row stride avoids 4 KiB aliasing); every other
+#       array is C-contiguous. batch_sizes: int64 (T,), non-increasing,
 #       positive, batch_sizes[0] = rows of h.
+#   rnn_seq_forward_pair(mode, fwd, rev, batch_sizes), rnn_seq_backward_pair(mode, fwd, rev,
+#                        batch_sizes): both directions of a bidirectional layer at once, one
+#       thread each; fwd/rev: the array arguments of the one-direction call as tuples
 # ref=True runs the plain scalar single-threaded references (tests). All arrays of a call share
 # one dtype (float32 or float64).
 
@@ -43,10 +47,16 @@ cdef extern from "rnn.h" nogil:
     void ce_gru_cell_backward_set_f64(double *dgi, double *dgh, double *dhp, const double *gi, const double *gh, const double *hp, const double *dh, int64_t lddh, const double *dh2, int64_t lddh2, int64_t n, int64_t H)
     void ce_gru_cell_backward_set_f32_ref(float *dgi, float *dgh, float *dhp, const float *gi, const float *gh, const float *hp, const float *dh, int64_t lddh, const float *dh2, int64_t lddh2, int64_t n, int64_t H)
     void ce_gru_cell_backward_set_f64_ref(double *dgi, double *dgh, double *dhp, const double *gi, const double *gh, const double *hp, const double *dh, int64_t lddh, const double *dh2, int64_t lddh2, int64_t n, int64_t H)
-    void ce_rnn_seq_forward_f32(int mode, float *G_, float *GH, float *h, float *c, float *out, int64_t ldo, float *HP, float *CP, float *HU, const float *WhhT, const float *bhh, const float *WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
-    void ce_rnn_seq_forward_f64(int mode, double *G_, double *GH, double *h, double *c, double *out, int64_t ldo, double *HP, double *CP, double *HU, const double *WhhT, const double *bhh, const double *WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
+    void ce_rnn_seq_forward_f32(int mode, float *G_, float *GH, float *h, float *c, float *out, int64_t ldo, float *HP, float *CP, float *HU, const float *WhhT, int64_t ldw, const float *bhh, const float *WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
+    void ce_rnn_seq_forward_f64(int mode, double *G_, double *GH, double *h, double *c, double *out, int64_t ldo, double *HP, double *CP, double *HU, const double *WhhT, int64_t ldw, const double *bhh, const double *WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
     void ce_rnn_seq_backward_f32(int mode, float *dG, float *dGH, float *dh, float *dc, float *DHR, float *work, const float *dout, int64_t lddo, const float *G_, const float *GH, const float *HP, const float *CP, const float *Whh, const float *Whr, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
     void ce_rnn_seq_backward_f64(int mode, double *dG, double *dGH, double *dh, double *dc, double *DHR, double *work, const double *dout, int64_t lddo, const double *G_, const double *GH, const double *HP, const double *CP, const double *Whh, const double *Whr, const int64_t *bs, int64_t T, int64_t H, int64_t P, int reverse)
+
+cdef extern from "rnn.h" nogil:
+    void ce_rnn_seq_forward_pair_f32(int mode, float **G_, float **GH, float **h, float **c, float **out, int64_t ldo, float **HP, float **CP, float **HU, const float **WhhT, int64_t ldw, const float **bhh, const float **WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P)
+    void ce_rnn_seq_forward_pair_f64(int mode, double **G_, double **GH, double **h, double **c, double **out, int64_t ldo, double **HP, double **CP, double **HU, const double **WhhT, int64_t ldw, const double **bhh, const double **WhrT, const int64_t *bs, int64_t T, int64_t H, int64_t P)
+    void ce_rnn_seq_backward_pair_f32(int mode, float **dG, float **dGH, float **dh, float **dc, float **DHR, float **work, const float **dout, int64_t lddo, const float **G_, const float **GH, const float **HP, const float **CP, const float **Whh, const float **Whr, const int64_t *bs, int64_t T, int64_t H, int64_t P)
+    void ce_rnn_seq_backward_pair_f64(int mode, double **dG, double **dGH, double **dh, double **dc, double **DHR, double **work, const double **dout, int64_t lddo, const double **G_, const double **GH, const double **HP, const double **CP, const double **Whh, const double **Whr, const int64_t *bs, int64_t T, int64_t H, int64_t P)
 
 RNN_MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
 RNN_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -204,6 +214,8 @@ def rnn_cell_backward(mode, dg, dh, g, dh2=None, dc=None, cp=None, dgh=None, dhp
 
 
 cdef object _rnn_bs(object batch_sizes, int64_t N):
+    if N < 0:
+        raise ValueError("rnn: the state must be a 2-D array")
     bs = np.ascontiguousarray(batch_sizes, dtype=np.int64)
     if bs.ndim != 1 or bs.shape[0] == 0:
         raise ValueError("rnn: batch_sizes must be a non-empty 1-D array")
@@ -213,11 +225,44 @@ cdef object _rnn_bs(object batch_sizes, int64_t N):
     return bs
 
 
-def rnn_seq_forward(mode, G, GH, h, c, out, HP, CP, HU, WhhT, bhh, WhrT, batch_sizes,
-                    bint reverse):
-    """One layer direction forward over all steps (rnn.h: ce_rnn_seq_forward_*)."""
-    cdef int m = _rnn_mode(mode)
-    cdef int64_t ng = RNN_GATES[mode]
+
+cdef struct _RnnFwd:
+    void *G
+    void *GH
+    void *h
+    void *c
+    void *out
+    void *HP
+    void *CP
+    void *HU
+    void *WhhT
+    void *bhh
+    void *WhrT
+    int64_t ldo, ldw, T, H, P, S
+    bint f32
+
+
+cdef struct _RnnBwd:
+    void *dG
+    void *dGH
+    void *dh
+    void *dc
+    void *DHR
+    void *work
+    void *dout
+    void *G
+    void *GH
+    void *HP
+    void *CP
+    void *Whh
+    void *Whr
+    int64_t lddo, T, H, P, S
+    bint f32
+
+
+cdef int _rnn_fwd_check(int m, G, GH, h, c, out, HP, CP, HU, WhhT, bhh, WhrT, bs,
+                        _RnnFwd *p) except -1:
+    cdef int64_t ng = RNN_GATES[RNN_MODES[m]]
     if not isinstance(h, np.ndarray) or h.ndim != 2:
         raise ValueError("rnn_seq_forward: h must be a 2-D array")
     dt = h.dtype
@@ -231,54 +276,34 @@ def rnn_seq_forward(mode, G, GH, h, c, out, HP, CP, HU, WhhT, bhh, WhrT, batch_s
         raise ValueError("rnn_seq_forward: projections are only supported for LSTM")
     if P == 0 and Hs != H:
         raise ValueError("rnn_seq_forward: h has %d columns, expected %d" % (Hs, H))
-    bs = _rnn_bs(batch_sizes, N)
+    if bs.shape[0] == 0 or bs[0] != N:
+        raise ValueError("rnn: batch_sizes must start with the state's %d rows" % N)
     cdef int64_t T = bs.shape[0], S = int(bs.sum())
-    cdef int64_t ldo
-    cdef void *pG = _rnn_arr("G", G, dt, (S, ng * H), True)
-    cdef void *ph = _rnn_arr("h", h, dt, (N, Hs), True)
-    cdef void *pout = _rnn_rows("out", out, dt, S, Hs, True, &ldo)
-    cdef void *pHP = _rnn_arr("HP", HP, dt, (S, Hs), True)
-    cdef void *pWhhT = _rnn_arr("WhhT", WhhT, dt, (Hs, ng * H), False)
-    cdef void *pGH = NULL
-    cdef void *pc = NULL
-    cdef void *pCP = NULL
-    cdef void *pHU = NULL
-    cdef void *pbhh = NULL
-    cdef void *pWhrT = NULL
+    p.T, p.H, p.P, p.S, p.f32 = T, H, P, S, dt == np.float32
+    p.G = _rnn_arr("G", G, dt, (S, ng * H), True)
+    p.h = _rnn_arr("h", h, dt, (N, Hs), True)
+    p.out = _rnn_rows("out", out, dt, S, Hs, True, &p.ldo)
+    p.HP = _rnn_arr("HP", HP, dt, (S, Hs), True)
+    p.WhhT = _rnn_rows("WhhT", WhhT, dt, Hs, ng * H, False, &p.ldw)
+    p.GH = p.c = p.CP = p.HU = p.bhh = p.WhrT = NULL
     if m == 2:
-        pc = _rnn_arr("c", c, dt, (N, H), True)
-        pCP = _rnn_arr("CP", CP, dt, (S, H), True)
+        p.c = _rnn_arr("c", c, dt, (N, H), True)
+        p.CP = _rnn_arr("CP", CP, dt, (S, H), True)
         if P > 0:
-            pHU = _rnn_arr("HU", HU, dt, (S, H), True)
-            pWhrT = _rnn_arr("WhrT", WhrT, dt, (H, P), False)
+            p.HU = _rnn_arr("HU", HU, dt, (S, H), True)
+            p.WhrT = _rnn_arr("WhrT", WhrT, dt, (H, P), False)
     if m == 3:
-        pGH = _rnn_arr("GH", GH, dt, (S, 3 * H), True)
+        p.GH = _rnn_arr("GH", GH, dt, (S, 3 * H), True)
         if bhh is not None:
-            pbhh = _rnn_arr("bhh", bhh, dt, (3 * H,), False)
+            p.bhh = _rnn_arr("bhh", bhh, dt, (3 * H,), False)
     if np.shares_memory(out, h) or np.shares_memory(out, G) or np.shares_memory(out, HP):
         raise ValueError("rnn_seq_forward: out must not share memory with the other arrays")
-    cdef const int64_t *pbs = <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>bs)
-    cdef int rev = 1 if reverse else 0
-    if S == 0 or H == 0:
-        return out
-    cdef bint f32 = dt == np.float32
-    with nogil:
-        if f32:
-            ce_rnn_seq_forward_f32(m, <float*>pG, <float*>pGH, <float*>ph, <float*>pc, <float*>pout, ldo,
-                                   <float*>pHP, <float*>pCP, <float*>pHU, <const float*>pWhhT,
-                                   <const float*>pbhh, <const float*>pWhrT, pbs, T, H, P, rev)
-        else:
-            ce_rnn_seq_forward_f64(m, <double*>pG, <double*>pGH, <double*>ph, <double*>pc, <double*>pout, ldo,
-                                   <double*>pHP, <double*>pCP, <double*>pHU, <const double*>pWhhT,
-                                   <const double*>pbhh, <const double*>pWhrT, pbs, T, H, P, rev)
-    return out
+    return 0
 
 
-def rnn_seq_backward(mode, dG, dGH, dh, dc, DHR, work, dout, G, GH, HP, CP, Whh, Whr,
-                     batch_sizes, bint reverse):
-    """One layer direction backward through time (rnn.h: ce_rnn_seq_backward_*)."""
-    cdef int m = _rnn_mode(mode)
-    cdef int64_t ng = RNN_GATES[mode]
+cdef int _rnn_bwd_check(int m, dG, dGH, dh, dc, DHR, work, dout, G, GH, HP, CP, Whh, Whr, bs,
+                        _RnnBwd *p) except -1:
+    cdef int64_t ng = RNN_GATES[RNN_MODES[m]]
     if not isinstance(dh, np.ndarray) or dh.ndim != 2:
         raise ValueError("rnn_seq_backward: dh must be a 2-D array")
     dt = dh.dtype
@@ -292,49 +317,200 @@ def rnn_seq_backward(mode, dG, dGH, dh, dc, DHR, work, dout, G, GH, HP, CP, Whh,
         raise ValueError("rnn_seq_backward: projections are only supported for LSTM")
     if P == 0 and Hs != H:
         raise ValueError("rnn_seq_backward: dh has %d columns, expected %d" % (Hs, H))
-    bs = _rnn_bs(batch_sizes, N)
+    if bs.shape[0] == 0 or bs[0] != N:
+        raise ValueError("rnn: batch_sizes must start with the state's %d rows" % N)
     cdef int64_t T = bs.shape[0], S = int(bs.sum())
-    cdef int64_t lddo
-    cdef void *pdG = _rnn_arr("dG", dG, dt, (S, ng * H), True)
-    cdef void *pdh = _rnn_arr("dh", dh, dt, (N, Hs), True)
-    cdef void *pdout = _rnn_rows("dout", dout, dt, S, Hs, False, &lddo)
-    cdef void *pG = _rnn_arr("G", G, dt, (S, ng * H), False)
-    cdef void *pHP = _rnn_arr("HP", HP, dt, (S, Hs), False)
-    cdef void *pWhh = _rnn_arr("Whh", Whh, dt, (ng * H, Hs), False)
-    cdef void *pdGH = NULL
-    cdef void *pdc = NULL
-    cdef void *pDHR = NULL
-    cdef void *pwork = NULL
-    cdef void *pGH = NULL
-    cdef void *pCP = NULL
-    cdef void *pWhr = NULL
+    p.T, p.H, p.P, p.S, p.f32 = T, H, P, S, dt == np.float32
+    p.dG = _rnn_arr("dG", dG, dt, (S, ng * H), True)
+    p.dh = _rnn_arr("dh", dh, dt, (N, Hs), True)
+    p.dout = _rnn_rows("dout", dout, dt, S, Hs, False, &p.lddo)
+    p.G = _rnn_arr("G", G, dt, (S, ng * H), False)
+    p.HP = _rnn_arr("HP", HP, dt, (S, Hs), False)
+    p.Whh = _rnn_arr("Whh", Whh, dt, (ng * H, Hs), False)
+    p.dGH = p.dc = p.DHR = p.work = p.GH = p.CP = p.Whr = NULL
     if m == 2:
-        pdc = _rnn_arr("dc", dc, dt, (N, H), True)
-        pCP = _rnn_arr("CP", CP, dt, (S, H), False)
+        p.dc = _rnn_arr("dc", dc, dt, (N, H), True)
+        p.CP = _rnn_arr("CP", CP, dt, (S, H), False)
         if P > 0:
-            pDHR = _rnn_arr("DHR", DHR, dt, (S, P), True)
-            pwork = _rnn_arr("work", work, dt, (N, H), True)
-            pWhr = _rnn_arr("Whr", Whr, dt, (P, H), False)
+            p.DHR = _rnn_arr("DHR", DHR, dt, (S, P), True)
+            p.work = _rnn_arr("work", work, dt, (N, H), True)
+            p.Whr = _rnn_arr("Whr", Whr, dt, (P, H), False)
     if m == 3:
-        pdGH = _rnn_arr("dGH", dGH, dt, (S, 3 * H), True)
-        pGH = _rnn_arr("GH", GH, dt, (S, 3 * H), False)
+        p.dGH = _rnn_arr("dGH", dGH, dt, (S, 3 * H), True)
+        p.GH = _rnn_arr("GH", GH, dt, (S, 3 * H), False)
     for name, a in (("dG", dG), ("dh", dh)):
         if np.shares_memory(dout, a):
             raise ValueError("rnn_seq_backward: dout must not share memory with %s" % name)
+    return 0
+
+
+def rnn_seq_forward(mode, G, GH, h, c, out, HP, CP, HU, WhhT, bhh, WhrT, batch_sizes,
+                    bint reverse):
+    """One layer direction forward over all steps (rnn.h: ce_rnn_seq_forward_*)."""
+    cdef int m = _rnn_mode(mode)
+    bs = _rnn_bs(batch_sizes, h.shape[0] if isinstance(h, np.ndarray) and h.ndim == 2 else -1)
+    cdef _RnnFwd p
+    _rnn_fwd_check(m, G, GH, h, c, out, HP, CP, HU, WhhT, bhh, WhrT, bs, &p)
     cdef const int64_t *pbs = <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>bs)
     cdef int rev = 1 if reverse else 0
-    if S == 0 or H == 0:
-        return dG
-    cdef bint f32 = dt == np.float32
+    if p.S == 0 or p.H == 0:
+        return out
     with nogil:
-        if f32:
-            ce_rnn_seq_backward_f32(m, <float*>pdG, <float*>pdGH, <float*>pdh, <float*>pdc, <float*>pDHR,
-                                    <float*>pwork, <const float*>pdout, lddo, <const float*>pG,
-                                    <const float*>pGH, <const float*>pHP, <const float*>pCP,
-                                    <const float*>pWhh, <const float*>pWhr, pbs, T, H, P, rev)
+        if p.f32:
+            ce_rnn_seq_forward_f32(m, <float*>p.G, <float*>p.GH, <float*>p.h, <float*>p.c,
+                                   <float*>p.out, p.ldo, <float*>p.HP, <float*>p.CP, <float*>p.HU,
+                                   <const float*>p.WhhT, p.ldw, <const float*>p.bhh,
+                                   <const float*>p.WhrT, pbs, p.T, p.H, p.P, rev)
         else:
-            ce_rnn_seq_backward_f64(m, <double*>pdG, <double*>pdGH, <double*>pdh, <double*>pdc, <double*>pDHR,
-                                    <double*>pwork, <const double*>pdout, lddo, <const double*>pG,
-                                    <const double*>pGH, <const double*>pHP, <const double*>pCP,
-                                    <const double*>pWhh, <const double*>pWhr, pbs, T, H, P, rev)
+            ce_rnn_seq_forward_f64(m, <double*>p.G, <double*>p.GH, <double*>p.h, <double*>p.c,
+                                   <double*>p.out, p.ldo, <double*>p.HP, <double*>p.CP,
+                                   <double*>p.HU, <const double*>p.WhhT, p.ldw,
+                                   <const double*>p.bhh, <const double*>p.WhrT, pbs, p.T, p.H,
+                                   p.P, rev)
+    return out
+
+
+def rnn_seq_backward(mode, dG, dGH, dh, dc, DHR, work, dout, G, GH, HP, CP, Whh, Whr,
+                     batch_sizes, bint reverse):
+    """One layer direction backward through time (rnn.h: ce_rnn_seq_backward_*)."""
+    cdef int m = _rnn_mode(mode)
+    bs = _rnn_bs(batch_sizes, dh.shape[0] if isinstance(dh, np.ndarray) and dh.ndim == 2 else -1)
+    cdef _RnnBwd p
+    _rnn_bwd_check(m, dG, dGH, dh, dc, DHR, work, dout, G, GH, HP, CP, Whh, Whr, bs, &p)
+    cdef const int64_t *pbs = <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>bs)
+    cdef int rev = 1 if reverse else 0
+    if p.S == 0 or p.H == 0:
+        return dG
+    with nogil:
+        if p.f32:
+            ce_rnn_seq_backward_f32(m, <float*>p.dG, <float*>p.dGH, <float*>p.dh, <float*>p.dc,
+                                    <float*>p.DHR, <float*>p.work, <const float*>p.dout, p.lddo,
+                                    <const float*>p.G, <const float*>p.GH, <const float*>p.HP,
+                                    <const float*>p.CP, <const float*>p.Whh, <const float*>p.Whr,
+                                    pbs, p.T, p.H, p.P, rev)
+        else:
+            ce_rnn_seq_backward_f64(m, <double*>p.dG, <double*>p.dGH, <double*>p.dh,
+                                    <double*>p.dc, <double*>p.DHR, <double*>p.work,
+                                    <const double*>p.dout, p.lddo, <const double*>p.G,
+                                    <const double*>p.GH, <const double*>p.HP, <const double*>p.CP,
+                                    <const double*>p.Whh, <const double*>p.Whr, pbs, p.T, p.H,
+                                    p.P, rev)
     return dG
+
+
+def rnn_seq_forward_pair(mode, fwd, rev, batch_sizes):
+    """Both directions of a bidirectional layer at once, one thread each
+    (ce_rnn_seq_forward_pair_*). fwd, rev: the (G, GH, h, c, out, HP, CP, HU, WhhT, bhh, WhrT)
+    of rnn_seq_forward for the forward and the reverse direction; the two must agree in dtype,
+    sizes and the row strides of out and WhhT."""
+    cdef int m = _rnn_mode(mode)
+    h0 = fwd[2]
+    bs = _rnn_bs(batch_sizes, h0.shape[0] if isinstance(h0, np.ndarray) and h0.ndim == 2 else -1)
+    cdef _RnnFwd p[2]
+    if len(fwd) != 11 or len(rev) != 11:
+        raise ValueError("rnn_seq_forward_pair: expected 11 arrays per direction")
+    _rnn_fwd_check(m, fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5], fwd[6], fwd[7], fwd[8],
+                   fwd[9], fwd[10], bs, &p[0])
+    _rnn_fwd_check(m, rev[0], rev[1], rev[2], rev[3], rev[4], rev[5], rev[6], rev[7], rev[8],
+                   rev[9], rev[10], bs, &p[1])
+    if p[0].f32 != p[1].f32 or p[0].H != p[1].H or p[0].P != p[1].P or \
+            p[0].ldo != p[1].ldo or p[0].ldw != p[1].ldw:
+        raise ValueError("rnn_seq_forward_pair: the two directions differ in dtype, sizes or strides")
+    for a in fwd:
+        for b in rev:
+            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.flags.writeable \
+                    and b.flags.writeable and a is not b and np.shares_memory(a, b):
+                raise ValueError("rnn_seq_forward_pair: the directions' arrays overlap")
+    cdef const int64_t *pbs = <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>bs)
+    if p[0].S == 0 or p[0].H == 0:
+        return None
+    cdef void *G2[2]
+    cdef void *GH2[2]
+    cdef void *h2[2]
+    cdef void *c2[2]
+    cdef void *o2[2]
+    cdef void *HP2[2]
+    cdef void *CP2[2]
+    cdef void *HU2[2]
+    cdef void *W2[2]
+    cdef void *b2[2]
+    cdef void *R2[2]
+    cdef int d
+    for d in range(2):
+        G2[d] = p[d].G; GH2[d] = p[d].GH; h2[d] = p[d].h; c2[d] = p[d].c; o2[d] = p[d].out
+        HP2[d] = p[d].HP; CP2[d] = p[d].CP; HU2[d] = p[d].HU; W2[d] = p[d].WhhT
+        b2[d] = p[d].bhh; R2[d] = p[d].WhrT
+    with nogil:
+        if p[0].f32:
+            ce_rnn_seq_forward_pair_f32(m, <float**>G2, <float**>GH2, <float**>h2, <float**>c2,
+                                        <float**>o2, p[0].ldo, <float**>HP2, <float**>CP2,
+                                        <float**>HU2, <const float**>W2, p[0].ldw,
+                                        <const float**>b2, <const float**>R2, pbs, p[0].T,
+                                        p[0].H, p[0].P)
+        else:
+            ce_rnn_seq_forward_pair_f64(m, <double**>G2, <double**>GH2, <double**>h2,
+                                        <double**>c2, <double**>o2, p[0].ldo, <double**>HP2,
+                                        <double**>CP2, <double**>HU2, <const double**>W2,
+                                        p[0].ldw, <const double**>b2, <const double**>R2, pbs,
+                                        p[0].T, p[0].H, p[0].P)
+    return None
+
+
+def rnn_seq_backward_pair(mode, fwd, rev, batch_sizes):
+    """Both directions' backward at once, one thread each (ce_rnn_seq_backward_pair_*).
+    fwd, rev: the (dG, dGH, dh, dc, DHR, work, dout, G, GH, HP, CP, Whh, Whr) of
+    rnn_seq_backward for each direction (same dtype, sizes and dout row stride)."""
+    cdef int m = _rnn_mode(mode)
+    dh0 = fwd[2]
+    bs = _rnn_bs(batch_sizes, dh0.shape[0] if isinstance(dh0, np.ndarray) and dh0.ndim == 2 else -1)
+    cdef _RnnBwd p[2]
+    if len(fwd) != 13 or len(rev) != 13:
+        raise ValueError("rnn_seq_backward_pair: expected 13 arrays per direction")
+    _rnn_bwd_check(m, fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5], fwd[6], fwd[7], fwd[8],
+                   fwd[9], fwd[10], fwd[11], fwd[12], bs, &p[0])
+    _rnn_bwd_check(m, rev[0], rev[1], rev[2], rev[3], rev[4], rev[5], rev[6], rev[7], rev[8],
+                   rev[9], rev[10], rev[11], rev[12], bs, &p[1])
+    if p[0].f32 != p[1].f32 or p[0].H != p[1].H or p[0].P != p[1].P or p[0].lddo != p[1].lddo:
+        raise ValueError("rnn_seq_backward_pair: the two directions differ in dtype, sizes or strides")
+    for i in (0, 1, 2, 3, 4, 5):
+        for b in rev[:6]:
+            a = fwd[i]
+            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.shares_memory(a, b):
+                raise ValueError("rnn_seq_backward_pair: the directions' output arrays overlap")
+    cdef const int64_t *pbs = <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>bs)
+    if p[0].S == 0 or p[0].H == 0:
+        return None
+    cdef void *a0[2]
+    cdef void *a1[2]
+    cdef void *a2[2]
+    cdef void *a3[2]
+    cdef void *a4[2]
+    cdef void *a5[2]
+    cdef void *a6[2]
+    cdef void *a7[2]
+    cdef void *a8[2]
+    cdef void *a9[2]
+    cdef void *a10[2]
+    cdef void *a11[2]
+    cdef void *a12[2]
+    cdef int d
+    for d in range(2):
+        a0[d] = p[d].dG; a1[d] = p[d].dGH; a2[d] = p[d].dh; a3[d] = p[d].dc; a4[d] = p[d].DHR
+        a5[d] = p[d].work; a6[d] = p[d].dout; a7[d] = p[d].G; a8[d] = p[d].GH; a9[d] = p[d].HP
+        a10[d] = p[d].CP; a11[d] = p[d].Whh; a12[d] = p[d].Whr
+    with nogil:
+        if p[0].f32:
+            ce_rnn_seq_backward_pair_f32(m, <float**>a0, <float**>a1, <float**>a2, <float**>a3,
+                                         <float**>a4, <float**>a5, <const float**>a6, p[0].lddo,
+                                         <const float**>a7, <const float**>a8,
+                                         <const float**>a9, <const float**>a10,
+                                         <const float**>a11, <const float**>a12, pbs, p[0].T,
+                                         p[0].H, p[0].P)
+        else:
+            ce_rnn_seq_backward_pair_f64(m, <double**>a0, <double**>a1, <double**>a2,
+                                         <double**>a3, <double**>a4, <double**>a5,
+                                         <const double**>a6, p[0].lddo, <const double**>a7,
+                                         <const double**>a8, <const double**>a9,
+                                         <const double**>a10, <const double**>a11,
+                                         <const double**>a12, pbs, p[0].T, p[0].H, p[0].P)
+    return None

@@ -158,6 +158,10 @@ class RNNBase(Module):
     def _check_hidden(self, hx, expected, msg):
         if tuple(hx.shape) != tuple(expected):
             raise RuntimeError(msg.format(tuple(expected), list(hx.shape)))
+        w0 = getattr(self, self._flat_weights_names[0])
+        if hx.dtype != w0.dtype:
+            raise RuntimeError("hidden state dtype (%s) does not match weight dtype (%s)"
+                               % (_dtype_str(hx.dtype), _dtype_str(w0.dtype)))
 
     def forward(self, input, hx=None):
         mode, name = self.mode, _NAMES[self.mode]
@@ -176,6 +180,9 @@ class RNNBase(Module):
             x = data
             if x.dim() != 2:
                 raise RuntimeError("input must have 2 dimensions, got %d" % x.dim())
+            if bs.ndim != 1 or bs.shape[0] == 0 or int(bs.sum()) != x.shape[0]:
+                raise RuntimeError("PackedSequence: batch_sizes %s do not add up to the %d rows "
+                                   "of its data" % (bs.tolist(), x.shape[0]))
             N = int(bs[0])
         else:
             nd = input.dim()
@@ -387,6 +394,9 @@ class RNNCellBase(Module):
             if h.shape[1] != self.hidden_size:
                 raise RuntimeError("hidden%d has inconsistent hidden_size: got %d, expected %d"
                                    % (i, h.shape[1], self.hidden_size))
+            if h.dtype != w.dtype:
+                raise RuntimeError("hidden%d dtype (%s) does not match weight dtype (%s)"
+                                   % (i, _dtype_str(h.dtype), _dtype_str(w.dtype)))
             out.append(h)
         return input, out, batched
 

@@ -21,6 +21,23 @@ _GATES = _C.RNN_GATES
 _gemm = _C.gemm
 
 
+def _pair():
+    """run the two directions of a bidirectional layer side by side, one thread each (on 2-3
+    threads: the per-step products are too small to split well, and the two directions need
+    no synchronisation between steps)"""
+    return 2 <= _C.get_num_threads() <= 3
+
+
+def _padded_t(w):
+    """w^T (a copy) with its rows 16 elements longer than needed: rows a multiple of 4 KiB
+    apart fall into the same L1 sets when the GEMM reads them in place on every step"""
+    r, c = w.shape
+    buf = np.empty((c, r + 16), w.dtype)
+    t = buf[:, :r]
+    t[...] = w.T
+    return t
+
+
 class _Cfg:
     """Static description of one layer call (not a tensor)."""
     __slots__ = ("mode", "H", "P", "D", "bs")
@@ -47,7 +64,7 @@ class RNNLayer(Function):
         out = np.empty((S, D * Hs), dt)
         hn = np.empty((D, N, Hs), dt)
         cn = np.empty((D, N, H), dt) if lstm else None
-        bufs = []
+        bufs, calls = [], []
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh, w_hr = w[5 * d:5 * d + 5]
             if gru or b_ih is None:
@@ -72,12 +89,16 @@ class RNNLayer(Function):
             HP = np.empty((S, Hs), dt)
             CP = np.empty((S, H), dt) if lstm else None
             HU = np.empty((S, H), dt) if P else None
-            WhhT = np.ascontiguousarray(w_hh.T)
+            WhhT = _padded_t(w_hh)
             WhrT = np.ascontiguousarray(w_hr.T) if P else None
-            _C.rnn_seq_forward(mode, G, GH, h, c, out[:, d * Hs:(d + 1) * Hs], HP, CP, HU, WhhT,
-                               np.ascontiguousarray(b_hh) if (gru and b_hh is not None) else None,
-                               WhrT, bs, d == 1)
+            bhh = np.ascontiguousarray(b_hh) if (gru and b_hh is not None) else None
+            calls.append((G, GH, h, c, out[:, d * Hs:(d + 1) * Hs], HP, CP, HU, WhhT, bhh, WhrT))
             bufs.append((G, GH, HP, CP, HU))
+        if D == 2 and _pair():
+            _C.rnn_seq_forward_pair(mode, calls[0], calls[1], bs)
+        else:
+            for d in range(D):
+                _C.rnn_seq_forward(mode, *calls[d], bs, d == 1)
         ctx.cfg = cfg
         ctx.bufs = bufs
         ctx.save_for_backward(x, *w)
@@ -101,7 +122,7 @@ class RNNLayer(Function):
         dx = np.empty_like(x) if needs[1] else None
         dh0 = np.empty((D, N, Hs), dt)
         dc0 = np.empty((D, N, H), dt) if lstm else None
-        wgrads = []
+        calls = []
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh, w_hr = w[5 * d:5 * d + 5]
             G, GH, HP, CP, HU = ctx.bufs[d]
@@ -115,10 +136,18 @@ class RNNLayer(Function):
             dGH = np.empty((S, 3 * H), dt) if gru else None
             DHR = np.empty((S, P), dt) if P else None
             work = np.empty((N, H), dt) if P else None
-            w_hh_c = np.ascontiguousarray(w_hh)
-            w_hr_c = np.ascontiguousarray(w_hr) if P else None
-            _C.rnn_seq_backward(mode, dG, dGH, dh, dc, DHR, work, dout[:, d * Hs:(d + 1) * Hs],
-                                G, GH, HP, CP, w_hh_c, w_hr_c, bs, d == 1)
+            calls.append((dG, dGH, dh, dc, DHR, work, dout[:, d * Hs:(d + 1) * Hs], G, GH, HP, CP,
+                          np.ascontiguousarray(w_hh), np.ascontiguousarray(w_hr) if P else None))
+        if D == 2 and _pair():
+            _C.rnn_seq_backward_pair(mode, calls[0], calls[1], bs)
+        else:
+            for d in range(D):
+                _C.rnn_seq_backward(mode, *calls[d], bs, d == 1)
+        wgrads = []
+        for d in range(D):
+            w_ih, w_hh, b_ih, b_hh, w_hr = w[5 * d:5 * d + 5]
+            G, GH, HP, CP, HU = ctx.bufs[d]
+            dG, dGH, DHR = calls[d][0], calls[d][1], calls[d][4]
             k = 4 + 5 * d
             dR = dGH if gru else dG
             g_ih = g_hh = g_bih = g_bhh = g_hr = None
