@@ -12,8 +12,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define CE_TID() omp_get_thread_num()
+#define CE_RNN_TEAM() omp_get_num_threads()   /* the team granted (may be under nt_) */
 #else
 #define CE_TID() 0
+#define CE_RNN_TEAM() 1
 #endif
 
 /* ---- SIMD paths (generic = the scalar instance) ------------------------------------------ */
@@ -128,7 +130,7 @@ static __thread int rnn_on_one_thread;
             _Pragma("omp parallel num_threads(nt_)")                                               \
             {                                                                                      \
                 int64_t lo, hi;                                                                    \
-                ce_chunk((n), CE_TID(), nt_, 1, &lo, &hi);                                         \
+                ce_chunk((n), CE_TID(), CE_RNN_TEAM(), 1, &lo, &hi);                               \
                 if (hi > lo) CALL;                                                                 \
             }                                                                                      \
         }                                                                                          \
