@@ -36,6 +36,7 @@
 #define BF_NR 32
 #define AMX_MR 32     /* AMX: 2 x 2 tiles of 16 x 16 */
 #define BF_KC 512    /* 256 k-pairs: a B micro-panel is 32 KiB (L1), an A block 192 KiB (L2) */
+#define AMX_KC 2048  /* AMX: C is touched once per 2048 k (tried 256-2048: the longest K block wins) */
 #define BF_MC 192
 #define BF_NC 2048
 #define BF_MIN_WORK_PER_THREAD (1 << 20)   /* multiply-adds */
@@ -479,7 +480,8 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
     const int64_t ngrp = nic >= nt ? 1 : (nt + nic - 1) / nic;
     const int64_t NCmax = mn64(BF_NC, (N + BF_NR - 1) / BF_NR * BF_NR);
     /* k-pairs per K block, padded to whole 16-pair AMX steps */
-    const int64_t KPmax = ((mn64(BF_KC, K) + 1) / 2 + 15) / 16 * 16;
+    const int64_t KC = amx ? AMX_KC : BF_KC;
+    const int64_t KPmax = ((mn64(KC, K) + 1) / 2 + 15) / 16 * 16;
     uint32_t *Bp = aligned_alloc(64, ((size_t)(KPmax * NCmax) * 4 + 63) / 64 * 64);
     uint32_t *Ap = aligned_alloc(64, ((size_t)(nt * KPmax * MC) * 4 + 63) / 64 * 64);
     if (!Bp || !Ap) {
@@ -499,8 +501,8 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
             float *Cb = C + b * sCb;
             for (int64_t jc = 0; jc < N; jc += BF_NC) {
                 const int64_t nc = mn64(BF_NC, N - jc), npan = (nc + BF_NR - 1) / BF_NR;
-                for (int64_t pc = 0; pc < K; pc += BF_KC) {
-                    const int64_t kc = mn64(BF_KC, K - pc);
+                for (int64_t pc = 0; pc < K; pc += KC) {
+                    const int64_t kc = mn64(KC, K - pc);
                     const int64_t kp = amx ? ((kc + 1) / 2 + 15) / 16 * 16 : (kc + 1) / 2;
                     const float be = pc == 0 ? beta : 1.0f;
                     const float *bs = pc == 0 ? bias : NULL;
