@@ -42,48 +42,45 @@ static int64_t amp_total(const int64_t *n, int64_t count) {
     return s;
 }
 
-int ce_amp_unscale_f32(float *const *g, const int64_t *n, int64_t count, float inv_scale) {
-    const int64_t total = amp_total(n, count);
-    const int nt = ce_par_threads(total, CE_AMP_MIN_PER_THREAD);
-    int bad = 0;
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : bad)
-    {
-        int64_t lo, hi;
-        ce_chunk(total, CE_TID(), CE_TEAM(), 16, &lo, &hi);
-        if (hi > lo) bad |= amp_range_f32(g, n, count, inv_scale, lo, hi);
+/* g[t] *= inv over all buffers, threads taking equal shares of the concatenated elements */
+#define CE_AMP_ENTRY(SFX, T, ALIGN)                                                              \
+    static int amp_unscale_##SFX(T *const *g, const int64_t *n, int64_t count, T inv) {         \
+        const int64_t total = amp_total(n, count);                                              \
+        const int nt = ce_par_threads(total, CE_AMP_MIN_PER_THREAD);                            \
+        int bad = 0;                                                                            \
+        _Pragma("omp parallel num_threads(nt) if (nt > 1) reduction(| : bad)")                  \
+        {                                                                                       \
+            int64_t lo, hi;                                                                     \
+            ce_chunk(total, CE_TID(), CE_TEAM(), ALIGN, &lo, &hi);                              \
+            if (hi > lo) bad |= amp_range_##SFX(g, n, count, inv, lo, hi);                      \
+        }                                                                                       \
+        return bad;                                                                             \
+    }                                                                                           \
+    /* the reference: a plain loop with isfinite() */                                           \
+    static int amp_unscale_ref_##SFX(T *const *g, const int64_t *n, int64_t count, T inv) {     \
+        int bad = 0;                                                                            \
+        for (int64_t t = 0; t < count; t++)                                                     \
+            for (int64_t i = 0; i < n[t]; i++) {                                                \
+                if (!isfinite(g[t][i])) bad = 1;                                                \
+                g[t][i] *= inv;                                                                 \
+            }                                                                                   \
+        return bad;                                                                             \
     }
-    return bad;
+CE_AMP_ENTRY(f32, float, 16)
+CE_AMP_ENTRY(f64, double, 8)
+
+int ce_amp_unscale_f32(float *const *g, const int64_t *n, int64_t count, float inv_scale) {
+    return amp_unscale_f32(g, n, count, inv_scale);
 }
 
 int ce_amp_unscale_f64(double *const *g, const int64_t *n, int64_t count, double inv_scale) {
-    const int64_t total = amp_total(n, count);
-    const int nt = ce_par_threads(total, CE_AMP_MIN_PER_THREAD);
-    int bad = 0;
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : bad)
-    {
-        int64_t lo, hi;
-        ce_chunk(total, CE_TID(), CE_TEAM(), 8, &lo, &hi);
-        if (hi > lo) bad |= amp_range_f64(g, n, count, inv_scale, lo, hi);
-    }
-    return bad;
+    return amp_unscale_f64(g, n, count, inv_scale);
 }
 
 int ce_amp_unscale_f32_ref(float *const *g, const int64_t *n, int64_t count, float inv_scale) {
-    int bad = 0;
-    for (int64_t t = 0; t < count; t++)
-        for (int64_t i = 0; i < n[t]; i++) {
-            if (!isfinite(g[t][i])) bad = 1;
-            g[t][i] *= inv_scale;
-        }
-    return bad;
+    return amp_unscale_ref_f32(g, n, count, inv_scale);
 }
 
 int ce_amp_unscale_f64_ref(double *const *g, const int64_t *n, int64_t count, double inv_scale) {
-    int bad = 0;
-    for (int64_t t = 0; t < count; t++)
-        for (int64_t i = 0; i < n[t]; i++) {
-            if (!isfinite(g[t][i])) bad = 1;
-            g[t][i] *= inv_scale;
-        }
-    return bad;
+    return amp_unscale_ref_f64(g, n, count, inv_scale);
 }

@@ -353,30 +353,39 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C,
 /* ---- casts: dispatch + threads ------------------------------------------------------------ */
 #define CE_CAST_MIN_PER_THREAD (1 << 16)
 
-void ce_f32_to_bf16(uint16_t *dst, const float *src, int64_t n) {
+typedef void (*cast_fn)(void *dst, const void *src, int64_t lo, int64_t hi);
+
+static void f32_to_bf16_part(void *dst, const void *src, int64_t lo, int64_t hi) {
+    uint16_t *d = (uint16_t *)dst + lo;
+    const float *s = (const float *)src + lo;
+    if (ce_isa >= CE_ISA_AVX512) f32_to_bf16_avx512(d, s, hi - lo);
+    else ce_f32_to_bf16_ref(d, s, hi - lo);
+}
+
+static void bf16_to_f32_part(void *dst, const void *src, int64_t lo, int64_t hi) {
+    float *d = (float *)dst + lo;
+    const uint16_t *s = (const uint16_t *)src + lo;
+    if (ce_isa >= CE_ISA_AVX512) bf16_to_f32_avx512(d, s, hi - lo);
+    else ce_bf16_to_f32_ref(d, s, hi - lo);
+}
+
+/* part(dst, src, lo, hi) over [0, n) split across the threads */
+static void cast_par(cast_fn part, void *dst, const void *src, int64_t n) {
     int nt = ce_par_threads(n, CE_CAST_MIN_PER_THREAD);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int64_t lo, hi;
         ce_chunk(n, CE_TID(), CE_TEAM(), 16, &lo, &hi);
-        if (hi > lo) {
-            if (ce_isa >= CE_ISA_AVX512) f32_to_bf16_avx512(dst + lo, src + lo, hi - lo);
-            else ce_f32_to_bf16_ref(dst + lo, src + lo, hi - lo);
-        }
+        if (hi > lo) part(dst, src, lo, hi);
     }
 }
 
+void ce_f32_to_bf16(uint16_t *dst, const float *src, int64_t n) {
+    cast_par(f32_to_bf16_part, dst, src, n);
+}
+
 void ce_bf16_to_f32(float *dst, const uint16_t *src, int64_t n) {
-    int nt = ce_par_threads(n, CE_CAST_MIN_PER_THREAD);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int64_t lo, hi;
-        ce_chunk(n, CE_TID(), CE_TEAM(), 16, &lo, &hi);
-        if (hi > lo) {
-            if (ce_isa >= CE_ISA_AVX512) bf16_to_f32_avx512(dst + lo, src + lo, hi - lo);
-            else ce_bf16_to_f32_ref(dst + lo, src + lo, hi - lo);
-        }
-    }
+    cast_par(bf16_to_f32_part, dst, src, n);
 }
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */

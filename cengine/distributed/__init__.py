@@ -320,6 +320,21 @@ def _check_src(comm, r, name="src"):
                          % (name, r, comm.Get_size()))
 
 
+def _check_root_list(comm, root, lst, a, what, name, role):
+    """gather/scatter: the root passes world_size tensors of a's size, the other ranks none"""
+    n = comm.Get_size()
+    if comm.Get_rank() == root:
+        if not isinstance(lst, (list, tuple)) or len(lst) != n:
+            raise ValueError("%s must be a list of world_size (%d) tensors on the %s rank"
+                             % (name, n, role))
+        for t in lst:
+            if _arr(t, name + " entry").size != a.size:
+                raise RuntimeError("%s: every tensor in %s must have as many elements as this "
+                                   "rank's tensor (%d)" % (what, name, a.size))
+    elif lst:
+        raise ValueError("Argument ``%s`` must NOT be specified on non-%s ranks." % (name, role))
+
+
 def _check_avg(op, a, what):
     if op is ReduceOp.AVG and a.dtype.kind not in "fc":
         raise RuntimeError("%s with ReduceOp.AVG needs a floating-point tensor, got %s"
@@ -493,17 +508,7 @@ def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
     def check():
         a = _arr(tensor)
         _check_src(comm, dst, "dst")
-        if comm.Get_rank() == dst:
-            if not isinstance(gather_list, (list, tuple)) or len(gather_list) != n:
-                raise ValueError("gather_list must be a list of world_size (%d) tensors on the "
-                                 "destination rank" % n)
-            for t in gather_list:
-                if _arr(t, "gather_list entry").size != a.size:
-                    raise RuntimeError("gather: every tensor in gather_list must have as many "
-                                       "elements as the input tensor (%d)" % a.size)
-        elif gather_list:
-            raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination "
-                             "ranks.")
+        _check_root_list(comm, dst, gather_list, a, "gather", "gather_list", "destination")
         return a
     a = _validated(comm, "gather", check)
     root = comm.Get_rank() == dst
@@ -527,17 +532,7 @@ def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
     def check():
         a = _arr(tensor)
         _check_src(comm, src)
-        if comm.Get_rank() == src:
-            if not isinstance(scatter_list, (list, tuple)) or len(scatter_list) != n:
-                raise ValueError("scatter_list must be a list of world_size (%d) tensors on the "
-                                 "source rank" % n)
-            for t in scatter_list:
-                if _arr(t, "scatter_list entry").size != a.size:
-                    raise RuntimeError("scatter: every tensor in scatter_list must have as many "
-                                       "elements as the output tensor (%d)" % a.size)
-        elif scatter_list:
-            raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source "
-                             "ranks.")
+        _check_root_list(comm, src, scatter_list, a, "scatter", "scatter_list", "source")
         return a
     a = _validated(comm, "scatter", check)
     if comm.Get_rank() == src:

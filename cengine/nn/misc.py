@@ -5,6 +5,7 @@ with torch's constructor arguments and reprs."""
 from .. import dtypes as _dt
 from ..ops.creation import full
 from . import functional as F
+from .activation import _Inplace
 from .module import Module
 from .parameter import Parameter
 
@@ -12,15 +13,6 @@ __all__ = ["SELU", "CELU", "Hardswish", "Hardsigmoid", "Softsign", "Tanhshrink",
            "Hardshrink", "Threshold", "PReLU", "CosineSimilarity", "PairwiseDistance",
            "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
            "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d"]
-
-
-class _Inplace(Module):
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = inplace
-
-    def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
 
 
 class SELU(_Inplace):
