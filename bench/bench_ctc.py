@@ -36,6 +36,8 @@ import cengine as ce  # noqa: E402
 from cengine import _C  # noqa: E402
 from cengine.ctcdecode import CTCBeamDecoder  # noqa: E402
 from _common import median_times_interleaved  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
+from ctc_phonemes import edit_distance  # noqa: E402  (the example's PER helper)
 
 try:
     import torch
@@ -98,16 +100,6 @@ def decode_case(N=32, T=200, C=42):
             x[n, t:t + d, c] += 6
             t += d
     return np.ascontiguousarray(log_softmax_np(x).astype(np.float32))
-
-
-def edit_distance(a, b):
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
 
 
 def exact_nll(lp, text):

@@ -2,7 +2,6 @@
 (out_channels, in_channels/groups, *kernel_size) (transposed: (in_channels,
 out_channels/groups, *kernel_size)), initialised like torch: kaiming_uniform_(a=sqrt(5)) and
 bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-import math
 import numbers
 
 from .. import dtypes as _dt
@@ -80,12 +79,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        init._linear_default_(self.weight, self.bias)
 
     def _conv_forward(self, input, weight, bias):
         conv = F.conv1d if self._nd == 1 else F.conv2d
