@@ -150,6 +150,19 @@ def test_distributed_sampler_partition(n, replicas, drop_last):
         assert shards[r] == list(TS(ds, replicas, r, shuffle=False, drop_last=drop_last))
 
 
+@pytest.mark.parametrize("n,replicas,seed,epoch", [(10, 3, 0, 0), (97, 4, 7, 3), (1, 2, 1, 0),
+                                                    (1000, 2, 2 ** 40 + 3, 5)])
+def test_distributed_sampler_shuffle_matches_torch(n, replicas, seed, epoch):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data.distributed import DistributedSampler as TS
+    ds = list(range(n))
+    for r in range(replicas):
+        mine, theirs = DistributedSampler(ds, replicas, r, seed=seed), TS(ds, replicas, r, seed=seed)
+        mine.set_epoch(epoch)
+        theirs.set_epoch(epoch)
+        assert list(mine) == list(theirs)
+
+
 def test_distributed_sampler_shuffle_and_epochs():
     ds = list(range(50))
     a = [list(DistributedSampler(ds, 2, r, seed=3)) for r in range(2)]

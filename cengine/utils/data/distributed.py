@@ -6,13 +6,29 @@ from .sampler import Sampler
 __all__ = ["DistributedSampler"]
 
 
+def _torch_randperm(n, seed):
+    """torch.randperm(n) of a CPU generator seeded with `seed` (for n < 2**32 / 20, where torch
+    draws 32-bit numbers): MT19937 seeded with the low 32 bits, then for each i < n - 1 swap
+    r[i] with r[i + random() % (n - i)]"""
+    import numpy as np
+    bits = np.random.MT19937()
+    bits._legacy_seeding(int(seed) & 0xFFFFFFFF)
+    z = bits.random_raw(max(n - 1, 0)).astype(np.int64)
+    z %= np.arange(n, 1, -1, dtype=np.int64)
+    r = list(range(n))
+    for i, d in enumerate(z.tolist()):
+        j = i + d
+        r[i], r[j] = r[j], r[i]
+    return r
+
+
 class DistributedSampler(Sampler):
     """torch.utils.data.distributed.DistributedSampler: the (optionally shuffled) indices are
     padded by repetition to a multiple of num_replicas (or cut, with drop_last), and rank r takes
     every num_replicas-th index starting at r. The shuffle is seeded with seed + epoch
-    (set_epoch), so every rank draws the same permutation. The permutation comes from
-    cengine's generator, so it differs from torch's for the same seed; the partition rule is
-    torch's."""
+    (set_epoch), so every rank draws the same permutation: torch's own (the Fisher-Yates shuffle
+    of torch.randperm on torch's Mersenne Twister seeded the same way), so the shards equal
+    torch's for the same seed."""
 
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0,
                  drop_last=False):
@@ -44,10 +60,7 @@ class DistributedSampler(Sampler):
     def __iter__(self):
         n = len(self.dataset)
         if self.shuffle:
-            from ...random import Generator, randperm
-            g = Generator()
-            g.manual_seed(self.seed + self.epoch)
-            indices = randperm(n, generator=g).tolist()
+            indices = _torch_randperm(n, self.seed + self.epoch)
         else:
             indices = list(range(n))
         if not self.drop_last:
