@@ -6,6 +6,9 @@
   conv1d_mfcc     Conv1d(13, 128, 5, padding=2) over MFCC-like frames (32, 13, 200),
                   forward + backward (input, weight and bias gradients)
   conv2d_3x3      Conv2d(32, 64, 3, padding=1) over (64, 32, 28, 28), forward + backward
+  conv2d_3x3_56   the same over (64, 32, 56, 56)
+  resnet_block    ResNet's basic block (conv3x3-BN-ReLU-conv3x3-BN + identity, ReLU), 64
+                  channels, (16, 64, 56, 56), training mode, forward + backward
 
 Results are validated first (outputs and gradients against torch in the same run, or the
 first loss in eval mode for the CNN whose dropout masks differ), then timed with the samples
@@ -132,12 +135,66 @@ def layer_workload(rng, nd, cin, cout, k, padding, xshape):
     return build
 
 
+def basic_block(lib, c):
+    """ResNet's basic block: conv3x3-BN-ReLU-conv3x3-BN, plus the input, then ReLU"""
+    nn = lib.nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c)
+            self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            out = nn.functional.relu(self.bn1(self.conv1(x)))
+            return nn.functional.relu(self.bn2(self.conv2(out)) + x)
+    return Block()
+
+
+def block_workload(rng, xshape):
+    x = rng.standard_normal(xshape).astype(np.float32)
+
+    def make(lib, mod):
+        xt = lib.tensor(x, requires_grad=True)
+
+        def step():
+            xt.grad = None
+            for p in mod.parameters():
+                p.grad = None
+            y = mod(xt)
+            y.sum().backward()
+            return y
+        return step, xt
+
+    def build(with_torch):
+        ce.manual_seed(0)
+        cm = basic_block(ce, xshape[1])
+        cstep, cx = make(ce, cm)
+        tstep = None
+        if with_torch:
+            tm = basic_block(torch, xshape[1])
+            copy_weights(cm, tm)
+            tstep, tx = make(torch, tm)
+            yc, yt = cstep(), tstep()
+            for a, b in ((yc, yt), (cx.grad, tx.grad), (cm.conv1.weight.grad, tm.conv1.weight.grad)):
+                a, b = a.detach().numpy(), b.detach().numpy()
+                if not np.allclose(a, b, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(b).max())):
+                    raise SystemExit("basic block: results differ from torch (max diff %g)"
+                                     % np.abs(a - b).max())
+        return cstep, tstep
+    return build
+
+
 def run(names, thread_counts, quick):
     rng = np.random.default_rng(0)
     workloads = {
         "mnist_cnn_step": cnn_workload(rng),
         "conv1d_mfcc": layer_workload(rng, 1, 13, 128, 5, 2, (32, 13, 200)),
         "conv2d_3x3": layer_workload(rng, 2, 32, 64, 3, 1, (64, 32, 28, 28)),
+        "conv2d_3x3_56": layer_workload(rng, 2, 32, 64, 3, 1, (64, 32, 56, 56)),
+        "resnet_block": block_workload(rng, (16, 64, 56, 56)),
     }
     rows = []
     for name in names:
@@ -166,7 +223,7 @@ def run(names, thread_counts, quick):
     return md
 
 
-WORKLOADS = ["mnist_cnn_step", "conv1d_mfcc", "conv2d_3x3"]
+WORKLOADS = ["mnist_cnn_step", "conv1d_mfcc", "conv2d_3x3", "conv2d_3x3_56", "resnet_block"]
 
 
 def main(argv=None):
