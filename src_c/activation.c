@@ -45,7 +45,7 @@ static inline double gelu_grad_d(double x) {
 }
 
 /* the reference element functions per dtype (static insides, not public names) */
-#define CE_DEF_SCALAR(T, SFX, EXP, LOG1P, TANH, SIG)                                            \
+#define CE_ACT_REF(T, SFX, EXP, LOG1P, TANH, SIG)                                            \
     static inline T act1_##SFX(int kind, T x, T p0, T p1) {                                     \
         switch (kind) {                                                                         \
         case CE_ACT_RELU: return (x > 0 || x != x) ? x : (T)0;                                  \
@@ -95,8 +95,8 @@ static inline double gelu_grad_d(double x) {
             for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * actd1_##SFX(kind, in[i], p0, p1);   \
     }
 
-CE_DEF_SCALAR(float, f32, expf, log1pf, tanhf, sig_f32)
-CE_DEF_SCALAR(double, f64, exp, log1p, tanh, sig_f64)
+CE_ACT_REF(float, f32, expf, log1pf, tanhf, sig_f32)
+CE_ACT_REF(double, f64, exp, log1p, tanh, sig_f64)
 
 /* the f64 template instances use these for GELU (libm erfc keeps full double accuracy) */
 #define CE_ACT_SCALAR_FWD(kind, y, x, n, p0, p1) act_fwd_scalar_f64(kind, y, x, n, p0, p1)

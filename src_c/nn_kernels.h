@@ -3,7 +3,10 @@
  *
  * Dimension letters: R rows (all leading dims flattened), C classes / softmax axis (last, contiguous),
  * N samples, D feature dim, V vocabulary (embedding rows), n index count.
- * Every kernel has a plain single-threaded `*_ref` twin with the same contract (tests compare).
+ * Every kernel has a plain single-threaded `*_ref` twin with the same contract, written
+ * independently of the optimized rows (softmax and cross-entropy references compute in double;
+ * the cross-entropy backward references recompute the log-softmax from the logits and do not
+ * read lse), so tests comparing the two can fail.
  * Kernels are threaded over rows (or columns for the embedding scatter) and pick the
  * generic/avx2/avx512 path from ce_isa. Backward kernels take `accumulate`: 0 overwrites the
  * gradient output, 1 adds into it; dweight/dbias/dW outputs always accumulate (+=).
@@ -50,7 +53,9 @@ void ce_cross_entropy_fwd_f32(float *loss, float *lse, float *wrow, const float 
 void ce_cross_entropy_fwd_f64(double *loss, double *lse, double *wrow, const double *logits,
                               const int64_t *target, const double *weight, int64_t N, int64_t C,
                               int64_t ignore_index, double label_smoothing);
-/* dlogits (N,C) (+)= g_i * d loss_i / d logits[i,:] with p = exp(logits - lse):
+/* dlogits (N,C) (+)= g_i * d loss_i / d logits[i,:] with p = exp(logits - lse) (rows with
+ * |lse| > 16 recompute the row's max and log-sum-exp, so p stays exact when lse has rounded, as
+ * for logits of 1e8 in float32):
  *   g_i * [ ((1-eps) w[t] + eps/C * sum(w)) p_c - eps/C w[c] - (1-eps) w[t] [c==t] ]
  * g (N): upstream gradient per row (the Python side folds the reduction into it). */
 void ce_cross_entropy_bwd_f32(float *dlogits, const float *logits, const int64_t *target,

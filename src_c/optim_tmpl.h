@@ -222,32 +222,24 @@ static double VM_FN(sumsq_seg)(const vm_s *x, int64_t n) {
     return vm_dacc_hsum(vm_dacc_add(vm_dacc_add(a0, a1), vm_dacc_add(a2, a3)));
 }
 
-/* x: (n); max |x|, NaN if any element is NaN. The vector max drops NaN, so the pass also sums
- * x - x (0 for finite x, NaN for NaN or +-inf); when that flags, a scalar pass tells NaN from inf. */
+/* x: (n); max |x|, NaN if any element is NaN (the vector max drops NaN: an unordered-compare
+ * mask collects them) */
 static double VM_FN(absmax_seg)(const vm_s *x, int64_t n) {
-    vm_t m0 = vm_zero(), m1 = m0, f = m0;
+    vm_t m0 = vm_zero(), m1 = m0;
+    vm_m bad = vm_lt(m0, m0);   /* all false */
     int64_t i = 0;
     for (; i + 2 * VM_W <= n; i += 2 * VM_W) {
         vm_t v0 = vm_load(x + i), v1 = vm_load(x + i + VM_W);
-        f = vm_add(f, vm_add(vm_sub(v0, v0), vm_sub(v1, v1)));
+        bad = vm_mor(bad, vm_unord(v0, v1));
         m0 = vm_max(m0, vm_abs(v0));
         m1 = vm_max(m1, vm_abs(v1));
     }
-    if (i + VM_W <= n) {
-        vm_t v = vm_load(x + i);
-        f = vm_add(f, vm_sub(v, v));
+    for (; i < n; i += VM_W) {   /* last vectors; a partial one reads 0 past n */
+        vm_t v = n - i >= VM_W ? vm_load(x + i) : vm_load_part(x + i, n - i);
+        bad = vm_mor(bad, vm_unord(v, v));
         m0 = vm_max(m0, vm_abs(v));
-        i += VM_W;
     }
-    if (i < n) {
-        vm_t v = vm_load_part(x + i, n - i);
-        f = vm_add(f, vm_sub(v, v));
-        m1 = vm_max(m1, vm_abs(v));
-    }
-    vm_s fs = vm_hsum(f);
-    if (fs != fs)
-        for (int64_t k = 0; k < n; k++)
-            if (x[k] != x[k]) return NAN;
+    if (vm_any(bad)) return NAN;
     return (double)vm_hmax(vm_max(m0, m1));
 }
 

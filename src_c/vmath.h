@@ -23,7 +23,8 @@
  *   arith   vm_set1 vm_zero vm_add vm_sub vm_mul vm_div vm_fmadd(a,b,c)=a*b+c
  *           vm_fnmadd(a,b,c)=c-a*b vm_min vm_max (x86 semantics: NaN in the 2nd operand is
  *           returned, so vm_max(c, x) propagates a NaN x) vm_abs vm_round (to nearest) vm_sqrt
- *   logic   vm_lt vm_le vm_gt vm_ge (ordered: false on NaN) -> vm_m; vm_sel(m, t, f) = m ? t : f;
+ *   logic   vm_lt vm_le vm_gt vm_ge (ordered: false on NaN) -> vm_m; vm_unord(a, b) (a or b NaN);
+ *           vm_mand vm_mor (masks); vm_any(m) (any lane set, as int); vm_sel(m, t, f) = m ? t : f;
  *           vm_and vm_or vm_andnot(a, b) = ~a & b (bitwise on vectors)
  *   reduce  vm_hsum vm_hmax (horizontal, to a scalar)
  *   dacc    double accumulation whatever the dtype (sums of squares for norms):
@@ -91,6 +92,8 @@
 #undef vm_andnot
 #undef vm_mand
 #undef vm_mor
+#undef vm_unord
+#undef vm_any
 #undef vm_signbit
 #undef vm_stream
 #undef vm_dacc_t
@@ -132,6 +135,8 @@ typedef __mmask16 ce_vm_m_avx512_f32;
 #define vm_andnot _mm512_andnot_ps
 #define vm_mand(a, b) ((__mmask16)((a) & (b)))
 #define vm_mor(a, b) ((__mmask16)((a) | (b)))
+#define vm_unord(a, b) _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q)
+#define vm_any(m) ((m) != 0)
 #define vm_signbit() _mm512_set1_ps(-0.0f)
 static inline __mmask16 ce_vm_tail_avx512_f32(int64_t r) { return (__mmask16)((1u << r) - 1u); }
 static inline __m512 ce_vm_load_part_avx512_f32(const float *p, int64_t r) {
@@ -186,6 +191,8 @@ typedef __mmask8 ce_vm_m_avx512_f64;
 #define vm_andnot _mm512_andnot_pd
 #define vm_mand(a, b) ((__mmask8)((a) & (b)))
 #define vm_mor(a, b) ((__mmask8)((a) | (b)))
+#define vm_unord(a, b) _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q)
+#define vm_any(m) ((m) != 0)
 #define vm_signbit() _mm512_set1_pd(-0.0)
 static inline __mmask8 ce_vm_tail_avx512_f64(int64_t r) { return (__mmask8)((1u << r) - 1u); }
 static inline __m512d ce_vm_load_part_avx512_f64(const double *p, int64_t r) {
@@ -239,6 +246,8 @@ typedef __m256 ce_vm_m_avx2_f32;
 #define vm_andnot _mm256_andnot_ps
 #define vm_mand _mm256_and_ps
 #define vm_mor _mm256_or_ps
+#define vm_unord(a, b) _mm256_cmp_ps(a, b, _CMP_UNORD_Q)
+#define vm_any(m) (_mm256_movemask_ps(m) != 0)
 #define vm_signbit() _mm256_set1_ps(-0.0f)
 static inline __m256i ce_vm_tail_avx2_f32(int64_t r) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -314,6 +323,8 @@ typedef __m256d ce_vm_m_avx2_f64;
 #define vm_andnot _mm256_andnot_pd
 #define vm_mand _mm256_and_pd
 #define vm_mor _mm256_or_pd
+#define vm_unord(a, b) _mm256_cmp_pd(a, b, _CMP_UNORD_Q)
+#define vm_any(m) (_mm256_movemask_pd(m) != 0)
 #define vm_signbit() _mm256_set1_pd(-0.0)
 static inline __m256i ce_vm_tail_avx2_f64(int64_t r) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 1, 2, 3));
@@ -387,6 +398,8 @@ static inline __m256d ce_vm_ldexp_avx2_f64(__m256d p, __m256d n) {
 #define vm_mand(a, b) ((a) && (b))
 #define vm_stream(p, v) (*(p) = (v))
 #define vm_mor(a, b) ((a) || (b))
+#define vm_unord(a, b) ((a) != (a) || (b) != (b))
+#define vm_any(m) ((m) != 0)
 #if CE_VM == CE_VM_SCALAR_F32
 #define vm_sqrt sqrtf
 #define vm_abs fabsf
