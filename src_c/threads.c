@@ -4,11 +4,24 @@
  * OpenMP default (omp_set_num_threads, OMP_NUM_THREADS) that other libraries in the process
  * use is never changed. */
 #include "cengine.h"
+#include <pthread.h>
 
 static int ce_nthreads = 1;
+/* set in a child forked after cengine was loaded: OpenMP's thread pool does not survive fork(),
+ * so such a child runs every kernel on its own thread, whatever it asks for later */
+static int ce_forked_child = 0;
+
+static void ce_at_fork_child(void) {
+    ce_forked_child = 1;
+    ce_nthreads = 1;
+}
+
+__attribute__((constructor)) static void ce_threads_register_fork(void) {
+    pthread_atfork(NULL, NULL, ce_at_fork_child);
+}
 
 void ce_set_num_threads(int n) {
-    if (n < 1) n = 1;
+    if (n < 1 || ce_forked_child) n = 1;
     ce_nthreads = n;
 }
 
