@@ -605,17 +605,21 @@ class _Both:
         return done1 and done2
 
 
-def recv(tensor, src=None, group=None, tag=0):
-    """Receive into tensor from rank src (any rank when None); returns the sender's rank."""
+def _recv_setup(tensor, src, group):
+    """(comm, MPI, array, buffer, copy-back flag, header buffer, status) for a receive"""
     comm = _comm(group)
     MPI = _mpi()
     if src is not None:
         _check_src(comm, src)
     a = _arr(tensor)
     buf, back = _buf(a)
-    head = np.empty(2, np.int64)
-    status = MPI.Status()
     _progress()
+    return comm, MPI, a, buf, back, np.empty(2, np.int64), MPI.Status()
+
+
+def recv(tensor, src=None, group=None, tag=0):
+    """Receive into tensor from rank src (any rank when None); returns the sender's rank."""
+    comm, MPI, a, buf, back, head, status = _recv_setup(tensor, src, group)
     comm.Recv(head, source=MPI.ANY_SOURCE if src is None else src, tag=tag, status=status)
     sender = status.Get_source()
     try:
@@ -634,16 +638,8 @@ def recv(tensor, src=None, group=None, tag=0):
 
 def irecv(tensor, src=None, group=None, tag=0):
     """Non-blocking recv; the size and dtype check happens in wait()."""
-    comm = _comm(group)
-    MPI = _mpi()
-    if src is not None:
-        _check_src(comm, src)
-    a = _arr(tensor)
-    buf, back = _buf(a)
-    head = np.empty(2, np.int64)
-    status = MPI.Status()
+    comm, MPI, a, buf, back, head, status = _recv_setup(tensor, src, group)
     source = MPI.ANY_SOURCE if src is None else src
-    _progress()
     if src is None:
         # the data must come from the header's sender: receive the header first
         comm.Recv(head, source=source, tag=tag, status=status)
