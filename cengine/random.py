@@ -207,7 +207,10 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     g = _rng(generator)
     if replacement:
         cdf = np.cumsum(rows / tot[:, None], axis=1)
-        cdf[:, -1] = 1.0
+        # 1 from the last positive weight on: rounding in the cumsum must not leave room to
+        # draw a zero-weight category at the end
+        last = rows.shape[1] - 1 - np.argmax(rows[:, ::-1] > 0, axis=1)
+        cdf[np.arange(cdf.shape[1])[None, :] >= last[:, None]] = 1.0
         u = g.random((rows.shape[0], num_samples))
         out = np.empty((rows.shape[0], num_samples), np.int64)
         for r in range(rows.shape[0]):

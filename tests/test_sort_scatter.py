@@ -472,3 +472,27 @@ def test_no_numpy_floating_point_warnings():
     # the user's numpy settings are untouched outside cengine's calls
     with pytest.warns(RuntimeWarning):
         np.log(np.zeros(1))
+
+
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_nan_result_gradient_is_nan_like_torch(reduce, include_self):
+    # nothing equals a NaN result, so torch's shared gradient there is 0/0 = NaN
+    x = ce.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    src = ce.tensor([float("nan"), 5.0, -1.0, 0.0], requires_grad=True)
+    x.scatter_reduce(0, ce.tensor([0, 0, 1, 1]), src, reduce,
+                     include_self=include_self).sum().backward()
+    assert np.isnan(src.grad.numpy()[:2]).all()
+    assert np.isnan(x.grad.numpy()[0]) == include_self
+    assert not np.isnan(src.grad.numpy()[2:]).any() and x.grad.numpy()[2] == 1.0
+
+
+def test_multinomial_never_draws_a_trailing_zero_weight():
+    # the cumulative sum of ten 0.1 weights is 0.9999999999999999: a uniform draw just below 1
+    # must still land on the last positive weight, not on the zero-weight tail
+    g = ce.Generator().manual_seed(0)
+    top = np.nextafter(1.0, 0.0)
+    g._rng = type("AlmostOne", (), {"random": staticmethod(lambda shape: np.full(shape, top))})()
+    s = ce.multinomial(ce.tensor([0.1] * 10 + [0.0, 0.0], dtype=ce.float64), 5,
+                       replacement=True, generator=g)
+    assert s.tolist() == [9] * 5

@@ -276,6 +276,12 @@ class _ScatterReduce(Function):
             cnt = np.maximum(cnt, 1).astype(g.dtype)
             gx = np.where(untouched, gf, np.where(pick_x, gf / cnt, 0)).astype(g.dtype)
             gp = np.where(pick_p, (gf / cnt)[pos], 0).astype(g.dtype)
+            # where the result is NaN nothing equals it: torch's gradient there is NaN (0/0)
+            nan_at = np.isnan(of) & ~untouched if of.dtype.kind == "f" else None
+            if nan_at is not None and nan_at.any():
+                if inc:
+                    gx = np.where(nan_at, np.nan, gx).astype(g.dtype)
+                gp = np.where(nan_at[pos], np.nan, gp).astype(g.dtype)
         gx = gx.reshape(g.shape) if n[0] else None
         gs = _embed(np.asarray(gp), ctx.sshape) if n[2] else None
         return gx, None, gs, None, None
