@@ -515,3 +515,14 @@ def test_conv_transpose_output_size_and_bad_input():
             lambda: F.conv_transpose2d(x, ce.randn(3, 3, 3, 3), groups=2))
     _raises(ValueError, 'Only "zeros" padding mode is supported for ConvTranspose2d',
             lambda: nn.ConvTranspose2d(4, 3, 3, padding_mode="reflect"))
+
+
+def test_conv_transpose_with_an_empty_output_dim_is_empty_like_torch():
+    x = ce.tensor(np.ones((2, 4, 2, 2), np.float32), requires_grad=True)
+    w = ce.tensor(np.ones((4, 2, 3, 3), np.float32), requires_grad=True)
+    y = F.conv_transpose2d(x, w, stride=(1, 5), padding=(2, 0), groups=2, dilation=(1, 3))
+    assert tuple(y.shape) == (2, 4, 0, 12)
+    y.sum().backward()
+    assert not x.grad.numpy().any() and not w.grad.numpy().any()
+    with pytest.raises(RuntimeError, match="Output size is too small"):
+        F.conv_transpose2d(x, w, padding=(3, 0))

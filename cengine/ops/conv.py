@@ -284,7 +284,7 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     spatial = xshape[2:]
     out = [(i - 1) * s - 2 * p + d * (kk - 1) + o + 1
            for i, s, p, d, kk, o in zip(spatial, stride, padding, dilation, k, opad)]
-    if builtins.min(out) <= 0:
+    if builtins.min(out) < 0:
         raise RuntimeError("Given input size per channel: (%s). Calculated output size per "
                            "channel: (%s). Output size is too small"
                            % (" x ".join(map(str, spatial)), " x ".join(map(str, out))))
