@@ -16,10 +16,11 @@ frozenset, bytearray, complex, _codecs.encode). It never imports a module named 
 never calls anything but those. This is what torch.load(weights_only=True) accepts; anything
 else raises pickle.UnpicklingError naming the global it refused.
 """
-import codecs
+import bisect
 import io
 import os
 import pickle
+import reprlib
 import struct
 import zipfile
 import zlib
@@ -203,14 +204,19 @@ class _Loader:
         else:
             arr = np.empty(size, dtype=npd)
         if not arr.flags.c_contiguous and _overlapping(size, stride):
+            if arr.size > max(16 * numel_storage, 1 << 24):
+                raise UnpicklingError(
+                    "%s: a view of size %s repeats its storage of %d elements %d-fold; "
+                    "refusing to expand it" % (self.where, _brief(list(size)), numel_storage,
+                                               arr.size // max(numel_storage, 1)))
             t = _wrap(arr)
             self.fixups.append((t, arr))  # copied once the storage data is read
         else:
             t = _wrap(arr)
         if requires_grad:
             if not _is_bool(requires_grad):
-                raise UnpicklingError("%s: invalid requires_grad %r" % (self.where,
-                                                                       requires_grad))
+                raise UnpicklingError("%s: invalid requires_grad %s" % (self.where,
+                                                                       _brief(requires_grad)))
             if not np.issubdtype(npd, np.floating):
                 raise UnpicklingError("%s: a %s tensor cannot require gradients"
                                       % (self.where, dname))
@@ -375,8 +381,21 @@ def _is_bool(v):
 
 def _int_tuple(v, what, where):
     if not isinstance(v, (tuple, list)) or not all(_is_int(x) and x >= 0 for x in v):
-        raise UnpicklingError("%s: invalid tensor %s %r" % (where, what, v))
+        raise UnpicklingError("%s: invalid tensor %s %s" % (where, what, _brief(v)))
     return tuple(v)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxtuple, _REPR.maxlist, _REPR.maxdict = 3, 6, 6, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
+def _brief(x):
+    """a bounded repr of a value read from the file (its full repr could be exponential)"""
+    try:
+        return _REPR.repr(x)
+    except Exception:
+        return "<%s>" % type(x).__name__
 
 
 def _overlapping(size, stride):
@@ -390,10 +409,13 @@ def _overlapping(size, stride):
     return False
 
 
+_CODECS = ("latin1", "latin-1", "iso-8859-1", "iso8859-1", "utf-8", "utf8", "ascii")
+
+
 def _codecs_encode(obj, encoding="utf-8", errors="strict"):
     # how protocol-2 pickles spell bytes: _codecs.encode(str, 'latin1')
     if not isinstance(obj, str) or not isinstance(encoding, str) or \
-            codecs.lookup(encoding).name not in ("latin-1", "iso8859-1", "utf-8", "ascii"):
+            encoding.lower() not in _CODECS:   # (no codecs.lookup: it imports codec modules)
         raise UnpicklingError("_codecs.encode is only allowed on a str with a latin-1, utf-8 "
                               "or ascii encoding")
     return obj.encode(encoding, errors if errors in ("strict", "replace", "ignore") else "strict")
@@ -404,7 +426,7 @@ def _torch_size(*args):
         raise UnpicklingError("malformed torch.Size")
     v = tuple(args[0]) if args else ()
     if not all(_is_int(x) for x in v):
-        raise UnpicklingError("malformed torch.Size %r" % (v,))
+        raise UnpicklingError("malformed torch.Size %s" % _brief(v))
     return v
 
 
@@ -412,11 +434,11 @@ def _torch_device(*args):
     from .tensor import device
     if not args or len(args) > 2 or not isinstance(args[0], str) or \
             (len(args) == 2 and args[1] is not None and not _is_int(args[1])):
-        raise UnpicklingError("malformed torch.device%r" % (args,))
+        raise UnpicklingError("malformed torch.device%s" % _brief(args))
     try:
         return device(*args)
     except (RuntimeError, ValueError) as e:
-        raise UnpicklingError("unsupported torch.device%r: %s" % (args, e)) from None
+        raise UnpicklingError("unsupported torch.device%s: %s" % (_brief(args), e)) from None
 
 
 def _is_number(v):
@@ -436,12 +458,20 @@ _BUILTIN_ARGS = {
 }
 
 _MAX_KEY_DEPTH = 100
+_HASHING = (set, frozenset, OrderedDict, Counter)
+_MAX_KEY_NODES = 100000   # a tuple DAG (t = (t, t) repeated) is shallow but exponentially wide
 
 
 def _check_depth(k, unpickler):
+    """refuse keys that hashing would recurse into too deeply or walk for too long (counting
+    every visit, shared sub-tuples included, since hash() visits them again too)"""
     todo = [(k, 0)]
+    nodes = 0
     while todo:
         v, d = todo.pop()
+        nodes += 1
+        if nodes > _MAX_KEY_NODES:
+            unpickler._fail("corrupt pickle: a key with more than %d parts" % _MAX_KEY_NODES)
         if isinstance(v, (tuple, frozenset)):
             if d >= _MAX_KEY_DEPTH:
                 unpickler._fail("corrupt pickle: a key nested more than %d levels deep"
@@ -501,6 +531,10 @@ class _Unpickler:
         check = _BUILTIN_ARGS.get(func)
         if check is not None and not check(args):
             self._fail("invalid arguments for %s" % func.__name__)
+        if func in _HASHING and args:   # these hash their elements (or keys) in C
+            items = args[0].keys() if isinstance(args[0], dict) else args[0]
+            for x in items:
+                _check_depth(x, self)
         try:
             return func(*args)
         except (UnpicklingError, RuntimeError):
@@ -854,7 +888,7 @@ def _storage_pid(pid, loader, legacy):
         if isinstance(stype, dtypes.dtype):  # torch >= 2 may name the dtype itself
             stype = _StorageType(stype.name, stype.name)
         else:
-            raise UnpicklingError("%s: malformed storage type %r" % (loader.where, stype))
+            raise UnpicklingError("%s: malformed storage type %s" % (loader.where, _brief(stype)))
     if not isinstance(key, str) or not isinstance(location, str) or not _is_int(numel) \
             or numel < 0:
         raise UnpicklingError("%s: malformed storage reference" % loader.where)
@@ -889,6 +923,8 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
     loader = _Loader(where, map_location, weights_only)
     file_size = _file_size(fh)
 
+    used = []   # sorted byte ranges of the records read so far
+
     def read_record(key, nbytes):
         name = prefix + "data/" + key
         info = infos.get(name)
@@ -911,6 +947,16 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
                                    % (where, name))
             nlen, xlen = struct.unpack("<HH", local[26:30])
             start = info.header_offset + 30 + nlen + xlen
+            if start + nbytes > file_size:
+                raise RuntimeError("%s is not a valid checkpoint: storage %r is truncated"
+                                   % (where, key))
+            # records may not share bytes (a directory of many names for one record would make
+            # a small file allocate its data many times over)
+            i = bisect.bisect(used, (start, start + nbytes))
+            if (i and used[i - 1][1] > start) or (i < len(used) and used[i][0] < start + nbytes):
+                raise RuntimeError("%s is not a valid checkpoint: storage %r overlaps another "
+                                   "record" % (where, key))
+            used.insert(i, (start, start + nbytes))
             if mmap_path is not None:
                 return np.memmap(mmap_path, dtype=np.uint8, mode="c", offset=start,
                                  shape=(nbytes,))
@@ -923,6 +969,9 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
             # (like torch, the tensor data's CRC is not checked: it would cost more than the
             # read itself; the pickle's is, by zipfile)
             return raw
+        if info.compress_size * 64 < nbytes:   # deflate rarely beats 64x on tensor data
+            raise RuntimeError("%s is not a valid checkpoint: storage %r expands %d-fold when "
+                               "decompressed" % (where, key, nbytes // max(info.compress_size, 1)))
         try:  # a compressed entry (torch never writes one, but a zip tool may)
             return np.frombuffer(bytearray(zf.read(name)), np.uint8)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
@@ -945,6 +994,11 @@ def load_torch_zip(fh, where, map_location, weights_only, mmap_path=None, encodi
             st = _Storage(st.raw, stype.dtype, st.location, key)
         return st
 
+    pinfo = zf.getinfo(pkl[0])
+    if pinfo.compress_type != zipfile.ZIP_STORED and pinfo.file_size > (1 << 20) and \
+            pinfo.file_size > 64 * max(pinfo.compress_size, 1):
+        raise RuntimeError("%s is not a valid checkpoint: its compressed pickle expands %d-fold"
+                           % (where, pinfo.file_size // max(pinfo.compress_size, 1)))
     try:
         data = zf.read(pkl[0])
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
@@ -993,7 +1047,7 @@ def load_torch_legacy(fh, where, map_location, weights_only, encoding="utf-8"):
             if numel * npd.itemsize > _file_size(fh):
                 raise RuntimeError("%s is not a valid checkpoint: storage %s is larger than the "
                                    "file (truncated or corrupt)" % (where, key))
-            st = _Storage(np.empty(numel * npd.itemsize, np.uint8), stype.dtype, location, key)
+            st = _Storage(np.zeros(numel * npd.itemsize, np.uint8), stype.dtype, location, key)
             st = loader.restore_location(st)
             roots[key] = (st, numel)
             root = roots[key]
@@ -1015,9 +1069,10 @@ def load_torch_legacy(fh, where, map_location, weights_only, encoding="utf-8"):
     keys = _Unpickler(fh, loader, no_pid, encoding).load()
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise RuntimeError("%s is not a valid checkpoint: corrupt storage list" % where)
+    if len(set(keys)) != len(keys) or set(keys) != set(roots):
+        raise RuntimeError("%s is not a valid checkpoint: its storage list does not match the "
+                           "storages its tensors use" % where)
     for key in keys:
-        if key not in roots:
-            raise RuntimeError("%s is not a valid checkpoint: unknown storage %r" % (where, key))
         st, numel = roots[key]
         head = fh.read(8)
         if len(head) != 8:

@@ -258,6 +258,15 @@ def _read_safetensors(fh, size, where):
             raise RuntimeError("%s is not a valid checkpoint: entry %r reaches past the end of "
                                "the file (truncated or corrupt file)" % (where, k))
         entries.append((k, npd, shape, count, begin))
+    # the entries must tile the data section without overlaps, as the safetensors format
+    # requires (overlapping entries would let a small file allocate its data many times over)
+    pos = 0
+    for k, npd, shape, count, begin in sorted(entries, key=lambda e: (e[4], e[3] * e[1].itemsize)):
+        if begin != pos:
+            raise RuntimeError("%s is not a valid checkpoint: entry %r starts at byte %d of the "
+                               "data, not at %d (overlapping or gapped entries)"
+                               % (where, k, begin, pos))
+        pos = begin + count * npd.itemsize
     arrays = {}
     for k, npd, shape, count, begin in entries:
         arr = np.empty(count, npd)

@@ -367,6 +367,79 @@ def test_hostile_sizes_and_nesting_are_refused(tmp_path):
             load(path)
 
 
+def test_hostile_constructors_keys_views_and_records_are_refused(tmp_path):
+    path = tmp_path / "x.pt"
+    deep = b")" + b"\x85" * 200000                        # a tuple nested 2*10**5 deep
+    dag = b")" + b"2\x86" * 64                            # t = (t, t) 64 times: 2**64 leaves
+    cases = [
+        # set / OrderedDict called (REDUCE) on a deeply nested tuple: hashing recursed in C
+        (b"\x80\x02" + _g("builtins", "set") + b"(" + deep + b"\x85" + b"tR.",
+         "nested more than"),
+        (b"\x80\x02" + _g("collections", "OrderedDict") + b"(" + deep + b"\x85" + b"tR.",
+         "nested more than"),
+        # a shallow but exponentially wide key: hashing it would never finish
+        (b"\x80\x02}" + dag + b"Ns.", "more than 100000 parts"),
+        (b"\x80\x02" + _g("builtins", "set") + b"(" + dag + b"\x85" + b"tR.",
+         "more than 100000 parts"),
+    ]
+    for data, match in cases:
+        path.write_bytes(_zip(data, {}))
+        with pytest.raises(pickle.UnpicklingError, match=match):
+            load(path)
+    # an invalid size whose repr would be exponential: the message stays short
+    path.write_bytes(_zip(b"\x80\x02" + _g("torch", "Size") + b"(" + b"]" + dag + b"tR.", {}))
+    with pytest.raises(pickle.UnpicklingError) as e:
+        load(path)
+    assert len(str(e.value)) < 400
+    # a stride-0 view repeating one element 2e9 times: refused instead of copied
+    big = _tensor("ByteStorage", "0", 1, 0, [2000000000], [0])
+    path.write_bytes(_zip(_state_dict_pickle([("w", big)]), {"0": b"\x01"}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to expand"):
+        load(path)
+    # the codec of _codecs.encode is checked before any codec lookup (which imports modules)
+    import sys
+    sys.modules.pop("encodings.rot_13", None)
+    enc = b"\x80\x02" + _g("_codecs", "encode") + _t(_s("a"), _s("rot_13")) + b"R."
+    path.write_bytes(_zip(enc, {}))
+    with pytest.raises(pickle.UnpicklingError, match="latin-1, utf-8"):
+        load(path)
+    assert "encodings.rot_13" not in sys.modules
+
+
+def test_records_sharing_bytes_and_gapped_safetensors_are_refused(tmp_path):
+    # two directory names for one stored record: a small file must not allocate it twice
+    buf = io.BytesIO()
+    pkl = _state_dict_pickle([("a", _tensor("FloatStorage", "0", 4, 0, [4], [1])),
+                              ("b", _tensor("FloatStorage", "1", 4, 0, [4], [1]))])
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/byteorder", b"little")
+        z.writestr("archive/data/0", np.ones(4, np.float32).tobytes())
+        z.writestr("archive/version", b"3\n")
+    data = buf.getvalue()
+    # append a copy of record 0's central-directory entry, renamed to data/1 (same bytes)
+    cd_at, end_at = data.find(b"PK\x01\x02"), data.find(b"PK\x05\x06")
+    cd_all, name0 = data[cd_at:end_at], b"archive/data/0"
+    i0 = cd_all.find(name0) - 46
+    rec1 = cd_all[i0:i0 + 46] + b"archive/data/1"
+    eocd = bytearray(data[end_at:])
+    n_entries = struct.unpack("<H", eocd[10:12])[0] + 1
+    eocd[8:12] = struct.pack("<HH", n_entries, n_entries)
+    eocd[12:16] = struct.pack("<I", len(cd_all) + len(rec1))
+    path = tmp_path / "dup.pt"
+    path.write_bytes(data[:cd_at] + cd_all + rec1 + bytes(eocd))
+    with pytest.raises(RuntimeError, match="overlaps another record"):
+        load(path)
+    # safetensors entries that overlap
+    import json
+    header = json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                         "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    st = tmp_path / "x.safetensors"
+    st.write_bytes(struct.pack("<Q", len(header)) + header + np.ones(2, np.float32).tobytes())
+    with pytest.raises(RuntimeError, match="overlapping or gapped"):
+        load(st)
+
+
 class _Point:
     def __init__(self, x, y):
         self.x, self.y = x, y
