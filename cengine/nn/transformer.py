@@ -181,6 +181,18 @@ def _activation(act):
     return act
 
 
+def _clones(layer, n):
+    """n independent deep copies of a layer (a stack's layers)"""
+    return ModuleList([copy.deepcopy(layer) for _ in range(n)])
+
+
+def _self_attention(layer, x, attn_mask, key_padding_mask, is_causal):
+    """the encoder/decoder layers' self-attention block: attention over x, then dropout1"""
+    x = layer.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                        need_weights=False, is_causal=is_causal)[0]
+    return layer.dropout1(x)
+
+
 class TransformerEncoderLayer(Module):
     """Self-attention + feed-forward block with residuals and LayerNorm (post-norm by default,
     norm_first=True for pre-norm), torch's parameter names and defaults."""
@@ -202,9 +214,7 @@ class TransformerEncoderLayer(Module):
         self.activation = _activation(activation)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal)[0]
-        return self.dropout1(x)
+        return _self_attention(self, x, attn_mask, key_padding_mask, is_causal)
 
     def _ff_block(self, x):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -226,7 +236,7 @@ class TransformerEncoder(Module):
     def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True,
                  mask_check=True):
         super().__init__()
-        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
+        self.layers = _clones(encoder_layer, num_layers)
         self.num_layers = num_layers
         self.norm = norm
 
@@ -279,9 +289,7 @@ class TransformerDecoderLayer(Module):
         self.activation = _activation(activation)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           is_causal=is_causal, need_weights=False)[0]
-        return self.dropout1(x)
+        return _self_attention(self, x, attn_mask, key_padding_mask, is_causal)
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
         x = self.multihead_attn(x, mem, mem, attn_mask=attn_mask,
@@ -314,7 +322,7 @@ class TransformerDecoder(Module):
 
     def __init__(self, decoder_layer, num_layers, norm=None):
         super().__init__()
-        self.layers = ModuleList([copy.deepcopy(decoder_layer) for _ in range(num_layers)])
+        self.layers = _clones(decoder_layer, num_layers)
         self.num_layers = num_layers
         self.norm = norm
 
