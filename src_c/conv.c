@@ -357,6 +357,98 @@ void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int
     sum_parts_f64(dw, parts, nchunks, D);
 }
 
+/* ---- transposes for the stride-1 drivers: d[j*ldd + c] = s[c*lds + j], c < nc, j < nj ----
+ * 8x8 (float) / 4x4 (double) register tiles on AVX2 and up, plain loops for the edges and the
+ * generic path */
+#include <immintrin.h>
+__attribute__((target(CE_TARGET_AVX2))) static void tr_tile_f32_avx2(float *d, int64_t ldd,
+                                                                    const float *s, int64_t lds) {
+    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
+    __m256 r2 = _mm256_loadu_ps(s + 2 * lds), r3 = _mm256_loadu_ps(s + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+__attribute__((target(CE_TARGET_AVX2))) static void tr_tile_f64_avx2(double *d, int64_t ldd,
+                                                                    const double *s, int64_t lds) {
+    __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lds);
+    __m256d r2 = _mm256_loadu_pd(s + 2 * lds), r3 = _mm256_loadu_pd(s + 3 * lds);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(d, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(d + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(d + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(d + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+#define CE_DEF_TR(T, SFX, B)                                                                   \
+    static void tr_##SFX(T *d, int64_t ldd, const T *s, int64_t lds, int64_t nc, int64_t nj) { \
+        int64_t c0 = 0, j0;                                                                    \
+        if (ce_isa >= CE_ISA_AVX2)                                                             \
+            for (; c0 + B <= nc; c0 += B)                                                      \
+                for (j0 = 0; j0 + B <= nj; j0 += B)                                            \
+                    tr_tile_##SFX##_avx2(d + j0 * ldd + c0, ldd, s + c0 * lds + j0, lds);      \
+        /* what the tiles left: columns j0.. of the tiled channel rows, then the other rows */ \
+        int64_t jt = ce_isa >= CE_ISA_AVX2 ? nj / B * B : 0;                                   \
+        for (int64_t c = 0; c < c0; c++)                                                       \
+            for (int64_t j = jt; j < nj; j++) d[j * ldd + c] = s[c * lds + j];                 \
+        for (int64_t j = 0; j < nj; j++)                                                       \
+            for (int64_t c = c0; c < nc; c++) d[j * ldd + c] = s[c * lds + j];                 \
+    }
+CE_DEF_TR(float, f32, 8)
+CE_DEF_TR(double, f64, 4)
+
+/* ---- stride-1 drivers: shifted GEMMs over a channels-last zero-padded grid (conv_s1_tmpl.h) */
+#define CE_T float
+#define CE_SFX f32
+#define CE_GEMM ce_sgemm
+#include "conv_s1_tmpl.h"
+#undef CE_T
+#undef CE_SFX
+#undef CE_GEMM
+#define CE_T double
+#define CE_SFX f64
+#define CE_GEMM ce_dgemm
+#include "conv_s1_tmpl.h"
+#undef CE_T
+#undef CE_SFX
+#undef CE_GEMM
+
+int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw,
+                        int64_t parts_elems, int nthreads) {
+    return s1_ws_f32(g, bwd, need_dx, need_dw, parts_elems, nthreads);
+}
+void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b,
+                          const ce_conv_geom_t *g) {
+    s1_fwd_f32(y, ws, x, w, b, g);
+}
+void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w,
+                          const double *b, const ce_conv_geom_t *g) {
+    s1_fwd_f64(y, ws, x, w, b, g);
+}
+void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x,
+                          const float *w, const ce_conv_geom_t *g, int64_t parts_elems) {
+    s1_bwd_f32(dx, dw, ws, dy, x, w, g, parts_elems);
+}
+void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
+                          const double *w, const ce_conv_geom_t *g, int64_t parts_elems) {
+    s1_bwd_f64(dx, dw, ws, dy, x, w, g, parts_elems);
+}
+
 /* ---- BatchNorm over (N, C, S): threads split channels; each channel's sums run in a fixed
  * order (image by image, plane partial sums in T, image sums in double) ---- */
 #define CE_DEF_BN(T, SFX)                                                                      \

@@ -90,6 +90,30 @@ void ce_conv2d_bwd_f64(double *dx, double *dwp, double *ws, const double *dy, co
 void ce_conv_sum_parts_f32(float *dw, const float *parts, int64_t nchunks, int64_t D);
 void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int64_t D);
 
+/* ---- stride-1, one-group convolution without unfolding (sh = sw = 1, G = 1, pads >= 0 with
+ * H + ph <= OH + (KH-1)*dh and W + pw <= OW + (KW-1)*dw) ----
+ * The input is copied once into zero-padded (OH+(KH-1)*dh) x (OW+(KW-1)*dw) planes stored
+ * channels-last; each kernel row (each tap when dw > 1) is then one GEMM whose A operand is that
+ * grid read at a row offset, so nothing is unfolded: y[r, o] = sum_t grid[r + off_t, :] @ w_t.
+ * Backward-data is the same products on dy (placed at the flipped offset) with the flipped,
+ * transposed kernel; backward-weight one GEMM per tap group over chunks of output rows, their
+ * partials summed in chunk order (chunks on threads), or accumulated chunk after chunk when
+ * the partials would pass parts_elems elements. Chunks are fixed by the sizes only, so results
+ * do not depend on the thread count. ws: ce_conv2d_s1_ws(g, bwd, need_dx, need_dw,
+ * parts_elems, ce_get_num_threads()) elements (the same count for both dtypes).
+ * forward: y (N,O,OH,OW) = conv(x, w) (+ b[o] when b is not NULL), overwritten;
+ * backward: dx (N,C,H,W) += input gradient, dw (O,C,KH,KW) += weight gradient (NULL: not wanted) */
+int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw,
+                        int64_t parts_elems, int nthreads);
+void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b,
+                          const ce_conv_geom_t *g);
+void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w,
+                          const double *b, const ce_conv_geom_t *g);
+void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x,
+                          const float *w, const ce_conv_geom_t *g, int64_t parts_elems);
+void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
+                          const double *w, const ce_conv_geom_t *g, int64_t parts_elems);
+
 /* ---- pooling over P planes (P = N*C), x (P,H,W), y (P,OH,OW) contiguous ---- */
 /* max pool: y = max over the window (NaN wins), idx = h*W + w of the chosen input element
  * (the first maximum in row-major window order); windows never lie wholly in the padding */

@@ -326,6 +326,63 @@ def test_conv_kernels_thread_and_tile_invariant(dtype, case, isa):
             np.testing.assert_allclose(a, c, **TOL[dtype])
 
 
+# ------------------------------------------------------------------------- stride-1 drivers
+S1_CASES = [
+    # x, w, pad (top, left), dilation, out_hw: stride 1, one group, channels x KW >= 32
+    ((3, 35, 40, 37), (33, 35, 3, 3), (1, 1), (1, 1), (40, 37)),   # several row chunks
+    ((2, 16, 7, 9), (40, 16, 3, 3), (1, 1), (1, 1), (7, 9)),
+    ((3, 32, 6, 5), (9, 32, 3, 3), (2, 1), (1, 2), (6, 3)),        # dw > 1: a GEMM per tap
+    ((1, 40, 4, 4), (33, 40, 2, 3), (0, 0), (1, 1), (3, 2)),       # even kernel, no padding
+    ((2, 11, 1, 30), (12, 11, 1, 5), (0, 2), (1, 1), (1, 30)),     # conv1d shape
+    ((2, 33, 5, 6), (34, 33, 1, 1), (1, 0), (1, 1), (7, 6)),       # 1x1 with padding
+    ((1, 12, 6, 6), (12, 12, 4, 3), (1, 1), (1, 1), (4, 6)),       # 'same'-like asymmetric cut
+]
+
+
+@pytest.mark.parametrize("case", S1_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_stride1_driver_matches_unfolding(case, dtype, isa):
+    """the shifted-GEMM drivers against numpy and the unfolding drivers, on every ISA path;
+    bitwise the same on 1 and 2 threads, and with the weight-gradient partials accumulated"""
+    xs, ws, pad, dil, out = case
+    x, w, b = rnd(xs, dtype), rnd(ws, dtype, 1), rnd((ws[0],), dtype, 2)
+    dy = rnd((xs[0], ws[0]) + out, dtype, 3)
+    geom = ((1, 1), pad, dil, 1)
+    old_n, old_p = _C.get_num_threads(), _C.conv_get_parts_elems()
+    res = {}
+    try:
+        for s1, parts, nth in ((False, old_p, 1), (True, old_p, 1), (True, old_p, 2),
+                               (True, 0, 1), (True, 0, 2)):
+            _C.conv_set_s1(s1)
+            _C.conv_set_parts_elems(parts)
+            _C.set_num_threads(nth)
+            y = _C.conv2d_forward(x, w, b, *geom, out)
+            res[s1, parts, nth] = (y,) + _C.conv2d_backward(dy, x, w, *geom, True, True, True)
+    finally:
+        _C.conv_set_s1(True)
+        _C.conv_set_parts_elems(old_p)
+        _C.set_num_threads(old_n)
+    # padding as given at the top/left, the bottom/right implied by the output size
+    pb = (out[0] + dil[0] * (ws[2] - 1) - xs[2] - pad[0], out[1] + dil[1] * (ws[3] - 1) - xs[3] - pad[1])
+    want = np_conv2d(x, w, b, (1, 1), ((pad[0], pb[0]), (pad[1], pb[1])), dil, 1)
+    assert res[True, old_p, 1][0].shape == want.shape
+    np.testing.assert_allclose(res[True, old_p, 1][0], want, **TOL[dtype])
+    for key, r in res.items():
+        for a, c in zip(r, res[False, old_p, 1]):
+            np.testing.assert_allclose(a, c, **TOL[dtype])
+    for parts in (old_p, 0):
+        for a, c in zip(res[True, parts, 1], res[True, parts, 2]):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_conv_stride1_driver_gradcheck():
+    x = ce.tensor(rnd((2, 11, 5, 4), np.float64), requires_grad=True)
+    w = ce.tensor(rnd((12, 11, 3, 3), np.float64, 1), requires_grad=True)
+    b = ce.tensor(rnd((12,), np.float64, 2), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=(1, 2), dilation=(1, 2)), (x, w, b))
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding="same"), (x, w, b))
+
+
 # ------------------------------------------------------------------------- bad input
 def _raises(exc, msg, fn):
     with pytest.raises(exc) as e:

@@ -28,6 +28,11 @@ cdef extern from "conv.h" nogil:
     void ce_conv2d_fwd_f64(double *y, double *ws, const double *x, const double *w, const double *b, const ce_conv_geom_t *g, int64_t per, int64_t wsz)
     void ce_conv2d_bwd_f32(float *dx, float *dwp, float *ws, const float *dy, const float *x, const float *w, const ce_conv_geom_t *g, int64_t per, int64_t wsz, int dw_accumulate)
     void ce_conv2d_bwd_f64(double *dx, double *dwp, double *ws, const double *dy, const double *x, const double *w, const ce_conv_geom_t *g, int64_t per, int64_t wsz, int dw_accumulate)
+    int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw, int64_t parts_elems, int nthreads)
+    void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b, const ce_conv_geom_t *g)
+    void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w, const double *b, const ce_conv_geom_t *g)
+    void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x, const float *w, const ce_conv_geom_t *g, int64_t parts_elems)
+    void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x, const double *w, const ce_conv_geom_t *g, int64_t parts_elems)
     void ce_conv_sum_parts_f32(float *dw, const float *parts, int64_t nchunks, int64_t D)
     void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int64_t D)
     void ce_im2col_f32(float *col, const float *x, int64_t nt, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol)
@@ -78,6 +83,29 @@ cdef int64_t _conv_tile_elems = 1 << 19
 # weight-gradient partials (one per chunk, summed in chunk order) are kept up to this many
 # elements in all; beyond, chunks accumulate into dW one after another
 cdef int64_t _conv_parts_elems = 1 << 22
+
+
+# stride-1 one-group convolutions run without unfolding (ce_conv2d_s1_*) when the GEMM operand
+# rows are wide enough (channels x kernel width >= 32); 0 forces the unfolding path (tests)
+cdef bint _conv_s1 = True
+
+
+def conv_set_s1(bint on):
+    """Use the stride-1 shifted-GEMM drivers where they apply (default True)."""
+    global _conv_s1
+    _conv_s1 = on
+
+
+def conv_get_s1():
+    return _conv_s1
+
+
+cdef bint _s1_ok(int64_t cs, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH,
+                 int64_t OW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                 int64_t dw, int64_t G):
+    """whether the stride-1 driver applies, cs = channels of the shifted operand"""
+    return (_conv_s1 and sh == 1 and sw == 1 and G == 1 and cs * KW >= 32 and ph >= 0
+            and pw >= 0 and H + ph <= OH + (KH - 1) * dh and W + pw <= OW + (KW - 1) * dw)
 
 
 def conv_set_tile_elems(int64_t n):
@@ -224,6 +252,16 @@ def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
         with nogil:
             _cgemm(d, N, G, Og, L, Cg, pw_, 0, Og * Cg, Cg, 1, px, C * L, Cg * L, L, 1,
                    0.0, py, O * L, Og * L, L, 1)
+    elif _s1_ok(C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw, G):
+        geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw)
+        ws = np.empty(ce_conv2d_s1_ws(&geom, 0, 0, 0, 0, ce_get_num_threads()), x.dtype)
+        pc = _ptr(ws)
+        with nogil:
+            if d:
+                ce_conv2d_s1_fwd_f64(<double*>py, <double*>pc, <const double*>px, <const double*>pw_, <const double*>pb, &geom)
+            else:
+                ce_conv2d_s1_fwd_f32(<float*>py, <float*>pc, <const float*>px, <const float*>pw_, <const float*>pb, &geom)
+        return y
     else:
         nt = _conv_tile(N, C * KH * KW * L)
         geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw)
@@ -292,13 +330,36 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
                    0.0, pdx, C * L, Cg * L, L, 1)
         if not need_dw:
             return dx, dW, db
+    # stride 1, one group: the shifted-GEMM driver for what it applies to, unfolding for the rest
+    cdef bint s1_dx = need_dx and not direct and _s1_ok(O, H, W, KH, KW, OH, OW, sh, sw, ph, pw,
+                                                        dh, dw, G)
+    cdef bint s1_dw = need_dw and _s1_ok(C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw, G)
+    cdef ce_conv_geom_t geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw,
+                                          dh, dw)
+    cdef int64_t pe = _conv_parts_elems
+    if s1_dx or s1_dw:
+        ws = np.empty(ce_conv2d_s1_ws(&geom, 1, s1_dx, s1_dw, pe, ce_get_num_threads()),
+                      w.dtype)
+        pc = _ptr(ws)
+        pt = pdx if s1_dx else NULL
+        with nogil:
+            if d:
+                ce_conv2d_s1_bwd_f64(<double*>pt, <double*>(pdw if s1_dw else NULL), <double*>pc, <const double*>pdy, <const double*>px, <const double*>pw_, &geom, pe)
+            else:
+                ce_conv2d_s1_bwd_f32(<float*>pt, <float*>(pdw if s1_dw else NULL), <float*>pc, <const float*>pdy, <const float*>px, <const float*>pw_, &geom, pe)
+        if s1_dx:
+            direct = True   # dx done: the unfolding pass below only does dW (if still wanted)
+            pdx = NULL
+        if s1_dw:
+            need_dw = False
+            pdw = NULL
+        if not need_dw and (direct or not need_dx):
+            return dx, dW, db
     nt = _conv_tile(N, C * KH * KW * L + O * L)
     cdef int64_t nch = (N + nt - 1) // nt, D = O * CgKK
     # weight gradient: one partial per chunk summed in chunk order (lets the chunks run on
     # separate threads) unless the partials would be large; then chunk after chunk
     cdef int acc = need_dw and nch * D > _conv_parts_elems
-    cdef ce_conv_geom_t geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw,
-                                          dh, dw)
     cdef int64_t wsz = (C * KH * KW + O) * nt * L
     ws = np.empty(wsz * ce_get_num_threads(), w.dtype)
     parts = None
