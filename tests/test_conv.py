@@ -468,6 +468,71 @@ def test_pad_matches_torch_negative_and_constant():
     np.testing.assert_array_equal(y.detach().numpy(), want)
 
 
+# torch's messages that come from its internals rather than a check (compared by type only)
+_TORCH_INTERNAL = ("numel: integer multiplication overflow", "unsupported operation",
+                   "doesn't match the broadcast shape")
+
+
+def _pad_outcome(lib, x, pad, mode):
+    try:
+        return "ok", lib.nn.functional.pad(lib.tensor(x), pad, mode=mode).numpy()
+    except Exception as e:   # noqa: BLE001 - the outcome is compared
+        return type(e).__name__, str(e).split("\n")[0]
+
+
+def _circular_overwraps(shape, pad):
+    """torch's circular pad copies overlapping or uninitialised memory (no defined values)"""
+    k = len(pad) // 2
+    for i in range(k):
+        n, lo, hi = shape[-1 - i], pad[2 * i], pad[2 * i + 1]
+        m = n - max(-lo, 0) - max(-hi, 0)
+        if n + lo + hi > 0 and (m < 0 or lo > m or hi > m):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("shape", [(1, 1, 4), (2, 3), (1, 1, 1), (1, 2, 3, 4), (2, 3, 2),
+                                   (1, 1, 0), (1, 1, 2, 3, 2)])
+def test_pad_negative_and_edge_cases_match_torch(mode, shape):
+    """every pad in [-5, 4] (1-D) or [-3, 3] (2-D/3-D, a sample): values, or the error torch
+    raises (type, and message where it comes from a check)"""
+    torch = pytest.importorskip("torch")
+    import itertools
+    k = 1 if len(shape) in (2, 3) and shape != (2, 3, 2) else 2
+    if len(shape) == 5:
+        k = 3
+    x = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    rng = range(-5, 5) if k == 1 else range(-3, 4)
+    pads = list(itertools.product(rng, repeat=2 * k))
+    if k > 1:
+        pads = [pads[i] for i in np.random.default_rng(k).permutation(len(pads))[:400]]
+    for pad in pads:
+        got, want = _pad_outcome(ce, x, pad, mode), _pad_outcome(torch, x, pad, mode)
+        if mode == "circular" and _circular_overwraps(shape, pad):
+            if want[0] == "ok":   # torch: uninitialised or overlapping copies; cengine raises
+                assert got == ("RuntimeError", "Padding value causes wrapping around more "
+                               "than once."), (pad, got)
+                continue
+        if want[0] == "ok":
+            assert got[0] == "ok", (pad, got)
+            np.testing.assert_array_equal(got[1], want[1], err_msg=str(pad))
+        else:
+            assert got[0] == want[0], (pad, got, want)
+            if not any(s in want[1] for s in _TORCH_INTERNAL):
+                assert got[1] == want[1], (pad, got, want)
+
+
+@pytest.mark.parametrize("mode,pad", [("reflect", (2, -4)), ("reflect", (-3, 3)),
+                                      ("replicate", (3, -5)), ("replicate", (-2, 2)),
+                                      ("circular", (-2, 1)), ("circular", (-4, 0)),
+                                      ("reflect", (1, -2, -1, 2)), ("circular", (2, -2, -1, 1))])
+def test_pad_cropping_gradcheck(mode, pad):
+    shape = (2, 4) if len(pad) == 2 else (1, 3, 4)
+    x = ce.tensor(rnd(shape, np.float64), requires_grad=True)
+    assert gradcheck(lambda t: F.pad(t, pad, mode=mode), (x,))
+
+
 def test_pad_bad_input():
     _raises(RuntimeError, "Argument #4: Padding size should be less than the corresponding input "
             "dimension, but got: padding (3, 3) at dimension 2 of input [1, 1, 3]",

@@ -616,19 +616,90 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 
 # ============================================================================ pad
 def _pad_index(n, lo, hi, mode):
-    """source index along one dim: negative pads crop first, then the cropped range [a, b) is
-    padded (as torch does: a circular pad wraps around the cropped tensor)."""
-    a, b = builtins.max(-lo, 0), n - builtins.max(-hi, 0)
-    m = b - a
-    i = np.arange(-builtins.max(lo, 0), m + builtins.max(hi, 0), dtype=np.int64)
+    """source index along one dim and the kept run [j0, j1) of output positions that read
+    consecutive inputs. reflect / replicate pad the whole input, then crop the negative sides
+    (torch's index formulas); circular crops first and wraps around what is left (torch's slice
+    copies)."""
+    if mode == "circular":
+        a, b = builtins.max(-lo, 0), n - builtins.max(-hi, 0)
+        m = b - a
+        i = np.arange(-builtins.max(lo, 0), m + builtins.max(hi, 0), dtype=np.int64)
+        j0 = builtins.max(lo, 0)
+        return np.mod(i, m) + a if m > 0 else i, j0, j0 + builtins.max(m, 0)
+    plo, clo = builtins.max(lo, 0), builtins.max(-lo, 0)
+    out = n + lo + hi
+    q = np.arange(out, dtype=np.int64) + clo - plo     # position in the input's coordinates
     if mode == "reflect":
-        i = np.abs(i)
-        i = np.where(i >= m, 2 * (m - 1) - i, i)
-    elif mode == "replicate":
-        i = np.clip(i, 0, m - 1)
-    else:  # circular
-        i = np.mod(i, m)
-    return i + a
+        q = np.abs(q)
+        q = np.where(q >= n, 2 * (n - 1) - q, q)
+    else:  # replicate
+        q = np.clip(q, 0, n - 1)
+    j0 = builtins.min(builtins.max(plo - clo, 0), out)
+    return q, j0, builtins.max(builtins.min(n + plo - clo, out), j0)
+
+
+def _pad_check(mode, shape, k, pad):
+    """torch's checks for the reflect / replicate / circular modes (messages as torch 2.13)"""
+    nd = len(shape)
+    spatial = shape[nd - k:]
+    if mode == "circular":
+        for i in range(k):   # first padded dim first, as torch
+            n = spatial[i]
+            lo, hi = pad[2 * (k - 1 - i)], pad[2 * (k - 1 - i) + 1]
+            if lo > n or hi > n:
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+            if n + lo + hi < 0:
+                raise RuntimeError("Negative padding value is resulting in an empty dimension")
+        def clip_slice(start, end, size):   # at::slice's bounds: negative ends wrap once
+            end = end + size if end < 0 else end
+            start, end = builtins.min(start, size), builtins.min(builtins.max(end, 0), size)
+            return builtins.max(end - start, 0)
+
+        for i in reversed(range(k)):
+            n = spatial[i]
+            lo, hi = pad[2 * (k - 1 - i)], pad[2 * (k - 1 - i) + 1]
+            m = n - builtins.max(-lo, 0) - builtins.max(-hi, 0)
+            out = n + lo + hi
+            if m < 0:   # the two crops overlap: torch copies a kept slice that does not fit
+                a = clip_slice(builtins.max(lo, 0), out - builtins.max(hi, 0), out)
+                b = clip_slice(builtins.max(-lo, 0), n - builtins.max(-hi, 0), n)
+                if a != b and b != 1:
+                    raise RuntimeError("The size of tensor a (%d) must match the size of tensor "
+                                       "b (%d) at non-singleton dimension %d"
+                                       % (a, b, nd - k + i))
+            # wrapping around less than the padding needs (torch copies overlapping or
+            # uninitialised memory there); an empty result is fine
+            if out > 0 and (m < 0 or lo > m or hi > m):
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+        return
+    lead = 1 if nd == k + 2 else 0
+    if any(v == 0 for v in shape[lead:]):
+        raise RuntimeError("Expected %dD or %dD (batch mode) tensor with possibly 0 batch size "
+                           "and other non-zero dimensions for input, but got: %s"
+                           % (k + 1, k + 2, list(shape)))
+    if mode == "reflect":
+        for i in range(k):   # the last dim first: Argument #4, then #6, #8
+            d = nd - 1 - i
+            lo, hi = pad[2 * i], pad[2 * i + 1]
+            if lo >= shape[d] or hi >= shape[d]:
+                raise RuntimeError("Argument #%d: Padding size should be less than the "
+                                   "corresponding input dimension, but got: padding (%d, %d) "
+                                   "at dimension %d of input %s"
+                                   % (4 + 2 * i, lo, hi, d, list(shape)))
+    out = [spatial[i] + pad[2 * (k - 1 - i)] + pad[2 * (k - 1 - i) + 1] for i in range(k)]
+    if builtins.max(out) < 1:
+        names = "DHW"[3 - k:]
+        if k == 1:
+            raise RuntimeError("input (W: %d) is too small. Calculated output W: %d"
+                               % (spatial[0], out[0]))
+        sep = " " if mode == "replicate" and k == 2 else ""
+        ins = ("D: %d " % spatial[0] if k == 3 else "") + "H: %d, W: %d" % tuple(spatial[-2:])
+        raise RuntimeError("input (%s%s) is too small. Calculated output %s"
+                           % (ins, sep, " ".join("%s: %d" % (c, o) for c, o in zip(names, out))))
+    if builtins.min(out) < 0:
+        oshape = list(shape[:nd - k]) + out
+        raise RuntimeError("Trying to create tensor with negative dimension %d: %s"
+                           % (next(o for o in out if o < 0), oshape))
 
 
 def _pad_gather(x, dims_idx):
@@ -687,27 +758,14 @@ def pad(input, pad, mode="constant", value=None):
     if len(pad) % 2 or k not in (1, 2, 3) or nd not in (k + 1, k + 2):
         raise NotImplementedError("Padding size %d is not supported for %dD input tensor."
                                   % (len(pad), nd))
+    _pad_check(mode, tuple(input.shape), k, pad)
     dims_idx = []
     for i in range(k):
         d = nd - 1 - i
-        n = input.shape[d]
         lo, hi = pad[2 * i], pad[2 * i + 1]
-        m = n - builtins.max(-lo, 0) - builtins.max(-hi, 0)
-        if mode == "reflect" and (lo >= n or hi >= n or (m > 0 and (lo >= m or hi >= m))):
-            raise RuntimeError("Argument #4: Padding size should be less than the corresponding "
-                               "input dimension, but got: padding (%d, %d) at dimension %d of "
-                               "input %s" % (lo, hi, d, list(input.shape)))
-        if mode == "circular" and (lo > n or hi > n or (m > 0 and (lo > m or hi > m))):
-            raise RuntimeError("Padding value causes wrapping around more than once.")
-        if mode == "replicate" and n == 0 and (lo > 0 or hi > 0):
-            raise RuntimeError("input tensor must have non-zero size in the padded dimension")
-        if n + lo + hi < 0 or (n + lo + hi == 0 and mode != "constant"):
-            raise RuntimeError("The input size %d, plus negative padding %d and %d resulted in "
-                               "a negative output size, which is invalid. Check dimension %d of "
-                               "your input." % (n, lo, hi, d))
         if lo or hi:
-            j0 = builtins.max(lo, 0)
-            dims_idx.append((d, _pad_index(n, lo, hi, mode), j0, j0 + m))
+            idx, j0, j1 = _pad_index(input.shape[d], lo, hi, mode)
+            dims_idx.append((d, idx, j0, j1))
     if input._data.dtype.kind != "f":   # no gradient: gather only
         return _wrap(_pad_gather(input._data, dims_idx))
     return _PadIndex.apply(input, dims_idx)
