@@ -174,7 +174,8 @@ void ce_adaptive_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64
 void ce_adaptive_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P,
                                    int64_t H, int64_t W, int64_t OH, int64_t OW);
 
-/* ---- BatchNorm over (N, C, S) (S = H*W), per channel c ---- */
+/* ---- BatchNorm over (N, C, S) (S = H*W), per channel c (batchnorm.c) ----
+ * *_ref: plain loops with the same contract (sums in double), one thread, for tests */
 /* batch statistics: mean[c], var[c] (biased) in double accumulation, threaded over channels */
 void ce_bn_stats_f32(float *mean, float *var, const float *x, int64_t N, int64_t C, int64_t S);
 void ce_bn_stats_f64(double *mean, double *var, const double *x, int64_t N, int64_t C, int64_t S);
@@ -192,5 +193,20 @@ void ce_bn_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float
 void ce_bn_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x,
                    const double *mean, const double *rstd, const double *w, int64_t N, int64_t C,
                    int64_t S);
+
+void ce_bn_stats_f32_ref(float *mean, float *var, const float *x, int64_t N, int64_t C,
+                         int64_t S);
+void ce_bn_stats_f64_ref(double *mean, double *var, const double *x, int64_t N, int64_t C,
+                         int64_t S);
+void ce_bn_apply_f32_ref(float *y, const float *x, const float *a, const float *b, int64_t N,
+                         int64_t C, int64_t S);
+void ce_bn_apply_f64_ref(double *y, const double *x, const double *a, const double *b,
+                         int64_t N, int64_t C, int64_t S);
+void ce_bn_bwd_f32_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                       const float *mean, const float *rstd, const float *w, int64_t N,
+                       int64_t C, int64_t S);
+void ce_bn_bwd_f64_ref(double *dx, double *dw, double *db, const double *dy, const double *x,
+                       const double *mean, const double *rstd, const double *w, int64_t N,
+                       int64_t C, int64_t S);
 
 #endif

@@ -386,6 +386,33 @@ def test_bn_kernels_thread_invariant(dtype):
     np.testing.assert_allclose(res[0][1], x.var(axis=(0, 2)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 37), (1, 1, 1), (2, 3, 16), (4, 2, 17 * 19), (2, 3, 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bn_kernels_match_ref(shape, dtype, isa, nthreads):
+    """every ISA path and 1/2 threads against the plain references (awkward plane sizes: 1,
+    primes, exactly one vector, empty)"""
+    x = rnd(shape, dtype, 3) * 3 + 1
+    dy = rnd(shape, dtype, 4)
+    w, a, b = rnd((shape[1],), dtype, 5), rnd((shape[1],), dtype, 6), rnd((shape[1],), dtype, 7)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_C.bn_apply(x, a, b), _C.bn_apply(x, a, b, ref=True), **tol)
+    if shape[2] == 0:
+        return
+    got, want = _C.bn_stats(x), _C.bn_stats(x, ref=True)
+    for g_, w_ in zip(got, want):
+        np.testing.assert_allclose(g_, w_, **tol)
+    mean, var = want
+    rstd = (1 / np.sqrt(var.astype(np.float64) + 1e-5)).astype(dtype)
+    for wt in (w, None):
+        got = _C.bn_backward(dy, x, mean, rstd, wt, True, True, True)
+        want = _C.bn_backward(dy, x, mean, rstd, wt, True, True, True, ref=True)
+        for g_, w_ in zip(got, want):
+            np.testing.assert_allclose(g_, w_, **tol)
+    dx = _C.bn_backward(dy, x, mean, rstd, w, True, False, False)[0]   # dx alone
+    np.testing.assert_allclose(
+        dx, _C.bn_backward(dy, x, mean, rstd, w, True, False, False, ref=True)[0], **tol)
+
+
 def test_batchnorm2d_bad_input():
     _raises(ValueError, "expected 4D input (got 3D input)",
             lambda: nn.BatchNorm2d(3)(ce.randn(2, 3, 4)))

@@ -18,8 +18,8 @@
 #   avgpool2d_backward(dy, hw, kernel, stride, pad, count_include_pad, divisor) -> dx
 #   adaptive_avgpool2d_forward(x, out_hw) -> y;  adaptive_avgpool2d_backward(dy, hw) -> dx
 #   adaptive_maxpool2d_forward(x, out_hw) -> (y, idx)
-#   bn_stats(x (N,C,S)) -> (mean, var);  bn_apply(x, a, b) -> x*a[c] + b[c]
-#   bn_backward(dy, x, mean, rstd, w, need_dx, need_dw, need_db) -> (dx, dw, db)
+#   bn_stats(x (N,C,S), ref=False) -> (mean, var);  bn_apply(x, a, b, ref=False) -> x*a[c] + b[c]
+#   bn_backward(dy, x, mean, rstd, w, need_dx, need_dw, need_db, ref=False) -> (dx, dw, db)
 
 cdef extern from "conv.h" nogil:
     ctypedef struct ce_conv_geom_t:
@@ -73,6 +73,12 @@ cdef extern from "conv.h" nogil:
     void ce_bn_apply_f64(double *y, const double *x, const double *a, const double *b, int64_t N, int64_t C, int64_t S)
     void ce_bn_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float *x, const float *mean, const float *rstd, const float *w, int64_t N, int64_t C, int64_t S)
     void ce_bn_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x, const double *mean, const double *rstd, const double *w, int64_t N, int64_t C, int64_t S)
+    void ce_bn_stats_f32_ref(float *mean, float *var, const float *x, int64_t N, int64_t C, int64_t S)
+    void ce_bn_stats_f64_ref(double *mean, double *var, const double *x, int64_t N, int64_t C, int64_t S)
+    void ce_bn_apply_f32_ref(float *y, const float *x, const float *a, const float *b, int64_t N, int64_t C, int64_t S)
+    void ce_bn_apply_f64_ref(double *y, const double *x, const double *a, const double *b, int64_t N, int64_t C, int64_t S)
+    void ce_bn_bwd_f32_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *mean, const float *rstd, const float *w, int64_t N, int64_t C, int64_t S)
+    void ce_bn_bwd_f64_ref(double *dx, double *dw, double *db, const double *dy, const double *x, const double *mean, const double *rstd, const double *w, int64_t N, int64_t C, int64_t S)
 
 
 # one tile of unfolded images: 512 Ki elements (2 MiB of float32, about one core's L2), so col
@@ -602,7 +608,7 @@ def adaptive_maxpool2d_forward(x, out_hw):
     return y, idx
 
 
-def bn_stats(x):
+def bn_stats(x, bint ref=False):
     cdef bint d = _conv_dtype("bn_stats", (x,))
     if x.ndim != 3:
         raise ValueError("bn_stats: expected (N,C,S)")
@@ -616,13 +622,19 @@ def bn_stats(x):
     cdef void *px = _ptr(x)
     with nogil:
         if d:
-            ce_bn_stats_f64(<double*>pm, <double*>pv, <const double*>px, N, C, S)
+            if ref:
+                ce_bn_stats_f64_ref(<double*>pm, <double*>pv, <const double*>px, N, C, S)
+            else:
+                ce_bn_stats_f64(<double*>pm, <double*>pv, <const double*>px, N, C, S)
         else:
-            ce_bn_stats_f32(<float*>pm, <float*>pv, <const float*>px, N, C, S)
+            if ref:
+                ce_bn_stats_f32_ref(<float*>pm, <float*>pv, <const float*>px, N, C, S)
+            else:
+                ce_bn_stats_f32(<float*>pm, <float*>pv, <const float*>px, N, C, S)
     return mean, var
 
 
-def bn_apply(x, a, b):
+def bn_apply(x, a, b, bint ref=False):
     cdef bint d = _conv_dtype("bn_apply", (x, a, b))
     if x.ndim != 3 or a.shape != (x.shape[1],) or b.shape != (x.shape[1],):
         raise ValueError("bn_apply: expected x (N,C,S), a and b (C,)")
@@ -636,13 +648,19 @@ def bn_apply(x, a, b):
     cdef void *pb = _ptr(b)
     with nogil:
         if d:
-            ce_bn_apply_f64(<double*>py, <const double*>px, <const double*>pa, <const double*>pb, N, C, S)
+            if ref:
+                ce_bn_apply_f64_ref(<double*>py, <const double*>px, <const double*>pa, <const double*>pb, N, C, S)
+            else:
+                ce_bn_apply_f64(<double*>py, <const double*>px, <const double*>pa, <const double*>pb, N, C, S)
         else:
-            ce_bn_apply_f32(<float*>py, <const float*>px, <const float*>pa, <const float*>pb, N, C, S)
+            if ref:
+                ce_bn_apply_f32_ref(<float*>py, <const float*>px, <const float*>pa, <const float*>pb, N, C, S)
+            else:
+                ce_bn_apply_f32(<float*>py, <const float*>px, <const float*>pa, <const float*>pb, N, C, S)
     return y
 
 
-def bn_backward(dy, x, mean, rstd, w, bint need_dx, bint need_dw, bint need_db):
+def bn_backward(dy, x, mean, rstd, w, bint need_dx, bint need_dw, bint need_db, bint ref=False):
     cdef bint d = _conv_dtype("bn_backward", (dy, x, mean, rstd, w))
     if x.ndim != 3 or dy.shape != x.shape or mean.shape != (x.shape[1],) or \
             rstd.shape != (x.shape[1],) or (w is not None and w.shape != (x.shape[1],)):
@@ -663,7 +681,13 @@ def bn_backward(dy, x, mean, rstd, w, bint need_dx, bint need_dw, bint need_db):
     cdef void *pw_ = _ptr(w) if w is not None else NULL
     with nogil:
         if d:
-            ce_bn_bwd_f64(<double*>pdx, <double*>pdw, <double*>pdb, <const double*>pdy, <const double*>px, <const double*>pm, <const double*>pr, <const double*>pw_, N, C, S)
+            if ref:
+                ce_bn_bwd_f64_ref(<double*>pdx, <double*>pdw, <double*>pdb, <const double*>pdy, <const double*>px, <const double*>pm, <const double*>pr, <const double*>pw_, N, C, S)
+            else:
+                ce_bn_bwd_f64(<double*>pdx, <double*>pdw, <double*>pdb, <const double*>pdy, <const double*>px, <const double*>pm, <const double*>pr, <const double*>pw_, N, C, S)
         else:
-            ce_bn_bwd_f32(<float*>pdx, <float*>pdw, <float*>pdb, <const float*>pdy, <const float*>px, <const float*>pm, <const float*>pr, <const float*>pw_, N, C, S)
+            if ref:
+                ce_bn_bwd_f32_ref(<float*>pdx, <float*>pdw, <float*>pdb, <const float*>pdy, <const float*>px, <const float*>pm, <const float*>pr, <const float*>pw_, N, C, S)
+            else:
+                ce_bn_bwd_f32(<float*>pdx, <float*>pdw, <float*>pdb, <const float*>pdy, <const float*>px, <const float*>pm, <const float*>pr, <const float*>pw_, N, C, S)
     return dx, dw, db
