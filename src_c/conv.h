@@ -114,7 +114,7 @@ void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, cons
 void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
                           const double *w, const ce_conv_geom_t *g, int64_t parts_elems);
 
-/* ---- pooling over P planes (P = N*C), x (P,H,W), y (P,OH,OW) contiguous ---- */
+/* ---- pooling over P planes (P = N*C), x (P,H,W), y (P,OH,OW) contiguous (pool.c) ---- */
 /* max pool: y = max over the window (NaN wins), idx = h*W + w of the chosen input element
  * (the first maximum in row-major window order); windows never lie wholly in the padding */
 void ce_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H,
@@ -173,6 +173,28 @@ void ce_adaptive_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64
                                    int64_t W, int64_t OH, int64_t OW);
 void ce_adaptive_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P,
                                    int64_t H, int64_t W, int64_t OH, int64_t OW);
+
+/* plain single-threaded references of the pools above (same contracts) */
+void ce_avgpool2d_bwd_f32_ref(float *dx, const float *dy, int64_t P, int64_t H, int64_t W,
+                              int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh,
+                              int64_t sw, int64_t ph, int64_t pw, int64_t count_include_pad,
+                              int64_t divisor);
+void ce_avgpool2d_bwd_f64_ref(double *dx, const double *dy, int64_t P, int64_t H, int64_t W,
+                              int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh,
+                              int64_t sw, int64_t ph, int64_t pw, int64_t count_include_pad,
+                              int64_t divisor);
+void ce_adaptive_avgpool2d_fwd_f32_ref(float *y, const float *x, int64_t P, int64_t H,
+                                       int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_fwd_f64_ref(double *y, const double *x, int64_t P, int64_t H,
+                                       int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_bwd_f32_ref(float *dx, const float *dy, int64_t P, int64_t H,
+                                       int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_bwd_f64_ref(double *dx, const double *dy, int64_t P, int64_t H,
+                                       int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_maxpool2d_fwd_f32_ref(float *y, int64_t *idx, const float *x, int64_t P,
+                                       int64_t H, int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_maxpool2d_fwd_f64_ref(double *y, int64_t *idx, const double *x, int64_t P,
+                                       int64_t H, int64_t W, int64_t OH, int64_t OW);
 
 /* ---- BatchNorm over (N, C, S) (S = H*W), per channel c (batchnorm.c) ----
  * *_ref: plain loops with the same contract (sums in double), one thread, for tests */

@@ -15,9 +15,10 @@
 #       x (P,H,W); idx int64, h*W + w inside each plane
 #   pool_scatter_backward(dy, idx, hw) -> dx (P,H,W): dy added at idx
 #   avgpool2d_forward(x, kernel, stride, pad, out_hw, count_include_pad, divisor, ref=False) -> y
-#   avgpool2d_backward(dy, hw, kernel, stride, pad, count_include_pad, divisor) -> dx
-#   adaptive_avgpool2d_forward(x, out_hw) -> y;  adaptive_avgpool2d_backward(dy, hw) -> dx
-#   adaptive_maxpool2d_forward(x, out_hw) -> (y, idx)
+#   avgpool2d_backward(dy, hw, kernel, stride, pad, count_include_pad, divisor, ref=False) -> dx
+#   adaptive_avgpool2d_forward(x, out_hw, ref=False) -> y
+#   adaptive_avgpool2d_backward(dy, hw, ref=False) -> dx
+#   adaptive_maxpool2d_forward(x, out_hw, ref=False) -> (y, idx)
 #   bn_stats(x (N,C,S), ref=False) -> (mean, var);  bn_apply(x, a, b, ref=False) -> x*a[c] + b[c]
 #   bn_backward(dy, x, mean, rstd, w, need_dx, need_dw, need_db, ref=False) -> (dx, dw, db)
 
@@ -67,6 +68,14 @@ cdef extern from "conv.h" nogil:
     void ce_adaptive_avgpool2d_bwd_f64(double *dx, const double *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
     void ce_adaptive_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
     void ce_adaptive_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_avgpool2d_bwd_f32_ref(float *dx, const float *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t cip, int64_t divisor)
+    void ce_avgpool2d_bwd_f64_ref(double *dx, const double *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t cip, int64_t divisor)
+    void ce_adaptive_avgpool2d_fwd_f32_ref(float *y, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_avgpool2d_fwd_f64_ref(double *y, const double *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_avgpool2d_bwd_f32_ref(float *dx, const float *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_avgpool2d_bwd_f64_ref(double *dx, const double *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_maxpool2d_fwd_f32_ref(float *y, int64_t *idx, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_maxpool2d_fwd_f64_ref(double *y, int64_t *idx, const double *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
     void ce_bn_stats_f32(float *mean, float *var, const float *x, int64_t N, int64_t C, int64_t S)
     void ce_bn_stats_f64(double *mean, double *var, const double *x, int64_t N, int64_t C, int64_t S)
     void ce_bn_apply_f32(float *y, const float *x, const float *a, const float *b, int64_t N, int64_t C, int64_t S)
@@ -528,7 +537,8 @@ def avgpool2d_forward(x, kernel, stride, pad, out_hw, bint count_include_pad, in
     return y
 
 
-def avgpool2d_backward(dy, hw, kernel, stride, pad, bint count_include_pad, int64_t divisor):
+def avgpool2d_backward(dy, hw, kernel, stride, pad, bint count_include_pad, int64_t divisor,
+                       bint ref=False):
     cdef bint d = _conv_dtype("avgpool2d_backward", (dy,))
     if dy.ndim != 3:
         raise ValueError("avgpool2d_backward: expected (P,OH,OW)")
@@ -542,13 +552,19 @@ def avgpool2d_backward(dy, hw, kernel, stride, pad, bint count_include_pad, int6
     cdef void *pdy = _ptr(dy)
     with nogil:
         if d:
-            ce_avgpool2d_bwd_f64(<double*>pdx, <const double*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
+            if ref:
+                ce_avgpool2d_bwd_f64_ref(<double*>pdx, <const double*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
+            else:
+                ce_avgpool2d_bwd_f64(<double*>pdx, <const double*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
         else:
-            ce_avgpool2d_bwd_f32(<float*>pdx, <const float*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
+            if ref:
+                ce_avgpool2d_bwd_f32_ref(<float*>pdx, <const float*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
+            else:
+                ce_avgpool2d_bwd_f32(<float*>pdx, <const float*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
     return dx
 
 
-def adaptive_avgpool2d_forward(x, out_hw):
+def adaptive_avgpool2d_forward(x, out_hw, bint ref=False):
     cdef bint d = _conv_dtype("adaptive_avgpool2d_forward", (x,))
     if x.ndim != 3:
         raise ValueError("adaptive_avgpool2d_forward: expected (P,H,W)")
@@ -562,13 +578,19 @@ def adaptive_avgpool2d_forward(x, out_hw):
     cdef void *px = _ptr(x)
     with nogil:
         if d:
-            ce_adaptive_avgpool2d_fwd_f64(<double*>py, <const double*>px, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_avgpool2d_fwd_f64_ref(<double*>py, <const double*>px, P, H, W, OH, OW)
+            else:
+                ce_adaptive_avgpool2d_fwd_f64(<double*>py, <const double*>px, P, H, W, OH, OW)
         else:
-            ce_adaptive_avgpool2d_fwd_f32(<float*>py, <const float*>px, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_avgpool2d_fwd_f32_ref(<float*>py, <const float*>px, P, H, W, OH, OW)
+            else:
+                ce_adaptive_avgpool2d_fwd_f32(<float*>py, <const float*>px, P, H, W, OH, OW)
     return y
 
 
-def adaptive_avgpool2d_backward(dy, hw):
+def adaptive_avgpool2d_backward(dy, hw, bint ref=False):
     cdef bint d = _conv_dtype("adaptive_avgpool2d_backward", (dy,))
     if dy.ndim != 3:
         raise ValueError("adaptive_avgpool2d_backward: expected (P,OH,OW)")
@@ -580,13 +602,19 @@ def adaptive_avgpool2d_backward(dy, hw):
     cdef void *pdy = _ptr(dy)
     with nogil:
         if d:
-            ce_adaptive_avgpool2d_bwd_f64(<double*>pdx, <const double*>pdy, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_avgpool2d_bwd_f64_ref(<double*>pdx, <const double*>pdy, P, H, W, OH, OW)
+            else:
+                ce_adaptive_avgpool2d_bwd_f64(<double*>pdx, <const double*>pdy, P, H, W, OH, OW)
         else:
-            ce_adaptive_avgpool2d_bwd_f32(<float*>pdx, <const float*>pdy, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_avgpool2d_bwd_f32_ref(<float*>pdx, <const float*>pdy, P, H, W, OH, OW)
+            else:
+                ce_adaptive_avgpool2d_bwd_f32(<float*>pdx, <const float*>pdy, P, H, W, OH, OW)
     return dx
 
 
-def adaptive_maxpool2d_forward(x, out_hw):
+def adaptive_maxpool2d_forward(x, out_hw, bint ref=False):
     cdef bint d = _conv_dtype("adaptive_maxpool2d_forward", (x,))
     if x.ndim != 3:
         raise ValueError("adaptive_maxpool2d_forward: expected (P,H,W)")
@@ -602,9 +630,15 @@ def adaptive_maxpool2d_forward(x, out_hw):
     cdef int64_t *pi = <int64_t*>_ptr(idx)
     with nogil:
         if d:
-            ce_adaptive_maxpool2d_fwd_f64(<double*>py, pi, <const double*>px, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_maxpool2d_fwd_f64_ref(<double*>py, pi, <const double*>px, P, H, W, OH, OW)
+            else:
+                ce_adaptive_maxpool2d_fwd_f64(<double*>py, pi, <const double*>px, P, H, W, OH, OW)
         else:
-            ce_adaptive_maxpool2d_fwd_f32(<float*>py, pi, <const float*>px, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_maxpool2d_fwd_f32_ref(<float*>py, pi, <const float*>px, P, H, W, OH, OW)
+            else:
+                ce_adaptive_maxpool2d_fwd_f32(<float*>py, pi, <const float*>px, P, H, W, OH, OW)
     return y, idx
 
 
