@@ -27,7 +27,9 @@ static inline void ow_range(int64_t off, int64_t sw, int64_t W, int64_t OW, int6
 }
 
 #define CE_DEF_PACK(T, SFX)                                                                    \
-    static void im2col_one_##SFX(T *col, const T *xp, int64_t n, int64_t c, int64_t H,         \
+    /* one (image n, channel c) pair: fold == 0 unfolds the image plane img into its KH*KW   \
+     * rows of col (padding -> 0), fold == 1 adds those rows of col back into the plane */    \
+    static void unfold_one_##SFX(T *col, T *img, int fold, int64_t n, int64_t c, int64_t H,    \
                                  int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,     \
                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,    \
                                  int64_t dw, int64_t ldcol) {                                   \
@@ -38,74 +40,56 @@ static inline void ow_range(int64_t off, int64_t sw, int64_t W, int64_t OW, int6
                 int64_t off = kj * dw - pw, lo, hi;                                            \
                 ow_range(off, sw, W, OW, &lo, &hi);                                            \
                 for (int64_t oh = 0; oh < OH; oh++) {                                          \
-                    T *dst = row + oh * OW;                                                    \
+                    T *cr = row + oh * OW;                                                     \
                     int64_t ih = oh * sh - ph + ki * dh;                                       \
                     if (ih < 0 || ih >= H) {                                                   \
-                        memset(dst, 0, (size_t)OW * sizeof(T));                                \
+                        if (!fold) memset(cr, 0, (size_t)OW * sizeof(T));                      \
                         continue;                                                              \
                     }                                                                          \
-                    const T *src = xp + ih * W + off;                                          \
-                    for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0;                           \
+                    T *ir = img + ih * W + off;                                                \
+                    if (fold) {                                                                \
+                        for (int64_t ow = lo; ow < hi; ow++) ir[ow * sw] += cr[ow];            \
+                        continue;                                                              \
+                    }                                                                          \
+                    for (int64_t ow = 0; ow < lo; ow++) cr[ow] = 0;                            \
                     if (sw == 1)                                                               \
-                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));             \
+                        memcpy(cr + lo, ir + lo, (size_t)(hi - lo) * sizeof(T));               \
                     else                                                                       \
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw];           \
-                    for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0;                          \
+                        for (int64_t ow = lo; ow < hi; ow++) cr[ow] = ir[ow * sw];             \
+                    for (int64_t ow = hi; ow < OW; ow++) cr[ow] = 0;                           \
                 }                                                                              \
             }                                                                                  \
     }                                                                                          \
-    static void col2im_one_##SFX(T *dxp, const T *col, int64_t n, int64_t c, int64_t H,        \
-                                 int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,     \
-                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,    \
-                                 int64_t dw, int64_t ldcol) {                                   \
-        int64_t L = OH * OW;                                                                   \
-        for (int64_t ki = 0; ki < KH; ki++)                                                    \
-            for (int64_t kj = 0; kj < KW; kj++) {                                              \
-                const T *row = col + ((c * KH + ki) * KW + kj) * ldcol + n * L;                \
-                int64_t off = kj * dw - pw, lo, hi;                                            \
-                ow_range(off, sw, W, OW, &lo, &hi);                                            \
-                for (int64_t oh = 0; oh < OH; oh++) {                                          \
-                    int64_t ih = oh * sh - ph + ki * dh;                                       \
-                    if (ih < 0 || ih >= H) continue;                                           \
-                    const T *src = row + oh * OW;                                              \
-                    T *dst = dxp + ih * W + off;                                               \
-                    if (sw == 1)                                                               \
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];               \
-                    else                                                                       \
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw] += src[ow];          \
-                }                                                                              \
-            }                                                                                  \
+    /* images (nt,C,H,W) <-> col: (image, channel) pairs split over threads, each owning its   \
+     * rows of col (unfold) or its plane (fold) */                                             \
+    static void unfold_##SFX(T *col, T *img, int fold, int64_t nt, int64_t C, int64_t H,       \
+                             int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,         \
+                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,        \
+                             int64_t dw, int64_t ldcol) {                                       \
+        int64_t items = nt * C;                                                                \
+        int th = ce_threads_for(items * KH * KW * OH * OW, CE_CONV_MIN_WORK);                  \
+        if (th > items) th = (int)items;                                                       \
+        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
+        for (int64_t it = 0; it < items; it++)                                                 \
+            unfold_one_##SFX(col, img + it * H * W, fold, it / C, it % C, H, W, KH, KW, OH,    \
+                             OW, sh, sw, ph, pw, dh, dw, ldcol);                               \
     }                                                                                          \
     static void im2col_##SFX(T *col, const T *x, int64_t nt, int64_t C, int64_t H, int64_t W,  \
                              int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh,        \
                              int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,        \
                              int64_t ldcol) {                                                   \
-        int64_t items = nt * C;                                                                \
-        int th = ce_threads_for(items * KH * KW * OH * OW, CE_CONV_MIN_WORK);                  \
-        if (th > items) th = (int)items;                                                       \
-        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
-        for (int64_t it = 0; it < items; it++) {                                               \
-            int64_t n = it / C, c = it % C;                                                    \
-            im2col_one_##SFX(col, x + it * H * W, n, c, H, W, KH, KW, OH, OW, sh, sw, ph, pw,  \
-                             dh, dw, ldcol);                                                   \
-        }                                                                                      \
+        unfold_##SFX(col, (T *)x, 0, nt, C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw,      \
+                     ldcol);                                                                   \
     }                                                                                          \
     static void col2im_##SFX(T *dx, const T *col, int64_t nt, int64_t C, int64_t H, int64_t W, \
                              int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh,        \
                              int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,        \
                              int64_t ldcol) {                                                   \
-        int64_t items = nt * C;                                                                \
-        int th = ce_threads_for(items * KH * KW * OH * OW, CE_CONV_MIN_WORK);                  \
-        if (th > items) th = (int)items;                                                       \
-        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
-        for (int64_t it = 0; it < items; it++) {                                               \
-            int64_t n = it / C, c = it % C;                                                    \
-            col2im_one_##SFX(dx + it * H * W, col, n, c, H, W, KH, KW, OH, OW, sh, sw, ph, pw, \
-                             dh, dw, ldcol);                                                   \
-        }                                                                                      \
+        unfold_##SFX((T *)col, dx, 1, nt, C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw,     \
+                     ldcol);                                                                   \
     }                                                                                          \
-    /* references: one element at a time, every bound tested */                                \
-    static void im2col_ref_##SFX(T *col, const T *x, int64_t nt, int64_t C, int64_t H,        \
+    /* reference of both directions: one element at a time, every bound tested */              \
+    static void unfold_ref_##SFX(T *col, T *img, int fold, int64_t nt, int64_t C, int64_t H,   \
                                  int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,     \
                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,    \
                                  int64_t dw, int64_t ldcol) {                                   \
@@ -117,29 +101,15 @@ static inline void ow_range(int64_t off, int64_t sw, int64_t W, int64_t OW, int6
                             for (int64_t ow = 0; ow < OW; ow++) {                              \
                                 int64_t ih = oh * sh - ph + ki * dh;                           \
                                 int64_t iw = ow * sw - pw + kj * dw;                           \
-                                T v = (ih >= 0 && ih < H && iw >= 0 && iw < W)                 \
-                                          ? x[((n * C + c) * H + ih) * W + iw]                 \
-                                          : (T)0;                                              \
-                                col[((c * KH + ki) * KW + kj) * ldcol + n * OH * OW +          \
-                                    oh * OW + ow] = v;                                         \
-                            }                                                                  \
-    }                                                                                          \
-    static void col2im_ref_##SFX(T *dx, const T *col, int64_t nt, int64_t C, int64_t H,        \
-                                 int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,     \
-                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,    \
-                                 int64_t dw, int64_t ldcol) {                                   \
-        for (int64_t n = 0; n < nt; n++)                                                       \
-            for (int64_t c = 0; c < C; c++)                                                    \
-                for (int64_t ki = 0; ki < KH; ki++)                                            \
-                    for (int64_t kj = 0; kj < KW; kj++)                                        \
-                        for (int64_t oh = 0; oh < OH; oh++)                                    \
-                            for (int64_t ow = 0; ow < OW; ow++) {                              \
-                                int64_t ih = oh * sh - ph + ki * dh;                           \
-                                int64_t iw = ow * sw - pw + kj * dw;                           \
-                                if (ih >= 0 && ih < H && iw >= 0 && iw < W)                    \
-                                    dx[((n * C + c) * H + ih) * W + iw] +=                     \
-                                        col[((c * KH + ki) * KW + kj) * ldcol +                \
-                                            n * OH * OW + oh * OW + ow];                       \
+                                int in = ih >= 0 && ih < H && iw >= 0 && iw < W;               \
+                                T *e = col + ((c * KH + ki) * KW + kj) * ldcol +               \
+                                       n * OH * OW + oh * OW + ow;                             \
+                                int64_t v = ((n * C + c) * H + ih) * W + iw;                   \
+                                if (fold) {                                                    \
+                                    if (in) img[v] += *e;                                      \
+                                } else {                                                       \
+                                    *e = in ? img[v] : (T)0;                                   \
+                                }                                                              \
                             }                                                                  \
     }                                                                                          \
     static void pack_dy_##SFX(T *dyt, const T *dy, int64_t nt, int64_t O, int64_t L,           \
@@ -192,10 +162,10 @@ void ce_im2col_f64(double *col, const double *x, CE_PACK_ARGS_DECL(double)) {
     im2col_f64(col, x, CE_PACK_ARGS);
 }
 void ce_im2col_f32_ref(float *col, const float *x, CE_PACK_ARGS_DECL(float)) {
-    im2col_ref_f32(col, x, CE_PACK_ARGS);
+    unfold_ref_f32(col, (float *)x, 0, CE_PACK_ARGS);
 }
 void ce_im2col_f64_ref(double *col, const double *x, CE_PACK_ARGS_DECL(double)) {
-    im2col_ref_f64(col, x, CE_PACK_ARGS);
+    unfold_ref_f64(col, (double *)x, 0, CE_PACK_ARGS);
 }
 void ce_col2im_f32(float *dx, const float *col, CE_PACK_ARGS_DECL(float)) {
     col2im_f32(dx, col, CE_PACK_ARGS);
@@ -204,10 +174,10 @@ void ce_col2im_f64(double *dx, const double *col, CE_PACK_ARGS_DECL(double)) {
     col2im_f64(dx, col, CE_PACK_ARGS);
 }
 void ce_col2im_f32_ref(float *dx, const float *col, CE_PACK_ARGS_DECL(float)) {
-    col2im_ref_f32(dx, col, CE_PACK_ARGS);
+    unfold_ref_f32((float *)col, dx, 1, CE_PACK_ARGS);
 }
 void ce_col2im_f64_ref(double *dx, const double *col, CE_PACK_ARGS_DECL(double)) {
-    col2im_ref_f64(dx, col, CE_PACK_ARGS);
+    unfold_ref_f64((double *)col, dx, 1, CE_PACK_ARGS);
 }
 void ce_conv_pack_dy_f32(float *dyt, const float *dy, int64_t nt, int64_t O, int64_t L,
                          int64_t ldcol) {

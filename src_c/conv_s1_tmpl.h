@@ -125,11 +125,7 @@ static void S1(s1_shift_conv)(CE_T *out, CE_T *ws, const CE_T *src, const CE_T *
     int64_t plane = Hp * Wp;
     int64_t rfirst = top * Wp + left, rend = (N - 1) * plane + (top + oh_n - 1) * Wp + left + ow_n;
     int64_t nch = (rend - rfirst + ch - 1) / ch, ngrp = dw == 1 ? KH : KH * KW;
-    int th = ce_par_threads((rend - rfirst) * M * Cs * KH * KW, CE_CONV_MIN_WORK * 64);
-    if (th > nch) th = (int)nch;
-#ifdef _OPENMP
-    if (omp_get_max_active_levels() > 1) th = 1;
-#endif
+    int th = chunk_threads(nch, (rend - rfirst) * M * Cs * KH * KW / 8);
     /* th == 1: chunks in turn, each GEMM threads itself; else one chunk per thread at a time
      * (the GEMMs inside run on their thread) */
     _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th) if(th > 1)")
@@ -201,11 +197,7 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
     int64_t ch = S1(s1_chunk)(O, C) * 2, nch = (rend + ch - 1) / ch;
     int64_t ngrp = g->dw == 1 ? KH : KK;
     int acc = nch * D > parts_elems;
-    int th = acc ? 1 : ce_par_threads(rend * D, CE_CONV_MIN_WORK * 64);
-    if (th > nch) th = (int)nch;
-#ifdef _OPENMP
-    if (omp_get_max_active_levels() > 1) th = 1;
-#endif
+    int th = acc ? 1 : chunk_threads(nch, rend * D / 8);
     _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th) if(th > 1)")
     for (int64_t c = 0; c < nch; c++) {
         int64_t r0 = c * ch, m = r0 + ch < rend ? ch : rend - r0;

@@ -228,51 +228,67 @@ static inline void *pool_buf(pool_plan_t *pl, int64_t OH, int64_t OW, int64_t W,
 CE_DEF_POOL_REF(float, f32)
 CE_DEF_POOL_REF(double, f64)
 
-/* ---- threaded drivers: one plane per task, the plane kernel of ce_isa ----
- * MAX(y, idx, x) / AVG(y, x) / AVG_BWD(dx, dy) for an axis kind; the row index of a max is
- * carried in the element type, exact below 2^24 rows (taller planes use the reference) */
-#define CE_POOL_MAX_DRIVER(SFX, T, KIND, REFCALL)                                              \
-    pool_plan_t pl;                                                                            \
-    if ((int64_t)H >= ((int64_t)1 << 24) ||                                                    \
-        !pool_plan(&pl, KIND, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,                 \
-                   P * (H * W + OH * OW * KW), sizeof(T))) {                                   \
-        REFCALL;                                                                               \
-        return;                                                                                \
+/* ---- threaded drivers: one plane per task, the plane kernel of ce_isa; 0 when the work
+ * space could not be had (the entry points then run the reference). The row index of a max is
+ * carried in the element type, exact below 2^24 rows (taller planes use the reference). */
+#define CE_DEF_POOL_RUN(T, SFX)                                                                \
+    static int pool_max_run_##SFX(int kind, T *y, int64_t *idx, const T *x, int64_t P,         \
+                                  int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH,     \
+                                  int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,   \
+                                  int64_t dh, int64_t dw) {                                     \
+        pool_plan_t pl;                                                                        \
+        if (H >= ((int64_t)1 << 24) ||                                                         \
+            !pool_plan(&pl, kind, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,             \
+                       P * (H * W + OH * OW * KW), sizeof(T)))                                 \
+            return 0;                                                                          \
+        _Pragma("omp parallel num_threads(pl.th)")                                             \
+        {                                                                                      \
+            T *buf = (T *)pool_buf(&pl, OH, OW, W, sizeof(T), CE_TID());                       \
+            _Pragma("omp for schedule(static)")                                                \
+            for (int64_t p = 0; p < P; p++)                                                    \
+                CE_ISA_CALL(pool_max_plane, SFX, y + p * OH * OW, idx + p * OH * OW,           \
+                            x + p * H * W, W, OH, OW, &pl.rows, &pl.cols, buf);               \
+        }                                                                                      \
+        free(pl.mem);                                                                          \
+        return 1;                                                                              \
     }                                                                                          \
-    _Pragma("omp parallel num_threads(pl.th)")                                                 \
-    {                                                                                          \
-        T *buf = (T *)pool_buf(&pl, OH, OW, W, sizeof(T), CE_TID());                           \
-        _Pragma("omp for schedule(static)")                                                    \
-        for (int64_t p = 0; p < P; p++)                                                        \
-            CE_ISA_CALL(pool_max_plane, SFX, y + p * OH * OW, idx + p * OH * OW,               \
-                        x + p * H * W, W, OH, OW, &pl.rows, &pl.cols, buf);                   \
-    }                                                                                          \
-    free(pl.mem);
-#define CE_POOL_AVG_DRIVER(SFX, T, KIND, FN, OUT, IN, CIP, DIV, OUTSZ, INSZ, REFCALL)          \
-    pool_plan_t pl;                                                                            \
-    if (!pool_plan(&pl, KIND, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, 1, 1,                   \
-                   P * (H * W + OH * OW * KW), sizeof(T))) {                                   \
-        REFCALL;                                                                               \
-        return;                                                                                \
-    }                                                                                          \
-    _Pragma("omp parallel num_threads(pl.th)")                                                 \
-    {                                                                                          \
-        T *buf = (T *)pool_buf(&pl, OH, OW, W, sizeof(T), CE_TID());                           \
-        _Pragma("omp for schedule(static)")                                                    \
-        for (int64_t p = 0; p < P; p++)                                                        \
-            CE_ISA_CALL(FN, SFX, OUT + p * OUTSZ, IN + p * INSZ, W, OH, OW, &pl.rows,          \
-                        &pl.cols, CIP, DIV, buf);                                              \
-    }                                                                                          \
-    free(pl.mem);
+    /* average forward (bwd == 0: out = y, in = x) or backward (out = dx, in = dy) */          \
+    static int pool_avg_run_##SFX(int bwd, int kind, T *out, const T *in, int64_t P, int64_t H, \
+                                  int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW,    \
+                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t cip,  \
+                                  int64_t divisor) {                                            \
+        pool_plan_t pl;                                                                        \
+        if (!pool_plan(&pl, kind, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, 1, 1,               \
+                       P * (H * W + OH * OW * KW), sizeof(T)))                                 \
+            return 0;                                                                          \
+        int64_t osz = bwd ? H * W : OH * OW, isz = bwd ? OH * OW : H * W;                      \
+        _Pragma("omp parallel num_threads(pl.th)")                                             \
+        {                                                                                      \
+            T *buf = (T *)pool_buf(&pl, OH, OW, W, sizeof(T), CE_TID());                       \
+            _Pragma("omp for schedule(static)")                                                \
+            for (int64_t p = 0; p < P; p++) {                                                  \
+                if (bwd)                                                                       \
+                    CE_ISA_CALL(pool_avg_bwd_plane, SFX, out + p * osz, in + p * isz, W, OH,   \
+                                OW, &pl.rows, &pl.cols, cip, divisor, buf);                    \
+                else                                                                           \
+                    CE_ISA_CALL(pool_avg_plane, SFX, out + p * osz, in + p * isz, W, OH, OW,   \
+                                &pl.rows, &pl.cols, cip, divisor, buf);                        \
+            }                                                                                  \
+        }                                                                                      \
+        free(pl.mem);                                                                          \
+        return 1;                                                                              \
+    }
+CE_DEF_POOL_RUN(float, f32)
+CE_DEF_POOL_RUN(double, f64)
 
 #define CE_MP_DECL int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, \
     int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw
 #define CE_MP_ARGS P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw
 void ce_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, CE_MP_DECL) {
-    CE_POOL_MAX_DRIVER(f32, float, CE_AX_MAX, maxpool_ref_f32(y, idx, x, CE_MP_ARGS))
+    if (!pool_max_run_f32(CE_AX_MAX, y, idx, x, CE_MP_ARGS)) maxpool_ref_f32(y, idx, x, CE_MP_ARGS);
 }
 void ce_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, CE_MP_DECL) {
-    CE_POOL_MAX_DRIVER(f64, double, CE_AX_MAX, maxpool_ref_f64(y, idx, x, CE_MP_ARGS))
+    if (!pool_max_run_f64(CE_AX_MAX, y, idx, x, CE_MP_ARGS)) maxpool_ref_f64(y, idx, x, CE_MP_ARGS);
 }
 void ce_maxpool2d_fwd_f32_ref(float *y, int64_t *idx, const float *x, CE_MP_DECL) {
     maxpool_ref_f32(y, idx, x, CE_MP_ARGS);
@@ -293,12 +309,10 @@ void ce_pool_scatter_bwd_f64(double *dx, const double *dy, const int64_t *idx, i
     int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t cip, int64_t divisor
 #define CE_AP_ARGS P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, cip, divisor
 void ce_avgpool2d_fwd_f32(float *y, const float *x, CE_AP_DECL) {
-    CE_POOL_AVG_DRIVER(f32, float, CE_AX_AVG, pool_avg_plane, y, x, cip, divisor, OH * OW,
-                       H * W, avgpool_ref_f32(y, x, CE_AP_ARGS))
+    if (!pool_avg_run_f32(0, CE_AX_AVG, y, x, CE_AP_ARGS)) avgpool_ref_f32(y, x, CE_AP_ARGS);
 }
 void ce_avgpool2d_fwd_f64(double *y, const double *x, CE_AP_DECL) {
-    CE_POOL_AVG_DRIVER(f64, double, CE_AX_AVG, pool_avg_plane, y, x, cip, divisor, OH * OW,
-                       H * W, avgpool_ref_f64(y, x, CE_AP_ARGS))
+    if (!pool_avg_run_f64(0, CE_AX_AVG, y, x, CE_AP_ARGS)) avgpool_ref_f64(y, x, CE_AP_ARGS);
 }
 void ce_avgpool2d_fwd_f32_ref(float *y, const float *x, CE_AP_DECL) {
     avgpool_ref_f32(y, x, CE_AP_ARGS);
@@ -307,12 +321,12 @@ void ce_avgpool2d_fwd_f64_ref(double *y, const double *x, CE_AP_DECL) {
     avgpool_ref_f64(y, x, CE_AP_ARGS);
 }
 void ce_avgpool2d_bwd_f32(float *dx, const float *dy, CE_AP_DECL) {
-    CE_POOL_AVG_DRIVER(f32, float, CE_AX_AVG, pool_avg_bwd_plane, dx, dy, cip, divisor, H * W,
-                       OH * OW, avgpool_bwd_ref_f32(dx, dy, CE_AP_ARGS))
+    if (!pool_avg_run_f32(1, CE_AX_AVG, dx, dy, CE_AP_ARGS))
+        avgpool_bwd_ref_f32(dx, dy, CE_AP_ARGS);
 }
 void ce_avgpool2d_bwd_f64(double *dx, const double *dy, CE_AP_DECL) {
-    CE_POOL_AVG_DRIVER(f64, double, CE_AX_AVG, pool_avg_bwd_plane, dx, dy, cip, divisor, H * W,
-                       OH * OW, avgpool_bwd_ref_f64(dx, dy, CE_AP_ARGS))
+    if (!pool_avg_run_f64(1, CE_AX_AVG, dx, dy, CE_AP_ARGS))
+        avgpool_bwd_ref_f64(dx, dy, CE_AP_ARGS);
 }
 void ce_avgpool2d_bwd_f32_ref(float *dx, const float *dy, CE_AP_DECL) {
     avgpool_bwd_ref_f32(dx, dy, CE_AP_ARGS);
@@ -322,44 +336,37 @@ void ce_avgpool2d_bwd_f64_ref(double *dx, const double *dy, CE_AP_DECL) {
 }
 
 /* adaptive pools: the same plane kernels on adaptive axes (no kernel geometry) */
-#define CE_AD_GEOM const int64_t KH = 0, KW = 0, sh = 0, sw = 0, ph = 0, pw = 0, dh = 1, dw = 1;
+#define CE_AD_ARGS P, H, W, OH, OW
+#define CE_AD_NOGEOM 0, 0, 0, 0, 0, 0
 void ce_adaptive_avgpool2d_fwd_f32(float *y, const float *x, int64_t P, int64_t H, int64_t W,
                                    int64_t OH, int64_t OW) {
-    CE_AD_GEOM
-    (void)dh; (void)dw;
-    CE_POOL_AVG_DRIVER(f32, float, CE_AX_ADAPTIVE, pool_avg_plane, y, x, 0, 0, OH * OW, H * W,
-                       adavg_ref_f32(y, x, P, H, W, OH, OW))
+    if (!pool_avg_run_f32(0, CE_AX_ADAPTIVE, y, x, CE_AD_ARGS, CE_AD_NOGEOM, 0, 0))
+        adavg_ref_f32(y, x, CE_AD_ARGS);
 }
 void ce_adaptive_avgpool2d_fwd_f64(double *y, const double *x, int64_t P, int64_t H, int64_t W,
                                    int64_t OH, int64_t OW) {
-    CE_AD_GEOM
-    (void)dh; (void)dw;
-    CE_POOL_AVG_DRIVER(f64, double, CE_AX_ADAPTIVE, pool_avg_plane, y, x, 0, 0, OH * OW, H * W,
-                       adavg_ref_f64(y, x, P, H, W, OH, OW))
+    if (!pool_avg_run_f64(0, CE_AX_ADAPTIVE, y, x, CE_AD_ARGS, CE_AD_NOGEOM, 0, 0))
+        adavg_ref_f64(y, x, CE_AD_ARGS);
 }
 void ce_adaptive_avgpool2d_bwd_f32(float *dx, const float *dy, int64_t P, int64_t H, int64_t W,
                                    int64_t OH, int64_t OW) {
-    CE_AD_GEOM
-    (void)dh; (void)dw;
-    CE_POOL_AVG_DRIVER(f32, float, CE_AX_ADAPTIVE, pool_avg_bwd_plane, dx, dy, 0, 0, H * W,
-                       OH * OW, adavg_bwd_ref_f32(dx, dy, P, H, W, OH, OW))
+    if (!pool_avg_run_f32(1, CE_AX_ADAPTIVE, dx, dy, CE_AD_ARGS, CE_AD_NOGEOM, 0, 0))
+        adavg_bwd_ref_f32(dx, dy, CE_AD_ARGS);
 }
 void ce_adaptive_avgpool2d_bwd_f64(double *dx, const double *dy, int64_t P, int64_t H,
                                    int64_t W, int64_t OH, int64_t OW) {
-    CE_AD_GEOM
-    (void)dh; (void)dw;
-    CE_POOL_AVG_DRIVER(f64, double, CE_AX_ADAPTIVE, pool_avg_bwd_plane, dx, dy, 0, 0, H * W,
-                       OH * OW, adavg_bwd_ref_f64(dx, dy, P, H, W, OH, OW))
+    if (!pool_avg_run_f64(1, CE_AX_ADAPTIVE, dx, dy, CE_AD_ARGS, CE_AD_NOGEOM, 0, 0))
+        adavg_bwd_ref_f64(dx, dy, CE_AD_ARGS);
 }
 void ce_adaptive_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H,
                                    int64_t W, int64_t OH, int64_t OW) {
-    CE_AD_GEOM
-    CE_POOL_MAX_DRIVER(f32, float, CE_AX_ADAPTIVE, admax_ref_f32(y, idx, x, P, H, W, OH, OW))
+    if (!pool_max_run_f32(CE_AX_ADAPTIVE, y, idx, x, CE_AD_ARGS, CE_AD_NOGEOM, 1, 1))
+        admax_ref_f32(y, idx, x, CE_AD_ARGS);
 }
 void ce_adaptive_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P,
                                    int64_t H, int64_t W, int64_t OH, int64_t OW) {
-    CE_AD_GEOM
-    CE_POOL_MAX_DRIVER(f64, double, CE_AX_ADAPTIVE, admax_ref_f64(y, idx, x, P, H, W, OH, OW))
+    if (!pool_max_run_f64(CE_AX_ADAPTIVE, y, idx, x, CE_AD_ARGS, CE_AD_NOGEOM, 1, 1))
+        admax_ref_f64(y, idx, x, CE_AD_ARGS);
 }
 
 /* references of the pools without a kernel geometry and of the average backward */
