@@ -233,17 +233,13 @@ static int chunk_threads(int64_t nchunks, int64_t work) {
                                const ce_conv_geom_t *g, int64_t per, int64_t wsz) {             \
         int64_t nch = (g->N + per - 1) / per;                                                  \
         int th = chunk_threads(nch, g->N * g->O * g->OH * g->OW * g->C / g->G * g->KH * g->KW); \
-        if (th <= 1) {                                                                         \
-            for (int64_t c = 0; c < nch; c++) {                                                \
-                int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                   \
-                conv_fwd_chunk_##SFX(y, ws, x, w, b, g, n0, m);                                \
-            }                                                                                  \
-            return;                                                                            \
-        }                                                                                      \
-        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th)")                       \
+        /* th == 1: chunks in turn with every kernel threaded (an inactive region); else one  \
+         * chunk per thread at a time on its own slice of ws */                                \
+        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th) if(th > 1)")            \
         for (int64_t c = 0; c < nch; c++) {                                                    \
             int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                       \
-            conv_fwd_chunk_##SFX(y, ws + (int64_t)CE_CONV_TID() * wsz, x, w, b, g, n0, m);      \
+            conv_fwd_chunk_##SFX(y, ws + (th > 1 ? (int64_t)CE_CONV_TID() * wsz : 0), x, w, b, \
+                                 g, n0, m);                                                    \
         }                                                                                      \
     }                                                                                          \
     static void conv_bwd_chunk_##SFX(T *dx, T *dwc, T *col, T *dyt, const T *dy, const T *x,   \
@@ -272,21 +268,13 @@ static int chunk_threads(int64_t nchunks, int64_t work) {
         int64_t nch = (g->N + per - 1) / per, L = g->OH * g->OW;                               \
         int64_t D = g->O * (g->C / g->G) * g->KH * g->KW, colsz = g->C * g->KH * g->KW * per * L; \
         int th = acc ? 1 : chunk_threads(nch, g->N * L * D);                                   \
-        if (th <= 1) {                                                                         \
-            for (int64_t c = 0; c < nch; c++) {                                                \
-                int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                   \
-                T *dwc = !dwp ? NULL : acc ? dwp : dwp + c * D;                                \
-                conv_bwd_chunk_##SFX(dx, dwc, ws, ws + colsz, dy, x, w, g, n0, m,              \
-                                     (T)(acc && c > 0 ? 1 : 0));                               \
-            }                                                                                  \
-            return;                                                                            \
-        }                                                                                      \
-        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th)")                       \
+        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th) if(th > 1)")            \
         for (int64_t c = 0; c < nch; c++) {                                                    \
             int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                       \
-            T *wt = ws + (int64_t)CE_CONV_TID() * wsz;                                         \
-            conv_bwd_chunk_##SFX(dx, dwp ? dwp + c * D : NULL, wt, wt + colsz, dy, x, w, g, n0, \
-                                 m, (T)0);                                                     \
+            T *wt = ws + (th > 1 ? (int64_t)CE_CONV_TID() * wsz : 0);                          \
+            T *dwc = !dwp ? NULL : acc ? dwp : dwp + c * D;                                    \
+            conv_bwd_chunk_##SFX(dx, dwc, wt, wt + colsz, dy, x, w, g, n0, m,                  \
+                                 (T)(acc && c > 0 ? 1 : 0));                                   \
         }                                                                                      \
     }                                                                                          \
     static void sum_parts_##SFX(T *dw, const T *parts, int64_t nch, int64_t D) {               \

@@ -53,19 +53,57 @@ def _check_tensor(name, t, arg="input"):
 
 
 # ============================================================================ convolution
+def _conv_save(ctx, x, w, b, geom, x4, w4):
+    """what both convolution Functions keep for backward; x and w as 4-D C arrays"""
+    ctx.save_for_backward(x, w)
+    ctx.geom = geom
+    ctx.has_b = b is not None
+    return _f(x).reshape(x4), _f(w).reshape(w4)
+
+
+def _conv_args(name, nd, input, weight, bias, stride, dilation, groups, weight_msg):
+    """the checks conv and conv_transpose share (torch's messages, in torch's order; weight_msg
+    gives the message for a weight of the wrong rank); returns stride and dilation as
+    nd-tuples"""
+    _check_tensor(name, input)
+    _check_tensor(name, weight, "weight")
+    if input.dim() not in (nd + 1, nd + 2):
+        raise RuntimeError("Expected %dD (unbatched) or %dD (batched) input to %s, but got "
+                           "input of size: %s" % (nd + 1, nd + 2, name, list(input.shape)))
+    if weight.dim() != nd + 2:
+        raise RuntimeError(weight_msg())
+    xdt, wdt = input._data.dtype, weight._data.dtype
+    if xdt != wdt:
+        raise RuntimeError("expected scalar type %s but found %s"
+                           % (_TORCH_DTN.get(xdt.name, xdt.name),
+                              _TORCH_DTN.get(wdt.name, wdt.name)))
+    if bias is not None and bias._data.dtype != xdt:
+        raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
+                           % (_TORCH_DT.get(xdt.name, xdt.name),
+                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
+    if xdt.kind != "f" or xdt.itemsize < 4:
+        raise RuntimeError("\"%s\" not implemented for '%s'"
+                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+    stride = _tuple(stride, nd, "stride")
+    dilation = _tuple(dilation, nd, "dilation")
+    if not isinstance(groups, numbers.Integral) or groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if builtins.min(stride) <= 0:
+        raise RuntimeError("non-positive stride is not supported")
+    if builtins.min(dilation) <= 0:
+        raise RuntimeError("non-positive dilation is not supported")
+    return stride, dilation
+
+
 class _Conv2d(Function):
     """y = conv2d(x, w) + b on 4-D arrays (the wrappers reshape 1-D / unbatched inputs)."""
 
     @staticmethod
     def forward(ctx, x, w, b, geom):
         stride, pad, dil, groups, out_hw, x4, w4, yshape = geom
-        xa = _f(x).reshape(x4)
-        wa = _f(w).reshape(w4)
+        xa, wa = _conv_save(ctx, x, w, b, geom, x4, w4)
         y = _C.conv2d_forward(xa, wa, None if b is None else _f(b), stride, pad, dil, groups,
                               out_hw)
-        ctx.save_for_backward(x, w)
-        ctx.geom = geom
-        ctx.has_b = b is not None
         return y.reshape(yshape)
 
     @staticmethod
@@ -88,35 +126,10 @@ def _same_pads(k, d):
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
     name = "conv%dd" % nd
-    _check_tensor(name, input)
-    _check_tensor(name, weight, "weight")
-    if input.dim() not in (nd + 1, nd + 2):
-        raise RuntimeError("Expected %dD (unbatched) or %dD (batched) input to %s, but got "
-                           "input of size: %s" % (nd + 1, nd + 2, name, list(input.shape)))
-    if weight.dim() != nd + 2:
-        raise RuntimeError("expected stride to be a single integer value or a list of %d values "
-                           "to match the convolution dimensions, but got stride=%s"
-                           % (weight.dim() - 2, [1] * nd))
-    xdt, wdt = input._data.dtype, weight._data.dtype
-    if xdt != wdt:
-        raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name),
-                              _TORCH_DTN.get(wdt.name, wdt.name)))
-    if bias is not None and bias._data.dtype != xdt:
-        raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_TORCH_DT.get(xdt.name, xdt.name),
-                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
-    if xdt.kind != "f" or xdt.itemsize < 4:
-        raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
-    stride = _tuple(stride, nd, "stride")
-    dilation = _tuple(dilation, nd, "dilation")
-    if not isinstance(groups, numbers.Integral) or groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
-    if builtins.min(stride) <= 0:
-        raise RuntimeError("non-positive stride is not supported")
-    if builtins.min(dilation) <= 0:
-        raise RuntimeError("non-positive dilation is not supported")
+    stride, dilation = _conv_args(
+        name, nd, input, weight, bias, stride, dilation, groups,
+        lambda: "expected stride to be a single integer value or a list of %d values to match "
+        "the convolution dimensions, but got stride=%s" % (weight.dim() - 2, [1] * nd))
     k = tuple(weight.shape[2:])
     if isinstance(padding, str):
         if padding == "valid":
@@ -191,14 +204,10 @@ class _ConvTranspose2d(Function):
     @staticmethod
     def forward(ctx, x, w, b, geom):
         stride, pad, dil, groups, in_hw, x4, w4, y4, yshape = geom
-        xa = _f(x).reshape(x4)
-        wa = _f(w).reshape(w4)
+        xa, wa = _conv_save(ctx, x, w, b, geom, x4, w4)
         y = _C.conv2d_backward(xa, y4, wa, stride, pad, dil, groups, True, False, False)[0]
         if b is not None:
             _C.conv_bias_add(y, _f(b))
-        ctx.save_for_backward(x, w)
-        ctx.geom = geom
-        ctx.has_b = b is not None
         return y.reshape(yshape)
 
     @staticmethod
@@ -222,38 +231,14 @@ class _ConvTranspose2d(Function):
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups,
                     dilation):
     name = "conv_transpose%dd" % nd
-    _check_tensor(name, input)
-    _check_tensor(name, weight, "weight")
-    if input.dim() not in (nd + 1, nd + 2):
-        raise RuntimeError("Expected %dD (unbatched) or %dD (batched) input to %s, but got "
-                           "input of size: %s" % (nd + 1, nd + 2, name, list(input.shape)))
-    if weight.dim() != nd + 2:
-        raise RuntimeError("%s: expected a %d-D weight (in_channels, out_channels/groups, "
-                           "kernel...), got %d-D" % (name, nd + 2, weight.dim()))
-    xdt = input._data.dtype
-    if weight._data.dtype != xdt:
-        raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name),
-                              _TORCH_DTN.get(weight.dtype.name, weight.dtype.name)))
-    if bias is not None and bias._data.dtype != xdt:
-        raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_TORCH_DT.get(xdt.name, xdt.name),
-                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
-    if xdt.kind != "f" or xdt.itemsize < 4:
-        raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+    stride, dilation = _conv_args(
+        name, nd, input, weight, bias, stride, dilation, groups,
+        lambda: "%s: expected a %d-D weight (in_channels, out_channels/groups, kernel...), "
+        "got %d-D" % (name, nd + 2, weight.dim()))
     if isinstance(padding, str):
         raise TypeError("%s(): argument 'padding' must be tuple of ints, not str" % name)
-    stride = _tuple(stride, nd, "stride")
     padding = _tuple(padding, nd, "padding")
-    dilation = _tuple(dilation, nd, "dilation")
     opad = _tuple(output_padding, nd, "output_padding")
-    if not isinstance(groups, numbers.Integral) or groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
-    if builtins.min(stride) <= 0:
-        raise RuntimeError("non-positive stride is not supported")
-    if builtins.min(dilation) <= 0:
-        raise RuntimeError("non-positive dilation is not supported")
     if builtins.min(padding) < 0:
         raise RuntimeError("negative padding is not supported")
     if builtins.min(opad) < 0:
