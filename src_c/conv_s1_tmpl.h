@@ -91,23 +91,24 @@ static void S1(s1_unpack_rows)(CE_T *out, const CE_T *ybuf, const CE_T *bias, in
                 const CE_T *src = ybuf + (rowbase - r0 + ja) * M;
                 CE_T *d = out + ((n * M) * oh_n + ii) * ow_n + ja - left;
                 int64_t ld = oh_n * ow_n, nj = jb - ja;
-                if (acc) {
-                    for (int64_t j0 = 0; j0 < nj; j0 += 64) {   /* via a transposed block */
-                        CE_T blk[64 * 64];
-                        int64_t jn = nj - j0 < 64 ? nj - j0 : 64;
-                        for (int64_t m0 = 0; m0 < M; m0 += 64) {
-                            int64_t mn = M - m0 < 64 ? M - m0 : 64;
-                            S1(tr)(blk, jn, src + j0 * M + m0, M, jn, mn);
-                            for (int64_t m = 0; m < mn; m++)
-                                for (int64_t j = 0; j < jn; j++)
-                                    d[(m0 + m) * ld + j0 + j] += blk[m * jn + j];
+                /* through a transposed block in L1, so y's rows are written whole */
+                for (int64_t j0 = 0; j0 < nj; j0 += 64) {
+                    CE_T blk[64 * 64];
+                    int64_t jn = nj - j0 < 64 ? nj - j0 : 64;
+                    for (int64_t m0 = 0; m0 < M; m0 += 64) {
+                        int64_t mn = M - m0 < 64 ? M - m0 : 64;
+                        S1(tr)(blk, jn, src + j0 * M + m0, M, jn, mn);
+                        for (int64_t m = 0; m < mn; m++) {
+                            CE_T *dr = d + (m0 + m) * ld + j0;
+                            const CE_T *br = blk + m * jn;
+                            if (acc) {
+                                for (int64_t j = 0; j < jn; j++) dr[j] += br[j];
+                            } else {
+                                CE_T bv = bias ? bias[m0 + m] : (CE_T)0;
+                                for (int64_t j = 0; j < jn; j++) dr[j] = br[j] + bv;
+                            }
                         }
                     }
-                } else {
-                    S1(tr)(d, ld, src, M, nj, M);
-                    if (bias)
-                        for (int64_t m = 0; m < M; m++)
-                            for (int64_t j = 0; j < nj; j++) d[m * ld + j] += bias[m];
                 }
             }
         }
