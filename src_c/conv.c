@@ -399,10 +399,12 @@ void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *
     s1_fwd_f64(y, ws, x, w, b, g);
 }
 void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x,
-                          const float *w, const ce_conv_geom_t *g, int64_t parts_elems) {
-    s1_bwd_f32(dx, dw, ws, dy, x, w, g, parts_elems);
+                          const float *xg, const float *w, const ce_conv_geom_t *g,
+                          int64_t parts_elems) {
+    s1_bwd_f32(dx, dw, ws, dy, x, xg, w, g, parts_elems);
 }
 void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
-                          const double *w, const ce_conv_geom_t *g, int64_t parts_elems) {
-    s1_bwd_f64(dx, dw, ws, dy, x, w, g, parts_elems);
+                          const double *xg, const double *w, const ce_conv_geom_t *g,
+                          int64_t parts_elems) {
+    s1_bwd_f64(dx, dw, ws, dy, x, xg, w, g, parts_elems);
 }

@@ -170,7 +170,8 @@ static void S1(s1_fwd)(CE_T *y, CE_T *ws, const CE_T *x, const CE_T *w, const CE
 }
 
 static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T *x,
-                       const CE_T *w, const ce_conv_geom_t *g, int64_t parts_elems) {
+                       const CE_T *xg_in, const CE_T *w, const ce_conv_geom_t *g,
+                       int64_t parts_elems) {
     int64_t Hp = g->OH + (g->KH - 1) * g->dh, Wp = g->OW + (g->KW - 1) * g->dw, plane = Hp * Wp;
     int64_t R = S1(s1_rows)(g), KK = g->KH * g->KW, C = g->C, O = g->O, KH = g->KH, KW = g->KW;
     int64_t D = O * KK * C;
@@ -191,8 +192,8 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
     /* dWt (O, KK*C) = sum over output grid rows r of dyg_cmajor[:, r] xg[r + off_t, :]:
      * per chunk of rows one GEMM per tap group; partials per chunk summed in chunk order
      * (chunks on threads) or, past parts_elems, accumulated chunk after chunk */
-    CE_T *xg = p, *dyc = xg + R * C, *parts = dyc + O * R;
-    S1(s1_grid_pack)(xg, x, g->N, C, g->H, g->W, Hp, Wp, g->ph, g->pw, R, 0);
+    CE_T *xg = xg_in ? (CE_T *)xg_in : p, *dyc = xg_in ? p : xg + R * C, *parts = dyc + O * R;
+    if (!xg_in) S1(s1_grid_pack)(xg, x, g->N, C, g->H, g->W, Hp, Wp, g->ph, g->pw, R, 0);
     S1(s1_grid_pack)(dyc, dy, g->N, O, g->OH, g->OW, Hp, Wp, 0, 0, R, 1);
     int64_t rend = (g->N - 1) * plane + (g->OH - 1) * Wp + g->OW;
     int64_t ch = S1(s1_chunk)(O, C) * 2, nch = (rend + ch - 1) / ch;

@@ -373,6 +373,16 @@ def test_conv_stride1_driver_matches_unfolding(case, dtype, isa):
     for parts in (old_p, 0):
         for a, c in zip(res[True, parts, 1], res[True, parts, 2]):
             np.testing.assert_array_equal(a, c)
+    # the forward's packed input, reused by the weight gradient: the same bits; a grid that
+    # does not fit is not used
+    y, grid = _C.conv2d_forward(x, w, b, *geom, out, keep_grid=True)
+    assert grid is not None
+    np.testing.assert_array_equal(y, res[True, old_p, 2][0])
+    other = np.zeros(grid.size, np.float32 if dtype == np.float64 else np.float64)
+    for gr in (grid, grid[:10], other):
+        got = _C.conv2d_backward(dy, x, w, *geom, True, True, True, grid=gr)
+        for a, c in zip(got, res[True, old_p, 2][1:]):
+            np.testing.assert_array_equal(a, c)
 
 
 def test_conv_stride1_driver_gradcheck():

@@ -3,9 +3,11 @@
 # Python side (cengine/ops/conv.py) checks shapes and computes the output sizes, so these
 # wrappers only check what C relies on (dtype, contiguity, sizes that fit).
 #
-#   conv2d_forward(x, w, b, stride, pad, dilation, groups, out_hw) -> y
+#   conv2d_forward(x, w, b, stride, pad, dilation, groups, out_hw, keep_grid=False) -> y
+#       (or (y, grid) with keep_grid: the stride-1 driver's packed input, for the backward)
 #       x (N,C,H,W), w (O,C/groups,KH,KW), b (O,) or None, pad = (top, left), out_hw = (OH, OW)
-#   conv2d_backward(dy, x, w, stride, pad, dilation, groups, need_dx, need_dw, need_db)
+#   conv2d_backward(dy, x, w, stride, pad, dilation, groups, need_dx, need_dw, need_db,
+#                   grid=None)
 #       -> (dx, dw, db) (None where not needed)
 #   im2col(x, kernel, stride, pad, dilation, out_hw, ref=False) -> col (C*KH*KW, N*OH*OW)
 #   col2im(col, x_shape, kernel, stride, pad, dilation, out_hw, ref=False) -> dx
@@ -32,8 +34,8 @@ cdef extern from "conv.h" nogil:
     int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw, int64_t parts_elems, int nthreads)
     void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b, const ce_conv_geom_t *g)
     void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w, const double *b, const ce_conv_geom_t *g)
-    void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x, const float *w, const ce_conv_geom_t *g, int64_t parts_elems)
-    void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x, const double *w, const ce_conv_geom_t *g, int64_t parts_elems)
+    void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x, const float *xg, const float *w, const ce_conv_geom_t *g, int64_t parts_elems)
+    void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x, const double *xg, const double *w, const ce_conv_geom_t *g, int64_t parts_elems)
     void ce_conv_sum_parts_f32(float *dw, const float *parts, int64_t nchunks, int64_t D)
     void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int64_t D)
     void ce_im2col_f32(float *col, const float *x, int64_t nt, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol)
@@ -233,7 +235,23 @@ cdef int64_t _conv_tile(int64_t N, int64_t per_image):
     return nt
 
 
-def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
+cdef int64_t _s1_grid_rows(int64_t N, int64_t KH, int64_t KW, int64_t OH, int64_t OW,
+                           int64_t dh, int64_t dw):
+    """rows of the stride-1 drivers' padded grid (conv.h)"""
+    cdef int64_t Wp = OW + (KW - 1) * dw
+    return N * (OH + (KH - 1) * dh) * Wp + (KH - 1) * dh * Wp + (KW - 1) * dw + 1
+
+
+def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw, bint keep_grid=False):
+    """keep_grid: return (y, grid), grid being what conv2d_backward(grid=) can reuse for the
+    weight gradient (None when the stride-1 driver did not run)"""
+    y = _conv2d_forward(x, w, b, stride, pad, dilation, groups, out_hw)
+    if keep_grid:
+        return y
+    return y[0]
+
+
+def _conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
     cdef bint d = _conv_dtype("conv2d_forward", (x, w, b))
     cdef int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int64_t O = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3]
@@ -247,12 +265,12 @@ def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
         raise ValueError("conv2d_forward: bias must have shape (%d,)" % O)
     y = np.empty((N, O, OH, OW), x.dtype)
     if y.size == 0:
-        return y
+        return y, None
     if CgKK == 0:
         y[...] = 0
         if b is not None:
             y += b.reshape(1, O, 1, 1)
-        return y
+        return y, None
     cdef void *px = _ptr(x)
     cdef void *pw_ = _ptr(w)
     cdef void *py = _ptr(y)
@@ -276,7 +294,7 @@ def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
                 ce_conv2d_s1_fwd_f64(<double*>py, <double*>pc, <const double*>px, <const double*>pw_, <const double*>pb, &geom)
             else:
                 ce_conv2d_s1_fwd_f32(<float*>py, <float*>pc, <const float*>px, <const float*>pw_, <const float*>pb, &geom)
-        return y
+        return y, ws
     else:
         nt = _conv_tile(N, C * KH * KW * L)
         geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw)
@@ -288,19 +306,20 @@ def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
                 ce_conv2d_fwd_f64(<double*>py, <double*>pc, <const double*>px, <const double*>pw_, <const double*>pb, &geom, nt, wsz)
             else:
                 ce_conv2d_fwd_f32(<float*>py, <float*>pc, <const float*>px, <const float*>pw_, <const float*>pb, &geom, nt, wsz)
-        return y
+        return y, None
     if pb != NULL:
         with nogil:
             if d:
                 ce_conv_bias_add_f64(<double*>py, <const double*>pb, N, O, L)
             else:
                 ce_conv_bias_add_f32(<float*>py, <const float*>pb, N, O, L)
-    return y
+    return y, None
 
 
 def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_dx,
-                    bint need_dw, bint need_db):
-    """x may be just the input's shape (a tuple) when need_dw is False."""
+                    bint need_dw, bint need_db, grid=None):
+    """x may be just the input's shape (a tuple) when need_dw is False; grid: the one
+    conv2d_forward(keep_grid=True) gave for this x (or None)."""
     cdef bint shape_only = isinstance(x, tuple)
     if shape_only and need_dw:
         raise ValueError("conv2d_backward: the weight gradient needs the input array")
@@ -328,6 +347,7 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
     cdef void *pdw = _ptr(dW) if need_dw else NULL
     cdef void *pc
     cdef void *pt
+    cdef void *pg
     cdef bint direct = (KH == 1 and KW == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
                         and OH == H and OW == W)
     cdef void *pdb = _ptr(db) if need_db else NULL
@@ -357,11 +377,16 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
                       w.dtype)
         pc = _ptr(ws)
         pt = pdx if s1_dx else NULL
+        pg = NULL
+        if (s1_dw and isinstance(grid, np.ndarray) and grid.dtype == w.dtype
+                and grid.flags.c_contiguous and grid.ndim == 1
+                and grid.size >= _s1_grid_rows(N, KH, KW, OH, OW, dh, dw) * C):
+            pg = _ptr(grid)
         with nogil:
             if d:
-                ce_conv2d_s1_bwd_f64(<double*>pt, <double*>(pdw if s1_dw else NULL), <double*>pc, <const double*>pdy, <const double*>px, <const double*>pw_, &geom, pe)
+                ce_conv2d_s1_bwd_f64(<double*>pt, <double*>(pdw if s1_dw else NULL), <double*>pc, <const double*>pdy, <const double*>px, <const double*>pg, <const double*>pw_, &geom, pe)
             else:
-                ce_conv2d_s1_bwd_f32(<float*>pt, <float*>(pdw if s1_dw else NULL), <float*>pc, <const float*>pdy, <const float*>px, <const float*>pw_, &geom, pe)
+                ce_conv2d_s1_bwd_f32(<float*>pt, <float*>(pdw if s1_dw else NULL), <float*>pc, <const float*>pdy, <const float*>px, <const float*>pg, <const float*>pw_, &geom, pe)
         if s1_dx:
             direct = True   # dx done: the unfolding pass below only does dW (if still wanted)
             pdx = NULL

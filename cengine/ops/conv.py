@@ -102,8 +102,11 @@ class _Conv2d(Function):
     def forward(ctx, x, w, b, geom):
         stride, pad, dil, groups, out_hw, x4, w4, yshape = geom
         xa, wa = _conv_save(ctx, x, w, b, geom, x4, w4)
-        y = _C.conv2d_forward(xa, wa, None if b is None else _f(b), stride, pad, dil, groups,
-                              out_hw)
+        # the weight gradient reuses the stride-1 driver's packed input when there is one
+        y, ctx.grid = _C.conv2d_forward(xa, wa, None if b is None else _f(b), stride, pad, dil,
+                                        groups, out_hw, keep_grid=True)
+        if not ctx.needs_input_grad[1]:
+            ctx.grid = None
         return y.reshape(yshape)
 
     @staticmethod
@@ -114,7 +117,7 @@ class _Conv2d(Function):
         g4 = _f(g.astype(x.dtype, copy=False)).reshape((x4[0], w4[0]) + tuple(out_hw))
         dx, dw, db = _C.conv2d_backward(g4, _f(x).reshape(x4), _f(w).reshape(w4), stride, pad,
                                         dil, groups, need[0], need[1],
-                                        ctx.has_b and need[2])
+                                        ctx.has_b and need[2], grid=ctx.grid)
         return (None if dx is None else dx.reshape(x.shape),
                 None if dw is None else dw.reshape(w.shape), db, None)
 
