@@ -153,3 +153,30 @@ def result_type(a, b):
             return _default[0].np if cs == 2 else np.dtype(np.int64)
         return d
     raise TypeError("result_type needs at least one array")
+
+
+_F32_NP = np.dtype(np.float32)
+_F16_NP = np.dtype(np.float16)
+
+
+def astype(a, npd):
+    """a (ndarray) converted to numpy dtype npd as torch's Tensor.to() does: conversions to and
+    from bfloat16/float16 go through float32 on the SIMD cast kernels (round to nearest even,
+    torch's NaN bits); float64 and integers reach a half type via float32, as in torch. Always
+    a new array."""
+    npd = np.dtype(npd)
+    src = a.dtype
+    if npd not in _HALF_NP and src not in _HALF_NP:
+        return a.astype(npd)
+    from . import _C
+    if npd in _HALF_NP:
+        if src in _HALF_NP:
+            a = astype(a, _F32_NP)
+        elif src != _F32_NP:
+            a = a.astype(_F32_NP)
+        out = np.empty(a.shape, npd)
+        (_C.cast_f32_to_bf16 if npd == BF16_NP else _C.cast_f32_to_f16)(a, out=out)
+        return out
+    f = np.empty(a.shape, _F32_NP)
+    (_C.cast_bf16_to_f32 if src == BF16_NP else _C.cast_f16_to_f32)(a, out=f)
+    return f if npd == _F32_NP else f.astype(npd)

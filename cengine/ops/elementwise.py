@@ -72,11 +72,11 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dt):
         ctx.src = x.dtype
-        return x.astype(dt)
+        return _dt.astype(x, dt)
 
     @staticmethod
     def backward(ctx, g):
-        return g.astype(ctx.src, copy=False), None
+        return (g if g.dtype == ctx.src else _dt.astype(g, ctx.src)), None
 
 
 def cast(t, np_dtype):

@@ -1,0 +1,96 @@
+"""bfloat16 / float16 support shared by the ops: the half-precision GEMM entry point and the
+"compute in float32, round once" wrapper for kernels that exist only in float32.
+
+gemm(x, y, out, alpha, beta, bias) has the contract of _C.gemm (up to two batch dimensions,
+any strides, broadcasting of missing / size-1 batch dimensions of x and y) for every float
+dtype: float32/float64 go to _C.gemm; bfloat16 operands to _C.gemm_bf16 (AMX / AVX512_BF16
+tiles, float32 accumulation) and float16 operands to _C.gemm on float32 copies made by the F16C
+cast kernel. A half-precision `out` receives the float32 result rounded once (to nearest even).
+
+via_f32(fn, *tensors) runs a float32 op on half tensors: they are cast to float32 (recorded by
+autograd), fn runs, and each floating result is cast back to the first half input's dtype, so
+its gradient arrives in that dtype and flows back through the casts."""
+import numpy as np
+
+from .. import _C
+from .. import dtypes as _dt
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_BF16 = _dt.BF16_NP
+_HALF = _dt._HALF_NP
+
+
+def is_half(npd):
+    return npd in _HALF
+
+
+def _to3(a, batch):
+    """a (..., r, c) broadcast to batch + (r, c) and merged to one batch dim (2-D stays 2-D)"""
+    if a.ndim == 2:
+        return a
+    if a.shape[:-2] != batch:
+        a = np.broadcast_to(a, batch + a.shape[-2:])
+    if len(batch) == 1:
+        return a
+    return np.reshape(a, (-1,) + a.shape[-2:])
+
+
+def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
+    dx = x.dtype
+    if dx == _F32 or dx == _F64:
+        return _C.gemm(x, y, out, alpha, beta, bias)
+    if y.dtype != dx:
+        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: %s != %s"
+                           % (dx.name, y.dtype.name))
+    od = out.dtype
+    if od == _F32:
+        acc = out
+    elif beta == 0:
+        acc = np.empty(out.shape, _F32)
+    else:
+        acc = _dt.astype(out, _F32)
+    b32 = None
+    if bias is not None:
+        b32 = bias if bias.dtype == _F32 else _dt.astype(bias, _F32)
+    if dx == _BF16:
+        batch = out.shape[:-2]
+        if len(batch) <= 1:
+            _C.gemm_bf16(x, y, acc, alpha, beta, b32)
+        else:
+            acc3 = np.reshape(acc, (-1,) + acc.shape[-2:])     # a copy if acc's dims don't merge
+            _C.gemm_bf16(_to3(x, batch), _to3(y, batch), acc3, alpha, beta, b32)
+            if not np.shares_memory(acc3, acc):
+                acc[...] = acc3.reshape(acc.shape)
+    else:
+        _C.gemm(_dt.astype(x, _F32), _dt.astype(y, _F32), acc, alpha, beta, b32)
+    if acc is not out:
+        if out.flags.c_contiguous and out.flags.aligned:
+            (_C.cast_f32_to_bf16 if od == _BF16 else _C.cast_f32_to_f16)(acc, out=out)
+        else:
+            out[...] = _dt.astype(acc, od)
+    return out
+
+
+def via_f32(fn, *tensors):
+    """fn(*tensors) computed in float32 for half inputs; results cast back (see the module)"""
+    from ..tensor import Tensor
+    from .elementwise import cast
+    half = None
+    args = []
+    for t in tensors:
+        if isinstance(t, Tensor) and t._data.dtype in _HALF:
+            if half is None:
+                half = t._data.dtype
+            t = cast(t, _F32)
+        args.append(t)
+    res = fn(*args)
+    if half is None:
+        return res
+
+    def back(r):
+        if isinstance(r, Tensor) and r._data.dtype == _F32:
+            return cast(r, half)
+        return r
+    if isinstance(res, tuple):
+        return type(res)(back(r) for r in res) if type(res) is tuple else res
+    return back(res)
