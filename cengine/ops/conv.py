@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from .. import dtypes as _dt
 from .. import _C
 from ..autograd.function import Function
 from ..random import _rng
@@ -106,7 +107,7 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
                            % (_TORCH_DT.get(xdt.name, xdt.name),
                               _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
-    if xdt.kind != "f" or xdt.itemsize < 4:
+    if not _dt.is_floating(xdt) or xdt.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
                            % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
     stride = _tuple(stride, nd, "stride")
@@ -239,7 +240,7 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
                            % (_TORCH_DT.get(xdt.name, xdt.name),
                               _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
-    if xdt.kind != "f" or xdt.itemsize < 4:
+    if not _dt.is_floating(xdt) or xdt.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
                            % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
     if isinstance(padding, str):
@@ -359,7 +360,7 @@ def _pool_input(name, input, nd, msg=None):
             msg = ("non-empty %dD or %dD (batch mode) tensor expected for input"
                    % (nd + 1, nd + 2))
         raise RuntimeError(msg)
-    if input._data.dtype.kind != "f" or input._data.dtype.itemsize < 4:
+    if not _dt.is_floating(input._data.dtype) or input._data.dtype.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
                            % (name, _TORCH_DTN.get(input.dtype.name, input.dtype.name)))
     spatial = tuple(input.shape[-nd:])
@@ -510,7 +511,7 @@ def _adaptive_args(name, nd, input, output_size):
             raise RuntimeError("%s(): Expected input to have non-zero size for non-batch "
                                "dimensions, but input has sizes %s with dimension %d being empty"
                                % (name, list(input.shape), i))
-    if input._data.dtype.kind != "f" or input._data.dtype.itemsize < 4:
+    if not _dt.is_floating(input._data.dtype) or input._data.dtype.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
                            % (name, _TORCH_DTN.get(input.dtype.name, input.dtype.name)))
     spatial = tuple(input.shape[-nd:])
@@ -708,6 +709,6 @@ def pad(input, pad, mode="constant", value=None):
         if lo or hi:
             j0 = builtins.max(lo, 0)
             dims_idx.append((d, _pad_index(n, lo, hi, mode), j0, j0 + m))
-    if input._data.dtype.kind != "f":   # no gradient: gather only
+    if not _dt.is_floating(input._data.dtype):   # no gradient: gather only
         return _wrap(_pad_gather(input._data, dims_idx))
     return _PadIndex.apply(input, dims_idx)

@@ -43,7 +43,7 @@ def _binary(a, b, float_result=False):
     if ta and tb and a._data.dtype is b._data.dtype and not float_result:
         return a, b
     rt = _dt.result_type(a._data if ta else a, b._data if tb else b)
-    if float_result and rt.kind != "f":
+    if float_result and not _dt.is_floating(rt):
         rt = _dt.get_default_dtype().np
     if ta and a._data.dtype != rt:
         a = cast(a, rt)
@@ -242,7 +242,7 @@ def div(input, other, *, rounding_mode=None, out=None):
 def pow(input, exponent, *, out=None):
     a, b = _binary(input, exponent)
     if not isinstance(a, Tensor):  # scalar ** tensor
-        if isinstance(a, builtins.int) and b._data.dtype.kind == "f":
+        if isinstance(a, builtins.int) and _dt.is_floating(b._data.dtype):
             a = builtins.float(a)
         return _out(Pow.apply(np.asarray(a, dtype=b._data.dtype), b), out)
     if isinstance(b, builtins.int) and a._data.dtype.kind in "iu" and b < 0:
@@ -292,7 +292,7 @@ def _unary(name, f, df, float_only=True, uses_x=True, doc=None):
             if not isinstance(input, Tensor):
                 from .creation import tensor
                 input = tensor(input)
-        if float_only and input._data.dtype.kind != "f":
+        if float_only and not _dt.is_floating(input._data.dtype):
             input = cast(input, _dt.get_default_dtype().np)
         return _out(cls.apply(input), out)
 
@@ -380,7 +380,7 @@ def _zero_grad_unary(npf, name):
 def _sign(x):
     """torch's sign: 0 for NaN (numpy's is NaN)"""
     r = np.sign(x)
-    if r.dtype.kind == "f":
+    if _dt.is_floating(r.dtype):
         r = np.where(np.isnan(r), r.dtype.type(0), r)
     return r
 
@@ -432,7 +432,7 @@ def clamp(input, min=None, max=None, *, out=None):
             r = minimum(r, max if isinstance(max, Tensor) else _full_like_scalar(r, max))
         return _out(r, out)
     x = input
-    if x._data.dtype.kind != "f" and any(isinstance(v, builtins.float) for v in (min, max)):
+    if not _dt.is_floating(x._data.dtype) and any(isinstance(v, builtins.float) for v in (min, max)):
         x = cast(x, _dt.get_default_dtype().np)
     return _out(Clamp.apply(x, min, max), out)
 
@@ -747,7 +747,7 @@ def mul_(self, other):
 
 
 def div_(self, other):
-    if not _needs_graph(self, other) and self._data.dtype.kind == "f" and \
+    if not _needs_graph(self, other) and _dt.is_floating(self._data.dtype) and \
             self._data.flags.writeable:
         return _np_inplace(self, other, np.true_divide)
     return _inplace(self, div, other)

@@ -20,7 +20,9 @@ from ..tensor import Tensor, _wrap, _install
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm",
            "baddbmm", "addmv", "einsum"]
 
-_gemm = _C.gemm
+# float32/float64 go straight to _C.gemm; bfloat16/float16 to the half-precision GEMM
+from ._half import gemm as _gemm  # noqa: E402
+from ..amp import autocast_mode as _am  # noqa: E402
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 _TORCH_NAME = {"float32": "float", "float64": "double", "float16": "Half", "bfloat16": "BFloat16",
@@ -220,9 +222,9 @@ def _np_matmul(a, b):
 
 def _apply_matmul(a, b):
     dt = a._data.dtype
-    if dt is _F32 or dt is _F64 or dt == _F32 or dt == _F64:
+    if dt is _F32 or dt is _F64 or dt == _F32 or dt == _F64 or _dt.is_half(dt):
         return MatMul.apply(a, b)
-    if dt.kind == "f":
+    if _dt.is_floating(dt):
         if a.requires_grad or b.requires_grad:
             raise RuntimeError("matmul with autograd supports float32 and float64 (got %s)"
                                % _tn(dt))
@@ -244,6 +246,8 @@ def matmul(input, other, *, out=None):
     """Matrix product with torch's rules: 1-D @ 1-D is a dot product, a 1-D first operand is
     a row (prepended 1, removed after), a 1-D second operand a column (appended 1, removed
     after), and batch dimensions (all but the last two) broadcast."""
+    if _am._tls.lowp is not None:     # autocast region: the product in its low precision
+        input, other = _am.cast_lowp(input), _am.cast_lowp(other)
     if out is None and type(input) is Tensor and type(other) is Tensor:
         # fast path: same float dtype, matching inner dims, both >= 2-D
         x, y = input._data, other._data
@@ -280,6 +284,8 @@ def matmul(input, other, *, out=None):
 
 def mm(input, mat2, *, out=None):
     """(n, m) @ (m, p) -> (n, p); both operands must be 2-D."""
+    if _am._tls.lowp is not None:
+        input, mat2 = _am.cast_lowp(input), _am.cast_lowp(mat2)
     _check(input, "mm.input")
     _check(mat2, "mm.mat2")
     if input._data.ndim != 2:
@@ -296,6 +302,8 @@ def mm(input, mat2, *, out=None):
 
 def bmm(input, mat2, *, out=None):
     """(b, n, m) @ (b, m, p) -> (b, n, p); no broadcasting."""
+    if _am._tls.lowp is not None:
+        input, mat2 = _am.cast_lowp(input), _am.cast_lowp(mat2)
     _check(input, "bmm.input")
     _check(mat2, "bmm.mat2")
     if input._data.ndim != 3:
@@ -396,7 +404,7 @@ def outer(input, vec2, *, out=None):
         raise RuntimeError("outer: expected 1D tensors, but got %dD and %dD tensors"
                            % (input._data.ndim, vec2._data.ndim))
     _same_dtype(input, vec2)
-    if input._data.dtype.kind != "f" or input._data.dtype.itemsize not in (4, 8):
+    if not _dt.is_floating(input._data.dtype):
         return _out(_wrap(np.outer(input._data, vec2._data)), out)
     return _out(Outer.apply(input, vec2), out)
 
@@ -450,6 +458,8 @@ def _sum_to_shape(g, shape):
 
 
 def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
+    if _am._tls.lowp is not None:
+        input, m1, m2 = _am.cast_lowp(input), _am.cast_lowp(m1), _am.cast_lowp(m2)
     _check(input, name + ".input")
     _check(m1, name + (".mat1" if nd == 2 else ".batch1"))
     _check(m2, name + (".mat2" if nd == 2 else ".batch2"))
@@ -486,7 +496,7 @@ def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
                            % (_tn(input._data.dtype), _tn(m1._data.dtype)))
     beta, alpha = _scalar(beta), _scalar(alpha)
     dt = m1._data.dtype
-    if dt != _F32 and dt != _F64:
+    if dt != _F32 and dt != _F64 and not _dt.is_half(dt):
         prod = np.matmul(m1._data, m2._data)
         res = (alpha * prod if alpha != 1 else prod)
         if beta != 0:
@@ -587,6 +597,8 @@ def einsum(equation, *operands):
         if not isinstance(op, Tensor):
             raise TypeError("einsum(): argument 'operands' must be tuple of Tensors, but found "
                             "element of type %s at pos %d" % (type(op).__name__, i))
+    if _am._tls.lowp is not None:
+        operands = tuple(_am.cast_lowp(op) for op in operands)
     terms, rhs = _einsum_parse(equation, len(operands))
     for t, op in zip(terms, operands):
         if len(t) != op._data.ndim:

@@ -69,7 +69,7 @@ class Mean(Function):
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
                            "floating point or complex dtype. Got: %s"
                            % input.dtype.name.capitalize())
@@ -79,7 +79,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 def _exclusive_prod(x, axis):
     """prod of all other elements along axis, exact when x contains zeros. float32 runs the
     prefix/suffix products in float64 (they overflow long before the result does)."""
-    if x.dtype != np.float64 and x.dtype.kind == "f":
+    if x.dtype != np.float64 and _dt.is_floating(x.dtype):
         return _exclusive_prod(x.astype(np.float64), axis).astype(x.dtype)
     left = np.cumprod(x, axis=axis)
     right = np.flip(np.cumprod(np.flip(x, axis), axis=axis), axis)
@@ -153,7 +153,7 @@ class _ExtremeAll(Function):
         yb = _expand_back(y, x.shape, ctx.dims, ctx.keepdim)
         gb = _expand_back(g, x.shape, ctx.dims, ctx.keepdim)
         mask = (x == yb)
-        if ctx.nan_wins and x.dtype.kind == "f":
+        if ctx.nan_wins and _dt.is_floating(x.dtype):
             # max()/min(): a NaN result sends the gradient to the NaNs (torch); amax/amin
             # keep torch's plain mask, which makes every gradient NaN then
             mask |= np.isnan(x) & np.isnan(yb)
@@ -357,7 +357,7 @@ def _correction(unbiased, correction):
 
 
 def _float_only(input, what):
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError(what)
 
 
@@ -407,7 +407,7 @@ class LogSumExp(Function):
 
 
 def logsumexp(input, dim, keepdim=False):
-    x = input if input._data.dtype.kind == "f" else input.float()
+    x = input if _dt.is_floating(input._data.dtype) else input.float()
     dims = wrap_dims(dim, x._data.ndim)
     if x._data.ndim == 0:
         dims = None
@@ -472,7 +472,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
         raise NotImplementedError("nuclear norm is not supported by cengine")
     p = builtins.float(p)
     x = input
-    if x._data.dtype.kind != "f":
+    if not _dt.is_floating(x._data.dtype):
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
                            "input. Got %s" % _TYPE_CAP.get(x.dtype.name, x.dtype.name))
     dims = wrap_dims(dim, x._data.ndim)

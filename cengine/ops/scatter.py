@@ -8,6 +8,7 @@ import builtins
 
 import numpy as np
 
+from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap, _install
 from ._util import wrap_dim
@@ -188,7 +189,7 @@ def _identity(red, dt):
         return 0
     if red == "prod":
         return 1
-    if dt.kind == "f":
+    if _dt.is_floating(dt):
         return -np.inf if red == "amax" else np.inf
     if dt.kind == "b":
         return red != "amax"
@@ -220,7 +221,7 @@ class _ScatterReduce(Function):
         if red == "mean":
             cnt = hit + (1 if include_self else 0)
             cnt = np.maximum(cnt, 1)
-            if x.dtype.kind == "f":
+            if _dt.is_floating(x.dtype):
                 of[...] = of / cnt.astype(x.dtype)
             else:
                 of[...] = np.floor_divide(of, cnt).astype(x.dtype)
@@ -277,7 +278,7 @@ class _ScatterReduce(Function):
             gx = np.where(untouched, gf, np.where(pick_x, gf / cnt, 0)).astype(g.dtype)
             gp = np.where(pick_p, (gf / cnt)[pos], 0).astype(g.dtype)
             # where the result is NaN nothing equals it: torch's gradient there is NaN (0/0)
-            nan_at = np.isnan(of) & ~untouched if of.dtype.kind == "f" else None
+            nan_at = np.isnan(of) & ~untouched if _dt.is_floating(of.dtype) else None
             if nan_at is not None and nan_at.any():
                 if inc:
                     gx = np.where(nan_at, np.nan, gx).astype(g.dtype)

@@ -306,7 +306,7 @@ class Optimizer:
             key = a.dtype if k == 0 else (a.dtype, k)
             b = batches.get(key)
             if b is None:
-                if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
+                if not _dt.is_floating(a.dtype) or a.dtype.itemsize not in (4, 8):
                     raise TypeError("%s: parameters must be float32 or float64, got %s"
                                     % (type(self).__name__, a.dtype))
                 b = batches[key] = _Batch()
@@ -381,7 +381,7 @@ class Optimizer:
                 arr = value._data if isinstance(value, Tensor) else value
                 if key == "step":
                     return _wrap(np.array(arr, copy=True))
-                if arr.dtype.kind == "f" and param._data.dtype.kind == "f":
+                if _dt.is_floating(arr.dtype) and _dt.is_floating(param._data.dtype):
                     arr = np.array(arr, dtype=param._data.dtype, order="C", copy=True)
                 else:
                     arr = np.array(arr, order="C", copy=True)
