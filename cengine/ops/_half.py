@@ -8,8 +8,12 @@ tiles, float32 accumulation) and float16 operands to _C.gemm on float32 copies m
 cast kernel. A half-precision `out` receives the float32 result rounded once (to nearest even).
 
 via_f32(fn, *tensors) runs a float32 op on half tensors: they are cast to float32 (recorded by
-autograd), fn runs, and each floating result is cast back to the first half input's dtype, so
-its gradient arrives in that dtype and flows back through the casts."""
+autograd), fn runs, and each float32 result is cast back to the inputs' half dtype (unless a
+float32/float64 input or a second half dtype makes torch's result wider), so its gradient
+arrives in that dtype and flows back through the casts."""
+
+def any_half(*xs):
+    return any(getattr(x, "_data", None) is not None and x._data.dtype in _HALF for x in xs)
 import numpy as np
 
 from .. import _C
@@ -76,15 +80,22 @@ def via_f32(fn, *tensors):
     from ..tensor import Tensor
     from .elementwise import cast
     half = None
+    wider = False      # a float32/float64 tensor, or two half dtypes: torch's result is wider
     args = []
     for t in tensors:
-        if isinstance(t, Tensor) and t._data.dtype in _HALF:
-            if half is None:
-                half = t._data.dtype
-            t = cast(t, _F32)
+        if isinstance(t, Tensor):
+            d = t._data.dtype
+            if d in _HALF:
+                if half is None:
+                    half = d
+                elif d != half:
+                    wider = True
+                t = cast(t, _F32)
+            elif d == _F32 or d == _F64:
+                wider = True
         args.append(t)
     res = fn(*args)
-    if half is None:
+    if half is None or wider:
         return res
 
     def back(r):

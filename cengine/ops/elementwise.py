@@ -10,6 +10,10 @@ from ..autograd.function import Function
 from ..tensor import Tensor, _wrap, _install
 from ._util import unbroadcast, scalar_value, float_dtype_for, arith as _arith
 from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
+from . import _half
+
+_HALF = _dt._HALF_NP
+_F32 = np.dtype(np.float32)
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
            "neg", "negative", "exp", "log", "log2", "log10", "log1p", "expm1", "sqrt", "rsqrt",
@@ -274,13 +278,21 @@ def _unary(name, f, df, float_only=True, uses_x=True, doc=None):
     derivative does not need x (so in-place changes of x after the op stay legal, as in torch)."""
 
     def forward(ctx, x):
-        y = f(x)
+        if x.dtype in _HALF:    # bfloat16/float16: computed in float32, rounded once
+            y = _dt.astype(f(_dt.astype(x, _F32)), x.dtype)
+        else:
+            y = f(x)
         ctx.save_for_backward(x, y) if uses_x else ctx.save_for_backward(y)
         return y
 
     def backward(ctx, g):
         saved = ctx.saved_tensors
         x, y = saved if uses_x else (None, saved[0])
+        if g.dtype in _HALF:
+            hd = g.dtype
+            g, y = _dt.astype(g, _F32), _dt.astype(y, _F32)
+            x = None if x is None else _dt.astype(x, _F32)
+            return _dt.astype(g * df(x, y), hd)
         return g * df(x, y)
 
     cls = type(name, (Function,), {"forward": staticmethod(forward),
@@ -646,14 +658,20 @@ def floor_divide(input, other):
 
 
 def lerp(input, end, weight):
+    if _half.any_half(input, end, weight):    # computed in float32, rounded once
+        return _half.via_f32(lerp, input, end, weight)
     return add(input, mul(weight, sub(end, input)))
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):
+    if _half.any_half(input, tensor1, tensor2):
+        return _half.via_f32(lambda a, b, c: addcmul(a, b, c, value=value), input, tensor1, tensor2)
     return add(input, mul(mul(tensor1, tensor2), value))
 
 
 def addcdiv(input, tensor1, tensor2, *, value=1):
+    if _half.any_half(input, tensor1, tensor2):
+        return _half.via_f32(lambda a, b, c: addcdiv(a, b, c, value=value), input, tensor1, tensor2)
     return add(input, mul(div(tensor1, tensor2), value))
 
 

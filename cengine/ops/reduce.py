@@ -1,6 +1,7 @@
 """Reductions with autograd: sum, mean, prod, max/min (values+indices), argmax/argmin, var/std,
 logsumexp, norm, cumsum, cumprod-free prod backward (exact with zeros)."""
 import builtins
+import functools
 import warnings
 from collections import namedtuple
 
@@ -582,6 +583,24 @@ def count_nonzero(input, dim=None):
     dims = wrap_dims(dim, input._data.ndim)
     return _wrap(np.asarray(np.count_nonzero(input._data, axis=dims), dtype=np.int64))
 
+
+def _half_in_f32(fn):
+    """fn for bfloat16/float16 inputs: computed (accumulated) in float32 and rounded once to
+    the input's dtype, as torch does; the casts are recorded, so gradients flow back"""
+    from ._half import via_f32
+
+    @functools.wraps(fn)
+    def reduce_half(input, *args, **kwargs):
+        if isinstance(input, Tensor) and input._data.dtype in _dt._HALF_NP and \
+                kwargs.get("dtype") is None:
+            return via_f32(lambda t: fn(t, *args, **kwargs), input)
+        return fn(input, *args, **kwargs)
+    return reduce_half
+
+
+sum, mean, prod, logsumexp, norm = (_half_in_f32(f) for f in (sum, mean, prod, logsumexp, norm))
+var, std, var_mean, std_mean = (_half_in_f32(f) for f in (var, std, var_mean, std_mean))
+cumsum, cumprod = _half_in_f32(cumsum), _half_in_f32(cumprod)
 
 for _name, _fn in {"sum": sum, "mean": mean, "prod": prod, "max": max, "min": min,
                    "amax": amax, "amin": amin, "argmax": argmax, "argmin": argmin, "var": var,
