@@ -12,6 +12,19 @@ autograd), fn runs, and each float32 result is cast back to the inputs' half dty
 float32/float64 input or a second half dtype makes torch's result wider), so its gradient
 arrives in that dtype and flows back through the casts."""
 
+def same_half(*xs):
+    """every tensor among xs (None skipped) has one half dtype"""
+    d = None
+    for x in xs:
+        if x is None:
+            continue
+        xd = getattr(x, "_data", None)
+        if xd is None or xd.dtype not in _HALF or (d is not None and xd.dtype != d):
+            return False
+        d = xd.dtype
+    return d is not None
+
+
 def any_half(*xs):
     return any(getattr(x, "_data", None) is not None and x._data.dtype in _HALF for x in xs)
 import numpy as np
@@ -94,7 +107,12 @@ def via_f32(fn, *tensors):
             elif d == _F32 or d == _F64:
                 wider = True
         args.append(t)
-    res = fn(*args)
+    from ..amp.autocast_mode import _tls
+    lowp, _tls.lowp = _tls.lowp, None     # the float32 computation is not autocast again
+    try:
+        res = fn(*args)
+    finally:
+        _tls.lowp = lowp
     if half is None or wider:
         return res
 

@@ -15,6 +15,8 @@ import numpy as np
 
 from .. import dtypes as _dt
 from .. import _C
+from ..amp import autocast_mode as _am
+from . import _half
 from ..autograd.function import Function
 from ..random import _rng
 from ..tensor import Tensor, _wrap
@@ -25,9 +27,10 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool
            "adaptive_max_pool2d", "dropout1d", "dropout2d", "pad"]
 
 _TORCH_DT = {"float32": "float", "float64": "double", "float16": "Half", "int64": "long",
-             "int32": "int", "bool": "bool"}
+             "int32": "int", "bool": "bool", "bfloat16": "c10::BFloat16"}
 _TORCH_DTN = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-              "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+              "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+              "bfloat16": "BFloat16"}
 
 
 def _f(a):
@@ -88,6 +91,11 @@ def _same_pads(k, d):
 
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
+    if _am._tls.lowp is not None:     # autocast: a lower-precision op
+        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
+    if _half.same_half(input, weight, bias):   # bfloat16/float16: float32 compute, one rounding
+        return _half.via_f32(lambda x, w, b: _conv(nd, x, w, b, stride, padding, dilation, groups),
+                             input, weight, bias)
     name = "conv%dd" % nd
     _check_tensor(name, input)
     _check_tensor(name, weight, "weight")
@@ -222,6 +230,17 @@ class _ConvTranspose2d(Function):
 
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups,
                     dilation):
+    if _am._tls.lowp is not None:
+        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
+    if _half.same_half(input, weight, bias):
+        return _half.via_f32(lambda x, w, b: _conv_transpose_f(
+            nd, x, w, b, stride, padding, output_padding, groups, dilation), input, weight, bias)
+    return _conv_transpose_f(nd, input, weight, bias, stride, padding, output_padding, groups,
+                             dilation)
+
+
+def _conv_transpose_f(nd, input, weight, bias, stride, padding, output_padding, groups,
+                      dilation):
     name = "conv_transpose%dd" % nd
     _check_tensor(name, input)
     _check_tensor(name, weight, "weight")
@@ -404,6 +423,9 @@ def _too_small(lead, spatial, out, nd):
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: _max_pool(nd, x, kernel_size, stride, padding, dilation,
+                                                 ceil_mode, return_indices), input)
     name = "max_pool%dd" % nd
     msg = None
     if nd == 1:
@@ -456,6 +478,9 @@ class _AvgPool(Function):
 
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: _avg_pool(nd, x, kernel_size, stride, padding, ceil_mode,
+                                                 count_include_pad, divisor_override), input)
     name = "avg_pool%dd" % nd
     P, hw, lead = _pool_input(name, input, nd)
     k, s, p, _ = _pool_params(nd, kernel_size, stride, padding, 1)
@@ -533,16 +558,23 @@ def _adaptive_args(name, nd, input, output_size):
 
 
 def adaptive_avg_pool1d(input, output_size):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: adaptive_avg_pool1d(x, output_size), input)
     P, hw, out, yshape = _adaptive_args("adaptive_avg_pool1d", 1, input, output_size)
     return _AdaptiveAvg.apply(input, (P,) + hw, out, yshape)
 
 
 def adaptive_avg_pool2d(input, output_size):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: adaptive_avg_pool2d(x, output_size), input)
     P, hw, out, yshape = _adaptive_args("adaptive_avg_pool2d", 2, input, output_size)
     return _AdaptiveAvg.apply(input, (P,) + hw, out, yshape)
 
 
 def _adaptive_max(name, nd, input, output_size, return_indices):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: _adaptive_max(name, nd, x, output_size, return_indices),
+                             input)
     P, hw, out, yshape = _adaptive_args(name, nd, input, output_size)
 
     def call(x3):
