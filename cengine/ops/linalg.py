@@ -25,9 +25,9 @@ from ._half import gemm as _gemm  # noqa: E402
 from ..amp import autocast_mode as _am  # noqa: E402
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
-_TORCH_NAME = {"float32": "float", "float64": "double", "float16": "Half", "bfloat16": "BFloat16",
-               "int64": "long", "int32": "int", "int16": "short", "int8": "signed char",
-               "uint8": "unsigned char", "bool": "bool"}
+_TORCH_NAME = {"float32": "float", "float64": "double", "float16": "c10::Half",
+               "bfloat16": "c10::BFloat16", "int64": "long", "int32": "int", "int16": "short",
+               "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
 _TORCH_CAP = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
               "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
               "bool": "Bool"}
