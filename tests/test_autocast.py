@@ -104,3 +104,127 @@ def test_cpu_amp_namespace():
     assert ce.cpu.is_available()
     s = ce.cpu.amp.GradScaler()
     assert s.is_enabled()
+
+
+# ---------------------------------------------------------------------------- op policy vs torch
+def _ops(m):
+    F = m.nn.functional
+    return {
+        "linear": lambda x, w, y: F.linear(x, w),
+        "linear_bias": lambda x, w, y: F.linear(x, w, w[0]),
+        "matmul": lambda x, w, y: x @ w,
+        "mm": lambda x, w, y: m.mm(x, w),
+        "bmm": lambda x, w, y: m.bmm(x[None], w[None]),
+        "addmm": lambda x, w, y: m.addmm(x, x, w),
+        "baddbmm": lambda x, w, y: m.baddbmm(x[None], x[None], w[None]),
+        "einsum": lambda x, w, y: m.einsum("ij,jk->ik", x, w),
+        "conv1d": lambda x, w, y: F.conv1d(x[None], w[:4, :4, None]),
+        "conv2d": lambda x, w, y: F.conv2d(x[None, None], w[None, None, :3, :3]),
+        "conv_transpose1d": lambda x, w, y: F.conv_transpose1d(x[None], w[:4, :4, None]),
+        "sdpa": lambda x, w, y: F.scaled_dot_product_attention(x[None], x[None], x[None]),
+        "softmax_of_lowp": lambda x, w, y: F.softmax(x @ w, -1),
+        "log_softmax_of_lowp": lambda x, w, y: F.log_softmax(x @ w, -1),
+        "layer_norm_of_lowp": lambda x, w, y: F.layer_norm(x @ w, (8,), w[0], w[1]),
+        "relu_of_lowp": lambda x, w, y: F.relu(x @ w),
+        "sum_of_lowp": lambda x, w, y: (x @ w).sum(),
+        "mean_of_lowp": lambda x, w, y: (x @ w).mean(1),
+        "mixed_add": lambda x, w, y: (x @ w) + x,
+        "scalar_mul": lambda x, w, y: (x @ w) * 2.5,
+        "cross_entropy": lambda x, w, y: F.cross_entropy(x @ w, y),
+        "nll_loss": lambda x, w, y: F.nll_loss(F.log_softmax(x @ w, -1), y),
+        "mse_loss": lambda x, w, y: F.mse_loss(x @ w, x),
+        "l1_loss": lambda x, w, y: F.l1_loss(x @ w, x),
+        "smooth_l1_loss": lambda x, w, y: F.smooth_l1_loss(x @ w, x),
+        "bce_logits": lambda x, w, y: F.binary_cross_entropy_with_logits(x @ w, x.sigmoid()),
+        "float64_matmul": lambda x, w, y: x.double() @ w.double(),
+        "softmax_f32": lambda x, w, y: F.softmax(x, -1),
+        "embedding": lambda x, w, y: F.embedding(y, w),
+        "mha": lambda x, w, y: m.nn.functional.multi_head_attention_forward(
+            x[:, None], x[:, None], x[:, None], 8, 2, w.repeat(3, 1), w[0].repeat(3), None, None,
+            False, 0.0, w, w[0], training=False, need_weights=False)[0],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_ops(ce)))
+def test_op_dtypes_and_values_as_torch(name):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 8)).astype(np.float32) * 0.3
+    y = rng.integers(0, 8, 4)
+    try:
+        cf = _ops(ce)[name]
+    except AttributeError:
+        pytest.skip("not in cengine")
+    if name == "mha" and not hasattr(ce.nn.functional, "multi_head_attention_forward"):
+        pytest.skip("no functional MHA in cengine")
+    with ce.autocast("cpu"):
+        r = cf(ce.tensor(x), ce.tensor(w), ce.tensor(y))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        t = _ops(torch)[name](torch.tensor(x), torch.tensor(w), torch.tensor(y))
+    assert str(r.dtype).split(".")[-1] == str(t.dtype).split(".")[-1], name
+    np.testing.assert_allclose(r.float().detach().numpy(), t.float().detach().numpy(),
+                               rtol=3e-2, atol=3e-2)
+
+
+def test_gradients_reach_float32_params_and_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 12)).astype(np.float32)
+    y = rng.integers(0, 5, 16)
+    w1 = rng.standard_normal((20, 12)).astype(np.float32) * 0.3
+    w2 = rng.standard_normal((5, 20)).astype(np.float32) * 0.3
+    grads = {}
+    for m in (ce, torch):
+        p1, p2 = m.tensor(w1, requires_grad=True), m.tensor(w2, requires_grad=True)
+        b1 = m.zeros(20, requires_grad=True)
+        with m.autocast("cpu", dtype=m.bfloat16):
+            h = m.nn.functional.relu(m.nn.functional.linear(m.tensor(x), p1, b1))
+            out = m.nn.functional.linear(h, p2)
+            loss = m.nn.functional.cross_entropy(out, m.tensor(y))
+        assert loss.dtype == m.float32 and out.dtype == m.bfloat16
+        loss.backward()
+        assert p1.grad.dtype == m.float32 and b1.grad.dtype == m.float32
+        grads[m.__name__] = [p.grad.numpy() for p in (p1, p2, b1)]
+    for a, b in zip(grads["cengine"], grads["torch"]):
+        np.testing.assert_allclose(a, b, rtol=3e-2, atol=3e-3)
+
+
+def test_weight_cast_cached_per_region():
+    w = ce.randn(8, 8, requires_grad=True)
+    x = ce.randn(4, 8)
+    with ce.autocast("cpu"):
+        a = ce.nn.functional.linear(x, w)
+        b = ce.nn.functional.linear(x, w)
+        # the same cast node feeds both products
+        ca = a.grad_fn.next_functions[1][0]
+        assert ca is b.grad_fn.next_functions[1][0]
+        assert len(am._tls.cache) == 1
+        with ce.autocast("cpu"):          # nested: the cache lives until the outermost exit
+            assert len(am._tls.cache) == 1
+        assert len(am._tls.cache) == 1
+    assert len(am._tls.cache) == 0
+    with ce.autocast("cpu", cache_enabled=False):
+        a = ce.nn.functional.linear(x, w)
+        b = ce.nn.functional.linear(x, w)
+        assert a.grad_fn.next_functions[1][0] is not b.grad_fn.next_functions[1][0]
+        assert len(am._tls.cache) == 0
+    (a.float().sum() + b.float().sum()).backward()
+    assert w.grad.dtype is ce.float32
+    with ce.autocast("cpu"):     # non-leaf tensors are not cached
+        h = w * 1
+        ce.nn.functional.linear(x, h)
+        assert len(am._tls.cache) == 0
+
+
+def test_float16_autocast_and_disabled_region():
+    x, w = ce.randn(4, 8), ce.randn(8, 8)
+    with ce.autocast("cpu", dtype=ce.float16):
+        assert (x @ w).dtype is ce.float16
+        with ce.autocast("cpu", enabled=False):
+            assert (x @ w).dtype is ce.float32
+    assert (x @ w).dtype is ce.float32
+    # integer matmul is not cast
+    i = ce.ones(3, 3, dtype=ce.int64)
+    with ce.autocast("cpu"):
+        assert (i @ i).dtype is ce.int64

@@ -13,6 +13,9 @@ import warnings
 import numpy as np
 
 from .. import _C
+from .. import dtypes as _dt
+from ..amp import autocast_mode as _am
+from ..ops import _half
 from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
@@ -37,8 +40,9 @@ __all__ += ["ctc_loss"]
 
 def _k_gemm(a, b, c, alpha=1.0, beta=0.0, bias=None):
     """c = alpha * a @ b + beta * c (+ bias (N,) along the columns), 2-D or batched with up to
-    two batch dimensions, any strides, on the C GEMM."""
-    return _C.gemm(a, b, c, alpha, beta, bias)
+    two batch dimensions, any strides, on the C GEMM (bfloat16/float16 operands on the bf16
+    GEMM / float32 copies, see ops/_half.py)."""
+    return _half.gemm(a, b, c, alpha, beta, bias)
 
 
 def _k_softmax_forward(x, log):
@@ -119,12 +123,13 @@ def _float_check(name, t):
     if not isinstance(t, Tensor):
         raise TypeError("%s(): argument 'input' (position 1) must be Tensor, not %s"
                         % (name, type(t).__name__))
-    if t._data.dtype.kind != "f":
+    if not _dt.is_floating(t._data.dtype):
         raise RuntimeError("\"%s\" not implemented for '%s'" % (name, _torch_dtype(t)))
 
 
 def _torch_dtype(t):
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+            "int64": "Long",
             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
             "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
 
@@ -199,12 +204,14 @@ class _Linear(Function):
             gW = np.empty(W.shape, W.dtype)
             _k_gemm(g2.T, x.reshape(M, in_f), gW)
         if ctx.has_b and ctx.needs_input_grad[2]:
-            gb = unbroadcast(g2.sum(axis=0), ctx.bshape)
+            gb = unbroadcast(_half.colsum(g2), ctx.bshape)
         return gx, gW, gb
 
 
 def linear(input, weight, bias=None):
     """y = input @ weight^T + bias; input (*, in_features), weight (out_features, in_features)."""
+    if _am._tls.lowp is not None:    # autocast: a lower-precision op
+        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             raise TypeError("linear(): argument '%s' must be Tensor, not %s"
@@ -214,7 +221,7 @@ def linear(input, weight, bias=None):
         other = weight if input._data.dtype != weight._data.dtype else bias
         raise RuntimeError("mat1 and mat2 must have the same dtype, but got %s and %s"
                            % (_torch_dtype(input), _torch_dtype(other)))
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("\"addmm_impl_cpu_\" not implemented for '%s'" % _torch_dtype(input))
     if weight.dim() != 2:
         raise RuntimeError("linear(): weight must be 2-D (out_features, in_features), got %d-D"
@@ -289,7 +296,7 @@ def relu6(input, inplace=False):
 
 def _float_act(name, input):
     """torch's error for float-only activations given an integer/bool tensor."""
-    if isinstance(input, Tensor) and input._data.dtype.kind != "f":
+    if isinstance(input, Tensor) and not _dt.is_floating(input._data.dtype):
         raise NotImplementedError("\"%s\" not implemented for '%s'" % (name, _torch_dtype(input)))
 
 
@@ -374,7 +381,7 @@ def _softmax_impl(name, input, dim, dtype, log):
         dim = _get_softmax_dim(name, input.dim())
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("\"%s_lastdim_kernel_impl\" not implemented for '%s'"
                            % (name, _torch_dtype(input)))
     d = wrap_dim(dim, input.dim())
@@ -478,6 +485,9 @@ class _LayerNorm(Function):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last len(normalized_shape) dims."""
     _float_check("layer_norm", input)
+    if _half.any_half(input, weight, bias):   # float32 compute, the input's dtype out (torch)
+        return _half.via_f32(lambda x, w, b: layer_norm(x, normalized_shape, w, b, eps),
+                             input, weight, bias, keep=input._data.dtype)
     ns = _norm_shape(normalized_shape)
     _check_norm_input(input, ns, weight, bias)
     D = int(np.prod(ns, dtype=np.int64))
@@ -512,6 +522,11 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x^2) + eps) * weight over the last len(normalized_shape) dims;
     eps=None uses the dtype's machine epsilon (like torch)."""
     _float_check("rms_norm", input)
+    if _half.any_half(input, weight):
+        if eps is None:
+            eps = float(np.finfo(input._data.dtype).eps)
+        return _half.via_f32(lambda x, w: rms_norm(x, normalized_shape, w, eps), input, weight,
+                             keep=input._data.dtype)
     ns = _norm_shape(normalized_shape)
     _check_norm_input(input, ns, weight, None)
     if eps is None:
@@ -565,6 +580,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     batch statistics and updates running_mean/var in place (unbiased variance); otherwise the
     running statistics are used."""
     _float_check("batch_norm", input)
+    if _half.any_half(input, weight, bias):
+        return _half.via_f32(lambda x, w, b: batch_norm(x, running_mean, running_var, w, b,
+                                                        training, momentum, eps),
+                             input, weight, bias, keep=input._data.dtype)
     if input.dim() < 2:
         raise ValueError("expected 2D or 3D input (got %dD input)" % input.dim())
     C = input.shape[1]
@@ -652,6 +671,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         if idx.size and (idx.min() < 0 or idx.max() >= V):
             raise IndexError("index out of range in self")
         _embedding_renorm_(weight, idx, max_norm, norm_type)
+    if _half.is_half(weight._data.dtype):   # the gather / scatter-add kernels run in float32
+        return _half.via_f32(lambda w: _Embedding.apply(w, idx, padding_idx,
+                                                        bool(scale_grad_by_freq)), weight)
     return _Embedding.apply(weight, idx, padding_idx, bool(scale_grad_by_freq))
 
 
@@ -869,6 +891,13 @@ class _SDPA(Function):
 
 
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_weights):
+    if _am._tls.lowp is not None:    # autocast: a lower-precision op
+        query, key, value = _am.cast_lowp(query), _am.cast_lowp(key), _am.cast_lowp(value)
+    if _half.same_half(query, key, value):   # float32 compute (the fused kernels), one rounding
+        if isinstance(attn_mask, Tensor) and _half.is_half(attn_mask._data.dtype):
+            attn_mask = attn_mask.float()
+        return _half.via_f32(lambda q, k, v: _attention(q, k, v, attn_mask, dropout_p, is_causal,
+                                                        scale, need_weights), query, key, value)
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
             raise TypeError("scaled_dot_product_attention(): argument '%s' must be Tensor, not %s"
@@ -877,7 +906,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
             raise RuntimeError("scaled_dot_product_attention: %s must be at least 2-D, got %d-D"
                                % (name, t.dim()))
     dt = query._data.dtype
-    if dt.kind != "f" or key._data.dtype != dt or value._data.dtype != dt:
+    if not _dt.is_floating(dt) or key._data.dtype != dt or value._data.dtype != dt:
         raise RuntimeError("Expected query, key, and value to have the same dtype, but got "
                            "query.dtype: %s key.dtype: %s and value.dtype: %s instead."
                            % (query.dtype, key.dtype, value.dtype))
@@ -996,7 +1025,7 @@ def _loss_args(name, input, target, reduction):
 
 
 def _promote(input, target):
-    if target._data.dtype != input._data.dtype and input._data.dtype.kind == "f":
+    if target._data.dtype != input._data.dtype and _dt.is_floating(input._data.dtype):
         target = target.to(input.dtype)
     return target
 
@@ -1315,7 +1344,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     C = input.shape[0] if input.dim() == 1 else input.shape[1]
     weight = _check_weight(weight, C)
     if tuple(input.shape) == tuple(target.shape):
-        if target._data.dtype.kind != "f":
+        if not _dt.is_floating(target._data.dtype):
             raise RuntimeError("Expected floating point type for target with class "
                                "probabilities, got %s" % _torch_dtype(target))
         if ignore_index >= 0:   # torch: any negative ignore_index (the default -100) is allowed
@@ -1381,6 +1410,30 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     _check_targets(target._data, C, ignore_index)
     return _NLL.apply(input, target._data, None if weight is None else weight._data,
                       int(ignore_index), reduction, out_shape)
+
+
+def _loss_policy(fn):
+    """a loss under autocast runs in float32 (its half inputs cast up, torch's CPU policy);
+    outside autocast half inputs are computed in float32 and the loss rounded once to their
+    dtype"""
+    import functools
+
+    @functools.wraps(fn)
+    def loss_half(input, target, *args, **kwargs):
+        if _am._tls.lowp is not None:
+            input, target = _am.cast_fp32(input), _am.cast_fp32(target)
+        if _half.any_half(input, target):
+            return _half.via_f32(lambda i, t: fn(i, t, *args, **kwargs), input, target)
+        return fn(input, target, *args, **kwargs)
+    return loss_half
+
+
+cross_entropy, nll_loss, mse_loss, l1_loss = (_loss_policy(f) for f in (
+    cross_entropy, nll_loss, mse_loss, l1_loss))
+smooth_l1_loss, huber_loss, kl_div = (_loss_policy(f) for f in (smooth_l1_loss, huber_loss,
+                                                                  kl_div))
+binary_cross_entropy, binary_cross_entropy_with_logits = (_loss_policy(f) for f in (
+    binary_cross_entropy, binary_cross_entropy_with_logits))
 
 
 # ---- Tensor methods that live here (torch: x.softmax(dim), x.log_softmax(dim))

@@ -88,8 +88,16 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
     return out
 
 
-def via_f32(fn, *tensors):
-    """fn(*tensors) computed in float32 for half inputs; results cast back (see the module)"""
+def colsum(g):
+    """g (M, N) summed over the rows, accumulated in float32 for half g (result in g's dtype)"""
+    if g.dtype in _HALF:
+        return _dt.astype(_dt.astype(g, _F32).sum(axis=0), g.dtype)
+    return g.sum(axis=0)
+
+
+def via_f32(fn, *tensors, keep=None):
+    """fn(*tensors) computed in float32 for half inputs; results cast back (see the module);
+    keep: the numpy dtype the float32 results are cast to, whatever the inputs"""
     from ..tensor import Tensor
     from .elementwise import cast
     half = None
@@ -113,7 +121,11 @@ def via_f32(fn, *tensors):
         res = fn(*args)
     finally:
         _tls.lowp = lowp
-    if half is None or wider:
+    if keep is not None:
+        half = np.dtype(keep)
+        if half == _F32:
+            return res
+    elif half is None or wider:
         return res
 
     def back(r):
