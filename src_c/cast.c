@@ -135,3 +135,35 @@ void ce_cast_f16_to_f32_ref(float *dst, const uint16_t *src, int64_t n) {
         dst[i] = (src[i] & 0x8000u) ? -v : v;
     }
 }
+
+/* ---- 16-bit transpose --------------------------------------------------------------------------
+ * dst (C, R) row-major = src (R, C)^T with src row stride lds (elements); 32 x 32 tiles so
+ * both sides stay in L1; threads split the column tiles (disjoint rows of dst). */
+#define CE_TR_TILE 32
+
+static void transpose_u16_tiles(uint16_t *dst, const uint16_t *src, int64_t R, int64_t C,
+                                int64_t lds, int64_t c0, int64_t c1) {
+    for (int64_t cb = c0; cb < c1; cb += CE_TR_TILE) {
+        int64_t ce = cb + CE_TR_TILE < c1 ? cb + CE_TR_TILE : c1;
+        for (int64_t rb = 0; rb < R; rb += CE_TR_TILE) {
+            int64_t re = rb + CE_TR_TILE < R ? rb + CE_TR_TILE : R;
+            for (int64_t c = cb; c < ce; c++) {
+                uint16_t *d = dst + c * R;
+                for (int64_t r = rb; r < re; r++) d[r] = src[r * lds + c];
+            }
+        }
+    }
+}
+
+void ce_transpose_u16(uint16_t *dst, const uint16_t *src, int64_t R, int64_t C, int64_t lds) {
+    if (R <= 0 || C <= 0) return;
+    int64_t tiles = (C + CE_TR_TILE - 1) / CE_TR_TILE;
+    CE_PAR_CHUNKS(tiles, ce_par_threads(R * C, CE_CAST_MIN_PER_THREAD), 1,
+                  transpose_u16_tiles(dst, src, R, C, lds, lo * CE_TR_TILE,
+                                      hi * CE_TR_TILE < C ? hi * CE_TR_TILE : C));
+}
+
+void ce_transpose_u16_ref(uint16_t *dst, const uint16_t *src, int64_t R, int64_t C, int64_t lds) {
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t c = 0; c < C; c++) dst[c * R + r] = src[r * lds + c];
+}

@@ -25,4 +25,9 @@ void ce_cast_f32_to_bf16_ref(uint16_t *dst, const float *src, int64_t n);
 void ce_cast_f32_to_f16_ref(uint16_t *dst, const float *src, int64_t n);
 void ce_cast_bf16_to_f32_ref(float *dst, const uint16_t *src, int64_t n);
 void ce_cast_f16_to_f32_ref(float *dst, const uint16_t *src, int64_t n);
+
+/* dst (C, R) row-major = src (R, C)^T, src rows lds elements apart (lds >= C); 16-bit elements
+ * (bf16/f16 patterns), for making a transposed GEMM operand row-major. Threaded. */
+void ce_transpose_u16(uint16_t *dst, const uint16_t *src, int64_t R, int64_t C, int64_t lds);
+void ce_transpose_u16_ref(uint16_t *dst, const uint16_t *src, int64_t R, int64_t C, int64_t lds);
 #endif

@@ -132,3 +132,18 @@ def test_torch_bits():
                                   a16.view(torch.bfloat16).float().numpy().view(np.uint32))
     np.testing.assert_array_equal(_C.cast_f16_to_f32(ALL16).view(np.uint32),
                                   a16.view(torch.float16).float().numpy().view(np.uint32))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 37), (37, 1), (31, 33), (64, 64), (129, 70)])
+def test_transpose16(nthreads, shape):
+    a = np.random.default_rng(3).integers(0, 1 << 16, size=(shape[0], shape[1] + 5),
+                                          dtype=np.uint16)[:, 2:2 + shape[1]]
+    for ref in (False, True):
+        t = _C.transpose16(a, ref=ref)
+        assert t.flags.c_contiguous and t.dtype == a.dtype
+        np.testing.assert_array_equal(t, a.T)
+    b = a.view(ml_dtypes.bfloat16)
+    assert _C.transpose16(b).dtype == b.dtype
+    np.testing.assert_array_equal(_C.transpose16(a[::2]), a[::2].T)   # any row stride
+    with pytest.raises(TypeError, match="2-D numpy array of 16-bit"):
+        _C.transpose16(np.ones((2, 2), np.float32))

@@ -4,6 +4,8 @@
 #   cast_f32_to_f16(x, out=None, ref=False)  -> uint16 float16 patterns
 #   cast_bf16_to_f32(h, out=None, ref=False) -> float32 (h: uint16 or ml_dtypes.bfloat16)
 #   cast_f16_to_f32(h, out=None, ref=False)  -> float32 (h: uint16 or numpy float16)
+#   transpose16(a, ref=False) -> a.T as a new C-contiguous array, for a 2-D array of 16-bit
+#                                elements whose last dimension has unit stride
 # Any layout is accepted (non-contiguous input is copied first); out must be a writable
 # C-contiguous array of x's shape (of the 16-bit dtype, or float32). ref: the scalar reference.
 
@@ -18,6 +20,9 @@ cdef extern from "cast.h" nogil:
     void ce_cast_f32_to_f16_ref(uint16_t *dst, const float *src, int64_t n)
     void ce_cast_bf16_to_f32_ref(float *dst, const uint16_t *src, int64_t n)
     void ce_cast_f16_to_f32_ref(float *dst, const uint16_t *src, int64_t n)
+    void ce_transpose_u16(uint16_t *dst, const uint16_t *src, int64_t R, int64_t C, int64_t lds)
+    void ce_transpose_u16_ref(uint16_t *dst, const uint16_t *src, int64_t R, int64_t C,
+                              int64_t lds)
 
 
 cdef object _half_in(x, str name, str half):
@@ -106,3 +111,23 @@ def cast_bf16_to_f32(x, out=None, ref=False):
 
 def cast_f16_to_f32(x, out=None, ref=False):
     return _cast_from_half(x, out, ref, 1)
+
+
+def transpose16(a, ref=False):
+    if not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype.itemsize != 2:
+        raise TypeError("transpose16: expected a 2-D numpy array of 16-bit elements")
+    if a.shape[1] > 1 and a.strides[1] != 2 or a.strides[0] < 0 or a.strides[0] % 2 or \
+            not a.flags.aligned:
+        a = np.ascontiguousarray(a)
+    cdef int64_t R = a.shape[0], C = a.shape[1]
+    cdef int64_t lds = a.strides[0] // 2 if R > 1 else C
+    out = np.empty((C, R), a.dtype)
+    cdef uint16_t *po = <uint16_t *>_ptr(out)
+    cdef const uint16_t *pa = <const uint16_t *>_ptr(a)
+    cdef bint r = ref
+    with nogil:
+        if r:
+            ce_transpose_u16_ref(po, pa, R, C, lds)
+        else:
+            ce_transpose_u16(po, pa, R, C, lds)
+    return out
