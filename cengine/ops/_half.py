@@ -27,6 +27,8 @@ def same_half(*xs):
 
 def any_half(*xs):
     return any(getattr(x, "_data", None) is not None and x._data.dtype in _HALF for x in xs)
+import threading
+
 import numpy as np
 
 from .. import _C
@@ -52,6 +54,26 @@ def _to3(a, batch):
     return np.reshape(a, (-1,) + a.shape[-2:])
 
 
+class _Scratch(threading.local):
+    buf = None
+
+
+_scr = _Scratch()
+
+
+def _scratch(shape):
+    """a float32 work array of `shape` for the GEMM's sums before they are rounded into a half
+    output: one buffer per thread, reused (a fresh one per product costs page faults on every
+    call); never handed out of gemm()"""
+    n = 1
+    for d in shape:
+        n *= d
+    b = _scr.buf
+    if b is None or b.size < n:
+        b = _scr.buf = np.empty(max(n, 1 << 16), _F32)
+    return b[:n].reshape(shape)
+
+
 def _rowmajor(a):
     """a with unit stride along its last dimension (a copy of the 16-bit patterns if needed;
     a transposed 2-D view takes the blocked transpose kernel)"""
@@ -73,7 +95,7 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
     if od == _F32:
         acc = out
     elif beta == 0:
-        acc = np.empty(out.shape, _F32)
+        acc = _scratch(out.shape)
     else:
         acc = _dt.astype(out, _F32)
     b32 = None
