@@ -238,3 +238,33 @@ def test_cast_kernels_serve_to(isa, nthreads):
     t = ce.tensor(x)
     np.testing.assert_array_equal(_bits(t.bfloat16()), _C.cast_f32_to_bf16(x, ref=True))
     np.testing.assert_array_equal(_bits(t.half()), _C.cast_f32_to_f16(x, ref=True))
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("d", HALVES)
+def test_optimizers_take_half_params_with_f32_state(name, d, rng):
+    """the update runs in float32 on float32 state; the parameter is rounded once per step"""
+    w0 = rng.standard_normal((5, 3)).astype(np.float32)
+    kw = dict(lr=0.05, momentum=0.9) if name == "SGD" else dict(lr=0.05)
+    w = ce.tensor(w0).to(d).requires_grad_()
+    ref = ce.tensor(w.detach().float().numpy(), requires_grad=True)   # float32 twin
+    o = getattr(ce.optim, name)([w], **kw)
+    o_ref = getattr(ce.optim, name)([ref], **kw)
+    for _ in range(3):
+        (w.float() ** 2).sum().backward()
+        o.step()
+        o.zero_grad()
+        # the twin starts each step from the rounded parameter, with the same float32 state
+        (ref ** 2).sum().backward()
+        o_ref.step()
+        o_ref.zero_grad()
+        np.testing.assert_array_equal(w.detach().numpy(), _round(ref.detach().numpy(), d))
+        with ce.no_grad():
+            ref.copy_(w.float())
+    assert w.dtype is d
+    for k, v in o.state[w].items():
+        if k != "step":
+            assert v.dtype is ce.float32
+    sd = o.state_dict()
+    o.load_state_dict(sd)
+    assert all(v.dtype is ce.float32 for k, v in o.state[w].items() if k != "step")
