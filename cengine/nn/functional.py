@@ -16,7 +16,7 @@ from .. import _C
 from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
-from ..ops._util import wrap_dim, unbroadcast
+from ..ops._util import wrap_dim, unbroadcast, _f, _reshape, _keep
 from ..ops import activation as _act
 from ..random import _rng
 
@@ -127,23 +127,6 @@ def _torch_dtype(t):
     return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
             "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
-
-
-def _f(a):
-    """C-contiguous array for a kernel (no copy when already one; 0-d stays 0-d)."""
-    return a if a.flags.c_contiguous else a.copy(order="C")
-
-
-def _reshape(a, shape):
-    """a.reshape(shape), but `a` itself when the shape already matches (autograd then takes a
-    freshly computed gradient as .grad without copying it)."""
-    return a if a.shape == tuple(shape) else a.reshape(shape)
-
-
-def _keep(view, orig):
-    """What to save for backward: the Function's own input/output array `orig` when `view`
-    aliases it (so autograd's in-place-modification check sees it), else the private `view`."""
-    return orig if view is not orig and np.may_share_memory(view, orig) else view
 
 
 def _rows(x, dim):

@@ -39,6 +39,24 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape) if grad.shape != shape else grad
 
 
+# ---- arrays handed to kernels and saved for backward (used by the autograd Functions)
+def _f(a):
+    """C-contiguous array for a kernel (no copy when already one; 0-d stays 0-d)."""
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
+def _reshape(a, shape):
+    """a.reshape(shape), but `a` itself when the shape already matches (autograd then takes a
+    freshly computed gradient as .grad without copying it)."""
+    return a if a.shape == tuple(shape) else a.reshape(shape)
+
+
+def _keep(view, orig):
+    """What to save for backward: the Function's own input/output array `orig` when `view`
+    aliases it (so autograd's in-place-modification check sees it), else the private `view`."""
+    return orig if view is not orig and np.may_share_memory(view, orig) else view
+
+
 def wrap_dim(dim, ndim):
     """Normalise a possibly negative dim like torch (0-d tensors accept dims -1 and 0)."""
     n = ndim if ndim > 0 else 1
