@@ -18,6 +18,7 @@ from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
 from ..ops._util import wrap_dim, unbroadcast, _f, _reshape, _keep
 from ..ops import activation as _act
+from ..ops.softmax import _Softmax, _k_softmax_forward, _k_softmax_backward
 from ..random import _rng
 
 __all__ = [
@@ -39,16 +40,6 @@ def _k_gemm(a, b, c, alpha=1.0, beta=0.0, bias=None):
     """c = alpha * a @ b + beta * c (+ bias (N,) along the columns), 2-D or batched with up to
     two batch dimensions, any strides, on the C GEMM."""
     return _C.gemm(a, b, c, alpha, beta, bias)
-
-
-def _k_softmax_forward(x, log):
-    """x (R,C) -> softmax or log_softmax over the last axis (C kernel)."""
-    return _C.softmax_forward(x, log=log)
-
-
-def _k_softmax_backward(y, dy, log):
-    """Jacobian-free: softmax dx = y*(dy - sum(dy*y)); log_softmax dx = dy - exp(y)*sum(dy)."""
-    return _C.softmax_backward(y, dy, log=log)
 
 
 def _k_cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
@@ -127,26 +118,6 @@ def _torch_dtype(t):
     return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
             "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
-
-
-def _rows(x, dim):
-    """View x with `dim` moved last as a contiguous (R, C) array; returns (x2d, moved_shape)."""
-    if x.ndim == 0:
-        return _f(x).reshape(1, 1), ()
-    last = x.ndim - 1
-    xm = x if dim == last else np.moveaxis(x, dim, last)
-    shape = xm.shape
-    C = shape[-1]
-    R = int(np.prod(shape[:-1], dtype=np.int64))
-    return _f(xm).reshape(R, C), shape
-
-
-def _unrows(a2d, shape, dim, ndim):
-    """Inverse of _rows."""
-    if ndim == 0:
-        return a2d.reshape(())
-    a = _reshape(a2d, shape)
-    return a if dim == ndim - 1 else np.moveaxis(a, ndim - 1, dim)
 
 
 # ============================================================================ linear
@@ -321,28 +292,6 @@ def glu(input, dim=-1):
 
 
 # ============================================================================ softmax
-class _Softmax(Function):
-    @staticmethod
-    def forward(ctx, x, dim, log):
-        x2, shape = _rows(x, dim)
-        y2 = _k_softmax_forward(x2, log)
-        y = _unrows(y2, shape, dim, x.ndim)
-        ctx.save_for_backward(y)  # the output itself: in-place changes to it are detected
-        ctx.meta = (shape, dim, x.ndim, log)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        shape, dim, ndim, log = ctx.meta
-        y2, _ = _rows(y, dim)  # a view again (y was built from the contiguous rows)
-        g2, _ = _rows(g, dim)
-        if g2.dtype != y2.dtype:
-            g2 = g2.astype(y2.dtype)
-        dx = _k_softmax_backward(y2, g2, log)
-        return _unrows(dx, shape, dim, ndim), None, None
-
-
 def _get_softmax_dim(name, ndim):
     warnings.warn("Implicit dimension choice for %s has been deprecated. Change the call to "
                   "include dim=X as an argument." % name, stacklevel=3)
