@@ -16,12 +16,13 @@ from .. import _C
 from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
-from ..ops._util import wrap_dim, unbroadcast, _f, _reshape
+from ..ops._util import wrap_dim, _f
 from ..ops import activation as _act
 from ..ops.softmax import _Softmax
 from ..ops.norm import _LayerNorm, _RMSNorm, _BatchNorm
 from ..ops.loss import _HuberElem, _BCE, _CrossEntropy, _CrossEntropyProb, _NLL
 from ..ops.attention import _SDPA
+from ..ops.linalg import _Linear
 from ..random import _rng
 
 __all__ = [
@@ -38,12 +39,6 @@ __all__ += ["ctc_loss"]
 
 # ============================================================================ kernels
 # One entry per kernel; each takes and returns C-contiguous float32/float64 ndarrays.
-
-def _k_gemm(a, b, c, alpha=1.0, beta=0.0, bias=None):
-    """c = alpha * a @ b + beta * c (+ bias (N,) along the columns), 2-D or batched with up to
-    two batch dimensions, any strides, on the C GEMM."""
-    return _C.gemm(a, b, c, alpha, beta, bias)
-
 
 def _k_embedding_forward(W, idx):
     """W (V,D), idx (n) int64 -> out (n,D) = W[idx] (C gather; IndexError on a bad index)."""
@@ -77,42 +72,6 @@ def _torch_dtype(t):
 
 
 # ============================================================================ linear
-class _Linear(Function):
-    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile."""
-
-    @staticmethod
-    def forward(ctx, x, W, b):
-        ctx.save_for_backward(x, W)
-        ctx.has_b = b is not None
-        ctx.bshape = None if b is None else b.shape
-        in_f = W.shape[1]
-        M = int(np.prod(x.shape[:-1], dtype=np.int64))
-        ctx.M = M
-        x2 = x.reshape(M, in_f)
-        out = np.empty((M, W.shape[0]), x.dtype)
-        if b is not None and b.shape != (W.shape[0],):   # () or (1,): one value for every column
-            b = np.broadcast_to(b.reshape(()), (W.shape[0],))
-        _k_gemm(x2, W.T, out, 1.0, 0.0, b)
-        return out.reshape(x.shape[:-1] + (W.shape[0],))
-
-    @staticmethod
-    def backward(ctx, g):
-        x, W = ctx.saved_tensors
-        in_f, out_f, M = W.shape[1], W.shape[0], ctx.M
-        g2 = g.reshape(M, out_f)
-        gx = gW = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = np.empty((M, in_f), x.dtype)
-            _k_gemm(g2, W, gx)
-            gx = _reshape(gx, x.shape)
-        if ctx.needs_input_grad[1]:
-            gW = np.empty(W.shape, W.dtype)
-            _k_gemm(g2.T, x.reshape(M, in_f), gW)
-        if ctx.has_b and ctx.needs_input_grad[2]:
-            gb = unbroadcast(g2.sum(axis=0), ctx.bshape)
-        return gx, gW, gb
-
-
 def linear(input, weight, bias=None):
     """y = input @ weight^T + bias; input (*, in_features), weight (out_features, in_features)."""
     for name, t in (("input", input), ("weight", weight)):

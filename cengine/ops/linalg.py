@@ -16,10 +16,13 @@ from .. import _C
 from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap, _install
+from ._util import unbroadcast, _reshape
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm",
            "baddbmm", "addmv", "einsum"]
 
+# c = alpha * a @ b + beta * c (+ bias (N,) along the columns), 2-D or batched with up to two
+# batch dimensions, any strides
 _gemm = _C.gemm
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
@@ -447,6 +450,43 @@ def _sum_to_shape(g, shape):
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return np.reshape(g, shape)
+
+
+# F.linear (its torch-named surface and checks are in cengine.nn.functional)
+class _Linear(Function):
+    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile."""
+
+    @staticmethod
+    def forward(ctx, x, W, b):
+        ctx.save_for_backward(x, W)
+        ctx.has_b = b is not None
+        ctx.bshape = None if b is None else b.shape
+        in_f = W.shape[1]
+        M = int(np.prod(x.shape[:-1], dtype=np.int64))
+        ctx.M = M
+        x2 = x.reshape(M, in_f)
+        out = np.empty((M, W.shape[0]), x.dtype)
+        if b is not None and b.shape != (W.shape[0],):   # () or (1,): one value for every column
+            b = np.broadcast_to(b.reshape(()), (W.shape[0],))
+        _gemm(x2, W.T, out, 1.0, 0.0, b)
+        return out.reshape(x.shape[:-1] + (W.shape[0],))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, W = ctx.saved_tensors
+        in_f, out_f, M = W.shape[1], W.shape[0], ctx.M
+        g2 = g.reshape(M, out_f)
+        gx = gW = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = np.empty((M, in_f), x.dtype)
+            _gemm(g2, W, gx)
+            gx = _reshape(gx, x.shape)
+        if ctx.needs_input_grad[1]:
+            gW = np.empty(W.shape, W.dtype)
+            _gemm(g2.T, x.reshape(M, in_f), gW)
+        if ctx.has_b and ctx.needs_input_grad[2]:
+            gb = unbroadcast(g2.sum(axis=0), ctx.bshape)
+        return gx, gW, gb
 
 
 def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
