@@ -12,17 +12,17 @@ import warnings
 
 import numpy as np
 
-from .. import _C
 from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
-from ..ops._util import wrap_dim, _f
+from ..ops._util import wrap_dim
 from ..ops import activation as _act
 from ..ops.softmax import _Softmax
 from ..ops.norm import _LayerNorm, _RMSNorm, _BatchNorm
 from ..ops.loss import _HuberElem, _BCE, _CrossEntropy, _CrossEntropyProb, _NLL
 from ..ops.attention import _SDPA
 from ..ops.linalg import _Linear
+from ..ops.embedding import _Embedding
 from ..random import _rng
 
 __all__ = [
@@ -35,20 +35,6 @@ __all__ = [
     "binary_cross_entropy_with_logits", "kl_div",
 ]
 __all__ += ["ctc_loss"]
-
-
-# ============================================================================ kernels
-# One entry per kernel; each takes and returns C-contiguous float32/float64 ndarrays.
-
-def _k_embedding_forward(W, idx):
-    """W (V,D), idx (n) int64 -> out (n,D) = W[idx] (C gather; IndexError on a bad index)."""
-    return _C.embedding_forward(W, idx)
-
-
-def _k_embedding_backward(dy, idx, V, padding_idx):
-    """-> dW (V,D) with dy rows added at idx (repeated indices add up; race-free under threads),
-    rows equal to padding_idx (None: no padding) left at zero."""
-    return _C.embedding_backward(dy, idx, V, padding_idx)
 
 
 # ============================================================================ helpers
@@ -364,27 +350,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 # ============================================================================ embedding
-class _Embedding(Function):
-    @staticmethod
-    def forward(ctx, W, idx, padding_idx, scale_grad_by_freq):
-        flat = np.ascontiguousarray(idx.reshape(-1), dtype=np.int64)
-        out = _k_embedding_forward(_f(W), flat)
-        ctx.save_for_backward(flat)
-        ctx.meta = (W.shape, W.dtype, idx.shape, padding_idx, scale_grad_by_freq)
-        return out.reshape(idx.shape + (W.shape[1],))
-
-    @staticmethod
-    def backward(ctx, g):
-        (flat,) = ctx.saved_tensors
-        wshape, wdtype, _, padding_idx, freq = ctx.meta
-        dy = _f(g.astype(wdtype, copy=False)).reshape(-1, wshape[1])
-        if freq:
-            counts = np.bincount(flat, minlength=wshape[0])
-            dy = dy / counts[flat][:, None].astype(wdtype)
-            dy = _f(dy)
-        return _k_embedding_backward(dy, flat, wshape[0], padding_idx), None, None, None
-
-
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """weight[input]: rows of weight (V, D) gathered by the integer tensor input."""
