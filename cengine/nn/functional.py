@@ -5,14 +5,12 @@ Hot paths are one autograd Function each whose forward and backward call one ker
 for softmax / log_softmax, fused log-softmax + NLL for cross-entropy, LayerNorm / RMSNorm and the
 embedding gather / scatter-add. Glue (reshapes, reductions of small vectors, masks) is numpy.
 """
-import builtins
 import math
 import numbers
 import warnings
 
 import numpy as np
 
-from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
 from ..ops._util import wrap_dim
@@ -23,6 +21,7 @@ from ..ops.loss import _HuberElem, _BCE, _CrossEntropy, _CrossEntropyProb, _NLL
 from ..ops.attention import _SDPA
 from ..ops.linalg import _Linear
 from ..ops.embedding import _Embedding
+from ..ops.conv import _Pad
 from ..random import _rng
 
 __all__ = [
@@ -424,31 +423,6 @@ def pad(input, pad, mode="constant", value=None):
                            "of dimensions of the input")
     value = 0.0 if value is None else value
     return _Pad.apply(input, tuple(int(v) for v in pad), value)
-
-
-class _Pad(Function):
-    @staticmethod
-    def forward(ctx, x, pad, value):
-        nd = x.ndim
-        widths = [(0, 0)] * nd
-        crops = [slice(None)] * nd
-        for i in range(len(pad) // 2):
-            d = nd - 1 - i
-            lo, hi = pad[2 * i], pad[2 * i + 1]
-            widths[d] = (builtins.max(lo, 0), builtins.max(hi, 0))
-            crops[d] = slice(builtins.max(-lo, 0), x.shape[d] - builtins.max(-hi, 0))
-        xc = x[tuple(crops)]
-        out = np.pad(xc, widths, mode="constant", constant_values=value)
-        ctx.meta = (x.shape, tuple(crops), widths)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        shape, crops, widths = ctx.meta
-        inner = tuple(slice(lo, g.shape[d] - hi) for d, (lo, hi) in enumerate(widths))
-        gx = np.zeros(shape, g.dtype)
-        gx[crops] = g[inner]
-        return gx, None, None
 
 
 # ============================================================================ attention

@@ -638,6 +638,32 @@ def _pad_gather(x, dims_idx):
     return np.ascontiguousarray(out)
 
 
+# constant mode (F.pad's own Function; its argument checks are in cengine.nn.functional.pad)
+class _Pad(Function):
+    @staticmethod
+    def forward(ctx, x, pad, value):
+        nd = x.ndim
+        widths = [(0, 0)] * nd
+        crops = [slice(None)] * nd
+        for i in range(len(pad) // 2):
+            d = nd - 1 - i
+            lo, hi = pad[2 * i], pad[2 * i + 1]
+            widths[d] = (builtins.max(lo, 0), builtins.max(hi, 0))
+            crops[d] = slice(builtins.max(-lo, 0), x.shape[d] - builtins.max(-hi, 0))
+        xc = x[tuple(crops)]
+        out = np.pad(xc, widths, mode="constant", constant_values=value)
+        ctx.meta = (x.shape, tuple(crops), widths)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, crops, widths = ctx.meta
+        inner = tuple(slice(lo, g.shape[d] - hi) for d, (lo, hi) in enumerate(widths))
+        gx = np.zeros(shape, g.dtype)
+        gx[crops] = g[inner]
+        return gx, None, None
+
+
 class _PadIndex(Function):
     """reflect / replicate / circular padding: out = x gathered by one index array per padded
     dim (d, idx, j0, j1), output positions [j0, j1) being the kept input run; backward adds the
