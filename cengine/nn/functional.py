@@ -1,9 +1,11 @@
 """cengine.nn.functional: the stateless layer functions (torch.nn.functional's API).
 
-Hot paths are one autograd Function each whose forward and backward call one kernel entry
-(the `_k_*` functions in the "kernels" section): GEMM for linear and attention, the row kernels
-for softmax / log_softmax, fused log-softmax + NLL for cross-entropy, LayerNorm / RMSNorm and the
-embedding gather / scatter-add. Glue (reshapes, reductions of small vectors, masks) is numpy.
+This module is the torch-named surface: it checks arguments (raising torch's errors), resolves
+defaults, shapes and dtypes, and calls the op. The autograd Functions and the kernel calls live in
+cengine/ops/, one module per op family: linalg (linear), activation, softmax, norm (layer_norm,
+rms_norm, batch_norm), embedding, attention (scaled_dot_product_attention), loss, ctc, conv
+(convolution, pooling, channel dropout, pad). Ops composed of other differentiable ops (elu,
+mish, mse_loss, kl_div, ...) are written here directly.
 """
 import math
 import numbers
