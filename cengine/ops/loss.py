@@ -90,6 +90,27 @@ def _mean_scale(g, denom):
         return np.float64(g) / np.float64(denom)
 
 
+def _reduce_rows(loss, reduction, denom, out_shape, dtype):
+    """The output of a loss over M rows (loss (M) per-row values): 'mean' divides the float64
+    sum by denom (NaN when denom is 0: an empty batch, every row ignored or of weight 0, as
+    torch), 'sum' sums in float64, 'none' gives the rows in out_shape."""
+    if reduction == "mean":
+        return np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, dtype)
+    if reduction == "sum":
+        return np.asarray(loss.sum(dtype=np.float64), dtype)
+    return loss.reshape(out_shape)
+
+
+def _row_grads(g, M, reduction, denom, dtype=None):
+    """The upstream gradient of each of the M rows: g's rows for 'none', else its one value
+    (divided by denom for 'mean'; an empty or all-ignored batch: no row to scale, torch's zero
+    gradient). dtype None keeps g's rows as they are and a float64 fill."""
+    if reduction == "none":
+        r = _f(g).reshape(M)
+        return r if dtype is None else r.astype(dtype, copy=False)
+    return np.full(M, _mean_scale(g, denom) if reduction == "mean" else float(g), dtype)
+
+
 def _logits_rows(x):
     """(N,C,d...) / (C,) / (N,C) array -> contiguous (M, C) rows with classes last."""
     if x.ndim == 1:
@@ -115,15 +136,8 @@ class _CrossEntropy(Function):
         w = None if weight is None else _f(weight).astype(z.dtype, copy=False)
         loss, lse, wrow = _k_cross_entropy_forward(z, t, w, ignore_index, ls)
         ctx.save_for_backward(_keep(z, x), t, w, lse)
-        if reduction == "mean":
-            denom = wrow.sum(dtype=np.float64)
-            out = np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, z.dtype)
-        elif reduction == "sum":
-            denom = None
-            out = np.asarray(loss.sum(dtype=np.float64), z.dtype)
-        else:
-            denom = None
-            out = loss.reshape(out_shape)
+        denom = wrow.sum(dtype=np.float64) if reduction == "mean" else None
+        out = _reduce_rows(loss, reduction, denom, out_shape, z.dtype)
         ctx.meta = (x.shape, ignore_index, ls, reduction, denom)
         return out
 
@@ -132,12 +146,7 @@ class _CrossEntropy(Function):
         zs, t, w, lse = ctx.saved_tensors
         shape, ignore_index, ls, reduction, denom = ctx.meta
         z = _logits_rows(zs)
-        M = z.shape[0]
-        if reduction == "none":
-            grow = _f(g).reshape(M).astype(z.dtype, copy=False)
-        else:   # (an empty or all-ignored batch: no row to scale, torch's zero gradient)
-            gv = _mean_scale(g, denom) if reduction == "mean" else float(g)
-            grow = np.full(M, gv, z.dtype)
+        grow = _row_grads(g, z.shape[0], reduction, denom, z.dtype)
         dz = _k_cross_entropy_backward(z, t, lse, grow, w, ignore_index, ls)
         return _unlogits_rows(dz, shape), None, None, None, None, None, None
 
@@ -152,13 +161,8 @@ class _CrossEntropyProb(Function):
         w = None if weight is None else _f(weight).astype(z.dtype, copy=False)
         loss, lse = _k_cross_entropy_prob_forward(z, q, w, ls)
         ctx.save_for_backward(_keep(z, x), _keep(q, target), w, lse)
-        M = z.shape[0]
-        if reduction == "mean":
-            out = np.asarray(loss.sum(dtype=np.float64) / M if M else np.nan, z.dtype)
-        elif reduction == "sum":
-            out = np.asarray(loss.sum(dtype=np.float64), z.dtype)
-        else:
-            out = loss.reshape(((x.shape[0],) + tuple(x.shape[2:])) if x.ndim > 1 else ())
+        out_shape = ((x.shape[0],) + tuple(x.shape[2:])) if x.ndim > 1 else ()
+        out = _reduce_rows(loss, reduction, z.shape[0], out_shape, z.dtype)
         ctx.meta = (x.shape, ls, reduction)
         return out
 
@@ -169,11 +173,7 @@ class _CrossEntropyProb(Function):
         z = _logits_rows(zs)
         q = _logits_rows(qs).astype(z.dtype, copy=False)
         M = z.shape[0]
-        if reduction == "none":
-            grow = _f(g).reshape(M).astype(z.dtype, copy=False)
-        else:
-            gv = _mean_scale(g, M) if reduction == "mean" else float(g)
-            grow = np.full(M, gv, z.dtype)
+        grow = _row_grads(g, M, reduction, M, z.dtype)
         gx = gt = None
         if ctx.needs_input_grad[0]:
             gx = _unlogits_rows(_k_cross_entropy_prob_backward(z, q, lse, grow, w, ls), shape)
@@ -197,15 +197,8 @@ class _NLL(Function):
         # would be NaN); a kept row of weight 0 and value -inf stays NaN, as in torch
         with np.errstate(invalid="ignore"):
             loss = np.where(valid, -wt * z[np.arange(z.shape[0]), ts], 0).astype(z.dtype)
-        if reduction == "mean":
-            denom = wt.sum(dtype=np.float64)
-            out = np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, z.dtype)
-        elif reduction == "sum":
-            denom = None
-            out = np.asarray(loss.sum(dtype=np.float64), z.dtype)
-        else:
-            denom = None
-            out = loss.reshape(out_shape)
+        denom = wt.sum(dtype=np.float64) if reduction == "mean" else None
+        out = _reduce_rows(loss, reduction, denom, out_shape, z.dtype)
         ctx.save_for_backward(ts, wt, valid)
         ctx.meta = (x.shape, z.shape, reduction, denom)
         return out
@@ -214,10 +207,7 @@ class _NLL(Function):
     def backward(ctx, g):
         ts, wt, valid = ctx.saved_tensors
         shape, zshape, reduction, denom = ctx.meta
-        if reduction == "none":
-            grow = g.reshape(-1)
-        else:
-            grow = np.full(zshape[0], _mean_scale(g, denom) if reduction == "mean" else float(g))
+        grow = _row_grads(g, zshape[0], reduction, denom)
         dz = np.zeros(zshape, wt.dtype)
         with np.errstate(invalid="ignore"):   # ignored rows get 0 even when grow is inf (0/0 mean)
             dz[np.arange(zshape[0]), ts] = np.where(valid, -wt * grow, 0)
