@@ -573,11 +573,11 @@ def _channel_dropout(input, p, training, inplace, batched):
         keep = _rng(None).random(mshape, dtype=np.float32 if x.dtype == np.float32
                                  else np.float64) >= p
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    out = input * _wrap(mask)
-    if inplace:
-        from ..nn.functional import _inplace_result
-        return _inplace_result(input, out)
-    return out
+    if inplace:   # as F.dropout(inplace=True): x *= mask in x's storage, history rebased
+        from .activation import _check_inplace_target, MulMaskInplace
+        _check_inplace_target(input)
+        return MulMaskInplace.apply(input, mask)
+    return input * _wrap(mask)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
