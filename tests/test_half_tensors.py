@@ -268,3 +268,24 @@ def test_optimizers_take_half_params_with_f32_state(name, d, rng):
     sd = o.state_dict()
     o.load_state_dict(sd)
     assert all(v.dtype is ce.float32 for k, v in o.state[w].items() if k != "step")
+
+
+def test_module_in_bfloat16_trains():
+    ce.manual_seed(0)
+    m = ce.nn.Sequential(ce.nn.Linear(6, 8), ce.nn.LayerNorm(8), ce.nn.GELU(), ce.nn.Linear(8, 3))
+    assert m.bfloat16() is m
+    assert all(p.dtype is ce.bfloat16 for p in m.parameters())
+    x = ce.randn(16, 6).bfloat16()
+    y = ce.randint(0, 3, (16,))
+    opt = ce.optim.AdamW(m.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = ce.nn.functional.cross_entropy(m(x), y)
+        assert loss.dtype is ce.bfloat16
+        opt.zero_grad()
+        loss.backward()
+        assert m[0].weight.grad.dtype is ce.bfloat16
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    assert m.float()[0].weight.dtype is ce.float32
