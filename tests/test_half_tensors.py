@@ -289,3 +289,26 @@ def test_module_in_bfloat16_trains():
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
     assert m.float()[0].weight.dtype is ce.float32
+
+
+@pytest.mark.parametrize("in_f,out_f", [(5, 9), (9, 5), (1, 1), (33, 64)])
+@pytest.mark.parametrize("d", HALVES)
+def test_linear_grads_half(d, in_f, out_f, rng):
+    """forward and the three gradients against float32 products of the rounded operands"""
+    x0 = _round(rng.standard_normal((3, 7, in_f)), d)
+    w0 = _round(rng.standard_normal((out_f, in_f)), d)
+    b0 = _round(rng.standard_normal(out_f), d)
+    g0 = _round(rng.standard_normal((3, 7, out_f)), d)
+    x, w, b = (ce.tensor(a).requires_grad_() for a in (x0, w0, b0))
+    y = ce.nn.functional.linear(x, w, b)
+    assert y.dtype is d
+    y.backward(ce.tensor(g0))
+    f = lambda a: a.astype(np.float32)   # noqa: E731
+    x2, g2 = f(x0).reshape(-1, in_f), f(g0).reshape(-1, out_f)
+    tol = dict(rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(y.float().detach().numpy().reshape(-1, out_f),
+                               x2 @ f(w0).T + f(b0), **tol)
+    np.testing.assert_allclose(x.grad.float().numpy().reshape(-1, in_f), g2 @ f(w0), **tol)
+    np.testing.assert_allclose(w.grad.float().numpy(), g2.T @ x2, **tol)
+    np.testing.assert_allclose(b.grad.float().numpy(), g2.sum(0), **tol)
+    assert x.grad.dtype is d and w.grad.dtype is d and b.grad.dtype is d

@@ -467,7 +467,12 @@ class _Linear(Function):
             gx = _reshape(gx, x.shape)
         if ctx.needs_input_grad[1]:
             gW = np.empty(W.shape, W.dtype)
-            _gemm(g2.T, x.reshape(M, in_f), gW)
+            if _half.is_half(g2.dtype) and in_f < out_f:
+                # the bf16 GEMM wants a row-major A: transpose the narrower of g and x
+                # (gW^T = x^T @ g) rather than always g
+                _gemm(x.reshape(M, in_f).T, g2, gW.T)
+            else:
+                _gemm(g2.T, x.reshape(M, in_f), gW)
         if ctx.has_b and ctx.needs_input_grad[2]:
             gb = unbroadcast(_half.colsum(g2), ctx.bshape)
         return gx, gW, gb
