@@ -137,6 +137,9 @@ def _ops(m):
         "smooth_l1_loss": lambda x, w, y: F.smooth_l1_loss(x @ w, x),
         "bce_logits": lambda x, w, y: F.binary_cross_entropy_with_logits(x @ w, x.sigmoid()),
         "float64_matmul": lambda x, w, y: x.double() @ w.double(),
+        "prod_of_lowp": lambda x, w, y: (x @ w)[0, :3].prod(),
+        "ctc_loss": lambda x, w, y: F.ctc_loss(F.log_softmax(x @ w, -1)[:, None],
+                                               m.tensor([[1, 2]]), [4], [2]),
         "softmax_f32": lambda x, w, y: F.softmax(x, -1),
         "embedding": lambda x, w, y: F.embedding(y, w),
         "mha": lambda x, w, y: m.nn.functional.multi_head_attention_forward(
@@ -228,3 +231,22 @@ def test_float16_autocast_and_disabled_region():
     i = ce.ones(3, 3, dtype=ce.int64)
     with ce.autocast("cpu"):
         assert (i @ i).dtype is ce.int64
+
+
+def test_recurrent_layers_as_torch():
+    torch = pytest.importorskip("torch")
+    ce.manual_seed(0)
+    x = ce.randn(6, 2, 4)
+    for name in ("LSTM", "GRU", "RNN"):
+        m = getattr(ce.nn, name)(4, 3, num_layers=2)
+        t = getattr(torch.nn, name)(4, 3, num_layers=2)
+        t.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in m.state_dict().items()})
+        with ce.autocast("cpu"):
+            out, _ = m(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            tout, _ = t(torch.tensor(x.numpy()))
+        assert str(out.dtype).split(".")[-1] == str(tout.dtype).split(".")[-1], name
+        np.testing.assert_allclose(out.float().detach().numpy(), tout.float().detach().numpy(),
+                                   rtol=3e-2, atol=3e-2)
+        out.float().sum().backward()
+        assert m.weight_ih_l0.grad.dtype is ce.float32

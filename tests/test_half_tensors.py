@@ -312,3 +312,19 @@ def test_linear_grads_half(d, in_f, out_f, rng):
     np.testing.assert_allclose(w.grad.float().numpy(), g2.T @ x2, **tol)
     np.testing.assert_allclose(b.grad.float().numpy(), g2.sum(0), **tol)
     assert x.grad.dtype is d and w.grad.dtype is d and b.grad.dtype is d
+
+
+@pytest.mark.parametrize("d", HALVES)
+def test_recurrent_layers_in_half(d):
+    ce.manual_seed(0)
+    x = ce.randn(5, 2, 4)
+    for name in ("LSTM", "GRU"):
+        m = getattr(ce.nn, name)(4, 3, bidirectional=True)
+        ref, _ = m(x.to(d).float())
+        m.to(d)
+        out, h = m(x.to(d))
+        assert out.dtype is d and (h[0] if name == "LSTM" else h).dtype is d
+        np.testing.assert_allclose(out.float().detach().numpy(), ref.detach().numpy(),
+                                   rtol=2e-2, atol=2e-2)
+        out.float().sum().backward()
+        assert m.weight_hh_l0.grad.dtype is d

@@ -8,9 +8,9 @@ its CPU op policy).
 State is per thread, as in torch (a new thread starts with autocast off). Inside an enabled CPU
 region the ops consult this module:
   * lower-precision ops (matmul, mm, bmm, linear, addmm, baddbmm, einsum, conv1d/conv2d,
-    conv_transpose1d/2d, prelu, scaled_dot_product_attention) cast their float32/float16/
-    bfloat16 inputs to the region's dtype (cast_lowp) and return that dtype; float64 and
-    integer inputs are left alone;
+    conv_transpose1d/2d, scaled_dot_product_attention, LSTM and RNN layers; GRU stays
+    float32 as in torch) cast their float32/float16/bfloat16 inputs to the region's dtype
+    (cast_lowp) and return that dtype; float64 and integer inputs are left alone;
   * float32 ops (the losses: cross_entropy, nll_loss, mse_loss, l1/smooth_l1/huber,
     binary_cross_entropy(_with_logits), kl_div, ctc_loss; prod) cast half inputs to float32
     (cast_fp32);

@@ -599,6 +599,21 @@ def _half_in_f32(fn):
 
 
 sum, mean, prod, logsumexp, norm = (_half_in_f32(f) for f in (sum, mean, prod, logsumexp, norm))
+
+
+def _prod_policy(fn):
+    """prod under autocast is a float32 op (the product needs range), as in torch"""
+    from ..amp import autocast_mode as _am
+
+    @functools.wraps(fn)
+    def prod(input, *args, **kwargs):
+        if _am._tls.lowp is not None:
+            input = _am.cast_fp32(input)
+        return fn(input, *args, **kwargs)
+    return prod
+
+
+prod = _prod_policy(prod)
 var, std, var_mean, std_mean = (_half_in_f32(f) for f in (var, std, var_mean, std_mean))
 cumsum, cumprod = _half_in_f32(cumsum), _half_in_f32(cumprod)
 
