@@ -5,7 +5,7 @@ import builtins
 import numpy as np
 
 from . import dtypes as _dt
-from .tensor import Tensor, Size, _wrap, _install, _check_device
+from .tensor import Tensor, Size, _wrap, _check_device
 from .ops._util import size_args, check_nonneg
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "default_generator", "rand",
@@ -271,9 +271,3 @@ def exponential_(self, lambd=1.0, *, generator=None):
     self._data[...] = _rng(generator).exponential(1.0 / lambd, self._data.shape)
     self._version[0] += 1
     return self
-
-
-for _name, _fn in {"normal_": normal_, "uniform_": uniform_, "bernoulli_": bernoulli_,
-                   "random_": random_, "exponential_": exponential_,
-                   "bernoulli": bernoulli, "multinomial": multinomial}.items():
-    _install(_name, _fn)

@@ -11,6 +11,7 @@ import numpy as np
 from . import dtypes as _dt
 from .autograd import grad_mode as _gm
 from .autograd.function import AccumulateGrad
+from . import _tensor_methods as _tm
 
 __all__ = ["Tensor", "device", "Size"]
 
@@ -117,8 +118,11 @@ def _fmt_array(a):
     return np.array2string(a, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
 
 
-class Tensor:
-    """A multi-dimensional array with autograd, following torch.Tensor."""
+class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm._IndexMethods,
+             _tm._ActivationMethods, _tm._SortingMethods, _tm._ScatterMethods, _tm._LinalgMethods,
+             _tm._RandomMethods, _tm._NNMethods):
+    """A multi-dimensional array with autograd, following torch.Tensor. The methods that run an
+    op are declared in cengine/_tensor_methods.py (one base class per op family)."""
     __slots__ = ("_data", "requires_grad", "_grad", "grad_fn", "_version", "_output_nr", "_acc",
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
@@ -529,5 +533,4 @@ def _rebuild(arr, requires_grad):
     return _wrap(arr, requires_grad)
 
 
-def _install(name, fn):
-    setattr(Tensor, name, fn)
+_tm._link()  # the op modules import Tensor, so the methods reach them only now

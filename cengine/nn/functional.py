@@ -15,7 +15,7 @@ import numpy as np
 from .. import _C
 from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap
 from ..ops._util import wrap_dim, unbroadcast
 from ..ops import activation as _act
 from ..random import _rng
@@ -1381,19 +1381,6 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     _check_targets(target._data, C, ignore_index)
     return _NLL.apply(input, target._data, None if weight is None else weight._data,
                       int(ignore_index), reduction, out_shape)
-
-
-# ---- Tensor methods that live here (torch: x.softmax(dim), x.log_softmax(dim))
-def _softmax_method(self, dim, dtype=None):
-    return softmax(self, dim, dtype=dtype)
-
-
-def _log_softmax_method(self, dim, dtype=None):
-    return log_softmax(self, dim, dtype=dtype)
-
-
-_install("softmax", _softmax_method)
-_install("log_softmax", _log_softmax_method)
 
 
 # ---- CTC loss (src_c/ctc.c; implementation and autograd Function in cengine/ops/ctc.py)

@@ -12,7 +12,6 @@ from .. import _C
 from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..tensor import _install
 
 __all__ = ["relu", "sigmoid", "tanh", "silu", "gelu", "leaky_relu", "softplus", "relu_",
            "sigmoid_", "tanh_"]
@@ -274,8 +273,3 @@ def inplace_composite(input, fn):
         with _gm.no_grad():
             return WriteBack.apply(input, res)
     return WriteBack.apply(input, fn(input.clone()))
-
-
-for _name, _fn in {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "relu_": relu_,
-                   "sigmoid_": sigmoid_, "tanh_": tanh_}.items():
-    _install(_name, _fn)

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
+from ..tensor import Tensor, _wrap, _TYPE_CAP
 from ._util import wrap_dim, unbroadcast
 
 __all__ = ["index_select", "gather", "masked_fill", "nonzero",
@@ -387,11 +387,3 @@ def nonzero(input, *, as_tuple=False):
 
 def argwhere(input):
     return nonzero(input)
-
-
-for _name, _fn in {"__getitem__": getitem, "__setitem__": setitem, "index_select": index_select,
-                   "gather": gather,
-                   "masked_fill": masked_fill, "masked_fill_": masked_fill_,
-                   "masked_select": masked_select, "nonzero": nonzero,
-                   "take_along_dim": take_along_dim, "argwhere": argwhere}.items():
-    _install(_name, _fn)

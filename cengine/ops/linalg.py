@@ -15,7 +15,7 @@ import numpy as np
 from .. import _C
 from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm",
            "baddbmm", "addmv", "einsum"]
@@ -688,32 +688,3 @@ def _einsum_pair(ta, a, tb, b, rhs):
     if cur != rhs:
         res = res.permute(*[cur.index(c) for c in rhs])
     return res
-
-
-# ------------------------------------------------------------------ Tensor methods
-def _matmul_method(self, other):
-    return matmul(self, other)
-
-
-def _rmatmul_method(self, other):
-    return matmul(other, self)
-
-
-def _addmm_method(self, mat1, mat2, *, beta=1, alpha=1):
-    return addmm(self, mat1, mat2, beta=beta, alpha=alpha)
-
-
-def _baddbmm_method(self, batch1, batch2, *, beta=1, alpha=1):
-    return baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
-
-
-def _addmv_method(self, mat, vec, *, beta=1, alpha=1):
-    return addmv(self, mat, vec, beta=beta, alpha=alpha)
-
-
-for _name, _fn in {
-    "__matmul__": _matmul_method, "__rmatmul__": _rmatmul_method, "matmul": matmul, "mm": mm,
-    "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "inner": inner, "outer": outer, "ger": outer,
-    "addmm": _addmm_method, "baddbmm": _baddbmm_method, "addmv": _addmv_method,
-}.items():
-    _install(_name, _fn)
