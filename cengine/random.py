@@ -178,9 +178,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
                         % type(input).__name__)
     if input._data.dtype.kind != "f":
         raise RuntimeError("multinomial only supports floating-point dtypes for input, got: %s"
-                           % {"int64": "Long", "int32": "Int", "bool": "Bool", "uint8": "Byte",
-                              "int16": "Short", "int8": "Char"}.get(input.dtype.name,
-                                                                   input.dtype.name))
+                           % _dt.torch_type_name(input.dtype))
     if input._data.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
     if not isinstance(num_samples, (builtins.int, np.integer)) or \

@@ -91,14 +91,6 @@ def _wrap(arr, requires_grad=False):
     return t
 
 
-# dtype names as torch's grad-assignment errors print them (C++ type, capitalised scalar type)
-_CPP_TYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
-             "int32": "int", "int16": "short int", "int8": "signed char",
-             "uint8": "unsigned char", "bool": "bool"}
-_TYPE_CAP = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
-
 def _fmt_array(a):
     if a.dtype.kind == "f":
         finite = a[np.isfinite(a)] if a.size else a
@@ -256,8 +248,7 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
                 raise RuntimeError(
                     "attempting to assign a gradient with dtype '%s' to a tensor with grad_dtype "
                     "'%s'. The gradient must match the tensor's grad_dtype (defaults to the "
-                    "tensor's dtype)." % (_CPP_TYPE.get(g.dtype.name, g.dtype.name),
-                                          _TYPE_CAP.get(a.dtype.name, a.dtype.name)))
+                    "tensor's dtype)." % (_dt.torch_cpp_name(g.dtype), _dt.torch_type_name(a.dtype)))
             if g.shape != a.shape:
                 raise RuntimeError(
                     "attempting to assign a gradient of size '[%s]' to a tensor of size '[%s]'. "
@@ -462,7 +453,7 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
 
     def type(self, dtype=None):
         if dtype is None:
-            return "cengine.%sTensor" % _TYPE_CAP[self.dtype.name]
+            return "cengine.%sTensor" % _dt.torch_type_name(self.dtype)
         return self.to(dtype)
 
     def cpu(self):

@@ -226,3 +226,56 @@ def test_methods_take_no_out_argument_like_torch():
     a = ce.ones(2)
     with pytest.raises(TypeError, match="out"):
         a.add(a, out=ce.empty(2))
+
+
+# ---------------------------------------------------------------- torch's names of each dtype
+_NAMES = [("float32", "Float", "float"), ("float64", "Double", "double"),
+          ("float16", "Half", "c10::Half"), ("bfloat16", "BFloat16", "c10::BFloat16"),
+          ("int64", "Long", "long int"), ("int32", "Int", "int"), ("int16", "Short", "short int"),
+          ("int8", "Char", "signed char"), ("uint8", "Byte", "unsigned char"),
+          ("bool", "Bool", "bool")]
+
+
+@pytest.mark.parametrize("name,scalar,cpp", _NAMES)
+def test_dtype_torch_names(name, scalar, cpp):
+    from cengine import dtypes
+    d = getattr(ce, name)
+    assert dtypes.torch_type_name(d) == scalar and dtypes.torch_cpp_name(d) == cpp
+    if d.np is not None:
+        assert dtypes.torch_type_name(d.np) == scalar and dtypes.torch_cpp_name(d.np) == cpp
+        assert ce.zeros(1, dtype=d).type() == "cengine.%sTensor" % scalar
+        assert getattr(ce, scalar + "Tensor").dtype is d
+    torch = pytest.importorskip("torch")
+    td = getattr(torch, name)
+    assert torch.empty(0, dtype=td).type() == "torch.%sTensor" % scalar
+    other = torch.float64 if td != torch.float64 else torch.float32
+    with pytest.raises(RuntimeError) as e:
+        torch.mm(torch.ones(2, 2, dtype=td), torch.ones(2, 2, dtype=other))
+    assert "but got: %s != " % cpp in str(e.value)
+
+
+def test_dtype_names_of_numpy_only_dtypes():
+    from cengine import dtypes
+    assert dtypes.torch_type_name(np.complex64) == "ComplexFloat"
+    assert dtypes.torch_cpp_name(np.dtype(np.complex128)) == "c10::complex<double>"
+    assert dtypes.torch_type_name(np.dtype("U2")) == "str64"   # falls back to numpy's name
+
+
+def test_messages_use_torch_names():
+    f16, i64 = ce.ones(2, 2, dtype=ce.float16), ce.ones(2, 2, dtype=ce.int64)
+    with pytest.raises(RuntimeError, match=r"but got: c10::Half != float"):
+        ce.mm(f16, ce.ones(2, 2))
+    with pytest.raises(RuntimeError, match=r"but got: long int != float"):
+        ce.mm(i64, ce.ones(2, 2))
+    with pytest.raises(RuntimeError, match=r"self and mat2 must have the same dtype, but got "
+                                           r"Double and Float"):
+        ce.addmm(ce.ones(2, 2, dtype=ce.float64), ce.ones(2, 2), ce.ones(2, 2))
+    with pytest.raises(RuntimeError, match=r"Input type \(float\) and bias type \(long int\)"):
+        ce.nn.functional.conv1d(ce.ones(1, 1, 3), ce.ones(1, 1, 1), ce.ones(1, dtype=ce.int64))
+    x = ce.zeros(2, dtype=ce.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="gradient with dtype 'signed char' to a tensor with "
+                                           "grad_dtype 'Double'"):
+        x.grad = ce.zeros(2, dtype=ce.int8)
+    with pytest.raises(RuntimeError, match="multinomial only supports floating-point dtypes for "
+                                           "input, got: Short"):
+        ce.multinomial(ce.ones(3, dtype=ce.int16), 1)

@@ -557,6 +557,5 @@ class Module:
 
 def _typename(v):
     if isinstance(v, Tensor):
-        return "cengine." + {"float32": "Float", "float64": "Double", "int64": "Long",
-                             "int32": "Int", "bool": "Bool"}.get(v.dtype.name, "") + "Tensor"
+        return "cengine.%sTensor" % _dt.torch_type_name(v.dtype)
     return type(v).__name__

@@ -98,9 +98,8 @@ class ActivationInplace(Function):
 
 
 def _not_implemented(kind, input):
-    from ..nn.functional import _torch_dtype
     return NotImplementedError("\"%s\" not implemented for '%s'"
-                               % (_TORCH_NAMES[kind], _torch_dtype(input)))
+                               % (_TORCH_NAMES[kind], _dt.torch_type_name(input.dtype)))
 
 
 def _act(input, kind, alpha=None, beta=None):

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _TYPE_CAP
+from ..tensor import Tensor, _wrap
 from ._util import wrap_dims, wrap_dim, float_dtype_for
 
 __all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
@@ -474,7 +474,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     x = input
     if x._data.dtype.kind != "f":
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
-                           "input. Got %s" % _TYPE_CAP.get(x.dtype.name, x.dtype.name))
+                           "input. Got %s" % _dt.torch_type_name(x.dtype))
     dims = wrap_dims(dim, x._data.ndim)
     if x._data.ndim == 0:
         dims = None

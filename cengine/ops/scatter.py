@@ -8,6 +8,7 @@ import builtins
 
 import numpy as np
 
+from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap
 from ._util import wrap_dim
@@ -15,12 +16,8 @@ from ._util import wrap_dim
 __all__ = ["scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill",
            "masked_scatter"]
 
-_TN = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-       "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
-
 def _tname(a):
-    return _TN.get(a.dtype.name, a.dtype.name)
+    return _dt.torch_type_name(a.dtype)
 
 
 def _shape_str(s):
