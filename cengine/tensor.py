@@ -75,6 +75,76 @@ def _check_device(dev):
                            "available (got %r)" % str(d))
 
 
+_TO_FORMS = ("(cengine.device device = None, cengine.dtype dtype = None, bool non_blocking = "
+             "False, bool copy = False, *, memory_format memory_format = None)",
+             "(cengine.dtype dtype, bool non_blocking = False, bool copy = False, *, "
+             "memory_format memory_format = None)",
+             "(Tensor tensor, bool non_blocking = False, bool copy = False, *, memory_format "
+             "memory_format = None)")
+_PY_DTYPES = {builtins.float: _dt.float64, builtins.int: _dt.int64, builtins.bool: _dt.bool}
+
+
+def _parse_to(args, kwargs):
+    """torch's argument forms of Tensor.to and Module.to:
+        to(device=None, dtype=None, non_blocking=False, copy=False, *, memory_format=None)
+        to(dtype, non_blocking=False, copy=False, *, memory_format=None)
+        to(tensor, non_blocking=False, copy=False, *, memory_format=None)
+    -> (device or None, cengine dtype or None, non_blocking, copy or None when not given,
+    memory_format). The device is checked (only the CPU exists); a python type float/int/bool
+    means float64/int64/bool as in torch."""
+    def bad():
+        got = ", ".join([_to_arg_type(a) for a in args] + ["%s=%s" % (k, _to_arg_type(v))
+                                                             for k, v in kwargs.items()])
+        return TypeError("to() received an invalid combination of arguments - got (%s), but "
+                         "expected one of:\n%s" % (got + ("" if args else ", "),
+                                                    "\n".join(" * " + f for f in _TO_FORMS)))
+    first = args[0] if args else None
+    dt = first if isinstance(first, _dt.dtype) else _PY_DTYPES.get(first) \
+        if isinstance(first, type) else None
+    if dt is not None or isinstance(first, Tensor):
+        names = ("non_blocking", "copy")            # to(dtype, ...) / to(tensor, ...)
+        dev = first.device if dt is None else None
+        dt = first.dtype if dt is None else dt
+        rest = args[1:]
+    else:
+        names = ("device", "dtype", "non_blocking", "copy")
+        dev = dt = None
+        rest = args
+    if len(rest) > len(names):
+        raise bad()
+    vals = dict(zip(names, rest))
+    for k, v in kwargs.items():
+        if k not in names + ("memory_format",) or k in vals:
+            raise bad()
+        vals[k] = v
+    if "device" in vals:
+        dev = vals["device"]
+        if dev is not None and not isinstance(dev, (str, device, builtins.int)) \
+                or isinstance(dev, builtins.bool):
+            raise bad()
+        if isinstance(dev, builtins.int):
+            dev = "cuda:%d" % dev                  # an index names an accelerator, as in torch
+    if vals.get("dtype") is not None:
+        dt = vals["dtype"]
+        dt = _PY_DTYPES.get(dt, dt) if isinstance(dt, type) else dt
+        if not isinstance(dt, _dt.dtype):
+            raise bad()
+    non_blocking, copy = vals.get("non_blocking", False), vals.get("copy")
+    if not isinstance(non_blocking, builtins.bool) or not isinstance(copy, (builtins.bool,
+                                                                             type(None))):
+        raise bad()
+    _check_device(dev)
+    return dev, dt, non_blocking, copy, vals.get("memory_format")
+
+
+def _to_arg_type(v):
+    if isinstance(v, _dt.dtype):
+        return "cengine.dtype"
+    if isinstance(v, device):
+        return "cengine.device"
+    return "Tensor" if isinstance(v, Tensor) else type(v).__name__
+
+
 def _wrap(arr, requires_grad=False):
     """Tensor around an ndarray, no copy (internal fast constructor)."""
     t = Tensor.__new__(Tensor)
@@ -426,23 +496,9 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
 
     # ------------------------------------------------------------------ dtype / device
     def to(self, *args, **kwargs):
-        """to(dtype) / to(device) / to(device, dtype) / to(other) like torch; copy=False."""
-        dtype = kwargs.pop("dtype", None)
-        dev = kwargs.pop("device", None)
-        copy = kwargs.pop("copy", False)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError("to() got an unexpected keyword argument '%s'" % next(iter(kwargs)))
-        for a in args:
-            if isinstance(a, _dt.dtype):
-                dtype = a
-            elif isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, (str, device)):
-                dev = a
-            elif a is not None:
-                raise TypeError("to() received an invalid combination of arguments: %r" % (a,))
-        _check_device(dev)
+        """to(dtype) / to(device) / to(device, dtype) / to(other), with non_blocking, copy and
+        memory_format, like torch: self when nothing changes and copy is not set."""
+        _, dtype, _, copy, _ = _parse_to(args, kwargs)
         out = self
         if dtype is not None and dtype.np != self._data.dtype:
             from .ops.elementwise import cast

@@ -279,3 +279,66 @@ def test_messages_use_torch_names():
     with pytest.raises(RuntimeError, match="multinomial only supports floating-point dtypes for "
                                            "input, got: Short"):
         ce.multinomial(ce.ones(3, dtype=ce.int16), 1)
+
+
+# ---------------------------------------------------------------- Tensor.to / Module.to parsing
+def test_tensor_to_forms():
+    t = ce.ones(2)
+    assert t.to(ce.float32) is t and t.to("cpu") is t and t.to(None) is t
+    assert t.to(ce.device("cpu"), non_blocking=True) is t and t.to(memory_format=None) is t
+    assert t.to(float).dtype is ce.float64 and t.to(int).dtype is ce.int64
+    assert t.to(bool).dtype is ce.bool
+    assert t.to("cpu", ce.float64).dtype is ce.float64
+    assert t.to(device="cpu", dtype=ce.int32).dtype is ce.int32
+    assert t.to(ce.float64, True).dtype is ce.float64
+    assert t.to("cpu", ce.float64, False, True).dtype is ce.float64
+    d = ce.zeros(1, dtype=ce.float64)
+    assert t.to(d).dtype is ce.float64
+    c = t.to(t, True, True)
+    assert c is not t and c.data_ptr() != t.data_ptr()
+    assert t.to(copy=True) is not t and t.to(ce.float32, copy=True) is not t
+
+
+@pytest.mark.parametrize("args,kwargs,got", [
+    ((ce.float64,), {"device": "cpu"}, "(cengine.dtype, device=str)"),
+    ((ce.float64,), {"dtype": ce.float32}, "(cengine.dtype, dtype=cengine.dtype)"),
+    ((), {"foo": 1}, "(foo=int, )"),
+    ((ce.float64, "x"), {}, "(cengine.dtype, str)"),
+    ((ce.ones(1), ce.float64), {}, "(Tensor, cengine.dtype)"),
+    ((ce.float64, 1), {}, "(cengine.dtype, int)"),
+    ((3.5,), {}, "(float)"),
+    (("cpu", ce.float64, False, True, 1), {}, "(str, cengine.dtype, bool, bool, int)"),
+])
+def test_tensor_to_bad_arguments(args, kwargs, got):
+    with pytest.raises(TypeError) as e:
+        ce.ones(2).to(*args, **kwargs)
+    msg = str(e.value)
+    assert msg.startswith("to() received an invalid combination of arguments - got %s, but "
+                          "expected one of:\n * (cengine.device device = None" % got), msg
+
+
+def test_to_refuses_accelerators():
+    for dev in ("cuda", "cuda:0", 0):
+        with pytest.raises(RuntimeError, match="without a CUDA backend"):
+            ce.ones(1).to(dev)
+        with pytest.raises(RuntimeError, match="without a CUDA backend"):
+            ce.nn.Linear(1, 1).to(dev)
+
+
+def test_module_to_uses_the_same_forms():
+    m = ce.nn.Linear(2, 2)
+    assert m.to("cpu") is m and m.to(memory_format=None) is m and m.to(None) is m
+    assert m.to(ce.float64, True).weight.dtype is ce.float64
+    assert m.to(ce.zeros(1)).weight.dtype is ce.float32
+    assert m.to(device="cpu", dtype=ce.float64).bias.dtype is ce.float64
+    with pytest.raises(RuntimeError, match=r"\.to\(\) does not accept copy argument"):
+        m.to(copy=True)
+    with pytest.raises(TypeError, match="only accepts floating point dtypes"):
+        m.to(ce.int64)
+    with pytest.raises(TypeError, match=r"got \(foo=int, \), but expected one of"):
+        m.to(foo=1)
+    with pytest.raises(TypeError, match=r"got \(float\), but expected one of"):
+        m.to(3.0)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError):
+        torch.nn.Linear(2, 2).to(foo=1)
