@@ -145,8 +145,22 @@ def _to_arg_type(v):
     return "Tensor" if isinstance(v, Tensor) else type(v).__name__
 
 
+def _init_slots(t, arr, version, requires_grad=False):
+    """Fill every slot of a Tensor made with Tensor.__new__: storage arr, version counter version
+    (a one-element list, shared by views), no graph, no gradient."""
+    t._data = arr
+    t.requires_grad = requires_grad
+    t._grad = None
+    t.grad_fn = None
+    t._version = version
+    t._output_nr = 0
+    t._acc = None
+    t._retains_grad = False
+
+
 def _wrap(arr, requires_grad=False):
-    """Tensor around an ndarray, no copy (internal fast constructor)."""
+    """Tensor around an ndarray, no copy (internal fast constructor; the hottest path, so it
+    sets the slots of _init_slots itself instead of calling it)."""
     t = Tensor.__new__(Tensor)
     if type(arr) is not np.ndarray:
         arr = np.asarray(arr)
@@ -196,15 +210,9 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         res = legacy_array("Tensor", args, None if dtype is None else _dt.to_numpy_dtype(dtype),
                            device)
         if isinstance(res, tuple):
-            self._data, self._version = res[1]._data, res[1]._version
+            _init_slots(self, res[1]._data, res[1]._version)
         else:
-            self._data, self._version = res, [0]
-        self.requires_grad = False
-        self._grad = None
-        self.grad_fn = None
-        self._output_nr = 0
-        self._acc = None
-        self._retains_grad = False
+            _init_slots(self, res, [0])
         if requires_grad:
             self.requires_grad_(True)
 
