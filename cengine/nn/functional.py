@@ -14,7 +14,8 @@ import warnings
 import numpy as np
 
 from ..autograd import grad_mode as _gm
-from ..tensor import Tensor, _wrap, _install
+from ..dtypes import torch_type_name
+from ..tensor import Tensor, _wrap
 from ..ops._util import wrap_dim
 from ..ops import activation as _act
 from ..ops.softmax import _Softmax
@@ -53,9 +54,7 @@ def _float_check(name, t):
 
 
 def _torch_dtype(t):
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
+    return torch_type_name(t.dtype)
 
 
 # ============================================================================ linear
@@ -752,19 +751,6 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     _check_targets(target._data, C, ignore_index)
     return _NLL.apply(input, target._data, None if weight is None else weight._data,
                       int(ignore_index), reduction, out_shape)
-
-
-# ---- Tensor methods that live here (torch: x.softmax(dim), x.log_softmax(dim))
-def _softmax_method(self, dim, dtype=None):
-    return softmax(self, dim, dtype=dtype)
-
-
-def _log_softmax_method(self, dim, dtype=None):
-    return log_softmax(self, dim, dtype=dtype)
-
-
-_install("softmax", _softmax_method)
-_install("log_softmax", _log_softmax_method)
 
 
 # ---- CTC loss (src_c/ctc.c; implementation and autograd Function in cengine/ops/ctc.py)
