@@ -17,7 +17,8 @@ from .. import dtypes as _dt
 from ..amp import autocast_mode as _am
 from ..ops import _half
 from ..autograd import grad_mode as _gm
-from ..tensor import Tensor, _wrap, _install
+from ..dtypes import torch_type_name
+from ..tensor import Tensor, _wrap
 from ..ops._util import wrap_dim
 from ..ops import activation as _act
 from ..ops.softmax import _Softmax
@@ -56,10 +57,7 @@ def _float_check(name, t):
 
 
 def _torch_dtype(t):
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-            "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
+    return torch_type_name(t.dtype)
 
 
 # ============================================================================ linear
@@ -804,19 +802,6 @@ smooth_l1_loss, huber_loss, kl_div = (_loss_policy(f) for f in (smooth_l1_loss, 
                                                                   kl_div))
 binary_cross_entropy, binary_cross_entropy_with_logits = (_loss_policy(f) for f in (
     binary_cross_entropy, binary_cross_entropy_with_logits))
-
-
-# ---- Tensor methods that live here (torch: x.softmax(dim), x.log_softmax(dim))
-def _softmax_method(self, dim, dtype=None):
-    return softmax(self, dim, dtype=dtype)
-
-
-def _log_softmax_method(self, dim, dtype=None):
-    return log_softmax(self, dim, dtype=dtype)
-
-
-_install("softmax", _softmax_method)
-_install("log_softmax", _log_softmax_method)
 
 
 # ---- CTC loss (src_c/ctc.c; implementation and autograd Function in cengine/ops/ctc.py)

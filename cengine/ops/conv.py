@@ -26,13 +26,6 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
            "adaptive_max_pool2d", "dropout1d", "dropout2d", "pad"]
 
-_TORCH_DT = {"float32": "float", "float64": "double", "float16": "Half", "int64": "long",
-             "int32": "int", "bool": "bool", "bfloat16": "c10::BFloat16"}
-_TORCH_DTN = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-              "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-              "bfloat16": "BFloat16"}
-
-
 def _f(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
@@ -109,15 +102,15 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
     xdt, wdt = input._data.dtype, weight._data.dtype
     if xdt != wdt:
         raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name),
-                              _TORCH_DTN.get(wdt.name, wdt.name)))
+                           % (_dt.torch_type_name(xdt),
+                              _dt.torch_type_name(wdt)))
     if bias is not None and bias._data.dtype != xdt:
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_TORCH_DT.get(xdt.name, xdt.name),
-                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
+                           % (_dt.torch_cpp_name(xdt),
+                              _dt.torch_cpp_name(bias._data.dtype)))
     if not _dt.is_floating(xdt) or xdt.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+                           % (name, _dt.torch_type_name(xdt)))
     stride = _tuple(stride, nd, "stride")
     dilation = _tuple(dilation, nd, "dilation")
     if not isinstance(groups, numbers.Integral) or groups <= 0:
@@ -253,15 +246,15 @@ def _conv_transpose_f(nd, input, weight, bias, stride, padding, output_padding, 
     xdt = input._data.dtype
     if weight._data.dtype != xdt:
         raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name),
-                              _TORCH_DTN.get(weight.dtype.name, weight.dtype.name)))
+                           % (_dt.torch_type_name(xdt),
+                              _dt.torch_type_name(weight.dtype)))
     if bias is not None and bias._data.dtype != xdt:
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_TORCH_DT.get(xdt.name, xdt.name),
-                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
+                           % (_dt.torch_cpp_name(xdt),
+                              _dt.torch_cpp_name(bias._data.dtype)))
     if not _dt.is_floating(xdt) or xdt.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+                           % (name, _dt.torch_type_name(xdt)))
     if isinstance(padding, str):
         raise TypeError("%s(): argument 'padding' must be tuple of ints, not str" % name)
     stride = _tuple(stride, nd, "stride")
@@ -381,7 +374,7 @@ def _pool_input(name, input, nd, msg=None):
         raise RuntimeError(msg)
     if not _dt.is_floating(input._data.dtype) or input._data.dtype.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(input.dtype.name, input.dtype.name)))
+                           % (name, _dt.torch_type_name(input.dtype)))
     spatial = tuple(input.shape[-nd:])
     P = int(np.prod(input.shape[:-nd], dtype=np.int64))
     if nd == 1:
@@ -538,7 +531,7 @@ def _adaptive_args(name, nd, input, output_size):
                                % (name, list(input.shape), i))
     if not _dt.is_floating(input._data.dtype) or input._data.dtype.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(input.dtype.name, input.dtype.name)))
+                           % (name, _dt.torch_type_name(input.dtype)))
     spatial = tuple(input.shape[-nd:])
     if isinstance(output_size, numbers.Integral) or output_size is None:
         osz = (output_size,) * nd

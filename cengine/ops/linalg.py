@@ -15,7 +15,7 @@ import numpy as np
 from .. import _C
 from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap
 from ._util import unbroadcast, _reshape, write_out
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm",
@@ -29,16 +29,8 @@ from . import _half  # noqa: E402
 from ..amp import autocast_mode as _am  # noqa: E402
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
-_TORCH_NAME = {"float32": "float", "float64": "double", "float16": "c10::Half",
-               "bfloat16": "c10::BFloat16", "int64": "long", "int32": "int", "int16": "short",
-               "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
-_TORCH_CAP = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-              "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-              "bool": "Bool"}
-
-
 def _tn(dt):
-    return _TORCH_NAME.get(dt.name, dt.name)
+    return _dt.torch_cpp_name(dt)
 
 
 def _check(x, name):
@@ -333,8 +325,8 @@ def dot(input, other, *, out=None):
         raise RuntimeError("1D tensors expected, but got %dD and %dD tensors" % (da, db))
     if input._data.dtype != other._data.dtype:
         raise RuntimeError("dot : expected both vectors to have same dtype, but found %s and %s"
-                           % (_TORCH_CAP.get(input._data.dtype.name, input._data.dtype.name),
-                              _TORCH_CAP.get(other._data.dtype.name, other._data.dtype.name)))
+                           % (_dt.torch_type_name(input._data.dtype),
+                              _dt.torch_type_name(other._data.dtype)))
     n, m = input._data.shape[0], other._data.shape[0]
     if n != m:
         raise RuntimeError("inconsistent tensor size, expected tensor [%d] and src [%d] to have "
@@ -514,7 +506,8 @@ def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
                               list(shape), list(input._data.shape))) from None
     if input._data.dtype != m1._data.dtype:
         raise RuntimeError("self and mat2 must have the same dtype, but got %s and %s"
-                           % (_tn(input._data.dtype), _tn(m1._data.dtype)))
+                           % (_dt.torch_type_name(input._data.dtype),
+                              _dt.torch_type_name(m1._data.dtype)))
     beta, alpha = _scalar(beta), _scalar(alpha)
     dt = m1._data.dtype
     if dt != _F32 and dt != _F64 and not _dt.is_half(dt):
@@ -701,32 +694,3 @@ def _einsum_pair(ta, a, tb, b, rhs):
     if cur != rhs:
         res = res.permute(*[cur.index(c) for c in rhs])
     return res
-
-
-# ------------------------------------------------------------------ Tensor methods
-def _matmul_method(self, other):
-    return matmul(self, other)
-
-
-def _rmatmul_method(self, other):
-    return matmul(other, self)
-
-
-def _addmm_method(self, mat1, mat2, *, beta=1, alpha=1):
-    return addmm(self, mat1, mat2, beta=beta, alpha=alpha)
-
-
-def _baddbmm_method(self, batch1, batch2, *, beta=1, alpha=1):
-    return baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
-
-
-def _addmv_method(self, mat, vec, *, beta=1, alpha=1):
-    return addmv(self, mat, vec, beta=beta, alpha=alpha)
-
-
-for _name, _fn in {
-    "__matmul__": _matmul_method, "__rmatmul__": _rmatmul_method, "matmul": matmul, "mm": mm,
-    "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "inner": inner, "outer": outer, "ger": outer,
-    "addmm": _addmm_method, "baddbmm": _baddbmm_method, "addmv": _addmv_method,
-}.items():
-    _install(_name, _fn)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
+from ..tensor import Tensor, _wrap
 from ._util import wrap_dims, wrap_dim, float_dtype_for
 
 __all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
@@ -475,7 +475,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     x = input
     if not _dt.is_floating(x._data.dtype):
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
-                           "input. Got %s" % _TYPE_CAP.get(x.dtype.name, x.dtype.name))
+                           "input. Got %s" % _dt.torch_type_name(x.dtype))
     dims = wrap_dims(dim, x._data.ndim)
     if x._data.ndim == 0:
         dims = None
@@ -617,9 +617,3 @@ prod = _prod_policy(prod)
 var, std, var_mean, std_mean = (_half_in_f32(f) for f in (var, std, var_mean, std_mean))
 cumsum, cumprod = _half_in_f32(cumsum), _half_in_f32(cumprod)
 
-for _name, _fn in {"sum": sum, "mean": mean, "prod": prod, "max": max, "min": min,
-                   "amax": amax, "amin": amin, "argmax": argmax, "argmin": argmin, "var": var,
-                   "std": std, "logsumexp": logsumexp, "norm": norm, "cumsum": cumsum,
-                   "all": all, "any": any, "count_nonzero": count_nonzero,
-                   "cumprod": cumprod}.items():
-    _install(_name, _fn)
