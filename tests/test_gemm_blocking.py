@@ -210,3 +210,20 @@ def test_blocking_in_show_config():
     assert "GEMM float32: %dx%d tile, KC=%d MC=%d NC=%d" % (
         b["mr"], b["nr"], b["kc"], b["mc"], b["nc"]) in out
     assert "caches:" in out and "GEMM tune file:" in out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("la", ["f", "s"])
+def test_packed_a_row_panels(isa, nthreads, dtype, la):
+    """Packed A blocks end in 8-row panels where that saves kernel rows (AVX-512: M = 64 is
+    12*4 + 8*2); every M from 1 to 40 and a few beyond, with the whole team packing A (one
+    product sliced by columns on 2 threads) and with several MC blocks."""
+    rng = np.random.default_rng(3)
+    N, K = 300, 700
+    B = rng.standard_normal((K, N)).astype(dtype)
+    for M in list(range(1, 41)) + [52, 64, 100, 109]:
+        A = _layout(rng.standard_normal((M, K)).astype(dtype), la)
+        C = np.full((M, N), np.nan, dtype)
+        _C.gemm(A, B, C)
+        np.testing.assert_allclose(C, A.astype(np.float64) @ B, rtol=1e-4 if dtype == np.float32
+                                   else 1e-11, atol=1e-3 if dtype == np.float32 else 1e-10)
