@@ -446,6 +446,69 @@ static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T b
     }
 }
 
+/* Small products read in place (the batched attention / bmm shapes: 32^3, 64^3): row-major A
+ * of at most CE_GEMM_DIRECT_B_MAX_M rows, B with unit column stride and at most
+ * CE_GEMM_SMALL_MAX_K rows, small enough to stay in L2 (F(b_inplace)), no bias. The row-panel
+ * plan is made once for the whole batch, and each product is only its kernel calls: no
+ * packing, no K blocks, none of the blocked driver's per-product set-up. */
+#define CE_GEMM_SMALL_MAX_K 512
+static inline int F(small_ok)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
+    return !pr->bias && pr->K <= CE_GEMM_SMALL_MAX_K && F(a_inplace)(pr, cf->nr, 0) &&
+           F(b_inplace)(pr, pr->K);
+}
+
+/* the row panels (first row, rows, MR2 kernel) of an M-row A read in place; returns their count */
+static int F(small_plan)(const F(gemm_cfg_t) *cf, int64_t M, int64_t *i0s, int *ms, int *use2s) {
+    int np = 0;
+    for (int64_t i0 = 0; i0 < M;) {
+        int use2;
+        const int m = F(panel_rows)(M, i0, cf->mr, cf->ukr2 ? cf->mr2 : 0, &use2);
+        i0s[np] = i0; ms[np] = m; use2s[np] = use2; np++;
+        i0 += m;
+    }
+    return np;
+}
+
+/* one small product: C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, A and B in place */
+static inline void F(gemm_small_one)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr,
+                                     const T *A, const T *B, T *C, int np, const int64_t *i0s,
+                                     const int *ms, const int *use2s) {
+    const int NR = cf->nr;
+    const int64_t N = pr->N, K = pr->K;
+    for (int r = 0; r < np; r++) {
+        GEMM_UKR_T ukr = use2s[r] ? cf->ukr2 : cf->ukr;
+        const T *a = A + i0s[r] * pr->rsA;
+        T *c = C + i0s[r] * pr->rsC;
+        for (int64_t j0 = 0; j0 < N; j0 += NR)
+            ukr(K, a, pr->rsA, B + j0, pr->rsB, c + j0 * pr->csC, pr->rsC, pr->csC, pr->alpha,
+                pr->beta, ms[r], (int)ce_min64(NR, N - j0));
+    }
+}
+
+static void F(gemm_small)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int64_t batch,
+                          int64_t nb2, int64_t sAb, int64_t sAb2, int64_t sBb, int64_t sBb2,
+                          int64_t sCb, int64_t sCb2, int nt) {
+    int64_t i0s[CE_GEMM_DIRECT_B_MAX_M];
+    int ms[CE_GEMM_DIRECT_B_MAX_M], use2s[CE_GEMM_DIRECT_B_MAX_M];
+    const int np = F(small_plan)(cf, pr->M, i0s, ms, use2s);
+    if (nt > batch) nt = (int)batch;
+    if (nt <= 1) {
+        for (int64_t b = 0; b < batch; b++)
+            F(gemm_small_one)(cf, pr, pr->A + ce_boff(b, nb2, sAb, sAb2),
+                              pr->B + ce_boff(b, nb2, sBb, sBb2), pr->C + ce_boff(b, nb2, sCb, sCb2),
+                              np, i0s, ms, use2s);
+        return;
+    }
+    /* products in chunks of about 1/8 of a thread's share, handed out dynamically */
+    int64_t chunk = batch / ((int64_t)nt * 8);
+    if (chunk < 1) chunk = 1;
+#pragma omp parallel for schedule(dynamic, chunk) num_threads(nt)
+    for (int64_t b = 0; b < batch; b++)
+        F(gemm_small_one)(cf, pr, pr->A + ce_boff(b, nb2, sAb, sAb2),
+                          pr->B + ce_boff(b, nb2, sBb, sBb2), pr->C + ce_boff(b, nb2, sCb, sCb2),
+                          np, i0s, ms, use2s);
+}
+
 static void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
              const T *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
              const T *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, T beta,
@@ -481,6 +544,10 @@ static void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T
     /* work in M*N*K units (as double: batch*M*N*K may exceed int64 in principle) */
     const double wd = (double)M * (double)N * (double)K * (double)batch;
     int nt = ce_threads_for(wd > 4e18 ? (int64_t)4e18 : (int64_t)wd, CE_GEMM_MIN_WORK_PER_THREAD);
+    if (F(small_ok)(&cf, &pr)) {   /* small products in place, the batch split across threads */
+        F(gemm_small)(&cf, &pr, batch, nb2, sAb, sAb2, sBb, sBb2, sCb, sCb2, nt);
+        return;
+    }
     if (nt <= 1) {
         for (int64_t b = 0; b < batch; b++) {
             F(gemm_prob_t) q = pr;

@@ -227,3 +227,37 @@ def test_packed_a_row_panels(isa, nthreads, dtype, la):
         _C.gemm(A, B, C)
         np.testing.assert_allclose(C, A.astype(np.float64) @ B, rtol=1e-4 if dtype == np.float32
                                    else 1e-11, atol=1e-3 if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1024, 32, 32, 32), (256, 64, 64, 64), (37, 1, 1, 1),
+                                   (9, 96, 33, 512), (5, 13, 200, 7), (3, 97, 20, 30),
+                                   (4, 20, 40, 513)], ids=lambda s: "x".join(map(str, s)))
+def test_small_batched_products_in_place(isa, nthreads, dtype, shape):
+    """The no-pack path for small products (M <= 96, K <= 512, B small), batch split across
+    threads; also just outside it (M = 97, K = 513), broadcast B, strided C, alpha/beta."""
+    b, M, N, K = shape
+    rng = np.random.default_rng(b + M + N + K)
+    A = rng.standard_normal((b, M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)           # broadcast over the batch
+    big = np.ones((b, M, 2 * N), dtype)
+    C = big[:, :, ::2]                                      # column stride 2
+    _C.gemm(A, B[None], C, alpha=0.5, beta=-1.0)
+    ref = 0.5 * (A.astype(np.float64) @ B) - 1.0
+    tol = dict(rtol=1e-5, atol=1e-4 * np.sqrt(K)) if dtype == np.float32 else \
+        dict(rtol=1e-12, atol=1e-12 * np.sqrt(K))
+    np.testing.assert_allclose(C, ref, **tol)
+    assert np.all(big[:, :, 1::2] == 1)                     # nothing written between columns
+    Bb = rng.standard_normal((b, K, N)).astype(dtype)
+    C2 = np.full((b, M, N), np.nan, dtype)
+    _C.gemm(A, Bb, C2)
+    np.testing.assert_allclose(C2, A.astype(np.float64) @ Bb, **tol)
+    # the same path on 1 and 2 threads: bitwise equal
+    old = _C.get_num_threads()
+    try:
+        _C.set_num_threads(3 - nthreads)
+        C3 = np.empty_like(C2)
+        _C.gemm(A, Bb, C3)
+    finally:
+        _C.set_num_threads(old)
+    np.testing.assert_array_equal(C2, C3)
