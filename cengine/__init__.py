@@ -15,7 +15,7 @@ from .tensor import Tensor, Size, device
 from ._legacy import *  # noqa: F401,F403  (FloatTensor, LongTensor, ...)
 from . import autograd
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
-from . import ops as _ops  # noqa: F401  (installs Tensor methods)
+from . import ops as _ops  # noqa: F401
 from .ops.creation import *  # noqa: F401,F403
 from .ops.elementwise import *  # noqa: F401,F403
 from .ops.reduce import *  # noqa: F401,F403
@@ -34,7 +34,7 @@ _config_init()
 del _config_init
 
 # ---- subsystems (imported below as they land) ----
-from .ops.linalg import *  # noqa: F401,F403  (matmul family on the C GEMM; installs @, .mm, ...)
+from .ops.linalg import *  # noqa: F401,F403  (matmul family on the C GEMM)
 from . import utils  # noqa: E402,F401
 from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401

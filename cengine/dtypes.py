@@ -9,9 +9,10 @@ __all__ = ["dtype", "float32", "float64", "float16", "bfloat16", "int64", "int32
 
 class dtype:
     """A cengine dtype; `.np` is the numpy dtype used for storage."""
-    __slots__ = ("name", "np", "is_floating_point", "is_complex", "is_signed", "itemsize", "_cat")
+    __slots__ = ("name", "np", "is_floating_point", "is_complex", "is_signed", "itemsize", "_cat",
+                 "_torch_type", "_torch_cpp")
 
-    def __init__(self, name, np_dtype, cat):
+    def __init__(self, name, np_dtype, cat, torch_type, torch_cpp):
         self.name = name
         self.np = np.dtype(np_dtype) if np_dtype is not None else None
         self._cat = cat  # 0 bool, 1 integer, 2 floating
@@ -19,6 +20,8 @@ class dtype:
         self.is_complex = False
         self.is_signed = name not in ("bool", "uint8")
         self.itemsize = self.np.itemsize if self.np is not None else 2
+        self._torch_type = torch_type
+        self._torch_cpp = torch_cpp
 
     def __repr__(self):
         return "cengine." + self.name
@@ -27,17 +30,21 @@ class dtype:
         return (_by_name, (self.name,))
 
 
-float32 = dtype("float32", np.float32, 2)
-float64 = dtype("float64", np.float64, 2)
-float16 = dtype("float16", np.float16, 2)
+# One row per dtype: name, numpy storage, category (0 bool, 1 integer, 2 floating), and the two
+# names torch's messages use for it: the scalar type ("Float": FloatTensor, "not implemented for
+# 'Float'") and the C++ element type ("expected m1 and m2 to have the same dtype, but got:
+# float != double"); see torch_type_name / torch_cpp_name.
+float32 = dtype("float32", np.float32, 2, "Float", "float")
+float64 = dtype("float64", np.float64, 2, "Double", "double")
+float16 = dtype("float16", np.float16, 2, "Half", "c10::Half")
 # bfloat16 has no numpy storage yet; kept so code can name it (mixed precision comes later)
-bfloat16 = dtype("bfloat16", None, 2)
-int64 = dtype("int64", np.int64, 1)
-int32 = dtype("int32", np.int32, 1)
-int16 = dtype("int16", np.int16, 1)
-int8 = dtype("int8", np.int8, 1)
-uint8 = dtype("uint8", np.uint8, 1)
-bool = dtype("bool", np.bool_, 0)  # noqa: A001 - torch spells it cengine.bool
+bfloat16 = dtype("bfloat16", None, 2, "BFloat16", "c10::BFloat16")
+int64 = dtype("int64", np.int64, 1, "Long", "long int")
+int32 = dtype("int32", np.int32, 1, "Int", "int")
+int16 = dtype("int16", np.int16, 1, "Short", "short int")
+int8 = dtype("int8", np.int8, 1, "Char", "signed char")
+uint8 = dtype("uint8", np.uint8, 1, "Byte", "unsigned char")
+bool = dtype("bool", np.bool_, 0, "Bool", "bool")  # noqa: A001 - torch spells it cengine.bool
 float, double, half = float32, float64, float16  # noqa: A001
 long, int, short = int64, int32, int16  # noqa: A001
 
@@ -47,8 +54,35 @@ _NAMES = {d.name: d for d in _ALL + [bfloat16]}
 _default = [float32]
 
 
+# numpy dtypes cengine does not store but a kernel's argument check may meet
+_NP_ONLY_TORCH_NAMES = {"complex64": ("ComplexFloat", "c10::complex<float>"),
+                        "complex128": ("ComplexDouble", "c10::complex<double>")}
+
+
 def _by_name(name):
     return _NAMES[name]
+
+
+def _torch_names(d):
+    if not isinstance(d, dtype):
+        try:
+            npd = np.dtype(d)
+        except TypeError:
+            return (str(d), str(d))
+        d = _FROM_NP.get(npd)
+        if d is None:
+            return _NP_ONLY_TORCH_NAMES.get(npd.name, (npd.name, npd.name))
+    return (d._torch_type, d._torch_cpp)
+
+
+def torch_type_name(d):
+    """torch's scalar-type name of a dtype (cengine or numpy): 'Float', 'Long', 'Bool', ..."""
+    return _torch_names(d)[0]
+
+
+def torch_cpp_name(d):
+    """torch's C++ element-type name of a dtype (cengine or numpy): 'float', 'long int', ..."""
+    return _torch_names(d)[1]
 
 
 def from_numpy_dtype(npd):

@@ -4,14 +4,14 @@ Assigning a Parameter, a Module or (through register_buffer) a Tensor to an attr
 it; parameters()/state_dict()/train()/to() then walk the tree of submodules. state_dict keys are
 dotted paths ("encoder.layers.1.bias"), exactly as torch names them.
 """
-import itertools
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from .. import dtypes as _dt
-from ..tensor import Tensor, _wrap, _check_device, device as _device
+from ..tensor import Tensor, _wrap, _check_device, _parse_to
 from ..autograd.grad_mode import no_grad
+from ..utils.hooks import RemovableHandle
 from .parameter import Parameter, Buffer
 
 __all__ = ["Module"]
@@ -24,24 +24,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         return super().__repr__()
 
     __str__ = __repr__
-
-
-class RemovableHandle:
-    """Returned by register_*_hook; .remove() unregisters the hook (also usable as a context)."""
-    _next_id = itertools.count()
-
-    def __init__(self, hooks_dict):
-        self._hooks = hooks_dict
-        self.id = next(RemovableHandle._next_id)
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _addindent(s, n):
@@ -388,22 +370,9 @@ class Module:
     def to(self, *args, **kwargs):
         """to(dtype) / to(device) / to(device, dtype) / to(tensor): floating point parameters
         and buffers are converted to dtype; integer buffers are kept."""
-        dtype = kwargs.pop("dtype", None)
-        dev = kwargs.pop("device", None)
-        kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
-        if kwargs:
-            raise TypeError("to() got an unexpected keyword argument '%s'" % next(iter(kwargs)))
-        for a in args:
-            if isinstance(a, _dt.dtype):
-                dtype = a
-            elif isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, (str, _device)):
-                dev = a
-            elif a is not None:
-                raise TypeError("to() received an invalid combination of arguments: %r" % (a,))
-        _check_device(dev)
+        _, dtype, _, copy, _ = _parse_to(args, kwargs)
+        if copy is not None:
+            raise RuntimeError(".to() does not accept copy argument")
         if dtype is None:
             return self
         if not dtype.is_floating_point:
@@ -557,6 +526,5 @@ class Module:
 
 def _typename(v):
     if isinstance(v, Tensor):
-        return "cengine." + {"float32": "Float", "float64": "Double", "int64": "Long",
-                             "int32": "Int", "bool": "Bool"}.get(v.dtype.name, "") + "Tensor"
+        return "cengine.%sTensor" % _dt.torch_type_name(v.dtype)
     return type(v).__name__

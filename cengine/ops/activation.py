@@ -12,7 +12,7 @@ from .. import _C
 from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..tensor import _install
+from ._util import _f
 
 __all__ = ["relu", "sigmoid", "tanh", "silu", "gelu", "leaky_relu", "softplus", "relu_",
            "sigmoid_", "tanh_"]
@@ -26,9 +26,7 @@ _TORCH_NAMES = {"leaky_relu": "leaky_relu_cpu", "silu": "silu_cpu", "gelu": "Gel
 _LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation."
 
 
-def _c(x):
-    """C-contiguous (no copy when already; 0-d stays 0-d, unlike np.ascontiguousarray)."""
-    return x if x.flags.c_contiguous else x.copy(order="C")
+_c = _f   # C-contiguous (no copy when already; 0-d stays 0-d)
 
 
 class Activation(Function):
@@ -99,9 +97,8 @@ class ActivationInplace(Function):
 
 
 def _not_implemented(kind, input):
-    from ..nn.functional import _torch_dtype
     return NotImplementedError("\"%s\" not implemented for '%s'"
-                               % (_TORCH_NAMES[kind], _torch_dtype(input)))
+                               % (_TORCH_NAMES[kind], _dt.torch_type_name(input.dtype)))
 
 
 def _act(input, kind, alpha=None, beta=None):
@@ -274,8 +271,3 @@ def inplace_composite(input, fn):
         with _gm.no_grad():
             return WriteBack.apply(input, res)
     return WriteBack.apply(input, fn(input.clone()))
-
-
-for _name, _fn in {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "relu_": relu_,
-                   "sigmoid_": sigmoid_, "tanh_": tanh_}.items():
-    _install(_name, _fn)

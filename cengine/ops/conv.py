@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .. import _C
+from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..random import _rng
 from ..tensor import Tensor, _wrap
@@ -22,12 +23,6 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool
            "max_pool2d", "avg_pool1d", "avg_pool2d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
            "adaptive_max_pool2d", "dropout1d", "dropout2d", "pad"]
-
-_TORCH_DT = {"float32": "float", "float64": "double", "float16": "Half", "int64": "long",
-             "int32": "int", "bool": "bool"}
-_TORCH_DTN = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-              "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
 
 def _f(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
@@ -100,15 +95,15 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
     xdt, wdt = input._data.dtype, weight._data.dtype
     if xdt != wdt:
         raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name),
-                              _TORCH_DTN.get(wdt.name, wdt.name)))
+                           % (_dt.torch_type_name(xdt),
+                              _dt.torch_type_name(wdt)))
     if bias is not None and bias._data.dtype != xdt:
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_TORCH_DT.get(xdt.name, xdt.name),
-                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
+                           % (_dt.torch_cpp_name(xdt),
+                              _dt.torch_cpp_name(bias._data.dtype)))
     if xdt.kind != "f" or xdt.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+                           % (name, _dt.torch_type_name(xdt)))
     stride = _tuple(stride, nd, "stride")
     dilation = _tuple(dilation, nd, "dilation")
     if not isinstance(groups, numbers.Integral) or groups <= 0:
@@ -233,15 +228,15 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     xdt = input._data.dtype
     if weight._data.dtype != xdt:
         raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name),
-                              _TORCH_DTN.get(weight.dtype.name, weight.dtype.name)))
+                           % (_dt.torch_type_name(xdt),
+                              _dt.torch_type_name(weight.dtype)))
     if bias is not None and bias._data.dtype != xdt:
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_TORCH_DT.get(xdt.name, xdt.name),
-                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
+                           % (_dt.torch_cpp_name(xdt),
+                              _dt.torch_cpp_name(bias._data.dtype)))
     if xdt.kind != "f" or xdt.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+                           % (name, _dt.torch_type_name(xdt)))
     if isinstance(padding, str):
         raise TypeError("%s(): argument 'padding' must be tuple of ints, not str" % name)
     stride = _tuple(stride, nd, "stride")
@@ -361,7 +356,7 @@ def _pool_input(name, input, nd, msg=None):
         raise RuntimeError(msg)
     if input._data.dtype.kind != "f" or input._data.dtype.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(input.dtype.name, input.dtype.name)))
+                           % (name, _dt.torch_type_name(input.dtype)))
     spatial = tuple(input.shape[-nd:])
     P = int(np.prod(input.shape[:-nd], dtype=np.int64))
     if nd == 1:
@@ -512,7 +507,7 @@ def _adaptive_args(name, nd, input, output_size):
                                % (name, list(input.shape), i))
     if input._data.dtype.kind != "f" or input._data.dtype.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(input.dtype.name, input.dtype.name)))
+                           % (name, _dt.torch_type_name(input.dtype)))
     spatial = tuple(input.shape[-nd:])
     if isinstance(output_size, numbers.Integral) or output_size is None:
         osz = (output_size,) * nd
@@ -573,11 +568,11 @@ def _channel_dropout(input, p, training, inplace, batched):
         keep = _rng(None).random(mshape, dtype=np.float32 if x.dtype == np.float32
                                  else np.float64) >= p
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    out = input * _wrap(mask)
-    if inplace:
-        from ..nn.functional import _inplace_result
-        return _inplace_result(input, out)
-    return out
+    if inplace:   # as F.dropout(inplace=True): x *= mask in x's storage, history rebased
+        from .activation import _check_inplace_target, MulMaskInplace
+        _check_inplace_target(input)
+        return MulMaskInplace.apply(input, mask)
+    return input * _wrap(mask)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
@@ -636,6 +631,32 @@ def _pad_gather(x, dims_idx):
     for d, idx, _, _ in dims_idx:
         out = np.take(out, idx, axis=d)
     return np.ascontiguousarray(out)
+
+
+# constant mode (F.pad's own Function; its argument checks are in cengine.nn.functional.pad)
+class _Pad(Function):
+    @staticmethod
+    def forward(ctx, x, pad, value):
+        nd = x.ndim
+        widths = [(0, 0)] * nd
+        crops = [slice(None)] * nd
+        for i in range(len(pad) // 2):
+            d = nd - 1 - i
+            lo, hi = pad[2 * i], pad[2 * i + 1]
+            widths[d] = (builtins.max(lo, 0), builtins.max(hi, 0))
+            crops[d] = slice(builtins.max(-lo, 0), x.shape[d] - builtins.max(-hi, 0))
+        xc = x[tuple(crops)]
+        out = np.pad(xc, widths, mode="constant", constant_values=value)
+        ctx.meta = (x.shape, tuple(crops), widths)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, crops, widths = ctx.meta
+        inner = tuple(slice(lo, g.shape[d] - hi) for d, (lo, hi) in enumerate(widths))
+        gx = np.zeros(shape, g.dtype)
+        gx[crops] = g[inner]
+        return gx, None, None
 
 
 class _PadIndex(Function):

@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from .. import _C
+from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor
 
@@ -110,9 +111,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
                             % type(targets).__name__)
     dt = log_probs._data.dtype
     if dt not in (np.float32, np.float64):
-        names = {"int64": "Long", "int32": "Int", "bool": "Bool", "float16": "Half"}
         raise NotImplementedError("\"ctc_loss_cpu\" not implemented for '%s'"
-                                  % names.get(dt.name, dt.name))
+                                  % _dt.torch_type_name(dt))
     unbatched = log_probs.dim() == 2
     if log_probs.dim() not in (2, 3):
         raise RuntimeError("Expected 3-dimensional tensor, but got %d-dimensional tensor for "

@@ -7,8 +7,8 @@ import numpy as np
 from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install
-from ._util import unbroadcast, scalar_value, float_dtype_for, arith as _arith
+from ..tensor import Tensor, _wrap
+from ._util import unbroadcast, scalar_value, float_dtype_for, arith as _arith, write_out
 from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
@@ -250,19 +250,7 @@ def pow(input, exponent, *, out=None):
     return _out(Pow.apply(a, b), out)
 
 
-def _out(res, out):
-    if out is None:
-        return res
-    if not isinstance(out, Tensor):
-        raise TypeError("out must be a Tensor")
-    if out.requires_grad and _gm._state[0]:
-        raise RuntimeError("functions with out=... arguments don't support automatic "
-                           "differentiation, but one of the arguments requires grad.")
-    if out._data.shape != res._data.shape:
-        out._data = np.empty(res._data.shape, out._data.dtype)
-    out._data[...] = res._data
-    out._version[0] += 1
-    return out
+_out = write_out   # (kept by this name: shape.py's cat and the ops here call it)
 
 
 subtract, multiply, divide, true_divide = sub, mul, div, div
@@ -812,63 +800,3 @@ def sqrt_(self):
 
 def abs_(self):
     return _inplace(self, abs)
-
-
-# ---------------------------------------------------------------------------- Tensor methods
-def _rsub(self, other):
-    return sub(other, self)
-
-
-def _rdiv(self, other):
-    return div(other, self)
-
-
-def _rpow(self, other):
-    return pow(other, self)
-
-
-def _rmod(self, other):
-    return remainder(other, self)
-
-
-def _rfloordiv(self, other):
-    return floor_divide(other, self)
-
-
-def _iop(fn_inplace):
-    def iop(self, other):
-        return fn_inplace(self, other)
-    return iop
-
-
-for _name, _fn in {
-    "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": _rsub, "__mul__": mul,
-    "__rmul__": mul, "__truediv__": div, "__rtruediv__": _rdiv, "__pow__": pow,
-    "__rpow__": _rpow, "__neg__": neg, "__abs__": abs, "__eq__": eq, "__ne__": ne, "__lt__": lt,
-    "__le__": le, "__gt__": gt, "__ge__": ge, "__floordiv__": floor_divide,
-    "__mod__": remainder, "__rmod__": _rmod, "__rfloordiv__": _rfloordiv, "__and__": logical_and, "__or__": logical_or,
-    "__xor__": logical_xor, "__invert__": logical_not,
-    "__iadd__": _iop(add_), "__isub__": _iop(sub_), "__imul__": _iop(mul_),
-    "__itruediv__": _iop(div_),
-    "add": add, "sub": sub, "subtract": sub, "mul": mul, "multiply": mul, "div": div,
-    "divide": div, "true_divide": div, "pow": pow, "neg": neg, "negative": neg, "exp": exp,
-    "expm1": expm1, "log": log, "log2": log2, "log10": log10, "log1p": log1p, "sqrt": sqrt,
-    "rsqrt": rsqrt, "abs": abs, "sin": sin, "cos": cos, "tan": tan, "square": square,
-    "reciprocal": reciprocal, "sign": sign, "floor": floor, "ceil": ceil, "round": round,
-    "trunc": trunc, "clamp": clamp, "clip": clamp, "maximum": maximum, "minimum": minimum,
-    "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge, "greater": gt, "less": lt,
-    "logical_not": logical_not, "logical_and": logical_and, "logical_or": logical_or,
-    "isnan": isnan, "isinf": isinf, "isfinite": isfinite, "equal": equal, "allclose": allclose,
-    "isclose": isclose, "remainder": remainder, "fmod": fmod, "lerp": lerp,
-    "add_": add_, "sub_": sub_, "mul_": mul_, "div_": div_, "pow_": pow_, "clamp_": clamp_,
-    "clip_": clamp_, "zero_": zero_, "fill_": fill_, "copy_": copy_, "neg_": neg_,
-    "exp_": exp_, "sqrt_": sqrt_, "abs_": abs_,
-}.items():
-    _install(_name, _fn)
-
-
-def _where_method(self, condition, other):
-    return where(condition, self, other)
-
-
-_install("where", _where_method)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
+from ..tensor import Tensor, _wrap
 from ._util import wrap_dims, wrap_dim, float_dtype_for
 
 __all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
@@ -474,7 +474,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     x = input
     if x._data.dtype.kind != "f":
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
-                           "input. Got %s" % _TYPE_CAP.get(x.dtype.name, x.dtype.name))
+                           "input. Got %s" % _dt.torch_type_name(x.dtype))
     dims = wrap_dims(dim, x._data.ndim)
     if x._data.ndim == 0:
         dims = None
@@ -581,11 +581,3 @@ def any(input, dim=None, keepdim=False):
 def count_nonzero(input, dim=None):
     dims = wrap_dims(dim, input._data.ndim)
     return _wrap(np.asarray(np.count_nonzero(input._data, axis=dims), dtype=np.int64))
-
-
-for _name, _fn in {"sum": sum, "mean": mean, "prod": prod, "max": max, "min": min,
-                   "amax": amax, "amin": amin, "argmax": argmax, "argmin": argmin, "var": var,
-                   "std": std, "logsumexp": logsumexp, "norm": norm, "cumsum": cumsum,
-                   "all": all, "any": any, "count_nonzero": count_nonzero,
-                   "cumprod": cumprod}.items():
-    _install(_name, _fn)

@@ -6,6 +6,7 @@ from collections import namedtuple
 import numpy as np
 
 from cengine.autograd.function import Function
+from cengine.dtypes import torch_type_name
 from cengine.tensor import Tensor, _wrap
 
 __all__ = ["pad_sequence", "PackedSequence", "pack_padded_sequence", "pad_packed_sequence",
@@ -156,9 +157,7 @@ def _as_lengths(lengths):
     if isinstance(lengths, Tensor):
         a = lengths._data
         if a.ndim != 1 or a.dtype.kind not in "iu":
-            kind = {"f": "Float", "b": "Bool"}.get(a.dtype.kind, "Long")
-            if a.dtype == np.float64:
-                kind = "Double"
+            kind = torch_type_name(a.dtype)
             raise RuntimeError("'lengths' argument should be a 1D CPU int64 tensor, but got %dD "
                                "cpu %s tensor" % (a.ndim, kind))
         return a.astype(np.int64)
