@@ -16,10 +16,8 @@ CPU it runs on; CENGINE_TUNE=0 disables that, and an unreadable or malformed fil
 with a warning. Block sizes change speed only, never results beyond float rounding.
 """
 import json
-import os
 import sys
 import time
-import warnings
 
 __all__ = ["cache_path", "cpu_key", "load", "apply", "tune", "main"]
 
