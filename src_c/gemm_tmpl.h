@@ -448,13 +448,15 @@ static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T b
 
 /* Small products read in place (the batched attention / bmm shapes: 32^3, 64^3): row-major A
  * of at most CE_GEMM_DIRECT_B_MAX_M rows, B with unit column stride and at most
- * CE_GEMM_SMALL_MAX_K rows, small enough to stay in L2 (F(b_inplace)), no bias. The row-panel
+ * CE_GEMM_SMALL_MAX_K rows (and one K block), small enough to stay in L2 (F(b_inplace)), no bias. The row-panel
  * plan is made once for the whole batch, and each product is only its kernel calls: no
  * packing, no K blocks, none of the blocked driver's per-product set-up. */
 #define CE_GEMM_SMALL_MAX_K 512
 static inline int F(small_ok)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
-    return !pr->bias && pr->K <= CE_GEMM_SMALL_MAX_K && F(a_inplace)(pr, cf->nr, 0) &&
-           F(b_inplace)(pr, pr->K);
+    /* K within one K block: the blocked driver would make exactly the same kernel calls, so
+     * which of the two runs a product never changes its result */
+    return !pr->bias && pr->K <= CE_GEMM_SMALL_MAX_K && pr->K <= cf->kc &&
+           F(a_inplace)(pr, cf->nr, 0) && F(b_inplace)(pr, pr->K);
 }
 
 /* the row panels (first row, rows, MR2 kernel) of an M-row A read in place; returns their count */
@@ -544,7 +546,9 @@ static void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T
     /* work in M*N*K units (as double: batch*M*N*K may exceed int64 in principle) */
     const double wd = (double)M * (double)N * (double)K * (double)batch;
     int nt = ce_threads_for(wd > 4e18 ? (int64_t)4e18 : (int64_t)wd, CE_GEMM_MIN_WORK_PER_THREAD);
-    if (F(small_ok)(&cf, &pr)) {   /* small products in place, the batch split across threads */
+    if ((nt <= 1 || batch >= nt) && F(small_ok)(&cf, &pr)) {
+        /* small products in place, the batch split across threads (a single small product
+         * on several threads is sliced by the blocked driver below) */
         F(gemm_small)(&cf, &pr, batch, nb2, sAb, sAb2, sBb, sBb2, sCb, sCb2, nt);
         return;
     }
