@@ -308,7 +308,11 @@ def main():
     info, rows = run(args)
     stamp = "gemm_quick" if args.quick else "gemm"
     write_markdown(info, rows, os.path.join(args.out, stamp + ".md"))
-    # one file per CPU family, in a subfolder (run.py collects only the top-level tables)
+    # one file per CPU family, in a subfolder (run.py collects only the top-level tables),
+    # with the timing quality of this run (run.py puts it atop its combined report instead)
+    q = _quality._seen
+    info += "\n- timing quality: %s; %s" % (_quality.summary(q["n"], q["noisy"], q["worst"]),
+                                            _quality.load_line())
     write_markdown(info, rows, os.path.join(args.out, "by-cpu", "%s-%s.md" % (stamp, family_slug())))
     write_plot(rows, os.path.join(args.out, stamp + ".png"))
 
