@@ -673,3 +673,21 @@ def test_tensor_lr_and_closure():
     assert float(loss.item()) == pytest.approx(14.0)
     # first Adamax step: exp_avg = 0.1 g, exp_inf = |g| + eps, clr = lr / 0.1 -> p -= lr*sign(g)
     np.testing.assert_allclose(x._data, np.array([0.9, -1.9, 2.9], np.float32), rtol=1e-6)
+
+
+def test_mnist_example_trains_with_adadelta(capsys):
+    """examples/mnist_cnn.py --optimizer adadelta (the official example's optimizer)."""
+    pytest.importorskip("sklearn")
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                        "mnist_cnn.py")
+    spec = importlib.util.spec_from_file_location("mnist_cnn_adadelta", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--size", "8", "--epochs", "1", "--batch-size", "32", "--optimizer",
+                    "adadelta"])
+    assert "optimizer Adadelta" in capsys.readouterr().out
+    losses = res["losses"]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    assert res["test_acc"] > 0.8
