@@ -366,7 +366,8 @@ CE_OPTIM_REF(double, f64, sqrt)
 
 /* references of Adadelta, Adamax, NAdam, RAdam: one element at a time in the dtype, in the
  * order of torch's single-tensor code (lerp as torch computes it: below weight 0.5 from the
- * start, else from the end); per-tensor scalars in double from the formulas in optim.h */
+ * start, else from the end); per-tensor scalars in double, written out again from the formulas
+ * in optim.h (not through the ce_*_scalars helpers the fast path uses) */
 #define CE_OPTIM_REF2(T, SFX, SQRT)                                                              \
     static inline T ce_lerp_ref_##SFX(T m, T g, double w) {                                      \
         return w < 0.5 ? m + (T)w * (g - m) : g - (g - m) * ((T)1 - (T)w);                       \
@@ -410,8 +411,12 @@ CE_OPTIM_REF(double, f64, sqrt)
                                 double b2, double eps, double wd, double momentum_decay,         \
                                 int decoupled, int maximize) {                                   \
         for (int64_t t = 0; t < nt; t++) {                                                       \
-            double sc[3];                                                                        \
-            ce_nadam_scalar(sc, steps[t], mu_products[t], lr, b1, b2, momentum_decay);           \
+            double s = (double)steps[t], mp = mu_products[t];                                    \
+            double mu = b1 * (1.0 - 0.5 * pow(0.96, s * momentum_decay));                        \
+            double mu_next = b1 * (1.0 - 0.5 * pow(0.96, (s + 1.0) * momentum_decay));           \
+            T bc2 = (T)(1.0 - pow(b2, s));                                                       \
+            T c_g = (T)(-lr * (1.0 - mu) / (1.0 - mp));                                          \
+            T c_m = (T)((-lr * mu_next) / (1.0 - mp * mu_next));                                 \
             for (int64_t i = 0; i < sizes[t]; i++) {                                             \
                 T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
                 if (wd != 0) {                                                                   \
@@ -422,9 +427,9 @@ CE_OPTIM_REF(double, f64, sqrt)
                 T v = vs[t][i] * (T)b2 + (T)(1.0 - b2) * g * g;                                  \
                 ms[t][i] = m;                                                                    \
                 vs[t][i] = v;                                                                    \
-                T denom = SQRT(v / (T)sc[0]) + (T)eps;                                           \
-                p = p + (T)sc[1] * (g / denom);                                                  \
-                ps[t][i] = p + (T)sc[2] * (m / denom);                                           \
+                T denom = SQRT(v / bc2) + (T)eps;                                                \
+                p = p + c_g * (g / denom);                                                       \
+                ps[t][i] = p + c_m * (m / denom);                                                \
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \

@@ -691,3 +691,32 @@ def test_mnist_example_trains_with_adadelta(capsys):
     losses = res["losses"]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     assert res["test_acc"] > 0.8
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_on_misaligned_arrays(dtype, isa, nthreads):
+    """Arrays whose data is not aligned to their dtype (one byte into a buffer) are updated
+    through aligned copies, with the same results as aligned ones."""
+    def odd(a):
+        buf = np.zeros(a.nbytes + a.itemsize, np.uint8)
+        v = buf[1:1 + a.nbytes].view(a.dtype).reshape(a.shape)
+        v[...] = a
+        assert not v.flags.aligned
+        return v
+
+    rng = np.random.default_rng(6)
+    shapes = [(33,), (7, 5), (1,)]
+    ps = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    gs = [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+    def run(wrap):
+        out = []
+        for name, hp in [KCASES[1], KCASES[3], KCASES[5], KCASES[8]]:
+            p = [wrap(x.copy()) for x in ps]
+            s1, s2 = ([wrap(np.full_like(x, 0.5)) for x in ps] for _ in range(2))
+            kernel_call(name, p, [wrap(g) for g in gs], (s1, s2), 3, [0.3] * len(p), hp)
+            out += [np.array(a) for a in p + s1 + s2]
+        return out
+
+    for a, b in zip(run(odd), run(lambda a: a)):
+        np.testing.assert_array_equal(a, b)
