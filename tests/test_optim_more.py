@@ -655,7 +655,7 @@ def test_integer_parameter_rejected_at_step():
     p = _wrap(np.zeros(3, np.int64))
     p.grad = _wrap(np.zeros(3, np.int64))
     opt = optim.RAdam([p])
-    with pytest.raises(TypeError, match="RAdam: parameters must be float32 or float64"):
+    with pytest.raises(TypeError, match="RAdam: parameters must be floating point, got int64"):
         opt.step()
 
 
