@@ -303,18 +303,23 @@ def _var_grad(g, x, m, dof, all_reduce):
         return c * g * (x - m)
 
 
+def _var_std_forward(ctx, name, x, dims, correction, keepdim):
+    """var (name "var") or std ("std") of x over dims; saves what both backwards use"""
+    n = _count(x.shape, dims)
+    _dof_warning(name, n - correction)
+    m, v, s = _moments(x, dims, n, correction)
+    with np.errstate(over="ignore"):
+        y = (v * (s * s) if name == "var" else np.sqrt(v) * s).astype(x.dtype)
+    ctx.save_for_backward(x)
+    ctx.y, ctx.m, ctx.dof = y, m, n - correction
+    ctx.dims, ctx.keepdim, ctx.all = dims, keepdim, dims is None or x.ndim == 0
+    return _squeeze(y, dims, keepdim)
+
+
 class Var(Function):
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
-        n = _count(x.shape, dims)
-        _dof_warning("var", n - correction)
-        m, v, s = _moments(x, dims, n, correction)
-        with np.errstate(over="ignore"):
-            y = (v * (s * s)).astype(x.dtype)
-        ctx.save_for_backward(x)
-        ctx.m, ctx.dof = m, n - correction
-        ctx.dims, ctx.keepdim, ctx.all = dims, keepdim, dims is None or x.ndim == 0
-        return _squeeze(y, dims, keepdim)
+        return _var_std_forward(ctx, "var", x, dims, correction, keepdim)
 
     @staticmethod
     def backward(ctx, g):
@@ -327,15 +332,7 @@ class Var(Function):
 class Std(Function):
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
-        n = _count(x.shape, dims)
-        _dof_warning("std", n - correction)
-        m, v, s = _moments(x, dims, n, correction)
-        with np.errstate(over="ignore"):
-            y = (np.sqrt(v) * s).astype(x.dtype)
-        ctx.save_for_backward(x)
-        ctx.y, ctx.m, ctx.dof = y, m, n - correction
-        ctx.dims, ctx.keepdim, ctx.all = dims, keepdim, dims is None or x.ndim == 0
-        return _squeeze(y, dims, keepdim)
+        return _var_std_forward(ctx, "std", x, dims, correction, keepdim)
 
     @staticmethod
     def backward(ctx, g):
