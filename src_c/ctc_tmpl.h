@@ -7,7 +7,7 @@
  * (s > 2t+1, or too far behind to reach the end in the frames left) are skipped and hold -inf. */
 
 /* log(x) for x in [1, 3] (the sum of a log-sum-exp shifted by its maximum): x = 2^k m with
- * k in {0, 1, 2}, m in [1/sqrt2, sqrt2], then vmath.h's vlog_red */
+ * k in {0, 1, 2}, m in [1/sqrt2, sqrt2], then vmath.h's vlog_core */
 static inline vm_t VM_FN(ctc_log13)(vm_t x) {
 #if CE_VM == CE_VM_SCALAR_F32 || CE_VM == CE_VM_SCALAR_F64
     return vm_slog(x);
@@ -18,7 +18,7 @@ static inline vm_t VM_FN(ctc_log13)(vm_t x) {
     vm_t m = vm_sel(b1, vm_mul(x, half), x);
     m = vm_sel(b2, vm_mul(m, half), m);
     vm_t k = vm_add(vm_sel(b1, one, vm_zero()), vm_sel(b2, one, vm_zero()));
-    return VM_FN(vlog_red)(m, k, vm_zero());
+    return vm_fmadd(k, vm_set1(VM_LN2HI), vm_fmadd(k, vm_set1(VM_LN2LO), VM_FN(vlog_core)(m)));
 #endif
 }
 
