@@ -15,6 +15,9 @@
  * Pairs: CE_VM_AVX512_F32/F64, CE_VM_AVX2_F32/F64, and CE_VM_SCALAR_F32/F64 (one-lane plain C
  * "vectors": the same templates then give the generic path; math maps to libm). Include each
  * pair at most once per translation unit (its helper functions are not re-entrant-guarded).
+ * Inside, one block per ISA serves both dtypes: CE_VM_X(op) is the pair's intrinsic
+ * (_mm512_<op>_ps / _pd, _mm256_<op>_ps / _pd) and the operations both ISAs spell alike follow
+ * the blocks once.
  * Each inclusion (re)defines the macros below for that pair and defines static inline functions
  * whose names carry the pair's suffix (so several pairs coexist in one translation unit):
  *   types   vm_t (vector), vm_m (comparison mask), vm_s (scalar), VM_W (lanes)
@@ -36,6 +39,8 @@
  *           VM_FN(vsigmoid)(x) 1/(1+exp(-x)) without overflow (sigmoid(-1000) = 0)
  *           VM_FN(vtanh)(x)  odd polynomial/rational for |x| < 0.625, else via exp; tanh(+-inf)=+-1
  *           VM_FN(vlog1p01)(u) log1p(u) for u in [0, 1] (what softplus needs)
+ *           VM_FN(vlog_core)(m) log(m) for m in [1/sqrt2, sqrt2]; add k*log 2 as
+ *           k*VM_LN2HI + k*VM_LN2LO (the CTC kernels' log of a log-sum-exp sum uses it)
  *           VM_FN(verfc_pos)(z, zz_hi, zz_lo) erfc(z) for z >= 0 where z*z = zz_hi + zz_lo exactly
  *           (f32: Numerical-Recipes erfc form, relative error ~1.5e-7; used by the exact GELU)
  *
