@@ -676,13 +676,13 @@ def test_tensor_lr_and_closure():
 
 
 def test_mnist_example_trains_with_adadelta(capsys):
-    """examples/mnist_cnn.py --optimizer adadelta (the official example's optimizer)."""
+    """examples/train_cnn_digits.py --optimizer adadelta (the official example's optimizer)."""
     pytest.importorskip("sklearn")
     import importlib.util
     import os
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
-                        "mnist_cnn.py")
-    spec = importlib.util.spec_from_file_location("mnist_cnn_adadelta", path)
+                        "train_cnn_digits.py")
+    spec = importlib.util.spec_from_file_location("train_cnn_digits_adadelta", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     res = mod.main(["--size", "8", "--epochs", "1", "--batch-size", "32", "--optimizer",
