@@ -12,6 +12,8 @@ from .dtypes import (dtype, float32, float64, float16, bfloat16, int64, int32, i
                      uint8, bool, float, double, half, long, int, short, get_default_dtype,
                      set_default_dtype, promote_types)
 from .tensor import Tensor, Size, device
+from ._layout import (memory_format, layout, contiguous_format, channels_last,  # noqa: F401
+                      channels_last_3d, preserve_format, strided)
 from ._legacy import *  # noqa: F401,F403  (FloatTensor, LongTensor, ...)
 from . import autograd
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode

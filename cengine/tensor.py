@@ -264,8 +264,14 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         from .ops._util import wrap_dim
         return st[wrap_dim(dim, self._data.ndim)]
 
+    @property
+    def layout(self):
+        from . import _layout
+        return _layout.strided
+
     def is_contiguous(self, memory_format=None):
-        return self._data.flags.c_contiguous
+        from . import _layout
+        return _layout.is_in(self._data, _layout.check(memory_format, "is_contiguous"))
 
     @property
     def device(self):
@@ -395,8 +401,10 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         if self.grad_fn is not None:
             raise NotImplementedError("cengine supports hooks on leaf tensors only")
         node = self._grad_edge()[0]
-        node.pre_hooks.append(hook)
-        return _RemovableHandle(node.pre_hooks, hook)
+        from .utils.hooks import RemovableHandle
+        handle = RemovableHandle(node.pre_hooks)
+        node.pre_hooks[handle.id] = hook
+        return handle
 
     def register_post_accumulate_grad_hook(self, hook):
         """hook(tensor), called after this leaf's .grad has been updated (gradient ready)."""
@@ -404,8 +412,10 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
             raise RuntimeError("post accumulate grad hooks can only be registered on leaf "
                                "tensors that require grad")
         node = self._grad_edge()[0]
-        node.post_hooks.append(hook)
-        return _RemovableHandle(node.post_hooks, hook)
+        from .utils.hooks import RemovableHandle
+        handle = RemovableHandle(node.post_hooks)
+        node.post_hooks[handle.id] = hook
+        return handle
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from .autograd.engine import backward
@@ -506,13 +516,18 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def to(self, *args, **kwargs):
         """to(dtype) / to(device) / to(device, dtype) / to(other), with non_blocking, copy and
         memory_format, like torch: self when nothing changes and copy is not set."""
-        _, dtype, _, copy, _ = _parse_to(args, kwargs)
+        _, dtype, _, copy, mf = _parse_to(args, kwargs)
         out = self
         if dtype is not None and dtype.np != self._data.dtype:
             from .ops.elementwise import cast
             out = cast(self, dtype.np)
         elif copy:
             out = self.clone()
+        if mf is not None:
+            from . import _layout
+            _layout.check(mf, "to")
+            if mf is not _layout.preserve_format and not _layout.is_in(out._data, mf):
+                out = out.contiguous(memory_format=mf)
         return out
 
     def type(self, dtype=None):
@@ -573,15 +588,6 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def new_empty(self, *size, dtype=None, requires_grad=False):
         from .ops.creation import empty
         return empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-
-class _RemovableHandle:
-    def __init__(self, lst, item):
-        self._lst, self._item = lst, item
-
-    def remove(self):
-        if self._item in self._lst:
-            self._lst.remove(self._item)
 
 
 def _rebuild(arr, requires_grad):

@@ -8,6 +8,7 @@ from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap
 from ._util import wrap_dim, size_args
+from .. import _layout
 
 __all__ = ["reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "swapaxes",
            "permute", "movedim", "cat", "concat", "concatenate", "stack", "split", "chunk",
@@ -225,7 +226,9 @@ def expand_as(self, other):
 
 class Contiguous(Function):
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, mf=None):
+        if mf is not None:
+            return _layout.arrange(x, mf, False)
         return np.ascontiguousarray(x)
 
     @staticmethod
@@ -234,6 +237,16 @@ class Contiguous(Function):
 
 
 def contiguous(self, memory_format=None):
+    mf = _layout.check(memory_format, "contiguous")
+    if mf is _layout.preserve_format:
+        if self._data.flags.c_contiguous:
+            return self
+        raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
+    if mf is _layout.channels_last or mf is _layout.channels_last_3d:
+        if _layout.is_in(self._data, mf):
+            _layout._perm(mf, self._data.ndim)  # rank check, as torch
+            return self
+        return Contiguous.apply(self, mf)
     if self._data.flags.c_contiguous:
         return self
     return Contiguous.apply(self)
@@ -241,7 +254,9 @@ def contiguous(self, memory_format=None):
 
 class Clone(Function):
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, mf=None):
+        if mf is not None:
+            return _layout.arrange(x, mf, True)
         return np.array(x, copy=True, order="C")
 
     @staticmethod
@@ -250,7 +265,14 @@ class Clone(Function):
 
 
 def clone(input, *, memory_format=None):
-    return Clone.apply(input)
+    """A copy: C-contiguous, or channels_last(_3d) when asked or when the input is laid out so
+    (explicit preserve_format also keeps any other dense order)."""
+    mf = _layout.check(memory_format, "clone")
+    if mf is None:
+        mf = _layout.dense_format(input._data)   # a channels_last input stays channels_last
+    if mf is None or mf is _layout.contiguous_format:
+        return Clone.apply(input)
+    return Clone.apply(input, mf)
 
 
 class Cat(Function):

@@ -42,5 +42,5 @@ def load(name, lib):
         src = to_cengine(src)
         assert not re.search(r"^\s*(import|from) torch\b", src, re.M)
     ns = {"__name__": "real_code_" + name, "__file__": path}
-    exec(compile(src, "%s[%s]" % (path, lib), "exec"), ns)
+    exec(compile(src, path, "exec"), ns)
     return ns
