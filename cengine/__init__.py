@@ -26,6 +26,8 @@ from .ops.index import *  # noqa: F401,F403
 from .ops.activation import *  # noqa: F401,F403
 from .ops.sorting import *  # noqa: F401,F403
 from .ops.scatter import *  # noqa: F401,F403
+from .ops.special import *  # noqa: F401,F403  (erf, erfc, erfinv, logit)
+from ._finfo import finfo, iinfo  # noqa: F401
 from .ops.elementwise import cast as _cast  # noqa: F401
 from .random import *  # noqa: F401,F403
 from .random import Generator, manual_seed, default_generator  # noqa: F401
@@ -46,3 +48,4 @@ from .nn.functional import softmax, log_softmax  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from ._surface import *  # noqa: E402,F401,F403  (set_default_device, compile, ...)
 from . import cuda, accelerator, backends  # noqa: E402,F401  (torch's namespaces, CPU-only)
+from . import special  # noqa: E402,F401

@@ -566,6 +566,15 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def bool(self):
         return self.to(_dt.bool)
 
+    def byte(self):
+        return self.to(_dt.uint8)
+
+    def char(self):
+        return self.to(_dt.int8)
+
+    def short(self):
+        return self.to(_dt.int16)
+
     def type_as(self, other):
         return self.to(other.dtype)
 

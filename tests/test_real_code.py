@@ -109,3 +109,31 @@ def test_quickstart(lib, tmp_path):
         "north", "east", "south", "west")
     assert r["log"][0].startswith("loss: ") and r["log"][0].endswith("[   16/  400]")
     assert r["tds"] == ((7, 8), True)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_vae(lib):
+    r = _strip_lib(_main("vae", lib))
+    assert r["train"][-1] < 0.8 * r["train"][0] and r["test"][-1] < r["test"][0], r
+    assert r["comparison"] == (16, 1, 8, 8)
+    shape, dtype, lo, hi = r["sample"]
+    assert shape == (16, 1, 8, 8) and dtype == "float32" and 0 <= lo <= hi <= 1
+    assert r["log"][0].startswith("Train Epoch: 1 [0/256 (0%)]\tLoss: ")
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_dcgan(lib):
+    r = _strip_lib(_main("dcgan", lib))
+    assert len(r["G"]) == len(r["D"]) == 32
+    assert all(np.isfinite(r["G"])) and all(np.isfinite(r["D"]))
+    # the discriminator learns to tell real from fake: its loss leaves ln(4) (both libraries
+    # reach 0.7-0.9 in this run), the generator's rises from ln(2) as it is found out
+    assert r["D"][0] > 1.2 and min(r["D"]) < 2 * np.log(2) - 0.3, r["D"]
+    assert max(r["G"]) > 1.0, r["G"]
+    assert all(0 < v < 1 for t in r["Dx"] for v in t)
+    shape, dtype, lo, hi = r["fake"]
+    assert shape == (16, 1, 16, 16) and dtype == "float32" and -1 <= lo <= hi <= 1
+    assert r["n_params"] == (8 * 32 * 16 + 2 * 32 + 32 * 16 * 16 + 2 * 16 + 16 * 1 * 16,
+                             1 * 8 * 16 + 8 * 16 * 16 + 2 * 16 + 16 * 1 * 16)
+    assert r["bn_keys"] == [("main.3.num_batches_tracked", ()), ("main.3.running_mean", (16,)),
+                            ("main.3.running_var", (16,))]
