@@ -31,7 +31,7 @@ class finfo:
         else:
             fi = np.finfo(d.np)
             v = dict(bits=fi.bits, eps=float(fi.eps), max=float(fi.max), min=float(fi.min),
-                     tiny=float(fi.tiny), resolution=float(fi.resolution))
+                     tiny=float(fi.tiny), resolution=10.0 ** -fi.precision)
         self.bits = v["bits"]
         self.eps = v["eps"]
         self.max = v["max"]
