@@ -168,3 +168,24 @@ def test_word_language_model_matches_torch(tmp_path):
             assert abs(r["val0"] - np.log(14)) < 0.1
         assert 0.5 < a["history"][-1][1] / b["history"][-1][1] < 2.0, (a["history"],
                                                                        b["history"])
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_mingpt_style(lib):
+    r = _strip_lib(_main("mingpt_style", lib))
+    losses = r["losses"]
+    assert len(losses) == 150
+    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:5]), losses[::10]
+    assert r["acc"] > 0.3, r["acc"]   # greedy decoding sorts many test sequences already
+    # decay: 4 Linear weights per block + lm_head; no decay: 4 biases + 2 LayerNorms per block,
+    # ln_f, wte, wpe
+    assert r["groups"] == (2 * 4 + 1, 2 * (4 + 4) + 2 + 2)
+    assert r["xy"] == ((50, 11), "int64", [-1] * 5)
+    shape, lo, hi = r["sampled"]
+    assert shape == (3, 12) and 0 <= lo <= hi <= 2
+    m = r["masking"]
+    assert m["probs_zero"] == 0.0 and m["ext_shape"] == (2, 1, 1, 5)
+    assert m["clipped_min"] >= 0.0 and m["ones"] == [[1, 1, 1, 0, 0], [1] * 5]
+    assert m["padded"] == [[0.5, 1.0, 1.0, 1.0, 0.5, 0.5]] * 2
+    assert m["causal"][0] == [0.0] + [float("-inf")] * 3 and m["causal"][3] == [0.0] * 4
+    assert np.allclose(m["probs_sum"], 1.0)
