@@ -49,3 +49,5 @@ from .serialization import save, load  # noqa: E402,F401
 from ._surface import *  # noqa: E402,F401,F403  (set_default_device, compile, ...)
 from . import cuda, accelerator, backends  # noqa: E402,F401  (torch's namespaces, CPU-only)
 from . import special  # noqa: E402,F401
+from . import jit, version, testing, distributions  # noqa: E402,F401
+from ._printing import set_printoptions  # noqa: E402,F401

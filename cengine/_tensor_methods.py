@@ -363,6 +363,9 @@ class _ReduceMethods:
     """Tensor methods: reductions and scans (cengine/ops/reduce.py)."""
     __slots__ = ()
 
+    def bincount(self, weights=None, minlength=0):
+        return _reduce.bincount(self, weights, minlength)
+
     def sum(self, dim=None, keepdim=False, *, dtype=None):
         return _reduce.sum(self, dim, keepdim, dtype=dtype)
 

@@ -6,6 +6,8 @@ changes of a tensor saved for backward are detected.
 """
 import builtins
 
+import sys
+
 import numpy as np
 
 from . import dtypes as _dt
@@ -176,22 +178,27 @@ def _wrap(arr, requires_grad=False):
 
 
 def _fmt_array(a):
+    from ._printing import options as po
+    p, sci = po["precision"], po["sci_mode"]
+    th = po["threshold"]
+    th = sys.maxsize if th == float("inf") else int(th)
+    kw = dict(separator=", ", prefix="tensor(", threshold=th, edgeitems=po["edgeitems"],
+              max_line_width=po["linewidth"])
     if a.dtype.kind == "f":
         finite = a[np.isfinite(a)] if a.size else a
-        if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 1e8:
+        if sci is not True and finite.size and np.all(finite == np.round(finite)) \
+                and np.abs(finite).max() < 1e8:
             fmt = lambda v: ("%.0f." % v) if np.isfinite(v) else str(v)  # noqa: E731
-        elif finite.size and (np.abs(finite).max() >= 1e8 or
-                              (np.abs(finite[finite != 0]).min() < 1e-4 if np.any(finite != 0)
-                               else False)):
-            fmt = lambda v: "%.4e" % v  # noqa: E731
+        elif sci is True or sci is None and finite.size and (
+                np.abs(finite).max() >= 1e8 or
+                (np.abs(finite[finite != 0]).min() < 1e-4 if np.any(finite != 0) else False)):
+            fmt = lambda v: "%.*e" % (p, v)  # noqa: E731
         else:
-            fmt = lambda v: ("%.4f" % v) if np.isfinite(v) else str(v)  # noqa: E731
-        return np.array2string(a, separator=", ", formatter={"float_kind": fmt},
-                               prefix="tensor(", threshold=1000, edgeitems=3)
+            fmt = lambda v: ("%.*f" % (p, v)) if np.isfinite(v) else str(v)  # noqa: E731
+        return np.array2string(a, formatter={"float_kind": fmt}, **kw)
     if a.dtype.kind == "b":
-        return np.array2string(a, separator=", ", prefix="tensor(",
-                               formatter={"bool": lambda v: "True" if v else "False"})
-    return np.array2string(a, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
+        return np.array2string(a, formatter={"bool": lambda v: "True" if v else "False"}, **kw)
+    return np.array2string(a, **kw)
 
 
 class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm._IndexMethods,

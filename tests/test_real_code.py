@@ -189,3 +189,23 @@ def test_mingpt_style(lib):
     assert m["padded"] == [[0.5, 1.0, 1.0, 1.0, 0.5, 0.5]] * 2
     assert m["causal"][0] == [0.0] + [float("-inf")] * 3 and m["causal"][3] == [0.0] * 4
     assert np.allclose(m["probs_sum"], 1.0)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_script_habits(lib, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # cengine.jit's one-time note
+        r = _strip_lib(_main("script_habits", lib, ckpt=str(tmp_path / "checkpoint.pt")))
+    info = r["info"]
+    assert info["cuda_version"] is None and info["cuda"] is False and info["n_gpu"] == 0
+    assert info["mps"] is False and info["interop"] and info["n_params"] == 6 * 32 + 32 + 32 * 3 + 3
+    assert info["vec"] == (info["n_params"],)
+    assert r["text"] == "tensor([1.235, 0.000])"
+    h = r["history"]
+    assert h[-1][0] < 0.5 * h[0][0] and max(a for _, a, _ in h) > 0.85, h
+    assert abs(h[0][2] - 0.01 * (1 + np.cos(np.pi / 10)) / 2) < 1e-9   # cosine annealing
+    assert r["best"] == r["ckpt_loss"] == min(v for v, _, _ in h)
+    assert r["n_both"] == 240 and r["close_raises"] and r["policy_grad"]
+    assert r["action"] == ((8,), "int64")
+    shape, ent = r["entropy"]
+    assert shape == (8,) and 0 < ent <= np.log(2) + 1e-6
