@@ -85,9 +85,11 @@ def _compare(a, e, rtol, atol, equal_nan, check_dtype, msg, path):
                     "%s allowed)\nRelative difference: %s (up to %s allowed)"
                     % (kind, float(y), float(x), d, at, r, rt))
         _fail(text, msg, path)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
-        rel = diff / np.abs(y.astype(np.float64))
+    kinds = (ta._data.dtype.kind, te._data.dtype.kind)
+    ct = np.promote_types(ta._data.dtype, te._data.dtype) if kinds == ("f", "f") else np.float64
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        diff = np.abs(ta._data.astype(ct) - te._data.astype(ct))   # in the inputs' dtype, as torch
+        rel = diff / np.abs(te._data.astype(ct))
     diff = np.where(np.isnan(diff), np.inf, diff)
     rel = np.where(np.isnan(rel), np.inf, rel)
     ia = np.unravel_index(int(np.argmax(np.where(bad, diff, -1))), bad.shape)
@@ -95,8 +97,8 @@ def _compare(a, e, rtol, atol, equal_nan, check_dtype, msg, path):
     text = ("%s are not close!\n\nMismatched elements: %d / %d (%.1f%%)\n"
             "Greatest absolute difference: %s at index %s (up to %s allowed)\n"
             "Greatest relative difference: %s at index %s (up to %s allowed)"
-            % (kind, n_bad, n, 100.0 * n_bad / n, diff[ia], tuple(int(i) for i in ia), at,
-               rel[ir], tuple(int(i) for i in ir), rt))
+            % (kind, n_bad, n, 100.0 * n_bad / n, float(diff[ia]), tuple(int(i) for i in ia), at,
+               float(rel[ir]), tuple(int(i) for i in ir), rt))
     _fail(text, msg, path)
 
 
