@@ -44,6 +44,13 @@ from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
 from . import distributed  # noqa: E402,F401
 from . import amp  # noqa: E402,F401
+from .amp.autocast_mode import (autocast, is_autocast_available, is_autocast_enabled,  # noqa
+                                get_autocast_dtype, set_autocast_enabled, set_autocast_dtype,
+                                is_autocast_cache_enabled, set_autocast_cache_enabled,
+                                clear_autocast_cache, is_autocast_cpu_enabled,
+                                get_autocast_cpu_dtype, set_autocast_cpu_enabled,
+                                set_autocast_cpu_dtype, get_autocast_gpu_dtype)
+from . import cpu  # noqa: E402,F401  (torch.cpu: cengine.cpu.amp.autocast)
 from .nn.functional import softmax, log_softmax  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from ._surface import *  # noqa: E402,F401,F403  (set_default_device, compile, ...)

@@ -14,7 +14,7 @@ import numpy as np
 from . import dtypes as _dt
 
 __all__ = ["FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor",
-           "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor"]
+           "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor", "BFloat16Tensor"]
 
 
 def _is_int(v):
@@ -118,3 +118,4 @@ ShortTensor = _make(_dt.int16)
 CharTensor = _make(_dt.int8)
 ByteTensor = _make(_dt.uint8)
 BoolTensor = _make(_dt.bool)
+BFloat16Tensor = _make(_dt.bfloat16)

@@ -1,6 +1,7 @@
 """dtype objects (cengine.float32, ...) and torch's type-promotion rules."""
 import builtins
 
+import ml_dtypes
 import numpy as np
 
 __all__ = ["dtype", "float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8",
@@ -37,8 +38,9 @@ class dtype:
 float32 = dtype("float32", np.float32, 2, "Float", "float")
 float64 = dtype("float64", np.float64, 2, "Double", "double")
 float16 = dtype("float16", np.float16, 2, "Half", "c10::Half")
-# bfloat16 has no numpy storage yet; kept so code can name it (mixed precision comes later)
-bfloat16 = dtype("bfloat16", None, 2, "BFloat16", "c10::BFloat16")
+# bfloat16 is stored as ml_dtypes.bfloat16 (the numpy dtype JAX and TensorFlow use; its numpy
+# kind is 'V', so code asks is_floating() rather than dtype.kind == "f")
+bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, 2, "BFloat16", "c10::BFloat16")
 int64 = dtype("int64", np.int64, 1, "Long", "long int")
 int32 = dtype("int32", np.int32, 1, "Int", "int")
 int16 = dtype("int16", np.int16, 1, "Short", "short int")
@@ -48,9 +50,25 @@ bool = dtype("bool", np.bool_, 0, "Bool", "bool")  # noqa: A001 - torch spells i
 float, double, half = float32, float64, float16  # noqa: A001
 long, int, short = int64, int32, int16  # noqa: A001
 
-_ALL = [float32, float64, float16, int64, int32, int16, int8, uint8, bool]
+_ALL = [float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool]
 _FROM_NP = {d.np: d for d in _ALL}
-_NAMES = {d.name: d for d in _ALL + [bfloat16]}
+_NAMES = {d.name: d for d in _ALL}
+BF16_NP = bfloat16.np
+_FLOAT_NP = frozenset((float32.np, float64.np, float16.np, BF16_NP))
+_HALF_NP = frozenset((float16.np, BF16_NP))
+
+
+def is_floating(npd):
+    """True for the numpy dtype of a cengine floating dtype (float16/32/64, bfloat16): use this,
+    not npd.kind == "f", which misses bfloat16 (numpy kind 'V')."""
+    return npd in _FLOAT_NP or npd.kind == "f"
+
+
+def is_half(npd):
+    """float16 or bfloat16: stored in 16 bits, computed in float32"""
+    return npd in _HALF_NP
+
+
 _default = [float32]
 
 
@@ -94,7 +112,8 @@ def from_numpy_dtype(npd):
         if d in _FROM_NP:
             return _FROM_NP[d]
         raise TypeError("can't convert np.ndarray of type numpy.%s. The only supported types are: "
-                        "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
+                        "float64, float32, float16, bfloat16, int64, int32, int16, int8, uint8, "
+                        "and bool."
                         % d.name) from None
 
 
@@ -132,11 +151,12 @@ def promote_types(a, b):
 
 def _cat(npd):
     k = npd.kind
-    return 2 if k == "f" else (0 if k == "b" else 1)
+    return 2 if (k == "f" or npd == BF16_NP) else (0 if k == "b" else 1)
 
 
 def _promote_np(a, b):
-    """Promotion of two numpy dtypes of operands with the same priority (torch rules)."""
+    """Promotion of two numpy dtypes of operands with the same priority (torch rules:
+    bfloat16 with float16 gives float32)."""
     if a == b:
         return a
     ca, cb = _cat(a), _cat(b)
@@ -172,3 +192,30 @@ def result_type(a, b):
             return _default[0].np if cs == 2 else np.dtype(np.int64)
         return d
     raise TypeError("result_type needs at least one array")
+
+
+_F32_NP = np.dtype(np.float32)
+_F16_NP = np.dtype(np.float16)
+
+
+def astype(a, npd):
+    """a (ndarray) converted to numpy dtype npd as torch's Tensor.to() does: conversions to and
+    from bfloat16/float16 go through float32 on the SIMD cast kernels (round to nearest even,
+    torch's NaN bits); float64 and integers reach a half type via float32, as in torch. Always
+    a new array."""
+    npd = np.dtype(npd)
+    src = a.dtype
+    if npd not in _HALF_NP and src not in _HALF_NP:
+        return a.astype(npd)
+    from . import _C
+    if npd in _HALF_NP:
+        if src in _HALF_NP:
+            a = astype(a, _F32_NP)
+        elif src != _F32_NP:
+            a = a.astype(_F32_NP)
+        out = np.empty(a.shape, npd)
+        (_C.cast_f32_to_bf16 if npd == BF16_NP else _C.cast_f32_to_f16)(a, out=out)
+        return out
+    f = np.empty(a.shape, _F32_NP)
+    (_C.cast_bf16_to_f32 if src == BF16_NP else _C.cast_f16_to_f32)(a, out=f)
+    return f if npd == _F32_NP else f.astype(npd)

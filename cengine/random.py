@@ -77,7 +77,7 @@ def set_rng_state(state):
 
 def _float_dtype(dtype):
     npd = _dt.get_default_dtype().np if dtype is None else _dt.to_numpy_dtype(dtype)
-    if npd.kind != "f":
+    if not _dt.is_floating(npd):
         raise RuntimeError("\"check_uniform_bounds\" not implemented for '%s'" % npd.name)
     return npd
 
@@ -176,7 +176,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if not isinstance(input, Tensor):
         raise TypeError("multinomial(): argument 'input' (position 1) must be Tensor, not %s"
                         % type(input).__name__)
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("multinomial only supports floating-point dtypes for input, got: %s"
                            % _dt.torch_type_name(input.dtype))
     if input._data.ndim not in (1, 2):

@@ -184,7 +184,9 @@ def _fmt_array(a):
     th = sys.maxsize if th == float("inf") else int(th)
     kw = dict(separator=", ", prefix="tensor(", threshold=th, edgeitems=po["edgeitems"],
               max_line_width=po["linewidth"])
-    if a.dtype.kind == "f":
+    if a.dtype == _dt.BF16_NP or a.dtype == np.float16:   # bfloat16 (kind "V") and float16 print as float32
+        a = a.astype(np.float32)
+    if _dt.is_floating(a.dtype):
         finite = a[np.isfinite(a)] if a.size else a
         if sci is not True and finite.size and np.all(finite == np.round(finite)) \
                 and np.abs(finite).max() < 1e8:
@@ -293,7 +295,7 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         return self.grad_fn is None
 
     def is_floating_point(self):
-        return self._data.dtype.kind == "f"
+        return _dt.is_floating(self._data.dtype)
 
     def data_ptr(self):
         return self._data.__array_interface__["data"][0]
@@ -370,7 +372,7 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
                                    "If you want to use a computed variable in a subgraph that "
                                    "doesn't require differentiation use var_no_grad = var.detach().")
             return self
-        if requires_grad and self._data.dtype.kind != "f":
+        if requires_grad and not _dt.is_floating(self._data.dtype):
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self.requires_grad = builtins.bool(requires_grad)
         return self
@@ -563,6 +565,9 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
 
     def half(self):
         return self.to(_dt.float16)
+
+    def bfloat16(self):
+        return self.to(_dt.bfloat16)
 
     def long(self):
         return self.to(_dt.int64)

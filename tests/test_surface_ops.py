@@ -279,3 +279,16 @@ def test_contains_and_dtype_methods():
                                            "but you passed in a <class 'str'>."):
         "a" in t
     assert t.byte().dtype == ce.uint8 and t.char().dtype == ce.int8 and t.short().dtype == ce.int16
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float16"])
+def test_special_and_nan_to_num_keep_half_dtypes(name):
+    dt = getattr(ce, name)
+    x = ce.tensor([0.5, -1.0, 0.25], dtype=dt)
+    for f, ref in ((ce.erf, scipy_special.erf), (ce.erfc, scipy_special.erfc)):
+        r = f(x)
+        assert r.dtype == dt
+        np.testing.assert_allclose(r.float().numpy(), ref(x.float().numpy()), rtol=1e-2)
+    y = ce.tensor([1.0, float("nan"), float("inf")], dtype=dt).nan_to_num()
+    assert y.dtype == dt and y.float().tolist()[:2] == [1.0, 0.0]
+    assert y.float()[2].item() == ce.finfo(dt).max

@@ -105,7 +105,7 @@ def _act(input, kind, alpha=None, beta=None):
     dt = input._data.dtype
     if dt == np.float32 or dt == np.float64:
         return Activation.apply(input, kind, alpha, beta)
-    if dt.kind == "f":   # float16: computed in float32, returned in the input's dtype (torch)
+    if _dt.is_floating(dt):   # float16: computed in float32, returned in the input's dtype (torch)
         from .elementwise import cast
         return cast(Activation.apply(cast(input, np.float32), kind, alpha, beta), dt)
     if kind == "relu" and dt.kind in "iu":
@@ -224,7 +224,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     lo, hi = min_val, max_val
     if dt.kind in "iu":
         lo, hi = dt.type(int(np.ceil(lo))), dt.type(int(np.floor(hi)))
-    elif dt.kind == "f":
+    elif _dt.is_floating(dt):
         lo, hi = dt.type(lo), dt.type(hi)
     else:
         raise NotImplementedError("\"hardtanh\" not implemented for '%s'" % input.dtype.name)

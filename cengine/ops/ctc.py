@@ -97,6 +97,9 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     Tensors, lists or tuples. reduction: 'none' (N,), 'sum', or 'mean' (each loss divided by its
     target length, then averaged over the batch). zero_infinity: infinite losses (no valid
     alignment) and their gradients become 0."""
+    from ..amp import autocast_mode as _am
+    if _am._tls.lowp is not None:     # autocast: a float32 op
+        log_probs = _am.cast_fp32(log_probs)
     if reduction not in ("none", "mean", "sum"):
         raise ValueError("%s is not a valid value for reduction" % reduction)
     if not isinstance(log_probs, Tensor):

@@ -23,7 +23,7 @@ def _conv_index(idx):
     for i in idx:
         if isinstance(i, Tensor):
             a = i._data
-            if a.dtype.kind == "f":
+            if _dt.is_floating(a.dtype):
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             if a.ndim == 0 and a.dtype.kind in "iu":
                 out.append(builtins.int(a))
@@ -32,7 +32,7 @@ def _conv_index(idx):
             basic = False
         elif isinstance(i, (list, np.ndarray)):
             a = np.asarray(i)
-            if a.dtype.kind == "f":
+            if _dt.is_floating(a.dtype):
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             out.append(a)
             basic = False

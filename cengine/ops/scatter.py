@@ -185,7 +185,7 @@ def _identity(red, dt):
         return 0
     if red == "prod":
         return 1
-    if dt.kind == "f":
+    if _dt.is_floating(dt):
         return -np.inf if red == "amax" else np.inf
     if dt.kind == "b":
         return red != "amax"
@@ -217,7 +217,7 @@ class _ScatterReduce(Function):
         if red == "mean":
             cnt = hit + (1 if include_self else 0)
             cnt = np.maximum(cnt, 1)
-            if x.dtype.kind == "f":
+            if _dt.is_floating(x.dtype):
                 of[...] = of / cnt.astype(x.dtype)
             else:
                 of[...] = np.floor_divide(of, cnt).astype(x.dtype)
@@ -274,7 +274,7 @@ class _ScatterReduce(Function):
             gx = np.where(untouched, gf, np.where(pick_x, gf / cnt, 0)).astype(g.dtype)
             gp = np.where(pick_p, (gf / cnt)[pos], 0).astype(g.dtype)
             # where the result is NaN nothing equals it: torch's gradient there is NaN (0/0)
-            nan_at = np.isnan(of) & ~untouched if of.dtype.kind == "f" else None
+            nan_at = np.isnan(of) & ~untouched if _dt.is_floating(of.dtype) else None
             if nan_at is not None and nan_at.any():
                 if inc:
                     gx = np.where(nan_at, np.nan, gx).astype(g.dtype)

@@ -130,27 +130,35 @@ def _float_input(input, name):
     if not isinstance(input, Tensor):
         raise TypeError("%s(): argument 'input' (position 1) must be Tensor, not %s"
                         % (name, type(input).__name__))
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         input = cast(input, _dt.get_default_dtype().np)
     return input
 
 
+def _apply(fn, input):
+    """fn on a float tensor; bfloat16/float16 are computed in float32 and rounded back."""
+    if input._data.dtype in _dt._HALF_NP:
+        from ._half import via_f32
+        return via_f32(fn, input)
+    return fn(input)
+
+
 def erf(input, *, out=None):
     """The error function 2/sqrt(pi) * integral_0^x exp(-t^2) dt, elementwise."""
-    return _out(Erf.apply(_float_input(input, "erf")), out)
+    return _out(_apply(Erf.apply, _float_input(input, "erf")), out)
 
 
 def erfc(input, *, out=None):
     """1 - erf(x), accurate for large x."""
-    return _out(Erfc.apply(_float_input(input, "erfc")), out)
+    return _out(_apply(Erfc.apply, _float_input(input, "erfc")), out)
 
 
 def erfinv(input, *, out=None):
     """The inverse of erf on (-1, 1); +-inf at +-1, nan outside."""
-    return _out(Erfinv.apply(_float_input(input, "erfinv")), out)
+    return _out(_apply(Erfinv.apply, _float_input(input, "erfinv")), out)
 
 
 def logit(input, eps=None, *, out=None):
     """log(p / (1 - p)); with eps the input is first clamped to [eps, 1 - eps]."""
-    return _out(Logit.apply(_float_input(input, "logit"), None if eps is None else float(eps)),
-                out)
+    e = None if eps is None else float(eps)
+    return _out(_apply(lambda t: Logit.apply(t, e), _float_input(input, "logit")), out)

@@ -5,6 +5,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from ... import dtypes as _dt
+
 from cengine.autograd.function import Function
 from cengine.dtypes import torch_type_name
 from cengine.tensor import Tensor, _wrap
@@ -166,7 +168,7 @@ def _as_lengths(lengths):
         raise RuntimeError("'lengths' argument should be a 1D CPU int64 tensor, but got %dD cpu "
                            "Long tensor" % a.ndim)
     if a.size and a.dtype.kind not in "iu":
-        if a.dtype.kind == "f" and np.all(a == np.floor(a)):
+        if _dt.is_floating(a.dtype) and np.all(a == np.floor(a)):
             return a.astype(np.int64)
         raise TypeError("lengths must be integers, got %s" % (a.dtype,))
     return a.astype(np.int64)
