@@ -12,6 +12,8 @@ from .dtypes import (dtype, float32, float64, float16, bfloat16, int64, int32, i
                      uint8, bool, float, double, half, long, int, short, get_default_dtype,
                      set_default_dtype, promote_types)
 from .tensor import Tensor, Size, device
+from ._layout import (memory_format, layout, contiguous_format, channels_last,  # noqa: F401
+                      channels_last_3d, preserve_format, strided)
 from ._legacy import *  # noqa: F401,F403  (FloatTensor, LongTensor, ...)
 from . import autograd
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
@@ -24,6 +26,8 @@ from .ops.index import *  # noqa: F401,F403
 from .ops.activation import *  # noqa: F401,F403
 from .ops.sorting import *  # noqa: F401,F403
 from .ops.scatter import *  # noqa: F401,F403
+from .ops.special import *  # noqa: F401,F403  (erf, erfc, erfinv, logit)
+from ._finfo import finfo, iinfo  # noqa: F401
 from .ops.elementwise import cast as _cast  # noqa: F401
 from .random import *  # noqa: F401,F403
 from .random import Generator, manual_seed, default_generator  # noqa: F401
@@ -51,3 +55,6 @@ from .nn.functional import softmax, log_softmax  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from ._surface import *  # noqa: E402,F401,F403  (set_default_device, compile, ...)
 from . import cuda, accelerator, backends  # noqa: E402,F401  (torch's namespaces, CPU-only)
+from . import special  # noqa: E402,F401
+from . import jit, version, testing, distributions  # noqa: E402,F401
+from ._printing import set_printoptions  # noqa: E402,F401

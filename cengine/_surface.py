@@ -77,3 +77,22 @@ def get_float32_matmul_precision():
     return _state["fp32_precision"]
 
 
+
+
+__all__ += ["get_num_interop_threads", "set_num_interop_threads"]
+
+
+def get_num_interop_threads():
+    """1: cengine runs one op after another (its parallelism is inside each op, see
+    get_num_threads)."""
+    return 1
+
+
+def set_num_interop_threads(nthreads):
+    """Checked as torch checks it and accepted; cengine has no inter-op thread pool, so
+    get_num_interop_threads() stays 1."""
+    if not isinstance(nthreads, int) or isinstance(nthreads, bool):
+        raise TypeError("set_num_interop_threads(): argument 'num' must be int, not %s"
+                        % type(nthreads).__name__)
+    if nthreads <= 0:
+        raise RuntimeError("Expected positive number of threads")

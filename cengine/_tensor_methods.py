@@ -14,6 +14,7 @@ declared on the class and that the signatures agree with the ops.
 
 # the modules the methods call into; bound by _link() once Tensor exists
 _ew = _reduce = _shape = _index = _act = _sorting = _scatter = _linalg = _random = _F = None
+_special = None
 
 
 def _link():
@@ -24,6 +25,8 @@ def _link():
     from .ops import linalg as _linalg
     from . import random as _random
     from .nn import functional as _F
+    global _special
+    from .ops import special as _special
 
 
 class _ElementwiseMethods:
@@ -306,10 +309,62 @@ class _ElementwiseMethods:
     def __itruediv__(self, other):
         return _ew.div_(self, other)
 
+    def erf(self):
+        return _special.erf(self)
+
+    def erfc(self):
+        return _special.erfc(self)
+
+    def erfinv(self):
+        return _special.erfinv(self)
+
+    def logit(self, eps=None):
+        return _special.logit(self, eps)
+
+    def clamp_min(self, min):
+        return _ew.clamp_min(self, min)
+
+    def clamp_max(self, max):
+        return _ew.clamp_max(self, max)
+
+    def clamp_min_(self, min):
+        return _ew.clamp_min_(self, min)
+
+    def clamp_max_(self, max):
+        return _ew.clamp_max_(self, max)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return _ew.nan_to_num(self, nan, posinf, neginf)
+
+    def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
+        return _ew.nan_to_num_(self, nan, posinf, neginf)
+
+    def lerp_(self, end, weight):
+        return _ew.lerp_(self, end, weight)
+
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        return _ew.addcmul_(self, tensor1, tensor2, value=value)
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        return _ew.addcdiv_(self, tensor1, tensor2, value=value)
+
+    def floor_divide_(self, other):
+        return _ew.floor_divide_(self, other)
+
+    def __contains__(self, element):
+        """`x in t`: whether any element of t equals x (a Tensor or a python scalar)."""
+        if not isinstance(element, (self.__class__, int, float, bool)):
+            raise RuntimeError("Tensor.__contains__ only supports Tensor or scalar, but you passed "
+                               "in a %s." % type(element))
+        return bool(_ew.eq(self, element).any().item())
+
 
 class _ReduceMethods:
     """Tensor methods: reductions and scans (cengine/ops/reduce.py)."""
     __slots__ = ()
+
+    def bincount(self, weights=None, minlength=0):
+        return _reduce.bincount(self, weights, minlength)
 
     def sum(self, dim=None, keepdim=False, *, dtype=None):
         return _reduce.sum(self, dim, keepdim, dtype=dtype)
@@ -473,6 +528,36 @@ class _ShapeMethods:
 
     def reshape_as(self, other):
         return _shape.reshape(self, *other.shape)
+
+    def moveaxis(self, source, destination):
+        return _shape.moveaxis(self, source, destination)
+
+    def select(self, dim, index):
+        return _shape.select(self, dim, index)
+
+    def fliplr(self):
+        return _shape.fliplr(self)
+
+    def flipud(self):
+        return _shape.flipud(self)
+
+    def unsqueeze_(self, dim):
+        return _shape.view_inplace_(self, lambda t: _shape.unsqueeze(t, dim))
+
+    def squeeze_(self, dim=None):
+        return _shape.view_inplace_(self, lambda t: _shape.squeeze(t, dim))
+
+    def t_(self):
+        return _shape.view_inplace_(self, _shape.t)
+
+    def transpose_(self, dim0, dim1):
+        return _shape.view_inplace_(self, lambda t: _shape.transpose(t, dim0, dim1))
+
+    def tril_(self, diagonal=0):
+        return _ew._inplace(self, lambda t: _shape.tril(t, diagonal))
+
+    def triu_(self, diagonal=0):
+        return _ew._inplace(self, lambda t: _shape.triu(t, diagonal))
 
 
 class _IndexMethods:

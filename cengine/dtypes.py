@@ -125,10 +125,12 @@ def to_numpy_dtype(d):
         return d.np
     if d is builtins.bool:
         return np.dtype(np.bool_)
-    if d is builtins.float:
-        return _default[0].np
+    if d is builtins.float:  # torch: the python type float is float64 whatever the default
+        return np.dtype(np.float64)
     if d is builtins.int:
         return np.dtype(np.int64)
+    if d is builtins.complex:
+        raise TypeError("cengine has no complex dtypes (dtype=complex is complex128 in torch)")
     return from_numpy_dtype(np.dtype(d)).np
 
 

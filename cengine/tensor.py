@@ -6,6 +6,8 @@ changes of a tensor saved for backward are detected.
 """
 import builtins
 
+import sys
+
 import numpy as np
 
 from . import dtypes as _dt
@@ -176,24 +178,29 @@ def _wrap(arr, requires_grad=False):
 
 
 def _fmt_array(a):
+    from ._printing import options as po
+    p, sci = po["precision"], po["sci_mode"]
+    th = po["threshold"]
+    th = sys.maxsize if th == float("inf") else int(th)
+    kw = dict(separator=", ", prefix="tensor(", threshold=th, edgeitems=po["edgeitems"],
+              max_line_width=po["linewidth"])
     if a.dtype == _dt.BF16_NP or a.dtype == np.float16:   # bfloat16 (kind "V") and float16 print as float32
         a = a.astype(np.float32)
     if _dt.is_floating(a.dtype):
         finite = a[np.isfinite(a)] if a.size else a
-        if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 1e8:
+        if sci is not True and finite.size and np.all(finite == np.round(finite)) \
+                and np.abs(finite).max() < 1e8:
             fmt = lambda v: ("%.0f." % v) if np.isfinite(v) else str(v)  # noqa: E731
-        elif finite.size and (np.abs(finite).max() >= 1e8 or
-                              (np.abs(finite[finite != 0]).min() < 1e-4 if np.any(finite != 0)
-                               else False)):
-            fmt = lambda v: "%.4e" % v  # noqa: E731
+        elif sci is True or sci is None and finite.size and (
+                np.abs(finite).max() >= 1e8 or
+                (np.abs(finite[finite != 0]).min() < 1e-4 if np.any(finite != 0) else False)):
+            fmt = lambda v: "%.*e" % (p, v)  # noqa: E731
         else:
-            fmt = lambda v: ("%.4f" % v) if np.isfinite(v) else str(v)  # noqa: E731
-        return np.array2string(a, separator=", ", formatter={"float_kind": fmt},
-                               prefix="tensor(", threshold=1000, edgeitems=3)
+            fmt = lambda v: ("%.*f" % (p, v)) if np.isfinite(v) else str(v)  # noqa: E731
+        return np.array2string(a, formatter={"float_kind": fmt}, **kw)
     if a.dtype.kind == "b":
-        return np.array2string(a, separator=", ", prefix="tensor(",
-                               formatter={"bool": lambda v: "True" if v else "False"})
-    return np.array2string(a, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
+        return np.array2string(a, formatter={"bool": lambda v: "True" if v else "False"}, **kw)
+    return np.array2string(a, **kw)
 
 
 class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm._IndexMethods,
@@ -266,8 +273,14 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         from .ops._util import wrap_dim
         return st[wrap_dim(dim, self._data.ndim)]
 
+    @property
+    def layout(self):
+        from . import _layout
+        return _layout.strided
+
     def is_contiguous(self, memory_format=None):
-        return self._data.flags.c_contiguous
+        from . import _layout
+        return _layout.is_in(self._data, _layout.check(memory_format, "is_contiguous"))
 
     @property
     def device(self):
@@ -397,8 +410,10 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         if self.grad_fn is not None:
             raise NotImplementedError("cengine supports hooks on leaf tensors only")
         node = self._grad_edge()[0]
-        node.pre_hooks.append(hook)
-        return _RemovableHandle(node.pre_hooks, hook)
+        from .utils.hooks import RemovableHandle
+        handle = RemovableHandle(node.pre_hooks)
+        node.pre_hooks[handle.id] = hook
+        return handle
 
     def register_post_accumulate_grad_hook(self, hook):
         """hook(tensor), called after this leaf's .grad has been updated (gradient ready)."""
@@ -406,8 +421,10 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
             raise RuntimeError("post accumulate grad hooks can only be registered on leaf "
                                "tensors that require grad")
         node = self._grad_edge()[0]
-        node.post_hooks.append(hook)
-        return _RemovableHandle(node.post_hooks, hook)
+        from .utils.hooks import RemovableHandle
+        handle = RemovableHandle(node.post_hooks)
+        node.post_hooks[handle.id] = hook
+        return handle
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from .autograd.engine import backward
@@ -508,13 +525,18 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def to(self, *args, **kwargs):
         """to(dtype) / to(device) / to(device, dtype) / to(other), with non_blocking, copy and
         memory_format, like torch: self when nothing changes and copy is not set."""
-        _, dtype, _, copy, _ = _parse_to(args, kwargs)
+        _, dtype, _, copy, mf = _parse_to(args, kwargs)
         out = self
         if dtype is not None and dtype.np != self._data.dtype:
             from .ops.elementwise import cast
             out = cast(self, dtype.np)
         elif copy:
             out = self.clone()
+        if mf is not None:
+            from . import _layout
+            _layout.check(mf, "to")
+            if mf is not _layout.preserve_format and not _layout.is_in(out._data, mf):
+                out = out.contiguous(memory_format=mf)
         return out
 
     def type(self, dtype=None):
@@ -556,6 +578,15 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def bool(self):
         return self.to(_dt.bool)
 
+    def byte(self):
+        return self.to(_dt.uint8)
+
+    def char(self):
+        return self.to(_dt.int8)
+
+    def short(self):
+        return self.to(_dt.int16)
+
     def type_as(self, other):
         return self.to(other.dtype)
 
@@ -578,15 +609,6 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def new_empty(self, *size, dtype=None, requires_grad=False):
         from .ops.creation import empty
         return empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-
-class _RemovableHandle:
-    def __init__(self, lst, item):
-        self._lst, self._item = lst, item
-
-    def remove(self):
-        if self._item in self._lst:
-            self._lst.remove(self._item)
 
 
 def _rebuild(arr, requires_grad):

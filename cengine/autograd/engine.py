@@ -64,7 +64,7 @@ def _accumulate_leaf(node, g, fresh):
     var = node.variable
     if var is None:
         return
-    for h in node.pre_hooks:
+    for h in list(node.pre_hooks.values()):
         r = h(_wrap(g))
         if r is not None:
             g = r._data
@@ -79,7 +79,7 @@ def _accumulate_leaf(node, g, fresh):
         var.grad = _wrap(g)
     else:
         var.grad._data = _add(var.grad._data, g)
-    for h in node.post_hooks:
+    for h in list(node.post_hooks.values()):
         h(var)
 
 

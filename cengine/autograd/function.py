@@ -119,8 +119,8 @@ class AccumulateGrad(Node):
 
     def __init__(self, variable):
         self._var = weakref.ref(variable)
-        self.pre_hooks = []
-        self.post_hooks = []
+        self.pre_hooks = {}   # RemovableHandle.id -> hook, called in registration order
+        self.post_hooks = {}
 
     @property
     def variable(self):

@@ -370,9 +370,16 @@ class Module:
     def to(self, *args, **kwargs):
         """to(dtype) / to(device) / to(device, dtype) / to(tensor): floating point parameters
         and buffers are converted to dtype; integer buffers are kept."""
-        _, dtype, _, copy, _ = _parse_to(args, kwargs)
+        _, dtype, _, copy, mf = _parse_to(args, kwargs)
         if copy is not None:
             raise RuntimeError(".to() does not accept copy argument")
+        if mf is not None:  # torch: 4-D (5-D) floating parameters and buffers take the format
+            from .. import _layout
+            _layout.check(mf, "to")
+            rank = {"channels_last": 4, "channels_last_3d": 5}.get(mf._name)
+            if rank is not None:
+                self._apply(lambda t: t.contiguous(memory_format=mf)
+                            if t.is_floating_point() and t.dim() == rank else t)
         if dtype is None:
             return self
         if not dtype.is_floating_point:

@@ -147,8 +147,14 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _finish(np.empty(check_nonneg(size_args(size)), _dtype_or_default(dtype)),
-                   requires_grad, device)
+    from .. import _layout
+    mf = _layout.check(memory_format, "empty")
+    if mf is _layout.preserve_format:
+        raise RuntimeError("unsupported memory format Preserve")
+    a = np.empty(check_nonneg(size_args(size)), _dtype_or_default(dtype))
+    if mf is not None:
+        a = _layout.arrange(a, mf, False)
+    return _finish(a, requires_grad, device)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
@@ -162,26 +168,40 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
                    device)
 
 
+def _like_layout(a, input, memory_format, fn):
+    """a (C order) in the memory format a *_like result takes: torch's default preserve_format
+    follows a channels_last input; contiguous_format / channels_last(_3d) as asked."""
+    from .. import _layout
+    mf = _layout.check(memory_format, fn)
+    if mf is None or mf is _layout.preserve_format:
+        f = _layout.dense_format(input._data)
+        return a if f is None else _layout.arrange(a, f, False)
+    return _layout.arrange(a, mf, False)
+
+
 def _like(input, dtype):
     return input._data.dtype if dtype is None else _dt.to_numpy_dtype(dtype)
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _finish(np.zeros(input._data.shape, _like(input, dtype)), requires_grad, device)
+    return _finish(_like_layout(np.zeros(input._data.shape, _like(input, dtype)), input,
+                                memory_format, "zeros_like"), requires_grad, device)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _finish(np.ones(input._data.shape, _like(input, dtype)), requires_grad, device)
+    return _finish(_like_layout(np.ones(input._data.shape, _like(input, dtype)), input,
+                                memory_format, "ones_like"), requires_grad, device)
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _finish(np.empty(input._data.shape, _like(input, dtype)), requires_grad, device)
+    return _finish(_like_layout(np.empty(input._data.shape, _like(input, dtype)), input,
+                                memory_format, "empty_like"), requires_grad, device)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False,
               memory_format=None):
-    return _finish(np.full(input._data.shape, fill_value, _like(input, dtype)), requires_grad,
-                   device)
+    return _finish(_like_layout(np.full(input._data.shape, fill_value, _like(input, dtype)), input,
+                                memory_format, "full_like"), requires_grad, device)
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):

@@ -825,3 +825,72 @@ def sqrt_(self):
 
 def abs_(self):
     return _inplace(self, abs)
+
+
+# ---------------------------------------------------------------- more of torch's elementwise surface
+__all__ += ["clamp_min", "clamp_max", "nan_to_num"]
+
+
+def clamp_min(input, min, *, out=None):
+    return clamp(input, min=min, out=out)
+
+
+def clamp_max(input, max, *, out=None):
+    return clamp(input, max=max, out=out)
+
+
+class NanToNum(Function):
+    @staticmethod
+    def forward(ctx, x, nan, posinf, neginf):
+        fi = np.finfo(x.dtype)
+        y = np.nan_to_num(x, nan=nan, posinf=fi.max if posinf is None else posinf,
+                          neginf=fi.min if neginf is None else neginf)
+        ctx.save_for_backward(x)
+        return y.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return np.where(np.isfinite(x), g, 0).astype(g.dtype, copy=False)
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None):
+    """NaN -> nan, +inf -> posinf (default: the dtype's largest value), -inf -> neginf."""
+    if not _dt.is_floating(input._data.dtype):
+        return _out(input.clone(), out)
+    if input._data.dtype in _dt._HALF_NP:   # the half dtype's own limits, computed in float32
+        from ._half import via_f32
+        fi = np.finfo(np.float16) if input._data.dtype == np.float16 else None
+        hi = fi.max if fi is not None else 3.3895313892515355e+38
+        return _out(via_f32(lambda t: NanToNum.apply(
+            t, float(nan), hi if posinf is None else posinf,
+            -hi if neginf is None else neginf), input), out)
+    return _out(NanToNum.apply(input, float(nan), posinf, neginf), out)
+
+
+def clamp_min_(self, min):
+    return clamp_(self, min=min)
+
+
+def clamp_max_(self, max):
+    return clamp_(self, max=max)
+
+
+def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
+    return _inplace(self, lambda s: nan_to_num(s, nan, posinf, neginf))
+
+
+def lerp_(self, end, weight):
+    return _inplace(self, lambda s: lerp(s, end, weight))
+
+
+def addcmul_(self, tensor1, tensor2, *, value=1):
+    return _inplace(self, lambda s: addcmul(s, tensor1, tensor2, value=value))
+
+
+def addcdiv_(self, tensor1, tensor2, *, value=1):
+    return _inplace(self, lambda s: addcdiv(s, tensor1, tensor2, value=value))
+
+
+def floor_divide_(self, other):
+    return _inplace(self, lambda s: floor_divide(s, other))

@@ -576,6 +576,30 @@ def count_nonzero(input, dim=None):
     return _wrap(np.asarray(np.count_nonzero(input._data, axis=dims), dtype=np.int64))
 
 
+__all__ += ["bincount"]
+
+
+def bincount(input, weights=None, minlength=0):
+    """Counts (or summed weights) of each value of a 1-d non-negative integer tensor; length
+    max(input) + 1, at least minlength. Float weights keep their dtype, integer ones give
+    float64 (as torch). Not differentiable."""
+    a = input._data
+    if a.dtype.kind == "f":
+        raise NotImplementedError("\"bincount_cpu\" not implemented for '%s'"
+                                  % _dt.torch_type_name(input.dtype).replace("Tensor", ""))
+    if a.ndim != 1 or a.dtype.kind not in "iub" or (a.size and a.min() < 0):
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    if weights is None:
+        return _wrap(np.bincount(a, minlength=minlength).astype(np.int64))
+    w = weights._data
+    if w.shape != a.shape:
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    out = np.bincount(a, weights=w, minlength=minlength)
+    return _wrap(out.astype(w.dtype if w.dtype.kind == "f" else np.float64))
+
+
 def _half_in_f32(fn):
     """fn for bfloat16/float16 inputs: computed (accumulated) in float32 and rounded once to
     the input's dtype, as torch does; the casts are recorded, so gradients flow back"""

@@ -8,6 +8,7 @@ from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap
 from ._util import wrap_dim, size_args
+from .. import _layout
 
 __all__ = ["reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "swapaxes",
            "permute", "movedim", "cat", "concat", "concatenate", "stack", "split", "chunk",
@@ -225,7 +226,9 @@ def expand_as(self, other):
 
 class Contiguous(Function):
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, mf=None):
+        if mf is not None:
+            return _layout.arrange(x, mf, False)
         return np.ascontiguousarray(x)
 
     @staticmethod
@@ -234,6 +237,16 @@ class Contiguous(Function):
 
 
 def contiguous(self, memory_format=None):
+    mf = _layout.check(memory_format, "contiguous")
+    if mf is _layout.preserve_format:
+        if self._data.flags.c_contiguous:
+            return self
+        raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
+    if mf is _layout.channels_last or mf is _layout.channels_last_3d:
+        if _layout.is_in(self._data, mf):
+            _layout._perm(mf, self._data.ndim)  # rank check, as torch
+            return self
+        return Contiguous.apply(self, mf)
     if self._data.flags.c_contiguous:
         return self
     return Contiguous.apply(self)
@@ -241,7 +254,9 @@ def contiguous(self, memory_format=None):
 
 class Clone(Function):
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, mf=None):
+        if mf is not None:
+            return _layout.arrange(x, mf, True)
         return np.array(x, copy=True, order="C")
 
     @staticmethod
@@ -250,7 +265,14 @@ class Clone(Function):
 
 
 def clone(input, *, memory_format=None):
-    return Clone.apply(input)
+    """A copy: C-contiguous, or channels_last(_3d) when asked or when the input is laid out so
+    (explicit preserve_format also keeps any other dense order)."""
+    mf = _layout.check(memory_format, "clone")
+    if mf is None:
+        mf = _layout.dense_format(input._data)   # a channels_last input stays channels_last
+    if mf is None or mf is _layout.contiguous_format:
+        return Clone.apply(input)
+    return Clone.apply(input, mf)
 
 
 class Cat(Function):
@@ -566,3 +588,181 @@ def triu(input, diagonal=0):
     if input._data.ndim < 2:
         raise RuntimeError("triu: input tensor must have at least 2 dimensions")
     return _Tri.apply(input, diagonal, True)
+
+
+# ---------------------------------------------------------------- more of torch's shape surface
+__all__ += ["meshgrid", "broadcast_tensors", "broadcast_shapes", "atleast_1d", "atleast_2d",
+            "atleast_3d", "moveaxis", "select", "fliplr", "flipud", "dstack", "column_stack"]
+
+
+def _seq_arg(tensors, name):
+    """f(a, b, c) and f([a, b, c]) both (torch's *tensors signatures)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError("%s(): expected Tensor as element %d in argument 0, but got %s"
+                            % (name, i, type(t).__name__))
+    return tensors
+
+
+def meshgrid(*tensors, indexing=None):
+    """Coordinate grids of 0-d/1-d tensors: 'ij' (matrix, the default) or 'xy' (Cartesian)
+    indexing. Each output is an expanded view of its input, so gradients sum back."""
+    ts = _seq_arg(tensors, "meshgrid")
+    if indexing is None:
+        import warnings
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the "
+                      "indexing argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise ValueError("torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: "
+                         "%s" % indexing)
+    if not ts:
+        return ()
+    for t in ts:
+        if t._data.ndim > 1:
+            raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list but "
+                               "got: %r" % t)
+    d0 = ts[0].dtype
+    for t in ts[1:]:
+        if t.dtype != d0:
+            raise RuntimeError("torch.meshgrid: Expected all tensors in the tensor list to have "
+                               "the same dtype.")
+    ts = [reshape(t, -1) for t in ts]
+    swap = indexing == "xy" and len(ts) >= 2
+    if swap:
+        ts[0], ts[1] = ts[1], ts[0]
+    shape = [t._data.shape[0] for t in ts]
+    n = len(ts)
+    outs = []
+    for i, t in enumerate(ts):
+        v = reshape(t, *[-1 if k == i else 1 for k in range(n)])
+        outs.append(expand(v, *shape))
+    if swap:
+        outs[0], outs[1] = outs[1], outs[0]
+    return tuple(outs)
+
+
+def broadcast_shapes(*shapes):
+    """The shape broadcasting gives to tensors of these shapes (torch.broadcast_shapes)."""
+    try:
+        return _size_cls()(np.broadcast_shapes(*[(s,) if isinstance(s, int) else tuple(s)
+                                                 for s in shapes]))
+    except ValueError:
+        raise RuntimeError("shape mismatch: objects cannot be broadcast to a single shape. "
+                           "Mismatch is between arguments") from None
+
+
+def _size_cls():
+    from ..tensor import Size
+    return Size
+
+
+def broadcast_tensors(*tensors):
+    """Expanded views of the tensors to their common broadcast shape."""
+    ts = _seq_arg(tensors, "broadcast_tensors")
+    try:
+        shape = np.broadcast_shapes(*[t._data.shape for t in ts])
+    except ValueError:
+        a = next((x, y) for x in ts for y in ts
+                 if not _bc_ok(x._data.shape, y._data.shape))
+        raise RuntimeError("The size of tensor a (%d) must match the size of tensor b (%d) at "
+                           "non-singleton dimension %d" % _bc_mismatch(a[0]._data.shape,
+                                                                       a[1]._data.shape)) from None
+    return tuple(t if t._data.shape == shape else expand(t, *shape) for t in ts)
+
+
+def _bc_ok(a, b):
+    try:
+        np.broadcast_shapes(a, b)
+        return True
+    except ValueError:
+        return False
+
+
+def _bc_mismatch(a, b):
+    n = builtins.max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    for k in range(n - 1, -1, -1):
+        if a[k] != b[k] and a[k] != 1 and b[k] != 1:
+            return a[k], b[k], k
+    return a[-1], b[-1], n - 1  # pragma: no cover
+
+
+def _atleast(tensors, nd, name):
+    single = len(tensors) == 1 and isinstance(tensors[0], Tensor)
+    ts = _seq_arg(tensors, name)
+    out = []
+    for t in ts:
+        k = t._data.ndim
+        if k < nd:
+            shp = {0: {1: (1,), 2: (1, 1), 3: (1, 1, 1)},
+                   1: {2: (1, -1), 3: (1, -1, 1)},
+                   2: {3: tuple(t._data.shape) + (1,)}}[k][nd]
+            t = reshape(t, *shp)
+        out.append(t)
+    return out[0] if single else tuple(out)
+
+
+def atleast_1d(*tensors):
+    return _atleast(tensors, 1, "atleast_1d")
+
+
+def atleast_2d(*tensors):
+    return _atleast(tensors, 2, "atleast_2d")
+
+
+def atleast_3d(*tensors):
+    return _atleast(tensors, 3, "atleast_3d")
+
+
+moveaxis = movedim
+
+
+def select(input, dim, index):
+    """input[..., index, ...] at dimension dim (a view without that dimension)."""
+    nd = input._data.ndim
+    if nd == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = wrap_dim(dim, nd)
+    n = input._data.shape[d]
+    if not -n <= index < n:
+        raise IndexError("select(): index %d out of range for tensor of size [%s] at dimension %d"
+                         % (index, ", ".join(map(str, input._data.shape)), d))
+    return input[(slice(None),) * d + (index,)]
+
+
+def fliplr(input):
+    if input._data.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(input, [1])
+
+
+def flipud(input):
+    if input._data.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(input, [0])
+
+
+def dstack(tensors):
+    return cat(list(atleast_3d(*_tensors(tensors, "dstack"))), 2)
+
+
+def column_stack(tensors):
+    ts = [t if t._data.ndim >= 2 else reshape(t, -1, 1) for t in _tensors(tensors, "column_stack")]
+    return cat(ts, 1)
+
+
+def view_inplace_(self, fn):
+    """self becomes the view fn(self) (unsqueeze_, squeeze_, t_, transpose_): its shape and
+    strides change in place; with a graph, self takes the view's grad_fn (as torch)."""
+    if _gm._state[0] and self.requires_grad and self.grad_fn is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    res = fn(self)
+    self._data = res._data
+    if res.grad_fn is not None:
+        self.grad_fn = res.grad_fn
+        self._output_nr = res._output_nr
+    return self
