@@ -7,8 +7,8 @@ Linear(128, 10) - log_softmax, trained with nll_loss and a StepLR schedule like 
 (SGD with momentum here, or Adam: cengine has no Adadelta). The 8x8 digit images are upsampled to 28x28 (bilinear) so the layer sizes are
 MNIST's; --size 8 trains on the images as they are (the flattened features are then 256).
 
-    python examples/mnist_cnn.py                   # 28x28, 8 epochs, >= 97% test accuracy
-    python examples/mnist_cnn.py --size 8 --epochs 10 --threads 1
+    python examples/train_cnn_digits.py                   # 28x28, 8 epochs, >= 97% test accuracy
+    python examples/train_cnn_digits.py --size 8 --epochs 10 --threads 1
 """
 import argparse
 import time
