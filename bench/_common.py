@@ -131,13 +131,29 @@ def write_result(name, markdown):
     return path
 
 
-def bar_plot(path, title, labels, series, ylabel):
-    """Grouped bar chart (series: {name: [values per label]}) as PNG; skipped without matplotlib."""
+def write_lines(path, lines):
+    """Write the markdown lines to path (making its folder) and say so."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote", path)
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, or None when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def bar_plot(path, title, labels, series, ylabel):
+    """Grouped bar chart (series: {name: [values per label]}) as PNG; skipped without matplotlib."""
+    plt = pyplot()
+    if plt is None:
         return None
     import numpy as np
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4))

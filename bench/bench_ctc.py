@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 import cengine as ce  # noqa: E402
 from cengine import _C  # noqa: E402
 from cengine.ctcdecode import CTCBeamDecoder  # noqa: E402
-from _common import median_times_interleaved  # noqa: E402
+from _common import median_times_interleaved, pyplot, write_lines  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 from ctc_phonemes import edit_distance  # noqa: E402  (the example's PER helper)
 
@@ -234,15 +234,9 @@ def main():
             "%d%%" % (100 * agree[0]) if agree is not None else "-",
             "%.2f%%" % (100 * agree[1]) if agree is not None else "-",
             "%d%%" % (100 * agree[2]) if agree is not None else "-"))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("wrote", args.out)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    write_lines(args.out, lines)
+    plt = pyplot()
+    if plt is None:
         return
     fig, axs = plt.subplots(1, 2, figsize=(10, 4))
     ax = axs[0]

@@ -7,6 +7,7 @@ import numpy as np
 from . import dtypes as _dt
 from .tensor import Tensor, Size, _wrap, _check_device
 from .ops._util import size_args, check_nonneg
+from .ops.creation import _dtype_or_default, _finish as _make  # a new tensor from an array
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "default_generator", "rand",
            "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
@@ -76,18 +77,10 @@ def set_rng_state(state):
 
 
 def _float_dtype(dtype):
-    npd = _dt.get_default_dtype().np if dtype is None else _dt.to_numpy_dtype(dtype)
+    npd = _dtype_or_default(dtype)
     if not _dt.is_floating(npd):
         raise RuntimeError("\"check_uniform_bounds\" not implemented for '%s'" % npd.name)
     return npd
-
-
-def _make(arr, requires_grad, device):
-    _check_device(device)
-    t = _wrap(arr)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):

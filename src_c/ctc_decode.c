@@ -313,28 +313,34 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
          * with a full beam, every prefix then has a score of at least lc(blank) + its old
          * score, so B candidates are at least thr = lc(blank) + the lowest old score: a new
          * prefix (one contribution, from its parent) below thr can never survive */
+        double lcb = -INFINITY;   /* blank's log-probability; the other classes up to the
+                                   * first -inf are compacted in place (order kept): nk */
+        int64_t nk = 0;
+        for (int64_t j = 0; j < ncls && (double)w->clv[j] != -INFINITY; j++) {
+            if (w->cls[j] == blank) {
+                lcb = (double)w->clv[j];
+            } else {
+                w->cls[nk] = w->cls[j];
+                w->clv[nk++] = w->clv[j];
+            }
+        }
         double thr = -INFINITY;
-        for (int64_t j = 0; j < ncls; j++) {
-            if (w->cls[j] != blank) continue;
-            double lc = (double)w->clv[j];
-            if (lc == -INFINITY) break;
+        if (lcb != -INFINITY) {
             for (int64_t i = 0; i < w->nb; i++) {
                 int32_t p = w->beam[i];
                 int64_t kp = w->slot[p];
-                w->cb[kp] = lse2(w->cb[kp], lc + w->score[p]);
+                w->cb[kp] = lse2(w->cb[kp], lcb + w->score[p]);
             }
-            if (w->nb == B) thr = lc + w->score[w->beam[w->nb - 1]];
+            if (w->nb == B) thr = lcb + w->score[w->beam[w->nb - 1]];
         }
         /* threshold pass: every beam prefix (score >= its pb so far) and every new prefix
          * (score = its one extension) is a distinct candidate, so the B-th largest of those
          * values bounds the B-th best final score from below */
         int64_t nv = 0, nq = 0;
         for (int64_t i = 0; i < w->nb; i++) w->vals[nv++] = w->cb[w->slot[w->beam[i]]];
-        for (int64_t j = 0; j < ncls; j++) {
+        for (int64_t j = 0; j < nk; j++) {
             int32_t c = w->cls[j];
             double lc = (double)w->clv[j];
-            if (lc == -INFINITY) break;
-            if (c == blank) continue;
             for (int64_t i = 0; i < w->nb; i++) {
                 int32_t p = w->beam[i];
                 int32_t q = node_find(w, p, c);
@@ -347,11 +353,9 @@ static int decode_one(dec_ws *w, int32_t *labels, float *scores, int32_t *starts
             if (v > thr) thr = v;
         }
         nq = 0;
-        for (int64_t j = 0; j < ncls; j++) {
+        for (int64_t j = 0; j < nk; j++) {
             int32_t c = w->cls[j];
             double lc = (double)w->clv[j];
-            if (lc == -INFINITY) break;
-            if (c == blank) continue;
             for (int64_t i = 0; i < w->nb; i++) {
                 int32_t p = w->beam[i];
                 int64_t kp = w->slot[p];

@@ -7,7 +7,7 @@
  * (s > 2t+1, or too far behind to reach the end in the frames left) are skipped and hold -inf. */
 
 /* log(x) for x in [1, 3] (the sum of a log-sum-exp shifted by its maximum): x = 2^k m with
- * m in [1/sqrt2, sqrt2], log m = 2 atanh(z), z = (m-1)/(m+1), |z| <= 0.1716 */
+ * k in {0, 1, 2}, m in [1/sqrt2, sqrt2], then vmath.h's vlog_core */
 static inline vm_t VM_FN(ctc_log13)(vm_t x) {
 #if CE_VM == CE_VM_SCALAR_F32 || CE_VM == CE_VM_SCALAR_F64
     return vm_slog(x);
@@ -18,29 +18,7 @@ static inline vm_t VM_FN(ctc_log13)(vm_t x) {
     vm_t m = vm_sel(b1, vm_mul(x, half), x);
     m = vm_sel(b2, vm_mul(m, half), m);
     vm_t k = vm_add(vm_sel(b1, one, vm_zero()), vm_sel(b2, one, vm_zero()));
-    vm_t z = vm_div(vm_sub(m, one), vm_add(m, one));
-    vm_t z2 = vm_mul(z, z);
-#if VM_IS_F64
-    vm_t p = vm_set1(1.0 / 19);
-    p = vm_fmadd(p, z2, vm_set1(1.0 / 17));
-    p = vm_fmadd(p, z2, vm_set1(1.0 / 15));
-    p = vm_fmadd(p, z2, vm_set1(1.0 / 13));
-    p = vm_fmadd(p, z2, vm_set1(1.0 / 11));
-    p = vm_fmadd(p, z2, vm_set1(1.0 / 9));
-    p = vm_fmadd(p, z2, vm_set1(1.0 / 7));
-    p = vm_fmadd(p, z2, vm_set1(1.0 / 5));
-    p = vm_fmadd(p, z2, vm_set1(1.0 / 3));
-    const vm_s ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
-#else
-    vm_t p = vm_set1(1.0f / 9);
-    p = vm_fmadd(p, z2, vm_set1(1.0f / 7));
-    p = vm_fmadd(p, z2, vm_set1(1.0f / 5));
-    p = vm_fmadd(p, z2, vm_set1(1.0f / 3));
-    const vm_s ln2hi = 0.693359375f, ln2lo = -2.12194440e-4f;
-#endif
-    vm_t z2x = vm_add(z, z);
-    vm_t logm = vm_fmadd(vm_mul(z2x, z2), p, z2x);
-    return vm_fmadd(k, vm_set1(ln2hi), vm_fmadd(k, vm_set1(ln2lo), logm));
+    return vm_fmadd(k, vm_set1(VM_LN2HI), vm_fmadd(k, vm_set1(VM_LN2LO), VM_FN(vlog_core)(m)));
 #endif
 }
 

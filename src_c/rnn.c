@@ -6,17 +6,9 @@
  * ce_sgemm/ce_dgemm) on the rows still active, then one fused cell kernel. */
 #include <math.h>
 #include <string.h>
-#include "cengine.h"
+#include "nn_util.h"
 #include "gemm.h"
 #include "rnn.h"
-#ifdef _OPENMP
-#include <omp.h>
-#define CE_TID() omp_get_thread_num()
-#define CE_RNN_TEAM() omp_get_num_threads()   /* the team granted (may be under nt_) */
-#else
-#define CE_TID() 0
-#define CE_RNN_TEAM() 1
-#endif
 
 /* ---- SIMD paths (generic = the scalar instance) ------------------------------------------ */
 #define CE_EACH_SCALAR 1
@@ -120,62 +112,43 @@ static __thread int rnn_on_one_thread;
 
 /* run CALL(lo, hi) over the rows [0, n) split across threads (work = n * H * gates) */
 #define CE_RNN_ROWS(n, work, CALL)                                                                 \
-    do {                                                                                           \
-        int nt_ = rnn_on_one_thread ? 1 : ce_par_threads((work), CE_RNN_MIN_PER_THREAD);           \
-        if (nt_ > (n)) nt_ = (int)(n);                                                             \
-        if (nt_ <= 1) {                                                                            \
-            int64_t lo = 0, hi = (n);                                                              \
-            CALL;                                                                                  \
-        } else {                                                                                   \
-            _Pragma("omp parallel num_threads(nt_)")                                               \
-            {                                                                                      \
-                int64_t lo, hi;                                                                    \
-                ce_chunk((n), CE_TID(), CE_RNN_TEAM(), 1, &lo, &hi);                               \
-                if (hi > lo) CALL;                                                                 \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-
-/* the per-ISA row kernel NAME for the current path, dtype SFX */
-#define CE_RNN_PICK(NAME, SFX)                                                                     \
-    (ce_isa == CE_ISA_AVX512 ? ce_##NAME##_avx512_##SFX                                            \
-     : ce_isa == CE_ISA_AVX2 ? ce_##NAME##_avx2_##SFX                                              \
-                             : ce_##NAME##_scalar_##SFX)
+    CE_PAR_CHUNKS((n), rnn_on_one_thread ? 1 : ce_nn_threads((work), CE_RNN_MIN_PER_THREAD, (n)),  \
+                  1, CALL)
 
 #define CE_RNN_DEF_CELLS(T, SFX)                                                                   \
     static void rnn_fwd_##SFX(int kind, T *g, T *h, int64_t ldh, T *h2, int64_t ldh2, int64_t n,  \
                               int64_t H) {                                                         \
         if (n <= 0 || H <= 0) return;                                                              \
         void (*k)(int, T *, T *, int64_t, T *, int64_t, int64_t, int64_t, int64_t) =              \
-            CE_RNN_PICK(rnn_fwd_rows, SFX);                                                        \
+            CE_ISA_PICK(rnn_fwd_rows, SFX);                                                        \
         CE_RNN_ROWS(n, n * H, k(kind, g, h, ldh, h2, ldh2, lo, hi, H));                            \
     }                                                                                              \
     static void rnn_bwd_##SFX(int kind, T *dg, const T *g, const T *dh, int64_t lddh,             \
                               const T *dh2, int64_t lddh2, int64_t n, int64_t H) {                 \
         if (n <= 0 || H <= 0) return;                                                              \
         void (*k)(int, T *, const T *, const T *, int64_t, const T *, int64_t, int64_t, int64_t,  \
-                  int64_t) = CE_RNN_PICK(rnn_bwd_rows, SFX);                                       \
+                  int64_t) = CE_ISA_PICK(rnn_bwd_rows, SFX);                                       \
         CE_RNN_ROWS(n, n * H, k(kind, dg, g, dh, lddh, dh2, lddh2, lo, hi, H));                    \
     }                                                                                              \
     static void lstm_fwd_##SFX(T *g, T *c, T *h, int64_t ldh, T *h2, int64_t ldh2, int64_t n,     \
                                int64_t H) {                                                        \
         if (n <= 0 || H <= 0) return;                                                              \
         void (*k)(T *, T *, T *, int64_t, T *, int64_t, int64_t, int64_t, int64_t) =              \
-            CE_RNN_PICK(lstm_fwd_rows, SFX);                                                       \
+            CE_ISA_PICK(lstm_fwd_rows, SFX);                                                       \
         CE_RNN_ROWS(n, n * H * 4, k(g, c, h, ldh, h2, ldh2, lo, hi, H));                           \
     }                                                                                              \
     static void lstm_bwd_##SFX(T *dg, T *dc, const T *g, const T *cp, const T *dh, int64_t lddh,  \
                                const T *dh2, int64_t lddh2, int64_t n, int64_t H) {                \
         if (n <= 0 || H <= 0) return;                                                              \
         void (*k)(T *, T *, const T *, const T *, const T *, int64_t, const T *, int64_t,          \
-                  int64_t, int64_t, int64_t) = CE_RNN_PICK(lstm_bwd_rows, SFX);                    \
+                  int64_t, int64_t, int64_t) = CE_ISA_PICK(lstm_bwd_rows, SFX);                    \
         CE_RNN_ROWS(n, n * H * 4, k(dg, dc, g, cp, dh, lddh, dh2, lddh2, lo, hi, H));              \
     }                                                                                              \
     static void gru_fwd_##SFX(T *gi, T *h, int64_t ldh, T *h2, int64_t ldh2, const T *gh,         \
                               const T *hp, int64_t n, int64_t H) {                                 \
         if (n <= 0 || H <= 0) return;                                                              \
         void (*k)(T *, T *, int64_t, T *, int64_t, const T *, const T *, int64_t, int64_t,         \
-                  int64_t) = CE_RNN_PICK(gru_fwd_rows, SFX);                                       \
+                  int64_t) = CE_ISA_PICK(gru_fwd_rows, SFX);                                       \
         CE_RNN_ROWS(n, n * H * 3, k(gi, h, ldh, h2, ldh2, gh, hp, lo, hi, H));                     \
     }                                                                                              \
     static void gru_bwd_##SFX(T *dgi, T *dgh, T *dhp, const T *gi, const T *gh, const T *hp,      \
@@ -183,7 +156,7 @@ static __thread int rnn_on_one_thread;
                               int64_t H) {                                                         \
         if (n <= 0 || H <= 0) return;                                                              \
         void (*k)(T *, T *, T *, const T *, const T *, const T *, const T *, int64_t, const T *,   \
-                  int64_t, int64_t, int64_t, int64_t) = CE_RNN_PICK(gru_bwd_rows, SFX);            \
+                  int64_t, int64_t, int64_t, int64_t) = CE_ISA_PICK(gru_bwd_rows, SFX);            \
         CE_RNN_ROWS(n, n * H * 3, k(dgi, dgh, dhp, gi, gh, hp, dh, lddh, dh2, lddh2, lo, hi, H));  \
     }
 

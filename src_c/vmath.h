@@ -15,6 +15,9 @@
  * Pairs: CE_VM_AVX512_F32/F64, CE_VM_AVX2_F32/F64, and CE_VM_SCALAR_F32/F64 (one-lane plain C
  * "vectors": the same templates then give the generic path; math maps to libm). Include each
  * pair at most once per translation unit (its helper functions are not re-entrant-guarded).
+ * Inside, one block per ISA serves both dtypes: CE_VM_X(op) is the pair's intrinsic
+ * (_mm512_<op>_ps / _pd, _mm256_<op>_ps / _pd) and the operations both ISAs spell alike follow
+ * the blocks once.
  * Each inclusion (re)defines the macros below for that pair and defines static inline functions
  * whose names carry the pair's suffix (so several pairs coexist in one translation unit):
  *   types   vm_t (vector), vm_m (comparison mask), vm_s (scalar), VM_W (lanes)
@@ -36,6 +39,8 @@
  *           VM_FN(vsigmoid)(x) 1/(1+exp(-x)) without overflow (sigmoid(-1000) = 0)
  *           VM_FN(vtanh)(x)  odd polynomial/rational for |x| < 0.625, else via exp; tanh(+-inf)=+-1
  *           VM_FN(vlog1p01)(u) log1p(u) for u in [0, 1] (what softplus needs)
+ *           VM_FN(vlog_core)(m) log(m) for m in [1/sqrt2, sqrt2]; add k*log 2 as
+ *           k*VM_LN2HI + k*VM_LN2LO (the CTC kernels' log of a log-sum-exp sum uses it)
  *           VM_FN(verfc_pos)(z, zz_hi, zz_lo) erfc(z) for z >= 0 where z*z = zz_hi + zz_lo exactly
  *           (f32: Numerical-Recipes erfc form, relative error ~1.5e-7; used by the exact GELU)
  *
@@ -97,8 +102,13 @@
 #undef vm_signbit
 #undef vm_stream
 #undef vm_dacc_t
+#undef CE_VM_X
+#undef CE_VM_CMP
+#define VM_FN(name) CE_VM_CAT3(ce, name, VM_SUF)   /* this pair's instance of name */
 
 /* ------------------------------------------------------------------------------------------ */
+/* AVX-512, float32 and float64: CE_VM_X(op) is the intrinsic _mm512_<op>_ps / _mm512_<op>_pd */
+#if CE_VM == CE_VM_AVX512_F32 || CE_VM == CE_VM_AVX512_F64
 #if CE_VM == CE_VM_AVX512_F32
 #define VM_W 16
 #define VM_SUF avx512_f32
@@ -108,54 +118,9 @@ typedef __mmask16 ce_vm_m_avx512_f32;
 #define vm_t ce_vm_t_avx512_f32
 #define vm_m ce_vm_m_avx512_f32
 #define vm_s float
-#define vm_set1(a) _mm512_set1_ps(a)
-#define vm_zero() _mm512_setzero_ps()
-#define vm_load(p) _mm512_loadu_ps(p)
-#define vm_store(p, v) _mm512_storeu_ps(p, v)
-#define vm_add _mm512_add_ps
-#define vm_sub _mm512_sub_ps
-#define vm_mul _mm512_mul_ps
-#define vm_div _mm512_div_ps
-#define vm_fmadd _mm512_fmadd_ps
-#define vm_fnmadd _mm512_fnmadd_ps
-#define vm_fmsub _mm512_fmsub_ps
-#define vm_min _mm512_min_ps
-#define vm_max _mm512_max_ps
-#define vm_sqrt _mm512_sqrt_ps
-#define vm_abs _mm512_abs_ps
-#define vm_round(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define vm_floor(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
-#define vm_lt(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
-#define vm_le(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ)
-#define vm_gt(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
-#define vm_ge(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
-#define vm_sel(m, t, f) _mm512_mask_blend_ps(m, f, t)
-#define vm_and _mm512_and_ps
-#define vm_or _mm512_or_ps
-#define vm_andnot _mm512_andnot_ps
-#define vm_mand(a, b) ((__mmask16)((a) & (b)))
-#define vm_mor(a, b) ((__mmask16)((a) | (b)))
-#define vm_unord(a, b) _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q)
-#define vm_any(m) ((m) != 0)
-#define vm_signbit() _mm512_set1_ps(-0.0f)
-static inline __mmask16 ce_vm_tail_avx512_f32(int64_t r) { return (__mmask16)((1u << r) - 1u); }
-static inline __m512 ce_vm_load_part_avx512_f32(const float *p, int64_t r) {
-    return _mm512_maskz_loadu_ps(ce_vm_tail_avx512_f32(r), p);
-}
-static inline __m512 ce_vm_load_part_fill_avx512_f32(const float *p, int64_t r, float fill) {
-    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), ce_vm_tail_avx512_f32(r), p);
-}
-static inline void ce_vm_store_part_avx512_f32(float *p, int64_t r, __m512 v) {
-    _mm512_mask_storeu_ps(p, ce_vm_tail_avx512_f32(r), v);
-}
-static inline float ce_vm_hsum_avx512_f32(__m512 v) { return _mm512_reduce_add_ps(v); }
-#define vm_stream(p, v) _mm512_stream_ps(p, v)
-static inline float ce_vm_hmax_avx512_f32(__m512 v) { return _mm512_reduce_max_ps(v); }
-/* p * 2^n for integral n (any range: scalef rounds to denormal / inf correctly) */
-static inline __m512 ce_vm_ldexp_avx512_f32(__m512 p, __m512 n) { return _mm512_scalef_ps(p, n); }
-
-/* ------------------------------------------------------------------------------------------ */
-#elif CE_VM == CE_VM_AVX512_F64
+#define CE_VM_X(op) _mm512_##op##_ps
+#define CE_VM_CMP(a, b, pred) _mm512_cmp_ps_mask(a, b, pred)
+#else
 #define VM_W 8
 #define VM_SUF avx512_f64
 #define VM_IS_F64 1
@@ -164,53 +129,41 @@ typedef __mmask8 ce_vm_m_avx512_f64;
 #define vm_t ce_vm_t_avx512_f64
 #define vm_m ce_vm_m_avx512_f64
 #define vm_s double
-#define vm_set1(a) _mm512_set1_pd(a)
-#define vm_zero() _mm512_setzero_pd()
-#define vm_load(p) _mm512_loadu_pd(p)
-#define vm_store(p, v) _mm512_storeu_pd(p, v)
-#define vm_add _mm512_add_pd
-#define vm_sub _mm512_sub_pd
-#define vm_mul _mm512_mul_pd
-#define vm_div _mm512_div_pd
-#define vm_fmadd _mm512_fmadd_pd
-#define vm_fnmadd _mm512_fnmadd_pd
-#define vm_fmsub _mm512_fmsub_pd
-#define vm_min _mm512_min_pd
-#define vm_max _mm512_max_pd
-#define vm_sqrt _mm512_sqrt_pd
-#define vm_abs _mm512_abs_pd
-#define vm_round(a) _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define vm_floor(a) _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
-#define vm_lt(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
-#define vm_le(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ)
-#define vm_gt(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ)
-#define vm_ge(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
-#define vm_sel(m, t, f) _mm512_mask_blend_pd(m, f, t)
-#define vm_and _mm512_and_pd
-#define vm_or _mm512_or_pd
-#define vm_andnot _mm512_andnot_pd
-#define vm_mand(a, b) ((__mmask8)((a) & (b)))
-#define vm_mor(a, b) ((__mmask8)((a) | (b)))
-#define vm_unord(a, b) _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q)
+#define CE_VM_X(op) _mm512_##op##_pd
+#define CE_VM_CMP(a, b, pred) _mm512_cmp_pd_mask(a, b, pred)
+#endif
+#define vm_abs CE_VM_X(abs)
+#define vm_round(a) CE_VM_X(roundscale)(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vm_floor(a) CE_VM_X(roundscale)(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define vm_lt(a, b) CE_VM_CMP(a, b, _CMP_LT_OQ)
+#define vm_le(a, b) CE_VM_CMP(a, b, _CMP_LE_OQ)
+#define vm_gt(a, b) CE_VM_CMP(a, b, _CMP_GT_OQ)
+#define vm_ge(a, b) CE_VM_CMP(a, b, _CMP_GE_OQ)
+#define vm_sel(m, t, f) CE_VM_X(mask_blend)(m, f, t)
+#define vm_mand(a, b) ((vm_m)((a) & (b)))
+#define vm_mor(a, b) ((vm_m)((a) | (b)))
+#define vm_unord(a, b) CE_VM_CMP(a, b, _CMP_UNORD_Q)
 #define vm_any(m) ((m) != 0)
-#define vm_signbit() _mm512_set1_pd(-0.0)
-static inline __mmask8 ce_vm_tail_avx512_f64(int64_t r) { return (__mmask8)((1u << r) - 1u); }
-static inline __m512d ce_vm_load_part_avx512_f64(const double *p, int64_t r) {
-    return _mm512_maskz_loadu_pd(ce_vm_tail_avx512_f64(r), p);
+static inline vm_m CE_VM_CAT3(ce_vm, tail, VM_SUF)(int64_t r) { return (vm_m)((1u << r) - 1u); }
+static inline vm_t CE_VM_CAT3(ce_vm, load_part, VM_SUF)(const vm_s *p, int64_t r) {
+    return CE_VM_X(maskz_loadu)(CE_VM_CAT3(ce_vm, tail, VM_SUF)(r), p);
 }
-static inline __m512d ce_vm_load_part_fill_avx512_f64(const double *p, int64_t r, double fill) {
-    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), ce_vm_tail_avx512_f64(r), p);
+static inline vm_t CE_VM_CAT3(ce_vm, load_part_fill, VM_SUF)(const vm_s *p, int64_t r, vm_s fill) {
+    return CE_VM_X(mask_loadu)(CE_VM_X(set1)(fill), CE_VM_CAT3(ce_vm, tail, VM_SUF)(r), p);
 }
-static inline void ce_vm_store_part_avx512_f64(double *p, int64_t r, __m512d v) {
-    _mm512_mask_storeu_pd(p, ce_vm_tail_avx512_f64(r), v);
+static inline void CE_VM_CAT3(ce_vm, store_part, VM_SUF)(vm_s *p, int64_t r, vm_t v) {
+    CE_VM_X(mask_storeu)(p, CE_VM_CAT3(ce_vm, tail, VM_SUF)(r), v);
 }
-static inline double ce_vm_hsum_avx512_f64(__m512d v) { return _mm512_reduce_add_pd(v); }
-#define vm_stream(p, v) _mm512_stream_pd(p, v)
-static inline double ce_vm_hmax_avx512_f64(__m512d v) { return _mm512_reduce_max_pd(v); }
-static inline __m512d ce_vm_ldexp_avx512_f64(__m512d p, __m512d n) { return _mm512_scalef_pd(p, n); }
+static inline vm_s CE_VM_CAT3(ce_vm, hsum, VM_SUF)(vm_t v) { return CE_VM_X(reduce_add)(v); }
+static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_t v) { return CE_VM_X(reduce_max)(v); }
+/* p * 2^n for integral n (any range: scalef rounds to denormal / inf correctly) */
+static inline vm_t CE_VM_CAT3(ce_vm, ldexp, VM_SUF)(vm_t p, vm_t n) { return CE_VM_X(scalef)(p, n); }
 
 /* ------------------------------------------------------------------------------------------ */
-#elif CE_VM == CE_VM_AVX2_F32
+/* AVX2 + FMA, float32 and float64: CE_VM_X(op) is _mm256_<op>_ps / _mm256_<op>_pd; masks are
+ * vectors with all bits of a lane set */
+#elif CE_VM == CE_VM_AVX2_F32 || CE_VM == CE_VM_AVX2_F64
+#if CE_VM == CE_VM_AVX2_F32
 #define VM_W 8
 #define VM_SUF avx2_f32
 #define VM_IS_F64 0
@@ -219,50 +172,43 @@ typedef __m256 ce_vm_m_avx2_f32;
 #define vm_t ce_vm_t_avx2_f32
 #define vm_m ce_vm_m_avx2_f32
 #define vm_s float
-#define vm_set1(a) _mm256_set1_ps(a)
-#define vm_zero() _mm256_setzero_ps()
-#define vm_load(p) _mm256_loadu_ps(p)
-#define vm_store(p, v) _mm256_storeu_ps(p, v)
-#define vm_add _mm256_add_ps
-#define vm_sub _mm256_sub_ps
-#define vm_mul _mm256_mul_ps
-#define vm_div _mm256_div_ps
-#define vm_fmadd _mm256_fmadd_ps
-#define vm_fnmadd _mm256_fnmadd_ps
-#define vm_fmsub _mm256_fmsub_ps
-#define vm_min _mm256_min_ps
-#define vm_max _mm256_max_ps
-#define vm_sqrt _mm256_sqrt_ps
-#define vm_abs(a) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)
-#define vm_round(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define vm_floor(a) _mm256_round_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
-#define vm_lt(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
-#define vm_le(a, b) _mm256_cmp_ps(a, b, _CMP_LE_OQ)
-#define vm_gt(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
-#define vm_ge(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
-#define vm_sel(m, t, f) _mm256_blendv_ps(f, t, m)
-#define vm_and _mm256_and_ps
-#define vm_or _mm256_or_ps
-#define vm_andnot _mm256_andnot_ps
-#define vm_mand _mm256_and_ps
-#define vm_mor _mm256_or_ps
-#define vm_unord(a, b) _mm256_cmp_ps(a, b, _CMP_UNORD_Q)
-#define vm_any(m) (_mm256_movemask_ps(m) != 0)
-#define vm_signbit() _mm256_set1_ps(-0.0f)
+#define CE_VM_X(op) _mm256_##op##_ps
+#else
+#define VM_W 4
+#define VM_SUF avx2_f64
+#define VM_IS_F64 1
+typedef __m256d ce_vm_t_avx2_f64;
+typedef __m256d ce_vm_m_avx2_f64;
+#define vm_t ce_vm_t_avx2_f64
+#define vm_m ce_vm_m_avx2_f64
+#define vm_s double
+#define CE_VM_X(op) _mm256_##op##_pd
+#endif
+#define vm_abs(a) CE_VM_X(andnot)(CE_VM_X(set1)((vm_s)-0.0), a)
+#define vm_round(a) CE_VM_X(round)(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vm_floor(a) CE_VM_X(round)(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define vm_lt(a, b) CE_VM_X(cmp)(a, b, _CMP_LT_OQ)
+#define vm_le(a, b) CE_VM_X(cmp)(a, b, _CMP_LE_OQ)
+#define vm_gt(a, b) CE_VM_X(cmp)(a, b, _CMP_GT_OQ)
+#define vm_ge(a, b) CE_VM_X(cmp)(a, b, _CMP_GE_OQ)
+#define vm_sel(m, t, f) CE_VM_X(blendv)(f, t, m)
+#define vm_mand CE_VM_X(and)
+#define vm_mor CE_VM_X(or)
+#define vm_unord(a, b) CE_VM_X(cmp)(a, b, _CMP_UNORD_Q)
+#define vm_any(m) (CE_VM_X(movemask)(m) != 0)
+#ifndef CE_VMATH_HSUM4D
+#define CE_VMATH_HSUM4D
+/* sum of the 4 doubles of an AVX register (the f64 vm_hsum and the f32 double accumulator) */
+static inline double ce_vm_hsum4d(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+#endif
+#if CE_VM == CE_VM_AVX2_F32
 static inline __m256i ce_vm_tail_avx2_f32(int64_t r) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-static inline __m256 ce_vm_load_part_avx2_f32(const float *p, int64_t r) {
-    return _mm256_maskload_ps(p, ce_vm_tail_avx2_f32(r));
-}
-static inline __m256 ce_vm_load_part_fill_avx2_f32(const float *p, int64_t r, float fill) {
-    __m256i m = ce_vm_tail_avx2_f32(r);
-    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
-}
-static inline void ce_vm_store_part_avx2_f32(float *p, int64_t r, __m256 v) {
-    _mm256_maskstore_ps(p, ce_vm_tail_avx2_f32(r), v);
-}
-#define vm_stream(p, v) _mm256_stream_ps(p, v)
 static inline float ce_vm_hsum_avx2_f32(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -285,66 +231,11 @@ static inline __m256 ce_vm_ldexp_avx2_f32(__m256 p, __m256 n) {
     __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, b), 23));
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
-
-/* ------------------------------------------------------------------------------------------ */
-#elif CE_VM == CE_VM_AVX2_F64
-#define VM_W 4
-#define VM_SUF avx2_f64
-#define VM_IS_F64 1
-typedef __m256d ce_vm_t_avx2_f64;
-typedef __m256d ce_vm_m_avx2_f64;
-#define vm_t ce_vm_t_avx2_f64
-#define vm_m ce_vm_m_avx2_f64
-#define vm_s double
-#define vm_set1(a) _mm256_set1_pd(a)
-#define vm_zero() _mm256_setzero_pd()
-#define vm_load(p) _mm256_loadu_pd(p)
-#define vm_store(p, v) _mm256_storeu_pd(p, v)
-#define vm_add _mm256_add_pd
-#define vm_sub _mm256_sub_pd
-#define vm_mul _mm256_mul_pd
-#define vm_div _mm256_div_pd
-#define vm_fmadd _mm256_fmadd_pd
-#define vm_fnmadd _mm256_fnmadd_pd
-#define vm_fmsub _mm256_fmsub_pd
-#define vm_min _mm256_min_pd
-#define vm_max _mm256_max_pd
-#define vm_sqrt _mm256_sqrt_pd
-#define vm_abs(a) _mm256_andnot_pd(_mm256_set1_pd(-0.0), a)
-#define vm_round(a) _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define vm_floor(a) _mm256_round_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
-#define vm_lt(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
-#define vm_le(a, b) _mm256_cmp_pd(a, b, _CMP_LE_OQ)
-#define vm_gt(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
-#define vm_ge(a, b) _mm256_cmp_pd(a, b, _CMP_GE_OQ)
-#define vm_sel(m, t, f) _mm256_blendv_pd(f, t, m)
-#define vm_and _mm256_and_pd
-#define vm_or _mm256_or_pd
-#define vm_andnot _mm256_andnot_pd
-#define vm_mand _mm256_and_pd
-#define vm_mor _mm256_or_pd
-#define vm_unord(a, b) _mm256_cmp_pd(a, b, _CMP_UNORD_Q)
-#define vm_any(m) (_mm256_movemask_pd(m) != 0)
-#define vm_signbit() _mm256_set1_pd(-0.0)
+#else
 static inline __m256i ce_vm_tail_avx2_f64(int64_t r) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 1, 2, 3));
 }
-static inline __m256d ce_vm_load_part_avx2_f64(const double *p, int64_t r) {
-    return _mm256_maskload_pd(p, ce_vm_tail_avx2_f64(r));
-}
-static inline __m256d ce_vm_load_part_fill_avx2_f64(const double *p, int64_t r, double fill) {
-    __m256i m = ce_vm_tail_avx2_f64(r);
-    return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
-}
-static inline void ce_vm_store_part_avx2_f64(double *p, int64_t r, __m256d v) {
-    _mm256_maskstore_pd(p, ce_vm_tail_avx2_f64(r), v);
-}
-#define vm_stream(p, v) _mm256_stream_pd(p, v)
-static inline double ce_vm_hsum_avx2_f64(__m256d v) {
-    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
-    return _mm_cvtsd_f64(s);
-}
+static inline double ce_vm_hsum_avx2_f64(__m256d v) { return ce_vm_hsum4d(v); }
 static inline double ce_vm_hmax_avx2_f64(__m256d v) {
     __m128d s = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     s = _mm_max_sd(s, _mm_unpackhi_pd(s, s));
@@ -361,6 +252,17 @@ static inline __m256d ce_vm_ldexp_avx2_f64(__m256d p, __m256d n) {
     __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k1, b), 52));
     __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k2, b), 52));
     return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
+}
+#endif
+static inline vm_t CE_VM_CAT3(ce_vm, load_part, VM_SUF)(const vm_s *p, int64_t r) {
+    return CE_VM_X(maskload)(p, CE_VM_CAT3(ce_vm, tail, VM_SUF)(r));
+}
+static inline vm_t CE_VM_CAT3(ce_vm, load_part_fill, VM_SUF)(const vm_s *p, int64_t r, vm_s fill) {
+    __m256i m = CE_VM_CAT3(ce_vm, tail, VM_SUF)(r);
+    return CE_VM_X(blendv)(CE_VM_X(set1)(fill), CE_VM_X(maskload)(p, m), CE_VM_X(castsi256)(m));
+}
+static inline void CE_VM_CAT3(ce_vm, store_part, VM_SUF)(vm_s *p, int64_t r, vm_t v) {
+    CE_VM_X(maskstore)(p, CE_VM_CAT3(ce_vm, tail, VM_SUF)(r), v);
 }
 /* ------------------------------------------------------------------------------------------ */
 #elif CE_VM == CE_VM_SCALAR_F32 || CE_VM == CE_VM_SCALAR_F64
@@ -416,8 +318,29 @@ static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_s v) { return v; }
 #else
 #error "unknown CE_VM"
 #endif
+#if CE_VM != CE_VM_SCALAR_F32 && CE_VM != CE_VM_SCALAR_F64
+/* the operations AVX-512 and AVX2 name alike (CE_VM_X(op): this pair's intrinsic for op) */
+#define vm_set1(a) CE_VM_X(set1)(a)
+#define vm_zero() CE_VM_X(setzero)()
+#define vm_load(p) CE_VM_X(loadu)(p)
+#define vm_store(p, v) CE_VM_X(storeu)(p, v)
+#define vm_add CE_VM_X(add)
+#define vm_sub CE_VM_X(sub)
+#define vm_mul CE_VM_X(mul)
+#define vm_div CE_VM_X(div)
+#define vm_fmadd CE_VM_X(fmadd)
+#define vm_fnmadd CE_VM_X(fnmadd)
+#define vm_fmsub CE_VM_X(fmsub)
+#define vm_min CE_VM_X(min)
+#define vm_max CE_VM_X(max)
+#define vm_sqrt CE_VM_X(sqrt)
+#define vm_and CE_VM_X(and)
+#define vm_or CE_VM_X(or)
+#define vm_andnot CE_VM_X(andnot)
+#define vm_signbit() CE_VM_X(set1)((vm_s)-0.0)
+#define vm_stream(p, v) CE_VM_X(stream)(p, v)
+#endif
 
-#define VM_FN(name) CE_VM_CAT3(ce, name, VM_SUF)
 #undef vm_slog
 #if VM_IS_F64
 #define vm_slog(s) log(s)   /* scalar log in the pair's precision */
@@ -454,65 +377,57 @@ static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_s v) { return v; }
 #else
 #define vm_dacc_t double
 #endif
-#if CE_VM == CE_VM_AVX512_F32 && !defined(CE_VMATH_DACC_3)
+#undef CE_VM_D
+#undef CE_VM_LO
+#undef CE_VM_HI
+#undef CE_VM_DHSUM
+#if (CE_VM == CE_VM_AVX512_F32 && !defined(CE_VMATH_DACC_3)) || \
+    (CE_VM == CE_VM_AVX2_F32 && !defined(CE_VMATH_DACC_1))
+/* float32 vectors: two double vectors, one for each half of the lanes. CE_VM_D(op) is the
+ * double intrinsic of the same width, CE_VM_LO/HI the halves of a float vector */
+#if CE_VM == CE_VM_AVX512_F32
 #define CE_VMATH_DACC_3
 typedef struct { __m512d lo, hi; } ce_vm_dacc_avx512_f32;
-static inline vm_dacc_t vm_dacc_zero(void) {
-    vm_dacc_t a = {_mm512_setzero_pd(), _mm512_setzero_pd()};
-    return a;
-}
-static inline vm_dacc_t vm_dacc_sq(vm_dacc_t a, __m512 v) {
-    __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-    __m512d d1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
-    a.lo = _mm512_fmadd_pd(d0, d0, a.lo);
-    a.hi = _mm512_fmadd_pd(d1, d1, a.hi);
-    return a;
-}
-static inline vm_dacc_t vm_dacc_add(vm_dacc_t a, vm_dacc_t b) {
-    a.lo = _mm512_add_pd(a.lo, b.lo);
-    a.hi = _mm512_add_pd(a.hi, b.hi);
-    return a;
-}
-static inline double vm_dacc_hsum(vm_dacc_t a) { return _mm512_reduce_add_pd(_mm512_add_pd(a.lo, a.hi)); }
-#elif CE_VM == CE_VM_AVX512_F64 && !defined(CE_VMATH_DACC_4)
-#define CE_VMATH_DACC_4
-static inline __m512d vm_dacc_zero(void) { return _mm512_setzero_pd(); }
-static inline __m512d vm_dacc_sq(__m512d a, __m512d v) { return _mm512_fmadd_pd(v, v, a); }
-static inline __m512d vm_dacc_add(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
-static inline double vm_dacc_hsum(__m512d a) { return _mm512_reduce_add_pd(a); }
-#elif (CE_VM == CE_VM_AVX2_F32 && !defined(CE_VMATH_DACC_1)) || \
-    (CE_VM == CE_VM_AVX2_F64 && !defined(CE_VMATH_DACC_2))
-static inline double VM_FN(vm_dacc_hsum4)(__m256d a) {
-    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-}
-#if CE_VM == CE_VM_AVX2_F32
+#define CE_VM_D(op) _mm512_##op##_pd
+#define CE_VM_LO(v) _mm512_castps512_ps256(v)
+#define CE_VM_HI(v) _mm512_extractf32x8_ps(v, 1)
+#define CE_VM_DHSUM(d) _mm512_reduce_add_pd(d)
+#else
 #define CE_VMATH_DACC_1
 typedef struct { __m256d lo, hi; } ce_vm_dacc_avx2_f32;
+#define CE_VM_D(op) _mm256_##op##_pd
+#define CE_VM_LO(v) _mm256_castps256_ps128(v)
+#define CE_VM_HI(v) _mm256_extractf128_ps(v, 1)
+#define CE_VM_DHSUM(d) ce_vm_hsum4d(d)
+#endif
 static inline vm_dacc_t vm_dacc_zero(void) {
-    vm_dacc_t a = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+    vm_dacc_t a = {CE_VM_D(setzero)(), CE_VM_D(setzero)()};
     return a;
 }
-static inline vm_dacc_t vm_dacc_sq(vm_dacc_t a, __m256 v) {
-    __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
-    __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-    a.lo = _mm256_fmadd_pd(d0, d0, a.lo);
-    a.hi = _mm256_fmadd_pd(d1, d1, a.hi);
+static inline vm_dacc_t vm_dacc_sq(vm_dacc_t a, vm_t v) {
+    vm_dacc_t d = {CE_VM_D(cvtps)(CE_VM_LO(v)), CE_VM_D(cvtps)(CE_VM_HI(v))};
+    a.lo = CE_VM_D(fmadd)(d.lo, d.lo, a.lo);
+    a.hi = CE_VM_D(fmadd)(d.hi, d.hi, a.hi);
     return a;
 }
 static inline vm_dacc_t vm_dacc_add(vm_dacc_t a, vm_dacc_t b) {
-    a.lo = _mm256_add_pd(a.lo, b.lo);
-    a.hi = _mm256_add_pd(a.hi, b.hi);
+    a.lo = CE_VM_D(add)(a.lo, b.lo);
+    a.hi = CE_VM_D(add)(a.hi, b.hi);
     return a;
 }
-static inline double vm_dacc_hsum(vm_dacc_t a) { return VM_FN(vm_dacc_hsum4)(_mm256_add_pd(a.lo, a.hi)); }
+static inline double vm_dacc_hsum(vm_dacc_t a) { return CE_VM_DHSUM(CE_VM_D(add)(a.lo, a.hi)); }
+#elif (CE_VM == CE_VM_AVX512_F64 && !defined(CE_VMATH_DACC_4)) || \
+    (CE_VM == CE_VM_AVX2_F64 && !defined(CE_VMATH_DACC_2))
+/* float64 vectors accumulate in themselves */
+#if CE_VM == CE_VM_AVX512_F64
+#define CE_VMATH_DACC_4
 #else
 #define CE_VMATH_DACC_2
-static inline __m256d vm_dacc_zero(void) { return _mm256_setzero_pd(); }
-static inline __m256d vm_dacc_sq(__m256d a, __m256d v) { return _mm256_fmadd_pd(v, v, a); }
-static inline __m256d vm_dacc_add(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
-static inline double vm_dacc_hsum(__m256d a) { return VM_FN(vm_dacc_hsum4)(a); }
 #endif
+static inline vm_t vm_dacc_zero(void) { return vm_zero(); }
+static inline vm_t vm_dacc_sq(vm_t a, vm_t v) { return vm_fmadd(v, v, a); }
+static inline vm_t vm_dacc_add(vm_t a, vm_t b) { return vm_add(a, b); }
+static inline double vm_dacc_hsum(vm_t a) { return vm_hsum(a); }
 #elif (CE_VM == CE_VM_SCALAR_F32 && !defined(CE_VMATH_DACC_5)) || \
     (CE_VM == CE_VM_SCALAR_F64 && !defined(CE_VMATH_DACC_6))
 #if CE_VM == CE_VM_SCALAR_F32
@@ -527,24 +442,24 @@ static inline double vm_dacc_hsum(double a) { return a; }
 #endif
 
 /* ---- math functions (guarded so one pair is defined once per translation unit) ------------ */
-#if CE_VM == CE_VM_SCALAR_F32 && !defined(CE_VMATH_DONE_5)
+#if (CE_VM == CE_VM_SCALAR_F32 && !defined(CE_VMATH_DONE_5)) || \
+    (CE_VM == CE_VM_SCALAR_F64 && !defined(CE_VMATH_DONE_6))
+/* the scalar pairs map to libm: CE_VM_LIBM(exp) is expf or exp */
+#undef CE_VM_LIBM
+#if CE_VM == CE_VM_SCALAR_F32
 #define CE_VMATH_DONE_5
-static inline float ce_vexp_scalar_f32(float x) { return expf(x); }
-static inline float ce_vtanh_scalar_f32(float x) { return tanhf(x); }
-static inline float ce_vsigmoid_scalar_f32(float x) {
-    float e = expf(-fabsf(x)), r = 1.0f / (1.0f + e);
-    return x >= 0 ? r : e * r;
-}
-static inline float ce_vlog1p01_scalar_f32(float u) { return log1pf(u); }
-#elif CE_VM == CE_VM_SCALAR_F64 && !defined(CE_VMATH_DONE_6)
+#define CE_VM_LIBM(fn) fn##f
+#else
 #define CE_VMATH_DONE_6
-static inline double ce_vexp_scalar_f64(double x) { return exp(x); }
-static inline double ce_vtanh_scalar_f64(double x) { return tanh(x); }
-static inline double ce_vsigmoid_scalar_f64(double x) {
-    double e = exp(-fabs(x)), r = 1.0 / (1.0 + e);
+#define CE_VM_LIBM(fn) fn
+#endif
+static inline vm_s VM_FN(vexp)(vm_s x) { return CE_VM_LIBM(exp)(x); }
+static inline vm_s VM_FN(vtanh)(vm_s x) { return CE_VM_LIBM(tanh)(x); }
+static inline vm_s VM_FN(vsigmoid)(vm_s x) {
+    vm_s e = CE_VM_LIBM(exp)(-CE_VM_LIBM(fabs)(x)), r = (vm_s)1 / ((vm_s)1 + e);
     return x >= 0 ? r : e * r;
 }
-static inline double ce_vlog1p01_scalar_f64(double u) { return log1p(u); }
+static inline vm_s VM_FN(vlog1p01)(vm_s u) { return CE_VM_LIBM(log1p)(u); }
 #elif (CE_VM == CE_VM_AVX512_F32 && !defined(CE_VMATH_DONE_3)) || \
     (CE_VM == CE_VM_AVX512_F64 && !defined(CE_VMATH_DONE_4)) || \
     (CE_VM == CE_VM_AVX2_F32 && !defined(CE_VMATH_DONE_1)) || \
@@ -637,15 +552,21 @@ static inline vm_t VM_FN(vtanh)(vm_t x) {
     return vm_sel(vm_lt(a, vm_set1((vm_s)0.625)), small, vm_or(big, sgn));
 }
 
-/* log1p(u) for u in [0, 1]: w = 1+u = 2^k * m with k in {0,1}, m in [1/sqrt2, sqrt2],
- * log m = 2 atanh(s), s = (m-1)/(m+1) (series in s^2 <= 0.0295), plus the rounding
- * correction (u - (w-1))/w. */
-static inline vm_t VM_FN(vlog1p01)(vm_t u) {
+/* log(m) for m in [1/sqrt2, sqrt2]: 2 atanh(s), s = (m-1)/(m+1), by its series in s^2 <= 0.0295
+ * (f32 to s^9: truncation ~2e-9 relative; f64 to s^19). Callers add k*log(2) as
+ * k*VM_LN2HI + k*VM_LN2LO (Cody-Waite split). The core of vlog1p01 here and of the CTC
+ * kernels' log (ctc_tmpl.h). */
+#undef VM_LN2HI
+#undef VM_LN2LO
+#if VM_IS_F64
+#define VM_LN2HI 6.93147180369123816490e-01
+#define VM_LN2LO 1.90821492927058770002e-10
+#else
+#define VM_LN2HI 0.693359375f
+#define VM_LN2LO -2.12194440e-4f
+#endif
+static inline vm_t VM_FN(vlog_core)(vm_t m) {
     vm_t one = vm_set1((vm_s)1);
-    vm_t w = vm_add(one, u);
-    vm_m big = vm_gt(w, vm_set1((vm_s)1.41421356237309504880));
-    vm_t m = vm_sel(big, vm_mul(w, vm_set1((vm_s)0.5)), w);
-    vm_t k = vm_sel(big, one, vm_zero());
     vm_t s = vm_div(vm_sub(m, one), vm_add(m, one));
     vm_t s2 = vm_mul(s, s);
 #if VM_IS_F64
@@ -655,23 +576,27 @@ static inline vm_t VM_FN(vlog1p01)(vm_t u) {
     p = vm_fmadd(p, s2, vm_set1(1.0 / 13));
     p = vm_fmadd(p, s2, vm_set1(1.0 / 11));
     p = vm_fmadd(p, s2, vm_set1(1.0 / 9));
-    p = vm_fmadd(p, s2, vm_set1(1.0 / 7));
-    p = vm_fmadd(p, s2, vm_set1(1.0 / 5));
-    p = vm_fmadd(p, s2, vm_set1(1.0 / 3));
-    const double ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
 #else
-    vm_t p = vm_set1(1.0f / 11);
-    p = vm_fmadd(p, s2, vm_set1(1.0f / 9));
-    p = vm_fmadd(p, s2, vm_set1(1.0f / 7));
-    p = vm_fmadd(p, s2, vm_set1(1.0f / 5));
-    p = vm_fmadd(p, s2, vm_set1(1.0f / 3));
-    const float ln2hi = 0.693359375f, ln2lo = -2.12194440e-4f;
+    vm_t p = vm_set1(1.0f / 9);
 #endif
+    p = vm_fmadd(p, s2, vm_set1((vm_s)1 / 7));
+    p = vm_fmadd(p, s2, vm_set1((vm_s)1 / 5));
+    p = vm_fmadd(p, s2, vm_set1((vm_s)1 / 3));
     vm_t s2x = vm_add(s, s);
-    vm_t logm = vm_fmadd(vm_mul(s2x, s2), p, s2x);          /* 2s + 2s*s2*p */
+    return vm_fmadd(vm_mul(s2x, s2), p, s2x);               /* 2s + 2s*s2*p */
+}
+
+/* log1p(u) for u in [0, 1]: w = 1+u = 2^k * m with k in {0,1}, m in [1/sqrt2, sqrt2], plus the
+ * rounding correction (u - (w-1))/w. */
+static inline vm_t VM_FN(vlog1p01)(vm_t u) {
+    vm_t one = vm_set1((vm_s)1);
+    vm_t w = vm_add(one, u);
+    vm_m big = vm_gt(w, vm_set1((vm_s)1.41421356237309504880));
+    vm_t m = vm_sel(big, vm_mul(w, vm_set1((vm_s)0.5)), w);
+    vm_t k = vm_sel(big, one, vm_zero());
     vm_t corr = vm_div(vm_sub(u, vm_sub(w, one)), w);
-    vm_t lo = vm_fmadd(k, vm_set1(ln2lo), vm_add(logm, corr));
-    return vm_fmadd(k, vm_set1(ln2hi), lo);
+    vm_t lo = vm_fmadd(k, vm_set1(VM_LN2LO), vm_add(VM_FN(vlog_core)(m), corr));
+    return vm_fmadd(k, vm_set1(VM_LN2HI), lo);
 }
 
 /* erfc(z) for z >= 0 (z may be +inf), z*z = zz_hi + zz_lo exactly.

@@ -1,18 +1,9 @@
 """Smoke run of examples/ctc_phonemes.py (few steps): CTC training lowers the loss and the phoneme
 error rate of greedy and beam decoding falls well below the untrained model's."""
-import importlib.util
-import os
 
 import numpy as np
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _util import load_example as _load
 
 
 def test_ctc_phonemes_smoke(capsys):

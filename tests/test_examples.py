@@ -1,18 +1,9 @@
 """Smoke runs of the examples (few steps): they run end to end and the loss goes down."""
-import importlib.util
-import os
 
 import numpy as np
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _util import load_example as _load
 
 
 def test_train_digits_smoke(tmp_path, capsys):

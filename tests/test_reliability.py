@@ -10,6 +10,7 @@ import pytest
 
 import cengine as ce
 from cengine.autograd import gradcheck, GradcheckError
+from _util import twice_function
 
 
 def D(*vals, rg=True):
@@ -56,15 +57,11 @@ def test_gradcheck_nan_is_a_mismatch():
 def test_gradcheck_non_reentrant_backward():
     calls = [0]
 
-    class Drift(ce.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2
+    def backward(ctx, g):
+        calls[0] += 1
+        return g * (2 + 1e-9 * calls[0])
 
-        @staticmethod
-        def backward(ctx, g):
-            calls[0] += 1
-            return g * (2 + 1e-9 * calls[0])
+    Drift = twice_function("Drift", backward)
 
     x = D(1.0, 2.0)
     with pytest.raises(GradcheckError, match="Backward is not reentrant"):
@@ -74,14 +71,7 @@ def test_gradcheck_non_reentrant_backward():
 
 
 def test_gradcheck_wrong_gradient_shape_and_inputs():
-    class Scalar(ce.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            return g.sum(keepdims=True) * 2
+    Scalar = twice_function("Scalar", lambda ctx, g: g.sum(keepdims=True) * 2)
 
     # the engine rejects the gradient first, as torch's does
     with pytest.raises(RuntimeError, match=r"Function ScalarBackward0 returned an invalid "
@@ -627,23 +617,9 @@ def test_int_then_index_tensor_follows_torch():
 
 
 def test_backward_returning_a_wrong_shape_raises():
-    class Small(ce.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            return g[:1]
-
-    class Big(ce.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            return np.stack([g, g])          # (2, 3): summed down to (3,) as torch does
+    Small = twice_function("Small", lambda ctx, g: g[:1])
+    # (2, 3): summed down to (3,) as torch does
+    Big = twice_function("Big", lambda ctx, g: np.stack([g, g]))
 
     x = ce.ones(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="SmallBackward0 returned an invalid gradient at "

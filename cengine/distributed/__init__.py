@@ -194,6 +194,20 @@ def _bump(t):
     t._version[0] += 1
 
 
+def _written_back(t, a, buf, back):
+    """a collective's result in buf lands in t (its array a; copied when buf is _buf's copy)"""
+    if back:
+        a[...] = buf
+    _bump(t)
+
+
+def _reduced_back(t, a, buf, back, op, n):
+    """_written_back for a reduction over n ranks: ReduceOp.AVG divides the sum by n first"""
+    if op is ReduceOp.AVG:
+        np.multiply(buf, 1.0 / n, out=buf, casting="unsafe")
+    _written_back(t, a, buf, back)
+
+
 _MPI_OPS = None
 
 
@@ -359,11 +373,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     n = comm.Get_size()
 
     def finish():
-        if op is ReduceOp.AVG:
-            np.multiply(buf, 1.0 / n, out=buf, casting="unsafe")
-        if back:
-            a[...] = buf
-        _bump(tensor)
+        _reduced_back(tensor, a, buf, back, op, n)
     return _run(lambda: comm.Iallreduce(IN, buf, mop), lambda: comm.Allreduce(IN, buf, mop),
                 finish, async_op)
 
@@ -388,11 +398,7 @@ def reduce(tensor, dst=0, op=ReduceOp.SUM, group=None, async_op=False):
 
     def finish():
         if root:
-            if op is ReduceOp.AVG:
-                np.multiply(buf, 1.0 / comm.Get_size(), out=buf, casting="unsafe")
-            if back:
-                a[...] = buf
-            _bump(tensor)
+            _reduced_back(tensor, a, buf, back, op, comm.Get_size())
     return _run(lambda: comm.Ireduce(send, recv, mop, root=dst),
                 lambda: comm.Reduce(send, recv, mop, root=dst), finish, async_op)
 
@@ -409,9 +415,7 @@ def broadcast(tensor, src=0, group=None, async_op=False):
     buf, back = _buf(a)
 
     def finish():
-        if back:
-            a[...] = buf
-        _bump(tensor)
+        _written_back(tensor, a, buf, back)
     return _run(lambda: comm.Ibcast(buf, root=src), lambda: comm.Bcast(buf, root=src), finish,
                 async_op)
 
@@ -462,9 +466,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     buf, back = _buf(o)
 
     def finish():
-        if back:
-            o[...] = buf.reshape(o.shape)
-        _bump(output_tensor)
+        _written_back(output_tensor, o, buf.reshape(o.shape), back)
     return _run(lambda: comm.Iallgather(src, buf), lambda: comm.Allgather(src, buf), finish,
                 async_op)
 
@@ -491,11 +493,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     buf, back = _buf(o)
 
     def finish():
-        if op is ReduceOp.AVG:
-            np.multiply(buf, 1.0 / n, out=buf, casting="unsafe")
-        if back:
-            o[...] = buf
-        _bump(output)
+        _reduced_back(output, o, buf, back, op, n)
     return _run(lambda: comm.Ireduce_scatter_block(src, buf, mop),
                 lambda: comm.Reduce_scatter_block(src, buf, mop), finish, async_op)
 

@@ -17,25 +17,35 @@ def _shape(normalized_shape):
     return tuple(int(s) for s in normalized_shape)
 
 
+def _last_dims_init(m, normalized_shape, eps, elementwise_affine, dtype, bias):
+    """LayerNorm / RMSNorm attributes: weight (ones) and, unless bias is None (RMSNorm has
+    none), bias (zeros; None when bias is False), registered as torch does"""
+    m.normalized_shape = _shape(normalized_shape)
+    m.eps = eps
+    m.elementwise_affine = elementwise_affine
+    dtype = _dt.get_default_dtype() if dtype is None else dtype
+    if elementwise_affine:
+        m.weight = Parameter(ones(*m.normalized_shape, dtype=dtype))
+    else:
+        m.register_parameter("weight", None)
+    if bias is not None:
+        if elementwise_affine and bias:
+            m.bias = Parameter(zeros(*m.normalized_shape, dtype=dtype))
+        else:
+            m.register_parameter("bias", None)
+
+
+def _last_dims_repr(m):
+    return "%s, eps=%s, elementwise_affine=%s" % (m.normalized_shape, m.eps, m.elementwise_affine)
+
+
 class LayerNorm(Module):
     """Normalise over the last dims (normalized_shape); affine weight=1, bias=0 by default."""
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  device=None, dtype=None):
         super().__init__()
-        self.normalized_shape = _shape(normalized_shape)
-        self.eps = eps
-        self.elementwise_affine = elementwise_affine
-        dtype = _dt.get_default_dtype() if dtype is None else dtype
-        if elementwise_affine:
-            self.weight = Parameter(ones(*self.normalized_shape, dtype=dtype))
-            if bias:
-                self.bias = Parameter(zeros(*self.normalized_shape, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _last_dims_init(self, normalized_shape, eps, elementwise_affine, dtype, bias)
 
     def reset_parameters(self):
         if self.elementwise_affine:
@@ -46,9 +56,7 @@ class LayerNorm(Module):
     def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
-        return "%s, eps=%s, elementwise_affine=%s" % (self.normalized_shape, self.eps,
-                                                      self.elementwise_affine)
+    extra_repr = _last_dims_repr
 
 
 class RMSNorm(Module):
@@ -57,14 +65,7 @@ class RMSNorm(Module):
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None,
                  dtype=None):
         super().__init__()
-        self.normalized_shape = _shape(normalized_shape)
-        self.eps = eps
-        self.elementwise_affine = elementwise_affine
-        dtype = _dt.get_default_dtype() if dtype is None else dtype
-        if elementwise_affine:
-            self.weight = Parameter(ones(*self.normalized_shape, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
+        _last_dims_init(self, normalized_shape, eps, elementwise_affine, dtype, None)
 
     def reset_parameters(self):
         if self.elementwise_affine:
@@ -73,9 +74,7 @@ class RMSNorm(Module):
     def forward(self, input):
         return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
 
-    def extra_repr(self):
-        return "%s, eps=%s, elementwise_affine=%s" % (self.normalized_shape, self.eps,
-                                                      self.elementwise_affine)
+    extra_repr = _last_dims_repr
 
 
 class BatchNorm1d(Module):

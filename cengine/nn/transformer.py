@@ -193,6 +193,34 @@ def _self_attention(layer, x, attn_mask, key_padding_mask, is_causal):
     return layer.dropout1(x)
 
 
+def _layer_modules(layer, cross, d_model, nhead, dim_feedforward, dropout, activation,
+                   layer_norm_eps, batch_first, norm_first, bias, dtype):
+    """the sub-modules of an encoder layer (cross False) or a decoder layer (cross True: the
+    cross-attention, norm3 and dropout3 too), registered in torch's order so state_dict keys
+    match"""
+    def attn():
+        return MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                  batch_first=batch_first, dtype=dtype)
+
+    def norm():
+        return LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
+
+    layer.self_attn = attn()
+    if cross:
+        layer.multihead_attn = attn()
+    layer.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+    layer.dropout = Dropout(dropout)
+    layer.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+    layer.norm_first = norm_first
+    layer.norm1, layer.norm2 = norm(), norm()
+    if cross:
+        layer.norm3 = norm()
+    layer.dropout1, layer.dropout2 = Dropout(dropout), Dropout(dropout)
+    if cross:
+        layer.dropout3 = Dropout(dropout)
+    layer.activation = _activation(activation)
+
+
 class TransformerEncoderLayer(Module):
     """Self-attention + feed-forward block with residuals and LayerNorm (post-norm by default,
     norm_first=True for pre-norm), torch's parameter names and defaults."""
@@ -201,17 +229,8 @@ class TransformerEncoderLayer(Module):
                  layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True,
                  device=None, dtype=None):
         super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.activation = _activation(activation)
+        _layer_modules(self, False, d_model, nhead, dim_feedforward, dropout, activation,
+                       layer_norm_eps, batch_first, norm_first, bias, dtype)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
         return _self_attention(self, x, attn_mask, key_padding_mask, is_causal)
@@ -272,21 +291,8 @@ class TransformerDecoderLayer(Module):
                  layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True,
                  device=None, dtype=None):
         super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, dtype=dtype)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                                 batch_first=batch_first, dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation(activation)
+        _layer_modules(self, True, d_model, nhead, dim_feedforward, dropout, activation,
+                       layer_norm_eps, batch_first, norm_first, bias, dtype)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
         return _self_attention(self, x, attn_mask, key_padding_mask, is_causal)

@@ -88,34 +88,41 @@ def cast(t, np_dtype):
 
 
 # ---------------------------------------------------------------------------- arithmetic
+def _add_sub_forward(ctx, name, op, a, b, alpha):
+    """a + alpha * b (op np.add) or a - alpha * b (np.subtract)"""
+    ctx.sa, ctx.sb, ctx.alpha = _shape(a), _shape(b), alpha
+    return _arith(name, op, a, b) if alpha == 1 else op(a, b * alpha)
+
+
+def _add_sub_backward(ctx, g, sign):
+    """gradients of a (+ or -, by sign) alpha * b"""
+    n = ctx.needs_input_grad
+    ga = unbroadcast(g, ctx.sa) if n[0] else None
+    gb = None
+    if n[1]:
+        gb = unbroadcast((g if sign > 0 else -g) if ctx.alpha == 1 else g * (sign * ctx.alpha),
+                         ctx.sb)
+    return ga, gb, None
+
+
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.sa, ctx.sb, ctx.alpha = _shape(a), _shape(b), alpha
-        return _arith("add", np.add, a, b) if alpha == 1 else np.add(a, b * alpha)
+        return _add_sub_forward(ctx, "add", np.add, a, b, alpha)
 
     @staticmethod
     def backward(ctx, g):
-        n = ctx.needs_input_grad
-        ga = unbroadcast(g, ctx.sa) if n[0] else None
-        gb = None
-        if n[1]:
-            gb = unbroadcast(g if ctx.alpha == 1 else g * ctx.alpha, ctx.sb)
-        return ga, gb, None
+        return _add_sub_backward(ctx, g, 1)
 
 
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.sa, ctx.sb, ctx.alpha = _shape(a), _shape(b), alpha
-        return _arith("sub", np.subtract, a, b) if alpha == 1 else np.subtract(a, b * alpha)
+        return _add_sub_forward(ctx, "sub", np.subtract, a, b, alpha)
 
     @staticmethod
     def backward(ctx, g):
-        n = ctx.needs_input_grad
-        ga = unbroadcast(g, ctx.sa) if n[0] else None
-        gb = unbroadcast(-g if ctx.alpha == 1 else g * -ctx.alpha, ctx.sb) if n[1] else None
-        return ga, gb, None
+        return _add_sub_backward(ctx, g, -1)
 
 
 class Mul(Function):

@@ -265,22 +265,30 @@ def matmul(input, other, *, out=None):
     return write_out(_apply_matmul(a, b), out, "matmul")
 
 
+def _product(name, input, mat2, out, nd, nd_msgs, fits, mismatch):
+    """mm / bmm after the operand checks: each operand nd-D (else RuntimeError nd_msgs[0] /
+    nd_msgs[1]), fits(sa, sb) on the shapes (else RuntimeError mismatch.format(sa, sb)), one
+    dtype; the product, written to out."""
+    if input._data.ndim != nd:
+        raise RuntimeError(nd_msgs[0])
+    if mat2._data.ndim != nd:
+        raise RuntimeError(nd_msgs[1])
+    sa, sb = input._data.shape, mat2._data.shape
+    if not fits(sa, sb):
+        raise RuntimeError(mismatch.format(sa, sb))
+    _same_dtype(input, mat2)
+    return write_out(_apply_matmul(input, mat2), out, name)
+
+
 def mm(input, mat2, *, out=None):
     """(n, m) @ (m, p) -> (n, p); both operands must be 2-D."""
     if _am._tls.lowp is not None:
         input, mat2 = _am.cast_lowp(input), _am.cast_lowp(mat2)
     _check(input, "mm.input")
     _check(mat2, "mm.mat2")
-    if input._data.ndim != 2:
-        raise RuntimeError("self must be a matrix")
-    if mat2._data.ndim != 2:
-        raise RuntimeError("mat2 must be a matrix")
-    sa, sb = input._data.shape, mat2._data.shape
-    if sa[1] != sb[0]:
-        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (%dx%d and %dx%d)"
-                           % (sa[0], sa[1], sb[0], sb[1]))
-    _same_dtype(input, mat2)
-    return write_out(_apply_matmul(input, mat2), out, "mm")
+    return _product("mm", input, mat2, out, 2, ("self must be a matrix", "mat2 must be a matrix"),
+                    lambda sa, sb: sa[1] == sb[0],
+                    "mat1 and mat2 shapes cannot be multiplied ({0[0]}x{0[1]} and {1[0]}x{1[1]})")
 
 
 def bmm(input, mat2, *, out=None):
@@ -289,16 +297,11 @@ def bmm(input, mat2, *, out=None):
         input, mat2 = _am.cast_lowp(input), _am.cast_lowp(mat2)
     _check(input, "bmm.input")
     _check(mat2, "bmm.mat2")
-    if input._data.ndim != 3:
-        raise RuntimeError("batch1 must be a 3D tensor")
-    if mat2._data.ndim != 3:
-        raise RuntimeError("batch2 must be a 3D tensor")
-    sa, sb = input._data.shape, mat2._data.shape
-    if sb[0] != sa[0] or sb[1] != sa[2]:
-        raise RuntimeError("Expected size for first two dimensions of batch2 tensor to be: "
-                           "[%d, %d] but got: [%d, %d]." % (sa[0], sa[2], sb[0], sb[1]))
-    _same_dtype(input, mat2)
-    return write_out(_apply_matmul(input, mat2), out, "bmm")
+    return _product("bmm", input, mat2, out, 3,
+                    ("batch1 must be a 3D tensor", "batch2 must be a 3D tensor"),
+                    lambda sa, sb: sb[0] == sa[0] and sb[1] == sa[2],
+                    "Expected size for first two dimensions of batch2 tensor to be: "
+                    "[{0[0]}, {0[2]}] but got: [{1[0]}, {1[1]}].")
 
 
 def mv(input, vec, *, out=None):

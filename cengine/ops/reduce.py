@@ -304,49 +304,41 @@ def _var_grad(g, x, m, dof, all_reduce):
         return c * g * (x - m)
 
 
+def _var_std_forward(ctx, name, x, dims, correction, keepdim):
+    """var (name "var") or std ("std") of x over dims; saves what both backwards use"""
+    n = _count(x.shape, dims)
+    _dof_warning(name, n - correction)
+    m, v, s = _moments(x, dims, n, correction)
+    with np.errstate(over="ignore"):
+        y = (v * (s * s) if name == "var" else np.sqrt(v) * s).astype(x.dtype)
+    ctx.save_for_backward(x)
+    ctx.y, ctx.m, ctx.dof, ctx.std = y, m, n - correction, name == "std"
+    ctx.dims, ctx.keepdim, ctx.all = dims, keepdim, dims is None or x.ndim == 0
+    return _squeeze(y, dims, keepdim)
+
+
 class Var(Function):
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
-        n = _count(x.shape, dims)
-        _dof_warning("var", n - correction)
-        m, v, s = _moments(x, dims, n, correction)
-        with np.errstate(over="ignore"):
-            y = (v * (s * s)).astype(x.dtype)
-        ctx.save_for_backward(x)
-        ctx.m, ctx.dof = m, n - correction
-        ctx.dims, ctx.keepdim, ctx.all = dims, keepdim, dims is None or x.ndim == 0
-        return _squeeze(y, dims, keepdim)
+        return _var_std_forward(ctx, "var", x, dims, correction, keepdim)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         g = _expand_back(g, x.shape, ctx.dims, ctx.keepdim)
+        if ctx.std:   # d std = d var / (2 std); torch: no gradient through std == 0
+            with np.errstate(all="ignore"):
+                g = np.where(ctx.y == 0, 0, g / (2 * ctx.y))
         return (_var_grad(g, x, ctx.m, ctx.dof, ctx.all).astype(x.dtype, copy=False),
                 None, None, None)
 
 
-class Std(Function):
-    @staticmethod
-    def forward(ctx, x, dims, correction, keepdim):
-        n = _count(x.shape, dims)
-        _dof_warning("std", n - correction)
-        m, v, s = _moments(x, dims, n, correction)
-        with np.errstate(over="ignore"):
-            y = (np.sqrt(v) * s).astype(x.dtype)
-        ctx.save_for_backward(x)
-        ctx.y, ctx.m, ctx.dof = y, m, n - correction
-        ctx.dims, ctx.keepdim, ctx.all = dims, keepdim, dims is None or x.ndim == 0
-        return _squeeze(y, dims, keepdim)
+class Std(Var):
+    """std = sqrt(var): Var's backward through the chain rule (ctx.std)"""
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        g = _expand_back(g, x.shape, ctx.dims, ctx.keepdim)
-        y = ctx.y
-        with np.errstate(all="ignore"):
-            gv = np.where(y == 0, 0, g / (2 * y))      # torch: no gradient through std == 0
-        return (_var_grad(gv, x, ctx.m, ctx.dof, ctx.all).astype(x.dtype, copy=False),
-                None, None, None)
+    def forward(ctx, x, dims, correction, keepdim):
+        return _var_std_forward(ctx, "std", x, dims, correction, keepdim)
 
 
 def _correction(unbiased, correction):

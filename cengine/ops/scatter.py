@@ -25,15 +25,21 @@ def _shape_str(s):
 
 
 # ---------------------------------------------------------------------------- scatter family
-def _scatter_index(name, self, d, index, src):
-    """Validate a scatter's index (and src, when a tensor) the way torch does; return the
-    numpy index tuple addressing self (the positions written) and the index array."""
+def _index_array(name, index):
+    """index's array after torch's checks for the index argument of scatter / index_* ops"""
     if not isinstance(index, Tensor):
         raise TypeError("%s(): argument 'index' must be Tensor, not %s"
                         % (name, type(index).__name__))
     ix = index._data
     if ix.dtype not in (np.int64, np.int32):
         raise RuntimeError("%s(): Expected dtype int32/int64 for index" % name)
+    return ix
+
+
+def _scatter_index(name, self, d, index, src):
+    """Validate a scatter's index (and src, when a tensor) the way torch does; return the
+    numpy index tuple addressing self (the positions written) and the index array."""
+    ix = _index_array(name, index)
     a = self._data
     nd = builtins.max(a.ndim, 1)
     if ix.ndim != a.ndim and not (ix.size == 0 and ix.ndim <= 1) and \
@@ -300,12 +306,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
 
 # ---------------------------------------------------------------------------- index_* family
 def _index_vector(name, self, d, index, err=RuntimeError):
-    if not isinstance(index, Tensor):
-        raise TypeError("%s(): argument 'index' must be Tensor, not %s"
-                        % (name, type(index).__name__))
-    ix = index._data
-    if ix.dtype not in (np.int64, np.int32):
-        raise RuntimeError("%s(): Expected dtype int32/int64 for index" % name)
+    ix = _index_array(name, index)
     if ix.ndim > 1:
         raise IndexError("%s(): Index is supposed to be a vector, but got dim: %d with type: %s "
                          "and size: %s" % (name, ix.ndim, _tname(ix), _shape_str(ix.shape)))

@@ -44,6 +44,11 @@ def _group_lrs(optimizer):
     return [group["lr"] for group in optimizer.param_groups]
 
 
+def _scaled_lrs(optimizer, factor):
+    """each group's current lr times factor (the chainable form of most schedulers)"""
+    return [group["lr"] * factor for group in optimizer.param_groups]
+
+
 class LRScheduler:
     """Base class: subclasses implement get_lr() (chainable form, reading the groups' current lr
     and self.last_epoch) and optionally _get_closed_form_lr()."""
@@ -189,12 +194,19 @@ def _lambdas(optimizer, lr_lambda):
     return list(lr_lambda)
 
 
-class LambdaLR(LRScheduler):
-    """lr = base_lr * lr_lambda(epoch)."""
+class _LambdaScheduler(LRScheduler):
+    """LambdaLR / MultiplicativeLR: one lr_lambda per param group (the state saves a callable
+    object's __dict__, not a plain function)."""
+
+    _lambdas_must_be_callable = False
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas(optimizer, lr_lambda)
+        if self._lambdas_must_be_callable:
+            for fn in self.lr_lambdas:
+                if not callable(fn):
+                    raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self):
@@ -202,6 +214,10 @@ class LambdaLR(LRScheduler):
 
     def load_state_dict(self, state_dict):
         _lambdas_load(self, state_dict)
+
+
+class LambdaLR(_LambdaScheduler):
+    """lr = base_lr * lr_lambda(epoch)."""
 
     def get_lr(self):
         self._warn_get_lr()
@@ -209,22 +225,10 @@ class LambdaLR(LRScheduler):
                                                                       self.base_lrs)]
 
 
-class MultiplicativeLR(LRScheduler):
+class MultiplicativeLR(_LambdaScheduler):
     """lr = previous lr * lr_lambda(epoch) (from epoch 1 on)."""
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
-        super().__init__(optimizer, last_epoch)
-
-    def state_dict(self):
-        return _lambdas_state(self)
-
-    def load_state_dict(self, state_dict):
-        _lambdas_load(self, state_dict)
+    _lambdas_must_be_callable = True
 
     def get_lr(self):
         self._warn_get_lr()
@@ -246,7 +250,7 @@ class StepLR(LRScheduler):
         self._warn_get_lr()
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return _group_lrs(self.optimizer)
-        return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+        return _scaled_lrs(self.optimizer, self.gamma)
 
     def _get_closed_form_lr(self):
         return [base_lr * self.gamma ** (self.last_epoch // self.step_size)
@@ -265,8 +269,7 @@ class MultiStepLR(LRScheduler):
         self._warn_get_lr()
         if self.last_epoch not in self.milestones:
             return _group_lrs(self.optimizer)
-        return [group["lr"] * self.gamma ** self.milestones[self.last_epoch]
-                for group in self.optimizer.param_groups]
+        return _scaled_lrs(self.optimizer, self.gamma ** self.milestones[self.last_epoch])
 
     def _get_closed_form_lr(self):
         milestones = sorted(self.milestones.elements())
@@ -287,10 +290,10 @@ class ConstantLR(LRScheduler):
     def get_lr(self):
         self._warn_get_lr()
         if self.last_epoch == 0:
-            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
+            return _scaled_lrs(self.optimizer, self.factor)
         if self.last_epoch != self.total_iters:
             return _group_lrs(self.optimizer)
-        return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
+        return _scaled_lrs(self.optimizer, 1.0 / self.factor)
 
     def _get_closed_form_lr(self):
         return [base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
@@ -315,12 +318,12 @@ class LinearLR(LRScheduler):
     def get_lr(self):
         self._warn_get_lr()
         if self.last_epoch == 0:
-            return [group["lr"] * self.start_factor for group in self.optimizer.param_groups]
+            return _scaled_lrs(self.optimizer, self.start_factor)
         if self._is_initial or self.last_epoch > self.total_iters:
             return _group_lrs(self.optimizer)
         d = self.end_factor - self.start_factor
         mult = 1.0 + d / (self.total_iters * self.start_factor + (self.last_epoch - 1) * d)
-        return [group["lr"] * mult for group in self.optimizer.param_groups]
+        return _scaled_lrs(self.optimizer, mult)
 
     def _get_closed_form_lr(self):
         return [base_lr * (self.start_factor + (self.end_factor - self.start_factor)
@@ -339,7 +342,7 @@ class ExponentialLR(LRScheduler):
         self._warn_get_lr()
         if self._is_initial:
             return _group_lrs(self.optimizer)
-        return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+        return _scaled_lrs(self.optimizer, self.gamma)
 
     def _get_closed_form_lr(self):
         return [base_lr * self.gamma ** self.last_epoch for base_lr in self.base_lrs]
@@ -359,7 +362,7 @@ class PolynomialLR(LRScheduler):
             return _group_lrs(self.optimizer)
         decay = ((1.0 - self.last_epoch / self.total_iters)
                  / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
-        return [group["lr"] * decay for group in self.optimizer.param_groups]
+        return _scaled_lrs(self.optimizer, decay)
 
     def _get_closed_form_lr(self):
         return [base_lr * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters)
