@@ -5,6 +5,10 @@ workloads of bench_train.py (MLP, tiny MLP, transformer), same models, data and 
 compared (bf16 tolerance) before anything is timed.
 
     python bench/bench_amp.py [--quick] [--threads 1 2] [--workloads mlp tiny_mlp transformer]
+                              [--profile]
+
+--profile: after the timings, cProfile of five cengine autocast steps per workload (1 thread),
+the functions with the most own time (where the step's time goes: GEMMs, casts, Python).
 """
 import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import argparse
@@ -84,15 +88,42 @@ def run(names, thread_counts, quick):
     return md
 
 
+def profile(names, steps=5, top=15):
+    import cProfile
+    import io
+    import pstats
+    rng = np.random.default_rng(0)
+    for name in names:
+        spec = WORKLOADS[name]
+        x, y = make_data(spec, rng)
+        with threads(1):
+            ce.manual_seed(0)
+            step = stepper(ce, spec["build"](ce), spec, x, y, True)
+            step()
+            step()
+            pr = cProfile.Profile()
+            pr.enable()
+            for _ in range(steps):
+                step()
+            pr.disable()
+        out = io.StringIO()
+        pstats.Stats(pr, stream=out).sort_stats("tottime").print_stats(top)
+        print("## %s: cProfile of %d autocast steps, 1 thread\n" % (name, steps))
+        print(out.getvalue())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--profile", action="store_true")
     args = ap.parse_args(argv)
     md = run(args.workloads, args.threads, args.quick)
     print(md)
     print("written", write_result("amp_steps", md))
+    if args.profile:
+        profile(args.workloads)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@
 #define BF_NC 2048
 #define BF_MIN_WORK_PER_THREAD (1 << 20)   /* multiply-adds */
 
+static inline int64_t mn64(int64_t a, int64_t b) { return a < b ? a : b; }
+
 /* ---- scalar conversions --------------------------------------------------------------------- */
 static inline uint16_t bf16_rne(float f) {
     uint32_t u;
@@ -109,45 +111,94 @@ static void bf16_to_f32_avx512(float *dst, const uint16_t *src, int64_t n) {
     for (; i < n; i++) dst[i] = bf16_val(src[i]);
 }
 
+/* 16 k-pairs (32 consecutive k values, unit k stride) from element e of a float32/bfloat16
+ * source, pair q in 32-bit lane q */
+static inline __m512i pairs16(const void *src, int dt, int64_t e) {
+    if (dt == CE_BF16_SRC_F32) {
+        const float *s = (const float *)src + e;
+        __m512i lo = bf16_rne16(_mm512_loadu_ps(s)), hi = bf16_rne16(_mm512_loadu_ps(s + 16));
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(lo)),
+                                  _mm512_cvtepi32_epi16(hi), 1);
+    }
+    return _mm512_loadu_si512((const uint16_t *)src + e);
+}
+
+/* r (16 x 16 32-bit lanes) transposed in place: lane j of r[i] <-> lane i of r[j] */
+static inline void tr16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    /* u[4k+j], 128-bit lane L: rows 4k..4k+3 of column 4L+j */
+    for (int k = 0; k < 4; k++) {
+        u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+        u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512i x0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44);
+        __m512i x1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xee);
+        __m512i y0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+        __m512i y1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xee);
+        r[j] = _mm512_shuffle_i32x4(x0, y0, 0x88);
+        r[4 + j] = _mm512_shuffle_i32x4(x0, y0, 0xdd);
+        r[8 + j] = _mm512_shuffle_i32x4(x1, y1, 0x88);
+        r[12 + j] = _mm512_shuffle_i32x4(x1, y1, 0xdd);
+    }
+}
+
+/* pairs p of 16 lines l0.. (unit line stride, w - l0 of them valid, k rows at stride ks) */
+static inline __m512i line_pairs16(const char *src, int dt, size_t es, int64_t ks, int64_t l0,
+                                   int nvalid, int64_t p, int64_t k) {
+    if (nvalid <= 0 || 2 * p >= k) return _mm512_setzero_si512();
+    const char *r0 = src + ((size_t)(2 * p) * ks + l0) * es;
+    __m512i v = bf16_lines16(r0, dt, nvalid);
+    if (2 * p + 1 < k)
+        v = _mm512_or_si512(v, _mm512_slli_epi32(bf16_lines16(r0 + ks * es, dt, nvalid), 16));
+    return v;
+}
+
 /* Pack w <= W lines of k values into k-pairs: dst[p*W + l] = pair(src(l, 2p), src(l, 2p+1)),
- * src(l, kk) = src[l*ls + kk*ks]; lines w..W-1, the odd-k tail and pairs up to kp_pad are zero. */
+ * src(l, kk) = src[l*ls + kk*ks]; lines w..W-1, the odd-k tail and pairs up to kp_pad are zero.
+ * Lines contiguous (ls == 1): vectors along the lines; k contiguous (ks == 1): 16 x 16 blocks
+ * of pairs transposed in registers (W a multiple of 16), else 16 pairs of one line at a time. */
 static void pack_pairs(uint32_t *dst, int W, const void *src, int dt, int64_t ls, int64_t ks,
                        int w, int64_t k, int64_t kp_pad) {
     const int64_t kp = (k + 1) / 2;
     for (int64_t p = kp; p < kp_pad; p++)   /* pairs past k (AMX steps of 16 pairs) */
         for (int l = 0; l < W; l++) dst[p * W + l] = 0;
     const size_t es = dt == CE_BF16_SRC_F32 ? 4 : 2;
-    if (ls == 1 && W % 16 == 0) {   /* lines contiguous: vectors along the lines */
-        for (int64_t p = 0; p < kp; p++) {
-            const char *r0 = (const char *)src + (size_t)(2 * p) * ks * es;
-            const char *r1 = r0 + ks * es;
-            const int has1 = 2 * p + 1 < k;
+    if (ls == 1) {   /* lines contiguous: vectors along the lines */
+        for (int64_t p = 0; p < kp; p++)
             for (int l = 0; l < W; l += 16) {
-                __m512i v = _mm512_setzero_si512();
-                if (l < w) {
-                    v = bf16_lines16(r0 + l * es, dt, w - l);
-                    if (has1)
-                        v = _mm512_or_si512(v, _mm512_slli_epi32(bf16_lines16(r1 + l * es, dt,
-                                                                              w - l), 16));
-                }
-                _mm512_storeu_si512(dst + p * W + l, v);
+                __m512i v = line_pairs16((const char *)src, dt, es, ks, l, w - l, p, k);
+                if (W - l >= 16) _mm512_storeu_si512(dst + p * W + l, v);
+                else _mm512_mask_storeu_epi32(dst + p * W + l, (__mmask16)((1u << (W - l)) - 1), v);
             }
-        }
         return;
+    }
+    int wv = 0;            /* lines [0, wv) x pairs [0, pv) done in 16 x 16 blocks */
+    int64_t pv = 0;
+    if (ks == 1 && W % 16 == 0) {
+        wv = w / 16 * 16;
+        pv = k / 2 / 16 * 16;
+        for (int l0 = 0; l0 < wv; l0 += 16)
+            for (int64_t p = 0; p < pv; p += 16) {
+                __m512i r[16];
+                for (int q = 0; q < 16; q++) r[q] = pairs16(src, dt, (int64_t)(l0 + q) * ls + 2 * p);
+                tr16x16(r);
+                for (int q = 0; q < 16; q++) _mm512_storeu_si512(dst + (p + q) * W + l0, r[q]);
+            }
     }
     for (int l = 0; l < w; l++) {
         const int64_t base = (int64_t)l * ls;
-        int64_t p = 0;
-        if (ks == 1 && dt == CE_BF16_SRC_F32) {   /* k contiguous: 16 pairs per step */
-            const float *s = (const float *)src + base;
+        int64_t p = l < wv ? pv : 0;
+        if (ks == 1 && l >= wv) {   /* k contiguous: 16 pairs per step */
             for (; p + 16 <= k / 2; p += 16) {
-                __m512 a = _mm512_loadu_ps(s + 2 * p), b = _mm512_loadu_ps(s + 2 * p + 16);
-                /* bf16 bits of 32 consecutive k as 16-bit lanes, in k order = 16 pairs */
-                __m512i lo = bf16_rne16(a), hi = bf16_rne16(b);
-                __m512i pairs = _mm512_inserti64x4(_mm512_castsi256_si512(
-                    _mm512_cvtepi32_epi16(lo)), _mm512_cvtepi32_epi16(hi), 1);
                 uint32_t tmp[16];
-                _mm512_storeu_si512(tmp, pairs);
+                _mm512_storeu_si512(tmp, pairs16(src, dt, base + 2 * p));
                 for (int q = 0; q < 16; q++) dst[(p + q) * W + l] = tmp[q];
             }
         }
@@ -161,31 +212,54 @@ static void pack_pairs(uint32_t *dst, int W, const void *src, int dt, int64_t ls
         for (int l = w; l < W; l++) dst[p * W + l] = 0;
 }
 
+/* pairs [pb, pb+16) of an AMX A panel (layout of pack_a_amx) from w rows at unit row stride */
+static inline void amx_a_step_cm(uint32_t *dst, const char *src, int dt, size_t es, int64_t ks,
+                                 int w, int64_t pb, int64_t k) {
+    for (int i0 = 0; i0 < AMX_MR; i0 += 16) {
+        __m512i r[16];
+        for (int q = 0; q < 16; q++) r[q] = line_pairs16(src, dt, es, ks, i0, w - i0, pb + q, k);
+        tr16x16(r);
+        for (int i = 0; i < 16; i++)
+            _mm512_storeu_si512(dst + (pb / 16 * AMX_MR + i0 + i) * 16, r[i]);
+    }
+}
+
+/* A block of mc rows with unit row stride (a column-major A), k values at stride ks, into the
+ * micro-panels of MR rows that pack_a_amx (amx) or pack_pairs (MR = 12) would write, panel t at
+ * dst + t*kp*MR: k-pairs outer, panels inner, so each k row of the block is read once, in order */
+static void pack_a_block_cm(uint32_t *dst, int amx, const void *src, int dt, int64_t ks,
+                            int64_t mc, int64_t k, int64_t kp) {
+    const size_t es = dt == CE_BF16_SRC_F32 ? 4 : 2;
+    const int MR = amx ? AMX_MR : BF_MR;
+    const char *s = (const char *)src;
+    if (amx) {
+        for (int64_t pb = 0; pb < kp; pb += 16)
+            for (int64_t ir = 0; ir < mc; ir += MR)
+                amx_a_step_cm(dst + ir / MR * kp * MR, s + (size_t)ir * es, dt, es, ks,
+                              (int)mn64(MR, mc - ir), pb, k);
+        return;
+    }
+    for (int64_t p = 0; p < kp; p++)
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            __m512i v = line_pairs16(s, dt, es, ks, ir, (int)mn64(MR, mc - ir), p, k);
+            _mm512_mask_storeu_epi32(dst + ir / MR * kp * MR + p * MR,
+                                     (__mmask16)((1u << MR) - 1), v);
+        }
+}
+
 /* AMX A panel: w <= 32 rows of k values, kpp (a multiple of 16) pairs:
  * dst[((p/16)*32 + i)*16 + p%16] = pair(src(i, 2p), src(i, 2p+1)), src(i, kk) = src[i*ls + kk*ks],
- * zero for rows >= w and pairs past k */
+ * zero for rows >= w and pairs past k. Rows contiguous (ls == 1, a column-major A): 16 pairs of
+ * 16 rows gathered along the rows, then transposed in registers. */
 static void pack_a_amx(uint32_t *dst, const void *src, int dt, int64_t ls, int64_t ks, int w,
                        int64_t k, int64_t kpp) {
     const int64_t kp = (k + 1) / 2;
     for (int i = 0; i < AMX_MR; i++) {
         int64_t p = 0;
-        if (i < w && ks == 1) {
-            if (dt == CE_BF16_SRC_F32) {
-                const float *s = (const float *)src + (int64_t)i * ls;
-                for (; p + 16 <= k / 2; p += 16) {
-                    __m512i lo = bf16_rne16(_mm512_loadu_ps(s + 2 * p));
-                    __m512i hi = bf16_rne16(_mm512_loadu_ps(s + 2 * p + 16));
-                    __m512i pairs = _mm512_inserti64x4(_mm512_castsi256_si512(
-                        _mm512_cvtepi32_epi16(lo)), _mm512_cvtepi32_epi16(hi), 1);
-                    _mm512_storeu_si512(dst + ((p >> 4) * AMX_MR + i) * 16, pairs);
-                }
-            } else {
-                const uint16_t *s = (const uint16_t *)src + (int64_t)i * ls;
-                for (; p + 16 <= k / 2; p += 16)
-                    _mm512_storeu_si512(dst + ((p >> 4) * AMX_MR + i) * 16,
-                                        _mm512_loadu_si512(s + 2 * p));
-            }
-        }
+        if (i < w && ks == 1)
+            for (; p + 16 <= k / 2; p += 16)
+                _mm512_storeu_si512(dst + ((p >> 4) * AMX_MR + i) * 16,
+                                    pairs16(src, dt, (int64_t)i * ls + 2 * p));
         for (; p < kpp; p++) {
             uint32_t v = 0;
             if (i < w && p < kp) {
@@ -415,8 +489,6 @@ int ce_gemm_bf16_path(void) {
     return 0;
 }
 
-static inline int64_t mn64(int64_t a, int64_t b) { return a < b ? a : b; }
-
 /* C_b = beta * C_b (+ bias) for K == 0 or alpha == 0 */
 static void scale_c(int64_t nb, int64_t M, int64_t N, float beta, float *C, int64_t sCb,
                     int64_t rsC, int64_t csC, const float *bias, int64_t sbias) {
@@ -527,12 +599,19 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
                         const int64_t mc = mn64(MC, M - ic);
                         const int64_t j0 = npan * g / ngrp, j1 = npan * (g + 1) / ngrp;
                         if (j1 <= j0) continue;
-                        for (int64_t ir = 0; ir < mc; ir += MR) {
-                            const char *as = Ab + (size_t)((ic + ir) * rsA + pc * csA) * ea;
-                            const int w = (int)mn64(MR, mc - ir);
-                            if (amx) pack_a_amx(Apt + ir / MR * kp * MR, as, dtA, rsA, csA, w, kc, kp);
-                            else pack_pairs(Apt + ir / MR * kp * MR, MR, as, dtA, rsA, csA, w, kc, kp);
-                        }
+                        if (rsA == 1 && csA != 1)   /* column-major A: the block k row by k row */
+                            pack_a_block_cm(Apt, amx, Ab + (size_t)(ic + pc * csA) * ea, dtA, csA,
+                                            mc, kc, kp);
+                        else
+                            for (int64_t ir = 0; ir < mc; ir += MR) {
+                                const char *as = Ab + (size_t)((ic + ir) * rsA + pc * csA) * ea;
+                                const int w = (int)mn64(MR, mc - ir);
+                                if (amx)
+                                    pack_a_amx(Apt + ir / MR * kp * MR, as, dtA, rsA, csA, w, kc, kp);
+                                else
+                                    pack_pairs(Apt + ir / MR * kp * MR, MR, as, dtA, rsA, csA, w, kc,
+                                               kp);
+                            }
                         for (int64_t jp = j0; jp < j1; jp++) {
                             const int64_t j = jc + jp * BF_NR;
                             const int n = (int)mn64(BF_NR, N - j);

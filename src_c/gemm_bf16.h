@@ -13,6 +13,10 @@
  * without reading it; K == 0 gives C = beta*C (+ bias). bias (NULL for none) is float32,
  * C(i,j) += bias[j*sbias]. A bfloat16 result is this float32 C cast with ce_f32_to_bf16.
  *
+ * Operands may be row- or column-major (or any strides): a k-contiguous B and a column-major A
+ * are packed through 16 x 16 in-register transposes, as fast as the row-major layouts, so
+ * callers pass transposed views without copying them.
+ *
  * Paths: with AMX-BF16 (tiles, 32 x 32 C blocks) or AVX512_BF16 (vdpbf16ps, a 12 x 32
  * register tile), at ce_isa == avx512, operands are packed into k-pairs of bfloat16 (one 32-bit
  * lane = elements k and k+1), Goto blocking (KC = 512, 2048 for AMX; MC = 192; NC = 2048) and

@@ -114,6 +114,28 @@ def test_ops_bitwise_as_torch(d, op, rng):
     np.testing.assert_array_equal(r.float().numpy(), t.float().numpy())
 
 
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+def test_large_bf16_elementwise_round_once(op, nthreads, rng):
+    """bf16 operands past the threaded-kernel size (float32 compute on the cast kernels):
+    bit-identical to ml_dtypes' float32-and-round ufuncs and to torch; NaN stays NaN"""
+    a = _round(rng.standard_normal((301, 257)) * 3, ce.bfloat16)
+    b = _round(rng.standard_normal((301, 257)), ce.bfloat16)
+    b.flat[:6] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-39]
+    f = {"add": lambda p, q: p + q, "sub": lambda p, q: p - q, "mul": lambda p, q: p * q,
+         "div": lambda p, q: p / q}[op]
+    r = f(ce.tensor(a), ce.tensor(b))
+    assert r.dtype is ce.bfloat16 and r.shape == a.shape
+    with np.errstate(all="ignore"):
+        want = f(a, b)
+    got = r.numpy()
+    nan = np.isnan(want.astype(np.float32))
+    assert np.array_equal(np.isnan(got.astype(np.float32)), nan)
+    np.testing.assert_array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan])
+    torch = pytest.importorskip("torch")
+    t = f(torch.tensor(a.astype(np.float32)).bfloat16(), torch.tensor(b.astype(np.float32)).bfloat16())
+    np.testing.assert_array_equal(r.float().numpy(), t.float().numpy())
+
+
 @pytest.mark.parametrize("d", HALVES)
 def test_ops_round_once_model(d, rng):
     """no torch needed: float32 compute, one rounding"""

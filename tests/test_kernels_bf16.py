@@ -79,7 +79,7 @@ def _ref(A, B, alpha=1.0, beta=0.0, C=None, bias=None):
 
 
 SHAPES = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (12, 32, 2), (13, 33, 31), (31, 65, 64),
-          (33, 17, 513), (64, 96, 1029), (197, 70, 37)]
+          (33, 17, 513), (64, 96, 1029), (197, 70, 37), (40, 48, 97), (17, 35, 2100)]
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES)
@@ -91,7 +91,10 @@ def test_gemm_bf16_matches_reference(M, N, K, path, nthreads):
     # float32 sums of exact products: a few ulp of the sum of |products| (measured: < 2e-7)
     tol = 1.5e-6 * scale + 1e-30
     for a, b in [(A, B), (bf16_round(A), bf16_round(B)), (np.asfortranarray(A), np.asfortranarray(B)),
-                 (bf16_round(A).T.copy().T, bf16_round(B).T.copy().T), (A, bf16_round(B))]:
+                 (bf16_round(A).T.copy().T, bf16_round(B).T.copy().T), (A, bf16_round(B)),
+                 (np.asfortranarray(A), B), (A, np.asfortranarray(B)),
+                 (bf16_round(A).T.copy().T, bf16_round(B)), (bf16_round(A), bf16_round(B).T.copy().T),
+                 (np.repeat(A, 2, axis=1)[:, ::2], np.repeat(B, 2, axis=0)[::2])]:
         C = np.full((M, N), np.nan, np.float32)
         _C.gemm_bf16(a, b, C)
         assert np.all(np.abs(C - want) <= tol), (path, np.abs(C - want).max())

@@ -74,16 +74,6 @@ def _scratch(shape):
     return b[:n].reshape(shape)
 
 
-def _rowmajor(a):
-    """a with unit stride along its last dimension (a copy of the 16-bit patterns if needed;
-    a transposed 2-D view takes the blocked transpose kernel)"""
-    if a.size and a.strides[-1] != a.itemsize:
-        if a.ndim == 2 and a.strides[-2] == a.itemsize:
-            return _C.transpose16(a.T).view(a.dtype)
-        return np.ascontiguousarray(a.view(np.uint16)).view(a.dtype)
-    return a
-
-
 def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
     dx = x.dtype
     if dx == _F32 or dx == _F64:
@@ -102,11 +92,8 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
     if bias is not None:
         b32 = bias if bias.dtype == _F32 else _dt.astype(bias, _F32)
     if dx == _BF16:
-        # the bf16 kernel packs row-major panels ~10x faster than column-major ones (AMX path:
-        # ~500 vs ~30-130 GFLOP/s measured), so a transposed operand is copied to row-major first
-        x = _rowmajor(x)
-        if y.shape[-2] > 1024:     # a column-major B is packed slowly only for long K
-            y = _rowmajor(y)
+        # transposed (column-major) operands go to the kernel as they are: it packs them at
+        # the row-major speed (in-register transposes), no extra copy pass
         batch = out.shape[:-2]
         if len(batch) <= 1:
             _C.gemm_bf16(x, y, acc, alpha, beta, b32)
