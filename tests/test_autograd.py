@@ -262,6 +262,7 @@ def test_sdpa_packed_grads_of_fused_qkv():
     """q, k, v chunks of one projection get their gradients written into one packed array that
     the chunk's backward takes as it is (counted), with the values of the separate computation."""
     from cengine.ops.shape import Split
+    from cengine.ops import attention as _att
     F = ce.nn.functional
     rng = np.random.default_rng(0)
     xn = rng.standard_normal((2, 5, 3 * 8))
@@ -275,9 +276,9 @@ def test_sdpa_packed_grads_of_fused_qkv():
             q, k, v = (ce.tensor(np.ascontiguousarray(z._data.reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)),
                                  requires_grad=True) for z in x.chunk(3, dim=-1))
         o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        taken, packed = Split.PACKED_TAKEN[0], F._PACKED_QKV[0]
+        taken, packed = Split.PACKED_TAKEN[0], _att._PACKED_QKV[0]
         o.backward(ce.tensor(g))
-        assert (Split.PACKED_TAKEN[0] - taken, F._PACKED_QKV[0] - packed) == \
+        assert (Split.PACKED_TAKEN[0] - taken, _att._PACKED_QKV[0] - packed) == \
             ((1, 1) if fused else (0, 0))
         grads.append(x.grad.numpy() if fused else np.concatenate(
             [t.grad.numpy().transpose(0, 2, 1, 3).reshape(2, 5, 8) for t in (q, k, v)], axis=-1))

@@ -491,7 +491,8 @@ def test_sdpa_masked_and_empty_match_torch():
 # ============================================================================ packed q/k/v
 def _counts():
     from cengine.ops.shape import Split
-    return Split.PACKED_TAKEN[0], F._PACKED_QKV[0]
+    from cengine.ops import attention as _att
+    return Split.PACKED_TAKEN[0], _att._PACKED_QKV[0]
 
 
 def _delta(before):

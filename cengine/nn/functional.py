@@ -1,23 +1,29 @@
 """cengine.nn.functional: the stateless layer functions (torch.nn.functional's API).
 
-Hot paths are one autograd Function each whose forward and backward call one kernel entry
-(the `_k_*` functions in the "kernels" section): GEMM for linear and attention, the row kernels
-for softmax / log_softmax, fused log-softmax + NLL for cross-entropy, LayerNorm / RMSNorm and the
-embedding gather / scatter-add. Glue (reshapes, reductions of small vectors, masks) is numpy.
+This module is the torch-named surface: it checks arguments (raising torch's errors), resolves
+defaults, shapes and dtypes, and calls the op. The autograd Functions and the kernel calls live in
+cengine/ops/, one module per op family: linalg (linear), activation, softmax, norm (layer_norm,
+rms_norm, batch_norm), embedding, attention (scaled_dot_product_attention), loss, ctc, conv
+(convolution, pooling, channel dropout, pad). Ops composed of other differentiable ops (elu,
+mish, mse_loss, kl_div, ...) are written here directly.
 """
-import builtins
 import math
 import numbers
 import warnings
 
 import numpy as np
 
-from .. import _C
-from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap, _install
-from ..ops._util import wrap_dim, unbroadcast
+from ..ops._util import wrap_dim
 from ..ops import activation as _act
+from ..ops.softmax import _Softmax
+from ..ops.norm import _LayerNorm, _RMSNorm, _BatchNorm
+from ..ops.loss import _HuberElem, _BCE, _CrossEntropy, _CrossEntropyProb, _NLL
+from ..ops.attention import _SDPA
+from ..ops.linalg import _Linear
+from ..ops.embedding import _Embedding
+from ..ops.conv import _Pad
 from ..random import _rng
 
 __all__ = [
@@ -30,83 +36,6 @@ __all__ = [
     "binary_cross_entropy_with_logits", "kl_div",
 ]
 __all__ += ["ctc_loss"]
-
-
-# ============================================================================ kernels
-# One entry per kernel; each takes and returns C-contiguous float32/float64 ndarrays.
-
-def _k_gemm(a, b, c, alpha=1.0, beta=0.0, bias=None):
-    """c = alpha * a @ b + beta * c (+ bias (N,) along the columns), 2-D or batched with up to
-    two batch dimensions, any strides, on the C GEMM."""
-    return _C.gemm(a, b, c, alpha, beta, bias)
-
-
-def _k_softmax_forward(x, log):
-    """x (R,C) -> softmax or log_softmax over the last axis (C kernel)."""
-    return _C.softmax_forward(x, log=log)
-
-
-def _k_softmax_backward(y, dy, log):
-    """Jacobian-free: softmax dx = y*(dy - sum(dy*y)); log_softmax dx = dy - exp(y)*sum(dy)."""
-    return _C.softmax_backward(y, dy, log=log)
-
-
-def _k_cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
-    """logits (N,C), target (N) int64 -> (loss_rows (N), lse (N), wrow (N)), fused C kernel.
-    loss_i = (1-eps) w[t](lse - x[t]) + eps/C sum_c w[c](lse - x[c]); 0 on ignored rows;
-    wrow_i = weight of row i in a 'mean' reduction (w[t] or 1, 0 when ignored).
-    Raises IndexError "Target k is out of bounds." for a bad target."""
-    return _C.cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing)
-
-
-def _k_cross_entropy_backward(logits, target, lse, g, weight, ignore_index, label_smoothing):
-    """dlogits (N,C) = g_i [((1-eps) w[t] + eps/C sum(w)) p - eps/C w - (1-eps) w[t] onehot(t)]."""
-    return _C.cross_entropy_backward(logits, target, lse, g, weight, ignore_index,
-                                     label_smoothing)
-
-
-def _k_cross_entropy_prob_forward(logits, target, weight, label_smoothing):
-    """logits, target (N,C) -> (loss_rows, lse); q = (1-eps) target + eps/C,
-    loss_i = -sum_c w[c] q[i,c] (x[i,c] - lse_i)."""
-    return _C.cross_entropy_prob_forward(logits, target, weight, label_smoothing)
-
-
-def _k_cross_entropy_prob_backward(logits, target, lse, g, weight, label_smoothing):
-    """dlogits = g_i (p_c sum_k w_k q_k - w_c q_c)."""
-    return _C.cross_entropy_prob_backward(logits, target, lse, g, weight, label_smoothing)
-
-
-def _k_layer_norm_forward(x, w, b, eps):
-    """x (R,D) -> (y, mean (R), rstd (R)); y = (x-mean)*rstd*w + b."""
-    return _C.layer_norm_forward(x, w, b, eps)
-
-
-def _k_layer_norm_backward(dy, x, w, mean, rstd, need_x, need_w, need_b):
-    """-> (dx, dw, db): dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy*w;
-    dw = sum dy*xhat, db = sum dy (None where not needed)."""
-    return _C.layer_norm_backward(dy, x, mean, rstd, w, need_dx=need_x, need_dweight=need_w,
-                                  need_dbias=need_b)
-
-
-def _k_rms_norm_forward(x, w, eps):
-    """x (R,D) -> (y, rstd (R)); rstd = 1/sqrt(mean(x^2) + eps), y = x*rstd*w."""
-    return _C.rms_norm_forward(x, w, eps)
-
-
-def _k_rms_norm_backward(dy, x, w, rstd, need_x, need_w):
-    """-> (dx, dw): dx = rstd (g - xhat mean(g xhat)), g = dy*w, xhat = x*rstd."""
-    return _C.rms_norm_backward(dy, x, rstd, w, need_dx=need_x, need_dweight=need_w)
-
-
-def _k_embedding_forward(W, idx):
-    """W (V,D), idx (n) int64 -> out (n,D) = W[idx] (C gather; IndexError on a bad index)."""
-    return _C.embedding_forward(W, idx)
-
-
-def _k_embedding_backward(dy, idx, V, padding_idx):
-    """-> dW (V,D) with dy rows added at idx (repeated indices add up; race-free under threads),
-    rows equal to padding_idx (None: no padding) left at zero."""
-    return _C.embedding_backward(dy, idx, V, padding_idx)
 
 
 # ============================================================================ helpers
@@ -129,80 +58,7 @@ def _torch_dtype(t):
             "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
 
 
-def _f(a):
-    """C-contiguous array for a kernel (no copy when already one; 0-d stays 0-d)."""
-    return a if a.flags.c_contiguous else a.copy(order="C")
-
-
-def _reshape(a, shape):
-    """a.reshape(shape), but `a` itself when the shape already matches (autograd then takes a
-    freshly computed gradient as .grad without copying it)."""
-    return a if a.shape == tuple(shape) else a.reshape(shape)
-
-
-def _keep(view, orig):
-    """What to save for backward: the Function's own input/output array `orig` when `view`
-    aliases it (so autograd's in-place-modification check sees it), else the private `view`."""
-    return orig if view is not orig and np.may_share_memory(view, orig) else view
-
-
-def _rows(x, dim):
-    """View x with `dim` moved last as a contiguous (R, C) array; returns (x2d, moved_shape)."""
-    if x.ndim == 0:
-        return _f(x).reshape(1, 1), ()
-    last = x.ndim - 1
-    xm = x if dim == last else np.moveaxis(x, dim, last)
-    shape = xm.shape
-    C = shape[-1]
-    R = int(np.prod(shape[:-1], dtype=np.int64))
-    return _f(xm).reshape(R, C), shape
-
-
-def _unrows(a2d, shape, dim, ndim):
-    """Inverse of _rows."""
-    if ndim == 0:
-        return a2d.reshape(())
-    a = _reshape(a2d, shape)
-    return a if dim == ndim - 1 else np.moveaxis(a, ndim - 1, dim)
-
-
 # ============================================================================ linear
-class _Linear(Function):
-    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile."""
-
-    @staticmethod
-    def forward(ctx, x, W, b):
-        ctx.save_for_backward(x, W)
-        ctx.has_b = b is not None
-        ctx.bshape = None if b is None else b.shape
-        in_f = W.shape[1]
-        M = int(np.prod(x.shape[:-1], dtype=np.int64))
-        ctx.M = M
-        x2 = x.reshape(M, in_f)
-        out = np.empty((M, W.shape[0]), x.dtype)
-        if b is not None and b.shape != (W.shape[0],):   # () or (1,): one value for every column
-            b = np.broadcast_to(b.reshape(()), (W.shape[0],))
-        _k_gemm(x2, W.T, out, 1.0, 0.0, b)
-        return out.reshape(x.shape[:-1] + (W.shape[0],))
-
-    @staticmethod
-    def backward(ctx, g):
-        x, W = ctx.saved_tensors
-        in_f, out_f, M = W.shape[1], W.shape[0], ctx.M
-        g2 = g.reshape(M, out_f)
-        gx = gW = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = np.empty((M, in_f), x.dtype)
-            _k_gemm(g2, W, gx)
-            gx = _reshape(gx, x.shape)
-        if ctx.needs_input_grad[1]:
-            gW = np.empty(W.shape, W.dtype)
-            _k_gemm(g2.T, x.reshape(M, in_f), gW)
-        if ctx.has_b and ctx.needs_input_grad[2]:
-            gb = unbroadcast(g2.sum(axis=0), ctx.bshape)
-        return gx, gW, gb
-
-
 def linear(input, weight, bias=None):
     """y = input @ weight^T + bias; input (*, in_features), weight (out_features, in_features)."""
     for name, t in (("input", input), ("weight", weight)):
@@ -338,28 +194,6 @@ def glu(input, dim=-1):
 
 
 # ============================================================================ softmax
-class _Softmax(Function):
-    @staticmethod
-    def forward(ctx, x, dim, log):
-        x2, shape = _rows(x, dim)
-        y2 = _k_softmax_forward(x2, log)
-        y = _unrows(y2, shape, dim, x.ndim)
-        ctx.save_for_backward(y)  # the output itself: in-place changes to it are detected
-        ctx.meta = (shape, dim, x.ndim, log)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        shape, dim, ndim, log = ctx.meta
-        y2, _ = _rows(y, dim)  # a view again (y was built from the contiguous rows)
-        g2, _ = _rows(g, dim)
-        if g2.dtype != y2.dtype:
-            g2 = g2.astype(y2.dtype)
-        dx = _k_softmax_backward(y2, g2, log)
-        return _unrows(dx, shape, dim, ndim), None, None
-
-
 def _get_softmax_dim(name, ndim):
     warnings.warn("Implicit dimension choice for %s has been deprecated. Change the call to "
                   "include dim=X as an argument." % name, stacklevel=3)
@@ -447,34 +281,6 @@ def _check_norm_input(input, ns, weight, bias):
                                % (name, name, list(t.shape), list(ns)))
 
 
-class _LayerNorm(Function):
-    @staticmethod
-    def forward(ctx, x, w, b, R, D, eps):
-        x2 = _f(x).reshape(R, D)
-        y, mean, rstd = _k_layer_norm_forward(
-            x2, None if w is None else _f(w).reshape(D), None if b is None else _f(b).reshape(D),
-            eps)
-        ctx.save_for_backward(_keep(x2, x), w, mean, rstd)
-        ctx.meta = (x.shape, R, D, None if b is None else b.shape)
-        return y.reshape(x.shape)
-
-    @staticmethod
-    def backward(ctx, g):
-        xs, w, mean, rstd = ctx.saved_tensors
-        shape, R, D, bshape = ctx.meta
-        x2 = _f(xs).reshape(R, D)
-        has_b = bshape is not None
-        need_w = w is not None and ctx.needs_input_grad[1]
-        need_b = has_b and ctx.needs_input_grad[2]
-        need_x = ctx.needs_input_grad[0]
-        dx, dw, db = _k_layer_norm_backward(
-            _f(g.astype(x2.dtype, copy=False)).reshape(R, D), x2,
-            None if w is None else _f(w).reshape(D), mean, rstd, need_x, need_w, need_b)
-        return (None if dx is None else _reshape(dx, shape),
-                None if dw is None else _reshape(dw, w.shape),
-                None if db is None else _reshape(db, bshape), None, None, None)
-
-
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last len(normalized_shape) dims."""
     _float_check("layer_norm", input)
@@ -483,29 +289,6 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     D = int(np.prod(ns, dtype=np.int64))
     R = int(np.prod(input.shape[:input.dim() - len(ns)], dtype=np.int64))
     return _LayerNorm.apply(input, weight, bias, R, D, float(eps))
-
-
-class _RMSNorm(Function):
-    @staticmethod
-    def forward(ctx, x, w, R, D, eps):
-        x2 = _f(x).reshape(R, D)
-        y, rstd = _k_rms_norm_forward(x2, None if w is None else _f(w).reshape(D), eps)
-        ctx.save_for_backward(_keep(x2, x), w, rstd)
-        ctx.meta = (x.shape, R, D)
-        return y.reshape(x.shape)
-
-    @staticmethod
-    def backward(ctx, g):
-        xs, w, rstd = ctx.saved_tensors
-        shape, R, D = ctx.meta
-        x2 = _f(xs).reshape(R, D)
-        need_w = w is not None and ctx.needs_input_grad[1]
-        need_x = ctx.needs_input_grad[0]
-        dx, dw = _k_rms_norm_backward(_f(g.astype(x2.dtype, copy=False)).reshape(R, D), x2,
-                                      None if w is None else _f(w).reshape(D), rstd, need_x,
-                                      need_w)
-        return (None if dx is None else _reshape(dx, shape),
-                None if dw is None else _reshape(dw, w.shape), None, None, None)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -519,44 +302,6 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     D = int(np.prod(ns, dtype=np.int64))
     R = int(np.prod(input.shape[:input.dim() - len(ns)], dtype=np.int64))
     return _RMSNorm.apply(input, weight, R, D, float(eps))
-
-
-class _BatchNorm(Function):
-    """Training-mode batch norm over all axes but 1 on the C kernels of conv.pxi (input seen as
-    (N, C, S)): batch statistics in one threaded pass per channel, y = x*a[c] + b[c] in another;
-    backward fused per channel. Saves x, mean, rstd."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, eps):
-        N, C = x.shape[0], x.shape[1]
-        S = int(np.prod(x.shape[2:], dtype=np.int64))
-        x3 = _f(x).reshape(N, C, S)
-        mean, var = _C.bn_stats(x3)
-        rstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
-        a = rstd * w.astype(x.dtype, copy=False) if w is not None else rstd
-        shift = -mean * a
-        if b is not None:
-            shift = shift + b.astype(x.dtype, copy=False)
-        y = _C.bn_apply(x3, _f(a), _f(shift))
-        ctx.save_for_backward(_keep(x3, x), mean, rstd, w)
-        ctx.meta = (x.shape, N, C, S, b is not None)
-        ctx.stats = (mean, var)
-        return y.reshape(x.shape)
-
-    @staticmethod
-    def backward(ctx, g):
-        xs, mean, rstd, w = ctx.saved_tensors
-        shape, N, C, S, has_b = ctx.meta
-        need_w = w is not None and ctx.needs_input_grad[1]
-        need_b = has_b and ctx.needs_input_grad[2]
-        dt = mean.dtype
-        dx, dw, db = _C.bn_backward(
-            _f(g.astype(dt, copy=False)).reshape(N, C, S), _f(xs).reshape(N, C, S), mean, rstd,
-            None if w is None else _f(w.astype(dt, copy=False)), ctx.needs_input_grad[0],
-            need_w, need_b)
-        return (None if dx is None else dx.reshape(shape),
-                None if dw is None else dw.astype(w.dtype, copy=False),
-                db, None)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -606,27 +351,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 # ============================================================================ embedding
-class _Embedding(Function):
-    @staticmethod
-    def forward(ctx, W, idx, padding_idx, scale_grad_by_freq):
-        flat = np.ascontiguousarray(idx.reshape(-1), dtype=np.int64)
-        out = _k_embedding_forward(_f(W), flat)
-        ctx.save_for_backward(flat)
-        ctx.meta = (W.shape, W.dtype, idx.shape, padding_idx, scale_grad_by_freq)
-        return out.reshape(idx.shape + (W.shape[1],))
-
-    @staticmethod
-    def backward(ctx, g):
-        (flat,) = ctx.saved_tensors
-        wshape, wdtype, _, padding_idx, freq = ctx.meta
-        dy = _f(g.astype(wdtype, copy=False)).reshape(-1, wshape[1])
-        if freq:
-            counts = np.bincount(flat, minlength=wshape[0])
-            dy = dy / counts[flat][:, None].astype(wdtype)
-            dy = _f(dy)
-        return _k_embedding_backward(dy, flat, wshape[0], padding_idx), None, None, None
-
-
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """weight[input]: rows of weight (V, D) gathered by the integer tensor input."""
@@ -703,171 +427,7 @@ def pad(input, pad, mode="constant", value=None):
     return _Pad.apply(input, tuple(int(v) for v in pad), value)
 
 
-class _Pad(Function):
-    @staticmethod
-    def forward(ctx, x, pad, value):
-        nd = x.ndim
-        widths = [(0, 0)] * nd
-        crops = [slice(None)] * nd
-        for i in range(len(pad) // 2):
-            d = nd - 1 - i
-            lo, hi = pad[2 * i], pad[2 * i + 1]
-            widths[d] = (builtins.max(lo, 0), builtins.max(hi, 0))
-            crops[d] = slice(builtins.max(-lo, 0), x.shape[d] - builtins.max(-hi, 0))
-        xc = x[tuple(crops)]
-        out = np.pad(xc, widths, mode="constant", constant_values=value)
-        ctx.meta = (x.shape, tuple(crops), widths)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        shape, crops, widths = ctx.meta
-        inner = tuple(slice(lo, g.shape[d] - hi) for d, (lo, hi) in enumerate(widths))
-        gx = np.zeros(shape, g.dtype)
-        gx[crops] = g[inner]
-        return gx, None, None
-
-
 # ============================================================================ attention
-def _heads_empty(shape, dtype):
-    """empty (..., L, E) array; for 4-D (b, h, L, E) the (b, h, L, E) view of a C-contiguous
-    (b, L, h, E) array, the layout a (b, L, h*E) tensor's heads come from and go back to: the
-    model's transpose(1, 2).reshape(b, L, h*E) of the result is then free."""
-    if len(shape) == 4:
-        b, h, L, E = shape
-        return np.empty((b, L, h, E), dtype).transpose(0, 2, 1, 3)
-    return np.empty(shape, dtype)
-
-
-def _packed_qkv_grads(ctx, q, k, v):
-    """(gq, gk, gv) as views of one packed gradient G, when this attention node's q, k, v are,
-    through reshape / permute views only, the three pieces of one 3-way split along the last
-    dimension (the `chunk(3, -1)` of a fused qkv projection, llm.c's inp (B, T, 3C): what
-    MultiheadAttention and the usual transformer block do). G is laid out like the split's input
-    and handed to the Split node (its `packed_grad` contract), whose backward then returns it
-    without concatenating. The layout is read off the graph (which Split node, which piece,
-    which views), never inferred from the arrays' addresses. None in every other case."""
-    from ..ops.shape import Split, Reshape, Permute
-    split, chains, nrs = None, {}, []
-    for arr, edge in zip((q, k, v), ctx.next_functions[:3]):
-        if edge is None:
-            return None
-        node, nr = edge
-        shape, ops = arr.shape, []          # walk from the tensor back to its split piece
-        while node._fn is not Split:
-            if node._fn is Permute:
-                perm = tuple(int(i) for i in np.argsort(node.inv))
-                shape = tuple(shape[i] for i in node.inv)
-                ops.append(("permute", perm))
-            elif node._fn is Reshape:
-                ops.append(("reshape", shape))
-                shape = node.shape
-            else:
-                return None
-            e = node.next_functions[0]
-            if e is None:
-                return None
-            node, nr = e
-        if split is None:
-            split = node
-        if node is not split or nr in chains:
-            return None
-        chains[nr] = (ops, shape)
-        nrs.append(nr)
-    d, xshape, sizes = split.d, split.shape, split.sizes
-    if len(sizes) != 3 or d != len(xshape) - 1 or len(set(sizes)) != 1:
-        return None
-    G = np.empty(xshape, q.dtype)
-    views, start = {}, 0
-    for nr in range(3):
-        ops, pshape = chains[nr]
-        g = G[..., start:start + sizes[nr]]
-        start += sizes[nr]
-        if g.shape != pshape:
-            return None
-        for op, arg in reversed(ops):
-            if op == "permute":
-                g = np.transpose(g, arg)
-            else:
-                try:
-                    g = np.reshape(g, arg, copy=False)
-                except ValueError:   # that reshape copied: no view of G to write into
-                    return None
-        views[nr] = g
-    out = tuple(views[nr] for nr in nrs)
-    if any(g.shape != a.shape for g, a in zip(out, (q, k, v))):
-        return None
-    split.packed_grad = G
-    _PACKED_QKV[0] += 1
-    return out
-
-
-_PACKED_QKV = [0]   # attention backward passes that wrote packed q/k/v gradients
-
-
-class _SDPA(Function):
-    """O = dropout(softmax(scale * Q K^T + mask)) V on the batched GEMM and the softmax row
-    kernel; backward with the Jacobian-free softmax backward. Q (*, L, E), K (*, S, E),
-    V (*, S, Ev) with the same one or two batch dimensions * (any strides: head views go to the
-    GEMM as they are), mask broadcastable to (*, L, S), additive float, or None. Outputs (O, P)
-    with P the attention weights. safe: a query row whose scores are all -inf (every key masked
-    out) gets weights 0, hence output 0 and zero gradients (torch's scaled_dot_product_attention;
-    its MultiheadAttention with need_weights=True keeps the NaN of a plain softmax)."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, mask, scale, dropout_mask, safe=True):
-        bd, L, S = q.shape[:-2], q.shape[-2], k.shape[-2]
-        R = int(np.prod(bd + (L,), dtype=np.int64))
-        s = np.empty(bd + (L, S), q.dtype)
-        _k_gemm(q, np.swapaxes(k, -1, -2), s, scale)
-        if mask is not None:
-            s += mask
-        p = _k_softmax_forward(s.reshape(R, S), False).reshape(s.shape)
-        if safe and mask is not None and S:
-            dead = s.max(axis=-1) == -np.inf
-            if dead.any():
-                p[dead] = 0.0
-        pd = p if dropout_mask is None else p * dropout_mask
-        o = _heads_empty(bd + (L, v.shape[-1]), q.dtype)
-        _k_gemm(pd, v, o)
-        ctx.save_for_backward(q, k, v, p, dropout_mask)
-        ctx.scale = scale
-        ctx.set_materialize_grads(False)   # the weights are rarely used: no zero-filled grad
-        return o, pd
-
-    @staticmethod
-    def backward(ctx, go, gp):
-        q, k, v, p, dm = ctx.saved_tensors
-        scale = ctx.scale
-        S = p.shape[-1]
-        pd = p if dm is None else p * dm
-        need_q, need_k, need_v, need_m = ctx.needs_input_grad[:4]
-        if go is None:   # only the weights were used
-            go = np.zeros(q.shape[:-1] + (v.shape[-1],), q.dtype)
-        go = go.astype(q.dtype, copy=False)
-        gv = None
-        sib = _packed_qkv_grads(ctx, q, k, v) if need_q and need_k and need_v else None
-        if need_v:
-            gv = sib[2] if sib else _heads_empty(v.shape, v.dtype)
-            _k_gemm(np.swapaxes(pd, -1, -2), go, gv)
-        dp = np.empty(p.shape, q.dtype)
-        _k_gemm(go, np.swapaxes(v, -1, -2), dp)
-        if gp is not None:  # grad of the returned (dropped-out) weights
-            dp += gp
-        if dm is not None:
-            dp *= dm
-        R = int(np.prod(p.shape[:-1], dtype=np.int64))
-        ds = _k_softmax_backward(p.reshape(R, S), dp.reshape(R, S), False).reshape(p.shape)
-        gq = gk = None
-        if need_q:
-            gq = sib[0] if sib else _heads_empty(q.shape, q.dtype)
-            _k_gemm(ds, k, gq, scale)
-        if need_k:
-            gk = sib[1] if sib else _heads_empty(k.shape, k.dtype)
-            _k_gemm(np.swapaxes(ds, -1, -2), q, gk, scale)
-        return gq, gk, gv, (ds if need_m else None), None, None, None
-
-
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_weights):
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
@@ -1032,29 +592,6 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(_HuberElem.apply(d, beta, 1.0 / beta), reduction)
 
 
-class _HuberElem(Function):
-    """Elementwise scale * huber_delta(d): 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)
-    (smooth_l1 is huber with delta = beta, scale = 1/beta). Gradient scale * clamp(d, -delta,
-    delta) written as torch's kernels do: +-delta beyond the edges (finite at infinite d), and
-    NaN for NaN d."""
-
-    @staticmethod
-    def forward(ctx, d, delta, scale):
-        ctx.save_for_backward(d)
-        ctx.delta, ctx.scale = delta, scale
-        a = np.abs(d)
-        inner = a < delta
-        out = np.where(inner, 0.5 * d * d, delta * (a - 0.5 * delta))
-        return (out * scale).astype(d.dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, g):
-        (d,) = ctx.saved_tensors
-        dl = d.dtype.type(ctx.delta)
-        slope = np.where(d < -dl, -dl, np.where(d > dl, dl, d))
-        return (g * slope * d.dtype.type(ctx.scale)).astype(d.dtype, copy=False), None, None
-
-
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta)."""
     _loss_args("huber_loss", input, target, reduction)
@@ -1066,31 +603,6 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
-
-
-class _BCE(Function):
-    """Elementwise -(y log x + (1-y) log(1-x)), logs clamped at -100; torch's gradients:
-    dx = (x - y) / max(x (1-x), 1e-12) (finite at x = 0 or 1, where the clamped log's own
-    derivative would give 0 * inf), dy = log(1-x) - log(x)."""
-
-    @staticmethod
-    def forward(ctx, x, y):
-        with np.errstate(divide="ignore"):
-            lx, l1x = np.log(x), np.log(1 - x)
-        ctx.save_for_backward(x, y)
-        loss = -(y * np.maximum(lx, -100) + (1 - y) * np.maximum(l1x, -100))
-        return loss.astype(x.dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, y = ctx.saved_tensors
-        gx = gy = None
-        if ctx.needs_input_grad[0]:
-            gx = (g * (x - y) / np.maximum(x * (1 - x), 1e-12)).astype(x.dtype, copy=False)
-        if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gy = (g * (np.log(1 - x) - np.log(x))).astype(y.dtype, copy=False)
-        return gx, gy
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -1158,13 +670,6 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     return _reduce(loss, reduction)
 
 
-def _mean_scale(g, denom):
-    """g / denom for a 'mean' reduction's backward; denom 0 (empty batch, every row ignored or
-    of weight 0) gives inf/NaN like torch's division instead of ZeroDivisionError."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.float64(g) / np.float64(denom)
-
-
 # ---- cross-entropy / nll: shape handling shared by both
 def _class_layout(name, input, target):
     """Check shapes of class-index losses; returns (C, out_shape) where out_shape is the shape of
@@ -1199,106 +704,12 @@ def _check_weight(weight, C):
     return weight
 
 
-def _logits_rows(x):
-    """(N,C,d...) / (C,) / (N,C) array -> contiguous (M, C) rows with classes last."""
-    if x.ndim == 1:
-        return _f(x).reshape(1, -1)
-    xm = x if x.ndim == 2 else np.moveaxis(x, 1, -1)
-    return _f(xm).reshape(-1, x.shape[1])
-
-
-def _unlogits_rows(g2, shape):
-    if len(shape) <= 2:
-        return _reshape(g2, shape)
-    moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
-    return np.moveaxis(g2.reshape(moved), -1, 1)
-
-
 def _check_targets(t, C, ignore_index):
     if t.size:
         bad = (t < 0) | (t >= C)
         bad &= t != ignore_index
         if bad.any():
             raise IndexError("Target %d is out of bounds." % t[np.argmax(bad)])
-
-
-class _CrossEntropy(Function):
-    """Fused log-softmax + NLL on (M, C) rows; the reduction is folded into one backward."""
-
-    @staticmethod
-    def forward(ctx, x, target, weight, ignore_index, ls, reduction, out_shape):
-        z = _logits_rows(x)
-        t = np.ascontiguousarray(target.reshape(-1), dtype=np.int64)
-        w = None if weight is None else _f(weight).astype(z.dtype, copy=False)
-        loss, lse, wrow = _k_cross_entropy_forward(z, t, w, ignore_index, ls)
-        ctx.save_for_backward(_keep(z, x), t, w, lse)
-        if reduction == "mean":
-            denom = wrow.sum(dtype=np.float64)
-            out = np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, z.dtype)
-        elif reduction == "sum":
-            denom = None
-            out = np.asarray(loss.sum(dtype=np.float64), z.dtype)
-        else:
-            denom = None
-            out = loss.reshape(out_shape)
-        ctx.meta = (x.shape, ignore_index, ls, reduction, denom)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        zs, t, w, lse = ctx.saved_tensors
-        shape, ignore_index, ls, reduction, denom = ctx.meta
-        z = _logits_rows(zs)
-        M = z.shape[0]
-        if reduction == "none":
-            grow = _f(g).reshape(M).astype(z.dtype, copy=False)
-        else:   # (an empty or all-ignored batch: no row to scale, torch's zero gradient)
-            gv = _mean_scale(g, denom) if reduction == "mean" else float(g)
-            grow = np.full(M, gv, z.dtype)
-        dz = _k_cross_entropy_backward(z, t, lse, grow, w, ignore_index, ls)
-        return _unlogits_rows(dz, shape), None, None, None, None, None, None
-
-
-class _CrossEntropyProb(Function):
-    """Cross-entropy with class-probability targets (same shape as the input)."""
-
-    @staticmethod
-    def forward(ctx, x, target, weight, ls, reduction):
-        z = _logits_rows(x)
-        q = _logits_rows(target).astype(z.dtype, copy=False)
-        w = None if weight is None else _f(weight).astype(z.dtype, copy=False)
-        loss, lse = _k_cross_entropy_prob_forward(z, q, w, ls)
-        ctx.save_for_backward(_keep(z, x), _keep(q, target), w, lse)
-        M = z.shape[0]
-        if reduction == "mean":
-            out = np.asarray(loss.sum(dtype=np.float64) / M if M else np.nan, z.dtype)
-        elif reduction == "sum":
-            out = np.asarray(loss.sum(dtype=np.float64), z.dtype)
-        else:
-            out = loss.reshape(((x.shape[0],) + tuple(x.shape[2:])) if x.ndim > 1 else ())
-        ctx.meta = (x.shape, ls, reduction)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        zs, qs, w, lse = ctx.saved_tensors
-        shape, ls, reduction = ctx.meta
-        z = _logits_rows(zs)
-        q = _logits_rows(qs).astype(z.dtype, copy=False)
-        M = z.shape[0]
-        if reduction == "none":
-            grow = _f(g).reshape(M).astype(z.dtype, copy=False)
-        else:
-            gv = _mean_scale(g, M) if reduction == "mean" else float(g)
-            grow = np.full(M, gv, z.dtype)
-        gx = gt = None
-        if ctx.needs_input_grad[0]:
-            gx = _unlogits_rows(_k_cross_entropy_prob_backward(z, q, lse, grow, w, ls), shape)
-        if ctx.needs_input_grad[1]:
-            # d loss_i / d target[i,c] = -(1-eps) w_c (x_c - lse_i)
-            wz = (z - lse[:, None]) if w is None else (z - lse[:, None]) * w
-            gt = _unlogits_rows(-(1 - ls) * grow[:, None] * wz, shape)
-        return gx, gt, None, None, None
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -1327,46 +738,6 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     # (target range is validated by the kernel: IndexError "Target k is out of bounds.")
     return _CrossEntropy.apply(input, target._data, weight, int(ignore_index),
                                float(label_smoothing), reduction, out_shape)
-
-
-class _NLL(Function):
-    @staticmethod
-    def forward(ctx, x, target, weight, ignore_index, reduction, out_shape):
-        z = _logits_rows(x)
-        t = target.reshape(-1).astype(np.int64, copy=False)
-        valid = t != ignore_index
-        ts = np.where(valid, t, 0)
-        w = np.ones(z.shape[1], z.dtype) if weight is None else weight.astype(z.dtype)
-        wt = np.where(valid, w[ts], 0).astype(z.dtype)
-        # ignored rows are exactly 0 (torch), even where their log-probability is -inf (0 * -inf
-        # would be NaN); a kept row of weight 0 and value -inf stays NaN, as in torch
-        with np.errstate(invalid="ignore"):
-            loss = np.where(valid, -wt * z[np.arange(z.shape[0]), ts], 0).astype(z.dtype)
-        if reduction == "mean":
-            denom = wt.sum(dtype=np.float64)
-            out = np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, z.dtype)
-        elif reduction == "sum":
-            denom = None
-            out = np.asarray(loss.sum(dtype=np.float64), z.dtype)
-        else:
-            denom = None
-            out = loss.reshape(out_shape)
-        ctx.save_for_backward(ts, wt, valid)
-        ctx.meta = (x.shape, z.shape, reduction, denom)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        ts, wt, valid = ctx.saved_tensors
-        shape, zshape, reduction, denom = ctx.meta
-        if reduction == "none":
-            grow = g.reshape(-1)
-        else:
-            grow = np.full(zshape[0], _mean_scale(g, denom) if reduction == "mean" else float(g))
-        dz = np.zeros(zshape, wt.dtype)
-        with np.errstate(invalid="ignore"):   # ignored rows get 0 even when grow is inf (0/0 mean)
-            dz[np.arange(zshape[0]), ts] = np.where(valid, -wt * grow, 0)
-        return _unlogits_rows(dz, shape), None, None, None, None, None
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,

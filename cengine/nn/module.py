@@ -4,7 +4,6 @@ Assigning a Parameter, a Module or (through register_buffer) a Tensor to an attr
 it; parameters()/state_dict()/train()/to() then walk the tree of submodules. state_dict keys are
 dotted paths ("encoder.layers.1.bias"), exactly as torch names them.
 """
-import itertools
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -12,6 +11,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..tensor import Tensor, _wrap, _check_device, device as _device
 from ..autograd.grad_mode import no_grad
+from ..utils.hooks import RemovableHandle
 from .parameter import Parameter, Buffer
 
 __all__ = ["Module"]
@@ -24,24 +24,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         return super().__repr__()
 
     __str__ = __repr__
-
-
-class RemovableHandle:
-    """Returned by register_*_hook; .remove() unregisters the hook (also usable as a context)."""
-    _next_id = itertools.count()
-
-    def __init__(self, hooks_dict):
-        self._hooks = hooks_dict
-        self.id = next(RemovableHandle._next_id)
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _addindent(s, n):

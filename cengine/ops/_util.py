@@ -5,6 +5,8 @@ import numpy as np
 
 from .. import _C
 from .. import dtypes as _dt
+from ..autograd import grad_mode as _gm
+from ..tensor import Tensor
 
 
 _EW_MIN = 1 << 16   # elements; below this numpy's one-thread loop is as fast as a thread team
@@ -37,6 +39,43 @@ def unbroadcast(grad, shape):
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad.reshape(shape) if grad.shape != shape else grad
+
+
+# ---- arrays handed to kernels and saved for backward (used by the autograd Functions)
+def _f(a):
+    """C-contiguous array for a kernel (no copy when already one; 0-d stays 0-d)."""
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
+def _reshape(a, shape):
+    """a.reshape(shape), but `a` itself when the shape already matches (autograd then takes a
+    freshly computed gradient as .grad without copying it)."""
+    return a if a.shape == tuple(shape) else a.reshape(shape)
+
+
+def _keep(view, orig):
+    """What to save for backward: the Function's own input/output array `orig` when `view`
+    aliases it (so autograd's in-place-modification check sees it), else the private `view`."""
+    return orig if view is not orig and np.may_share_memory(view, orig) else view
+
+
+def write_out(res, out, name=None):
+    """The `out=` argument of an op: `res` when out is None, else res's values written into the
+    tensor `out` (given res's shape when its own differs, version bumped) and `out` returned.
+    `name` (the op's torch name) prefixes the errors as torch's do."""
+    if out is None:
+        return res
+    pre = "" if name is None else "%s(): " % name
+    if not isinstance(out, Tensor):
+        raise TypeError("%sargument 'out' must be Tensor, not %s" % (pre, type(out).__name__))
+    if out.requires_grad and _gm._state[0]:
+        raise RuntimeError("%sfunctions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad." % pre)
+    if out._data.shape != res._data.shape:
+        out._data = np.empty(res._data.shape, out._data.dtype)
+    out._data[...] = res._data
+    out._version[0] += 1
+    return out
 
 
 def wrap_dim(dim, ndim):

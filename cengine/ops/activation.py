@@ -13,6 +13,7 @@ from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
 from ..tensor import _install
+from ._util import _f
 
 __all__ = ["relu", "sigmoid", "tanh", "silu", "gelu", "leaky_relu", "softplus", "relu_",
            "sigmoid_", "tanh_"]
@@ -26,9 +27,7 @@ _TORCH_NAMES = {"leaky_relu": "leaky_relu_cpu", "silu": "silu_cpu", "gelu": "Gel
 _LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation."
 
 
-def _c(x):
-    """C-contiguous (no copy when already; 0-d stays 0-d, unlike np.ascontiguousarray)."""
-    return x if x.flags.c_contiguous else x.copy(order="C")
+_c = _f   # C-contiguous (no copy when already; 0-d stays 0-d)
 
 
 class Activation(Function):

@@ -573,11 +573,11 @@ def _channel_dropout(input, p, training, inplace, batched):
         keep = _rng(None).random(mshape, dtype=np.float32 if x.dtype == np.float32
                                  else np.float64) >= p
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    out = input * _wrap(mask)
-    if inplace:
-        from ..nn.functional import _inplace_result
-        return _inplace_result(input, out)
-    return out
+    if inplace:   # as F.dropout(inplace=True): x *= mask in x's storage, history rebased
+        from .activation import _check_inplace_target, MulMaskInplace
+        _check_inplace_target(input)
+        return MulMaskInplace.apply(input, mask)
+    return input * _wrap(mask)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
@@ -636,6 +636,32 @@ def _pad_gather(x, dims_idx):
     for d, idx, _, _ in dims_idx:
         out = np.take(out, idx, axis=d)
     return np.ascontiguousarray(out)
+
+
+# constant mode (F.pad's own Function; its argument checks are in cengine.nn.functional.pad)
+class _Pad(Function):
+    @staticmethod
+    def forward(ctx, x, pad, value):
+        nd = x.ndim
+        widths = [(0, 0)] * nd
+        crops = [slice(None)] * nd
+        for i in range(len(pad) // 2):
+            d = nd - 1 - i
+            lo, hi = pad[2 * i], pad[2 * i + 1]
+            widths[d] = (builtins.max(lo, 0), builtins.max(hi, 0))
+            crops[d] = slice(builtins.max(-lo, 0), x.shape[d] - builtins.max(-hi, 0))
+        xc = x[tuple(crops)]
+        out = np.pad(xc, widths, mode="constant", constant_values=value)
+        ctx.meta = (x.shape, tuple(crops), widths)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, crops, widths = ctx.meta
+        inner = tuple(slice(lo, g.shape[d] - hi) for d, (lo, hi) in enumerate(widths))
+        gx = np.zeros(shape, g.dtype)
+        gx[crops] = g[inner]
+        return gx, None, None
 
 
 class _PadIndex(Function):

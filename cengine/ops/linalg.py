@@ -16,10 +16,13 @@ from .. import _C
 from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap, _install
+from ._util import unbroadcast, _reshape, write_out
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm",
            "baddbmm", "addmv", "einsum"]
 
+# c = alpha * a @ b + beta * c (+ bias (N,) along the columns), 2-D or batched with up to two
+# batch dimensions, any strides
 _gemm = _C.gemm
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
@@ -134,19 +137,6 @@ def _raise_broadcast(sa, sb):
     raise RuntimeError("shapes %s and %s cannot be broadcast" % (sa, sb))
 
 
-def _sum_to(g, shape):
-    """sum a (batch..., r, c) gradient down to an operand's (batch'..., r, c) shape"""
-    if g.shape == shape:
-        return g
-    nd = g.ndim - len(shape)
-    if nd > 0:
-        g = g.sum(axis=tuple(range(nd)))
-    axes = tuple(i for i, s in enumerate(shape[:-2]) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g
-
-
 def _swap(x):
     return x.swapaxes(-1, -2)
 
@@ -159,7 +149,7 @@ def _grad_a(g, b, a_shape):
         _gemm(_fold_rows(g), _swap(b), np.reshape(out, (_rows(out.shape), b.shape[0])))
         return out
     full = _matmul_nd(g, _swap(b))
-    return _sum_to(full, a_shape)
+    return unbroadcast(full, a_shape)
 
 
 def _grad_b(g, a, b_shape):
@@ -170,7 +160,7 @@ def _grad_b(g, a, b_shape):
         _gemm(_swap(_fold_rows(a)), _fold_rows(g), out)
         return out
     full = _matmul_nd(_swap(a), g)
-    return _sum_to(full, b_shape)
+    return unbroadcast(full, b_shape)
 
 
 class MatMul(Function):
@@ -275,7 +265,7 @@ def matmul(input, other, *, out=None):
                                    ", ".join(str(s) for s in (sb[:-2] + (ka,) if db > 2 else (ka,))),
                                    ", ".join(str(s) for s in (sb[:-1] if db > 2 else sb[:1]))))
     _same_dtype(a, b)
-    return _out(_apply_matmul(a, b), out)
+    return write_out(_apply_matmul(a, b), out, "matmul")
 
 
 def mm(input, mat2, *, out=None):
@@ -291,7 +281,7 @@ def mm(input, mat2, *, out=None):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (%dx%d and %dx%d)"
                            % (sa[0], sa[1], sb[0], sb[1]))
     _same_dtype(input, mat2)
-    return _out(_apply_matmul(input, mat2), out)
+    return write_out(_apply_matmul(input, mat2), out, "mm")
 
 
 def bmm(input, mat2, *, out=None):
@@ -307,7 +297,7 @@ def bmm(input, mat2, *, out=None):
         raise RuntimeError("Expected size for first two dimensions of batch2 tensor to be: "
                            "[%d, %d] but got: [%d, %d]." % (sa[0], sa[2], sb[0], sb[1]))
     _same_dtype(input, mat2)
-    return _out(_apply_matmul(input, mat2), out)
+    return write_out(_apply_matmul(input, mat2), out, "bmm")
 
 
 def mv(input, vec, *, out=None):
@@ -322,7 +312,7 @@ def mv(input, vec, *, out=None):
         raise RuntimeError("size mismatch, got input (%d), mat (%dx%d), vec (%d)"
                            % (sa[0], sa[0], sa[1], sv[0]))
     _same_dtype(input, vec)
-    return _out(_apply_matmul(input, vec), out)
+    return write_out(_apply_matmul(input, vec), out, "mv")
 
 
 def dot(input, other, *, out=None):
@@ -341,7 +331,7 @@ def dot(input, other, *, out=None):
         raise RuntimeError("inconsistent tensor size, expected tensor [%d] and src [%d] to have "
                            "the same number of elements, but got %d and %d elements respectively"
                            % (n, m, n, m))
-    return _out(_apply_matmul(input, other), out)
+    return write_out(_apply_matmul(input, other), out, "dot")
 
 
 vdot = dot  # real dtypes only: no conjugation to do
@@ -397,8 +387,8 @@ def outer(input, vec2, *, out=None):
                            % (input._data.ndim, vec2._data.ndim))
     _same_dtype(input, vec2)
     if input._data.dtype.kind != "f" or input._data.dtype.itemsize not in (4, 8):
-        return _out(_wrap(np.outer(input._data, vec2._data)), out)
-    return _out(Outer.apply(input, vec2), out)
+        return write_out(_wrap(np.outer(input._data, vec2._data)), out, "outer")
+    return write_out(Outer.apply(input, vec2), out, "outer")
 
 
 ger = outer
@@ -427,7 +417,7 @@ class AddMM(Function):
         ga = g1 = g2 = None
         alpha, beta = ctx.alpha, ctx.beta
         if ctx.needs_input_grad[0]:
-            ga = _sum_to_shape(g * beta if beta != 1 else g, ctx.inp_shape)
+            ga = unbroadcast(g * beta if beta != 1 else g, ctx.inp_shape)
         if ctx.needs_input_grad[1]:
             g1 = np.empty(m1.shape, g.dtype)
             _gemm(g, _swap(m2), g1, alpha)
@@ -437,16 +427,41 @@ class AddMM(Function):
         return ga, g1, g2, None, None
 
 
-def _sum_to_shape(g, shape):
-    if g.shape == tuple(shape):
-        return g
-    nd = g.ndim - len(shape)
-    if nd > 0:
-        g = g.sum(axis=tuple(range(nd)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return np.reshape(g, shape)
+# F.linear (its torch-named surface and checks are in cengine.nn.functional)
+class _Linear(Function):
+    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile."""
+
+    @staticmethod
+    def forward(ctx, x, W, b):
+        ctx.save_for_backward(x, W)
+        ctx.has_b = b is not None
+        ctx.bshape = None if b is None else b.shape
+        in_f = W.shape[1]
+        M = int(np.prod(x.shape[:-1], dtype=np.int64))
+        ctx.M = M
+        x2 = x.reshape(M, in_f)
+        out = np.empty((M, W.shape[0]), x.dtype)
+        if b is not None and b.shape != (W.shape[0],):   # () or (1,): one value for every column
+            b = np.broadcast_to(b.reshape(()), (W.shape[0],))
+        _gemm(x2, W.T, out, 1.0, 0.0, b)
+        return out.reshape(x.shape[:-1] + (W.shape[0],))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, W = ctx.saved_tensors
+        in_f, out_f, M = W.shape[1], W.shape[0], ctx.M
+        g2 = g.reshape(M, out_f)
+        gx = gW = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = np.empty((M, in_f), x.dtype)
+            _gemm(g2, W, gx)
+            gx = _reshape(gx, x.shape)
+        if ctx.needs_input_grad[1]:
+            gW = np.empty(W.shape, W.dtype)
+            _gemm(g2.T, x.reshape(M, in_f), gW)
+        if ctx.has_b and ctx.needs_input_grad[2]:
+            gb = unbroadcast(g2.sum(axis=0), ctx.bshape)
+        return gx, gW, gb
 
 
 def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
@@ -491,8 +506,8 @@ def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
         res = (alpha * prod if alpha != 1 else prod)
         if beta != 0:
             res = res + beta * input._data
-        return _out(_wrap(np.asarray(res).astype(dt, copy=False)), out)
-    return _out(AddMM.apply(input, m1, m2, beta, alpha), out)
+        return write_out(_wrap(np.asarray(res).astype(dt, copy=False)), out, name)
+    return write_out(AddMM.apply(input, m1, m2, beta, alpha), out, name)
 
 
 def _scalar(x):
@@ -523,27 +538,7 @@ def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
                               vec._data.shape[0]))
     inp = input.unsqueeze(-1) if input._data.ndim == 1 else input
     res = _addmm_common("addmv", inp, mat, vec.unsqueeze(1), beta, alpha, 2, None)
-    return _out(res.squeeze(1), out)
-
-
-def _out(res, out):
-    if out is None:
-        return res
-    if not isinstance(out, Tensor):
-        raise TypeError("out= must be a Tensor")
-    if out.requires_grad and _grad_enabled():
-        raise RuntimeError("matmul(): functions with out=... arguments don't support automatic "
-                           "differentiation, but one of the arguments requires grad.")
-    if out._data.shape != res._data.shape:
-        out._data = np.empty(res._data.shape, out._data.dtype)
-    out._data[...] = res._data
-    out._version[0] += 1
-    return out
-
-
-def _grad_enabled():
-    from ..autograd import grad_mode
-    return grad_mode._state[0]
+    return write_out(res.squeeze(1), out, "addmv")
 
 
 # ------------------------------------------------------------------ einsum

@@ -5,7 +5,6 @@ per param group and dtype, the parameters that have a gradient, their gradients 
 buffers as numpy arrays and makes ONE fused call (cengine._C.sgd_step / adam_step / ...), which
 splits the whole group across threads and SIMD lanes.
 """
-import itertools
 from collections import OrderedDict, defaultdict
 from copy import deepcopy
 from functools import wraps
@@ -15,30 +14,13 @@ import numpy as np
 
 from ..tensor import Tensor, _wrap
 from .. import dtypes as _dt
+from ..utils.hooks import RemovableHandle
 
 __all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook",
            "register_optimizer_step_post_hook"]
 
 _global_optimizer_pre_hooks = OrderedDict()
 _global_optimizer_post_hooks = OrderedDict()
-_hook_ids = itertools.count()
-
-
-class RemovableHandle:
-    """Returned by the register_*_hook functions; remove() unregisters the hook."""
-
-    def __init__(self, hooks_dict):
-        self._dict = hooks_dict
-        self.id = next(_hook_ids)
-
-    def remove(self):
-        self._dict.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def register_optimizer_step_pre_hook(hook):
