@@ -15,7 +15,7 @@ from .tensor import Tensor, Size, device
 from ._legacy import *  # noqa: F401,F403  (FloatTensor, LongTensor, ...)
 from . import autograd
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
-from . import ops as _ops  # noqa: F401  (installs Tensor methods)
+from . import ops as _ops  # noqa: F401
 from .ops.creation import *  # noqa: F401,F403
 from .ops.elementwise import *  # noqa: F401,F403
 from .ops.reduce import *  # noqa: F401,F403
@@ -34,12 +34,19 @@ _config_init()
 del _config_init
 
 # ---- subsystems (imported below as they land) ----
-from .ops.linalg import *  # noqa: F401,F403  (matmul family on the C GEMM; installs @, .mm, ...)
+from .ops.linalg import *  # noqa: F401,F403  (matmul family on the C GEMM)
 from . import utils  # noqa: E402,F401
 from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
 from . import distributed  # noqa: E402,F401
 from . import amp  # noqa: E402,F401
+from .amp.autocast_mode import (autocast, is_autocast_available, is_autocast_enabled,  # noqa
+                                get_autocast_dtype, set_autocast_enabled, set_autocast_dtype,
+                                is_autocast_cache_enabled, set_autocast_cache_enabled,
+                                clear_autocast_cache, is_autocast_cpu_enabled,
+                                get_autocast_cpu_dtype, set_autocast_cpu_enabled,
+                                set_autocast_cpu_dtype, get_autocast_gpu_dtype)
+from . import cpu  # noqa: E402,F401  (torch.cpu: cengine.cpu.amp.autocast)
 from .nn.functional import softmax, log_softmax  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from ._surface import *  # noqa: E402,F401,F403  (set_default_device, compile, ...)

@@ -14,7 +14,7 @@ import numpy as np
 from . import dtypes as _dt
 
 __all__ = ["FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor",
-           "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor"]
+           "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor", "BFloat16Tensor"]
 
 
 def _is_int(v):
@@ -102,18 +102,20 @@ class _LegacyType(type):
         return "<class 'cengine.%s'>" % cls.__name__
 
 
-def _make(name, d):
+def _make(d):
+    name = _dt.torch_type_name(d) + "Tensor"
     return _LegacyType(name, (), {"_np": d.np, "dtype": d, "__module__": "cengine",
                                   "__doc__": "Legacy constructor of %s tensors: %s(*sizes) or "
                                              "%s(data)." % (d, name, name)})
 
 
-FloatTensor = _make("FloatTensor", _dt.float32)
-DoubleTensor = _make("DoubleTensor", _dt.float64)
-HalfTensor = _make("HalfTensor", _dt.float16)
-LongTensor = _make("LongTensor", _dt.int64)
-IntTensor = _make("IntTensor", _dt.int32)
-ShortTensor = _make("ShortTensor", _dt.int16)
-CharTensor = _make("CharTensor", _dt.int8)
-ByteTensor = _make("ByteTensor", _dt.uint8)
-BoolTensor = _make("BoolTensor", _dt.bool)
+FloatTensor = _make(_dt.float32)
+DoubleTensor = _make(_dt.float64)
+HalfTensor = _make(_dt.float16)
+LongTensor = _make(_dt.int64)
+IntTensor = _make(_dt.int32)
+ShortTensor = _make(_dt.int16)
+CharTensor = _make(_dt.int8)
+ByteTensor = _make(_dt.uint8)
+BoolTensor = _make(_dt.bool)
+BFloat16Tensor = _make(_dt.bfloat16)

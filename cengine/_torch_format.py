@@ -28,6 +28,8 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 
+from . import dtypes as _dt
+
 __all__ = ["is_torch_zip", "is_torch_legacy", "load_torch_zip", "load_torch_legacy"]
 
 _LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
@@ -35,24 +37,20 @@ _LEGACY_PROTOCOL = 1001
 
 UnpicklingError = pickle.UnpicklingError
 
-# torch storage type name -> cengine dtype name (None: cengine cannot hold it)
-_STORAGE_TYPES = {
-    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
-    "BoolStorage": "bool", "UntypedStorage": "uint8",
+# torch storage type name -> cengine dtype name (None: cengine cannot hold it); the typed ones,
+# FloatStorage ... BoolStorage, come from the dtype table
+_STORAGE_TYPES = {_dt.torch_type_name(d) + "Storage": d.name for d in _dt._NAMES.values()}
+_STORAGE_TYPES.update({
+    "UntypedStorage": "uint8",
     "ComplexFloatStorage": None, "ComplexDoubleStorage": None, "QInt8Storage": None,
     "QUInt8Storage": None, "QInt32Storage": None, "QUInt4x2Storage": None,
     "QUInt2x4Storage": None,
-}
+})
 
-# torch dtype attribute names -> cengine dtype name
-_TORCH_DTYPES = {
-    "float32": "float32", "float": "float32", "float64": "float64", "double": "float64",
-    "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64",
-    "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "short": "int16",
-    "int8": "int8", "uint8": "uint8", "bool": "bool",
-}
+# torch dtype attribute names (torch.float32, torch.long, ...) -> cengine dtype name: the same
+# names cengine.dtypes binds
+_TORCH_DTYPES = {n: getattr(_dt, n).name for n in _dt.__all__
+                 if isinstance(getattr(_dt, n), _dt.dtype)}
 _TORCH_DTYPES_UNSUPPORTED = {
     "complex32", "complex64", "complex128", "cfloat", "cdouble", "chalf", "uint16", "uint32",
     "uint64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "qint8",

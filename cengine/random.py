@@ -5,7 +5,7 @@ import builtins
 import numpy as np
 
 from . import dtypes as _dt
-from .tensor import Tensor, Size, _wrap, _install, _check_device
+from .tensor import Tensor, Size, _wrap, _check_device
 from .ops._util import size_args, check_nonneg
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "default_generator", "rand",
@@ -77,7 +77,7 @@ def set_rng_state(state):
 
 def _float_dtype(dtype):
     npd = _dt.get_default_dtype().np if dtype is None else _dt.to_numpy_dtype(dtype)
-    if npd.kind != "f":
+    if not _dt.is_floating(npd):
         raise RuntimeError("\"check_uniform_bounds\" not implemented for '%s'" % npd.name)
     return npd
 
@@ -176,11 +176,9 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if not isinstance(input, Tensor):
         raise TypeError("multinomial(): argument 'input' (position 1) must be Tensor, not %s"
                         % type(input).__name__)
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("multinomial only supports floating-point dtypes for input, got: %s"
-                           % {"int64": "Long", "int32": "Int", "bool": "Bool", "uint8": "Byte",
-                              "int16": "Short", "int8": "Char"}.get(input.dtype.name,
-                                                                   input.dtype.name))
+                           % _dt.torch_type_name(input.dtype))
     if input._data.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
     if not isinstance(num_samples, (builtins.int, np.integer)) or \
@@ -271,9 +269,3 @@ def exponential_(self, lambd=1.0, *, generator=None):
     self._data[...] = _rng(generator).exponential(1.0 / lambd, self._data.shape)
     self._version[0] += 1
     return self
-
-
-for _name, _fn in {"normal_": normal_, "uniform_": uniform_, "bernoulli_": bernoulli_,
-                   "random_": random_, "exponential_": exponential_,
-                   "bernoulli": bernoulli, "multinomial": multinomial}.items():
-    _install(_name, _fn)

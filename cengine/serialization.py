@@ -21,6 +21,7 @@ import struct
 import tempfile
 from collections import OrderedDict
 
+import ml_dtypes
 import numpy as np
 
 __all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_globals",
@@ -75,7 +76,7 @@ class _Encoder:
             return {"v": obj}
         if isinstance(obj, Tensor):
             from .nn.parameter import Parameter
-            if obj._data.dtype.kind not in "biuf":
+            if obj._data.dtype.kind not in "biuf" and obj._data.dtype != _BF16:
                 raise TypeError("cengine.save: tensors of dtype %s are not supported" % obj.dtype)
             node = {"tensor": self._array(obj._data, path)}
             if obj.requires_grad:
@@ -84,7 +85,7 @@ class _Encoder:
                 node["param"] = True
             return node
         if isinstance(obj, np.ndarray):
-            if obj.dtype.kind not in "biuf":
+            if obj.dtype.kind not in "biuf" and obj.dtype != _BF16:
                 raise TypeError("cengine.save: arrays of dtype %s are not supported" % obj.dtype)
             return {"ndarray": self._array(obj, path)}
         if isinstance(obj, np.generic):
@@ -219,9 +220,12 @@ def _header(fh, size, where):
     return header, 8 + n
 
 
-# safetensors dtype -> numpy dtype (the format is little-endian)
-_ST_NUMPY = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
-             "I8": "i1", "U8": "u1", "BOOL": "?", "U64": "<u8", "U32": "<u4", "U16": "<u2"}
+# safetensors dtype -> numpy dtype (the format is little-endian; BF16 is ml_dtypes.bfloat16,
+# whose name safetensors' writer maps back to BF16, as torch writes it)
+_BF16 = np.dtype(ml_dtypes.bfloat16)
+_ST_NUMPY = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": _BF16, "I64": "<i8", "I32": "<i4",
+             "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?", "U64": "<u8", "U32": "<u4",
+             "U16": "<u2"}
 
 
 def _read_safetensors(fh, size, where):
@@ -272,7 +276,7 @@ def _read_safetensors(fh, size, where):
         arr = np.empty(count, npd)
         if count:
             fh.seek(start + begin)
-            if fh.readinto(memoryview(arr).cast("B")) != arr.nbytes:
+            if fh.readinto(memoryview(arr.view(np.uint8)).cast("B")) != arr.nbytes:
                 raise RuntimeError("%s is not a valid checkpoint: entry %r is truncated"
                                    % (where, k))
         if npd == np.bool_ and count and arr.view(np.uint8).max() > 1:
@@ -434,7 +438,7 @@ def _looks_like_safetensors(head):
 
 
 # safetensors dtypes cengine Tensors can hold (numpy arrays saved by ce.save may also be U16-U64)
-_ST_TENSOR_DTYPES = ("F64", "F32", "F16", "I64", "I32", "I16", "I8", "U8", "BOOL")
+_ST_TENSOR_DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL")
 
 
 def _dtype_error(where, key, name):

@@ -11,6 +11,7 @@ import numpy as np
 from . import dtypes as _dt
 from .autograd import grad_mode as _gm
 from .autograd.function import AccumulateGrad
+from . import _tensor_methods as _tm
 
 __all__ = ["Tensor", "device", "Size"]
 
@@ -74,8 +75,92 @@ def _check_device(dev):
                            "available (got %r)" % str(d))
 
 
+_TO_FORMS = ("(cengine.device device = None, cengine.dtype dtype = None, bool non_blocking = "
+             "False, bool copy = False, *, memory_format memory_format = None)",
+             "(cengine.dtype dtype, bool non_blocking = False, bool copy = False, *, "
+             "memory_format memory_format = None)",
+             "(Tensor tensor, bool non_blocking = False, bool copy = False, *, memory_format "
+             "memory_format = None)")
+_PY_DTYPES = {builtins.float: _dt.float64, builtins.int: _dt.int64, builtins.bool: _dt.bool}
+
+
+def _parse_to(args, kwargs):
+    """torch's argument forms of Tensor.to and Module.to:
+        to(device=None, dtype=None, non_blocking=False, copy=False, *, memory_format=None)
+        to(dtype, non_blocking=False, copy=False, *, memory_format=None)
+        to(tensor, non_blocking=False, copy=False, *, memory_format=None)
+    -> (device or None, cengine dtype or None, non_blocking, copy or None when not given,
+    memory_format). The device is checked (only the CPU exists); a python type float/int/bool
+    means float64/int64/bool as in torch."""
+    def bad():
+        got = ", ".join([_to_arg_type(a) for a in args] + ["%s=%s" % (k, _to_arg_type(v))
+                                                             for k, v in kwargs.items()])
+        return TypeError("to() received an invalid combination of arguments - got (%s), but "
+                         "expected one of:\n%s" % (got + ("" if args else ", "),
+                                                    "\n".join(" * " + f for f in _TO_FORMS)))
+    first = args[0] if args else None
+    dt = first if isinstance(first, _dt.dtype) else _PY_DTYPES.get(first) \
+        if isinstance(first, type) else None
+    if dt is not None or isinstance(first, Tensor):
+        names = ("non_blocking", "copy")            # to(dtype, ...) / to(tensor, ...)
+        dev = first.device if dt is None else None
+        dt = first.dtype if dt is None else dt
+        rest = args[1:]
+    else:
+        names = ("device", "dtype", "non_blocking", "copy")
+        dev = dt = None
+        rest = args
+    if len(rest) > len(names):
+        raise bad()
+    vals = dict(zip(names, rest))
+    for k, v in kwargs.items():
+        if k not in names + ("memory_format",) or k in vals:
+            raise bad()
+        vals[k] = v
+    if "device" in vals:
+        dev = vals["device"]
+        if dev is not None and not isinstance(dev, (str, device, builtins.int)) \
+                or isinstance(dev, builtins.bool):
+            raise bad()
+        if isinstance(dev, builtins.int):
+            dev = "cuda:%d" % dev                  # an index names an accelerator, as in torch
+    if vals.get("dtype") is not None:
+        dt = vals["dtype"]
+        dt = _PY_DTYPES.get(dt, dt) if isinstance(dt, type) else dt
+        if not isinstance(dt, _dt.dtype):
+            raise bad()
+    non_blocking, copy = vals.get("non_blocking", False), vals.get("copy")
+    if not isinstance(non_blocking, builtins.bool) or not isinstance(copy, (builtins.bool,
+                                                                             type(None))):
+        raise bad()
+    _check_device(dev)
+    return dev, dt, non_blocking, copy, vals.get("memory_format")
+
+
+def _to_arg_type(v):
+    if isinstance(v, _dt.dtype):
+        return "cengine.dtype"
+    if isinstance(v, device):
+        return "cengine.device"
+    return "Tensor" if isinstance(v, Tensor) else type(v).__name__
+
+
+def _init_slots(t, arr, version, requires_grad=False):
+    """Fill every slot of a Tensor made with Tensor.__new__: storage arr, version counter version
+    (a one-element list, shared by views), no graph, no gradient."""
+    t._data = arr
+    t.requires_grad = requires_grad
+    t._grad = None
+    t.grad_fn = None
+    t._version = version
+    t._output_nr = 0
+    t._acc = None
+    t._retains_grad = False
+
+
 def _wrap(arr, requires_grad=False):
-    """Tensor around an ndarray, no copy (internal fast constructor)."""
+    """Tensor around an ndarray, no copy (internal fast constructor; the hottest path, so it
+    sets the slots of _init_slots itself instead of calling it)."""
     t = Tensor.__new__(Tensor)
     if type(arr) is not np.ndarray:
         arr = np.asarray(arr)
@@ -90,16 +175,10 @@ def _wrap(arr, requires_grad=False):
     return t
 
 
-# dtype names as torch's grad-assignment errors print them (C++ type, capitalised scalar type)
-_CPP_TYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
-             "int32": "int", "int16": "short int", "int8": "signed char",
-             "uint8": "unsigned char", "bool": "bool"}
-_TYPE_CAP = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
-
 def _fmt_array(a):
-    if a.dtype.kind == "f":
+    if a.dtype == _dt.BF16_NP or a.dtype == np.float16:   # bfloat16 (kind "V") and float16 print as float32
+        a = a.astype(np.float32)
+    if _dt.is_floating(a.dtype):
         finite = a[np.isfinite(a)] if a.size else a
         if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 1e8:
             fmt = lambda v: ("%.0f." % v) if np.isfinite(v) else str(v)  # noqa: E731
@@ -117,8 +196,11 @@ def _fmt_array(a):
     return np.array2string(a, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
 
 
-class Tensor:
-    """A multi-dimensional array with autograd, following torch.Tensor."""
+class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm._IndexMethods,
+             _tm._ActivationMethods, _tm._SortingMethods, _tm._ScatterMethods, _tm._LinalgMethods,
+             _tm._RandomMethods, _tm._NNMethods):
+    """A multi-dimensional array with autograd, following torch.Tensor. The methods that run an
+    op are declared in cengine/_tensor_methods.py (one base class per op family)."""
     __slots__ = ("_data", "requires_grad", "_grad", "grad_fn", "_version", "_output_nr", "_acc",
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
@@ -130,15 +212,9 @@ class Tensor:
         res = legacy_array("Tensor", args, None if dtype is None else _dt.to_numpy_dtype(dtype),
                            device)
         if isinstance(res, tuple):
-            self._data, self._version = res[1]._data, res[1]._version
+            _init_slots(self, res[1]._data, res[1]._version)
         else:
-            self._data, self._version = res, [0]
-        self.requires_grad = False
-        self._grad = None
-        self.grad_fn = None
-        self._output_nr = 0
-        self._acc = None
-        self._retains_grad = False
+            _init_slots(self, res, [0])
         if requires_grad:
             self.requires_grad_(True)
 
@@ -206,7 +282,7 @@ class Tensor:
         return self.grad_fn is None
 
     def is_floating_point(self):
-        return self._data.dtype.kind == "f"
+        return _dt.is_floating(self._data.dtype)
 
     def data_ptr(self):
         return self._data.__array_interface__["data"][0]
@@ -252,8 +328,7 @@ class Tensor:
                 raise RuntimeError(
                     "attempting to assign a gradient with dtype '%s' to a tensor with grad_dtype "
                     "'%s'. The gradient must match the tensor's grad_dtype (defaults to the "
-                    "tensor's dtype)." % (_CPP_TYPE.get(g.dtype.name, g.dtype.name),
-                                          _TYPE_CAP.get(a.dtype.name, a.dtype.name)))
+                    "tensor's dtype)." % (_dt.torch_cpp_name(g.dtype), _dt.torch_type_name(a.dtype)))
             if g.shape != a.shape:
                 raise RuntimeError(
                     "attempting to assign a gradient of size '[%s]' to a tensor of size '[%s]'. "
@@ -284,7 +359,7 @@ class Tensor:
                                    "If you want to use a computed variable in a subgraph that "
                                    "doesn't require differentiation use var_no_grad = var.detach().")
             return self
-        if requires_grad and self._data.dtype.kind != "f":
+        if requires_grad and not _dt.is_floating(self._data.dtype):
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self.requires_grad = builtins.bool(requires_grad)
         return self
@@ -431,23 +506,9 @@ class Tensor:
 
     # ------------------------------------------------------------------ dtype / device
     def to(self, *args, **kwargs):
-        """to(dtype) / to(device) / to(device, dtype) / to(other) like torch; copy=False."""
-        dtype = kwargs.pop("dtype", None)
-        dev = kwargs.pop("device", None)
-        copy = kwargs.pop("copy", False)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError("to() got an unexpected keyword argument '%s'" % next(iter(kwargs)))
-        for a in args:
-            if isinstance(a, _dt.dtype):
-                dtype = a
-            elif isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, (str, device)):
-                dev = a
-            elif a is not None:
-                raise TypeError("to() received an invalid combination of arguments: %r" % (a,))
-        _check_device(dev)
+        """to(dtype) / to(device) / to(device, dtype) / to(other), with non_blocking, copy and
+        memory_format, like torch: self when nothing changes and copy is not set."""
+        _, dtype, _, copy, _ = _parse_to(args, kwargs)
         out = self
         if dtype is not None and dtype.np != self._data.dtype:
             from .ops.elementwise import cast
@@ -458,7 +519,7 @@ class Tensor:
 
     def type(self, dtype=None):
         if dtype is None:
-            return "cengine.%sTensor" % _TYPE_CAP[self.dtype.name]
+            return "cengine.%sTensor" % _dt.torch_type_name(self.dtype)
         return self.to(dtype)
 
     def cpu(self):
@@ -482,6 +543,9 @@ class Tensor:
 
     def half(self):
         return self.to(_dt.float16)
+
+    def bfloat16(self):
+        return self.to(_dt.bfloat16)
 
     def long(self):
         return self.to(_dt.int64)
@@ -529,5 +593,4 @@ def _rebuild(arr, requires_grad):
     return _wrap(arr, requires_grad)
 
 
-def _install(name, fn):
-    setattr(Tensor, name, fn)
+_tm._link()  # the op modules import Tensor, so the methods reach them only now

@@ -46,6 +46,9 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("optim.h")
 #include "optim.h"
 #endif
+#if __has_include("cast.h")
+#include "cast.h"
+#endif
 #if __has_include("ctc.h")
 #include "ctc.h"
 #endif

@@ -143,11 +143,23 @@ def test_unsupported_storage_and_dtype_are_named(tmp_path):
     path.write_bytes(_zip(pkl, {"0": b"\0" * 8}))
     with pytest.raises(pickle.UnpicklingError, match="torch.ComplexFloatStorage"):
         load(path)
-    if ce.bfloat16.np is None:
-        pkl = _state_dict_pickle([("h", _tensor("BFloat16Storage", "0", 1, 0, (1,), (1,)))])
-        path.write_bytes(_zip(pkl, {"0": b"\0" * 2}))
-        with pytest.raises(RuntimeError, match="bfloat16 data, which cengine cannot store"):
-            load(path)
+
+
+def test_half_storages_load_with_their_bits(tmp_path):
+    # BFloat16Storage / HalfStorage (a strided view of each), written by hand
+    path = tmp_path / "h.pt"
+    bits = np.array([0x3f80, 0xc040, 0x7f80, 0xffff, 0x0001, 0x4049], np.uint16)
+    pkl = _state_dict_pickle([("b", _tensor("BFloat16Storage", "0", 6, 1, (2, 2), (1, 2))),
+                              ("h", _tensor("HalfStorage", "1", 6, 0, (3,), (2,)))])
+    path.write_bytes(_zip(pkl, {"0": bits.tobytes(), "1": bits.tobytes()}))
+    out = load(path)
+    assert out["b"].dtype == ce.bfloat16 and out["b"].shape == (2, 2)
+    assert out["h"].dtype == ce.float16 and out["h"].shape == (3,)
+    want = bits[1:].view(ce.bfloat16.np)
+    np.testing.assert_array_equal(out["b"].numpy().view(np.uint16),
+                                  np.array([[bits[1], bits[3]], [bits[2], bits[4]]]))
+    assert out["b"].numpy().dtype == want.dtype
+    np.testing.assert_array_equal(out["h"].numpy().view(np.uint16), bits[::2])
 
 
 def test_cuda_storages_need_map_location(tmp_path):
@@ -344,10 +356,22 @@ def test_torch_saved_module_is_refused_with_its_name(tmp_path):
     torch.save(torch.nn.Linear(2, 2), path)
     with pytest.raises(pickle.UnpicklingError, match=r"torch\.nn\.modules\.linear\.Linear"):
         load(path)
-    if hasattr(torch, "bfloat16") and ce.bfloat16.np is None:
-        torch.save({"h": torch.ones(2, dtype=torch.bfloat16)}, path)
-        with pytest.raises(RuntimeError, match="bfloat16"):
-            load(path)
+
+
+def test_torch_saved_half_tensors_keep_their_bits(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "h.pt"
+    g = torch.Generator().manual_seed(0)
+    src = {"b": torch.randn(3, 5, generator=g).bfloat16(), "h": torch.randn(7, generator=g).half(),
+           "bv": torch.randn(4, 6, generator=g).bfloat16()[:, 1::2],
+           "nan": torch.tensor([float("nan"), float("inf"), -0.0]).bfloat16()}
+    torch.save(src, path)
+    out = load(path)
+    for k, t in src.items():
+        assert out[k].dtype == (ce.bfloat16 if t.dtype == torch.bfloat16 else ce.float16)
+        assert tuple(out[k].shape) == tuple(t.shape)
+        np.testing.assert_array_equal(out[k].numpy().view(np.uint16),
+                                      t.contiguous().view(torch.int16).numpy().view(np.uint16))
 
 
 def test_hostile_sizes_and_nesting_are_refused(tmp_path):

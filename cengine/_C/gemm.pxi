@@ -32,14 +32,9 @@ cdef extern from "gemm.h" nogil:
                       double *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                       const double *bias, int64_t sbias)
 
-_GEMM_TORCH_DTYPE = {"float32": "float", "float64": "double", "float16": "Half",
-                     "int64": "long", "int32": "int", "bool": "bool", "int16": "short",
-                     "int8": "char", "uint8": "unsigned char", "complex64": "ComplexFloat",
-                     "complex128": "ComplexDouble"}
-
-
 def _gemm_dtype_name(dt):
-    return _GEMM_TORCH_DTYPE.get(dt.name, dt.name)
+    from cengine.dtypes import torch_cpp_name   # only on the error path
+    return torch_cpp_name(dt)
 
 
 cdef inline bint _gemm_strides_ok(cnp.ndarray a, int64_t itemsize):

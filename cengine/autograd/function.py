@@ -13,6 +13,7 @@
 import sys
 import weakref
 
+from .. import dtypes as _dt
 from . import grad_mode
 from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
 
@@ -186,7 +187,7 @@ class Function:
         results = []
         for i, o in enumerate(outs):
             t = _wrap(o)
-            if not any(o is nd for nd in nondiff) and o.dtype.kind == "f":
+            if not any(o is nd for nd in nondiff) and _dt.is_floating(o.dtype):
                 t.requires_grad = True
                 t.grad_fn = ctx
                 t._output_nr = i
@@ -244,7 +245,7 @@ def _apply_dirty(ctx, args, out, record):
         t = dirty.get(id(o))
         if t is None:
             t = _wrap(o)
-        if record and not any(o is nd for nd in nondiff) and o.dtype.kind == "f":
+        if record and not any(o is nd for nd in nondiff) and _dt.is_floating(o.dtype):
             t.requires_grad = True
             t.grad_fn = ctx
             t._output_nr = i

@@ -172,3 +172,5 @@ class device:
 
     def __exit__(self, *exc):
         return False
+
+from . import amp  # noqa: E402,F401  (cengine.cuda.amp.autocast / GradScaler)

@@ -2,6 +2,7 @@
 ops (so their gradients come from autograd): selu, celu, hardswish, hardsigmoid, softsign,
 tanhshrink, softshrink, hardshrink, threshold, prelu, cosine_similarity, pairwise_distance.
 Re-exported by cengine.nn.functional."""
+from .. import dtypes as _dt
 from ..tensor import Tensor
 
 __all__ = ["selu", "celu", "hardswish", "hardsigmoid", "softsign", "tanhshrink", "softshrink",
@@ -16,7 +17,7 @@ def _float_only(name, input):
     if not isinstance(input, Tensor):
         raise TypeError("%s(): argument 'input' (position 1) must be Tensor, not %s"
                         % (name, type(input).__name__))
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise NotImplementedError("\"%s\" not implemented for '%s'"
                                   % (name, input.dtype.name.capitalize()))
 

@@ -13,8 +13,12 @@ import warnings
 
 import numpy as np
 
+from .. import dtypes as _dt
+from ..amp import autocast_mode as _am
+from ..ops import _half
 from ..autograd import grad_mode as _gm
-from ..tensor import Tensor, _wrap, _install
+from ..dtypes import torch_type_name
+from ..tensor import Tensor, _wrap
 from ..ops._util import wrap_dim
 from ..ops import activation as _act
 from ..ops.softmax import _Softmax
@@ -48,19 +52,19 @@ def _float_check(name, t):
     if not isinstance(t, Tensor):
         raise TypeError("%s(): argument 'input' (position 1) must be Tensor, not %s"
                         % (name, type(t).__name__))
-    if t._data.dtype.kind != "f":
+    if not _dt.is_floating(t._data.dtype):
         raise RuntimeError("\"%s\" not implemented for '%s'" % (name, _torch_dtype(t)))
 
 
 def _torch_dtype(t):
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
+    return torch_type_name(t.dtype)
 
 
 # ============================================================================ linear
 def linear(input, weight, bias=None):
     """y = input @ weight^T + bias; input (*, in_features), weight (out_features, in_features)."""
+    if _am._tls.lowp is not None:    # autocast: a lower-precision op
+        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             raise TypeError("linear(): argument '%s' must be Tensor, not %s"
@@ -70,7 +74,7 @@ def linear(input, weight, bias=None):
         other = weight if input._data.dtype != weight._data.dtype else bias
         raise RuntimeError("mat1 and mat2 must have the same dtype, but got %s and %s"
                            % (_torch_dtype(input), _torch_dtype(other)))
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("\"addmm_impl_cpu_\" not implemented for '%s'" % _torch_dtype(input))
     if weight.dim() != 2:
         raise RuntimeError("linear(): weight must be 2-D (out_features, in_features), got %d-D"
@@ -145,7 +149,7 @@ def relu6(input, inplace=False):
 
 def _float_act(name, input):
     """torch's error for float-only activations given an integer/bool tensor."""
-    if isinstance(input, Tensor) and input._data.dtype.kind != "f":
+    if isinstance(input, Tensor) and not _dt.is_floating(input._data.dtype):
         raise NotImplementedError("\"%s\" not implemented for '%s'" % (name, _torch_dtype(input)))
 
 
@@ -208,7 +212,7 @@ def _softmax_impl(name, input, dim, dtype, log):
         dim = _get_softmax_dim(name, input.dim())
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("\"%s_lastdim_kernel_impl\" not implemented for '%s'"
                            % (name, _torch_dtype(input)))
     d = wrap_dim(dim, input.dim())
@@ -284,6 +288,9 @@ def _check_norm_input(input, ns, weight, bias):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last len(normalized_shape) dims."""
     _float_check("layer_norm", input)
+    if _half.any_half(input, weight, bias):   # float32 compute, the input's dtype out (torch)
+        return _half.via_f32(lambda x, w, b: layer_norm(x, normalized_shape, w, b, eps),
+                             input, weight, bias, keep=input._data.dtype)
     ns = _norm_shape(normalized_shape)
     _check_norm_input(input, ns, weight, bias)
     D = int(np.prod(ns, dtype=np.int64))
@@ -295,6 +302,11 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x^2) + eps) * weight over the last len(normalized_shape) dims;
     eps=None uses the dtype's machine epsilon (like torch)."""
     _float_check("rms_norm", input)
+    if _half.any_half(input, weight):
+        if eps is None:
+            eps = float(np.finfo(input._data.dtype).eps)
+        return _half.via_f32(lambda x, w: rms_norm(x, normalized_shape, w, eps), input, weight,
+                             keep=input._data.dtype)
     ns = _norm_shape(normalized_shape)
     _check_norm_input(input, ns, weight, None)
     if eps is None:
@@ -310,6 +322,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     batch statistics and updates running_mean/var in place (unbiased variance); otherwise the
     running statistics are used."""
     _float_check("batch_norm", input)
+    if _half.any_half(input, weight, bias):
+        return _half.via_f32(lambda x, w, b: batch_norm(x, running_mean, running_var, w, b,
+                                                        training, momentum, eps),
+                             input, weight, bias, keep=input._data.dtype)
     if input.dim() < 2:
         raise ValueError("expected 2D or 3D input (got %dD input)" % input.dim())
     C = input.shape[1]
@@ -376,6 +392,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         if idx.size and (idx.min() < 0 or idx.max() >= V):
             raise IndexError("index out of range in self")
         _embedding_renorm_(weight, idx, max_norm, norm_type)
+    if _half.is_half(weight._data.dtype):   # the gather / scatter-add kernels run in float32
+        return _half.via_f32(lambda w: _Embedding.apply(w, idx, padding_idx,
+                                                        bool(scale_grad_by_freq)), weight)
     return _Embedding.apply(weight, idx, padding_idx, bool(scale_grad_by_freq))
 
 
@@ -429,6 +448,13 @@ def pad(input, pad, mode="constant", value=None):
 
 # ============================================================================ attention
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_weights):
+    if _am._tls.lowp is not None:    # autocast: a lower-precision op
+        query, key, value = _am.cast_lowp(query), _am.cast_lowp(key), _am.cast_lowp(value)
+    if _half.same_half(query, key, value):   # float32 compute (the fused kernels), one rounding
+        if isinstance(attn_mask, Tensor) and _half.is_half(attn_mask._data.dtype):
+            attn_mask = attn_mask.float()
+        return _half.via_f32(lambda q, k, v: _attention(q, k, v, attn_mask, dropout_p, is_causal,
+                                                        scale, need_weights), query, key, value)
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
             raise TypeError("scaled_dot_product_attention(): argument '%s' must be Tensor, not %s"
@@ -437,7 +463,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
             raise RuntimeError("scaled_dot_product_attention: %s must be at least 2-D, got %d-D"
                                % (name, t.dim()))
     dt = query._data.dtype
-    if dt.kind != "f" or key._data.dtype != dt or value._data.dtype != dt:
+    if not _dt.is_floating(dt) or key._data.dtype != dt or value._data.dtype != dt:
         raise RuntimeError("Expected query, key, and value to have the same dtype, but got "
                            "query.dtype: %s key.dtype: %s and value.dtype: %s instead."
                            % (query.dtype, key.dtype, value.dtype))
@@ -556,7 +582,7 @@ def _loss_args(name, input, target, reduction):
 
 
 def _promote(input, target):
-    if target._data.dtype != input._data.dtype and input._data.dtype.kind == "f":
+    if target._data.dtype != input._data.dtype and _dt.is_floating(input._data.dtype):
         target = target.to(input.dtype)
     return target
 
@@ -726,7 +752,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     C = input.shape[0] if input.dim() == 1 else input.shape[1]
     weight = _check_weight(weight, C)
     if tuple(input.shape) == tuple(target.shape):
-        if target._data.dtype.kind != "f":
+        if not _dt.is_floating(target._data.dtype):
             raise RuntimeError("Expected floating point type for target with class "
                                "probabilities, got %s" % _torch_dtype(target))
         if ignore_index >= 0:   # torch: any negative ignore_index (the default -100) is allowed
@@ -754,17 +780,28 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
                       int(ignore_index), reduction, out_shape)
 
 
-# ---- Tensor methods that live here (torch: x.softmax(dim), x.log_softmax(dim))
-def _softmax_method(self, dim, dtype=None):
-    return softmax(self, dim, dtype=dtype)
+def _loss_policy(fn):
+    """a loss under autocast runs in float32 (its half inputs cast up, torch's CPU policy);
+    outside autocast half inputs are computed in float32 and the loss rounded once to their
+    dtype"""
+    import functools
+
+    @functools.wraps(fn)
+    def loss_half(input, target, *args, **kwargs):
+        if _am._tls.lowp is not None:
+            input, target = _am.cast_fp32(input), _am.cast_fp32(target)
+        if _half.any_half(input, target):
+            return _half.via_f32(lambda i, t: fn(i, t, *args, **kwargs), input, target)
+        return fn(input, target, *args, **kwargs)
+    return loss_half
 
 
-def _log_softmax_method(self, dim, dtype=None):
-    return log_softmax(self, dim, dtype=dtype)
-
-
-_install("softmax", _softmax_method)
-_install("log_softmax", _log_softmax_method)
+cross_entropy, nll_loss, mse_loss, l1_loss = (_loss_policy(f) for f in (
+    cross_entropy, nll_loss, mse_loss, l1_loss))
+smooth_l1_loss, huber_loss, kl_div = (_loss_policy(f) for f in (smooth_l1_loss, huber_loss,
+                                                                  kl_div))
+binary_cross_entropy, binary_cross_entropy_with_logits = (_loss_policy(f) for f in (
+    binary_cross_entropy, binary_cross_entropy_with_logits))
 
 
 # ---- CTC loss (src_c/ctc.c; implementation and autograd Function in cengine/ops/ctc.py)

@@ -9,7 +9,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import dtypes as _dt
-from ..tensor import Tensor, _wrap, _check_device, device as _device
+from ..tensor import Tensor, _wrap, _check_device, _parse_to
 from ..autograd.grad_mode import no_grad
 from ..utils.hooks import RemovableHandle
 from .parameter import Parameter, Buffer
@@ -370,22 +370,9 @@ class Module:
     def to(self, *args, **kwargs):
         """to(dtype) / to(device) / to(device, dtype) / to(tensor): floating point parameters
         and buffers are converted to dtype; integer buffers are kept."""
-        dtype = kwargs.pop("dtype", None)
-        dev = kwargs.pop("device", None)
-        kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
-        if kwargs:
-            raise TypeError("to() got an unexpected keyword argument '%s'" % next(iter(kwargs)))
-        for a in args:
-            if isinstance(a, _dt.dtype):
-                dtype = a
-            elif isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, (str, _device)):
-                dev = a
-            elif a is not None:
-                raise TypeError("to() received an invalid combination of arguments: %r" % (a,))
-        _check_device(dev)
+        _, dtype, _, copy, _ = _parse_to(args, kwargs)
+        if copy is not None:
+            raise RuntimeError(".to() does not accept copy argument")
         if dtype is None:
             return self
         if not dtype.is_floating_point:
@@ -401,6 +388,9 @@ class Module:
 
     def half(self):
         return self._apply(lambda t: t.half() if t.is_floating_point() else t)
+
+    def bfloat16(self):
+        return self._apply(lambda t: t.bfloat16() if t.is_floating_point() else t)
 
     def type(self, dst_type):
         return self._apply(lambda t: t.to(dst_type))
@@ -539,6 +529,5 @@ class Module:
 
 def _typename(v):
     if isinstance(v, Tensor):
-        return "cengine." + {"float32": "Float", "float64": "Double", "int64": "Long",
-                             "int32": "Int", "bool": "Bool"}.get(v.dtype.name, "") + "Tensor"
+        return "cengine.%sTensor" % _dt.torch_type_name(v.dtype)
     return type(v).__name__

@@ -1,7 +1,7 @@
 """Parameter: a Tensor that a Module registers as one of its learnable weights."""
 import numpy as np
 
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, _wrap, _init_slots
 
 __all__ = ["Parameter", "Buffer"]
 
@@ -22,14 +22,7 @@ class Parameter(Tensor):
             raise TypeError("Parameter(data): expected a cengine.Tensor, got %s"
                             % type(data).__name__)
         t = Tensor.__new__(cls)
-        t._data = arr
-        t.requires_grad = False
-        t._grad = None
-        t.grad_fn = None
-        t._version = version
-        t._output_nr = 0
-        t._acc = None
-        t._retains_grad = False
+        _init_slots(t, arr, version)
         if requires_grad:
             t.requires_grad_(True)
         return t
@@ -66,14 +59,7 @@ class Buffer(Tensor):
         if not isinstance(data, Tensor):
             raise TypeError("Buffer(data): expected a cengine.Tensor, got %s" % type(data).__name__)
         t = Tensor.__new__(cls)
-        t._data = data._data
-        t.requires_grad = data.requires_grad
-        t._grad = None
-        t.grad_fn = None
-        t._version = data._version
-        t._output_nr = 0
-        t._acc = None
-        t._retains_grad = False
+        _init_slots(t, data._data, data._version, data.requires_grad)
         t.persistent = bool(persistent)
         return t
 

@@ -29,7 +29,7 @@ def _additive(mask, dtype, name):
         raise TypeError("%s must be a Tensor" % name)
     if mask._data.dtype == np.bool_:
         return _wrap(np.where(mask._data, -np.inf, 0.0).astype(dtype.np))
-    if mask._data.dtype.kind != "f":
+    if not _dt.is_floating(mask._data.dtype):
         raise AssertionError("only bool and floating types of %s are supported" % name)
     return mask if mask.dtype == dtype else mask.to(dtype)
 

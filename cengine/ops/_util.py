@@ -133,7 +133,7 @@ def scalar_value(x):
 
 def float_dtype_for(arr):
     """dtype a float-valued op (exp, mean, ...) returns for `arr`: floats keep theirs."""
-    return arr.dtype if arr.dtype.kind == "f" else _dt.get_default_dtype().np
+    return arr.dtype if _dt.is_floating(arr.dtype) else _dt.get_default_dtype().np
 
 
 def check_nonneg(shape, name=None):

@@ -12,7 +12,6 @@ from .. import _C
 from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..tensor import _install
 from ._util import _f
 
 __all__ = ["relu", "sigmoid", "tanh", "silu", "gelu", "leaky_relu", "softplus", "relu_",
@@ -98,16 +97,15 @@ class ActivationInplace(Function):
 
 
 def _not_implemented(kind, input):
-    from ..nn.functional import _torch_dtype
     return NotImplementedError("\"%s\" not implemented for '%s'"
-                               % (_TORCH_NAMES[kind], _torch_dtype(input)))
+                               % (_TORCH_NAMES[kind], _dt.torch_type_name(input.dtype)))
 
 
 def _act(input, kind, alpha=None, beta=None):
     dt = input._data.dtype
     if dt == np.float32 or dt == np.float64:
         return Activation.apply(input, kind, alpha, beta)
-    if dt.kind == "f":   # float16: computed in float32, returned in the input's dtype (torch)
+    if _dt.is_floating(dt):   # float16: computed in float32, returned in the input's dtype (torch)
         from .elementwise import cast
         return cast(Activation.apply(cast(input, np.float32), kind, alpha, beta), dt)
     if kind == "relu" and dt.kind in "iu":
@@ -226,7 +224,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     lo, hi = min_val, max_val
     if dt.kind in "iu":
         lo, hi = dt.type(int(np.ceil(lo))), dt.type(int(np.floor(hi)))
-    elif dt.kind == "f":
+    elif _dt.is_floating(dt):
         lo, hi = dt.type(lo), dt.type(hi)
     else:
         raise NotImplementedError("\"hardtanh\" not implemented for '%s'" % input.dtype.name)
@@ -273,8 +271,3 @@ def inplace_composite(input, fn):
         with _gm.no_grad():
             return WriteBack.apply(input, res)
     return WriteBack.apply(input, fn(input.clone()))
-
-
-for _name, _fn in {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "relu_": relu_,
-                   "sigmoid_": sigmoid_, "tanh_": tanh_}.items():
-    _install(_name, _fn)

@@ -13,7 +13,10 @@ import warnings
 
 import numpy as np
 
+from .. import dtypes as _dt
 from .. import _C
+from ..amp import autocast_mode as _am
+from . import _half
 from ..autograd.function import Function
 from ..random import _rng
 from ..tensor import Tensor, _wrap
@@ -22,12 +25,6 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool
            "max_pool2d", "avg_pool1d", "avg_pool2d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
            "adaptive_max_pool2d", "dropout1d", "dropout2d", "pad"]
-
-_TORCH_DT = {"float32": "float", "float64": "double", "float16": "Half", "int64": "long",
-             "int32": "int", "bool": "bool"}
-_TORCH_DTN = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-              "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
 
 def _f(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
@@ -87,6 +84,11 @@ def _same_pads(k, d):
 
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
+    if _am._tls.lowp is not None:     # autocast: a lower-precision op
+        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
+    if _half.same_half(input, weight, bias):   # bfloat16/float16: float32 compute, one rounding
+        return _half.via_f32(lambda x, w, b: _conv(nd, x, w, b, stride, padding, dilation, groups),
+                             input, weight, bias)
     name = "conv%dd" % nd
     _check_tensor(name, input)
     _check_tensor(name, weight, "weight")
@@ -100,15 +102,15 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
     xdt, wdt = input._data.dtype, weight._data.dtype
     if xdt != wdt:
         raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name),
-                              _TORCH_DTN.get(wdt.name, wdt.name)))
+                           % (_dt.torch_type_name(xdt),
+                              _dt.torch_type_name(wdt)))
     if bias is not None and bias._data.dtype != xdt:
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_TORCH_DT.get(xdt.name, xdt.name),
-                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
-    if xdt.kind != "f" or xdt.itemsize < 4:
+                           % (_dt.torch_cpp_name(xdt),
+                              _dt.torch_cpp_name(bias._data.dtype)))
+    if not _dt.is_floating(xdt) or xdt.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+                           % (name, _dt.torch_type_name(xdt)))
     stride = _tuple(stride, nd, "stride")
     dilation = _tuple(dilation, nd, "dilation")
     if not isinstance(groups, numbers.Integral) or groups <= 0:
@@ -221,6 +223,17 @@ class _ConvTranspose2d(Function):
 
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups,
                     dilation):
+    if _am._tls.lowp is not None:
+        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
+    if _half.same_half(input, weight, bias):
+        return _half.via_f32(lambda x, w, b: _conv_transpose_f(
+            nd, x, w, b, stride, padding, output_padding, groups, dilation), input, weight, bias)
+    return _conv_transpose_f(nd, input, weight, bias, stride, padding, output_padding, groups,
+                             dilation)
+
+
+def _conv_transpose_f(nd, input, weight, bias, stride, padding, output_padding, groups,
+                      dilation):
     name = "conv_transpose%dd" % nd
     _check_tensor(name, input)
     _check_tensor(name, weight, "weight")
@@ -233,15 +246,15 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     xdt = input._data.dtype
     if weight._data.dtype != xdt:
         raise RuntimeError("expected scalar type %s but found %s"
-                           % (_TORCH_DTN.get(xdt.name, xdt.name),
-                              _TORCH_DTN.get(weight.dtype.name, weight.dtype.name)))
+                           % (_dt.torch_type_name(xdt),
+                              _dt.torch_type_name(weight.dtype)))
     if bias is not None and bias._data.dtype != xdt:
         raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_TORCH_DT.get(xdt.name, xdt.name),
-                              _TORCH_DT.get(bias._data.dtype.name, bias._data.dtype.name)))
-    if xdt.kind != "f" or xdt.itemsize < 4:
+                           % (_dt.torch_cpp_name(xdt),
+                              _dt.torch_cpp_name(bias._data.dtype)))
+    if not _dt.is_floating(xdt) or xdt.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(xdt.name, xdt.name)))
+                           % (name, _dt.torch_type_name(xdt)))
     if isinstance(padding, str):
         raise TypeError("%s(): argument 'padding' must be tuple of ints, not str" % name)
     stride = _tuple(stride, nd, "stride")
@@ -359,9 +372,9 @@ def _pool_input(name, input, nd, msg=None):
             msg = ("non-empty %dD or %dD (batch mode) tensor expected for input"
                    % (nd + 1, nd + 2))
         raise RuntimeError(msg)
-    if input._data.dtype.kind != "f" or input._data.dtype.itemsize < 4:
+    if not _dt.is_floating(input._data.dtype) or input._data.dtype.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(input.dtype.name, input.dtype.name)))
+                           % (name, _dt.torch_type_name(input.dtype)))
     spatial = tuple(input.shape[-nd:])
     P = int(np.prod(input.shape[:-nd], dtype=np.int64))
     if nd == 1:
@@ -403,6 +416,9 @@ def _too_small(lead, spatial, out, nd):
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: _max_pool(nd, x, kernel_size, stride, padding, dilation,
+                                                 ceil_mode, return_indices), input)
     name = "max_pool%dd" % nd
     msg = None
     if nd == 1:
@@ -455,6 +471,9 @@ class _AvgPool(Function):
 
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: _avg_pool(nd, x, kernel_size, stride, padding, ceil_mode,
+                                                 count_include_pad, divisor_override), input)
     name = "avg_pool%dd" % nd
     P, hw, lead = _pool_input(name, input, nd)
     k, s, p, _ = _pool_params(nd, kernel_size, stride, padding, 1)
@@ -510,9 +529,9 @@ def _adaptive_args(name, nd, input, output_size):
             raise RuntimeError("%s(): Expected input to have non-zero size for non-batch "
                                "dimensions, but input has sizes %s with dimension %d being empty"
                                % (name, list(input.shape), i))
-    if input._data.dtype.kind != "f" or input._data.dtype.itemsize < 4:
+    if not _dt.is_floating(input._data.dtype) or input._data.dtype.itemsize < 4:
         raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _TORCH_DTN.get(input.dtype.name, input.dtype.name)))
+                           % (name, _dt.torch_type_name(input.dtype)))
     spatial = tuple(input.shape[-nd:])
     if isinstance(output_size, numbers.Integral) or output_size is None:
         osz = (output_size,) * nd
@@ -532,16 +551,23 @@ def _adaptive_args(name, nd, input, output_size):
 
 
 def adaptive_avg_pool1d(input, output_size):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: adaptive_avg_pool1d(x, output_size), input)
     P, hw, out, yshape = _adaptive_args("adaptive_avg_pool1d", 1, input, output_size)
     return _AdaptiveAvg.apply(input, (P,) + hw, out, yshape)
 
 
 def adaptive_avg_pool2d(input, output_size):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: adaptive_avg_pool2d(x, output_size), input)
     P, hw, out, yshape = _adaptive_args("adaptive_avg_pool2d", 2, input, output_size)
     return _AdaptiveAvg.apply(input, (P,) + hw, out, yshape)
 
 
 def _adaptive_max(name, nd, input, output_size, return_indices):
+    if _half.same_half(input):
+        return _half.via_f32(lambda x: _adaptive_max(name, nd, x, output_size, return_indices),
+                             input)
     P, hw, out, yshape = _adaptive_args(name, nd, input, output_size)
 
     def call(x3):
@@ -734,6 +760,6 @@ def pad(input, pad, mode="constant", value=None):
         if lo or hi:
             j0 = builtins.max(lo, 0)
             dims_idx.append((d, _pad_index(n, lo, hi, mode), j0, j0 + m))
-    if input._data.dtype.kind != "f":   # no gradient: gather only
+    if not _dt.is_floating(input._data.dtype):   # no gradient: gather only
         return _wrap(_pad_gather(input._data, dims_idx))
     return _PadIndex.apply(input, dims_idx)

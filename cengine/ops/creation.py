@@ -205,7 +205,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     else:
         npd = _dt.to_numpy_dtype(dtype)
     n = builtins.max(0, math.ceil((end - start) / step))
-    arr = (start + step * np.arange(n, dtype=np.float64)).astype(npd) if npd.kind == "f" \
+    arr = (start + step * np.arange(n, dtype=np.float64)).astype(npd) if _dt.is_floating(npd) \
         else np.arange(start, end, step).astype(npd)
     return _finish(arr, requires_grad, device)
 

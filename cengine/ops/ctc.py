@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from .. import _C
+from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor
 
@@ -96,6 +97,9 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     Tensors, lists or tuples. reduction: 'none' (N,), 'sum', or 'mean' (each loss divided by its
     target length, then averaged over the batch). zero_infinity: infinite losses (no valid
     alignment) and their gradients become 0."""
+    from ..amp import autocast_mode as _am
+    if _am._tls.lowp is not None:     # autocast: a float32 op
+        log_probs = _am.cast_fp32(log_probs)
     if reduction not in ("none", "mean", "sum"):
         raise ValueError("%s is not a valid value for reduction" % reduction)
     if not isinstance(log_probs, Tensor):
@@ -110,9 +114,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
                             % type(targets).__name__)
     dt = log_probs._data.dtype
     if dt not in (np.float32, np.float64):
-        names = {"int64": "Long", "int32": "Int", "bool": "Bool", "float16": "Half"}
         raise NotImplementedError("\"ctc_loss_cpu\" not implemented for '%s'"
-                                  % names.get(dt.name, dt.name))
+                                  % _dt.torch_type_name(dt))
     unbatched = log_probs.dim() == 2
     if log_probs.dim() not in (2, 3):
         raise RuntimeError("Expected 3-dimensional tensor, but got %d-dimensional tensor for "

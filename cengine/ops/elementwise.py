@@ -7,9 +7,13 @@ import numpy as np
 from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap
 from ._util import unbroadcast, scalar_value, float_dtype_for, arith as _arith, write_out
 from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
+from . import _half
+
+_HALF = _dt._HALF_NP
+_F32 = np.dtype(np.float32)
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
            "neg", "negative", "exp", "log", "log2", "log10", "log1p", "expm1", "sqrt", "rsqrt",
@@ -43,7 +47,7 @@ def _binary(a, b, float_result=False):
     if ta and tb and a._data.dtype is b._data.dtype and not float_result:
         return a, b
     rt = _dt.result_type(a._data if ta else a, b._data if tb else b)
-    if float_result and rt.kind != "f":
+    if float_result and not _dt.is_floating(rt):
         rt = _dt.get_default_dtype().np
     if ta and a._data.dtype != rt:
         a = cast(a, rt)
@@ -72,11 +76,11 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dt):
         ctx.src = x.dtype
-        return x.astype(dt)
+        return _dt.astype(x, dt)
 
     @staticmethod
     def backward(ctx, g):
-        return g.astype(ctx.src, copy=False), None
+        return (g if g.dtype == ctx.src else _dt.astype(g, ctx.src)), None
 
 
 def cast(t, np_dtype):
@@ -242,7 +246,7 @@ def div(input, other, *, rounding_mode=None, out=None):
 def pow(input, exponent, *, out=None):
     a, b = _binary(input, exponent)
     if not isinstance(a, Tensor):  # scalar ** tensor
-        if isinstance(a, builtins.int) and b._data.dtype.kind == "f":
+        if isinstance(a, builtins.int) and _dt.is_floating(b._data.dtype):
             a = builtins.float(a)
         return _out(Pow.apply(np.asarray(a, dtype=b._data.dtype), b), out)
     if isinstance(b, builtins.int) and a._data.dtype.kind in "iu" and b < 0:
@@ -262,13 +266,21 @@ def _unary(name, f, df, float_only=True, uses_x=True, doc=None):
     derivative does not need x (so in-place changes of x after the op stay legal, as in torch)."""
 
     def forward(ctx, x):
-        y = f(x)
+        if x.dtype in _HALF:    # bfloat16/float16: computed in float32, rounded once
+            y = _dt.astype(f(_dt.astype(x, _F32)), x.dtype)
+        else:
+            y = f(x)
         ctx.save_for_backward(x, y) if uses_x else ctx.save_for_backward(y)
         return y
 
     def backward(ctx, g):
         saved = ctx.saved_tensors
         x, y = saved if uses_x else (None, saved[0])
+        if g.dtype in _HALF:
+            hd = g.dtype
+            g, y = _dt.astype(g, _F32), _dt.astype(y, _F32)
+            x = None if x is None else _dt.astype(x, _F32)
+            return _dt.astype(g * df(x, y), hd)
         return g * df(x, y)
 
     cls = type(name, (Function,), {"forward": staticmethod(forward),
@@ -280,7 +292,7 @@ def _unary(name, f, df, float_only=True, uses_x=True, doc=None):
             if not isinstance(input, Tensor):
                 from .creation import tensor
                 input = tensor(input)
-        if float_only and input._data.dtype.kind != "f":
+        if float_only and not _dt.is_floating(input._data.dtype):
             input = cast(input, _dt.get_default_dtype().np)
         return _out(cls.apply(input), out)
 
@@ -368,7 +380,7 @@ def _zero_grad_unary(npf, name):
 def _sign(x):
     """torch's sign: 0 for NaN (numpy's is NaN)"""
     r = np.sign(x)
-    if r.dtype.kind == "f":
+    if _dt.is_floating(r.dtype):
         r = np.where(np.isnan(r), r.dtype.type(0), r)
     return r
 
@@ -420,7 +432,7 @@ def clamp(input, min=None, max=None, *, out=None):
             r = minimum(r, max if isinstance(max, Tensor) else _full_like_scalar(r, max))
         return _out(r, out)
     x = input
-    if x._data.dtype.kind != "f" and any(isinstance(v, builtins.float) for v in (min, max)):
+    if not _dt.is_floating(x._data.dtype) and any(isinstance(v, builtins.float) for v in (min, max)):
         x = cast(x, _dt.get_default_dtype().np)
     return _out(Clamp.apply(x, min, max), out)
 
@@ -634,14 +646,20 @@ def floor_divide(input, other):
 
 
 def lerp(input, end, weight):
+    if _half.any_half(input, end, weight):    # computed in float32, rounded once
+        return _half.via_f32(lerp, input, end, weight)
     return add(input, mul(weight, sub(end, input)))
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):
+    if _half.any_half(input, tensor1, tensor2):
+        return _half.via_f32(lambda a, b, c: addcmul(a, b, c, value=value), input, tensor1, tensor2)
     return add(input, mul(mul(tensor1, tensor2), value))
 
 
 def addcdiv(input, tensor1, tensor2, *, value=1):
+    if _half.any_half(input, tensor1, tensor2):
+        return _half.via_f32(lambda a, b, c: addcdiv(a, b, c, value=value), input, tensor1, tensor2)
     return add(input, mul(div(tensor1, tensor2), value))
 
 
@@ -735,7 +753,7 @@ def mul_(self, other):
 
 
 def div_(self, other):
-    if not _needs_graph(self, other) and self._data.dtype.kind == "f" and \
+    if not _needs_graph(self, other) and _dt.is_floating(self._data.dtype) and \
             self._data.flags.writeable:
         return _np_inplace(self, other, np.true_divide)
     return _inplace(self, div, other)
@@ -800,63 +818,3 @@ def sqrt_(self):
 
 def abs_(self):
     return _inplace(self, abs)
-
-
-# ---------------------------------------------------------------------------- Tensor methods
-def _rsub(self, other):
-    return sub(other, self)
-
-
-def _rdiv(self, other):
-    return div(other, self)
-
-
-def _rpow(self, other):
-    return pow(other, self)
-
-
-def _rmod(self, other):
-    return remainder(other, self)
-
-
-def _rfloordiv(self, other):
-    return floor_divide(other, self)
-
-
-def _iop(fn_inplace):
-    def iop(self, other):
-        return fn_inplace(self, other)
-    return iop
-
-
-for _name, _fn in {
-    "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": _rsub, "__mul__": mul,
-    "__rmul__": mul, "__truediv__": div, "__rtruediv__": _rdiv, "__pow__": pow,
-    "__rpow__": _rpow, "__neg__": neg, "__abs__": abs, "__eq__": eq, "__ne__": ne, "__lt__": lt,
-    "__le__": le, "__gt__": gt, "__ge__": ge, "__floordiv__": floor_divide,
-    "__mod__": remainder, "__rmod__": _rmod, "__rfloordiv__": _rfloordiv, "__and__": logical_and, "__or__": logical_or,
-    "__xor__": logical_xor, "__invert__": logical_not,
-    "__iadd__": _iop(add_), "__isub__": _iop(sub_), "__imul__": _iop(mul_),
-    "__itruediv__": _iop(div_),
-    "add": add, "sub": sub, "subtract": sub, "mul": mul, "multiply": mul, "div": div,
-    "divide": div, "true_divide": div, "pow": pow, "neg": neg, "negative": neg, "exp": exp,
-    "expm1": expm1, "log": log, "log2": log2, "log10": log10, "log1p": log1p, "sqrt": sqrt,
-    "rsqrt": rsqrt, "abs": abs, "sin": sin, "cos": cos, "tan": tan, "square": square,
-    "reciprocal": reciprocal, "sign": sign, "floor": floor, "ceil": ceil, "round": round,
-    "trunc": trunc, "clamp": clamp, "clip": clamp, "maximum": maximum, "minimum": minimum,
-    "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge, "greater": gt, "less": lt,
-    "logical_not": logical_not, "logical_and": logical_and, "logical_or": logical_or,
-    "isnan": isnan, "isinf": isinf, "isfinite": isfinite, "equal": equal, "allclose": allclose,
-    "isclose": isclose, "remainder": remainder, "fmod": fmod, "lerp": lerp,
-    "add_": add_, "sub_": sub_, "mul_": mul_, "div_": div_, "pow_": pow_, "clamp_": clamp_,
-    "clip_": clamp_, "zero_": zero_, "fill_": fill_, "copy_": copy_, "neg_": neg_,
-    "exp_": exp_, "sqrt_": sqrt_, "abs_": abs_,
-}.items():
-    _install(_name, _fn)
-
-
-def _where_method(self, condition, other):
-    return where(condition, self, other)
-
-
-_install("where", _where_method)

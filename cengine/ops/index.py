@@ -5,9 +5,10 @@ import builtins
 
 import numpy as np
 
+from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
+from ..tensor import Tensor, _wrap
 from ._util import wrap_dim, unbroadcast
 
 __all__ = ["index_select", "gather", "masked_fill", "nonzero",
@@ -22,7 +23,7 @@ def _conv_index(idx):
     for i in idx:
         if isinstance(i, Tensor):
             a = i._data
-            if a.dtype.kind == "f":
+            if _dt.is_floating(a.dtype):
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             if a.ndim == 0 and a.dtype.kind in "iu":
                 out.append(builtins.int(a))
@@ -31,7 +32,7 @@ def _conv_index(idx):
             basic = False
         elif isinstance(i, (list, np.ndarray)):
             a = np.asarray(i)
-            if a.dtype.kind == "f":
+            if _dt.is_floating(a.dtype):
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             out.append(a)
             basic = False
@@ -308,7 +309,7 @@ def take_along_dim(input, indices, dim=None):
                         % type(indices).__name__)
     if indices._data.dtype != np.int64:
         raise RuntimeError("torch.take_along_dim(): dtype of indices should be Long but got %s"
-                           % _TYPE_CAP.get(indices.dtype.name, indices.dtype.name))
+                           % _dt.torch_type_name(indices.dtype))
     if dim is None:
         return gather(input.reshape(-1), 0, indices.reshape(-1))
     nd = input._data.ndim
@@ -387,11 +388,3 @@ def nonzero(input, *, as_tuple=False):
 
 def argwhere(input):
     return nonzero(input)
-
-
-for _name, _fn in {"__getitem__": getitem, "__setitem__": setitem, "index_select": index_select,
-                   "gather": gather,
-                   "masked_fill": masked_fill, "masked_fill_": masked_fill_,
-                   "masked_select": masked_select, "nonzero": nonzero,
-                   "take_along_dim": take_along_dim, "argwhere": argwhere}.items():
-    _install(_name, _fn)

@@ -15,27 +15,22 @@ import numpy as np
 from .. import _C
 from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap
 from ._util import unbroadcast, _reshape, write_out
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm",
            "baddbmm", "addmv", "einsum"]
 
 # c = alpha * a @ b + beta * c (+ bias (N,) along the columns), 2-D or batched with up to two
-# batch dimensions, any strides
-_gemm = _C.gemm
+# batch dimensions, any strides: float32/float64 go straight to _C.gemm, bfloat16/float16 to
+# the half-precision GEMM (ops/_half.py)
+from ._half import gemm as _gemm  # noqa: E402
+from . import _half  # noqa: E402
+from ..amp import autocast_mode as _am  # noqa: E402
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
-_TORCH_NAME = {"float32": "float", "float64": "double", "float16": "Half", "bfloat16": "BFloat16",
-               "int64": "long", "int32": "int", "int16": "short", "int8": "signed char",
-               "uint8": "unsigned char", "bool": "bool"}
-_TORCH_CAP = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-              "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-              "bool": "Bool"}
-
-
 def _tn(dt):
-    return _TORCH_NAME.get(dt.name, dt.name)
+    return _dt.torch_cpp_name(dt)
 
 
 def _check(x, name):
@@ -210,9 +205,9 @@ def _np_matmul(a, b):
 
 def _apply_matmul(a, b):
     dt = a._data.dtype
-    if dt is _F32 or dt is _F64 or dt == _F32 or dt == _F64:
+    if dt is _F32 or dt is _F64 or dt == _F32 or dt == _F64 or _dt.is_half(dt):
         return MatMul.apply(a, b)
-    if dt.kind == "f":
+    if _dt.is_floating(dt):
         if a.requires_grad or b.requires_grad:
             raise RuntimeError("matmul with autograd supports float32 and float64 (got %s)"
                                % _tn(dt))
@@ -234,6 +229,8 @@ def matmul(input, other, *, out=None):
     """Matrix product with torch's rules: 1-D @ 1-D is a dot product, a 1-D first operand is
     a row (prepended 1, removed after), a 1-D second operand a column (appended 1, removed
     after), and batch dimensions (all but the last two) broadcast."""
+    if _am._tls.lowp is not None:     # autocast region: the product in its low precision
+        input, other = _am.cast_lowp(input), _am.cast_lowp(other)
     if out is None and type(input) is Tensor and type(other) is Tensor:
         # fast path: same float dtype, matching inner dims, both >= 2-D
         x, y = input._data, other._data
@@ -270,6 +267,8 @@ def matmul(input, other, *, out=None):
 
 def mm(input, mat2, *, out=None):
     """(n, m) @ (m, p) -> (n, p); both operands must be 2-D."""
+    if _am._tls.lowp is not None:
+        input, mat2 = _am.cast_lowp(input), _am.cast_lowp(mat2)
     _check(input, "mm.input")
     _check(mat2, "mm.mat2")
     if input._data.ndim != 2:
@@ -286,6 +285,8 @@ def mm(input, mat2, *, out=None):
 
 def bmm(input, mat2, *, out=None):
     """(b, n, m) @ (b, m, p) -> (b, n, p); no broadcasting."""
+    if _am._tls.lowp is not None:
+        input, mat2 = _am.cast_lowp(input), _am.cast_lowp(mat2)
     _check(input, "bmm.input")
     _check(mat2, "bmm.mat2")
     if input._data.ndim != 3:
@@ -324,8 +325,8 @@ def dot(input, other, *, out=None):
         raise RuntimeError("1D tensors expected, but got %dD and %dD tensors" % (da, db))
     if input._data.dtype != other._data.dtype:
         raise RuntimeError("dot : expected both vectors to have same dtype, but found %s and %s"
-                           % (_TORCH_CAP.get(input._data.dtype.name, input._data.dtype.name),
-                              _TORCH_CAP.get(other._data.dtype.name, other._data.dtype.name)))
+                           % (_dt.torch_type_name(input._data.dtype),
+                              _dt.torch_type_name(other._data.dtype)))
     n, m = input._data.shape[0], other._data.shape[0]
     if n != m:
         raise RuntimeError("inconsistent tensor size, expected tensor [%d] and src [%d] to have "
@@ -386,7 +387,7 @@ def outer(input, vec2, *, out=None):
         raise RuntimeError("outer: expected 1D tensors, but got %dD and %dD tensors"
                            % (input._data.ndim, vec2._data.ndim))
     _same_dtype(input, vec2)
-    if input._data.dtype.kind != "f" or input._data.dtype.itemsize not in (4, 8):
+    if not _dt.is_floating(input._data.dtype):
         return write_out(_wrap(np.outer(input._data, vec2._data)), out, "outer")
     return write_out(Outer.apply(input, vec2), out, "outer")
 
@@ -458,13 +459,20 @@ class _Linear(Function):
             gx = _reshape(gx, x.shape)
         if ctx.needs_input_grad[1]:
             gW = np.empty(W.shape, W.dtype)
-            _gemm(g2.T, x.reshape(M, in_f), gW)
+            if _half.is_half(g2.dtype) and in_f < out_f:
+                # the bf16 GEMM wants a row-major A: transpose the narrower of g and x
+                # (gW^T = x^T @ g) rather than always g
+                _gemm(x.reshape(M, in_f).T, g2, gW.T)
+            else:
+                _gemm(g2.T, x.reshape(M, in_f), gW)
         if ctx.has_b and ctx.needs_input_grad[2]:
-            gb = unbroadcast(g2.sum(axis=0), ctx.bshape)
+            gb = unbroadcast(_half.colsum(g2), ctx.bshape)
         return gx, gW, gb
 
 
 def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
+    if _am._tls.lowp is not None:
+        input, m1, m2 = _am.cast_lowp(input), _am.cast_lowp(m1), _am.cast_lowp(m2)
     _check(input, name + ".input")
     _check(m1, name + (".mat1" if nd == 2 else ".batch1"))
     _check(m2, name + (".mat2" if nd == 2 else ".batch2"))
@@ -498,10 +506,11 @@ def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
                               list(shape), list(input._data.shape))) from None
     if input._data.dtype != m1._data.dtype:
         raise RuntimeError("self and mat2 must have the same dtype, but got %s and %s"
-                           % (_tn(input._data.dtype), _tn(m1._data.dtype)))
+                           % (_dt.torch_type_name(input._data.dtype),
+                              _dt.torch_type_name(m1._data.dtype)))
     beta, alpha = _scalar(beta), _scalar(alpha)
     dt = m1._data.dtype
-    if dt != _F32 and dt != _F64:
+    if dt != _F32 and dt != _F64 and not _dt.is_half(dt):
         prod = np.matmul(m1._data, m2._data)
         res = (alpha * prod if alpha != 1 else prod)
         if beta != 0:
@@ -582,6 +591,8 @@ def einsum(equation, *operands):
         if not isinstance(op, Tensor):
             raise TypeError("einsum(): argument 'operands' must be tuple of Tensors, but found "
                             "element of type %s at pos %d" % (type(op).__name__, i))
+    if _am._tls.lowp is not None:
+        operands = tuple(_am.cast_lowp(op) for op in operands)
     terms, rhs = _einsum_parse(equation, len(operands))
     for t, op in zip(terms, operands):
         if len(t) != op._data.ndim:
@@ -683,32 +694,3 @@ def _einsum_pair(ta, a, tb, b, rhs):
     if cur != rhs:
         res = res.permute(*[cur.index(c) for c in rhs])
     return res
-
-
-# ------------------------------------------------------------------ Tensor methods
-def _matmul_method(self, other):
-    return matmul(self, other)
-
-
-def _rmatmul_method(self, other):
-    return matmul(other, self)
-
-
-def _addmm_method(self, mat1, mat2, *, beta=1, alpha=1):
-    return addmm(self, mat1, mat2, beta=beta, alpha=alpha)
-
-
-def _baddbmm_method(self, batch1, batch2, *, beta=1, alpha=1):
-    return baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
-
-
-def _addmv_method(self, mat, vec, *, beta=1, alpha=1):
-    return addmv(self, mat, vec, beta=beta, alpha=alpha)
-
-
-for _name, _fn in {
-    "__matmul__": _matmul_method, "__rmatmul__": _rmatmul_method, "matmul": matmul, "mm": mm,
-    "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "inner": inner, "outer": outer, "ger": outer,
-    "addmm": _addmm_method, "baddbmm": _baddbmm_method, "addmv": _addmv_method,
-}.items():
-    _install(_name, _fn)

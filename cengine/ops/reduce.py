@@ -1,6 +1,7 @@
 """Reductions with autograd: sum, mean, prod, max/min (values+indices), argmax/argmin, var/std,
 logsumexp, norm, cumsum, cumprod-free prod backward (exact with zeros)."""
 import builtins
+import functools
 import warnings
 from collections import namedtuple
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install, _TYPE_CAP
+from ..tensor import Tensor, _wrap
 from ._util import wrap_dims, wrap_dim, float_dtype_for
 
 __all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
@@ -69,7 +70,7 @@ class Mean(Function):
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
                            "floating point or complex dtype. Got: %s"
                            % input.dtype.name.capitalize())
@@ -79,7 +80,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 def _exclusive_prod(x, axis):
     """prod of all other elements along axis, exact when x contains zeros. float32 runs the
     prefix/suffix products in float64 (they overflow long before the result does)."""
-    if x.dtype != np.float64 and x.dtype.kind == "f":
+    if x.dtype != np.float64 and _dt.is_floating(x.dtype):
         return _exclusive_prod(x.astype(np.float64), axis).astype(x.dtype)
     left = np.cumprod(x, axis=axis)
     right = np.flip(np.cumprod(np.flip(x, axis), axis=axis), axis)
@@ -153,7 +154,7 @@ class _ExtremeAll(Function):
         yb = _expand_back(y, x.shape, ctx.dims, ctx.keepdim)
         gb = _expand_back(g, x.shape, ctx.dims, ctx.keepdim)
         mask = (x == yb)
-        if ctx.nan_wins and x.dtype.kind == "f":
+        if ctx.nan_wins and _dt.is_floating(x.dtype):
             # max()/min(): a NaN result sends the gradient to the NaNs (torch); amax/amin
             # keep torch's plain mask, which makes every gradient NaN then
             mask |= np.isnan(x) & np.isnan(yb)
@@ -357,7 +358,7 @@ def _correction(unbiased, correction):
 
 
 def _float_only(input, what):
-    if input._data.dtype.kind != "f":
+    if not _dt.is_floating(input._data.dtype):
         raise RuntimeError(what)
 
 
@@ -407,7 +408,7 @@ class LogSumExp(Function):
 
 
 def logsumexp(input, dim, keepdim=False):
-    x = input if input._data.dtype.kind == "f" else input.float()
+    x = input if _dt.is_floating(input._data.dtype) else input.float()
     dims = wrap_dims(dim, x._data.ndim)
     if x._data.ndim == 0:
         dims = None
@@ -472,9 +473,9 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
         raise NotImplementedError("nuclear norm is not supported by cengine")
     p = builtins.float(p)
     x = input
-    if x._data.dtype.kind != "f":
+    if not _dt.is_floating(x._data.dtype):
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
-                           "input. Got %s" % _TYPE_CAP.get(x.dtype.name, x.dtype.name))
+                           "input. Got %s" % _dt.torch_type_name(x.dtype))
     dims = wrap_dims(dim, x._data.ndim)
     if x._data.ndim == 0:
         dims = None
@@ -583,9 +584,36 @@ def count_nonzero(input, dim=None):
     return _wrap(np.asarray(np.count_nonzero(input._data, axis=dims), dtype=np.int64))
 
 
-for _name, _fn in {"sum": sum, "mean": mean, "prod": prod, "max": max, "min": min,
-                   "amax": amax, "amin": amin, "argmax": argmax, "argmin": argmin, "var": var,
-                   "std": std, "logsumexp": logsumexp, "norm": norm, "cumsum": cumsum,
-                   "all": all, "any": any, "count_nonzero": count_nonzero,
-                   "cumprod": cumprod}.items():
-    _install(_name, _fn)
+def _half_in_f32(fn):
+    """fn for bfloat16/float16 inputs: computed (accumulated) in float32 and rounded once to
+    the input's dtype, as torch does; the casts are recorded, so gradients flow back"""
+    from ._half import via_f32
+
+    @functools.wraps(fn)
+    def reduce_half(input, *args, **kwargs):
+        if isinstance(input, Tensor) and input._data.dtype in _dt._HALF_NP and \
+                kwargs.get("dtype") is None:
+            return via_f32(lambda t: fn(t, *args, **kwargs), input)
+        return fn(input, *args, **kwargs)
+    return reduce_half
+
+
+sum, mean, prod, logsumexp, norm = (_half_in_f32(f) for f in (sum, mean, prod, logsumexp, norm))
+
+
+def _prod_policy(fn):
+    """prod under autocast is a float32 op (the product needs range), as in torch"""
+    from ..amp import autocast_mode as _am
+
+    @functools.wraps(fn)
+    def prod(input, *args, **kwargs):
+        if _am._tls.lowp is not None:
+            input = _am.cast_fp32(input)
+        return fn(input, *args, **kwargs)
+    return prod
+
+
+prod = _prod_policy(prod)
+var, std, var_mean, std_mean = (_half_in_f32(f) for f in (var, std, var_mean, std_mean))
+cumsum, cumprod = _half_in_f32(cumsum), _half_in_f32(cumprod)
+

@@ -13,6 +13,8 @@ each step belongs to the same sequence."""
 import numpy as np
 
 from .. import _C
+from ..amp import autocast_mode as _am
+from . import _half
 from ..autograd.function import Function
 
 __all__ = ["RNNLayer", "rnn_layer"]
@@ -179,4 +181,14 @@ def rnn_layer(mode, x, h0, c0, weights, hidden_size, proj_size, num_directions, 
     flat = []
     for wd in weights:
         flat += list(wd)
-    return RNNLayer.apply(cfg, x, h0, c0 if mode == "LSTM" else None, *flat)
+    c0 = c0 if mode == "LSTM" else None
+    if mode != "GRU" and _am._tls.lowp is not None:
+        # torch's CPU autocast runs LSTM and Elman RNN layers in the lower precision (its
+        # mkldnn RNN); GRU stays float32
+        x, h0, c0 = _am.cast_lowp(x), _am.cast_lowp(h0), _am.cast_lowp(c0)
+        flat = [_am.cast_lowp(w) for w in flat]
+    if _half.is_half(x._data.dtype):
+        # bfloat16/float16: the recurrence runs on the float32 kernels, results rounded once
+        return _half.via_f32(lambda *a: RNNLayer.apply(cfg, *a), x, h0, c0, *flat,
+                             keep=x._data.dtype)
+    return RNNLayer.apply(cfg, x, h0, c0, *flat)

@@ -8,19 +8,16 @@ import builtins
 
 import numpy as np
 
+from .. import dtypes as _dt
 from ..autograd.function import Function
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap
 from ._util import wrap_dim
 
 __all__ = ["scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill",
            "masked_scatter"]
 
-_TN = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-       "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
-
 def _tname(a):
-    return _TN.get(a.dtype.name, a.dtype.name)
+    return _dt.torch_type_name(a.dtype)
 
 
 def _shape_str(s):
@@ -188,7 +185,7 @@ def _identity(red, dt):
         return 0
     if red == "prod":
         return 1
-    if dt.kind == "f":
+    if _dt.is_floating(dt):
         return -np.inf if red == "amax" else np.inf
     if dt.kind == "b":
         return red != "amax"
@@ -220,7 +217,7 @@ class _ScatterReduce(Function):
         if red == "mean":
             cnt = hit + (1 if include_self else 0)
             cnt = np.maximum(cnt, 1)
-            if x.dtype.kind == "f":
+            if _dt.is_floating(x.dtype):
                 of[...] = of / cnt.astype(x.dtype)
             else:
                 of[...] = np.floor_divide(of, cnt).astype(x.dtype)
@@ -277,7 +274,7 @@ class _ScatterReduce(Function):
             gx = np.where(untouched, gf, np.where(pick_x, gf / cnt, 0)).astype(g.dtype)
             gp = np.where(pick_p, (gf / cnt)[pos], 0).astype(g.dtype)
             # where the result is NaN nothing equals it: torch's gradient there is NaN (0/0)
-            nan_at = np.isnan(of) & ~untouched if of.dtype.kind == "f" else None
+            nan_at = np.isnan(of) & ~untouched if _dt.is_floating(of.dtype) else None
             if nan_at is not None and nan_at.any():
                 if inc:
                     gx = np.where(nan_at, np.nan, gx).astype(g.dtype)
@@ -479,28 +476,3 @@ def masked_scatter(input, mask, source):
     if np.count_nonzero(m) > source._data.size:
         raise RuntimeError("Number of elements of source < number of ones in mask")
     return _MaskedScatter.apply(input, mask._data, source)
-
-
-# ---------------------------------------------------------------------------- in-place methods
-def _ip(fn):
-    def method(self, *args, **kwargs):
-        from .elementwise import _inplace
-        return _inplace(self, lambda s: fn(s, *args, **kwargs))
-    method.__name__ = fn.__name__ + "_"
-    return method
-
-
-def _scatter_method(self, dim, index, src=None, value=None, *, reduce=None):
-    return scatter(self, dim, index, src, value, reduce=reduce)
-
-
-def _scatter_reduce_method(self, dim, index, src, reduce, *, include_self=True):
-    return scatter_reduce(self, dim, index, src, reduce, include_self=include_self)
-
-
-for _name, _fn in {"scatter": _scatter_method, "scatter_add": scatter_add,
-                   "scatter_reduce": _scatter_reduce_method, "index_add": index_add,
-                   "index_copy": index_copy, "index_fill": index_fill,
-                   "masked_scatter": masked_scatter}.items():
-    _install(_name, _fn)
-    _install(_name + "_", _ip(_fn))

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap
 from ._util import wrap_dim, size_args
 
 __all__ = ["reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "swapaxes",
@@ -159,18 +159,6 @@ def t(input):
     if nd > 2:
         raise RuntimeError("t() expects a tensor with <= 2 dimensions, but self is %dD" % nd)
     return transpose(input, 0, 1) if nd == 2 else input
-
-
-def _T(self):
-    nd = self._data.ndim
-    return permute(self, *range(nd - 1, -1, -1)) if nd > 1 else self
-
-
-def _mT(self):
-    if self._data.ndim < 2:
-        raise RuntimeError("tensor.mT is only supported on matrices or batches of matrices. "
-                           "Got %d-D tensor." % self._data.ndim)
-    return transpose(self, -2, -1)
 
 
 def movedim(input, source, destination):
@@ -578,19 +566,3 @@ def triu(input, diagonal=0):
     if input._data.ndim < 2:
         raise RuntimeError("triu: input tensor must have at least 2 dimensions")
     return _Tri.apply(input, diagonal, True)
-
-
-for _name, _fn in {"reshape": reshape, "view": view, "flatten": flatten, "unflatten": unflatten,
-                   "squeeze": squeeze, "unsqueeze": unsqueeze, "permute": permute,
-                   "transpose": transpose, "swapaxes": transpose, "swapdims": transpose, "t": t,
-                   "movedim": movedim, "expand": expand, "expand_as": expand_as,
-                   "broadcast_to": broadcast_to, "contiguous": contiguous, "clone": clone,
-                   "split": split, "chunk": chunk, "unbind": unbind, "narrow": narrow,
-                   "flip": flip, "roll": roll, "repeat": repeat, "tile": tile,
-                   "repeat_interleave": repeat_interleave, "diagonal": diagonal, "diag": diag,
-                   "tril": tril, "triu": triu}.items():
-    _install(_name, _fn)
-_install("T", property(_T))
-_install("mT", property(_mT))
-_install("view_as", lambda self, other: view(self, *other.shape))
-_install("reshape_as", lambda self, other: reshape(self, *other.shape))

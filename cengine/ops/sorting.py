@@ -9,7 +9,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..tensor import Tensor, _wrap, _install
+from ..tensor import Tensor, _wrap
 from ._util import wrap_dim
 from .index import Gather
 
@@ -206,13 +206,3 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
     if return_counts:
         outs.append(_wrap(np.diff(np.append(starts, new.size)).astype(np.int64)))
     return outs[0] if len(outs) == 1 else tuple(outs)
-
-
-def _unique_method(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
-    return unique(self, sorted, return_inverse, return_counts, dim)
-
-
-for _name, _fn in {"sort": sort, "argsort": argsort, "msort": msort, "topk": topk,
-                   "kthvalue": kthvalue, "unique": _unique_method,
-                   "unique_consecutive": unique_consecutive}.items():
-    _install(_name, _fn)

@@ -16,6 +16,7 @@ torch's to rounding and float32 ones closely.
 """
 import numpy as np
 
+from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..tensor import _wrap
 from .optimizer import Optimizer
@@ -139,7 +140,7 @@ class LBFGS(Optimizer):
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
         dts = {p._data.dtype for p in self._params}
-        if len(dts) != 1 or next(iter(dts)).kind != "f":
+        if len(dts) != 1 or not _dt.is_floating(next(iter(dts))):
             raise TypeError("LBFGS needs floating-point parameters of one dtype, got %s"
                             % sorted(str(d) for d in dts))
         self._numel_cache = None

@@ -89,11 +89,17 @@ def _step_tensor(value=0.0):
     return _wrap(np.array(value, dtype=_scalar_np_dtype()))
 
 
+def _state_dtype(npd):
+    """dtype of the optimizer state of a parameter of numpy dtype npd: its own, float32 for
+    bfloat16/float16 parameters (their update is computed in float32, see _Batch.run)"""
+    return np.dtype(np.float32) if _dt.is_half(npd) else npd
+
+
 def _state_zeros(a, fill=0.0):
-    """A state buffer for parameter array `a`: C-contiguous, same shape and dtype."""
+    """A state buffer for parameter array `a`: C-contiguous, same shape, the state dtype."""
     if fill == 0.0:
-        return _wrap(np.zeros(a.shape, a.dtype))
-    return _wrap(np.full(a.shape, fill, a.dtype))
+        return _wrap(np.zeros(a.shape, _state_dtype(a.dtype)))
+    return _wrap(np.full(a.shape, fill, _state_dtype(a.dtype)))
 
 
 class _Batch:
@@ -110,7 +116,21 @@ class _Batch:
 
     def run(self, kernel, *args):
         """kernel(params, grads, *args): one fused call for the whole batch; then bump the
-        parameters' version counters (an in-place update, as torch does)."""
+        parameters' version counters (an in-place update, as torch does). bfloat16/float16
+        parameters are updated in float32 (their state is float32): the kernel runs on float32
+        copies of parameters and gradients, and the results are rounded back to the
+        parameters' dtype (round to nearest even)."""
+        if self.arrays and _dt.is_half(self.arrays[0].dtype):
+            hd = self.arrays[0].dtype
+            p32 = [_dt.astype(a, np.float32) for a in self.arrays]
+            g32 = [_dt.astype(np.ascontiguousarray(g).reshape(a.shape), np.float32)
+                   for a, g in zip(self.arrays, self.grads)]
+            kernel(p32, g32, *args)
+            for a, t in zip(self.arrays, p32):
+                a[...] = _dt.astype(t, hd)
+            for p in self.params:
+                p._version[0] += 1
+            return
         try:
             kernel(self.arrays, self.grads, *args)
         except (TypeError, ValueError):
@@ -288,8 +308,8 @@ class Optimizer:
             key = a.dtype if k == 0 else (a.dtype, k)
             b = batches.get(key)
             if b is None:
-                if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
-                    raise TypeError("%s: parameters must be float32 or float64, got %s"
+                if not _dt.is_floating(a.dtype):
+                    raise TypeError("%s: parameters must be floating point, got %s"
                                     % (type(self).__name__, a.dtype))
                 b = batches[key] = _Batch()
             b.params.append(p)
@@ -363,8 +383,8 @@ class Optimizer:
                 arr = value._data if isinstance(value, Tensor) else value
                 if key == "step":
                     return _wrap(np.array(arr, copy=True))
-                if arr.dtype.kind == "f" and param._data.dtype.kind == "f":
-                    arr = np.array(arr, dtype=param._data.dtype, order="C", copy=True)
+                if _dt.is_floating(arr.dtype) and _dt.is_floating(param._data.dtype):
+                    arr = _dt.astype(arr, _state_dtype(param._data.dtype))
                 else:
                     arr = np.array(arr, order="C", copy=True)
                 if arr.shape != param._data.shape and arr.size == param._data.size:

@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import _C
 from ..tensor import _wrap
-from .optimizer import Optimizer, _check_fused_flags
+from .optimizer import _state_dtype, Optimizer, _check_fused_flags
 
 __all__ = ["SGD"]
 
@@ -60,7 +60,8 @@ class SGD(Optimizer):
                     for p, a in zip(b.params, b.arrays):
                         st = self.state[p]
                         if id(p) in fresh:
-                            buf = st["momentum_buffer"] = _wrap(np.empty(a.shape, a.dtype))
+                            buf = st["momentum_buffer"] = _wrap(np.empty(a.shape,
+                                                                         _state_dtype(a.dtype)))
                             first.append(True)
                         else:
                             buf = st["momentum_buffer"]

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ... import dtypes as _dt
 from ... import _C
 from ...tensor import Tensor, _wrap
 
@@ -91,7 +92,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     if not grads:
         return
     tn = total_norm._data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
-    dt = tn.dtype if tn.dtype.kind == "f" else np.dtype(np.float32)
+    dt = tn.dtype if _dt.is_floating(tn.dtype) else np.dtype(np.float32)
     coef = dt.type(max_norm) / (tn.astype(dt) + dt.type(1e-6))
     coef = float(coef)
     if coef >= 1.0:          # torch multiplies by the clamped coefficient 1.0: a no-op

@@ -5,7 +5,10 @@ from collections import namedtuple
 
 import numpy as np
 
+from ... import dtypes as _dt
+
 from cengine.autograd.function import Function
+from cengine.dtypes import torch_type_name
 from cengine.tensor import Tensor, _wrap
 
 __all__ = ["pad_sequence", "PackedSequence", "pack_padded_sequence", "pad_packed_sequence",
@@ -156,9 +159,7 @@ def _as_lengths(lengths):
     if isinstance(lengths, Tensor):
         a = lengths._data
         if a.ndim != 1 or a.dtype.kind not in "iu":
-            kind = {"f": "Float", "b": "Bool"}.get(a.dtype.kind, "Long")
-            if a.dtype == np.float64:
-                kind = "Double"
+            kind = torch_type_name(a.dtype)
             raise RuntimeError("'lengths' argument should be a 1D CPU int64 tensor, but got %dD "
                                "cpu %s tensor" % (a.ndim, kind))
         return a.astype(np.int64)
@@ -167,7 +168,7 @@ def _as_lengths(lengths):
         raise RuntimeError("'lengths' argument should be a 1D CPU int64 tensor, but got %dD cpu "
                            "Long tensor" % a.ndim)
     if a.size and a.dtype.kind not in "iu":
-        if a.dtype.kind == "f" and np.all(a == np.floor(a)):
+        if _dt.is_floating(a.dtype) and np.all(a == np.floor(a)):
             return a.astype(np.int64)
         raise TypeError("lengths must be integers, got %s" % (a.dtype,))
     return a.astype(np.int64)

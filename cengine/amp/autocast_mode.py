@@ -1,0 +1,282 @@
+"""Autocast: regions where matrix products run in a lower precision (torch.autocast's API and
+its CPU op policy).
+
+    with cengine.autocast("cpu", dtype=cengine.bfloat16):
+        loss = loss_fn(model(x), y)     # linear/matmul/conv/attention in bfloat16,
+    loss.backward()                     # losses in float32, gradients to the float32 params
+
+State is per thread, as in torch (a new thread starts with autocast off). Inside an enabled CPU
+region the ops consult this module:
+  * lower-precision ops (matmul, mm, bmm, linear, addmm, baddbmm, einsum, conv1d/conv2d,
+    conv_transpose1d/2d, scaled_dot_product_attention, LSTM and RNN layers; GRU stays
+    float32 as in torch) cast their float32/float16/bfloat16 inputs to the region's dtype
+    (cast_lowp) and return that dtype; float64 and integer inputs are left alone;
+  * float32 ops (the losses: cross_entropy, nll_loss, mse_loss, l1/smooth_l1/huber,
+    binary_cross_entropy(_with_logits), kl_div, ctc_loss; prod) cast half inputs to float32
+    (cast_fp32);
+  * everything else runs in the dtype of its inputs; mixed inputs of elementwise ops promote
+    by torch's rules (bfloat16 + float32 -> float32). Softmax, log_softmax, layer_norm and
+    the reductions keep a bfloat16 input's dtype for their output, as torch's CPU autocast
+    does, but compute in float32 and round once.
+Casts of leaf tensors that require grad (the parameters) are cached until the outermost region
+exits (cache_enabled), so a weight is converted once per step however often it is used. The
+casts are recorded by autograd, so gradients reach the float32 parameters in float32.
+"""
+import functools
+import threading
+import warnings
+
+import numpy as np
+
+from .. import dtypes as _dt
+
+__all__ = ["autocast", "is_autocast_available", "is_autocast_enabled", "get_autocast_dtype",
+           "set_autocast_enabled", "set_autocast_dtype", "is_autocast_cache_enabled",
+           "set_autocast_cache_enabled", "clear_autocast_cache", "custom_fwd", "custom_bwd",
+           "is_autocast_cpu_enabled", "get_autocast_cpu_dtype", "set_autocast_cpu_enabled",
+           "set_autocast_cpu_dtype", "get_autocast_gpu_dtype"]
+
+_DEVICE_TYPES = ("cpu", "cuda")
+_CPU_DTYPES = (_dt.bfloat16, _dt.float16)
+_F32 = np.dtype(np.float32)
+_ELIGIBLE = frozenset((np.dtype(np.float32), np.dtype(np.float16), _dt.BF16_NP))
+_HALF = frozenset((np.dtype(np.float16), _dt.BF16_NP))
+
+
+class _State(threading.local):
+    """one thread's autocast state"""
+
+    def __init__(self):
+        self.enabled = {"cpu": False, "cuda": False}
+        self.dtype = {"cpu": _dt.bfloat16, "cuda": _dt.float16}
+        self.cache_enabled = True
+        self.nesting = 0
+        self.cache = {}      # id(tensor) -> (tensor, its cast); cleared when nesting drops to 0
+        self.lowp = None     # numpy dtype of the enabled CPU region, else None (the ops' check)
+
+
+_tls = _State()
+
+
+def _refresh():
+    s = _tls
+    s.lowp = s.dtype["cpu"].np if s.enabled["cpu"] else None
+
+
+def _check_device_type(device_type):
+    if not isinstance(device_type, str):
+        raise ValueError("Expected `device_type` of type `str`, got: `%s`" % type(device_type))
+    from ..tensor import device
+    d = device(device_type)      # RuntimeError for an unknown device type, as torch
+    return d.type
+
+
+def is_autocast_available(device_type):
+    return _check_device_type(device_type) == "cpu"
+
+
+def is_autocast_enabled(device_type=None):
+    """Without an argument: the CUDA state (always False here), as torch.is_autocast_enabled();
+    is_autocast_enabled("cpu") for the CPU one."""
+    return _tls.enabled[_check_device_type("cuda" if device_type is None else device_type)]
+
+
+def set_autocast_enabled(device_type, enabled=None):
+    if enabled is None:        # torch's old one-argument form: the CUDA state
+        device_type, enabled = "cuda", device_type
+    _tls.enabled[_check_device_type(device_type)] = bool(enabled)
+    _refresh()
+
+
+def get_autocast_dtype(device_type):
+    return _tls.dtype[_check_device_type(device_type)]
+
+
+def set_autocast_dtype(device_type, dtype):
+    _tls.dtype[_check_device_type(device_type)] = dtype
+    _refresh()
+
+
+def is_autocast_cache_enabled():
+    return _tls.cache_enabled
+
+
+def set_autocast_cache_enabled(enabled):
+    _tls.cache_enabled = bool(enabled)
+
+
+def clear_autocast_cache():
+    _tls.cache.clear()
+
+
+class autocast:
+    """torch.autocast(device_type, dtype=None, enabled=True, cache_enabled=None): a context
+    manager and decorator. dtype defaults to bfloat16 on "cpu" (float16 on "cuda"); on the CPU
+    only bfloat16 and float16 are supported (another dtype warns and disables the region, as
+    torch does); device_type="cuda" without the CUDA path warns and disables itself, so
+    copied GPU scripts run on the CPU in float32."""
+
+    def __init__(self, device_type, dtype=None, enabled=True, cache_enabled=None):
+        self.device = _check_device_type(device_type)
+        self.fast_dtype = get_autocast_dtype(self.device) if dtype is None else dtype
+        self._cache_enabled = is_autocast_cache_enabled() if cache_enabled is None \
+            else bool(cache_enabled)
+        self._enabled = bool(enabled)
+        if self.device == "cuda" and self._enabled:
+            from .. import cuda
+            if not cuda.is_available():
+                warnings.warn("User provided device_type of 'cuda', but CUDA is not available. "
+                              "Disabling", UserWarning, stacklevel=2)
+                self._enabled = False
+        if self.device == "cpu" and self._enabled and not any(
+                self.fast_dtype is d for d in _CPU_DTYPES):
+            warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling "
+                          "autocast.\nCPU Autocast only supports dtypes of cengine.bfloat16, "
+                          "cengine.float16 currently.", UserWarning, stacklevel=2)
+            self._enabled = False
+        self._prev = None
+
+    def __enter__(self):
+        s = _tls
+        self._prev = (s.enabled[self.device], s.dtype[self.device], s.cache_enabled)
+        s.enabled[self.device] = self._enabled
+        if self._enabled or self.device == "cpu":
+            if isinstance(self.fast_dtype, _dt.dtype):
+                s.dtype[self.device] = self.fast_dtype
+        s.cache_enabled = self._cache_enabled
+        s.nesting += 1
+        _refresh()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        s = _tls
+        s.nesting -= 1
+        if s.nesting == 0:
+            s.cache.clear()
+        s.enabled[self.device], s.dtype[self.device], s.cache_enabled = self._prev
+        _refresh()
+        return False
+
+    def __call__(self, func):
+        args = (self.device, self.fast_dtype, self._enabled, self._cache_enabled)
+
+        @functools.wraps(func)
+        def decorate_autocast(*a, **k):
+            # a fresh region per call, so a decorated function may recurse
+            with autocast(*args[:2], enabled=args[2], cache_enabled=args[3]):
+                return func(*a, **k)
+        decorate_autocast.__autocast_instance = self
+        return decorate_autocast
+
+
+def _autocast_quiet(device, dtype, enabled, cache_enabled):
+    """an autocast built without its warnings (the namespaced forms warn their own way)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return autocast(device, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+
+
+# ---------------------------------------------------------------------------- op policy helpers
+def cast_lowp(t):
+    """t (a Tensor or anything else) for a lower-precision op of the enabled CPU region: a
+    float32/float16 tensor cast to the region's dtype (cached for parameters), others as is."""
+    s = _tls
+    lowp = s.lowp
+    if lowp is None or not hasattr(t, "_data"):
+        return t
+    d = t._data.dtype
+    if d == lowp or d not in _ELIGIBLE:
+        return t
+    from ..ops.elementwise import cast
+    if s.cache_enabled and t.requires_grad and t.grad_fn is None:
+        hit = s.cache.get(id(t))
+        if hit is not None and hit[0] is t and hit[1]._data.dtype == lowp:
+            return hit[1]
+        out = cast(t, lowp)
+        s.cache[id(t)] = (t, out)
+        return out
+    return cast(t, lowp)
+
+
+def cast_fp32(t):
+    """t for a float32 op of the enabled CPU region: half tensors cast to float32"""
+    if _tls.lowp is None or not hasattr(t, "_data") or t._data.dtype not in _HALF:
+        return t
+    from ..ops.elementwise import cast
+    return cast(t, _F32)
+
+
+def lowp_dtype():
+    """numpy dtype of the enabled CPU region, or None outside one"""
+    return _tls.lowp
+
+
+# ---------------------------------------------------------------------------- custom_fwd / bwd
+def custom_fwd(fwd=None, *, device_type, cast_inputs=None):
+    """torch.amp.custom_fwd for a Function's forward: with cast_inputs, floating tensors are
+    cast to it and forward runs with autocast off; the region's state is recorded for
+    custom_bwd."""
+    if not isinstance(device_type, str):
+        raise ValueError("Expected `device_type` of type `str`, got: `%s`" % type(device_type))
+    if fwd is None:
+        return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    @functools.wraps(fwd)
+    def decorate_fwd(*args, **kwargs):
+        ctx = args[0]
+        ctx._fwd_used_autocast = is_autocast_enabled(device_type)
+        ctx._dtype = get_autocast_dtype(device_type)
+        if cast_inputs is None:
+            return fwd(*args, **kwargs)
+        in_region = ctx._fwd_used_autocast
+        if in_region:
+            args = tuple(_cast_to(a, cast_inputs) for a in args)
+            kwargs = {k: _cast_to(v, cast_inputs) for k, v in kwargs.items()}
+        with autocast(device_type=device_type, enabled=False):
+            return fwd(*args, **kwargs)
+    return decorate_fwd
+
+
+def custom_bwd(bwd=None, *, device_type):
+    """torch.amp.custom_bwd: backward runs with the autocast state its forward saw"""
+    if not isinstance(device_type, str):
+        raise ValueError("Expected `device_type` of type `str`, got: `%s`" % type(device_type))
+    if bwd is None:
+        return functools.partial(custom_bwd, device_type=device_type)
+
+    @functools.wraps(bwd)
+    def decorate_bwd(*args, **kwargs):
+        ctx = args[0]
+        with autocast(device_type=device_type, enabled=getattr(ctx, "_fwd_used_autocast", False),
+                      dtype=getattr(ctx, "_dtype", None)):
+            return bwd(*args, **kwargs)
+    return decorate_bwd
+
+
+def _cast_to(v, dtype):
+    if hasattr(v, "_data") and _dt.is_floating(v._data.dtype) and v._data.dtype != dtype.np:
+        return v.to(dtype)
+    if isinstance(v, np.ndarray) and _dt.is_floating(v.dtype) and v.dtype != dtype.np:
+        return _dt.astype(v, dtype.np)
+    return v
+
+
+# torch's older per-device spellings
+def is_autocast_cpu_enabled():
+    return _tls.enabled["cpu"]
+
+
+def get_autocast_cpu_dtype():
+    return _tls.dtype["cpu"]
+
+
+def set_autocast_cpu_enabled(enabled):
+    set_autocast_enabled("cpu", enabled)
+
+
+def set_autocast_cpu_dtype(dtype):
+    set_autocast_dtype("cpu", dtype)
+
+
+def get_autocast_gpu_dtype():
+    return _tls.dtype["cuda"]
