@@ -12,6 +12,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -74,9 +75,19 @@ class ParallelBuildExt(build_ext):
         orig_compile = comp.compile
         jobs = int(os.environ.get("CENGINE_BUILD_JOBS", os.cpu_count() or 1))
 
+        # one progress line per file as it starts ("[3/25] gcc src_c/x.c"), unless quiet (-q)
+        show = bool(self.verbose)
+        cc = os.path.basename(str((getattr(comp, "compiler_so", None) or ["cc"])[0]))
+        lock = threading.Lock()
+        started = [0]
+
         def compile_parallel(sources, output_dir=None, macros=None, include_dirs=None, debug=0,
                              extra_preargs=None, extra_postargs=None, depends=None):
             def one(src):
+                if show:
+                    with lock:
+                        started[0] += 1
+                        print("[%d/%d] %s %s" % (started[0], len(sources), cc, src), flush=True)
                 return orig_compile([src], output_dir, macros, include_dirs, debug,
                                     extra_preargs, extra_postargs, depends)[0]
             with ThreadPoolExecutor(max(1, jobs)) as ex:

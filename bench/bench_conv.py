@@ -15,6 +15,7 @@ first loss in eval mode for the CNN whose dropout masks differ), then timed with
 of cengine and torch taken in turn; medians; ratio = cengine / torch (lower is better).
 
     python bench/bench_conv.py [--quick] [--threads 1 2] [--workloads ...]
+    python bench/bench_conv.py --profile [--threads 1 2]   # the basic block piece by piece
 """
 import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import argparse
@@ -223,6 +224,57 @@ def run(names, thread_counts, quick):
     return md
 
 
+def profile_pieces(thread_counts, quick):
+    """The basic block's pieces timed alone, cengine and torch in turn (same data, results
+    checked first): conv forward / backward-data / backward-weight, BatchNorm2d forward +
+    backward, ReLU forward + backward, the residual add forward + backward."""
+    from cengine import _C
+    rng = np.random.default_rng(0)
+    N, C, H = 16, 64, 56
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((C, C, 3, 3)) * 0.05).astype(np.float32)
+    dy = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    xt, wt, dyt = torch.tensor(x), torch.tensor(w), torch.tensor(dy)
+    geom = ((1, 1), (1, 1), (1, 1), 1)
+    tb = torch.ops.aten.convolution_backward
+
+    def tconv_bwd(mask):
+        return lambda: tb(dyt, xt, wt, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)
+    cx, cdy = ce.tensor(x, requires_grad=True), ce.tensor(dy)
+    tx = xt.clone().requires_grad_()
+    cbn, tbn = ce.nn.BatchNorm2d(C), torch.nn.BatchNorm2d(C)
+    pieces = [
+        ("conv fwd", lambda: _C.conv2d_forward(x, w, None, *geom, (H, H)),
+         lambda: torch.nn.functional.conv2d(xt, wt, None, 1, 1)),
+        ("conv bwd-data", lambda: _C.conv2d_backward(dy, x, w, *geom, True, False, False),
+         tconv_bwd([True, False, False])),
+        ("conv bwd-weight", lambda: _C.conv2d_backward(dy, x, w, *geom, False, True, False),
+         tconv_bwd([False, True, False])),
+        ("BatchNorm2d fwd+bwd", lambda: cbn(cx).backward(cdy), lambda: tbn(tx).backward(dyt)),
+        ("relu fwd+bwd", lambda: ce.nn.functional.relu(cx).backward(cdy),
+         lambda: torch.relu(tx).backward(dyt)),
+        ("add fwd+bwd", lambda: (cx + cx).backward(cdy), lambda: (tx + tx).backward(dyt)),
+    ]
+    # the kernels agree with torch before anything is timed
+    np.testing.assert_allclose(pieces[0][1](), pieces[0][2]().numpy(), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(pieces[1][1]()[0], pieces[1][2]()[0].numpy(), rtol=1e-3,
+                               atol=1e-3)
+    np.testing.assert_allclose(pieces[2][1]()[1], pieces[2][2]()[1].numpy(), rtol=1e-3,
+                               atol=2e-2)
+    rows = []
+    for nt in thread_counts:
+        with threads(nt):
+            for name, fc, ft in pieces:
+                rep, warm = (3, 1) if quick else (9, 2)
+                tc, tt = median_times_interleaved([fc, ft], repeat=rep, warmup=warm)
+                rows.append([name, nt, tc * 1e3, tt * 1e3, tc / tt])
+                print("%-20s threads=%d  cengine %.2f ms  torch %.2f ms  ratio %.2f"
+                      % (name, nt, tc * 1e3, tt * 1e3, tc / tt), flush=True)
+    md = ("## ResNet basic block, piece by piece (16x64x56x56, median ms; ratio = cengine / "
+          "torch)\n\n" + machine_line() + "\n\n")
+    return md + md_table(["piece", "threads", "cengine ms", "torch ms", "ratio"], rows)
+
+
 WORKLOADS = ["mnist_cnn_step", "conv1d_mfcc", "conv2d_3x3", "conv2d_3x3_56", "resnet_block"]
 
 
@@ -231,7 +283,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--workloads", nargs="+", default=WORKLOADS, choices=WORKLOADS)
+    ap.add_argument("--profile", action="store_true",
+                    help="time the basic block's pieces (needs torch) instead")
     args = ap.parse_args(argv)
+    if args.profile:
+        if torch is None:
+            raise SystemExit("--profile compares with torch, which is not installed")
+        md = profile_pieces(args.threads, args.quick)
+        print(md)
+        print("written", write_result("conv_profile", md))
+        return
     md = run(args.workloads, args.threads, args.quick)
     print(md)
     print("written", write_result("conv", md))

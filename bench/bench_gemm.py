@@ -10,8 +10,18 @@ background load hits all of them alike, and medians over the samples are reporte
     python bench/bench_gemm.py            # full run (a few minutes)
     python bench/bench_gemm.py --quick    # fewer shapes and repeats
     options: --threads 1,2  --dtypes float32,float64  --out bench/out (default; run.py --publish: bench/results)
+
+The report starts with the machine: CPU model, cache sizes, the block sizes cengine's GEMM uses
+(and where they came from), and the OpenBLAS kernel numpy runs (threadpoolctl). Besides
+gemm.md, each run writes by-cpu/gemm-<family>.md (family: vendor, ISA and L1d/L2 sizes), so
+published runs (python -m bench --publish) keep one result file per CPU family in
+bench/results/by-cpu/. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (set by some environments for old
+OpenBLAS builds; they slow a current numpy) are removed from this process before numpy loads.
 """
-import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
+import os
+for _v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    os.environ.pop(_v, None)
+import _env  # noqa: F401,E402  (before numpy: OpenBLAS thread spin, see _env.py)
 import _quality
 import argparse
 import datetime
@@ -25,9 +35,9 @@ import numpy as np
 from cengine import _C  # noqa: E402
 
 try:
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 except ImportError:  # pragma: no cover
-    threadpool_limits = None
+    threadpool_limits = threadpool_info = None
 
 try:
     import torch
@@ -44,6 +54,61 @@ def cpu_name():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _proc_cpuinfo(field):
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":")[0].strip() == field:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _kib(n):
+    return "%d KiB" % (n // 1024) if n < 1 << 20 else "%g MiB" % (n / float(1 << 20))
+
+
+def cache_line():
+    c = _C.cpu_caches()
+    parts = []
+    for lv, name in (("L1", "L1d"), ("L2", "L2"), ("L3", "L3")):
+        if c[lv]:
+            parts.append("%s %s %d-way%s" % (name, _kib(c[lv]["size"]), c[lv]["ways"],
+                                              " (shared by %d CPUs)" % c[lv]["shared"]
+                                              if c[lv]["shared"] > 1 else ""))
+    return "%s [%s]" % (", ".join(parts) or "unknown", c["source"])
+
+
+def blocking_line():
+    out = []
+    for dt in ("float32", "float64"):
+        b = _C.gemm_blocking(dt)
+        out.append("%s %dx%d tile KC=%d MC=%d NC=%d (%s)" % (dt, b["mr"], b["nr"], b["kc"],
+                                                             b["mc"], b["nc"], b["source"]))
+    return "; ".join(out)
+
+
+def openblas_line():
+    if threadpool_info is None:
+        return "unknown (threadpoolctl not installed)"
+    libs = [d for d in threadpool_info() if d.get("internal_api") == "openblas"]
+    if not libs:
+        return "numpy does not use OpenBLAS here"
+    return ", ".join("OpenBLAS %s, kernel %s" % (d.get("version"), d.get("architecture"))
+                     for d in libs)
+
+
+def family_slug():
+    """vendor-isa-l1dNk-l2-Nk: the file name part of this CPU family's result file"""
+    vendor = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(_proc_cpuinfo("vendor_id"),
+                                                                   platform.machine().lower())
+    c = _C.cpu_caches()
+    l1 = c["L1"]["size"] // 1024 if c["L1"] else 0
+    l2 = c["L2"]["size"] // 1024 if c["L2"] else 0
+    return "%s-%s-l1d%dk-l2-%dk" % (vendor or "cpu", _C.max_isa(), l1, l2)
 
 
 class np_threads:
@@ -90,6 +155,17 @@ def cases(quick, dtype):
            ("mlp fwd 256x1024@1024x10", 256, 10, 1024, False, False)]
     for name, M, N, K, ta, tb in (mlp[:2] if quick else mlp):
         out.append(make_case(name, "mlp", (), M, N, K, dtype, ta, tb))
+    # per-image conv products (ResNet stage 1: Cout 64, 56x56, Cin*9 = 576): the forward, the
+    # weight and the input gradient as src_c/conv.c calls them, and the four transpose
+    # combinations at the forward's shape
+    convs = [("conv fwd 64x3136x576 A@B", 64, 3136, 576, False, False),
+             ("conv dW 64x576x3136 A@B^T", 64, 576, 3136, False, True),
+             ("conv dX 576x3136x64 A^T@B", 576, 3136, 64, True, False),
+             ("conv 64x3136x576 A^T@B", 64, 3136, 576, True, False),
+             ("conv 64x3136x576 A@B^T", 64, 3136, 576, False, True),
+             ("conv 64x3136x576 A^T@B^T", 64, 3136, 576, True, True)]
+    for name, M, N, K, ta, tb in (convs[:3] if quick else convs):
+        out.append(make_case(name, "conv", (), M, N, K, dtype, ta, tb))
     tn = 1024
     for name, ta, tb in [("N=%d A@B" % tn, False, False), ("N=%d A^T@B" % tn, True, False),
                          ("N=%d A@B^T" % tn, False, True), ("N=%d A^T@B^T" % tn, True, True)]:
@@ -138,6 +214,8 @@ def run(args):
     info = "cengine ISA %s, OpenMP %s, CPU %s (%d logical CPUs), numpy %s, torch %s" % (
         _C.get_isa(), _C.openmp_enabled(), cpu_name(), os.cpu_count(), np.__version__,
         torch.__version__ if torch else "not installed")
+    info += ("\n\n- caches: %s\n- cengine GEMM blocking: %s\n- numpy BLAS: %s\n- CPU family "
+             "file: by-cpu/gemm-%s.md" % (cache_line(), blocking_line(), openblas_line(), family_slug()))
     print(info)
     old_nt = _C.get_num_threads()
     for dtype in dtypes:
@@ -230,6 +308,12 @@ def main():
     info, rows = run(args)
     stamp = "gemm_quick" if args.quick else "gemm"
     write_markdown(info, rows, os.path.join(args.out, stamp + ".md"))
+    # one file per CPU family, in a subfolder (run.py collects only the top-level tables),
+    # with the timing quality of this run (run.py puts it atop its combined report instead)
+    q = _quality._seen
+    info += "\n- timing quality: %s; %s" % (_quality.summary(q["n"], q["noisy"], q["worst"]),
+                                            _quality.load_line())
+    write_markdown(info, rows, os.path.join(args.out, "by-cpu", "%s-%s.md" % (stamp, family_slug())))
     write_plot(rows, os.path.join(args.out, stamp + ".png"))
 
 

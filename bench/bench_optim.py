@@ -2,13 +2,14 @@
 PyTorch (for-loop, foreach, fused=True) when installed.
 
 10M float32 parameters, laid out as 1 tensor and as 100 tensors; SGD (momentum 0.9), Adam,
-AdamW (weight_decay 1e-2); 1 and 2 threads. Every implementation is validated against the numpy
+AdamW (weight_decay 1e-2), Adadelta, Adamax, NAdam, RAdam (torch has no fused=True for the last
+four: its for-loop default and foreach are timed); 1 and 2 threads. Every implementation is validated against the numpy
 formula before timing. Reports the median step time, the speed-up over numpy, and the effective
-memory bandwidth (bytes the update must move: SGD-momentum 20 B/param, Adam/AdamW 28 B/param)
+memory bandwidth (bytes the update must move: SGD-momentum 20 B/param, the others 28 B/param)
 next to the machine's measured copy bandwidth. Writes optim.md to bench/out/ (run.py --publish: bench/results/) (and optim.png when
 matplotlib is installed).
 
-    python bench/bench_optim.py [--n 10000000] [--reps 15] [--quick]
+    python bench/bench_optim.py [--n 10000000] [--reps 15] [--quick] [--optimizers NAdam,RAdam]
 """
 import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import _quality
@@ -32,10 +33,16 @@ try:
 except ImportError:  # torch is optional
     torch = None
 
-BYTES_PER_PARAM = {"SGD-momentum": 20, "Adam": 28, "AdamW": 28}
+BYTES_PER_PARAM = {"SGD-momentum": 20, "Adam": 28, "AdamW": 28, "Adadelta": 28, "Adamax": 28,
+                   "NAdam": 28, "RAdam": 28}
 HP = {"SGD-momentum": dict(lr=1e-3, momentum=0.9),
       "Adam": dict(lr=1e-3),
-      "AdamW": dict(lr=1e-3, weight_decay=1e-2)}
+      "AdamW": dict(lr=1e-3, weight_decay=1e-2),
+      "Adadelta": dict(lr=1.0),
+      "Adamax": dict(lr=2e-3),
+      "NAdam": dict(lr=2e-3),
+      "RAdam": dict(lr=1e-3)}
+CLASS = {"SGD-momentum": "SGD"}   # the optim class of a benchmark name (default: the name)
 
 
 # ---------------- the numpy formula (torch.optim docs), in place, tensor by tensor ----------------
@@ -47,10 +54,13 @@ class NumpyOpt:
         self.s2 = [np.zeros_like(p) for p in params] if name != "SGD-momentum" else None
         self.t = 0
         self.first = True
+        self.mu_product = 1.0
 
     def step(self):
         hp = HP[self.name]
         lr = hp["lr"]
+        if self.name in ("Adadelta", "Adamax", "NAdam", "RAdam"):
+            return self._step_more(lr)
         if self.name == "SGD-momentum":
             mom = hp["momentum"]
             for p, g, b in zip(self.p, self.g, self.s1):
@@ -79,6 +89,53 @@ class NumpyOpt:
             denom += eps
             p -= step_size * (m / denom)
 
+    def _step_more(self, lr):
+        self.t += 1
+        t, b1, b2, eps = self.t, 0.9, 0.999, 1e-8
+        if self.name == "Adadelta":
+            rho, eps = 0.9, 1e-6
+            for p, g, sq, acc in zip(self.p, self.g, self.s1, self.s2):
+                sq *= rho
+                sq += (1 - rho) * (g * g)
+                delta = np.sqrt(acc + eps)
+                delta /= np.sqrt(sq + eps)
+                delta *= g
+                acc *= rho
+                acc += (1 - rho) * (delta * delta)
+                p -= lr * delta
+            return
+        if self.name == "NAdam":
+            mu = b1 * (1 - 0.5 * 0.96 ** (t * 4e-3))
+            mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * 4e-3))
+            self.mu_product = float(np.float32(self.mu_product) * np.float32(mu))
+            c_g = -lr * (1 - mu) / (1 - self.mu_product)
+            c_m = -lr * mu_next / (1 - self.mu_product * mu_next)
+        if self.name == "RAdam":
+            rho_inf = 2 / (1 - b2) - 1
+            rho_t = rho_inf - 2 * t * b2 ** t / (1 - b2 ** t)
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf /
+                    ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5 if rho_t > 5 else None
+        for p, g, m, v in zip(self.p, self.g, self.s1, self.s2):
+            m += (1 - b1) * (g - m)
+            if self.name == "Adamax":
+                v *= b2
+                np.maximum(v, np.abs(g) + eps, out=v)
+                p -= lr / (1 - b1 ** t) * (m / v)
+                continue
+            v *= b2
+            v += (1 - b2) * (g * g)
+            if self.name == "NAdam":
+                denom = np.sqrt(v / (1 - b2 ** t))
+                denom += eps
+                p += c_g * (g / denom)
+                p += c_m * (m / denom)
+            elif rect is not None:
+                denom = np.sqrt(v)
+                denom += eps
+                p -= lr / (1 - b1 ** t) * (1 - b2 ** t) ** 0.5 * rect * (m / denom)
+            else:
+                p -= lr / (1 - b1 ** t) * m
+
 
 def make_layout(n, ntensors, seed=0):
     rng = np.random.default_rng(seed)
@@ -93,13 +150,7 @@ def make_cengine(name, ps, gs):
     params = [_wrap(p.copy(), requires_grad=True) for p in ps]
     for p, g in zip(params, gs):
         p.grad = _wrap(g)
-    hp = HP[name]
-    if name == "SGD-momentum":
-        opt = optim.SGD(params, **hp)
-    elif name == "Adam":
-        opt = optim.Adam(params, **hp)
-    else:
-        opt = optim.AdamW(params, **hp)
+    opt = getattr(optim, CLASS.get(name, name))(params, **HP[name])
     return opt, [p._data for p in params]
 
 
@@ -114,9 +165,7 @@ def make_torch(name, ps, gs, mode):
         kw["foreach"] = True
     else:
         kw["fused"] = True
-    cls = {"SGD-momentum": torch.optim.SGD, "Adam": torch.optim.Adam,
-           "AdamW": torch.optim.AdamW}[name]
-    opt = cls(params, **kw)
+    opt = getattr(torch.optim, CLASS.get(name, name))(params, **kw)
     return opt, [p.detach().numpy() for p in params]
 
 
@@ -135,7 +184,7 @@ def time_steps(step, reps, max_seconds=6.0):
     return statistics.median(ts)
 
 
-def validate(name, make, small_ps, small_gs, steps=3):
+def validate(name, make, small_ps, small_gs, steps=8):
     """Run `steps` steps on a small copy and compare with the numpy formula."""
     ref = NumpyOpt(name, [p.copy() for p in small_ps], small_gs)
     opt, arrays = make(name, small_ps, small_gs)
@@ -169,11 +218,17 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=60.0,
                     help="stop a configuration's rounds after this long (at least 5 rounds)")
     ap.add_argument("--quick", action="store_true", help="1M params, 5 reps")
+    ap.add_argument("--optimizers", default=",".join(HP),
+                    help="comma-separated subset of: " + ", ".join(HP))
     ap.add_argument("--out", default=os.path.join(_quality.out_dir(), "optim.md"))
     args = ap.parse_args()
     if args.quick:
         args.n, args.reps = 1_000_000, 5
     n = args.n
+    names = [x.strip() for x in args.optimizers.split(",") if x.strip()]
+    unknown = [x for x in names if x not in HP]
+    if unknown:
+        ap.error("unknown optimizer(s) %s; choose from %s" % (", ".join(unknown), ", ".join(HP)))
     threads = [1, 2]
     torch_modes = ["for-loop", "foreach", "fused"] if torch is not None else []
 
@@ -196,18 +251,18 @@ def main():
     rng = np.random.default_rng(1)
     small_ps = [rng.standard_normal(s, dtype=np.float32) for s in (1000, 37, 4099)]
     small_gs = [rng.standard_normal(p.shape, dtype=np.float32) for p in small_ps]
-    for name in HP:
+    for name in names:
         validate(name, make_cengine, small_ps, small_gs)
         for mode in torch_modes:
             try:
                 validate(name, lambda nm, p, g: make_torch(nm, p, g, mode), small_ps, small_gs)
-            except RuntimeError as e:  # e.g. a fused kernel missing in this torch build
+            except (RuntimeError, TypeError) as e:  # no fused kernel (build, or optimizer)
                 print("torch %s %s unavailable: %s" % (name, mode, e))
 
     rows = []
     for ntensors in (1, 100):
         ps, gs = make_layout(n, ntensors)
-        for name in HP:
+        for name in names:
             # every implementation lives side by side and the rounds interleave them (and the
             # thread counts), so load from other processes hits all of them alike; each timed
             # step follows an untimed one of the same implementation
@@ -219,7 +274,7 @@ def main():
                     topt, _ = make_torch(name, ps, gs, mode)
                     topt.step()
                     impls["torch " + mode] = topt.step
-                except RuntimeError:
+                except (RuntimeError, TypeError):
                     pass
             times = {}
             for nt in threads:           # warm-up: state allocation, thread pools
@@ -276,7 +331,7 @@ def main():
         lines.append("| %s | %d | %s | %d | %.2f | %.2f | %.1fx | %.1f |" % r)
     lines.append("")
     summary = []
-    for name in HP:
+    for name in names:
         for ntensors in (1, 100):
             d = {(r[2], r[3]): r[4] for r in rows if r[0] == name and r[1] == ntensors}
             c2 = d.get(("cengine fused", 2))

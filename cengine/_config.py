@@ -114,6 +114,8 @@ def _init():
             _C.set_isa(isa.strip().lower())
         except (ValueError, RuntimeError) as e:
             raise RuntimeError("CENGINE_ISA=%s: %s" % (isa, e)) from None
+    from . import _tunefile   # GEMM block sizes measured by python -m cengine.tune, if any
+    _tunefile.apply(warn=True)
 
 
 def show_config(file=None):
@@ -140,4 +142,39 @@ def show_config(file=None):
         "  compiler:      %s" % compiler,
         "  flags:         %s" % flags,
     ]
+    lines += _gemm_config_lines()
     print("\n".join(lines), file=file)
+
+
+def _fmt_bytes(n):
+    for unit, sh in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << sh and n % (1 << sh) == 0:
+            return "%d %s" % (n >> sh, unit)
+    return "%d B" % n
+
+
+def _gemm_config_lines():
+    """show_config's cache and GEMM blocking lines"""
+    caches = _C.cpu_caches()
+    parts = []
+    for lv, name in (("L1", "L1d"), ("L2", "L2"), ("L3", "L3")):
+        c = caches[lv]
+        if c is None:
+            continue
+        extra = ["%d-way" % c["ways"] if c["ways"] else "ways unknown"]
+        if c["shared"] > 1:
+            extra.append("shared by %d CPUs" % c["shared"])
+        parts.append("%s %s (%s)" % (name, _fmt_bytes(c["size"]), ", ".join(extra)))
+    lines = ["  CPU model:     %s" % (_C.cpu_model() or "unknown"),
+             "  caches:        %s [%s]" % (", ".join(parts) or "unknown", caches["source"])]
+    isa = _C.get_isa()
+    for dt in ("float32", "float64"):
+        b = _C.gemm_blocking(dt, isa)
+        src = {"caches": "from the caches", "fixed": "fixed, caches unknown",
+               "set": "tuned/set"}[b["source"]]
+        lines.append("  GEMM %s: %dx%d tile, KC=%d MC=%d NC=%d (%s)" % (
+            dt, b["mr"], b["nr"], b["kc"], b["mc"], b["nc"], src))
+    from . import _tunefile
+    path, status, _ = _tunefile.status()
+    lines.append("  GEMM tune file: %s: %s" % (path, status))
+    return lines

@@ -14,6 +14,7 @@ int ce_cpu_max_isa(void);   /* highest CE_ISA_* this CPU (and OS) supports */
 void ce_cpu_init(void);     /* ce_isa = ce_cpu_max_isa() */
 int ce_set_isa(int level);  /* -1 if the CPU lacks it */
 int ce_get_isa(void);
+#include "cpu_cache.h"  /* ce_cpu_caches, ce_cpu_model: cache geometry and CPU model */
 
 /* ---- threads.c ---- */
 void ce_set_num_threads(int n);

@@ -1,5 +1,5 @@
 /* conv.c - im2col / col2im packers, dy packing and bias passes for the GEMM-based convolution,
- * and the BatchNorm-over-planes kernels (contracts in conv.h).
+ * and the stride-1 drivers (contracts in conv.h; BatchNorm is in batchnorm.c).
  *
  * The packers move whole output rows: for a kernel tap (ki, kj) and output row oh the input
  * columns read are iw = ow*sw + (kj*dw - pw), so the valid ow form one range [lo, hi) computed
@@ -27,7 +27,9 @@ static inline void ow_range(int64_t off, int64_t sw, int64_t W, int64_t OW, int6
 }
 
 #define CE_DEF_PACK(T, SFX)                                                                    \
-    static void im2col_one_##SFX(T *col, const T *xp, int64_t n, int64_t c, int64_t H,         \
+    /* one (image n, channel c) pair: fold == 0 unfolds the image plane img into its KH*KW   \
+     * rows of col (padding -> 0), fold == 1 adds those rows of col back into the plane */    \
+    static void unfold_one_##SFX(T *col, T *img, int fold, int64_t n, int64_t c, int64_t H,    \
                                  int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,     \
                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,    \
                                  int64_t dw, int64_t ldcol) {                                   \
@@ -38,74 +40,56 @@ static inline void ow_range(int64_t off, int64_t sw, int64_t W, int64_t OW, int6
                 int64_t off = kj * dw - pw, lo, hi;                                            \
                 ow_range(off, sw, W, OW, &lo, &hi);                                            \
                 for (int64_t oh = 0; oh < OH; oh++) {                                          \
-                    T *dst = row + oh * OW;                                                    \
+                    T *cr = row + oh * OW;                                                     \
                     int64_t ih = oh * sh - ph + ki * dh;                                       \
                     if (ih < 0 || ih >= H) {                                                   \
-                        memset(dst, 0, (size_t)OW * sizeof(T));                                \
+                        if (!fold) memset(cr, 0, (size_t)OW * sizeof(T));                      \
                         continue;                                                              \
                     }                                                                          \
-                    const T *src = xp + ih * W + off;                                          \
-                    for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0;                           \
+                    T *ir = img + ih * W + off;                                                \
+                    if (fold) {                                                                \
+                        for (int64_t ow = lo; ow < hi; ow++) ir[ow * sw] += cr[ow];            \
+                        continue;                                                              \
+                    }                                                                          \
+                    for (int64_t ow = 0; ow < lo; ow++) cr[ow] = 0;                            \
                     if (sw == 1)                                                               \
-                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));             \
+                        memcpy(cr + lo, ir + lo, (size_t)(hi - lo) * sizeof(T));               \
                     else                                                                       \
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw];           \
-                    for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0;                          \
+                        for (int64_t ow = lo; ow < hi; ow++) cr[ow] = ir[ow * sw];             \
+                    for (int64_t ow = hi; ow < OW; ow++) cr[ow] = 0;                           \
                 }                                                                              \
             }                                                                                  \
     }                                                                                          \
-    static void col2im_one_##SFX(T *dxp, const T *col, int64_t n, int64_t c, int64_t H,        \
-                                 int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,     \
-                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,    \
-                                 int64_t dw, int64_t ldcol) {                                   \
-        int64_t L = OH * OW;                                                                   \
-        for (int64_t ki = 0; ki < KH; ki++)                                                    \
-            for (int64_t kj = 0; kj < KW; kj++) {                                              \
-                const T *row = col + ((c * KH + ki) * KW + kj) * ldcol + n * L;                \
-                int64_t off = kj * dw - pw, lo, hi;                                            \
-                ow_range(off, sw, W, OW, &lo, &hi);                                            \
-                for (int64_t oh = 0; oh < OH; oh++) {                                          \
-                    int64_t ih = oh * sh - ph + ki * dh;                                       \
-                    if (ih < 0 || ih >= H) continue;                                           \
-                    const T *src = row + oh * OW;                                              \
-                    T *dst = dxp + ih * W + off;                                               \
-                    if (sw == 1)                                                               \
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];               \
-                    else                                                                       \
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw] += src[ow];          \
-                }                                                                              \
-            }                                                                                  \
+    /* images (nt,C,H,W) <-> col: (image, channel) pairs split over threads, each owning its   \
+     * rows of col (unfold) or its plane (fold) */                                             \
+    static void unfold_##SFX(T *col, T *img, int fold, int64_t nt, int64_t C, int64_t H,       \
+                             int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,         \
+                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,        \
+                             int64_t dw, int64_t ldcol) {                                       \
+        int64_t items = nt * C;                                                                \
+        int th = ce_threads_for(items * KH * KW * OH * OW, CE_CONV_MIN_WORK);                  \
+        if (th > items) th = (int)items;                                                       \
+        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
+        for (int64_t it = 0; it < items; it++)                                                 \
+            unfold_one_##SFX(col, img + it * H * W, fold, it / C, it % C, H, W, KH, KW, OH,    \
+                             OW, sh, sw, ph, pw, dh, dw, ldcol);                               \
     }                                                                                          \
     static void im2col_##SFX(T *col, const T *x, int64_t nt, int64_t C, int64_t H, int64_t W,  \
                              int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh,        \
                              int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,        \
                              int64_t ldcol) {                                                   \
-        int64_t items = nt * C;                                                                \
-        int th = ce_threads_for(items * KH * KW * OH * OW, CE_CONV_MIN_WORK);                  \
-        if (th > items) th = (int)items;                                                       \
-        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
-        for (int64_t it = 0; it < items; it++) {                                               \
-            int64_t n = it / C, c = it % C;                                                    \
-            im2col_one_##SFX(col, x + it * H * W, n, c, H, W, KH, KW, OH, OW, sh, sw, ph, pw,  \
-                             dh, dw, ldcol);                                                   \
-        }                                                                                      \
+        unfold_##SFX(col, (T *)x, 0, nt, C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw,      \
+                     ldcol);                                                                   \
     }                                                                                          \
     static void col2im_##SFX(T *dx, const T *col, int64_t nt, int64_t C, int64_t H, int64_t W, \
                              int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh,        \
                              int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,        \
                              int64_t ldcol) {                                                   \
-        int64_t items = nt * C;                                                                \
-        int th = ce_threads_for(items * KH * KW * OH * OW, CE_CONV_MIN_WORK);                  \
-        if (th > items) th = (int)items;                                                       \
-        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
-        for (int64_t it = 0; it < items; it++) {                                               \
-            int64_t n = it / C, c = it % C;                                                    \
-            col2im_one_##SFX(dx + it * H * W, col, n, c, H, W, KH, KW, OH, OW, sh, sw, ph, pw, \
-                             dh, dw, ldcol);                                                   \
-        }                                                                                      \
+        unfold_##SFX((T *)col, dx, 1, nt, C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw,     \
+                     ldcol);                                                                   \
     }                                                                                          \
-    /* references: one element at a time, every bound tested */                                \
-    static void im2col_ref_##SFX(T *col, const T *x, int64_t nt, int64_t C, int64_t H,        \
+    /* reference of both directions: one element at a time, every bound tested */              \
+    static void unfold_ref_##SFX(T *col, T *img, int fold, int64_t nt, int64_t C, int64_t H,   \
                                  int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,     \
                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,    \
                                  int64_t dw, int64_t ldcol) {                                   \
@@ -117,29 +101,15 @@ static inline void ow_range(int64_t off, int64_t sw, int64_t W, int64_t OW, int6
                             for (int64_t ow = 0; ow < OW; ow++) {                              \
                                 int64_t ih = oh * sh - ph + ki * dh;                           \
                                 int64_t iw = ow * sw - pw + kj * dw;                           \
-                                T v = (ih >= 0 && ih < H && iw >= 0 && iw < W)                 \
-                                          ? x[((n * C + c) * H + ih) * W + iw]                 \
-                                          : (T)0;                                              \
-                                col[((c * KH + ki) * KW + kj) * ldcol + n * OH * OW +          \
-                                    oh * OW + ow] = v;                                         \
-                            }                                                                  \
-    }                                                                                          \
-    static void col2im_ref_##SFX(T *dx, const T *col, int64_t nt, int64_t C, int64_t H,        \
-                                 int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW,     \
-                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,    \
-                                 int64_t dw, int64_t ldcol) {                                   \
-        for (int64_t n = 0; n < nt; n++)                                                       \
-            for (int64_t c = 0; c < C; c++)                                                    \
-                for (int64_t ki = 0; ki < KH; ki++)                                            \
-                    for (int64_t kj = 0; kj < KW; kj++)                                        \
-                        for (int64_t oh = 0; oh < OH; oh++)                                    \
-                            for (int64_t ow = 0; ow < OW; ow++) {                              \
-                                int64_t ih = oh * sh - ph + ki * dh;                           \
-                                int64_t iw = ow * sw - pw + kj * dw;                           \
-                                if (ih >= 0 && ih < H && iw >= 0 && iw < W)                    \
-                                    dx[((n * C + c) * H + ih) * W + iw] +=                     \
-                                        col[((c * KH + ki) * KW + kj) * ldcol +                \
-                                            n * OH * OW + oh * OW + ow];                       \
+                                int in = ih >= 0 && ih < H && iw >= 0 && iw < W;               \
+                                T *e = col + ((c * KH + ki) * KW + kj) * ldcol +               \
+                                       n * OH * OW + oh * OW + ow;                             \
+                                int64_t v = ((n * C + c) * H + ih) * W + iw;                   \
+                                if (fold) {                                                    \
+                                    if (in) img[v] += *e;                                      \
+                                } else {                                                       \
+                                    *e = in ? img[v] : (T)0;                                   \
+                                }                                                              \
                             }                                                                  \
     }                                                                                          \
     static void pack_dy_##SFX(T *dyt, const T *dy, int64_t nt, int64_t O, int64_t L,           \
@@ -192,10 +162,10 @@ void ce_im2col_f64(double *col, const double *x, CE_PACK_ARGS_DECL(double)) {
     im2col_f64(col, x, CE_PACK_ARGS);
 }
 void ce_im2col_f32_ref(float *col, const float *x, CE_PACK_ARGS_DECL(float)) {
-    im2col_ref_f32(col, x, CE_PACK_ARGS);
+    unfold_ref_f32(col, (float *)x, 0, CE_PACK_ARGS);
 }
 void ce_im2col_f64_ref(double *col, const double *x, CE_PACK_ARGS_DECL(double)) {
-    im2col_ref_f64(col, x, CE_PACK_ARGS);
+    unfold_ref_f64(col, (double *)x, 0, CE_PACK_ARGS);
 }
 void ce_col2im_f32(float *dx, const float *col, CE_PACK_ARGS_DECL(float)) {
     col2im_f32(dx, col, CE_PACK_ARGS);
@@ -204,10 +174,10 @@ void ce_col2im_f64(double *dx, const double *col, CE_PACK_ARGS_DECL(double)) {
     col2im_f64(dx, col, CE_PACK_ARGS);
 }
 void ce_col2im_f32_ref(float *dx, const float *col, CE_PACK_ARGS_DECL(float)) {
-    col2im_ref_f32(dx, col, CE_PACK_ARGS);
+    unfold_ref_f32((float *)col, dx, 1, CE_PACK_ARGS);
 }
 void ce_col2im_f64_ref(double *dx, const double *col, CE_PACK_ARGS_DECL(double)) {
-    col2im_ref_f64(dx, col, CE_PACK_ARGS);
+    unfold_ref_f64((double *)col, dx, 1, CE_PACK_ARGS);
 }
 void ce_conv_pack_dy_f32(float *dyt, const float *dy, int64_t nt, int64_t O, int64_t L,
                          int64_t ldcol) {
@@ -263,17 +233,13 @@ static int chunk_threads(int64_t nchunks, int64_t work) {
                                const ce_conv_geom_t *g, int64_t per, int64_t wsz) {             \
         int64_t nch = (g->N + per - 1) / per;                                                  \
         int th = chunk_threads(nch, g->N * g->O * g->OH * g->OW * g->C / g->G * g->KH * g->KW); \
-        if (th <= 1) {                                                                         \
-            for (int64_t c = 0; c < nch; c++) {                                                \
-                int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                   \
-                conv_fwd_chunk_##SFX(y, ws, x, w, b, g, n0, m);                                \
-            }                                                                                  \
-            return;                                                                            \
-        }                                                                                      \
-        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th)")                       \
+        /* th == 1: chunks in turn with every kernel threaded (an inactive region); else one  \
+         * chunk per thread at a time on its own slice of ws */                                \
+        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th) if(th > 1)")            \
         for (int64_t c = 0; c < nch; c++) {                                                    \
             int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                       \
-            conv_fwd_chunk_##SFX(y, ws + (int64_t)CE_CONV_TID() * wsz, x, w, b, g, n0, m);      \
+            conv_fwd_chunk_##SFX(y, ws + (th > 1 ? (int64_t)CE_CONV_TID() * wsz : 0), x, w, b, \
+                                 g, n0, m);                                                    \
         }                                                                                      \
     }                                                                                          \
     static void conv_bwd_chunk_##SFX(T *dx, T *dwc, T *col, T *dyt, const T *dy, const T *x,   \
@@ -302,21 +268,13 @@ static int chunk_threads(int64_t nchunks, int64_t work) {
         int64_t nch = (g->N + per - 1) / per, L = g->OH * g->OW;                               \
         int64_t D = g->O * (g->C / g->G) * g->KH * g->KW, colsz = g->C * g->KH * g->KW * per * L; \
         int th = acc ? 1 : chunk_threads(nch, g->N * L * D);                                   \
-        if (th <= 1) {                                                                         \
-            for (int64_t c = 0; c < nch; c++) {                                                \
-                int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                   \
-                T *dwc = !dwp ? NULL : acc ? dwp : dwp + c * D;                                \
-                conv_bwd_chunk_##SFX(dx, dwc, ws, ws + colsz, dy, x, w, g, n0, m,              \
-                                     (T)(acc && c > 0 ? 1 : 0));                               \
-            }                                                                                  \
-            return;                                                                            \
-        }                                                                                      \
-        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th)")                       \
+        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th) if(th > 1)")            \
         for (int64_t c = 0; c < nch; c++) {                                                    \
             int64_t n0 = c * per, m = g->N - n0 < per ? g->N - n0 : per;                       \
-            T *wt = ws + (int64_t)CE_CONV_TID() * wsz;                                         \
-            conv_bwd_chunk_##SFX(dx, dwp ? dwp + c * D : NULL, wt, wt + colsz, dy, x, w, g, n0, \
-                                 m, (T)0);                                                     \
+            T *wt = ws + (th > 1 ? (int64_t)CE_CONV_TID() * wsz : 0);                          \
+            T *dwc = !dwp ? NULL : acc ? dwp : dwp + c * D;                                    \
+            conv_bwd_chunk_##SFX(dx, dwc, wt, wt + colsz, dy, x, w, g, n0, m,                  \
+                                 (T)(acc && c > 0 ? 1 : 0));                                   \
         }                                                                                      \
     }                                                                                          \
     static void sum_parts_##SFX(T *dw, const T *parts, int64_t nch, int64_t D) {               \
@@ -357,106 +315,96 @@ void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int
     sum_parts_f64(dw, parts, nchunks, D);
 }
 
-/* ---- BatchNorm over (N, C, S): threads split channels; each channel's sums run in a fixed
- * order (image by image, plane partial sums in T, image sums in double) ---- */
-#define CE_DEF_BN(T, SFX)                                                                      \
-    static void bn_stats_##SFX(T *mean, T *var, const T *x, int64_t N, int64_t C, int64_t S) { \
-        int th = ce_threads_for(N * C * S, CE_CONV_MIN_WORK * 2);                              \
-        if (th > C) th = (int)(C < 1 ? 1 : C);                                                 \
-        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
-        for (int64_t c = 0; c < C; c++) {                                                      \
-            double s = 0, M = (double)(N * S);                                                 \
-            for (int64_t n = 0; n < N; n++) {                                                  \
-                const T *p = x + (n * C + c) * S;                                              \
-                T part = 0;                                                                    \
-                for (int64_t i = 0; i < S; i++) part += p[i];                                  \
-                s += (double)part;                                                             \
-            }                                                                                  \
-            double m = s / M, v = 0;                                                           \
-            T mt = (T)m;                                                                       \
-            for (int64_t n = 0; n < N; n++) {                                                  \
-                const T *p = x + (n * C + c) * S;                                              \
-                T part = 0;                                                                    \
-                for (int64_t i = 0; i < S; i++) {                                              \
-                    T d = p[i] - mt;                                                           \
-                    part += d * d;                                                             \
-                }                                                                              \
-                v += (double)part;                                                             \
-            }                                                                                  \
-            mean[c] = mt;                                                                      \
-            var[c] = (T)(v / M);                                                               \
-        }                                                                                      \
-    }                                                                                          \
-    static void bn_apply_##SFX(T *y, const T *x, const T *a, const T *b, int64_t N, int64_t C, \
-                               int64_t S) {                                                    \
-        int64_t items = N * C;                                                                 \
-        int th = ce_threads_for(items * S, CE_CONV_MIN_WORK * 4);                              \
-        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
-        for (int64_t it = 0; it < items; it++) {                                               \
-            T av = a[it % C], bv = b[it % C];                                                  \
-            const T *p = x + it * S;                                                           \
-            T *q = y + it * S;                                                                 \
-            for (int64_t i = 0; i < S; i++) q[i] = p[i] * av + bv;                             \
-        }                                                                                      \
-    }                                                                                          \
-    static void bn_bwd_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *mean,      \
-                             const T *rstd, const T *w, int64_t N, int64_t C, int64_t S) {     \
-        int th = ce_threads_for(N * C * S, CE_CONV_MIN_WORK * 2);                              \
-        if (th > C) th = (int)(C < 1 ? 1 : C);                                                 \
-        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
-        for (int64_t c = 0; c < C; c++) {                                                      \
-            double sdy = 0, sdyx = 0, M = (double)(N * S);                                     \
-            T m = mean[c], r = rstd[c];                                                        \
-            for (int64_t n = 0; n < N; n++) {                                                  \
-                const T *p = x + (n * C + c) * S, *g = dy + (n * C + c) * S;                   \
-                T a0 = 0, a1 = 0;                                                              \
-                for (int64_t i = 0; i < S; i++) {                                              \
-                    a0 += g[i];                                                                \
-                    a1 += g[i] * (p[i] - m);                                                   \
-                }                                                                              \
-                sdy += (double)a0;                                                             \
-                sdyx += (double)a1;                                                            \
-            }                                                                                  \
-            sdyx *= (double)r;                                                                 \
-            if (dw) dw[c] += (T)sdyx;                                                          \
-            if (db) db[c] += (T)sdy;                                                           \
-            if (dx) {                                                                          \
-                T k = (w ? w[c] : (T)1) * r, mdy = (T)(sdy / M), mdyx = (T)(sdyx / M);         \
-                for (int64_t n = 0; n < N; n++) {                                              \
-                    const T *p = x + (n * C + c) * S, *g = dy + (n * C + c) * S;               \
-                    T *q = dx + (n * C + c) * S;                                               \
-                    for (int64_t i = 0; i < S; i++)                                            \
-                        q[i] = k * (g[i] - mdy - (p[i] - m) * r * mdyx);                       \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
+/* ---- transposes for the stride-1 drivers: d[j*ldd + c] = s[c*lds + j], c < nc, j < nj ----
+ * 8x8 (float) / 4x4 (double) register tiles on AVX2 and up, plain loops for the edges and the
+ * generic path */
+#include <immintrin.h>
+__attribute__((target(CE_TARGET_AVX2))) static void tr_tile_f32_avx2(float *d, int64_t ldd,
+                                                                    const float *s, int64_t lds) {
+    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
+    __m256 r2 = _mm256_loadu_ps(s + 2 * lds), r3 = _mm256_loadu_ps(s + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+__attribute__((target(CE_TARGET_AVX2))) static void tr_tile_f64_avx2(double *d, int64_t ldd,
+                                                                    const double *s, int64_t lds) {
+    __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lds);
+    __m256d r2 = _mm256_loadu_pd(s + 2 * lds), r3 = _mm256_loadu_pd(s + 3 * lds);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(d, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(d + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(d + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(d + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+#define CE_DEF_TR(T, SFX, B)                                                                   \
+    static void tr_##SFX(T *d, int64_t ldd, const T *s, int64_t lds, int64_t nc, int64_t nj) { \
+        int64_t c0 = 0, j0;                                                                    \
+        if (ce_isa >= CE_ISA_AVX2)                                                             \
+            for (; c0 + B <= nc; c0 += B)                                                      \
+                for (j0 = 0; j0 + B <= nj; j0 += B)                                            \
+                    tr_tile_##SFX##_avx2(d + j0 * ldd + c0, ldd, s + c0 * lds + j0, lds);      \
+        /* what the tiles left: columns j0.. of the tiled channel rows, then the other rows */ \
+        int64_t jt = ce_isa >= CE_ISA_AVX2 ? nj / B * B : 0;                                   \
+        for (int64_t c = 0; c < c0; c++)                                                       \
+            for (int64_t j = jt; j < nj; j++) d[j * ldd + c] = s[c * lds + j];                 \
+        for (int64_t j = 0; j < nj; j++)                                                       \
+            for (int64_t c = c0; c < nc; c++) d[j * ldd + c] = s[c * lds + j];                 \
     }
+CE_DEF_TR(float, f32, 8)
+CE_DEF_TR(double, f64, 4)
 
-CE_DEF_BN(float, f32)
-CE_DEF_BN(double, f64)
+/* ---- stride-1 drivers: shifted GEMMs over a channels-last zero-padded grid (conv_s1_tmpl.h) */
+#define CE_T float
+#define CE_SFX f32
+#define CE_GEMM ce_sgemm
+#include "conv_s1_tmpl.h"
+#undef CE_T
+#undef CE_SFX
+#undef CE_GEMM
+#define CE_T double
+#define CE_SFX f64
+#define CE_GEMM ce_dgemm
+#include "conv_s1_tmpl.h"
+#undef CE_T
+#undef CE_SFX
+#undef CE_GEMM
 
-void ce_bn_stats_f32(float *mean, float *var, const float *x, int64_t N, int64_t C, int64_t S) {
-    bn_stats_f32(mean, var, x, N, C, S);
+int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw,
+                        int64_t parts_elems, int nthreads) {
+    return s1_ws_f32(g, bwd, need_dx, need_dw, parts_elems, nthreads);
 }
-void ce_bn_stats_f64(double *mean, double *var, const double *x, int64_t N, int64_t C,
-                     int64_t S) {
-    bn_stats_f64(mean, var, x, N, C, S);
+void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b,
+                          const ce_conv_geom_t *g) {
+    s1_fwd_f32(y, ws, x, w, b, g);
 }
-void ce_bn_apply_f32(float *y, const float *x, const float *a, const float *b, int64_t N,
-                     int64_t C, int64_t S) {
-    bn_apply_f32(y, x, a, b, N, C, S);
+void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w,
+                          const double *b, const ce_conv_geom_t *g) {
+    s1_fwd_f64(y, ws, x, w, b, g);
 }
-void ce_bn_apply_f64(double *y, const double *x, const double *a, const double *b, int64_t N,
-                     int64_t C, int64_t S) {
-    bn_apply_f64(y, x, a, b, N, C, S);
+void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x,
+                          const float *xg, const float *w, const ce_conv_geom_t *g,
+                          int64_t parts_elems) {
+    s1_bwd_f32(dx, dw, ws, dy, x, xg, w, g, parts_elems);
 }
-void ce_bn_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float *x,
-                   const float *mean, const float *rstd, const float *w, int64_t N, int64_t C,
-                   int64_t S) {
-    bn_bwd_f32(dx, dw, db, dy, x, mean, rstd, w, N, C, S);
-}
-void ce_bn_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x,
-                   const double *mean, const double *rstd, const double *w, int64_t N, int64_t C,
-                   int64_t S) {
-    bn_bwd_f64(dx, dw, db, dy, x, mean, rstd, w, N, C, S);
+void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
+                          const double *xg, const double *w, const ce_conv_geom_t *g,
+                          int64_t parts_elems) {
+    s1_bwd_f64(dx, dw, ws, dy, x, xg, w, g, parts_elems);
 }

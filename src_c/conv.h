@@ -90,7 +90,35 @@ void ce_conv2d_bwd_f64(double *dx, double *dwp, double *ws, const double *dy, co
 void ce_conv_sum_parts_f32(float *dw, const float *parts, int64_t nchunks, int64_t D);
 void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int64_t D);
 
-/* ---- pooling over P planes (P = N*C), x (P,H,W), y (P,OH,OW) contiguous ---- */
+/* ---- stride-1, one-group convolution without unfolding (sh = sw = 1, G = 1, pads >= 0 with
+ * H + ph <= OH + (KH-1)*dh and W + pw <= OW + (KW-1)*dw) ----
+ * The input is copied once into zero-padded (OH+(KH-1)*dh) x (OW+(KW-1)*dw) planes stored
+ * channels-last; each kernel row (each tap when dw > 1) is then one GEMM whose A operand is that
+ * grid read at a row offset, so nothing is unfolded: y[r, o] = sum_t grid[r + off_t, :] @ w_t.
+ * Backward-data is the same products on dy (placed at the flipped offset) with the flipped,
+ * transposed kernel; backward-weight one GEMM per tap group over chunks of output rows, their
+ * partials summed in chunk order (chunks on threads), or accumulated chunk after chunk when
+ * the partials would pass parts_elems elements. Chunks are fixed by the sizes only, so results
+ * do not depend on the thread count. ws: ce_conv2d_s1_ws(g, bwd, need_dx, need_dw,
+ * parts_elems, ce_get_num_threads()) elements (the same count for both dtypes).
+ * forward: y (N,O,OH,OW) = conv(x, w) (+ b[o] when b is not NULL), overwritten; the first
+ * R*C elements of ws are then x's grid (R = N*Hp*Wp + (KH-1)*dh*Wp + (KW-1)*dw + 1), which the
+ * backward may take back as xg (NULL: pack x again);
+ * backward: dx (N,C,H,W) += input gradient, dw (O,C,KH,KW) += weight gradient (NULL: not wanted) */
+int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw,
+                        int64_t parts_elems, int nthreads);
+void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b,
+                          const ce_conv_geom_t *g);
+void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w,
+                          const double *b, const ce_conv_geom_t *g);
+void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x,
+                          const float *xg, const float *w, const ce_conv_geom_t *g,
+                          int64_t parts_elems);
+void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
+                          const double *xg, const double *w, const ce_conv_geom_t *g,
+                          int64_t parts_elems);
+
+/* ---- pooling over P planes (P = N*C), x (P,H,W), y (P,OH,OW) contiguous (pool.c) ---- */
 /* max pool: y = max over the window (NaN wins), idx = h*W + w of the chosen input element
  * (the first maximum in row-major window order); windows never lie wholly in the padding */
 void ce_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H,
@@ -150,7 +178,30 @@ void ce_adaptive_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64
 void ce_adaptive_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P,
                                    int64_t H, int64_t W, int64_t OH, int64_t OW);
 
-/* ---- BatchNorm over (N, C, S) (S = H*W), per channel c ---- */
+/* plain single-threaded references of the pools above (same contracts) */
+void ce_avgpool2d_bwd_f32_ref(float *dx, const float *dy, int64_t P, int64_t H, int64_t W,
+                              int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh,
+                              int64_t sw, int64_t ph, int64_t pw, int64_t count_include_pad,
+                              int64_t divisor);
+void ce_avgpool2d_bwd_f64_ref(double *dx, const double *dy, int64_t P, int64_t H, int64_t W,
+                              int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh,
+                              int64_t sw, int64_t ph, int64_t pw, int64_t count_include_pad,
+                              int64_t divisor);
+void ce_adaptive_avgpool2d_fwd_f32_ref(float *y, const float *x, int64_t P, int64_t H,
+                                       int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_fwd_f64_ref(double *y, const double *x, int64_t P, int64_t H,
+                                       int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_bwd_f32_ref(float *dx, const float *dy, int64_t P, int64_t H,
+                                       int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_avgpool2d_bwd_f64_ref(double *dx, const double *dy, int64_t P, int64_t H,
+                                       int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_maxpool2d_fwd_f32_ref(float *y, int64_t *idx, const float *x, int64_t P,
+                                       int64_t H, int64_t W, int64_t OH, int64_t OW);
+void ce_adaptive_maxpool2d_fwd_f64_ref(double *y, int64_t *idx, const double *x, int64_t P,
+                                       int64_t H, int64_t W, int64_t OH, int64_t OW);
+
+/* ---- BatchNorm over (N, C, S) (S = H*W), per channel c (batchnorm.c) ----
+ * *_ref: plain loops with the same contract (sums in double), one thread, for tests */
 /* batch statistics: mean[c], var[c] (biased) in double accumulation, threaded over channels */
 void ce_bn_stats_f32(float *mean, float *var, const float *x, int64_t N, int64_t C, int64_t S);
 void ce_bn_stats_f64(double *mean, double *var, const double *x, int64_t N, int64_t C, int64_t S);
@@ -168,5 +219,20 @@ void ce_bn_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float
 void ce_bn_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x,
                    const double *mean, const double *rstd, const double *w, int64_t N, int64_t C,
                    int64_t S);
+
+void ce_bn_stats_f32_ref(float *mean, float *var, const float *x, int64_t N, int64_t C,
+                         int64_t S);
+void ce_bn_stats_f64_ref(double *mean, double *var, const double *x, int64_t N, int64_t C,
+                         int64_t S);
+void ce_bn_apply_f32_ref(float *y, const float *x, const float *a, const float *b, int64_t N,
+                         int64_t C, int64_t S);
+void ce_bn_apply_f64_ref(double *y, const double *x, const double *a, const double *b,
+                         int64_t N, int64_t C, int64_t S);
+void ce_bn_bwd_f32_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                       const float *mean, const float *rstd, const float *w, int64_t N,
+                       int64_t C, int64_t S);
+void ce_bn_bwd_f64_ref(double *dx, double *dw, double *db, const double *dy, const double *x,
+                       const double *mean, const double *rstd, const double *w, int64_t N,
+                       int64_t C, int64_t S);
 
 #endif

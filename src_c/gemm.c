@@ -76,6 +76,182 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
 /* a team pre-pack buffer above this size is freed after the call instead of kept */
 #define CE_GEMM_PREPACK_KEEP_BYTES ((size_t)64 << 20)
 
+/* ---- block sizes (gemm.h) ---- */
+
+/* fixed block sizes per (dtype, ISA), used when the caches are unknown (measured on the first
+ * development machines; AVX-512 and AVX2 on a 48 KiB L1d / 2 MiB L2 Xeon) */
+static const ce_gemm_blocking_t ce_gemm_blk_fixed[2][3] = {
+    {{256, 1024, 512}, {384, 1920, 512}, {384, 1920, 512}},
+    {{256, 1024, 256}, {256, 1920, 512}, {256, 1920, 512}},
+};
+static ce_gemm_blocking_t ce_gemm_blk_default[2][3], ce_gemm_blk_cur[2][3];
+static int ce_gemm_blk_default_src[2][3], ce_gemm_blk_src[2][3];
+static int ce_gemm_blk_ready = 0;
+
+/* bounds on any block size (the model on a huge or unknown cache must not ask for absurd
+ * buffers): KC in [32, 2048], MC at most 4096 rows, NC at most 8192 columns */
+#define CE_GEMM_KC_MIN 32
+#define CE_GEMM_KC_MAX 2048
+#define CE_GEMM_MC_MAX 4096
+#define CE_GEMM_NC_MAX 8192
+
+void ce_gemm_tile(int dtype, int isa, int *mr, int *nr) {
+    static const int t[2][3][2] = {
+        {{CE_SGEMM_MR_GENERIC, CE_SGEMM_NR_GENERIC}, {CE_SGEMM_MR_AVX2, CE_SGEMM_NR_AVX2},
+         {CE_SGEMM_MR_AVX512, CE_SGEMM_NR_AVX512}},
+        {{CE_DGEMM_MR_GENERIC, CE_DGEMM_NR_GENERIC}, {CE_DGEMM_MR_AVX2, CE_DGEMM_NR_AVX2},
+         {CE_DGEMM_MR_AVX512, CE_DGEMM_NR_AVX512}},
+    };
+    dtype = dtype ? 1 : 0;
+    isa = isa < 0 ? 0 : (isa > 2 ? 2 : isa);
+    *mr = t[dtype][isa][0];
+    *nr = t[dtype][isa][1];
+}
+
+static int64_t ce_gemm_clamp(int64_t v, int64_t lo, int64_t hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* The model, with this driver's roles: the kernel broadcasts A and loads B vectors, and its
+ * innermost loop walks B micro-panels (KC x NR) past one A micro-panel (MR x KC). So (BLIS's
+ * names in brackets, where A and B are the other way round):
+ *  - L1 keeps the A micro-panel [B micro-panel] while B micro-panels stream through: of the
+ *    W1 ways, one is left for C and other traffic, and the rest is split between the resident
+ *    panel and one streaming panel in proportion to their widths, so B gets
+ *    C_B = floor((W1 - 1) / (1 + MR/NR)) ways and KC = C_B * N1 * L1line / (NR * S)
+ *    (N1 sets): the largest depth for which a B panel fills exactly its share.
+ *  - L2 keeps the KC x NC block of B [MC x KC of A] beside one A micro-panel:
+ *    C_A2 = ceil(MR * KC * S / (N2 * L2line)) ways for it, NC = (W2 - 1 - C_A2) * N2 * L2line
+ *    / (KC * S), a multiple of NR.
+ *  - L3 keeps the MC x KC block of A [KC x NC of B] beside the B block: MC = (W3 - 1 - C_B3) *
+ *    N3 * L3line / (KC * S) with C_B3 = ceil(KC * NC * S / (N3 * L3line)), a multiple of MR;
+ *    a shared L3 counts only this CPU's share (sets / sharing CPUs). When the B block leaves no
+ *    room (a non-inclusive L3 smaller than L2 per core, as on recent Xeons) A gets the whole
+ *    share; without an L3, MC only sets how often B blocks are repacked: 4 * L2 worth of A.
+ * Unknown ways count as 8; a cache shared by several CPUs counts only its share of sets. */
+int ce_gemm_derive_blocking(ce_gemm_blocking_t *out, const ce_cache_info_t *ci, int mr, int nr,
+                            int elsize) {
+    if (!ci || ci->size[0] <= 0 || ci->size[1] <= 0 || mr <= 0 || nr <= 0 || elsize <= 0)
+        return 0;
+    int64_t way[3], W[3];   /* bytes per way (this CPU's share), ways */
+    for (int L = 0; L < 3; L++) {
+        W[L] = ci->ways[L] >= 2 ? ci->ways[L] : 8;
+        int64_t sh = ci->shared[L] >= 1 ? ci->shared[L] : 1;
+        way[L] = ci->size[L] / W[L] / (L == 0 ? 1 : sh);
+    }
+    const int64_t S = elsize;
+    /* L1 -> KC */
+    int64_t CB = (int64_t)((double)(W[0] - 1) / (1.0 + (double)mr / (double)nr));
+    if (CB < 1) CB = 1;
+    int64_t kc = CB * way[0] / ((int64_t)nr * S);
+    kc = ce_gemm_clamp(kc / 8 * 8, CE_GEMM_KC_MIN, CE_GEMM_KC_MAX);
+    /* L2 -> NC */
+    int64_t CA2 = ((int64_t)mr * kc * S + way[1] - 1) / way[1];
+    int64_t w2 = W[1] - 1 - CA2;
+    if (w2 < 1) w2 = 1;
+    int64_t nc = w2 * way[1] / (kc * S) / nr * nr;
+    nc = ce_gemm_clamp(nc, 2 * (int64_t)nr, CE_GEMM_NC_MAX / nr * nr);
+    /* L3 -> MC */
+    int64_t mc;
+    if (ci->size[2] > 0 && way[2] > 0) {
+        int64_t CB3 = (kc * nc * S + way[2] - 1) / way[2];
+        int64_t w3 = W[2] - 1 - CB3;
+        if (w3 * 2 < W[2] - 1) w3 = W[2] - 1;   /* no room beside B: A takes the share */
+        mc = w3 * way[2] / (kc * S);
+    } else {
+        mc = 4 * ci->size[1] / (kc * S);
+    }
+    mc = ce_gemm_clamp(mc / mr * mr, 4 * (int64_t)mr, CE_GEMM_MC_MAX / mr * mr);
+    out->kc = kc;
+    out->mc = mc;
+    out->nc = nc;
+    return 1;
+}
+
+static void ce_gemm_blocking_init(void) {
+    if (__atomic_load_n(&ce_gemm_blk_ready, __ATOMIC_ACQUIRE)) return;
+    ce_cache_info_t ci;
+    ce_cpu_caches(&ci);
+    ce_gemm_blocking_t d[2][3];
+    int src[2][3];
+    for (int dt = 0; dt < 2; dt++)
+        for (int isa = 0; isa < 3; isa++) {
+            int mr, nr;
+            ce_gemm_tile(dt, isa, &mr, &nr);
+            if (ce_gemm_derive_blocking(&d[dt][isa], &ci, mr, nr, dt ? 8 : 4)) {
+                src[dt][isa] = CE_GEMM_BLK_CACHES;
+            } else {
+                d[dt][isa] = ce_gemm_blk_fixed[dt][isa];
+                src[dt][isa] = CE_GEMM_BLK_FIXED;
+            }
+        }
+#pragma omp critical(ce_gemm_blocking)
+    {
+        if (!ce_gemm_blk_ready) {
+            memcpy(ce_gemm_blk_default, d, sizeof d);
+            memcpy(ce_gemm_blk_cur, d, sizeof d);
+            memcpy(ce_gemm_blk_default_src, src, sizeof src);
+            memcpy(ce_gemm_blk_src, src, sizeof src);
+            __atomic_store_n(&ce_gemm_blk_ready, 1, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+/* the block sizes a GEMM call uses (read once at its start) */
+static void ce_gemm_cfg_blocking(int dtype, int isa, int64_t *kc, int64_t *mc, int64_t *nc) {
+    ce_gemm_blocking_init();
+    isa = isa < 0 ? 0 : (isa > 2 ? 2 : isa);
+    /* each size read atomically: a concurrent ce_gemm_set_blocking may give a mix of old and
+     * new sizes, which is still a valid blocking */
+    const ce_gemm_blocking_t *b = &ce_gemm_blk_cur[dtype][isa];
+    *kc = __atomic_load_n(&b->kc, __ATOMIC_RELAXED);
+    *mc = __atomic_load_n(&b->mc, __ATOMIC_RELAXED);
+    *nc = __atomic_load_n(&b->nc, __ATOMIC_RELAXED);
+}
+
+int ce_gemm_get_blocking(ce_gemm_blocking_t *out, int dtype, int isa) {
+    if (dtype < 0 || dtype > 1 || isa < 0 || isa > 2) return -1;
+    ce_gemm_blocking_init();
+    int src;
+#pragma omp critical(ce_gemm_blocking)
+    {
+        *out = ce_gemm_blk_cur[dtype][isa];
+        src = ce_gemm_blk_src[dtype][isa];
+    }
+    return src;
+}
+
+int ce_gemm_set_blocking(int dtype, int isa, int64_t kc, int64_t mc, int64_t nc) {
+    if (dtype < 0 || dtype > 1 || isa < 0 || isa > 2) return -1;
+    ce_gemm_blocking_init();
+    if (kc == 0 && mc == 0 && nc == 0) {
+#pragma omp critical(ce_gemm_blocking)
+        {
+            ce_gemm_blocking_t d = ce_gemm_blk_default[dtype][isa];
+            ce_gemm_blocking_t *b = &ce_gemm_blk_cur[dtype][isa];
+            __atomic_store_n(&b->kc, d.kc, __ATOMIC_RELAXED);
+            __atomic_store_n(&b->mc, d.mc, __ATOMIC_RELAXED);
+            __atomic_store_n(&b->nc, d.nc, __ATOMIC_RELAXED);
+            ce_gemm_blk_src[dtype][isa] = ce_gemm_blk_default_src[dtype][isa];
+        }
+        return 0;
+    }
+    int mr, nr;
+    ce_gemm_tile(dtype, isa, &mr, &nr);
+    if (kc < CE_GEMM_KC_MIN || kc > CE_GEMM_KC_MAX || mc < mr || mc > CE_GEMM_MC_MAX ||
+        nc < nr || nc > CE_GEMM_NC_MAX)
+        return -1;
+#pragma omp critical(ce_gemm_blocking)
+    {
+        ce_gemm_blocking_t *b = &ce_gemm_blk_cur[dtype][isa];
+        __atomic_store_n(&b->kc, kc / 8 * 8, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->mc, mc / mr * mr, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->nc, nc / nr * nr, __ATOMIC_RELAXED);
+        ce_gemm_blk_src[dtype][isa] = CE_GEMM_BLK_SET;
+    }
+    return 0;
+}
+
 #define GEMM_T float
 #define GEMM_P(x) gemm_s_##x
 #define GEMM_UKR_T ce_sukr_t
@@ -85,14 +261,15 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_sgemm_ukr_avx512; c.mr = CE_SGEMM_MR_AVX512; c.nr = CE_SGEMM_NR_AVX512;     \
         c.ukr2 = ce_sgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_spack_bt_avx512;               \
-        c.kc = 384; c.mc = 1920; c.nc = 512; break;                                            \
+        break;                                                                                 \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_sgemm_ukr_avx2; c.mr = CE_SGEMM_MR_AVX2; c.nr = CE_SGEMM_NR_AVX2;           \
-        c.kc = 384; c.mc = 1920; c.nc = 512; break;                                            \
+        break;                                                                                 \
     default:                                                                                   \
         c.ukr = ce_sgemm_ukr_generic; c.mr = CE_SGEMM_MR_GENERIC; c.nr = CE_SGEMM_NR_GENERIC;  \
-        c.kc = 256; c.mc = 1024; c.nc = 512; break;                                            \
-    }
+        break;                                                                                 \
+    }                                                                                          \
+    ce_gemm_cfg_blocking(0, isa, &c.kc, &c.mc, &c.nc);
 #include "gemm_tmpl.h"
 #undef GEMM_T
 #undef GEMM_P
@@ -109,14 +286,15 @@ static inline int64_t ce_balance(int64_t n, int64_t blk, int64_t align) {
         c.ukr = ce_dgemm_ukr_avx512; c.mr = CE_DGEMM_MR_AVX512; c.nr = CE_DGEMM_NR_AVX512;     \
         c.ukr2 = ce_dgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_dpack_bt_avx512;               \
         c.packa = ce_dpack_a_avx512;                                                           \
-        c.kc = 256; c.mc = 1920; c.nc = 512; break;                                            \
+        break;                                                                                 \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_dgemm_ukr_avx2; c.mr = CE_DGEMM_MR_AVX2; c.nr = CE_DGEMM_NR_AVX2;           \
-        c.kc = 256; c.mc = 1920; c.nc = 512; break;                                            \
+        break;                                                                                 \
     default:                                                                                   \
         c.ukr = ce_dgemm_ukr_generic; c.mr = CE_DGEMM_MR_GENERIC; c.nr = CE_DGEMM_NR_GENERIC;  \
-        c.kc = 256; c.mc = 1024; c.nc = 256; break;                                            \
-    }
+        break;                                                                                 \
+    }                                                                                          \
+    ce_gemm_cfg_blocking(1, isa, &c.kc, &c.mc, &c.nc);
 #include "gemm_tmpl.h"
 #undef GEMM_T
 #undef GEMM_P

@@ -24,6 +24,7 @@
 #ifndef CE_GEMM_H
 #define CE_GEMM_H
 #include "common.h"
+#include "cpu_cache.h"
 
 /* the entry points and their plain triple-loop references (same contract, accumulating in
  * double) share one signature */
@@ -37,6 +38,30 @@ CE_GEMM_PROTO(ce_sgemm, float);
 CE_GEMM_PROTO(ce_dgemm, double);
 CE_GEMM_PROTO(ce_sgemm_ref, float);
 CE_GEMM_PROTO(ce_dgemm_ref, double);
+
+/* ---- block sizes (gemm.c) ----
+ * KC (depth of a packed panel), MC (rows of A per packed A block), NC (columns of B per packed
+ * B block), one set per (dtype, ISA) kernel: dtype 0 = float32, 1 = float64; isa = CE_ISA_*.
+ * The defaults are derived at first use from the CPU's caches (ce_cpu_caches) by
+ * ce_gemm_derive_blocking, or fixed per ISA when the caches are unknown; ce_gemm_set_blocking
+ * replaces them (autotuned values). Block sizes change speed only: any blocking gives the same
+ * result up to float rounding (the K loop order is the same, only its split into blocks moves). */
+typedef struct {
+    int64_t kc, mc, nc;
+} ce_gemm_blocking_t;
+enum { CE_GEMM_BLK_FIXED = 0, CE_GEMM_BLK_CACHES = 1, CE_GEMM_BLK_SET = 2 };
+/* register tile of the (dtype, isa) kernel */
+void ce_gemm_tile(int dtype, int isa, int *mr, int *nr);
+/* BLIS analytical model (Low et al., "Analytical modeling is enough for high-performance BLIS")
+ * for a kernel with an mr x nr tile of elsize-byte elements, on caches ci. Returns 1 and fills
+ * out (kc multiple of 8, mc of mr, nc of nr) when ci has at least an L1d and an L2, else 0. */
+int ce_gemm_derive_blocking(ce_gemm_blocking_t *out, const ce_cache_info_t *ci, int mr, int nr,
+                            int elsize);
+/* block sizes in use for (dtype, isa); returns their origin (CE_GEMM_BLK_*) */
+int ce_gemm_get_blocking(ce_gemm_blocking_t *out, int dtype, int isa);
+/* use kc/mc/nc (> 0; rounded to multiples of 8 / MR / NR) for (dtype, isa); all three 0 go
+ * back to the default. Returns 0, or -1 for an invalid dtype, isa or size. */
+int ce_gemm_set_blocking(int dtype, int isa, int64_t kc, int64_t mc, int64_t nc);
 
 /* ---- microkernels (internal to the gemm files, declared here for the dispatch table) ----
  * One m x n tile of C (m <= MR, n <= NR):

@@ -197,6 +197,41 @@ static inline int F(panel_rows)(int64_t M, int64_t i0, int MR, int MR2, int *use
     return (int)ce_min64(MR, rest > 0 ? rest : left);
 }
 
+/* Panels of a packed A block of mc rows: `head` rows in MR-row panels (the last one may be
+ * partial), then the rest in MR2-row panels of the MR2-row kernel (packed MR2 wide), when that
+ * covers mc with fewer kernel rows: M = 64 on a 12-row kernel is 12*4 + 8*2 = 64 rows of work
+ * instead of 12*6 = 72. Returns head (mc when there are no MR2 panels). */
+static inline int64_t F(a_head)(int64_t mc, int MR, int MR2) {
+    if (MR2 <= 0) return mc;
+    int64_t best = ce_rup(mc, MR), head = mc;
+    for (int e = 1; e <= 2; e++) {
+        if (mc - (int64_t)(e - 1) * MR2 <= 0) break;   /* an MR2 panel would be empty */
+        const int64_t h = mc - (int64_t)e * MR2 > 0 ? mc - (int64_t)e * MR2 : 0;
+        const int64_t cost = ce_rup(h, MR) + (int64_t)e * MR2;
+        if (cost < best) { best = cost; head = h; }
+    }
+    return head;
+}
+
+/* pack rows [r0, r1) of A's K block at pc (kc deep) into W-row panels at dst (zero-padded) */
+static void F(pack_a_part)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T *dst, int64_t r0,
+                           int64_t r1, int W, int64_t pc, int64_t kc) {
+    const int64_t rsA = pr->rsA, csA = pr->csA;
+    if (r1 <= r0) return;
+    if (rsA == 1 && sizeof(T) == 4) {   /* column-major: walk columns (see pack_a_cols) */
+        F(pack_a_cols)(dst, pr->A + r0 + pc * csA, csA, r1 - r0, kc, W);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r += W) {
+        const int m = (int)ce_min64(W, r1 - r);
+        T *d = dst + (r - r0) * kc;
+        if (csA == 1 && cf->packa && W == cf->mr)
+            cf->packa(d, pr->A + r * rsA + pc, rsA, m, kc);
+        else
+            F(pack_a)(d, pr->A + r * rsA + pc * csA, rsA, csA, m, kc, W);
+    }
+}
+
 /* Bias epilogue, applied to a C tile just before its first K block's kernel call (which then
  * runs with beta = 1), while the tile is about to be in L1 anyway: C = beta*C + bias, with the
  * bias along the tile's columns (bias[j*s]) or, when bias_rows, its rows (bias[i*s]). This
@@ -222,7 +257,7 @@ static void F(fill_bias)(T *CE_RESTRICT C, int64_t rsC, int64_t csC, int m, int 
  * so, else packed into Ap (mc*kc), or taken from Apre when the team packed it already. */
 static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int b_inplace,
                             T *Ap, T *Bp, const T *Apre, const T *Bpre) {
-    const int MR = cf->mr, NR = cf->nr;
+    const int MR = cf->mr, NR = cf->nr, MR2 = cf->ukr2 ? cf->mr2 : 0;
     const int64_t M = pr->M, N = pr->N, K = pr->K;
     const int64_t KC = ce_balance(K, cf->kc, 8);
     const int64_t NC = b_inplace ? N : ce_balance(N, cf->nc, NR);
@@ -233,23 +268,20 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
 
     for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = ce_min64(MC, M - ic);
-        const int64_t npan = (mc + MR - 1) / MR;
+        /* packed A: nhead MR-row panels for the first `head` rows, then ntail MR2-row ones */
+        const int64_t head = F(a_head)(mc, MR, MR2);
+        const int64_t nhead = (head + MR - 1) / MR;
+        const int64_t ntail = MR2 > 0 ? (mc - head + MR2 - 1) / MR2 : 0;
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = ce_min64(KC, K - pc);
             const T beta = pc == 0 && !pr->bias ? pr->beta : (T)1;
             const int fill = pc == 0 && pr->bias != NULL;
-            if (Apre)   /* packed by the team already (F(prepack_a)) */
+            if (Apre) {   /* packed by the team already (F(prepack_a)) */
                 Ap = (T *)Apre + ic * K + ce_rup(mc, MR) * pc;
-            else if (!a_inplace && csA == 1 && cf->packa)
-                for (int64_t ip = 0; ip < npan; ip++)
-                    cf->packa(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc, rsA,
-                              (int)ce_min64(MR, mc - ip * MR), kc);
-            else if (!a_inplace && rsA == 1 && sizeof(T) == 4)
-                F(pack_a_cols)(Ap, pr->A + ic + pc * csA, csA, mc, kc, MR);
-            else if (!a_inplace)
-                for (int64_t ip = 0; ip < npan; ip++)
-                    F(pack_a)(Ap + ip * MR * kc, pr->A + (ic + ip * MR) * rsA + pc * csA, rsA, csA,
-                              (int)ce_min64(MR, mc - ip * MR), kc, MR);
+            } else if (!a_inplace) {
+                F(pack_a_part)(cf, pr, Ap, ic, ic + head, MR, pc, kc);
+                F(pack_a_part)(cf, pr, Ap + nhead * MR * kc, ic + head, ic + mc, MR2, pc, kc);
+            }
             for (int64_t jc = 0; jc < N; jc += NC) {
                 const int64_t nc = ce_min64(NC, N - jc);
                 const int64_t jpan = (nc + NR - 1) / NR;
@@ -293,19 +325,22 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
                         i0 += m;
                     }
                 } else {
-                    for (int64_t ip = 0; ip < npan; ip++) {
-                        const int m = (int)ce_min64(MR, mc - ip * MR);
-                        const T *ap = Ap + ip * MR * kc;
-                        T *cr = pr->C + (ic + ip * MR) * rsC + jc * csC;
+                    for (int64_t ip = 0; ip < nhead + ntail; ip++) {
+                        const int tail = ip >= nhead;
+                        const int64_t i0 = tail ? head + (ip - nhead) * MR2 : ip * MR;
+                        const int m = (int)ce_min64(tail ? MR2 : MR, (tail ? mc : head) - i0);
+                        const T *ap = Ap + (tail ? nhead * MR + (ip - nhead) * MR2 : i0) * kc;
+                        GEMM_UKR_T ukr = tail ? cf->ukr2 : cf->ukr;
+                        T *cr = pr->C + (ic + i0) * rsC + jc * csC;
                         for (int64_t jp = 0; jp < jpan; jp++) {
                             const int n = (int)ce_min64(NR, nc - jp * NR);
                             const T *bp = b_inplace ? bblk + jp * NR : Bp + jp * NR * kc;
                             if (fill)
                                 F(fill_bias)(cr + jp * NR * csC, rsC, csC, m, n, pr->bias +
-                                             (pr->bias_rows ? ic + ip * MR : jc + jp * NR) *
+                                             (pr->bias_rows ? ic + i0 : jc + jp * NR) *
                                              pr->sbias, pr->sbias, pr->bias_rows, pr->beta);
-                            cf->ukr(kc, ap, 0, bp, rsb, cr + jp * NR * csC, rsC, csC, pr->alpha,
-                                    beta, m, n);
+                            ukr(kc, ap, 0, bp, rsb, cr + jp * NR * csC, rsC, csC, pr->alpha,
+                                beta, m, n);
                         }
                     }
                 }
@@ -319,31 +354,26 @@ static void F(gemm_blocked)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, i
  * layout is the one F(gemm_blocked) walks: A block (ic, pc) at Apre + ic*K + rup(mc, MR)*pc,
  * B block (pc, jc) at Bpre + pc*rup(N, NR) + jc*kc, panels MR*kc / NR*kc apart inside a block. */
 static void F(prepack_a)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T *Apre) {
-    const int MR = cf->mr;
+    const int MR = cf->mr, MR2 = cf->ukr2 ? cf->mr2 : 0;
     const int64_t M = pr->M, K = pr->K, KC = ce_balance(K, cf->kc, 8);
     const int64_t MC = ce_balance(M, cf->mc, MR), GR = CE_GEMM_PREPACK_GROUP * MR;
-    /* work items: (K block, group of up to 8 panels inside one MC block) */
-    const int64_t nkb = (K + KC - 1) / KC, gpb = (MC + GR - 1) / GR, nb = (M + MC - 1) / MC;
+    /* work items: (K block, MC block, group of up to 8 MR panels of its head, or its MR2 tail:
+     * the item after the last group) */
+    const int64_t nkb = (K + KC - 1) / KC, gpb = (MC + GR - 1) / GR + 1, nb = (M + MC - 1) / MC;
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < nkb * nb * gpb; t++) {
         const int64_t pc = (t / (nb * gpb)) * KC, kc = ce_min64(KC, K - pc);
-        const int64_t ic = ((t / gpb) % nb) * MC, mc = ce_min64(MC, M - ic);
-        const int64_t r0 = ic + (t % gpb) * GR;
-        if (r0 >= ic + mc) continue;
-        const int64_t rows = ce_min64(GR, ic + mc - r0);
-        T *dst = Apre + ic * K + ce_rup(mc, MR) * pc + (r0 - ic) * kc;
-        if (pr->rsA == 1 && sizeof(T) == 4) {   /* column-major: walk columns (see pack_a_cols) */
-            F(pack_a_cols)(dst, pr->A + r0 + pc * pr->csA, pr->csA, rows, kc, MR);
+        const int64_t ic = ((t / gpb) % nb) * MC, mc = ce_min64(MC, M - ic), g = t % gpb;
+        const int64_t head = F(a_head)(mc, MR, MR2);
+        T *blk = Apre + ic * K + ce_rup(mc, MR) * pc;
+        if (g == gpb - 1) {   /* the MR2 tail, after the head's panels */
+            F(pack_a_part)(cf, pr, blk + (head + MR - 1) / MR * MR * kc, ic + head, ic + mc, MR2,
+                           pc, kc);
             continue;
         }
-        for (int64_t r = r0; r < r0 + rows; r += MR) {
-            const int m = (int)ce_min64(MR, r0 + rows - r);
-            T *d = dst + (r - r0) * kc;
-            if (pr->csA == 1 && cf->packa)
-                cf->packa(d, pr->A + r * pr->rsA + pc, pr->rsA, m, kc);
-            else
-                F(pack_a)(d, pr->A + r * pr->rsA + pc * pr->csA, pr->rsA, pr->csA, m, kc, MR);
-        }
+        const int64_t r0 = g * GR;
+        if (r0 >= head) continue;
+        F(pack_a_part)(cf, pr, blk + r0 * kc, ic + r0, ic + ce_min64(r0 + GR, head), MR, pc, kc);
     }
 }
 
@@ -416,6 +446,71 @@ static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T b
     }
 }
 
+/* Small products read in place (the batched attention / bmm shapes: 32^3, 64^3): row-major A
+ * of at most CE_GEMM_DIRECT_B_MAX_M rows, B with unit column stride and at most
+ * CE_GEMM_SMALL_MAX_K rows (and one K block), small enough to stay in L2 (F(b_inplace)), no bias. The row-panel
+ * plan is made once for the whole batch, and each product is only its kernel calls: no
+ * packing, no K blocks, none of the blocked driver's per-product set-up. */
+#define CE_GEMM_SMALL_MAX_K 512
+static inline int F(small_ok)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
+    /* K within one K block: the blocked driver would make exactly the same kernel calls, so
+     * which of the two runs a product never changes its result */
+    return !pr->bias && pr->K <= CE_GEMM_SMALL_MAX_K && pr->K <= cf->kc &&
+           F(a_inplace)(pr, cf->nr, 0) && F(b_inplace)(pr, pr->K);
+}
+
+/* the row panels (first row, rows, MR2 kernel) of an M-row A read in place; returns their count */
+static int F(small_plan)(const F(gemm_cfg_t) *cf, int64_t M, int64_t *i0s, int *ms, int *use2s) {
+    int np = 0;
+    for (int64_t i0 = 0; i0 < M;) {
+        int use2;
+        const int m = F(panel_rows)(M, i0, cf->mr, cf->ukr2 ? cf->mr2 : 0, &use2);
+        i0s[np] = i0; ms[np] = m; use2s[np] = use2; np++;
+        i0 += m;
+    }
+    return np;
+}
+
+/* one small product: C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, A and B in place */
+static inline void F(gemm_small_one)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr,
+                                     const T *A, const T *B, T *C, int np, const int64_t *i0s,
+                                     const int *ms, const int *use2s) {
+    const int NR = cf->nr;
+    const int64_t N = pr->N, K = pr->K;
+    for (int r = 0; r < np; r++) {
+        GEMM_UKR_T ukr = use2s[r] ? cf->ukr2 : cf->ukr;
+        const T *a = A + i0s[r] * pr->rsA;
+        T *c = C + i0s[r] * pr->rsC;
+        for (int64_t j0 = 0; j0 < N; j0 += NR)
+            ukr(K, a, pr->rsA, B + j0, pr->rsB, c + j0 * pr->csC, pr->rsC, pr->csC, pr->alpha,
+                pr->beta, ms[r], (int)ce_min64(NR, N - j0));
+    }
+}
+
+static void F(gemm_small)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int64_t batch,
+                          int64_t nb2, int64_t sAb, int64_t sAb2, int64_t sBb, int64_t sBb2,
+                          int64_t sCb, int64_t sCb2, int nt) {
+    int64_t i0s[CE_GEMM_DIRECT_B_MAX_M];
+    int ms[CE_GEMM_DIRECT_B_MAX_M], use2s[CE_GEMM_DIRECT_B_MAX_M];
+    const int np = F(small_plan)(cf, pr->M, i0s, ms, use2s);
+    if (nt > batch) nt = (int)batch;
+    if (nt <= 1) {
+        for (int64_t b = 0; b < batch; b++)
+            F(gemm_small_one)(cf, pr, pr->A + ce_boff(b, nb2, sAb, sAb2),
+                              pr->B + ce_boff(b, nb2, sBb, sBb2), pr->C + ce_boff(b, nb2, sCb, sCb2),
+                              np, i0s, ms, use2s);
+        return;
+    }
+    /* products in chunks of about 1/8 of a thread's share, handed out dynamically */
+    int64_t chunk = batch / ((int64_t)nt * 8);
+    if (chunk < 1) chunk = 1;
+#pragma omp parallel for schedule(dynamic, chunk) num_threads(nt)
+    for (int64_t b = 0; b < batch; b++)
+        F(gemm_small_one)(cf, pr, pr->A + ce_boff(b, nb2, sAb, sAb2),
+                          pr->B + ce_boff(b, nb2, sBb, sBb2), pr->C + ce_boff(b, nb2, sCb, sCb2),
+                          np, i0s, ms, use2s);
+}
+
 static void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
              const T *A, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
              const T *B, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, T beta,
@@ -451,6 +546,12 @@ static void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T
     /* work in M*N*K units (as double: batch*M*N*K may exceed int64 in principle) */
     const double wd = (double)M * (double)N * (double)K * (double)batch;
     int nt = ce_threads_for(wd > 4e18 ? (int64_t)4e18 : (int64_t)wd, CE_GEMM_MIN_WORK_PER_THREAD);
+    if ((nt <= 1 || batch >= nt) && F(small_ok)(&cf, &pr)) {
+        /* small products in place, the batch split across threads (a single small product
+         * on several threads is sliced by the blocked driver below) */
+        F(gemm_small)(&cf, &pr, batch, nb2, sAb, sAb2, sBb, sBb2, sCb, sCb2, nt);
+        return;
+    }
     if (nt <= 1) {
         for (int64_t b = 0; b < batch; b++) {
             F(gemm_prob_t) q = pr;

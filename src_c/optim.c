@@ -1,4 +1,5 @@
-/* optim.c - fused multi-tensor optimizer updates (SGD, Adagrad, RMSprop, Adam/AdamW) and the
+/* optim.c - fused multi-tensor optimizer updates (SGD, Adagrad, RMSprop, Adam/AdamW, Adadelta,
+ * Adamax, NAdam, RAdam) and the
  * gradient-norm reductions behind clip_grad_norm_; formulas and layout in optim.h.
  *
  * Structure:
@@ -39,6 +40,14 @@ typedef struct { const void *p, *sum, *g; const double *clr; ce_adagrad_hp hp; }
 typedef struct { const void *p, *sq, *gavg, *buf, *g; ce_rmsprop_hp hp; } ce_rmsprop_ctx;
 typedef struct { const void *p, *m, *v, *vmax, *g; const double *sc; ce_adam_hp hp; } ce_adam_ctx;
 typedef struct { const void *x; double alpha; } ce_scale_ctx;
+typedef struct { double lr, rho, eps, wd; int maximize; } ce_adadelta_hp;
+typedef struct { double beta1, beta2, eps, wd; int maximize; } ce_adamax_hp;
+typedef struct { double lr, beta1, beta2, eps, wd; int decoupled, maximize; } ce_nadam_hp;
+typedef struct { double lr, beta1, beta2, eps, wd; int decoupled, maximize; } ce_radam_hp;
+typedef struct { const void *p, *sq, *acc, *g; ce_adadelta_hp hp; } ce_adadelta_ctx;
+typedef struct { const void *p, *m, *u, *g; const double *sc; ce_adamax_hp hp; } ce_adamax_ctx;
+typedef struct { const void *p, *m, *v, *g; const double *sc; ce_nadam_hp hp; } ce_nadam_ctx;
+typedef struct { const void *p, *m, *v, *g; const double *sc; ce_radam_hp hp; } ce_radam_ctx;
 
 /* ---------------- segment kernels per (ISA, dtype): ce_<name>_cb_<isa>_<dtype> ---------------- */
 #define CE_EACH_SCALAR 1
@@ -193,6 +202,77 @@ static double *ce_adam_scalars(double *stack, const int64_t *steps, int64_t nten
     return sc;
 }
 
+/* `k` per-tensor scalars for ntensors tensors: the caller's stack buffer when it fits (64 * k
+ * doubles), else malloc'd (NULL when out of memory) */
+static double *ce_scalar_table(double *stack, int64_t ntensors, int k) {
+    return ntensors <= 64 ? stack : (double *)malloc(sizeof(double) * (size_t)k * (size_t)ntensors);
+}
+
+/* sc[t] = lr / (1 - beta1^step) (torch's Adamax) */
+static double *ce_adamax_scalars(double *stack, const int64_t *steps, int64_t ntensors, double lr,
+                                 double beta1) {
+    double *sc = ce_scalar_table(stack, ntensors, 1);
+    if (sc)
+        for (int64_t t = 0; t < ntensors; t++)
+            sc[t] = lr / (1.0 - pow(beta1, (double)steps[t]));
+    return sc;
+}
+
+/* torch's NAdam scalars (in double, as its Python code computes them), per tensor t:
+ *   mu = beta1*(1 - 0.5*0.96^(step*momentum_decay)), mu_next the same at step + 1,
+ *   sc[3t] = 1 - beta2^step, sc[3t+1] = -lr*(1 - mu)/(1 - mu_product),
+ *   sc[3t+2] = -lr*mu_next/(1 - mu_product*mu_next)
+ * mu_products[t] is the product of the mu's up to and including this step */
+static void ce_nadam_scalar(double *sc, int64_t step, double mu_product, double lr, double beta1,
+                            double beta2, double momentum_decay) {
+    double s = (double)step;
+    double mu = beta1 * (1.0 - 0.5 * pow(0.96, s * momentum_decay));
+    double mu_next = beta1 * (1.0 - 0.5 * pow(0.96, (s + 1.0) * momentum_decay));
+    sc[0] = 1.0 - pow(beta2, s);
+    sc[1] = -lr * (1.0 - mu) / (1.0 - mu_product);
+    sc[2] = (-lr * mu_next) / (1.0 - mu_product * mu_next);
+}
+
+static double *ce_nadam_scalars(double *stack, const int64_t *steps, const double *mu_products,
+                                int64_t ntensors, double lr, double beta1, double beta2,
+                                double momentum_decay) {
+    double *sc = ce_scalar_table(stack, ntensors, 3);
+    if (sc)
+        for (int64_t t = 0; t < ntensors; t++)
+            ce_nadam_scalar(sc + 3 * t, steps[t], mu_products[t], lr, beta1, beta2,
+                            momentum_decay);
+    return sc;
+}
+
+/* torch's RAdam scalars per tensor t (in double): bc1 = 1 - beta1^step, bc2 = 1 - beta2^step,
+ * rho_inf = 2/(1 - beta2) - 1, rho_t = rho_inf - 2*step*beta2^step/bc2; when rho_t > 5:
+ * sc[2t] = lr/bc1 * sqrt(bc2) * rect with rect = sqrt((rho_t-4)(rho_t-2)rho_inf /
+ * ((rho_inf-4)(rho_inf-2)rho_t)), sc[2t+1] = 1; else sc[2t] = lr/bc1, sc[2t+1] = 0 */
+static void ce_radam_scalar(double *sc, int64_t step, double lr, double beta1, double beta2) {
+    double s = (double)step;
+    double bc1 = 1.0 - pow(beta1, s), b2s = pow(beta2, s), bc2 = 1.0 - b2s;
+    double rho_inf = 2.0 / (1.0 - beta2) - 1.0;
+    double rho_t = rho_inf - 2.0 * s * b2s / bc2;
+    if (rho_t > 5.0) {
+        double rect = sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf /
+                           ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t));
+        sc[0] = lr / bc1 * sqrt(bc2) * rect;
+        sc[1] = 1.0;
+    } else {
+        sc[0] = lr / bc1;
+        sc[1] = 0.0;
+    }
+}
+
+static double *ce_radam_scalars(double *stack, const int64_t *steps, int64_t ntensors, double lr,
+                                double beta1, double beta2) {
+    double *sc = ce_scalar_table(stack, ntensors, 2);
+    if (sc)
+        for (int64_t t = 0; t < ntensors; t++)
+            ce_radam_scalar(sc + 2 * t, steps[t], lr, beta1, beta2);
+    return sc;
+}
+
 /* ---------------- plain references (static insides per dtype) ----------------
  * One element at a time, in the dtype, straight from the formulas in optim.h; independent of the
  * template. The public *_ref functions are written out below. */
@@ -283,6 +363,107 @@ static double *ce_adam_scalars(double *stack, const int64_t *steps, int64_t nten
     }
 CE_OPTIM_REF(float, f32, sqrtf)
 CE_OPTIM_REF(double, f64, sqrt)
+
+/* references of Adadelta, Adamax, NAdam, RAdam: one element at a time in the dtype, in the
+ * order of torch's single-tensor code (lerp as torch computes it: below weight 0.5 from the
+ * start, else from the end); per-tensor scalars in double, written out again from the formulas
+ * in optim.h (not through the ce_*_scalars helpers the fast path uses) */
+#define CE_OPTIM_REF2(T, SFX, SQRT)                                                              \
+    static inline T ce_lerp_ref_##SFX(T m, T g, double w) {                                      \
+        return w < 0.5 ? m + (T)w * (g - m) : g - (g - m) * ((T)1 - (T)w);                       \
+    }                                                                                            \
+    static void adadelta_ref_##SFX(T *const *ps, T *const *sqs, T *const *accs,                  \
+                                   const T *const *gs, const int64_t *sizes, int64_t nt,         \
+                                   double lr, double rho, double eps, double wd, int maximize) { \
+        for (int64_t t = 0; t < nt; t++)                                                         \
+            for (int64_t i = 0; i < sizes[t]; i++) {                                             \
+                T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
+                if (wd != 0) g = g + (T)wd * p;                                                  \
+                T sq = sqs[t][i] * (T)rho + (T)(1.0 - rho) * g * g;                              \
+                sqs[t][i] = sq;                                                                  \
+                T std = SQRT(sq + (T)eps);                                                       \
+                T delta = SQRT(accs[t][i] + (T)eps) / std * g;                                   \
+                accs[t][i] = accs[t][i] * (T)rho + (T)(1.0 - rho) * delta * delta;               \
+                ps[t][i] = p - (T)lr * delta;                                                    \
+            }                                                                                    \
+    }                                                                                            \
+    static void adamax_ref_##SFX(T *const *ps, T *const *ms, T *const *us, const T *const *gs,   \
+                                 const int64_t *steps, const int64_t *sizes, int64_t nt,         \
+                                 double lr, double b1, double b2, double eps, double wd,         \
+                                 int maximize) {                                                 \
+        for (int64_t t = 0; t < nt; t++) {                                                       \
+            T clr = (T)(lr / (1.0 - pow(b1, (double)steps[t])));                                 \
+            for (int64_t i = 0; i < sizes[t]; i++) {                                             \
+                T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
+                if (wd != 0) g = g + (T)wd * p;                                                  \
+                T m = ce_lerp_ref_##SFX(ms[t][i], g, 1.0 - b1);                                  \
+                T ub = us[t][i] * (T)b2, ag = (g < 0 ? -g : g) + (T)eps;                         \
+                T u = (ub != ub || ag != ag) ? (ub != ub ? ub : ag) : (ub > ag ? ub : ag);       \
+                ms[t][i] = m;                                                                    \
+                us[t][i] = u;                                                                    \
+                ps[t][i] = p - clr * (m / u);                                                    \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void nadam_ref_##SFX(T *const *ps, T *const *ms, T *const *vs, const T *const *gs,    \
+                                const int64_t *steps, const double *mu_products,                 \
+                                const int64_t *sizes, int64_t nt, double lr, double b1,          \
+                                double b2, double eps, double wd, double momentum_decay,         \
+                                int decoupled, int maximize) {                                   \
+        for (int64_t t = 0; t < nt; t++) {                                                       \
+            double s = (double)steps[t], mp = mu_products[t];                                    \
+            double mu = b1 * (1.0 - 0.5 * pow(0.96, s * momentum_decay));                        \
+            double mu_next = b1 * (1.0 - 0.5 * pow(0.96, (s + 1.0) * momentum_decay));           \
+            T bc2 = (T)(1.0 - pow(b2, s));                                                       \
+            T c_g = (T)(-lr * (1.0 - mu) / (1.0 - mp));                                          \
+            T c_m = (T)((-lr * mu_next) / (1.0 - mp * mu_next));                                 \
+            for (int64_t i = 0; i < sizes[t]; i++) {                                             \
+                T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
+                if (wd != 0) {                                                                   \
+                    if (decoupled) p = p * (T)(1.0 - lr * wd);                                   \
+                    else g = g + (T)wd * p;                                                      \
+                }                                                                                \
+                T m = ce_lerp_ref_##SFX(ms[t][i], g, 1.0 - b1);                                  \
+                T v = vs[t][i] * (T)b2 + (T)(1.0 - b2) * g * g;                                  \
+                ms[t][i] = m;                                                                    \
+                vs[t][i] = v;                                                                    \
+                T denom = SQRT(v / bc2) + (T)eps;                                                \
+                p = p + c_g * (g / denom);                                                       \
+                ps[t][i] = p + c_m * (m / denom);                                                \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void radam_ref_##SFX(T *const *ps, T *const *ms, T *const *vs, const T *const *gs,    \
+                                const int64_t *steps, const int64_t *sizes, int64_t nt,          \
+                                double lr, double b1, double b2, double eps, double wd,          \
+                                int decoupled, int maximize) {                                   \
+        for (int64_t t = 0; t < nt; t++) {                                                       \
+            double s = (double)steps[t];                                                         \
+            double bc1 = 1.0 - pow(b1, s), bc2 = 1.0 - pow(b2, s);                               \
+            double rho_inf = 2.0 / (1.0 - b2) - 1.0;                                             \
+            double rho_t = rho_inf - 2.0 * s * pow(b2, s) / bc2;                                 \
+            int use_rect = rho_t > 5.0;                                                          \
+            double rect = use_rect ? sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf /              \
+                                          ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))           \
+                                   : 1.0;                                                        \
+            for (int64_t i = 0; i < sizes[t]; i++) {                                             \
+                T p = ps[t][i], g = maximize ? -gs[t][i] : gs[t][i];                             \
+                if (wd != 0) {                                                                   \
+                    if (decoupled) p = p * (T)(1.0 - lr * wd);                                   \
+                    else g = g + (T)wd * p;                                                      \
+                }                                                                                \
+                T m = ce_lerp_ref_##SFX(ms[t][i], g, 1.0 - b1);                                  \
+                T v = vs[t][i] * (T)b2 + (T)(1.0 - b2) * g * g;                                  \
+                ms[t][i] = m;                                                                    \
+                vs[t][i] = v;                                                                    \
+                T upd = m / (T)bc1 * (T)lr;                                                      \
+                if (use_rect) upd = upd * ((T)sqrt(bc2) / (SQRT(v) + (T)eps)) * (T)rect;         \
+                ps[t][i] = p - upd;                                                              \
+            }                                                                                    \
+        }                                                                                        \
+    }
+CE_OPTIM_REF2(float, f32, sqrtf)
+CE_OPTIM_REF2(double, f64, sqrt)
 
 /* ================= public entry points ================= */
 
@@ -457,6 +638,195 @@ void ce_adam_step_f64_ref(double *const *params, double *const *exp_avgs,
                           double weight_decay, int amsgrad, int maximize, int decoupled) {
     adam_ref_f64(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes, ntensors,
                  lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
+}
+
+/* ---- Adadelta ---- */
+void ce_adadelta_step_f32(float *const *params, float *const *square_avgs, float *const *acc_deltas,
+                          const float *const *grads, const int64_t *sizes, int64_t ntensors,
+                          double lr, double rho, double eps, double weight_decay, int maximize) {
+    ce_adadelta_ctx c = {params, square_avgs, acc_deltas, grads,
+                         {lr, rho, eps, weight_decay, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(adadelta_cb, f32), &c);
+}
+
+void ce_adadelta_step_f64(double *const *params, double *const *square_avgs,
+                          double *const *acc_deltas, const double *const *grads,
+                          const int64_t *sizes, int64_t ntensors, double lr, double rho, double eps,
+                          double weight_decay, int maximize) {
+    ce_adadelta_ctx c = {params, square_avgs, acc_deltas, grads,
+                         {lr, rho, eps, weight_decay, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(adadelta_cb, f64), &c);
+}
+
+void ce_adadelta_step_f32_ref(float *const *params, float *const *square_avgs,
+                              float *const *acc_deltas, const float *const *grads,
+                              const int64_t *sizes, int64_t ntensors, double lr, double rho,
+                              double eps, double weight_decay, int maximize) {
+    adadelta_ref_f32(params, square_avgs, acc_deltas, grads, sizes, ntensors, lr, rho, eps,
+                     weight_decay, maximize);
+}
+
+void ce_adadelta_step_f64_ref(double *const *params, double *const *square_avgs,
+                              double *const *acc_deltas, const double *const *grads,
+                              const int64_t *sizes, int64_t ntensors, double lr, double rho,
+                              double eps, double weight_decay, int maximize) {
+    adadelta_ref_f64(params, square_avgs, acc_deltas, grads, sizes, ntensors, lr, rho, eps,
+                     weight_decay, maximize);
+}
+
+/* ---- Adamax ---- */
+void ce_adamax_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_infs,
+                        const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int maximize) {
+    double stack[64], *sc = ce_adamax_scalars(stack, steps, ntensors, lr, beta1);
+    if (!sc) {   /* out of memory for the per-tensor scalars */
+        adamax_ref_f32(params, exp_avgs, exp_infs, grads, steps, sizes, ntensors, lr, beta1, beta2,
+                       eps, weight_decay, maximize);
+        return;
+    }
+    ce_adamax_ctx c = {params, exp_avgs, exp_infs, grads, sc,
+                       {beta1, beta2, eps, weight_decay, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(adamax_cb, f32), &c);
+    if (sc != stack) free(sc);
+}
+
+void ce_adamax_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_infs,
+                        const double *const *grads, const int64_t *steps, const int64_t *sizes,
+                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int maximize) {
+    double stack[64], *sc = ce_adamax_scalars(stack, steps, ntensors, lr, beta1);
+    if (!sc) {   /* out of memory for the per-tensor scalars */
+        adamax_ref_f64(params, exp_avgs, exp_infs, grads, steps, sizes, ntensors, lr, beta1, beta2,
+                       eps, weight_decay, maximize);
+        return;
+    }
+    ce_adamax_ctx c = {params, exp_avgs, exp_infs, grads, sc,
+                       {beta1, beta2, eps, weight_decay, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(adamax_cb, f64), &c);
+    if (sc != stack) free(sc);
+}
+
+void ce_adamax_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_infs,
+                            const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                            int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                            double weight_decay, int maximize) {
+    adamax_ref_f32(params, exp_avgs, exp_infs, grads, steps, sizes, ntensors, lr, beta1, beta2, eps,
+                   weight_decay, maximize);
+}
+
+void ce_adamax_step_f64_ref(double *const *params, double *const *exp_avgs, double *const *exp_infs,
+                            const double *const *grads, const int64_t *steps, const int64_t *sizes,
+                            int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                            double weight_decay, int maximize) {
+    adamax_ref_f64(params, exp_avgs, exp_infs, grads, steps, sizes, ntensors, lr, beta1, beta2, eps,
+                   weight_decay, maximize);
+}
+
+/* ---- NAdam ---- */
+void ce_nadam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                       const float *const *grads, const int64_t *steps, const double *mu_products,
+                       const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double momentum_decay,
+                       int decoupled, int maximize) {
+    double stack[192], *sc = ce_nadam_scalars(stack, steps, mu_products, ntensors, lr, beta1, beta2,
+                                              momentum_decay);
+    if (!sc) {   /* out of memory for the per-tensor scalars */
+        nadam_ref_f32(params, exp_avgs, exp_avg_sqs, grads, steps, mu_products, sizes, ntensors, lr,
+                      beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize);
+        return;
+    }
+    ce_nadam_ctx c = {params, exp_avgs, exp_avg_sqs, grads, sc,
+                      {lr, beta1, beta2, eps, weight_decay, decoupled, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(nadam_cb, f32), &c);
+    if (sc != stack) free(sc);
+}
+
+void ce_nadam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
+                       const double *const *grads, const int64_t *steps, const double *mu_products,
+                       const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double momentum_decay,
+                       int decoupled, int maximize) {
+    double stack[192], *sc = ce_nadam_scalars(stack, steps, mu_products, ntensors, lr, beta1, beta2,
+                                              momentum_decay);
+    if (!sc) {   /* out of memory for the per-tensor scalars */
+        nadam_ref_f64(params, exp_avgs, exp_avg_sqs, grads, steps, mu_products, sizes, ntensors, lr,
+                      beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize);
+        return;
+    }
+    ce_nadam_ctx c = {params, exp_avgs, exp_avg_sqs, grads, sc,
+                      {lr, beta1, beta2, eps, weight_decay, decoupled, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(nadam_cb, f64), &c);
+    if (sc != stack) free(sc);
+}
+
+void ce_nadam_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                           const float *const *grads, const int64_t *steps,
+                           const double *mu_products, const int64_t *sizes, int64_t ntensors,
+                           double lr, double beta1, double beta2, double eps, double weight_decay,
+                           double momentum_decay, int decoupled, int maximize) {
+    nadam_ref_f32(params, exp_avgs, exp_avg_sqs, grads, steps, mu_products, sizes, ntensors, lr,
+                  beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize);
+}
+
+void ce_nadam_step_f64_ref(double *const *params, double *const *exp_avgs,
+                           double *const *exp_avg_sqs, const double *const *grads,
+                           const int64_t *steps, const double *mu_products, const int64_t *sizes,
+                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, double momentum_decay, int decoupled,
+                           int maximize) {
+    nadam_ref_f64(params, exp_avgs, exp_avg_sqs, grads, steps, mu_products, sizes, ntensors, lr,
+                  beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize);
+}
+
+/* ---- RAdam ---- */
+void ce_radam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                       const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled, int maximize) {
+    double stack[128], *sc = ce_radam_scalars(stack, steps, ntensors, lr, beta1, beta2);
+    if (!sc) {   /* out of memory for the per-tensor scalars */
+        radam_ref_f32(params, exp_avgs, exp_avg_sqs, grads, steps, sizes, ntensors, lr, beta1,
+                      beta2, eps, weight_decay, decoupled, maximize);
+        return;
+    }
+    ce_radam_ctx c = {params, exp_avgs, exp_avg_sqs, grads, sc,
+                      {lr, beta1, beta2, eps, weight_decay, decoupled, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(radam_cb, f32), &c);
+    if (sc != stack) free(sc);
+}
+
+void ce_radam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
+                       const double *const *grads, const int64_t *steps, const int64_t *sizes,
+                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled, int maximize) {
+    double stack[128], *sc = ce_radam_scalars(stack, steps, ntensors, lr, beta1, beta2);
+    if (!sc) {   /* out of memory for the per-tensor scalars */
+        radam_ref_f64(params, exp_avgs, exp_avg_sqs, grads, steps, sizes, ntensors, lr, beta1,
+                      beta2, eps, weight_decay, decoupled, maximize);
+        return;
+    }
+    ce_radam_ctx c = {params, exp_avgs, exp_avg_sqs, grads, sc,
+                      {lr, beta1, beta2, eps, weight_decay, decoupled, maximize}};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(radam_cb, f64), &c);
+    if (sc != stack) free(sc);
+}
+
+void ce_radam_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                           const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int decoupled, int maximize) {
+    radam_ref_f32(params, exp_avgs, exp_avg_sqs, grads, steps, sizes, ntensors, lr, beta1, beta2,
+                  eps, weight_decay, decoupled, maximize);
+}
+
+void ce_radam_step_f64_ref(double *const *params, double *const *exp_avgs,
+                           double *const *exp_avg_sqs, const double *const *grads,
+                           const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
+                           double beta1, double beta2, double eps, double weight_decay,
+                           int decoupled, int maximize) {
+    radam_ref_f64(params, exp_avgs, exp_avg_sqs, grads, steps, sizes, ntensors, lr, beta1, beta2,
+                  eps, weight_decay, decoupled, maximize);
 }
 
 /* ---- gradient-norm helpers ---- */

@@ -23,6 +23,22 @@
  *            m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g;
  *            amsgrad: vmax = max(vmax, v), use vmax for v;
  *            p -= (lr/(1-beta1^step)) * m / (sqrt(v)/sqrt(1-beta2^step) + eps)
+ *   Adadelta: g += wd*p;  sq = rho*sq + (1-rho)*g*g;  delta = sqrt(acc + eps) / sqrt(sq + eps) * g;
+ *            acc = rho*acc + (1-rho)*delta^2;  p -= lr*delta
+ *   Adamax:  g += wd*p;  m = lerp(m, g, 1-beta1);  u = max(beta2*u, |g| + eps) (NaN kept);
+ *            p -= (lr/(1-beta1^step)) * m / u
+ *   NAdam:   decoupled: p *= 1 - lr*wd   else g += wd*p;  m = lerp(m, g, 1-beta1);
+ *            v = beta2*v + (1-beta2)*g*g;  denom = sqrt(v / (1-beta2^step)) + eps;
+ *            mu(s) = beta1*(1 - 0.5*0.96^(s*momentum_decay)), mu = mu(step), mu_next = mu(step+1);
+ *            p += -lr*(1-mu)/(1-mu_product) * g/denom
+ *                 + -lr*mu_next/(1-mu_product*mu_next) * m/denom
+ *   RAdam:   decoupled: p *= 1 - lr*wd   else g += wd*p;  m = lerp(m, g, 1-beta1);
+ *            v = beta2*v + (1-beta2)*g*g;  bc1 = 1-beta1^step, bc2 = 1-beta2^step;
+ *            rho_inf = 2/(1-beta2) - 1, rho_t = rho_inf - 2*step*beta2^step/bc2;
+ *            rho_t > 5: p -= lr/bc1 * rect * sqrt(bc2) * m / (sqrt(v) + eps) with
+ *            rect = sqrt((rho_t-4)(rho_t-2)rho_inf / ((rho_inf-4)(rho_inf-2)rho_t));
+ *            else p -= lr/bc1 * m
+ *   lerp(m, g, w) is torch's: m + w*(g-m) for w < 0.5, else g - (1-w)*(g-m).
  * Per-step scalars (bias corrections, clr) are computed once per tensor in double from `steps[t]`
  * (the step count after this step's increment) before the threads start.
  * State pointers an option does not use may be NULL (buf when momentum == 0, gavg when !centered,
@@ -110,6 +126,85 @@ void ce_adam_step_f64_ref(double *const *params, double *const *exp_avgs,
                           const double *const *grads, const int64_t *steps, const int64_t *sizes,
                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
                           double weight_decay, int amsgrad, int maximize, int decoupled);
+
+/* ---- Adadelta ---- params, square_avgs, acc_deltas, grads: (sizes[t]) */
+void ce_adadelta_step_f32(float *const *params, float *const *square_avgs, float *const *acc_deltas,
+                          const float *const *grads, const int64_t *sizes, int64_t ntensors,
+                          double lr, double rho, double eps, double weight_decay, int maximize);
+void ce_adadelta_step_f64(double *const *params, double *const *square_avgs,
+                          double *const *acc_deltas, const double *const *grads,
+                          const int64_t *sizes, int64_t ntensors, double lr, double rho, double eps,
+                          double weight_decay, int maximize);
+void ce_adadelta_step_f32_ref(float *const *params, float *const *square_avgs,
+                              float *const *acc_deltas, const float *const *grads,
+                              const int64_t *sizes, int64_t ntensors, double lr, double rho,
+                              double eps, double weight_decay, int maximize);
+void ce_adadelta_step_f64_ref(double *const *params, double *const *square_avgs,
+                              double *const *acc_deltas, const double *const *grads,
+                              const int64_t *sizes, int64_t ntensors, double lr, double rho,
+                              double eps, double weight_decay, int maximize);
+
+/* ---- Adamax ---- params, exp_avgs, exp_infs, grads: (sizes[t]); steps[t] >= 1 */
+void ce_adamax_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_infs,
+                        const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int maximize);
+void ce_adamax_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_infs,
+                        const double *const *grads, const int64_t *steps, const int64_t *sizes,
+                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int maximize);
+void ce_adamax_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_infs,
+                            const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                            int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                            double weight_decay, int maximize);
+void ce_adamax_step_f64_ref(double *const *params, double *const *exp_avgs, double *const *exp_infs,
+                            const double *const *grads, const int64_t *steps, const int64_t *sizes,
+                            int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                            double weight_decay, int maximize);
+
+/* ---- NAdam (decoupled != 0: decoupled weight decay) ---- params, exp_avgs, exp_avg_sqs, grads:
+ * (sizes[t]); steps[t] >= 1; mu_products[t]: the state's mu_product after this step's factor */
+void ce_nadam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                       const float *const *grads, const int64_t *steps, const double *mu_products,
+                       const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double momentum_decay,
+                       int decoupled, int maximize);
+void ce_nadam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
+                       const double *const *grads, const int64_t *steps, const double *mu_products,
+                       const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double momentum_decay,
+                       int decoupled, int maximize);
+void ce_nadam_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                           const float *const *grads, const int64_t *steps,
+                           const double *mu_products, const int64_t *sizes, int64_t ntensors,
+                           double lr, double beta1, double beta2, double eps, double weight_decay,
+                           double momentum_decay, int decoupled, int maximize);
+void ce_nadam_step_f64_ref(double *const *params, double *const *exp_avgs,
+                           double *const *exp_avg_sqs, const double *const *grads,
+                           const int64_t *steps, const double *mu_products, const int64_t *sizes,
+                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, double momentum_decay, int decoupled,
+                           int maximize);
+
+/* ---- RAdam (decoupled != 0: decoupled weight decay) ---- params, exp_avgs, exp_avg_sqs, grads:
+ * (sizes[t]); steps[t] >= 1 */
+void ce_radam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                       const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled, int maximize);
+void ce_radam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
+                       const double *const *grads, const int64_t *steps, const int64_t *sizes,
+                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled, int maximize);
+void ce_radam_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
+                           const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int decoupled, int maximize);
+void ce_radam_step_f64_ref(double *const *params, double *const *exp_avgs,
+                           double *const *exp_avg_sqs, const double *const *grads,
+                           const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
+                           double beta1, double beta2, double eps, double weight_decay,
+                           int decoupled, int maximize);
 
 /* ---- gradient-norm helpers (clip_grad_norm_) ----
  * xs[t]: (sizes[t]). sumsq: *out = sum over all tensors of x^2, accumulated in double over fixed

@@ -206,6 +206,192 @@ static void VM_FN(adam_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
                     hi - lo, &c->hp, c->sc[2 * t], c->sc[2 * t + 1]);
 }
 
+/* ---------------- shared pieces of Adamax / NAdam / RAdam ---------------- */
+/* torch's lerp(m, g, w) = m + w*(g - m) for w < 0.5, else g - (1 - w)*(g - m): lw is w or w - 1
+ * (rounded to the dtype), lo says which base */
+CE_OPT_INL vm_t VM_FN(opt_lerp)(vm_t m, vm_t g, vm_t lw, int lo) {
+    return vm_fmadd(lw, vm_sub(g, m), lo ? m : g);
+}
+
+/* the gradient after maximize and weight decay (L2 into g, or decoupled: *pv *= decay) */
+CE_OPT_INL vm_t VM_FN(opt_grad)(const vm_s *g, vm_t *pv, int64_t i, int64_t r, int maximize,
+                                int has_wd, int decoupled, vm_t wd, vm_t decay) {
+    vm_t gi = CE_OPT_LD(g, i, r);
+    if (maximize) gi = vm_mul(gi, vm_set1((vm_s)-1));
+    if (has_wd) {
+        if (decoupled) *pv = vm_mul(*pv, decay);
+        else gi = vm_fmadd(wd, *pv, gi);
+    }
+    return gi;
+}
+
+/* ---------------- Adadelta ---------------- */
+typedef struct { vm_t nlr, rho, omr, eps, wd; int maximize, has_wd; } VM_FN(adadelta_c);
+
+CE_OPT_INL void VM_FN(adadelta_vec)(vm_s *p, vm_s *sq, vm_s *acc, const vm_s *g, int64_t i,
+                                    int64_t r, const VM_FN(adadelta_c) *c) {
+    vm_t pv = CE_OPT_LD(p, i, r);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, c->maximize, c->has_wd, 0, c->wd, c->wd);
+    vm_t s = vm_fmadd(c->rho, CE_OPT_LD(sq, i, r), vm_mul(c->omr, vm_mul(gi, gi)));
+    CE_OPT_ST(sq, i, r, s);
+    vm_t a = CE_OPT_LD(acc, i, r);
+    vm_t d = vm_mul(vm_div(vm_sqrt(vm_add(a, c->eps)), vm_sqrt(vm_add(s, c->eps))), gi);
+    CE_OPT_ST(acc, i, r, vm_fmadd(c->rho, a, vm_mul(c->omr, vm_mul(d, d))));
+    CE_OPT_ST(p, i, r, vm_fmadd(c->nlr, d, pv));
+}
+
+/* p, sq (square_avg), acc (acc_delta), g: (n) */
+static void VM_FN(adadelta_seg)(vm_s *p, vm_s *sq, vm_s *acc, const vm_s *g, int64_t n,
+                                const ce_adadelta_hp *hp) {
+    VM_FN(adadelta_c) c;
+    c.nlr = vm_set1((vm_s)(-hp->lr));
+    c.rho = vm_set1((vm_s)hp->rho);
+    c.omr = vm_set1((vm_s)(1.0 - hp->rho));
+    c.eps = vm_set1((vm_s)hp->eps);
+    c.wd = vm_set1((vm_s)hp->wd);
+    c.maximize = hp->maximize; c.has_wd = hp->wd != 0.0;
+#define STEP_(i, r) VM_FN(adadelta_vec)(p, sq, acc, g, i, r, &c)
+    CE_OPT_LOOP(n, STEP_);
+#undef STEP_
+}
+
+static void VM_FN(adadelta_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
+    const ce_adadelta_ctx *c = (const ce_adadelta_ctx *)vc;
+    VM_FN(adadelta_seg)(CE_OPT_ROW(c->p, t) + lo, CE_OPT_ROW(c->sq, t) + lo,
+                        CE_OPT_ROW(c->acc, t) + lo, CE_OPT_CROW(c->g, t) + lo, hi - lo, &c->hp);
+}
+
+/* ---------------- Adamax ---------------- */
+typedef struct { vm_t nclr, lw, b2, eps, wd; int lo, maximize, has_wd; } VM_FN(adamax_c);
+
+CE_OPT_INL void VM_FN(adamax_vec)(vm_s *p, vm_s *m, vm_s *u, const vm_s *g, int64_t i, int64_t r,
+                                  const VM_FN(adamax_c) *c) {
+    vm_t pv = CE_OPT_LD(p, i, r);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, c->maximize, c->has_wd, 0, c->wd, c->wd);
+    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, c->lw, c->lo);
+    vm_t ub = vm_mul(CE_OPT_LD(u, i, r), c->b2);
+    /* max(u*beta2, |g| + eps), NaN from either side kept (torch.maximum) */
+    vm_t un = vm_max(ub, vm_add(vm_abs(gi), c->eps));
+    un = vm_sel(vm_unord(ub, ub), ub, un);
+    CE_OPT_ST(m, i, r, mv);
+    CE_OPT_ST(u, i, r, un);
+    CE_OPT_ST(p, i, r, vm_fmadd(c->nclr, vm_div(mv, un), pv));
+}
+
+/* p, m (exp_avg), u (exp_inf), g: (n); clr = lr / (1 - beta1^step) */
+static void VM_FN(adamax_seg)(vm_s *p, vm_s *m, vm_s *u, const vm_s *g, int64_t n,
+                              const ce_adamax_hp *hp, double clr) {
+    VM_FN(adamax_c) c;
+    double w = 1.0 - hp->beta1;
+    c.lo = w < 0.5;
+    c.lw = c.lo ? vm_set1((vm_s)w) : vm_set1((vm_s)w - (vm_s)1);
+    c.nclr = vm_set1((vm_s)(-clr));
+    c.b2 = vm_set1((vm_s)hp->beta2);
+    c.eps = vm_set1((vm_s)hp->eps);
+    c.wd = vm_set1((vm_s)hp->wd);
+    c.maximize = hp->maximize; c.has_wd = hp->wd != 0.0;
+#define STEP_(i, r) VM_FN(adamax_vec)(p, m, u, g, i, r, &c)
+    CE_OPT_LOOP(n, STEP_);
+#undef STEP_
+}
+
+static void VM_FN(adamax_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
+    const ce_adamax_ctx *c = (const ce_adamax_ctx *)vc;
+    VM_FN(adamax_seg)(CE_OPT_ROW(c->p, t) + lo, CE_OPT_ROW(c->m, t) + lo,
+                      CE_OPT_ROW(c->u, t) + lo, CE_OPT_CROW(c->g, t) + lo, hi - lo, &c->hp,
+                      c->sc[t]);
+}
+
+/* ---------------- NAdam ---------------- */
+typedef struct { vm_t decay, wd, lw, b2, omb2, bc2, eps, cg, cm; int lo, maximize, decoupled, has_wd; } VM_FN(nadam_c);
+
+CE_OPT_INL void VM_FN(nadam_vec)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64_t i, int64_t r,
+                                 const VM_FN(nadam_c) *c) {
+    vm_t pv = CE_OPT_LD(p, i, r);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, c->maximize, c->has_wd, c->decoupled, c->wd,
+                              c->decay);
+    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, c->lw, c->lo);
+    vm_t vv = vm_fmadd(c->b2, CE_OPT_LD(v, i, r), vm_mul(c->omb2, vm_mul(gi, gi)));
+    CE_OPT_ST(m, i, r, mv);
+    CE_OPT_ST(v, i, r, vv);
+    vm_t denom = vm_add(vm_sqrt(vm_div(vv, c->bc2)), c->eps);
+    pv = vm_fmadd(c->cg, vm_div(gi, denom), pv);
+    CE_OPT_ST(p, i, r, vm_fmadd(c->cm, vm_div(mv, denom), pv));
+}
+
+/* p, m (exp_avg), v (exp_avg_sq), g: (n); sc = {1 - beta2^step, grad coefficient, exp_avg
+ * coefficient} (optim.c: ce_nadam_scalars) */
+static void VM_FN(nadam_seg)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64_t n,
+                             const ce_nadam_hp *hp, const double *sc) {
+    VM_FN(nadam_c) c;
+    double w = 1.0 - hp->beta1;
+    c.lo = w < 0.5;
+    c.lw = c.lo ? vm_set1((vm_s)w) : vm_set1((vm_s)w - (vm_s)1);
+    c.decay = vm_set1((vm_s)(1.0 - hp->lr * hp->wd));
+    c.wd = vm_set1((vm_s)hp->wd);
+    c.b2 = vm_set1((vm_s)hp->beta2);
+    c.omb2 = vm_set1((vm_s)(1.0 - hp->beta2));
+    c.bc2 = vm_set1((vm_s)sc[0]);
+    c.eps = vm_set1((vm_s)hp->eps);
+    c.cg = vm_set1((vm_s)sc[1]);
+    c.cm = vm_set1((vm_s)sc[2]);
+    c.maximize = hp->maximize; c.decoupled = hp->decoupled; c.has_wd = hp->wd != 0.0;
+#define STEP_(i, r) VM_FN(nadam_vec)(p, m, v, g, i, r, &c)
+    CE_OPT_LOOP(n, STEP_);
+#undef STEP_
+}
+
+static void VM_FN(nadam_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
+    const ce_nadam_ctx *c = (const ce_nadam_ctx *)vc;
+    VM_FN(nadam_seg)(CE_OPT_ROW(c->p, t) + lo, CE_OPT_ROW(c->m, t) + lo,
+                     CE_OPT_ROW(c->v, t) + lo, CE_OPT_CROW(c->g, t) + lo, hi - lo, &c->hp,
+                     c->sc + 3 * t);
+}
+
+/* ---------------- RAdam ---------------- */
+typedef struct { vm_t decay, wd, lw, b2, omb2, eps, nk; int lo, rect, maximize, decoupled, has_wd; } VM_FN(radam_c);
+
+CE_OPT_INL void VM_FN(radam_vec)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64_t i, int64_t r,
+                                 const VM_FN(radam_c) *c) {
+    vm_t pv = CE_OPT_LD(p, i, r);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, c->maximize, c->has_wd, c->decoupled, c->wd,
+                              c->decay);
+    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, c->lw, c->lo);
+    vm_t vv = vm_fmadd(c->b2, CE_OPT_LD(v, i, r), vm_mul(c->omb2, vm_mul(gi, gi)));
+    CE_OPT_ST(m, i, r, mv);
+    CE_OPT_ST(v, i, r, vv);
+    vm_t upd = c->rect ? vm_div(mv, vm_add(vm_sqrt(vv), c->eps)) : mv;
+    CE_OPT_ST(p, i, r, vm_fmadd(c->nk, upd, pv));
+}
+
+/* p, m (exp_avg), v (exp_avg_sq), g: (n); sc = {k, rect}: p -= k * m / (sqrt(v) + eps) when
+ * rect != 0, else p -= k * m (optim.c: ce_radam_scalars) */
+static void VM_FN(radam_seg)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64_t n,
+                             const ce_radam_hp *hp, const double *sc) {
+    VM_FN(radam_c) c;
+    double w = 1.0 - hp->beta1;
+    c.lo = w < 0.5;
+    c.lw = c.lo ? vm_set1((vm_s)w) : vm_set1((vm_s)w - (vm_s)1);
+    c.decay = vm_set1((vm_s)(1.0 - hp->lr * hp->wd));
+    c.wd = vm_set1((vm_s)hp->wd);
+    c.b2 = vm_set1((vm_s)hp->beta2);
+    c.omb2 = vm_set1((vm_s)(1.0 - hp->beta2));
+    c.eps = vm_set1((vm_s)hp->eps);
+    c.nk = vm_set1((vm_s)(-sc[0]));
+    c.rect = sc[1] != 0.0;
+    c.maximize = hp->maximize; c.decoupled = hp->decoupled; c.has_wd = hp->wd != 0.0;
+#define STEP_(i, r) VM_FN(radam_vec)(p, m, v, g, i, r, &c)
+    CE_OPT_LOOP(n, STEP_);
+#undef STEP_
+}
+
+static void VM_FN(radam_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
+    const ce_radam_ctx *c = (const ce_radam_ctx *)vc;
+    VM_FN(radam_seg)(CE_OPT_ROW(c->p, t) + lo, CE_OPT_ROW(c->m, t) + lo,
+                     CE_OPT_ROW(c->v, t) + lo, CE_OPT_CROW(c->g, t) + lo, hi - lo, &c->hp,
+                     c->sc + 2 * t);
+}
+
 /* ---------------- gradient-norm helpers ---------------- */
 /* x: (n); sum of x^2 accumulated in double, four accumulators in a fixed order */
 static double VM_FN(sumsq_seg)(const vm_s *x, int64_t n) {

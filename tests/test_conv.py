@@ -326,6 +326,73 @@ def test_conv_kernels_thread_and_tile_invariant(dtype, case, isa):
             np.testing.assert_allclose(a, c, **TOL[dtype])
 
 
+# ------------------------------------------------------------------------- stride-1 drivers
+S1_CASES = [
+    # x, w, pad (top, left), dilation, out_hw: stride 1, one group, channels x KW >= 32
+    ((3, 35, 40, 37), (33, 35, 3, 3), (1, 1), (1, 1), (40, 37)),   # several row chunks
+    ((2, 16, 7, 9), (40, 16, 3, 3), (1, 1), (1, 1), (7, 9)),
+    ((3, 32, 6, 5), (9, 32, 3, 3), (2, 1), (1, 2), (6, 3)),        # dw > 1: a GEMM per tap
+    ((1, 40, 4, 4), (33, 40, 2, 3), (0, 0), (1, 1), (3, 2)),       # even kernel, no padding
+    ((2, 11, 1, 30), (12, 11, 1, 5), (0, 2), (1, 1), (1, 30)),     # conv1d shape
+    ((2, 33, 5, 6), (34, 33, 1, 1), (1, 0), (1, 1), (7, 6)),       # 1x1 with padding
+    ((1, 12, 6, 6), (12, 12, 4, 3), (1, 1), (1, 1), (4, 6)),       # 'same'-like asymmetric cut
+]
+
+
+@pytest.mark.parametrize("case", S1_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_stride1_driver_matches_unfolding(case, dtype, isa):
+    """the shifted-GEMM drivers against numpy and the unfolding drivers, on every ISA path;
+    bitwise the same on 1 and 2 threads, and with the weight-gradient partials accumulated"""
+    xs, ws, pad, dil, out = case
+    x, w, b = rnd(xs, dtype), rnd(ws, dtype, 1), rnd((ws[0],), dtype, 2)
+    dy = rnd((xs[0], ws[0]) + out, dtype, 3)
+    geom = ((1, 1), pad, dil, 1)
+    old_n, old_p = _C.get_num_threads(), _C.conv_get_parts_elems()
+    res = {}
+    try:
+        for s1, parts, nth in ((False, old_p, 1), (True, old_p, 1), (True, old_p, 2),
+                               (True, 0, 1), (True, 0, 2)):
+            _C.conv_set_s1(s1)
+            _C.conv_set_parts_elems(parts)
+            _C.set_num_threads(nth)
+            y = _C.conv2d_forward(x, w, b, *geom, out)
+            res[s1, parts, nth] = (y,) + _C.conv2d_backward(dy, x, w, *geom, True, True, True)
+    finally:
+        _C.conv_set_s1(True)
+        _C.conv_set_parts_elems(old_p)
+        _C.set_num_threads(old_n)
+    # padding as given at the top/left, the bottom/right implied by the output size
+    pb = (out[0] + dil[0] * (ws[2] - 1) - xs[2] - pad[0], out[1] + dil[1] * (ws[3] - 1) - xs[3] - pad[1])
+    want = np_conv2d(x, w, b, (1, 1), ((pad[0], pb[0]), (pad[1], pb[1])), dil, 1)
+    assert res[True, old_p, 1][0].shape == want.shape
+    np.testing.assert_allclose(res[True, old_p, 1][0], want, **TOL[dtype])
+    for key, r in res.items():
+        for a, c in zip(r, res[False, old_p, 1]):
+            np.testing.assert_allclose(a, c, **TOL[dtype])
+    for parts in (old_p, 0):
+        for a, c in zip(res[True, parts, 1], res[True, parts, 2]):
+            np.testing.assert_array_equal(a, c)
+    # the forward's packed input, reused by the weight gradient: the same bits; a grid that
+    # does not fit is not used
+    y, grid = _C.conv2d_forward(x, w, b, *geom, out, keep_grid=True)
+    assert grid is not None
+    np.testing.assert_array_equal(y, res[True, old_p, 2][0])
+    other = np.zeros(grid.size, np.float32 if dtype == np.float64 else np.float64)
+    for gr in (grid, grid[:10], other):
+        got = _C.conv2d_backward(dy, x, w, *geom, True, True, True, grid=gr)
+        for a, c in zip(got, res[True, old_p, 2][1:]):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_conv_stride1_driver_gradcheck():
+    x = ce.tensor(rnd((2, 11, 5, 4), np.float64), requires_grad=True)
+    w = ce.tensor(rnd((12, 11, 3, 3), np.float64, 1), requires_grad=True)
+    b = ce.tensor(rnd((12,), np.float64, 2), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=(1, 2), dilation=(1, 2)), (x, w, b))
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding="same"), (x, w, b))
+
+
 # ------------------------------------------------------------------------- bad input
 def _raises(exc, msg, fn):
     with pytest.raises(exc) as e:
@@ -409,6 +476,71 @@ def test_pad_matches_torch_negative_and_constant():
     y = F.pad(ce.tensor(x), (1, 1), value=2.5)
     want = torch.nn.functional.pad(torch.tensor(x), (1, 1), value=2.5).numpy()
     np.testing.assert_array_equal(y.detach().numpy(), want)
+
+
+# torch's messages that come from its internals rather than a check (compared by type only)
+_TORCH_INTERNAL = ("numel: integer multiplication overflow", "unsupported operation",
+                   "doesn't match the broadcast shape")
+
+
+def _pad_outcome(lib, x, pad, mode):
+    try:
+        return "ok", lib.nn.functional.pad(lib.tensor(x), pad, mode=mode).numpy()
+    except Exception as e:   # noqa: BLE001 - the outcome is compared
+        return type(e).__name__, str(e).split("\n")[0]
+
+
+def _circular_overwraps(shape, pad):
+    """torch's circular pad copies overlapping or uninitialised memory (no defined values)"""
+    k = len(pad) // 2
+    for i in range(k):
+        n, lo, hi = shape[-1 - i], pad[2 * i], pad[2 * i + 1]
+        m = n - max(-lo, 0) - max(-hi, 0)
+        if n + lo + hi > 0 and (m < 0 or lo > m or hi > m):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("shape", [(1, 1, 4), (2, 3), (1, 1, 1), (1, 2, 3, 4), (2, 3, 2),
+                                   (1, 1, 0), (1, 1, 2, 3, 2)])
+def test_pad_negative_and_edge_cases_match_torch(mode, shape):
+    """every pad in [-5, 4] (1-D) or [-3, 3] (2-D/3-D, a sample): values, or the error torch
+    raises (type, and message where it comes from a check)"""
+    torch = pytest.importorskip("torch")
+    import itertools
+    k = 1 if len(shape) in (2, 3) and shape != (2, 3, 2) else 2
+    if len(shape) == 5:
+        k = 3
+    x = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    rng = range(-5, 5) if k == 1 else range(-3, 4)
+    pads = list(itertools.product(rng, repeat=2 * k))
+    if k > 1:
+        pads = [pads[i] for i in np.random.default_rng(k).permutation(len(pads))[:400]]
+    for pad in pads:
+        got, want = _pad_outcome(ce, x, pad, mode), _pad_outcome(torch, x, pad, mode)
+        if mode == "circular" and _circular_overwraps(shape, pad):
+            if want[0] == "ok":   # torch: uninitialised or overlapping copies; cengine raises
+                assert got == ("RuntimeError", "Padding value causes wrapping around more "
+                               "than once."), (pad, got)
+                continue
+        if want[0] == "ok":
+            assert got[0] == "ok", (pad, got)
+            np.testing.assert_array_equal(got[1], want[1], err_msg=str(pad))
+        else:
+            assert got[0] == want[0], (pad, got, want)
+            if not any(s in want[1] for s in _TORCH_INTERNAL):
+                assert got[1] == want[1], (pad, got, want)
+
+
+@pytest.mark.parametrize("mode,pad", [("reflect", (2, -4)), ("reflect", (-3, 3)),
+                                      ("replicate", (3, -5)), ("replicate", (-2, 2)),
+                                      ("circular", (-2, 1)), ("circular", (-4, 0)),
+                                      ("reflect", (1, -2, -1, 2)), ("circular", (2, -2, -1, 1))])
+def test_pad_cropping_gradcheck(mode, pad):
+    shape = (2, 4) if len(pad) == 2 else (1, 3, 4)
+    x = ce.tensor(rnd(shape, np.float64), requires_grad=True)
+    assert gradcheck(lambda t: F.pad(t, pad, mode=mode), (x,))
 
 
 def test_pad_bad_input():

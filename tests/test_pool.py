@@ -224,7 +224,7 @@ def test_max_pool_nan_and_inf_like_torch():
 
 # ------------------------------------------------------------------------- C kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_pool_kernels_threads_and_ref(dtype, nthreads):
+def test_pool_kernels_threads_and_ref(dtype, isa, nthreads):
     x = rnd((24, 37, 41), dtype, 5)   # enough planes and work for two threads
     for k, s, p, d in [((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 2), (2, 3), (1, 1), (2, 1))]:
         out = (_out(37, k[0], s[0], p[0], d[0], True), _out(41, k[1], s[1], p[1], d[1], True))
@@ -241,7 +241,58 @@ def test_pool_kernels_threads_and_ref(dtype, nthreads):
         for cip in (0, 1):
             a = _C.avgpool2d_forward(x, k, s, p, out, cip, 0)
             ref = _C.avgpool2d_forward(x, k, s, p, out, cip, 0, ref=True)
-            np.testing.assert_array_equal(a, ref)
+            # rows then columns in the kernel, row-major in the reference: rounding differs
+            np.testing.assert_allclose(a, ref, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                       atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+POOL_GEOMS = [
+    # (H, W), kernel, stride, pad, dilation
+    ((37, 41), (2, 2), (2, 2), (0, 0), (1, 1)),
+    ((7, 19), (3, 3), (1, 1), (1, 1), (1, 1)),     # stride 1, W not a vector multiple
+    ((9, 16), (3, 2), (2, 3), (1, 1), (2, 1)),     # dilation, exactly one avx512 f32 vector
+    ((1, 33), (1, 5), (1, 2), (0, 2), (1, 3)),     # the 1-D shape
+    ((1, 1), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((5, 3), (5, 3), (4, 4), (2, 1), (1, 1)),      # stride > kernel, windows in the padding
+]
+
+
+@pytest.mark.parametrize("geom", POOL_GEOMS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pool_plane_kernels_match_ref_on_every_path(geom, dtype, isa, nthreads):
+    """max (values and indices, with NaN, -inf and ties: exactly), average forward/backward and
+    the adaptive pools against their references on every ISA path and 1/2 threads"""
+    (H, W), k, s, p, d = geom
+    x = rnd((5, H, W), dtype, 11)
+    x[x > 1.2] = 0.5                    # ties
+    x.flat[::7] = -np.inf
+    x.flat[3::11] = np.nan
+    out = (_out(H, k[0], s[0], p[0], d[0], True), _out(W, k[1], s[1], p[1], d[1], True))
+    y, idx = _C.maxpool2d_forward(x, k, s, p, d, out)
+    yr, ir = _C.maxpool2d_forward(x, k, s, p, d, out, ref=True)
+    np.testing.assert_array_equal(y, yr)
+    np.testing.assert_array_equal(idx, ir)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    xf = rnd((5, H, W), dtype, 12)
+    dy = rnd((5,) + out, dtype, 13)
+    if d == (1, 1):
+        for cip, div in ((0, 0), (1, 0), (1, 3)):
+            np.testing.assert_allclose(_C.avgpool2d_forward(xf, k, s, p, out, cip, div),
+                                       _C.avgpool2d_forward(xf, k, s, p, out, cip, div,
+                                                            ref=True), **tol)
+            np.testing.assert_allclose(_C.avgpool2d_backward(dy, (H, W), k, s, p, cip, div),
+                                       _C.avgpool2d_backward(dy, (H, W), k, s, p, cip, div,
+                                                             ref=True), **tol)
+    for ao in ((1, 1), (min(H, 3), min(W, 4)), (H + 2, W + 1)):
+        a, ia = _C.adaptive_maxpool2d_forward(x, ao)
+        b, ib = _C.adaptive_maxpool2d_forward(x, ao, ref=True)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_allclose(_C.adaptive_avgpool2d_forward(xf, ao),
+                                   _C.adaptive_avgpool2d_forward(xf, ao, ref=True), **tol)
+        g = rnd((5,) + ao, dtype, 14)
+        np.testing.assert_allclose(_C.adaptive_avgpool2d_backward(g, (H, W)),
+                                   _C.adaptive_avgpool2d_backward(g, (H, W), ref=True), **tol)
 
 
 def test_pool_kernel_results_do_not_depend_on_threads():
@@ -384,6 +435,33 @@ def test_bn_kernels_thread_invariant(dtype):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(res[0][0], x.mean(axis=(0, 2)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(res[0][1], x.var(axis=(0, 2)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 37), (1, 1, 1), (2, 3, 16), (4, 2, 17 * 19), (2, 3, 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bn_kernels_match_ref(shape, dtype, isa, nthreads):
+    """every ISA path and 1/2 threads against the plain references (awkward plane sizes: 1,
+    primes, exactly one vector, empty)"""
+    x = rnd(shape, dtype, 3) * 3 + 1
+    dy = rnd(shape, dtype, 4)
+    w, a, b = rnd((shape[1],), dtype, 5), rnd((shape[1],), dtype, 6), rnd((shape[1],), dtype, 7)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_C.bn_apply(x, a, b), _C.bn_apply(x, a, b, ref=True), **tol)
+    if shape[2] == 0:
+        return
+    got, want = _C.bn_stats(x), _C.bn_stats(x, ref=True)
+    for g_, w_ in zip(got, want):
+        np.testing.assert_allclose(g_, w_, **tol)
+    mean, var = want
+    rstd = (1 / np.sqrt(var.astype(np.float64) + 1e-5)).astype(dtype)
+    for wt in (w, None):
+        got = _C.bn_backward(dy, x, mean, rstd, wt, True, True, True)
+        want = _C.bn_backward(dy, x, mean, rstd, wt, True, True, True, ref=True)
+        for g_, w_ in zip(got, want):
+            np.testing.assert_allclose(g_, w_, **tol)
+    dx = _C.bn_backward(dy, x, mean, rstd, w, True, False, False)[0]   # dx alone
+    np.testing.assert_allclose(
+        dx, _C.bn_backward(dy, x, mean, rstd, w, True, False, False, ref=True)[0], **tol)
 
 
 def test_batchnorm2d_bad_input():

@@ -3,9 +3,11 @@
 # Python side (cengine/ops/conv.py) checks shapes and computes the output sizes, so these
 # wrappers only check what C relies on (dtype, contiguity, sizes that fit).
 #
-#   conv2d_forward(x, w, b, stride, pad, dilation, groups, out_hw) -> y
+#   conv2d_forward(x, w, b, stride, pad, dilation, groups, out_hw, keep_grid=False) -> y
+#       (or (y, grid) with keep_grid: the stride-1 driver's packed input, for the backward)
 #       x (N,C,H,W), w (O,C/groups,KH,KW), b (O,) or None, pad = (top, left), out_hw = (OH, OW)
-#   conv2d_backward(dy, x, w, stride, pad, dilation, groups, need_dx, need_dw, need_db)
+#   conv2d_backward(dy, x, w, stride, pad, dilation, groups, need_dx, need_dw, need_db,
+#                   grid=None)
 #       -> (dx, dw, db) (None where not needed)
 #   im2col(x, kernel, stride, pad, dilation, out_hw, ref=False) -> col (C*KH*KW, N*OH*OW)
 #   col2im(col, x_shape, kernel, stride, pad, dilation, out_hw, ref=False) -> dx
@@ -15,11 +17,12 @@
 #       x (P,H,W); idx int64, h*W + w inside each plane
 #   pool_scatter_backward(dy, idx, hw) -> dx (P,H,W): dy added at idx
 #   avgpool2d_forward(x, kernel, stride, pad, out_hw, count_include_pad, divisor, ref=False) -> y
-#   avgpool2d_backward(dy, hw, kernel, stride, pad, count_include_pad, divisor) -> dx
-#   adaptive_avgpool2d_forward(x, out_hw) -> y;  adaptive_avgpool2d_backward(dy, hw) -> dx
-#   adaptive_maxpool2d_forward(x, out_hw) -> (y, idx)
-#   bn_stats(x (N,C,S)) -> (mean, var);  bn_apply(x, a, b) -> x*a[c] + b[c]
-#   bn_backward(dy, x, mean, rstd, w, need_dx, need_dw, need_db) -> (dx, dw, db)
+#   avgpool2d_backward(dy, hw, kernel, stride, pad, count_include_pad, divisor, ref=False) -> dx
+#   adaptive_avgpool2d_forward(x, out_hw, ref=False) -> y
+#   adaptive_avgpool2d_backward(dy, hw, ref=False) -> dx
+#   adaptive_maxpool2d_forward(x, out_hw, ref=False) -> (y, idx)
+#   bn_stats(x (N,C,S), ref=False) -> (mean, var);  bn_apply(x, a, b, ref=False) -> x*a[c] + b[c]
+#   bn_backward(dy, x, mean, rstd, w, need_dx, need_dw, need_db, ref=False) -> (dx, dw, db)
 
 cdef extern from "conv.h" nogil:
     ctypedef struct ce_conv_geom_t:
@@ -28,6 +31,11 @@ cdef extern from "conv.h" nogil:
     void ce_conv2d_fwd_f64(double *y, double *ws, const double *x, const double *w, const double *b, const ce_conv_geom_t *g, int64_t per, int64_t wsz)
     void ce_conv2d_bwd_f32(float *dx, float *dwp, float *ws, const float *dy, const float *x, const float *w, const ce_conv_geom_t *g, int64_t per, int64_t wsz, int dw_accumulate)
     void ce_conv2d_bwd_f64(double *dx, double *dwp, double *ws, const double *dy, const double *x, const double *w, const ce_conv_geom_t *g, int64_t per, int64_t wsz, int dw_accumulate)
+    int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw, int64_t parts_elems, int nthreads)
+    void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b, const ce_conv_geom_t *g)
+    void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w, const double *b, const ce_conv_geom_t *g)
+    void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x, const float *xg, const float *w, const ce_conv_geom_t *g, int64_t parts_elems)
+    void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x, const double *xg, const double *w, const ce_conv_geom_t *g, int64_t parts_elems)
     void ce_conv_sum_parts_f32(float *dw, const float *parts, int64_t nchunks, int64_t D)
     void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int64_t D)
     void ce_im2col_f32(float *col, const float *x, int64_t nt, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol)
@@ -62,12 +70,26 @@ cdef extern from "conv.h" nogil:
     void ce_adaptive_avgpool2d_bwd_f64(double *dx, const double *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
     void ce_adaptive_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
     void ce_adaptive_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_avgpool2d_bwd_f32_ref(float *dx, const float *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t cip, int64_t divisor)
+    void ce_avgpool2d_bwd_f64_ref(double *dx, const double *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t cip, int64_t divisor)
+    void ce_adaptive_avgpool2d_fwd_f32_ref(float *y, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_avgpool2d_fwd_f64_ref(double *y, const double *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_avgpool2d_bwd_f32_ref(float *dx, const float *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_avgpool2d_bwd_f64_ref(double *dx, const double *dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_maxpool2d_fwd_f32_ref(float *y, int64_t *idx, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
+    void ce_adaptive_maxpool2d_fwd_f64_ref(double *y, int64_t *idx, const double *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW)
     void ce_bn_stats_f32(float *mean, float *var, const float *x, int64_t N, int64_t C, int64_t S)
     void ce_bn_stats_f64(double *mean, double *var, const double *x, int64_t N, int64_t C, int64_t S)
     void ce_bn_apply_f32(float *y, const float *x, const float *a, const float *b, int64_t N, int64_t C, int64_t S)
     void ce_bn_apply_f64(double *y, const double *x, const double *a, const double *b, int64_t N, int64_t C, int64_t S)
     void ce_bn_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float *x, const float *mean, const float *rstd, const float *w, int64_t N, int64_t C, int64_t S)
     void ce_bn_bwd_f64(double *dx, double *dw, double *db, const double *dy, const double *x, const double *mean, const double *rstd, const double *w, int64_t N, int64_t C, int64_t S)
+    void ce_bn_stats_f32_ref(float *mean, float *var, const float *x, int64_t N, int64_t C, int64_t S)
+    void ce_bn_stats_f64_ref(double *mean, double *var, const double *x, int64_t N, int64_t C, int64_t S)
+    void ce_bn_apply_f32_ref(float *y, const float *x, const float *a, const float *b, int64_t N, int64_t C, int64_t S)
+    void ce_bn_apply_f64_ref(double *y, const double *x, const double *a, const double *b, int64_t N, int64_t C, int64_t S)
+    void ce_bn_bwd_f32_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *mean, const float *rstd, const float *w, int64_t N, int64_t C, int64_t S)
+    void ce_bn_bwd_f64_ref(double *dx, double *dw, double *db, const double *dy, const double *x, const double *mean, const double *rstd, const double *w, int64_t N, int64_t C, int64_t S)
 
 
 # one tile of unfolded images: 512 Ki elements (2 MiB of float32, about one core's L2), so col
@@ -78,6 +100,29 @@ cdef int64_t _conv_tile_elems = 1 << 19
 # weight-gradient partials (one per chunk, summed in chunk order) are kept up to this many
 # elements in all; beyond, chunks accumulate into dW one after another
 cdef int64_t _conv_parts_elems = 1 << 22
+
+
+# stride-1 one-group convolutions run without unfolding (ce_conv2d_s1_*) when the GEMM operand
+# rows are wide enough (channels x kernel width >= 32); 0 forces the unfolding path (tests)
+cdef bint _conv_s1 = True
+
+
+def conv_set_s1(bint on):
+    """Use the stride-1 shifted-GEMM drivers where they apply (default True)."""
+    global _conv_s1
+    _conv_s1 = on
+
+
+def conv_get_s1():
+    return _conv_s1
+
+
+cdef bint _s1_ok(int64_t cs, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH,
+                 int64_t OW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                 int64_t dw, int64_t G):
+    """whether the stride-1 driver applies, cs = channels of the shifted operand"""
+    return (_conv_s1 and sh == 1 and sw == 1 and G == 1 and cs * KW >= 32 and ph >= 0
+            and pw >= 0 and H + ph <= OH + (KH - 1) * dh and W + pw <= OW + (KW - 1) * dw)
 
 
 def conv_set_tile_elems(int64_t n):
@@ -190,7 +235,23 @@ cdef int64_t _conv_tile(int64_t N, int64_t per_image):
     return nt
 
 
-def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
+cdef int64_t _s1_grid_rows(int64_t N, int64_t KH, int64_t KW, int64_t OH, int64_t OW,
+                           int64_t dh, int64_t dw):
+    """rows of the stride-1 drivers' padded grid (conv.h)"""
+    cdef int64_t Wp = OW + (KW - 1) * dw
+    return N * (OH + (KH - 1) * dh) * Wp + (KH - 1) * dh * Wp + (KW - 1) * dw + 1
+
+
+def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw, bint keep_grid=False):
+    """keep_grid: return (y, grid), grid being what conv2d_backward(grid=) can reuse for the
+    weight gradient (None when the stride-1 driver did not run)"""
+    y = _conv2d_forward(x, w, b, stride, pad, dilation, groups, out_hw)
+    if keep_grid:
+        return y
+    return y[0]
+
+
+def _conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
     cdef bint d = _conv_dtype("conv2d_forward", (x, w, b))
     cdef int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int64_t O = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3]
@@ -204,12 +265,12 @@ def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
         raise ValueError("conv2d_forward: bias must have shape (%d,)" % O)
     y = np.empty((N, O, OH, OW), x.dtype)
     if y.size == 0:
-        return y
+        return y, None
     if CgKK == 0:
         y[...] = 0
         if b is not None:
             y += b.reshape(1, O, 1, 1)
-        return y
+        return y, None
     cdef void *px = _ptr(x)
     cdef void *pw_ = _ptr(w)
     cdef void *py = _ptr(y)
@@ -224,6 +285,16 @@ def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
         with nogil:
             _cgemm(d, N, G, Og, L, Cg, pw_, 0, Og * Cg, Cg, 1, px, C * L, Cg * L, L, 1,
                    0.0, py, O * L, Og * L, L, 1)
+    elif _s1_ok(C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw, G):
+        geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw)
+        ws = np.empty(ce_conv2d_s1_ws(&geom, 0, 0, 0, 0, ce_get_num_threads()), x.dtype)
+        pc = _ptr(ws)
+        with nogil:
+            if d:
+                ce_conv2d_s1_fwd_f64(<double*>py, <double*>pc, <const double*>px, <const double*>pw_, <const double*>pb, &geom)
+            else:
+                ce_conv2d_s1_fwd_f32(<float*>py, <float*>pc, <const float*>px, <const float*>pw_, <const float*>pb, &geom)
+        return y, ws
     else:
         nt = _conv_tile(N, C * KH * KW * L)
         geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw)
@@ -235,19 +306,20 @@ def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
                 ce_conv2d_fwd_f64(<double*>py, <double*>pc, <const double*>px, <const double*>pw_, <const double*>pb, &geom, nt, wsz)
             else:
                 ce_conv2d_fwd_f32(<float*>py, <float*>pc, <const float*>px, <const float*>pw_, <const float*>pb, &geom, nt, wsz)
-        return y
+        return y, None
     if pb != NULL:
         with nogil:
             if d:
                 ce_conv_bias_add_f64(<double*>py, <const double*>pb, N, O, L)
             else:
                 ce_conv_bias_add_f32(<float*>py, <const float*>pb, N, O, L)
-    return y
+    return y, None
 
 
 def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_dx,
-                    bint need_dw, bint need_db):
-    """x may be just the input's shape (a tuple) when need_dw is False."""
+                    bint need_dw, bint need_db, grid=None):
+    """x may be just the input's shape (a tuple) when need_dw is False; grid: the one
+    conv2d_forward(keep_grid=True) gave for this x (or None)."""
     cdef bint shape_only = isinstance(x, tuple)
     if shape_only and need_dw:
         raise ValueError("conv2d_backward: the weight gradient needs the input array")
@@ -275,6 +347,7 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
     cdef void *pdw = _ptr(dW) if need_dw else NULL
     cdef void *pc
     cdef void *pt
+    cdef void *pg
     cdef bint direct = (KH == 1 and KW == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
                         and OH == H and OW == W)
     cdef void *pdb = _ptr(db) if need_db else NULL
@@ -292,13 +365,41 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
                    0.0, pdx, C * L, Cg * L, L, 1)
         if not need_dw:
             return dx, dW, db
+    # stride 1, one group: the shifted-GEMM driver for what it applies to, unfolding for the rest
+    cdef bint s1_dx = need_dx and not direct and _s1_ok(O, H, W, KH, KW, OH, OW, sh, sw, ph, pw,
+                                                        dh, dw, G)
+    cdef bint s1_dw = need_dw and _s1_ok(C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw, G)
+    cdef ce_conv_geom_t geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw,
+                                          dh, dw)
+    cdef int64_t pe = _conv_parts_elems
+    if s1_dx or s1_dw:
+        ws = np.empty(ce_conv2d_s1_ws(&geom, 1, s1_dx, s1_dw, pe, ce_get_num_threads()),
+                      w.dtype)
+        pc = _ptr(ws)
+        pt = pdx if s1_dx else NULL
+        pg = NULL
+        if (s1_dw and isinstance(grid, np.ndarray) and grid.dtype == w.dtype
+                and grid.flags.c_contiguous and grid.ndim == 1
+                and grid.size >= _s1_grid_rows(N, KH, KW, OH, OW, dh, dw) * C):
+            pg = _ptr(grid)
+        with nogil:
+            if d:
+                ce_conv2d_s1_bwd_f64(<double*>pt, <double*>(pdw if s1_dw else NULL), <double*>pc, <const double*>pdy, <const double*>px, <const double*>pg, <const double*>pw_, &geom, pe)
+            else:
+                ce_conv2d_s1_bwd_f32(<float*>pt, <float*>(pdw if s1_dw else NULL), <float*>pc, <const float*>pdy, <const float*>px, <const float*>pg, <const float*>pw_, &geom, pe)
+        if s1_dx:
+            direct = True   # dx done: the unfolding pass below only does dW (if still wanted)
+            pdx = NULL
+        if s1_dw:
+            need_dw = False
+            pdw = NULL
+        if not need_dw and (direct or not need_dx):
+            return dx, dW, db
     nt = _conv_tile(N, C * KH * KW * L + O * L)
     cdef int64_t nch = (N + nt - 1) // nt, D = O * CgKK
     # weight gradient: one partial per chunk summed in chunk order (lets the chunks run on
     # separate threads) unless the partials would be large; then chunk after chunk
     cdef int acc = need_dw and nch * D > _conv_parts_elems
-    cdef ce_conv_geom_t geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw,
-                                          dh, dw)
     cdef int64_t wsz = (C * KH * KW + O) * nt * L
     ws = np.empty(wsz * ce_get_num_threads(), w.dtype)
     parts = None
@@ -461,7 +562,8 @@ def avgpool2d_forward(x, kernel, stride, pad, out_hw, bint count_include_pad, in
     return y
 
 
-def avgpool2d_backward(dy, hw, kernel, stride, pad, bint count_include_pad, int64_t divisor):
+def avgpool2d_backward(dy, hw, kernel, stride, pad, bint count_include_pad, int64_t divisor,
+                       bint ref=False):
     cdef bint d = _conv_dtype("avgpool2d_backward", (dy,))
     if dy.ndim != 3:
         raise ValueError("avgpool2d_backward: expected (P,OH,OW)")
@@ -475,13 +577,19 @@ def avgpool2d_backward(dy, hw, kernel, stride, pad, bint count_include_pad, int6
     cdef void *pdy = _ptr(dy)
     with nogil:
         if d:
-            ce_avgpool2d_bwd_f64(<double*>pdx, <const double*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
+            if ref:
+                ce_avgpool2d_bwd_f64_ref(<double*>pdx, <const double*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
+            else:
+                ce_avgpool2d_bwd_f64(<double*>pdx, <const double*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
         else:
-            ce_avgpool2d_bwd_f32(<float*>pdx, <const float*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
+            if ref:
+                ce_avgpool2d_bwd_f32_ref(<float*>pdx, <const float*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
+            else:
+                ce_avgpool2d_bwd_f32(<float*>pdx, <const float*>pdy, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, count_include_pad, divisor)
     return dx
 
 
-def adaptive_avgpool2d_forward(x, out_hw):
+def adaptive_avgpool2d_forward(x, out_hw, bint ref=False):
     cdef bint d = _conv_dtype("adaptive_avgpool2d_forward", (x,))
     if x.ndim != 3:
         raise ValueError("adaptive_avgpool2d_forward: expected (P,H,W)")
@@ -495,13 +603,19 @@ def adaptive_avgpool2d_forward(x, out_hw):
     cdef void *px = _ptr(x)
     with nogil:
         if d:
-            ce_adaptive_avgpool2d_fwd_f64(<double*>py, <const double*>px, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_avgpool2d_fwd_f64_ref(<double*>py, <const double*>px, P, H, W, OH, OW)
+            else:
+                ce_adaptive_avgpool2d_fwd_f64(<double*>py, <const double*>px, P, H, W, OH, OW)
         else:
-            ce_adaptive_avgpool2d_fwd_f32(<float*>py, <const float*>px, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_avgpool2d_fwd_f32_ref(<float*>py, <const float*>px, P, H, W, OH, OW)
+            else:
+                ce_adaptive_avgpool2d_fwd_f32(<float*>py, <const float*>px, P, H, W, OH, OW)
     return y
 
 
-def adaptive_avgpool2d_backward(dy, hw):
+def adaptive_avgpool2d_backward(dy, hw, bint ref=False):
     cdef bint d = _conv_dtype("adaptive_avgpool2d_backward", (dy,))
     if dy.ndim != 3:
         raise ValueError("adaptive_avgpool2d_backward: expected (P,OH,OW)")
@@ -513,13 +627,19 @@ def adaptive_avgpool2d_backward(dy, hw):
     cdef void *pdy = _ptr(dy)
     with nogil:
         if d:
-            ce_adaptive_avgpool2d_bwd_f64(<double*>pdx, <const double*>pdy, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_avgpool2d_bwd_f64_ref(<double*>pdx, <const double*>pdy, P, H, W, OH, OW)
+            else:
+                ce_adaptive_avgpool2d_bwd_f64(<double*>pdx, <const double*>pdy, P, H, W, OH, OW)
         else:
-            ce_adaptive_avgpool2d_bwd_f32(<float*>pdx, <const float*>pdy, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_avgpool2d_bwd_f32_ref(<float*>pdx, <const float*>pdy, P, H, W, OH, OW)
+            else:
+                ce_adaptive_avgpool2d_bwd_f32(<float*>pdx, <const float*>pdy, P, H, W, OH, OW)
     return dx
 
 
-def adaptive_maxpool2d_forward(x, out_hw):
+def adaptive_maxpool2d_forward(x, out_hw, bint ref=False):
     cdef bint d = _conv_dtype("adaptive_maxpool2d_forward", (x,))
     if x.ndim != 3:
         raise ValueError("adaptive_maxpool2d_forward: expected (P,H,W)")
@@ -535,13 +655,19 @@ def adaptive_maxpool2d_forward(x, out_hw):
     cdef int64_t *pi = <int64_t*>_ptr(idx)
     with nogil:
         if d:
-            ce_adaptive_maxpool2d_fwd_f64(<double*>py, pi, <const double*>px, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_maxpool2d_fwd_f64_ref(<double*>py, pi, <const double*>px, P, H, W, OH, OW)
+            else:
+                ce_adaptive_maxpool2d_fwd_f64(<double*>py, pi, <const double*>px, P, H, W, OH, OW)
         else:
-            ce_adaptive_maxpool2d_fwd_f32(<float*>py, pi, <const float*>px, P, H, W, OH, OW)
+            if ref:
+                ce_adaptive_maxpool2d_fwd_f32_ref(<float*>py, pi, <const float*>px, P, H, W, OH, OW)
+            else:
+                ce_adaptive_maxpool2d_fwd_f32(<float*>py, pi, <const float*>px, P, H, W, OH, OW)
     return y, idx
 
 
-def bn_stats(x):
+def bn_stats(x, bint ref=False):
     cdef bint d = _conv_dtype("bn_stats", (x,))
     if x.ndim != 3:
         raise ValueError("bn_stats: expected (N,C,S)")
@@ -555,13 +681,19 @@ def bn_stats(x):
     cdef void *px = _ptr(x)
     with nogil:
         if d:
-            ce_bn_stats_f64(<double*>pm, <double*>pv, <const double*>px, N, C, S)
+            if ref:
+                ce_bn_stats_f64_ref(<double*>pm, <double*>pv, <const double*>px, N, C, S)
+            else:
+                ce_bn_stats_f64(<double*>pm, <double*>pv, <const double*>px, N, C, S)
         else:
-            ce_bn_stats_f32(<float*>pm, <float*>pv, <const float*>px, N, C, S)
+            if ref:
+                ce_bn_stats_f32_ref(<float*>pm, <float*>pv, <const float*>px, N, C, S)
+            else:
+                ce_bn_stats_f32(<float*>pm, <float*>pv, <const float*>px, N, C, S)
     return mean, var
 
 
-def bn_apply(x, a, b):
+def bn_apply(x, a, b, bint ref=False):
     cdef bint d = _conv_dtype("bn_apply", (x, a, b))
     if x.ndim != 3 or a.shape != (x.shape[1],) or b.shape != (x.shape[1],):
         raise ValueError("bn_apply: expected x (N,C,S), a and b (C,)")
@@ -575,13 +707,19 @@ def bn_apply(x, a, b):
     cdef void *pb = _ptr(b)
     with nogil:
         if d:
-            ce_bn_apply_f64(<double*>py, <const double*>px, <const double*>pa, <const double*>pb, N, C, S)
+            if ref:
+                ce_bn_apply_f64_ref(<double*>py, <const double*>px, <const double*>pa, <const double*>pb, N, C, S)
+            else:
+                ce_bn_apply_f64(<double*>py, <const double*>px, <const double*>pa, <const double*>pb, N, C, S)
         else:
-            ce_bn_apply_f32(<float*>py, <const float*>px, <const float*>pa, <const float*>pb, N, C, S)
+            if ref:
+                ce_bn_apply_f32_ref(<float*>py, <const float*>px, <const float*>pa, <const float*>pb, N, C, S)
+            else:
+                ce_bn_apply_f32(<float*>py, <const float*>px, <const float*>pa, <const float*>pb, N, C, S)
     return y
 
 
-def bn_backward(dy, x, mean, rstd, w, bint need_dx, bint need_dw, bint need_db):
+def bn_backward(dy, x, mean, rstd, w, bint need_dx, bint need_dw, bint need_db, bint ref=False):
     cdef bint d = _conv_dtype("bn_backward", (dy, x, mean, rstd, w))
     if x.ndim != 3 or dy.shape != x.shape or mean.shape != (x.shape[1],) or \
             rstd.shape != (x.shape[1],) or (w is not None and w.shape != (x.shape[1],)):
@@ -602,7 +740,13 @@ def bn_backward(dy, x, mean, rstd, w, bint need_dx, bint need_dw, bint need_db):
     cdef void *pw_ = _ptr(w) if w is not None else NULL
     with nogil:
         if d:
-            ce_bn_bwd_f64(<double*>pdx, <double*>pdw, <double*>pdb, <const double*>pdy, <const double*>px, <const double*>pm, <const double*>pr, <const double*>pw_, N, C, S)
+            if ref:
+                ce_bn_bwd_f64_ref(<double*>pdx, <double*>pdw, <double*>pdb, <const double*>pdy, <const double*>px, <const double*>pm, <const double*>pr, <const double*>pw_, N, C, S)
+            else:
+                ce_bn_bwd_f64(<double*>pdx, <double*>pdw, <double*>pdb, <const double*>pdy, <const double*>px, <const double*>pm, <const double*>pr, <const double*>pw_, N, C, S)
         else:
-            ce_bn_bwd_f32(<float*>pdx, <float*>pdw, <float*>pdb, <const float*>pdy, <const float*>px, <const float*>pm, <const float*>pr, <const float*>pw_, N, C, S)
+            if ref:
+                ce_bn_bwd_f32_ref(<float*>pdx, <float*>pdw, <float*>pdb, <const float*>pdy, <const float*>px, <const float*>pm, <const float*>pr, <const float*>pw_, N, C, S)
+            else:
+                ce_bn_bwd_f32(<float*>pdx, <float*>pdw, <float*>pdb, <const float*>pdy, <const float*>px, <const float*>pm, <const float*>pr, <const float*>pw_, N, C, S)
     return dx, dw, db

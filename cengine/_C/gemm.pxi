@@ -219,3 +219,124 @@ def gemm(A, B, C, double alpha=1.0, double beta=0.0, bias=None):
 def gemm_ref(A, B, C, double alpha=1.0, double beta=0.0, bias=None):
     """Same contract as gemm, on the plain triple-loop reference (for tests)."""
     return _gemm_impl(A, B, C, alpha, beta, True, bias)
+
+
+# ---- cache geometry and GEMM block sizes (src_c/cpu_cache.h, gemm.h) ----
+
+cdef extern from "gemm.h" nogil:
+    ctypedef struct ce_cache_info_t:
+        int64_t size[3]
+        int ways[3]
+        int line[3]
+        int shared[3]
+        int source
+    ctypedef struct ce_gemm_blocking_t:
+        int64_t kc, mc, nc
+    void ce_cpu_caches(ce_cache_info_t *ci)
+    void ce_cpu_model(char *buf, int cap)
+    void ce_gemm_tile(int dtype, int isa, int *mr, int *nr)
+    int ce_gemm_derive_blocking(ce_gemm_blocking_t *out, const ce_cache_info_t *ci, int mr,
+                                int nr, int elsize)
+    int ce_gemm_get_blocking(ce_gemm_blocking_t *out, int dtype, int isa)
+    int ce_gemm_set_blocking(int dtype, int isa, int64_t kc, int64_t mc, int64_t nc)
+
+CACHE_SOURCES = ("none", "sysfs", "cpuid", "family table", "user")
+GEMM_BLOCKING_SOURCES = ("fixed", "caches", "set")
+_GEMM_BLK_DTYPES = {"float32": 0, "float64": 1}
+
+
+def cpu_caches():
+    """The data caches of CPU 0 as {"L1": {...}, "L2": {...}, "L3": {...}, "source": str}; each
+    level {"size": bytes, "ways": int (0 unknown), "line": bytes, "shared": logical CPUs per
+    instance}, or None when the level was not found."""
+    cdef ce_cache_info_t ci
+    ce_cpu_caches(&ci)
+    out = {}
+    for L in range(3):
+        out["L%d" % (L + 1)] = None if ci.size[L] <= 0 else {
+            "size": int(ci.size[L]), "ways": int(ci.ways[L]), "line": int(ci.line[L]),
+            "shared": int(ci.shared[L])}
+    out["source"] = CACHE_SOURCES[ci.source]
+    return out
+
+
+def cpu_model():
+    """The CPU's brand string from CPUID ('' where there is none)."""
+    cdef char buf[64]
+    ce_cpu_model(buf, 64)
+    return buf.decode("ascii", "replace")
+
+
+def _gemm_blk_args(dtype, isa):
+    dt = np.dtype(dtype).name
+    if dt not in _GEMM_BLK_DTYPES:
+        raise TypeError("gemm blocking: expected float32 or float64, got %s" % dt)
+    if isa is None:
+        isa = get_isa()
+    if isa not in ISA_NAMES:
+        raise ValueError("unknown ISA %r: expected one of %s" % (isa, ", ".join(ISA_NAMES)))
+    return _GEMM_BLK_DTYPES[dt], ISA_NAMES.index(isa)
+
+
+def gemm_tile(dtype="float32", isa=None):
+    """(MR, NR): the register tile of the GEMM kernel for dtype on isa (default: in use)."""
+    cdef int d, i, mr, nr
+    d, i = _gemm_blk_args(dtype, isa)
+    ce_gemm_tile(d, i, &mr, &nr)
+    return mr, nr
+
+
+def gemm_blocking(dtype="float32", isa=None):
+    """{"kc", "mc", "nc", "mr", "nr", "source"} in use for dtype on isa (default: the ISA in
+    use); source 'caches' (derived from the CPU's caches), 'fixed' (caches unknown) or 'set'
+    (gemm_set_blocking, e.g. from the autotune file)."""
+    cdef int d, i, mr, nr, src
+    cdef ce_gemm_blocking_t b
+    d, i = _gemm_blk_args(dtype, isa)
+    src = ce_gemm_get_blocking(&b, d, i)
+    ce_gemm_tile(d, i, &mr, &nr)
+    return {"kc": int(b.kc), "mc": int(b.mc), "nc": int(b.nc), "mr": mr, "nr": nr,
+            "source": GEMM_BLOCKING_SOURCES[src]}
+
+
+def gemm_set_blocking(dtype, isa, kc, mc, nc):
+    """Use block sizes kc/mc/nc for dtype on isa (rounded down to multiples of 8 / MR / NR);
+    kc = mc = nc = 0 restores the default."""
+    cdef int d, i, mr, nr
+    d, i = _gemm_blk_args(dtype, isa)
+    for name, v in (("kc", kc), ("mc", mc), ("nc", nc)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError("gemm_set_blocking: %s must be an int, got %s" % (name, type(v).__name__))
+    if kc == 0 and mc == 0 and nc == 0:
+        ce_gemm_set_blocking(d, i, 0, 0, 0)
+        return
+    ce_gemm_tile(d, i, &mr, &nr)
+    if not (32 <= kc <= 2048 and mr <= mc <= 4096 and nr <= nc <= 8192):
+        raise ValueError("gemm_set_blocking: need 32 <= kc <= 2048, %d <= mc <= 4096 and "
+                         "%d <= nc <= 8192, got kc=%d mc=%d nc=%d" % (mr, nr, kc, mc, nc))
+    if ce_gemm_set_blocking(d, i, kc, mc, nc) != 0:   # pragma: no cover - checked above
+        raise ValueError("gemm_set_blocking: invalid block sizes")
+
+
+def gemm_derive_blocking(caches, int mr, int nr, int itemsize):
+    """The analytical block sizes (kc, mc, nc) for an mr x nr kernel of itemsize-byte elements
+    on the given caches (a dict shaped like cpu_caches()'s), or None when L1 or L2 is missing."""
+    cdef ce_cache_info_t ci
+    cdef ce_gemm_blocking_t b
+    if mr <= 0 or nr <= 0 or itemsize <= 0:
+        raise ValueError("gemm_derive_blocking: mr, nr and itemsize must be positive")
+    ci.source = 4
+    for L in range(3):
+        lv = caches.get("L%d" % (L + 1))
+        if lv is None:
+            ci.size[L] = 0; ci.ways[L] = 0; ci.line[L] = 64; ci.shared[L] = 1
+            continue
+        ci.size[L] = int(lv["size"])
+        ci.ways[L] = int(lv.get("ways", 0))
+        ci.line[L] = int(lv.get("line", 64))
+        ci.shared[L] = int(lv.get("shared", 1))
+        if ci.size[L] < 0 or ci.ways[L] < 0 or ci.line[L] <= 0 or ci.shared[L] <= 0:
+            raise ValueError("gemm_derive_blocking: invalid L%d geometry %r" % (L + 1, lv))
+    if not ce_gemm_derive_blocking(&b, &ci, mr, nr, itemsize):
+        return None
+    return int(b.kc), int(b.mc), int(b.nc)

@@ -75,6 +75,73 @@ cdef extern from "optim.h" nogil:
                               const int64_t *steps, const int64_t *sizes, int64_t ntensors,
                               double lr, double beta1, double beta2, double eps,
                               double weight_decay, int amsgrad, int maximize, int decoupled)
+    void ce_adadelta_step_f32(float **params, float **square_avgs, float **acc_deltas,
+                              const float **grads, const int64_t *sizes, int64_t ntensors,
+                              double lr, double rho, double eps, double weight_decay, int maximize)
+    void ce_adadelta_step_f64(double **params, double **square_avgs, double **acc_deltas,
+                              const double **grads, const int64_t *sizes, int64_t ntensors,
+                              double lr, double rho, double eps, double weight_decay, int maximize)
+    void ce_adadelta_step_f32_ref(float **params, float **square_avgs, float **acc_deltas,
+                                  const float **grads, const int64_t *sizes, int64_t ntensors,
+                                  double lr, double rho, double eps, double weight_decay,
+                                  int maximize)
+    void ce_adadelta_step_f64_ref(double **params, double **square_avgs, double **acc_deltas,
+                                  const double **grads, const int64_t *sizes, int64_t ntensors,
+                                  double lr, double rho, double eps, double weight_decay,
+                                  int maximize)
+    void ce_adamax_step_f32(float **params, float **exp_avgs, float **exp_infs, const float **grads,
+                            const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
+                            double beta1, double beta2, double eps, double weight_decay,
+                            int maximize)
+    void ce_adamax_step_f64(double **params, double **exp_avgs, double **exp_infs,
+                            const double **grads, const int64_t *steps, const int64_t *sizes,
+                            int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                            double weight_decay, int maximize)
+    void ce_adamax_step_f32_ref(float **params, float **exp_avgs, float **exp_infs,
+                                const float **grads, const int64_t *steps, const int64_t *sizes,
+                                int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                                double weight_decay, int maximize)
+    void ce_adamax_step_f64_ref(double **params, double **exp_avgs, double **exp_infs,
+                                const double **grads, const int64_t *steps, const int64_t *sizes,
+                                int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                                double weight_decay, int maximize)
+    void ce_nadam_step_f32(float **params, float **exp_avgs, float **exp_avg_sqs,
+                           const float **grads, const int64_t *steps, const double *mu_products,
+                           const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                           double beta2, double eps, double weight_decay, double momentum_decay,
+                           int decoupled, int maximize)
+    void ce_nadam_step_f64(double **params, double **exp_avgs, double **exp_avg_sqs,
+                           const double **grads, const int64_t *steps, const double *mu_products,
+                           const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                           double beta2, double eps, double weight_decay, double momentum_decay,
+                           int decoupled, int maximize)
+    void ce_nadam_step_f32_ref(float **params, float **exp_avgs, float **exp_avg_sqs,
+                               const float **grads, const int64_t *steps, const double *mu_products,
+                               const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                               double beta2, double eps, double weight_decay, double momentum_decay,
+                               int decoupled, int maximize)
+    void ce_nadam_step_f64_ref(double **params, double **exp_avgs, double **exp_avg_sqs,
+                               const double **grads, const int64_t *steps,
+                               const double *mu_products, const int64_t *sizes, int64_t ntensors,
+                               double lr, double beta1, double beta2, double eps,
+                               double weight_decay, double momentum_decay, int decoupled,
+                               int maximize)
+    void ce_radam_step_f32(float **params, float **exp_avgs, float **exp_avg_sqs,
+                           const float **grads, const int64_t *steps, const int64_t *sizes,
+                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int decoupled, int maximize)
+    void ce_radam_step_f64(double **params, double **exp_avgs, double **exp_avg_sqs,
+                           const double **grads, const int64_t *steps, const int64_t *sizes,
+                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int decoupled, int maximize)
+    void ce_radam_step_f32_ref(float **params, float **exp_avgs, float **exp_avg_sqs,
+                               const float **grads, const int64_t *steps, const int64_t *sizes,
+                               int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                               double weight_decay, int decoupled, int maximize)
+    void ce_radam_step_f64_ref(double **params, double **exp_avgs, double **exp_avg_sqs,
+                               const double **grads, const int64_t *steps, const int64_t *sizes,
+                               int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                               double weight_decay, int decoupled, int maximize)
     void ce_sumsq_multi_f32(double *out, const float **xs, const int64_t *sizes, int64_t n)
     void ce_sumsq_multi_f64(double *out, const double **xs, const int64_t *sizes, int64_t n)
     void ce_sumsq_multi_f32_ref(double *out, const float **xs, const int64_t *sizes, int64_t n)
@@ -369,6 +436,156 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, doub
                 ce_adam_step_f64(<double **>A.row(0), <double **>A.row(2), <double **>A.row(3),
                                  <double **>vm, <const double **>A.row(1), A.steps, A.sizes, n,
                                  lr, beta1, beta2, eps, weight_decay, am, mx, dc)
+    A.finish()
+
+
+def adadelta_step(params, grads, square_avgs, acc_deltas, double lr, double rho=0.9,
+                  double eps=1e-6, double weight_decay=0.0, bint maximize=False,
+                  bint reference=False):
+    """Fused Adadelta over one group (torch.optim.Adadelta formula)."""
+    cdef _OptimArgs A = _optim_begin("adadelta_step", params, 4)
+    cdef Py_ssize_t n = A.n
+    if n == 0:
+        return
+    _optim_fill(A, 1, "adadelta_step", "grads", grads, False)
+    _optim_fill(A, 2, "adadelta_step", "square_avgs", square_avgs, True)
+    _optim_fill(A, 3, "adadelta_step", "acc_deltas", acc_deltas, True)
+    cdef int mx = maximize
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_adadelta_step_f32_ref(<float **>A.row(0), <float **>A.row(2),
+                                         <float **>A.row(3), <const float **>A.row(1), A.sizes,
+                                         n, lr, rho, eps, weight_decay, mx)
+            else:
+                ce_adadelta_step_f32(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                     <const float **>A.row(1), A.sizes, n, lr, rho, eps,
+                                     weight_decay, mx)
+        else:
+            if reference:
+                ce_adadelta_step_f64_ref(<double **>A.row(0), <double **>A.row(2),
+                                         <double **>A.row(3), <const double **>A.row(1),
+                                         A.sizes, n, lr, rho, eps, weight_decay, mx)
+            else:
+                ce_adadelta_step_f64(<double **>A.row(0), <double **>A.row(2),
+                                     <double **>A.row(3), <const double **>A.row(1), A.sizes, n,
+                                     lr, rho, eps, weight_decay, mx)
+    A.finish()
+
+
+def adamax_step(params, grads, exp_avgs, exp_infs, steps, double lr, double beta1=0.9,
+                double beta2=0.999, double eps=1e-8, double weight_decay=0.0,
+                bint maximize=False, bint reference=False):
+    """Fused Adamax over one group (torch.optim.Adamax formula); steps: list of step counts
+    after this step's increment."""
+    cdef _OptimArgs A = _optim_begin("adamax_step", params, 4)
+    cdef Py_ssize_t n = A.n
+    if n == 0:
+        return
+    _optim_fill(A, 1, "adamax_step", "grads", grads, False)
+    _optim_fill(A, 2, "adamax_step", "exp_avgs", exp_avgs, True)
+    _optim_fill(A, 3, "adamax_step", "exp_infs", exp_infs, True)
+    _optim_steps(A, "adamax_step", steps)
+    cdef int mx = maximize
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_adamax_step_f32_ref(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                       <const float **>A.row(1), A.steps, A.sizes, n, lr, beta1,
+                                       beta2, eps, weight_decay, mx)
+            else:
+                ce_adamax_step_f32(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                   <const float **>A.row(1), A.steps, A.sizes, n, lr, beta1,
+                                   beta2, eps, weight_decay, mx)
+        else:
+            if reference:
+                ce_adamax_step_f64_ref(<double **>A.row(0), <double **>A.row(2),
+                                       <double **>A.row(3), <const double **>A.row(1), A.steps,
+                                       A.sizes, n, lr, beta1, beta2, eps, weight_decay, mx)
+            else:
+                ce_adamax_step_f64(<double **>A.row(0), <double **>A.row(2), <double **>A.row(3),
+                                   <const double **>A.row(1), A.steps, A.sizes, n, lr, beta1,
+                                   beta2, eps, weight_decay, mx)
+    A.finish()
+
+
+def nadam_step(params, grads, exp_avgs, exp_avg_sqs, steps, mu_products, double lr,
+               double beta1=0.9, double beta2=0.999, double eps=1e-8, double weight_decay=0.0,
+               double momentum_decay=4e-3, bint decoupled=False, bint maximize=False,
+               bint reference=False):
+    """Fused NAdam over one group (torch.optim.NAdam formula); steps: list of step counts after
+    this step's increment; mu_products: list of floats, each parameter's mu_product after this
+    step's factor (the caller keeps that state)."""
+    cdef _OptimArgs A = _optim_begin("nadam_step", params, 4)
+    cdef Py_ssize_t n = A.n
+    if n == 0:
+        return
+    _optim_fill(A, 1, "nadam_step", "grads", grads, False)
+    _optim_fill(A, 2, "nadam_step", "exp_avgs", exp_avgs, True)
+    _optim_fill(A, 3, "nadam_step", "exp_avg_sqs", exp_avg_sqs, True)
+    _optim_steps(A, "nadam_step", steps)
+    if not isinstance(mu_products, (list, tuple)) or len(mu_products) != n:
+        raise ValueError("nadam_step: mu_products must be a list of %d floats (one per parameter)"
+                         % n)
+    cdef cnp.ndarray mus = np.array(mu_products, dtype=np.float64)
+    cdef const double *mp = <const double *>cnp.PyArray_DATA(mus)
+    cdef int dc = decoupled, mx = maximize
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_nadam_step_f32_ref(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                      <const float **>A.row(1), A.steps, mp, A.sizes, n, lr,
+                                      beta1, beta2, eps, weight_decay, momentum_decay, dc, mx)
+            else:
+                ce_nadam_step_f32(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                  <const float **>A.row(1), A.steps, mp, A.sizes, n, lr, beta1,
+                                  beta2, eps, weight_decay, momentum_decay, dc, mx)
+        else:
+            if reference:
+                ce_nadam_step_f64_ref(<double **>A.row(0), <double **>A.row(2),
+                                      <double **>A.row(3), <const double **>A.row(1), A.steps,
+                                      mp, A.sizes, n, lr, beta1, beta2, eps, weight_decay,
+                                      momentum_decay, dc, mx)
+            else:
+                ce_nadam_step_f64(<double **>A.row(0), <double **>A.row(2), <double **>A.row(3),
+                                  <const double **>A.row(1), A.steps, mp, A.sizes, n, lr, beta1,
+                                  beta2, eps, weight_decay, momentum_decay, dc, mx)
+    A.finish()
+
+
+def radam_step(params, grads, exp_avgs, exp_avg_sqs, steps, double lr, double beta1=0.9,
+               double beta2=0.999, double eps=1e-8, double weight_decay=0.0,
+               bint decoupled=False, bint maximize=False, bint reference=False):
+    """Fused RAdam over one group (torch.optim.RAdam formula); steps: list of step counts after
+    this step's increment (the rectification is decided per parameter from its step)."""
+    cdef _OptimArgs A = _optim_begin("radam_step", params, 4)
+    cdef Py_ssize_t n = A.n
+    if n == 0:
+        return
+    _optim_fill(A, 1, "radam_step", "grads", grads, False)
+    _optim_fill(A, 2, "radam_step", "exp_avgs", exp_avgs, True)
+    _optim_fill(A, 3, "radam_step", "exp_avg_sqs", exp_avg_sqs, True)
+    _optim_steps(A, "radam_step", steps)
+    cdef int dc = decoupled, mx = maximize
+    with nogil:
+        if A.typenum == cnp.NPY_FLOAT32:
+            if reference:
+                ce_radam_step_f32_ref(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                      <const float **>A.row(1), A.steps, A.sizes, n, lr, beta1,
+                                      beta2, eps, weight_decay, dc, mx)
+            else:
+                ce_radam_step_f32(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                  <const float **>A.row(1), A.steps, A.sizes, n, lr, beta1,
+                                  beta2, eps, weight_decay, dc, mx)
+        else:
+            if reference:
+                ce_radam_step_f64_ref(<double **>A.row(0), <double **>A.row(2),
+                                      <double **>A.row(3), <const double **>A.row(1), A.steps,
+                                      A.sizes, n, lr, beta1, beta2, eps, weight_decay, dc, mx)
+            else:
+                ce_radam_step_f64(<double **>A.row(0), <double **>A.row(2), <double **>A.row(3),
+                                  <const double **>A.row(1), A.steps, A.sizes, n, lr, beta1,
+                                  beta2, eps, weight_decay, dc, mx)
     A.finish()
 
 

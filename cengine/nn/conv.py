@@ -23,6 +23,27 @@ def _ntuple(v, n):
     return v * n if len(v) == 1 else v
 
 
+def _conv_repr(m):
+    """torch's extra_repr of convolution and transposed-convolution modules: the options that
+    differ from their defaults, in torch's order"""
+    nd = m._nd
+    s = "%d, %d, kernel_size=%s, stride=%s" % (m.in_channels, m.out_channels, m.kernel_size,
+                                               m.stride)
+    if m.padding != (0,) * nd:
+        s += ", padding=%s" % (m.padding,)
+    if m.dilation != (1,) * nd:
+        s += ", dilation=%s" % (m.dilation,)
+    if getattr(m, "output_padding", (0,) * nd) != (0,) * nd:
+        s += ", output_padding=%s" % (m.output_padding,)
+    if m.groups != 1:
+        s += ", groups=%d" % m.groups
+    if m.bias is None:
+        s += ", bias=False"
+    if getattr(m, "padding_mode", "zeros") != "zeros":
+        s += ", padding_mode=%s" % m.padding_mode
+    return s
+
+
 class _ConvNd(Module):
     _nd = 0
 
@@ -93,20 +114,7 @@ class _ConvNd(Module):
         return self._conv_forward(input, self.weight, self.bias)
 
     def extra_repr(self):
-        nd = self._nd
-        s = "%d, %d, kernel_size=%s, stride=%s" % (self.in_channels, self.out_channels,
-                                                   self.kernel_size, self.stride)
-        if self.padding != (0,) * nd:
-            s += ", padding=%s" % (self.padding,)
-        if self.dilation != (1,) * nd:
-            s += ", dilation=%s" % (self.dilation,)
-        if self.groups != 1:
-            s += ", groups=%d" % self.groups
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += ", padding_mode=%s" % self.padding_mode
-        return s
+        return _conv_repr(self)
 
 
 class Conv1d(_ConvNd):
@@ -191,20 +199,7 @@ class _ConvTransposeNd(Module):
                   self.dilation)
 
     def extra_repr(self):
-        nd = self._nd
-        s = "%d, %d, kernel_size=%s, stride=%s" % (self.in_channels, self.out_channels,
-                                                   self.kernel_size, self.stride)
-        if self.padding != (0,) * nd:
-            s += ", padding=%s" % (self.padding,)
-        if self.dilation != (1,) * nd:
-            s += ", dilation=%s" % (self.dilation,)
-        if self.output_padding != (0,) * nd:
-            s += ", output_padding=%s" % (self.output_padding,)
-        if self.groups != 1:
-            s += ", groups=%d" % self.groups
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_repr(self)
 
 
 class ConvTranspose1d(_ConvTransposeNd):

@@ -50,55 +50,25 @@ def _check_tensor(name, t, arg="input"):
 
 
 # ============================================================================ convolution
-class _Conv2d(Function):
-    """y = conv2d(x, w) + b on 4-D arrays (the wrappers reshape 1-D / unbatched inputs)."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, geom):
-        stride, pad, dil, groups, out_hw, x4, w4, yshape = geom
-        xa = _f(x).reshape(x4)
-        wa = _f(w).reshape(w4)
-        y = _C.conv2d_forward(xa, wa, None if b is None else _f(b), stride, pad, dil, groups,
-                              out_hw)
-        ctx.save_for_backward(x, w)
-        ctx.geom = geom
-        ctx.has_b = b is not None
-        return y.reshape(yshape)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        stride, pad, dil, groups, out_hw, x4, w4, yshape = ctx.geom
-        need = ctx.needs_input_grad
-        g4 = _f(g.astype(x.dtype, copy=False)).reshape((x4[0], w4[0]) + tuple(out_hw))
-        dx, dw, db = _C.conv2d_backward(g4, _f(x).reshape(x4), _f(w).reshape(w4), stride, pad,
-                                        dil, groups, need[0], need[1],
-                                        ctx.has_b and need[2])
-        return (None if dx is None else dx.reshape(x.shape),
-                None if dw is None else dw.reshape(w.shape), db, None)
+def _conv_save(ctx, x, w, b, geom, x4, w4):
+    """what both convolution Functions keep for backward; x and w as 4-D C arrays"""
+    ctx.save_for_backward(x, w)
+    ctx.geom = geom
+    ctx.has_b = b is not None
+    return _f(x).reshape(x4), _f(w).reshape(w4)
 
 
-def _same_pads(k, d):
-    total = [di * (ki - 1) for ki, di in zip(k, d)]
-    return [(t // 2, t - t // 2) for t in total]
-
-
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
-    if _am._tls.lowp is not None:     # autocast: a lower-precision op
-        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
-    if _half.same_half(input, weight, bias):   # bfloat16/float16: float32 compute, one rounding
-        return _half.via_f32(lambda x, w, b: _conv(nd, x, w, b, stride, padding, dilation, groups),
-                             input, weight, bias)
-    name = "conv%dd" % nd
+def _conv_args(name, nd, input, weight, bias, stride, dilation, groups, weight_msg):
+    """the checks conv and conv_transpose share (torch's messages, in torch's order; weight_msg
+    gives the message for a weight of the wrong rank); returns stride and dilation as
+    nd-tuples"""
     _check_tensor(name, input)
     _check_tensor(name, weight, "weight")
     if input.dim() not in (nd + 1, nd + 2):
         raise RuntimeError("Expected %dD (unbatched) or %dD (batched) input to %s, but got "
                            "input of size: %s" % (nd + 1, nd + 2, name, list(input.shape)))
     if weight.dim() != nd + 2:
-        raise RuntimeError("expected stride to be a single integer value or a list of %d values "
-                           "to match the convolution dimensions, but got stride=%s"
-                           % (weight.dim() - 2, [1] * nd))
+        raise RuntimeError(weight_msg())
     xdt, wdt = input._data.dtype, weight._data.dtype
     if xdt != wdt:
         raise RuntimeError("expected scalar type %s but found %s"
@@ -119,6 +89,52 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
         raise RuntimeError("non-positive stride is not supported")
     if builtins.min(dilation) <= 0:
         raise RuntimeError("non-positive dilation is not supported")
+    return stride, dilation
+
+
+class _Conv2d(Function):
+    """y = conv2d(x, w) + b on 4-D arrays (the wrappers reshape 1-D / unbatched inputs)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, geom):
+        stride, pad, dil, groups, out_hw, x4, w4, yshape = geom
+        xa, wa = _conv_save(ctx, x, w, b, geom, x4, w4)
+        # the weight gradient reuses the stride-1 driver's packed input when there is one
+        y, ctx.grid = _C.conv2d_forward(xa, wa, None if b is None else _f(b), stride, pad, dil,
+                                        groups, out_hw, keep_grid=True)
+        if not ctx.needs_input_grad[1]:
+            ctx.grid = None
+        return y.reshape(yshape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        stride, pad, dil, groups, out_hw, x4, w4, yshape = ctx.geom
+        need = ctx.needs_input_grad
+        g4 = _f(g.astype(x.dtype, copy=False)).reshape((x4[0], w4[0]) + tuple(out_hw))
+        dx, dw, db = _C.conv2d_backward(g4, _f(x).reshape(x4), _f(w).reshape(w4), stride, pad,
+                                        dil, groups, need[0], need[1],
+                                        ctx.has_b and need[2], grid=ctx.grid)
+        return (None if dx is None else dx.reshape(x.shape),
+                None if dw is None else dw.reshape(w.shape), db, None)
+
+
+def _same_pads(k, d):
+    total = [di * (ki - 1) for ki, di in zip(k, d)]
+    return [(t // 2, t - t // 2) for t in total]
+
+
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
+    if _am._tls.lowp is not None:     # autocast: a lower-precision op
+        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
+    if _half.same_half(input, weight, bias):   # bfloat16/float16: float32 compute, one rounding
+        return _half.via_f32(lambda x, w, b: _conv(nd, x, w, b, stride, padding, dilation, groups),
+                             input, weight, bias)
+    name = "conv%dd" % nd
+    stride, dilation = _conv_args(
+        name, nd, input, weight, bias, stride, dilation, groups,
+        lambda: "expected stride to be a single integer value or a list of %d values to match "
+        "the convolution dimensions, but got stride=%s" % (weight.dim() - 2, [1] * nd))
     k = tuple(weight.shape[2:])
     if isinstance(padding, str):
         if padding == "valid":
@@ -193,14 +209,10 @@ class _ConvTranspose2d(Function):
     @staticmethod
     def forward(ctx, x, w, b, geom):
         stride, pad, dil, groups, in_hw, x4, w4, y4, yshape = geom
-        xa = _f(x).reshape(x4)
-        wa = _f(w).reshape(w4)
+        xa, wa = _conv_save(ctx, x, w, b, geom, x4, w4)
         y = _C.conv2d_backward(xa, y4, wa, stride, pad, dil, groups, True, False, False)[0]
         if b is not None:
             _C.conv_bias_add(y, _f(b))
-        ctx.save_for_backward(x, w)
-        ctx.geom = geom
-        ctx.has_b = b is not None
         return y.reshape(yshape)
 
     @staticmethod
@@ -235,38 +247,14 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
 def _conv_transpose_f(nd, input, weight, bias, stride, padding, output_padding, groups,
                       dilation):
     name = "conv_transpose%dd" % nd
-    _check_tensor(name, input)
-    _check_tensor(name, weight, "weight")
-    if input.dim() not in (nd + 1, nd + 2):
-        raise RuntimeError("Expected %dD (unbatched) or %dD (batched) input to %s, but got "
-                           "input of size: %s" % (nd + 1, nd + 2, name, list(input.shape)))
-    if weight.dim() != nd + 2:
-        raise RuntimeError("%s: expected a %d-D weight (in_channels, out_channels/groups, "
-                           "kernel...), got %d-D" % (name, nd + 2, weight.dim()))
-    xdt = input._data.dtype
-    if weight._data.dtype != xdt:
-        raise RuntimeError("expected scalar type %s but found %s"
-                           % (_dt.torch_type_name(xdt),
-                              _dt.torch_type_name(weight.dtype)))
-    if bias is not None and bias._data.dtype != xdt:
-        raise RuntimeError("Input type (%s) and bias type (%s) should be the same"
-                           % (_dt.torch_cpp_name(xdt),
-                              _dt.torch_cpp_name(bias._data.dtype)))
-    if not _dt.is_floating(xdt) or xdt.itemsize < 4:
-        raise RuntimeError("\"%s\" not implemented for '%s'"
-                           % (name, _dt.torch_type_name(xdt)))
+    stride, dilation = _conv_args(
+        name, nd, input, weight, bias, stride, dilation, groups,
+        lambda: "%s: expected a %d-D weight (in_channels, out_channels/groups, kernel...), "
+        "got %d-D" % (name, nd + 2, weight.dim()))
     if isinstance(padding, str):
         raise TypeError("%s(): argument 'padding' must be tuple of ints, not str" % name)
-    stride = _tuple(stride, nd, "stride")
     padding = _tuple(padding, nd, "padding")
-    dilation = _tuple(dilation, nd, "dilation")
     opad = _tuple(output_padding, nd, "output_padding")
-    if not isinstance(groups, numbers.Integral) or groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
-    if builtins.min(stride) <= 0:
-        raise RuntimeError("non-positive stride is not supported")
-    if builtins.min(dilation) <= 0:
-        raise RuntimeError("non-positive dilation is not supported")
     if builtins.min(padding) < 0:
         raise RuntimeError("negative padding is not supported")
     if builtins.min(opad) < 0:
@@ -642,19 +630,90 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 
 # ============================================================================ pad
 def _pad_index(n, lo, hi, mode):
-    """source index along one dim: negative pads crop first, then the cropped range [a, b) is
-    padded (as torch does: a circular pad wraps around the cropped tensor)."""
-    a, b = builtins.max(-lo, 0), n - builtins.max(-hi, 0)
-    m = b - a
-    i = np.arange(-builtins.max(lo, 0), m + builtins.max(hi, 0), dtype=np.int64)
+    """source index along one dim and the kept run [j0, j1) of output positions that read
+    consecutive inputs. reflect / replicate pad the whole input, then crop the negative sides
+    (torch's index formulas); circular crops first and wraps around what is left (torch's slice
+    copies)."""
+    if mode == "circular":
+        a, b = builtins.max(-lo, 0), n - builtins.max(-hi, 0)
+        m = b - a
+        i = np.arange(-builtins.max(lo, 0), m + builtins.max(hi, 0), dtype=np.int64)
+        j0 = builtins.max(lo, 0)
+        return np.mod(i, m) + a if m > 0 else i, j0, j0 + builtins.max(m, 0)
+    plo, clo = builtins.max(lo, 0), builtins.max(-lo, 0)
+    out = n + lo + hi
+    q = np.arange(out, dtype=np.int64) + clo - plo     # position in the input's coordinates
     if mode == "reflect":
-        i = np.abs(i)
-        i = np.where(i >= m, 2 * (m - 1) - i, i)
-    elif mode == "replicate":
-        i = np.clip(i, 0, m - 1)
-    else:  # circular
-        i = np.mod(i, m)
-    return i + a
+        q = np.abs(q)
+        q = np.where(q >= n, 2 * (n - 1) - q, q)
+    else:  # replicate
+        q = np.clip(q, 0, n - 1)
+    j0 = builtins.min(builtins.max(plo - clo, 0), out)
+    return q, j0, builtins.max(builtins.min(n + plo - clo, out), j0)
+
+
+def _pad_check(mode, shape, k, pad):
+    """torch's checks for the reflect / replicate / circular modes (messages as torch 2.13)"""
+    nd = len(shape)
+    spatial = shape[nd - k:]
+    if mode == "circular":
+        for i in range(k):   # first padded dim first, as torch
+            n = spatial[i]
+            lo, hi = pad[2 * (k - 1 - i)], pad[2 * (k - 1 - i) + 1]
+            if lo > n or hi > n:
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+            if n + lo + hi < 0:
+                raise RuntimeError("Negative padding value is resulting in an empty dimension")
+        def clip_slice(start, end, size):   # at::slice's bounds: negative ends wrap once
+            end = end + size if end < 0 else end
+            start, end = builtins.min(start, size), builtins.min(builtins.max(end, 0), size)
+            return builtins.max(end - start, 0)
+
+        for i in reversed(range(k)):
+            n = spatial[i]
+            lo, hi = pad[2 * (k - 1 - i)], pad[2 * (k - 1 - i) + 1]
+            m = n - builtins.max(-lo, 0) - builtins.max(-hi, 0)
+            out = n + lo + hi
+            if m < 0:   # the two crops overlap: torch copies a kept slice that does not fit
+                a = clip_slice(builtins.max(lo, 0), out - builtins.max(hi, 0), out)
+                b = clip_slice(builtins.max(-lo, 0), n - builtins.max(-hi, 0), n)
+                if a != b and b != 1:
+                    raise RuntimeError("The size of tensor a (%d) must match the size of tensor "
+                                       "b (%d) at non-singleton dimension %d"
+                                       % (a, b, nd - k + i))
+            # wrapping around less than the padding needs (torch copies overlapping or
+            # uninitialised memory there); an empty result is fine
+            if out > 0 and (m < 0 or lo > m or hi > m):
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+        return
+    lead = 1 if nd == k + 2 else 0
+    if any(v == 0 for v in shape[lead:]):
+        raise RuntimeError("Expected %dD or %dD (batch mode) tensor with possibly 0 batch size "
+                           "and other non-zero dimensions for input, but got: %s"
+                           % (k + 1, k + 2, list(shape)))
+    if mode == "reflect":
+        for i in range(k):   # the last dim first: Argument #4, then #6, #8
+            d = nd - 1 - i
+            lo, hi = pad[2 * i], pad[2 * i + 1]
+            if lo >= shape[d] or hi >= shape[d]:
+                raise RuntimeError("Argument #%d: Padding size should be less than the "
+                                   "corresponding input dimension, but got: padding (%d, %d) "
+                                   "at dimension %d of input %s"
+                                   % (4 + 2 * i, lo, hi, d, list(shape)))
+    out = [spatial[i] + pad[2 * (k - 1 - i)] + pad[2 * (k - 1 - i) + 1] for i in range(k)]
+    if builtins.max(out) < 1:
+        names = "DHW"[3 - k:]
+        if k == 1:
+            raise RuntimeError("input (W: %d) is too small. Calculated output W: %d"
+                               % (spatial[0], out[0]))
+        sep = " " if mode == "replicate" and k == 2 else ""
+        ins = ("D: %d " % spatial[0] if k == 3 else "") + "H: %d, W: %d" % tuple(spatial[-2:])
+        raise RuntimeError("input (%s%s) is too small. Calculated output %s"
+                           % (ins, sep, " ".join("%s: %d" % (c, o) for c, o in zip(names, out))))
+    if builtins.min(out) < 0:
+        oshape = list(shape[:nd - k]) + out
+        raise RuntimeError("Trying to create tensor with negative dimension %d: %s"
+                           % (next(o for o in out if o < 0), oshape))
 
 
 def _pad_gather(x, dims_idx):
@@ -739,27 +798,14 @@ def pad(input, pad, mode="constant", value=None):
     if len(pad) % 2 or k not in (1, 2, 3) or nd not in (k + 1, k + 2):
         raise NotImplementedError("Padding size %d is not supported for %dD input tensor."
                                   % (len(pad), nd))
+    _pad_check(mode, tuple(input.shape), k, pad)
     dims_idx = []
     for i in range(k):
         d = nd - 1 - i
-        n = input.shape[d]
         lo, hi = pad[2 * i], pad[2 * i + 1]
-        m = n - builtins.max(-lo, 0) - builtins.max(-hi, 0)
-        if mode == "reflect" and (lo >= n or hi >= n or (m > 0 and (lo >= m or hi >= m))):
-            raise RuntimeError("Argument #4: Padding size should be less than the corresponding "
-                               "input dimension, but got: padding (%d, %d) at dimension %d of "
-                               "input %s" % (lo, hi, d, list(input.shape)))
-        if mode == "circular" and (lo > n or hi > n or (m > 0 and (lo > m or hi > m))):
-            raise RuntimeError("Padding value causes wrapping around more than once.")
-        if mode == "replicate" and n == 0 and (lo > 0 or hi > 0):
-            raise RuntimeError("input tensor must have non-zero size in the padded dimension")
-        if n + lo + hi < 0 or (n + lo + hi == 0 and mode != "constant"):
-            raise RuntimeError("The input size %d, plus negative padding %d and %d resulted in "
-                               "a negative output size, which is invalid. Check dimension %d of "
-                               "your input." % (n, lo, hi, d))
         if lo or hi:
-            j0 = builtins.max(lo, 0)
-            dims_idx.append((d, _pad_index(n, lo, hi, mode), j0, j0 + m))
+            idx, j0, j1 = _pad_index(input.shape[d], lo, hi, mode)
+            dims_idx.append((d, idx, j0, j1))
     if not _dt.is_floating(input._data.dtype):   # no gradient: gather only
         return _wrap(_pad_gather(input._data, dims_idx))
     return _PadIndex.apply(input, dims_idx)

@@ -387,7 +387,10 @@ class Optimizer:
                     arr = _dt.astype(arr, _state_dtype(param._data.dtype))
                 else:
                     arr = np.array(arr, order="C", copy=True)
-                if arr.shape != param._data.shape and arr.size == param._data.size:
+                # (a 0-d entry such as NAdam's mu_product stays 0-d, even for a one-element
+                # parameter)
+                if (arr.shape != param._data.shape and arr.size == param._data.size
+                        and arr.ndim > 0):
                     arr = arr.reshape(param._data.shape)
                 return _wrap(arr)
             if isinstance(value, dict):
@@ -437,3 +440,22 @@ def _check_fused_flags(defaults):
                            "runs as one fused C kernel outside autograd)")
     if defaults.get("fused") and defaults.get("foreach"):
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def _check_lr(lr):
+    """torch's learning-rate check: a Tensor lr must hold one element, and lr >= 0."""
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+
+
+def _scalar_state(st, key, fill):
+    """A 0-d state entry (state['mu_product']) as a Tensor of the scalar dtype, converting a
+    plain number from an old checkpoint."""
+    v = st.get(key)
+    if v is None:
+        v = st[key] = _step_tensor(fill)
+    elif not isinstance(v, Tensor):
+        v = st[key] = _step_tensor(float(v))
+    return v

@@ -4,11 +4,12 @@ handwritten digits (nothing to download).
 The network is the example's, unchanged: Conv2d(1, 32, 3) - ReLU - Conv2d(32, 64, 3) - ReLU -
 max_pool2d(2) - Dropout(0.25) - flatten - Linear(9216, 128) - ReLU - Dropout(0.5) -
 Linear(128, 10) - log_softmax, trained with nll_loss and a StepLR schedule like the original
-(SGD with momentum here, or Adam: cengine has no Adadelta). The 8x8 digit images are upsampled to 28x28 (bilinear) so the layer sizes are
+(SGD with momentum by default; --optimizer adadelta is the original's Adadelta(lr=1.0), or adam).
+The 8x8 digit images are upsampled to 28x28 (bilinear) so the layer sizes are
 MNIST's; --size 8 trains on the images as they are (the flattened features are then 256).
 
-    python examples/mnist_cnn.py                   # 28x28, 8 epochs, >= 97% test accuracy
-    python examples/mnist_cnn.py --size 8 --epochs 10 --threads 1
+    python examples/train_cnn_digits.py                   # 28x28, 8 epochs, >= 97% test accuracy
+    python examples/train_cnn_digits.py --size 8 --epochs 10 --threads 1
 """
 import argparse
 import time
@@ -88,8 +89,9 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=28, help="image side after upsampling (>= 8)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    ap.add_argument("--lr", type=float, default=None, help="default 0.05 (SGD), 1e-3 (Adam)")
+    ap.add_argument("--optimizer", choices=["sgd", "adam", "adadelta"], default="sgd")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="default 0.05 (SGD), 1e-3 (Adam), 1.0 (Adadelta)")
     ap.add_argument("--gamma", type=float, default=0.8, help="StepLR decay per epoch")
     ap.add_argument("--shift", type=int, default=None,
                     help="random shift augmentation in pixels (default size//14, 0 = off)")
@@ -106,6 +108,8 @@ def main(argv=None):
     model = Net(64 * side * side)
     if args.optimizer == "adam":
         opt = ce.optim.Adam(model.parameters(), lr=args.lr or 1e-3)
+    elif args.optimizer == "adadelta":
+        opt = ce.optim.Adadelta(model.parameters(), lr=args.lr or 1.0)
     else:
         opt = ce.optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9)
     sched = ce.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=args.gamma)
