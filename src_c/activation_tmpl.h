@@ -42,7 +42,9 @@ static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
     vm_t a = vm_abs(x);
     vm_t x2 = vm_mul(x, x);
     vm_t x2lo = vm_fmsub(x, x, x2);
-    x2lo = vm_sel(vm_lt(a, vm_set1((vm_s)1e15)), x2lo, vm_zero());   /* inf*inf - inf = NaN */
+    /* beyond |x| = 16 both exp(-x^2/2) and erfc(|x|/sqrt2) underflow: the low part (large there,
+     * and NaN for x = inf) is dropped, so hi + lo stays below act_exp2p's underflow clamp */
+    x2lo = vm_sel(vm_lt(a, vm_set1((vm_s)16)), x2lo, vm_zero());
     vm_t half = vm_set1((vm_s)0.5), one = vm_set1((vm_s)1);
     vm_t zzh = vm_mul(x2, half), zzl = vm_mul(x2lo, half);
     vm_t z = vm_mul(a, vm_set1((vm_s)0.70710678118654752440));

@@ -186,6 +186,29 @@ def test_special_values(dtype, isa):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gelu_large_inexact_squares(dtype, isa):
+    """Large |x| whose square is not exact in the dtype (the low part of x^2 is large there):
+    GELU is x (or -0) and its derivative 1 (or 0), never inf/NaN/garbage, on every path."""
+    rng = np.random.default_rng(5)
+    mags = np.concatenate([[14.0, 15.9, 16.0, 16.1, 17.3, 111378.33, 4.2112034e5, 49355.4, 32776.5,
+                            1e9 + 7, 3e38], rng.uniform(10, 2e6, 200)]).astype(dtype)
+    x = np.concatenate([mags, -mags])
+    y = _C.act_forward("gelu", x)
+    g = _C.act_backward("gelu", np.ones_like(x), x=x)
+    n = len(mags)
+    big = np.abs(x) >= (16 if dtype == np.float32 else 40)   # where Phi(-|x|) underflows
+    np.testing.assert_array_equal(y[:n][big[:n]], x[:n][big[:n]])
+    np.testing.assert_array_equal(y[n:][big[n:]], np.zeros(big[n:].sum(), dtype))
+    np.testing.assert_array_equal(g[big], np.where(x[big] > 0, 1, 0).astype(dtype))
+    # the tail x*Phi(x) for x << 0 has condition number ~x^2 (erfc at large argument), so the
+    # relative tolerance grows with it
+    r = ref_forward("gelu", x)
+    cond = 1 + x.astype(np.float64) ** 2
+    bad = np.abs(y - r) > 16 * np.finfo(dtype).eps * cond * np.abs(r) + 4 * np.finfo(dtype).tiny
+    assert not bad.any(), (x[bad][:4], y[bad][:4], r[bad][:4])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_params_leaky_softplus(dtype, isa):
     x = inputs(1025, dtype)
     y = _C.act_forward("leaky_relu", x, alpha=0.2)
