@@ -2,7 +2,10 @@
 
 Cases (float32): softmax and log_softmax forward+backward on [4096,1024] and [512*64,64],
 cross-entropy (mean) forward+backward on [8192,1000], LayerNorm (affine) forward+backward on
-[8192,1024], embedding forward+backward (V=32000, D=512, 8192 indices).
+[4096,1024] and [8192,1024], embedding forward+backward (V=32000, D=512, 8192 indices).
+The report records the CPU model and cache sizes, measures the machine's copy bandwidth (numpy
+copies of 16 MiB arrays on 1 and 2 threads) and gives each memory-bound case's achieved bandwidth
+(minimum bytes moved / preallocated cengine time) as a fraction of it.
 Every implementation is validated against numpy before timing. Timings: the implementations are
 interleaved inside each repetition (so background load hits them alike); the median is reported.
 Writes bench_nn.md (and bench_nn.png when matplotlib is installed) to bench/out/ (run.py
@@ -83,7 +86,8 @@ def case_softmax(R, C, log):
             return yt.numpy(), dxt.numpy()
         pre["torch"] = tor_pre
     name = "%s fwd+bwd [%d,%d]" % ("log_softmax" if log else "softmax", R, C)
-    return name, impls, pre, 2e-5
+    # fwd reads x, writes y; bwd reads y, dy, writes dx
+    return name, impls, pre, 2e-5, (5 * 4, R * C)
 
 
 def case_cross_entropy(N, C):
@@ -125,7 +129,8 @@ def case_cross_entropy(N, C):
         g = np.full(N, 1 / den, np.float32)
         return np.array(loss.sum() / den), _C.cross_entropy_backward(x, t, lse, g, out=d0)
 
-    return "cross_entropy fwd+bwd [%d,%d]" % (N, C), impls, {"cengine": ce_pre}, 1e-5
+    # fwd reads x; bwd reads x, writes dx
+    return "cross_entropy fwd+bwd [%d,%d]" % (N, C), impls, {"cengine": ce_pre}, 1e-5, (3 * 4, N * C)
 
 
 def case_layer_norm(R, D):
@@ -184,7 +189,8 @@ def case_layer_norm(R, D):
                                                 [True, True, True], out0=dxt, out1=dwt, out2=dbt)
             return yt.numpy(), dxt.numpy(), dwt.numpy(), dbt.numpy()
         pre["torch"] = tor_pre
-    return "layer_norm fwd+bwd [%d,%d]" % (R, D), impls, pre, 2e-3
+    # fwd reads x, writes y; bwd reads dy, x, writes dx (w, b, mean, rstd, dw, db: negligible)
+    return "layer_norm fwd+bwd [%d,%d]" % (R, D), impls, pre, 2e-3, (5 * 4, R * D)
 
 
 def case_embedding(V, D, n):
@@ -220,7 +226,63 @@ def case_embedding(V, D, n):
         g0.fill(0)
         return _C.embedding_forward(W, idx, out=o0), _C.embedding_backward(dy, idx, V, out=g0)
 
-    return "embedding fwd+bwd V=%d D=%d n=%d" % (V, D, n), impls, {"cengine": ce_pre}, 1e-3
+    return "embedding fwd+bwd V=%d D=%d n=%d" % (V, D, n), impls, {"cengine": ce_pre}, 1e-3, None
+
+
+# ------------------------------------------------------------------------------ machine facts
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_sizes():
+    """'L1d 48K, L2 2048K, L3 ...' from sysfs (cpu0), or '' where it is not readable."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    out = []
+    try:
+        for d in sorted(os.listdir(base)):
+            if not d.startswith("index"):
+                continue
+            rd = lambda k: open(os.path.join(base, d, k)).read().strip()
+            kind = rd("type")
+            if kind == "Instruction":
+                continue
+            out.append("L%s%s %s" % (rd("level"), "d" if kind == "Data" else "", rd("size")))
+    except OSError:
+        pass
+    return ", ".join(out)
+
+
+def copy_bandwidth(nbytes, nt, repeat):
+    """Median GB/s of a numpy copy of `nbytes` (bytes read + bytes written per second), split over
+    nt Python threads (numpy releases the GIL while it copies): the machine's practical copy
+    bandwidth for arrays the size of the kernels' operands, on that many cores."""
+    from concurrent.futures import ThreadPoolExecutor
+    n = nbytes // 4
+    src = np.ones(n, np.float32)
+    dst = np.empty_like(src)
+    cuts = [n * i // nt // 16 * 16 for i in range(nt)] + [n]
+    parts = [(dst[a:b], src[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    with ThreadPoolExecutor(nt) as pool:
+        def run():
+            if nt == 1:
+                np.copyto(dst, src)
+            else:
+                list(pool.map(lambda p: np.copyto(*p), parts))
+        for _ in range(3):
+            run()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+    return 2 * nbytes / float(np.median(times)) / 1e9
 
 
 # ------------------------------------------------------------------------------------- driver
@@ -265,32 +327,40 @@ def main():
         lambda: case_softmax(4096 // s, 1024, True),
         lambda: case_softmax(512 * 64 // s, 64, True),
         lambda: case_cross_entropy(8192 // s, 1000),
+        lambda: case_layer_norm(4096 // s, 1024),
         lambda: case_layer_norm(8192 // s, 1024),
         lambda: case_embedding(32000 // s, 512, 8192 // s),
     ]
-    head = ("machine: %s, %s; cengine ISA %s (max %s), OpenMP %s; numpy %s; torch %s"
-            % (platform.machine(), platform.processor() or platform.platform(), _C.get_isa(),
+    head = ("machine: %s (%s), %d CPUs, caches %s; cengine ISA %s (max %s), OpenMP %s; numpy %s; torch %s"
+            % (cpu_model(), platform.machine(), os.cpu_count(), cache_sizes() or "?", _C.get_isa(),
                _C.max_isa(), _C.openmp_enabled(), np.__version__,
                torch.__version__ if torch is not None else "not installed"))
     print(head)
     load0 = os.getloadavg()
     rows = []
+    bw = {}
     for nt in args.threads:
         _C.set_num_threads(nt)
         if torch is not None:
             torch.set_num_threads(nt)
+        # the copy bandwidth for operands of the cases' size (16 MiB; 1 MiB with --quick)
+        bw[nt] = copy_bandwidth((16 << 20) // s, nt, args.repeat)
+        print("threads=%d numpy copy bandwidth (16 MiB arrays): %.1f GB/s" % (nt, bw[nt]), flush=True)
         for mk in cases:
-            name, impls, pre, tol = mk()
+            name, impls, pre, tol, traffic = mk()
             validate(name, impls, tol)
             validate(name, pre, tol, impls["numpy"]())
             t = time_interleaved(impls, args.repeat)
             tp = time_interleaved(pre, args.repeat)
-            row = (nt, name, t["cengine"], t["numpy"], t.get("torch"), tp["cengine"], tp.get("torch"))
+            gbs = traffic[0] * traffic[1] / tp["cengine"] / 1e9 if traffic else None
+            row = (nt, name, t["cengine"], t["numpy"], t.get("torch"), tp["cengine"], tp.get("torch"), gbs,
+                   gbs / bw[nt] if gbs else None)
             rows.append(row)
-            print("threads=%d %-40s cengine %8.3f ms  numpy %8.3f ms (x%.1f)  torch %s | preallocated: cengine %8.3f ms torch %s"
+            print("threads=%d %-40s cengine %8.3f ms  numpy %8.3f ms (x%.1f)  torch %s | preallocated: cengine %8.3f ms torch %s%s"
                   % (nt, name, row[2] * 1e3, row[3] * 1e3, row[3] / row[2],
                      "%8.3f ms (x%.2f)" % (row[4] * 1e3, row[4] / row[2]) if row[4] else "-",
-                     row[5] * 1e3, "%8.3f ms (x%.2f)" % (row[6] * 1e3, row[6] / row[5]) if row[6] else "-"),
+                     row[5] * 1e3, "%8.3f ms (x%.2f)" % (row[6] * 1e3, row[6] / row[5]) if row[6] else "-",
+                     " | %.1f GB/s = %.0f%% of copy" % (gbs, 100 * row[8]) if gbs else ""),
                   flush=True)
     load1 = os.getloadavg()
     load = ("load average (1/5/15 min) at start %.2f/%.2f/%.2f, at end %.2f/%.2f/%.2f on %d CPUs "
@@ -302,15 +372,22 @@ def main():
              "Fresh outputs: every call allocates its outputs (as the Python API and torch autograd do).",
              "Preallocated: outputs passed in (cengine `out=`; torch `aten.*.out` ops where they exist),",
              "which isolates kernel speed from page faults of freshly mapped large arrays.", "",
+             "Bandwidth: the bytes a fused kernel must move at least (each operand read or written once;",
+             "softmax and LayerNorm fwd+bwd 20 bytes per element, cross-entropy 12) per preallocated",
+             "cengine second, against a numpy copy of 16 MiB arrays (bytes read + written) on as many",
+             "threads: " + ", ".join("%d thread%s %.1f GB/s" % (k, "s" if k > 1 else "", v)
+                                     for k, v in sorted(bw.items())) + ".", "",
              "| threads | case | cengine ms | numpy ms | speedup vs numpy | torch ms | speedup vs torch "
-             "| cengine prealloc ms | torch prealloc ms | speedup vs torch (prealloc) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for nt, name, tc, tn, tt, tcp, ttp in rows:
-        lines.append("| %d | %s | %.3f | %.3f | %.2f | %s | %s | %.3f | %s | %s |"
+             "| cengine prealloc ms | torch prealloc ms | speedup vs torch (prealloc) "
+             "| cengine GB/s (prealloc) | % of copy bandwidth |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for nt, name, tc, tn, tt, tcp, ttp, gbs, frac in rows:
+        lines.append("| %d | %s | %.3f | %.3f | %.2f | %s | %s | %.3f | %s | %s | %s | %s |"
                      % (nt, name, tc * 1e3, tn * 1e3, tn / tc,
                         "%.3f" % (tt * 1e3) if tt else "-", "%.2f" % (tt / tc) if tt else "-",
                         tcp * 1e3, "%.3f" % (ttp * 1e3) if ttp else "-",
-                        "%.2f" % (ttp / tcp) if ttp else "-"))
+                        "%.2f" % (ttp / tcp) if ttp else "-",
+                        "%.1f" % gbs if gbs else "-", "%.0f%%" % (100 * frac) if frac else "-"))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")

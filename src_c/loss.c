@@ -11,7 +11,7 @@
 #include "nn_util.h"
 
 int64_t ce_nn_stream_bytes = CE_NN_STREAM_BYTES;
-void ce_nn_set_stream_bytes(int64_t b) { ce_nn_stream_bytes = b < 0 ? CE_NN_STREAM_BYTES : b; }
+void ce_nn_set_stream_bytes(int64_t b) { ce_nn_stream_bytes = b < 0 ? ce_nn_stream_default_bytes : b; }
 
 int64_t ce_index_check(const int64_t *idx, int64_t n, int64_t hi, int64_t ignore, int use_ignore) {
     if (use_ignore) {

@@ -89,8 +89,10 @@ CE_NORM_REF(double, f64)
 #include "isa_each.h"
 
 /* Backward with parameter grads (static insides per dtype): nparts zeroed partial buffers of D
- * (one per thread, for dw and db), rows split among threads, then dw[c] += part_0[c] + part_1[c]
- * + ... in thread order. */
+ * (one per thread, for dw and db; each padded by 64 bytes so dw's and db's columns never sit
+ * 4 KiB apart, which stalls the loads behind the stores), rows split among threads, then
+ * dw[c] += part_0[c] + part_1[c] + ... in thread order. dx is streamed (non-temporal stores)
+ * when it is large and overwritten. */
 #define CE_NORM_BWD(T, SFX)                                                                      \
     static void norm_bwd_##SFX(int rms, T *dx, T *dw, T *db, const T *dy, const T *x,            \
                                const T *w, const T *mean, const T *rstd, int64_t R, int64_t D,   \
@@ -98,38 +100,41 @@ CE_NORM_REF(double, f64)
         if (R <= 0 || D <= 0) return;                                                            \
         int nt = ce_nn_threads(R * D, CE_NN_MIN_WORK, R);                                        \
         int nb = (dw != 0) + (db != 0);                                                          \
+        const int64_t Dp = D + 64 / (int64_t)sizeof(T); /* padded stride of a partial buffer */  \
+        const int nts = dx && !acc && ce_nn_stream(R * D * (int64_t)sizeof(T));                 \
         T *part = 0;                                                                             \
         if (nb) {                                                                                \
-            part = (T *)calloc((size_t)nt * (size_t)nb * (size_t)D, sizeof(T));                  \
+            part = (T *)calloc((size_t)nt * (size_t)nb * (size_t)Dp, sizeof(T));                 \
             if (!part) nt = 1; /* out of memory: one thread straight into dw/db, still correct */ \
         }                                                                                        \
         if (nt <= 1) {                                                                           \
-            T *pw = part ? part : dw, *pb = part ? (dw ? part + D : part) : db;                  \
+            T *pw = part ? part : dw, *pb = part ? (dw ? part + Dp : part) : db;                 \
             if (!dw) pw = 0;                                                                     \
             if (!db) pb = 0;                                                                     \
-            if (rms) CE_ISA_CALL(rms_bwd_rows, SFX, dx, pw, dy, x, w, rstd, 0, R, D, acc);       \
-            else CE_ISA_CALL(ln_bwd_rows, SFX, dx, pw, pb, dy, x, w, mean, rstd, 0, R, D, acc);  \
+            if (rms) CE_ISA_CALL(rms_bwd_rows, SFX, dx, pw, dy, x, w, rstd, 0, R, D, acc, nts);  \
+            else CE_ISA_CALL(ln_bwd_rows, SFX, dx, pw, pb, dy, x, w, mean, rstd, 0, R, D, acc,   \
+                             nts);                                                               \
         } else {                                                                                 \
             _Pragma("omp parallel num_threads(nt)")                                              \
             {                                                                                    \
                 int tid = CE_TID(); /* < nt: indexes this thread's partial buffer */             \
                 int64_t lo, hi;                                                                  \
                 ce_chunk(R, tid, CE_NTEAM(), 1, &lo, &hi);                                       \
-                T *base = part ? part + (size_t)tid * nb * D : 0;                                \
-                T *pw = dw ? base : 0, *pb = db ? (dw ? base + D : base) : 0;                    \
+                T *base = part ? part + (size_t)tid * nb * Dp : 0;                               \
+                T *pw = dw ? base : 0, *pb = db ? (dw ? base + Dp : base) : 0;                   \
                 if (hi > lo) {                                                                   \
-                    if (rms) CE_ISA_CALL(rms_bwd_rows, SFX, dx, pw, dy, x, w, rstd, lo, hi, D, acc); \
-                    else CE_ISA_CALL(ln_bwd_rows, SFX, dx, pw, pb, dy, x, w, mean, rstd, lo, hi, D, acc); \
+                    if (rms) CE_ISA_CALL(rms_bwd_rows, SFX, dx, pw, dy, x, w, rstd, lo, hi, D, acc, nts); \
+                    else CE_ISA_CALL(ln_bwd_rows, SFX, dx, pw, pb, dy, x, w, mean, rstd, lo, hi, D, acc, nts); \
                 }                                                                                \
             }                                                                                    \
         }                                                                                        \
         if (part) {                                                                              \
             for (int t = 0; t < nt; t++) {                                                       \
-                const T *base = part + (size_t)t * nb * D;                                       \
+                const T *base = part + (size_t)t * nb * Dp;                                      \
                 if (dw)                                                                          \
                     for (int64_t c = 0; c < D; c++) dw[c] += base[c];                            \
                 if (db) {                                                                        \
-                    const T *pb = dw ? base + D : base;                                          \
+                    const T *pb = dw ? base + Dp : base;                                         \
                     for (int64_t c = 0; c < D; c++) db[c] += pb[c];                              \
                 }                                                                                \
             }                                                                                    \
@@ -143,25 +148,29 @@ CE_NORM_BWD(double, f64)
 void ce_layernorm_fwd_f32(float *y, float *mean, float *rstd, const float *x, const float *w,
                           const float *b, int64_t R, int64_t D, double eps) {
     if (R <= 0 || D <= 0) return;
-    CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, f32, y, mean, rstd, x, w, b, lo, hi, D, eps));
+    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(float));
+    CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, f32, y, mean, rstd, x, w, b, lo, hi, D, eps, nts));
 }
 
 void ce_layernorm_fwd_f64(double *y, double *mean, double *rstd, const double *x, const double *w,
                           const double *b, int64_t R, int64_t D, double eps) {
     if (R <= 0 || D <= 0) return;
-    CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, f64, y, mean, rstd, x, w, b, lo, hi, D, eps));
+    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(double));
+    CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, f64, y, mean, rstd, x, w, b, lo, hi, D, eps, nts));
 }
 
 void ce_rmsnorm_fwd_f32(float *y, float *rstd, const float *x, const float *w, int64_t R,
                         int64_t D, double eps) {
     if (R <= 0 || D <= 0) return;
-    CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, f32, y, rstd, x, w, lo, hi, D, eps));
+    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(float));
+    CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, f32, y, rstd, x, w, lo, hi, D, eps, nts));
 }
 
 void ce_rmsnorm_fwd_f64(double *y, double *rstd, const double *x, const double *w, int64_t R,
                         int64_t D, double eps) {
     if (R <= 0 || D <= 0) return;
-    CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, f64, y, rstd, x, w, lo, hi, D, eps));
+    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(double));
+    CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, f64, y, rstd, x, w, lo, hi, D, eps, nts));
 }
 
 void ce_layernorm_bwd_f32(float *dx, float *dw, float *db, const float *dy, const float *x,

@@ -7,7 +7,19 @@
 #include <math.h>
 #include <stdlib.h>
 #include <immintrin.h>
+#include <unistd.h>
 #include "nn_util.h"
+
+/* ---- the streaming-store threshold of the nn kernels (see nn_util.h), from the L3 size ------- */
+int64_t ce_nn_stream_default_bytes = CE_NN_STREAM_BYTES;
+__attribute__((constructor)) static void ce_nn_stream_init(void) {
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);   /* glibc: from CPUID; 0 or -1 when unknown */
+    if (l3 > 0 && (int64_t)l3 / 4 > ce_nn_stream_default_bytes)
+        ce_nn_stream_default_bytes = (int64_t)l3 / 4;
+#endif
+    if (ce_nn_stream_bytes == CE_NN_STREAM_BYTES) ce_nn_stream_bytes = ce_nn_stream_default_bytes;
+}
 
 /* ---- references ------------------------------------------------------------------------------ */
 /* static insides per dtype; the public *_ref functions are at the end of the file */

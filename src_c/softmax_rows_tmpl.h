@@ -12,18 +12,20 @@ static void VM_FN(sm_fwd_rows)(vm_s *y, const vm_s *x, int64_t r0, int64_t r1, i
         tmp = (vm_s *)aligned_alloc(64, ((size_t)C * sizeof(vm_s) + 63) / 64 * 64);
         if (!tmp) nts = 0;
     }
+    const int64_t pd = CE_SM_PF_DIST(C);
     for (int64_t r = r0; r < r1; r++) {
         const vm_s *xr = x + r * C;
         vm_s *yr = y + r * C;
         vm_s m = VM_FN(sm_max)(xr, C);
+        /* the exp pass prefetches the rows ahead: their max pass then reads cache, not memory */
         if (lg) {
-            vm_s s = VM_FN(sm_expsum)(0, xr, C, m);
+            vm_s s = VM_FN(sm_expsum_pf)(0, xr, C, m, xr + pd);
             VM_FN(sm_sub_nt)(yr, xr, C, m, vm_slog(s), nts);
         } else if (tmp) {
-            vm_s s = VM_FN(sm_expsum)(tmp, xr, C, m);
+            vm_s s = VM_FN(sm_expsum_pf)(tmp, xr, C, m, xr + pd);
             VM_FN(sm_mul_nt)(yr, tmp, C, (vm_s)1 / s, 1);
         } else {
-            vm_s s = VM_FN(sm_expsum)(yr, xr, C, m);
+            vm_s s = VM_FN(sm_expsum_pf)(yr, xr, C, m, xr + pd);
             VM_FN(sm_scale)(yr, C, (vm_s)1 / s);
         }
     }

@@ -9,13 +9,66 @@
  * assist on x86 (a causally masked softmax ran 8x slower), and a probability under 1.2e-38
  * (float32; 2.2e-308 float64) is 0 to everything downstream. NaN stays NaN. */
 static inline vm_t VM_FN(sm_exp)(vm_t d) {
+#if VM_W == 1
+    /* generic path: libm */
+    return d < (vm_s)(VM_IS_F64 ? -708.39 : -87.33f) ? (vm_s)0 : VM_FN(vexp)(d);
+#else
+    /* vexp's algorithm with its argument clamps folded into the flush-to-zero select: lanes
+     * below `lo` (and -inf, whose reduction gives NaN) are replaced by 0, so only the upper clamp
+     * (which keeps overflow an exact inf) remains, and the polynomial is one Horner chain of
+     * FMAs. Any d is accepted (log_softmax backward and cross-entropy pass log-probabilities
+     * that rounding can leave slightly above 0); NaN stays NaN. */
 #if VM_IS_F64
     const vm_t lo = vm_set1(-708.39);
+    d = vm_min(vm_set1(710.0), d);              /* (hi, d): a NaN d is returned */
+    vm_t n = vm_round(vm_mul(d, vm_set1(1.4426950408889634074)));
+    vm_t r = vm_fnmadd(n, vm_set1(6.93147180369123816490e-01), d);
+    r = vm_fnmadd(n, vm_set1(1.90821492927058770002e-10), r);
+    vm_t p = vm_set1(1.0 / 6227020800.0);       /* Taylor to r^13 on |r| <= ln2/2 */
+    p = vm_fmadd(p, r, vm_set1(1.0 / 479001600.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 39916800.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 3628800.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 362880.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 40320.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 5040.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 720.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 120.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 24.0));
+    p = vm_fmadd(p, r, vm_set1(1.0 / 6.0));
+    p = vm_fmadd(p, r, vm_set1(0.5));
+    p = vm_fmadd(p, r, vm_set1(1.0));
+    p = vm_fmadd(p, r, vm_set1(1.0));
 #else
     const vm_t lo = vm_set1(-87.33f);
+    d = vm_min(vm_set1(89.0f), d);
+    vm_t n = vm_round(vm_mul(d, vm_set1(1.44269504088896341f)));
+    vm_t r = vm_fnmadd(n, vm_set1(0.693359375f), d);
+    r = vm_fnmadd(n, vm_set1(-2.12194440e-4f), r);
+    vm_t p = vm_set1(1.9875691500E-4f);         /* Cephes expf: 1 + r + r^2 P(r) */
+    p = vm_fmadd(p, r, vm_set1(1.3981999507E-3f));
+    p = vm_fmadd(p, r, vm_set1(8.3334519073E-3f));
+    p = vm_fmadd(p, r, vm_set1(4.1665795894E-2f));
+    p = vm_fmadd(p, r, vm_set1(1.6666665459E-1f));
+    p = vm_fmadd(p, r, vm_set1(5.0000001201E-1f));
+    p = vm_fmadd(p, r, vm_set1(1.0f));
+    p = vm_fmadd(p, r, vm_set1(1.0f));
 #endif
-    return vm_sel(vm_lt(d, lo), vm_zero(), VM_FN(vexp)(vm_max(lo, d)));
+    return vm_sel(vm_lt(d, lo), vm_zero(), vm_ldexp(p, n));
+#endif
 }
+
+/* software prefetch of the row the next call will read (the passes after the first one of a
+ * row run from L1, so without it the memory system idles while they compute) */
+#undef CE_SM_PF
+#undef CE_SM_PF_DIST
+#if VM_W > 1
+#define CE_SM_PF(p) __builtin_prefetch((p), 0, 3)
+#else
+#define CE_SM_PF(p) ((void)0)
+#endif
+/* how far ahead (elements) a row pass prefetches: the next row, and at least 4 KiB ahead so
+ * that short rows still cover the memory latency */
+#define CE_SM_PF_DIST(C) ((C) > (int64_t)(4096 / sizeof(vm_s)) ? (C) : (int64_t)(4096 / sizeof(vm_s)))
 
 /* max over the row (NaN may be dropped here; it still reaches every output through the sum) */
 static inline vm_s VM_FN(sm_max)(const vm_s *x, int64_t C) {
@@ -61,6 +114,48 @@ static inline vm_s VM_FN(sm_expsum)(vm_s *y, const vm_s *x, int64_t C, vm_s m) {
         for (; i + VM_W <= C; i += VM_W) s0 = vm_add(s0, VM_FN(sm_exp)(vm_sub(vm_load(x + i), mv)));
         if (i < C)
             s1 = vm_add(s1, VM_FN(sm_exp)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv)));
+    }
+    return vm_hsum(vm_add(s0, s1));
+}
+
+/* sm_expsum (y may be NULL) prefetching pf[0, C) as it goes (pf: CE_SM_PF_DIST ahead) */
+static inline vm_s VM_FN(sm_expsum_pf)(vm_s *y, const vm_s *x, int64_t C, vm_s m, const vm_s *pf) {
+    vm_t mv = vm_set1(m), s0 = vm_zero(), s1 = vm_zero();
+    int64_t i = 0;
+#define CE_SM_PF2(i)                                                                          \
+    do {                                                                                      \
+        CE_SM_PF(pf + (i));                                                                   \
+        if (VM_W * sizeof(vm_s) >= 64) CE_SM_PF(pf + (i) + VM_W);                             \
+    } while (0)
+    if (y) {
+        for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+            CE_SM_PF2(i);
+            vm_t e0 = VM_FN(sm_exp)(vm_sub(vm_load(x + i), mv));
+            vm_t e1 = VM_FN(sm_exp)(vm_sub(vm_load(x + i + VM_W), mv));
+            vm_store(y + i, e0);
+            vm_store(y + i + VM_W, e1);
+            s0 = vm_add(s0, e0);
+            s1 = vm_add(s1, e1);
+        }
+    } else {
+        for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+            CE_SM_PF2(i);
+            s0 = vm_add(s0, VM_FN(sm_exp)(vm_sub(vm_load(x + i), mv)));
+            s1 = vm_add(s1, VM_FN(sm_exp)(vm_sub(vm_load(x + i + VM_W), mv)));
+        }
+    }
+#undef CE_SM_PF2
+    for (; i + VM_W <= C; i += VM_W) {
+        CE_SM_PF(pf + i);
+        vm_t e0 = VM_FN(sm_exp)(vm_sub(vm_load(x + i), mv));
+        if (y) vm_store(y + i, e0);
+        s0 = vm_add(s0, e0);
+    }
+    if (i < C) {
+        CE_SM_PF(pf + i);
+        vm_t e0 = VM_FN(sm_exp)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv));
+        if (y) vm_store_part(y + i, C - i, e0);
+        s1 = vm_add(s1, e0);
     }
     return vm_hsum(vm_add(s0, s1));
 }
@@ -143,7 +238,9 @@ static inline vm_s VM_FN(sm_dot)(const vm_s *a, const vm_s *b, int64_t C) {
 static inline void VM_FN(sm_bwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc,
                                  int nts) {
     vm_t sv = vm_set1(s);
-#define G_(LD, r) vm_mul(LD(y + i, r), vm_sub(LD(dy + i, r), sv))
+    const int64_t pd = CE_SM_PF_DIST(C);   /* prefetch y and dy that far ahead */
+#define G_(LD, r) ({ CE_SM_PF(y + i + pd); CE_SM_PF(dy + i + pd);                              \
+                     vm_mul(LD(y + i, r), vm_sub(LD(dy + i, r), sv)); })
     CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
 #undef G_
 }
@@ -152,7 +249,9 @@ static inline void VM_FN(sm_bwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_
 static inline void VM_FN(sm_lbwd)(vm_s *dx, const vm_s *y, const vm_s *dy, int64_t C, vm_s s, int acc,
                                   int nts) {
     vm_t sv = vm_set1(s);
-#define G_(LD, r) vm_fnmadd(VM_FN(sm_exp)(LD(y + i, r)), sv, LD(dy + i, r))
+    const int64_t pd = CE_SM_PF_DIST(C);
+#define G_(LD, r) ({ CE_SM_PF(y + i + pd); CE_SM_PF(dy + i + pd);                              \
+                     vm_fnmadd(VM_FN(sm_exp)(LD(y + i, r)), sv, LD(dy + i, r)); })
     CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
 #undef G_
 }

@@ -616,6 +616,105 @@ def test_norm_bad_inputs():
         _C.layer_norm_backward(x, x, m, rs, accumulate=True)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_norm_streaming_store_path_matches(dtype, isa, nthreads):
+    """LayerNorm/RMSNorm outputs written with non-temporal stores (huge arrays) give the same
+    bits as the cached path, at every offset of the output from the stream alignment."""
+    for D in COLS + [64, 1024]:
+        R = rows_for(D) + 3              # a partial block of backward rows
+        x = rnd((R, D), dtype, D, 2.0) + dtype(0.5)
+        w, b = rnd((D,), dtype, D + 1), rnd((D,), dtype, D + 2)
+        dy = rnd((R, D), dtype, D + 3, 1.0)
+
+        def run(off):
+            out = []
+            buf = np.empty(R * D + off, dtype)
+            o = buf[off:].reshape(R, D)
+            y, m, rs = _C.layer_norm_forward(x, w, b, out=o)
+            out += [y.copy(), m, rs]
+            dx, dw, db = _C.layer_norm_backward(dy, x, m, rs, w, need_dweight=True, need_dbias=True,
+                                                out=o)
+            out += [dx.copy(), dw, db]
+            y, rs = _C.rms_norm_forward(x, w, eps=1e-6, out=o)
+            out += [y.copy(), rs]
+            dx, dw = _C.rms_norm_backward(dy, x, rs, w, need_dweight=True, out=o)
+            out += [dx.copy(), dw]
+            out.append(_C.layer_norm_backward(dy, x, m, rs, None, out=o)[0].copy())
+            return out
+
+        plain = run(0)
+        for off in (0, 1, 3):
+            try:
+                _C.nn_set_stream_bytes(0)
+                streamed = run(off)
+            finally:
+                _C.nn_set_stream_bytes(-1)
+            for a, c in zip(plain, streamed):
+                np.testing.assert_array_equal(a, c)
+
+
+def _np_norm_scaled(x, w, b, eps, rms=False):
+    """float64 LayerNorm/RMSNorm of rows of any magnitude: each row is scaled by a power of two
+    first (normalization is scale-invariant; eps scales with the square)."""
+    x = x.astype(np.float64)
+    s = np.exp2(np.ceil(np.log2(np.abs(x).max(-1, keepdims=True))))
+    xs = x / s
+    m = 0 if rms else xs.mean(-1, keepdims=True)
+    v = ((xs - m) ** 2).mean(-1, keepdims=True)
+    rs = 1 / np.sqrt(v + eps / s / s)
+    y = (xs - m) * rs * (1 if w is None else w) + (0 if b is None else b)
+    return y, (m * s)[..., 0] if not rms else None, (rs / s)[..., 0], xs, s
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float32, 1e30), (np.float32, 3e37), (np.float32, 1e20),
+                                         (np.float64, 1e160), (np.float64, 1e300)])
+def test_norm_huge_values(dtype, scale, isa, nthreads):
+    """Rows whose squares overflow the dtype (|x| ~ 1e30 in float32) normalize like any other
+    row (the variance is taken on scaled values), not to 0 or NaN; mixed with ordinary rows."""
+    R, D = 40, 1000
+    x = rnd((R, D), dtype, 11, 1.0)
+    x[::2] = (x[::2].astype(np.float64) * scale + 0.25 * scale).astype(dtype)
+    w, b = rnd((D,), dtype, 12), rnd((D,), dtype, 13)
+    dy = rnd((R, D), dtype, 14)
+    tol = NTOL[dtype]
+    y, m, rs = _C.layer_norm_forward(x, w, b, eps=1e-5)
+    wy, wm, wrs, xs, s = _np_norm_scaled(x, w, b, 1e-5)
+    assert np.isfinite(y).all() and np.isfinite(rs).all() and (rs > 0).all()
+    np.testing.assert_allclose(y, wy, **tol)
+    np.testing.assert_allclose(m, wm, rtol=tol["rtol"])
+    np.testing.assert_allclose(rs, wrs, rtol=tol["rtol"])
+    dx, dw, db = _C.layer_norm_backward(dy, x, m, rs, w, need_dweight=True, need_dbias=True)
+    wdx, wdw, wdb = np_layer_norm_grad(dy, xs, w, 1e-5 / s / s)
+    np.testing.assert_allclose(dx * s, wdx, rtol=1e-3 if dtype == np.float32 else 1e-9,
+                               atol=1e-4 if dtype == np.float32 else 1e-10)
+    np.testing.assert_allclose(dw, wdw, rtol=1e-3, atol=1e-3 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(db, wdb, **tol)
+    y, rs = _C.rms_norm_forward(x, w, eps=1e-6)
+    wy, _, wrs, _, _ = _np_norm_scaled(x, w, None, 1e-6, rms=True)
+    assert np.isfinite(y).all() and (rs > 0).all()
+    np.testing.assert_allclose(y, wy, **tol)
+    np.testing.assert_allclose(rs, wrs, rtol=tol["rtol"])
+    if dtype == np.float32:
+        torch = pytest.importorskip("torch")
+        ty = torch.nn.functional.layer_norm(torch.from_numpy(x.astype(np.float64)), (D,),
+                                            torch.from_numpy(w).double(), torch.from_numpy(b).double(),
+                                            1e-5)
+        np.testing.assert_allclose(_C.layer_norm_forward(x, w, b, eps=1e-5)[0], ty.numpy(), **tol)
+
+
+def test_norm_nonfinite_rows_give_nan(isa):
+    """inf / NaN in a row gives NaN there (as torch), the other rows are untouched."""
+    x = rnd((4, 50), np.float32, 3)
+    x[1, 7] = np.inf
+    x[2, 9] = np.nan
+    y, m, rs = _C.layer_norm_forward(x)
+    assert np.isnan(y[1]).all() and np.isnan(y[2]).all()
+    np.testing.assert_allclose(y[[0, 3]], np_layer_norm(x[[0, 3]], None, None, 1e-5)[0],
+                               **NTOL[np.float32])
+    y, rs = _C.rms_norm_forward(x)
+    assert np.isnan(y[2]).all() and np.isfinite(y[[0, 3]]).all()
+
+
 # ---------------------------------------------------------------------------------- embedding
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_embedding_forward_backward(dtype, isa, nthreads):

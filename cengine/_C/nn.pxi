@@ -85,8 +85,9 @@ cdef extern from "nn_kernels.h" nogil:
 
 
 def nn_set_stream_bytes(n):
-    """Outputs of >= n bytes are written with non-temporal (streaming) stores by the softmax and
-    cross-entropy kernels (default 8 MiB; n < 0 restores it). For tests and tuning."""
+    """Outputs of >= n bytes are written with non-temporal (streaming) stores by the softmax,
+    cross-entropy and LayerNorm/RMSNorm kernels (default: a quarter of the L3 cache, at least
+    8 MiB; n < 0 restores it). For tests and tuning."""
     ce_nn_set_stream_bytes(n)
 
 
