@@ -503,32 +503,39 @@ void ce_sgd_step_f64_ref(double *const *params, double *const *bufs, const doubl
 }
 
 /* ---- Adagrad ---- */
+/* Fast paths shared by the float32 and float64 entry points below: per-tensor scalars computed
+ * once in double, then one ce_multi_apply over every tensor with the ISA callback `cb` of the
+ * caller's dtype. Each returns 0, having done nothing, when the scalar table could not be
+ * allocated; the caller then runs its plain reference instead. */
+static int adagrad_drive(const void *p, const void *sum, const void *g, const int64_t *steps,
+                         const int64_t *sizes, int64_t nt, double lr, ce_adagrad_hp hp,
+                         int64_t line, ce_seg_cb cb) {
+    double stack[64], *clr = ce_adagrad_clr(stack, steps, nt, lr, hp.lr_decay);
+    if (!clr) return 0;
+    ce_adagrad_ctx c = {p, sum, g, clr, hp};
+    ce_multi_apply(sizes, nt, line, cb, &c);
+    if (clr != stack) free(clr);
+    return 1;
+}
+
 void ce_adagrad_step_f32(float *const *params, float *const *sums, const float *const *grads,
                          const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
                          double lr_decay, double weight_decay, double eps, int maximize) {
-    double stack[64], *clr = ce_adagrad_clr(stack, steps, ntensors, lr, lr_decay);
-    if (!clr) {   /* out of memory for the per-tensor scalars */
+    ce_adagrad_hp hp = {lr_decay, weight_decay, eps, maximize};
+    if (!adagrad_drive(params, sums, grads, steps, sizes, ntensors, lr, hp, CE_LINE_F32,
+                       CE_ISA_PICK(adagrad_cb, f32)))   /* out of memory for the scalars */
         adagrad_ref_f32(params, sums, grads, steps, sizes, ntensors, lr, lr_decay, weight_decay,
                         eps, maximize);
-        return;
-    }
-    ce_adagrad_ctx c = {params, sums, grads, clr, {lr_decay, weight_decay, eps, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(adagrad_cb, f32), &c);
-    if (clr != stack) free(clr);
 }
 
 void ce_adagrad_step_f64(double *const *params, double *const *sums, const double *const *grads,
                          const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
                          double lr_decay, double weight_decay, double eps, int maximize) {
-    double stack[64], *clr = ce_adagrad_clr(stack, steps, ntensors, lr, lr_decay);
-    if (!clr) {
+    ce_adagrad_hp hp = {lr_decay, weight_decay, eps, maximize};
+    if (!adagrad_drive(params, sums, grads, steps, sizes, ntensors, lr, hp, CE_LINE_F64,
+                       CE_ISA_PICK(adagrad_cb, f64)))   /* out of memory for the scalars */
         adagrad_ref_f64(params, sums, grads, steps, sizes, ntensors, lr, lr_decay, weight_decay,
                         eps, maximize);
-        return;
-    }
-    ce_adagrad_ctx c = {params, sums, grads, clr, {lr_decay, weight_decay, eps, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(adagrad_cb, f64), &c);
-    if (clr != stack) free(clr);
 }
 
 void ce_adagrad_step_f32_ref(float *const *params, float *const *sums, const float *const *grads,
@@ -588,21 +595,27 @@ void ce_rmsprop_step_f64_ref(double *const *params, double *const *square_avgs,
 }
 
 /* ---- Adam / AdamW ---- */
+static int adam_drive(const void *p, const void *m, const void *v, const void *vmax,
+                      const void *g, const int64_t *steps, const int64_t *sizes, int64_t nt,
+                      ce_adam_hp hp, int64_t line, ce_seg_cb cb) {
+    double stack[128], *sc = ce_adam_scalars(stack, steps, nt, hp.lr, hp.beta1, hp.beta2);
+    if (!sc) return 0;
+    ce_adam_ctx c = {p, m, v, hp.amsgrad ? vmax : NULL, g, sc, hp};
+    ce_multi_apply(sizes, nt, line, cb, &c);
+    if (sc != stack) free(sc);
+    return 1;
+}
+
 void ce_adam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
                       float *const *max_exp_avg_sqs, const float *const *grads,
                       const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
                       double beta1, double beta2, double eps, double weight_decay, int amsgrad,
                       int maximize, int decoupled) {
-    double stack[128], *sc = ce_adam_scalars(stack, steps, ntensors, lr, beta1, beta2);
-    if (!sc) {   /* out of memory for the per-tensor scalars */
+    ce_adam_hp hp = {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled};
+    if (!adam_drive(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
+                    ntensors, hp, CE_LINE_F32, CE_ISA_PICK(adam_cb, f32)))
         adam_ref_f32(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
                      ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
-        return;
-    }
-    ce_adam_ctx c = {params, exp_avgs, exp_avg_sqs, amsgrad ? max_exp_avg_sqs : NULL, grads, sc,
-                     {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(adam_cb, f32), &c);
-    if (sc != stack) free(sc);
 }
 
 void ce_adam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
@@ -610,16 +623,11 @@ void ce_adam_step_f64(double *const *params, double *const *exp_avgs, double *co
                       const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
                       double beta1, double beta2, double eps, double weight_decay, int amsgrad,
                       int maximize, int decoupled) {
-    double stack[128], *sc = ce_adam_scalars(stack, steps, ntensors, lr, beta1, beta2);
-    if (!sc) {
+    ce_adam_hp hp = {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled};
+    if (!adam_drive(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
+                    ntensors, hp, CE_LINE_F64, CE_ISA_PICK(adam_cb, f64)))
         adam_ref_f64(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
                      ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
-        return;
-    }
-    ce_adam_ctx c = {params, exp_avgs, exp_avg_sqs, amsgrad ? max_exp_avg_sqs : NULL, grads, sc,
-                     {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(adam_cb, f64), &c);
-    if (sc != stack) free(sc);
 }
 
 void ce_adam_step_f32_ref(float *const *params, float *const *exp_avgs,
@@ -675,36 +683,37 @@ void ce_adadelta_step_f64_ref(double *const *params, double *const *square_avgs,
 }
 
 /* ---- Adamax ---- */
+static int adamax_drive(const void *p, const void *m, const void *u, const void *g,
+                        const int64_t *steps, const int64_t *sizes, int64_t nt, double lr,
+                        ce_adamax_hp hp, int64_t line, ce_seg_cb cb) {
+    double stack[64], *sc = ce_adamax_scalars(stack, steps, nt, lr, hp.beta1);
+    if (!sc) return 0;
+    ce_adamax_ctx c = {p, m, u, g, sc, hp};
+    ce_multi_apply(sizes, nt, line, cb, &c);
+    if (sc != stack) free(sc);
+    return 1;
+}
+
 void ce_adamax_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_infs,
                         const float *const *grads, const int64_t *steps, const int64_t *sizes,
                         int64_t ntensors, double lr, double beta1, double beta2, double eps,
                         double weight_decay, int maximize) {
-    double stack[64], *sc = ce_adamax_scalars(stack, steps, ntensors, lr, beta1);
-    if (!sc) {   /* out of memory for the per-tensor scalars */
+    ce_adamax_hp hp = {beta1, beta2, eps, weight_decay, maximize};
+    if (!adamax_drive(params, exp_avgs, exp_infs, grads, steps, sizes, ntensors, lr, hp,
+                      CE_LINE_F32, CE_ISA_PICK(adamax_cb, f32)))
         adamax_ref_f32(params, exp_avgs, exp_infs, grads, steps, sizes, ntensors, lr, beta1, beta2,
                        eps, weight_decay, maximize);
-        return;
-    }
-    ce_adamax_ctx c = {params, exp_avgs, exp_infs, grads, sc,
-                       {beta1, beta2, eps, weight_decay, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(adamax_cb, f32), &c);
-    if (sc != stack) free(sc);
 }
 
 void ce_adamax_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_infs,
                         const double *const *grads, const int64_t *steps, const int64_t *sizes,
                         int64_t ntensors, double lr, double beta1, double beta2, double eps,
                         double weight_decay, int maximize) {
-    double stack[64], *sc = ce_adamax_scalars(stack, steps, ntensors, lr, beta1);
-    if (!sc) {   /* out of memory for the per-tensor scalars */
+    ce_adamax_hp hp = {beta1, beta2, eps, weight_decay, maximize};
+    if (!adamax_drive(params, exp_avgs, exp_infs, grads, steps, sizes, ntensors, lr, hp,
+                      CE_LINE_F64, CE_ISA_PICK(adamax_cb, f64)))
         adamax_ref_f64(params, exp_avgs, exp_infs, grads, steps, sizes, ntensors, lr, beta1, beta2,
                        eps, weight_decay, maximize);
-        return;
-    }
-    ce_adamax_ctx c = {params, exp_avgs, exp_infs, grads, sc,
-                       {beta1, beta2, eps, weight_decay, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(adamax_cb, f64), &c);
-    if (sc != stack) free(sc);
 }
 
 void ce_adamax_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_infs,
@@ -724,22 +733,29 @@ void ce_adamax_step_f64_ref(double *const *params, double *const *exp_avgs, doub
 }
 
 /* ---- NAdam ---- */
+static int nadam_drive(const void *p, const void *m, const void *v, const void *g,
+                       const int64_t *steps, const double *mu_products, const int64_t *sizes,
+                       int64_t nt, double momentum_decay, ce_nadam_hp hp, int64_t line,
+                       ce_seg_cb cb) {
+    double stack[192], *sc = ce_nadam_scalars(stack, steps, mu_products, nt, hp.lr, hp.beta1,
+                                              hp.beta2, momentum_decay);
+    if (!sc) return 0;
+    ce_nadam_ctx c = {p, m, v, g, sc, hp};
+    ce_multi_apply(sizes, nt, line, cb, &c);
+    if (sc != stack) free(sc);
+    return 1;
+}
+
 void ce_nadam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
                        const float *const *grads, const int64_t *steps, const double *mu_products,
                        const int64_t *sizes, int64_t ntensors, double lr, double beta1,
                        double beta2, double eps, double weight_decay, double momentum_decay,
                        int decoupled, int maximize) {
-    double stack[192], *sc = ce_nadam_scalars(stack, steps, mu_products, ntensors, lr, beta1, beta2,
-                                              momentum_decay);
-    if (!sc) {   /* out of memory for the per-tensor scalars */
+    ce_nadam_hp hp = {lr, beta1, beta2, eps, weight_decay, decoupled, maximize};
+    if (!nadam_drive(params, exp_avgs, exp_avg_sqs, grads, steps, mu_products, sizes, ntensors,
+                     momentum_decay, hp, CE_LINE_F32, CE_ISA_PICK(nadam_cb, f32)))
         nadam_ref_f32(params, exp_avgs, exp_avg_sqs, grads, steps, mu_products, sizes, ntensors, lr,
                       beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize);
-        return;
-    }
-    ce_nadam_ctx c = {params, exp_avgs, exp_avg_sqs, grads, sc,
-                      {lr, beta1, beta2, eps, weight_decay, decoupled, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(nadam_cb, f32), &c);
-    if (sc != stack) free(sc);
 }
 
 void ce_nadam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
@@ -747,17 +763,11 @@ void ce_nadam_step_f64(double *const *params, double *const *exp_avgs, double *c
                        const int64_t *sizes, int64_t ntensors, double lr, double beta1,
                        double beta2, double eps, double weight_decay, double momentum_decay,
                        int decoupled, int maximize) {
-    double stack[192], *sc = ce_nadam_scalars(stack, steps, mu_products, ntensors, lr, beta1, beta2,
-                                              momentum_decay);
-    if (!sc) {   /* out of memory for the per-tensor scalars */
+    ce_nadam_hp hp = {lr, beta1, beta2, eps, weight_decay, decoupled, maximize};
+    if (!nadam_drive(params, exp_avgs, exp_avg_sqs, grads, steps, mu_products, sizes, ntensors,
+                     momentum_decay, hp, CE_LINE_F64, CE_ISA_PICK(nadam_cb, f64)))
         nadam_ref_f64(params, exp_avgs, exp_avg_sqs, grads, steps, mu_products, sizes, ntensors, lr,
                       beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize);
-        return;
-    }
-    ce_nadam_ctx c = {params, exp_avgs, exp_avg_sqs, grads, sc,
-                      {lr, beta1, beta2, eps, weight_decay, decoupled, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(nadam_cb, f64), &c);
-    if (sc != stack) free(sc);
 }
 
 void ce_nadam_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
@@ -780,36 +790,37 @@ void ce_nadam_step_f64_ref(double *const *params, double *const *exp_avgs,
 }
 
 /* ---- RAdam ---- */
+static int radam_drive(const void *p, const void *m, const void *v, const void *g,
+                       const int64_t *steps, const int64_t *sizes, int64_t nt, ce_radam_hp hp,
+                       int64_t line, ce_seg_cb cb) {
+    double stack[128], *sc = ce_radam_scalars(stack, steps, nt, hp.lr, hp.beta1, hp.beta2);
+    if (!sc) return 0;
+    ce_radam_ctx c = {p, m, v, g, sc, hp};
+    ce_multi_apply(sizes, nt, line, cb, &c);
+    if (sc != stack) free(sc);
+    return 1;
+}
+
 void ce_radam_step_f32(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,
                        const float *const *grads, const int64_t *steps, const int64_t *sizes,
                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
                        double weight_decay, int decoupled, int maximize) {
-    double stack[128], *sc = ce_radam_scalars(stack, steps, ntensors, lr, beta1, beta2);
-    if (!sc) {   /* out of memory for the per-tensor scalars */
+    ce_radam_hp hp = {lr, beta1, beta2, eps, weight_decay, decoupled, maximize};
+    if (!radam_drive(params, exp_avgs, exp_avg_sqs, grads, steps, sizes, ntensors, hp,
+                     CE_LINE_F32, CE_ISA_PICK(radam_cb, f32)))
         radam_ref_f32(params, exp_avgs, exp_avg_sqs, grads, steps, sizes, ntensors, lr, beta1,
                       beta2, eps, weight_decay, decoupled, maximize);
-        return;
-    }
-    ce_radam_ctx c = {params, exp_avgs, exp_avg_sqs, grads, sc,
-                      {lr, beta1, beta2, eps, weight_decay, decoupled, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(radam_cb, f32), &c);
-    if (sc != stack) free(sc);
 }
 
 void ce_radam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
                        const double *const *grads, const int64_t *steps, const int64_t *sizes,
                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
                        double weight_decay, int decoupled, int maximize) {
-    double stack[128], *sc = ce_radam_scalars(stack, steps, ntensors, lr, beta1, beta2);
-    if (!sc) {   /* out of memory for the per-tensor scalars */
+    ce_radam_hp hp = {lr, beta1, beta2, eps, weight_decay, decoupled, maximize};
+    if (!radam_drive(params, exp_avgs, exp_avg_sqs, grads, steps, sizes, ntensors, hp,
+                     CE_LINE_F64, CE_ISA_PICK(radam_cb, f64)))
         radam_ref_f64(params, exp_avgs, exp_avg_sqs, grads, steps, sizes, ntensors, lr, beta1,
                       beta2, eps, weight_decay, decoupled, maximize);
-        return;
-    }
-    ce_radam_ctx c = {params, exp_avgs, exp_avg_sqs, grads, sc,
-                      {lr, beta1, beta2, eps, weight_decay, decoupled, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F64, CE_ISA_PICK(radam_cb, f64), &c);
-    if (sc != stack) free(sc);
 }
 
 void ce_radam_step_f32_ref(float *const *params, float *const *exp_avgs, float *const *exp_avg_sqs,

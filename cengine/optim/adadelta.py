@@ -1,7 +1,6 @@
 """Adadelta (torch.optim.Adadelta)."""
 from .. import _C
-from .optimizer import (Optimizer, _check_fused_flags, _check_lr, _next_step, _state_zeros,
-                        _step_tensor)
+from .optimizer import _FUSED_FLAG_SETDEFAULTS, Optimizer, _check_ge0, _check_lr
 
 __all__ = ["Adadelta"]
 
@@ -23,22 +22,13 @@ class Adadelta(Optimizer):
         _check_lr(lr)
         if not 0.0 <= rho <= 1.0:
             raise ValueError(f"Invalid rho value: {rho}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        capturable=capturable, foreach=foreach, differentiable=differentiable)
-        _check_fused_flags(defaults)
-        super().__init__(params, defaults)
+        _check_ge0("epsilon", eps)
+        _check_ge0("weight_decay", weight_decay)
+        super().__init__(params, self._fused_defaults(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+            capturable=capturable, foreach=foreach, differentiable=differentiable))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+    _group_setdefaults = _FUSED_FLAG_SETDEFAULTS
 
     def step(self, closure=None):
         """Perform a single optimization step; closure re-evaluates the model and returns the
@@ -46,16 +36,7 @@ class Adadelta(Optimizer):
         loss = self._eval_closure(closure)
         for group in self.param_groups:
             for b in self._batches(group):
-                sqs, accs = [], []
-                for p, a in zip(b.params, b.arrays):
-                    st = self.state[p]
-                    if not st:
-                        st["step"] = _step_tensor()
-                        st["square_avg"] = _state_zeros(a)
-                        st["acc_delta"] = _state_zeros(a)
-                    _next_step(st)
-                    sqs.append(st["square_avg"]._data)
-                    accs.append(st["acc_delta"]._data)
+                _, (sqs, accs) = self._fused_state(b, ("square_avg", "acc_delta"))
                 b.run(_C.adadelta_step, sqs, accs, float(group["lr"]), float(group["rho"]),
                       float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
         return loss

@@ -1,6 +1,7 @@
 """Adagrad (torch.optim.Adagrad)."""
 from .. import _C
-from .optimizer import Optimizer, _check_fused_flags, _next_step, _state_zeros, _step_tensor
+from .optimizer import (Optimizer, _check_fused_flags, _check_ge0, _next_step, _state_zeros,
+                        _step_tensor)
 
 __all__ = ["Adagrad"]
 
@@ -19,15 +20,10 @@ class Adagrad(Optimizer):
                  eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= lr_decay:
-            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= initial_accumulator_value:
-            raise ValueError("Invalid initial_accumulator_value value: "
-                             f"{initial_accumulator_value}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_ge0("lr_decay", lr_decay)
+        _check_ge0("weight_decay", weight_decay)
+        _check_ge0("initial_accumulator_value", initial_accumulator_value)
+        _check_ge0("epsilon", eps)
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, fused=fused)
@@ -43,10 +39,7 @@ class Adagrad(Optimizer):
         st["sum"] = _state_zeros(p._data, float(group["initial_accumulator_value"]))
         return st
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
+    _group_setdefaults = dict(maximize=False)
 
     def step(self, closure=None):
         """Perform a single optimization step; closure re-evaluates the model and returns the

@@ -1,21 +1,8 @@
 """Adam (torch.optim.Adam), with amsgrad, maximize and optional decoupled weight decay."""
 from .. import _C
-from .optimizer import Optimizer, _check_fused_flags, _next_step, _state_zeros, _step_tensor
+from .optimizer import Optimizer, _check_adam_args, _check_fused_flags  # noqa: F401
 
 __all__ = ["Adam"]
-
-
-def _check_adam_args(lr, betas, eps, weight_decay):
-    if not 0.0 <= lr:
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if not 0.0 <= eps:
-        raise ValueError(f"Invalid epsilon value: {eps}")
-    if not 0.0 <= betas[0] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-    if not 0.0 <= betas[1] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
 
 
 class Adam(Optimizer):
@@ -44,11 +31,11 @@ class Adam(Optimizer):
         _check_fused_flags(defaults)
         super().__init__(params, defaults)
 
+    _group_setdefaults = dict(amsgrad=False, maximize=False)
+
     def __setstate__(self, state):
         super().__setstate__(state)
         for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
             group.setdefault("decoupled_weight_decay", self._decoupled_default)
 
     def step(self, closure=None):
@@ -58,25 +45,10 @@ class Adam(Optimizer):
         for group in self.param_groups:
             amsgrad = bool(group["amsgrad"])
             beta1, beta2 = group["betas"]
-            state = self.state
+            keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
             for b in self._batches(group):
-                steps, exp_avgs, exp_avg_sqs, max_sqs = [], [], [], []
-                for p, a in zip(b.params, b.arrays):
-                    st = state[p]
-                    if not st:
-                        st["step"] = _step_tensor()
-                        st["exp_avg"] = _state_zeros(a)
-                        st["exp_avg_sq"] = _state_zeros(a)
-                        if amsgrad:
-                            st["max_exp_avg_sq"] = _state_zeros(a)
-                    elif amsgrad and "max_exp_avg_sq" not in st:
-                        st["max_exp_avg_sq"] = _state_zeros(a)
-                    steps.append(_next_step(st))
-                    exp_avgs.append(st["exp_avg"]._data)
-                    exp_avg_sqs.append(st["exp_avg_sq"]._data)
-                    if amsgrad:
-                        max_sqs.append(st["max_exp_avg_sq"]._data)
-                b.run(_C.adam_step, exp_avgs, exp_avg_sqs, max_sqs if amsgrad else None, steps,
+                steps, (exp_avgs, exp_avg_sqs, *max_sqs) = self._fused_state(b, keys)
+                b.run(_C.adam_step, exp_avgs, exp_avg_sqs, max_sqs[0] if amsgrad else None, steps,
                       float(group["lr"]), float(beta1), float(beta2), float(group["eps"]),
                       float(group["weight_decay"]), amsgrad, bool(group["maximize"]),
                       bool(group["decoupled_weight_decay"]))

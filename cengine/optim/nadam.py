@@ -1,8 +1,7 @@
 """NAdam (torch.optim.NAdam): Adam with Nesterov momentum, optionally decoupled weight decay."""
 from .. import _C
-from .adam import _check_adam_args
-from .optimizer import (Optimizer, _check_fused_flags, _check_lr, _next_step, _scalar_state,
-                        _state_zeros, _step_tensor)
+from .optimizer import (_FUSED_FLAG_SETDEFAULTS, Optimizer, _check_adam_args, _check_ge0,
+                        _check_lr, _next_step, _scalar_state, _state_zeros, _step_tensor)
 
 __all__ = ["NAdam"]
 
@@ -27,23 +26,14 @@ class NAdam(Optimizer):
                  maximize=False, capturable=False, differentiable=False):
         _check_lr(lr)
         _check_adam_args(0.0, betas, eps, weight_decay)
-        if not 0.0 <= momentum_decay:
-            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        momentum_decay=momentum_decay,
-                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
-                        foreach=foreach, capturable=capturable, differentiable=differentiable)
-        _check_fused_flags(defaults)
-        super().__init__(params, defaults)
+        _check_ge0("momentum_decay", momentum_decay)
+        super().__init__(params, self._fused_defaults(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize, foreach=foreach, capturable=capturable,
+            differentiable=differentiable))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
+    _group_setdefaults = dict(_FUSED_FLAG_SETDEFAULTS, decoupled_weight_decay=False)
 
     def step(self, closure=None):
         """Perform a single optimization step; closure re-evaluates the model and returns the

@@ -423,6 +423,39 @@ class Optimizer:
         self.__dict__.update(state)
         self.__dict__.setdefault("_optimizer_step_pre_hooks", OrderedDict())
         self.__dict__.setdefault("_optimizer_step_post_hooks", OrderedDict())
+        for group in self.__dict__.get("param_groups", ()):
+            for key, value in self._group_setdefaults.items():
+                group.setdefault(key, value)
+
+    # options an unpickled param group from an older checkpoint may lack, with their defaults
+    _group_setdefaults = {}
+
+    @staticmethod
+    def _fused_defaults(**defaults):
+        """The defaults dict of a fused-kernel optimizer, after the flag checks every one of
+        them makes (differentiable, fused with foreach)."""
+        _check_fused_flags(defaults)
+        return defaults
+
+    def _fused_state(self, b, keys):
+        """Per-parameter state of one fused batch `b` for a kernel call: a parameter without
+        state gets state['step'] (0-d) first; then each name in `keys` missing from its state
+        gets a zero buffer like the parameter. Increments every step. Returns (steps, columns):
+        the new step counts and, per key, the list of state arrays, in batch order."""
+        state = self.state
+        steps = []
+        cols = [[] for _ in keys]
+        for p, a in zip(b.params, b.arrays):
+            st = state[p]
+            if not st:
+                st["step"] = _step_tensor()
+            for col, key in zip(cols, keys):
+                buf = st.get(key)
+                if buf is None:
+                    buf = st[key] = _state_zeros(a)
+                col.append(buf._data)
+            steps.append(_next_step(st))
+        return steps, cols
 
     def __repr__(self):
         s = self.__class__.__name__ + " ("
@@ -432,6 +465,11 @@ class Optimizer:
                 if key != "params":
                     s += "\n    %s: %s" % (key, group[key])
         return s + "\n)"
+
+
+# the flag options of torch's optimizers that older checkpoints' param groups may lack
+_FUSED_FLAG_SETDEFAULTS = dict(foreach=None, maximize=False, differentiable=False,
+                               capturable=False)
 
 
 def _check_fused_flags(defaults):
@@ -459,3 +497,21 @@ def _scalar_state(st, key, fill):
     elif not isinstance(v, Tensor):
         v = st[key] = _step_tensor(float(v))
     return v
+
+
+def _check_ge0(name, value):
+    """torch's `Invalid <name> value: <value>` check of a hyper-parameter that must be >= 0."""
+    if not 0.0 <= value:
+        raise ValueError(f"Invalid {name} value: {value}")
+
+
+def _check_adam_args(lr, betas, eps, weight_decay):
+    """The hyper-parameter checks shared by the Adam family, in torch's order and words."""
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    _check_ge0("epsilon", eps)
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    _check_ge0("weight_decay", weight_decay)

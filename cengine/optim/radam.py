@@ -1,8 +1,6 @@
 """RAdam (torch.optim.RAdam): Adam with a rectified adaptive learning rate."""
 from .. import _C
-from .adam import _check_adam_args
-from .optimizer import (Optimizer, _check_fused_flags, _check_lr, _next_step, _state_zeros,
-                        _step_tensor)
+from .optimizer import _FUSED_FLAG_SETDEFAULTS, Optimizer, _check_adam_args, _check_lr
 
 __all__ = ["RAdam"]
 
@@ -26,21 +24,12 @@ class RAdam(Optimizer):
                  capturable=False, differentiable=False):
         _check_lr(lr)
         _check_adam_args(0.0, betas, eps, weight_decay)
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        maximize=maximize, foreach=foreach, capturable=capturable,
-                        decoupled_weight_decay=decoupled_weight_decay,
-                        differentiable=differentiable)
-        _check_fused_flags(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, self._fused_defaults(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
+            foreach=foreach, capturable=capturable,
+            decoupled_weight_decay=decoupled_weight_decay, differentiable=differentiable))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
-            group.setdefault("decoupled_weight_decay", False)
+    _group_setdefaults = dict(_FUSED_FLAG_SETDEFAULTS, decoupled_weight_decay=False)
 
     def step(self, closure=None):
         """Perform a single optimization step; closure re-evaluates the model and returns the
@@ -49,16 +38,7 @@ class RAdam(Optimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for b in self._batches(group):
-                steps, ms, vs = [], [], []
-                for p, a in zip(b.params, b.arrays):
-                    st = self.state[p]
-                    if not st:
-                        st["step"] = _step_tensor()
-                        st["exp_avg"] = _state_zeros(a)
-                        st["exp_avg_sq"] = _state_zeros(a)
-                    steps.append(_next_step(st))
-                    ms.append(st["exp_avg"]._data)
-                    vs.append(st["exp_avg_sq"]._data)
+                steps, (ms, vs) = self._fused_state(b, ("exp_avg", "exp_avg_sq"))
                 b.run(_C.radam_step, ms, vs, steps, float(group["lr"]), float(beta1),
                       float(beta2), float(group["eps"]), float(group["weight_decay"]),
                       bool(group["decoupled_weight_decay"]), bool(group["maximize"]))

@@ -35,11 +35,7 @@ class SGD(Optimizer):
         _check_fused_flags(defaults)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("nesterov", False)
-            group.setdefault("maximize", False)
+    _group_setdefaults = dict(nesterov=False, maximize=False)
 
     def step(self, closure=None):
         """Perform a single optimization step; closure re-evaluates the model and returns the
