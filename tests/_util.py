@@ -24,3 +24,18 @@ def twice_function(name, backward):
 
     return type(name, (ce.autograd.Function,),
                 {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+
+
+def run_python(args, cwd, env=None, timeout=300):
+    """Run `python ARGS` in a child that imports the same cengine this test process imported
+    (the installed one in CI, the in-place build in a checkout): its parent folder goes first
+    on PYTHONPATH and the child runs in `cwd` (a temporary folder), never in the repository
+    root, whose unbuilt source tree would shadow an installed cengine."""
+    import subprocess
+    import sys
+    import cengine
+    e = dict(os.environ, **(env or {}))
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(cengine.__file__)))
+    e["PYTHONPATH"] = parent + os.pathsep + e.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable] + list(args), cwd=str(cwd), env=e,
+                          capture_output=True, text=True, timeout=timeout)

@@ -5,8 +5,6 @@ same parameters as the ops they call."""
 import ast
 import inspect
 import pydoc
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 
 import cengine as ce
 from cengine import _tensor_methods as tm
+from _util import run_python
 
 Tensor = ce.Tensor
 
@@ -86,7 +85,7 @@ def test_help_and_getmembers_list_the_methods():
         assert n in members, n
 
 
-def test_methods_exist_right_after_importing_cengine_tensor_and_submodules_add_none():
+def test_methods_exist_right_after_importing_cengine_tensor_and_submodules_add_none(tmp_path):
     code = textwrap.dedent("""
         import importlib, pkgutil, sys
         import cengine.tensor
@@ -110,7 +109,7 @@ def test_methods_exist_right_after_importing_cengine_tensor_and_submodules_add_n
             assert not added and not changed, (k, sorted(added), changed)
         print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    r = run_python(["-c", code], tmp_path)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 

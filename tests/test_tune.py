@@ -1,16 +1,14 @@
 """python -m cengine.tune and the tune file applied at import (temporary cache folders only)."""
 import json
 import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
 
 from cengine import _C, _tunefile, tune
+from _util import run_python
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -137,10 +135,7 @@ def test_tune_replaces_a_broken_file_and_keeps_results_exact(cache_home):
 
 
 def _run(args, env):
-    e = dict(os.environ, **env)
-    e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable] + args, cwd=ROOT, env=e, capture_output=True,
-                          text=True, timeout=300)
+    return run_python(args, env["XDG_CACHE_HOME"], env)
 
 
 def test_command_line_and_import_time_apply(cache_home):
