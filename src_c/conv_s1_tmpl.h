@@ -169,20 +169,34 @@ static void S1(s1_fwd)(CE_T *y, CE_T *ws, const CE_T *x, const CE_T *w, const CE
                       g->OH, g->OW, S1(s1_chunk)(O, C), 0);
 }
 
-/* 1 when any of v[0..n) is inf or NaN (its exponent bits all ones) */
+/* 1 when any of v[0..n) is inf or NaN (its exponent bits all ones); serial */
 static int S1(s1_nonfinite)(const CE_T *v, int64_t n) {
+    CE_S1_UINT m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        CE_S1_UINT b;
+        memcpy(&b, v + i, sizeof b);
+        m |= (CE_S1_UINT)((b & CE_S1_EXP) == CE_S1_EXP);
+    }
+    return m != 0;
+}
+
+/* 1 when a grid value that a row outside the output window can meet in the weight-gradient
+ * products (rows < (KH-1)*dh or >= OH, columns < (KW-1)*dw or >= OW of a plane; the shifted
+ * reads of those rows land only there) is inf or NaN */
+static int S1(s1_band_nonfinite)(const CE_T *xg, const ce_conv_geom_t *g, int64_t Hp,
+                                 int64_t Wp) {
+    int64_t C = g->C, rb = (g->KH - 1) * g->dh, cb = (g->KW - 1) * g->dw, rows = g->N * Hp;
     int bad = 0;
-    int th = ce_threads_for(n, CE_CONV_MIN_WORK * 16);
+    int th = ce_threads_for(rows * (2 * cb + 2) * C, CE_CONV_MIN_WORK * 16);
     _Pragma("omp parallel for schedule(static) num_threads(th) reduction(|: bad)")
-    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
-        int64_t i1 = i0 + 4096 < n ? i0 + 4096 : n;
-        CE_S1_UINT m = 0;
-        for (int64_t i = i0; i < i1; i++) {
-            CE_S1_UINT b;
-            memcpy(&b, v + i, sizeof b);
-            m |= (CE_S1_UINT)((b & CE_S1_EXP) == CE_S1_EXP);
-        }
-        bad |= m != 0;
+    for (int64_t it = 0; it < rows; it++) {
+        int64_t i = it % Hp;
+        const CE_T *row = xg + it * Wp * C;
+        if (i < rb || i >= g->OH)
+            bad |= S1(s1_nonfinite)(row, Wp * C);
+        else
+            bad |= S1(s1_nonfinite)(row, cb * C) |
+                   S1(s1_nonfinite)(row + g->OW * C, (Wp - g->OW) * C);
     }
     return bad;
 }
@@ -220,7 +234,7 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
     /* the rows outside the output window hold dy = 0: an inf or NaN of x they meet would
      * add 0 * inf = NaN where the convolution has no term, so with any non-finite x the
      * products run over the output rows only (slower, same chunks) */
-    int exact = S1(s1_nonfinite)(xg, R * C);
+    int exact = S1(s1_band_nonfinite)(xg, g, Hp, Wp);
     int th = acc ? 1 : chunk_threads(nch, rend * D / 8);
     _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th) if(th > 1)")
     for (int64_t c = 0; c < nch; c++) {

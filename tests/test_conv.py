@@ -397,6 +397,7 @@ def test_conv_stride1_weight_grad_nonfinite_input(case, dtype, isa, nthreads):
     x[0, 1, 0, -1] = np.inf           # last column, first row
     x[-1, 0, -1, 0] = -np.inf         # first column, last row
     x[0, -1, -1, -1] = np.inf         # bottom-right corner
+    x[0, 2, xs[2] // 2, xs[3] // 2] = -np.inf   # inside: meets no padding row
     geom = ((1, 1), pad, dil, 1)
     old_p = _C.conv_get_parts_elems()
     res = {}
@@ -419,6 +420,17 @@ def test_conv_stride1_weight_grad_nonfinite_input(case, dtype, isa, nthreads):
         np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
         fin = np.isfinite(want)
         np.testing.assert_allclose(got[fin], want[fin], **TOL[dtype])
+    # only an interior inf (the scan of the padding band finds nothing): the fast products
+    x2 = rnd(xs, dtype)
+    x2[0, 2, xs[2] // 2, xs[3] // 2] = np.inf
+    _C.conv_set_s1(False)
+    try:
+        ref = _C.conv2d_backward(dy, x2, w, *geom, False, True, False)[1]
+    finally:
+        _C.conv_set_s1(True)
+    got = _C.conv2d_backward(dy, x2, w, *geom, False, True, False)[1]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
     # a NaN of x reaches exactly the weights whose windows see it
     x[0, 1, 0, -1] = np.nan
     got = _C.conv2d_backward(dy, x, w, *geom, False, True, False)[1]
