@@ -23,7 +23,9 @@ exits (cache_enabled), so a weight is converted once per step however often it i
 casts are recorded by autograd, so gradients reach the float32 parameters in float32.
 """
 import functools
+import sys
 import threading
+import weakref
 import warnings
 
 import numpy as np
@@ -52,6 +54,7 @@ class _State(threading.local):
         self.cache_enabled = True
         self.nesting = 0
         self.cache = {}      # id(tensor) -> (tensor, its cast); cleared when nesting drops to 0
+        self.persist = {}    # id(param) -> _Persist: its low-precision buffer kept across regions
         self.lowp = None     # numpy dtype of the enabled CPU region, else None (the ops' check)
 
 
@@ -107,6 +110,7 @@ def set_autocast_cache_enabled(enabled):
 
 def clear_autocast_cache():
     _tls.cache.clear()
+    _tls.persist.clear()
 
 
 class autocast:
@@ -192,10 +196,89 @@ def cast_lowp(t):
         hit = s.cache.get(id(t))
         if hit is not None and hit[0] is t and hit[1]._data.dtype == lowp:
             return hit[1]
-        out = cast(t, lowp)
+        out = _persistent_cast(s, t, lowp)
         s.cache[id(t)] = (t, out)
         return out
     return cast(t, lowp)
+
+
+# ---------------------------------------------------------------------------- persistent casts
+class _Persist:
+    """one parameter's low-precision copy kept across autocast regions: the buffer is reused
+    (no fresh allocation, no page faults) and refilled only when the parameter changed"""
+    __slots__ = ("ref", "data", "version", "buf", "out_version")
+
+
+def _buffer_free(e):
+    """True when nothing but the entry holds e.buf (no live graph or user tensor views it)"""
+    # references: e.buf, the local name in the caller's frame is not taken, getrefcount's arg
+    return sys.getrefcount(e.buf) <= 2
+
+
+def _persistent_cast(s, t, lowp):
+    """t (a float32/float16 leaf parameter) cast to lowp as an autograd-recorded op whose
+    output storage is a buffer kept per parameter: refilled in place when the parameter's
+    version or storage changed, reused untouched when neither did. A buffer that something
+    else still holds (a graph not yet backpropagated, a tensor kept by the user) is left to
+    its holder and a fresh one is made, so no live value is ever overwritten."""
+    from ..ops.elementwise import cast
+    a = t._data
+    if a.dtype != _F32 or not a.flags.c_contiguous or a.size == 0:
+        return cast(t, lowp)
+    key = id(t)
+    e = s.persist.get(key)
+    if e is not None and (e.ref() is not t or e.buf.dtype != lowp or e.buf.shape != a.shape):
+        e = None
+    fill = True
+    if e is None or not _buffer_free(e):
+        e = _Persist()
+        e.ref = weakref.ref(t, functools.partial(_drop_persist, s.persist, key))
+        e.buf = np.empty(a.shape, lowp)
+        s.persist[key] = e
+    elif e.data is a and e.version == t._version[0] and e.out_version[0] == 0:
+        fill = False    # same storage, same version, the old cast never written in place
+    e.data, e.version = a, t._version[0]
+    out = _PersistCast.apply(t, e.buf, fill)
+    e.out_version = out._version
+    return out
+
+
+def _drop_persist(persist, key, _ref):
+    e = persist.get(key)
+    if e is not None and e.ref is _ref:
+        del persist[key]
+
+
+def _persist_cast_class():
+    from ..autograd.function import Function
+
+    class _PersistCast(Function):
+        """x (float32) -> buf (its bfloat16/float16 cast, filled in place unless fill is
+        False); backward casts the gradient back to float32"""
+        @staticmethod
+        def forward(ctx, x, buf, fill):
+            if fill:
+                from .. import _C
+                (_C.cast_f32_to_bf16 if buf.dtype == _dt.BF16_NP else _C.cast_f32_to_f16)(
+                    x, out=buf)
+            return buf
+
+        @staticmethod
+        def backward(ctx, g):
+            return (g if g.dtype == _F32 else _dt.astype(g, _F32)), None, None
+    return _PersistCast
+
+
+class _LazyPersistCast:
+    cls = None
+
+    def apply(self, *args):
+        if _LazyPersistCast.cls is None:
+            _LazyPersistCast.cls = _persist_cast_class()
+        return _LazyPersistCast.cls.apply(*args)
+
+
+_PersistCast = _LazyPersistCast()
 
 
 def cast_fp32(t):
