@@ -18,8 +18,15 @@
             T m = 0, v = 0;                                                                      \
             for (int64_t c = 0; c < D; c++) m += xr[c];                                          \
             m /= (T)D;                                                                           \
-            for (int64_t c = 0; c < D; c++) v += (xr[c] - m) * (xr[c] - m);                      \
-            v /= (T)D;                                                                           \
+            T ds = 0;                                                                            \
+            for (int64_t c = 0; c < D; c++) {                                                    \
+                v += (xr[c] - m) * (xr[c] - m);                                                  \
+                ds += xr[c] - m;                                                                 \
+            }                                                                                    \
+            ds /= (T)D;                                                                          \
+            m += ds; /* corrected two-pass: see nm_sqdev in norm_tmpl.h */                       \
+            v = v / (T)D - ds * ds;                                                              \
+            if (v < 0) v = 0;                                                                    \
             T rs = (T)(1.0 / sqrt((double)v + eps));                                             \
             mean[r] = m;                                                                         \
             rstd[r] = rs;                                                                        \

@@ -2,9 +2,11 @@
  * by norm.c once per (ISA, dtype) pair (scalar one-lane pairs = the generic path).
  * Backward rows add parameter gradients into per-thread partial buffers dwp/dbp (or NULL). */
 
-/* sum_c (x_c - m)^2, prefetching pf[0, D) (the rows ahead) */
-static inline vm_s VM_FN(nm_sqdev)(const vm_s *x, int64_t D, vm_s m, const vm_s *pf) {
-    vm_t mv = vm_set1(m), s0 = vm_zero(), s1 = vm_zero();
+/* sum_c (x_c - m)^2, and *dsum = sum_c (x_c - m) (the corrected two-pass variance: the caller
+ * moves m by dsum/D and subtracts (dsum/D)^2, so a mean that a plain sum left an ulp off, e.g. in a
+ * constant row of large values, is not read as spread); prefetching pf[0, D) (the rows ahead) */
+static inline vm_s VM_FN(nm_sqdev)(const vm_s *x, int64_t D, vm_s m, const vm_s *pf, vm_s *dsum) {
+    vm_t mv = vm_set1(m), s0 = vm_zero(), s1 = vm_zero(), e0 = vm_zero(), e1 = vm_zero();
     int64_t i = 0;
     for (; i + 2 * VM_W <= D; i += 2 * VM_W) {
         CE_SM_PF(pf + i);
@@ -12,13 +14,20 @@ static inline vm_s VM_FN(nm_sqdev)(const vm_s *x, int64_t D, vm_s m, const vm_s 
         vm_t d0 = vm_sub(vm_load(x + i), mv), d1 = vm_sub(vm_load(x + i + VM_W), mv);
         s0 = vm_fmadd(d0, d0, s0);
         s1 = vm_fmadd(d1, d1, s1);
+        e0 = vm_add(e0, d0);
+        e1 = vm_add(e1, d1);
     }
     for (; i + VM_W <= D; i += VM_W) {
         vm_t d0 = vm_sub(vm_load(x + i), mv);
         s0 = vm_fmadd(d0, d0, s0);
+        e0 = vm_add(e0, d0);
     }
-    vm_s t = 0;
-    for (; i < D; i++) t += (x[i] - m) * (x[i] - m);
+    vm_s t = 0, te = 0;
+    for (; i < D; i++) {
+        t += (x[i] - m) * (x[i] - m);
+        te += x[i] - m;
+    }
+    *dsum = vm_hsum(vm_add(e0, e1)) + te;
     return vm_hsum(vm_add(s0, s1)) + t;
 }
 
@@ -81,7 +90,11 @@ static void VM_FN(ln_fwd_rows)(vm_s *y, vm_s *mean, vm_s *rstd, const vm_s *x, c
     for (int64_t r = r0; r < r1; r++) {
         const vm_s *xr = x + r * D;
         vm_s m = VM_FN(sm_dot)(xr, 0, D) / (vm_s)D;
-        vm_s var = VM_FN(nm_sqdev)(xr, D, m, xr + pd) / (vm_s)D;
+        vm_s ds, var = VM_FN(nm_sqdev)(xr, D, m, xr + pd, &ds) / (vm_s)D;
+        ds /= (vm_s)D;
+        m += ds;
+        var -= ds * ds;
+        if (var < 0) var = 0;
         vm_s rs;
         if (var <= CE_NM_VMAX)
             rs = (vm_s)(1.0 / sqrt((double)var + eps));

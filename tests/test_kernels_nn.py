@@ -814,3 +814,18 @@ def test_softmax_masked_and_underflowing_rows(isa, nthreads, dtype):
     np.testing.assert_allclose(dx, _C.softmax_backward_ref(y, dy),
                                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
     assert np.all(dx[np.isneginf(x)] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("D", [7, 64, 100, 1000, 1023, 4096])
+@pytest.mark.parametrize("c", [1.2345e10, -3.0e7, 0.1])
+def test_layer_norm_constant_row_is_zero(dtype, D, c, isa, nthreads):
+    """A row whose elements are all equal normalizes to exactly 0 (torch does), also for large
+    values, where a plain sum / D can be off by an ulp and the variance pass then reads that
+    rounding as spread (gave +-1 for 1.2345e10 in float32)."""
+    x = np.full((5, D), c, dtype)
+    x[1] = dtype(-c)
+    w, b = np.ones(D, dtype), np.zeros(D, dtype)
+    y, m, rs = _C.layer_norm_forward(x, w, b, eps=1e-5)
+    assert (y == 0).all()
+    np.testing.assert_array_equal(m, x[:, 0])
