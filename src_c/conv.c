@@ -374,17 +374,25 @@ CE_DEF_TR(double, f64, 4)
 #define CE_T float
 #define CE_SFX f32
 #define CE_GEMM ce_sgemm
+#define CE_S1_UINT uint32_t
+#define CE_S1_EXP 0x7f800000u
 #include "conv_s1_tmpl.h"
 #undef CE_T
 #undef CE_SFX
 #undef CE_GEMM
+#undef CE_S1_UINT
+#undef CE_S1_EXP
 #define CE_T double
 #define CE_SFX f64
 #define CE_GEMM ce_dgemm
+#define CE_S1_UINT uint64_t
+#define CE_S1_EXP 0x7ff0000000000000ull
 #include "conv_s1_tmpl.h"
 #undef CE_T
 #undef CE_SFX
 #undef CE_GEMM
+#undef CE_S1_UINT
+#undef CE_S1_EXP
 
 int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw,
                         int64_t parts_elems, int nthreads) {

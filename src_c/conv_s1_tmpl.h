@@ -169,6 +169,38 @@ static void S1(s1_fwd)(CE_T *y, CE_T *ws, const CE_T *x, const CE_T *w, const CE
                       g->OH, g->OW, S1(s1_chunk)(O, C), 0);
 }
 
+/* 1 when any of v[0..n) is inf or NaN (its exponent bits all ones); serial */
+static int S1(s1_nonfinite)(const CE_T *v, int64_t n) {
+    CE_S1_UINT m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        CE_S1_UINT b;
+        memcpy(&b, v + i, sizeof b);
+        m |= (CE_S1_UINT)((b & CE_S1_EXP) == CE_S1_EXP);
+    }
+    return m != 0;
+}
+
+/* 1 when a grid value that a row outside the output window can meet in the weight-gradient
+ * products (rows < (KH-1)*dh or >= OH, columns < (KW-1)*dw or >= OW of a plane; the shifted
+ * reads of those rows land only there) is inf or NaN */
+static int S1(s1_band_nonfinite)(const CE_T *xg, const ce_conv_geom_t *g, int64_t Hp,
+                                 int64_t Wp) {
+    int64_t C = g->C, rb = (g->KH - 1) * g->dh, cb = (g->KW - 1) * g->dw, rows = g->N * Hp;
+    int bad = 0;
+    int th = ce_threads_for(rows * (2 * cb + 2) * C, CE_CONV_MIN_WORK * 16);
+    _Pragma("omp parallel for schedule(static) num_threads(th) reduction(|: bad)")
+    for (int64_t it = 0; it < rows; it++) {
+        int64_t i = it % Hp;
+        const CE_T *row = xg + it * Wp * C;
+        if (i < rb || i >= g->OH)
+            bad |= S1(s1_nonfinite)(row, Wp * C);
+        else
+            bad |= S1(s1_nonfinite)(row, cb * C) |
+                   S1(s1_nonfinite)(row + g->OW * C, (Wp - g->OW) * C);
+    }
+    return bad;
+}
+
 static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T *x,
                        const CE_T *xg_in, const CE_T *w, const ce_conv_geom_t *g,
                        int64_t parts_elems) {
@@ -199,11 +231,31 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
     int64_t ch = S1(s1_chunk)(O, C) * 2, nch = (rend + ch - 1) / ch;
     int64_t ngrp = g->dw == 1 ? KH : KK;
     int acc = nch * D > parts_elems;
+    /* the rows outside the output window hold dy = 0: an inf or NaN of x they meet would
+     * add 0 * inf = NaN where the convolution has no term, so with any non-finite x the
+     * products run over the output rows only (slower, same chunks) */
+    int exact = S1(s1_band_nonfinite)(xg, g, Hp, Wp);
     int th = acc ? 1 : chunk_threads(nch, rend * D / 8);
     _Pragma("omp parallel for schedule(dynamic, 1) num_threads(th) if(th > 1)")
     for (int64_t c = 0; c < nch; c++) {
         int64_t r0 = c * ch, m = r0 + ch < rend ? ch : rend - r0;
         CE_T *part = parts + (acc ? 0 : c * D), beta = (CE_T)(acc && c > 0);
+        if (exact) {
+            if (beta == 0) memset(part, 0, (size_t)D * sizeof(CE_T));
+            for (int64_t r = r0; r < r0 + m;) {   /* segments of output rows in the chunk */
+                int64_t rem = r % plane, i = rem / Wp, j = rem % Wp, rowbase = r - j;
+                int64_t e = rowbase + g->OW < r0 + m ? rowbase + g->OW : r0 + m;
+                if (i < g->OH && j < g->OW)
+                    for (int64_t t = 0; t < ngrp; t++) {
+                        int64_t off, K, brow;
+                        S1(s1_tap)(t, C, KW, g->dh, g->dw, Wp, &off, &K, &brow);
+                        CE_GEMM(1, 1, O, K, e - r, 1, dyc + r, 0, 0, R, 1, xg + (r + off) * C,
+                                0, 0, C, 1, (CE_T)1, part + brow, 0, 0, KK * C, 1, NULL, 0);
+                    }
+                r = j < g->OW ? e : rowbase + Wp;
+            }
+            continue;
+        }
         for (int64_t t = 0; t < ngrp; t++) {
             int64_t off, K, brow;
             S1(s1_tap)(t, C, KW, g->dh, g->dw, Wp, &off, &K, &brow);

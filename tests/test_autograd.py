@@ -306,3 +306,31 @@ def test_sdpa_sibling_grads_only_for_disjoint_views():
     for make in cases:
         np.testing.assert_allclose(grads(make, False), grads(make, True), rtol=1e-12,
                                    atol=1e-12)
+
+
+def test_leaf_grad_accumulates_in_place_like_torch():
+    """a second backward adds into the existing .grad array (as torch's AccumulateGrad), large
+    (threaded kernel) and small (numpy), bumping its version; a read-only or differently laid
+    out .grad still accumulates correctly"""
+    import numpy as np
+    import cengine as ce
+    for shape in ((3, 5), (300, 301)):
+        a = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        x = ce.tensor(a, requires_grad=True)
+        (x * 2.0).sum().backward()
+        g = x.grad
+        arr, v = g._data, g._version_count
+        (x * 3.0).sum().backward()
+        assert x.grad is g and g._data is arr and g._version_count == v + 1
+        np.testing.assert_array_equal(g.numpy(), np.full(shape, 5.0, np.float32))
+    x = ce.tensor(np.ones((4, 4)), requires_grad=True)
+    ro = np.ones((4, 4))
+    ro.flags.writeable = False
+    x.grad = ce.tensor(ro)
+    x.grad._data = ro
+    (x * 2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((4, 4), 3.0))
+    assert ro[0, 0] == 1.0
+    x.grad = ce.tensor(np.ones((4, 4)).T)     # non-contiguous: numpy's in-place add
+    (x * 2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((4, 4), 3.0))

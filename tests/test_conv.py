@@ -385,6 +385,82 @@ def test_conv_stride1_driver_matches_unfolding(case, dtype, isa):
             np.testing.assert_array_equal(a, c)
 
 
+@pytest.mark.parametrize("case", [S1_CASES[0], S1_CASES[1], S1_CASES[2], S1_CASES[6]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_stride1_weight_grad_nonfinite_input(case, dtype, isa, nthreads):
+    """an inf/NaN of x next to the padding columns/rows gives the weight gradient the
+    unfolding drivers (and the definition) give: +-inf where it meets dy, never a NaN from
+    the grid rows outside the output"""
+    xs, ws, pad, dil, out = case
+    x, w = rnd(xs, dtype), rnd(ws, dtype, 1)
+    dy = np.abs(rnd((xs[0], ws[0]) + out, dtype, 3)) + 0.5
+    x[0, 1, 0, -1] = np.inf           # last column, first row
+    x[-1, 0, -1, 0] = -np.inf         # first column, last row
+    x[0, -1, -1, -1] = np.inf         # bottom-right corner
+    x[0, 2, xs[2] // 2, xs[3] // 2] = -np.inf   # inside: meets no padding row
+    geom = ((1, 1), pad, dil, 1)
+    old_p = _C.conv_get_parts_elems()
+    res = {}
+    try:
+        for s1, parts in ((False, old_p), (True, old_p), (True, 0)):
+            _C.conv_set_s1(s1)
+            _C.conv_set_parts_elems(parts)
+            y, grid = _C.conv2d_forward(x, w, None, *geom, out, keep_grid=True)
+            res[s1, parts] = _C.conv2d_backward(dy, x, w, *geom, False, True, False,
+                                                grid=grid)[1]
+    finally:
+        _C.conv_set_s1(True)
+        _C.conv_set_parts_elems(old_p)
+    want = res[False, old_p]
+    assert np.isinf(want).any()
+    for key in ((True, old_p), (True, 0)):
+        got = res[key]
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+        fin = np.isfinite(want)
+        np.testing.assert_allclose(got[fin], want[fin], **TOL[dtype])
+    # only an interior inf (the scan of the padding band finds nothing): the fast products
+    x2 = rnd(xs, dtype)
+    x2[0, 2, xs[2] // 2, xs[3] // 2] = np.inf
+    _C.conv_set_s1(False)
+    try:
+        ref = _C.conv2d_backward(dy, x2, w, *geom, False, True, False)[1]
+    finally:
+        _C.conv_set_s1(True)
+    got = _C.conv2d_backward(dy, x2, w, *geom, False, True, False)[1]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    # a NaN of x reaches exactly the weights whose windows see it
+    x[0, 1, 0, -1] = np.nan
+    got = _C.conv2d_backward(dy, x, w, *geom, False, True, False)[1]
+    _C.conv_set_s1(False)
+    try:
+        ref = _C.conv2d_backward(dy, x, w, *geom, False, True, False)[1]
+    finally:
+        _C.conv_set_s1(True)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert not np.isnan(got).all()
+
+
+def test_conv_weight_grad_inf_input_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = rnd((2, 16, 7, 9), np.float32)
+    w = rnd((4, 16, 3, 3), np.float32, 1)
+    x[0, 1, 2, 8] = np.inf
+    x[1, 0, 6, 0] = -np.inf
+    for pad in (0, 1):
+        wt = torch.tensor(w, requires_grad=True)
+        torch.nn.functional.conv2d(torch.tensor(x), wt, padding=pad).sum().backward()
+        wc = ce.tensor(w, requires_grad=True)
+        F.conv2d(ce.tensor(x), wc, padding=pad).sum().backward()
+        a, b = wt.grad.numpy(), wc.grad.numpy()
+        assert not np.isnan(b).any()
+        np.testing.assert_array_equal(np.isposinf(a), np.isposinf(b))
+        np.testing.assert_array_equal(np.isneginf(a), np.isneginf(b))
+        np.testing.assert_allclose(b[np.isfinite(a)], a[np.isfinite(a)], rtol=1e-4, atol=1e-4)
+
+
 def test_conv_stride1_driver_gradcheck():
     x = ce.tensor(rnd((2, 11, 5, 4), np.float64), requires_grad=True)
     w = ce.tensor(rnd((12, 11, 3, 3), np.float64, 1), requires_grad=True)

@@ -28,6 +28,19 @@ def _run_final_callbacks():
         _final_callbacks.clear()
 
 
+def _add_into(a, b):
+    """a += b in place (a writeable, same shape and float dtype as b): the threaded kernel for
+    large contiguous arrays that do not overlap, numpy's ufunc (overlap-safe) otherwise"""
+    from .. import _C
+    if (type(b) is np.ndarray and a.size >= (1 << 16) and a.dtype == b.dtype
+            and (a.dtype == np.float32 or a.dtype == np.float64)
+            and a.flags.c_contiguous and b.flags.c_contiguous and a.flags.aligned
+            and b.flags.aligned and not np.may_share_memory(a, b)):
+        _C.ewise("add", a, b, out=a)
+    else:
+        np.add(a, b, out=a)
+
+
 def _add(a, b):
     """a + b for gradient accumulation (large same-shape float arrays on the threaded kernel)"""
     global _arith
@@ -78,7 +91,14 @@ def _accumulate_leaf(node, g, fresh):
         fresh.discard(id(g))
         var.grad = _wrap(g)
     else:
-        var.grad._data = _add(var.grad._data, g)
+        cur = var.grad._data
+        if (type(cur) is np.ndarray and cur.flags.writeable and cur.shape == g.shape
+                and cur.dtype == g.dtype and cur.dtype.kind == "f"):
+            # in place, as torch's AccumulateGrad (no new array per backward)
+            _add_into(cur, g)
+            var.grad._version[0] += 1
+        else:
+            var.grad._data = _add(var.grad._data, g)
     for h in list(node.post_hooks.values()):
         h(var)
 
