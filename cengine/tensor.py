@@ -73,8 +73,9 @@ def _check_device(dev):
         return
     d = dev if isinstance(dev, device) else device(str(dev))
     if d.type != "cpu":
+        from ._device import cuda_missing_reason
         raise RuntimeError("cengine was built without a CUDA backend: only device='cpu' is "
-                           "available (got %r)" % str(d))
+                           "available (got %r): %s" % (str(d), cuda_missing_reason()))
 
 
 _TO_FORMS = ("(cengine.device device = None, cengine.dtype dtype = None, bool non_blocking = "
