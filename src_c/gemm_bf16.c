@@ -51,6 +51,15 @@ static inline uint16_t bf16_rne(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* the bfloat16 output of a product: the bits ce_cast_f32_to_bf16 (cast.h) gives, torch's
+ * Tensor.to(): round to nearest even, any NaN -> 0xffff */
+static inline uint16_t bf16_out_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0xffffu;
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 static inline float bf16_val(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
@@ -272,28 +281,58 @@ static void pack_a_amx(uint32_t *dst, const void *src, int dt, int64_t ls, int64
     }
 }
 
-/* C tile epilogue from a float32 tile t (ldt columns): C = alpha*t + beta*C (+ bias) */
-static void tile_out(const float *t, int ldt, float *C, int64_t rsC, int64_t csC, float alpha,
-                     float beta, const float *bias, int64_t sbias, int m, int n) {
+/* 16 float32 -> the bfloat16 output bits (bf16_out_bits) as 16-bit lanes */
+static inline __m256i bf16_out16(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb,
+                                                   _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0xffff)));
+}
+
+/* element (i, j) of C: float32 (dtC CE_BF16_SRC_F32) or bfloat16 bits (CE_BF16_SRC_BF16) */
+static inline float c_get(const void *C, int dtC, int64_t e) {
+    return dtC == CE_BF16_SRC_F32 ? ((const float *)C)[e] : bf16_val(((const uint16_t *)C)[e]);
+}
+
+static inline void c_put(void *C, int dtC, int64_t e, float v) {
+    if (dtC == CE_BF16_SRC_F32) ((float *)C)[e] = v;
+    else ((uint16_t *)C)[e] = bf16_out_bits(v);
+}
+
+/* C tile epilogue from a float32 tile t (ldt columns): C = alpha*t + beta*C (+ bias), C
+ * float32 or bfloat16 (dtC; a bfloat16 C is read as its value and the result rounded once) */
+static void tile_out(const float *t, int ldt, void *C, int dtC, int64_t rsC, int64_t csC,
+                     float alpha, float beta, const float *bias, int64_t sbias, int m, int n) {
     if (csC == 1 && (bias == NULL || sbias == 1)) {
         const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
         for (int i = 0; i < m; i++) {
-            float *ci = C + i * rsC;
             for (int j = 0; j < n; j += 16) {
                 __mmask16 mk = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
                 __m512 bz = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
                 __m512 v = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, t + i * ldt + j), bz);
-                if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, ci + j), v);
-                _mm512_mask_storeu_ps(ci + j, mk, v);
+                if (dtC == CE_BF16_SRC_F32) {
+                    float *ci = (float *)C + i * rsC + j;
+                    if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, ci), v);
+                    _mm512_mask_storeu_ps(ci, mk, v);
+                } else {
+                    uint16_t *ci = (uint16_t *)C + i * rsC + j;
+                    if (beta != 0.0f) {
+                        __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, ci));
+                        v = _mm512_fmadd_ps(vb, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), v);
+                    }
+                    _mm256_mask_storeu_epi16(ci, mk, bf16_out16(v));
+                }
             }
         }
         return;
     }
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
-            float *cij = C + i * rsC + j * csC;
+            const int64_t e = i * rsC + j * csC;
             float v = alpha * t[i * ldt + j] + (bias ? bias[j * sbias] : 0.0f);
-            *cij = beta != 0.0f ? v + beta * *cij : v;
+            c_put(C, dtC, e, beta != 0.0f ? v + beta * c_get(C, dtC, e) : v);
         }
 }
 #pragma GCC pop_options
@@ -342,10 +381,15 @@ static void amx_begin(void) {
 
 static void amx_end(void) { _tile_release(); }
 
-/* one m x n (<= 32 x 32) block over nst steps of 32 k */
-static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, float *C, int64_t rsC,
-                    int64_t csC, float alpha, float beta, const float *bias, int64_t sbias, int m,
-                    int n) {
+/* one m x n (<= 32 x 32) block over nst steps of 32 k into a float32 or bfloat16 C (dtC) */
+static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, void *C, int dtC,
+                    int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
+                    int64_t sbias, int m, int n) {
+    /* a full float32 block, unit column stride, C = the sums: stored straight from the tiles
+     * (a bias or beta is added outside the tiles, which would flush subnormal values) */
+    const int direct = dtC == CE_BF16_SRC_F32 && m == AMX_MR && n == BF_NR && csC == 1 &&
+                       alpha == 1.0f && beta == 0.0f && bias == NULL;
+    float *Cf = (float *)C;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -361,21 +405,28 @@ static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, float *C,
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
+    if (direct) {
+        _tile_stored(0, Cf, rsC * 4);
+        _tile_stored(1, Cf + 16, rsC * 4);
+        _tile_stored(2, Cf + 16 * rsC, rsC * 4);
+        _tile_stored(3, Cf + 16 * rsC + 16, rsC * 4);
+        return;
+    }
     float t[AMX_MR * BF_NR] __attribute__((aligned(64)));
     _tile_stored(0, t, BF_NR * 4);
     _tile_stored(1, t + 16, BF_NR * 4);
     _tile_stored(2, t + 16 * BF_NR, BF_NR * 4);
     _tile_stored(3, t + 16 * BF_NR + 16, BF_NR * 4);
-    tile_out(t, BF_NR, C, rsC, csC, alpha, beta, bias, sbias, m, n);
+    tile_out(t, BF_NR, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
 }
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")
 /* one m x n (<= 12 x 32) tile: C = alpha * A_panel @ B_panel + beta * C (+ bias) */
-static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C, int64_t rsC,
-                     int64_t csC, float alpha, float beta, const float *bias, int64_t sbias,
-                     int m, int n) {
+static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, int dtC,
+                     int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
+                     int64_t sbias, int m, int n) {
     __m512 c0[BF_MR], c1[BF_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < BF_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -391,7 +442,8 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C,
         }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    if (m == BF_MR && n == BF_NR && csC == 1 && (bias == NULL || sbias == 1)) {
+    if (dtC == CE_BF16_SRC_F32 && m == BF_MR && n == BF_NR && csC == 1 &&
+        (bias == NULL || sbias == 1)) {
         __m512 bz0 = _mm512_setzero_ps(), bz1 = _mm512_setzero_ps();
         if (bias) {
             bz0 = _mm512_loadu_ps(bias);
@@ -399,7 +451,7 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C,
         }
 #pragma GCC unroll 12
         for (int i = 0; i < BF_MR; i++) {
-            float *ci = C + i * rsC;
+            float *ci = (float *)C + i * rsC;
             __m512 v0 = _mm512_fmadd_ps(va, c0[i], bz0), v1 = _mm512_fmadd_ps(va, c1[i], bz1);
             if (beta != 0.0f) {
                 v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), v0);
@@ -415,12 +467,7 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C,
         _mm512_storeu_ps(t + i * BF_NR, c0[i]);
         _mm512_storeu_ps(t + i * BF_NR + 16, c1[i]);
     }
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            float *cij = C + i * rsC + j * csC;
-            float v = alpha * t[i * BF_NR + j] + (bias ? bias[j * sbias] : 0.0f);
-            *cij = beta != 0.0f ? v + beta * *cij : v;
-        }
+    tile_out(t, BF_NR, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
 }
 #pragma GCC pop_options
 
@@ -533,23 +580,16 @@ static void gemm_bf16_fallback(int64_t nb, int64_t M, int64_t N, int64_t K, floa
     free(Bf);
 }
 
-void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                  const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                  const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                  float *C, int64_t sCb, int64_t rsC, int64_t csC,
-                  const float *bias, int64_t sbias) {
-    if (nb <= 0 || M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) {
-        scale_c(nb, M, N, beta, C, sCb, rsC, csC, bias, sbias);
-        return;
-    }
-    const int path = ce_gemm_bf16_path();
-    if (path == 0) {
-        gemm_bf16_fallback(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
-                           beta, C, sCb, rsC, csC, bias, sbias);
-        return;
-    }
+/* the tiled product on path 1 or 2 (path) into a float32 C (dtC CE_BF16_SRC_F32) or a
+ * bfloat16 one (CE_BF16_SRC_BF16, only with K <= the path's K block: every element of C is
+ * then written once, from its whole float32 sum); 0 when the work buffers could not be had */
+static int gemm_bf16_tiled(int path, int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                           const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                           const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                           float beta, void *C, int dtC, int64_t sCb, int64_t rsC, int64_t csC,
+                           const float *bias, int64_t sbias) {
     const int amx = path == 2, MR = amx ? AMX_MR : BF_MR;
+    const size_t ec = dtC == CE_BF16_SRC_F32 ? 4 : 2;
     const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
     const int nt = ce_par_threads(nb * M * N * K, BF_MIN_WORK_PER_THREAD);
     /* row blocks of at most BF_MC (fewer, even ones when M is short), split by column groups
@@ -568,9 +608,7 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
     if (!Bp || !Ap) {
         free(Bp);
         free(Ap);
-        gemm_bf16_fallback(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
-                           beta, C, sCb, rsC, csC, bias, sbias);
-        return;
+        return 0;
     }
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -579,7 +617,7 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
         for (int64_t b = 0; b < nb; b++) {
             const char *Ab = (const char *)A + (size_t)(b * sAb) * ea;
             const char *Bb = (const char *)B + (size_t)(b * sBb) * eb;
-            float *Cb = C + b * sCb;
+            char *Cb = (char *)C + (size_t)(b * sCb) * ec;
             for (int64_t jc = 0; jc < N; jc += BF_NC) {
                 const int64_t nc = mn64(BF_NC, N - jc), npan = (nc + BF_NR - 1) / BF_NR;
                 for (int64_t pc = 0; pc < K; pc += KC) {
@@ -616,15 +654,15 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
                             const int64_t j = jc + jp * BF_NR;
                             const int n = (int)mn64(BF_NR, N - j);
                             for (int64_t ir = 0; ir < mc; ir += MR) {
-                                float *ct = Cb + (ic + ir) * rsC + j * csC;
+                                char *ct = Cb + (size_t)((ic + ir) * rsC + j * csC) * ec;
                                 const float *bj = bs ? bs + j * sbias : NULL;
                                 const int m = (int)mn64(MR, mc - ir);
                                 if (amx)
                                     amx_ukr(kp / 16, Apt + ir / MR * kp * MR, Bp + jp * kp * BF_NR,
-                                            ct, rsC, csC, alpha, be, bj, sbias, m, n);
+                                            ct, dtC, rsC, csC, alpha, be, bj, sbias, m, n);
                                 else
                                     bf16_ukr(kp, Apt + ir / MR * kp * MR, Bp + jp * kp * BF_NR,
-                                             ct, rsC, csC, alpha, be, bj, sbias, m, n);
+                                             ct, dtC, rsC, csC, alpha, be, bj, sbias, m, n);
                             }
                         }
                     }
@@ -636,6 +674,90 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
     }
     free(Bp);
     free(Ap);
+    return 1;
+}
+
+void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                  const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                  const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
+                  float *C, int64_t sCb, int64_t rsC, int64_t csC,
+                  const float *bias, int64_t sbias) {
+    if (nb <= 0 || M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(nb, M, N, beta, C, sCb, rsC, csC, bias, sbias);
+        return;
+    }
+    const int path = ce_gemm_bf16_path();
+    if (path == 0 || !gemm_bf16_tiled(path, nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB,
+                                      sBb, rsB, csB, beta, C, CE_BF16_SRC_F32, sCb, rsC, csC,
+                                      bias, sbias))
+        gemm_bf16_fallback(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
+                           beta, C, sCb, rsC, csC, bias, sbias);
+}
+
+/* C (bfloat16) through a float32 copy: C32 = float(C) (when beta reads it), the float32
+ * product, then each element rounded once */
+static void gemm_bf16_via_f32(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+                              const float *bias, int64_t sbias, int ref) {
+    float *T = malloc(sizeof(float) * (size_t)(nb * M * N));
+    if (!T) {   /* out of memory: one batch element and row at a time */
+        float row[64];
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j0 = 0; j0 < N; j0 += 64) {
+                    const int64_t w = mn64(64, N - j0);
+                    uint16_t *c = C + b * sCb + i * rsC + j0 * csC;
+                    for (int64_t j = 0; j < w; j++) row[j] = bf16_val(c[j * csC]);
+                    ce_gemm_bf16_ref(1, 1, w, K, alpha,
+                                     (const char *)A + (size_t)(b * sAb + i * rsA) * (dtA ? 2 : 4),
+                                     dtA, 0, rsA, csA,
+                                     (const char *)B + (size_t)(b * sBb + j0 * csB) * (dtB ? 2 : 4),
+                                     dtB, 0, rsB, csB, beta, row, 0, w, 1,
+                                     bias ? bias + j0 * sbias : NULL, sbias);
+                    for (int64_t j = 0; j < w; j++) c[j * csC] = bf16_out_bits(row[j]);
+                }
+        return;
+    }
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                T[(b * M + i) * N + j] = beta != 0.0f ? bf16_val(C[b * sCb + i * rsC + j * csC])
+                                                      : 0.0f;
+    (ref ? ce_gemm_bf16_ref : ce_gemm_bf16)(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB,
+                                            sBb, rsB, csB, beta, T, M * N, N, 1, bias, sbias);
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                C[b * sCb + i * rsC + j * csC] = bf16_out_bits(T[(b * M + i) * N + j]);
+    free(T);
+}
+
+void ce_gemm_bf16_to_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                          const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                          const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                          float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+                          const float *bias, int64_t sbias) {
+    if (nb <= 0 || M <= 0 || N <= 0) return;
+    const int path = ce_gemm_bf16_path();
+    if (path != 0 && K > 0 && alpha != 0.0f && K <= (path == 2 ? AMX_KC : BF_KC) &&
+        gemm_bf16_tiled(path, nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
+                        beta, C, CE_BF16_SRC_BF16, sCb, rsC, csC, bias, sbias))
+        return;
+    gemm_bf16_via_f32(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB, beta,
+                      C, sCb, rsC, csC, bias, sbias, 0);
+}
+
+void ce_gemm_bf16_to_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+                              const float *bias, int64_t sbias) {
+    if (nb <= 0 || M <= 0 || N <= 0) return;
+    gemm_bf16_via_f32(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB, beta,
+                      C, sCb, rsC, csC, bias, sbias, 1);
 }
 
 void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,

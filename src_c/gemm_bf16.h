@@ -43,6 +43,22 @@ void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
                       const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
                       float *C, int64_t sCb, int64_t rsC, int64_t csC,
                       const float *bias, int64_t sbias);
+/* the same product with a bfloat16 C (uint16_t bit patterns; strides in elements): beta reads
+ * C's values, and each element's float32 result (the sum, alpha, beta, bias as above) is
+ * rounded once, as ce_cast_f32_to_bf16 (cast.h) rounds: nearest even, any NaN -> 0xffff.
+ * On the tiled paths with K within one K block the tiles write bfloat16 directly (no float32
+ * C in memory); otherwise through a float32 copy. */
+void ce_gemm_bf16_to_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                          const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                          const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                          float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+                          const float *bias, int64_t sbias);
+/* reference: ce_gemm_bf16_ref into a float32 copy, then rounded as above */
+void ce_gemm_bf16_to_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+                              const float *bias, int64_t sbias);
 /* the path ce_gemm_bf16 takes now: 2 AMX-BF16 tiles, 1 AVX512_BF16 (vdpbf16ps), 0 rounded
  * float32 copies on ce_sgemm. Paths 1-2 need ce_isa == avx512 and the CPU feature (AMX also
  * the Linux tile-data permission, requested on first use); CENGINE_BF16_AMX=0 in the

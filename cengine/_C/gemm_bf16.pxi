@@ -1,7 +1,8 @@
 # gemm_bf16.pxi - bindings of the bfloat16 GEMM and the f32 <-> bf16 casts (src_c/gemm_bf16.h).
 #
 #   gemm_bf16(A, B, C, alpha=1.0, beta=0.0, bias=None) -> C
-#       C = alpha * bf16(A) @ bf16(B) + beta * C (+ bias along the columns), float32 sums, in place
+#       C = alpha * bf16(A) @ bf16(B) + beta * C (+ bias along the columns), float32 sums, in place;
+#       C float32, or bfloat16 (ml_dtypes.bfloat16 / uint16 bits: each result rounded once)
 #   gemm_bf16_ref(...)                    the plain reference (tests)
 #   gemm_bf16_path() -> 2 (AMX), 1 (AVX512_BF16), 0 (fp32 GEMM on rounded copies); gemm_bf16_set_max_path(p)
 #   f32_to_bf16(x, out=None) -> uint16    bfloat16 bits, round to nearest even
@@ -28,6 +29,16 @@ cdef extern from "gemm_bf16.h" nogil:
                           const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
                           float beta, float *C, int64_t sCb, int64_t rsC, int64_t csC,
                           const float *bias, int64_t sbias)
+    void ce_gemm_bf16_to_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+                              const float *bias, int64_t sbias)
+    void ce_gemm_bf16_to_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
+                                  const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
+                                  const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
+                                  float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+                                  const float *bias, int64_t sbias)
     int ce_gemm_bf16_path()
     int ce_gemm_bf16_set_max_path(int path)
     void ce_f32_to_bf16(uint16_t *dst, const float *src, int64_t n)
@@ -81,12 +92,15 @@ cdef tuple _bf16_mat(cnp.ndarray a):
 def _gemm_bf16_call(A, B, C, alpha, beta, bias, bint ref):
     A, da = _bf16_operand("A", A)
     B, db = _bf16_operand("B", B)
-    if not isinstance(C, np.ndarray) or C.dtype != np.float32:
-        raise TypeError("gemm_bf16: C must be a float32 numpy array")
+    if not isinstance(C, np.ndarray) or not (C.dtype == np.float32 or _is_bf16(C)):
+        raise TypeError("gemm_bf16: C must be a float32 or bfloat16 numpy array")
+    cdef bint c16 = C.dtype != np.float32
+    if c16:
+        C = C.view(np.uint16)
     if C.ndim not in (2, 3) or not C.flags.writeable or not C.flags.aligned or \
-            not _gemm_strides_ok(C, 4):
-        raise ValueError("gemm_bf16: C must be a writable 2-D or 3-D float32 array with "
-                         "non-negative, element-aligned strides")
+            not _gemm_strides_ok(C, C.dtype.itemsize):
+        raise ValueError("gemm_bf16: C must be a writable 2-D or 3-D float32 or bfloat16 array "
+                         "with non-negative, element-aligned strides")
     cdef int64_t nbA, sA, M, K, rsA, csA, nbB, sB, K2, N, rsB, csB, nbC, sC, M2, N2, rsC, csC
     nbA, sA, M, K, rsA, csA = _bf16_mat(A)
     nbB, sB, K2, N, rsB, csB = _bf16_mat(B)
@@ -122,10 +136,17 @@ def _gemm_bf16_call(A, B, C, alpha, beta, bias, bint ref):
     cdef const void *pa = _ptr(A)
     cdef const void *pb = _ptr(B)
     cdef float *pc = <float *>_ptr(C)
+    cdef uint16_t *ph = <uint16_t *>_ptr(C)
     cdef float fa = alpha, fb = beta
     cdef int ia = da, ib = db
     with nogil:
-        if ref:
+        if c16 and ref:
+            ce_gemm_bf16_to_bf16_ref(nbC, M, N, K, fa, pa, ia, sA, rsA, csA, pb, ib, sB, rsB, csB,
+                                     fb, ph, sC, rsC, csC, pbias, sbias)
+        elif c16:
+            ce_gemm_bf16_to_bf16(nbC, M, N, K, fa, pa, ia, sA, rsA, csA, pb, ib, sB, rsB, csB, fb,
+                                 ph, sC, rsC, csC, pbias, sbias)
+        elif ref:
             ce_gemm_bf16_ref(nbC, M, N, K, fa, pa, ia, sA, rsA, csA, pb, ib, sB, rsB, csB, fb,
                              pc, sC, rsC, csC, pbias, sbias)
         else:
