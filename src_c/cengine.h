@@ -35,6 +35,9 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("ewise.h")
 #include "ewise.h"
 #endif
+#if __has_include("ewise_half.h")
+#include "ewise_half.h"
+#endif
 #if __has_include("gemm.h")
 #include "gemm.h"
 #endif

@@ -61,16 +61,28 @@ def _torch_dtype(t):
 
 
 # ============================================================================ linear
+_F32, _BF16 = np.dtype(np.float32), _dt.BF16_NP
+
+
 def linear(input, weight, bias=None):
     """y = input @ weight^T + bias; input (*, in_features), weight (out_features, in_features)."""
+    mixed = False
     if _am._tls.lowp is not None:    # autocast: a lower-precision op
-        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
+        weight, bias = _am.cast_lowp(weight), _am.cast_lowp(bias)
+        # a float32 activation meets a bfloat16 weight as it is: the bf16 GEMM rounds it while
+        # packing (torch's cast, without a bfloat16 copy in memory), its gradient comes back
+        # in float32 straight from the GEMM
+        mixed = (_am._tls.lowp == _BF16 and isinstance(input, Tensor)
+                 and input._data.dtype == _F32 and isinstance(weight, Tensor)
+                 and weight._data.dtype == _BF16)
+        if not mixed:
+            input = _am.cast_lowp(input)
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             raise TypeError("linear(): argument '%s' must be Tensor, not %s"
                             % (name, type(t).__name__))
-    if input._data.dtype != weight._data.dtype or (
-            bias is not None and bias._data.dtype != input._data.dtype):
+    if (input._data.dtype != weight._data.dtype and not mixed) or (
+            bias is not None and bias._data.dtype != weight._data.dtype):
         other = weight if input._data.dtype != weight._data.dtype else bias
         raise RuntimeError("mat1 and mat2 must have the same dtype, but got %s and %s"
                            % (_torch_dtype(input), _torch_dtype(other)))

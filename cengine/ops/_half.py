@@ -75,25 +75,38 @@ def _scratch(shape):
 
 
 def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
-    dx = x.dtype
-    if dx == _F32 or dx == _F64:
+    dx, dy = x.dtype, y.dtype
+    if (dx == _F32 or dx == _F64) and dy == dx:
         return _C.gemm(x, y, out, alpha, beta, bias)
-    if y.dtype != dx:
+    if dy != dx and not ((dx == _BF16 and dy == _F32) or (dx == _F32 and dy == _BF16)):
         raise RuntimeError("expected m1 and m2 to have the same dtype, but got: %s != %s"
-                           % (dx.name, y.dtype.name))
+                           % (dx.name, dy.name))
     od = out.dtype
+    b32 = None
+    if bias is not None:
+        b32 = bias if bias.dtype == _F32 else _dt.astype(bias, _F32)
+    if dx == _BF16 or dy == _BF16:
+        # bfloat16 operands, or one bfloat16 and one float32 (an activation rounded while it is
+        # packed: no separate cast pass); transposed (column-major) operands go to the kernel
+        # as they are: it packs them at the row-major speed (in-register transposes)
+        batch = out.shape[:-2]
+        if od == _F32 or od == _BF16:
+            # float32 or bfloat16 C written by the kernel itself (a bfloat16 C is rounded once
+            # in the tile epilogue: no float32 copy of the result, no cast pass)
+            if len(batch) <= 1:
+                _C.gemm_bf16(x, y, out, alpha, beta, b32)
+                return out
+            o3 = np.reshape(out, (-1,) + out.shape[-2:])      # a copy if out's dims don't merge
+            if np.shares_memory(o3, out):
+                _C.gemm_bf16(_to3(x, batch), _to3(y, batch), o3, alpha, beta, b32)
+                return out
     if od == _F32:
         acc = out
     elif beta == 0:
         acc = _scratch(out.shape)
     else:
         acc = _dt.astype(out, _F32)
-    b32 = None
-    if bias is not None:
-        b32 = bias if bias.dtype == _F32 else _dt.astype(bias, _F32)
-    if dx == _BF16:
-        # transposed (column-major) operands go to the kernel as they are: it packs them at
-        # the row-major speed (in-register transposes), no extra copy pass
+    if dx == _BF16 or dy == _BF16:
         batch = out.shape[:-2]
         if len(batch) <= 1:
             _C.gemm_bf16(x, y, acc, alpha, beta, b32)
@@ -103,7 +116,8 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
             if not np.shares_memory(acc3, acc):
                 acc[...] = acc3.reshape(acc.shape)
     else:
-        _C.gemm(_dt.astype(x, _F32), _dt.astype(y, _F32), acc, alpha, beta, b32)
+        _C.gemm(_dt.astype(x, _F32) if dx != _F32 else x,
+                _dt.astype(y, _F32) if dy != _F32 else y, acc, alpha, beta, b32)
     if acc is not out:
         if out.flags.c_contiguous and out.flags.aligned:
             (_C.cast_f32_to_bf16 if od == _BF16 else _C.cast_f32_to_f16)(acc, out=out)
@@ -112,8 +126,29 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
     return out
 
 
+class _Ones(threading.local):
+    row = None
+
+
+_ones = _Ones()
+
+
+def _ones_bf16(m):
+    """a (1, m) bfloat16 row of ones (kept per thread; read-only to the callers)"""
+    r = _ones.row
+    if r is None or r.shape[1] < m:
+        r = _ones.row = np.ones((1, max(m, 1024)), _BF16)
+    return r[:, :m]
+
+
 def colsum(g):
     """g (M, N) summed over the rows, accumulated in float32 for half g (result in g's dtype)"""
+    if g.dtype == _BF16 and g.ndim == 2 and g.shape[0] > 0 and g.shape[1] > 0:
+        # the bf16 GEMM of a row of ones (exact) with g: float32 sums of the exact values in
+        # one pass over g, rounded once
+        out = np.empty((1, g.shape[1]), _BF16)
+        _C.gemm_bf16(_ones_bf16(g.shape[0]), g, out)
+        return out[0]
     if g.dtype in _HALF:
         return _dt.astype(_dt.astype(g, _F32).sum(axis=0), g.dtype)
     return g.sum(axis=0)

@@ -433,7 +433,10 @@ class AddMM(Function):
 
 # F.linear (its torch-named surface and checks are in cengine.nn.functional)
 class _Linear(Function):
-    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile."""
+    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile. Under
+    bfloat16 autocast x may stay float32 while W and b are bfloat16: the bf16 GEMM rounds x as
+    it packs it (no cast pass, no bfloat16 copy), y is W's dtype, and x's gradient is float32
+    straight from the GEMM's float32 sums."""
 
     @staticmethod
     def forward(ctx, x, W, b):
@@ -444,7 +447,7 @@ class _Linear(Function):
         M = int(np.prod(x.shape[:-1], dtype=np.int64))
         ctx.M = M
         x2 = x.reshape(M, in_f)
-        out = np.empty((M, W.shape[0]), x.dtype)
+        out = np.empty((M, W.shape[0]), W.dtype)
         if b is not None and b.shape != (W.shape[0],):   # () or (1,): one value for every column
             b = np.broadcast_to(b.reshape(()), (W.shape[0],))
         _gemm(x2, W.T, out, 1.0, 0.0, b)
@@ -462,7 +465,7 @@ class _Linear(Function):
             gx = _reshape(gx, x.shape)
         if ctx.needs_input_grad[1]:
             gW = np.empty(W.shape, W.dtype)
-            if _half.is_half(g2.dtype) and in_f < out_f:
+            if (_half.is_half(g2.dtype) or _half.is_half(W.dtype)) and in_f < out_f:
                 # the bf16 GEMM wants a row-major A: transpose the narrower of g and x
                 # (gW^T = x^T @ g) rather than always g
                 _gemm(x.reshape(M, in_f).T, g2, gW.T)
