@@ -43,6 +43,11 @@
 
 static inline int64_t mn64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* offset of batch element b of an nb x nb2 batch (b = b1 * nb2 + b2) with strides s1, s2 */
+static inline int64_t boff(int64_t b, int64_t nb2, int64_t s1, int64_t s2) {
+    return (b / nb2) * s1 + (b % nb2) * s2;
+}
+
 /* ---- scalar conversions --------------------------------------------------------------------- */
 static inline uint16_t bf16_rne(float f) {
     uint32_t u;
@@ -537,12 +542,12 @@ int ce_gemm_bf16_path(void) {
 }
 
 /* C_b = beta * C_b (+ bias) for K == 0 or alpha == 0 */
-static void scale_c(int64_t nb, int64_t M, int64_t N, float beta, float *C, int64_t sCb,
+static void scale_c(int64_t nb, int64_t nb2, int64_t M, int64_t N, float beta, float *C, int64_t sCb, int64_t sCb2,
                     int64_t rsC, int64_t csC, const float *bias, int64_t sbias) {
-    for (int64_t b = 0; b < nb; b++)
+    for (int64_t b = 0; b < nb * nb2; b++)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
-                float *c = C + b * sCb + i * rsC + j * csC;
+                float *c = C + boff(b, nb2, sCb, sCb2) + i * rsC + j * csC;
                 float v = beta != 0.0f ? beta * *c : 0.0f;
                 *c = v + (bias ? bias[j * sbias] : 0.0f);
             }
@@ -556,24 +561,24 @@ static void rounded_copy(float *dst, const void *s, int dt, int64_t R, int64_t C
             dst[r * Cc + c] = bf16_val((uint16_t)src_bits(s, dt, r * rs + c * cs));
 }
 
-static void gemm_bf16_fallback(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                               const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                               const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
-                               float beta, float *C, int64_t sCb, int64_t rsC, int64_t csC,
+static void gemm_bf16_fallback(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                               const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                               const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                               float beta, float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                                const float *bias, int64_t sbias) {
     const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
     float *Af = malloc(sizeof(float) * (size_t)(M * K)), *Bf = malloc(sizeof(float) * (size_t)(K * N));
     if (!Af || !Bf) {   /* out of memory: per-element reference (slow but correct) */
         free(Af);
         free(Bf);
-        ce_gemm_bf16_ref(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB, beta,
-                         C, sCb, rsC, csC, bias, sbias);
+        ce_gemm_bf16_ref(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB, beta,
+                         C, sCb, sCb2, rsC, csC, bias, sbias);
         return;
     }
-    for (int64_t b = 0; b < nb; b++) {
-        if (b == 0 || sAb) rounded_copy(Af, (const char *)A + (size_t)(b * sAb) * ea, dtA, M, K, rsA, csA);
-        if (b == 0 || sBb) rounded_copy(Bf, (const char *)B + (size_t)(b * sBb) * eb, dtB, K, N, rsB, csB);
-        ce_sgemm(1, 1, M, N, K, alpha, Af, 0, 0, K, 1, Bf, 0, 0, N, 1, beta, C + b * sCb, 0, 0,
+    for (int64_t b = 0; b < nb * nb2; b++) {
+        if (b == 0 || sAb || sAb2) rounded_copy(Af, (const char *)A + (size_t)(boff(b, nb2, sAb, sAb2)) * ea, dtA, M, K, rsA, csA);
+        if (b == 0 || sBb || sBb2) rounded_copy(Bf, (const char *)B + (size_t)(boff(b, nb2, sBb, sBb2)) * eb, dtB, K, N, rsB, csB);
+        ce_sgemm(1, 1, M, N, K, alpha, Af, 0, 0, K, 1, Bf, 0, 0, N, 1, beta, C + boff(b, nb2, sCb, sCb2), 0, 0,
                  rsC, csC, bias, sbias);
     }
     free(Af);
@@ -583,15 +588,15 @@ static void gemm_bf16_fallback(int64_t nb, int64_t M, int64_t N, int64_t K, floa
 /* the tiled product on path 1 or 2 (path) into a float32 C (dtC CE_BF16_SRC_F32) or a
  * bfloat16 one (CE_BF16_SRC_BF16, only with K <= the path's K block: every element of C is
  * then written once, from its whole float32 sum); 0 when the work buffers could not be had */
-static int gemm_bf16_tiled(int path, int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                           const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                           const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
-                           float beta, void *C, int dtC, int64_t sCb, int64_t rsC, int64_t csC,
+static int gemm_bf16_tiled(int path, int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                           const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                           const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                           float beta, void *C, int dtC, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                            const float *bias, int64_t sbias) {
     const int amx = path == 2, MR = amx ? AMX_MR : BF_MR;
     const size_t ec = dtC == CE_BF16_SRC_F32 ? 4 : 2;
     const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
-    const int nt = ce_par_threads(nb * M * N * K, BF_MIN_WORK_PER_THREAD);
+    const int nt = ce_par_threads(nb * nb2 * M * N * K, BF_MIN_WORK_PER_THREAD);
     /* row blocks of at most BF_MC (fewer, even ones when M is short), split by column groups
      * when there are fewer row blocks than threads */
     int64_t MC = (M + nt - 1) / nt;
@@ -614,10 +619,10 @@ static int gemm_bf16_tiled(int path, int64_t nb, int64_t M, int64_t N, int64_t K
     {
         uint32_t *Apt = Ap + (size_t)CE_TID() * (size_t)(KPmax * MC);
         if (amx) amx_begin();
-        for (int64_t b = 0; b < nb; b++) {
-            const char *Ab = (const char *)A + (size_t)(b * sAb) * ea;
-            const char *Bb = (const char *)B + (size_t)(b * sBb) * eb;
-            char *Cb = (char *)C + (size_t)(b * sCb) * ec;
+        for (int64_t b = 0; b < nb * nb2; b++) {
+            const char *Ab = (const char *)A + (size_t)(boff(b, nb2, sAb, sAb2)) * ea;
+            const char *Bb = (const char *)B + (size_t)(boff(b, nb2, sBb, sBb2)) * eb;
+            char *Cb = (char *)C + (size_t)(boff(b, nb2, sCb, sCb2)) * ec;
             for (int64_t jc = 0; jc < N; jc += BF_NC) {
                 const int64_t nc = mn64(BF_NC, N - jc), npan = (nc + BF_NR - 1) / BF_NR;
                 for (int64_t pc = 0; pc < K; pc += KC) {
@@ -677,102 +682,103 @@ static int gemm_bf16_tiled(int path, int64_t nb, int64_t M, int64_t N, int64_t K
     return 1;
 }
 
-void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                  const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                  const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                  float *C, int64_t sCb, int64_t rsC, int64_t csC,
+void ce_gemm_bf16(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                  const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                  const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                   const float *bias, int64_t sbias) {
-    if (nb <= 0 || M <= 0 || N <= 0) return;
+    if (nb <= 0 || nb2 <= 0 || M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
-        scale_c(nb, M, N, beta, C, sCb, rsC, csC, bias, sbias);
+        scale_c(nb, nb2, M, N, beta, C, sCb, sCb2, rsC, csC, bias, sbias);
         return;
     }
     const int path = ce_gemm_bf16_path();
-    if (path == 0 || !gemm_bf16_tiled(path, nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB,
-                                      sBb, rsB, csB, beta, C, CE_BF16_SRC_F32, sCb, rsC, csC,
+    if (path == 0 || !gemm_bf16_tiled(path, nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB,
+                                      sBb, sBb2, rsB, csB, beta, C, CE_BF16_SRC_F32, sCb, sCb2, rsC, csC,
                                       bias, sbias))
-        gemm_bf16_fallback(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
-                           beta, C, sCb, rsC, csC, bias, sbias);
+        gemm_bf16_fallback(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB,
+                           beta, C, sCb, sCb2, rsC, csC, bias, sbias);
 }
 
 /* C (bfloat16) through a float32 copy: C32 = float(C) (when beta reads it), the float32
  * product, then each element rounded once */
-static void gemm_bf16_via_f32(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                              const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                              const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
-                              float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+static void gemm_bf16_via_f32(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                               const float *bias, int64_t sbias, int ref) {
-    float *T = malloc(sizeof(float) * (size_t)(nb * M * N));
+    float *T = malloc(sizeof(float) * (size_t)(nb * nb2 * M * N));
     if (!T) {   /* out of memory: one batch element and row at a time */
         float row[64];
-        for (int64_t b = 0; b < nb; b++)
+        for (int64_t b = 0; b < nb * nb2; b++)
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j0 = 0; j0 < N; j0 += 64) {
                     const int64_t w = mn64(64, N - j0);
-                    uint16_t *c = C + b * sCb + i * rsC + j0 * csC;
+                    uint16_t *c = C + boff(b, nb2, sCb, sCb2) + i * rsC + j0 * csC;
                     for (int64_t j = 0; j < w; j++) row[j] = bf16_val(c[j * csC]);
-                    ce_gemm_bf16_ref(1, 1, w, K, alpha,
-                                     (const char *)A + (size_t)(b * sAb + i * rsA) * (dtA ? 2 : 4),
-                                     dtA, 0, rsA, csA,
-                                     (const char *)B + (size_t)(b * sBb + j0 * csB) * (dtB ? 2 : 4),
-                                     dtB, 0, rsB, csB, beta, row, 0, w, 1,
+                    const char *ai = (const char *)A +
+                                     (size_t)(boff(b, nb2, sAb, sAb2) + i * rsA) * (dtA ? 2 : 4);
+                    const char *bj = (const char *)B +
+                                     (size_t)(boff(b, nb2, sBb, sBb2) + j0 * csB) * (dtB ? 2 : 4);
+                    ce_gemm_bf16_ref(1, 1, 1, w, K, alpha, ai, dtA, 0, 0, rsA, csA, bj, dtB, 0, 0,
+                                     rsB, csB, beta, row, 0, 0, w, 1,
                                      bias ? bias + j0 * sbias : NULL, sbias);
                     for (int64_t j = 0; j < w; j++) c[j * csC] = bf16_out_bits(row[j]);
                 }
         return;
     }
-    for (int64_t b = 0; b < nb; b++)
+    for (int64_t b = 0; b < nb * nb2; b++)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++)
-                T[(b * M + i) * N + j] = beta != 0.0f ? bf16_val(C[b * sCb + i * rsC + j * csC])
+                T[(b * M + i) * N + j] = beta != 0.0f ? bf16_val(C[boff(b, nb2, sCb, sCb2) + i * rsC + j * csC])
                                                       : 0.0f;
-    (ref ? ce_gemm_bf16_ref : ce_gemm_bf16)(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB,
-                                            sBb, rsB, csB, beta, T, M * N, N, 1, bias, sbias);
-    for (int64_t b = 0; b < nb; b++)
+    (ref ? ce_gemm_bf16_ref : ce_gemm_bf16)(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB,
+                                            sBb, sBb2, rsB, csB, beta, T, nb2 * M * N, M * N, N, 1, bias, sbias);
+    for (int64_t b = 0; b < nb * nb2; b++)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++)
-                C[b * sCb + i * rsC + j * csC] = bf16_out_bits(T[(b * M + i) * N + j]);
+                C[boff(b, nb2, sCb, sCb2) + i * rsC + j * csC] = bf16_out_bits(T[(b * M + i) * N + j]);
     free(T);
 }
 
-void ce_gemm_bf16_to_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                          const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                          const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
-                          float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+void ce_gemm_bf16_to_bf16(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                          const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                          const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                          float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                           const float *bias, int64_t sbias) {
-    if (nb <= 0 || M <= 0 || N <= 0) return;
+    if (nb <= 0 || nb2 <= 0 || M <= 0 || N <= 0) return;
     const int path = ce_gemm_bf16_path();
     if (path != 0 && K > 0 && alpha != 0.0f && K <= (path == 2 ? AMX_KC : BF_KC) &&
-        gemm_bf16_tiled(path, nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
-                        beta, C, CE_BF16_SRC_BF16, sCb, rsC, csC, bias, sbias))
+        gemm_bf16_tiled(path, nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB,
+                        beta, C, CE_BF16_SRC_BF16, sCb, sCb2, rsC, csC, bias, sbias))
         return;
-    gemm_bf16_via_f32(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB, beta,
-                      C, sCb, rsC, csC, bias, sbias, 0);
+    gemm_bf16_via_f32(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB, beta,
+                      C, sCb, sCb2, rsC, csC, bias, sbias, 0);
 }
 
-void ce_gemm_bf16_to_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                              const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                              const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
-                              float beta, uint16_t *C, int64_t sCb, int64_t rsC, int64_t csC,
+void ce_gemm_bf16_to_bf16_ref(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                               const float *bias, int64_t sbias) {
-    if (nb <= 0 || M <= 0 || N <= 0) return;
-    gemm_bf16_via_f32(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB, beta,
-                      C, sCb, rsC, csC, bias, sbias, 1);
+    if (nb <= 0 || nb2 <= 0 || M <= 0 || N <= 0) return;
+    gemm_bf16_via_f32(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB, beta,
+                      C, sCb, sCb2, rsC, csC, bias, sbias, 1);
 }
 
-void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                      const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                      const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                      float *C, int64_t sCb, int64_t rsC, int64_t csC,
+void ce_gemm_bf16_ref(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                      const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                      const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+                      float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                       const float *bias, int64_t sbias) {
-    for (int64_t b = 0; b < nb; b++)
+    for (int64_t b = 0; b < nb * nb2; b++)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
                 double s = 0;
                 for (int64_t p = 0; p < K; p++)
-                    s += (double)bf16_val((uint16_t)src_bits(A, dtA, b * sAb + i * rsA + p * csA)) *
-                         (double)bf16_val((uint16_t)src_bits(B, dtB, b * sBb + p * rsB + j * csB));
-                float *c = C + b * sCb + i * rsC + j * csC;
+                    s += (double)bf16_val((uint16_t)src_bits(A, dtA, boff(b, nb2, sAb, sAb2) + i * rsA + p * csA)) *
+                         (double)bf16_val((uint16_t)src_bits(B, dtB, boff(b, nb2, sBb, sBb2) + p * rsB + j * csB));
+                float *c = C + boff(b, nb2, sCb, sCb2) + i * rsC + j * csC;
                 float v = K > 0 && alpha != 0.0f ? alpha * (float)s : 0.0f;
                 if (bias) v += bias[j * sbias];
                 *c = beta != 0.0f ? v + beta * *c : v;

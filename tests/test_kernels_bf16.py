@@ -247,3 +247,39 @@ def test_gemm_bf16_bfloat16_output_threads_identical(path):
         _C.set_num_threads(old)
         out.append(C)
     np.testing.assert_array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("out16", [False, True])
+def test_gemm_bf16_two_batch_dims_head_views(path, nthreads, out16):
+    """(b, h, L, E) head views of (b, L, h, E) arrays go in as they are (two batch strides),
+    a size-1 batch dimension broadcasts; float32 and bfloat16 C"""
+    rng = np.random.default_rng(11)
+    b, h, L, S, E = 3, 4, 13, 17, 40
+    q = rng.standard_normal((b, L, h, E)).astype(np.float32).transpose(0, 2, 1, 3)
+    k = bf16_round(rng.standard_normal((b, S, h, E)).astype(np.float32)).transpose(0, 2, 1, 3)
+    kT = np.swapaxes(k, -1, -2)
+    bias = rng.standard_normal(S).astype(np.float32)
+    big = np.zeros((b, L, h, S), np.uint16 if out16 else np.float32)
+    C = big.transpose(0, 2, 1, 3)
+    _C.gemm_bf16(q, kT, C, alpha=0.5, bias=bias)
+    R = np.empty((b, h, L, S), np.uint16 if out16 else np.float32)
+    _C.gemm_bf16_ref(q, kT, R, alpha=0.5, bias=bias)
+    got = bf16_value(np.ascontiguousarray(C)) if out16 else C
+    ref = bf16_value(R) if out16 else R
+    for i in range(b):
+        for j in range(h):
+            want, scale = _ref(np.ascontiguousarray(q[i, j]), np.ascontiguousarray(kT[i, j]),
+                               0.5, 0.0, None, bias)
+            tol = (np.abs(want) * 2.0 ** -8 if out16 else 0) + 2e-6 * scale + 1e-6
+            assert np.all(np.abs(got[i, j] - want) <= tol)
+            assert np.all(np.abs(ref[i, j] - want) <= tol)
+    # a (1, h) operand broadcast over the first batch dimension
+    w = rng.standard_normal((1, h, E, 9)).astype(np.float32)
+    C2 = np.empty((b, h, L, 9), np.float32)
+    _C.gemm_bf16(q, w, C2)
+    for i in range(b):
+        for j in range(h):
+            want, scale = _ref(np.ascontiguousarray(q[i, j]), w[0, j])
+            assert np.all(np.abs(C2[i, j] - want) <= 2e-6 * scale + 1e-6)
+    with pytest.raises(ValueError, match="batch sizes"):
+        _C.gemm_bf16(q, np.ones((2, h, E, 9), np.float32), C2)

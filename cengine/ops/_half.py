@@ -54,6 +54,14 @@ def _to3(a, batch):
     return np.reshape(a, (-1,) + a.shape[-2:])
 
 
+def _batched(a, batch):
+    """a (..., r, c) for the bf16 kernel with `batch` (<= 2 dims) as C's: 2-D stays 2-D (the
+    kernel broadcasts it), missing leading batch dims become size-1 ones (broadcast too)"""
+    if a.ndim == 2 or a.ndim == len(batch) + 2:
+        return a
+    return np.reshape(a, (1,) * (len(batch) + 2 - a.ndim) + a.shape)
+
+
 class _Scratch(threading.local):
     buf = None
 
@@ -92,13 +100,10 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
         batch = out.shape[:-2]
         if od == _F32 or od == _BF16:
             # float32 or bfloat16 C written by the kernel itself (a bfloat16 C is rounded once
-            # in the tile epilogue: no float32 copy of the result, no cast pass)
-            if len(batch) <= 1:
-                _C.gemm_bf16(x, y, out, alpha, beta, b32)
-                return out
-            o3 = np.reshape(out, (-1,) + out.shape[-2:])      # a copy if out's dims don't merge
-            if np.shares_memory(o3, out):
-                _C.gemm_bf16(_to3(x, batch), _to3(y, batch), o3, alpha, beta, b32)
+            # in the tile epilogue: no float32 copy of the result, no cast pass); up to two
+            # batch dimensions with any strides (head views as they are)
+            if len(batch) <= 2:
+                _C.gemm_bf16(_batched(x, batch), _batched(y, batch), out, alpha, beta, b32)
                 return out
     if od == _F32:
         acc = out
@@ -108,8 +113,8 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
         acc = _dt.astype(out, _F32)
     if dx == _BF16 or dy == _BF16:
         batch = out.shape[:-2]
-        if len(batch) <= 1:
-            _C.gemm_bf16(x, y, acc, alpha, beta, b32)
+        if len(batch) <= 2:
+            _C.gemm_bf16(_batched(x, batch), _batched(y, batch), acc, alpha, beta, b32)
         else:
             acc3 = np.reshape(acc, (-1,) + acc.shape[-2:])     # a copy if acc's dims don't merge
             _C.gemm_bf16(_to3(x, batch), _to3(y, batch), acc3, alpha, beta, b32)
