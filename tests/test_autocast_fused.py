@@ -84,3 +84,71 @@ def test_half_gemm_writes_bf16_and_mixed_operands(od, nthreads):
     np.testing.assert_allclose(out.astype(np.float32), want, rtol=1e-2, atol=1e-2)
     with pytest.raises(RuntimeError, match="same dtype"):
         _half.gemm(a.astype(np.float16), bb, np.empty((2, 3, 40, 18), np.float32))
+
+
+def _block_attention(m, x, wqkv, heads, mask_kind):
+    """the usual block: fused qkv projection, chunk, head views, sdpa, heads merged back"""
+    b, t, d = x.shape
+    F = m.nn.functional
+    q, k, v = F.linear(x, wqkv).chunk(3, dim=-1)
+    q, k, v = (z.view(b, t, heads, d // heads).transpose(1, 2) for z in (q, k, v))
+    kw = {}
+    if mask_kind == "causal":
+        kw["is_causal"] = True
+    elif mask_kind == "bool":
+        kw["attn_mask"] = m.tensor(np.tril(np.ones((t, t), bool)) | np.eye(t, k=3, dtype=bool))
+    elif mask_kind == "float":
+        kw["attn_mask"] = m.tensor(np.random.default_rng(9).standard_normal((t, t))
+                                   .astype(np.float32))
+    a = F.scaled_dot_product_attention(q, k, v, **kw)
+    return a.transpose(1, 2).reshape(b, t, d)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "causal", "bool", "float"])
+def test_bf16_attention_matches_torch_autocast(mask_kind, nthreads):
+    torch = pytest.importorskip("torch")
+    from cengine.ops.shape import Split
+    rng = np.random.default_rng(4)
+    b, t, d, heads = 3, 19, 32, 4
+    x0 = rng.standard_normal((b, t, d)).astype(np.float32)
+    w0 = (rng.standard_normal((3 * d, d)) * 0.3).astype(np.float32)
+    go = rng.standard_normal((b, t, d)).astype(np.float32)
+    res = {}
+    for m in (ce, torch):
+        x, w = m.tensor(x0, requires_grad=True), m.tensor(w0, requires_grad=True)
+        with m.autocast("cpu", dtype=m.bfloat16):
+            a = _block_attention(m, x, w, heads, mask_kind)
+            assert a.dtype == m.bfloat16
+            if m is ce:
+                # the attention node takes the bf16 head views directly (no casts around it)
+                assert type(a.grad_fn).__name__ == "ReshapeBackward0"
+            loss = (a.float() * m.tensor(go)).sum()
+        taken = Split.PACKED_TAKEN[0]
+        loss.backward()
+        if m is ce:     # q/k/v gradients written into one packed buffer, no concatenation
+            assert Split.PACKED_TAKEN[0] == taken + 1
+        res[m.__name__] = [_to_np(a), x.grad.numpy(), w.grad.numpy()]
+    for got, want in zip(res["cengine"], res["torch"]):
+        np.testing.assert_allclose(got, want, rtol=5e-2, atol=3e-2 * (np.abs(want).max() + 1))
+
+
+def test_bf16_attention_close_to_float32_attention():
+    """the bf16 path is the float32 computation on bfloat16-rounded q/k/v with P rounded for
+    the P V product: within bf16 rounding of the float32 attention of the same inputs"""
+    rng = np.random.default_rng(5)
+    q, k, v = (ce.tensor(rng.standard_normal((2, 3, 23, 16)).astype(np.float32)).bfloat16()
+               for _ in range(3))
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    o = ce.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert o.dtype is ce.bfloat16
+    g = rng.standard_normal(o.shape).astype(np.float32)
+    (o.float() * ce.tensor(g)).sum().backward()
+    q32, k32, v32 = (ce.tensor(t.detach().float().numpy(), requires_grad=True) for t in (q, k, v))
+    o32 = ce.nn.functional.scaled_dot_product_attention(q32, k32, v32, is_causal=True)
+    (o32 * ce.tensor(g)).sum().backward()
+    np.testing.assert_allclose(_to_np(o), o32.detach().numpy(), rtol=2e-2, atol=2e-2)
+    for a, b in ((q, q32), (k, k32), (v, v32)):
+        assert a.grad.dtype is ce.bfloat16
+        np.testing.assert_allclose(a.grad.float().numpy(), b.grad.numpy(), rtol=3e-2,
+                                   atol=3e-2 * (np.abs(b.grad.numpy()).max() + 1))

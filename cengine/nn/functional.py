@@ -462,7 +462,11 @@ def pad(input, pad, mode="constant", value=None):
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_weights):
     if _am._tls.lowp is not None:    # autocast: a lower-precision op
         query, key, value = _am.cast_lowp(query), _am.cast_lowp(key), _am.cast_lowp(value)
-    if _half.same_half(query, key, value):   # float32 compute (the fused kernels), one rounding
+    lowp_attn = (not need_weights and isinstance(query, Tensor) and isinstance(key, Tensor)
+                 and isinstance(value, Tensor) and query._data.dtype == _BF16
+                 and key._data.dtype == _BF16 and value._data.dtype == _BF16)
+    if not lowp_attn and _half.same_half(query, key, value):
+        # float32 compute (the fused kernels), one rounding
         if isinstance(attn_mask, Tensor) and _half.is_half(attn_mask._data.dtype):
             attn_mask = attn_mask.float()
         return _half.via_f32(lambda q, k, v: _attention(q, k, v, attn_mask, dropout_p, is_causal,
@@ -479,8 +483,10 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
         raise RuntimeError("Expected query, key, and value to have the same dtype, but got "
                            "query.dtype: %s key.dtype: %s and value.dtype: %s instead."
                            % (query.dtype, key.dtype, value.dtype))
-    if dt not in (np.float32, np.float64):
+    if dt not in (np.float32, np.float64) and not lowp_attn:
         raise RuntimeError("scaled_dot_product_attention supports float32 and float64")
+    if lowp_attn:   # bfloat16 q/k/v on the bf16 GEMM: float32 scores, mask and weights
+        dt = _F32
     L, E = query.shape[-2:]
     S, Ek = key.shape[-2:]
     Sv, Ev = value.shape[-2:]
@@ -535,7 +541,8 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
             m = np.where(attn_mask._data, 0.0, -np.inf).astype(dt)
             mask3 = _wrap(np.broadcast_to(m, batch + (L, S)).reshape(kb + (L, S)))
         else:
-            am = attn_mask if attn_mask._data.dtype == dt else attn_mask.to(query.dtype)
+            am = attn_mask if attn_mask._data.dtype == dt else (
+                attn_mask.float() if lowp_attn else attn_mask.to(query.dtype))
             if tuple(am.shape) != batch + (L, S):
                 am = am.expand(*(batch + (L, S)))
             mask3 = am if direct else am.reshape(B, L, S)
