@@ -27,6 +27,13 @@ void ce_ewise_f32_bf16(int op, float *out, const float *a, const uint16_t *b, in
                   CE_ISA_CALL(ewh_f32_bf16, f32, op, out + lo, a + lo, b + lo, hi - lo, rev));
 }
 
+void ce_colsum_bf16(float *out, const uint16_t *g, int64_t M, int64_t N, int64_t ld) {
+    if (N <= 0) return;
+    /* columns split across the threads (each sums all rows of its own columns, in order) */
+    CE_PAR_CHUNKS(N, ce_par_threads(M * N, CE_EWH_MIN_PER_THREAD), 32,
+                  CE_ISA_CALL(ewh_colsum_bf16, f32, out, g, M, ld, lo, hi));
+}
+
 /* ---- plain references ------------------------------------------------------------------------ */
 static float ref_val(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -56,4 +63,12 @@ void ce_ewise_f32_bf16_ref(int op, float *out, const float *a, const uint16_t *b
                            int rev) {
     for (int64_t i = 0; i < n; i++)
         out[i] = rev ? ref_op(op, ref_val(b[i]), a[i]) : ref_op(op, a[i], ref_val(b[i]));
+}
+
+void ce_colsum_bf16_ref(float *out, const uint16_t *g, int64_t M, int64_t N, int64_t ld) {
+    for (int64_t j = 0; j < N; j++) {
+        float s = 0.0f;
+        for (int64_t i = 0; i < M; i++) s += ref_val(g[i * ld + j]);
+        out[j] = s;
+    }
 }

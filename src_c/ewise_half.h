@@ -16,8 +16,12 @@ void ce_ewise_bf16(int op, uint16_t *out, const uint16_t *a, const uint16_t *b, 
 /* out (n) float32 = a OP float(b) (rev == 0) or float(b) OP a (rev != 0); a (n) float32,
  * b (n) bfloat16 bits: the float32 op of a mixed pair, without a float32 copy of b */
 void ce_ewise_f32_bf16(int op, float *out, const float *a, const uint16_t *b, int64_t n, int rev);
+/* out (N) float32 = the column sums of g (M, N) bfloat16 bits, rows ld elements apart: float32
+ * additions row by row in order (the same sums on every path and thread count) */
+void ce_colsum_bf16(float *out, const uint16_t *g, int64_t M, int64_t N, int64_t ld);
 /* plain single-threaded loops, same contracts */
 void ce_ewise_bf16_ref(int op, uint16_t *out, const uint16_t *a, const uint16_t *b, int64_t n);
 void ce_ewise_f32_bf16_ref(int op, float *out, const float *a, const uint16_t *b, int64_t n,
                            int rev);
+void ce_colsum_bf16_ref(float *out, const uint16_t *g, int64_t M, int64_t N, int64_t ld);
 #endif

@@ -41,4 +41,22 @@ static void VM_FN(ewh_f32_bf16)(int op, float *out, const float *a, const uint16
     }
 }
 #undef CE_EWH_OP
+
+/* out[j] = sum over i of g(i, j) for the columns j in [j0, j1), rows added in order, float32;
+ * g (M, ld) row-major bfloat16 bits */
+static void VM_FN(ewh_colsum_bf16)(float *out, const uint16_t *g, int64_t M, int64_t ld,
+                                   int64_t j0, int64_t j1) {
+    int64_t j = j0;
+    for (; j + VM_W <= j1; j += VM_W) {
+        vm_t acc = vm_zero();
+        for (int64_t i = 0; i < M; i++) acc = vm_add(acc, vm_load_bf16(g + i * ld + j));
+        vm_store(out + j, acc);
+    }
+    if (j < j1) {
+        const int64_t r = j1 - j;
+        vm_t acc = vm_zero();
+        for (int64_t i = 0; i < M; i++) acc = vm_add(acc, vm_load_bf16_part(g + i * ld + j, r));
+        vm_store_part(out + j, r, acc);
+    }
+}
 #endif

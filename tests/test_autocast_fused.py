@@ -35,6 +35,11 @@ def test_linear_on_float32_activation_matches_torch(layout, nthreads):
             loss = (y.float() ** 2).sum()
         loss.backward()
         assert xl.grad.dtype == m.float32 and W.grad.dtype == m.float32
+        if m is ce:
+            # the weight and bias gradients are the GEMM's / column sums' float32 values, not
+            # rounded to bfloat16 on the way back to the float32 parameters
+            for gr in (W.grad.numpy(), B.grad.numpy()):
+                assert np.any(gr.view(np.uint32) & 0xFFFF)
         res[m.__name__] = [_to_np(y), xl.grad.numpy(), W.grad.numpy(), B.grad.numpy()]
     for a, t in zip(res["cengine"], res["torch"]):
         np.testing.assert_allclose(a, t, rtol=3e-2, atol=3e-2 * (np.abs(t).max() + 1))
@@ -59,6 +64,9 @@ def test_bf16_colsum_is_float32_sum_rounded_once(shape, nthreads):
     gb = _C.cast_f32_to_bf16(g).view(_half._BF16)
     got = _half.colsum(gb)
     assert got.dtype == _half._BF16 and got.shape == (shape[1],)
+    s32 = _half.colsum(gb, f32=True)
+    assert s32.dtype == np.float32
+    np.testing.assert_array_equal(_C.cast_f32_to_bf16(s32), got.view(np.uint16))
     exact = gb.astype(np.float64).sum(axis=0)
     # float32 sums of M terms then one bfloat16 rounding
     tol = np.abs(exact) * 2.0 ** -8 + shape[0] * 2e-7 * np.abs(gb.astype(np.float64)).sum(axis=0)

@@ -111,3 +111,31 @@ def test_bf16_tensor_ops_take_the_kernel_and_match_torch():
         got = f(ca, cb).float().numpy()
         want = f(ta, tb).float().numpy()
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (1, 1), (3, 0), (7, 15), (2048, 77), (33, 1000)])
+def test_colsum_bf16_rows_in_order(isa, nthreads, shape):
+    """float32 sums row by row in order: bitwise the float32 loop, on every path and thread count"""
+    rng = np.random.default_rng(shape[0] * 7 + shape[1])
+    g = rng.standard_normal(shape).astype(np.float32).astype(BF)
+    want = np.zeros(shape[1], np.float32)
+    for i in range(shape[0]):
+        want = want + g[i].astype(np.float32)
+    got = _C.colsum_bf16(g)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(_C.colsum_bf16(g, ref=True), want)
+    if shape[0] > 2 and shape[1] > 2:   # a row-strided view (every other row), sliced columns
+        v = g[::2, 1:]
+        w2 = np.zeros(v.shape[1], np.float32)
+        for i in range(v.shape[0]):
+            w2 = w2 + v[i].astype(np.float32)
+        np.testing.assert_array_equal(_C.colsum_bf16(v), w2)
+        np.testing.assert_array_equal(_C.colsum_bf16(np.asfortranarray(g)), want)
+
+
+def test_colsum_bf16_bad_input():
+    with pytest.raises(TypeError, match="bfloat16"):
+        _C.colsum_bf16(np.ones((2, 2), np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        _C.colsum_bf16(np.ones(3, BF))

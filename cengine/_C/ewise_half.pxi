@@ -6,6 +6,8 @@
 #       itself, must not overlap them otherwise)
 #   ewise_f32_bf16(op, a, b, out=None, rev=False, ref=False) -> float32 out = a OP float(b)
 #       (b OP a when rev), a float32, b bfloat16, same rules
+#   colsum_bf16(g, ref=False) -> float32 (N,) column sums of a 2-D bfloat16 g (rows with unit
+#       element stride along them, any row stride), float32 additions row by row in order
 #   op in EWISE_OPS ('add', 'sub', 'mul', 'div'); ref: the plain single-threaded loop
 
 from libc.stdint cimport uint16_t
@@ -14,6 +16,8 @@ cdef extern from "ewise_half.h" nogil:
     void ce_ewise_bf16(int op, uint16_t *out, const uint16_t *a, const uint16_t *b, int64_t n)
     void ce_ewise_f32_bf16(int op, float *out, const float *a, const uint16_t *b, int64_t n,
                            int rev)
+    void ce_colsum_bf16(float *out, const uint16_t *g, int64_t M, int64_t N, int64_t ld)
+    void ce_colsum_bf16_ref(float *out, const uint16_t *g, int64_t M, int64_t N, int64_t ld)
     void ce_ewise_bf16_ref(int op, uint16_t *out, const uint16_t *a, const uint16_t *b, int64_t n)
     void ce_ewise_f32_bf16_ref(int op, float *out, const float *a, const uint16_t *b, int64_t n,
                                int rev)
@@ -94,4 +98,29 @@ def ewise_f32_bf16(op, a, b, out=None, rev=False, ref=False):
             ce_ewise_f32_bf16_ref(opi, po, pa, pb, n, rv)
         else:
             ce_ewise_f32_bf16(opi, po, pa, pb, n, rv)
+    return out
+
+
+def colsum_bf16(g, ref=False):
+    if not isinstance(g, np.ndarray):
+        raise TypeError("colsum_bf16: expected a numpy array, got %s" % type(g).__name__)
+    if g.dtype.itemsize != 2 or g.dtype.name not in ("uint16", "bfloat16"):
+        raise TypeError("colsum_bf16: expected dtype bfloat16 (or uint16 bit patterns), got %s"
+                        % g.dtype)
+    if g.ndim != 2:
+        raise ValueError("colsum_bf16: expected a 2-D array, got %d-D" % g.ndim)
+    if (g.shape[1] > 1 and g.strides[1] != 2) or g.strides[0] < 0 or g.strides[0] % 2 \
+            or not g.flags.aligned:
+        g = np.ascontiguousarray(g)
+    cdef int64_t M = g.shape[0], N = g.shape[1]
+    cdef int64_t ld = g.strides[0] // 2 if M > 1 else N
+    out = np.empty(N, np.float32)
+    cdef float *po = <float *>_ptr(out)
+    cdef const uint16_t *pg = <const uint16_t *>_ptr(g)
+    cdef bint r = ref
+    with nogil:
+        if r:
+            ce_colsum_bf16_ref(po, pg, M, N, ld)
+        else:
+            ce_colsum_bf16(po, pg, M, N, ld)
     return out

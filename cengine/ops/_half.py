@@ -131,29 +131,13 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
     return out
 
 
-class _Ones(threading.local):
-    row = None
-
-
-_ones = _Ones()
-
-
-def _ones_bf16(m):
-    """a (1, m) bfloat16 row of ones (kept per thread; read-only to the callers)"""
-    r = _ones.row
-    if r is None or r.shape[1] < m:
-        r = _ones.row = np.ones((1, max(m, 1024)), _BF16)
-    return r[:, :m]
-
-
-def colsum(g):
+def colsum(g, f32=False):
     """g (M, N) summed over the rows, accumulated in float32 for half g (result in g's dtype)"""
-    if g.dtype == _BF16 and g.ndim == 2 and g.shape[0] > 0 and g.shape[1] > 0:
-        # the bf16 GEMM of a row of ones (exact) with g: float32 sums of the exact values in
-        # one pass over g, rounded once
-        out = np.empty((1, g.shape[1]), _BF16)
-        _C.gemm_bf16(_ones_bf16(g.shape[0]), g, out)
-        return out[0]
+    if g.dtype == _BF16 and g.ndim == 2:
+        # one pass over g, float32 sums row by row (src_c/ewise_half.c), rounded once; f32=True
+        # keeps the float32 sums (for a bias cast from a float32 parameter)
+        s = _C.colsum_bf16(g)
+        return s if f32 else _dt.astype(s, _BF16)
     if g.dtype in _HALF:
         return _dt.astype(_dt.astype(g, _F32).sum(axis=0), g.dtype)
     return g.sum(axis=0)

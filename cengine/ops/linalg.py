@@ -464,7 +464,11 @@ class _Linear(Function):
             _gemm(g2, W, gx)
             gx = _reshape(gx, x.shape)
         if ctx.needs_input_grad[1]:
-            gW = np.empty(W.shape, W.dtype)
+            # a half W cast from a float32 parameter: its gradient in float32 from the GEMM's
+            # sums (the cast's backward passes it on), not rounded to W's dtype and cast back
+            wd = _F32 if (_half.is_half(W.dtype) and
+                          _am.takes_f32_grad(ctx.next_functions[1])) else W.dtype
+            gW = np.empty(W.shape, wd)
             if (_half.is_half(g2.dtype) or _half.is_half(W.dtype)) and in_f < out_f:
                 # the bf16 GEMM wants a row-major A: transpose the narrower of g and x
                 # (gW^T = x^T @ g) rather than always g
@@ -472,7 +476,8 @@ class _Linear(Function):
             else:
                 _gemm(g2.T, x.reshape(M, in_f), gW)
         if ctx.has_b and ctx.needs_input_grad[2]:
-            gb = unbroadcast(_half.colsum(g2), ctx.bshape)
+            gb = unbroadcast(_half.colsum(g2, _am.takes_f32_grad(ctx.next_functions[2])),
+                             ctx.bshape)
         return gx, gW, gb
 
 
