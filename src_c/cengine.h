@@ -26,6 +26,9 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("amp.h")
 #include "amp.h"
 #endif
+#if __has_include("act_half.h")
+#include "act_half.h"
+#endif
 #if __has_include("activation.h")
 #include "activation.h"
 #endif
