@@ -160,3 +160,27 @@ def test_bf16_attention_close_to_float32_attention():
         assert a.grad.dtype is ce.bfloat16
         np.testing.assert_allclose(a.grad.float().numpy(), b.grad.numpy(), rtol=3e-2,
                                    atol=3e-2 * (np.abs(b.grad.numpy()).max() + 1))
+
+
+def test_mixed_float32_bf16_add_one_pass_and_grads():
+    """x (float32) + y (bfloat16): one node, the bits of casting y first, float32 result;
+    y's gradient bfloat16 (the cast's backward), x's float32; either operand order"""
+    rng = np.random.default_rng(6)
+    x0 = rng.standard_normal((64, 130)).astype(np.float32)
+    y0 = rng.standard_normal((64, 130)).astype(np.float32)
+    g = rng.standard_normal((64, 130)).astype(np.float32)
+    for order in (0, 1):
+        x = ce.tensor(x0, requires_grad=True)
+        y = ce.tensor(y0).bfloat16().requires_grad_(True)
+        z = x + y if order == 0 else y + x
+        assert z.dtype is ce.float32
+        assert type(z.grad_fn).__name__ == "_AddF32BF16Backward0"
+        want = x0 + y.detach().float().numpy()
+        np.testing.assert_array_equal(z.detach().numpy(), want)
+        z.backward(ce.tensor(g))
+        np.testing.assert_array_equal(x.grad.numpy(), g)
+        assert y.grad.dtype is ce.bfloat16
+        np.testing.assert_array_equal(y.grad.numpy().view(np.uint16), _C.cast_f32_to_bf16(g))
+    # small, broadcast or strided operands keep the general path (a cast node), same values
+    z = ce.tensor(x0[:, :1]) + ce.tensor(y0).bfloat16()
+    np.testing.assert_array_equal(z.numpy(), x0[:, :1] + ce.tensor(y0).bfloat16().float().numpy())
