@@ -36,7 +36,8 @@
 #define BF_NR 32
 #define AMX_MR 32     /* AMX: 2 x 2 tiles of 16 x 16 */
 #define BF_KC 512    /* 256 k-pairs: a B micro-panel is 32 KiB (L1), an A block 192 KiB (L2) */
-#define AMX_KC 2048  /* AMX: C is touched once per 2048 k (tried 256-2048: the longest K block wins) */
+#define AMX_KC 2048  /* AMX: C is touched once per 2048 k (tried 256-2048, also with C
+                        * accumulated in the tiles across K blocks: the longest K block wins) */
 #define BF_MC 192
 #define BF_NC 2048
 #define BF_MIN_WORK_PER_THREAD (1 << 20)   /* multiply-adds */
@@ -386,19 +387,29 @@ static void amx_begin(void) {
 
 static void amx_end(void) { _tile_release(); }
 
-/* one m x n (<= 32 x 32) block over nst steps of 32 k into a float32 or bfloat16 C (dtC) */
+/* one m x n (<= 32 x 32) block over nst steps of 32 k into a float32 or bfloat16 C (dtC).
+ * acc: C already holds this product's float32 sums over the earlier K blocks (beta is 1). */
 static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, void *C, int dtC,
                     int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
-                    int64_t sbias, int m, int n) {
-    /* a full float32 block, unit column stride, C = the sums: stored straight from the tiles
-     * (a bias or beta is added outside the tiles, which would flush subnormal values) */
-    const int direct = dtC == CE_BF16_SRC_F32 && m == AMX_MR && n == BF_NR && csC == 1 &&
-                       alpha == 1.0f && beta == 0.0f && bias == NULL;
+                    int64_t sbias, int m, int n, int acc) {
+    /* a full float32 block, unit column stride, alpha 1: the tiles start at zero (C = the
+     * sums, no beta or bias: those are added outside the tiles, which would flush subnormal
+     * values) or at the partial sums in C, and are stored straight into C */
+    const int full = dtC == CE_BF16_SRC_F32 && m == AMX_MR && n == BF_NR && csC == 1 &&
+                     alpha == 1.0f;
+    const int direct = full && (acc || (beta == 0.0f && bias == NULL));
     float *Cf = (float *)C;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    if (direct && acc) {
+        _tile_loadd(0, Cf, rsC * 4);
+        _tile_loadd(1, Cf + 16, rsC * 4);
+        _tile_loadd(2, Cf + 16 * rsC, rsC * 4);
+        _tile_loadd(3, Cf + 16 * rsC + 16, rsC * 4);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
     for (int64_t s = 0; s < nst; s++) {
         const uint32_t *a = A + s * AMX_MR * 16, *b = B + s * 16 * BF_NR;
         _tile_loadd(4, a, 64);
@@ -664,7 +675,8 @@ static int gemm_bf16_tiled(int path, int64_t nb, int64_t nb2, int64_t M, int64_t
                                 const int m = (int)mn64(MR, mc - ir);
                                 if (amx)
                                     amx_ukr(kp / 16, Apt + ir / MR * kp * MR, Bp + jp * kp * BF_NR,
-                                            ct, dtC, rsC, csC, alpha, be, bj, sbias, m, n);
+                                            ct, dtC, rsC, csC, alpha, be, bj, sbias, m, n,
+                                            pc > 0);
                                 else
                                     bf16_ukr(kp, Apt + ir / MR * kp * MR, Bp + jp * kp * BF_NR,
                                              ct, dtC, rsC, csC, alpha, be, bj, sbias, m, n);

@@ -469,12 +469,9 @@ class _Linear(Function):
             wd = _F32 if (_half.is_half(W.dtype) and
                           _am.takes_f32_grad(ctx.next_functions[1])) else W.dtype
             gW = np.empty(W.shape, wd)
-            if (_half.is_half(g2.dtype) or _half.is_half(W.dtype)) and in_f < out_f:
-                # the bf16 GEMM wants a row-major A: transpose the narrower of g and x
-                # (gW^T = x^T @ g) rather than always g
-                _gemm(x.reshape(M, in_f).T, g2, gW.T)
-            else:
-                _gemm(g2.T, x.reshape(M, in_f), gW)
+            # (the bf16 GEMM packs the column-major g^T as fast as a row-major operand, and
+            # writes a row-major gW faster than the transposed one of x^T @ g)
+            _gemm(g2.T, x.reshape(M, in_f), gW)
         if ctx.has_b and ctx.needs_input_grad[2]:
             gb = unbroadcast(_half.colsum(g2, _am.takes_f32_grad(ctx.next_functions[2])),
                              ctx.bshape)
