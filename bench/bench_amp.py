@@ -16,30 +16,9 @@ import argparse
 import numpy as np
 
 from _common import ce, torch, threads, median_times_interleaved, machine_line, md_table, \
-    write_result, bar_plot, results_dir
-from bench_train import WORKLOADS, make_data, copy_weights
+    write_result, bar_plot, results_dir, copy_weights
+from bench_train import WORKLOADS, make_data, stepper
 from cengine import _C
-
-
-def stepper(lib, model, spec, x, y, amp):
-    opt_name, kw = spec["opt"]
-    opt = getattr(lib.optim, opt_name)(model.parameters(), **kw)
-    loss_fn = lib.nn.CrossEntropyLoss()
-    xt, yt = lib.tensor(x), lib.tensor(y)
-
-    def step():
-        if amp:
-            with lib.autocast("cpu", dtype=lib.bfloat16):
-                out = model(xt)
-                loss = loss_fn(out.reshape(-1, out.shape[-1]), yt.reshape(-1))
-        else:
-            out = model(xt)
-            loss = loss_fn(out.reshape(-1, out.shape[-1]), yt.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return step
 
 
 def run(names, thread_counts, quick):
