@@ -114,8 +114,9 @@ def stepper(lib, model, spec, x, y, amp=False):
     return step
 
 
-def run(names, thread_counts, quick):
-    rows = []
+def each_workload(names, thread_counts):
+    """(name, threads, spec, x, y) for each workload and thread count, yielded inside
+    threads(n) with cengine's generator seeded (bench_amp.py uses it too)."""
     rng = np.random.default_rng(0)
     for name in names:
         spec = WORKLOADS[name]
@@ -123,20 +124,30 @@ def run(names, thread_counts, quick):
         for nt in thread_counts:
             with threads(nt):
                 ce.manual_seed(0)
-                cm = spec["build"](ce)
-                cstep = stepper(ce, cm, spec, x, y)
-                tstep = None
-                if torch is not None:
-                    tm = spec["build"](torch)
-                    copy_weights(cm, tm)
-                    tstep = stepper(torch, tm, spec, x, y)
-                    lc, lt = cstep().item(), tstep().item()
-                    if not np.isclose(lc, lt, rtol=2e-3, atol=2e-3):
-                        raise SystemExit("%s: first losses differ: cengine %.6f torch %.6f"
-                                         % (name, lc, lt))
-                rep, warm = (3, 1) if quick else (15, 3)
-                tc, tt = time_steps(cstep, tstep, rep, warm)
-            step_row(rows, name, nt, tc, tt)
+                yield name, nt, spec, x, y
+
+
+def torch_twin(name, cm, cstep, spec, x, y, amp=False, tol=2e-3):
+    """torch's step for a copy of cengine model cm, after checking that the first losses of
+    cstep and it agree within tol (SystemExit when not)."""
+    tm = spec["build"](torch)
+    copy_weights(cm, tm)
+    tstep = stepper(torch, tm, spec, x, y, amp)
+    lc, lt = cstep().item(), tstep().item()
+    if not np.isclose(lc, lt, rtol=tol, atol=tol):
+        raise SystemExit("%s: first %slosses differ: cengine %.6f torch %.6f"
+                         % (name, "autocast " if amp else "", lc, lt))
+    return tstep
+
+
+def run(names, thread_counts, quick):
+    rows = []
+    for name, nt, spec, x, y in each_workload(names, thread_counts):
+        cm = spec["build"](ce)
+        cstep = stepper(ce, cm, spec, x, y)
+        tstep = torch_twin(name, cm, cstep, spec, x, y) if torch is not None else None
+        rep, warm = (3, 1) if quick else (15, 3)
+        step_row(rows, name, nt, *time_steps(cstep, tstep, rep, warm))
     return step_report("Training steps", rows, "train_steps.png", "training step time")
 
 
