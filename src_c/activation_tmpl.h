@@ -22,8 +22,8 @@ static inline vm_t VM_FN(act_exp2p)(vm_t hi, vm_t lo) {
 }
 
 /* z = |x|/sqrt2, z^2 = x^2/2 split exactly with FMA (zzh + zzl).
- * erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2) (the Numerical Recipes erfc form of
- * vmath.h's verfc_pos, relative error < 1.2e-7), with exp(-zzh + (P(t) - zzl)) taken as one
+ * erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2) (the Numerical Recipes erfc form,
+ * P = vmath.h's verfc_p, relative error < 1.2e-7), with exp(-zzh + (P(t) - zzl)) taken as one
  * act_exp2p and, on AVX-512, t from rcp14 plus a Newton step (error ~2^-28) instead of a
  * division; exp(-x^2/2) = act_exp2p(-zzh, -zzl). */
 static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
@@ -43,16 +43,7 @@ static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
 #else
     vm_t t = vm_div(one, d);
 #endif
-    vm_t p = vm_set1((vm_s)0.17087277);
-    p = vm_fmadd(p, t, vm_set1((vm_s)-0.82215223));
-    p = vm_fmadd(p, t, vm_set1((vm_s)1.48851587));
-    p = vm_fmadd(p, t, vm_set1((vm_s)-1.13520398));
-    p = vm_fmadd(p, t, vm_set1((vm_s)0.27886807));
-    p = vm_fmadd(p, t, vm_set1((vm_s)-0.18628806));
-    p = vm_fmadd(p, t, vm_set1((vm_s)0.09678418));
-    p = vm_fmadd(p, t, vm_set1((vm_s)0.37409196));
-    p = vm_fmadd(p, t, vm_set1((vm_s)1.00002368));
-    p = vm_fmadd(p, t, vm_set1((vm_s)-1.26551223));
+    vm_t p = VM_FN(verfc_p)(t);
     vm_t nzzh = vm_sub(vm_zero(), zzh);
     vm_t q = vm_mul(vm_mul(half, t), VM_FN(act_exp2p)(nzzh, vm_sub(p, zzl)));   /* erfc(z)/2 */
     *phi = vm_sel(vm_lt(x, vm_zero()), q, vm_sub(one, q));

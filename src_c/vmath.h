@@ -43,8 +43,8 @@
  *           VM_FN(vlog1p01)(u) log1p(u) for u in [0, 1] (what softplus needs)
  *           VM_FN(vlog_core)(m) log(m) for m in [1/sqrt2, sqrt2]; add k*log 2 as
  *           k*VM_LN2HI + k*VM_LN2LO (the CTC kernels' log of a log-sum-exp sum uses it)
- *           VM_FN(verfc_pos)(z, zz_hi, zz_lo) erfc(z) for z >= 0 where z*z = zz_hi + zz_lo exactly
- *           (f32: Numerical-Recipes erfc form, relative error ~1.5e-7; used by the exact GELU)
+ *           VM_FN(verfc_p)(t) the polynomial of the Numerical-Recipes erfc form
+ *           erfc(z) = t*exp(-z^2 + P(t)), t = 1/(1 + z/2) (f32 accuracy; the exact GELU's)
  *
  * Scalars on the generic path use libm; nothing here is used without an ISA region.
  */
@@ -617,12 +617,10 @@ static inline vm_t VM_FN(vlog1p01)(vm_t u) {
     return vm_fmadd(k, vm_set1(VM_LN2HI), lo);
 }
 
-/* erfc(z) for z >= 0 (z may be +inf), z*z = zz_hi + zz_lo exactly.
- * erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2) (Numerical Recipes erfcc form, relative error
- * < 1.2e-7); exp(-z^2) is taken as exp(-zz_hi) * exp(P(t) - zz_lo) so no rounding of z^2 enters. */
-static inline vm_t VM_FN(verfc_pos)(vm_t z, vm_t zz_hi, vm_t zz_lo) {
-    vm_t one = vm_set1((vm_s)1);
-    vm_t t = vm_div(one, vm_fmadd(z, vm_set1((vm_s)0.5), one));
+/* P(t) of the Numerical Recipes erfc form erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2),
+ * z >= 0 (relative error < 1.2e-7: f32 accuracy). The exact GELU (activation_tmpl.h) takes
+ * exp(-z^2 + P(t)) as one vexp_poly with z^2 split exactly in two. */
+static inline vm_t VM_FN(verfc_p)(vm_t t) {
     vm_t p = vm_set1((vm_s)0.17087277);
     p = vm_fmadd(p, t, vm_set1((vm_s)-0.82215223));
     p = vm_fmadd(p, t, vm_set1((vm_s)1.48851587));
@@ -632,10 +630,7 @@ static inline vm_t VM_FN(verfc_pos)(vm_t z, vm_t zz_hi, vm_t zz_lo) {
     p = vm_fmadd(p, t, vm_set1((vm_s)0.09678418));
     p = vm_fmadd(p, t, vm_set1((vm_s)0.37409196));
     p = vm_fmadd(p, t, vm_set1((vm_s)1.00002368));
-    p = vm_fmadd(p, t, vm_set1((vm_s)-1.26551223));
-    vm_t e1 = VM_FN(vexp)(vm_sub(vm_zero(), zz_hi));
-    vm_t e2 = VM_FN(vexp)(vm_sub(p, zz_lo));
-    return vm_mul(vm_mul(t, e1), e2);
+    return vm_fmadd(p, t, vm_set1((vm_s)-1.26551223));
 }
 
 #endif /* math functions once per pair */
