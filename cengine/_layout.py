@@ -8,7 +8,9 @@ __all__ = ["memory_format", "layout", "contiguous_format", "channels_last", "cha
            "preserve_format", "strided"]
 
 
-class memory_format:
+class _Named:
+    """A named singleton of this module: printed as cengine.<name>, pickled by name (so it
+    unpickles as the same object)."""
     __slots__ = ("_name",)
 
     def __init__(self, name):
@@ -21,17 +23,12 @@ class memory_format:
         return self._name
 
 
-class layout:
-    __slots__ = ("_name",)
+class memory_format(_Named):
+    __slots__ = ()
 
-    def __init__(self, name):
-        self._name = name
 
-    def __repr__(self):
-        return "cengine." + self._name
-
-    def __reduce__(self):
-        return self._name
+class layout(_Named):
+    __slots__ = ()
 
 
 contiguous_format = memory_format("contiguous_format")

@@ -6,10 +6,10 @@ safetensors file other tools can read). The rest of the structure (dicts, lists,
 strings, numbers, bools, None) is JSON in the header's metadata under "cengine.structure".
 Loading parses JSON and raw tensor bytes only: no pickle, no code from the file is ever run.
 
-Writes to a path are atomic: the data goes to a temporary file in the same directory, is
-flushed to disk, then renamed over the target (os.replace), so a crash leaves either the old
-file or the new one, never half a file. The temporary file of a save that was killed is
-removed by the next save to the same path.
+Writes to a path are atomic (_atomicfile.py): the data goes to a temporary file in the same
+directory, is flushed to disk, then renamed over the target (os.replace), so a crash leaves
+either the old file or the new one, never half a file. The temporary file of a save that was
+killed is removed by the next save to the same path.
 
 load() also reads files written by torch.save (zip and legacy formats) the way
 torch.load(weights_only=True) does, without torch and without running code (_torch_format.py).
@@ -18,11 +18,12 @@ import io
 import json
 import os
 import struct
-import tempfile
 from collections import OrderedDict
 
 import ml_dtypes
 import numpy as np
+
+from ._atomicfile import write_atomic
 
 __all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_globals",
            "safe_globals"]
@@ -288,48 +289,6 @@ def _read_safetensors(fh, size, where):
     return meta, arrays
 
 
-# ---------------------------------------------------------------------------- temporaries
-# A save writes ".<name>.p<pid>-<random>.tmp" next to <name> and renames it over <name>. A save
-# killed before the rename leaves that file; the next save to <name> removes the ones whose
-# writer (<pid>) is gone. Files of a live writer (another save in progress) are left alone, and
-# <name> itself is never touched before the rename.
-def _tmp_prefix(base):
-    return "." + base + ".p"
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: someone else's live process
-        return True
-    return True
-
-
-def _remove_stale_temporaries(directory, base):
-    if os.name != "posix":  # os.kill(pid, 0) is only a liveness test on POSIX
-        return
-    prefix = _tmp_prefix(base)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        pid, sep, rand = name[len(prefix):-len(".tmp")].partition("-")
-        if not sep or not pid.isdigit() or len(rand) < 6 or "." in rand:
-            continue
-        pid = int(pid)
-        if pid == os.getpid() or _pid_alive(pid):
-            continue
-        try:
-            os.unlink(os.path.join(directory, name))
-        except OSError:
-            pass
-
-
 # ---------------------------------------------------------------------------- API
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True):
     """Save obj (a state_dict or any nesting of dicts/lists/tuples of tensors, numpy arrays,
@@ -341,35 +300,7 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     if hasattr(f, "write"):
         f.write(sn.save(enc.tensors, metadata=meta))
         return
-    path = os.fspath(f)
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    _remove_stale_temporaries(directory, base)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(base) + "%d-" % os.getpid(), suffix=".tmp",
-                               dir=directory)
-    try:
-        os.close(fd)
-        sn.save_file(enc.tensors, tmp, metadata=meta)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort; not every platform allows it)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    write_atomic(f, lambda tmp: sn.save_file(enc.tensors, tmp, metadata=meta))
 
 
 _LOAD_KWARGS = ("encoding", "errors", "fix_imports")

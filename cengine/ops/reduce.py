@@ -32,12 +32,20 @@ def _expand_back(g, shape, dims, keepdim):
     return g
 
 
+def _int_acc(dt, requested=None):
+    """The numpy dtype sum / prod / cumsum / cumprod accumulate in: the requested one, else
+    torch's int64 for bool and integer inputs (numpy would keep uint64 for unsigned ones,
+    a dtype cengine has not), else None (the input's)."""
+    if requested is None and dt.kind in "biu" and dt != np.int64:
+        return np.int64
+    return requested
+
+
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
-        if dtype is None and x.dtype.kind in "bi" and x.dtype != np.int64:
-            dtype = np.int64
+        dtype = _int_acc(x.dtype, dtype)
         return np.asarray(np.sum(x, axis=dims, keepdims=keepdim, dtype=dtype))
 
     @staticmethod
@@ -98,7 +106,7 @@ class Prod(Function):
     def forward(ctx, x, dim, keepdim):
         ctx.save_for_backward(x)
         ctx.dim, ctx.keepdim = dim, keepdim
-        return np.asarray(np.prod(x, axis=dim, keepdims=keepdim))
+        return np.asarray(np.prod(x, axis=dim, keepdims=keepdim, dtype=_int_acc(x.dtype)))
 
     @staticmethod
     def backward(ctx, g):
@@ -505,9 +513,7 @@ class Cumsum(Function):
 
 def cumsum(input, dim, *, dtype=None):
     d = wrap_dim(dim, input._data.ndim)
-    npd = None if dtype is None else _dt.to_numpy_dtype(dtype)
-    if npd is None and input._data.dtype.kind in "bi" and input._data.dtype != np.int64:
-        npd = np.int64
+    npd = _int_acc(input._data.dtype, None if dtype is None else _dt.to_numpy_dtype(dtype))
     return Cumsum.apply(input, d, npd)
 
 
@@ -555,9 +561,7 @@ def _cumprod_grad(x, y, g, dim):
 def cumprod(input, dim, *, dtype=None):
     """Cumulative product along dim (gradient exact with zeros, as torch)."""
     d = wrap_dim(dim, input._data.ndim)
-    npd = None if dtype is None else _dt.to_numpy_dtype(dtype)
-    if npd is None and input._data.dtype.kind in "biu" and input._data.dtype != np.int64:
-        npd = np.int64
+    npd = _int_acc(input._data.dtype, None if dtype is None else _dt.to_numpy_dtype(dtype))
     return Cumprod.apply(input, d, npd)
 
 
