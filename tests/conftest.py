@@ -22,3 +22,38 @@ def nthreads(request):
     _C.set_num_threads(request.param)
     yield request.param
     _C.set_num_threads(old)
+
+
+def _real_cuda_reason():
+    """None when real CuPy sees a GPU, else why the cuda parameter is skipped."""
+    from cengine import _device
+    return _device.cuda_missing_reason()
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Run the test on the CPU and (only where real CuPy sees a GPU) on cuda:0."""
+    if request.param == "cuda":
+        why = _real_cuda_reason()
+        if why is not None:
+            pytest.skip("no real CUDA device: " + why)
+        return "cuda:0"
+    return "cpu"
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """A fake CuPy with one GPU (tests/_fake_cupy.py): the cuda dispatch code runs on the CPU."""
+    from _fake_cupy import install, uninstall
+    m = install(monkeypatch, 1)
+    yield m
+    uninstall()
+
+
+@pytest.fixture
+def fake_cuda2(monkeypatch):
+    """The fake CuPy with two GPUs."""
+    from _fake_cupy import install, uninstall
+    m = install(monkeypatch, 2)
+    yield m
+    uninstall()

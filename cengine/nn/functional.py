@@ -29,6 +29,7 @@ from ..ops.linalg import _Linear
 from ..ops.embedding import _Embedding
 from ..ops.conv import _Pad
 from ..random import _rng
+from .. import _device as _dv
 
 __all__ = [
     "linear", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "sigmoid", "tanh",
@@ -250,12 +251,15 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0.0:
         return input
     x = input._data
+    xp = np if type(x) is np.ndarray else _dv.xp(x)
     if p == 1.0:
-        mask = np.zeros(x.shape, x.dtype)
+        mask = xp.zeros(x.shape, x.dtype)
     else:
-        keep = _rng(None).random(x.shape, dtype=np.float32 if x.dtype == np.float32
-                                 else np.float64) >= p
-        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+        rdt = np.float32 if x.dtype == np.float32 else np.float64
+        # a cuda tensor's mask comes from CuPy's generator (cengine.cuda.manual_seed), as
+        # torch's cuda tensors draw from the cuda generator
+        r = _rng(None).random(x.shape, dtype=rdt) if xp is np else xp.random.random(x.shape, rdt)
+        mask = (r >= p).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     if inplace:
         _act._check_inplace_target(input)
         return _act.MulMaskInplace.apply(input, mask)

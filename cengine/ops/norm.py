@@ -5,29 +5,38 @@ surface (shape checks, running statistics, evaluation mode) is cengine.nn.functi
 import numpy as np
 
 from .. import _C
+from ..cuda import _ops as _cu
 from ..autograd.function import Function
 from ._util import _f, _reshape, _keep
 
 
 def _k_layer_norm_forward(x, w, b, eps):
     """x (R,D) -> (y, mean (R), rstd (R)); y = (x-mean)*rstd*w + b."""
+    if type(x) is not np.ndarray:
+        return _cu.layer_norm_forward(x, w, b, eps)
     return _C.layer_norm_forward(x, w, b, eps)
 
 
 def _k_layer_norm_backward(dy, x, w, mean, rstd, need_x, need_w, need_b):
     """-> (dx, dw, db): dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy*w;
     dw = sum dy*xhat, db = sum dy (None where not needed)."""
+    if type(x) is not np.ndarray:
+        return _cu.layer_norm_backward(dy, x, mean, rstd, w, need_x, need_w, need_b)
     return _C.layer_norm_backward(dy, x, mean, rstd, w, need_dx=need_x, need_dweight=need_w,
                                   need_dbias=need_b)
 
 
 def _k_rms_norm_forward(x, w, eps):
     """x (R,D) -> (y, rstd (R)); rstd = 1/sqrt(mean(x^2) + eps), y = x*rstd*w."""
+    if type(x) is not np.ndarray:
+        return _cu.rms_norm_forward(x, w, eps)
     return _C.rms_norm_forward(x, w, eps)
 
 
 def _k_rms_norm_backward(dy, x, w, rstd, need_x, need_w):
     """-> (dx, dw): dx = rstd (g - xhat mean(g xhat)), g = dy*w, xhat = x*rstd."""
+    if type(x) is not np.ndarray:
+        return _cu.rms_norm_backward(dy, x, rstd, w, need_x, need_w)
     return _C.rms_norm_backward(dy, x, rstd, w, need_dx=need_x, need_dweight=need_w)
 
 

@@ -8,6 +8,8 @@ import builtins
 
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap
@@ -119,7 +121,7 @@ class _Scatter(Function):
                 _flat(gx)[pos] = 0
         if ctx.is_tensor and ctx.needs_input_grad[2]:
             if pos is None:
-                gs = np.zeros(ctx.sshape, g.dtype)
+                gs = _dv.zeros(g, ctx.sshape, g.dtype)
             else:
                 gs = _embed(np.asarray(_flat(g)[pos]), ctx.sshape)
         return gx, None, gs, None
@@ -168,7 +170,7 @@ class _ScatterAdd(Function):
     def backward(ctx, g):
         gs = None
         if ctx.needs_input_grad[2]:
-            gs = np.zeros(ctx.sshape, g.dtype) if ctx.pos is None else \
+            gs = _dv.zeros(g, ctx.sshape, g.dtype) if ctx.pos is None else \
                 _embed(np.asarray(_flat(g)[ctx.pos]), ctx.sshape)
         return g, None, gs
 
@@ -237,7 +239,7 @@ class _ScatterReduce(Function):
         pos, red, inc = ctx.pos, ctx.red, ctx.inc
         n = ctx.needs_input_grad
         if pos is None:
-            return g if n[0] else None, None, np.zeros(ctx.sshape, g.dtype) if n[2] else None, \
+            return g if n[0] else None, None, _dv.zeros(g, ctx.sshape, g.dtype) if n[2] else None, \
                 None, None
         x, src, out = ctx.saved_tensors
         xf, gf, of = _flat(x), _flat(g), _flat(out)
@@ -448,9 +450,9 @@ class _MaskedScatter(Function):
     def backward(ctx, g):
         gx = gs = None
         if ctx.needs_input_grad[0]:
-            gx = np.where(ctx.m, np.zeros((), g.dtype), g)
+            gx = np.where(ctx.m, _dv.zeros(g, (), g.dtype), g)
         if ctx.needs_input_grad[2]:
-            flat = np.zeros(int(np.prod(ctx.sshape)), g.dtype)
+            flat = _dv.zeros(g, int(np.prod(ctx.sshape)), g.dtype)
             flat[:ctx.k] = g[ctx.m]
             gs = flat.reshape(ctx.sshape)
         return gx, None, gs
