@@ -162,6 +162,8 @@ def asarray(x, dtype=None, like=None):
     """np.asarray for op results that may live on a GPU: a CuPy array stays a CuPy array (cast
     to dtype if given); a scalar or host value becomes an array on the device of `like` when
     `like` is a CuPy array, else a numpy array."""
+    if type(x) is np.ndarray and dtype is None:
+        return x
     cp = _CP[0]
     if cp is not None:
         if type(x) is not np.ndarray and isinstance(x, cp.ndarray):
