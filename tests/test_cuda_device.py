@@ -146,6 +146,11 @@ def test_creation_with_device(fake_cuda):
     t.normal_()
     t.uniform_(0, 1)
     assert t.device == "cuda:0" and (t.cpu().numpy() >= 0).all()
+    with pytest.raises(RuntimeError, match="legacy constructor expects device type: cpu but "
+                                           "device type: cuda was passed"):
+        ce.FloatTensor(2, device="cuda")
+    with pytest.raises(RuntimeError, match="legacy constructor expects device type: cpu"):
+        ce.Tensor(2, 3, device="cuda:0")
     # ce.tensor of a cuda tensor copies it on its device
     with pytest.warns(UserWarning):
         assert ce.tensor(x).device == "cuda:0"
@@ -257,6 +262,12 @@ _OPS = {
     "clamp_where": (lambda a, b: ce.where(a > b, a, b).clamp(-0.5, 0.5) + ce.maximum(a, b),
                     (_X, _Y)),
     "embedding": (lambda w, i: F.embedding(i, w), (_W, np.array([[0, 4], [4, 1]]))),
+    "sdpa_causal": (lambda a, b: F.scaled_dot_product_attention(
+        a.reshape(1, 2, 2, 7), b.reshape(1, 2, 2, 7), a.reshape(1, 2, 2, 7), is_causal=True),
+        (_X, _Y)),
+    "sdpa_bool_mask": (lambda a, b: F.scaled_dot_product_attention(
+        a.reshape(2, 2, 7), b.reshape(2, 2, 7), b.reshape(2, 2, 7),
+        attn_mask=ce.tensor([[True, False], [True, True]], device=a.device)), (_X, _Y)),
 }
 
 
@@ -271,6 +282,23 @@ def test_ops_on_cuda_storage_match_cpu(fake_cuda, name):
         if a is not None:
             assert b.device == "cpu"      # the leaves are the CPU tensors moved with .to()
             _close(b, a, 1e-10)
+
+
+def test_transformer_layer_on_cuda(fake_cuda):
+    x = _rng.standard_normal((2, 5, 16)).astype(np.float32)
+    outs = []
+    for dev in ("cpu", "cuda"):
+        ce.manual_seed(0)
+        layer = ce.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True).to(dev)
+        xt = ce.tensor(x, device=dev, requires_grad=True)
+        layer(xt, is_causal=True, src_mask=ce.nn.Transformer.generate_square_subsequent_mask(
+            5, device=dev)).square().mean().backward()
+        outs.append([xt.grad] + [p.grad for p in layer.parameters()])
+    for a, b in zip(*outs):
+        _close(b, a, 1e-5)
+    layer.train()
+    drop = ce.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.5, batch_first=True).cuda()
+    assert drop(ce.ones(2, 5, 16, device="cuda")).device == "cuda:0"
 
 
 def test_cuda_leaves_get_cuda_grads(fake_cuda):
