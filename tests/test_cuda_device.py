@@ -262,6 +262,12 @@ _OPS = {
     "clamp_where": (lambda a, b: ce.where(a > b, a, b).clamp(-0.5, 0.5) + ce.maximum(a, b),
                     (_X, _Y)),
     "embedding": (lambda w, i: F.embedding(i, w), (_W, np.array([[0, 4], [4, 1]]))),
+    "batch_norm": (lambda a, w: F.batch_norm(a.reshape(2, 2, 7), None, None, w[0, :2],
+                                             w[1, :2], training=True), (_X, _W)),
+    "scatter_add": (lambda a, b: a.scatter_add(1, ce.tensor([[0, 6]] * 4, device=a.device),
+                                               b[:, :2] * 3), (_X, _Y)),
+    "gather_sort_topk": (lambda a: a.gather(1, a.argsort(1)[:, :3]) + a.topk(3, 1).values,
+                         (_X,)),
     "sdpa_causal": (lambda a, b: F.scaled_dot_product_attention(
         a.reshape(1, 2, 2, 7), b.reshape(1, 2, 2, 7), a.reshape(1, 2, 2, 7), is_causal=True),
         (_X, _Y)),
@@ -316,6 +322,28 @@ def test_cuda_leaves_get_cuda_grads(fake_cuda):
     with pytest.raises(RuntimeError, match="invalid gradient at index 0 - expected device "
                                            "cuda:0 but got cpu"):
         (x * 1).backward(ce.ones(3, 4))
+
+
+def test_one_hot_and_grad_clipping_on_cuda(fake_cuda):
+    t = ce.tensor([0, 2, 1], device="cuda")
+    oh = F.one_hot(t, 4)
+    assert oh.device == "cuda:0" and oh.dtype == ce.int64
+    np.testing.assert_array_equal(oh.cpu().numpy(), np.eye(4, dtype=np.int64)[[0, 2, 1]])
+    for norm_type in (2.0, 1.0, float("inf"), 3.0):
+        res = []
+        for dev in ("cpu", "cuda"):
+            ps = [ce.nn.Parameter(ce.tensor(a, device=dev)) for a in (_X, _W)]
+            for p, a in zip(ps, (_Y, _W)):
+                p.grad = ce.tensor(a * 2, device=dev)
+            total = ce.nn.utils.clip_grad_norm_(ps, 0.5, norm_type)
+            assert total.device == ps[0].device
+            res.append([total] + [p.grad for p in ps])
+        for a, b in zip(*res):
+            _close(b, a, 1e-12)
+    p = ce.nn.Parameter(ce.tensor(_X, device="cuda"))
+    p.grad = ce.tensor(_Y, device="cuda")
+    ce.nn.utils.clip_grad_value_([p], 0.1)
+    _close(p.grad, np.clip(_Y, -0.1, 0.1))
 
 
 def test_dropout_on_cuda(fake_cuda):

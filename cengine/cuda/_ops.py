@@ -217,6 +217,28 @@ def rms_norm_backward(dy, x, rstd, w, need_dx=True, need_dweight=False):
     return rms_norm_backward_xp(dy, x, rstd, w, need_dx, need_dweight)
 
 
+def bn_stats(x3):
+    """_C.bn_stats: x (N,C,S) -> per-channel mean and biased variance (C), in x's dtype."""
+    mean = x3.mean(axis=(0, 2), dtype=np.float64)
+    var = ((x3 - mean[None, :, None].astype(x3.dtype)) ** 2).mean(axis=(0, 2), dtype=np.float64)
+    return mean.astype(x3.dtype), var.astype(x3.dtype)
+
+
+def bn_backward(dy, x3, mean, rstd, w, need_dx, need_dw, need_db):
+    """_C.bn_backward (training mode): xhat = (x - mean) rstd over (N,C,S);
+    db = sum dy, dw = sum dy xhat, dx = w rstd / M (M dy - db - xhat dw), M = N*S."""
+    M = x3.shape[0] * x3.shape[2]
+    xhat = (x3 - mean[None, :, None]) * rstd[None, :, None]
+    db = dy.sum(axis=(0, 2))
+    dw = (dy * xhat).sum(axis=(0, 2))
+    dx = None
+    if need_dx:
+        scale = rstd if w is None else rstd * w
+        dx = (scale[None, :, None] / M * (M * dy - db[None, :, None] - xhat * dw[None, :, None]))
+        dx = dx.astype(x3.dtype, copy=False)
+    return dx, (dw if need_dw else None), (db if need_db else None)
+
+
 # ----------------------------------------------------------------------------- cross-entropy
 def _check_targets(target, C, ignore_index):
     bad = (target != ignore_index) & ((target < 0) | (target >= C))

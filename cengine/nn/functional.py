@@ -432,6 +432,8 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError("Class values must be non-negative.")
     if idx.size and idx.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
+    if type(idx) is not np.ndarray:       # a cuda tensor: compared against the class ids
+        return _wrap((idx[..., None] == _dv.arange(idx, num_classes)).astype(np.int64))
     out = np.zeros(idx.shape + (num_classes,), np.int64)
     np.put_along_axis(out, idx[..., None].astype(np.int64), 1, axis=-1)
     return _wrap(out)

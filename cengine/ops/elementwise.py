@@ -527,7 +527,7 @@ def where(condition, input=None, other=None):
         # two python scalars: torch's scalar categories, bool < int < float (default dtype)
         cat = builtins.max(_scalar_cat(a), _scalar_cat(b))
         npd = (np.dtype(np.bool_), np.dtype(np.int64), _dt.get_default_dtype().np)[cat]
-        a = _wrap(_dv.asarray(a, npd, b._data))
+        a = _wrap(_dv.asarray(a, npd, condition._data))
     a, b = _binary(a, b)
     return Where.apply(condition, a, b)
 

@@ -260,6 +260,14 @@ class Gather(Function):
 
 def _scatter_add_np(out, dim, index, src):
     """out[index[i][j]][j] += src[i][j] along dim (index may be smaller than out)."""
+    if type(out) is not np.ndarray:          # CuPy: device index grids, atomic scatter-add
+        from .scatter import _add_at
+        nd = index.ndim
+        grids = [_dv.arange(index, n).reshape((1,) * k + (n,) + (1,) * (nd - k - 1))
+                 for k, n in enumerate(index.shape)]
+        full = tuple(index if k == dim else grids[k] for k in range(nd))
+        _add_at(out, full, src[tuple(slice(0, s) for s in index.shape)])
+        return
     grids = np.indices(index.shape, sparse=True)
     full = tuple(index if k == dim else grids[k] for k in range(index.ndim))
     np.add.at(out, full, src[tuple(slice(0, s) for s in index.shape)])

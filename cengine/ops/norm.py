@@ -101,13 +101,17 @@ class _BatchNorm(Function):
         N, C = x.shape[0], x.shape[1]
         S = int(np.prod(x.shape[2:], dtype=np.int64))
         x3 = _f(x).reshape(N, C, S)
-        mean, var = _C.bn_stats(x3)
+        if type(x3) is not np.ndarray:           # CuPy storage: the array-module formulas
+            mean, var = _cu.bn_stats(x3)
+        else:
+            mean, var = _C.bn_stats(x3)
         rstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
         a = rstd * w.astype(x.dtype, copy=False) if w is not None else rstd
         shift = -mean * a
         if b is not None:
             shift = shift + b.astype(x.dtype, copy=False)
-        y = _C.bn_apply(x3, _f(a), _f(shift))
+        y = _C.bn_apply(x3, _f(a), _f(shift)) if type(x3) is np.ndarray else \
+            x3 * a[None, :, None] + shift[None, :, None]
         ctx.save_for_backward(_keep(x3, x), mean, rstd, w)
         ctx.meta = (x.shape, N, C, S, b is not None)
         ctx.stats = (mean, var)
@@ -120,7 +124,7 @@ class _BatchNorm(Function):
         need_w = w is not None and ctx.needs_input_grad[1]
         need_b = has_b and ctx.needs_input_grad[2]
         dt = mean.dtype
-        dx, dw, db = _C.bn_backward(
+        dx, dw, db = (_C.bn_backward if type(xs) is np.ndarray else _cu.bn_backward)(
             _f(g.astype(dt, copy=False)).reshape(N, C, S), _f(xs).reshape(N, C, S), mean, rstd,
             None if w is None else _f(w.astype(dt, copy=False)), ctx.needs_input_grad[0],
             need_w, need_b)
