@@ -112,6 +112,20 @@ def test_cuda_module_with_a_gpu(fake_cuda2):
         c.set_device("cpu")
 
 
+def test_accelerator_and_amp_with_a_gpu(fake_cuda):
+    assert ce.accelerator.is_available() and ce.accelerator.device_count() == 1
+    assert ce.accelerator.current_accelerator() == ce.device("cuda")
+    assert ce.accelerator.current_device_index() == 0
+    ce.accelerator.synchronize()
+    with pytest.warns(UserWarning, match="not implemented by cengine's CuPy path"):
+        a = ce.autocast("cuda")
+    with a:
+        assert not ce.is_autocast_enabled("cuda")
+    with pytest.warns(UserWarning, match="not implemented by cengine's CuPy path"):
+        s = ce.amp.GradScaler("cuda")
+    assert not s.is_enabled()
+
+
 def test_creation_with_device(fake_cuda):
     cp = fake_cuda
     ce.manual_seed(0)
