@@ -202,10 +202,27 @@ def test_mixed_devices_raise_torch_error(fake_cuda):
            "cuda:0 and cpu!")
     for f in (lambda: a + b, lambda: b * a, lambda: a @ b, lambda: F.linear(a, b),
               lambda: ce.cat([a, b]), lambda: ce.where(a > 0, a, b),
-              lambda: F.mse_loss(a, b), lambda: F.cross_entropy(a, ce.tensor([0, 1]))):
+              lambda: F.mse_loss(a, b), lambda: F.cross_entropy(a, ce.tensor([0, 1])),
+              lambda: a.add_(b), lambda: a.mul_(b), lambda: a == b, lambda: a < b,
+              lambda: ce.maximum(a, b), lambda: ce.stack([a, b]),
+              lambda: a.__setitem__(0, b[0]), lambda: a.masked_fill(b > 0, 0.0)):
         with pytest.raises(RuntimeError) as e:
             f()
         assert str(e.value) == msg
+
+
+def test_inplace_ops_on_cuda(fake_cuda):
+    a = ce.arange(4.0, device="cuda")
+    a.add_(ce.ones(4, device="cuda")).mul_(2).sub_(1).div_(ce.full((4,), 2.0, device="cuda"))
+    a.relu_()
+    a[1] = 7.0
+    a[2:] = ce.zeros(2, device="cuda")
+    assert a.device == "cuda:0" and a.tolist() == [0.5, 7.0, 0.0, 0.0]
+    a.copy_(ce.arange(4.0))                 # copy_ copies across devices, as torch's
+    assert a.device == "cuda:0" and a.tolist() == [0.0, 1.0, 2.0, 3.0]
+    c = ce.zeros(4)
+    c.copy_(a)
+    assert c.device == "cpu" and c.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
 def test_mixed_cuda_devices(fake_cuda2):

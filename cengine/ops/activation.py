@@ -137,7 +137,7 @@ def _wrap_relu_int(input):
 def _check_inplace_target(input):
     if _gm._state[0] and input.requires_grad and input.grad_fn is None:
         raise RuntimeError(_LEAF_INPLACE)
-    if not input._data.flags.writeable:
+    if type(input._data) is np.ndarray and not input._data.flags.writeable:
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")

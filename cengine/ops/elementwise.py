@@ -44,6 +44,8 @@ def _binary(a, b, float_result=False):
     a = _operand(a)
     b = _operand(b)
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb and _dv._CP[0] is not None:    # a cuda array has existed: one device
+        _dv.check_same_device((a._data, b._data))
     if ta and tb and a._data.shape != b._data.shape:
         _check_broadcast(a._data.shape, b._data.shape)
     if ta and tb and a._data.dtype is b._data.dtype and not float_result:
@@ -694,7 +696,7 @@ def _inplace(self, fn, *args):
             raise RuntimeError("result type %s can't be cast to the desired output type %s"
                                % (_dt._FROM_NP[res._data.dtype].name.capitalize(),
                                   self.dtype.name.capitalize()))
-    if not self._data.flags.writeable:
+    if not _writeable(self._data):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")
@@ -725,10 +727,17 @@ def _keep_original_self(node, data):
             node._checks = [c for c in node._checks if c[0] not in copied]
 
 
+def _writeable(a):
+    """Whether an op may write into storage `a` (CuPy arrays have no read-only views)."""
+    return type(a) is not np.ndarray or a.flags.writeable
+
+
 def _np_inplace(self, other, npf):
     """Fast path for t.op_(other) when no graph is recorded: numpy ufunc with out=."""
     if isinstance(other, Tensor):
         other = other._data
+        if _dv._CP[0] is not None:
+            _dv.check_same_device((self._data, other))
     tok = _quiet_enter()
     try:
         npf(self._data, other, out=self._data, casting="same_kind")
@@ -744,26 +753,26 @@ def _needs_graph(self, other):
 
 
 def add_(self, other, *, alpha=1):
-    if not _needs_graph(self, other) and alpha == 1 and self._data.flags.writeable:
+    if not _needs_graph(self, other) and alpha == 1 and _writeable(self._data):
         return _np_inplace(self, other, np.add)
     return _inplace(self, lambda s, o: add(s, o, alpha=alpha), other)
 
 
 def sub_(self, other, *, alpha=1):
-    if not _needs_graph(self, other) and alpha == 1 and self._data.flags.writeable:
+    if not _needs_graph(self, other) and alpha == 1 and _writeable(self._data):
         return _np_inplace(self, other, np.subtract)
     return _inplace(self, lambda s, o: sub(s, o, alpha=alpha), other)
 
 
 def mul_(self, other):
-    if not _needs_graph(self, other) and self._data.flags.writeable:
+    if not _needs_graph(self, other) and _writeable(self._data):
         return _np_inplace(self, other, np.multiply)
     return _inplace(self, mul, other)
 
 
 def div_(self, other):
     if not _needs_graph(self, other) and _dt.is_floating(self._data.dtype) and \
-            self._data.flags.writeable:
+            _writeable(self._data):
         return _np_inplace(self, other, np.true_divide)
     return _inplace(self, div, other)
 

@@ -184,6 +184,8 @@ def setitem(self, idx, value):
         needs = _gm._state[0] and self.requires_grad
     if not needs:
         v = value._data if isinstance(value, Tensor) else value
+        if _dv._CP[0] is not None and isinstance(value, Tensor):
+            _dv.check_same_device((self._data, v))
         try:
             _np_set(self._data, idx, v)
         except ValueError as e:
