@@ -30,15 +30,24 @@ def _real_cuda_reason():
     return _device.cuda_missing_reason()
 
 
-@pytest.fixture(params=["cpu", "cuda"])
-def device(request):
-    """Run the test on the CPU and (only where real CuPy sees a GPU) on cuda:0."""
-    if request.param == "cuda":
+def device_for(request, name):
+    """The device string a `device` parameter names: 'cpu'; 'cuda' (cuda:0, skipped unless real
+    CuPy sees a GPU); 'fake-cuda' (cuda:0 on the fake CuPy of tests/_fake_cupy.py)."""
+    if name == "fake-cuda":
+        request.getfixturevalue("fake_cuda")
+        return "cuda:0"
+    if name == "cuda":
         why = _real_cuda_reason()
         if why is not None:
             pytest.skip("no real CUDA device: " + why)
         return "cuda:0"
     return "cpu"
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Run the test on the CPU and (only where real CuPy sees a GPU) on cuda:0."""
+    return device_for(request, request.param)
 
 
 @pytest.fixture

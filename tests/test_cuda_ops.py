@@ -14,15 +14,8 @@ from cengine import _device
 @pytest.fixture(params=["cpu", "cuda", "fake-cuda"])
 def device(request):
     """conftest's device (cpu; cuda:0 where real CuPy sees a GPU), and the fake CuPy."""
-    if request.param == "fake-cuda":
-        request.getfixturevalue("fake_cuda")
-        return "cuda:0"
-    if request.param == "cuda":
-        why = _device.cuda_missing_reason()
-        if why is not None:
-            pytest.skip("no real CUDA device: " + why)
-        return "cuda:0"
-    return "cpu"
+    from conftest import device_for
+    return device_for(request, request.param)
 
 
 TOL = {np.float32: 2e-5, np.float64: 1e-11}
