@@ -62,10 +62,6 @@ class Device:
         return hash(self.id)
 
 
-def _is_plain_np(x):
-    return type(x) is np.ndarray or (isinstance(x, np.ndarray) and not isinstance(x, ndarray))
-
-
 def _unwrap(x, dev):
     """numpy value of a fake array (recording its device in dev), recursing into lists/tuples;
     a numpy array (other than a 0-d one) is refused, as CuPy refuses host arrays."""
@@ -151,9 +147,6 @@ class ndarray:
     def __array__(self, dtype=None, copy=None):
         raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use "
                         "`.get()` to construct a NumPy array explicitly.")
-
-    def __cuda_array_interface__(self):     # pragma: no cover - only its presence matters
-        raise NotImplementedError
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         dev = set()
