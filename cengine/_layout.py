@@ -4,6 +4,8 @@ physical order of the same logical (N, C, H, W) array: channels_last keeps the s
 the elements in N, H, W, C order (the tensor is then a non-C-contiguous view, as in torch)."""
 import numpy as np
 
+from . import _device as _dv
+
 __all__ = ["memory_format", "layout", "contiguous_format", "channels_last", "channels_last_3d",
            "preserve_format", "strided"]
 
@@ -92,7 +94,7 @@ def arrange(arr, mf, copy):
     if not copy and is_in(arr, mf):
         return arr
     inv = np.argsort(p)
-    return np.ascontiguousarray(arr.transpose(p)).transpose(inv)
+    return _dv.ascontiguousarray(arr.transpose(p)).transpose(inv)
 
 
 def dense_format(arr):
