@@ -13,47 +13,14 @@ static inline vm_t VM_FN(sm_exp)(vm_t d) {
     /* generic path: libm */
     return d < (vm_s)(VM_IS_F64 ? -708.39 : -87.33f) ? (vm_s)0 : VM_FN(vexp)(d);
 #else
-    /* vexp's algorithm with its argument clamps folded into the flush-to-zero select: lanes
-     * below `lo` (and -inf, whose reduction gives NaN) are replaced by 0, so only the upper clamp
-     * (which keeps overflow an exact inf) remains, and the polynomial is one Horner chain of
-     * FMAs. Any d is accepted (log_softmax backward and cross-entropy pass log-probabilities
-     * that rounding can leave slightly above 0); NaN stays NaN. */
-#if VM_IS_F64
-    const vm_t lo = vm_set1(-708.39);
-    d = vm_min(vm_set1(710.0), d);              /* (hi, d): a NaN d is returned */
-    vm_t n = vm_round(vm_mul(d, vm_set1(1.4426950408889634074)));
-    vm_t r = vm_fnmadd(n, vm_set1(6.93147180369123816490e-01), d);
-    r = vm_fnmadd(n, vm_set1(1.90821492927058770002e-10), r);
-    vm_t p = vm_set1(1.0 / 6227020800.0);       /* Taylor to r^13 on |r| <= ln2/2 */
-    p = vm_fmadd(p, r, vm_set1(1.0 / 479001600.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 39916800.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 3628800.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 362880.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 40320.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 5040.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 720.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 120.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 24.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 6.0));
-    p = vm_fmadd(p, r, vm_set1(0.5));
-    p = vm_fmadd(p, r, vm_set1(1.0));
-    p = vm_fmadd(p, r, vm_set1(1.0));
-#else
-    const vm_t lo = vm_set1(-87.33f);
-    d = vm_min(vm_set1(89.0f), d);
-    vm_t n = vm_round(vm_mul(d, vm_set1(1.44269504088896341f)));
-    vm_t r = vm_fnmadd(n, vm_set1(0.693359375f), d);
-    r = vm_fnmadd(n, vm_set1(-2.12194440e-4f), r);
-    vm_t p = vm_set1(1.9875691500E-4f);         /* Cephes expf: 1 + r + r^2 P(r) */
-    p = vm_fmadd(p, r, vm_set1(1.3981999507E-3f));
-    p = vm_fmadd(p, r, vm_set1(8.3334519073E-3f));
-    p = vm_fmadd(p, r, vm_set1(4.1665795894E-2f));
-    p = vm_fmadd(p, r, vm_set1(1.6666665459E-1f));
-    p = vm_fmadd(p, r, vm_set1(5.0000001201E-1f));
-    p = vm_fmadd(p, r, vm_set1(1.0f));
-    p = vm_fmadd(p, r, vm_set1(1.0f));
-#endif
-    return vm_sel(vm_lt(d, lo), vm_zero(), vm_ldexp(p, n));
+    /* vexp with its argument clamps folded into the flush-to-zero select: lanes below the
+     * smallest normal result (and -inf, whose reduction gives NaN) are replaced by 0, so only
+     * the upper clamp (which keeps overflow an exact inf) remains. Any d is accepted
+     * (log_softmax backward and cross-entropy pass log-probabilities that rounding can leave
+     * slightly above 0); NaN stays NaN (vm_min(hi, d) returns a NaN d). */
+    d = vm_min(vm_set1(VM_EXP_MAX), d);
+    vm_t e = VM_FN(vexp_poly)(d, vm_zero(), 0);
+    return vm_sel(vm_lt(d, vm_set1((vm_s)(VM_IS_F64 ? -708.39 : -87.33f))), vm_zero(), e);
 #endif
 }
 
