@@ -27,11 +27,15 @@ static inline vm_t VM_FN(sm_exp)(vm_t d) {
 /* software prefetch of the row the next call will read (the passes after the first one of a
  * row run from L1, so without it the memory system idles while they compute) */
 #undef CE_SM_PF
+#undef CE_SM_PFW
 #undef CE_SM_PF_DIST
 #if VM_W > 1
 #define CE_SM_PF(p) __builtin_prefetch((p), 0, 3)
+/* the same for a row about to be written (read for ownership ahead of the stores) */
+#define CE_SM_PFW(p) __builtin_prefetch((p), 1, 3)
 #else
 #define CE_SM_PF(p) ((void)0)
+#define CE_SM_PFW(p) ((void)0)
 #endif
 /* how far ahead (elements) a row pass prefetches: the next row, and at least 4 KiB ahead so
  * that short rows still cover the memory latency */
@@ -167,7 +171,11 @@ static inline vm_s VM_FN(sm_dot)(const vm_s *a, const vm_s *b, int64_t C) {
 
 /* Write passes take `nts`: when set (and not accumulating) the output is written with
  * non-temporal stores (no read-for-ownership of a destination that will not be re-read soon):
- * a partial head up to the stream alignment, streamed body, partial tail. */
+ * a partial head up to the stream alignment, streamed body, partial tail. Otherwise the
+ * destination's next row (CE_SM_PF_DIST ahead) is prefetched for writing as the pass goes, so
+ * its read for ownership overlaps this row's work instead of stalling the stores (float32,
+ * 1 thread, CPU time on a loaded machine: softmax backward [4096,1024] -18%, LayerNorm
+ * forward -13%, cross-entropy backward [8192,1000] -8%). */
 #define CE_SM_WRITE_PASS(DST, N, STREAM, G)                                                     \
     do {                                                                                        \
         int64_t i = 0, r;                                                                       \
@@ -184,11 +192,13 @@ static inline vm_s VM_FN(sm_dot)(const vm_s *a, const vm_s *b, int64_t C) {
             }                                                                                   \
         } else if (acc) {                                                                       \
             for (; i + VM_W <= (N); i += VM_W) {                                                \
+                CE_SM_PFW((DST) + i + CE_SM_PF_DIST(N));                                        \
                 vm_t g = G(CE_SM_FULL, 0);                                                      \
                 vm_store((DST) + i, vm_add(vm_load((DST) + i), g));                             \
             }                                                                                   \
         } else {                                                                                \
             for (; i + VM_W <= (N); i += VM_W) {                                                \
+                CE_SM_PFW((DST) + i + CE_SM_PF_DIST(N));                                        \
                 vm_t g = G(CE_SM_FULL, 0);                                                      \
                 vm_store((DST) + i, g);                                                         \
             }                                                                                   \

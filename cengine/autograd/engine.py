@@ -108,6 +108,9 @@ def _accumulate_leaf(node, g, fresh):
 def _run(roots, root_grads, retain_graph, capture=None):
     """Propagate root_grads from roots (list of (node, output_nr)); returns captured grads."""
     grads = {}
+    # the root gradients are the caller's arrays: a backward that passes one through unchanged
+    # (add, reshape to the same shape, ...) must not let a leaf take it as its .grad uncopied
+    borrowed = {id(g) for g in root_grads}
     for (node, nr), g in zip(roots, root_grads):
         buf = grads.setdefault(id(node), [None] * node._n_out)
         buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
@@ -172,7 +175,8 @@ def _run(roots, root_grads, retain_graph, capture=None):
                 b = grads[id(nxt)] = [None] * nxt._n_out
             if b[nr] is None:
                 b[nr] = g
-                fresh.add(id(g))
+                if id(g) not in borrowed:
+                    fresh.add(id(g))
             else:
                 b[nr] = _add(b[nr], g)
                 fresh.add(id(b[nr]))
@@ -220,7 +224,16 @@ def _roots_and_grads(tensors, grad_tensors):
                 from ..tensor import _device_of
                 raise RuntimeError("invalid gradient at index %d - expected device %s but got %s"
                                    % (i, _device_of(t._data), _device_of(g)))
-            g = g.astype(t._data.dtype, copy=True)
+            # Not copied (torch does not copy it either): the engine only reads a root gradient.
+            # Backward formulas return new arrays (or views) and never write into the gradients
+            # they are given, and where a gradient is kept - a leaf's .grad, retain_grad(),
+            # grad()'s results - _run copies any array that is not its own (root gradients are
+            # never taken as `fresh`), so nothing the caller holds is aliased or changed. A
+            # read-only numpy array (a broadcast view, say) is still copied, as before: not every
+            # backward path has been checked with read-only gradients.
+            g = g.astype(t._data.dtype, copy=False)
+            if isinstance(g, np.ndarray) and not g.flags.writeable:
+                g = g.copy()
         roots.append(t._grad_edge())
         rgrads.append(g)
     return roots, rgrads
