@@ -26,6 +26,9 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #if __has_include("amp.h")
 #include "amp.h"
 #endif
+#if __has_include("act_half.h")
+#include "act_half.h"
+#endif
 #if __has_include("activation.h")
 #include "activation.h"
 #endif
@@ -34,6 +37,9 @@ int ce_tune_malloc(long mmap_threshold, long trim_threshold); /* glibc mallopt; 
 #endif
 #if __has_include("ewise.h")
 #include "ewise.h"
+#endif
+#if __has_include("ewise_half.h")
+#include "ewise_half.h"
 #endif
 #if __has_include("gemm.h")
 #include "gemm.h"

@@ -36,18 +36,33 @@
 #define BF_NR 32
 #define AMX_MR 32     /* AMX: 2 x 2 tiles of 16 x 16 */
 #define BF_KC 512    /* 256 k-pairs: a B micro-panel is 32 KiB (L1), an A block 192 KiB (L2) */
-#define AMX_KC 2048  /* AMX: C is touched once per 2048 k (tried 256-2048: the longest K block wins) */
+#define AMX_KC 2048  /* AMX: C is touched once per 2048 k (tried 256-2048, also with C
+                        * accumulated in the tiles across K blocks: the longest K block wins) */
 #define BF_MC 192
 #define BF_NC 2048
 #define BF_MIN_WORK_PER_THREAD (1 << 20)   /* multiply-adds */
 
 static inline int64_t mn64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* offset of batch element b of an nb x nb2 batch (b = b1 * nb2 + b2) with strides s1, s2 */
+static inline int64_t boff(int64_t b, int64_t nb2, int64_t s1, int64_t s2) {
+    return (b / nb2) * s1 + (b % nb2) * s2;
+}
+
 /* ---- scalar conversions --------------------------------------------------------------------- */
 static inline uint16_t bf16_rne(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);   /* quiet NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* the bfloat16 output of a product: the bits ce_cast_f32_to_bf16 (cast.h) gives, torch's
+ * Tensor.to(): round to nearest even, any NaN -> 0xffff */
+static inline uint16_t bf16_out_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0xffffu;
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
@@ -272,28 +287,58 @@ static void pack_a_amx(uint32_t *dst, const void *src, int dt, int64_t ls, int64
     }
 }
 
-/* C tile epilogue from a float32 tile t (ldt columns): C = alpha*t + beta*C (+ bias) */
-static void tile_out(const float *t, int ldt, float *C, int64_t rsC, int64_t csC, float alpha,
-                     float beta, const float *bias, int64_t sbias, int m, int n) {
+/* 16 float32 -> the bfloat16 output bits (bf16_out_bits) as 16-bit lanes */
+static inline __m256i bf16_out16(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb,
+                                                   _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0xffff)));
+}
+
+/* element (i, j) of C: float32 (dtC CE_BF16_SRC_F32) or bfloat16 bits (CE_BF16_SRC_BF16) */
+static inline float c_get(const void *C, int dtC, int64_t e) {
+    return dtC == CE_BF16_SRC_F32 ? ((const float *)C)[e] : bf16_val(((const uint16_t *)C)[e]);
+}
+
+static inline void c_put(void *C, int dtC, int64_t e, float v) {
+    if (dtC == CE_BF16_SRC_F32) ((float *)C)[e] = v;
+    else ((uint16_t *)C)[e] = bf16_out_bits(v);
+}
+
+/* C tile epilogue from a float32 tile t (ldt columns): C = alpha*t + beta*C (+ bias), C
+ * float32 or bfloat16 (dtC; a bfloat16 C is read as its value and the result rounded once) */
+static void tile_out(const float *t, int ldt, void *C, int dtC, int64_t rsC, int64_t csC,
+                     float alpha, float beta, const float *bias, int64_t sbias, int m, int n) {
     if (csC == 1 && (bias == NULL || sbias == 1)) {
         const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
         for (int i = 0; i < m; i++) {
-            float *ci = C + i * rsC;
             for (int j = 0; j < n; j += 16) {
                 __mmask16 mk = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
                 __m512 bz = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
                 __m512 v = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, t + i * ldt + j), bz);
-                if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, ci + j), v);
-                _mm512_mask_storeu_ps(ci + j, mk, v);
+                if (dtC == CE_BF16_SRC_F32) {
+                    float *ci = (float *)C + i * rsC + j;
+                    if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, ci), v);
+                    _mm512_mask_storeu_ps(ci, mk, v);
+                } else {
+                    uint16_t *ci = (uint16_t *)C + i * rsC + j;
+                    if (beta != 0.0f) {
+                        __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, ci));
+                        v = _mm512_fmadd_ps(vb, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), v);
+                    }
+                    _mm256_mask_storeu_epi16(ci, mk, bf16_out16(v));
+                }
             }
         }
         return;
     }
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
-            float *cij = C + i * rsC + j * csC;
+            const int64_t e = i * rsC + j * csC;
             float v = alpha * t[i * ldt + j] + (bias ? bias[j * sbias] : 0.0f);
-            *cij = beta != 0.0f ? v + beta * *cij : v;
+            c_put(C, dtC, e, beta != 0.0f ? v + beta * c_get(C, dtC, e) : v);
         }
 }
 #pragma GCC pop_options
@@ -342,14 +387,29 @@ static void amx_begin(void) {
 
 static void amx_end(void) { _tile_release(); }
 
-/* one m x n (<= 32 x 32) block over nst steps of 32 k */
-static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, float *C, int64_t rsC,
-                    int64_t csC, float alpha, float beta, const float *bias, int64_t sbias, int m,
-                    int n) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+/* one m x n (<= 32 x 32) block over nst steps of 32 k into a float32 or bfloat16 C (dtC).
+ * acc: C already holds this product's float32 sums over the earlier K blocks (beta is 1). */
+static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, void *C, int dtC,
+                    int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
+                    int64_t sbias, int m, int n, int acc) {
+    /* a full float32 block, unit column stride, alpha 1: the tiles start at zero (C = the
+     * sums, no beta or bias: those are added outside the tiles, which would flush subnormal
+     * values) or at the partial sums in C, and are stored straight into C */
+    const int full = dtC == CE_BF16_SRC_F32 && m == AMX_MR && n == BF_NR && csC == 1 &&
+                     alpha == 1.0f;
+    const int direct = full && (acc || (beta == 0.0f && bias == NULL));
+    float *Cf = (float *)C;
+    if (direct && acc) {
+        _tile_loadd(0, Cf, rsC * 4);
+        _tile_loadd(1, Cf + 16, rsC * 4);
+        _tile_loadd(2, Cf + 16 * rsC, rsC * 4);
+        _tile_loadd(3, Cf + 16 * rsC + 16, rsC * 4);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
     for (int64_t s = 0; s < nst; s++) {
         const uint32_t *a = A + s * AMX_MR * 16, *b = B + s * 16 * BF_NR;
         _tile_loadd(4, a, 64);
@@ -361,21 +421,28 @@ static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, float *C,
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
+    if (direct) {
+        _tile_stored(0, Cf, rsC * 4);
+        _tile_stored(1, Cf + 16, rsC * 4);
+        _tile_stored(2, Cf + 16 * rsC, rsC * 4);
+        _tile_stored(3, Cf + 16 * rsC + 16, rsC * 4);
+        return;
+    }
     float t[AMX_MR * BF_NR] __attribute__((aligned(64)));
     _tile_stored(0, t, BF_NR * 4);
     _tile_stored(1, t + 16, BF_NR * 4);
     _tile_stored(2, t + 16 * BF_NR, BF_NR * 4);
     _tile_stored(3, t + 16 * BF_NR + 16, BF_NR * 4);
-    tile_out(t, BF_NR, C, rsC, csC, alpha, beta, bias, sbias, m, n);
+    tile_out(t, BF_NR, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
 }
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")
 /* one m x n (<= 12 x 32) tile: C = alpha * A_panel @ B_panel + beta * C (+ bias) */
-static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C, int64_t rsC,
-                     int64_t csC, float alpha, float beta, const float *bias, int64_t sbias,
-                     int m, int n) {
+static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, int dtC,
+                     int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
+                     int64_t sbias, int m, int n) {
     __m512 c0[BF_MR], c1[BF_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < BF_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -391,7 +458,8 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C,
         }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    if (m == BF_MR && n == BF_NR && csC == 1 && (bias == NULL || sbias == 1)) {
+    if (dtC == CE_BF16_SRC_F32 && m == BF_MR && n == BF_NR && csC == 1 &&
+        (bias == NULL || sbias == 1)) {
         __m512 bz0 = _mm512_setzero_ps(), bz1 = _mm512_setzero_ps();
         if (bias) {
             bz0 = _mm512_loadu_ps(bias);
@@ -399,7 +467,7 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C,
         }
 #pragma GCC unroll 12
         for (int i = 0; i < BF_MR; i++) {
-            float *ci = C + i * rsC;
+            float *ci = (float *)C + i * rsC;
             __m512 v0 = _mm512_fmadd_ps(va, c0[i], bz0), v1 = _mm512_fmadd_ps(va, c1[i], bz1);
             if (beta != 0.0f) {
                 v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), v0);
@@ -415,12 +483,7 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, float *C,
         _mm512_storeu_ps(t + i * BF_NR, c0[i]);
         _mm512_storeu_ps(t + i * BF_NR + 16, c1[i]);
     }
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            float *cij = C + i * rsC + j * csC;
-            float v = alpha * t[i * BF_NR + j] + (bias ? bias[j * sbias] : 0.0f);
-            *cij = beta != 0.0f ? v + beta * *cij : v;
-        }
+    tile_out(t, BF_NR, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
 }
 #pragma GCC pop_options
 
@@ -490,12 +553,12 @@ int ce_gemm_bf16_path(void) {
 }
 
 /* C_b = beta * C_b (+ bias) for K == 0 or alpha == 0 */
-static void scale_c(int64_t nb, int64_t M, int64_t N, float beta, float *C, int64_t sCb,
+static void scale_c(int64_t nb, int64_t nb2, int64_t M, int64_t N, float beta, float *C, int64_t sCb, int64_t sCb2,
                     int64_t rsC, int64_t csC, const float *bias, int64_t sbias) {
-    for (int64_t b = 0; b < nb; b++)
+    for (int64_t b = 0; b < nb * nb2; b++)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
-                float *c = C + b * sCb + i * rsC + j * csC;
+                float *c = C + boff(b, nb2, sCb, sCb2) + i * rsC + j * csC;
                 float v = beta != 0.0f ? beta * *c : 0.0f;
                 *c = v + (bias ? bias[j * sbias] : 0.0f);
             }
@@ -509,49 +572,42 @@ static void rounded_copy(float *dst, const void *s, int dt, int64_t R, int64_t C
             dst[r * Cc + c] = bf16_val((uint16_t)src_bits(s, dt, r * rs + c * cs));
 }
 
-static void gemm_bf16_fallback(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                               const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                               const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
-                               float beta, float *C, int64_t sCb, int64_t rsC, int64_t csC,
+static void gemm_bf16_fallback(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                               const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                               const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                               float beta, float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                                const float *bias, int64_t sbias) {
     const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
     float *Af = malloc(sizeof(float) * (size_t)(M * K)), *Bf = malloc(sizeof(float) * (size_t)(K * N));
     if (!Af || !Bf) {   /* out of memory: per-element reference (slow but correct) */
         free(Af);
         free(Bf);
-        ce_gemm_bf16_ref(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB, beta,
-                         C, sCb, rsC, csC, bias, sbias);
+        ce_gemm_bf16_ref(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB, beta,
+                         C, sCb, sCb2, rsC, csC, bias, sbias);
         return;
     }
-    for (int64_t b = 0; b < nb; b++) {
-        if (b == 0 || sAb) rounded_copy(Af, (const char *)A + (size_t)(b * sAb) * ea, dtA, M, K, rsA, csA);
-        if (b == 0 || sBb) rounded_copy(Bf, (const char *)B + (size_t)(b * sBb) * eb, dtB, K, N, rsB, csB);
-        ce_sgemm(1, 1, M, N, K, alpha, Af, 0, 0, K, 1, Bf, 0, 0, N, 1, beta, C + b * sCb, 0, 0,
+    for (int64_t b = 0; b < nb * nb2; b++) {
+        if (b == 0 || sAb || sAb2) rounded_copy(Af, (const char *)A + (size_t)(boff(b, nb2, sAb, sAb2)) * ea, dtA, M, K, rsA, csA);
+        if (b == 0 || sBb || sBb2) rounded_copy(Bf, (const char *)B + (size_t)(boff(b, nb2, sBb, sBb2)) * eb, dtB, K, N, rsB, csB);
+        ce_sgemm(1, 1, M, N, K, alpha, Af, 0, 0, K, 1, Bf, 0, 0, N, 1, beta, C + boff(b, nb2, sCb, sCb2), 0, 0,
                  rsC, csC, bias, sbias);
     }
     free(Af);
     free(Bf);
 }
 
-void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                  const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                  const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                  float *C, int64_t sCb, int64_t rsC, int64_t csC,
-                  const float *bias, int64_t sbias) {
-    if (nb <= 0 || M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) {
-        scale_c(nb, M, N, beta, C, sCb, rsC, csC, bias, sbias);
-        return;
-    }
-    const int path = ce_gemm_bf16_path();
-    if (path == 0) {
-        gemm_bf16_fallback(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
-                           beta, C, sCb, rsC, csC, bias, sbias);
-        return;
-    }
+/* the tiled product on path 1 or 2 (path) into a float32 C (dtC CE_BF16_SRC_F32) or a
+ * bfloat16 one (CE_BF16_SRC_BF16, only with K <= the path's K block: every element of C is
+ * then written once, from its whole float32 sum); 0 when the work buffers could not be had */
+static int gemm_bf16_tiled(int path, int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                           const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                           const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                           float beta, void *C, int dtC, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                           const float *bias, int64_t sbias) {
     const int amx = path == 2, MR = amx ? AMX_MR : BF_MR;
+    const size_t ec = dtC == CE_BF16_SRC_F32 ? 4 : 2;
     const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
-    const int nt = ce_par_threads(nb * M * N * K, BF_MIN_WORK_PER_THREAD);
+    const int nt = ce_par_threads(nb * nb2 * M * N * K, BF_MIN_WORK_PER_THREAD);
     /* row blocks of at most BF_MC (fewer, even ones when M is short), split by column groups
      * when there are fewer row blocks than threads */
     int64_t MC = (M + nt - 1) / nt;
@@ -568,18 +624,16 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
     if (!Bp || !Ap) {
         free(Bp);
         free(Ap);
-        gemm_bf16_fallback(nb, M, N, K, alpha, A, dtA, sAb, rsA, csA, B, dtB, sBb, rsB, csB,
-                           beta, C, sCb, rsC, csC, bias, sbias);
-        return;
+        return 0;
     }
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         uint32_t *Apt = Ap + (size_t)CE_TID() * (size_t)(KPmax * MC);
         if (amx) amx_begin();
-        for (int64_t b = 0; b < nb; b++) {
-            const char *Ab = (const char *)A + (size_t)(b * sAb) * ea;
-            const char *Bb = (const char *)B + (size_t)(b * sBb) * eb;
-            float *Cb = C + b * sCb;
+        for (int64_t b = 0; b < nb * nb2; b++) {
+            const char *Ab = (const char *)A + (size_t)(boff(b, nb2, sAb, sAb2)) * ea;
+            const char *Bb = (const char *)B + (size_t)(boff(b, nb2, sBb, sBb2)) * eb;
+            char *Cb = (char *)C + (size_t)(boff(b, nb2, sCb, sCb2)) * ec;
             for (int64_t jc = 0; jc < N; jc += BF_NC) {
                 const int64_t nc = mn64(BF_NC, N - jc), npan = (nc + BF_NR - 1) / BF_NR;
                 for (int64_t pc = 0; pc < K; pc += KC) {
@@ -616,15 +670,16 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
                             const int64_t j = jc + jp * BF_NR;
                             const int n = (int)mn64(BF_NR, N - j);
                             for (int64_t ir = 0; ir < mc; ir += MR) {
-                                float *ct = Cb + (ic + ir) * rsC + j * csC;
+                                char *ct = Cb + (size_t)((ic + ir) * rsC + j * csC) * ec;
                                 const float *bj = bs ? bs + j * sbias : NULL;
                                 const int m = (int)mn64(MR, mc - ir);
                                 if (amx)
                                     amx_ukr(kp / 16, Apt + ir / MR * kp * MR, Bp + jp * kp * BF_NR,
-                                            ct, rsC, csC, alpha, be, bj, sbias, m, n);
+                                            ct, dtC, rsC, csC, alpha, be, bj, sbias, m, n,
+                                            pc > 0);
                                 else
                                     bf16_ukr(kp, Apt + ir / MR * kp * MR, Bp + jp * kp * BF_NR,
-                                             ct, rsC, csC, alpha, be, bj, sbias, m, n);
+                                             ct, dtC, rsC, csC, alpha, be, bj, sbias, m, n);
                             }
                         }
                     }
@@ -636,21 +691,106 @@ void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
     }
     free(Bp);
     free(Ap);
+    return 1;
 }
 
-void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                      const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                      const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                      float *C, int64_t sCb, int64_t rsC, int64_t csC,
+void ce_gemm_bf16(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                  const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                  const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                  const float *bias, int64_t sbias) {
+    if (nb <= 0 || nb2 <= 0 || M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(nb, nb2, M, N, beta, C, sCb, sCb2, rsC, csC, bias, sbias);
+        return;
+    }
+    const int path = ce_gemm_bf16_path();
+    if (path == 0 || !gemm_bf16_tiled(path, nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB,
+                                      sBb, sBb2, rsB, csB, beta, C, CE_BF16_SRC_F32, sCb, sCb2, rsC, csC,
+                                      bias, sbias))
+        gemm_bf16_fallback(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB,
+                           beta, C, sCb, sCb2, rsC, csC, bias, sbias);
+}
+
+/* C (bfloat16) through a float32 copy: C32 = float(C) (when beta reads it), the float32
+ * product, then each element rounded once */
+static void gemm_bf16_via_f32(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                              const float *bias, int64_t sbias, int ref) {
+    float *T = malloc(sizeof(float) * (size_t)(nb * nb2 * M * N));
+    if (!T) {   /* out of memory: one batch element and row at a time */
+        float row[64];
+        for (int64_t b = 0; b < nb * nb2; b++)
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j0 = 0; j0 < N; j0 += 64) {
+                    const int64_t w = mn64(64, N - j0);
+                    uint16_t *c = C + boff(b, nb2, sCb, sCb2) + i * rsC + j0 * csC;
+                    for (int64_t j = 0; j < w; j++) row[j] = bf16_val(c[j * csC]);
+                    const char *ai = (const char *)A +
+                                     (size_t)(boff(b, nb2, sAb, sAb2) + i * rsA) * (dtA ? 2 : 4);
+                    const char *bj = (const char *)B +
+                                     (size_t)(boff(b, nb2, sBb, sBb2) + j0 * csB) * (dtB ? 2 : 4);
+                    ce_gemm_bf16_ref(1, 1, 1, w, K, alpha, ai, dtA, 0, 0, rsA, csA, bj, dtB, 0, 0,
+                                     rsB, csB, beta, row, 0, 0, w, 1,
+                                     bias ? bias + j0 * sbias : NULL, sbias);
+                    for (int64_t j = 0; j < w; j++) c[j * csC] = bf16_out_bits(row[j]);
+                }
+        return;
+    }
+    for (int64_t b = 0; b < nb * nb2; b++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                T[(b * M + i) * N + j] = beta != 0.0f ? bf16_val(C[boff(b, nb2, sCb, sCb2) + i * rsC + j * csC])
+                                                      : 0.0f;
+    (ref ? ce_gemm_bf16_ref : ce_gemm_bf16)(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB,
+                                            sBb, sBb2, rsB, csB, beta, T, nb2 * M * N, M * N, N, 1, bias, sbias);
+    for (int64_t b = 0; b < nb * nb2; b++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                C[boff(b, nb2, sCb, sCb2) + i * rsC + j * csC] = bf16_out_bits(T[(b * M + i) * N + j]);
+    free(T);
+}
+
+void ce_gemm_bf16_to_bf16(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                          const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                          const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                          float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                          const float *bias, int64_t sbias) {
+    if (nb <= 0 || nb2 <= 0 || M <= 0 || N <= 0) return;
+    const int path = ce_gemm_bf16_path();
+    if (path != 0 && K > 0 && alpha != 0.0f && K <= (path == 2 ? AMX_KC : BF_KC) &&
+        gemm_bf16_tiled(path, nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB,
+                        beta, C, CE_BF16_SRC_BF16, sCb, sCb2, rsC, csC, bias, sbias))
+        return;
+    gemm_bf16_via_f32(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB, beta,
+                      C, sCb, sCb2, rsC, csC, bias, sbias, 0);
+}
+
+void ce_gemm_bf16_to_bf16_ref(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                              const float *bias, int64_t sbias) {
+    if (nb <= 0 || nb2 <= 0 || M <= 0 || N <= 0) return;
+    gemm_bf16_via_f32(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb, sBb2, rsB, csB, beta,
+                      C, sCb, sCb2, rsC, csC, bias, sbias, 1);
+}
+
+void ce_gemm_bf16_ref(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                      const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                      const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+                      float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                       const float *bias, int64_t sbias) {
-    for (int64_t b = 0; b < nb; b++)
+    for (int64_t b = 0; b < nb * nb2; b++)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
                 double s = 0;
                 for (int64_t p = 0; p < K; p++)
-                    s += (double)bf16_val((uint16_t)src_bits(A, dtA, b * sAb + i * rsA + p * csA)) *
-                         (double)bf16_val((uint16_t)src_bits(B, dtB, b * sBb + p * rsB + j * csB));
-                float *c = C + b * sCb + i * rsC + j * csC;
+                    s += (double)bf16_val((uint16_t)src_bits(A, dtA, boff(b, nb2, sAb, sAb2) + i * rsA + p * csA)) *
+                         (double)bf16_val((uint16_t)src_bits(B, dtB, boff(b, nb2, sBb, sBb2) + p * rsB + j * csB));
+                float *c = C + boff(b, nb2, sCb, sCb2) + i * rsC + j * csC;
                 float v = K > 0 && alpha != 0.0f ? alpha * (float)s : 0.0f;
                 if (bias) v += bias[j * sbias];
                 *c = beta != 0.0f ? v + beta * *c : v;

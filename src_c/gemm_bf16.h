@@ -1,10 +1,13 @@
 /* gemm_bf16.h - bfloat16 matrix products with float32 accumulation, and f32 <-> bf16 casts.
  *
- *   for b in [0, nb):  C_b = alpha * rnd(A_b) @ rnd(B_b) + beta * C_b  (+ bias along the columns)
+ *   for b in [0, nb), b2 in [0, nb2):
+ *       C_b = alpha * rnd(A_b) @ rnd(B_b) + beta * C_b  (+ bias along the columns)
  *
- *   A_b (M,K): element (i,p) at A[b*sAb + i*rsA + p*csA]
- *   B_b (K,N): element (p,j) at B[b*sBb + p*rsB + j*csB]
- *   C_b (M,N): element (i,j) at C[b*sCb + i*rsC + j*csC], float32
+ *   A_b (M,K): element (i,p) at A[b*sAb + b2*sAb2 + i*rsA + p*csA]
+ *   B_b (K,N): element (p,j) at B[b*sBb + b2*sBb2 + p*rsB + j*csB]
+ *   C_b (M,N): element (i,j) at C[b*sCb + b2*sCb2 + i*rsC + j*csC], float32
+ * (two batch dimensions with their own strides: the (batch, head) views of attention go in
+ * as they are; nb2 = 1 for one)
  * A and B hold float32 (dtA/dtB = CE_BF16_SRC_F32: rnd rounds each value to the nearest
  * bfloat16, ties to even, while packing) or bfloat16 bit patterns (CE_BF16_SRC_BF16, uint16_t:
  * rnd is the identity). Products of two bfloat16 values are exact in float32; the sums are
@@ -32,17 +35,33 @@
 
 enum { CE_BF16_SRC_F32 = 0, CE_BF16_SRC_BF16 = 1 };
 
-void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                  const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                  const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                  float *C, int64_t sCb, int64_t rsC, int64_t csC,
+void ce_gemm_bf16(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                  const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                  const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+                  float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                   const float *bias, int64_t sbias);
 /* plain reference, same contract: rounds the operands, sums each product in double */
-void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                      const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                      const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                      float *C, int64_t sCb, int64_t rsC, int64_t csC,
+void ce_gemm_bf16_ref(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                      const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                      const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+                      float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                       const float *bias, int64_t sbias);
+/* the same product with a bfloat16 C (uint16_t bit patterns; strides in elements): beta reads
+ * C's values, and each element's float32 result (the sum, alpha, beta, bias as above) is
+ * rounded once, as ce_cast_f32_to_bf16 (cast.h) rounds: nearest even, any NaN -> 0xffff.
+ * On the tiled paths with K within one K block the tiles write bfloat16 directly (no float32
+ * C in memory); otherwise through a float32 copy. */
+void ce_gemm_bf16_to_bf16(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                          const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                          const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                          float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                          const float *bias, int64_t sbias);
+/* reference: ce_gemm_bf16_ref into a float32 copy, then rounded as above */
+void ce_gemm_bf16_to_bf16_ref(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                              const float *bias, int64_t sbias);
 /* the path ce_gemm_bf16 takes now: 2 AMX-BF16 tiles, 1 AVX512_BF16 (vdpbf16ps), 0 rounded
  * float32 copies on ce_sgemm. Paths 1-2 need ce_isa == avx512 and the CPU feature (AMX also
  * the Linux tile-data permission, requested on first use); CENGINE_BF16_AMX=0 in the

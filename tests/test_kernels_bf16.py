@@ -79,7 +79,8 @@ def _ref(A, B, alpha=1.0, beta=0.0, C=None, bias=None):
 
 
 SHAPES = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (12, 32, 2), (13, 33, 31), (31, 65, 64),
-          (33, 17, 513), (64, 96, 1029), (197, 70, 37), (40, 48, 97), (17, 35, 2100)]
+          (33, 17, 513), (64, 96, 1029), (197, 70, 37), (40, 48, 97), (17, 35, 2100),
+          (64, 64, 2100)]
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES)
@@ -168,3 +169,118 @@ def test_gemm_bf16_bad_input():
         _C.gemm_bf16_set_max_path(3)
     with pytest.raises(ValueError, match="out must be"):
         _C.f32_to_bf16(np.ones(3, np.float32), out=np.empty(4, np.uint16))
+
+
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (13, 33, 31), (32, 32, 64), (64, 96, 1029),
+                                   (197, 70, 37), (17, 35, 2100), (40, 48, 600)])
+def test_gemm_bf16_bfloat16_output(M, N, K, path, nthreads):
+    """a bfloat16 C: each element the float32 result rounded once (within a bfloat16 ulp of the
+    reference's rounding; equal to it away from rounding ties), with bias, beta and strides,
+    on the direct tile stores and through the float32 copy (K beyond a K block)"""
+    import ml_dtypes
+    rng = np.random.default_rng(M + 7 * N + 13 * K)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32)
+    C0 = bf16_round(rng.standard_normal((M, N)).astype(np.float32))
+    for kw, c0 in [({}, None), (dict(bias=bias), None), (dict(beta=1.0), C0),
+                   (dict(alpha=0.5, beta=-2.0, bias=bias), C0)]:
+        want, scale = _ref(A, B, kw.get("alpha", 1.0), kw.get("beta", 0.0),
+                           None if c0 is None else bf16_value(c0).astype(np.float64),
+                           kw.get("bias"))
+        for layout in ("c", "f", "strided"):
+            if layout == "c":
+                C = np.full((M, N), 0x7fff, np.uint16) if c0 is None else c0.copy()
+            elif layout == "f":
+                C = np.array(np.full((M, N), 0x7fff, np.uint16) if c0 is None else c0,
+                             order="F", copy=True)
+            else:
+                big = np.zeros((M, 2 * N), np.uint16)
+                C = big[:, ::2]
+                if c0 is not None:
+                    C[...] = c0
+            _C.gemm_bf16(A, bf16_round(B).view(ml_dtypes.bfloat16), C, **kw)
+            got = bf16_value(np.ascontiguousarray(C)).astype(np.float64)
+            # one bfloat16 rounding (2^-8 relative) plus the float32 sums' error
+            err = np.abs(got - want)
+            assert np.all(err <= np.abs(want) * 2.0 ** -8 + 2e-6 * scale + 1e-30), (kw, layout)
+            if layout == "strided":
+                assert not big[:, 1::2].any()
+        R = np.full((M, N), 0x7fff, np.uint16) if c0 is None else c0.copy()
+        _C.gemm_bf16_ref(A, bf16_round(B), R, **kw)
+        # the reference rounds its float32 result as the cast kernel does
+        F = np.zeros((M, N), np.float32) if c0 is None else bf16_value(c0).copy()
+        _C.gemm_bf16_ref(A, bf16_round(B), F, **kw)
+        np.testing.assert_array_equal(R, _C.cast_f32_to_bf16(F))
+
+
+def test_gemm_bf16_bfloat16_output_rounding_and_nan(path):
+    """the tile epilogue rounds as the cast kernel (ties to even, NaN -> 0xffff, inf kept)"""
+    M, N, K = 32, 32, 2
+    A = np.zeros((M, K), np.float32)
+    A[:, 0] = 1.0
+    B = np.zeros((K, N), np.float32)
+    vals = np.array([1.0 + 2.0 ** -8, 1.0 + 3 * 2.0 ** -8, -(1.0 + 2.0 ** -8), 3.0e38, 1e-40,
+                     np.inf, -np.inf, 0.0], np.float32)
+    # B row 0 is rounded to bfloat16 by the GEMM: put the tie values in the bias instead
+    bias = np.resize(vals, N).astype(np.float32)
+    B[0, :] = 0.0
+    B[0, 5] = np.nan
+    C = np.empty((M, N), np.uint16)
+    _C.gemm_bf16(A, B, C, bias=bias)
+    F = np.empty((M, N), np.float32)
+    _C.gemm_bf16(A, B, F, bias=bias)
+    np.testing.assert_array_equal(C, np.broadcast_to(_C.cast_f32_to_bf16(F[0]), (M, N)))
+    assert C[0, 5] == 0xffff
+    assert C[0, 0] == bf16_round(np.float32(1.0)) and C[0, 1] == bf16_round(np.float32(1.015625))
+
+
+def test_gemm_bf16_bfloat16_output_threads_identical(path):
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((301, 500)).astype(np.float32)
+    B = rng.standard_normal((500, 130)).astype(np.float32)
+    out = []
+    for nt in (1, 2):
+        old = _C.get_num_threads()
+        _C.set_num_threads(nt)
+        C = np.empty((301, 130), np.uint16)
+        _C.gemm_bf16(A, B, C)
+        _C.set_num_threads(old)
+        out.append(C)
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("out16", [False, True])
+def test_gemm_bf16_two_batch_dims_head_views(path, nthreads, out16):
+    """(b, h, L, E) head views of (b, L, h, E) arrays go in as they are (two batch strides),
+    a size-1 batch dimension broadcasts; float32 and bfloat16 C"""
+    rng = np.random.default_rng(11)
+    b, h, L, S, E = 3, 4, 13, 17, 40
+    q = rng.standard_normal((b, L, h, E)).astype(np.float32).transpose(0, 2, 1, 3)
+    k = bf16_round(rng.standard_normal((b, S, h, E)).astype(np.float32)).transpose(0, 2, 1, 3)
+    kT = np.swapaxes(k, -1, -2)
+    bias = rng.standard_normal(S).astype(np.float32)
+    big = np.zeros((b, L, h, S), np.uint16 if out16 else np.float32)
+    C = big.transpose(0, 2, 1, 3)
+    _C.gemm_bf16(q, kT, C, alpha=0.5, bias=bias)
+    R = np.empty((b, h, L, S), np.uint16 if out16 else np.float32)
+    _C.gemm_bf16_ref(q, kT, R, alpha=0.5, bias=bias)
+    got = bf16_value(np.ascontiguousarray(C)) if out16 else C
+    ref = bf16_value(R) if out16 else R
+    for i in range(b):
+        for j in range(h):
+            want, scale = _ref(np.ascontiguousarray(q[i, j]), np.ascontiguousarray(kT[i, j]),
+                               0.5, 0.0, None, bias)
+            tol = (np.abs(want) * 2.0 ** -8 if out16 else 0) + 2e-6 * scale + 1e-6
+            assert np.all(np.abs(got[i, j] - want) <= tol)
+            assert np.all(np.abs(ref[i, j] - want) <= tol)
+    # a (1, h) operand broadcast over the first batch dimension
+    w = rng.standard_normal((1, h, E, 9)).astype(np.float32)
+    C2 = np.empty((b, h, L, 9), np.float32)
+    _C.gemm_bf16(q, w, C2)
+    for i in range(b):
+        for j in range(h):
+            want, scale = _ref(np.ascontiguousarray(q[i, j]), w[0, j])
+            assert np.all(np.abs(C2[i, j] - want) <= 2e-6 * scale + 1e-6)
+    with pytest.raises(ValueError, match="batch sizes"):
+        _C.gemm_bf16(q, np.ones((2, h, E, 9), np.float32), C2)

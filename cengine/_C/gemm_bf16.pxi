@@ -1,33 +1,46 @@
 # gemm_bf16.pxi - bindings of the bfloat16 GEMM and the f32 <-> bf16 casts (src_c/gemm_bf16.h).
 #
 #   gemm_bf16(A, B, C, alpha=1.0, beta=0.0, bias=None) -> C
-#       C = alpha * bf16(A) @ bf16(B) + beta * C (+ bias along the columns), float32 sums, in place
+#       C = alpha * bf16(A) @ bf16(B) + beta * C (+ bias along the columns), float32 sums, in place;
+#       C float32, or bfloat16 (ml_dtypes.bfloat16 / uint16 bits: each result rounded once)
 #   gemm_bf16_ref(...)                    the plain reference (tests)
 #   gemm_bf16_path() -> 2 (AMX), 1 (AVX512_BF16), 0 (fp32 GEMM on rounded copies); gemm_bf16_set_max_path(p)
 #   f32_to_bf16(x, out=None) -> uint16    bfloat16 bits, round to nearest even
 #   bf16_to_f32(h, out=None) -> float32
 #   (f32_to_bf16_ref / bf16_to_f32_ref: the scalar references)
 #
-# A (M, K) or (b, M, K) and B (K, N) or (b, K, N): float32 (rounded to bfloat16 while packing)
+# A (M, K), (b, M, K) or (b, h, M, K) and B (K, N), (b, K, N) or (b, h, K, N): float32
+# (rounded to bfloat16 while packing)
 # or bfloat16 (an ml_dtypes.bfloat16 or a uint16 array of bit patterns); any non-negative
 # element-aligned strides (other layouts are copied first); a 2-D operand broadcasts over the
-# batch. C (M, N) or (b, M, N): writable float32, must not overlap A or B. bias: float32 (N,).
+# batch (size-1 batch dims broadcast too). C (M, N), (b, M, N) or (b, h, M, N): writable float32
+# or bfloat16, must not overlap A or B. bias: float32 (N,).
 
 from libc.stdint cimport uint16_t
 
 cdef extern from "gemm_bf16.h" nogil:
     int CE_BF16_SRC_F32
     int CE_BF16_SRC_BF16
-    void ce_gemm_bf16(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                      const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                      const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB, float beta,
-                      float *C, int64_t sCb, int64_t rsC, int64_t csC,
+    void ce_gemm_bf16(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                      const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                      const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB, float beta,
+                      float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                       const float *bias, int64_t sbias)
-    void ce_gemm_bf16_ref(int64_t nb, int64_t M, int64_t N, int64_t K, float alpha,
-                          const void *A, int dtA, int64_t sAb, int64_t rsA, int64_t csA,
-                          const void *B, int dtB, int64_t sBb, int64_t rsB, int64_t csB,
-                          float beta, float *C, int64_t sCb, int64_t rsC, int64_t csC,
+    void ce_gemm_bf16_ref(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                          const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                          const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                          float beta, float *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
                           const float *bias, int64_t sbias)
+    void ce_gemm_bf16_to_bf16(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                              const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                              const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                              float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                              const float *bias, int64_t sbias)
+    void ce_gemm_bf16_to_bf16_ref(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K, float alpha,
+                                  const void *A, int dtA, int64_t sAb, int64_t sAb2, int64_t rsA, int64_t csA,
+                                  const void *B, int dtB, int64_t sBb, int64_t sBb2, int64_t rsB, int64_t csB,
+                                  float beta, uint16_t *C, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                                  const float *bias, int64_t sbias)
     int ce_gemm_bf16_path()
     int ce_gemm_bf16_set_max_path(int path)
     void ce_f32_to_bf16(uint16_t *dst, const float *src, int64_t n)
@@ -55,8 +68,8 @@ cdef object _bf16_operand(name, a):
     """(array as float32 or uint16 with usable strides, source code)"""
     if not isinstance(a, np.ndarray):
         raise TypeError("gemm_bf16: %s must be a numpy array, got %s" % (name, type(a).__name__))
-    if a.ndim not in (2, 3):
-        raise ValueError("gemm_bf16: %s must be 2-D or 3-D, got %d-D" % (name, a.ndim))
+    if a.ndim not in (2, 3, 4):
+        raise ValueError("gemm_bf16: %s must be 2-D, 3-D or 4-D, got %d-D" % (name, a.ndim))
     if _is_bf16(a):
         a = a.view(np.uint16)
         code = CE_BF16_SRC_BF16
@@ -70,40 +83,46 @@ cdef object _bf16_operand(name, a):
 
 
 cdef tuple _bf16_mat(cnp.ndarray a):
-    """(batch count, batch stride, rows, cols, row stride, col stride) in elements"""
+    """(batch counts n1, n2, batch strides s1, s2, rows, cols, row stride, col stride) in
+    elements; a batch stride is 0 where that batch dimension has size 1"""
     cdef int64_t e = a.dtype.itemsize
-    if a.ndim == 2:
-        return 1, 0, a.shape[0], a.shape[1], a.strides[0] // e, a.strides[1] // e
-    return (a.shape[0], a.strides[0] // e if a.shape[0] > 1 else 0, a.shape[1], a.shape[2],
-            a.strides[1] // e, a.strides[2] // e)
+    cdef int nd = a.ndim
+    r, c, rs, cs = a.shape[nd - 2], a.shape[nd - 1], a.strides[nd - 2] // e, a.strides[nd - 1] // e
+    if nd == 2:
+        return 1, 1, 0, 0, r, c, rs, cs
+    if nd == 3:
+        return (1, a.shape[0], 0, a.strides[0] // e if a.shape[0] > 1 else 0, r, c, rs, cs)
+    return (a.shape[0], a.shape[1], a.strides[0] // e if a.shape[0] > 1 else 0,
+            a.strides[1] // e if a.shape[1] > 1 else 0, r, c, rs, cs)
 
 
 def _gemm_bf16_call(A, B, C, alpha, beta, bias, bint ref):
     A, da = _bf16_operand("A", A)
     B, db = _bf16_operand("B", B)
-    if not isinstance(C, np.ndarray) or C.dtype != np.float32:
-        raise TypeError("gemm_bf16: C must be a float32 numpy array")
-    if C.ndim not in (2, 3) or not C.flags.writeable or not C.flags.aligned or \
-            not _gemm_strides_ok(C, 4):
-        raise ValueError("gemm_bf16: C must be a writable 2-D or 3-D float32 array with "
-                         "non-negative, element-aligned strides")
-    cdef int64_t nbA, sA, M, K, rsA, csA, nbB, sB, K2, N, rsB, csB, nbC, sC, M2, N2, rsC, csC
-    nbA, sA, M, K, rsA, csA = _bf16_mat(A)
-    nbB, sB, K2, N, rsB, csB = _bf16_mat(B)
-    nbC, sC, M2, N2, rsC, csC = _bf16_mat(C)
+    if not isinstance(C, np.ndarray) or not (C.dtype == np.float32 or _is_bf16(C)):
+        raise TypeError("gemm_bf16: C must be a float32 or bfloat16 numpy array")
+    cdef bint c16 = C.dtype != np.float32
+    if c16:
+        C = C.view(np.uint16)
+    if C.ndim not in (2, 3, 4) or not C.flags.writeable or not C.flags.aligned or \
+            not _gemm_strides_ok(C, C.dtype.itemsize):
+        raise ValueError("gemm_bf16: C must be a writable 2-D, 3-D or 4-D float32 or bfloat16 "
+                         "array with non-negative, element-aligned strides")
+    cdef int64_t nA1, nA2, sA, sA2, M, K, rsA, csA, nB1, nB2, sB, sB2, K2, N, rsB, csB
+    cdef int64_t nC1, nC2, sC, sC2, M2, N2, rsC, csC
+    nA1, nA2, sA, sA2, M, K, rsA, csA = _bf16_mat(A)
+    nB1, nB2, sB, sB2, K2, N, rsB, csB = _bf16_mat(B)
+    nC1, nC2, sC, sC2, M2, N2, rsC, csC = _bf16_mat(C)
     if K != K2:
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (%dx%d and %dx%d)"
                            % (M, K, K2, N))
     if M != M2 or N != N2:
         raise ValueError("gemm_bf16: C has shape %s, the product is %dx%d"
                          % (tuple(C.shape), M, N))
-    if nbA not in (1, nbC) or nbB not in (1, nbC) or (C.ndim == 2 and (A.ndim == 3 or B.ndim == 3)):
+    if (A.ndim not in (2, C.ndim) or B.ndim not in (2, C.ndim) or nA1 not in (1, nC1)
+            or nA2 not in (1, nC2) or nB1 not in (1, nC1) or nB2 not in (1, nC2)):
         raise ValueError("gemm_bf16: batch sizes do not match (A %s, B %s, C %s)"
                          % (tuple(A.shape), tuple(B.shape), tuple(C.shape)))
-    if nbA == 1:
-        sA = 0
-    if nbB == 1:
-        sB = 0
     if C.size and ((A.size and _gemm_overlap(A, C)) or (B.size and _gemm_overlap(B, C))):
         raise ValueError("gemm_bf16: C must not overlap A or B")
     for d in range(C.ndim):
@@ -122,15 +141,22 @@ def _gemm_bf16_call(A, B, C, alpha, beta, bias, bint ref):
     cdef const void *pa = _ptr(A)
     cdef const void *pb = _ptr(B)
     cdef float *pc = <float *>_ptr(C)
+    cdef uint16_t *ph = <uint16_t *>_ptr(C)
     cdef float fa = alpha, fb = beta
     cdef int ia = da, ib = db
     with nogil:
-        if ref:
-            ce_gemm_bf16_ref(nbC, M, N, K, fa, pa, ia, sA, rsA, csA, pb, ib, sB, rsB, csB, fb,
-                             pc, sC, rsC, csC, pbias, sbias)
+        if c16 and ref:
+            ce_gemm_bf16_to_bf16_ref(nC1, nC2, M, N, K, fa, pa, ia, sA, sA2, rsA, csA, pb, ib, sB,
+                                     sB2, rsB, csB, fb, ph, sC, sC2, rsC, csC, pbias, sbias)
+        elif c16:
+            ce_gemm_bf16_to_bf16(nC1, nC2, M, N, K, fa, pa, ia, sA, sA2, rsA, csA, pb, ib, sB, sB2,
+                                 rsB, csB, fb, ph, sC, sC2, rsC, csC, pbias, sbias)
+        elif ref:
+            ce_gemm_bf16_ref(nC1, nC2, M, N, K, fa, pa, ia, sA, sA2, rsA, csA, pb, ib, sB, sB2,
+                             rsB, csB, fb, pc, sC, sC2, rsC, csC, pbias, sbias)
         else:
-            ce_gemm_bf16(nbC, M, N, K, fa, pa, ia, sA, rsA, csA, pb, ib, sB, rsB, csB, fb,
-                         pc, sC, rsC, csC, pbias, sbias)
+            ce_gemm_bf16(nC1, nC2, M, N, K, fa, pa, ia, sA, sA2, rsA, csA, pb, ib, sB, sB2, rsB,
+                         csB, fb, pc, sC, sC2, rsC, csC, pbias, sbias)
     return C
 
 

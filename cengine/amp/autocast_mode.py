@@ -273,6 +273,21 @@ def _persist_cast_class():
     return _PersistCast
 
 
+def takes_f32_grad(edge):
+    """True when the graph edge (node, output_nr) leads to a cast of a float32 tensor to a half
+    dtype (a parameter's autocast copy): its backward hands a float32 gradient on unchanged, so
+    the producer may write that gradient in float32 straight away (no rounding to bfloat16 and
+    cast back)"""
+    if edge is None:
+        return False
+    node = edge[0]
+    fn = node._fn
+    if fn is not None and fn is _LazyPersistCast.cls:
+        return True
+    from ..ops.elementwise import Cast
+    return fn is Cast and getattr(node, "src", None) == _F32
+
+
 class _LazyPersistCast:
     cls = None
 

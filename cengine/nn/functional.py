@@ -62,16 +62,28 @@ def _torch_dtype(t):
 
 
 # ============================================================================ linear
+_F32, _BF16 = np.dtype(np.float32), _dt.BF16_NP
+
+
 def linear(input, weight, bias=None):
     """y = input @ weight^T + bias; input (*, in_features), weight (out_features, in_features)."""
+    mixed = False
     if _am._tls.lowp is not None:    # autocast: a lower-precision op
-        input, weight, bias = _am.cast_lowp(input), _am.cast_lowp(weight), _am.cast_lowp(bias)
+        weight, bias = _am.cast_lowp(weight), _am.cast_lowp(bias)
+        # a float32 activation meets a bfloat16 weight as it is: the bf16 GEMM rounds it while
+        # packing (torch's cast, without a bfloat16 copy in memory), its gradient comes back
+        # in float32 straight from the GEMM
+        mixed = (_am._tls.lowp == _BF16 and isinstance(input, Tensor)
+                 and input._data.dtype == _F32 and isinstance(weight, Tensor)
+                 and weight._data.dtype == _BF16)
+        if not mixed:
+            input = _am.cast_lowp(input)
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             raise TypeError("linear(): argument '%s' must be Tensor, not %s"
                             % (name, type(t).__name__))
-    if input._data.dtype != weight._data.dtype or (
-            bias is not None and bias._data.dtype != input._data.dtype):
+    if (input._data.dtype != weight._data.dtype and not mixed) or (
+            bias is not None and bias._data.dtype != weight._data.dtype):
         other = weight if input._data.dtype != weight._data.dtype else bias
         raise RuntimeError("mat1 and mat2 must have the same dtype, but got %s and %s"
                            % (_torch_dtype(input), _torch_dtype(other)))
@@ -463,7 +475,11 @@ def pad(input, pad, mode="constant", value=None):
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_weights):
     if _am._tls.lowp is not None:    # autocast: a lower-precision op
         query, key, value = _am.cast_lowp(query), _am.cast_lowp(key), _am.cast_lowp(value)
-    if _half.same_half(query, key, value):   # float32 compute (the fused kernels), one rounding
+    lowp_attn = (not need_weights and isinstance(query, Tensor) and isinstance(key, Tensor)
+                 and isinstance(value, Tensor) and query._data.dtype == _BF16
+                 and key._data.dtype == _BF16 and value._data.dtype == _BF16)
+    if not lowp_attn and _half.same_half(query, key, value):
+        # float32 compute (the fused kernels), one rounding
         if isinstance(attn_mask, Tensor) and _half.is_half(attn_mask._data.dtype):
             attn_mask = attn_mask.float()
         return _half.via_f32(lambda q, k, v: _attention(q, k, v, attn_mask, dropout_p, is_causal,
@@ -480,8 +496,10 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
         raise RuntimeError("Expected query, key, and value to have the same dtype, but got "
                            "query.dtype: %s key.dtype: %s and value.dtype: %s instead."
                            % (query.dtype, key.dtype, value.dtype))
-    if dt not in (np.float32, np.float64):
+    if dt not in (np.float32, np.float64) and not lowp_attn:
         raise RuntimeError("scaled_dot_product_attention supports float32 and float64")
+    if lowp_attn:   # bfloat16 q/k/v on the bf16 GEMM: float32 scores, mask and weights
+        dt = _F32
     L, E = query.shape[-2:]
     S, Ek = key.shape[-2:]
     Sv, Ev = value.shape[-2:]
@@ -537,7 +555,8 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
             mask3 = _wrap(_dv.ascontiguousarray(np.broadcast_to(m, batch + (L, S))).reshape(
                 kb + (L, S)))
         else:
-            am = attn_mask if attn_mask._data.dtype == dt else attn_mask.to(query.dtype)
+            am = attn_mask if attn_mask._data.dtype == dt else (
+                attn_mask.float() if lowp_attn else attn_mask.to(query.dtype))
             if tuple(am.shape) != batch + (L, S):
                 am = am.expand(*(batch + (L, S)))
             mask3 = am if direct else am.reshape(B, L, S)

@@ -56,6 +56,14 @@ def _to3(a, batch):
     return np.reshape(a, (-1,) + a.shape[-2:])
 
 
+def _batched(a, batch):
+    """a (..., r, c) for the bf16 kernel with `batch` (<= 2 dims) as C's: 2-D stays 2-D (the
+    kernel broadcasts it), missing leading batch dims become size-1 ones (broadcast too)"""
+    if a.ndim == 2 or a.ndim == len(batch) + 2:
+        return a
+    return np.reshape(a, (1,) * (len(batch) + 2 - a.ndim) + a.shape)
+
+
 class _Scratch(threading.local):
     buf = None
 
@@ -95,37 +103,48 @@ def _gemm_xp(x, y, out, alpha, beta, bias):
 
 
 def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
-    dx = x.dtype
+    dx, dy = x.dtype, y.dtype
     if type(x) is not np.ndarray and _dv.is_cuda_array(x):
         return _gemm_xp(x, y, out, alpha, beta, bias)
-    if dx == _F32 or dx == _F64:
+    if (dx == _F32 or dx == _F64) and dy == dx:
         return _C.gemm(x, y, out, alpha, beta, bias)
-    if y.dtype != dx:
+    if dy != dx and not ((dx == _BF16 and dy == _F32) or (dx == _F32 and dy == _BF16)):
         raise RuntimeError("expected m1 and m2 to have the same dtype, but got: %s != %s"
-                           % (dx.name, y.dtype.name))
+                           % (dx.name, dy.name))
     od = out.dtype
+    b32 = None
+    if bias is not None:
+        b32 = bias if bias.dtype == _F32 else _dt.astype(bias, _F32)
+    if dx == _BF16 or dy == _BF16:
+        # bfloat16 operands, or one bfloat16 and one float32 (an activation rounded while it is
+        # packed: no separate cast pass); transposed (column-major) operands go to the kernel
+        # as they are: it packs them at the row-major speed (in-register transposes)
+        batch = out.shape[:-2]
+        if od == _F32 or od == _BF16:
+            # float32 or bfloat16 C written by the kernel itself (a bfloat16 C is rounded once
+            # in the tile epilogue: no float32 copy of the result, no cast pass); up to two
+            # batch dimensions with any strides (head views as they are)
+            if len(batch) <= 2:
+                _C.gemm_bf16(_batched(x, batch), _batched(y, batch), out, alpha, beta, b32)
+                return out
     if od == _F32:
         acc = out
     elif beta == 0:
         acc = _scratch(out.shape)
     else:
         acc = _dt.astype(out, _F32)
-    b32 = None
-    if bias is not None:
-        b32 = bias if bias.dtype == _F32 else _dt.astype(bias, _F32)
-    if dx == _BF16:
-        # transposed (column-major) operands go to the kernel as they are: it packs them at
-        # the row-major speed (in-register transposes), no extra copy pass
+    if dx == _BF16 or dy == _BF16:
         batch = out.shape[:-2]
-        if len(batch) <= 1:
-            _C.gemm_bf16(x, y, acc, alpha, beta, b32)
+        if len(batch) <= 2:
+            _C.gemm_bf16(_batched(x, batch), _batched(y, batch), acc, alpha, beta, b32)
         else:
             acc3 = np.reshape(acc, (-1,) + acc.shape[-2:])     # a copy if acc's dims don't merge
             _C.gemm_bf16(_to3(x, batch), _to3(y, batch), acc3, alpha, beta, b32)
             if not np.shares_memory(acc3, acc):
                 acc[...] = acc3.reshape(acc.shape)
     else:
-        _C.gemm(_dt.astype(x, _F32), _dt.astype(y, _F32), acc, alpha, beta, b32)
+        _C.gemm(_dt.astype(x, _F32) if dx != _F32 else x,
+                _dt.astype(y, _F32) if dy != _F32 else y, acc, alpha, beta, b32)
     if acc is not out:
         if out.flags.c_contiguous and out.flags.aligned:
             (_C.cast_f32_to_bf16 if od == _BF16 else _C.cast_f32_to_f16)(acc, out=out)
@@ -134,8 +153,13 @@ def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
     return out
 
 
-def colsum(g):
+def colsum(g, f32=False):
     """g (M, N) summed over the rows, accumulated in float32 for half g (result in g's dtype)"""
+    if g.dtype == _BF16 and g.ndim == 2:
+        # one pass over g, float32 sums row by row (src_c/ewise_half.c), rounded once; f32=True
+        # keeps the float32 sums (for a bias cast from a float32 parameter)
+        s = _C.colsum_bf16(g)
+        return s if f32 else _dt.astype(s, _BF16)
     if g.dtype in _HALF:
         return _dt.astype(_dt.astype(g, _F32).sum(axis=0), g.dtype)
     return g.sum(axis=0)

@@ -24,8 +24,11 @@ def arith(op, ufunc, a, b):
         return _C.ewise(op, a, b)
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == _dt.BF16_NP
             and b.dtype == _dt.BF16_NP and a.size >= _EW_MIN and a.shape == b.shape):
-        # bfloat16 (ml_dtypes' ufuncs loop per element): the SIMD casts, the float32 op, one
-        # rounding back - the same bits (ml_dtypes and torch compute in float32, round once)
+        # bfloat16 (ml_dtypes' ufuncs loop per element): one threaded SIMD pass computing each
+        # element in float32 and rounding once - the same bits as ml_dtypes and torch
+        if (a.flags.c_contiguous and b.flags.c_contiguous and a.flags.aligned
+                and b.flags.aligned):
+            return _C.ewise_bf16(op, a, b)
         r = arith(op, ufunc, _dt.astype(a, np.float32), _dt.astype(b, np.float32))
         return _dt.astype(r, _dt.BF16_NP)
     if op == "div":   # like torch (and the kernel), no warning for x/0 at any size

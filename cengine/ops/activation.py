@@ -64,6 +64,28 @@ class Activation(Function):
         return dx, None, None, None
 
 
+class ActivationBF16(Function):
+    """f(x) for a bfloat16 x in one pass (src_c/act_half.c): each element through the float32
+    kernel from its exact value, rounded once - the bits of casting to float32, the float32
+    activation and casting back, without the float32 copies or the cast nodes. Backward
+    likewise, from the bfloat16 x (or y for sigmoid/tanh, as torch's bfloat16 kernels)."""
+
+    @staticmethod
+    def forward(ctx, x, kind, alpha, beta):
+        x = _c(x)
+        y = _C.act_forward_bf16(kind, x, None, alpha, beta)
+        ctx.uses_y = _USES_Y[kind]
+        ctx.save_for_backward(y if ctx.uses_y else x)
+        ctx.kind, ctx.alpha, ctx.beta = kind, alpha, beta
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        g = _c(g if g.dtype == s.dtype else _dt.astype(g, s.dtype))
+        return _C.act_backward_bf16(ctx.kind, g, s, None, ctx.alpha, ctx.beta), None, None, None
+
+
 def _from_y(kind, alpha):
     """Whether the derivative can be read off the output (so in-place keeps no copy of x):
     sigmoid/tanh by construction, relu and leaky_relu with a slope >= 0 since y > 0 <=> x > 0."""
@@ -119,6 +141,8 @@ def _act(input, kind, alpha=None, beta=None):
     dt = input._data.dtype
     if dt == np.float32 or dt == np.float64:
         return Activation.apply(input, kind, alpha, beta)
+    if dt == _dt.BF16_NP:
+        return ActivationBF16.apply(input, kind, alpha, beta)
     if _dt.is_floating(dt):   # float16: computed in float32, returned in the input's dtype (torch)
         from .elementwise import cast
         return cast(Activation.apply(cast(input, np.float32), kind, alpha, beta), dt)

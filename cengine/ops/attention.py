@@ -7,7 +7,7 @@ cengine.nn.functional (scaled_dot_product_attention, and _attention for Multihea
 import numpy as np
 
 from .. import _device as _dv
-
+from .. import dtypes as _dt
 from ..autograd.function import Function
 from .linalg import _gemm
 from .softmax import _k_softmax_forward, _k_softmax_backward
@@ -89,9 +89,22 @@ def _packed_qkv_grads(ctx, q, k, v):
 _PACKED_QKV = [0]   # attention backward passes that wrote packed q/k/v gradients
 
 
+_BF16 = _dt.BF16_NP
+_F32 = np.dtype(np.float32)
+
+
+def _acc_dtype(dt):
+    """dtype of the scores, weights and their gradients: float32 for bfloat16 q/k/v"""
+    return _F32 if dt == _BF16 else dt
+
+
 class _SDPA(Function):
     """O = dropout(softmax(scale * Q K^T + mask)) V on the batched GEMM and the softmax row
-    kernel; backward with the Jacobian-free softmax backward. Q (*, L, E), K (*, S, E),
+    kernel; backward with the Jacobian-free softmax backward. bfloat16 Q, K, V (autocast) run
+    on the bf16 GEMM with float32 sums: scores, weights, mask and their gradients are float32,
+    the weights are rounded to bfloat16 as the P V product packs them, O and the Q/K/V
+    gradients are bfloat16 written by the GEMM (torch's CPU flash attention computes the same
+    way). Q (*, L, E), K (*, S, E),
     V (*, S, Ev) with the same one or two batch dimensions * (any strides: head views go to the
     GEMM as they are), mask broadcastable to (*, L, S), additive float, or None. Outputs (O, P)
     with P the attention weights. safe: a query row whose scores are all -inf (every key masked
@@ -102,7 +115,7 @@ class _SDPA(Function):
     def forward(ctx, q, k, v, mask, scale, dropout_mask, safe=True):
         bd, L, S = q.shape[:-2], q.shape[-2], k.shape[-2]
         R = int(np.prod(bd + (L,), dtype=np.int64))
-        s = _dv.empty(q, bd + (L, S), q.dtype)
+        s = _dv.empty(q, bd + (L, S), _acc_dtype(q.dtype))
         _gemm(q, np.swapaxes(k, -1, -2), s, scale)
         if mask is not None:
             s += mask
@@ -134,7 +147,7 @@ class _SDPA(Function):
         if need_v:
             gv = sib[2] if sib else _heads_empty(v.shape, v.dtype, v)
             _gemm(np.swapaxes(pd, -1, -2), go, gv)
-        dp = _dv.empty(q, p.shape, q.dtype)
+        dp = _dv.empty(q, p.shape, p.dtype)
         _gemm(go, np.swapaxes(v, -1, -2), dp)
         if gp is not None:  # grad of the returned (dropped-out) weights
             dp += gp

@@ -7,6 +7,7 @@ import numpy as np
 from .. import _device as _dv
 
 from .. import dtypes as _dt
+from .. import _C
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap
@@ -215,7 +216,40 @@ class _RoundedDiv(Function):
 _DivRounded = type("Div", (_RoundedDiv,), {})
 
 
+class _AddF32BF16(Function):
+    """a + b for a float32 a and a bfloat16 b of one shape (bfloat16 autocast's residual adds):
+    one pass reading b as it is (src_c/ewise_half.c), the bits of casting b to float32 first;
+    b's gradient is the float32 gradient cast to bfloat16, as the cast's backward would give"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return _C.ewise_f32_bf16("add", a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        return (g if n[0] else None), (_dt.astype(g, _dt.BF16_NP) if n[1] else None)
+
+
+def _mixed_add(a, b):
+    """the (float32, bfloat16) operands of a + b for _AddF32BF16, else None"""
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        return None
+    x, y = a._data, b._data
+    if x.dtype == _dt.BF16_NP and y.dtype == _F32:
+        a, b, x, y = b, a, y, x
+    if (x.dtype == _F32 and y.dtype == _dt.BF16_NP and x.shape == y.shape
+            and x.size >= (1 << 12) and x.flags.c_contiguous and y.flags.c_contiguous
+            and x.flags.aligned and y.flags.aligned):
+        return a, b
+    return None
+
+
 def add(input, other, *, alpha=1, out=None):
+    if alpha == 1 and out is None:
+        m = _mixed_add(input, other)
+        if m is not None:
+            return _AddF32BF16.apply(*m)
     a, b = _binary(input, other)
     return _out(Add.apply(a, b, alpha), out)
 

@@ -442,7 +442,10 @@ class AddMM(Function):
 
 # F.linear (its torch-named surface and checks are in cengine.nn.functional)
 class _Linear(Function):
-    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile."""
+    """y = x @ W^T + b with the bias added in the GEMM's pass over each output tile. Under
+    bfloat16 autocast x may stay float32 while W and b are bfloat16: the bf16 GEMM rounds x as
+    it packs it (no cast pass, no bfloat16 copy), y is W's dtype, and x's gradient is float32
+    straight from the GEMM's float32 sums."""
 
     @staticmethod
     def forward(ctx, x, W, b):
@@ -453,7 +456,7 @@ class _Linear(Function):
         M = int(np.prod(x.shape[:-1], dtype=np.int64))
         ctx.M = M
         x2 = x.reshape(M, in_f)
-        out = _empty(x, (M, W.shape[0]), x.dtype)
+        out = _empty(x, (M, W.shape[0]), W.dtype)
         if b is not None and b.shape != (W.shape[0],):   # () or (1,): one value for every column
             b = np.broadcast_to(b.reshape(()), (W.shape[0],))
         _gemm(x2, W.T, out, 1.0, 0.0, b)
@@ -470,15 +473,17 @@ class _Linear(Function):
             _gemm(g2, W, gx)
             gx = _reshape(gx, x.shape)
         if ctx.needs_input_grad[1]:
-            gW = _empty(W, W.shape, W.dtype)
-            if _half.is_half(g2.dtype) and in_f < out_f:
-                # the bf16 GEMM wants a row-major A: transpose the narrower of g and x
-                # (gW^T = x^T @ g) rather than always g
-                _gemm(x.reshape(M, in_f).T, g2, gW.T)
-            else:
-                _gemm(g2.T, x.reshape(M, in_f), gW)
+            # a half W cast from a float32 parameter: its gradient in float32 from the GEMM's
+            # sums (the cast's backward passes it on), not rounded to W's dtype and cast back
+            wd = _F32 if (_half.is_half(W.dtype) and
+                          _am.takes_f32_grad(ctx.next_functions[1])) else W.dtype
+            gW = _empty(W, W.shape, wd)
+            # (the bf16 GEMM packs the column-major g^T as fast as a row-major operand, and
+            # writes a row-major gW faster than the transposed one of x^T @ g)
+            _gemm(g2.T, x.reshape(M, in_f), gW)
         if ctx.has_b and ctx.needs_input_grad[2]:
-            gb = unbroadcast(_half.colsum(g2), ctx.bshape)
+            gb = unbroadcast(_half.colsum(g2, _am.takes_f32_grad(ctx.next_functions[2])),
+                             ctx.bshape)
         return gx, gW, gb
 
 

@@ -1,0 +1,186 @@
+"""bfloat16 autocast's fused paths against torch.autocast: a float32 activation goes into the
+bf16 GEMM as it is (rounded while packed, no Cast node, its gradient float32 from the GEMM),
+bfloat16 GEMM results are written by the kernel (no float32 copy), the bias gradient is a
+float32-accumulated column sum."""
+import numpy as np
+import pytest
+
+import cengine as ce
+from cengine.ops import _half
+from cengine import _C
+
+
+def _to_np(t):
+    return t.detach().float().numpy()
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "3d"])
+def test_linear_on_float32_activation_matches_torch(layout, nthreads):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((6, 37, 48) if layout == "3d" else (37, 48)).astype(np.float32)
+    w = (rng.standard_normal((29, 48)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(29).astype(np.float32)
+    res = {}
+    for m in (ce, torch):
+        xl = m.tensor(x0.T.copy() if layout == "transposed" else x0, requires_grad=True)
+        W, B = m.tensor(w, requires_grad=True), m.tensor(b, requires_grad=True)
+        with m.autocast("cpu", dtype=m.bfloat16):
+            h = xl.t() * 1.5 if layout == "transposed" else xl * 1.5     # a float32 activation
+            y = m.nn.functional.linear(h, W, B)
+            assert y.dtype == m.bfloat16
+            if m is ce:
+                # no Cast node between the activation and the product
+                assert type(y.grad_fn.next_functions[0][0]).__name__ == "MulBackward0"
+            loss = (y.float() ** 2).sum()
+        loss.backward()
+        assert xl.grad.dtype == m.float32 and W.grad.dtype == m.float32
+        if m is ce:
+            # the weight and bias gradients are the GEMM's / column sums' float32 values, not
+            # rounded to bfloat16 on the way back to the float32 parameters
+            for gr in (W.grad.numpy(), B.grad.numpy()):
+                assert np.any(gr.view(np.uint32) & 0xFFFF)
+        res[m.__name__] = [_to_np(y), xl.grad.numpy(), W.grad.numpy(), B.grad.numpy()]
+    for a, t in zip(res["cengine"], res["torch"]):
+        np.testing.assert_allclose(a, t, rtol=3e-2, atol=3e-2 * (np.abs(t).max() + 1))
+
+
+def test_linear_mixed_forward_equals_cast_then_product():
+    """rounding while packing is the same rounding as the Cast: bitwise the same output"""
+    rng = np.random.default_rng(1)
+    x = ce.tensor(rng.standard_normal((50, 70)).astype(np.float32))
+    w = ce.tensor(rng.standard_normal((30, 70)).astype(np.float32), requires_grad=True)
+    with ce.autocast("cpu"):
+        y = ce.nn.functional.linear(x, w)
+    y2 = ce.nn.functional.linear(x.bfloat16(), w.detach().bfloat16())
+    np.testing.assert_array_equal(y.detach().numpy().view(np.uint16),
+                                  y2.numpy().view(np.uint16))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (2048, 77), (4099, 3)])
+def test_bf16_colsum_is_float32_sum_rounded_once(shape, nthreads):
+    rng = np.random.default_rng(2)
+    g = rng.standard_normal(shape).astype(np.float32)
+    gb = _C.cast_f32_to_bf16(g).view(_half._BF16)
+    got = _half.colsum(gb)
+    assert got.dtype == _half._BF16 and got.shape == (shape[1],)
+    s32 = _half.colsum(gb, f32=True)
+    assert s32.dtype == np.float32
+    np.testing.assert_array_equal(_C.cast_f32_to_bf16(s32), got.view(np.uint16))
+    exact = gb.astype(np.float64).sum(axis=0)
+    # float32 sums of M terms then one bfloat16 rounding
+    tol = np.abs(exact) * 2.0 ** -8 + shape[0] * 2e-7 * np.abs(gb.astype(np.float64)).sum(axis=0)
+    assert np.all(np.abs(got.astype(np.float64) - exact) <= tol + 1e-30)
+
+
+@pytest.mark.parametrize("od", ["bf16", "f32"])
+def test_half_gemm_writes_bf16_and_mixed_operands(od, nthreads):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 3, 40, 24)).astype(np.float32)
+    bm = rng.standard_normal((2, 3, 24, 18)).astype(np.float32)
+    ab = _C.cast_f32_to_bf16(a).view(_half._BF16)
+    bb = _C.cast_f32_to_bf16(bm).view(_half._BF16)
+    want = ab.astype(np.float32) @ bb.astype(np.float32)
+    for x, y in [(ab, bb), (a, bb), (ab, bm), (np.swapaxes(np.swapaxes(ab, -1, -2).copy(), -1, -2), bb)]:
+        out = np.empty((2, 3, 40, 18), _half._BF16 if od == "bf16" else np.float32)
+        _half.gemm(x, y, out)
+        np.testing.assert_allclose(out.astype(np.float32), want, rtol=1e-2, atol=1e-2)
+    # a head-view output whose batch dims do not merge
+    big = np.zeros((2, 40, 3, 18), _half._BF16 if od == "bf16" else np.float32)
+    out = big.transpose(0, 2, 1, 3)
+    _half.gemm(ab, bb, out)
+    np.testing.assert_allclose(out.astype(np.float32), want, rtol=1e-2, atol=1e-2)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        _half.gemm(a.astype(np.float16), bb, np.empty((2, 3, 40, 18), np.float32))
+
+
+def _block_attention(m, x, wqkv, heads, mask_kind):
+    """the usual block: fused qkv projection, chunk, head views, sdpa, heads merged back"""
+    b, t, d = x.shape
+    F = m.nn.functional
+    q, k, v = F.linear(x, wqkv).chunk(3, dim=-1)
+    q, k, v = (z.view(b, t, heads, d // heads).transpose(1, 2) for z in (q, k, v))
+    kw = {}
+    if mask_kind == "causal":
+        kw["is_causal"] = True
+    elif mask_kind == "bool":
+        kw["attn_mask"] = m.tensor(np.tril(np.ones((t, t), bool)) | np.eye(t, k=3, dtype=bool))
+    elif mask_kind == "float":
+        kw["attn_mask"] = m.tensor(np.random.default_rng(9).standard_normal((t, t))
+                                   .astype(np.float32))
+    a = F.scaled_dot_product_attention(q, k, v, **kw)
+    return a.transpose(1, 2).reshape(b, t, d)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "causal", "bool", "float"])
+def test_bf16_attention_matches_torch_autocast(mask_kind, nthreads):
+    torch = pytest.importorskip("torch")
+    from cengine.ops.shape import Split
+    rng = np.random.default_rng(4)
+    b, t, d, heads = 3, 19, 32, 4
+    x0 = rng.standard_normal((b, t, d)).astype(np.float32)
+    w0 = (rng.standard_normal((3 * d, d)) * 0.3).astype(np.float32)
+    go = rng.standard_normal((b, t, d)).astype(np.float32)
+    res = {}
+    for m in (ce, torch):
+        x, w = m.tensor(x0, requires_grad=True), m.tensor(w0, requires_grad=True)
+        with m.autocast("cpu", dtype=m.bfloat16):
+            a = _block_attention(m, x, w, heads, mask_kind)
+            assert a.dtype == m.bfloat16
+            if m is ce:
+                # the attention node takes the bf16 head views directly (no casts around it)
+                assert type(a.grad_fn).__name__ == "ReshapeBackward0"
+            loss = (a.float() * m.tensor(go)).sum()
+        taken = Split.PACKED_TAKEN[0]
+        loss.backward()
+        if m is ce:     # q/k/v gradients written into one packed buffer, no concatenation
+            assert Split.PACKED_TAKEN[0] == taken + 1
+        res[m.__name__] = [_to_np(a), x.grad.numpy(), w.grad.numpy()]
+    for got, want in zip(res["cengine"], res["torch"]):
+        np.testing.assert_allclose(got, want, rtol=5e-2, atol=3e-2 * (np.abs(want).max() + 1))
+
+
+def test_bf16_attention_close_to_float32_attention():
+    """the bf16 path is the float32 computation on bfloat16-rounded q/k/v with P rounded for
+    the P V product: within bf16 rounding of the float32 attention of the same inputs"""
+    rng = np.random.default_rng(5)
+    q, k, v = (ce.tensor(rng.standard_normal((2, 3, 23, 16)).astype(np.float32)).bfloat16()
+               for _ in range(3))
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    o = ce.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert o.dtype is ce.bfloat16
+    g = rng.standard_normal(o.shape).astype(np.float32)
+    (o.float() * ce.tensor(g)).sum().backward()
+    q32, k32, v32 = (ce.tensor(t.detach().float().numpy(), requires_grad=True) for t in (q, k, v))
+    o32 = ce.nn.functional.scaled_dot_product_attention(q32, k32, v32, is_causal=True)
+    (o32 * ce.tensor(g)).sum().backward()
+    np.testing.assert_allclose(_to_np(o), o32.detach().numpy(), rtol=2e-2, atol=2e-2)
+    for a, b in ((q, q32), (k, k32), (v, v32)):
+        assert a.grad.dtype is ce.bfloat16
+        np.testing.assert_allclose(a.grad.float().numpy(), b.grad.numpy(), rtol=3e-2,
+                                   atol=3e-2 * (np.abs(b.grad.numpy()).max() + 1))
+
+
+def test_mixed_float32_bf16_add_one_pass_and_grads():
+    """x (float32) + y (bfloat16): one node, the bits of casting y first, float32 result;
+    y's gradient bfloat16 (the cast's backward), x's float32; either operand order"""
+    rng = np.random.default_rng(6)
+    x0 = rng.standard_normal((64, 130)).astype(np.float32)
+    y0 = rng.standard_normal((64, 130)).astype(np.float32)
+    g = rng.standard_normal((64, 130)).astype(np.float32)
+    for order in (0, 1):
+        x = ce.tensor(x0, requires_grad=True)
+        y = ce.tensor(y0).bfloat16().requires_grad_(True)
+        z = x + y if order == 0 else y + x
+        assert z.dtype is ce.float32
+        assert type(z.grad_fn).__name__ == "_AddF32BF16Backward0"
+        want = x0 + y.detach().float().numpy()
+        np.testing.assert_array_equal(z.detach().numpy(), want)
+        z.backward(ce.tensor(g))
+        np.testing.assert_array_equal(x.grad.numpy(), g)
+        assert y.grad.dtype is ce.bfloat16
+        np.testing.assert_array_equal(y.grad.numpy().view(np.uint16), _C.cast_f32_to_bf16(g))
+    # small, broadcast or strided operands keep the general path (a cast node), same values
+    z = ce.tensor(x0[:, :1]) + ce.tensor(y0).bfloat16()
+    np.testing.assert_array_equal(z.numpy(), x0[:, :1] + ce.tensor(y0).bfloat16().float().numpy())
