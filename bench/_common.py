@@ -7,7 +7,6 @@ import os
 
 import _env  # noqa: F401,E402
 import _quality  # noqa: E402
-import platform
 import socket
 import statistics
 import sys
@@ -88,19 +87,16 @@ def median_times_interleaved(fns, repeat=9, warmup=2, min_time=0.05):
     return [statistics.median(s) for s in samples]
 
 
+def cpu_model():
+    """The CPU's model name (what the tune file keys on too)."""
+    from cengine._tunefile import _model_name
+    return _model_name()
+
+
 def machine_line():
     """One line with the facts a reader needs to compare runs."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     return ("%s | %d CPUs | cengine %s ISA=%s | numpy %s | torch %s | %s" % (
-        cpu, os.cpu_count(), ce.__version__, ce.get_isa(), __import__("numpy").__version__,
+        cpu_model(), os.cpu_count(), ce.__version__, ce.get_isa(), __import__("numpy").__version__,
         torch.__version__ if torch is not None else "not installed",
         datetime.datetime.now().strftime("%Y-%m-%d %H:%M")))
 
@@ -170,3 +166,51 @@ def bar_plot(path, title, labels, series, ylabel):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# ------------------------------------------------------------------ whole-step benchmarks
+# (bench_train, bench_amp, bench_conv: the same model built with either library, cengine's
+# initial weights copied into torch, steps timed in turn)
+def copy_weights(src, dst):
+    """cengine module's state_dict -> torch module (same parameter names by construction)."""
+    import numpy as np
+    sd = {k: torch.tensor(np.array(v.detach().numpy())) for k, v in src.state_dict().items()}
+    dst.load_state_dict(sd)
+
+
+def time_steps(cstep, tstep, repeat, warmup):
+    """(cengine s, torch s) per step, medians; the samples taken in turn. tstep None (no
+    torch): (cengine s, None)."""
+    if tstep is None:
+        return median_time(cstep, repeat=repeat, warmup=warmup), None
+    tc, tt = median_times_interleaved([cstep, tstep], repeat=repeat, warmup=warmup)
+    return tc, tt
+
+
+def step_row(rows, name, nt, tc, tt, width=12):
+    """Append [name, threads, cengine ms, torch ms, cengine / torch] to rows and print it."""
+    ratio = tc / tt if tt else None
+    rows.append([name, nt, tc * 1e3, tt * 1e3 if tt else None, ratio])
+    print("%-*s threads=%d  cengine %.2f ms  torch %s  ratio %s" % (
+        width, name, nt, tc * 1e3, "%.2f ms" % (tt * 1e3) if tt else "-",
+        "%.2f" % ratio if ratio else "-"), flush=True)
+    return ratio
+
+
+def step_report(title, rows, png, what):
+    """Markdown of step_row rows under '## title', and a bar plot results_dir()/png: the
+    cengine / torch ratios (they keep sub-millisecond cases visible next to large ones), or
+    cengine's ms without torch. what: the plot title's subject ('training step time')."""
+    md = ("## %s (median ms per step, cengine and torch samples taken in turn; ratio = cengine /"
+          " torch, lower is better)\n\n" % title)
+    md += machine_line() + "\n\n"
+    md += md_table(["workload", "threads", "cengine ms", "torch ms", "ratio"], rows)
+    labels = ["%s/%dt" % (r[0], r[1]) for r in rows]
+    path = os.path.join(results_dir(), png)
+    if torch is not None:
+        bar_plot(path, "%s, cengine / torch (same run; below 1: cengine faster)" % what,
+                 labels, {"cengine / torch": [r[4] for r in rows]}, "step time ratio")
+    else:
+        bar_plot(path, "%s (ms, lower is better)" % what, labels,
+                 {"cengine": [r[2] for r in rows]}, "ms per step")
+    return md

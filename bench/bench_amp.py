@@ -17,63 +17,30 @@ import numpy as np
 
 from _common import ce, torch, threads, median_times_interleaved, machine_line, md_table, \
     write_result, bar_plot, results_dir
-from bench_train import WORKLOADS, make_data, copy_weights
+from bench_train import WORKLOADS, each_workload, make_data, stepper, torch_twin
 from cengine import _C
-
-
-def stepper(lib, model, spec, x, y, amp):
-    opt_name, kw = spec["opt"]
-    opt = getattr(lib.optim, opt_name)(model.parameters(), **kw)
-    loss_fn = lib.nn.CrossEntropyLoss()
-    xt, yt = lib.tensor(x), lib.tensor(y)
-
-    def step():
-        if amp:
-            with lib.autocast("cpu", dtype=lib.bfloat16):
-                out = model(xt)
-                loss = loss_fn(out.reshape(-1, out.shape[-1]), yt.reshape(-1))
-        else:
-            out = model(xt)
-            loss = loss_fn(out.reshape(-1, out.shape[-1]), yt.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return step
 
 
 def run(names, thread_counts, quick):
     rows = []
-    rng = np.random.default_rng(0)
-    for name in names:
-        spec = WORKLOADS[name]
-        x, y = make_data(spec, rng)
-        for nt in thread_counts:
-            with threads(nt):
-                ce.manual_seed(0)
-                cm = spec["build"](ce)
-                ce.manual_seed(0)
-                cm32 = spec["build"](ce)
-                cm32.load_state_dict(cm.state_dict())
-                fns = [stepper(ce, cm, spec, x, y, True), stepper(ce, cm32, spec, x, y, False)]
-                if torch is not None:
-                    tm = spec["build"](torch)
-                    copy_weights(cm, tm)
-                    fns.append(stepper(torch, tm, spec, x, y, True))
-                    lc, lt = fns[0]().item(), fns[2]().item()
-                    if not np.isclose(lc, lt, rtol=3e-2, atol=3e-2):
-                        raise SystemExit("%s: first autocast losses differ: cengine %.5f torch "
-                                         "%.5f" % (name, lc, lt))
-                    fns[1]()
-                rep, warm = (3, 1) if quick else (11, 2)
-                ts = median_times_interleaved(fns, repeat=rep, warmup=warm)
-            tc, t32 = ts[0], ts[1]
-            tt = ts[2] if torch is not None else None
-            rows.append([name, nt, tc * 1e3, t32 * 1e3, tt * 1e3 if tt else None,
-                         tc / tt if tt else None, tc / t32])
-            print("%-12s threads=%d  cengine amp %.2f ms  cengine fp32 %.2f ms  torch amp %s"
-                  % (name, nt, tc * 1e3, t32 * 1e3, "%.2f ms" % (tt * 1e3) if tt else "-"),
-                  flush=True)
+    for name, nt, spec, x, y in each_workload(names, thread_counts):
+        cm = spec["build"](ce)
+        ce.manual_seed(0)
+        cm32 = spec["build"](ce)
+        cm32.load_state_dict(cm.state_dict())
+        fns = [stepper(ce, cm, spec, x, y, True), stepper(ce, cm32, spec, x, y, False)]
+        if torch is not None:
+            fns.append(torch_twin(name, cm, fns[0], spec, x, y, amp=True, tol=3e-2))
+            fns[1]()
+        rep, warm = (3, 1) if quick else (11, 2)
+        ts = median_times_interleaved(fns, repeat=rep, warmup=warm)
+        tc, t32 = ts[0], ts[1]
+        tt = ts[2] if torch is not None else None
+        rows.append([name, nt, tc * 1e3, t32 * 1e3, tt * 1e3 if tt else None,
+                     tc / tt if tt else None, tc / t32])
+        print("%-12s threads=%d  cengine amp %.2f ms  cengine fp32 %.2f ms  torch amp %s"
+              % (name, nt, tc * 1e3, t32 * 1e3, "%.2f ms" % (tt * 1e3) if tt else "-"),
+              flush=True)
     md = ("## Training steps under bfloat16 autocast (median ms per step, samples taken in turn; "
           "ratios: lower is better for cengine)\n\n")
     md += machine_line() + ", bf16 GEMM path %d\n\n" % _C.gemm_bf16_path()

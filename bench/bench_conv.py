@@ -22,8 +22,8 @@ import argparse
 
 import numpy as np
 
-from _common import ce, torch, threads, median_time, median_times_interleaved, machine_line, \
-    md_table, write_result, bar_plot, results_dir
+from _common import ce, torch, threads, machine_line, md_table, \
+    write_result, copy_weights, time_steps, step_row, step_report
 
 
 def mnist_cnn(lib):
@@ -50,11 +50,6 @@ def mnist_cnn(lib):
             return F.log_softmax(self.fc2(x), dim=1)
 
     return Net()
-
-
-def copy_weights(src, dst):
-    sd = {k: torch.tensor(np.array(v.detach().numpy())) for k, v in src.state_dict().items()}
-    dst.load_state_dict(sd)
 
 
 def cnn_workload(rng):
@@ -203,25 +198,9 @@ def run(names, thread_counts, quick):
             with threads(nt):
                 cstep, tstep = workloads[name](torch is not None)
                 rep, warm = (3, 1) if quick else (11, 2)
-                if tstep is not None:
-                    tc, tt = median_times_interleaved([cstep, tstep], repeat=rep, warmup=warm)
-                else:
-                    tc, tt = median_time(cstep, repeat=rep, warmup=warm), None
-            ratio = tc / tt if tt else None
-            rows.append([name, nt, tc * 1e3, tt * 1e3 if tt else None, ratio])
-            print("%-15s threads=%d  cengine %.2f ms  torch %s  ratio %s" % (
-                name, nt, tc * 1e3, "%.2f ms" % (tt * 1e3) if tt else "-",
-                "%.2f" % ratio if ratio else "-"), flush=True)
-    md = ("## Convolution (median ms per step, cengine and torch samples taken in turn; "
-          "ratio = cengine / torch, lower is better)\n\n")
-    md += machine_line() + "\n\n"
-    md += md_table(["workload", "threads", "cengine ms", "torch ms", "ratio"], rows)
-    labels = ["%s/%dt" % (r[0], r[1]) for r in rows]
-    if torch is not None:
-        bar_plot(results_dir() + "/conv.png",
-                 "convolution step time, cengine / torch (same run; below 1: cengine faster)",
-                 labels, {"cengine / torch": [r[4] for r in rows]}, "step time ratio")
-    return md
+                tc, tt = time_steps(cstep, tstep, rep, warm)
+            step_row(rows, name, nt, tc, tt, width=15)
+    return step_report("Convolution", rows, "conv.png", "convolution step time")
 
 
 def profile_pieces(thread_counts, quick):
@@ -266,10 +245,7 @@ def profile_pieces(thread_counts, quick):
         with threads(nt):
             for name, fc, ft in pieces:
                 rep, warm = (3, 1) if quick else (9, 2)
-                tc, tt = median_times_interleaved([fc, ft], repeat=rep, warmup=warm)
-                rows.append([name, nt, tc * 1e3, tt * 1e3, tc / tt])
-                print("%-20s threads=%d  cengine %.2f ms  torch %.2f ms  ratio %.2f"
-                      % (name, nt, tc * 1e3, tt * 1e3, tc / tt), flush=True)
+                step_row(rows, name, nt, *time_steps(fc, ft, rep, warm), width=20)
     md = ("## ResNet basic block, piece by piece (16x64x56x56, median ms; ratio = cengine / "
           "torch)\n\n" + machine_line() + "\n\n")
     return md + md_table(["piece", "threads", "cengine ms", "torch ms", "ratio"], rows)

@@ -33,27 +33,12 @@ import time
 import numpy as np
 
 from cengine import _C  # noqa: E402
+from _common import cpu_model, pyplot, torch, write_lines  # noqa: E402  (torch: None when not installed)
 
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
 except ImportError:  # pragma: no cover
     threadpool_limits = threadpool_info = None
-
-try:
-    import torch
-except ImportError:
-    torch = None
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _proc_cpuinfo(field):
@@ -212,7 +197,7 @@ def run(args):
     budget = 0.3 if args.quick else 1.0
     rows = []
     info = "cengine ISA %s, OpenMP %s, CPU %s (%d logical CPUs), numpy %s, torch %s" % (
-        _C.get_isa(), _C.openmp_enabled(), cpu_name(), os.cpu_count(), np.__version__,
+        _C.get_isa(), _C.openmp_enabled(), cpu_model(), os.cpu_count(), np.__version__,
         torch.__version__ if torch else "not installed")
     info += ("\n\n- caches: %s\n- cengine GEMM blocking: %s\n- numpy BLAS: %s\n- CPU family "
              "file: by-cpu/gemm-%s.md" % (cache_line(), blocking_line(), openblas_line(), family_slug()))
@@ -261,18 +246,12 @@ def write_markdown(info, rows, path):
         lines.append("| %s | %d | %s | %.1f | %.1f | %.2f |%s" % (
             r["dtype"], r["threads"], r["case"], r["ce"], r["np"], r["ce"] / r["np"],
             " %.1f |" % r["torch"] if has_torch else ""))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("wrote", path)
+    write_lines(path, lines)
 
 
 def write_plot(rows, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         print("matplotlib not installed: no plot")
         return
     groups = sorted({(r["dtype"], r["threads"]) for r in rows})

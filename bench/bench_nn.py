@@ -25,6 +25,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from cengine import _C  # noqa: E402
+from _common import cpu_model, pyplot, write_lines  # noqa: E402
 
 try:
     import torch
@@ -230,17 +231,6 @@ def case_embedding(V, D, n):
 
 
 # ------------------------------------------------------------------------------ machine facts
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cache_sizes():
     """'L1d 48K, L2 2048K, L3 ...' from sysfs (cpu0), or '' where it is not readable."""
     base = "/sys/devices/system/cpu/cpu0/cache"
@@ -388,15 +378,9 @@ def main():
                         tcp * 1e3, "%.3f" % (ttp * 1e3) if ttp else "-",
                         "%.2f" % (ttp / tcp) if ttp else "-",
                         "%.1f" % gbs if gbs else "-", "%.0f%%" % (100 * frac) if frac else "-"))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("wrote", args.out)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    write_lines(args.out, lines)
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(10, 5))
     labels = ["%s\n(%dt)" % (r[1].split(" [")[0].split(" V=")[0], r[0]) for r in rows]

@@ -27,11 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 import cengine as ce  # noqa: E402
 from cengine import _C, optim  # noqa: E402
 from cengine.tensor import _wrap  # noqa: E402
-
-try:
-    import torch
-except ImportError:  # torch is optional
-    torch = None
+from _common import pyplot, torch, write_lines  # noqa: E402  (torch: None when not installed)
 
 BYTES_PER_PARAM = {"SGD-momentum": 20, "Adam": 28, "AdamW": 28, "Adadelta": 28, "Adamax": 28,
                    "NAdam": 28, "RAdam": 28}
@@ -343,17 +339,10 @@ def main():
                 s += ", %.2fx torch foreach (2 thr)" % (d[("torch foreach", 2)] / c2)
             summary.append(s)
     lines += ["Summary (ratios > 1: cengine faster):", ""] + summary + [""]
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
     print("\n".join(summary))
-    print("wrote", args.out)
-
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    write_lines(args.out, lines)
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     for ax, ntensors in zip(axes, (1, 100)):

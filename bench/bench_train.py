@@ -13,11 +13,12 @@ Workloads (issue 7):
 """
 import _env  # noqa: F401  (before numpy: OpenBLAS thread spin, see _env.py)
 import argparse
+import contextlib
 
 import numpy as np
 
-from _common import ce, torch, threads, median_time, median_times_interleaved, machine_line, \
-    md_table, write_result, bar_plot, results_dir
+from _common import ce, torch, threads, write_result, copy_weights, time_steps, step_row, \
+    step_report
 
 
 def mlp(lib, sizes):
@@ -92,16 +93,20 @@ def make_data(spec, rng):
     return x, y.astype(np.int64)
 
 
-def stepper(lib, model, spec, x, y):
+def stepper(lib, model, spec, x, y, amp=False):
+    """One training step of model on (x, y) with lib (cengine or torch) as a function returning
+    the loss; amp=True: forward and loss under bfloat16 autocast (bench_amp.py)."""
     opt_name, kw = spec["opt"]
     opt = getattr(lib.optim, opt_name)(model.parameters(), **kw)
     loss_fn = lib.nn.CrossEntropyLoss()
     xt = lib.tensor(x)
     yt = lib.tensor(y)
+    ctx = (lambda: lib.autocast("cpu", dtype=lib.bfloat16)) if amp else contextlib.nullcontext
 
     def step():
-        out = model(xt)
-        loss = loss_fn(out.reshape(-1, out.shape[-1]), yt.reshape(-1))
+        with ctx():
+            out = model(xt)
+            loss = loss_fn(out.reshape(-1, out.shape[-1]), yt.reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -109,14 +114,9 @@ def stepper(lib, model, spec, x, y):
     return step
 
 
-def copy_weights(src, dst):
-    """cengine state_dict -> torch model (same parameter names by construction)."""
-    sd = {k: torch.tensor(np.array(v.detach().numpy())) for k, v in src.state_dict().items()}
-    dst.load_state_dict(sd)
-
-
-def run(names, thread_counts, quick):
-    rows, plot = [], {}
+def each_workload(names, thread_counts):
+    """(name, threads, spec, x, y) for each workload and thread count, yielded inside
+    threads(n) with cengine's generator seeded (bench_amp.py uses it too)."""
     rng = np.random.default_rng(0)
     for name in names:
         spec = WORKLOADS[name]
@@ -124,42 +124,31 @@ def run(names, thread_counts, quick):
         for nt in thread_counts:
             with threads(nt):
                 ce.manual_seed(0)
-                cm = spec["build"](ce)
-                cstep = stepper(ce, cm, spec, x, y)
-                tstep = None
-                if torch is not None:
-                    tm = spec["build"](torch)
-                    copy_weights(cm, tm)
-                    tstep = stepper(torch, tm, spec, x, y)
-                    lc, lt = cstep().item(), tstep().item()
-                    if not np.isclose(lc, lt, rtol=2e-3, atol=2e-3):
-                        raise SystemExit("%s: first losses differ: cengine %.6f torch %.6f"
-                                         % (name, lc, lt))
-                rep, warm = (3, 1) if quick else (15, 3)
-                if tstep is not None:
-                    tc, tt = median_times_interleaved([cstep, tstep], repeat=rep, warmup=warm)
-                else:
-                    tc, tt = median_time(cstep, repeat=rep, warmup=warm), None
-            ratio = tc / tt if tt else None
-            rows.append([name, nt, tc * 1e3, tt * 1e3 if tt else None, ratio])
-            plot.setdefault("cengine", []).append(tc * 1e3)
-            plot.setdefault("torch", []).append(tt * 1e3 if tt else None)
-            print("%-12s threads=%d  cengine %.2f ms  torch %s  ratio %s" % (
-                name, nt, tc * 1e3, "%.2f ms" % (tt * 1e3) if tt else "-",
-                "%.2f" % ratio if ratio else "-"), flush=True)
-    md = "## Training steps (median ms per step, cengine and torch samples taken in turn; ratio = cengine / torch, lower is better)\n\n"
-    md += machine_line() + "\n\n"
-    md += md_table(["workload", "threads", "cengine ms", "torch ms", "ratio"], rows)
-    labels = ["%s/%dt" % (r[0], r[1]) for r in rows]
-    if torch is not None:
-        # ratios keep the sub-millisecond tiny MLP visible next to the transformer
-        bar_plot(results_dir() + "/train_steps.png",
-                 "training step time, cengine / torch (same run; below 1: cengine faster)",
-                 labels, {"cengine / torch": [r[4] for r in rows]}, "step time ratio")
-    else:
-        bar_plot(results_dir() + "/train_steps.png", "training step time (ms, lower is better)",
-                 labels, plot, "ms per step")
-    return md
+                yield name, nt, spec, x, y
+
+
+def torch_twin(name, cm, cstep, spec, x, y, amp=False, tol=2e-3):
+    """torch's step for a copy of cengine model cm, after checking that the first losses of
+    cstep and it agree within tol (SystemExit when not)."""
+    tm = spec["build"](torch)
+    copy_weights(cm, tm)
+    tstep = stepper(torch, tm, spec, x, y, amp)
+    lc, lt = cstep().item(), tstep().item()
+    if not np.isclose(lc, lt, rtol=tol, atol=tol):
+        raise SystemExit("%s: first %slosses differ: cengine %.6f torch %.6f"
+                         % (name, "autocast " if amp else "", lc, lt))
+    return tstep
+
+
+def run(names, thread_counts, quick):
+    rows = []
+    for name, nt, spec, x, y in each_workload(names, thread_counts):
+        cm = spec["build"](ce)
+        cstep = stepper(ce, cm, spec, x, y)
+        tstep = torch_twin(name, cm, cstep, spec, x, y) if torch is not None else None
+        rep, warm = (3, 1) if quick else (15, 3)
+        step_row(rows, name, nt, *time_steps(cstep, tstep, rep, warm))
+    return step_report("Training steps", rows, "train_steps.png", "training step time")
 
 
 def main(argv=None):

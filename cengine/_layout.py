@@ -4,11 +4,15 @@ physical order of the same logical (N, C, H, W) array: channels_last keeps the s
 the elements in N, H, W, C order (the tensor is then a non-C-contiguous view, as in torch)."""
 import numpy as np
 
+from . import _device as _dv
+
 __all__ = ["memory_format", "layout", "contiguous_format", "channels_last", "channels_last_3d",
            "preserve_format", "strided"]
 
 
-class memory_format:
+class _Named:
+    """A named singleton of this module: printed as cengine.<name>, pickled by name (so it
+    unpickles as the same object)."""
     __slots__ = ("_name",)
 
     def __init__(self, name):
@@ -21,17 +25,12 @@ class memory_format:
         return self._name
 
 
-class layout:
-    __slots__ = ("_name",)
+class memory_format(_Named):
+    __slots__ = ()
 
-    def __init__(self, name):
-        self._name = name
 
-    def __repr__(self):
-        return "cengine." + self._name
-
-    def __reduce__(self):
-        return self._name
+class layout(_Named):
+    __slots__ = ()
 
 
 contiguous_format = memory_format("contiguous_format")
@@ -95,7 +94,7 @@ def arrange(arr, mf, copy):
     if not copy and is_in(arr, mf):
         return arr
     inv = np.argsort(p)
-    return np.ascontiguousarray(arr.transpose(p)).transpose(inv)
+    return _dv.ascontiguousarray(arr.transpose(p)).transpose(inv)
 
 
 def dense_format(arr):

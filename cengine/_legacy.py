@@ -25,8 +25,12 @@ def _is_int(v):
 def legacy_array(name, args, npd, device):
     """ndarray (or ("alias", tensor)) for the legacy constructor `name` with storage dtype npd
     (None: the default dtype, read at call time)."""
-    from .tensor import Tensor, Size, _check_device
-    _check_device(device)
+    from .tensor import Tensor, Size, device as _device
+    if device is not None:
+        d = device if isinstance(device, _device) else _device(device)
+        if d.type != "cpu":    # as torch: the legacy constructors make CPU tensors only
+            raise RuntimeError("legacy constructor expects device type: cpu but device type: "
+                               "%s was passed" % d.type)
     if npd is None:
         npd = _dt.get_default_dtype().np
     if not args:

@@ -5,6 +5,8 @@ import json
 import os
 import warnings
 
+from ._atomicfile import write_atomic
+
 FILE_VERSION = 1
 _applied = {"path": None, "status": "not loaded", "entries": {}}
 
@@ -122,20 +124,8 @@ def status():
 
 
 def _write_atomic(path, data):
-    import tempfile
-    d = os.path.dirname(path)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tune-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
+    def dump(tmp):
+        with open(tmp, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
+    write_atomic(path, dump, makedirs=True)

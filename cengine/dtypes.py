@@ -205,8 +205,8 @@ def astype(a, npd):
     a new array."""
     npd = np.dtype(npd)
     src = a.dtype
-    if npd not in _HALF_NP and src not in _HALF_NP:
-        return a.astype(npd)
+    if npd not in _HALF_NP and src not in _HALF_NP or type(a) is not np.ndarray:
+        return a.astype(npd)       # (a CuPy array: its own cast kernels)
     from . import _C
     if npd in _HALF_NP:
         if src in _HALF_NP:

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .tensor import Tensor, Size, _wrap, _check_device
+from . import _device as _dv
 from .ops._util import size_args, check_nonneg
 from .ops.creation import _dtype_or_default, _finish as _make  # a new tensor from an array
 
@@ -128,16 +129,19 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
     return _make(_rng(generator).permutation(n).astype(npd), requires_grad, device)
 
 
-def rand_like(input, *, dtype=None, generator=None):
-    return rand(*input.shape, dtype=dtype or input.dtype, generator=generator)
+def rand_like(input, *, dtype=None, device=None, generator=None):
+    return rand(*input.shape, dtype=dtype or input.dtype, generator=generator,
+               device=input.device if device is None else device)
 
 
-def randn_like(input, *, dtype=None, generator=None):
-    return randn(*input.shape, dtype=dtype or input.dtype, generator=generator)
+def randn_like(input, *, dtype=None, device=None, generator=None):
+    return randn(*input.shape, dtype=dtype or input.dtype, generator=generator,
+               device=input.device if device is None else device)
 
 
-def randint_like(input, low=0, high=None, *, dtype=None, generator=None):
-    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, generator=generator)
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, generator=None):
+    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, generator=generator,
+                   device=input.device if device is None else device)
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None):
@@ -220,6 +224,15 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
 
 
 # ---- in-place initialisers (no graph: they overwrite the data) ----
+def _fill(t, values):
+    """Write the host array `values` into t's storage (copied to the device of a cuda tensor)."""
+    a = t._data
+    if type(a) is np.ndarray:
+        a[...] = values
+    else:
+        a[...] = _dv.xp(a).asarray(np.asarray(values, a.dtype))
+
+
 def _check_inplace_init(t):
     from .autograd import grad_mode as _gm
     if _gm._state[0] and t.requires_grad and t.is_leaf:
@@ -229,21 +242,21 @@ def _check_inplace_init(t):
 
 def normal_(self, mean=0.0, std=1.0, *, generator=None):
     _check_inplace_init(self)
-    self._data[...] = _rng(generator).standard_normal(self._data.shape) * std + mean
+    _fill(self, _rng(generator).standard_normal(self._data.shape) * std + mean)
     self._version[0] += 1
     return self
 
 
 def uniform_(self, a=0.0, b=1.0, *, generator=None):
     _check_inplace_init(self)
-    self._data[...] = _rng(generator).uniform(a, b, self._data.shape)
+    _fill(self, _rng(generator).uniform(a, b, self._data.shape))
     self._version[0] += 1
     return self
 
 
 def bernoulli_(self, p=0.5, *, generator=None):
     _check_inplace_init(self)
-    self._data[...] = _rng(generator).random(self._data.shape) < p
+    _fill(self, _rng(generator).random(self._data.shape) < p)
     self._version[0] += 1
     return self
 
@@ -252,13 +265,13 @@ def random_(self, low=0, high=None, *, generator=None):
     _check_inplace_init(self)
     if high is None:
         low, high = 0, low
-    self._data[...] = _rng(generator).integers(low, high, self._data.shape)
+    _fill(self, _rng(generator).integers(low, high, self._data.shape))
     self._version[0] += 1
     return self
 
 
 def exponential_(self, lambd=1.0, *, generator=None):
     _check_inplace_init(self)
-    self._data[...] = _rng(generator).exponential(1.0 / lambd, self._data.shape)
+    _fill(self, _rng(generator).exponential(1.0 / lambd, self._data.shape))
     self._version[0] += 1
     return self

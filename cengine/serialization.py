@@ -6,10 +6,10 @@ safetensors file other tools can read). The rest of the structure (dicts, lists,
 strings, numbers, bools, None) is JSON in the header's metadata under "cengine.structure".
 Loading parses JSON and raw tensor bytes only: no pickle, no code from the file is ever run.
 
-Writes to a path are atomic: the data goes to a temporary file in the same directory, is
-flushed to disk, then renamed over the target (os.replace), so a crash leaves either the old
-file or the new one, never half a file. The temporary file of a save that was killed is
-removed by the next save to the same path.
+Writes to a path are atomic (_atomicfile.py): the data goes to a temporary file in the same
+directory, is flushed to disk, then renamed over the target (os.replace), so a crash leaves
+either the old file or the new one, never half a file. The temporary file of a save that was
+killed is removed by the next save to the same path.
 
 load() also reads files written by torch.save (zip and legacy formats) the way
 torch.load(weights_only=True) does, without torch and without running code (_torch_format.py).
@@ -18,11 +18,12 @@ import io
 import json
 import os
 import struct
-import tempfile
 from collections import OrderedDict
 
 import ml_dtypes
 import numpy as np
+
+from ._atomicfile import write_atomic
 
 __all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_globals",
            "safe_globals"]
@@ -78,7 +79,12 @@ class _Encoder:
             from .nn.parameter import Parameter
             if obj._data.dtype.kind not in "biuf" and obj._data.dtype != _BF16:
                 raise TypeError("cengine.save: tensors of dtype %s are not supported" % obj.dtype)
-            node = {"tensor": self._array(obj._data, path)}
+            a = obj._data
+            if type(a) is not np.ndarray:        # a cuda tensor: its values, saved from the host
+                from . import _device as _dv
+                node = {"tensor": self._array(_dv.to_host(a), path), "dev": str(obj.device)}
+            else:
+                node = {"tensor": self._array(a, path)}
             if obj.requires_grad:
                 node["rg"] = True
             if isinstance(obj, Parameter):
@@ -135,7 +141,33 @@ def _join(path, name):
 
 
 # ---------------------------------------------------------------------------- decoding
-def _decode(node, arrays, where):
+def _place(arr, saved, ml):
+    """The array of a tensor saved from device `saved` ('cpu', 'cuda:0', ...), on the device
+    map_location `ml` names: None keeps the saved device, a device or string moves every tensor
+    there, a dict renames locations; a callable(tensor, location) returns the tensor to use
+    (None: the saved placement)."""
+    from .tensor import _check_device, _move, _wrap
+    if callable(ml):
+        r = ml(_wrap(arr), saved)
+        if r is not None:
+            if not hasattr(r, "_data"):
+                raise TypeError("map_location callable must return a Tensor (or None); got %s"
+                                % type(r).__name__)
+            return r._data
+        loc = saved
+    elif isinstance(ml, dict):
+        loc = ml.get(saved, saved)
+    elif ml is not None:
+        loc = ml
+    else:
+        loc = saved
+    d = _check_device(loc)
+    if d.type == "cpu" and type(arr) is np.ndarray:
+        return arr
+    return _move(arr, d)
+
+
+def _decode(node, arrays, where, ml=None):
     from .tensor import _wrap
     if not isinstance(node, dict) or len(node) == 0:
         raise RuntimeError("%s: malformed structure entry %r" % (where, node))
@@ -152,6 +184,11 @@ def _decode(node, arrays, where):
         if "ndarray" in node:
             return arr
         _check_tensor_dtype(arr, key, where)
+        dev = node.get("dev", "cpu")
+        if dev != "cpu" or ml is not None:
+            if not isinstance(dev, str):
+                raise RuntimeError("%s: malformed device entry %r" % (where, dev))
+            arr = _place(arr, dev, ml)
         if node.get("param"):
             from .nn.parameter import Parameter
             return Parameter(_wrap(arr), bool(node.get("rg", False)))
@@ -173,7 +210,7 @@ def _decode(node, arrays, where):
         for kv in items:
             if not isinstance(kv, list) or len(kv) != 2:
                 raise RuntimeError("%s: malformed dict item" % where)
-            k = _decode(kv[0], arrays, where)
+            k = _decode(kv[0], arrays, where, ml)
             if isinstance(k, list):
                 k = tuple(k)
             try:
@@ -181,13 +218,13 @@ def _decode(node, arrays, where):
             except TypeError:
                 raise RuntimeError("%s: malformed dict key of type %s (unhashable)"
                                    % (where, type(k).__name__)) from None
-            out[k] = _decode(kv[1], arrays, where)
+            out[k] = _decode(kv[1], arrays, where, ml)
         return out
     if "list" in node or "tuple" in node:
         seq = node.get("list", node.get("tuple"))
         if not isinstance(seq, list):
             raise RuntimeError("%s: malformed sequence entry" % where)
-        vals = [_decode(v, arrays, where) for v in seq]
+        vals = [_decode(v, arrays, where, ml) for v in seq]
         return vals if "list" in node else tuple(vals)
     raise RuntimeError("%s: unknown structure entry %r" % (where, sorted(node)))
 
@@ -288,48 +325,6 @@ def _read_safetensors(fh, size, where):
     return meta, arrays
 
 
-# ---------------------------------------------------------------------------- temporaries
-# A save writes ".<name>.p<pid>-<random>.tmp" next to <name> and renames it over <name>. A save
-# killed before the rename leaves that file; the next save to <name> removes the ones whose
-# writer (<pid>) is gone. Files of a live writer (another save in progress) are left alone, and
-# <name> itself is never touched before the rename.
-def _tmp_prefix(base):
-    return "." + base + ".p"
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: someone else's live process
-        return True
-    return True
-
-
-def _remove_stale_temporaries(directory, base):
-    if os.name != "posix":  # os.kill(pid, 0) is only a liveness test on POSIX
-        return
-    prefix = _tmp_prefix(base)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        pid, sep, rand = name[len(prefix):-len(".tmp")].partition("-")
-        if not sep or not pid.isdigit() or len(rand) < 6 or "." in rand:
-            continue
-        pid = int(pid)
-        if pid == os.getpid() or _pid_alive(pid):
-            continue
-        try:
-            os.unlink(os.path.join(directory, name))
-        except OSError:
-            pass
-
-
 # ---------------------------------------------------------------------------- API
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True):
     """Save obj (a state_dict or any nesting of dicts/lists/tuples of tensors, numpy arrays,
@@ -341,35 +336,7 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     if hasattr(f, "write"):
         f.write(sn.save(enc.tensors, metadata=meta))
         return
-    path = os.fspath(f)
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    _remove_stale_temporaries(directory, base)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(base) + "%d-" % os.getpid(), suffix=".tmp",
-                               dir=directory)
-    try:
-        os.close(fd)
-        sn.save_file(enc.tensors, tmp, metadata=meta)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort; not every platform allows it)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    write_atomic(f, lambda tmp: sn.save_file(enc.tensors, tmp, metadata=meta))
 
 
 _LOAD_KWARGS = ("encoding", "errors", "fix_imports")
@@ -384,8 +351,11 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     RuntimeError, a disallowed object in a PyTorch file pickle.UnpicklingError.
 
     map_location (None, 'cpu', a device, a dict of location renames or a callable
-    (storage, location)) follows torch; cengine tensors live on the CPU, so a PyTorch file saved
-    from CUDA needs map_location='cpu' as it does in torch on a machine without a GPU.
+    (storage, location)) follows torch. cengine's own files remember the device of each tensor
+    (saved from the host): without map_location a cuda tensor comes back on its cuda device
+    (RuntimeError naming what is missing where there is none), map_location='cpu' / 'cuda' /
+    {'cuda:0': 'cpu'} / a callable(tensor, location) choose another. A PyTorch file saved from
+    CUDA needs map_location='cpu' (its tensors are read onto the CPU).
     mmap=True maps the tensor data of a PyTorch zip file from disk (copy-on-write) instead of
     reading it."""
     for k in kwargs:
@@ -428,7 +398,7 @@ def _load_opened(fh, path, where, map_location, weights_only, mmap, encoding):
     if len(head) >= 262 and head[257:262] == b"ustar":
         raise RuntimeError("%s is a checkpoint in PyTorch's old tar format, which cengine does "
                            "not read: load it with torch and save it again" % where)
-    return _load_safetensors(fh, where)
+    return _load_safetensors(fh, where, map_location)
 
 
 def _looks_like_safetensors(head):
@@ -454,14 +424,16 @@ def _check_tensor_dtype(arr, key, where):
     return arr
 
 
-def _load_safetensors(fh, where):
+def _load_safetensors(fh, where, map_location=None):
     size = fh.seek(0, 2)
     fh.seek(0)
     meta, arrays = _read_safetensors(fh, size, where)
     struct_json = meta.get(_STRUCT)
     if struct_json is None:
         from .tensor import _wrap
-        return OrderedDict((k, _wrap(_check_tensor_dtype(v, k, where)))
+        return OrderedDict((k, _wrap(_check_tensor_dtype(v, k, where) if map_location is None
+                                     else _place(_check_tensor_dtype(v, k, where), "cpu",
+                                                 map_location)))
                            for k, v in arrays.items())
     if meta.get(_FORMAT) != _VERSION:
         raise RuntimeError("%s was written by an unsupported cengine checkpoint format %r"
@@ -472,7 +444,7 @@ def _load_safetensors(fh, where):
         raise RuntimeError("%s is not a valid checkpoint: corrupt structure metadata (%s)"
                            % (where, e)) from None
     try:
-        return _decode(structure, arrays, where + " is not a valid checkpoint")
+        return _decode(structure, arrays, where + " is not a valid checkpoint", map_location)
     except RecursionError:
         raise RuntimeError("%s is not a valid checkpoint: its structure is nested too deeply"
                            % where) from None

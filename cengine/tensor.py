@@ -1,6 +1,7 @@
 """Tensor: a numpy array plus autograd state, with torch's API.
 
-Storage is a numpy ndarray (`_data`). Views (reshape, transpose, basic indexing, ...) share the
+Storage (`_data`) is a numpy ndarray on the CPU, a CuPy ndarray on a cuda device (see
+cengine/_device.py); the device is read from the storage. Views (reshape, transpose, basic indexing, ...) share the
 storage and the version counter `_version` (a one-element list) of their base, so in-place
 changes of a tensor saved for backward are detected.
 """
@@ -12,8 +13,9 @@ import numpy as np
 
 from . import dtypes as _dt
 from .autograd import grad_mode as _gm
-from .autograd.function import AccumulateGrad
+from .autograd.function import AccumulateGrad, Function
 from . import _tensor_methods as _tm
+from . import _device as _dv
 
 __all__ = ["Tensor", "device", "Size"]
 
@@ -32,18 +34,32 @@ class Size(tuple):
 
 
 class device:
-    """A device: 'cpu' (a CUDA path through CuPy comes later)."""
+    """A device, as torch.device: device('cpu'), device('cuda'), device('cuda:1'),
+    device('cuda', 0), device(0) (an index names a cuda device)."""
     __slots__ = ("type", "index")
 
     def __init__(self, type="cpu", index=None):
         if isinstance(type, device):
             type, index = type.type, type.index
+        elif isinstance(type, builtins.int) and not isinstance(type, builtins.bool):
+            type, index = "cuda", type
+        elif not isinstance(type, str):
+            raise TypeError("device() received an invalid combination of arguments - got (%s)"
+                            % builtins.type(type).__name__)
         if ":" in type:
             type, idx = type.split(":", 1)
+            if not idx.isdigit():
+                raise RuntimeError("Invalid device string: '%s:%s'" % (type, idx))
             index = builtins.int(idx)
         if type not in ("cpu", "cuda"):
             raise RuntimeError("Expected one of cpu, cuda device type at start of device string: "
                                + type)
+        if index is not None:
+            if not isinstance(index, builtins.int) or isinstance(index, builtins.bool):
+                raise TypeError("device(): argument 'index' must be int, not %s"
+                                % builtins.type(index).__name__)
+            if index < 0:
+                raise RuntimeError("Device index must not be negative")
         self.type = type
         self.index = index
 
@@ -68,14 +84,38 @@ _CPU = device("cpu")
 
 
 def _check_device(dev):
-    """Accept cpu; refuse cuda clearly until the CuPy path exists."""
+    """None, or the device `dev` names (a device, 'cpu'/'cuda[:i]' or an index) once checked
+    usable: cuda needs CuPy and a GPU it sees (RuntimeError naming which is missing) and an
+    index below the device count."""
     if dev is None:
-        return
-    d = dev if isinstance(dev, device) else device(str(dev))
+        return None
+    d = dev if isinstance(dev, device) else device(dev if isinstance(dev, builtins.int)
+                                                   else str(dev))
     if d.type != "cpu":
-        from ._device import cuda_missing_reason
-        raise RuntimeError("cengine was built without a CUDA backend: only device='cpu' is "
-                           "available (got %r): %s" % (str(d), cuda_missing_reason()))
+        why = _dv.cuda_missing_reason()
+        if why is not None:
+            raise RuntimeError("cengine cannot use a cuda device here (got %r): %s"
+                               % (str(d), why))
+        if d.index is not None and d.index >= _dv.device_count():
+            raise RuntimeError("CUDA error: invalid device ordinal (device %d requested, %d "
+                               "visible)" % (d.index, _dv.device_count()))
+    return d
+
+
+def _device_of(arr):
+    """The device holding storage `arr`."""
+    if type(arr) is np.ndarray:
+        return _CPU
+    if _dv.is_cuda_array(arr):
+        return device("cuda", _dv.device_index(arr))
+    return _CPU
+
+
+def _move(arr, dev):
+    """`arr` on device `dev` (a checked device; no copy when it is already there)."""
+    if dev.type == "cpu":
+        return _dv.to_host(arr)
+    return _dv.to_cuda(arr, dev.index)
 
 
 _TO_FORMS = ("(cengine.device device = None, cengine.dtype dtype = None, bool non_blocking = "
@@ -93,7 +133,7 @@ def _parse_to(args, kwargs):
         to(dtype, non_blocking=False, copy=False, *, memory_format=None)
         to(tensor, non_blocking=False, copy=False, *, memory_format=None)
     -> (device or None, cengine dtype or None, non_blocking, copy or None when not given,
-    memory_format). The device is checked (only the CPU exists); a python type float/int/bool
+    memory_format). The device is checked (cuda needs CuPy and a GPU); a python type float/int/bool
     means float64/int64/bool as in torch."""
     def bad():
         got = ", ".join([_to_arg_type(a) for a in args] + ["%s=%s" % (k, _to_arg_type(v))
@@ -136,7 +176,7 @@ def _parse_to(args, kwargs):
     if not isinstance(non_blocking, builtins.bool) or not isinstance(copy, (builtins.bool,
                                                                              type(None))):
         raise bad()
-    _check_device(dev)
+    dev = _check_device(dev)
     return dev, dt, non_blocking, copy, vals.get("memory_format")
 
 
@@ -166,7 +206,7 @@ def _wrap(arr, requires_grad=False):
     sets the slots of _init_slots itself instead of calling it)."""
     t = Tensor.__new__(Tensor)
     if type(arr) is not np.ndarray:
-        arr = np.asarray(arr)
+        arr = _dv.as_storage(arr)
     t._data = arr
     t.requires_grad = requires_grad
     t._grad = None
@@ -285,11 +325,22 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
 
     @property
     def device(self):
-        return _CPU
+        if type(self._data) is np.ndarray:
+            return _CPU
+        return _device_of(self._data)
+
+    def get_device(self):
+        """The cuda device index, -1 on the CPU (torch)."""
+        d = self.device
+        return -1 if d.type == "cpu" else d.index
 
     @property
     def is_cuda(self):
-        return False
+        return type(self._data) is not np.ndarray and _dv.is_cuda_array(self._data)
+
+    @property
+    def is_cpu(self):
+        return not self.is_cuda
 
     @property
     def is_leaf(self):
@@ -299,6 +350,8 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         return _dt.is_floating(self._data.dtype)
 
     def data_ptr(self):
+        if type(self._data) is not np.ndarray and _dv.is_cuda_array(self._data):
+            return self._data.data.ptr
         return self._data.__array_interface__["data"][0]
 
     @property
@@ -433,13 +486,22 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
                  create_graph=create_graph, inputs=inputs)
 
     # ------------------------------------------------------------------ conversion
+    def _host_check(self, what):
+        if type(self._data) is not np.ndarray and _dv.is_cuda_array(self._data):
+            raise TypeError("can't convert %s device type tensor to %s. Use Tensor.cpu() to copy "
+                            "the tensor to host memory first." % (self.device, what))
+
     def numpy(self, *, force=False):
-        if self.requires_grad and not force:
+        if force:
+            return _dv.to_host(self._data)
+        self._host_check("numpy")
+        if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        self._host_check("numpy")
         if dtype is not None and dtype != self._data.dtype:
             return self._data.astype(dtype)
         if copy:
@@ -487,6 +549,9 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def __repr__(self):
         a = self._data
         extras = []
+        if type(a) is not np.ndarray and _dv.is_cuda_array(a):
+            extras.append("device='%s'" % self.device)
+            a = _dv.to_host(a)
         if a.size == 0 and a.ndim != 1 or a.size == 0:
             body = "[]"
             if a.ndim != 1:
@@ -510,6 +575,9 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         return object.__format__(self, spec)
 
     def __reduce_ex__(self, proto):
+        if type(self._data) is not np.ndarray and _dv.is_cuda_array(self._data):
+            return (_rebuild_device, (_dv.to_host(self._data), self.requires_grad,
+                                      str(self.device)))
         return (_rebuild, (self._data, self.requires_grad))
 
     def __deepcopy__(self, memo):
@@ -526,12 +594,17 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def to(self, *args, **kwargs):
         """to(dtype) / to(device) / to(device, dtype) / to(other), with non_blocking, copy and
         memory_format, like torch: self when nothing changes and copy is not set."""
-        _, dtype, _, copy, mf = _parse_to(args, kwargs)
+        dev, dtype, _, copy, mf = _parse_to(args, kwargs)
         out = self
-        if dtype is not None and dtype.np != self._data.dtype:
+        moved = False
+        if dev is not None and dev != self.device and (dev.index is not None or dev.type !=
+                                                       self.device.type):
+            out = _ToDevice.apply(self, dev)
+            moved = True
+        if dtype is not None and dtype.np != out._data.dtype:
             from .ops.elementwise import cast
-            out = cast(self, dtype.np)
-        elif copy:
+            out = cast(out, dtype.np)
+        elif copy and not moved:
             out = self.clone()
         if mf is not None:
             from . import _layout
@@ -545,8 +618,10 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
             return "cengine.%sTensor" % _dt.torch_type_name(self.dtype)
         return self.to(dtype)
 
-    def cpu(self):
-        return self
+    def cpu(self, memory_format=None):
+        if type(self._data) is np.ndarray:
+            return self
+        return self.to("cpu")
 
     def pin_memory(self, device=None):
         """CPU tensors stay as they are (no page-locked memory without an accelerator)."""
@@ -555,8 +630,17 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def is_pinned(self, device=None):
         return False
 
-    def cuda(self, *a, **k):
-        _check_device("cuda")
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        """A copy on cuda device `device` (None: the current one; an int names an index); self
+        when it is already there."""
+        if device is None:
+            d = _check_device("cuda")
+            d = builtins.type(d)("cuda", _dv.current_device_index())
+        else:
+            d = _check_device(device)
+            if d.type != "cuda":
+                raise RuntimeError("Invalid device, must be cuda device")
+        return self.to(d, non_blocking=non_blocking)
 
     def float(self):
         return self.to(_dt.float32)
@@ -591,29 +675,52 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
     def type_as(self, other):
         return self.to(other.dtype)
 
-    def new_tensor(self, data, dtype=None, requires_grad=False):
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         from .ops.creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+        return tensor(data, dtype=dtype or self.dtype, device=self.device if device is None
+                      else device, requires_grad=requires_grad)
 
-    def new_zeros(self, *size, dtype=None, requires_grad=False):
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         from .ops.creation import zeros
-        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+        return zeros(*size, dtype=dtype or self.dtype, device=self.device if device is None
+                  else device, requires_grad=requires_grad)
 
-    def new_ones(self, *size, dtype=None, requires_grad=False):
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
         from .ops.creation import ones
-        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+        return ones(*size, dtype=dtype or self.dtype, device=self.device if device is None
+                  else device, requires_grad=requires_grad)
 
-    def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         from .ops.creation import full
-        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+        return full(size, fill_value, dtype=dtype or self.dtype, device=self.device if device is
+                    None else device, requires_grad=requires_grad)
 
-    def new_empty(self, *size, dtype=None, requires_grad=False):
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
         from .ops.creation import empty
-        return empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+        return empty(*size, dtype=dtype or self.dtype, device=self.device if device is None
+                  else device, requires_grad=requires_grad)
 
 
 def _rebuild(arr, requires_grad):
     return _wrap(arr, requires_grad)
+
+
+def _rebuild_device(arr, requires_grad, dev):
+    """Unpickle a cuda tensor (pickled with its values on the host): back on its device."""
+    return _wrap(_move(arr, _check_device(dev)), requires_grad)
+
+
+class _ToDevice(Function):
+    """Copy to another device, differentiable: the gradient goes back to the source device."""
+
+    @staticmethod
+    def forward(ctx, x, dev):
+        ctx.src = _device_of(x)
+        return _move(x, dev)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _move(g, ctx.src), None
 
 
 _tm._link()  # the op modules import Tensor, so the methods reach them only now

@@ -12,30 +12,18 @@ static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
     if (e_half) *e_half = (vm_s)exp(-0.5 * xd * xd);
 }
 #else
-/* exp(hi + lo) for hi <= 0 (the exact high part of -z^2) and a small lo (|lo| <~ 2): the
- * Cody-Waite reduction is applied to hi alone (exact), lo joins the reduced argument, so the
- * pair needs one exponential instead of exp(hi) * exp(lo). Results down to the denormals are
- * kept (the ldexp scales exactly), below them 0; NaN stays NaN. f32 SIMD instances only. */
+/* exp(hi + lo) for hi <= 0 (the exact high part of -z^2) and a small lo (|lo| <~ 2): vmath.h's
+ * vexp_poly with lo joining the reduced argument, so the pair needs one exponential instead of
+ * exp(hi) * exp(lo); hi clamped below so that results down to the denormals are kept (the
+ * ldexp scales exactly), below them 0; NaN stays NaN. Used by the f32 SIMD instances. */
 static inline vm_t VM_FN(act_exp2p)(vm_t hi, vm_t lo) {
-    hi = vm_max(vm_set1(-110.0f), hi);      /* (c, hi): a NaN hi is returned */
-    vm_t n = vm_round(vm_mul(vm_add(hi, lo), vm_set1(1.44269504088896341f)));
-    vm_t r = vm_fnmadd(n, vm_set1(0.693359375f), hi);
-    r = vm_add(r, lo);
-    r = vm_fnmadd(n, vm_set1(-2.12194440e-4f), r);
-    vm_t p = vm_set1(1.9875691500E-4f);     /* Cephes expf polynomial, one Horner chain */
-    p = vm_fmadd(p, r, vm_set1(1.3981999507E-3f));
-    p = vm_fmadd(p, r, vm_set1(8.3334519073E-3f));
-    p = vm_fmadd(p, r, vm_set1(4.1665795894E-2f));
-    p = vm_fmadd(p, r, vm_set1(1.6666665459E-1f));
-    p = vm_fmadd(p, r, vm_set1(5.0000001201E-1f));
-    p = vm_fmadd(p, r, vm_set1(1.0f));
-    p = vm_fmadd(p, r, vm_set1(1.0f));
-    return vm_ldexp(p, n);
+    hi = vm_max(vm_set1((vm_s)-110), hi);    /* (c, hi): a NaN hi is returned */
+    return VM_FN(vexp_poly)(hi, lo, 1);
 }
 
 /* z = |x|/sqrt2, z^2 = x^2/2 split exactly with FMA (zzh + zzl).
- * erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2) (the Numerical Recipes erfc form of
- * vmath.h's verfc_pos, relative error < 1.2e-7), with exp(-zzh + (P(t) - zzl)) taken as one
+ * erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2) (the Numerical Recipes erfc form,
+ * P = vmath.h's verfc_p, relative error < 1.2e-7), with exp(-zzh + (P(t) - zzl)) taken as one
  * act_exp2p and, on AVX-512, t from rcp14 plus a Newton step (error ~2^-28) instead of a
  * division; exp(-x^2/2) = act_exp2p(-zzh, -zzl). */
 static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
@@ -55,16 +43,7 @@ static inline void VM_FN(act_gelu_parts)(vm_t x, vm_t *phi, vm_t *e_half) {
 #else
     vm_t t = vm_div(one, d);
 #endif
-    vm_t p = vm_set1((vm_s)0.17087277);
-    p = vm_fmadd(p, t, vm_set1((vm_s)-0.82215223));
-    p = vm_fmadd(p, t, vm_set1((vm_s)1.48851587));
-    p = vm_fmadd(p, t, vm_set1((vm_s)-1.13520398));
-    p = vm_fmadd(p, t, vm_set1((vm_s)0.27886807));
-    p = vm_fmadd(p, t, vm_set1((vm_s)-0.18628806));
-    p = vm_fmadd(p, t, vm_set1((vm_s)0.09678418));
-    p = vm_fmadd(p, t, vm_set1((vm_s)0.37409196));
-    p = vm_fmadd(p, t, vm_set1((vm_s)1.00002368));
-    p = vm_fmadd(p, t, vm_set1((vm_s)-1.26551223));
+    vm_t p = VM_FN(verfc_p)(t);
     vm_t nzzh = vm_sub(vm_zero(), zzh);
     vm_t q = vm_mul(vm_mul(half, t), VM_FN(act_exp2p)(nzzh, vm_sub(p, zzl)));   /* erfc(z)/2 */
     *phi = vm_sel(vm_lt(x, vm_zero()), q, vm_sub(one, q));

@@ -67,7 +67,9 @@ int ce_gemm_set_blocking(int dtype, int isa, int64_t kc, int64_t mc, int64_t nc)
  * One m x n tile of C (m <= MR, n <= NR):
  *   C[i*rsC + j*csC] = alpha * sum_{p<k} a(i,p) * B[p*rsb + j] + beta * C[...]
  * A: lda == 0: packed micro-panel, a(i,p) = A[p*MR + i] (rows >= m are ignored);
- *    lda != 0: rows in place, a(i,p) = A[i*lda + p] (rows >= m are not read). B: rows of NR values at
+ *    lda < 0: a column-major panel in place, a(i,p) = A[p*(-lda) + i], read for all i < MR
+ *    (rows >= m are ignored but must be readable: the driver uses it for full panels only);
+ *    lda > 0: rows in place, a(i,p) = A[i*lda + p] (rows >= m are not read). B: rows of NR values at
  * stride rsb (a packed, zero-padded panel with rsb == NR, or a row-major matrix with unit
  * column stride, of which only j < n is read). beta == 0: C not read. */
 typedef void (*ce_sukr_t)(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb,

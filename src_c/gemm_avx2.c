@@ -39,11 +39,12 @@ static inline __m256i lane_mask64(int n, int off) {
         c1[i] = ZERO();                                                                        \
     }                                                                                          \
     __m256i m0 = MASKF(n, 0), m1 = MASKF(n, W);                                                \
-    if (lda == 0) {                                                                            \
+    if (lda <= 0) {                                                                            \
+        const int64_t ps = lda ? -lda : MR;   /* column p of the panel at A + p*ps */          \
         if (n == NR) {                                                                         \
-            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += MR)                                      \
+            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += ps)                                      \
         } else {                                                                               \
-            UKR_LOOP(V, MR, SET1, FMA, MLOAD(B, m0), MLOAD(B + W, m1), A[i], A += MR)                            \
+            UKR_LOOP(V, MR, SET1, FMA, MLOAD(B, m0), MLOAD(B + W, m1), A[i], A += ps)                            \
         }                                                                                      \
     } else {                                                                                   \
         const T *ar[MR];                                                                       \

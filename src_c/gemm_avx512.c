@@ -41,11 +41,12 @@
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) if (i < m)                       \
             _mm_prefetch((const char *)(C + i * rsC), _MM_HINT_T0);                            \
     }                                                                                          \
-    if (lda == 0) {                                                                            \
+    if (lda <= 0) {                                                                            \
+        const int64_t ps = lda ? -lda : MR;   /* column p of the panel at A + p*ps */          \
         if (n == NR) {                                                                         \
-            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += MR)                                      \
+            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += ps)                                      \
         } else {                                                                               \
-            UKR_LOOP(V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), A[i], A += MR)                            \
+            UKR_LOOP(V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), A[i], A += ps)                            \
         }                                                                                      \
     } else {                                                                                   \
         const T *ar[MR];                                                                       \

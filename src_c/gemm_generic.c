@@ -7,7 +7,8 @@
     T acc[MR][NR];                                                                             \
     for (int i = 0; i < MR; i++)                                                               \
         for (int j = 0; j < NR; j++) acc[i][j] = 0;                                            \
-    if (lda != 0) {                                                                            \
+    const int64_t ps = lda < 0 ? -lda : MR;   /* packed / column panel: column p at A + p*ps */ \
+    if (lda > 0) {                                                                             \
         for (int64_t p = 0; p < k; p++) {                                                      \
             for (int i = 0; i < m; i++) {                                                      \
                 T a = A[i * lda + p];                                                          \
@@ -21,7 +22,7 @@
                 T a = A[i];                                                                    \
                 for (int j = 0; j < NR; j++) acc[i][j] += a * B[j];                            \
             }                                                                                  \
-            A += MR;                                                                           \
+            A += ps;                                                                           \
             B += rsb;                                                                          \
         }                                                                                      \
     } else {                                                                                   \
@@ -30,7 +31,7 @@
                 T a = A[i];                                                                    \
                 for (int j = 0; j < n; j++) acc[i][j] += a * B[j];                             \
             }                                                                                  \
-            A += MR;                                                                           \
+            A += ps;                                                                           \
             B += rsb;                                                                          \
         }                                                                                      \
     }                                                                                          \

@@ -446,20 +446,29 @@ static void F(scale_c)(T *C, int64_t rsC, int64_t csC, int64_t M, int64_t N, T b
     }
 }
 
-/* Small products read in place (the batched attention / bmm shapes: 32^3, 64^3): row-major A
- * of at most CE_GEMM_DIRECT_B_MAX_M rows, B with unit column stride and at most
- * CE_GEMM_SMALL_MAX_K rows (and one K block), small enough to stay in L2 (F(b_inplace)), no bias. The row-panel
- * plan is made once for the whole batch, and each product is only its kernel calls: no
- * packing, no K blocks, none of the blocked driver's per-product set-up. */
+/* Small products (the batched attention / bmm shapes: 32^3, 64^3, in any layout): at most
+ * CE_GEMM_DIRECT_B_MAX_M rows, at most CE_GEMM_SMALL_MAX_K deep (and one K block), B (packed
+ * NR wide) within CE_GEMM_DIRECT_B_BYTES, no bias. The row-panel plan is made once for the
+ * whole batch, and each product is only its kernel calls: no K blocks, none of the blocked
+ * driver's per-product set-up. A row-major A and a B with unit column stride are read in
+ * place (F(a_inplace), F(b_inplace)), and so are the full row panels of a column-major A
+ * (a transposed view: the kernel walks its columns, lda < 0); otherwise (the last, partial
+ * panel of a column-major A, other strided views, B^T) each thread packs, per product, one A
+ * row panel at a time (it stays in L1 for that panel's kernel calls) and the whole of B into
+ * its own buffers; a B shared by consecutive products (a broadcast batch) is packed once.
+ * Packing a column-major A measured 26% slower than reading it in place (8 x 64^3 A^T @ B,
+ * fp32, 1 thread). */
 #define CE_GEMM_SMALL_MAX_K 512
 static inline int F(small_ok)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr) {
-    /* K within one K block: the blocked driver would make exactly the same kernel calls, so
-     * which of the two runs a product never changes its result */
+    /* K within one K block: the blocked driver makes the same kernel calls on the same
+     * operands (in place or packed, the kernel sums each element in the same order), so which
+     * of the two runs a product never changes its result */
     return !pr->bias && pr->K <= CE_GEMM_SMALL_MAX_K && pr->K <= cf->kc &&
-           F(a_inplace)(pr, cf->nr, 0) && F(b_inplace)(pr, pr->K);
+           pr->M <= CE_GEMM_DIRECT_B_MAX_M &&
+           (size_t)pr->K * (size_t)ce_rup(pr->N, cf->nr) * sizeof(T) <= CE_GEMM_DIRECT_B_BYTES;
 }
 
-/* the row panels (first row, rows, MR2 kernel) of an M-row A read in place; returns their count */
+/* the row panels (first row, rows, MR2 kernel) of an M-row A; returns their count */
 static int F(small_plan)(const F(gemm_cfg_t) *cf, int64_t M, int64_t *i0s, int *ms, int *use2s) {
     int np = 0;
     for (int64_t i0 = 0; i0 < M;) {
@@ -471,44 +480,119 @@ static int F(small_plan)(const F(gemm_cfg_t) *cf, int64_t M, int64_t *i0s, int *
     return np;
 }
 
-/* one small product: C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, A and B in place */
-static inline void F(gemm_small_one)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr,
-                                     const T *A, const T *B, T *C, int np, const int64_t *i0s,
-                                     const int *ms, const int *use2s) {
+/* per-thread state of the small path: how A and B are read, packing buffers (NULL when read
+ * in place) and the B the buffer holds now */
+typedef struct {
+    int np;
+    const int64_t *i0s;
+    const int *ms, *use2s;
+    int a_in, b_in;
+    T *Ap, *Bp;
+    const T *Bpacked;
+} F(small_t);
+
+/* B (K,N) into NR-wide panels Bp[jp*NR*K + p*NR + j], zero-padded (as the blocked driver) */
+static void F(small_pack_b)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, T *Bp, const T *B) {
     const int NR = cf->nr;
     const int64_t N = pr->N, K = pr->K;
-    for (int r = 0; r < np; r++) {
-        GEMM_UKR_T ukr = use2s[r] ? cf->ukr2 : cf->ukr;
-        const T *a = A + i0s[r] * pr->rsA;
-        T *c = C + i0s[r] * pr->rsC;
-        for (int64_t j0 = 0; j0 < N; j0 += NR)
-            ukr(K, a, pr->rsA, B + j0, pr->rsB, c + j0 * pr->csC, pr->rsC, pr->csC, pr->alpha,
-                pr->beta, ms[r], (int)ce_min64(NR, N - j0));
+    if (pr->csB == 1) {
+        F(pack_b_rows)(Bp, B, pr->rsB, N, K, NR);
+        return;
+    }
+    for (int64_t j0 = 0; j0 < N; j0 += NR) {
+        const int n = (int)ce_min64(NR, N - j0);
+        if (pr->rsB == 1 && cf->packbt)
+            cf->packbt(Bp + j0 * K, B + j0 * pr->csB, pr->csB, n, K);
+        else
+            F(pack_b)(Bp + j0 * K, B + j0 * pr->csB, pr->rsB, pr->csB, n, K, NR);
     }
 }
 
-static void F(gemm_small)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int64_t batch,
-                          int64_t nb2, int64_t sAb, int64_t sAb2, int64_t sBb, int64_t sBb2,
-                          int64_t sCb, int64_t sCb2, int nt) {
+/* one small product: C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C */
+static inline void F(gemm_small_one)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr,
+                                     F(small_t) *st, const T *A, const T *B, T *C) {
+    const int NR = cf->nr;
+    const int64_t N = pr->N, K = pr->K;
+    const T *bsrc = B;
+    int64_t rsb = pr->rsB, bstep = NR;   /* B panel jp at bsrc + jp*bstep, rows rsb apart */
+    if (!st->b_in) {
+        if (st->Bpacked != B) {
+            F(small_pack_b)(cf, pr, st->Bp, B);
+            st->Bpacked = B;
+        }
+        bsrc = st->Bp;
+        rsb = NR;
+        bstep = (int64_t)NR * K;
+    }
+    for (int r = 0; r < st->np; r++) {
+        const int use2 = st->use2s[r], m = st->ms[r];
+        GEMM_UKR_T ukr = use2 ? cf->ukr2 : cf->ukr;
+        const int64_t i0 = st->i0s[r];
+        const T *a = A + i0 * pr->rsA;
+        int64_t lda = pr->rsA;
+        if (!st->a_in && pr->rsA == 1 && pr->csA > 0 && m == (use2 ? cf->mr2 : cf->mr)) {
+            /* a full panel of a column-major A: its columns are the kernel's packed panel
+             * columns already, csA apart (lda < 0, gemm.h) */
+            lda = -pr->csA;
+        } else if (!st->a_in) {
+            /* this panel, W = its kernel's rows wide (the 8-row kernel reads 8-wide panels) */
+            F(gemm_prob_t) q = *pr;
+            q.A = A;
+            F(pack_a_part)(cf, &q, st->Ap, i0, i0 + m, use2 ? cf->mr2 : cf->mr, 0, K);
+            a = st->Ap;
+            lda = 0;
+        }
+        T *c = C + i0 * pr->rsC;
+        for (int64_t jp = 0; jp * NR < N; jp++)
+            ukr(K, a, lda, bsrc + jp * bstep, rsb, c + jp * NR * pr->csC, pr->rsC, pr->csC,
+                pr->alpha, pr->beta, m, (int)ce_min64(NR, N - jp * NR));
+    }
+}
+
+/* Runs the batch (returns 1), or returns 0 without touching C when a packing buffer cannot be
+ * had on the calling thread; a worker thread without its buffers runs its products on the
+ * reference instead. */
+static int F(gemm_small)(const F(gemm_cfg_t) *cf, const F(gemm_prob_t) *pr, int64_t batch,
+                         int64_t nb2, int64_t sAb, int64_t sAb2, int64_t sBb, int64_t sBb2,
+                         int64_t sCb, int64_t sCb2, int nt) {
     int64_t i0s[CE_GEMM_DIRECT_B_MAX_M];
     int ms[CE_GEMM_DIRECT_B_MAX_M], use2s[CE_GEMM_DIRECT_B_MAX_M];
     const int np = F(small_plan)(cf, pr->M, i0s, ms, use2s);
+    const int a_in = F(a_inplace)(pr, cf->nr, 0), b_in = F(b_inplace)(pr, pr->K);
+    const size_t abytes = a_in ? 0 : sizeof(T) * (size_t)cf->mr * (size_t)pr->K;
+    const size_t bbytes = b_in ? 0 : sizeof(T) * (size_t)ce_rup(pr->N, cf->nr) * (size_t)pr->K;
     if (nt > batch) nt = (int)batch;
     if (nt <= 1) {
+        F(small_t) st = {np, i0s, ms, use2s, a_in, b_in, NULL, NULL, NULL};
+        if ((abytes && !(st.Ap = (T *)ce_gemm_buf(0, abytes))) ||
+            (bbytes && !(st.Bp = (T *)ce_gemm_buf(1, bbytes))))
+            return 0;
         for (int64_t b = 0; b < batch; b++)
-            F(gemm_small_one)(cf, pr, pr->A + ce_boff(b, nb2, sAb, sAb2),
-                              pr->B + ce_boff(b, nb2, sBb, sBb2), pr->C + ce_boff(b, nb2, sCb, sCb2),
-                              np, i0s, ms, use2s);
-        return;
+            F(gemm_small_one)(cf, pr, &st, pr->A + ce_boff(b, nb2, sAb, sAb2),
+                              pr->B + ce_boff(b, nb2, sBb, sBb2), pr->C + ce_boff(b, nb2, sCb, sCb2));
+        return 1;
     }
     /* products in chunks of about 1/8 of a thread's share, handed out dynamically */
     int64_t chunk = batch / ((int64_t)nt * 8);
     if (chunk < 1) chunk = 1;
-#pragma omp parallel for schedule(dynamic, chunk) num_threads(nt)
-    for (int64_t b = 0; b < batch; b++)
-        F(gemm_small_one)(cf, pr, pr->A + ce_boff(b, nb2, sAb, sAb2),
-                          pr->B + ce_boff(b, nb2, sBb, sBb2), pr->C + ce_boff(b, nb2, sCb, sCb2),
-                          np, i0s, ms, use2s);
+#pragma omp parallel num_threads(nt)
+    {
+        F(small_t) st = {np, i0s, ms, use2s, a_in, b_in, NULL, NULL, NULL};
+        int ok = 1;
+        if (abytes) ok = (st.Ap = (T *)ce_gemm_buf(0, abytes)) != NULL;
+        if (ok && bbytes) ok = (st.Bp = (T *)ce_gemm_buf(1, bbytes)) != NULL;
+#pragma omp for schedule(dynamic, chunk)
+        for (int64_t b = 0; b < batch; b++) {
+            const T *A = pr->A + ce_boff(b, nb2, sAb, sAb2), *B = pr->B + ce_boff(b, nb2, sBb, sBb2);
+            T *C = pr->C + ce_boff(b, nb2, sCb, sCb2);
+            if (ok)
+                F(gemm_small_one)(cf, pr, &st, A, B, C);
+            else
+                F(gemm_ref)(1, 1, pr->M, pr->N, pr->K, pr->alpha, A, 0, 0, pr->rsA, pr->csA, B, 0,
+                            0, pr->rsB, pr->csB, pr->beta, C, 0, 0, pr->rsC, pr->csC, NULL, 0);
+        }
+    }
+    return 1;
 }
 
 static void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T alpha,
@@ -547,10 +631,9 @@ static void F(gemm)(int64_t nb1, int64_t nb2, int64_t M, int64_t N, int64_t K, T
     const double wd = (double)M * (double)N * (double)K * (double)batch;
     int nt = ce_threads_for(wd > 4e18 ? (int64_t)4e18 : (int64_t)wd, CE_GEMM_MIN_WORK_PER_THREAD);
     if ((nt <= 1 || batch >= nt) && F(small_ok)(&cf, &pr)) {
-        /* small products in place, the batch split across threads (a single small product
-         * on several threads is sliced by the blocked driver below) */
-        F(gemm_small)(&cf, &pr, batch, nb2, sAb, sAb2, sBb, sBb2, sCb, sCb2, nt);
-        return;
+        /* small products, the batch split across threads (a single small product on several
+         * threads is sliced by the blocked driver below) */
+        if (F(gemm_small)(&cf, &pr, batch, nb2, sAb, sAb2, sBb, sBb2, sCb, sCb2, nt)) return;
     }
     if (nt <= 1) {
         for (int64_t b = 0; b < batch; b++) {

@@ -174,10 +174,16 @@ static void ce_reduce_multi(double *out, const void *xs, const int64_t *sizes, i
 }
 
 /* ---------------- per-step scalars ---------------- */
+/* `k` per-tensor scalars for ntensors tensors: the caller's stack buffer when it fits (64 * k
+ * doubles), else malloc'd (NULL when out of memory) */
+static double *ce_scalar_table(double *stack, int64_t ntensors, int k) {
+    return ntensors <= 64 ? stack : (double *)malloc(sizeof(double) * (size_t)k * (size_t)ntensors);
+}
+
 /* clr[t] = lr / (1 + (step - 1) * lr_decay) (torch's Adagrad) */
 static double *ce_adagrad_clr(double *stack, const int64_t *steps, int64_t ntensors, double lr,
                               double lr_decay) {
-    double *clr = ntensors <= 64 ? stack : (double *)malloc(sizeof(double) * (size_t)ntensors);
+    double *clr = ce_scalar_table(stack, ntensors, 1);
     if (clr)
         for (int64_t t = 0; t < ntensors; t++)
             clr[t] = lr / (1.0 + (double)(steps[t] - 1) * lr_decay);
@@ -187,7 +193,7 @@ static double *ce_adagrad_clr(double *stack, const int64_t *steps, int64_t ntens
 /* sc[2t] = step_size = lr / (1 - beta1^step), sc[2t+1] = sqrt(1 - beta2^step) (torch's Adam) */
 static double *ce_adam_scalars(double *stack, const int64_t *steps, int64_t ntensors, double lr,
                                double beta1, double beta2) {
-    double *sc = ntensors <= 64 ? stack : (double *)malloc(sizeof(double) * 2 * (size_t)ntensors);
+    double *sc = ce_scalar_table(stack, ntensors, 2);
     if (!sc) return NULL;
     for (int64_t t = 0; t < ntensors; t++) {
         if (t > 0 && steps[t] == steps[t - 1]) {
@@ -200,12 +206,6 @@ static double *ce_adam_scalars(double *stack, const int64_t *steps, int64_t nten
         sc[2 * t + 1] = sqrt(1.0 - pow(beta2, s));
     }
     return sc;
-}
-
-/* `k` per-tensor scalars for ntensors tensors: the caller's stack buffer when it fits (64 * k
- * doubles), else malloc'd (NULL when out of memory) */
-static double *ce_scalar_table(double *stack, int64_t ntensors, int k) {
-    return ntensors <= 64 ? stack : (double *)malloc(sizeof(double) * (size_t)k * (size_t)ntensors);
 }
 
 /* sc[t] = lr / (1 - beta1^step) (torch's Adamax) */

@@ -29,15 +29,56 @@
         if (i_ < (n)) STEP(i_, (n) - i_);                           \
     } while (0)
 
+/* ---------------- pieces every update shares ---------------- */
+/* The gradient's conditioning: maximize (negate g), then weight decay wd: L2 (g += wd * p) or,
+ * decoupled (AdamW, NAdam/RAdam decoupled_weight_decay), p *= decay = 1 - lr * wd first. */
+typedef struct { vm_t wd, decay; int maximize, has_wd, decoupled; } VM_FN(opt_gc);
+
+CE_OPT_INL VM_FN(opt_gc) VM_FN(opt_gc_set)(double wd, int maximize, int decoupled, double lr) {
+    VM_FN(opt_gc) gc;
+    gc.wd = vm_set1((vm_s)wd);
+    gc.decay = vm_set1((vm_s)(1.0 - lr * wd));
+    gc.maximize = maximize;
+    gc.has_wd = wd != 0.0;
+    gc.decoupled = decoupled;
+    return gc;
+}
+
+/* the gradient at offset i (r: CE_OPT_LD) after gc; *pv (p, already loaded) decays in place */
+CE_OPT_INL vm_t VM_FN(opt_grad)(const vm_s *g, vm_t *pv, int64_t i, int64_t r,
+                                const VM_FN(opt_gc) *gc) {
+    vm_t gi = CE_OPT_LD(g, i, r);
+    if (gc->maximize) gi = vm_mul(gi, vm_set1((vm_s)-1));
+    if (gc->has_wd) {
+        if (gc->decoupled) *pv = vm_mul(*pv, gc->decay);
+        else gi = vm_fmadd(gc->wd, *pv, gi);
+    }
+    return gi;
+}
+
+/* torch's lerp(m, g, w) = m + w*(g - m) for w < 0.5, else g - (1 - w)*(g - m) (Adamax, NAdam,
+ * RAdam: the first moment with w = 1 - beta1): lw is w or w - 1 (rounded to the dtype), lo says
+ * which base */
+typedef struct { vm_t lw; int lo; } VM_FN(opt_lw);
+
+CE_OPT_INL VM_FN(opt_lw) VM_FN(opt_lw_set)(double w) {
+    VM_FN(opt_lw) l;
+    l.lo = w < 0.5;
+    l.lw = l.lo ? vm_set1((vm_s)w) : vm_set1((vm_s)w - (vm_s)1);
+    return l;
+}
+
+CE_OPT_INL vm_t VM_FN(opt_lerp)(vm_t m, vm_t g, const VM_FN(opt_lw) *l) {
+    return vm_fmadd(l->lw, vm_sub(g, m), l->lo ? m : g);
+}
+
 /* ---------------- SGD ---------------- */
-typedef struct { vm_t nlr, mom, damp1, wd; int first, nesterov, maximize, has_wd, has_mom; } VM_FN(sgd_c);
+typedef struct { vm_t nlr, mom, damp1; VM_FN(opt_gc) gc; int first, nesterov, has_mom; } VM_FN(sgd_c);
 
 CE_OPT_INL void VM_FN(sgd_vec)(vm_s *p, vm_s *buf, const vm_s *g, int64_t i, int64_t r,
                                const VM_FN(sgd_c) *c) {
-    vm_t gi = CE_OPT_LD(g, i, r);
-    if (c->maximize) gi = vm_mul(gi, vm_set1((vm_s)-1));
     vm_t pv = CE_OPT_LD(p, i, r);
-    if (c->has_wd) gi = vm_fmadd(c->wd, pv, gi);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, &c->gc);
     if (c->has_mom) {
         vm_t b = c->first ? gi : vm_fmadd(c->mom, CE_OPT_LD(buf, i, r), vm_mul(c->damp1, gi));
         CE_OPT_ST(buf, i, r, b);
@@ -53,9 +94,8 @@ static void VM_FN(sgd_seg)(vm_s *p, vm_s *buf, const vm_s *g, int64_t n, const c
     c.nlr = vm_set1((vm_s)(-hp->lr));
     c.mom = vm_set1((vm_s)hp->momentum);
     c.damp1 = vm_set1((vm_s)(1.0 - hp->dampening));
-    c.wd = vm_set1((vm_s)hp->wd);
-    c.first = first; c.nesterov = hp->nesterov; c.maximize = hp->maximize;
-    c.has_wd = hp->wd != 0.0; c.has_mom = hp->momentum != 0.0;
+    c.gc = VM_FN(opt_gc_set)(hp->wd, hp->maximize, 0, 0.0);
+    c.first = first; c.nesterov = hp->nesterov; c.has_mom = hp->momentum != 0.0;
 #define STEP_(i, r) VM_FN(sgd_vec)(p, buf, g, i, r, &c)
     CE_OPT_LOOP(n, STEP_);
 #undef STEP_
@@ -68,14 +108,12 @@ static void VM_FN(sgd_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
 }
 
 /* ---------------- Adagrad ---------------- */
-typedef struct { vm_t nclr, wd, eps; int maximize, has_wd; } VM_FN(adagrad_c);
+typedef struct { vm_t nclr, eps; VM_FN(opt_gc) gc; } VM_FN(adagrad_c);
 
 CE_OPT_INL void VM_FN(adagrad_vec)(vm_s *p, vm_s *sum, const vm_s *g, int64_t i, int64_t r,
                                    const VM_FN(adagrad_c) *c) {
-    vm_t gi = CE_OPT_LD(g, i, r);
-    if (c->maximize) gi = vm_mul(gi, vm_set1((vm_s)-1));
     vm_t pv = CE_OPT_LD(p, i, r);
-    if (c->has_wd) gi = vm_fmadd(c->wd, pv, gi);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, &c->gc);
     vm_t s = vm_fmadd(gi, gi, CE_OPT_LD(sum, i, r));
     CE_OPT_ST(sum, i, r, s);
     vm_t std = vm_add(vm_sqrt(s), c->eps);
@@ -87,9 +125,8 @@ static void VM_FN(adagrad_seg)(vm_s *p, vm_s *sum, const vm_s *g, int64_t n,
                                const ce_adagrad_hp *hp, double clr) {
     VM_FN(adagrad_c) c;
     c.nclr = vm_set1((vm_s)(-clr));
-    c.wd = vm_set1((vm_s)hp->wd);
     c.eps = vm_set1((vm_s)hp->eps);
-    c.maximize = hp->maximize; c.has_wd = hp->wd != 0.0;
+    c.gc = VM_FN(opt_gc_set)(hp->wd, hp->maximize, 0, 0.0);
 #define STEP_(i, r) VM_FN(adagrad_vec)(p, sum, g, i, r, &c)
     CE_OPT_LOOP(n, STEP_);
 #undef STEP_
@@ -102,14 +139,12 @@ static void VM_FN(adagrad_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
 }
 
 /* ---------------- RMSprop ---------------- */
-typedef struct { vm_t nlr, alpha, oma, eps, wd, mom; int centered, maximize, has_wd, has_mom; } VM_FN(rmsprop_c);
+typedef struct { vm_t nlr, alpha, oma, eps, mom; VM_FN(opt_gc) gc; int centered, has_mom; } VM_FN(rmsprop_c);
 
 CE_OPT_INL void VM_FN(rmsprop_vec)(vm_s *p, vm_s *sq, vm_s *gavg, vm_s *buf, const vm_s *g,
                                    int64_t i, int64_t r, const VM_FN(rmsprop_c) *c) {
-    vm_t gi = CE_OPT_LD(g, i, r);
-    if (c->maximize) gi = vm_mul(gi, vm_set1((vm_s)-1));
     vm_t pv = CE_OPT_LD(p, i, r);
-    if (c->has_wd) gi = vm_fmadd(c->wd, pv, gi);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, &c->gc);
     vm_t s = vm_fmadd(c->alpha, CE_OPT_LD(sq, i, r), vm_mul(c->oma, vm_mul(gi, gi)));
     CE_OPT_ST(sq, i, r, s);
     vm_t avg;
@@ -138,10 +173,9 @@ static void VM_FN(rmsprop_seg)(vm_s *p, vm_s *sq, vm_s *gavg, vm_s *buf, const v
     c.alpha = vm_set1((vm_s)hp->alpha);
     c.oma = vm_set1((vm_s)(1.0 - hp->alpha));
     c.eps = vm_set1((vm_s)hp->eps);
-    c.wd = vm_set1((vm_s)hp->wd);
     c.mom = vm_set1((vm_s)hp->momentum);
-    c.centered = hp->centered; c.maximize = hp->maximize;
-    c.has_wd = hp->wd != 0.0; c.has_mom = hp->momentum > 0.0;
+    c.gc = VM_FN(opt_gc_set)(hp->wd, hp->maximize, 0, 0.0);
+    c.centered = hp->centered; c.has_mom = hp->momentum > 0.0;
 #define STEP_(i, r) VM_FN(rmsprop_vec)(p, sq, gavg, buf, g, i, r, &c)
     CE_OPT_LOOP(n, STEP_);
 #undef STEP_
@@ -156,17 +190,12 @@ static void VM_FN(rmsprop_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
 }
 
 /* ---------------- Adam / AdamW ---------------- */
-typedef struct { vm_t decay, wd, b1, omb1, b2, omb2, bc2s, eps, nss; int amsgrad, maximize, decoupled, has_wd; } VM_FN(adam_c);
+typedef struct { vm_t b1, omb1, b2, omb2, bc2s, eps, nss; VM_FN(opt_gc) gc; int amsgrad; } VM_FN(adam_c);
 
 CE_OPT_INL void VM_FN(adam_vec)(vm_s *p, vm_s *m, vm_s *v, vm_s *vmax, const vm_s *g, int64_t i,
                                 int64_t r, const VM_FN(adam_c) *c) {
-    vm_t gi = CE_OPT_LD(g, i, r);
-    if (c->maximize) gi = vm_mul(gi, vm_set1((vm_s)-1));
     vm_t pv = CE_OPT_LD(p, i, r);
-    if (c->has_wd) {
-        if (c->decoupled) pv = vm_mul(pv, c->decay);
-        else gi = vm_fmadd(c->wd, pv, gi);
-    }
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, &c->gc);
     vm_t mv = vm_fmadd(c->b1, CE_OPT_LD(m, i, r), vm_mul(c->omb1, gi));
     vm_t vv = vm_fmadd(c->b2, CE_OPT_LD(v, i, r), vm_mul(c->omb2, vm_mul(gi, gi)));
     CE_OPT_ST(m, i, r, mv);
@@ -183,8 +212,7 @@ CE_OPT_INL void VM_FN(adam_vec)(vm_s *p, vm_s *m, vm_s *v, vm_s *vmax, const vm_
 static void VM_FN(adam_seg)(vm_s *p, vm_s *m, vm_s *v, vm_s *vmax, const vm_s *g, int64_t n,
                             const ce_adam_hp *hp, double step_size, double bc2_sqrt) {
     VM_FN(adam_c) c;
-    c.decay = vm_set1((vm_s)(1.0 - hp->lr * hp->wd));
-    c.wd = vm_set1((vm_s)hp->wd);
+    c.gc = VM_FN(opt_gc_set)(hp->wd, hp->maximize, hp->decoupled, hp->lr);
     c.b1 = vm_set1((vm_s)hp->beta1);
     c.omb1 = vm_set1((vm_s)(1.0 - hp->beta1));
     c.b2 = vm_set1((vm_s)hp->beta2);
@@ -192,8 +220,7 @@ static void VM_FN(adam_seg)(vm_s *p, vm_s *m, vm_s *v, vm_s *vmax, const vm_s *g
     c.bc2s = vm_set1((vm_s)bc2_sqrt);
     c.eps = vm_set1((vm_s)hp->eps);
     c.nss = vm_set1((vm_s)(-step_size));
-    c.amsgrad = hp->amsgrad; c.maximize = hp->maximize; c.decoupled = hp->decoupled;
-    c.has_wd = hp->wd != 0.0;
+    c.amsgrad = hp->amsgrad;
 #define STEP_(i, r) VM_FN(adam_vec)(p, m, v, vmax, g, i, r, &c)
     CE_OPT_LOOP(n, STEP_);
 #undef STEP_
@@ -206,32 +233,13 @@ static void VM_FN(adam_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
                     hi - lo, &c->hp, c->sc[2 * t], c->sc[2 * t + 1]);
 }
 
-/* ---------------- shared pieces of Adamax / NAdam / RAdam ---------------- */
-/* torch's lerp(m, g, w) = m + w*(g - m) for w < 0.5, else g - (1 - w)*(g - m): lw is w or w - 1
- * (rounded to the dtype), lo says which base */
-CE_OPT_INL vm_t VM_FN(opt_lerp)(vm_t m, vm_t g, vm_t lw, int lo) {
-    return vm_fmadd(lw, vm_sub(g, m), lo ? m : g);
-}
-
-/* the gradient after maximize and weight decay (L2 into g, or decoupled: *pv *= decay) */
-CE_OPT_INL vm_t VM_FN(opt_grad)(const vm_s *g, vm_t *pv, int64_t i, int64_t r, int maximize,
-                                int has_wd, int decoupled, vm_t wd, vm_t decay) {
-    vm_t gi = CE_OPT_LD(g, i, r);
-    if (maximize) gi = vm_mul(gi, vm_set1((vm_s)-1));
-    if (has_wd) {
-        if (decoupled) *pv = vm_mul(*pv, decay);
-        else gi = vm_fmadd(wd, *pv, gi);
-    }
-    return gi;
-}
-
 /* ---------------- Adadelta ---------------- */
-typedef struct { vm_t nlr, rho, omr, eps, wd; int maximize, has_wd; } VM_FN(adadelta_c);
+typedef struct { vm_t nlr, rho, omr, eps; VM_FN(opt_gc) gc; } VM_FN(adadelta_c);
 
 CE_OPT_INL void VM_FN(adadelta_vec)(vm_s *p, vm_s *sq, vm_s *acc, const vm_s *g, int64_t i,
                                     int64_t r, const VM_FN(adadelta_c) *c) {
     vm_t pv = CE_OPT_LD(p, i, r);
-    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, c->maximize, c->has_wd, 0, c->wd, c->wd);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, &c->gc);
     vm_t s = vm_fmadd(c->rho, CE_OPT_LD(sq, i, r), vm_mul(c->omr, vm_mul(gi, gi)));
     CE_OPT_ST(sq, i, r, s);
     vm_t a = CE_OPT_LD(acc, i, r);
@@ -248,8 +256,7 @@ static void VM_FN(adadelta_seg)(vm_s *p, vm_s *sq, vm_s *acc, const vm_s *g, int
     c.rho = vm_set1((vm_s)hp->rho);
     c.omr = vm_set1((vm_s)(1.0 - hp->rho));
     c.eps = vm_set1((vm_s)hp->eps);
-    c.wd = vm_set1((vm_s)hp->wd);
-    c.maximize = hp->maximize; c.has_wd = hp->wd != 0.0;
+    c.gc = VM_FN(opt_gc_set)(hp->wd, hp->maximize, 0, 0.0);
 #define STEP_(i, r) VM_FN(adadelta_vec)(p, sq, acc, g, i, r, &c)
     CE_OPT_LOOP(n, STEP_);
 #undef STEP_
@@ -262,13 +269,13 @@ static void VM_FN(adadelta_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
 }
 
 /* ---------------- Adamax ---------------- */
-typedef struct { vm_t nclr, lw, b2, eps, wd; int lo, maximize, has_wd; } VM_FN(adamax_c);
+typedef struct { vm_t nclr, b2, eps; VM_FN(opt_gc) gc; VM_FN(opt_lw) lw; } VM_FN(adamax_c);
 
 CE_OPT_INL void VM_FN(adamax_vec)(vm_s *p, vm_s *m, vm_s *u, const vm_s *g, int64_t i, int64_t r,
                                   const VM_FN(adamax_c) *c) {
     vm_t pv = CE_OPT_LD(p, i, r);
-    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, c->maximize, c->has_wd, 0, c->wd, c->wd);
-    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, c->lw, c->lo);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, &c->gc);
+    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, &c->lw);
     vm_t ub = vm_mul(CE_OPT_LD(u, i, r), c->b2);
     /* max(u*beta2, |g| + eps), NaN from either side kept (torch.maximum) */
     vm_t un = vm_max(ub, vm_add(vm_abs(gi), c->eps));
@@ -282,14 +289,11 @@ CE_OPT_INL void VM_FN(adamax_vec)(vm_s *p, vm_s *m, vm_s *u, const vm_s *g, int6
 static void VM_FN(adamax_seg)(vm_s *p, vm_s *m, vm_s *u, const vm_s *g, int64_t n,
                               const ce_adamax_hp *hp, double clr) {
     VM_FN(adamax_c) c;
-    double w = 1.0 - hp->beta1;
-    c.lo = w < 0.5;
-    c.lw = c.lo ? vm_set1((vm_s)w) : vm_set1((vm_s)w - (vm_s)1);
+    c.lw = VM_FN(opt_lw_set)(1.0 - hp->beta1);
     c.nclr = vm_set1((vm_s)(-clr));
     c.b2 = vm_set1((vm_s)hp->beta2);
     c.eps = vm_set1((vm_s)hp->eps);
-    c.wd = vm_set1((vm_s)hp->wd);
-    c.maximize = hp->maximize; c.has_wd = hp->wd != 0.0;
+    c.gc = VM_FN(opt_gc_set)(hp->wd, hp->maximize, 0, 0.0);
 #define STEP_(i, r) VM_FN(adamax_vec)(p, m, u, g, i, r, &c)
     CE_OPT_LOOP(n, STEP_);
 #undef STEP_
@@ -303,14 +307,13 @@ static void VM_FN(adamax_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
 }
 
 /* ---------------- NAdam ---------------- */
-typedef struct { vm_t decay, wd, lw, b2, omb2, bc2, eps, cg, cm; int lo, maximize, decoupled, has_wd; } VM_FN(nadam_c);
+typedef struct { vm_t b2, omb2, bc2, eps, cg, cm; VM_FN(opt_gc) gc; VM_FN(opt_lw) lw; } VM_FN(nadam_c);
 
 CE_OPT_INL void VM_FN(nadam_vec)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64_t i, int64_t r,
                                  const VM_FN(nadam_c) *c) {
     vm_t pv = CE_OPT_LD(p, i, r);
-    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, c->maximize, c->has_wd, c->decoupled, c->wd,
-                              c->decay);
-    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, c->lw, c->lo);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, &c->gc);
+    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, &c->lw);
     vm_t vv = vm_fmadd(c->b2, CE_OPT_LD(v, i, r), vm_mul(c->omb2, vm_mul(gi, gi)));
     CE_OPT_ST(m, i, r, mv);
     CE_OPT_ST(v, i, r, vv);
@@ -324,18 +327,14 @@ CE_OPT_INL void VM_FN(nadam_vec)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64
 static void VM_FN(nadam_seg)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64_t n,
                              const ce_nadam_hp *hp, const double *sc) {
     VM_FN(nadam_c) c;
-    double w = 1.0 - hp->beta1;
-    c.lo = w < 0.5;
-    c.lw = c.lo ? vm_set1((vm_s)w) : vm_set1((vm_s)w - (vm_s)1);
-    c.decay = vm_set1((vm_s)(1.0 - hp->lr * hp->wd));
-    c.wd = vm_set1((vm_s)hp->wd);
+    c.lw = VM_FN(opt_lw_set)(1.0 - hp->beta1);
+    c.gc = VM_FN(opt_gc_set)(hp->wd, hp->maximize, hp->decoupled, hp->lr);
     c.b2 = vm_set1((vm_s)hp->beta2);
     c.omb2 = vm_set1((vm_s)(1.0 - hp->beta2));
     c.bc2 = vm_set1((vm_s)sc[0]);
     c.eps = vm_set1((vm_s)hp->eps);
     c.cg = vm_set1((vm_s)sc[1]);
     c.cm = vm_set1((vm_s)sc[2]);
-    c.maximize = hp->maximize; c.decoupled = hp->decoupled; c.has_wd = hp->wd != 0.0;
 #define STEP_(i, r) VM_FN(nadam_vec)(p, m, v, g, i, r, &c)
     CE_OPT_LOOP(n, STEP_);
 #undef STEP_
@@ -349,14 +348,13 @@ static void VM_FN(nadam_cb)(void *vc, int64_t t, int64_t lo, int64_t hi) {
 }
 
 /* ---------------- RAdam ---------------- */
-typedef struct { vm_t decay, wd, lw, b2, omb2, eps, nk; int lo, rect, maximize, decoupled, has_wd; } VM_FN(radam_c);
+typedef struct { vm_t b2, omb2, eps, nk; VM_FN(opt_gc) gc; VM_FN(opt_lw) lw; int rect; } VM_FN(radam_c);
 
 CE_OPT_INL void VM_FN(radam_vec)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64_t i, int64_t r,
                                  const VM_FN(radam_c) *c) {
     vm_t pv = CE_OPT_LD(p, i, r);
-    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, c->maximize, c->has_wd, c->decoupled, c->wd,
-                              c->decay);
-    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, c->lw, c->lo);
+    vm_t gi = VM_FN(opt_grad)(g, &pv, i, r, &c->gc);
+    vm_t mv = VM_FN(opt_lerp)(CE_OPT_LD(m, i, r), gi, &c->lw);
     vm_t vv = vm_fmadd(c->b2, CE_OPT_LD(v, i, r), vm_mul(c->omb2, vm_mul(gi, gi)));
     CE_OPT_ST(m, i, r, mv);
     CE_OPT_ST(v, i, r, vv);
@@ -369,17 +367,13 @@ CE_OPT_INL void VM_FN(radam_vec)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64
 static void VM_FN(radam_seg)(vm_s *p, vm_s *m, vm_s *v, const vm_s *g, int64_t n,
                              const ce_radam_hp *hp, const double *sc) {
     VM_FN(radam_c) c;
-    double w = 1.0 - hp->beta1;
-    c.lo = w < 0.5;
-    c.lw = c.lo ? vm_set1((vm_s)w) : vm_set1((vm_s)w - (vm_s)1);
-    c.decay = vm_set1((vm_s)(1.0 - hp->lr * hp->wd));
-    c.wd = vm_set1((vm_s)hp->wd);
+    c.lw = VM_FN(opt_lw_set)(1.0 - hp->beta1);
+    c.gc = VM_FN(opt_gc_set)(hp->wd, hp->maximize, hp->decoupled, hp->lr);
     c.b2 = vm_set1((vm_s)hp->beta2);
     c.omb2 = vm_set1((vm_s)(1.0 - hp->beta2));
     c.eps = vm_set1((vm_s)hp->eps);
     c.nk = vm_set1((vm_s)(-sc[0]));
     c.rect = sc[1] != 0.0;
-    c.maximize = hp->maximize; c.decoupled = hp->decoupled; c.has_wd = hp->wd != 0.0;
 #define STEP_(i, r) VM_FN(radam_vec)(p, m, v, g, i, r, &c)
     CE_OPT_LOOP(n, STEP_);
 #undef STEP_

@@ -5,6 +5,21 @@
  * softmax_tmpl.h). The softmax forward then keeps the exponentials in a per-call scratch row
  * so y is written exactly once. */
 
+/* y = y * s (sm_scale), prefetching pw[0, C) for writing as it goes: the forward's last pass
+ * over a row (in L1) requests the next row of y, so its read for ownership overlaps the next
+ * row's max and exp passes instead of stalling their stores (float32 [4096,1024], 1 thread:
+ * -15% CPU time on a loaded machine) */
+static inline void VM_FN(sm_scale_pfw)(vm_s *y, int64_t C, vm_s s, vm_s *pw) {
+    vm_t sv = vm_set1(s);
+    int64_t i = 0;
+    const int64_t L = 64 / (int64_t)sizeof(vm_s);   /* elements per cache line */
+    for (; i + VM_W <= C; i += VM_W) {
+        if (VM_W >= L || i % L == 0) CE_SM_PFW(pw + i);
+        vm_store(y + i, vm_mul(vm_load(y + i), sv));
+    }
+    if (i < C) vm_store_part(y + i, C - i, vm_mul(vm_load_part(y + i, C - i), sv));
+}
+
 static void VM_FN(sm_fwd_rows)(vm_s *y, const vm_s *x, int64_t r0, int64_t r1, int64_t C,
                                int lg, int nts) {
     vm_s *tmp = 0;
@@ -26,7 +41,7 @@ static void VM_FN(sm_fwd_rows)(vm_s *y, const vm_s *x, int64_t r0, int64_t r1, i
             VM_FN(sm_mul_nt)(yr, tmp, C, (vm_s)1 / s, 1);
         } else {
             vm_s s = VM_FN(sm_expsum_pf)(yr, xr, C, m, xr + pd);
-            VM_FN(sm_scale)(yr, C, (vm_s)1 / s);
+            VM_FN(sm_scale_pfw)(yr, C, (vm_s)1 / s, yr + pd);
         }
     }
     free(tmp);

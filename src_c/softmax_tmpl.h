@@ -13,58 +13,29 @@ static inline vm_t VM_FN(sm_exp)(vm_t d) {
     /* generic path: libm */
     return d < (vm_s)(VM_IS_F64 ? -708.39 : -87.33f) ? (vm_s)0 : VM_FN(vexp)(d);
 #else
-    /* vexp's algorithm with its argument clamps folded into the flush-to-zero select: lanes
-     * below `lo` (and -inf, whose reduction gives NaN) are replaced by 0, so only the upper clamp
-     * (which keeps overflow an exact inf) remains, and the polynomial is one Horner chain of
-     * FMAs. Any d is accepted (log_softmax backward and cross-entropy pass log-probabilities
-     * that rounding can leave slightly above 0); NaN stays NaN. */
-#if VM_IS_F64
-    const vm_t lo = vm_set1(-708.39);
-    d = vm_min(vm_set1(710.0), d);              /* (hi, d): a NaN d is returned */
-    vm_t n = vm_round(vm_mul(d, vm_set1(1.4426950408889634074)));
-    vm_t r = vm_fnmadd(n, vm_set1(6.93147180369123816490e-01), d);
-    r = vm_fnmadd(n, vm_set1(1.90821492927058770002e-10), r);
-    vm_t p = vm_set1(1.0 / 6227020800.0);       /* Taylor to r^13 on |r| <= ln2/2 */
-    p = vm_fmadd(p, r, vm_set1(1.0 / 479001600.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 39916800.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 3628800.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 362880.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 40320.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 5040.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 720.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 120.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 24.0));
-    p = vm_fmadd(p, r, vm_set1(1.0 / 6.0));
-    p = vm_fmadd(p, r, vm_set1(0.5));
-    p = vm_fmadd(p, r, vm_set1(1.0));
-    p = vm_fmadd(p, r, vm_set1(1.0));
-#else
-    const vm_t lo = vm_set1(-87.33f);
-    d = vm_min(vm_set1(89.0f), d);
-    vm_t n = vm_round(vm_mul(d, vm_set1(1.44269504088896341f)));
-    vm_t r = vm_fnmadd(n, vm_set1(0.693359375f), d);
-    r = vm_fnmadd(n, vm_set1(-2.12194440e-4f), r);
-    vm_t p = vm_set1(1.9875691500E-4f);         /* Cephes expf: 1 + r + r^2 P(r) */
-    p = vm_fmadd(p, r, vm_set1(1.3981999507E-3f));
-    p = vm_fmadd(p, r, vm_set1(8.3334519073E-3f));
-    p = vm_fmadd(p, r, vm_set1(4.1665795894E-2f));
-    p = vm_fmadd(p, r, vm_set1(1.6666665459E-1f));
-    p = vm_fmadd(p, r, vm_set1(5.0000001201E-1f));
-    p = vm_fmadd(p, r, vm_set1(1.0f));
-    p = vm_fmadd(p, r, vm_set1(1.0f));
-#endif
-    return vm_sel(vm_lt(d, lo), vm_zero(), vm_ldexp(p, n));
+    /* vexp with its argument clamps folded into the flush-to-zero select: lanes below the
+     * smallest normal result (and -inf, whose reduction gives NaN) are replaced by 0, so only
+     * the upper clamp (which keeps overflow an exact inf) remains. Any d is accepted
+     * (log_softmax backward and cross-entropy pass log-probabilities that rounding can leave
+     * slightly above 0); NaN stays NaN (vm_min(hi, d) returns a NaN d). */
+    d = vm_min(vm_set1(VM_EXP_MAX), d);
+    vm_t e = VM_FN(vexp_poly)(d, vm_zero(), 0);
+    return vm_sel(vm_lt(d, vm_set1((vm_s)(VM_IS_F64 ? -708.39 : -87.33f))), vm_zero(), e);
 #endif
 }
 
 /* software prefetch of the row the next call will read (the passes after the first one of a
  * row run from L1, so without it the memory system idles while they compute) */
 #undef CE_SM_PF
+#undef CE_SM_PFW
 #undef CE_SM_PF_DIST
 #if VM_W > 1
 #define CE_SM_PF(p) __builtin_prefetch((p), 0, 3)
+/* the same for a row about to be written (read for ownership ahead of the stores) */
+#define CE_SM_PFW(p) __builtin_prefetch((p), 1, 3)
 #else
 #define CE_SM_PF(p) ((void)0)
+#define CE_SM_PFW(p) ((void)0)
 #endif
 /* how far ahead (elements) a row pass prefetches: the next row, and at least 4 KiB ahead so
  * that short rows still cover the memory latency */
@@ -200,7 +171,11 @@ static inline vm_s VM_FN(sm_dot)(const vm_s *a, const vm_s *b, int64_t C) {
 
 /* Write passes take `nts`: when set (and not accumulating) the output is written with
  * non-temporal stores (no read-for-ownership of a destination that will not be re-read soon):
- * a partial head up to the stream alignment, streamed body, partial tail. */
+ * a partial head up to the stream alignment, streamed body, partial tail. Otherwise the
+ * destination's next row (CE_SM_PF_DIST ahead) is prefetched for writing as the pass goes, so
+ * its read for ownership overlaps this row's work instead of stalling the stores (float32,
+ * 1 thread, CPU time on a loaded machine: softmax backward [4096,1024] -18%, LayerNorm
+ * forward -13%, cross-entropy backward [8192,1000] -8%). */
 #define CE_SM_WRITE_PASS(DST, N, STREAM, G)                                                     \
     do {                                                                                        \
         int64_t i = 0, r;                                                                       \
@@ -217,11 +192,13 @@ static inline vm_s VM_FN(sm_dot)(const vm_s *a, const vm_s *b, int64_t C) {
             }                                                                                   \
         } else if (acc) {                                                                       \
             for (; i + VM_W <= (N); i += VM_W) {                                                \
+                CE_SM_PFW((DST) + i + CE_SM_PF_DIST(N));                                        \
                 vm_t g = G(CE_SM_FULL, 0);                                                      \
                 vm_store((DST) + i, vm_add(vm_load((DST) + i), g));                             \
             }                                                                                   \
         } else {                                                                                \
             for (; i + VM_W <= (N); i += VM_W) {                                                \
+                CE_SM_PFW((DST) + i + CE_SM_PF_DIST(N));                                        \
                 vm_t g = G(CE_SM_FULL, 0);                                                      \
                 vm_store((DST) + i, g);                                                         \
             }                                                                                   \

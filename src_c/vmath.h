@@ -36,13 +36,15 @@
  *   stream  vm_stream(p, v) non-temporal store (p aligned to VM_W*sizeof(vm_s)); vm_head(p, n)
  *           = elements before p reaches that alignment (<= n); callers _mm_sfence() afterwards
  *   math    VM_FN(vexp)(x)   exp, ~1 ulp, exact 0 / inf at under/overflow (denormals kept), NaN kept
+ *           VM_FN(vexp_poly)(hi, lo, with_lo) the unclamped core of every exp: exp(hi) or, with
+ *           with_lo = 1, exp(hi + lo) for an exact hi and a small lo
  *           VM_FN(vsigmoid)(x) 1/(1+exp(-x)) without overflow (sigmoid(-1000) = 0)
  *           VM_FN(vtanh)(x)  odd polynomial/rational for |x| < 0.625, else via exp; tanh(+-inf)=+-1
  *           VM_FN(vlog1p01)(u) log1p(u) for u in [0, 1] (what softplus needs)
  *           VM_FN(vlog_core)(m) log(m) for m in [1/sqrt2, sqrt2]; add k*log 2 as
  *           k*VM_LN2HI + k*VM_LN2LO (the CTC kernels' log of a log-sum-exp sum uses it)
- *           VM_FN(verfc_pos)(z, zz_hi, zz_lo) erfc(z) for z >= 0 where z*z = zz_hi + zz_lo exactly
- *           (f32: Numerical-Recipes erfc form, relative error ~1.5e-7; used by the exact GELU)
+ *           VM_FN(verfc_p)(t) the polynomial of the Numerical-Recipes erfc form
+ *           erfc(z) = t*exp(-z^2 + P(t)), t = 1/(1 + z/2) (f32 accuracy; the exact GELU's)
  *
  * Scalars on the generic path use libm; nothing here is used without an ISA region.
  */
@@ -474,16 +476,40 @@ static inline vm_s VM_FN(vlog1p01)(vm_s u) { return CE_VM_LIBM(log1p)(u); }
 #define CE_VMATH_DONE_2
 #endif
 
-/* exp(x): n = round(x/ln2), r = x - n*ln2 (Cody-Waite, two constants), exp(r) by polynomial,
- * result scaled by 2^n. x is clamped (NaN-preserving order) so that the scaling gives exactly
- * inf above the overflow threshold and 0 below the smallest denormal. */
-static inline vm_t VM_FN(vexp)(vm_t x) {
+/* ln 2 split for Cody-Waite reductions: n*VM_LN2HI is exact for the n of exp's and log's ranges,
+ * VM_LN2HI + VM_LN2LO = ln 2 to beyond the dtype's precision. VM_EXP_MAX: the argument above
+ * which exp overflows for sure (the upper clamp that keeps the result an exact inf). */
+#undef VM_LN2HI
+#undef VM_LN2LO
+#undef VM_EXP_MAX
 #if VM_IS_F64
-    x = vm_max(vm_set1(-746.0), vm_min(vm_set1(710.0), x));
-    vm_t n = vm_round(vm_mul(x, vm_set1(1.4426950408889634074)));
-    vm_t r = vm_fnmadd(n, vm_set1(6.93147180369123816490e-01), x);
-    r = vm_fnmadd(n, vm_set1(1.90821492927058770002e-10), r);
-    /* Taylor to r^13 on |r| <= ln2/2: truncation < 2e-16 relative */
+#define VM_LN2HI 6.93147180369123816490e-01
+#define VM_LN2LO 1.90821492927058770002e-10
+#define VM_EXP_MAX 710.0
+#else
+#define VM_LN2HI 0.693359375f
+#define VM_LN2LO -2.12194440e-4f
+#define VM_EXP_MAX 89.0f
+#endif
+
+/* The one exp polynomial: vexp below, the softmax rows' sm_exp (softmax_tmpl.h) and GELU's
+ * two-part exp (activation_tmpl.h) all call it. Returns 2^n * e^r with n = round((hi+lo)/ln2)
+ * and r = (hi - n*VM_LN2HI) + lo - n*VM_LN2LO, |r| <= ~ln2/2, e^r = 1 + r + r^2 P(r) as one
+ * Horner chain of FMAs (f32: the Cephes expf polynomial; f64: Taylor to r^13, truncation
+ * < 2e-16 relative); ~0.9 ulp at most, 0.26 on average, both dtypes.
+ * with_lo is a constant at each call: 0 for exp(hi) (lo unused: pass vm_zero()), 1 for
+ * exp(hi + lo) where hi is exact and lo a small correction (|lo| <~ 2) that joins the reduced
+ * argument, so the pair needs one exponential instead of exp(hi) * exp(lo).
+ * No clamping here: lanes with hi + lo above VM_EXP_MAX or below -746 (f64) / -112 (f32), and
+ * -inf (whose reduction is NaN), are the caller's to clamp or select away. In range, vm_ldexp
+ * makes overflow an exact inf and keeps the denormals; NaN stays NaN. */
+static inline vm_t VM_FN(vexp_poly)(vm_t hi, vm_t lo, const int with_lo) {
+    vm_t n = vm_round(vm_mul(with_lo ? vm_add(hi, lo) : hi,
+                             vm_set1((vm_s)1.4426950408889634073599)));
+    vm_t r = vm_fnmadd(n, vm_set1(VM_LN2HI), hi);
+    if (with_lo) r = vm_add(r, lo);
+    r = vm_fnmadd(n, vm_set1(VM_LN2LO), r);
+#if VM_IS_F64
     vm_t p = vm_set1(1.0 / 6227020800.0);
     p = vm_fmadd(p, r, vm_set1(1.0 / 479001600.0));
     p = vm_fmadd(p, r, vm_set1(1.0 / 39916800.0));
@@ -496,24 +522,25 @@ static inline vm_t VM_FN(vexp)(vm_t x) {
     p = vm_fmadd(p, r, vm_set1(1.0 / 24.0));
     p = vm_fmadd(p, r, vm_set1(1.0 / 6.0));
     p = vm_fmadd(p, r, vm_set1(0.5));
-    p = vm_fmadd(vm_mul(p, r), r, r);      /* r + r^2*(...) */
-    p = vm_add(p, vm_set1(1.0));
-    return vm_ldexp(p, n);
 #else
-    x = vm_max(vm_set1(-104.0f), vm_min(vm_set1(89.0f), x));
-    vm_t n = vm_round(vm_mul(x, vm_set1(1.44269504088896341f)));
-    vm_t r = vm_fnmadd(n, vm_set1(0.693359375f), x);
-    r = vm_fnmadd(n, vm_set1(-2.12194440e-4f), r);
     vm_t p = vm_set1(1.9875691500E-4f);
     p = vm_fmadd(p, r, vm_set1(1.3981999507E-3f));
     p = vm_fmadd(p, r, vm_set1(8.3334519073E-3f));
     p = vm_fmadd(p, r, vm_set1(4.1665795894E-2f));
     p = vm_fmadd(p, r, vm_set1(1.6666665459E-1f));
     p = vm_fmadd(p, r, vm_set1(5.0000001201E-1f));
-    p = vm_fmadd(vm_mul(p, r), r, r);
-    p = vm_add(p, vm_set1(1.0f));
-    return vm_ldexp(p, n);
 #endif
+    vm_t one = vm_set1((vm_s)1);
+    p = vm_fmadd(p, r, one);
+    p = vm_fmadd(p, r, one);
+    return vm_ldexp(p, n);
+}
+
+/* exp(x), ~1 ulp: x clamped (NaN-preserving order) so that the scaling gives exactly inf above
+ * the overflow threshold and 0 below the smallest denormal. */
+static inline vm_t VM_FN(vexp)(vm_t x) {
+    x = vm_max(vm_set1((vm_s)(VM_IS_F64 ? -746.0 : -104.0)), vm_min(vm_set1(VM_EXP_MAX), x));
+    return VM_FN(vexp_poly)(x, vm_zero(), 0);
 }
 
 /* sigmoid(x) = 1/(1+exp(-x)) computed from e = exp(-|x|) <= 1: never overflows; NaN kept */
@@ -556,15 +583,6 @@ static inline vm_t VM_FN(vtanh)(vm_t x) {
  * (f32 to s^9: truncation ~2e-9 relative; f64 to s^19). Callers add k*log(2) as
  * k*VM_LN2HI + k*VM_LN2LO (Cody-Waite split). The core of vlog1p01 here and of the CTC
  * kernels' log (ctc_tmpl.h). */
-#undef VM_LN2HI
-#undef VM_LN2LO
-#if VM_IS_F64
-#define VM_LN2HI 6.93147180369123816490e-01
-#define VM_LN2LO 1.90821492927058770002e-10
-#else
-#define VM_LN2HI 0.693359375f
-#define VM_LN2LO -2.12194440e-4f
-#endif
 static inline vm_t VM_FN(vlog_core)(vm_t m) {
     vm_t one = vm_set1((vm_s)1);
     vm_t s = vm_div(vm_sub(m, one), vm_add(m, one));
@@ -599,12 +617,10 @@ static inline vm_t VM_FN(vlog1p01)(vm_t u) {
     return vm_fmadd(k, vm_set1(VM_LN2HI), lo);
 }
 
-/* erfc(z) for z >= 0 (z may be +inf), z*z = zz_hi + zz_lo exactly.
- * erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2) (Numerical Recipes erfcc form, relative error
- * < 1.2e-7); exp(-z^2) is taken as exp(-zz_hi) * exp(P(t) - zz_lo) so no rounding of z^2 enters. */
-static inline vm_t VM_FN(verfc_pos)(vm_t z, vm_t zz_hi, vm_t zz_lo) {
-    vm_t one = vm_set1((vm_s)1);
-    vm_t t = vm_div(one, vm_fmadd(z, vm_set1((vm_s)0.5), one));
+/* P(t) of the Numerical Recipes erfc form erfc(z) = t * exp(-z^2 + P(t)), t = 1/(1 + z/2),
+ * z >= 0 (relative error < 1.2e-7: f32 accuracy). The exact GELU (activation_tmpl.h) takes
+ * exp(-z^2 + P(t)) as one vexp_poly with z^2 split exactly in two. */
+static inline vm_t VM_FN(verfc_p)(vm_t t) {
     vm_t p = vm_set1((vm_s)0.17087277);
     p = vm_fmadd(p, t, vm_set1((vm_s)-0.82215223));
     p = vm_fmadd(p, t, vm_set1((vm_s)1.48851587));
@@ -614,10 +630,7 @@ static inline vm_t VM_FN(verfc_pos)(vm_t z, vm_t zz_hi, vm_t zz_lo) {
     p = vm_fmadd(p, t, vm_set1((vm_s)0.09678418));
     p = vm_fmadd(p, t, vm_set1((vm_s)0.37409196));
     p = vm_fmadd(p, t, vm_set1((vm_s)1.00002368));
-    p = vm_fmadd(p, t, vm_set1((vm_s)-1.26551223));
-    vm_t e1 = VM_FN(vexp)(vm_sub(vm_zero(), zz_hi));
-    vm_t e2 = VM_FN(vexp)(vm_sub(p, zz_lo));
-    return vm_mul(vm_mul(t, e1), e2);
+    return vm_fmadd(p, t, vm_set1((vm_s)-1.26551223));
 }
 
 #endif /* math functions once per pair */

@@ -22,3 +22,47 @@ def nthreads(request):
     _C.set_num_threads(request.param)
     yield request.param
     _C.set_num_threads(old)
+
+
+def _real_cuda_reason():
+    """None when real CuPy sees a GPU, else why the cuda parameter is skipped."""
+    from cengine import _device
+    return _device.cuda_missing_reason()
+
+
+def device_for(request, name):
+    """The device string a `device` parameter names: 'cpu'; 'cuda' (cuda:0, skipped unless real
+    CuPy sees a GPU); 'fake-cuda' (cuda:0 on the fake CuPy of tests/_fake_cupy.py)."""
+    if name == "fake-cuda":
+        request.getfixturevalue("fake_cuda")
+        return "cuda:0"
+    if name == "cuda":
+        why = _real_cuda_reason()
+        if why is not None:
+            pytest.skip("no real CUDA device: " + why)
+        return "cuda:0"
+    return "cpu"
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Run the test on the CPU and (only where real CuPy sees a GPU) on cuda:0."""
+    return device_for(request, request.param)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """A fake CuPy with one GPU (tests/_fake_cupy.py): the cuda dispatch code runs on the CPU."""
+    from _fake_cupy import install, uninstall
+    m = install(monkeypatch, 1)
+    yield m
+    uninstall()
+
+
+@pytest.fixture
+def fake_cuda2(monkeypatch):
+    """The fake CuPy with two GPUs."""
+    from _fake_cupy import install, uninstall
+    m = install(monkeypatch, 2)
+    yield m
+    uninstall()

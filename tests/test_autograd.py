@@ -22,6 +22,109 @@ def test_shared_gradient_arrays_are_not_aliased():
     assert b.grad.tolist() == [1.0, 1.0, 1.0]
 
 
+def _passthrough_graphs():
+    """(leaf, output, expected d(output)/d(leaf) factor) for graphs whose backward hands the
+    root gradient on unchanged (add, same-shape reshape, view, clone, identity-like ops) or
+    through a new array (mul, softmax)"""
+    def mk():
+        return ce.randn(3, 4, requires_grad=True)
+    out = []
+    x = mk(); out.append(("add", x, x + 0.0))
+    x = mk(); out.append(("add two leaves", x, x + ce.zeros(3, 4, requires_grad=True)))
+    x = mk(); out.append(("reshape", x, x.reshape(3, 4)))
+    x = mk(); out.append(("view", x, x.view(12).view(3, 4)))
+    x = mk(); out.append(("clone", x, x.clone()))
+    x = mk(); out.append(("mul", x, x * 2.0))
+    x = mk(); out.append(("softmax", x, ce.softmax(x, -1)))
+    x = mk(); out.append(("leaf itself", x, x))
+    return out
+
+
+@pytest.mark.parametrize("i", range(8))
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_root_gradient_is_not_copied_but_never_aliased(i, as_tensor):
+    """backward(g) reads g without copying it (as torch), yet no .grad aliases g and g is
+    never written: accumulating more gradient afterwards, or changing g, leaves the other
+    alone"""
+    name, x, y = _passthrough_graphs()[i]
+    y.retain_grad() if y is not x else None
+    rng = np.random.default_rng(i)
+    g_np = rng.standard_normal((3, 4)).astype(np.float32)
+    keep = g_np.copy()
+    g = ce.tensor(g_np) if as_tensor else g_np
+    garr = g._data if as_tensor else g
+    y.backward(g, retain_graph=True)
+    np.testing.assert_array_equal(garr, keep)   # not written
+    first = x.grad.numpy().copy()
+    for t in (x, y):
+        if t.grad is not None:
+            assert not np.may_share_memory(t.grad._data, garr), name
+    # a second backward accumulates in place into x.grad: g must not change
+    y.backward(g, retain_graph=True)
+    np.testing.assert_array_equal(garr, keep)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first, rtol=1e-6)
+    # changing g afterwards must not change the gradients
+    garr[...] = 1e6
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first, rtol=1e-6)
+
+
+def test_root_gradient_reaches_backward_uncopied():
+    """the array given to backward() is what the output's backward receives (no copy of a
+    large gradient on every call), as in torch"""
+    seen = []
+
+    class Twice(ce.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            seen.append(g)
+            return g * 2
+
+    x = ce.randn(4, 5, requires_grad=True)
+    g = np.ones((4, 5), np.float32)
+    Twice.apply(x).backward(g)
+    assert seen[0] is g
+    t = ce.ones(4, 5)
+    Twice.apply(x).backward(t)
+    assert seen[1] is t._data
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((4, 5), 4.0))
+
+
+def test_root_gradient_shared_by_two_roots_and_grad():
+    """one array given as the gradient of two roots, and through autograd.grad"""
+    x = ce.randn(5, requires_grad=True)
+    a, b = x + 0.0, x * 1.0
+    g = np.arange(5, dtype=np.float32)
+    ce.autograd.backward([a, b], [g, g])
+    np.testing.assert_array_equal(g, np.arange(5, dtype=np.float32))
+    np.testing.assert_allclose(x.grad.numpy(), 2 * g)
+    assert not np.may_share_memory(x.grad._data, g)
+    x2 = ce.randn(5, requires_grad=True)
+    (gx,) = ce.autograd.grad(x2 + 0.0, x2, [g])
+    assert not np.may_share_memory(gx._data, g)
+    g[...] = -1
+    np.testing.assert_allclose(gx.numpy(), np.arange(5))
+
+
+def test_root_gradient_dtype_and_readonly():
+    """a float64 gradient for a float32 output is cast; a read-only one (a broadcast view)
+    works and is not written"""
+    x = ce.randn(2, 3, requires_grad=True)
+    y = x + 0.0
+    y.backward(np.ones((2, 3), np.float64))
+    assert x.grad.dtype == ce.float32
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3)))
+    ro = np.broadcast_to(np.float32(2.0), (2, 3))
+    x.grad = None
+    (x + 0.0).backward(ro)
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+    x.grad.zero_()
+    assert float(ro[0, 0]) == 2.0
+
+
 def test_backward_twice_raises_and_retain_graph():
     x = ce.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp()).sum()

@@ -381,3 +381,75 @@ def test_gemm_errors():
     _C.gemm(X[:2], np.eye(4, dtype=f32), X[2:])              # disjoint rows: allowed
     with pytest.raises(ValueError, match="negative strides"):
         _C.gemm(np.zeros((2, 3), f32), np.zeros((3, 5), f32), np.zeros((2, 5), f32)[::-1])
+
+
+def _batch_layout(x, kind):
+    """same values as x (batch, R, C), stored as: 'c' contiguous, 't' each matrix transposed
+    in memory (a .transpose(0, 2, 1) view), 's' a sliced view (rows 2 apart, columns 3
+    apart, batch 2 apart), 'b' batch-of-1 broadcast by a stride-0 view (x[0] repeated)"""
+    if kind == "c":
+        return np.ascontiguousarray(x)
+    if kind == "t":
+        return np.ascontiguousarray(x.transpose(0, 2, 1)).transpose(0, 2, 1)
+    if kind == "b":
+        return np.broadcast_to(x[:1], x.shape)
+    big = np.zeros((x.shape[0] * 2, x.shape[1] * 2, x.shape[2] * 3 + 1), x.dtype)
+    v = big[::2, ::2, 1::3]
+    v[...] = x
+    return v
+
+
+# small batched products (the in-place / per-product packing path: M <= 96, K <= 512): tiny,
+# primes, register-tile edges (MR 12/8/6/4, NR 32/16/8), the bmm and attention shapes
+SMALL_BATCHED = [(1, 1, 1, 1), (7, 1, 1, 1), (5, 13, 29, 31), (3, 12, 32, 8), (4, 13, 33, 7),
+                 (64, 32, 32, 32), (9, 64, 64, 64), (4, 96, 50, 97), (3, 20, 96, 512),
+                 (6, 37, 5, 1), (2, 8, 200, 3), (5, 25, 17, 64), (3, 71, 40, 11)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SMALL_BATCHED, ids=lambda s: "%dx%dx%dx%d" % s)
+@pytest.mark.parametrize("la", ["c", "t", "s", "b"])
+@pytest.mark.parametrize("lb", ["c", "t", "s", "b"])
+def test_gemm_small_batched_layouts(isa, nthreads, dtype, shape, la, lb):
+    """every layout of A and B against numpy, and bitwise against the contiguous operands (in
+    place, column panels or packed, each element is summed in the same order)"""
+    Bn, M, N, K = shape
+    rng = np.random.default_rng(Bn * 7 + M * 5 + N * 3 + K)
+    A0, B0 = _rand(rng, (Bn, M, K), dtype), _rand(rng, (Bn, K, N), dtype)
+    A, B = _batch_layout(A0, la), _batch_layout(B0, lb)
+    Ac, Bc = np.ascontiguousarray(A), np.ascontiguousarray(B)
+    C = np.full((Bn, M, N), np.nan, dtype)
+    _C.gemm(A, B, C)
+    np.testing.assert_allclose(C, np.matmul(Ac.astype(np.float64), Bc.astype(np.float64)),
+                               **_tol(dtype, K))
+    Cc = np.empty_like(C)
+    _C.gemm(Ac, Bc, Cc)
+    np.testing.assert_array_equal(C, Cc)
+    # alpha and beta through the same views (C read), and a column-major output
+    C0 = _rand(rng, (Bn, M, N), dtype)
+    C2 = C0.copy()
+    _C.gemm(A, B, C2, 0.5, -2.0)
+    ref = 0.5 * np.matmul(Ac.astype(np.float64), Bc.astype(np.float64)) - 2.0 * C0
+    np.testing.assert_allclose(C2, ref, **_tol(dtype, K))
+    Cf = np.full((Bn, N, M), np.nan, dtype).transpose(0, 2, 1)
+    _C.gemm(A, B, Cf)
+    np.testing.assert_allclose(Cf, C, **_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("la,lb", [("t", "c"), ("c", "t"), ("t", "t"), ("s", "b"), ("b", "t")])
+def test_gemm_small_batched_same_result_on_1_and_2_threads(isa, dtype, la, lb):
+    rng = np.random.default_rng(11)
+    A = _batch_layout(_rand(rng, (37, 45, 61), dtype), la)
+    B = _batch_layout(_rand(rng, (37, 61, 70), dtype), lb)
+    old = _C.get_num_threads()
+    try:
+        outs = []
+        for nt in (1, 2):
+            _C.set_num_threads(nt)
+            outs.append(_C.gemm(A, B, np.empty((37, 45, 70), dtype)))
+    finally:
+        _C.set_num_threads(old)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], np.matmul(A.astype(np.float64), B.astype(np.float64)),
+                               **_tol(dtype, 61))

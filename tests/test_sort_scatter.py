@@ -185,6 +185,22 @@ def test_cumprod_against_torch():
     np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy())
 
 
+@pytest.mark.parametrize("dt", ["uint8", "bool", "int8", "int16", "int32", "int64", "float32"])
+def test_sum_prod_cumsum_cumprod_accumulate_like_torch(dt):
+    """bool and integer inputs accumulate in int64 (uint8 too: numpy would give uint64)."""
+    vals = [[1, 2, 3], [0, 1, 1]]
+    x = ce.tensor(vals).to(getattr(ce, dt))
+    want = ce.float32 if dt == "float32" else ce.int64
+    for out in (ce.sum(x), x.sum(1), ce.prod(x), ce.prod(x, 1), ce.cumsum(x, 1),
+                ce.cumprod(x, 1), x.cumsum(0)):
+        assert out.dtype is want
+    a = np.array(vals).astype(dt)
+    assert ce.cumsum(x, 1).tolist() == np.cumsum(a, 1).tolist()
+    assert ce.prod(x, 1).tolist() == np.prod(a, 1).tolist()
+    assert ce.cumsum(x, 1, dtype=ce.float64).dtype is ce.float64
+    assert ce.sum(x, dtype=ce.float64).dtype is ce.float64
+
+
 # ---------------------------------------------------------------------------- scatter family
 def test_scatter_by_hand():
     z = ce.zeros(2, 3)

@@ -131,7 +131,11 @@ class autocast:
             if not cuda.is_available():
                 warnings.warn("User provided device_type of 'cuda', but CUDA is not available. "
                               "Disabling", UserWarning, stacklevel=2)
-                self._enabled = False
+            else:
+                warnings.warn("autocast for cuda tensors is not implemented by cengine's CuPy "
+                              "path yet: the region runs in the tensors' own precision",
+                              UserWarning, stacklevel=2)
+            self._enabled = False
         if self.device == "cpu" and self._enabled and not any(
                 self.fast_dtype is d for d in _CPU_DTYPES):
             warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling "

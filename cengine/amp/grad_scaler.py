@@ -42,8 +42,11 @@ class GradScaler:
         self._device = _device_type(device)
         self._enabled = bool(enabled)
         if self._device == "cuda" and self._enabled:
+            from .. import cuda
             warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  "
-                          "Disabling.")
+                          "Disabling." if not cuda.is_available() else
+                          "GradScaler('cuda') is not implemented by cengine's CuPy path yet "
+                          "(no cuda autocast): disabling, gradients are left unscaled.")
             self._enabled = False
         elif self._device not in ("cpu", "cuda"):
             raise RuntimeError("GradScaler: unsupported device type '%s' (cengine runs on "

@@ -4,6 +4,7 @@ import numpy as np
 from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
 
 from .function import AccumulateGrad
+from .. import _device as _dv
 
 __all__ = ["backward", "grad", "queue_callback"]
 
@@ -86,8 +87,9 @@ def _accumulate_leaf(node, g, fresh):
     if g.shape != var._data.shape:
         g = np.broadcast_to(g, var._data.shape)
     if var.grad is None:
-        if not (id(g) in fresh and g.flags.c_contiguous and g.flags.writeable and g.base is None):
-            g = np.array(g, order="C", copy=True)
+        if not (id(g) in fresh and g.flags.c_contiguous and g.base is None and
+                (type(g) is not np.ndarray or g.flags.writeable)):
+            g = g.copy(order="C")
         fresh.discard(id(g))
         var.grad = _wrap(g)
     else:
@@ -106,6 +108,9 @@ def _accumulate_leaf(node, g, fresh):
 def _run(roots, root_grads, retain_graph, capture=None):
     """Propagate root_grads from roots (list of (node, output_nr)); returns captured grads."""
     grads = {}
+    # the root gradients are the caller's arrays: a backward that passes one through unchanged
+    # (add, reshape to the same shape, ...) must not let a leaf take it as its .grad uncopied
+    borrowed = {id(g) for g in root_grads}
     for (node, nr), g in zip(roots, root_grads):
         buf = grads.setdefault(id(node), [None] * node._n_out)
         buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
@@ -129,7 +134,7 @@ def _run(roots, root_grads, retain_graph, capture=None):
             for nr, ref in node._retained:
                 t = ref()
                 if t is not None and buf[nr] is not None:
-                    g = np.array(buf[nr], copy=True)
+                    g = buf[nr].copy()
                     if t.grad is None:
                         t.grad = _wrap(g)
                     else:
@@ -138,7 +143,8 @@ def _run(roots, root_grads, retain_graph, capture=None):
             args = buf
         else:
             mat = node._materialize_grads
-            args = [b if b is not None else (np.zeros(s, d) if mat else None)
+            xp = _dv.xp_of(*buf)
+            args = [b if b is not None else (xp.zeros(s, d) if mat else None)
                     for b, (s, d) in zip(buf, node._out_meta)]
         tok = _quiet_enter()  # no numpy RuntimeWarnings from backward formulas, as torch
         try:
@@ -150,8 +156,8 @@ def _run(roots, root_grads, retain_graph, capture=None):
         for e, g in zip(node.next_functions, in_grads):
             if e is None or g is None:
                 continue
-            if not isinstance(g, np.ndarray):
-                g = np.asarray(g)
+            if type(g) is not np.ndarray:
+                g = _dv.as_storage(g)
             nxt, nr = e
             # the gradient must have the shape of what it is the gradient of (torch's
             # validate_outputs); inlined: this runs once per edge of every backward
@@ -169,7 +175,8 @@ def _run(roots, root_grads, retain_graph, capture=None):
                 b = grads[id(nxt)] = [None] * nxt._n_out
             if b[nr] is None:
                 b[nr] = g
-                fresh.add(id(g))
+                if id(g) not in borrowed:
+                    fresh.add(id(g))
             else:
                 b[nr] = _add(b[nr], g)
                 fresh.add(id(b[nr]))
@@ -185,7 +192,7 @@ def _validate_grad(node, in_grads, g, want):
         expandable = False
     if not expandable:
         i = next(k for k, x in enumerate(in_grads) if x is g or
-                 (x is not None and np.asarray(x).shape == g.shape))
+                 (x is not None and np.shape(x) == g.shape))
         raise RuntimeError("Function %s returned an invalid gradient at index %d - got [%s] but "
                            "expected shape compatible with [%s]"
                            % (node.name(), i, ", ".join(map(str, g.shape)),
@@ -204,16 +211,29 @@ def _roots_and_grads(tensors, grad_tensors):
         if g is None:
             if t._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = np.ones(t._data.shape, t._data.dtype)
+            g = _dv.xp(t._data).ones(t._data.shape, t._data.dtype)
         else:
             if isinstance(g, Tensor):
                 g = g._data
-            g = np.asarray(g)
+            g = _dv.as_storage(g)
             if g.shape != t._data.shape:
                 raise RuntimeError("Mismatch in shape: grad_output[%d] has a shape of %s and "
                                    "output[%d] has a shape of %s." % (
                                        i, _sz(g.shape), i, _sz(t._data.shape)))
-            g = np.array(g, dtype=t._data.dtype, copy=True)
+            if _dv.xp(g) is not _dv.xp(t._data):
+                from ..tensor import _device_of
+                raise RuntimeError("invalid gradient at index %d - expected device %s but got %s"
+                                   % (i, _device_of(t._data), _device_of(g)))
+            # Not copied (torch does not copy it either): the engine only reads a root gradient.
+            # Backward formulas return new arrays (or views) and never write into the gradients
+            # they are given, and where a gradient is kept - a leaf's .grad, retain_grad(),
+            # grad()'s results - _run copies any array that is not its own (root gradients are
+            # never taken as `fresh`), so nothing the caller holds is aliased or changed. A
+            # read-only numpy array (a broadcast view, say) is still copied, as before: not every
+            # backward path has been checked with read-only gradients.
+            g = g.astype(t._data.dtype, copy=False)
+            if isinstance(g, np.ndarray) and not g.flags.writeable:
+                g = g.copy()
         roots.append(t._grad_edge())
         rgrads.append(g)
     return roots, rgrads
@@ -261,7 +281,7 @@ def _backward_into(tensors, inputs, grad_tensors, retain_graph):
         if t.grad_fn is None and t._acc is not None:
             _accumulate_leaf(t._acc, g._data, {id(g._data)})
         elif t.grad is None:
-            t.grad = _wrap(np.array(g._data, copy=True))
+            t.grad = _wrap(g._data.copy())
         else:
             t.grad._data = t.grad._data + g._data
 
@@ -298,5 +318,5 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 raise RuntimeError("One of the differentiated Tensors appears to not have been "
                                    "used in the graph. Set allow_unused=True if this is the "
                                    "desired behavior.")
-        res.append(None if g is None else _wrap(np.array(g, copy=True)))
+        res.append(None if g is None else _wrap(g.copy()))
     return tuple(res)

@@ -16,6 +16,7 @@ import weakref
 from .. import dtypes as _dt
 from . import grad_mode
 from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
+from .._device import _CP, check_same_device as _check_same_device
 
 
 class _LazyTensorModule:
@@ -168,6 +169,8 @@ class Function:
             ctx.needs_input_grad = needs
         else:
             ctx.needs_input_grad = (False,) * len(args)
+        if _CP[0] is not None:   # a cuda array has existed: the inputs must share a device
+            _check_same_device([a._data if isinstance(a, Tensor) else a for a in args])
         tok = _quiet_enter()  # no numpy RuntimeWarnings (log(0), 1/0, overflow), as torch
         try:
             out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])

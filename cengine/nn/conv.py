@@ -23,6 +23,26 @@ def _ntuple(v, n):
     return v * n if len(v) == 1 else v
 
 
+def _check_groups(in_channels, out_channels, groups):
+    if not isinstance(groups, numbers.Integral) or groups <= 0:
+        raise ValueError("groups must be a positive integer")
+    if in_channels % groups != 0:
+        raise ValueError("in_channels must be divisible by groups")
+    if out_channels % groups != 0:
+        raise ValueError("out_channels must be divisible by groups")
+
+
+def _init_params(m, weight_shape, out_channels, bias, dtype, device):
+    """m.weight of weight_shape and m.bias (out_channels) or None, initialised like torch."""
+    dtype = _dt.get_default_dtype() if dtype is None else dtype
+    m.weight = Parameter(empty(*weight_shape, dtype=dtype, device=device))
+    if bias:
+        m.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
+    else:
+        m.register_parameter("bias", None)
+    m.reset_parameters()
+
+
 def _conv_repr(m):
     """torch's extra_repr of convolution and transposed-convolution modules: the options that
     differ from their defaults, in torch's order"""
@@ -51,12 +71,7 @@ class _ConvNd(Module):
                  groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         nd = self._nd
-        if not isinstance(groups, numbers.Integral) or groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
+        _check_groups(in_channels, out_channels, groups)
         kernel_size = _ntuple(kernel_size, nd)
         stride = _ntuple(stride, nd)
         dilation = _ntuple(dilation, nd)
@@ -90,14 +105,8 @@ class _ConvNd(Module):
             else:
                 rev += [padding[i], padding[i]]
         self._reversed_padding_repeated_twice = rev
-        dtype = _dt.get_default_dtype() if dtype is None else dtype
-        self.weight = Parameter(empty(out_channels, in_channels // groups, *kernel_size,
-                                      dtype=dtype, device=device))
-        if bias:
-            self.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _init_params(self, (out_channels, in_channels // groups) + kernel_size, out_channels,
+                     bias, dtype, device)
 
     def reset_parameters(self):
         init._linear_default_(self.weight, self.bias)
@@ -138,12 +147,7 @@ class _ConvTransposeNd(Module):
         if padding_mode != "zeros":
             raise ValueError('Only "zeros" padding mode is supported for %s'
                              % type(self).__name__)
-        if not isinstance(groups, numbers.Integral) or groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
+        _check_groups(in_channels, out_channels, groups)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = _ntuple(kernel_size, nd)
@@ -154,14 +158,8 @@ class _ConvTransposeNd(Module):
         self.transposed = True
         self.groups = groups
         self.padding_mode = padding_mode
-        dtype = _dt.get_default_dtype() if dtype is None else dtype
-        self.weight = Parameter(empty(in_channels, out_channels // groups, *self.kernel_size,
-                                      dtype=dtype, device=device))
-        if bias:
-            self.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _init_params(self, (in_channels, out_channels // groups) + self.kernel_size,
+                     out_channels, bias, dtype, device)
 
     reset_parameters = _ConvNd.reset_parameters
 

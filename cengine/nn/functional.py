@@ -29,6 +29,7 @@ from ..ops.linalg import _Linear
 from ..ops.embedding import _Embedding
 from ..ops.conv import _Pad
 from ..random import _rng
+from .. import _device as _dv
 
 __all__ = [
     "linear", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "sigmoid", "tanh",
@@ -243,6 +244,13 @@ def _check_p(p):
         raise ValueError("dropout probability has to be between 0 and 1, but got %s" % (p,))
 
 
+def _on_device_of(arr, ref):
+    """Host array `arr` on the device of array `ref` (arr itself for a CPU ref)."""
+    if type(ref) is np.ndarray:
+        return arr
+    return _dv.to_cuda(arr, _dv.device_index(ref))
+
+
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p) (training only).
     The mask comes from cengine's generator (reproducible with cengine.manual_seed)."""
@@ -250,12 +258,15 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0.0:
         return input
     x = input._data
+    xp = np if type(x) is np.ndarray else _dv.xp(x)
     if p == 1.0:
-        mask = np.zeros(x.shape, x.dtype)
+        mask = xp.zeros(x.shape, x.dtype)
     else:
-        keep = _rng(None).random(x.shape, dtype=np.float32 if x.dtype == np.float32
-                                 else np.float64) >= p
-        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+        rdt = np.float32 if x.dtype == np.float32 else np.float64
+        # a cuda tensor's mask comes from CuPy's generator (cengine.cuda.manual_seed), as
+        # torch's cuda tensors draw from the cuda generator
+        r = _rng(None).random(x.shape, dtype=rdt) if xp is np else xp.random.random(x.shape, rdt)
+        mask = (r >= p).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     if inplace:
         _act._check_inplace_target(input)
         return _act.MulMaskInplace.apply(input, mask)
@@ -421,6 +432,8 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError("Class values must be non-negative.")
     if idx.size and idx.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
+    if type(idx) is not np.ndarray:       # a cuda tensor: compared against the class ids
+        return _wrap((idx[..., None] == _dv.arange(idx, num_classes)).astype(np.int64))
     out = np.zeros(idx.shape + (num_classes,), np.int64)
     np.put_along_axis(out, idx[..., None].astype(np.int64), 1, axis=-1)
     return _wrap(out)
@@ -509,7 +522,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
     mask3 = None
     if is_causal:
         m = np.where(np.tril(np.ones((L, S), bool)), 0.0, -np.inf).astype(dt)
-        mask3 = _wrap(m)   # (L, S), broadcast over the batch by the score add
+        mask3 = _wrap(_on_device_of(m, query._data))   # (L, S), broadcast by the score add
     elif attn_mask is not None:
         if not isinstance(attn_mask, Tensor):
             raise TypeError("attn_mask must be a Tensor")
@@ -521,7 +534,8 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
                                   ", ".join(str(s) for s in batch + (L, S)))) from None
         if attn_mask._data.dtype == np.bool_:
             m = np.where(attn_mask._data, 0.0, -np.inf).astype(dt)
-            mask3 = _wrap(np.broadcast_to(m, batch + (L, S)).reshape(kb + (L, S)))
+            mask3 = _wrap(_dv.ascontiguousarray(np.broadcast_to(m, batch + (L, S))).reshape(
+                kb + (L, S)))
         else:
             am = attn_mask if attn_mask._data.dtype == dt else attn_mask.to(query.dtype)
             if tuple(am.shape) != batch + (L, S):
@@ -530,9 +544,11 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, need_w
     dmask = None
     if dropout_p > 0.0:
         if dropout_p == 1.0:
-            dmask = np.zeros(kb + (L, S), dt)
+            dmask = _dv.zeros(query._data, kb + (L, S), dt)
         else:
-            keep = _rng(None).random(kb + (L, S)) >= dropout_p
+            qa = query._data
+            keep = (_rng(None).random(kb + (L, S)) if type(qa) is np.ndarray else
+                    _dv.xp(qa).random.random(kb + (L, S))) >= dropout_p
             dmask = keep.astype(dt) * dt.type(1.0 / (1.0 - dropout_p))
     # safe softmax (fully masked rows -> 0) for sdpa; a top-left causal mask leaves every row
     # at least one key, so it skips the row scan

@@ -369,10 +369,13 @@ class Module:
 
     def to(self, *args, **kwargs):
         """to(dtype) / to(device) / to(device, dtype) / to(tensor): floating point parameters
-        and buffers are converted to dtype; integer buffers are kept."""
-        _, dtype, _, copy, mf = _parse_to(args, kwargs)
+        and buffers are converted to dtype; integer buffers are kept; every parameter, gradient
+        and buffer moves to device (parameters keep their identity, as in torch)."""
+        dev, dtype, _, copy, mf = _parse_to(args, kwargs)
         if copy is not None:
             raise RuntimeError(".to() does not accept copy argument")
+        if dev is not None:
+            self._apply(lambda t: t.to(dev))
         if mf is not None:  # torch: 4-D (5-D) floating parameters and buffers take the format
             from .. import _layout
             _layout.check(mf, "to")
@@ -403,10 +406,11 @@ class Module:
         return self._apply(lambda t: t.to(dst_type))
 
     def cpu(self):
-        return self
+        return self._apply(lambda t: t.cpu())
 
     def cuda(self, device=None):
-        _check_device("cuda")
+        _check_device("cuda" if device is None else device)
+        return self._apply(lambda t: t.cuda(device))
 
     # ------------------------------------------------------------------ state dict
     def _save_to_state_dict(self, destination, prefix, keep_vars):

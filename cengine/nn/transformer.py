@@ -407,4 +407,5 @@ class Transformer(Module):
         if sz < 0:
             raise RuntimeError("Trying to create tensor with negative dimension %d: [%d, %d]"
                                % (sz, sz, sz))
-        return _wrap(np.triu(np.full((sz, sz), -np.inf, npd), 1))
+        m = _wrap(np.triu(np.full((sz, sz), -np.inf, npd), 1))
+        return m if device is None else m.to(device)

@@ -31,6 +31,8 @@ import threading
 
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import _C
 from .. import dtypes as _dt
 
@@ -74,8 +76,28 @@ def _scratch(shape):
     return b[:n].reshape(shape)
 
 
+def _gemm_xp(x, y, out, alpha, beta, bias):
+    """The GEMM of a CuPy array: out = alpha x @ y + beta out (+ bias) by the array module's
+    matmul (cuBLAS), written into out (batch dims broadcast as _C.gemm's)."""
+    xp = _dv.xp(x)
+    if x.dtype != y.dtype:
+        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: %s != %s"
+                           % (x.dtype.name, y.dtype.name))
+    r = xp.matmul(x, y)
+    if alpha != 1.0:
+        r *= x.dtype.type(alpha)
+    if beta != 0.0:
+        r += out * out.dtype.type(beta)
+    if bias is not None:
+        r += bias
+    out[...] = r
+    return out
+
+
 def gemm(x, y, out, alpha=1.0, beta=0.0, bias=None):
     dx = x.dtype
+    if type(x) is not np.ndarray and _dv.is_cuda_array(x):
+        return _gemm_xp(x, y, out, alpha, beta, bias)
     if dx == _F32 or dx == _F64:
         return _C.gemm(x, y, out, alpha, beta, bias)
     if y.dtype != dx:

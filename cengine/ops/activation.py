@@ -9,6 +9,7 @@ autograd a leaf that requires grad is refused with torch's error."""
 import numpy as np
 
 from .. import _C
+from ..cuda import _ops as _cu
 from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
@@ -29,11 +30,24 @@ _LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place
 _c = _f   # C-contiguous (no copy when already; 0-d stays 0-d)
 
 
+def _act_forward(kind, x, out, alpha, beta):
+    """The C kernel; a CuPy array goes to cengine.cuda's device implementation."""
+    if type(x) is not np.ndarray:
+        return _cu.act_forward(kind, x, out, alpha, beta)
+    return _C.act_forward(kind, x, out, alpha, beta)
+
+
+def _act_backward(kind, dy, x, y, out, alpha, beta):
+    if type(dy) is not np.ndarray:
+        return _cu.act_backward(kind, dy, x, y, out, alpha, beta)
+    return _C.act_backward(kind, dy, x, y, out, alpha, beta)
+
+
 class Activation(Function):
     @staticmethod
     def forward(ctx, x, kind, alpha, beta):
         x = _c(x)
-        y = _C.act_forward(kind, x, None, alpha, beta)
+        y = _act_forward(kind, x, None, alpha, beta)
         ctx.uses_y = _USES_Y[kind]
         ctx.save_for_backward(y if ctx.uses_y else x)
         ctx.kind, ctx.alpha, ctx.beta = kind, alpha, beta
@@ -44,9 +58,9 @@ class Activation(Function):
         (s,) = ctx.saved_tensors
         g = _c(g.astype(s.dtype, copy=False))
         if ctx.uses_y:
-            dx = _C.act_backward(ctx.kind, g, None, s, None, ctx.alpha, ctx.beta)
+            dx = _act_backward(ctx.kind, g, None, s, None, ctx.alpha, ctx.beta)
         else:
-            dx = _C.act_backward(ctx.kind, g, s, None, None, ctx.alpha, ctx.beta)
+            dx = _act_backward(ctx.kind, g, s, None, None, ctx.alpha, ctx.beta)
         return dx, None, None, None
 
 
@@ -69,7 +83,7 @@ class ActivationInplace(Function):
         need = ctx.needs_input_grad[0]
         if need and not ctx.from_y and kind != "leaky_relu":
             ctx.save_for_backward(xc.copy())           # the old value f' needs
-        _C.act_forward(kind, xc, xc, alpha, beta)
+        _act_forward(kind, xc, xc, alpha, beta)
         if xc is not x:
             x[...] = xc
         if need and ctx.from_y:
@@ -90,9 +104,9 @@ class ActivationInplace(Function):
         s = _c(s)
         g = _c(g.astype(s.dtype, copy=False))
         if _USES_Y[ctx.kind]:
-            dx = _C.act_backward(ctx.kind, g, None, s, None, ctx.alpha, ctx.beta)
+            dx = _act_backward(ctx.kind, g, None, s, None, ctx.alpha, ctx.beta)
         else:   # x, or for relu / leaky_relu (slope >= 0) the output in x's place
-            dx = _C.act_backward(ctx.kind, g, s, None, None, ctx.alpha, ctx.beta)
+            dx = _act_backward(ctx.kind, g, s, None, None, ctx.alpha, ctx.beta)
         return dx, None, None, None
 
 
@@ -123,7 +137,7 @@ def _wrap_relu_int(input):
 def _check_inplace_target(input):
     if _gm._state[0] and input.requires_grad and input.grad_fn is None:
         raise RuntimeError(_LEAF_INPLACE)
-    if not input._data.flags.writeable:
+    if type(input._data) is np.ndarray and not input._data.flags.writeable:
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")

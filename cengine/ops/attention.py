@@ -6,19 +6,21 @@ The torch-named surface (argument checks, masks, dropout, batch folding) is
 cengine.nn.functional (scaled_dot_product_attention, and _attention for MultiheadAttention)."""
 import numpy as np
 
+from .. import _device as _dv
+
 from ..autograd.function import Function
 from .linalg import _gemm
 from .softmax import _k_softmax_forward, _k_softmax_backward
 
 
-def _heads_empty(shape, dtype):
+def _heads_empty(shape, dtype, ref=None):
     """empty (..., L, E) array; for 4-D (b, h, L, E) the (b, h, L, E) view of a C-contiguous
     (b, L, h, E) array, the layout a (b, L, h*E) tensor's heads come from and go back to: the
     model's transpose(1, 2).reshape(b, L, h*E) of the result is then free."""
     if len(shape) == 4:
         b, h, L, E = shape
-        return np.empty((b, L, h, E), dtype).transpose(0, 2, 1, 3)
-    return np.empty(shape, dtype)
+        return _dv.empty(ref, (b, L, h, E), dtype).transpose(0, 2, 1, 3)
+    return _dv.empty(ref, shape, dtype)
 
 
 def _packed_qkv_grads(ctx, q, k, v):
@@ -59,7 +61,7 @@ def _packed_qkv_grads(ctx, q, k, v):
     d, xshape, sizes = split.d, split.shape, split.sizes
     if len(sizes) != 3 or d != len(xshape) - 1 or len(set(sizes)) != 1:
         return None
-    G = np.empty(xshape, q.dtype)
+    G = _dv.empty(q, xshape, q.dtype)
     views, start = {}, 0
     for nr in range(3):
         ops, pshape = chains[nr]
@@ -100,7 +102,7 @@ class _SDPA(Function):
     def forward(ctx, q, k, v, mask, scale, dropout_mask, safe=True):
         bd, L, S = q.shape[:-2], q.shape[-2], k.shape[-2]
         R = int(np.prod(bd + (L,), dtype=np.int64))
-        s = np.empty(bd + (L, S), q.dtype)
+        s = _dv.empty(q, bd + (L, S), q.dtype)
         _gemm(q, np.swapaxes(k, -1, -2), s, scale)
         if mask is not None:
             s += mask
@@ -110,7 +112,7 @@ class _SDPA(Function):
             if dead.any():
                 p[dead] = 0.0
         pd = p if dropout_mask is None else p * dropout_mask
-        o = _heads_empty(bd + (L, v.shape[-1]), q.dtype)
+        o = _heads_empty(bd + (L, v.shape[-1]), q.dtype, q)
         _gemm(pd, v, o)
         ctx.save_for_backward(q, k, v, p, dropout_mask)
         ctx.scale = scale
@@ -125,14 +127,14 @@ class _SDPA(Function):
         pd = p if dm is None else p * dm
         need_q, need_k, need_v, need_m = ctx.needs_input_grad[:4]
         if go is None:   # only the weights were used
-            go = np.zeros(q.shape[:-1] + (v.shape[-1],), q.dtype)
+            go = _dv.zeros(q, q.shape[:-1] + (v.shape[-1],), q.dtype)
         go = go.astype(q.dtype, copy=False)
         gv = None
         sib = _packed_qkv_grads(ctx, q, k, v) if need_q and need_k and need_v else None
         if need_v:
-            gv = sib[2] if sib else _heads_empty(v.shape, v.dtype)
+            gv = sib[2] if sib else _heads_empty(v.shape, v.dtype, v)
             _gemm(np.swapaxes(pd, -1, -2), go, gv)
-        dp = np.empty(p.shape, q.dtype)
+        dp = _dv.empty(q, p.shape, q.dtype)
         _gemm(go, np.swapaxes(v, -1, -2), dp)
         if gp is not None:  # grad of the returned (dropped-out) weights
             dp += gp
@@ -142,9 +144,9 @@ class _SDPA(Function):
         ds = _k_softmax_backward(p.reshape(R, S), dp.reshape(R, S), False).reshape(p.shape)
         gq = gk = None
         if need_q:
-            gq = sib[0] if sib else _heads_empty(q.shape, q.dtype)
+            gq = sib[0] if sib else _heads_empty(q.shape, q.dtype, q)
             _gemm(ds, k, gq, scale)
         if need_k:
-            gk = sib[1] if sib else _heads_empty(k.shape, k.dtype)
+            gk = sib[1] if sib else _heads_empty(k.shape, k.dtype, k)
             _gemm(np.swapaxes(ds, -1, -2), q, gk, scale)
         return gq, gk, gv, (ds if need_m else None), None, None, None

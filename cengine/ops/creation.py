@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import dtypes as _dt
-from ..tensor import Tensor, _wrap, _check_device
+from ..tensor import Tensor, _wrap, _check_device, _move
 from ._util import size_args, check_nonneg
 
 __all__ = ["tensor", "as_tensor", "asarray", "from_numpy", "zeros", "ones", "full", "empty",
@@ -67,6 +67,8 @@ def _to_array(data, dtype=None, copy=True):
     npd = None if dtype is None else _dt.to_numpy_dtype(dtype)
     if isinstance(data, Tensor):
         arr = data._data
+        if type(arr) is not np.ndarray:      # a cuda tensor: copied on its device
+            return arr.astype(npd or arr.dtype, copy=copy)
         return np.array(arr, dtype=npd or arr.dtype, copy=copy)
     if isinstance(data, np.ndarray):
         if npd is None:
@@ -85,28 +87,32 @@ def _to_array(data, dtype=None, copy=True):
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
-    """Copy `data` (python numbers/lists, numpy arrays, tensors) into a new leaf tensor."""
-    _check_device(device)
+    """Copy `data` (python numbers/lists, numpy arrays, tensors) into a new leaf tensor on
+    `device` (a tensor's own device when None)."""
+    d = _check_device(device)
     if isinstance(data, Tensor):
         import warnings
         warnings.warn("To copy construct from a tensor, use sourceTensor.detach().clone() (or "
                       "sourceTensor.detach().clone().requires_grad_(True)) rather than "
                       "cengine.tensor(sourceTensor).", UserWarning, stacklevel=2)
-    t = _wrap(_to_array(data, dtype))
+    arr = _to_array(data, dtype)
+    t = _wrap(arr if d is None else _move(arr, d))
     if requires_grad:
         t.requires_grad_(True)
     return t
 
 
 def as_tensor(data, dtype=None, device=None):
-    """Share memory with `data` where possible (tensor or numpy array of the same dtype)."""
-    _check_device(device)
+    """Share memory with `data` where possible (tensor or numpy array of the same dtype, on the
+    same device)."""
+    d = _check_device(device)
     if isinstance(data, Tensor):
-        return data if dtype is None or dtype.np == data._data.dtype else data.to(dtype)
+        return data.to(d, dtype)
     if isinstance(data, np.ndarray) and (dtype is None or _dt.to_numpy_dtype(dtype) == data.dtype):
         _dt.from_numpy_dtype(data.dtype)
-        return _wrap(data)
-    return _wrap(_to_array(data, dtype, copy=False))
+        return _wrap(data if d is None else _move(data, d))
+    arr = _to_array(data, dtype, copy=False)
+    return _wrap(arr if d is None else _move(arr, d))
 
 
 asarray = as_tensor
@@ -129,7 +135,11 @@ def _dtype_or_default(dtype):
 
 
 def _finish(arr, requires_grad, device):
-    _check_device(device)
+    """The new leaf tensor of a factory: `arr` (made on the CPU) moved to `device`."""
+    if device is not None:
+        d = _check_device(device)
+        if d.type != "cpu":
+            arr = _move(arr, d)
     t = _wrap(arr)
     if requires_grad:
         t.requires_grad_(True)
@@ -185,23 +195,27 @@ def _like(input, dtype):
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
     return _finish(_like_layout(np.zeros(input._data.shape, _like(input, dtype)), input,
-                                memory_format, "zeros_like"), requires_grad, device)
+                                memory_format, "zeros_like"), requires_grad,
+                   input.device if device is None else device)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
     return _finish(_like_layout(np.ones(input._data.shape, _like(input, dtype)), input,
-                                memory_format, "ones_like"), requires_grad, device)
+                                memory_format, "ones_like"), requires_grad,
+                   input.device if device is None else device)
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
     return _finish(_like_layout(np.empty(input._data.shape, _like(input, dtype)), input,
-                                memory_format, "empty_like"), requires_grad, device)
+                                memory_format, "empty_like"), requires_grad,
+                   input.device if device is None else device)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False,
               memory_format=None):
     return _finish(_like_layout(np.full(input._data.shape, fill_value, _like(input, dtype)), input,
-                                memory_format, "full_like"), requires_grad, device)
+                                memory_format, "full_like"), requires_grad,
+                   input.device if device is None else device)
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):

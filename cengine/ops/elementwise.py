@@ -4,6 +4,8 @@ import builtins
 
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
@@ -42,6 +44,8 @@ def _binary(a, b, float_result=False):
     a = _operand(a)
     b = _operand(b)
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb and _dv._CP[0] is not None:    # a cuda array has existed: one device
+        _dv.check_same_device((a._data, b._data))
     if ta and tb and a._data.shape != b._data.shape:
         _check_broadcast(a._data.shape, b._data.shape)
     if ta and tb and a._data.dtype is b._data.dtype and not float_result:
@@ -68,7 +72,7 @@ def _check_broadcast(sa, sb):
 
 
 def _shape(x):
-    return x.shape if isinstance(x, np.ndarray) else ()
+    return x.shape if isinstance(x, np.ndarray) or _dv.is_cuda_array(x) else ()
 
 
 # ---------------------------------------------------------------------------- casts
@@ -178,12 +182,12 @@ class Pow(Function):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     d = b * np.power(a, b - 1)
                 # torch: d/da a**0 is 0 even at a == 0
-                d = np.where(np.asarray(b) == 0, 0, d) if np.any(np.asarray(b) == 0) else d
+                d = np.where(_dv.asarray(b) == 0, 0, d) if np.any(_dv.asarray(b) == 0) else d
                 ga = unbroadcast(g * d, _shape(a))
         if n[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 la = np.log(a)
-            d = np.where((np.asarray(a) == 0) & (np.asarray(b) >= 0), 0, y * la)
+            d = np.where((_dv.asarray(a, like=y) == 0) & (_dv.asarray(b, like=y) >= 0), 0, y * la)
             gb = unbroadcast(g * d, _shape(b))
         return ga, gb
 
@@ -197,15 +201,15 @@ class _RoundedDiv(Function):
         ctx.sa, ctx.sb = _shape(a), _shape(b)
         with np.errstate(divide="ignore", invalid="ignore"):
             if floor:
-                return np.asarray(np.floor_divide(a, b))
+                return _dv.asarray(np.floor_divide(a, b))
             r = np.trunc(np.true_divide(a, b))
-        return np.asarray(r).astype(np.result_type(a, b), copy=False)
+        return _dv.asarray(r).astype(np.result_type(a, b), copy=False)
 
     @staticmethod
     def backward(ctx, g):
         n = ctx.needs_input_grad
-        return (np.zeros(ctx.sa, g.dtype) if n[0] else None,
-                np.zeros(ctx.sb, g.dtype) if n[1] else None, None)
+        return (_dv.zeros(g, ctx.sa, g.dtype) if n[0] else None,
+                _dv.zeros(g, ctx.sb, g.dtype) if n[1] else None, None)
 
 
 _DivRounded = type("Div", (_RoundedDiv,), {})
@@ -242,7 +246,7 @@ def div(input, other, *, rounding_mode=None, out=None):
         a, b = _binary(input, other)
         _int_zero_division(a, b)
         if not isinstance(a, Tensor):
-            a = _wrap(np.asarray(a, dtype=b._data.dtype))
+            a = _wrap(_dv.asarray(a, b._data.dtype, b._data))
         return _out(_DivRounded.apply(a, b, rounding_mode == "floor"), out)
     a, b = _binary(input, other, float_result=True)
     if not isinstance(a, Tensor):
@@ -255,7 +259,7 @@ def pow(input, exponent, *, out=None):
     if not isinstance(a, Tensor):  # scalar ** tensor
         if isinstance(a, builtins.int) and _dt.is_floating(b._data.dtype):
             a = builtins.float(a)
-        return _out(Pow.apply(np.asarray(a, dtype=b._data.dtype), b), out)
+        return _out(Pow.apply(_dv.asarray(a, b._data.dtype, b._data), b), out)
     if isinstance(b, builtins.int) and a._data.dtype.kind in "iu" and b < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     return _out(Pow.apply(a, b), out)
@@ -364,11 +368,11 @@ class _Piecewise(Function):
     @staticmethod
     def forward(ctx, x, f):
         ctx.shape = x.shape
-        return np.asarray(f(x))
+        return _dv.asarray(f(x))
 
     @staticmethod
     def backward(ctx, g):
-        return np.zeros(ctx.shape, g.dtype), None
+        return _dv.zeros(g, ctx.shape, g.dtype), None
 
 
 def _zero_grad_unary(npf, name):
@@ -420,7 +424,7 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        m = np.ones(x.shape, bool)
+        m = _dv.ones(x, x.shape, bool)
         if ctx.lo is not None:
             m &= x >= ctx.lo
         if ctx.hi is not None:
@@ -448,7 +452,7 @@ clip = clamp
 
 
 def _full_like_scalar(t, v):
-    return _wrap(np.asarray(v, dtype=t._data.dtype))
+    return _wrap(_dv.asarray(v, t._data.dtype, t._data))
 
 
 class _MaxMin(Function):
@@ -465,7 +469,7 @@ class _MaxMin(Function):
         a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
         shared = np.where(a == b, g * 0.5, g).astype(g.dtype, copy=False)
-        zero = np.zeros((), g.dtype)
+        zero = _dv.zeros(g, (), g.dtype)
         ga = gb = None
         if n[0]:
             ga = unbroadcast(np.where((a < b) if ctx.is_max else (a > b), zero, shared), a.shape)
@@ -504,7 +508,7 @@ class Where(Function):
     def backward(ctx, g):
         (cond,) = ctx.saved_tensors
         n = ctx.needs_input_grad
-        z = np.zeros((), g.dtype)
+        z = _dv.zeros(g, (), g.dtype)
         ga = unbroadcast(np.where(cond, g, z), ctx.sa) if n[1] else None
         gb = unbroadcast(np.where(cond, z, g), ctx.sb) if n[2] else None
         return None, ga, gb
@@ -525,7 +529,7 @@ def where(condition, input=None, other=None):
         # two python scalars: torch's scalar categories, bool < int < float (default dtype)
         cat = builtins.max(_scalar_cat(a), _scalar_cat(b))
         npd = (np.dtype(np.bool_), np.dtype(np.int64), _dt.get_default_dtype().np)[cat]
-        a = _wrap(np.asarray(a, dtype=npd))
+        a = _wrap(_dv.asarray(a, npd, condition._data))
     a, b = _binary(a, b)
     return Where.apply(condition, a, b)
 
@@ -544,7 +548,7 @@ def _cmp(npf, name):
         a, b = _binary(input, other)
         ad = a._data if isinstance(a, Tensor) else a
         bd = b._data if isinstance(b, Tensor) else b
-        return _out(_wrap(np.asarray(npf(ad, bd))), out)
+        return _out(_wrap(_dv.asarray(npf(ad, bd))), out)
     op.__name__ = name
     return op
 
@@ -596,7 +600,7 @@ def _int_zero_division(a, b):
     t = a if isinstance(a, Tensor) else b
     if t._data.dtype.kind in "iub":
         bd = b._data if isinstance(b, Tensor) else b
-        if np.any(np.asarray(bd) == 0):
+        if np.any(_dv.asarray(bd) == 0):
             raise RuntimeError("ZeroDivisionError")
 
 
@@ -610,7 +614,7 @@ class _Mod(Function):
         ctx.save_for_backward(a if n[1] else None, b if n[1] else None)
         ctx.sa, ctx.sb, ctx.floor = _shape(a), _shape(b), floor
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray((np.remainder if floor else np.fmod)(a, b))
+            return _dv.asarray((np.remainder if floor else np.fmod)(a, b))
 
     @staticmethod
     def backward(ctx, g):
@@ -634,7 +638,7 @@ def _mod(input, other, floor):
     a, b = _binary(input, other)
     _int_zero_division(a, b)
     if not isinstance(a, Tensor):
-        a = _wrap(np.asarray(a, dtype=b._data.dtype))
+        a = _wrap(_dv.asarray(a, b._data.dtype, b._data))
     return (_Remainder if floor else _Fmod).apply(a, b, floor)
 
 
@@ -682,7 +686,7 @@ def _inplace(self, fn, *args):
                            "operation.")
     res = fn(self, *args)
     if not isinstance(res, Tensor):
-        res = _wrap(np.asarray(res))
+        res = _wrap(_dv.asarray(res))
     if res._data.shape != self._data.shape:
         raise RuntimeError("output with shape [%s] doesn't match the broadcast shape [%s]"
                            % (", ".join(map(str, self._data.shape)),
@@ -692,7 +696,7 @@ def _inplace(self, fn, *args):
             raise RuntimeError("result type %s can't be cast to the desired output type %s"
                                % (_dt._FROM_NP[res._data.dtype].name.capitalize(),
                                   self.dtype.name.capitalize()))
-    if not self._data.flags.writeable:
+    if not _writeable(self._data):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")
@@ -714,7 +718,7 @@ def _keep_original_self(node, data):
     saved = list(node._saved)
     copied = set()
     for k, a in enumerate(saved):
-        if isinstance(a, np.ndarray) and (a is data or np.may_share_memory(a, data)):
+        if (isinstance(a, np.ndarray) or _dv.is_cuda_array(a)) and (a is data or np.may_share_memory(a, data)):
             saved[k] = a.copy()
             copied.add(k)
     if copied:
@@ -723,10 +727,17 @@ def _keep_original_self(node, data):
             node._checks = [c for c in node._checks if c[0] not in copied]
 
 
+def _writeable(a):
+    """Whether an op may write into storage `a` (CuPy arrays have no read-only views)."""
+    return type(a) is not np.ndarray or a.flags.writeable
+
+
 def _np_inplace(self, other, npf):
     """Fast path for t.op_(other) when no graph is recorded: numpy ufunc with out=."""
     if isinstance(other, Tensor):
         other = other._data
+        if _dv._CP[0] is not None:
+            _dv.check_same_device((self._data, other))
     tok = _quiet_enter()
     try:
         npf(self._data, other, out=self._data, casting="same_kind")
@@ -742,26 +753,26 @@ def _needs_graph(self, other):
 
 
 def add_(self, other, *, alpha=1):
-    if not _needs_graph(self, other) and alpha == 1 and self._data.flags.writeable:
+    if not _needs_graph(self, other) and alpha == 1 and _writeable(self._data):
         return _np_inplace(self, other, np.add)
     return _inplace(self, lambda s, o: add(s, o, alpha=alpha), other)
 
 
 def sub_(self, other, *, alpha=1):
-    if not _needs_graph(self, other) and alpha == 1 and self._data.flags.writeable:
+    if not _needs_graph(self, other) and alpha == 1 and _writeable(self._data):
         return _np_inplace(self, other, np.subtract)
     return _inplace(self, lambda s, o: sub(s, o, alpha=alpha), other)
 
 
 def mul_(self, other):
-    if not _needs_graph(self, other) and self._data.flags.writeable:
+    if not _needs_graph(self, other) and _writeable(self._data):
         return _np_inplace(self, other, np.multiply)
     return _inplace(self, mul, other)
 
 
 def div_(self, other):
     if not _needs_graph(self, other) and _dt.is_floating(self._data.dtype) and \
-            self._data.flags.writeable:
+            _writeable(self._data):
         return _np_inplace(self, other, np.true_divide)
     return _inplace(self, div, other)
 
@@ -793,6 +804,20 @@ def fill_(self, value):
     return self
 
 
+def _copyto(dst, src):
+    """dst[...] = src (cast as needed), src moved to dst's device first (copy_ copies across
+    devices, as torch's)."""
+    if type(dst) is np.ndarray and type(src) is np.ndarray:
+        np.copyto(dst, src, casting="unsafe")
+        return
+    if _dv.is_cuda_array(dst):
+        if not _dv.is_cuda_array(src) or src.device.id != dst.device.id:
+            src = _dv.to_cuda(src, dst.device.id)
+    else:
+        src = _dv.to_host(src)
+    np.copyto(dst, src, casting="unsafe")
+
+
 def copy_(self, src, non_blocking=False):
     if not isinstance(src, Tensor):
         from .creation import tensor
@@ -803,7 +828,7 @@ def copy_(self, src, non_blocking=False):
             return add(mul(s, 0), o.expand(*s.shape) if o.shape != s.shape else o)
         return _inplace(self, f, src)
     try:
-        np.copyto(self._data, src._data, casting="unsafe")
+        _copyto(self._data, src._data)
     except ValueError:
         raise RuntimeError("The size of tensor a (%s) must match the size of tensor b (%s)"
                            % (list(self._data.shape), list(src._data.shape))) from None

@@ -5,6 +5,8 @@ import builtins
 
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import dtypes as _dt
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
@@ -68,7 +70,7 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, g):
-        out = np.zeros(ctx.shape, g.dtype)
+        out = _dv.zeros(g, ctx.shape, g.dtype)
         if ctx.basic:
             out[ctx.idx] = g
         elif _is_unique_adv(ctx.idx):
@@ -135,7 +137,7 @@ def getitem(self, idx):
             r = self._data[idx] if basic else _np_get(self._data, idx)
         except IndexError as e:
             raise IndexError(str(e).replace("axis", "dimension")) from None
-        t = _wrap(r if isinstance(r, np.ndarray) else np.asarray(r))
+        t = _wrap(r if isinstance(r, np.ndarray) else _dv.asarray(r))
         if basic:
             t._version = self._version
         return t
@@ -150,7 +152,7 @@ class IndexPut(Function):
 
     @staticmethod
     def forward(ctx, x, idx, v, accumulate):
-        out = np.array(x, copy=True)
+        out = x.copy()
         if accumulate:
             _np_add_at(out, idx, v)
         else:
@@ -166,11 +168,11 @@ class IndexPut(Function):
             if ctx.accumulate:
                 gx = g
             else:
-                gx = np.array(g, copy=True)
+                gx = g.copy()
                 _np_set(gx, ctx.idx, 0)
         gv = None
         if ctx.needs_input_grad[2]:
-            gv = unbroadcast(np.asarray(_np_get(g, ctx.idx)), ctx.vshape)
+            gv = unbroadcast(_dv.asarray(_np_get(g, ctx.idx)), ctx.vshape)
         return gx, None, gv, None
 
 
@@ -182,6 +184,8 @@ def setitem(self, idx, value):
         needs = _gm._state[0] and self.requires_grad
     if not needs:
         v = value._data if isinstance(value, Tensor) else value
+        if _dv._CP[0] is not None and isinstance(value, Tensor):
+            _dv.check_same_device((self._data, v))
         try:
             _np_set(self._data, idx, v)
         except ValueError as e:
@@ -204,7 +208,7 @@ class IndexSelect(Function):
     @staticmethod
     def backward(ctx, g):
         (index,) = ctx.saved_tensors
-        out = np.zeros(ctx.shape, g.dtype)
+        out = _dv.zeros(g, ctx.shape, g.dtype)
         idx = (slice(None),) * ctx.dim + (index,)
         np.add.at(out, idx, g)
         return out, None, None
@@ -250,7 +254,7 @@ class Gather(Function):
     @staticmethod
     def backward(ctx, g):
         (index,) = ctx.saved_tensors
-        out = np.zeros(ctx.shape, g.dtype)
+        out = _dv.zeros(g, ctx.shape, g.dtype)
         if index.size:
             _scatter_add_np(out, ctx.dim, index, g)
         return out, None, None
@@ -258,6 +262,14 @@ class Gather(Function):
 
 def _scatter_add_np(out, dim, index, src):
     """out[index[i][j]][j] += src[i][j] along dim (index may be smaller than out)."""
+    if type(out) is not np.ndarray:          # CuPy: device index grids, atomic scatter-add
+        from .scatter import _add_at
+        nd = index.ndim
+        grids = [_dv.arange(index, n).reshape((1,) * k + (n,) + (1,) * (nd - k - 1))
+                 for k, n in enumerate(index.shape)]
+        full = tuple(index if k == dim else grids[k] for k in range(nd))
+        _add_at(out, full, src[tuple(slice(0, s) for s in index.shape)])
+        return
     grids = np.indices(index.shape, sparse=True)
     full = tuple(index if k == dim else grids[k] for k in range(index.ndim))
     np.add.at(out, full, src[tuple(slice(0, s) for s in index.shape)])
@@ -344,7 +356,7 @@ def take_along_dim(input, indices, dim=None):
         input = input.expand(*xshape)
     if jshape != ix.shape:
         ix = np.broadcast_to(ix, jshape)
-    return gather(input, d, _wrap(np.ascontiguousarray(ix)))
+    return gather(input, d, _wrap(_dv.ascontiguousarray(ix)))
 
 
 class MaskedFill(Function):
@@ -352,12 +364,12 @@ class MaskedFill(Function):
     def forward(ctx, x, mask, value):
         ctx.save_for_backward(mask)
         ctx.shape = x.shape
-        return np.where(mask, np.asarray(value, x.dtype), x)
+        return np.where(mask, _dv.asarray(value, x.dtype, x), x)
 
     @staticmethod
     def backward(ctx, g):
         (mask,) = ctx.saved_tensors
-        return unbroadcast(np.where(mask, np.zeros((), g.dtype), g), ctx.shape), None, None
+        return unbroadcast(np.where(mask, _dv.zeros(g, (), g.dtype), g), ctx.shape), None, None
 
 
 def masked_fill(input, mask, value):

@@ -12,6 +12,8 @@ import builtins
 
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import _C
 from .. import dtypes as _dt
 from ..autograd.function import Function
@@ -106,19 +108,19 @@ def _matmul_nd(x, y):
     M, K, N = x.shape[-2], x.shape[-1], y.shape[-1]
     dt = x.dtype
     if x.ndim == 2 and y.ndim == 2:
-        out = np.empty((M, N), dt)
+        out = _empty(x, (M, N), dt)
         _gemm(x, y, out)
         return out
     if y.ndim == 2:
         # batch folded into the rows: one (B*M, K) @ (K, N) product
-        out = np.empty(x.shape[:-1] + (N,), dt)
+        out = _empty(x, x.shape[:-1] + (N,), dt)
         _gemm(_fold_rows(x), y, np.reshape(out, (_rows(out.shape), N)))
         return out
     try:
         batch = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     except ValueError:
         _raise_broadcast(x.shape[:-2], y.shape[:-2])
-    out = np.empty(batch + (M, N), dt)
+    out = _empty(x, batch + (M, N), dt)
     return _gemm_into(x, y, out)
 
 
@@ -132,6 +134,13 @@ def _raise_broadcast(sa, sb):
     raise RuntimeError("shapes %s and %s cannot be broadcast" % (sa, sb))
 
 
+def _empty(ref, shape, dt):
+    """An uninitialised output array on the device of `ref`."""
+    if type(ref) is np.ndarray:
+        return np.empty(shape, dt)
+    return _dv.xp(ref).empty(shape, dt)
+
+
 def _swap(x):
     return x.swapaxes(-1, -2)
 
@@ -140,7 +149,7 @@ def _grad_a(g, b, a_shape):
     """dA = g @ b^T reduced to A's shape; g (batch..., M, N), b (..., K, N)"""
     if b.ndim == 2 and len(a_shape) == g.ndim:
         # same batch as the output: one folded product (B*M, N) @ (N, K)
-        out = np.empty(g.shape[:-1] + (b.shape[0],), g.dtype)
+        out = _empty(g, g.shape[:-1] + (b.shape[0],), g.dtype)
         _gemm(_fold_rows(g), _swap(b), np.reshape(out, (_rows(out.shape), b.shape[0])))
         return out
     full = _matmul_nd(g, _swap(b))
@@ -151,7 +160,7 @@ def _grad_b(g, a, b_shape):
     """dB = a^T @ g reduced to B's shape; g (batch..., M, N), a (..., M, K)"""
     if len(b_shape) == 2 and g.ndim > 2 and a.shape[:-2] == g.shape[:-2]:
         # B broadcast over the whole batch (Linear on a batch): (B*M, K)^T @ (B*M, N)
-        out = np.empty((a.shape[-1], g.shape[-1]), g.dtype)
+        out = _empty(g, (a.shape[-1], g.shape[-1]), g.dtype)
         _gemm(_swap(_fold_rows(a)), _fold_rows(g), out)
         return out
     full = _matmul_nd(_swap(a), g)
@@ -165,7 +174,7 @@ class MatMul(Function):
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         if a.ndim == 1 and b.ndim == 1:
-            out = np.empty((1, 1), a.dtype)
+            out = _empty(a, (1, 1), a.dtype)
             _gemm(a[None, :], b[:, None], out)
             return out.reshape(())
         a2 = a[None, :] if a.ndim == 1 else a
@@ -363,7 +372,7 @@ class Outer(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        out = np.empty((a.shape[0], b.shape[0]), a.dtype)
+        out = _empty(a, (a.shape[0], b.shape[0]), a.dtype)
         _gemm(a[:, None], b[None, :], out)
         return out
 
@@ -372,11 +381,11 @@ class Outer(Function):
         a, b = ctx.saved_tensors
         ga = gb = None
         if ctx.needs_input_grad[0]:          # g @ b
-            ga = np.empty((g.shape[0], 1), g.dtype)
+            ga = _empty(g, (g.shape[0], 1), g.dtype)
             _gemm(g, b[:, None], ga)
             ga = ga[:, 0]
         if ctx.needs_input_grad[1]:          # g^T @ a
-            gb = np.empty((g.shape[1], 1), g.dtype)
+            gb = _empty(g, (g.shape[1], 1), g.dtype)
             _gemm(g.T, a[:, None], gb)
             gb = gb[:, 0]
         return ga, gb
@@ -409,9 +418,9 @@ class AddMM(Function):
         ctx.beta, ctx.alpha = beta, alpha
         shape = m1.shape[:-1] + (m2.shape[-1],)
         if beta == 0:
-            out = np.empty(shape, m1.dtype)
+            out = _empty(m1, shape, m1.dtype)
         else:
-            out = np.array(np.broadcast_to(inp, shape), dtype=m1.dtype, order="C")
+            out = _dv.xp(inp).array(np.broadcast_to(inp, shape), dtype=m1.dtype, order="C")
         _gemm(m1, m2, out, alpha, beta)
         return out
 
@@ -423,10 +432,10 @@ class AddMM(Function):
         if ctx.needs_input_grad[0]:
             ga = unbroadcast(g * beta if beta != 1 else g, ctx.inp_shape)
         if ctx.needs_input_grad[1]:
-            g1 = np.empty(m1.shape, g.dtype)
+            g1 = _empty(g, m1.shape, g.dtype)
             _gemm(g, _swap(m2), g1, alpha)
         if ctx.needs_input_grad[2]:
-            g2 = np.empty(m2.shape, g.dtype)
+            g2 = _empty(g, m2.shape, g.dtype)
             _gemm(_swap(m1), g, g2, alpha)
         return ga, g1, g2, None, None
 
@@ -444,7 +453,7 @@ class _Linear(Function):
         M = int(np.prod(x.shape[:-1], dtype=np.int64))
         ctx.M = M
         x2 = x.reshape(M, in_f)
-        out = np.empty((M, W.shape[0]), x.dtype)
+        out = _empty(x, (M, W.shape[0]), x.dtype)
         if b is not None and b.shape != (W.shape[0],):   # () or (1,): one value for every column
             b = np.broadcast_to(b.reshape(()), (W.shape[0],))
         _gemm(x2, W.T, out, 1.0, 0.0, b)
@@ -457,11 +466,11 @@ class _Linear(Function):
         g2 = g.reshape(M, out_f)
         gx = gW = gb = None
         if ctx.needs_input_grad[0]:
-            gx = np.empty((M, in_f), x.dtype)
+            gx = _empty(x, (M, in_f), x.dtype)
             _gemm(g2, W, gx)
             gx = _reshape(gx, x.shape)
         if ctx.needs_input_grad[1]:
-            gW = np.empty(W.shape, W.dtype)
+            gW = _empty(W, W.shape, W.dtype)
             if _half.is_half(g2.dtype) and in_f < out_f:
                 # the bf16 GEMM wants a row-major A: transpose the narrower of g and x
                 # (gW^T = x^T @ g) rather than always g
@@ -518,7 +527,7 @@ def _addmm_common(name, input, m1, m2, beta, alpha, nd, out):
         res = (alpha * prod if alpha != 1 else prod)
         if beta != 0:
             res = res + beta * input._data
-        return write_out(_wrap(np.asarray(res).astype(dt, copy=False)), out, name)
+        return write_out(_wrap(_dv.asarray(res).astype(dt, copy=False)), out, name)
     return write_out(AddMM.apply(input, m1, m2, beta, alpha), out, name)
 
 

@@ -5,7 +5,10 @@ the edges). Losses composed of differentiable ops (mse, l1, kl_div, BCE with log
 torch-named surface (argument checks, shapes, warnings) are in cengine.nn.functional."""
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import _C
+from ..cuda import _ops as _cu
 from ..autograd.function import Function
 from ._util import _f, _reshape, _keep
 
@@ -15,11 +18,16 @@ def _k_cross_entropy_forward(logits, target, weight, ignore_index, label_smoothi
     loss_i = (1-eps) w[t](lse - x[t]) + eps/C sum_c w[c](lse - x[c]); 0 on ignored rows;
     wrow_i = weight of row i in a 'mean' reduction (w[t] or 1, 0 when ignored).
     Raises IndexError "Target k is out of bounds." for a bad target."""
+    if type(logits) is not np.ndarray:
+        return _cu.cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing)
     return _C.cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing)
 
 
 def _k_cross_entropy_backward(logits, target, lse, g, weight, ignore_index, label_smoothing):
     """dlogits (N,C) = g_i [((1-eps) w[t] + eps/C sum(w)) p - eps/C w - (1-eps) w[t] onehot(t)]."""
+    if type(logits) is not np.ndarray:
+        return _cu.cross_entropy_backward(logits, target, lse, g, weight, ignore_index,
+                                          label_smoothing)
     return _C.cross_entropy_backward(logits, target, lse, g, weight, ignore_index,
                                      label_smoothing)
 
@@ -27,11 +35,15 @@ def _k_cross_entropy_backward(logits, target, lse, g, weight, ignore_index, labe
 def _k_cross_entropy_prob_forward(logits, target, weight, label_smoothing):
     """logits, target (N,C) -> (loss_rows, lse); q = (1-eps) target + eps/C,
     loss_i = -sum_c w[c] q[i,c] (x[i,c] - lse_i)."""
+    if type(logits) is not np.ndarray:
+        return _cu.cross_entropy_prob_forward(logits, target, weight, label_smoothing)
     return _C.cross_entropy_prob_forward(logits, target, weight, label_smoothing)
 
 
 def _k_cross_entropy_prob_backward(logits, target, lse, g, weight, label_smoothing):
     """dlogits = g_i (p_c sum_k w_k q_k - w_c q_c)."""
+    if type(logits) is not np.ndarray:
+        return _cu.cross_entropy_prob_backward(logits, target, lse, g, weight, label_smoothing)
     return _C.cross_entropy_prob_backward(logits, target, lse, g, weight, label_smoothing)
 
 
@@ -87,7 +99,7 @@ def _mean_scale(g, denom):
     """g / denom for a 'mean' reduction's backward; denom 0 (empty batch, every row ignored or
     of weight 0) gives inf/NaN like torch's division instead of ZeroDivisionError."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.float64(g) / np.float64(denom)
+        return np.float64(float(g)) / np.float64(float(denom))
 
 
 def _reduce_rows(loss, reduction, denom, out_shape, dtype):
@@ -95,9 +107,9 @@ def _reduce_rows(loss, reduction, denom, out_shape, dtype):
     sum by denom (NaN when denom is 0: an empty batch, every row ignored or of weight 0, as
     torch), 'sum' sums in float64, 'none' gives the rows in out_shape."""
     if reduction == "mean":
-        return np.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, dtype)
+        return _dv.asarray(loss.sum(dtype=np.float64) / denom if denom else np.nan, dtype, loss)
     if reduction == "sum":
-        return np.asarray(loss.sum(dtype=np.float64), dtype)
+        return _dv.asarray(loss.sum(dtype=np.float64), dtype)
     return loss.reshape(out_shape)
 
 
@@ -108,7 +120,7 @@ def _row_grads(g, M, reduction, denom, dtype=None):
     if reduction == "none":
         r = _f(g).reshape(M)
         return r if dtype is None else r.astype(dtype, copy=False)
-    return np.full(M, _mean_scale(g, denom) if reduction == "mean" else float(g), dtype)
+    return _dv.xp(g).full(M, _mean_scale(g, denom) if reduction == "mean" else float(g), dtype)
 
 
 def _logits_rows(x):
@@ -132,7 +144,7 @@ class _CrossEntropy(Function):
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, ls, reduction, out_shape):
         z = _logits_rows(x)
-        t = np.ascontiguousarray(target.reshape(-1), dtype=np.int64)
+        t = _dv.ascontiguousarray(target.reshape(-1), dtype=np.int64)
         w = None if weight is None else _f(weight).astype(z.dtype, copy=False)
         loss, lse, wrow = _k_cross_entropy_forward(z, t, w, ignore_index, ls)
         ctx.save_for_backward(_keep(z, x), t, w, lse)
@@ -191,12 +203,12 @@ class _NLL(Function):
         t = target.reshape(-1).astype(np.int64, copy=False)
         valid = t != ignore_index
         ts = np.where(valid, t, 0)
-        w = np.ones(z.shape[1], z.dtype) if weight is None else weight.astype(z.dtype)
+        w = _dv.ones(z, z.shape[1], z.dtype) if weight is None else weight.astype(z.dtype)
         wt = np.where(valid, w[ts], 0).astype(z.dtype)
         # ignored rows are exactly 0 (torch), even where their log-probability is -inf (0 * -inf
         # would be NaN); a kept row of weight 0 and value -inf stays NaN, as in torch
         with np.errstate(invalid="ignore"):
-            loss = np.where(valid, -wt * z[np.arange(z.shape[0]), ts], 0).astype(z.dtype)
+            loss = np.where(valid, -wt * z[_dv.arange(z, z.shape[0]), ts], 0).astype(z.dtype)
         denom = wt.sum(dtype=np.float64) if reduction == "mean" else None
         out = _reduce_rows(loss, reduction, denom, out_shape, z.dtype)
         ctx.save_for_backward(ts, wt, valid)
@@ -208,7 +220,7 @@ class _NLL(Function):
         ts, wt, valid = ctx.saved_tensors
         shape, zshape, reduction, denom = ctx.meta
         grow = _row_grads(g, zshape[0], reduction, denom)
-        dz = np.zeros(zshape, wt.dtype)
+        dz = _dv.zeros(wt, zshape, wt.dtype)
         with np.errstate(invalid="ignore"):   # ignored rows get 0 even when grow is inf (0/0 mean)
-            dz[np.arange(zshape[0]), ts] = np.where(valid, -wt * grow, 0)
+            dz[_dv.arange(wt, zshape[0]), ts] = np.where(valid, -wt * grow, 0)
         return _unlogits_rows(dz, shape), None, None, None, None, None

@@ -5,29 +5,38 @@ surface (shape checks, running statistics, evaluation mode) is cengine.nn.functi
 import numpy as np
 
 from .. import _C
+from ..cuda import _ops as _cu
 from ..autograd.function import Function
 from ._util import _f, _reshape, _keep
 
 
 def _k_layer_norm_forward(x, w, b, eps):
     """x (R,D) -> (y, mean (R), rstd (R)); y = (x-mean)*rstd*w + b."""
+    if type(x) is not np.ndarray:
+        return _cu.layer_norm_forward(x, w, b, eps)
     return _C.layer_norm_forward(x, w, b, eps)
 
 
 def _k_layer_norm_backward(dy, x, w, mean, rstd, need_x, need_w, need_b):
     """-> (dx, dw, db): dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy*w;
     dw = sum dy*xhat, db = sum dy (None where not needed)."""
+    if type(x) is not np.ndarray:
+        return _cu.layer_norm_backward(dy, x, mean, rstd, w, need_x, need_w, need_b)
     return _C.layer_norm_backward(dy, x, mean, rstd, w, need_dx=need_x, need_dweight=need_w,
                                   need_dbias=need_b)
 
 
 def _k_rms_norm_forward(x, w, eps):
     """x (R,D) -> (y, rstd (R)); rstd = 1/sqrt(mean(x^2) + eps), y = x*rstd*w."""
+    if type(x) is not np.ndarray:
+        return _cu.rms_norm_forward(x, w, eps)
     return _C.rms_norm_forward(x, w, eps)
 
 
 def _k_rms_norm_backward(dy, x, w, rstd, need_x, need_w):
     """-> (dx, dw): dx = rstd (g - xhat mean(g xhat)), g = dy*w, xhat = x*rstd."""
+    if type(x) is not np.ndarray:
+        return _cu.rms_norm_backward(dy, x, rstd, w, need_x, need_w)
     return _C.rms_norm_backward(dy, x, rstd, w, need_dx=need_x, need_dweight=need_w)
 
 
@@ -92,13 +101,17 @@ class _BatchNorm(Function):
         N, C = x.shape[0], x.shape[1]
         S = int(np.prod(x.shape[2:], dtype=np.int64))
         x3 = _f(x).reshape(N, C, S)
-        mean, var = _C.bn_stats(x3)
+        if type(x3) is not np.ndarray:           # CuPy storage: the array-module formulas
+            mean, var = _cu.bn_stats(x3)
+        else:
+            mean, var = _C.bn_stats(x3)
         rstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
         a = rstd * w.astype(x.dtype, copy=False) if w is not None else rstd
         shift = -mean * a
         if b is not None:
             shift = shift + b.astype(x.dtype, copy=False)
-        y = _C.bn_apply(x3, _f(a), _f(shift))
+        y = _C.bn_apply(x3, _f(a), _f(shift)) if type(x3) is np.ndarray else \
+            x3 * a[None, :, None] + shift[None, :, None]
         ctx.save_for_backward(_keep(x3, x), mean, rstd, w)
         ctx.meta = (x.shape, N, C, S, b is not None)
         ctx.stats = (mean, var)
@@ -111,7 +124,7 @@ class _BatchNorm(Function):
         need_w = w is not None and ctx.needs_input_grad[1]
         need_b = has_b and ctx.needs_input_grad[2]
         dt = mean.dtype
-        dx, dw, db = _C.bn_backward(
+        dx, dw, db = (_C.bn_backward if type(xs) is np.ndarray else _cu.bn_backward)(
             _f(g.astype(dt, copy=False)).reshape(N, C, S), _f(xs).reshape(N, C, S), mean, rstd,
             None if w is None else _f(w.astype(dt, copy=False)), ctx.needs_input_grad[0],
             need_w, need_b)

@@ -7,6 +7,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap
@@ -32,13 +34,21 @@ def _expand_back(g, shape, dims, keepdim):
     return g
 
 
+def _int_acc(dt, requested=None):
+    """The numpy dtype sum / prod / cumsum / cumprod accumulate in: the requested one, else
+    torch's int64 for bool and integer inputs (numpy would keep uint64 for unsigned ones,
+    a dtype cengine has not), else None (the input's)."""
+    if requested is None and dt.kind in "biu" and dt != np.int64:
+        return np.int64
+    return requested
+
+
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
-        if dtype is None and x.dtype.kind in "bi" and x.dtype != np.int64:
-            dtype = np.int64
-        return np.asarray(np.sum(x, axis=dims, keepdims=keepdim, dtype=dtype))
+        dtype = _int_acc(x.dtype, dtype)
+        return _dv.asarray(np.sum(x, axis=dims, keepdims=keepdim, dtype=dtype))
 
     @staticmethod
     def backward(ctx, g):
@@ -58,8 +68,8 @@ class Mean(Function):
         n = x.size if dims is None else int(np.prod([x.shape[d] for d in dims]))
         ctx.n = n
         if n == 0:  # torch: nan, and no "Mean of empty slice" warning
-            return np.asarray(np.sum(x, axis=dims, keepdims=keepdim) / x.dtype.type(0))
-        return np.asarray(np.mean(x, axis=dims, keepdims=keepdim))
+            return _dv.asarray(np.sum(x, axis=dims, keepdims=keepdim) / x.dtype.type(0))
+        return _dv.asarray(np.mean(x, axis=dims, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, g):
@@ -87,7 +97,7 @@ def _exclusive_prod(x, axis):
     n = x.shape[axis]
     ones_shape = list(x.shape)
     ones_shape[axis] = 1
-    one = np.ones(ones_shape, x.dtype)
+    one = _dv.ones(x, ones_shape, x.dtype)
     left_ex = np.concatenate([one, np.take(left, range(n - 1), axis=axis)], axis=axis)
     right_ex = np.concatenate([np.take(right, range(1, n), axis=axis), one], axis=axis)
     return left_ex * right_ex
@@ -98,7 +108,7 @@ class Prod(Function):
     def forward(ctx, x, dim, keepdim):
         ctx.save_for_backward(x)
         ctx.dim, ctx.keepdim = dim, keepdim
-        return np.asarray(np.prod(x, axis=dim, keepdims=keepdim))
+        return _dv.asarray(np.prod(x, axis=dim, keepdims=keepdim, dtype=_int_acc(x.dtype)))
 
     @staticmethod
     def backward(ctx, g):
@@ -143,7 +153,7 @@ class _ExtremeAll(Function):
 
     @staticmethod
     def forward(ctx, x, is_max, dims, keepdim, nan_wins=False):
-        y = np.asarray((np.amax if is_max else np.amin)(x, axis=dims, keepdims=keepdim))
+        y = _dv.asarray((np.amax if is_max else np.amin)(x, axis=dims, keepdims=keepdim))
         ctx.save_for_backward(x, y)
         ctx.dims, ctx.keepdim, ctx.nan_wins = dims, keepdim, nan_wins
         return y
@@ -182,7 +192,7 @@ class _ExtremeDim(Function):
     @staticmethod
     def backward(ctx, g, gi):
         (idx,) = ctx.saved_tensors
-        out = np.zeros(ctx.shape, g.dtype)
+        out = _dv.zeros(g, ctx.shape, g.dtype)
         if not ctx.keepdim:
             g, idx = np.expand_dims(g, ctx.dim), np.expand_dims(idx, ctx.dim)
         np.put_along_axis(out, idx, g, axis=ctx.dim)
@@ -231,12 +241,12 @@ def amin(input, dim=(), keepdim=False):
 def _arg_extreme(name, npf, input, dim, keepdim):
     if dim is None:
         _check_nonempty(name, input._data.shape, None)
-        return _wrap(np.asarray(npf(input._data), dtype=np.int64))
+        return _wrap(_dv.asarray(npf(input._data), dtype=np.int64))
     d = wrap_dim(dim, input._data.ndim)
     if input._data.ndim == 0:
         return _wrap(np.zeros((), np.int64))
     _check_nonempty(name, input._data.shape, (d,))
-    return _wrap(np.asarray(npf(input._data, axis=d, keepdims=keepdim), dtype=np.int64))
+    return _wrap(_dv.asarray(npf(input._data, axis=d, keepdims=keepdim), dtype=np.int64))
 
 
 def argmax(input, dim=None, keepdim=False):
@@ -383,7 +393,7 @@ class LogSumExp(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         if x.size == 0:
-            y = np.full(np.sum(x, axis=dims, keepdims=True).shape, -np.inf, x.dtype)
+            y = _dv.full(x, np.sum(x, axis=dims, keepdims=True).shape, -np.inf, x.dtype)
         else:
             m = np.amax(x, axis=dims, keepdims=True)
             m = np.where(np.isfinite(m), m, 0)
@@ -430,7 +440,7 @@ class Norm(Function):
                 r = a / s
                 t = np.sum(r * r if p == 2 else r ** p, axis=dims, keepdims=True)
                 y = s * (np.sqrt(t) if p == 2 else t ** (1.0 / p))
-            y = np.asarray(y).astype(x.dtype)
+            y = _dv.asarray(y).astype(x.dtype)
         ctx.save_for_backward(x, y)
         ctx.p, ctx.dims, ctx.keepdim = p, dims, keepdim
         return _squeeze(y, dims, keepdim)
@@ -505,9 +515,7 @@ class Cumsum(Function):
 
 def cumsum(input, dim, *, dtype=None):
     d = wrap_dim(dim, input._data.ndim)
-    npd = None if dtype is None else _dt.to_numpy_dtype(dtype)
-    if npd is None and input._data.dtype.kind in "bi" and input._data.dtype != np.int64:
-        npd = np.int64
+    npd = _int_acc(input._data.dtype, None if dtype is None else _dt.to_numpy_dtype(dtype))
     return Cumsum.apply(input, d, npd)
 
 
@@ -555,25 +563,23 @@ def _cumprod_grad(x, y, g, dim):
 def cumprod(input, dim, *, dtype=None):
     """Cumulative product along dim (gradient exact with zeros, as torch)."""
     d = wrap_dim(dim, input._data.ndim)
-    npd = None if dtype is None else _dt.to_numpy_dtype(dtype)
-    if npd is None and input._data.dtype.kind in "biu" and input._data.dtype != np.int64:
-        npd = np.int64
+    npd = _int_acc(input._data.dtype, None if dtype is None else _dt.to_numpy_dtype(dtype))
     return Cumprod.apply(input, d, npd)
 
 
 def all(input, dim=None, keepdim=False):
     dims = wrap_dims(dim, input._data.ndim)
-    return _wrap(np.asarray(np.all(input._data, axis=dims, keepdims=keepdim)))
+    return _wrap(_dv.asarray(np.all(input._data, axis=dims, keepdims=keepdim)))
 
 
 def any(input, dim=None, keepdim=False):
     dims = wrap_dims(dim, input._data.ndim)
-    return _wrap(np.asarray(np.any(input._data, axis=dims, keepdims=keepdim)))
+    return _wrap(_dv.asarray(np.any(input._data, axis=dims, keepdims=keepdim)))
 
 
 def count_nonzero(input, dim=None):
     dims = wrap_dims(dim, input._data.ndim)
-    return _wrap(np.asarray(np.count_nonzero(input._data, axis=dims), dtype=np.int64))
+    return _wrap(_dv.asarray(np.count_nonzero(input._data, axis=dims), dtype=np.int64))
 
 
 __all__ += ["bincount"]

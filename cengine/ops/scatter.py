@@ -8,6 +8,8 @@ import builtins
 
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor, _wrap
@@ -74,9 +76,22 @@ def _scatter_index(name, self, d, index, src):
         raise RuntimeError("index %d is out of bounds for dimension %d with size %d"
                            % (lo if lo < 0 else hi, d, n))
     ix2 = ix.reshape(ishape).astype(np.intp, copy=False)
-    grids = np.indices(ishape, sparse=True)
+    grids = np.indices(ishape, sparse=True) if type(ix) is np.ndarray else \
+        [_dv.arange(ix, n_k).reshape((1,) * k + (n_k,) + (1,) * (nd - k - 1))
+         for k, n_k in enumerate(ishape)]
     pos = tuple(ix2 if k == d else grids[k] for k in range(nd))
     return pos, ix2
+
+
+def _add_at(a, idx, v):
+    """np.add.at(a, idx, v); CuPy arrays through cupyx.scatter_add (atomic adds)."""
+    if type(a) is np.ndarray:
+        np.add.at(a, idx, v)
+        return
+    import cupyx
+    if not _dv.is_cuda_array(v):
+        v = _dv.asarray(v, a.dtype, a)
+    cupyx.scatter_add(a, idx, v)
 
 
 def _src_part(src, ishape):
@@ -88,7 +103,7 @@ def _src_part(src, ishape):
 
 def _embed(part, sshape):
     """Inverse of _src_part for gradients: zeros of src's shape with part in the corner."""
-    out = np.zeros(sshape if sshape else (1,) * part.ndim, part.dtype)
+    out = _dv.zeros(part, sshape if sshape else (1,) * part.ndim, part.dtype)
     out[tuple(slice(0, s) for s in part.shape)] = part
     return out.reshape(sshape)
 
@@ -102,7 +117,7 @@ class _Scatter(Function):
 
     @staticmethod
     def forward(ctx, x, pos, src, is_tensor):
-        out = np.array(x, copy=True)
+        out = x.copy()
         of = _flat(out)
         if pos is not None:
             of[pos] = _src_part(src, _pos_shape(pos)) if is_tensor else src
@@ -114,14 +129,14 @@ class _Scatter(Function):
         pos = ctx.pos
         gx = gs = None
         if ctx.needs_input_grad[0]:
-            gx = np.array(g, copy=True)
+            gx = g.copy()
             if pos is not None:
                 _flat(gx)[pos] = 0
         if ctx.is_tensor and ctx.needs_input_grad[2]:
             if pos is None:
-                gs = np.zeros(ctx.sshape, g.dtype)
+                gs = _dv.zeros(g, ctx.sshape, g.dtype)
             else:
-                gs = _embed(np.asarray(_flat(g)[pos]), ctx.sshape)
+                gs = _embed(_dv.asarray(_flat(g)[pos]), ctx.sshape)
         return gx, None, gs, None
 
 
@@ -158,9 +173,9 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):
 class _ScatterAdd(Function):
     @staticmethod
     def forward(ctx, x, pos, src):
-        out = np.array(x, copy=True)
+        out = x.copy()
         if pos is not None:
-            np.add.at(_flat(out), pos, _src_part(src, _pos_shape(pos)))
+            _add_at(_flat(out), pos, _src_part(src, _pos_shape(pos)))
         ctx.pos, ctx.sshape = pos, src.shape
         return out
 
@@ -168,8 +183,8 @@ class _ScatterAdd(Function):
     def backward(ctx, g):
         gs = None
         if ctx.needs_input_grad[2]:
-            gs = np.zeros(ctx.sshape, g.dtype) if ctx.pos is None else \
-                _embed(np.asarray(_flat(g)[ctx.pos]), ctx.sshape)
+            gs = _dv.zeros(g, ctx.sshape, g.dtype) if ctx.pos is None else \
+                _embed(_dv.asarray(_flat(g)[ctx.pos]), ctx.sshape)
         return g, None, gs
 
 
@@ -202,18 +217,18 @@ def _identity(red, dt):
 class _ScatterReduce(Function):
     @staticmethod
     def forward(ctx, x, pos, src, red, include_self):
-        out = np.array(x, copy=True)
+        out = x.copy()
         of = _flat(out)
         ctx.pos, ctx.sshape, ctx.red, ctx.inc = pos, src.shape, red, include_self
         if pos is None:
             return out
         part = _src_part(src, _pos_shape(pos))
         hit = np.zeros(of.shape, np.int64)   # sources landing on each position
-        np.add.at(hit, pos, 1)
+        _add_at(hit, pos, 1)
         if not include_self:
             of[pos] = _identity(red, x.dtype)
         if red in ("sum", "mean"):
-            np.add.at(of, pos, part)
+            _add_at(of, pos, part)
         elif red == "prod":
             np.multiply.at(of, pos, part)
         elif red == "amax":
@@ -237,7 +252,7 @@ class _ScatterReduce(Function):
         pos, red, inc = ctx.pos, ctx.red, ctx.inc
         n = ctx.needs_input_grad
         if pos is None:
-            return g if n[0] else None, None, np.zeros(ctx.sshape, g.dtype) if n[2] else None, \
+            return g if n[0] else None, None, _dv.zeros(g, ctx.sshape, g.dtype) if n[2] else None, \
                 None, None
         x, src, out = ctx.saved_tensors
         xf, gf, of = _flat(x), _flat(g), _flat(out)
@@ -247,15 +262,15 @@ class _ScatterReduce(Function):
         gx = gp = None
         if red == "sum":
             gx = np.where(untouched | inc, gf, 0).astype(g.dtype)
-            gp = np.asarray(gf[pos])
+            gp = _dv.asarray(gf[pos])
         elif red == "mean":
             cnt = np.maximum(hit + (1 if inc else 0), 1).astype(g.dtype)
             gx = np.where(untouched, gf, gf / cnt if inc else 0).astype(g.dtype)
-            gp = np.asarray((gf / cnt)[pos])
+            gp = _dv.asarray((gf / cnt)[pos])
         elif red == "prod":
             # products exact with zeros: count zeros among the factors of each position
             zeros = np.zeros(xf.shape, np.int64)
-            np.add.at(zeros, pos, (part == 0).astype(np.int64))
+            _add_at(zeros, pos, (part == 0).astype(np.int64))
             nzprod = np.ones(xf.shape, x.dtype)
             np.multiply.at(nzprod, pos, np.where(part == 0, 1, part).astype(x.dtype))
             if inc:
@@ -275,7 +290,7 @@ class _ScatterReduce(Function):
             pick_x = (xf == of) if inc else np.zeros(xf.shape, bool)
             pick_p = part == of[pos]
             cnt = pick_x.astype(np.int64)
-            np.add.at(cnt, pos, pick_p.astype(np.int64))
+            _add_at(cnt, pos, pick_p.astype(np.int64))
             cnt = np.maximum(cnt, 1).astype(g.dtype)
             gx = np.where(untouched, gf, np.where(pick_x, gf / cnt, 0)).astype(g.dtype)
             gp = np.where(pick_p, (gf / cnt)[pos], 0).astype(g.dtype)
@@ -286,7 +301,7 @@ class _ScatterReduce(Function):
                     gx = np.where(nan_at, np.nan, gx).astype(g.dtype)
                 gp = np.where(nan_at[pos], np.nan, gp).astype(g.dtype)
         gx = gx.reshape(g.shape) if n[0] else None
-        gs = _embed(np.asarray(gp), ctx.sshape) if n[2] else None
+        gs = _embed(_dv.asarray(gp), ctx.sshape) if n[2] else None
         return gx, None, gs, None, None
 
 
@@ -350,9 +365,9 @@ def _sel(d, ix):
 class _IndexAdd(Function):
     @staticmethod
     def forward(ctx, x, d, ix, src, alpha):
-        out = np.array(x, copy=True)
-        v = src if alpha == 1 else src * np.asarray(alpha, x.dtype)
-        np.add.at(_flat(out), _sel(d, ix), v.reshape(_flat(out)[_sel(d, ix)].shape))
+        out = x.copy()
+        v = src if alpha == 1 else src * _dv.asarray(alpha, x.dtype, x)
+        _add_at(_flat(out), _sel(d, ix), v.reshape(_flat(out)[_sel(d, ix)].shape))
         ctx.d, ctx.ix, ctx.alpha, ctx.sshape = d, ix, alpha, src.shape
         return out
 
@@ -360,9 +375,9 @@ class _IndexAdd(Function):
     def backward(ctx, g):
         gs = None
         if ctx.needs_input_grad[3]:
-            gs = np.asarray(_flat(g)[_sel(ctx.d, ctx.ix)])
+            gs = _dv.asarray(_flat(g)[_sel(ctx.d, ctx.ix)])
             if ctx.alpha != 1:
-                gs = gs * np.asarray(ctx.alpha, g.dtype)
+                gs = gs * _dv.asarray(ctx.alpha, g.dtype, g)
             gs = gs.reshape(ctx.sshape)
         return g, None, None, gs, None
 
@@ -378,7 +393,7 @@ def index_add(input, dim, index, source, *, alpha=1):
 class _IndexCopy(Function):
     @staticmethod
     def forward(ctx, x, d, ix, src):
-        out = np.array(x, copy=True)
+        out = x.copy()
         of = _flat(out)
         of[_sel(d, ix)] = src.reshape(of[_sel(d, ix)].shape)
         ctx.d, ctx.ix, ctx.sshape = d, ix, src.shape
@@ -389,10 +404,10 @@ class _IndexCopy(Function):
         gx = gs = None
         sel = _sel(ctx.d, ctx.ix)
         if ctx.needs_input_grad[0]:
-            gx = np.array(g, copy=True)
+            gx = g.copy()
             _flat(gx)[sel] = 0
         if ctx.needs_input_grad[3]:
-            gs = np.asarray(_flat(g)[sel]).reshape(ctx.sshape)
+            gs = _dv.asarray(_flat(g)[sel]).reshape(ctx.sshape)
         return gx, None, None, gs
 
 
@@ -407,14 +422,14 @@ def index_copy(input, dim, index, source):
 class _IndexFill(Function):
     @staticmethod
     def forward(ctx, x, d, ix, value):
-        out = np.array(x, copy=True)
+        out = x.copy()
         _flat(out)[_sel(d, ix)] = value
         ctx.d, ctx.ix = d, ix
         return out
 
     @staticmethod
     def backward(ctx, g):
-        gx = np.array(g, copy=True)
+        gx = g.copy()
         _flat(gx)[_sel(ctx.d, ctx.ix)] = 0
         return gx, None, None, None
 
@@ -437,7 +452,7 @@ def index_fill(input, dim, index, value):
 class _MaskedScatter(Function):
     @staticmethod
     def forward(ctx, x, mask, src):
-        out = np.array(x, copy=True)
+        out = x.copy()
         m = np.broadcast_to(mask, x.shape)
         k = builtins.int(np.count_nonzero(m))
         out[m] = src.reshape(-1)[:k]
@@ -448,9 +463,9 @@ class _MaskedScatter(Function):
     def backward(ctx, g):
         gx = gs = None
         if ctx.needs_input_grad[0]:
-            gx = np.where(ctx.m, np.zeros((), g.dtype), g)
+            gx = np.where(ctx.m, _dv.zeros(g, (), g.dtype), g)
         if ctx.needs_input_grad[2]:
-            flat = np.zeros(int(np.prod(ctx.sshape)), g.dtype)
+            flat = _dv.zeros(g, int(np.prod(ctx.sshape)), g.dtype)
             flat[:ctx.k] = g[ctx.m]
             gs = flat.reshape(ctx.sshape)
         return gx, None, gs

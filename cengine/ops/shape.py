@@ -4,6 +4,8 @@ import builtins
 
 import numpy as np
 
+from .. import _device as _dv
+
 from ..autograd.function import Function
 from ..autograd import grad_mode as _gm
 from ..tensor import Tensor, _wrap
@@ -229,7 +231,7 @@ class Contiguous(Function):
     def forward(ctx, x, mf=None):
         if mf is not None:
             return _layout.arrange(x, mf, False)
-        return np.ascontiguousarray(x)
+        return _dv.ascontiguousarray(x)
 
     @staticmethod
     def backward(ctx, g):
@@ -257,7 +259,7 @@ class Clone(Function):
     def forward(ctx, x, mf=None):
         if mf is not None:
             return _layout.arrange(x, mf, True)
-        return np.array(x, copy=True, order="C")
+        return x.copy(order="C")
 
     @staticmethod
     def backward(ctx, g):
@@ -469,7 +471,7 @@ class Flip(Function):
     @staticmethod
     def forward(ctx, x, dims):
         ctx.dims = dims
-        return np.ascontiguousarray(np.flip(x, dims))
+        return _dv.ascontiguousarray(np.flip(x, dims))
 
     @staticmethod
     def backward(ctx, g):

@@ -5,17 +5,22 @@ The torch-named surface (argument checks, dtype=, float16 routing) is cengine.nn
 import numpy as np
 
 from .. import _C
+from ..cuda import _ops as _cu
 from ..autograd.function import Function
 from ._util import _f, _reshape
 
 
 def _k_softmax_forward(x, log):
-    """x (R,C) -> softmax or log_softmax over the last axis (C kernel)."""
+    """x (R,C) -> softmax or log_softmax over the last axis (C kernel; CuPy: cengine.cuda)."""
+    if type(x) is not np.ndarray:
+        return _cu.softmax_forward(x, log)
     return _C.softmax_forward(x, log=log)
 
 
 def _k_softmax_backward(y, dy, log):
     """Jacobian-free: softmax dx = y*(dy - sum(dy*y)); log_softmax dx = dy - exp(y)*sum(dy)."""
+    if type(y) is not np.ndarray:
+        return _cu.softmax_backward(y, dy, log)
     return _C.softmax_backward(y, dy, log=log)
 
 

@@ -9,6 +9,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from .. import _device as _dv
+
 from ..tensor import Tensor, _wrap
 from ._util import wrap_dim
 from .index import Gather
@@ -114,7 +116,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
         idx = np.take_along_axis(sel, order, d)  # ties in index order, as a full stable sort
     else:
         idx = np.take(_argsort_np(a, d, largest), range(k), axis=d)
-    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    idx = _dv.ascontiguousarray(idx, dtype=np.int64)
     return _topk_rt(_values(input, d, idx), _wrap(idx))
 
 
@@ -135,7 +137,7 @@ def kthvalue(input, k, dim=-1, keepdim=False):
     if not keepdim:
         idx = idx.squeeze(d)
         vals = vals.squeeze(d)
-    return _kthvalue_rt(vals, _wrap(np.ascontiguousarray(idx)))
+    return _kthvalue_rt(vals, _wrap(_dv.ascontiguousarray(idx)))
 
 
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
@@ -155,7 +157,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
             new = np.zeros(0, bool)
         starts = np.flatnonzero(new)
         vals = s[starts]
-        outs = [_wrap(np.ascontiguousarray(vals))]
+        outs = [_wrap(_dv.ascontiguousarray(vals))]
         if return_inverse:
             inv = np.empty(flat.size, np.int64)
             inv[order] = np.cumsum(new) - 1
@@ -172,7 +174,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
             raise RuntimeError("Number of zero sized dimensions is more than one, so unique "
                                "cannot be applied ")
         vals, inv, cnt = np.unique(a, return_inverse=True, return_counts=True, axis=d)
-        outs = [_wrap(np.ascontiguousarray(vals))]
+        outs = [_wrap(_dv.ascontiguousarray(vals))]
         if return_inverse:
             outs.append(_wrap(inv.reshape(-1).astype(np.int64)))
         if return_counts:
@@ -199,7 +201,7 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
             new[1:] = m[1:] != m[:-1]
         starts = np.flatnonzero(new) if m.size else np.zeros(0, np.int64)
         vals = m[starts]
-    outs = [_wrap(np.ascontiguousarray(vals))]
+    outs = [_wrap(_dv.ascontiguousarray(vals))]
     if return_inverse:
         inv = (np.cumsum(new) - 1).astype(np.int64)
         outs.append(_wrap(inv.reshape(a.shape) if dim is None else inv))

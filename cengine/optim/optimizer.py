@@ -12,6 +12,8 @@ from itertools import chain
 
 import numpy as np
 
+from .. import _device as _dv
+
 from ..tensor import Tensor, _wrap
 from .. import dtypes as _dt
 from ..utils.hooks import RemovableHandle
@@ -97,9 +99,10 @@ def _state_dtype(npd):
 
 def _state_zeros(a, fill=0.0):
     """A state buffer for parameter array `a`: C-contiguous, same shape, the state dtype."""
+    xp = np if type(a) is np.ndarray else _dv.xp(a)      # on the parameter's device
     if fill == 0.0:
-        return _wrap(np.zeros(a.shape, _state_dtype(a.dtype)))
-    return _wrap(np.full(a.shape, fill, _state_dtype(a.dtype)))
+        return _wrap(xp.zeros(a.shape, _state_dtype(a.dtype)))
+    return _wrap(xp.full(a.shape, fill, _state_dtype(a.dtype)))
 
 
 class _Batch:
@@ -120,6 +123,9 @@ class _Batch:
         parameters are updated in float32 (their state is float32): the kernel runs on float32
         copies of parameters and gradients, and the results are rounded back to the
         parameters' dtype (round to nearest even)."""
+        if self.arrays and type(self.arrays[0]) is not np.ndarray \
+                and _dv.is_cuda_array(self.arrays[0]):
+            return self._run_cuda(kernel, args)
         if self.arrays and _dt.is_half(self.arrays[0].dtype):
             hd = self.arrays[0].dtype
             p32 = [_dt.astype(a, np.float32) for a in self.arrays]
@@ -143,6 +149,30 @@ class _Batch:
         for p in self.params:
             p._version[0] += 1
 
+    def _run_cuda(self, kernel, args):
+        """The step on CuPy parameters: SGD and Adam/AdamW by their device implementations (the
+        multi-tensor CUDA kernel where it runs), other optimizers by their C kernel on host
+        copies written back. Gradients are cast to the parameters' dtype."""
+        from ..cuda import _ops as cu
+        grads = [g if g.dtype == a.dtype else g.astype(a.dtype)
+                 for a, g in zip(self.arrays, self.grads)]
+        for a, g in zip(self.arrays, grads):
+            if g.shape != a.shape:
+                if g.size != a.size:
+                    raise RuntimeError("the gradient of a parameter has shape %s but the "
+                                       "parameter has shape %s" % (tuple(g.shape),
+                                                                   tuple(a.shape)))
+        grads = [g if g.shape == a.shape else g.reshape(a.shape)
+                 for a, g in zip(self.arrays, grads)]
+        _dv.check_same_device(list(self.arrays) + grads)
+        fn = _CUDA_STEPS.get(kernel.__name__)
+        if fn is not None:
+            getattr(cu, fn)(self.arrays, grads, *args)
+        else:
+            cu.run_on_host(kernel, self.arrays, grads, *args)
+        for p in self.params:
+            p._version[0] += 1
+
     def _normalize(self):
         """Make every parameter array writeable and C-contiguous (via copies) and every gradient
         a C-contiguous array of its parameter's dtype and shape. Returns the (original, copy)
@@ -163,6 +193,9 @@ class _Batch:
                 self.grads[i] = np.ascontiguousarray(g, dtype=a.dtype).reshape(a.shape)
                 changed = True
         return writeback if changed else None
+
+
+_CUDA_STEPS = {"sgd_step": "sgd_step", "adam_step": "adam_step"}
 
 
 def _next_step(st):
@@ -285,7 +318,7 @@ class Optimizer:
                         g.detach_()
                     else:
                         g.requires_grad = False
-                    if g._data.flags.writeable:
+                    if type(g._data) is not np.ndarray or g._data.flags.writeable:
                         g._data[...] = 0
                     else:
                         g._data = np.zeros_like(g._data)
@@ -382,11 +415,14 @@ class Optimizer:
             if isinstance(value, (Tensor, np.ndarray)):
                 arr = value._data if isinstance(value, Tensor) else value
                 if key == "step":
-                    return _wrap(np.array(arr, copy=True))
+                    return _wrap(_dv.to_host(arr).copy())
                 if _dt.is_floating(arr.dtype) and _dt.is_floating(param._data.dtype):
                     arr = _dt.astype(arr, _state_dtype(param._data.dtype))
                 else:
-                    arr = np.array(arr, order="C", copy=True)
+                    arr = arr.copy(order="C")
+                if _dv.xp(arr) is not _dv.xp(param._data) or _dv.is_cuda_array(arr):
+                    from ..tensor import _move, _device_of
+                    arr = _move(arr, _device_of(param._data))     # state follows its parameter
                 # (a 0-d entry such as NAdam's mu_product stays 0-d, even for a one-element
                 # parameter)
                 if (arr.shape != param._data.shape and arr.size == param._data.size

@@ -1,6 +1,8 @@
 """SGD with momentum, dampening, Nesterov, weight decay and maximize (torch.optim.SGD)."""
 import numpy as np
 
+from .. import _device as _dv
+
 from .. import _C
 from ..tensor import _wrap
 from .optimizer import _state_dtype, Optimizer, _check_fused_flags
@@ -56,7 +58,7 @@ class SGD(Optimizer):
                     for p, a in zip(b.params, b.arrays):
                         st = self.state[p]
                         if id(p) in fresh:
-                            buf = st["momentum_buffer"] = _wrap(np.empty(a.shape,
+                            buf = st["momentum_buffer"] = _wrap(_dv.xp(a).empty(a.shape,
                                                                          _state_dtype(a.dtype)))
                             first.append(True)
                         else:

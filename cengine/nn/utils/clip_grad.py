@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from ... import _device as _dv
+
 from ... import dtypes as _dt
 from ... import _C
 from ...tensor import Tensor, _wrap
@@ -35,6 +37,8 @@ def _result_dtype(arrays):
 
 def _total_norm_value(arrays, norm_type):
     """The norm of the concatenation of `arrays` as a Python float (double precision)."""
+    if arrays and type(arrays[0]) is not np.ndarray and _dv.is_cuda_array(arrays[0]):
+        return _total_norm_device(arrays, norm_type)
     if norm_type == 2.0:
         s = 0.0
         for dt, group in _by_dtype(arrays).items():
@@ -69,6 +73,28 @@ def _total_norm_value(arrays, norm_type):
         return float(np.sum(per ** p) ** (1.0 / p))
 
 
+def _total_norm_device(arrays, norm_type):
+    """_total_norm_value for CuPy gradients: each gradient's reduction in float64 on its
+    device, combined on the host as the CPU path combines them."""
+    flat = [a.astype(np.float64).ravel() for a in arrays]
+    if norm_type == 2.0:
+        return math.sqrt(sum(float((a * a).sum()) for a in flat))
+    if norm_type == math.inf:
+        vals = [float(abs(a).max()) for a in flat if a.size]
+        return math.nan if any(math.isnan(v) for v in vals) else max(vals, default=0.0)
+    if norm_type == -math.inf:
+        mins = [float(abs(a).min()) for a in flat if a.size]
+        return min(mins) if mins else math.inf
+    if norm_type == 0.0:
+        return float(sum(1 for a in flat if bool((a != 0).any())))
+    p = norm_type
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        if p == 1.0:
+            return float(sum(float(abs(a).sum()) for a in flat))
+        per = np.array([float((abs(a) ** p).sum()) for a in flat]) ** (1.0 / p)
+        return float(np.sum(per ** p) ** (1.0 / p))
+
+
 def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Norm of the concatenation of `tensors` (torch.nn.utils.get_total_norm)."""
     tensors = [t for t in _as_list(tensors) if t is not None]
@@ -82,7 +108,7 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
             f"The total norm of order {norm_type} for gradients from `parameters` is "
             "non-finite, so it cannot be clipped. To disable this error and scale the "
             "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`")
-    return _wrap(np.array(total, dtype=_result_dtype(arrays)))
+    return _wrap(_dv.asarray(total, _result_dtype(arrays), arrays[0]))  # on the grads' device
 
 
 def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
@@ -98,7 +124,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     if coef >= 1.0:          # torch multiplies by the clamped coefficient 1.0: a no-op
         return
     for dtype, group in _by_dtype([g._data for g in grads]).items():
-        if dtype in (np.float32, np.float64):
+        if dtype in (np.float32, np.float64) and type(group[0]) is np.ndarray:
             cont = [a for a in group if a.flags.c_contiguous and a.flags.writeable]
             _C.multi_scale_(cont, coef)
             for a in group:
@@ -137,7 +163,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
         if g is None:
             continue
         a = g._data
-        if a.flags.writeable:
+        if type(a) is not np.ndarray or a.flags.writeable:
             np.clip(a, -clip_value, clip_value, out=a)
         else:
             g._data = np.clip(a, -clip_value, clip_value)
