@@ -416,3 +416,163 @@ void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, 
                           int64_t parts_elems) {
     s1_bwd_f64(dx, dw, ws, dy, x, xg, w, g, parts_elems);
 }
+
+/* ---- exact borders: outputs whose window touches the padding, over the real terms only ----
+ * (the drivers multiply the padding's zeros too: exact unless the weight holds an inf or NaN,
+ * where 0 * inf = NaN appears although the convolution has no such term) */
+#define CE_DEF_BORDER(T, SFX)                                                                  \
+    static int nonfinite_##SFX(const T *v, int64_t n) {                                        \
+        int bad = 0;                                                                           \
+        for (int64_t i = 0; i < n; i++) bad |= !isfinite(v[i]);                                \
+        return bad;                                                                            \
+    }                                                                                          \
+    static void fwd_border_##SFX(T *y, const T *x, const T *w, const T *b,                     \
+                                 const ce_conv_geom_t *g) {                                    \
+        const int64_t Cg = g->C / g->G, Og = g->O / g->G, KH = g->KH, KW = g->KW;              \
+        const int64_t OH = g->OH, OW = g->OW, H = g->H, W = g->W, items = g->N * OH;           \
+        int th = ce_threads_for(items * OW * g->O, CE_CONV_MIN_WORK);                          \
+        if (th > items) th = (int)(items < 1 ? 1 : items);                                     \
+        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
+        for (int64_t it = 0; it < items; it++) {                                               \
+            int64_t n = it / OH, oh = it % OH, ih0 = oh * g->sh - g->ph;                       \
+            int rowin = ih0 >= 0 && ih0 + (KH - 1) * g->dh < H;                                \
+            for (int64_t ow = 0; ow < OW; ow++) {                                              \
+                int64_t iw0 = ow * g->sw - g->pw;                                              \
+                if (rowin && iw0 >= 0 && iw0 + (KW - 1) * g->dw < W) continue;                 \
+                for (int64_t o = 0; o < g->O; o++) {                                           \
+                    double s = b ? (double)b[o] : 0.0;                                         \
+                    int64_t c0 = (o / Og) * Cg;                                                \
+                    for (int64_t c = 0; c < Cg; c++)                                           \
+                        for (int64_t ki = 0; ki < KH; ki++) {                                  \
+                            int64_t ih = ih0 + ki * g->dh;                                     \
+                            if (ih < 0 || ih >= H) continue;                                   \
+                            for (int64_t kj = 0; kj < KW; kj++) {                              \
+                                int64_t iw = iw0 + kj * g->dw;                                 \
+                                if (iw < 0 || iw >= W) continue;                               \
+                                s += (double)x[((n * g->C + c0 + c) * H + ih) * W + iw] *      \
+                                     (double)w[((o * Cg + c) * KH + ki) * KW + kj];            \
+                            }                                                                  \
+                        }                                                                      \
+                    y[((n * g->O + o) * OH + oh) * OW + ow] = (T)s;                            \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    /* stride 1: dx positions some tap of which falls outside dy, recomputed (overwritten) */ \
+    static void dgrad_border_##SFX(T *dx, const T *dy, const T *w, const ce_conv_geom_t *g) {  \
+        const int64_t Cg = g->C / g->G, Og = g->O / g->G, KH = g->KH, KW = g->KW;              \
+        const int64_t OH = g->OH, OW = g->OW, H = g->H, W = g->W, items = g->N * H;            \
+        int th = ce_threads_for(items * W * g->C, CE_CONV_MIN_WORK);                           \
+        if (th > items) th = (int)(items < 1 ? 1 : items);                                     \
+        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
+        for (int64_t it = 0; it < items; it++) {                                               \
+            int64_t n = it / H, ih = it % H, a0 = ih + g->ph;   /* oh = a0 - ki*dh */          \
+            int rowin = a0 - (KH - 1) * g->dh >= 0 && a0 < OH;                                 \
+            for (int64_t iw = 0; iw < W; iw++) {                                               \
+                int64_t b0 = iw + g->pw;                                                       \
+                if (rowin && b0 - (KW - 1) * g->dw >= 0 && b0 < OW) continue;                  \
+                for (int64_t ci = 0; ci < g->C; ci++) {                                        \
+                    double s = 0;                                                              \
+                    int64_t grp = ci / Cg, c = ci % Cg;                                        \
+                    for (int64_t o = grp * Og; o < (grp + 1) * Og; o++)                        \
+                        for (int64_t ki = 0; ki < KH; ki++) {                                  \
+                            int64_t oh = a0 - ki * g->dh;                                      \
+                            if (oh < 0 || oh >= OH) continue;                                  \
+                            for (int64_t kj = 0; kj < KW; kj++) {                              \
+                                int64_t ow = b0 - kj * g->dw;                                  \
+                                if (ow < 0 || ow >= OW) continue;                              \
+                                s += (double)dy[((n * g->O + o) * OH + oh) * OW + ow] *        \
+                                     (double)w[((o * Cg + c) * KH + ki) * KW + kj];            \
+                            }                                                                  \
+                        }                                                                      \
+                    dx[((n * g->C + ci) * H + ih) * W + iw] = (T)s;                            \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+CE_DEF_BORDER(float, f32)
+CE_DEF_BORDER(double, f64)
+int ce_conv_nonfinite_f32(const float *v, int64_t n) { return nonfinite_f32(v, n); }
+int ce_conv_nonfinite_f64(const double *v, int64_t n) { return nonfinite_f64(v, n); }
+void ce_conv2d_fwd_border_f32(float *y, const float *x, const float *w, const float *b,
+                              const ce_conv_geom_t *g) {
+    fwd_border_f32(y, x, w, b, g);
+}
+void ce_conv2d_fwd_border_f64(double *y, const double *x, const double *w, const double *b,
+                              const ce_conv_geom_t *g) {
+    fwd_border_f64(y, x, w, b, g);
+}
+void ce_conv2d_dgrad_border_f32(float *dx, const float *dy, const float *w,
+                                const ce_conv_geom_t *g) {
+    dgrad_border_f32(dx, dy, w, g);
+}
+void ce_conv2d_dgrad_border_f64(double *dx, const double *dy, const double *w,
+                                const ce_conv_geom_t *g) {
+    dgrad_border_f64(dx, dy, w, g);
+}
+
+/* ---- plain references of the whole convolution (one group or several), term by term over
+ * the real taps only, double accumulators, one thread ---- */
+#define CE_DEF_CONV_REF(T, SFX)                                                                \
+    static void conv_ref_fwd_##SFX(T *y, const T *x, const T *w, const T *b,                   \
+                                   const ce_conv_geom_t *g) {                                  \
+        int64_t Cg = g->C / g->G, Og = g->O / g->G;                                            \
+        for (int64_t n = 0; n < g->N; n++)                                                     \
+            for (int64_t o = 0; o < g->O; o++)                                                 \
+                for (int64_t oh = 0; oh < g->OH; oh++)                                         \
+                    for (int64_t ow = 0; ow < g->OW; ow++) {                                   \
+                        double s = b ? (double)b[o] : 0.0;                                     \
+                        int64_t c0 = (o / Og) * Cg;                                            \
+                        for (int64_t c = 0; c < Cg; c++)                                       \
+                            for (int64_t ki = 0; ki < g->KH; ki++)                             \
+                                for (int64_t kj = 0; kj < g->KW; kj++) {                       \
+                                    int64_t ih = oh * g->sh - g->ph + ki * g->dh;              \
+                                    int64_t iw = ow * g->sw - g->pw + kj * g->dw;              \
+                                    if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue; \
+                                    s += (double)x[((n * g->C + c0 + c) * g->H + ih) * g->W + iw] * \
+                                         (double)w[((o * Cg + c) * g->KH + ki) * g->KW + kj];  \
+                                }                                                              \
+                        y[((n * g->O + o) * g->OH + oh) * g->OW + ow] = (T)s;                  \
+                    }                                                                          \
+    }                                                                                          \
+    static void conv_ref_dgrad_##SFX(T *dx, const T *dy, const T *w, const ce_conv_geom_t *g) { \
+        int64_t Cg = g->C / g->G, Og = g->O / g->G;                                            \
+        for (int64_t n = 0; n < g->N; n++)                                                     \
+            for (int64_t ci = 0; ci < g->C; ci++)                                              \
+                for (int64_t ih = 0; ih < g->H; ih++)                                          \
+                    for (int64_t iw = 0; iw < g->W; iw++) {                                    \
+                        double s = 0;                                                          \
+                        int64_t grp = ci / Cg, c = ci % Cg;                                    \
+                        for (int64_t o = grp * Og; o < (grp + 1) * Og; o++)                    \
+                            for (int64_t ki = 0; ki < g->KH; ki++)                             \
+                                for (int64_t kj = 0; kj < g->KW; kj++) {                       \
+                                    int64_t a = ih + g->ph - ki * g->dh;                       \
+                                    int64_t bb = iw + g->pw - kj * g->dw;                      \
+                                    if (a < 0 || bb < 0 || a % g->sh || bb % g->sw) continue;  \
+                                    a /= g->sh;                                                \
+                                    bb /= g->sw;                                               \
+                                    if (a >= g->OH || bb >= g->OW) continue;                   \
+                                    s += (double)dy[((n * g->O + o) * g->OH + a) * g->OW + bb] * \
+                                         (double)w[((o * Cg + c) * g->KH + ki) * g->KW + kj];  \
+                                }                                                              \
+                        dx[((n * g->C + ci) * g->H + ih) * g->W + iw] += (T)s;                 \
+                    }                                                                          \
+    }
+CE_DEF_CONV_REF(float, f32)
+CE_DEF_CONV_REF(double, f64)
+void ce_conv2d_fwd_f32_ref(float *y, const float *x, const float *w, const float *b,
+                           const ce_conv_geom_t *g) {
+    conv_ref_fwd_f32(y, x, w, b, g);
+}
+void ce_conv2d_fwd_f64_ref(double *y, const double *x, const double *w, const double *b,
+                           const ce_conv_geom_t *g) {
+    conv_ref_fwd_f64(y, x, w, b, g);
+}
+void ce_conv2d_dgrad_f32_ref(float *dx, const float *dy, const float *w,
+                             const ce_conv_geom_t *g) {
+    conv_ref_dgrad_f32(dx, dy, w, g);
+}
+void ce_conv2d_dgrad_f64_ref(double *dx, const double *dy, const double *w,
+                             const ce_conv_geom_t *g) {
+    conv_ref_dgrad_f64(dx, dy, w, g);
+}

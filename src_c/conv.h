@@ -235,4 +235,34 @@ void ce_bn_bwd_f64_ref(double *dx, double *dw, double *db, const double *dy, con
                        const double *mean, const double *rstd, const double *w, int64_t N,
                        int64_t C, int64_t S);
 
+/* ---- exact borders. The drivers above multiply the padding's zeros like any input value:
+ * exact unless the weight holds an inf or NaN (0 * inf = NaN where the convolution has no
+ * term; PyTorch's oneDNN path has none there). For such weights the binding then calls:
+ * fwd_border: y at the outputs whose window touches the padding = b[o] + the real terms
+ *   (OVERWRITTEN), any geometry and groups;
+ * dgrad_border (sh = sw = 1): dx at the inputs some tap of which falls outside dy = the input
+ *   gradient over the real terms (OVERWRITTEN; the stride-1 driver reads dy zero-padded).
+ * Double accumulators; threads split output rows. nonfinite: 1 when any of v[0..n) is inf or
+ * NaN (serial). */
+int ce_conv_nonfinite_f32(const float *v, int64_t n);
+int ce_conv_nonfinite_f64(const double *v, int64_t n);
+void ce_conv2d_fwd_border_f32(float *y, const float *x, const float *w, const float *b,
+                              const ce_conv_geom_t *g);
+void ce_conv2d_fwd_border_f64(double *y, const double *x, const double *w, const double *b,
+                              const ce_conv_geom_t *g);
+void ce_conv2d_dgrad_border_f32(float *dx, const float *dy, const float *w,
+                                const ce_conv_geom_t *g);
+void ce_conv2d_dgrad_border_f64(double *dx, const double *dy, const double *w,
+                                const ce_conv_geom_t *g);
+/* plain references, any geometry and groups, over the real terms only, one thread:
+ * y = conv(x, w) (+ b) overwritten; dx += the input gradient for dy */
+void ce_conv2d_fwd_f32_ref(float *y, const float *x, const float *w, const float *b,
+                           const ce_conv_geom_t *g);
+void ce_conv2d_fwd_f64_ref(double *y, const double *x, const double *w, const double *b,
+                           const ce_conv_geom_t *g);
+void ce_conv2d_dgrad_f32_ref(float *dx, const float *dy, const float *w,
+                             const ce_conv_geom_t *g);
+void ce_conv2d_dgrad_f64_ref(double *dx, const double *dy, const double *w,
+                             const ce_conv_geom_t *g);
+
 #endif

@@ -36,6 +36,16 @@ cdef extern from "conv.h" nogil:
     void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w, const double *b, const ce_conv_geom_t *g)
     void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x, const float *xg, const float *w, const ce_conv_geom_t *g, int64_t parts_elems)
     void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x, const double *xg, const double *w, const ce_conv_geom_t *g, int64_t parts_elems)
+    int ce_conv_nonfinite_f32(const float *v, int64_t n)
+    int ce_conv_nonfinite_f64(const double *v, int64_t n)
+    void ce_conv2d_fwd_border_f32(float *y, const float *x, const float *w, const float *b, const ce_conv_geom_t *g)
+    void ce_conv2d_fwd_border_f64(double *y, const double *x, const double *w, const double *b, const ce_conv_geom_t *g)
+    void ce_conv2d_dgrad_border_f32(float *dx, const float *dy, const float *w, const ce_conv_geom_t *g)
+    void ce_conv2d_dgrad_border_f64(double *dx, const double *dy, const double *w, const ce_conv_geom_t *g)
+    void ce_conv2d_fwd_f32_ref(float *y, const float *x, const float *w, const float *b, const ce_conv_geom_t *g)
+    void ce_conv2d_fwd_f64_ref(double *y, const double *x, const double *w, const double *b, const ce_conv_geom_t *g)
+    void ce_conv2d_dgrad_f32_ref(float *dx, const float *dy, const float *w, const ce_conv_geom_t *g)
+    void ce_conv2d_dgrad_f64_ref(double *dx, const double *dy, const double *w, const ce_conv_geom_t *g)
     void ce_conv_sum_parts_f32(float *dw, const float *parts, int64_t nchunks, int64_t D)
     void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int64_t D)
     void ce_im2col_f32(float *col, const float *x, int64_t nt, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ldcol)
@@ -246,9 +256,42 @@ def conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw, bint 
     """keep_grid: return (y, grid), grid being what conv2d_backward(grid=) can reuse for the
     weight gradient (None when the stride-1 driver did not run)"""
     y = _conv2d_forward(x, w, b, stride, pad, dilation, groups, out_hw)
+    if y[0].size and (pad[0] or pad[1] or y[0].shape[2] * stride[0] + (w.shape[2] - 1) * dilation[0] > x.shape[2]
+                      or y[0].shape[3] * stride[1] + (w.shape[3] - 1) * dilation[1] > x.shape[3]):
+        _conv_border_fwd(y[0], x, w, b, stride, pad, dilation, groups)
     if keep_grid:
         return y
     return y[0]
+
+
+cdef bint _conv_nonfinite(bint d, w):
+    cdef void *p = _ptr(w)
+    cdef int64_t n = w.size
+    cdef int r
+    with nogil:
+        r = ce_conv_nonfinite_f64(<const double*>p, n) if d else ce_conv_nonfinite_f32(<const float*>p, n)
+    return r != 0
+
+
+def _conv_border_fwd(y, x, w, b, stride, pad, dilation, int64_t groups):
+    """a weight with inf or NaN: the outputs whose window touches the padding over the real
+    terms only (ce_conv2d_fwd_border_*), as PyTorch's oneDNN path gives them"""
+    cdef bint d = x.dtype == np.float64
+    if not _conv_nonfinite(d, w):
+        return
+    cdef ce_conv_geom_t g = _conv_geom(x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                       w.shape[0], groups, w.shape[2], w.shape[3], y.shape[2],
+                                       y.shape[3], stride[0], stride[1], pad[0], pad[1],
+                                       dilation[0], dilation[1])
+    cdef void *py = _ptr(y)
+    cdef void *px = _ptr(x)
+    cdef void *pw_ = _ptr(w)
+    cdef void *pb = _ptr(b) if b is not None else NULL
+    with nogil:
+        if d:
+            ce_conv2d_fwd_border_f64(<double*>py, <const double*>px, <const double*>pw_, <const double*>pb, &g)
+        else:
+            ce_conv2d_fwd_border_f32(<float*>py, <const float*>px, <const float*>pw_, <const float*>pb, &g)
 
 
 def _conv2d_forward(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
@@ -387,6 +430,13 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
                 ce_conv2d_s1_bwd_f64(<double*>pt, <double*>(pdw if s1_dw else NULL), <double*>pc, <const double*>pdy, <const double*>px, <const double*>pg, <const double*>pw_, &geom, pe)
             else:
                 ce_conv2d_s1_bwd_f32(<float*>pt, <float*>(pdw if s1_dw else NULL), <float*>pc, <const float*>pdy, <const float*>px, <const float*>pg, <const float*>pw_, &geom, pe)
+        if s1_dx and _conv_nonfinite(d, w):
+            # dy was read zero-padded: 0 * inf = NaN at the borders where there is no term
+            with nogil:
+                if d:
+                    ce_conv2d_dgrad_border_f64(<double*>pdx, <const double*>pdy, <const double*>pw_, &geom)
+                else:
+                    ce_conv2d_dgrad_border_f32(<float*>pdx, <const float*>pdy, <const float*>pw_, &geom)
         if s1_dx:
             direct = True   # dx done: the unfolding pass below only does dW (if still wanted)
             pdx = NULL
@@ -750,3 +800,46 @@ def bn_backward(dy, x, mean, rstd, w, bint need_dx, bint need_dw, bint need_db, 
             else:
                 ce_bn_bwd_f32(<float*>pdx, <float*>pdw, <float*>pdb, <const float*>pdy, <const float*>px, <const float*>pm, <const float*>pr, <const float*>pw_, N, C, S)
     return dx, dw, db
+
+
+def conv2d_forward_ref(x, w, b, stride, pad, dilation, int64_t groups, out_hw):
+    """the plain reference of conv2d_forward (ce_conv2d_fwd_*_ref: term by term, one thread)"""
+    cdef bint d = _conv_dtype("conv2d_forward_ref", (x, w, b))
+    if x.ndim != 4 or w.ndim != 4 or w.shape[1] * groups != x.shape[1] or w.shape[0] % groups:
+        raise ValueError("conv2d_forward_ref: inconsistent shapes")
+    cdef ce_conv_geom_t g = _conv_geom(x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                       w.shape[0], groups, w.shape[2], w.shape[3], out_hw[0],
+                                       out_hw[1], stride[0], stride[1], pad[0], pad[1],
+                                       dilation[0], dilation[1])
+    y = np.empty((g.N, g.O, g.OH, g.OW), x.dtype)
+    cdef void *pb = _ptr(b) if b is not None else NULL
+    cdef void *px = _ptr(x)
+    cdef void *pw_ = _ptr(w)
+    cdef void *py = _ptr(y)
+    with nogil:
+        if d:
+            ce_conv2d_fwd_f64_ref(<double*>py, <const double*>px, <const double*>pw_, <const double*>pb, &g)
+        else:
+            ce_conv2d_fwd_f32_ref(<float*>py, <const float*>px, <const float*>pw_, <const float*>pb, &g)
+    return y
+
+
+def conv2d_dgrad_ref(dy, xshape, w, stride, pad, dilation, int64_t groups):
+    """the plain reference of conv2d_backward's input gradient (ce_conv2d_dgrad_*_ref)"""
+    cdef bint d = _conv_dtype("conv2d_dgrad_ref", (dy, w))
+    if dy.ndim != 4 or w.ndim != 4 or len(xshape) != 4:
+        raise ValueError("conv2d_dgrad_ref: inconsistent shapes")
+    cdef ce_conv_geom_t g = _conv_geom(xshape[0], xshape[1], xshape[2], xshape[3],
+                                       w.shape[0], groups, w.shape[2], w.shape[3], dy.shape[2],
+                                       dy.shape[3], stride[0], stride[1], pad[0], pad[1],
+                                       dilation[0], dilation[1])
+    dx = np.zeros(tuple(xshape), dy.dtype)
+    cdef void *pdy = _ptr(dy)
+    cdef void *pw_ = _ptr(w)
+    cdef void *pdx = _ptr(dx)
+    with nogil:
+        if d:
+            ce_conv2d_dgrad_f64_ref(<double*>pdx, <const double*>pdy, <const double*>pw_, &g)
+        else:
+            ce_conv2d_dgrad_f32_ref(<float*>pdx, <const float*>pdy, <const float*>pw_, &g)
+    return dx
