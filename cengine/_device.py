@@ -140,7 +140,8 @@ def mixed_device_error(devs):
 
 def check_same_device(arrays):
     """RuntimeError as torch when the arrays (numpy/CuPy; other values skipped) live on more than
-    one device. Called only once a CuPy array has existed (_CP set), so the CPU path never pays."""
+    one device. Called only once a CuPy array has existed (_CP set), so the CPU path never pays.
+    Returns the device of the arrays: -1 for the CPU, the GPU's id, None when there were none."""
     cp = _CP[0]
     first = None
     for a in arrays:
@@ -156,6 +157,7 @@ def check_same_device(arrays):
             from .tensor import device
             mk = lambda k: device("cpu") if k < 0 else device("cuda", k)  # noqa: E731
             raise mixed_device_error({mk(first), mk(key)})
+    return first
 
 
 def asarray(x, dtype=None, like=None):
@@ -210,3 +212,11 @@ def arange(ref, *args, **kwargs):
     if type(ref) is np.ndarray:
         return np.arange(*args, **kwargs)
     return xp(ref).arange(*args, **kwargs)
+
+
+def no_cuda_path(name):
+    """NotImplementedError (torch's type for an op a backend lacks) for an op that has no cuda
+    path yet."""
+    return NotImplementedError(
+        f"Could not run '{name}' with arguments from the 'CUDA' backend: cengine has no cuda "
+        "path for it yet; move its inputs to the CPU with .cpu()")

@@ -489,3 +489,27 @@ def test_loading_a_cuda_checkpoint_without_cuda_names_what_is_missing(fake_cuda,
         assert ce.load(p, map_location="cpu")["x"].device == "cpu"
     finally:
         _device._CP[0] = saved
+
+
+@pytest.mark.parametrize("name, run", [
+    ("conv2d", lambda ce: ce.nn.Conv2d(2, 3, 3).to("cuda")(ce.randn(1, 2, 5, 5, device="cuda"))),
+    ("conv2d", lambda ce: ce.nn.Conv1d(2, 3, 3).to("cuda")(ce.randn(1, 2, 5, device="cuda"))),
+    ("conv_transpose2d",
+     lambda ce: ce.nn.ConvTranspose2d(2, 3, 3).to("cuda")(ce.randn(1, 2, 5, 5, device="cuda"))),
+    ("max_pool", lambda ce: ce.nn.functional.max_pool2d(ce.randn(1, 2, 4, 4, device="cuda"), 2)),
+    ("avg_pool", lambda ce: ce.nn.functional.avg_pool2d(ce.randn(1, 2, 4, 4, device="cuda"), 2)),
+    ("adaptive_avg_pool",
+     lambda ce: ce.nn.functional.adaptive_avg_pool2d(ce.randn(1, 2, 4, 4, device="cuda"), 1)),
+    ("rnn", lambda ce: ce.nn.LSTM(3, 4).to("cuda")(ce.randn(2, 1, 3, device="cuda"))),
+    ("rnn", lambda ce: ce.nn.GRU(3, 4).to("cuda")(ce.randn(2, 1, 3, device="cuda"))),
+    ("ctc_loss", lambda ce: ce.nn.functional.ctc_loss(
+        ce.randn(5, 1, 4, device="cuda").log_softmax(2), ce.tensor([[1, 2]], device="cuda"),
+        [5], [2])),
+])
+def test_ops_without_a_cuda_path_say_so(fake_cuda, name, run):
+    """An op with no cuda path raises torch's NotImplementedError naming the op and the CUDA
+    backend, not a TypeError from inside the C binding."""
+    import cengine as ce
+    with pytest.raises(NotImplementedError, match=r"Could not run '%s' with arguments from the "
+                       r"'CUDA' backend" % name):
+        run(ce)

@@ -16,7 +16,7 @@ import weakref
 from .. import dtypes as _dt
 from . import grad_mode
 from .._fpe import quiet_enter as _quiet_enter, quiet_exit as _quiet_exit
-from .._device import _CP, check_same_device as _check_same_device
+from .._device import _CP, check_same_device as _check_same_device, no_cuda_path as _no_cuda_path
 
 
 class _LazyTensorModule:
@@ -148,6 +148,10 @@ def _node_class(fn_cls):
 class Function:
     """Base class of differentiable ops; subclasses define static forward/backward on arrays."""
 
+    # the op's name when it has no cuda path yet (its forward calls C kernels on host arrays):
+    # cuda inputs then raise NotImplementedError saying so, instead of failing in the kernel
+    _no_cuda = None
+
     @staticmethod
     def forward(ctx, *args):
         raise NotImplementedError
@@ -170,7 +174,9 @@ class Function:
         else:
             ctx.needs_input_grad = (False,) * len(args)
         if _CP[0] is not None:   # a cuda array has existed: the inputs must share a device
-            _check_same_device([a._data if isinstance(a, Tensor) else a for a in args])
+            dev = _check_same_device([a._data if isinstance(a, Tensor) else a for a in args])
+            if dev is not None and dev >= 0 and cls._no_cuda:
+                raise _no_cuda_path(cls._no_cuda)
         tok = _quiet_enter()  # no numpy RuntimeWarnings (log(0), 1/0, overflow), as torch
         try:
             out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])

@@ -94,6 +94,7 @@ def _conv_args(name, nd, input, weight, bias, stride, dilation, groups, weight_m
 
 class _Conv2d(Function):
     """y = conv2d(x, w) + b on 4-D arrays (the wrappers reshape 1-D / unbatched inputs)."""
+    _no_cuda = "conv2d"
 
     @staticmethod
     def forward(ctx, x, w, b, geom):
@@ -205,6 +206,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 class _ConvTranspose2d(Function):
     """y = conv_transpose2d(x, w) + b: the backward-data pass of a convolution (GEMM, then
     col2im); its gradients are a convolution (input) and a weight gradient (weight)."""
+    _no_cuda = "conv_transpose2d"
 
     @staticmethod
     def forward(ctx, x, w, b, geom):
@@ -335,6 +337,7 @@ def _pool_out(size, k, s, p, d, ceil_mode):
 class _PoolMax(Function):
     """max pool / adaptive max pool over planes: forward gets (y, idx) computed by the wrapper's
     kernel call; backward scatters dy to idx."""
+    _no_cuda = "max_pool"
 
     @staticmethod
     def forward(ctx, x, kernel_call, planes, yshape):
@@ -443,6 +446,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 class _AvgPool(Function):
+    _no_cuda = "avg_pool"
     @staticmethod
     def forward(ctx, x, planes, k, s, p, out, cip, div, yshape):
         P, H, W = planes
@@ -489,6 +493,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 class _AdaptiveAvg(Function):
+    _no_cuda = "adaptive_avg_pool"
     @staticmethod
     def forward(ctx, x, planes, out, yshape):
         P, H, W = planes

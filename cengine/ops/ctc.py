@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from .. import _C
+from .. import _device as _dv
 from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..tensor import Tensor
@@ -21,6 +22,7 @@ _WHERE = " (while checking arguments for ctc_loss)"
 
 class CTCLossFunction(Function):
     """forward(ctx, log_probs (T,N,C), tgt, off, il, tl, blank, reduction, zero_infinity)"""
+    _no_cuda = "ctc_loss"
 
     @staticmethod
     def forward(ctx, lp, tgt, off, il, tl, blank, reduction, zero_infinity):
@@ -112,6 +114,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         else:
             raise TypeError("ctc_loss(): argument 'targets' (position 2) must be Tensor, not %s"
                             % type(targets).__name__)
+    if log_probs.is_cuda or targets.is_cuda:
+        raise _dv.no_cuda_path("ctc_loss")
     dt = log_probs._data.dtype
     if dt not in (np.float32, np.float64):
         raise NotImplementedError("\"ctc_loss_cpu\" not implemented for '%s'"

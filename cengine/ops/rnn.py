@@ -52,6 +52,7 @@ class RNNLayer(Function):
     """forward(cfg, x (S, I), h0 (D, N, Hs) or None, c0 (D, N, H) or None (LSTM),
     then per direction w_ih, w_hh, b_ih, b_hh, w_hr (None where absent))
     -> out (S, D*Hs), h_n (D, N, Hs) [, c_n (D, N, H) for LSTM]."""
+    _no_cuda = "rnn"
 
     @staticmethod
     def forward(ctx, cfg, x, h0, c0, *w):
