@@ -250,3 +250,19 @@ def test_recurrent_layers_as_torch():
                                    rtol=3e-2, atol=3e-2)
         out.float().sum().backward()
         assert m.weight_ih_l0.grad.dtype is ce.float32
+
+
+@pytest.mark.parametrize("rows", [0, 3])
+def test_linear_and_matmul_of_an_empty_batch(rows):
+    """Zero rows under autocast (and a bf16 matmul with zero rows) give empty bf16 results and
+    float32 zero weight gradients, as torch; zero strides of empty arrays are not an error."""
+    lin = ce.nn.Linear(8, 4)
+    x = ce.zeros(0, rows, 8, requires_grad=True)
+    with ce.autocast("cpu", dtype=ce.bfloat16):
+        y = lin(x)
+    assert y.shape == (0, rows, 4) and y.dtype is ce.bfloat16
+    y.float().sum().backward()
+    assert lin.weight.grad.dtype is ce.float32 and not lin.weight.grad.numpy().any()
+    assert lin.bias.grad.dtype is ce.float32 and not lin.bias.grad.numpy().any()
+    z = ce.zeros(0, 8).bfloat16() @ ce.zeros(8, 4).bfloat16()
+    assert z.shape == (0, 4) and z.dtype is ce.bfloat16

@@ -437,3 +437,16 @@ def test_leaf_grad_accumulates_in_place_like_torch():
     x.grad = ce.tensor(np.ones((4, 4)).T)     # non-contiguous: numpy's in-place add
     (x * 2.0).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.full((4, 4), 3.0))
+
+
+def test_a_leaf_hook_keeping_its_gradient_does_not_see_later_accumulation():
+    """A tensor hook that stores the gradient it is given keeps that value: .grad is a copy (as
+    torch's AccumulateGrad, which copies a gradient someone else holds), not the same array."""
+    x = ce.ones(3, requires_grad=True)
+    saved = []
+    x.register_hook(lambda t: saved.append(t))
+    for _ in range(2):
+        (x * 2).sum().backward()
+    assert saved[0].tolist() == [2.0, 2.0, 2.0]
+    assert x.grad.tolist() == [4.0, 4.0, 4.0]
+    assert not np.shares_memory(saved[0].numpy(), x.grad.numpy())

@@ -201,6 +201,19 @@ def test_sum_prod_cumsum_cumprod_accumulate_like_torch(dt):
     assert ce.sum(x, dtype=ce.float64).dtype is ce.float64
 
 
+@pytest.mark.parametrize("req", ["uint8", "bool", "int32", "int16"])
+@pytest.mark.parametrize("dt", ["uint8", "int32", "float32"])
+def test_prod_keeps_a_requested_integer_dtype(dt, req):
+    """prod(dtype=) computes in the requested dtype, wrapping as torch (not int64)."""
+    vals = [[200, 2], [3, 4]]
+    x = ce.tensor(vals).to(getattr(ce, dt))
+    want = np.prod(np.array(vals).astype(dt).astype(req), 1, dtype=req)
+    for out in (ce.prod(x, 1, dtype=getattr(ce, req)), x.prod(1, dtype=getattr(ce, req))):
+        assert out.dtype is getattr(ce, req)
+        assert out.tolist() == want.tolist()
+    assert ce.prod(x, dtype=getattr(ce, req)).dtype is getattr(ce, req)
+
+
 # ---------------------------------------------------------------------------- scatter family
 def test_scatter_by_hand():
     z = ce.zeros(2, 3)

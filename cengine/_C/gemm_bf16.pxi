@@ -125,6 +125,8 @@ def _gemm_bf16_call(A, B, C, alpha, beta, bias, bint ref):
                          % (tuple(A.shape), tuple(B.shape), tuple(C.shape)))
     if C.size and ((A.size and _gemm_overlap(A, C)) or (B.size and _gemm_overlap(B, C))):
         raise ValueError("gemm_bf16: C must not overlap A or B")
+    if C.size == 0:    # an empty product (numpy gives empty arrays zero strides): nothing to do
+        return C
     for d in range(C.ndim):
         if C.shape[d] > 1 and C.strides[d] == 0:
             raise ValueError("gemm_bf16: C must not repeat elements (stride 0 along a dimension)")

@@ -78,8 +78,10 @@ def _accumulate_leaf(node, g, fresh):
     var = node.variable
     if var is None:
         return
+    seen = False
     for h in list(node.pre_hooks.values()):
         r = h(_wrap(g))
+        seen = True      # a hook may keep the tensor it saw (or returned): never take it as .grad
         if r is not None:
             g = r._data
     if g.dtype != var._data.dtype:
@@ -87,7 +89,7 @@ def _accumulate_leaf(node, g, fresh):
     if g.shape != var._data.shape:
         g = np.broadcast_to(g, var._data.shape)
     if var.grad is None:
-        if not (id(g) in fresh and g.flags.c_contiguous and g.base is None and
+        if seen or not (id(g) in fresh and g.flags.c_contiguous and g.base is None and
                 (type(g) is not np.ndarray or g.flags.writeable)):
             g = g.copy(order="C")
         fresh.discard(id(g))

@@ -105,22 +105,24 @@ def _exclusive_prod(x, axis):
 
 class Prod(Function):
     @staticmethod
-    def forward(ctx, x, dim, keepdim):
+    def forward(ctx, x, dim, keepdim, keep_dtype=False):
+        # keep_dtype: prod(dtype=...) asked for x's dtype (x already cast to it): no int64
         ctx.save_for_backward(x)
         ctx.dim, ctx.keepdim = dim, keepdim
-        return _dv.asarray(np.prod(x, axis=dim, keepdims=keepdim, dtype=_int_acc(x.dtype)))
+        acc = x.dtype if keep_dtype else _int_acc(x.dtype)
+        return _dv.asarray(np.prod(x, axis=dim, keepdims=keepdim, dtype=acc))
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         if x.size == 0:
-            return np.zeros_like(x), None, None
+            return np.zeros_like(x), None, None, None
         if ctx.dim is None:
             ex = _exclusive_prod(x.reshape(-1), 0).reshape(x.shape)
-            return g * ex, None, None
+            return g * ex, None, None, None
         if not ctx.keepdim:
             g = np.expand_dims(g, ctx.dim)
-        return g * _exclusive_prod(x, ctx.dim), None, None
+        return g * _exclusive_prod(x, ctx.dim), None, None, None
 
 
 def prod(input, dim=None, keepdim=False, *, dtype=None):
@@ -129,7 +131,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     d = None if dim is None else wrap_dim(dim, input._data.ndim)
     if input._data.ndim == 0:
         d = None
-    return Prod.apply(input, d, keepdim)
+    return Prod.apply(input, d, keepdim, dtype is not None)
 
 
 def _check_nonempty(name, shape, dims):
