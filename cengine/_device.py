@@ -66,12 +66,9 @@ def is_cuda_array(a):
 
 def xp(a):
     """The array module of `a`: numpy for numpy arrays and scalars, cupy for CuPy arrays."""
-    if type(a) is np.ndarray:
+    if type(a) is np.ndarray:    # the CPU path: no call
         return np
-    cp = _CP[0]
-    if cp is not None and isinstance(a, cp.ndarray):
-        return cp
-    return np
+    return _CP[0] if is_cuda_array(a) else np
 
 
 array_module = xp
@@ -95,10 +92,7 @@ def device_index(a):
 
 def as_storage(a):
     """A numpy or CuPy array for `a` (no copy when it already is one)."""
-    if type(a) is np.ndarray:
-        return a
-    cp = _CP[0]
-    if cp is not None and isinstance(a, cp.ndarray):
+    if type(a) is np.ndarray or is_cuda_array(a):
         return a
     return np.asarray(a)
 
