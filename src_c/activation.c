@@ -65,7 +65,7 @@ static inline double gelu_grad_d(double x) {
     /* in = x, or y for sigmoid/tanh; returns f'(.) (to be multiplied by dy) */                 \
     static inline T actd1_##SFX(int kind, T in, T p0, T p1) {                                  \
         switch (kind) {                                                                         \
-        case CE_ACT_RELU: return in > 0 ? (T)1 : (T)0;                                          \
+        case CE_ACT_RELU: return in <= 0 ? (T)0 : (T)1;                                          \
         case CE_ACT_LEAKY_RELU: return in > 0 ? (T)1 : p0;                                      \
         case CE_ACT_SIGMOID: return in * ((T)1 - in);                                           \
         case CE_ACT_TANH: return (T)1 - in * in;                                                \

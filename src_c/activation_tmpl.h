@@ -131,7 +131,8 @@ static void VM_FN(act_bwd)(int kind, vm_s *dx, const vm_s *in, const vm_s *dy, i
     const vm_t zero = vm_zero(), one = vm_set1((vm_s)1), P0 = vm_set1(p0), P1 = vm_set1(p1);
     (void)P1;
     switch (kind) {
-    case CE_ACT_RELU: CE_ACT_BWD_LOOP(vm_sel(vm_gt(xv, zero), dyv, zero)); break;
+    case CE_ACT_RELU: /* NaN passes dy through, as torch (its mask is "not x <= 0") */
+        CE_ACT_BWD_LOOP(vm_sel(vm_le(xv, zero), zero, dyv)); break;
     case CE_ACT_LEAKY_RELU: CE_ACT_BWD_LOOP(vm_sel(vm_gt(xv, zero), dyv, vm_mul(dyv, P0))); break;
     case CE_ACT_SIGMOID: /* in = y */
         CE_ACT_BWD_LOOP(vm_mul(dyv, vm_mul(xv, vm_sub(one, xv))));

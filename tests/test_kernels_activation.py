@@ -297,3 +297,17 @@ def test_bad_inputs():
         _C.act_backward("relu", x, x=x, accumulate=True)
     with pytest.raises(ValueError, match="shape"):
         _C.act_backward("relu", x, x=np.ones(9, np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_backward_passes_dy_at_nan(dtype, isa, nthreads):
+    """torch masks the ReLU gradient with "not x <= 0", so a NaN input passes dy through; the
+    vector paths, the tail and the reference agree (NaN at every lane position)."""
+    n = 37
+    x = np.linspace(-2, 2, n).astype(dtype)
+    x[::5] = np.nan
+    dy = np.arange(1, n + 1, dtype=dtype)
+    want = np.where(np.isnan(x) | (x > 0), dy, 0).astype(dtype)
+    for src in ({"x": x}, {"y": _C.act_forward("relu", x)}):
+        np.testing.assert_array_equal(_C.act_backward("relu", dy, **src), want)
+    np.testing.assert_array_equal(_C.act_backward_ref("relu", dy, x=x), want)

@@ -742,3 +742,47 @@ def test_custom_function_mark_dirty():
         MulTwo_.apply(ce.tensor([1.0], requires_grad=True))
     t = ce.tensor([2.0])
     assert MulTwo_.apply(t) is t and t.tolist() == [4.0] and t._version[0] == 1
+
+
+@pytest.mark.parametrize("name", ["relu", "relu_", "elu", "elu_alpha2"])
+@pytest.mark.parametrize("dtype", [ce.float32, ce.float64, ce.bfloat16])
+def test_activation_gradient_at_nan_passes_through(name, dtype):
+    """torch's ReLU and ELU backward test "x <= 0" for the zero/exp branch, so a NaN input gets
+    the identity branch's gradient (dy), not 0."""
+    f = {"relu": F.relu, "relu_": lambda t: F.relu(t * 1, inplace=True), "elu": F.elu,
+         "elu_alpha2": lambda t: F.elu(t, alpha=2.0)}[name]
+    x = ce.tensor([float("nan"), -1.0, 0.0, 2.0], dtype=dtype, requires_grad=True)
+    y = f(x)
+    assert np.isnan(y[0].float().item())
+    y.backward(ce.tensor([3.0, 3.0, 3.0, 3.0], dtype=dtype))
+    g = x.grad.float().numpy()
+    a = 2.0 if name == "elu_alpha2" else 1.0
+    want = [3.0, 0.0, 0.0, 3.0] if name.startswith("relu") else \
+        [3.0, 3.0 * a * np.exp(-1.0), 3.0 * a, 3.0]
+    np.testing.assert_allclose(g, want, rtol=1e-2 if dtype == ce.bfloat16 else 1e-6)
+
+
+def test_activation_gradient_at_nan_torch():
+    torch = pytest.importorskip("torch")
+    for name in ("relu", "elu", "leaky_relu"):
+        v = [float("nan"), -1.0, 0.0, 2.0]
+        x = ce.tensor(v, requires_grad=True)
+        getattr(F, name)(x).sum().backward()
+        xt = torch.tensor(v, requires_grad=True)
+        getattr(torch.nn.functional, name)(xt).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("bshape", [(5, 4), (2, 1, 4), (5, 1)])
+def test_linear_bias_broadcasts_as_addmm(bshape):
+    """F.linear adds any bias that broadcasts against the output, as torch's addmm does."""
+    x = ce.tensor(RNG.standard_normal((5, 3)), requires_grad=True)
+    w = ce.tensor(RNG.standard_normal((4, 3)), requires_grad=True)
+    b = ce.tensor(RNG.standard_normal(bshape), requires_grad=True)
+    y = F.linear(x, w, b)
+    want = x.detach().numpy() @ w.detach().numpy().T + b.detach().numpy()
+    assert tuple(y.shape) == want.shape
+    np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-12)
+    assert gradcheck(lambda a, c, d: F.linear(a, c, d), (x, w, b))
+    with pytest.raises(RuntimeError, match="must match"):
+        F.linear(x, w, ce.zeros(3, 4, dtype=ce.float64))

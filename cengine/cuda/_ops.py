@@ -66,7 +66,7 @@ def act_backward(kind, dy, x=None, y=None, out=None, alpha=None, beta=None):
     xp = _dv.xp(s)
     t = s.dtype.type
     if kind == "relu":
-        d = dy * (s > 0)
+        d = xp.where(s <= 0, dy.dtype.type(0), dy)   # NaN passes dy through, as torch
     elif kind == "leaky_relu":
         a = 0.01 if alpha is None else float(alpha)
         d = xp.where(s > 0, dy, dy * t(a))

@@ -102,8 +102,9 @@ def linear(input, weight, bias=None):
                            % (rows if input.dim() > 1 else 1, in_f, weight.shape[1],
                               weight.shape[0]))
     if bias is not None and tuple(bias.shape) not in ((weight.shape[0],), (), (1,)):
-        raise RuntimeError("linear(): bias of shape %s does not match out_features=%d"
-                           % (list(bias.shape), weight.shape[0]))
+        # torch adds any bias that broadcasts against the output (addmm semantics); the fused
+        # GEMM epilogue takes only a per-feature bias, so the rest is a product plus an add
+        return _Linear.apply(input, weight, None) + bias
     return _Linear.apply(input, weight, bias)
 
 
@@ -168,7 +169,8 @@ def _float_act(name, input):
 
 def _elu(input, alpha):
     from ..ops.elementwise import where, expm1
-    return where(input > 0, input, expm1(input.clamp(max=0)) * alpha)
+    # NaN takes the identity branch (gradient 1), as torch
+    return where(input <= 0, expm1(input.clamp(max=0)) * alpha, input)
 
 
 def elu(input, alpha=1.0, inplace=False):
