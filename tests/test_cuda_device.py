@@ -210,6 +210,90 @@ def test_mixed_devices_raise_torch_error(fake_cuda):
         assert str(e.value) == msg
 
 
+def test_cpu_scalar_tensor_with_cuda_tensor(fake_cuda):
+    """torch lets a 0-d CPU tensor be an operand of an elementwise op on cuda tensors (a CPU
+    scalar), either side, in place too; the result is on the cuda device."""
+    x = ce.arange(6.0).reshape(2, 3)
+    c = x.cuda()
+    s = ce.tensor(2.0)
+    for got, want in ((c * s, x * 2), (s * c, x * 2), (c + ce.tensor(2.0), x + 2),
+                      (s - c, 2 - x), (c / s, x / 2), (s ** c, 2 ** x), (c > s, x > 2),
+                      (ce.maximum(c, s), ce.maximum(x, s)), (ce.where(c > 1, c, s),
+                                                             ce.where(x > 1, x, s))):
+        assert got.device == "cuda:0", got.device
+        assert type(got._data) is not np.ndarray
+        _close(got, want)
+    # torch's promotion: an int cuda tensor times a float CPU scalar is float32
+    i = ce.arange(3, device="cuda")
+    r = i * ce.tensor(2.5)
+    assert r.dtype == ce.float32 and r.device == "cuda:0" and r.tolist() == [0.0, 2.5, 5.0]
+    assert (ce.tensor(3) + ce.ones(2, device="cuda", dtype=ce.int64)).dtype == ce.int64
+    # 0-d and 0-d: the cuda one decides
+    z = ce.tensor(1.5, device="cuda") + ce.tensor(2.0)
+    assert z.device == "cuda:0" and z.item() == 3.5
+    # in place, with and without a graph, and setitem
+    a = ce.zeros(3, device="cuda")
+    a.add_(ce.tensor(1.0)).mul_(ce.tensor(3.0))
+    a[1] = ce.tensor(7.0)
+    assert a.device == "cuda:0" and a.tolist() == [3.0, 7.0, 3.0]
+    w = ce.ones(3, device="cuda", requires_grad=True)
+    h = w * 1.0
+    h.add_(ce.tensor(2.0))
+    h[0] = ce.tensor(5.0)
+    assert h.device == "cuda:0" and h.tolist() == [5.0, 3.0, 3.0]
+    # anything but a 0-d CPU tensor is still refused
+    msg = ("Expected all tensors to be on the same device, but found at least two devices, "
+           "cuda:0 and cpu!")
+    for f in (lambda: c * ce.ones(3), lambda: ce.ones(1) + c, lambda: c.add_(ce.ones(3)),
+              lambda: ce.tensor(1.0, device="cuda") * ce.ones(3),
+              lambda: c.__setitem__(0, ce.ones(3))):
+        with pytest.raises(RuntimeError) as e:
+            f()
+        assert str(e.value) == msg
+
+
+def test_cpu_scalar_tensor_gradient_stays_on_the_cpu(fake_cuda):
+    """The CPU scalar's gradient is a CPU tensor (torch moves it back), the cuda operand's is
+    on cuda; both as the all-CPU computation gives them."""
+    grads = {}
+    for dev in ("cpu", "cuda"):
+        s = ce.tensor(2.0, requires_grad=True)
+        w = ce.arange(1.0, 7.0).reshape(2, 3).to(dev).detach().requires_grad_()
+        ((w * s + s) / (s + 1.0)).pow(2).sum().backward()
+        assert s.grad.device == "cpu" and type(s.grad._data) is np.ndarray
+        assert w.grad.device == w.device
+        grads[dev] = (s.grad, w.grad)
+    _close(grads["cuda"][0], grads["cpu"][0], 1e-5)
+    _close(grads["cuda"][1], grads["cpu"][1], 1e-5)
+
+
+def test_cpu_scalar_tensor_with_the_second_gpu(fake_cuda2):
+    b = ce.ones(2, device="cuda:1")
+    r = b * ce.tensor(3.0)
+    assert r.device == "cuda:1" and r.tolist() == [3.0, 3.0]
+
+
+def test_to_cuda_means_the_current_device(fake_cuda2):
+    """torch: a cuda device without an index is the current device, so .to("cuda") and .cuda()
+    copy a tensor of another GPU to it and return a tensor already there as it is."""
+    b = ce.arange(3.0, device="cuda:1")
+    assert ce.cuda.current_device() == 0
+    for moved in (b.to("cuda"), b.to(ce.device("cuda")), b.cuda()):
+        assert moved is not b and moved.device == "cuda:0" and moved.tolist() == [0.0, 1.0, 2.0]
+    assert b.to("cuda:1") is b and b.cuda(1) is b
+    with ce.cuda.device(1):
+        assert b.to("cuda") is b and b.cuda() is b
+        assert ce.arange(2.0).to("cuda").device == "cuda:1"
+    m = ce.nn.Linear(2, 2).to("cuda:1")
+    w = m.weight
+    m.to("cuda")
+    assert m.weight is w and m.weight.device == "cuda:0" and m.bias.device == "cuda:0"
+    # differentiable: the gradient goes back to cuda:1
+    leaf = ce.ones(2, device="cuda:1", requires_grad=True)
+    (leaf.to("cuda") * 2).sum().backward()
+    assert leaf.grad.device == "cuda:1" and leaf.grad.tolist() == [2.0, 2.0]
+
+
 def test_inplace_ops_on_cuda(fake_cuda):
     a = ce.arange(4.0, device="cuda")
     a.add_(ce.ones(4, device="cuda")).mul_(2).sub_(1).div_(ce.full((4,), 2.0, device="cuda"))

@@ -182,6 +182,9 @@ def setitem(self, idx, value):
         needs = _gm._state[0] and (self.requires_grad or value.requires_grad)
     else:
         needs = _gm._state[0] and self.requires_grad
+    if _dv._CP[0] is not None and isinstance(value, Tensor):
+        from .elementwise import _cpu_scalar_to     # t_cuda[i] = torch.tensor(1.) is allowed
+        value = _cpu_scalar_to(value, self._data)
     if not needs:
         v = value._data if isinstance(value, Tensor) else value
         if _dv._CP[0] is not None and isinstance(value, Tensor):
