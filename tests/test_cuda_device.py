@@ -120,9 +120,8 @@ def test_accelerator_and_amp_with_a_gpu(fake_cuda):
         a = ce.autocast("cuda")
     with a:
         assert not ce.is_autocast_enabled("cuda")
-    with pytest.warns(UserWarning, match="not implemented by cengine's CuPy path"):
-        s = ce.amp.GradScaler("cuda")
-    assert not s.is_enabled()
+    s = ce.amp.GradScaler("cuda")      # with the CUDA path: enabled
+    assert s.is_enabled() and ce.cuda.amp.GradScaler().is_enabled()
 
 
 def test_creation_with_device(fake_cuda):

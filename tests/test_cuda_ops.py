@@ -281,3 +281,26 @@ def test_gpu_multi_tensor_adam_against_cpu(dtype, decoupled):
     tol = TOL[dtype] * 10
     for d, h in zip(dev[0] + dev[2] + dev[3], ps + ms + vs):
         np.testing.assert_allclose(cp.asnumpy(d), h, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [None, "inf", "nan"])
+def test_gpu_multi_tensor_amp_unscale_against_cpu(dtype, bad):
+    """GradScaler's fused unscale on the GPU (several blocks per tensor, an empty tensor):
+    the CPU kernel's values bit for bit and its inf/NaN flag"""
+    cp = _gpu()
+    from cengine.cuda import _kernels as K
+    from cengine import _C
+    rng = np.random.default_rng(6)
+    sizes = [1, 7, 0, 65536, 65537, 200003]
+    hs = [(rng.standard_normal(n) * 1e3).astype(dtype) for n in sizes]
+    if bad is not None:
+        hs[4][65536] = float(bad)            # the last element, alone in its block
+    dev = [cp.asarray(h) for h in hs]
+    assert K.multi_usable(dev)
+    inv = float(np.float32(1.0 / 65536.0))
+    found = K.amp_unscale(dev, inv)
+    assert bool(int(found[0])) == _C.amp_unscale(hs, inv) == (bad is not None)
+    for d, h in zip(dev, hs):
+        np.testing.assert_array_equal(cp.asnumpy(d), h)
+
