@@ -116,12 +116,22 @@ def test_accelerator_and_amp_with_a_gpu(fake_cuda):
     assert ce.accelerator.current_accelerator() == ce.device("cuda")
     assert ce.accelerator.current_device_index() == 0
     ce.accelerator.synchronize()
-    with pytest.warns(UserWarning, match="not implemented by cengine's CuPy path"):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # with the CUDA path: no warning, enabled
         a = ce.autocast("cuda")
+        s = ce.amp.GradScaler("cuda")
+        s2 = ce.cuda.amp.GradScaler()
+        a2 = ce.cuda.amp.autocast()
+    assert ce.amp.is_autocast_available("cuda")
     with a:
-        assert not ce.is_autocast_enabled("cuda")
-    s = ce.amp.GradScaler("cuda")      # with the CUDA path: enabled
-    assert s.is_enabled() and ce.cuda.amp.GradScaler().is_enabled()
+        assert ce.is_autocast_enabled("cuda") and ce.is_autocast_enabled()
+        assert ce.get_autocast_dtype("cuda") == ce.float16
+        assert not ce.is_autocast_enabled("cpu")
+    assert not ce.is_autocast_enabled("cuda")
+    with a2:
+        assert ce.is_autocast_enabled("cuda")
+    assert s.is_enabled() and s2.is_enabled()
 
 
 def test_creation_with_device(fake_cuda):
