@@ -303,6 +303,41 @@ def test_to_cuda_means_the_current_device(fake_cuda2):
     assert leaf.grad.device == "cuda:1" and leaf.grad.tolist() == [2.0, 2.0]
 
 
+def test_advanced_index_gradients_on_cuda(fake_cuda):
+    """Index tensors on cuda: repeated indices add up in the gradient (scatter-add, not a
+    set), an int mixed with an index tensor takes torch's dim order, and the gradient of a
+    value assigned through an index has the value's shape; all as on the CPU."""
+    rng = np.random.default_rng(3)
+    xa = rng.standard_normal((2, 3, 4))
+    va = rng.standard_normal(3)
+    cases = [lambda x, v, d: x[:, ce.tensor([2, 0, 2], device=d)],
+             lambda x, v, d: x[1, :, ce.tensor([3, 3], device=d)],
+             lambda x, v, d: x.index_select(2, ce.tensor([1, 1, 0], device=d)),
+             lambda x, v, d: x[ce.tensor([0, 0], device=d)]]
+
+    def put(x, v, d):
+        y = x * 1
+        y[1, 2, :3] = v * 2
+        y[0, ce.tensor([1, 1], device=d)] = v.sum()
+        return y
+    for f in cases + [put]:
+        res = []
+        for d in ("cpu", "cuda:0"):
+            x = ce.tensor(xa, device=d, requires_grad=True)
+            v = ce.tensor(va, device=d, requires_grad=True)
+            y = f(x, v, d)
+            w = ce.tensor(np.linspace(-1, 2, y.numel()).reshape(y.shape), device=d)
+            (y * w).sum().backward()
+            assert y.device == ce.device(d) and x.grad.device == ce.device(d)
+            res.append((y, x.grad, v.grad))
+        _close(res[1][0], res[0][0])
+        _close(res[1][1], res[0][1])
+        assert (res[1][2] is None) == (res[0][2] is None)
+        if res[0][2] is not None:
+            assert res[1][2].shape == res[0][2].shape == (3,)
+            _close(res[1][2], res[0][2])
+
+
 def test_inplace_ops_on_cuda(fake_cuda):
     a = ce.arange(4.0, device="cuda")
     a.add_(ce.ones(4, device="cuda")).mul_(2).sub_(1).div_(ce.full((4,), 2.0, device="cuda"))
