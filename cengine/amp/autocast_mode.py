@@ -226,12 +226,15 @@ def cast_lowp(t):
     float32/float16/bfloat16 tensor cast to its device's region dtype (cached for parameters),
     others (and tensors of a device whose region is off) as they are."""
     s = _tls
-    if s.lowp is None or not hasattr(t, "_data"):
+    lowp = s.lowp
+    if lowp is None or not hasattr(t, "_data"):
         return t
-    lowp = _region_dtype(s, t._data)
-    if lowp is None:
-        return t
-    d = t._data.dtype
+    a = t._data
+    if s.lowp_cuda is not None or type(a) is not np.ndarray:   # the tensor's device decides
+        lowp = _region_dtype(s, a)
+        if lowp is None:
+            return t
+    d = a.dtype
     if d == lowp or d not in _ELIGIBLE:
         return t
     from ..ops.elementwise import cast
