@@ -21,7 +21,6 @@ _EMU = r"""
 #include <cstring>
 #include <thread>
 #include <vector>
-using std::isfinite;
 #define __global__
 #define __device__
 #define __forceinline__ inline
@@ -237,6 +236,9 @@ def test_multi_tensor_amp_unscale_kernel(emu, dtype, bad):
     chunk = 64
     for where in ([3, 250], [0, 0], [4, 69]):
         gs = [(rng.standard_normal(n) * 1e3).astype(dtype) for n in sizes]
+        big = np.finfo(dtype).max
+        gs[1][:2] = big, -big                    # the largest finite values are not bad
+        gs[1][2] = np.finfo(dtype).smallest_subnormal
         if bad is not None:
             gs[where[0]][where[1]] = float(bad)
         ref = [g.copy() for g in gs]

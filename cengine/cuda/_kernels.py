@@ -253,7 +253,7 @@ extern "C" __global__ void amp_unscale_multi_SFX(const unsigned long long *G, co
     int bad = 0;
     for (i64 i = s0 + threadIdx.x; i < e; i += blockDim.x) {
         T v = g[i];
-        if (!isfinite(v)) bad = 1;
+        if (!(fabs(v) <= T_MAX)) bad = 1;      // NaN fails the comparison, +-inf exceeds
         g[i] = v * inv;
     }
     if (bad) *found = 1;
@@ -261,9 +261,10 @@ extern "C" __global__ void amp_unscale_multi_SFX(const unsigned long long *G, co
 """
 
 _HEAD = {"f32": "typedef float T;\n#define EXP expf\n#define LOG logf\n#define SQRT sqrtf\n"
-                "#define NEG_INF (-__int_as_float(0x7f800000))\n",
+                "#define NEG_INF (-__int_as_float(0x7f800000))\n#define T_MAX 3.402823466e+38f\n",
          "f64": "typedef double T;\n#define EXP exp\n#define LOG log\n#define SQRT sqrt\n"
-                "#define NEG_INF (-__longlong_as_double(0x7ff0000000000000LL))\n"}
+                "#define NEG_INF (-__longlong_as_double(0x7ff0000000000000LL))\n"
+                "#define T_MAX 1.7976931348623157e+308\n"}
 
 
 def _p(a):
