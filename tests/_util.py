@@ -76,6 +76,8 @@ def same_on_device(device, fn, *inputs, rtol=1e-10, atol=1e-12):
     dev = ce.device(device)
     if dev.type == "cpu":
         return None
+    if dev.index is None:                  # "cuda": the current device, as torch
+        dev = ce.device("cuda", ce.cuda.current_device())
     runs = []
     for d in ("cpu", dev):
         args = [_to_dev(v, d) for v in inputs]

@@ -641,3 +641,25 @@ def test_ops_without_a_cuda_path_say_so(fake_cuda, name, run):
     with pytest.raises(NotImplementedError, match=r"Could not run '%s' with arguments from the "
                        r"'CUDA' backend" % name):
         run(ce)
+
+
+def test_the_device_check_helper_compares_with_the_cpu(fake_cuda):
+    """_util.same_on_device (the cuda half of the device-parametrized op/layer/loss tests) on
+    the fake CuPy: it passes for an op that agrees with the CPU, and fails when the values,
+    the device of an output, or a gradient differ."""
+    from _util import same_on_device
+    x = ce.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    w = ce.tensor(np.linspace(0, 1, 12).reshape(4, 3), requires_grad=True)
+    outs = same_on_device("cuda:0", F.linear, x, w)
+    assert outs[0].device == "cuda:0"
+    assert same_on_device("cpu", F.linear, x, w) is None
+    m = ce.nn.Linear(3, 2).double()
+    same_on_device("cuda", lambda m, x: m(x), m, x)
+    assert m.weight.device == "cpu" and m.weight.grad is None     # the module was copied
+    with pytest.raises(AssertionError):                            # other values on cuda
+        same_on_device("cuda:0", lambda x: x * (2 if x.device.type == "cpu" else 3), x)
+    with pytest.raises(AssertionError, match="an output is on cpu"):
+        same_on_device("cuda:0", lambda x: x.cpu() * 2, x)
+    with pytest.raises(AssertionError, match="Not equal"):         # same values, but
+        same_on_device("cuda:0", lambda x: x * 2 if x.device.type == "cpu"   # another gradient
+                       else x.detach() * 2 + x * 0, x)
