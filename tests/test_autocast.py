@@ -116,6 +116,17 @@ def test_cuda_autocast_with_the_cuda_path(fake_cuda):
         assert a.grad_fn.next_functions[1][0] is b.grad_fn.next_functions[1][0]  # cached cast
         assert len(am._tls.cache) == 1
         assert (xc @ xc.T).dtype == ce.float32           # a CPU tensor: the CPU region is off
+        # torch's CUDA float32 ops: a float16 cuda input gives float32 (values as the cast)
+        h = a.detach()
+        for f in (lambda t: t.sum(), lambda t: t.sum(1), lambda t: t.cumsum(0),
+                  lambda t: t.logsumexp(-1), lambda t: ce.nn.functional.softmax(t, -1),
+                  lambda t: ce.nn.functional.layer_norm(t, (8,))):
+            r = f(h)
+            assert r.dtype == ce.float32 and r.device == "cuda:0"
+            np.testing.assert_allclose(r.cpu().numpy(), f(h.cpu().float()).numpy(), rtol=1e-5,
+                                       atol=1e-5)
+        assert h.sum(dtype=ce.float16).dtype == ce.float16 and h.mean().dtype == ce.float16
+        assert h.cpu().sum().dtype == ce.float16         # a CPU tensor keeps its dtype
         assert ce.nn.functional.mse_loss(a, b).dtype == ce.float32
         with ce.autocast("cpu"):                          # both regions: each its own device
             assert (xc @ xc.T).dtype == ce.bfloat16 and (x @ x.T).dtype == ce.float16
