@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check of cengine's CUDA path, for a machine with an NVIDIA GPU (run from anywhere):
 #   1. build cengine in place (the C extension; the CUDA kernels are compiled by CuPy at run time),
-#   2. install CuPy for CUDA 12 when it is missing (the cengine[cuda] extra),
+#   2. install CuPy for CUDA 12 when it is missing and nvidia-smi sees a GPU (the cengine[cuda]
+#      extra),
 #   3. run the cuda tests (test_cuda_device.py: dispatch on the fake CuPy and the real one;
 #      test_cuda_ops.py: ops on cuda:0 against numpy/the CPU, the fused kernels (softmax,
 #      cross-entropy, norms, AdamW, the GradScaler unscale) against the CPU kernels, autocast
@@ -18,8 +19,11 @@ mkdir -p "$OUTDIR"
 nvidia-smi > "$OUTDIR/nvidia-smi.txt" 2>&1 || echo "nvidia-smi not available" > "$OUTDIR/nvidia-smi.txt"
 CENGINE_BUILD_JOBS="${CENGINE_BUILD_JOBS:-8}" python setup.py -q build_ext --inplace \
     > "$OUTDIR/build.log" 2>&1 || { tail -40 "$OUTDIR/build.log"; exit 1; }
-python -c "import cupy" 2>/dev/null || python -m pip install -q "cupy-cuda12x>=13" \
-    > "$OUTDIR/pip-cupy.log" 2>&1 || true
+# CuPy only where there is a GPU (nvidia-smi runs): a machine without one keeps its packages
+if nvidia-smi -L > /dev/null 2>&1; then
+    python -c "import cupy" 2>/dev/null || python -m pip install -q "cupy-cuda12x>=13" \
+        > "$OUTDIR/pip-cupy.log" 2>&1 || true
+fi
 python - <<'PY' | tee "$OUTDIR/cuda-status.txt"
 import cengine as ce
 from cengine import _device
