@@ -26,9 +26,9 @@ static inline int ce_nn_threads(int64_t work, int64_t min_per_thread, int64_t it
  * log_softmax / cross-entropy write passes on 16-32 MB outputs (interleaved runs, 32 MiB L3).
  * But an output that fits the last-level cache is better left there for its reader (the next
  * op, or the backward): on a machine with a large L3 streaming a 16 MiB softmax output made
- * forward+backward ~20% slower. Default (ce_nn_stream_default_bytes, set at load by softmax.c):
- * a quarter of the L3 size, at least 8 MiB (the four operands of a softmax forward+backward then
- * fit it); ce_nn_set_stream_bytes tunes it. */
+ * forward+backward ~20% slower. Default (ce_nn_stream_default_bytes, set at load by softmax.c
+ * from ce_cpu_caches): a quarter of one L3 instance, at least 8 MiB (the four operands of a
+ * softmax forward+backward then fit it); ce_nn_set_stream_bytes tunes it. */
 #define CE_NN_STREAM_BYTES ((int64_t)8 << 20)
 extern int64_t ce_nn_stream_bytes;
 extern int64_t ce_nn_stream_default_bytes;
