@@ -122,7 +122,8 @@ static int ce_norm_blk(int64_t D, int64_t size) {
         int nt = ce_nn_threads(R * D, CE_NN_MIN_WORK, R);                                        \
         int nb = (dw != 0) + (db != 0);                                                          \
         const int64_t Dp = D + 64 / (int64_t)sizeof(T); /* padded stride of a partial buffer */  \
-        const int nts = dx && !acc && ce_nn_stream(R * D * (int64_t)sizeof(T));                 \
+        const int nts = dx && !acc &&                                                            \
+                        ce_nn_stream(R * D * (int64_t)sizeof(T), D * (int64_t)sizeof(T));        \
         const int blk = ce_norm_blk(D, (int64_t)sizeof(T));                                      \
         T *part = 0;                                                                             \
         if (nb) {                                                                                \
@@ -171,28 +172,28 @@ CE_NORM_BWD(double, f64)
 void ce_layernorm_fwd_f32(float *y, float *mean, float *rstd, const float *x, const float *w,
                           const float *b, int64_t R, int64_t D, double eps) {
     if (R <= 0 || D <= 0) return;
-    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(float));
+    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(float), D * (int64_t)sizeof(float));
     CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, f32, y, mean, rstd, x, w, b, lo, hi, D, eps, nts));
 }
 
 void ce_layernorm_fwd_f64(double *y, double *mean, double *rstd, const double *x, const double *w,
                           const double *b, int64_t R, int64_t D, double eps) {
     if (R <= 0 || D <= 0) return;
-    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(double));
+    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(double), D * (int64_t)sizeof(double));
     CE_ROWS_PAR(R, D, CE_ISA_CALL(ln_fwd_rows, f64, y, mean, rstd, x, w, b, lo, hi, D, eps, nts));
 }
 
 void ce_rmsnorm_fwd_f32(float *y, float *rstd, const float *x, const float *w, int64_t R,
                         int64_t D, double eps) {
     if (R <= 0 || D <= 0) return;
-    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(float));
+    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(float), D * (int64_t)sizeof(float));
     CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, f32, y, rstd, x, w, lo, hi, D, eps, nts));
 }
 
 void ce_rmsnorm_fwd_f64(double *y, double *rstd, const double *x, const double *w, int64_t R,
                         int64_t D, double eps) {
     if (R <= 0 || D <= 0) return;
-    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(double));
+    const int nts = ce_nn_stream(R * D * (int64_t)sizeof(double), D * (int64_t)sizeof(double));
     CE_ROWS_PAR(R, D, CE_ISA_CALL(rms_fwd_rows, f64, y, rstd, x, w, lo, hi, D, eps, nts));
 }
 

@@ -67,27 +67,27 @@ CE_SM_REF(double, f64)
 /* ---- public entry points: threads over rows, the instance for ce_isa on each chunk ------------ */
 void ce_softmax_fwd_f32(float *y, const float *x, int64_t R, int64_t C, int lg) {
     if (R <= 0 || C <= 0) return;
-    const int nts = ce_nn_stream(R * C * (int64_t)sizeof(float));
+    const int nts = ce_nn_stream(R * C * (int64_t)sizeof(float), C * (int64_t)sizeof(float));
     CE_ROWS_PAR(R, C, CE_ISA_CALL(sm_fwd_rows, f32, y, x, lo, hi, C, lg, nts));
 }
 
 void ce_softmax_fwd_f64(double *y, const double *x, int64_t R, int64_t C, int lg) {
     if (R <= 0 || C <= 0) return;
-    const int nts = ce_nn_stream(R * C * (int64_t)sizeof(double));
+    const int nts = ce_nn_stream(R * C * (int64_t)sizeof(double), C * (int64_t)sizeof(double));
     CE_ROWS_PAR(R, C, CE_ISA_CALL(sm_fwd_rows, f64, y, x, lo, hi, C, lg, nts));
 }
 
 void ce_softmax_bwd_f32(float *dx, const float *y, const float *dy, int64_t R, int64_t C, int lg,
                         int accumulate) {
     if (R <= 0 || C <= 0) return;
-    const int nts = ce_nn_stream(R * C * (int64_t)sizeof(float));
+    const int nts = ce_nn_stream(R * C * (int64_t)sizeof(float), C * (int64_t)sizeof(float));
     CE_ROWS_PAR(R, C, CE_ISA_CALL(sm_bwd_rows, f32, dx, y, dy, lo, hi, C, lg, accumulate, nts));
 }
 
 void ce_softmax_bwd_f64(double *dx, const double *y, const double *dy, int64_t R, int64_t C,
                         int lg, int accumulate) {
     if (R <= 0 || C <= 0) return;
-    const int nts = ce_nn_stream(R * C * (int64_t)sizeof(double));
+    const int nts = ce_nn_stream(R * C * (int64_t)sizeof(double), C * (int64_t)sizeof(double));
     CE_ROWS_PAR(R, C, CE_ISA_CALL(sm_bwd_rows, f64, dx, y, dy, lo, hi, C, lg, accumulate, nts));
 }
 
