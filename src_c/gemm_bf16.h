@@ -22,7 +22,8 @@
  *
  * Paths: with AMX-BF16 (tiles, 32 x 32 C blocks) or AVX512_BF16 (vdpbf16ps, a 12 x 32
  * register tile), at ce_isa == avx512, operands are packed into k-pairs of bfloat16 (one 32-bit
- * lane = elements k and k+1), Goto blocking (KC = 512, 2048 for AMX; MC = 192; NC = 2048) and
+ * lane = elements k and k+1), Goto blocking (K in equal even blocks of at most 1024, 2048 for AMX;
+ * MC = 192; NC = 2048) and
  * threads over row blocks (and column groups when M is short); the K loop is never split, so results do
  * not depend on the thread count. Otherwise the operands are rounded to bfloat16 into float32
  * copies and ce_sgemm runs on them: the same products, float32 sums in another order.

@@ -284,3 +284,37 @@ def test_gemm_bf16_two_batch_dims_head_views(path, nthreads, out16):
             assert np.all(np.abs(C2[i, j] - want) <= 2e-6 * scale + 1e-6)
     with pytest.raises(ValueError, match="batch sizes"):
         _C.gemm_bf16(q, np.ones((2, h, E, 9), np.float32), C2)
+
+
+@pytest.mark.parametrize("M,N,K", [(31, 45, 64), (12, 32, 2), (64, 64, 2100), (7, 70, 600),
+                                   (197, 33, 130)])
+def test_gemm_bf16_bfloat16_a_row_strides(M, N, K, path, nthreads):
+    """a bfloat16 A with k contiguous: rows at an odd element stride (k-pairs 2 bytes off
+    4-byte alignment), partial row tiles (12-row panels), K over two K blocks, head views;
+    float32 and bfloat16 C against the reference"""
+    import ml_dtypes
+    rng = np.random.default_rng(M * 7 + N + K)
+    wide = bf16_round(rng.standard_normal((M, K + 1)).astype(np.float32))
+    B = bf16_round(rng.standard_normal((K, N)).astype(np.float32))
+    bias = rng.standard_normal(N).astype(np.float32)
+    for a in (wide[:, :K].copy(), wide[:, :K], wide[:, 1:]):
+        a16 = a.view(ml_dtypes.bfloat16)
+        want, scale = _ref(a, B, 0.5, 0.0, None, bias)
+        C = np.full((M, N), np.nan, np.float32)
+        _C.gemm_bf16(a16, B, C, alpha=0.5, bias=bias)
+        assert np.all(np.abs(C - want) <= 1.5e-6 * scale + 1e-6), np.abs(C - want).max()
+        C16 = np.full((M, N), 0x7fff, np.uint16)
+        _C.gemm_bf16(a16, B.view(ml_dtypes.bfloat16), C16, alpha=0.5, bias=bias)
+        got = bf16_value(C16).astype(np.float64)
+        assert np.all(np.abs(got - want) <= np.abs(want) * 2.0 ** -8 + 2e-6 * scale + 1e-30)
+    # (b, h, L, E) head views of a bfloat16 (b, L, h, E) array as A, E even
+    b, h, L, E = 2, 3, 13, 40
+    q = bf16_round(rng.standard_normal((b, L, h, E)).astype(np.float32))
+    q16 = q.view(ml_dtypes.bfloat16).transpose(0, 2, 1, 3)
+    k = bf16_round(rng.standard_normal((1, h, E, 9)).astype(np.float32))
+    C = np.empty((b, h, L, 9), np.float32)
+    _C.gemm_bf16(q16, k, C)
+    for i in range(b):
+        for j in range(h):
+            want, scale = _ref(np.ascontiguousarray(q[i, :, j]), k[0, j])
+            assert np.all(np.abs(C[i, j] - want) <= 2e-6 * scale + 1e-6)
