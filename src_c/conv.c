@@ -408,13 +408,13 @@ void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *
 }
 void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x,
                           const float *xg, const float *w, const ce_conv_geom_t *g,
-                          int64_t parts_elems) {
-    s1_bwd_f32(dx, dw, ws, dy, x, xg, w, g, parts_elems);
+                          int64_t parts_elems, int dx_accumulate) {
+    s1_bwd_f32(dx, dw, ws, dy, x, xg, w, g, parts_elems, dx_accumulate);
 }
 void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
                           const double *xg, const double *w, const ce_conv_geom_t *g,
-                          int64_t parts_elems) {
-    s1_bwd_f64(dx, dw, ws, dy, x, xg, w, g, parts_elems);
+                          int64_t parts_elems, int dx_accumulate) {
+    s1_bwd_f64(dx, dw, ws, dy, x, xg, w, g, parts_elems, dx_accumulate);
 }
 
 /* ---- exact borders: outputs whose window touches the padding, over the real terms only ----
