@@ -57,9 +57,13 @@ void ce_conv_pack_dy_f64(double *dyt, const double *dy, int64_t nt, int64_t O, i
 /* y (N,O,L) += b[o] */
 void ce_conv_bias_add_f32(float *y, const float *b, int64_t N, int64_t O, int64_t L);
 void ce_conv_bias_add_f64(double *y, const double *b, int64_t N, int64_t O, int64_t L);
-/* db (O) += sum over n, l of dy (N,O,L) (double accumulator, fixed order) */
+/* db (O) += sum over n, l of dy (N,O,L) (batchnorm.c: each plane's SIMD partial in the element
+ * type, the planes' partials added in double in plane order; threads split channels) */
 void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int64_t L);
 void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L);
+/* the same, one element at a time in double, one thread */
+void ce_conv_bias_grad_f32_ref(float *db, const float *dy, int64_t N, int64_t O, int64_t L);
+void ce_conv_bias_grad_f64_ref(double *db, const double *dy, int64_t N, int64_t O, int64_t L);
 
 /* ---- whole-layer drivers (GEMM-based convolution over chunks of `per` images) ----
  * Geometry of one conv2d call: x (N,C,H,W), w (O,C/G,KH,KW), y (N,O,OH,OW), pads top/left. */

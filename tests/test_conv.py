@@ -326,6 +326,27 @@ def test_conv_kernels_thread_and_tile_invariant(dtype, case, isa):
             np.testing.assert_allclose(a, c, **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_bias_grad_matches_ref(dtype, isa, nthreads):
+    """the bias gradient (SIMD plane sums) against the plain reference and numpy, on every ISA
+    path, awkward plane sizes (partial vectors, fewer values than one vector) and enough
+    channels for two threads; bitwise the same on 1 and 2 threads"""
+    for shape in [(1, 1, 1), (2, 3, 1), (3, 5, 7), (2, 4, 17, 3), (4, 33, 31), (5, 64, 24, 24)]:
+        dy = rnd(shape, dtype, 4) + 0.5
+        got = _C.conv_bias_grad(dy)
+        ref = _C.conv_bias_grad(dy, ref=True)
+        want = dy.astype(np.float64).sum(axis=tuple(i for i in range(dy.ndim) if i != 1))
+        np.testing.assert_allclose(got, ref, **TOL[dtype])
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+        old = _C.get_num_threads()
+        try:
+            _C.set_num_threads(1)
+            one = _C.conv_bias_grad(dy)
+        finally:
+            _C.set_num_threads(old)
+        np.testing.assert_array_equal(got, one)
+
+
 # ------------------------------------------------------------------------- stride-1 drivers
 S1_CASES = [
     # x, w, pad (top, left), dilation, out_hw: stride 1, one group, channels x KW >= 32

@@ -62,6 +62,8 @@ cdef extern from "conv.h" nogil:
     void ce_conv_bias_add_f64(double *y, const double *b, int64_t N, int64_t O, int64_t L)
     void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int64_t L)
     void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L)
+    void ce_conv_bias_grad_f32_ref(float *db, const float *dy, int64_t N, int64_t O, int64_t L)
+    void ce_conv_bias_grad_f64_ref(double *db, const double *dy, int64_t N, int64_t O, int64_t L)
     void ce_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
     void ce_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
     void ce_maxpool2d_fwd_f32_ref(float *y, int64_t *idx, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
@@ -494,8 +496,9 @@ def conv_bias_add(y, b):
     return y
 
 
-def conv_bias_grad(dy):
-    """sum of dy (N,O,...) over every axis but 1 (fixed order, double accumulation)."""
+def conv_bias_grad(dy, bint ref=False):
+    """sum of dy (N,O,...) over every axis but 1 (fixed order, double accumulation); ref:
+    the plain reference."""
     cdef bint d = _conv_dtype("conv_bias_grad", (dy,))
     if dy.ndim < 2:
         raise ValueError("conv_bias_grad: expected (N,O,...)")
@@ -507,9 +510,15 @@ def conv_bias_grad(dy):
     cdef void *pdy = _ptr(dy)
     with nogil:
         if d:
-            ce_conv_bias_grad_f64(<double*>pdb, <const double*>pdy, N, O, L)
+            if ref:
+                ce_conv_bias_grad_f64_ref(<double*>pdb, <const double*>pdy, N, O, L)
+            else:
+                ce_conv_bias_grad_f64(<double*>pdb, <const double*>pdy, N, O, L)
         else:
-            ce_conv_bias_grad_f32(<float*>pdb, <const float*>pdy, N, O, L)
+            if ref:
+                ce_conv_bias_grad_f32_ref(<float*>pdb, <const float*>pdy, N, O, L)
+            else:
+                ce_conv_bias_grad_f32(<float*>pdb, <const float*>pdy, N, O, L)
     return db
 
 
