@@ -102,7 +102,7 @@ static void S1(s1_unpack_rows)(CE_T *out, const CE_T *ybuf, const CE_T *bias, in
                     r = end;
                     continue;
                 }
-                /* += : through a transposed block in L1, so out's rows are read and written whole */
+                /* +=: through a transposed block in L1, so out rows are read and written whole */
                 for (int64_t j0 = 0; j0 < nj; j0 += 64) {
                     CE_T blk[64 * 64];
                     int64_t jn = nj - j0 < 64 ? nj - j0 : 64;
