@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The GPU check of cengine's CUDA path, for a machine with an NVIDIA GPU (run from anywhere):
 #   1. build cengine in place (the C extension; the CUDA kernels are compiled by CuPy at run time),
-#   2. install CuPy for CUDA 12 when it is missing and nvidia-smi sees a GPU (the cengine[cuda]
-#      extra),
+#   2. install CuPy (the wheel for the driver's CUDA major version) when it is missing and
+#      nvidia-smi sees a GPU,
 #   3. run the cuda tests (test_cuda_device.py: dispatch on the fake CuPy and the real one;
 #      test_cuda_ops.py: ops on cuda:0 against numpy/the CPU, the fused kernels (softmax,
 #      cross-entropy, norms, AdamW, the GradScaler unscale) against the CPU kernels, autocast
 #      float16; the cuda cases of the device-parametrized op/layer/loss/optimizer/GradScaler
 #      tests, cuda against the CPU) and fail when they were skipped for want of a GPU,
-#   4. run bench/bench_cuda.py (GEMM, softmax, AdamW 100M, transformer step vs torch on the GPU).
+#   4. run bench/bench_cuda.py (GEMM, softmax, AdamW 100M, transformer step vs torch on the GPU;
+#      the amp section: GradScaler unscale over 100M gradients, the transformer step under
+#      autocast float16 with a GradScaler).
 # Output goes to $OUT when set (the device runner collects it), else to bench/out/.
 # Usage: bash bench/gpu_check.sh [--quick]
 set -euo pipefail
@@ -20,9 +22,12 @@ nvidia-smi > "$OUTDIR/nvidia-smi.txt" 2>&1 || echo "nvidia-smi not available" > 
 CENGINE_BUILD_JOBS="${CENGINE_BUILD_JOBS:-8}" python setup.py -q build_ext --inplace \
     > "$OUTDIR/build.log" 2>&1 || { tail -40 "$OUTDIR/build.log"; exit 1; }
 # CuPy only where there is a GPU (nvidia-smi runs): a machine without one keeps its packages
-if nvidia-smi -L > /dev/null 2>&1; then
-    python -c "import cupy" 2>/dev/null || python -m pip install -q "cupy-cuda12x>=13" \
-        > "$OUTDIR/pip-cupy.log" 2>&1 || true
+if nvidia-smi -L > /dev/null 2>&1 && ! python -c "import cupy" 2>/dev/null; then
+    # the wheel for the driver's CUDA major version (nvidia-smi's "CUDA Version: 13.0")
+    CUDA_MAJOR=$(nvidia-smi | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -1)
+    WHEEL="cupy-cuda${CUDA_MAJOR:-12}x"
+    python -m pip install -q "$WHEEL" > "$OUTDIR/pip-cupy.log" 2>&1 ||
+        echo "gpu_check: could not install $WHEEL (see pip-cupy.log); the cuda tests will skip"
 fi
 python - <<'PY' | tee "$OUTDIR/cuda-status.txt"
 import cengine as ce

@@ -26,13 +26,21 @@ static inline int ce_nn_threads(int64_t work, int64_t min_per_thread, int64_t it
  * log_softmax / cross-entropy write passes on 16-32 MB outputs (interleaved runs, 32 MiB L3).
  * But an output that fits the last-level cache is better left there for its reader (the next
  * op, or the backward): on a machine with a large L3 streaming a 16 MiB softmax output made
- * forward+backward ~20% slower. Default (ce_nn_stream_default_bytes, set at load by softmax.c):
- * a quarter of the L3 size, at least 8 MiB (the four operands of a softmax forward+backward then
- * fit it); ce_nn_set_stream_bytes tunes it. */
+ * forward+backward ~20% slower. Default (ce_nn_stream_default_bytes, set at load by softmax.c
+ * from ce_cpu_caches): a quarter of one L3 instance, at least 8 MiB (the four operands of a
+ * softmax forward+backward then fit it); ce_nn_set_stream_bytes tunes it. */
 #define CE_NN_STREAM_BYTES ((int64_t)8 << 20)
 extern int64_t ce_nn_stream_bytes;
 extern int64_t ce_nn_stream_default_bytes;
-static inline int ce_nn_stream(int64_t bytes) { return bytes >= ce_nn_stream_bytes; }
+/* ... and only rows of at least CE_NN_STREAM_ROW_BYTES: short rows measured much slower
+ * streamed (AMD Zen 4, float32, 1 thread, paired: softmax fwd+bwd [65536,64] 10.9 vs 5.2 ms,
+ * [32768,64] 5.2 vs 2.6, [16384,256] 6.4 vs 5.4; rows of 1024: [2048,1024] 2.3 vs 2.6,
+ * [8192,1024] 10.0 vs 11.6 streamed vs cached). A threshold of 0 streams every output (tests). */
+#define CE_NN_STREAM_ROW_BYTES 4096
+static inline int ce_nn_stream(int64_t bytes, int64_t row_bytes) {
+    return bytes >= ce_nn_stream_bytes &&
+           (ce_nn_stream_bytes == 0 || row_bytes >= CE_NN_STREAM_ROW_BYTES);
+}
 
 /* ---- ISA dispatch of a templated kernel -------------------------------------------------------
  * A template instantiated by isa_each.h with CE_EACH_SCALAR 1 defines VM_FN(NAME) once per pair:

@@ -171,15 +171,17 @@ static inline __attribute__((always_inline)) void VM_FN(nm_bwd_cols)(
  * dwp += sum over the block of dy*xhat, dbp += sum of dy (one read-modify-write of the partial
  * buffers per block instead of per row). First pass per row: the sums (reads dy, x from
  * memory); second pass over the block's columns (from cache) prefetches the next block.
- * nts: dx written with non-temporal stores (acc == 0 only). */
+ * nts: dx written with non-temporal stores (acc == 0 only). blk (1..CE_NM_BLK): rows per block
+ * (norm.c: ce_norm_blk, from the L1 size). */
 #define CE_NM_BLK 4
 static void VM_FN(nm_bwd_rows)(vm_s *dx, vm_s *dwp, vm_s *dbp, const vm_s *dy, const vm_s *x,
                                const vm_s *w, const vm_s *mean, const vm_s *rstd, int64_t r0,
-                               int64_t r1, int64_t D, int acc, int nts) {
+                               int64_t r1, int64_t D, int acc, int nts, int blk) {
     const int center = mean != 0;
     const vm_s invD = (vm_s)1 / (vm_s)D;
-    for (int64_t r = r0; r < r1; r += CE_NM_BLK) {
-        const int nb = (int)(r1 - r < CE_NM_BLK ? r1 - r : CE_NM_BLK);
+    if (blk < 1 || blk > CE_NM_BLK) blk = CE_NM_BLK;
+    for (int64_t r = r0; r < r1; r += blk) {
+        const int nb = (int)(r1 - r < blk ? r1 - r : blk);
         vm_s mk[CE_NM_BLK], rk[CE_NM_BLK], k1[CE_NM_BLK], k2[CE_NM_BLK];
         for (int k = 0; k < nb; k++) {
             const vm_s *g_ = dy + (r + k) * D, *x_ = x + (r + k) * D;
@@ -226,7 +228,7 @@ static void VM_FN(nm_bwd_rows)(vm_s *dx, vm_s *dwp, vm_s *dbp, const vm_s *dy, c
             }
             k1[k] = a;
         }
-        const int64_t pf0 = (r + CE_NM_BLK) * D;   /* next block: prefetched in pass 2 */
+        const int64_t pf0 = (r + blk) * D;   /* next block: prefetched in pass 2 */
         /* non-temporal dx stores need aligned vectors: every row of the block starts at the
          * same alignment when D is a multiple of the vector width, so columns [0, h) go first */
         const int st = nts && !acc && dx && D % VM_W == 0;
@@ -247,12 +249,12 @@ static void VM_FN(nm_bwd_rows)(vm_s *dx, vm_s *dwp, vm_s *dbp, const vm_s *dy, c
 
 static void VM_FN(ln_bwd_rows)(vm_s *dx, vm_s *dwp, vm_s *dbp, const vm_s *dy, const vm_s *x,
                                const vm_s *w, const vm_s *mean, const vm_s *rstd, int64_t r0,
-                               int64_t r1, int64_t D, int acc, int nts) {
-    VM_FN(nm_bwd_rows)(dx, dwp, dbp, dy, x, w, mean, rstd, r0, r1, D, acc, nts);
+                               int64_t r1, int64_t D, int acc, int nts, int blk) {
+    VM_FN(nm_bwd_rows)(dx, dwp, dbp, dy, x, w, mean, rstd, r0, r1, D, acc, nts, blk);
 }
 
 static void VM_FN(rms_bwd_rows)(vm_s *dx, vm_s *dwp, const vm_s *dy, const vm_s *x, const vm_s *w,
                                 const vm_s *rstd, int64_t r0, int64_t r1, int64_t D, int acc,
-                                int nts) {
-    VM_FN(nm_bwd_rows)(dx, dwp, 0, dy, x, w, 0, rstd, r0, r1, D, acc, nts);
+                                int nts, int blk) {
+    VM_FN(nm_bwd_rows)(dx, dwp, 0, dy, x, w, 0, rstd, r0, r1, D, acc, nts, blk);
 }

@@ -74,3 +74,11 @@ def fake_cuda2(monkeypatch):
     m = install(monkeypatch, 2)
     yield m
     uninstall()
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """cengine.cuda.is_available() is False for the test, on a GPU machine too: for tests of
+    what a script asking for cuda gets on a machine without the CUDA path."""
+    import cengine.cuda
+    monkeypatch.setattr(cengine.cuda, "is_available", lambda: False)

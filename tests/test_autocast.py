@@ -77,7 +77,7 @@ def test_bad_arguments():
             assert not ce.is_autocast_enabled("cpu")
 
 
-def test_cuda_autocast_disables_itself():
+def test_cuda_autocast_disables_itself(no_cuda):
     with pytest.warns(UserWarning, match="CUDA is not available"):
         a = ce.autocast("cuda")
     with a:
@@ -119,7 +119,7 @@ def test_cuda_autocast_with_the_cuda_path(fake_cuda):
         # torch's CUDA float32 ops: a float16 cuda input gives float32 (values as the cast)
         h = a.detach()
         for f in (lambda t: t.sum(), lambda t: t.sum(1), lambda t: t.cumsum(0),
-                  lambda t: t.logsumexp(-1), lambda t: ce.nn.functional.softmax(t, -1),
+                  lambda t: t.cumprod(1), lambda t: t.norm(), lambda t: t.logsumexp(-1), lambda t: ce.nn.functional.softmax(t, -1),
                   lambda t: ce.nn.functional.layer_norm(t, (8,))):
             r = f(h)
             assert r.dtype == ce.float32 and r.device == "cuda:0"

@@ -259,6 +259,11 @@ def test_cpu_scalar_tensor_with_cuda_tensor(fake_cuda):
         with pytest.raises(RuntimeError) as e:
             f()
         assert str(e.value) == msg
+    # a 0-d CPU tensor updated in place by a cuda operand (with and without a graph) is refused:
+    # the result would live on cuda, the storage is on the CPU
+    for s in (lambda: ce.tensor(1.0), lambda: ce.tensor(1.0, requires_grad=True) * 1):
+        with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+            s().add_(ce.tensor(3.0, device="cuda"))
 
 
 def test_cpu_scalar_tensor_gradient_stays_on_the_cpu(fake_cuda):

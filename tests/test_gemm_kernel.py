@@ -453,3 +453,26 @@ def test_gemm_small_batched_same_result_on_1_and_2_threads(isa, dtype, la, lb):
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_allclose(outs[0], np.matmul(A.astype(np.float64), B.astype(np.float64)),
                                **_tol(dtype, 61))
+
+
+# batches past 4 L2s of products of 32 KiB or more: the small path prefetches the next product
+# of each thread's contiguous chunk while it computes one (prime sizes: ragged panels and rows)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(256, 64, 64, 64), (170, 77, 70, 90)],
+                         ids=lambda s: "%dx%dx%dx%d" % s)
+@pytest.mark.parametrize("la,lb,lc", [("c", "c", "c"), ("t", "t", "c"), ("s", "b", "c"),
+                                      ("b", "s", "t"), ("c", "c", "s")])
+def test_gemm_small_batched_large_batch(isa, nthreads, dtype, shape, la, lb, lc):
+    Bn, M, N, K = shape
+    if dtype == np.float64:
+        Bn //= 2
+    rng = np.random.default_rng(M + N + K)
+    A0, B0 = _rand(rng, (Bn, M, K), dtype), _rand(rng, (Bn, K, N), dtype)
+    A, B = _batch_layout(A0, la), _batch_layout(B0, lb)
+    C = _batch_layout(np.full((Bn, M, N), np.nan, dtype), lc)
+    _C.gemm(A, B, C)
+    Ac, Bc = np.ascontiguousarray(A), np.ascontiguousarray(B)
+    np.testing.assert_allclose(C, np.matmul(Ac.astype(np.float64), Bc.astype(np.float64)),
+                               **_tol(dtype, K))
+    Cc = _C.gemm(Ac, Bc, np.empty((Bn, M, N), dtype))
+    np.testing.assert_array_equal(C, Cc)

@@ -188,7 +188,7 @@ def test_unscale_of_a_strided_gradient_is_in_place():
     assert w.grad._data is held
 
 
-def test_errors_and_disabled_scalers():
+def test_errors_and_disabled_scalers(no_cuda):
     m = _model(ce)
     opt = ce.optim.SGD(m.parameters(), lr=0.1)
     scaler = ce.amp.GradScaler("cpu")

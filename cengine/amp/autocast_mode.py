@@ -20,7 +20,7 @@ region the ops consult this module:
     does, but compute in float32 and round once.
 Inside an enabled CUDA region (autocast("cuda"), float16 only: CuPy has no bfloat16) the same
 lists apply to cuda tensors, plus torch's CUDA rule that softmax, log_softmax, layer_norm, sum,
-cumsum and logsumexp are float32 ops (a float16 input is cast up and the result is float32;
+cumsum, cumprod, norm and logsumexp are float32 ops (a float16 input is cast up and the result is float32;
 torch's other CUDA float32 ops, e.g. exp/log/pow, keep float16 here); CPU tensors are left to
 the CPU region, as in torch.
 Casts of leaf tensors that require grad (the parameters) are cached until the outermost region
@@ -355,8 +355,8 @@ def cast_fp32(t):
 
 def cast_fp32_cuda(t):
     """t for an op on torch's CUDA autocast float32 list that the CPU policy keeps in the
-    input's dtype (softmax, log_softmax, layer_norm, sum, cumsum, logsumexp): a half cuda
-    tensor cast to float32 while the CUDA region is enabled, anything else as it is"""
+    input's dtype (softmax, log_softmax, layer_norm, sum, cumsum, cumprod, norm, logsumexp): a
+    half cuda tensor cast to float32 while the CUDA region is enabled, anything else as it is"""
     if _tls.lowp_cuda is None or not hasattr(t, "_data") or type(t._data) is np.ndarray or \
             t._data.dtype not in _HALF:
         return t

@@ -13,6 +13,8 @@ per row for the row kernels (block-wide tree reductions in shared memory, accumu
 float for float32 as the CPU kernels do in their SIMD lanes, double for float64)."""
 import math
 
+import functools
+
 import numpy as np
 
 from .. import _device as _dv
@@ -458,6 +460,20 @@ def multi_usable(*groups):
     return True
 
 
+def _on_device_of_list(fn):
+    """fn(arrays, ...) run with the device of arrays[0] current, so the kernel is compiled for
+    and launched on the GPU that holds the arrays (the lists are one device: multi_usable) and
+    its scratch arrays are allocated there, whichever device is current for the caller."""
+    @functools.wraps(fn)
+    def on_device(arrays, *args, **kwargs):
+        if not len(arrays):
+            return fn(arrays, *args, **kwargs)
+        with _dv.cuda_module().cuda.Device(int(arrays[0].device.id)):
+            return fn(arrays, *args, **kwargs)
+    return on_device
+
+
+@_on_device_of_list
 def amp_unscale(grads, inv_scale):
     """grads *= inv_scale in place for a list of CuPy arrays (one dtype, one device: see
     multi_usable) in one launch; returns a one-element int32 CuPy array, 1 when any element was
@@ -474,6 +490,7 @@ def amp_unscale(grads, inv_scale):
     return found
 
 
+@_on_device_of_list
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay,
               maximize, decoupled):
     """One launch updating every tensor of the group (chunks of _CHUNK elements per block)."""

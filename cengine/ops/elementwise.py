@@ -731,6 +731,12 @@ def _inplace(self, fn, *args):
     if _gm._state[0] and self.requires_grad and self.grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation.")
+    if _dv._CP[0] is not None and type(self._data) is np.ndarray:
+        # a CPU self (even a 0-d one, which an out-of-place op would move to the operand's
+        # device) cannot take a cuda result: torch's same-device error, before computing
+        for a in args:
+            if isinstance(a, Tensor) and _dv.is_cuda_array(a._data):
+                _dv.check_same_device((self._data, a._data))
     res = fn(self, *args)
     if not isinstance(res, Tensor):
         res = _wrap(_dv.asarray(res))

@@ -611,8 +611,9 @@ def bincount(input, weights=None, minlength=0):
 def _half_in_f32(fn, cuda_fp32=False):
     """fn for bfloat16/float16 inputs: computed (accumulated) in float32 and rounded once to
     the input's dtype, as torch does; the casts are recorded, so gradients flow back. With
-    cuda_fp32 (sum, cumsum, logsumexp: torch's CUDA autocast float32 ops), a half cuda input
-    inside an enabled CUDA region is cast to float32 and the result stays float32."""
+    cuda_fp32 (sum, cumsum, cumprod, norm, logsumexp: torch's CUDA autocast float32 ops), a
+    half cuda input inside an enabled CUDA region is cast to float32 and the result stays
+    float32."""
     from ._half import via_f32
 
     @functools.wraps(fn)
@@ -629,7 +630,8 @@ def _half_in_f32(fn, cuda_fp32=False):
 
 
 sum, logsumexp = _half_in_f32(sum, True), _half_in_f32(logsumexp, True)
-mean, prod, norm = (_half_in_f32(f) for f in (mean, prod, norm))
+mean, prod = (_half_in_f32(f) for f in (mean, prod))
+norm = _half_in_f32(norm, True)
 
 
 def _prod_policy(fn):
@@ -646,5 +648,5 @@ def _prod_policy(fn):
 
 prod = _prod_policy(prod)
 var, std, var_mean, std_mean = (_half_in_f32(f) for f in (var, std, var_mean, std_mean))
-cumsum, cumprod = _half_in_f32(cumsum, True), _half_in_f32(cumprod)
+cumsum, cumprod = _half_in_f32(cumsum, True), _half_in_f32(cumprod, True)
 
