@@ -1,5 +1,6 @@
 /* batchnorm.c - BatchNorm over (N, C, S) planes: batch statistics, the affine pass and the
- * training backward (contracts in conv.h).
+ * training backward; and the per-channel plane sums of the convolution's bias gradient
+ * (contracts in conv.h).
  *
  * Paths: avx512, avx2 and generic are the batchnorm_tmpl.h kernels over vmath.h, instantiated
  * per (ISA, dtype) by isa_each.h (generic = the one-lane scalar instance) and picked from
@@ -70,6 +71,18 @@ static inline int bn_threads(int64_t work, int64_t items) {
 CE_BN_REF(float, f32)
 CE_BN_REF(double, f64)
 
+#define CE_CONV_BGRAD_REF(T, SFX)                                                              \
+    static void conv_bias_grad_ref_##SFX(T *db, const T *dy, int64_t N, int64_t O, int64_t L) { \
+        for (int64_t o = 0; o < O; o++) {                                                      \
+            double s = 0;                                                                      \
+            for (int64_t n = 0; n < N; n++)                                                    \
+                for (int64_t l = 0; l < L; l++) s += (double)dy[(n * O + o) * L + l];          \
+            db[o] += (T)s;                                                                     \
+        }                                                                                      \
+    }
+CE_CONV_BGRAD_REF(float, f32)
+CE_CONV_BGRAD_REF(double, f64)
+
 /* ---- threaded entry points ---- */
 #define CE_BN_STATS_BODY(SFX)                                                                  \
     int th = bn_threads(N * C * S, C);                                                         \
@@ -108,6 +121,24 @@ void ce_bn_bwd_f64(double *dx, double *dw, double *db, const double *dy, const d
                    const double *mean, const double *rstd, const double *w, int64_t N, int64_t C,
                    int64_t S) {
     CE_BN_BWD_BODY(f64)
+}
+
+#define CE_CONV_BGRAD_BODY(SFX)                                                                \
+    int th = bn_threads(N * O * L, O);                                                         \
+    _Pragma("omp parallel for schedule(static) num_threads(th)")                               \
+    for (int64_t o = 0; o < O; o++) CE_ISA_CALL(chan_sum_add, SFX, db, dy, N, O, L, o);
+
+void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int64_t L) {
+    CE_CONV_BGRAD_BODY(f32)
+}
+void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L) {
+    CE_CONV_BGRAD_BODY(f64)
+}
+void ce_conv_bias_grad_f32_ref(float *db, const float *dy, int64_t N, int64_t O, int64_t L) {
+    conv_bias_grad_ref_f32(db, dy, N, O, L);
+}
+void ce_conv_bias_grad_f64_ref(double *db, const double *dy, int64_t N, int64_t O, int64_t L) {
+    conv_bias_grad_ref_f64(db, dy, N, O, L);
 }
 
 void ce_bn_stats_f32_ref(float *mean, float *var, const float *x, int64_t N, int64_t C,

@@ -35,6 +35,15 @@ static inline vm_s VM_FN(bn_sqdev)(const vm_s *p, int64_t S, vm_s m) {
     return vm_hsum(vm_add(s0, s1));
 }
 
+/* db[c] += the sum of channel c over the N planes of dy (N, C, S) (the convolution's bias
+ * gradient) */
+static void VM_FN(chan_sum_add)(vm_s *db, const vm_s *dy, int64_t N, int64_t C, int64_t S,
+                                int64_t c) {
+    double s = 0;
+    for (int64_t n = 0; n < N; n++) s += (double)VM_FN(bn_sum)(dy + (n * C + c) * S, S);
+    db[c] += (vm_s)s;
+}
+
 /* mean[c], var[c] (biased) of channel c */
 static void VM_FN(bn_stats_ch)(vm_s *mean, vm_s *var, const vm_s *x, int64_t N, int64_t C,
                                int64_t S, int64_t c) {

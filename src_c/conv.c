@@ -130,21 +130,6 @@ static inline void ow_range(int64_t off, int64_t sw, int64_t W, int64_t OW, int6
             T v = b[it % O], *p = y + it * L;                                                  \
             for (int64_t l = 0; l < L; l++) p[l] += v;                                         \
         }                                                                                      \
-    }                                                                                          \
-    static void bias_grad_##SFX(T *db, const T *dy, int64_t N, int64_t O, int64_t L) {         \
-        int th = ce_threads_for(N * O * L, CE_CONV_MIN_WORK * 4);                              \
-        if (th > O) th = (int)(O < 1 ? 1 : O);                                                 \
-        _Pragma("omp parallel for schedule(static) num_threads(th)")                           \
-        for (int64_t o = 0; o < O; o++) {                                                      \
-            double s = 0;                                                                      \
-            for (int64_t n = 0; n < N; n++) {                                                  \
-                const T *p = dy + (n * O + o) * L;                                             \
-                T part = 0;                                                                    \
-                for (int64_t l = 0; l < L; l++) part += p[l];                                  \
-                s += (double)part;                                                             \
-            }                                                                                  \
-            db[o] += (T)s;                                                                     \
-        }                                                                                      \
     }
 
 CE_DEF_PACK(float, f32)
@@ -193,13 +178,6 @@ void ce_conv_bias_add_f32(float *y, const float *b, int64_t N, int64_t O, int64_
 void ce_conv_bias_add_f64(double *y, const double *b, int64_t N, int64_t O, int64_t L) {
     bias_add_f64(y, b, N, O, L);
 }
-void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int64_t L) {
-    bias_grad_f32(db, dy, N, O, L);
-}
-void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L) {
-    bias_grad_f64(db, dy, N, O, L);
-}
-
 /* ---- whole-layer drivers -------------------------------------------------------------------
  * Threads over chunks only when the GEMM calls inside become single-threaded (nested regions
  * inactive, the OpenMP default); otherwise chunks run in turn and every kernel threads. */
@@ -408,13 +386,13 @@ void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *
 }
 void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x,
                           const float *xg, const float *w, const ce_conv_geom_t *g,
-                          int64_t parts_elems) {
-    s1_bwd_f32(dx, dw, ws, dy, x, xg, w, g, parts_elems);
+                          int64_t parts_elems, int dx_accumulate) {
+    s1_bwd_f32(dx, dw, ws, dy, x, xg, w, g, parts_elems, dx_accumulate);
 }
 void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
                           const double *xg, const double *w, const ce_conv_geom_t *g,
-                          int64_t parts_elems) {
-    s1_bwd_f64(dx, dw, ws, dy, x, xg, w, g, parts_elems);
+                          int64_t parts_elems, int dx_accumulate) {
+    s1_bwd_f64(dx, dw, ws, dy, x, xg, w, g, parts_elems, dx_accumulate);
 }
 
 /* ---- exact borders: outputs whose window touches the padding, over the real terms only ----

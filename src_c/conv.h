@@ -57,9 +57,13 @@ void ce_conv_pack_dy_f64(double *dyt, const double *dy, int64_t nt, int64_t O, i
 /* y (N,O,L) += b[o] */
 void ce_conv_bias_add_f32(float *y, const float *b, int64_t N, int64_t O, int64_t L);
 void ce_conv_bias_add_f64(double *y, const double *b, int64_t N, int64_t O, int64_t L);
-/* db (O) += sum over n, l of dy (N,O,L) (double accumulator, fixed order) */
+/* db (O) += sum over n, l of dy (N,O,L) (batchnorm.c: each plane's SIMD partial in the element
+ * type, the planes' partials added in double in plane order; threads split channels) */
 void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int64_t L);
 void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L);
+/* the same, one element at a time in double, one thread */
+void ce_conv_bias_grad_f32_ref(float *db, const float *dy, int64_t N, int64_t O, int64_t L);
+void ce_conv_bias_grad_f64_ref(double *db, const double *dy, int64_t N, int64_t O, int64_t L);
 
 /* ---- whole-layer drivers (GEMM-based convolution over chunks of `per` images) ----
  * Geometry of one conv2d call: x (N,C,H,W), w (O,C/G,KH,KW), y (N,O,OH,OW), pads top/left. */
@@ -104,7 +108,9 @@ void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int
  * forward: y (N,O,OH,OW) = conv(x, w) (+ b[o] when b is not NULL), overwritten; the first
  * R*C elements of ws are then x's grid (R = N*Hp*Wp + (KH-1)*dh*Wp + (KW-1)*dw + 1), which the
  * backward may take back as xg (NULL: pack x again);
- * backward: dx (N,C,H,W) += input gradient, dw (O,C,KH,KW) += weight gradient (NULL: not wanted) */
+ * backward: dx (N,C,H,W) = input gradient (dx_accumulate == 0: every element written, dx may
+ * start uninitialised) or += it (dx_accumulate == 1), dw (O,C,KH,KW) += weight gradient (NULL:
+ * not wanted) */
 int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw,
                         int64_t parts_elems, int nthreads);
 void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b,
@@ -113,10 +119,10 @@ void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *
                           const double *b, const ce_conv_geom_t *g);
 void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x,
                           const float *xg, const float *w, const ce_conv_geom_t *g,
-                          int64_t parts_elems);
+                          int64_t parts_elems, int dx_accumulate);
 void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x,
                           const double *xg, const double *w, const ce_conv_geom_t *g,
-                          int64_t parts_elems);
+                          int64_t parts_elems, int dx_accumulate);
 
 /* ---- pooling over P planes (P = N*C), x (P,H,W), y (P,OH,OW) contiguous (pool.c) ---- */
 /* max pool: y = max over the window (NaN wins), idx = h*W + w of the chosen input element

@@ -74,8 +74,9 @@ static inline void S1(s1_tap)(int64_t t, int64_t Cs, int64_t KW, int64_t dh, int
     }
 }
 
-/* out (N, M, oh_n, ow_n) (= or +=) the grid rows [r0, r1) of ybuf ((r1-r0), M) whose (i, j)
- * lies in the window [top, top+oh_n) x [left, left+ow_n); bias[m] added when not NULL */
+/* out (N, M, oh_n, ow_n) = (acc == 0, plus bias[m] when not NULL) or += (acc == 1, no bias)
+ * the grid rows [r0, r1) of ybuf ((r1-r0), M) whose (i, j) lies in the window
+ * [top, top+oh_n) x [left, left+ow_n) */
 static void S1(s1_unpack_rows)(CE_T *out, const CE_T *ybuf, const CE_T *bias, int64_t r0,
                                int64_t r1, int64_t M, int64_t Hp, int64_t Wp, int64_t top,
                                int64_t left, int64_t oh_n, int64_t ow_n, int acc) {
@@ -91,7 +92,17 @@ static void S1(s1_unpack_rows)(CE_T *out, const CE_T *ybuf, const CE_T *bias, in
                 const CE_T *src = ybuf + (rowbase - r0 + ja) * M;
                 CE_T *d = out + ((n * M) * oh_n + ii) * ow_n + ja - left;
                 int64_t ld = oh_n * ow_n, nj = jb - ja;
-                /* through a transposed block in L1, so y's rows are written whole */
+                if (!acc) {   /* transposed straight into out, then the bias over those rows */
+                    S1(tr)(d, ld, src, M, nj, M);
+                    if (bias)
+                        for (int64_t m = 0; m < M; m++) {
+                            CE_T bv = bias[m], *dr = d + m * ld;
+                            for (int64_t j = 0; j < nj; j++) dr[j] += bv;
+                        }
+                    r = end;
+                    continue;
+                }
+                /* +=: through a transposed block in L1, so out rows are read and written whole */
                 for (int64_t j0 = 0; j0 < nj; j0 += 64) {
                     CE_T blk[64 * 64];
                     int64_t jn = nj - j0 < 64 ? nj - j0 : 64;
@@ -101,12 +112,7 @@ static void S1(s1_unpack_rows)(CE_T *out, const CE_T *ybuf, const CE_T *bias, in
                         for (int64_t m = 0; m < mn; m++) {
                             CE_T *dr = d + (m0 + m) * ld + j0;
                             const CE_T *br = blk + m * jn;
-                            if (acc) {
-                                for (int64_t j = 0; j < jn; j++) dr[j] += br[j];
-                            } else {
-                                CE_T bv = bias ? bias[m0 + m] : (CE_T)0;
-                                for (int64_t j = 0; j < jn; j++) dr[j] = br[j] + bv;
-                            }
+                            for (int64_t j = 0; j < jn; j++) dr[j] += br[j];
                         }
                     }
                 }
@@ -203,7 +209,7 @@ static int S1(s1_band_nonfinite)(const CE_T *xg, const ce_conv_geom_t *g, int64_
 
 static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T *x,
                        const CE_T *xg_in, const CE_T *w, const ce_conv_geom_t *g,
-                       int64_t parts_elems) {
+                       int64_t parts_elems, int dx_acc) {
     int64_t Hp = g->OH + (g->KH - 1) * g->dh, Wp = g->OW + (g->KW - 1) * g->dw, plane = Hp * Wp;
     int64_t R = S1(s1_rows)(g), KK = g->KH * g->KW, C = g->C, O = g->O, KH = g->KH, KW = g->KW;
     int64_t D = O * KK * C;
@@ -218,7 +224,7 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
                 for (int64_t c = 0; c < C; c++)
                     wf[(t * O + o) * C + c] = w[(o * C + c) * KK + (KK - 1 - t)];
         S1(s1_shift_conv)(dx, ybufs, dyg, wf, NULL, g->N, C, O, KH, KW, g->dh, g->dw, Hp, Wp,
-                          g->ph, g->pw, g->H, g->W, S1(s1_chunk)(C, O), 1);
+                          g->ph, g->pw, g->H, g->W, S1(s1_chunk)(C, O), dx_acc);
     }
     if (!dw_) return;
     /* dWt (O, KK*C) = sum over output grid rows r of dyg_cmajor[:, r] xg[r + off_t, :]:

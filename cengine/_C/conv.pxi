@@ -34,8 +34,8 @@ cdef extern from "conv.h" nogil:
     int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw, int64_t parts_elems, int nthreads)
     void ce_conv2d_s1_fwd_f32(float *y, float *ws, const float *x, const float *w, const float *b, const ce_conv_geom_t *g)
     void ce_conv2d_s1_fwd_f64(double *y, double *ws, const double *x, const double *w, const double *b, const ce_conv_geom_t *g)
-    void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x, const float *xg, const float *w, const ce_conv_geom_t *g, int64_t parts_elems)
-    void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x, const double *xg, const double *w, const ce_conv_geom_t *g, int64_t parts_elems)
+    void ce_conv2d_s1_bwd_f32(float *dx, float *dw, float *ws, const float *dy, const float *x, const float *xg, const float *w, const ce_conv_geom_t *g, int64_t parts_elems, int dx_accumulate)
+    void ce_conv2d_s1_bwd_f64(double *dx, double *dw, double *ws, const double *dy, const double *x, const double *xg, const double *w, const ce_conv_geom_t *g, int64_t parts_elems, int dx_accumulate)
     int ce_conv_nonfinite_f32(const float *v, int64_t n)
     int ce_conv_nonfinite_f64(const double *v, int64_t n)
     void ce_conv2d_fwd_border_f32(float *y, const float *x, const float *w, const float *b, const ce_conv_geom_t *g)
@@ -62,6 +62,8 @@ cdef extern from "conv.h" nogil:
     void ce_conv_bias_add_f64(double *y, const double *b, int64_t N, int64_t O, int64_t L)
     void ce_conv_bias_grad_f32(float *db, const float *dy, int64_t N, int64_t O, int64_t L)
     void ce_conv_bias_grad_f64(double *db, const double *dy, int64_t N, int64_t O, int64_t L)
+    void ce_conv_bias_grad_f32_ref(float *db, const float *dy, int64_t N, int64_t O, int64_t L)
+    void ce_conv_bias_grad_f64_ref(double *db, const double *dy, int64_t N, int64_t O, int64_t L)
     void ce_maxpool2d_fwd_f32(float *y, int64_t *idx, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
     void ce_maxpool2d_fwd_f64(double *y, int64_t *idx, const double *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
     void ce_maxpool2d_fwd_f32_ref(float *y, int64_t *idx, const float *x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
@@ -379,7 +381,16 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
         raise ValueError("conv2d_backward: inconsistent shapes %s, %s, %s"
                          % (dy.shape, xshape, w.shape))
     cdef int64_t OH = dy.shape[2], OW = dy.shape[3], L = OH * OW
-    dx = np.zeros(xshape, w.dtype) if need_dx else None
+    cdef bint direct = (KH == 1 and KW == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+                        and OH == H and OW == W)
+    cdef bint s1_dx = need_dx and not direct and _s1_ok(O, H, W, KH, KW, OH, OW, sh, sw, ph, pw,
+                                                        dh, dw, G)
+    # the 1x1 GEMM and the stride-1 driver write every element of dx (no zero fill first);
+    # col2im adds into it
+    if need_dx and dy.size and CgKK and (direct or s1_dx):
+        dx = np.empty(xshape, w.dtype)
+    else:
+        dx = np.zeros(xshape, w.dtype) if need_dx else None
     dW = np.zeros(w.shape, w.dtype) if need_dw else None
     db = np.zeros((O,), w.dtype) if need_db else None
     cdef int64_t isz = w.dtype.itemsize, nt, n0, m, ldcol
@@ -391,8 +402,6 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
     cdef void *pc
     cdef void *pt
     cdef void *pg
-    cdef bint direct = (KH == 1 and KW == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
-                        and OH == H and OW == W)
     cdef void *pdb = _ptr(db) if need_db else NULL
     if need_db and dy.size:
         with nogil:
@@ -409,8 +418,6 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
         if not need_dw:
             return dx, dW, db
     # stride 1, one group: the shifted-GEMM driver for what it applies to, unfolding for the rest
-    cdef bint s1_dx = need_dx and not direct and _s1_ok(O, H, W, KH, KW, OH, OW, sh, sw, ph, pw,
-                                                        dh, dw, G)
     cdef bint s1_dw = need_dw and _s1_ok(C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw, G)
     cdef ce_conv_geom_t geom = _conv_geom(N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw,
                                           dh, dw)
@@ -427,9 +434,9 @@ def conv2d_backward(dy, x, w, stride, pad, dilation, int64_t groups, bint need_d
             pg = _ptr(grid)
         with nogil:
             if d:
-                ce_conv2d_s1_bwd_f64(<double*>pt, <double*>(pdw if s1_dw else NULL), <double*>pc, <const double*>pdy, <const double*>px, <const double*>pg, <const double*>pw_, &geom, pe)
+                ce_conv2d_s1_bwd_f64(<double*>pt, <double*>(pdw if s1_dw else NULL), <double*>pc, <const double*>pdy, <const double*>px, <const double*>pg, <const double*>pw_, &geom, pe, 0)
             else:
-                ce_conv2d_s1_bwd_f32(<float*>pt, <float*>(pdw if s1_dw else NULL), <float*>pc, <const float*>pdy, <const float*>px, <const float*>pg, <const float*>pw_, &geom, pe)
+                ce_conv2d_s1_bwd_f32(<float*>pt, <float*>(pdw if s1_dw else NULL), <float*>pc, <const float*>pdy, <const float*>px, <const float*>pg, <const float*>pw_, &geom, pe, 0)
         if s1_dx and _conv_nonfinite(d, w):
             # dy was read zero-padded: 0 * inf = NaN at the borders where there is no term
             with nogil:
@@ -489,8 +496,9 @@ def conv_bias_add(y, b):
     return y
 
 
-def conv_bias_grad(dy):
-    """sum of dy (N,O,...) over every axis but 1 (fixed order, double accumulation)."""
+def conv_bias_grad(dy, bint ref=False):
+    """sum of dy (N,O,...) over every axis but 1 (fixed order, double accumulation); ref:
+    the plain reference."""
     cdef bint d = _conv_dtype("conv_bias_grad", (dy,))
     if dy.ndim < 2:
         raise ValueError("conv_bias_grad: expected (N,O,...)")
@@ -502,9 +510,15 @@ def conv_bias_grad(dy):
     cdef void *pdy = _ptr(dy)
     with nogil:
         if d:
-            ce_conv_bias_grad_f64(<double*>pdb, <const double*>pdy, N, O, L)
+            if ref:
+                ce_conv_bias_grad_f64_ref(<double*>pdb, <const double*>pdy, N, O, L)
+            else:
+                ce_conv_bias_grad_f64(<double*>pdb, <const double*>pdy, N, O, L)
         else:
-            ce_conv_bias_grad_f32(<float*>pdb, <const float*>pdy, N, O, L)
+            if ref:
+                ce_conv_bias_grad_f32_ref(<float*>pdb, <const float*>pdy, N, O, L)
+            else:
+                ce_conv_bias_grad_f32(<float*>pdb, <const float*>pdy, N, O, L)
     return db
 
 
