@@ -15,7 +15,7 @@
 
 /* B rows stream from L2: each k step prefetches the row CE_UKR_PF_DIST steps ahead (both cache
  * lines of it) into L1 (measured: ~2% on the training step's fp32 GEMMs, neutral elsewhere) */
-#define CE_UKR_PF_DIST 16
+#define CE_UKR_PF_DIST CE_GEMM_PF_ROWS_AVX512
 #define UKR_LOOP(V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                                        \
     _Pragma("GCC unroll 2") for (int64_t p = 0; p < k; p++) {                                  \
         _mm_prefetch((const char *)(B + CE_UKR_PF_DIST * rsb), _MM_HINT_T0);                   \
