@@ -1,6 +1,8 @@
 """cengine's CUDA path (CuPy storage) against PyTorch on the same GPU, in one process: GEMM 4096
 (float32, and float16 / bfloat16 where each library has the dtype), softmax forward+backward,
-an AdamW step over 100M parameters, and a transformer-encoder training step. Each result is
+an AdamW step over 100M parameters, a transformer-encoder training step, and mixed precision
+(GradScaler's unscale over 100M gradients; the transformer step under autocast("cuda") float16
+with a GradScaler). Each result is
 checked against torch's before it is timed; samples of cengine and torch are taken in turn
 (GPU work synchronised around each sample), medians and the ratio torch/cengine reported.
 
@@ -203,6 +205,92 @@ def bench_transformer(cp, torch, rows, quick):
                      t["ce"], t.get("torch")))
 
 
+def bench_amp(cp, torch, total, rows, quick):
+    """GradScaler.unscale_ over `total` float32 gradients (100 tensors; one fused launch,
+    against torch's _amp_foreach_non_finite_check_and_unscale_), and the transformer step of
+    bench_transformer under autocast("cuda") float16 with a GradScaler."""
+    n_t = 100
+    per = total // n_t
+    rng = np.random.default_rng(4)
+    g0 = rng.standard_normal(per).astype(np.float32)
+    ps = [ce.nn.Parameter(ce.zeros(per, device="cuda")) for _ in range(n_t)]
+    for p in ps:
+        p.grad = ce.tensor(g0, device="cuda")
+    opt = ce.optim.SGD(ps, lr=0.1)
+    scaler = ce.amp.GradScaler("cuda")
+    one = np.float32(1.0)           # timed with 1.0, so the gradients stay as they are
+    fns = {"ce": lambda: scaler._unscale_grads_(opt, one, False)}
+    if torch is not None:
+        tg = [torch.tensor(g0, device="cuda") for _ in range(n_t)]
+        found = torch.zeros(1, device="cuda")
+        inv1 = torch.ones(1, device="cuda")
+        # validate once with a real scale and an inf in the last tensor
+        half = torch.full((1,), 0.5, device="cuda")
+        ps[-1].grad[per // 2] = float("inf")
+        tg[-1][per // 2] = float("inf")
+        got = scaler._unscale_grads_(opt, np.float32(0.5), False)
+        torch._amp_foreach_non_finite_check_and_unscale_(tg, found, half)
+        if got != {"cuda:0": float(found.item())} or float(found.item()) != 1.0:
+            raise AssertionError("unscale found %r, torch %r" % (got, float(found.item())))
+        for p, t in zip(ps[:2] + ps[-1:], tg[:2] + tg[-1:]):
+            if not np.array_equal(p.grad.cpu().numpy(), t.cpu().numpy()):
+                raise AssertionError("unscaled gradients differ from torch's")
+        ps[-1].grad[per // 2] = 0.0
+        tg[-1][per // 2] = 0.0
+        fns["torch"] = lambda: torch._amp_foreach_non_finite_check_and_unscale_(tg, found, inv1)
+    t = interleaved(fns, cp, torch, repeat=5)
+    rows.append(_row("GradScaler unscale_ %dM grads float32 (GB/s, 8 B/grad)"
+                     % (total // 10 ** 6), t["ce"], t.get("torch"), 8.0 * per * n_t))
+    del ps, opt
+    B, L, D, H = (8, 128, 256, 4) if quick else (16, 256, 512, 8)
+    x_np = rng.standard_normal((B, L, D)).astype(np.float32)
+    ce.manual_seed(0)
+    layer = ce.nn.TransformerEncoderLayer(D, H, 4 * D, dropout=0.0, batch_first=True).to("cuda")
+    opt = ce.optim.AdamW(layer.parameters(), lr=1e-4)
+    sc = ce.amp.GradScaler("cuda")
+    x = ce.tensor(x_np, device="cuda")
+
+    def step_ce():
+        opt.zero_grad()
+        with ce.autocast("cuda"):
+            loss = layer(x).square().mean()
+        sc.scale(loss).backward()
+        sc.step(opt)
+        sc.update()
+    fns = {"ce": step_ce}
+    note = ""
+    if torch is not None:
+        tl = torch.nn.TransformerEncoderLayer(D, H, 4 * D, dropout=0.0,
+                                              batch_first=True).cuda()
+        try:
+            tl.load_state_dict({k: torch.tensor(v.detach().cpu().numpy())
+                                for k, v in layer.state_dict().items()})
+        except Exception as e:
+            note = " (weights not shared: %s)" % type(e).__name__
+        topt = torch.optim.AdamW(tl.parameters(), lr=1e-4)
+        tsc = torch.amp.GradScaler("cuda")
+        tx = torch.tensor(x_np, device="cuda")
+
+        def step_torch():
+            topt.zero_grad()
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = tl(tx).square().mean()
+            tsc.scale(loss).backward()
+            tsc.step(topt)
+            tsc.update()
+        fns["torch"] = step_torch
+        if not note:
+            with ce.autocast("cuda"):
+                a = float(layer(x).square().mean().item())
+            with torch.autocast("cuda", dtype=torch.float16):
+                b = float(tl(tx).square().mean().item())
+            if not abs(a - b) <= 2e-2 * max(1.0, abs(b)):
+                raise AssertionError("autocast transformer loss %r vs torch %r" % (a, b))
+    t = interleaved(fns, cp, torch, repeat=5)
+    rows.append(_row("TransformerEncoderLayer autocast float16 + GradScaler step B%d L%d D%d%s"
+                     % (B, L, D, note), t["ce"], t.get("torch")))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -227,7 +315,9 @@ def main():
                                                              else (8192, 8192)), rows)),
                 ("adamw", lambda: bench_adamw(cp, torch, 10 ** 7 if args.quick else 10 ** 8,
                                               rows)),
-                ("transformer", lambda: bench_transformer(cp, torch, rows, args.quick))]
+                ("transformer", lambda: bench_transformer(cp, torch, rows, args.quick)),
+                ("amp", lambda: bench_amp(cp, torch, 10 ** 7 if args.quick else 10 ** 8, rows,
+                                          args.quick))]
     failed = []
     for sec, fn in sections:
         try:

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The GPU check of cengine's CUDA path, for a machine with an NVIDIA GPU (run from anywhere):
 #   1. build cengine in place (the C extension; the CUDA kernels are compiled by CuPy at run time),
-#   2. install CuPy for CUDA 12 when it is missing (the cengine[cuda] extra),
+#   2. install CuPy for CUDA 12 when it is missing and nvidia-smi sees a GPU (the cengine[cuda]
+#      extra),
 #   3. run the cuda tests (test_cuda_device.py: dispatch on the fake CuPy and the real one;
-#      test_cuda_ops.py: ops on cuda:0 against numpy/the CPU, the fused kernels against the CPU
-#      kernels) and fail when they were skipped for want of a GPU,
+#      test_cuda_ops.py: ops on cuda:0 against numpy/the CPU, the fused kernels (softmax,
+#      cross-entropy, norms, AdamW, the GradScaler unscale) against the CPU kernels, autocast
+#      float16; the cuda cases of the device-parametrized op/layer/loss/optimizer/GradScaler
+#      tests, cuda against the CPU) and fail when they were skipped for want of a GPU,
 #   4. run bench/bench_cuda.py (GEMM, softmax, AdamW 100M, transformer step vs torch on the GPU).
 # Output goes to $OUT when set (the device runner collects it), else to bench/out/.
 # Usage: bash bench/gpu_check.sh [--quick]
@@ -16,8 +19,11 @@ mkdir -p "$OUTDIR"
 nvidia-smi > "$OUTDIR/nvidia-smi.txt" 2>&1 || echo "nvidia-smi not available" > "$OUTDIR/nvidia-smi.txt"
 CENGINE_BUILD_JOBS="${CENGINE_BUILD_JOBS:-8}" python setup.py -q build_ext --inplace \
     > "$OUTDIR/build.log" 2>&1 || { tail -40 "$OUTDIR/build.log"; exit 1; }
-python -c "import cupy" 2>/dev/null || python -m pip install -q "cupy-cuda12x>=13" \
-    > "$OUTDIR/pip-cupy.log" 2>&1 || true
+# CuPy only where there is a GPU (nvidia-smi runs): a machine without one keeps its packages
+if nvidia-smi -L > /dev/null 2>&1; then
+    python -c "import cupy" 2>/dev/null || python -m pip install -q "cupy-cuda12x>=13" \
+        > "$OUTDIR/pip-cupy.log" 2>&1 || true
+fi
 python - <<'PY' | tee "$OUTDIR/cuda-status.txt"
 import cengine as ce
 from cengine import _device
@@ -30,6 +36,11 @@ set +e
 python -m pytest tests/test_cuda_device.py tests/test_cuda_ops.py -q -p no:cacheprovider -rs \
     > "$OUTDIR/cuda-tests.txt" 2>&1
 TESTS_RC=$?
+# the cuda cases of the tests parametrized over the devices present (and the fake-CuPy
+# autocast/GradScaler dispatch tests beside them)
+python -m pytest tests/test_ops_grad.py tests/test_nn_layers.py tests/test_losses.py \
+    tests/test_optim.py tests/test_grad_scaler.py tests/test_autocast.py -k cuda -q \
+    -p no:cacheprovider -rs >> "$OUTDIR/cuda-tests.txt" 2>&1 || TESTS_RC=1
 set -e
 tail -25 "$OUTDIR/cuda-tests.txt"
 if grep -q "no real CUDA device" "$OUTDIR/cuda-tests.txt"; then

@@ -597,8 +597,11 @@ class Tensor(_tm._ElementwiseMethods, _tm._ReduceMethods, _tm._ShapeMethods, _tm
         dev, dtype, _, copy, mf = _parse_to(args, kwargs)
         out = self
         moved = False
-        if dev is not None and dev != self.device and (dev.index is not None or dev.type !=
-                                                       self.device.type):
+        if dev is not None and dev.type == "cuda" and dev.index is None:
+            # torch: a cuda device without an index is the current device, so a tensor on
+            # cuda:1 is copied by .to("cuda") when cuda:0 is current (as .cuda() does)
+            dev = device("cuda", _dv.current_device_index())
+        if dev is not None and dev != self.device:
             out = _ToDevice.apply(self, dev)
             moved = True
         if dtype is not None and dtype.np != out._data.dtype:

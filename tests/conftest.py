@@ -1,4 +1,6 @@
 """Shared fixtures: run kernel tests on every ISA path this CPU has and on 1 and 2 threads."""
+import os
+
 import pytest
 
 from cengine import _C
@@ -44,7 +46,13 @@ def device_for(request, name):
     return "cpu"
 
 
-@pytest.fixture(params=["cpu", "cuda"])
+# CENGINE_TEST_FAKE_CUDA=1 adds a "fake-cuda" case to the `device` fixture: the tests that take
+# it then also run on the fake CuPy (a check of the tests' own device code on a machine without
+# a GPU; the fake is numpy underneath, so some ops it lacks may fail there and not on a GPU)
+_DEVICES = ["cpu", "cuda"] + (["fake-cuda"] if os.environ.get("CENGINE_TEST_FAKE_CUDA") else [])
+
+
+@pytest.fixture(params=_DEVICES)
 def device(request):
     """Run the test on the CPU and (only where real CuPy sees a GPU) on cuda:0."""
     return device_for(request, request.param)

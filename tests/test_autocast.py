@@ -96,6 +96,66 @@ def test_cuda_autocast_disables_itself():
         assert (x @ x.T).dtype == ce.float32
 
 
+def test_cuda_autocast_with_the_cuda_path(fake_cuda):
+    """With the CUDA path (here the fake CuPy) autocast("cuda") is a float16 region for cuda
+    tensors only; autocast("cpu") leaves cuda tensors alone; bfloat16 on cuda raises torch's
+    error (CuPy has no bfloat16); another dtype warns and disables, as on the CPU."""
+    w = ce.randn(8, 8, requires_grad=True, device="cuda")
+    x = ce.randn(4, 8, device="cuda")
+    xc = ce.randn(4, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        region = ce.autocast("cuda")
+    assert region.fast_dtype is ce.float16
+    with region:
+        assert ce.is_autocast_enabled() and ce.is_autocast_enabled("cuda")
+        assert not ce.is_autocast_enabled("cpu")
+        a = ce.nn.functional.linear(x, w)
+        b = ce.nn.functional.linear(x, w)
+        assert a.dtype == b.dtype == ce.float16 and a.device == "cuda:0"
+        assert a.grad_fn.next_functions[1][0] is b.grad_fn.next_functions[1][0]  # cached cast
+        assert len(am._tls.cache) == 1
+        assert (xc @ xc.T).dtype == ce.float32           # a CPU tensor: the CPU region is off
+        # torch's CUDA float32 ops: a float16 cuda input gives float32 (values as the cast)
+        h = a.detach()
+        for f in (lambda t: t.sum(), lambda t: t.sum(1), lambda t: t.cumsum(0),
+                  lambda t: t.logsumexp(-1), lambda t: ce.nn.functional.softmax(t, -1),
+                  lambda t: ce.nn.functional.layer_norm(t, (8,))):
+            r = f(h)
+            assert r.dtype == ce.float32 and r.device == "cuda:0"
+            np.testing.assert_allclose(r.cpu().numpy(), f(h.cpu().float()).numpy(), rtol=1e-5,
+                                       atol=1e-5)
+        assert h.sum(dtype=ce.float16).dtype == ce.float16 and h.mean().dtype == ce.float16
+        assert h.cpu().sum().dtype == ce.float16         # a CPU tensor keeps its dtype
+        assert ce.nn.functional.mse_loss(a, b).dtype == ce.float32
+        with ce.autocast("cpu"):                          # both regions: each its own device
+            assert (xc @ xc.T).dtype == ce.bfloat16 and (x @ x.T).dtype == ce.float16
+        assert (xc @ xc.T).dtype == ce.float32
+        with ce.autocast("cuda", enabled=False):
+            assert (x @ x.T).dtype == ce.float32
+    assert len(am._tls.cache) == 0 and not ce.is_autocast_enabled("cuda")
+    (a.float().sum() + b.float().sum()).backward()
+    assert w.grad.dtype is ce.float32 and w.grad.device == "cuda:0"
+    with ce.autocast("cpu"):
+        assert (x @ x.T).dtype == ce.float32          # the CPU region leaves cuda tensors alone
+    with ce.cuda.amp.autocast():
+        assert (x @ x.T).dtype == ce.float16
+
+    @ce.autocast("cuda")
+    def f(t):
+        return t @ t.T
+    assert f(x).dtype == ce.float16 and (x @ x.T).dtype == ce.float32
+    with pytest.raises(RuntimeError, match="Current CUDA Device does not support bfloat16. "
+                                           "Please switch dtype to float16."):
+        ce.autocast("cuda", dtype=ce.bfloat16)
+    with pytest.warns(UserWarning, match="In CUDA autocast, but the target dtype is not "
+                                         "supported. Disabling autocast."):
+        off = ce.autocast("cuda", dtype=ce.float32)
+    with off:
+        assert not ce.is_autocast_enabled("cuda") and (x @ x.T).dtype == ce.float32
+    assert ce.amp.is_autocast_available("cuda") and not ce.cuda.is_bf16_supported()
+
+
 def test_cpu_amp_namespace():
     with pytest.warns(FutureWarning, match="cengine.cpu.amp.autocast"):
         a = ce.cpu.amp.autocast()

@@ -116,13 +116,22 @@ def test_accelerator_and_amp_with_a_gpu(fake_cuda):
     assert ce.accelerator.current_accelerator() == ce.device("cuda")
     assert ce.accelerator.current_device_index() == 0
     ce.accelerator.synchronize()
-    with pytest.warns(UserWarning, match="not implemented by cengine's CuPy path"):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # with the CUDA path: no warning, enabled
         a = ce.autocast("cuda")
-    with a:
-        assert not ce.is_autocast_enabled("cuda")
-    with pytest.warns(UserWarning, match="not implemented by cengine's CuPy path"):
         s = ce.amp.GradScaler("cuda")
-    assert not s.is_enabled()
+        s2 = ce.cuda.amp.GradScaler()
+        a2 = ce.cuda.amp.autocast()
+    assert ce.amp.is_autocast_available("cuda")
+    with a:
+        assert ce.is_autocast_enabled("cuda") and ce.is_autocast_enabled()
+        assert ce.get_autocast_dtype("cuda") == ce.float16
+        assert not ce.is_autocast_enabled("cpu")
+    assert not ce.is_autocast_enabled("cuda")
+    with a2:
+        assert ce.is_autocast_enabled("cuda")
+    assert s.is_enabled() and s2.is_enabled()
 
 
 def test_creation_with_device(fake_cuda):
@@ -208,6 +217,125 @@ def test_mixed_devices_raise_torch_error(fake_cuda):
         with pytest.raises(RuntimeError) as e:
             f()
         assert str(e.value) == msg
+
+
+def test_cpu_scalar_tensor_with_cuda_tensor(fake_cuda):
+    """torch lets a 0-d CPU tensor be an operand of an elementwise op on cuda tensors (a CPU
+    scalar), either side, in place too; the result is on the cuda device."""
+    x = ce.arange(6.0).reshape(2, 3)
+    c = x.cuda()
+    s = ce.tensor(2.0)
+    for got, want in ((c * s, x * 2), (s * c, x * 2), (c + ce.tensor(2.0), x + 2),
+                      (s - c, 2 - x), (c / s, x / 2), (s ** c, 2 ** x), (c > s, x > 2),
+                      (ce.maximum(c, s), ce.maximum(x, s)), (ce.where(c > 1, c, s),
+                                                             ce.where(x > 1, x, s))):
+        assert got.device == "cuda:0", got.device
+        assert type(got._data) is not np.ndarray
+        _close(got, want)
+    # torch's promotion: an int cuda tensor times a float CPU scalar is float32
+    i = ce.arange(3, device="cuda")
+    r = i * ce.tensor(2.5)
+    assert r.dtype == ce.float32 and r.device == "cuda:0" and r.tolist() == [0.0, 2.5, 5.0]
+    assert (ce.tensor(3) + ce.ones(2, device="cuda", dtype=ce.int64)).dtype == ce.int64
+    # 0-d and 0-d: the cuda one decides
+    z = ce.tensor(1.5, device="cuda") + ce.tensor(2.0)
+    assert z.device == "cuda:0" and z.item() == 3.5
+    # in place, with and without a graph, and setitem
+    a = ce.zeros(3, device="cuda")
+    a.add_(ce.tensor(1.0)).mul_(ce.tensor(3.0))
+    a[1] = ce.tensor(7.0)
+    assert a.device == "cuda:0" and a.tolist() == [3.0, 7.0, 3.0]
+    w = ce.ones(3, device="cuda", requires_grad=True)
+    h = w * 1.0
+    h.add_(ce.tensor(2.0))
+    h[0] = ce.tensor(5.0)
+    assert h.device == "cuda:0" and h.tolist() == [5.0, 3.0, 3.0]
+    # anything but a 0-d CPU tensor is still refused
+    msg = ("Expected all tensors to be on the same device, but found at least two devices, "
+           "cuda:0 and cpu!")
+    for f in (lambda: c * ce.ones(3), lambda: ce.ones(1) + c, lambda: c.add_(ce.ones(3)),
+              lambda: ce.tensor(1.0, device="cuda") * ce.ones(3),
+              lambda: c.__setitem__(0, ce.ones(3))):
+        with pytest.raises(RuntimeError) as e:
+            f()
+        assert str(e.value) == msg
+
+
+def test_cpu_scalar_tensor_gradient_stays_on_the_cpu(fake_cuda):
+    """The CPU scalar's gradient is a CPU tensor (torch moves it back), the cuda operand's is
+    on cuda; both as the all-CPU computation gives them."""
+    grads = {}
+    for dev in ("cpu", "cuda"):
+        s = ce.tensor(2.0, requires_grad=True)
+        w = ce.arange(1.0, 7.0).reshape(2, 3).to(dev).detach().requires_grad_()
+        ((w * s + s) / (s + 1.0)).pow(2).sum().backward()
+        assert s.grad.device == "cpu" and type(s.grad._data) is np.ndarray
+        assert w.grad.device == w.device
+        grads[dev] = (s.grad, w.grad)
+    _close(grads["cuda"][0], grads["cpu"][0], 1e-5)
+    _close(grads["cuda"][1], grads["cpu"][1], 1e-5)
+
+
+def test_cpu_scalar_tensor_with_the_second_gpu(fake_cuda2):
+    b = ce.ones(2, device="cuda:1")
+    r = b * ce.tensor(3.0)
+    assert r.device == "cuda:1" and r.tolist() == [3.0, 3.0]
+
+
+def test_to_cuda_means_the_current_device(fake_cuda2):
+    """torch: a cuda device without an index is the current device, so .to("cuda") and .cuda()
+    copy a tensor of another GPU to it and return a tensor already there as it is."""
+    b = ce.arange(3.0, device="cuda:1")
+    assert ce.cuda.current_device() == 0
+    for moved in (b.to("cuda"), b.to(ce.device("cuda")), b.cuda()):
+        assert moved is not b and moved.device == "cuda:0" and moved.tolist() == [0.0, 1.0, 2.0]
+    assert b.to("cuda:1") is b and b.cuda(1) is b
+    with ce.cuda.device(1):
+        assert b.to("cuda") is b and b.cuda() is b
+        assert ce.arange(2.0).to("cuda").device == "cuda:1"
+    m = ce.nn.Linear(2, 2).to("cuda:1")
+    w = m.weight
+    m.to("cuda")
+    assert m.weight is w and m.weight.device == "cuda:0" and m.bias.device == "cuda:0"
+    # differentiable: the gradient goes back to cuda:1
+    leaf = ce.ones(2, device="cuda:1", requires_grad=True)
+    (leaf.to("cuda") * 2).sum().backward()
+    assert leaf.grad.device == "cuda:1" and leaf.grad.tolist() == [2.0, 2.0]
+
+
+def test_advanced_index_gradients_on_cuda(fake_cuda):
+    """Index tensors on cuda: repeated indices add up in the gradient (scatter-add, not a
+    set), an int mixed with an index tensor takes torch's dim order, and the gradient of a
+    value assigned through an index has the value's shape; all as on the CPU."""
+    rng = np.random.default_rng(3)
+    xa = rng.standard_normal((2, 3, 4))
+    va = rng.standard_normal(3)
+    cases = [lambda x, v, d: x[:, ce.tensor([2, 0, 2], device=d)],
+             lambda x, v, d: x[1, :, ce.tensor([3, 3], device=d)],
+             lambda x, v, d: x.index_select(2, ce.tensor([1, 1, 0], device=d)),
+             lambda x, v, d: x[ce.tensor([0, 0], device=d)]]
+
+    def put(x, v, d):
+        y = x * 1
+        y[1, 2, :3] = v * 2
+        y[0, ce.tensor([1, 1], device=d)] = v.sum()
+        return y
+    for f in cases + [put]:
+        res = []
+        for d in ("cpu", "cuda:0"):
+            x = ce.tensor(xa, device=d, requires_grad=True)
+            v = ce.tensor(va, device=d, requires_grad=True)
+            y = f(x, v, d)
+            w = ce.tensor(np.linspace(-1, 2, y.numel()).reshape(y.shape), device=d)
+            (y * w).sum().backward()
+            assert y.device == ce.device(d) and x.grad.device == ce.device(d)
+            res.append((y, x.grad, v.grad))
+        _close(res[1][0], res[0][0])
+        _close(res[1][1], res[0][1])
+        assert (res[1][2] is None) == (res[0][2] is None)
+        if res[0][2] is not None:
+            assert res[1][2].shape == res[0][2].shape == (3,)
+            _close(res[1][2], res[0][2])
 
 
 def test_inplace_ops_on_cuda(fake_cuda):
@@ -513,3 +641,25 @@ def test_ops_without_a_cuda_path_say_so(fake_cuda, name, run):
     with pytest.raises(NotImplementedError, match=r"Could not run '%s' with arguments from the "
                        r"'CUDA' backend" % name):
         run(ce)
+
+
+def test_the_device_check_helper_compares_with_the_cpu(fake_cuda):
+    """_util.same_on_device (the cuda half of the device-parametrized op/layer/loss tests) on
+    the fake CuPy: it passes for an op that agrees with the CPU, and fails when the values,
+    the device of an output, or a gradient differ."""
+    from _util import same_on_device
+    x = ce.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    w = ce.tensor(np.linspace(0, 1, 12).reshape(4, 3), requires_grad=True)
+    outs = same_on_device("cuda:0", F.linear, x, w)
+    assert outs[0].device == "cuda:0"
+    assert same_on_device("cpu", F.linear, x, w) is None
+    m = ce.nn.Linear(3, 2).double()
+    same_on_device("cuda", lambda m, x: m(x), m, x)
+    assert m.weight.device == "cpu" and m.weight.grad is None     # the module was copied
+    with pytest.raises(AssertionError):                            # other values on cuda
+        same_on_device("cuda:0", lambda x: x * (2 if x.device.type == "cpu" else 3), x)
+    with pytest.raises(AssertionError, match="an output is on cpu"):
+        same_on_device("cuda:0", lambda x: x.cpu() * 2, x)
+    with pytest.raises(AssertionError, match="Not equal"):         # same values, but
+        same_on_device("cuda:0", lambda x: x * 2 if x.device.type == "cpu"   # another gradient
+                       else x.detach() * 2 + x * 0, x)

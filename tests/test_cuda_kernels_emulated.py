@@ -75,6 +75,9 @@ void run_adam(const unsigned long long *P, const unsigned long long *G,
               int bs) {
     launch(grid, bs, [=] { adam_multi_SFX(P, G, M, V, sizes, ss, bc, tidx, start, chunk, lr, b1,
                                           b2, eps, wd, mx, dc); }); }
+void run_amp_unscale(const unsigned long long *G, const i64 *sizes, const int *tidx,
+                     const i64 *start, i64 chunk, double inv, int *found, int grid, int bs) {
+    launch(grid, bs, [=] { amp_unscale_multi_SFX(G, sizes, tidx, start, chunk, inv, found); }); }
 }
 """
 
@@ -219,3 +222,35 @@ def test_multi_tensor_adam_kernel(emu, dtype, decoupled, maximize):
     tol = TOL[np.dtype(dtype)] * 10
     for got, want in zip(ps + ms + vs, ref[0] + ref[2] + ref[3]):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [None, "inf", "nan", "-inf"])
+def test_multi_tensor_amp_unscale_kernel(emu, dtype, bad):
+    """GradScaler's unscale kernel over a group (an empty tensor among them, tensors spanning
+    several blocks, the block table of multi_chunks) against the CPU kernel: the same scaled
+    values bit for bit and the same inf/NaN flag, wherever the bad element sits"""
+    lib = emu[np.dtype(dtype)]
+    rng = np.random.default_rng(4)
+    sizes = [1, 5, 0, 300, 70]
+    chunk = 64
+    for where in ([3, 250], [0, 0], [4, 69]):
+        gs = [(rng.standard_normal(n) * 1e3).astype(dtype) for n in sizes]
+        big = np.finfo(dtype).max
+        gs[1][:2] = big, -big                    # the largest finite values are not bad
+        gs[1][2] = np.finfo(dtype).smallest_subnormal
+        if bad is not None:
+            gs[where[0]][where[1]] = float(bad)
+        ref = [g.copy() for g in gs]
+        inv = float(np.float32(1.0 / 1024.0)) if dtype == np.float32 else 1.0 / 3072.0
+        tidx, start = K.multi_chunks(sizes, chunk)
+        assert tidx.size == sum((n + chunk - 1) // chunk for n in sizes)
+        ptrs = np.array([g.ctypes.data for g in gs], np.uint64)
+        sz = np.array(sizes, np.int64)
+        found = np.zeros(1, np.int32)
+        lib.run_amp_unscale(_p(ptrs), _p(sz), _p(tidx), _p(start), _i(chunk), _d(inv), _p(found),
+                            int(tidx.size), 32)
+        want_found = _C.amp_unscale(ref, inv)
+        assert bool(found[0]) == want_found == (bad is not None)
+        for got, want in zip(gs, ref):
+            np.testing.assert_array_equal(got, want)

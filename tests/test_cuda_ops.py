@@ -281,3 +281,70 @@ def test_gpu_multi_tensor_adam_against_cpu(dtype, decoupled):
     tol = TOL[dtype] * 10
     for d, h in zip(dev[0] + dev[2] + dev[3], ps + ms + vs):
         np.testing.assert_allclose(cp.asnumpy(d), h, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [None, "inf", "nan"])
+def test_gpu_multi_tensor_amp_unscale_against_cpu(dtype, bad):
+    """GradScaler's fused unscale on the GPU (several blocks per tensor, an empty tensor):
+    the CPU kernel's values bit for bit and its inf/NaN flag"""
+    cp = _gpu()
+    from cengine.cuda import _kernels as K
+    from cengine import _C
+    rng = np.random.default_rng(6)
+    sizes = [1, 7, 0, 65536, 65537, 200003]
+    hs = [(rng.standard_normal(n) * 1e3).astype(dtype) for n in sizes]
+    if bad is not None:
+        hs[4][65536] = float(bad)            # the last element, alone in its block
+    dev = [cp.asarray(h) for h in hs]
+    assert K.multi_usable(dev)
+    inv = float(np.float32(1.0 / 65536.0))
+    found = K.amp_unscale(dev, inv)
+    assert bool(int(found[0])) == _C.amp_unscale(hs, inv) == (bad is not None)
+    for d, h in zip(dev, hs):
+        np.testing.assert_array_equal(cp.asnumpy(d), h)
+
+
+def test_cuda_autocast_float16(device):
+    """autocast("cuda") on cuda tensors: the matmul family in float16 (cuBLAS through CuPy),
+    softmax/layer_norm/losses in float32, gradients to the float32 parameters in float32 and
+    close to the float32 run; CPU tensors inside the region are left alone. On the CPU the
+    same model under autocast("cpu", float16) gives the same dtypes."""
+    ce.manual_seed(0)
+    m = ce.nn.Sequential(ce.nn.Linear(16, 32), ce.nn.GELU(), ce.nn.LayerNorm(32),
+                         ce.nn.Linear(32, 10))
+    ref = [p.detach().clone() for p in m.parameters()]
+    m = m.to(device)
+    rng = np.random.default_rng(7)
+    x = ce.tensor(rng.standard_normal((8, 16)).astype(np.float32), device=device)
+    y = ce.tensor(rng.integers(0, 10, 8), device=device)
+    kind = ce.device(device).type
+    with ce.autocast(kind, dtype=ce.float16):
+        h = m[0](x)
+        out = m(x)
+        sm = F.softmax(out, -1)
+        ln = F.layer_norm(h, (32,))
+        loss = F.cross_entropy(out, y)
+        mm = x @ x.t()
+        bmm = ce.bmm(x.reshape(2, 4, 16), x.reshape(2, 16, 4))
+        other = ce.randn(3, 4) @ ce.randn(4, 2)      # a CPU product
+    assert h.dtype == out.dtype == mm.dtype == bmm.dtype == ce.float16
+    assert loss.dtype == ce.float32
+    # torch's CUDA policy: softmax and layer_norm are float32 ops; the CPU one keeps the dtype
+    want = ce.float32 if kind == "cuda" else ce.float16
+    assert sm.dtype == want and ln.dtype == want
+    assert other.dtype == (ce.float32 if kind == "cuda" else ce.float16)
+    assert out.device == ce.device(device) and loss.device == ce.device(device)
+    loss.backward()
+    # the float32 run of the same model on the CPU
+    m32 = ce.nn.Sequential(ce.nn.Linear(16, 32), ce.nn.GELU(), ce.nn.LayerNorm(32),
+                           ce.nn.Linear(32, 10))
+    with ce.no_grad():
+        for p, r in zip(m32.parameters(), ref):
+            p.copy_(r)
+    loss32 = F.cross_entropy(m32(x.cpu()), y.cpu())
+    loss32.backward()
+    np.testing.assert_allclose(loss.item(), loss32.item(), rtol=5e-3, atol=5e-3)
+    for p, q in zip(m.parameters(), m32.parameters()):
+        assert p.grad.dtype == ce.float32 and p.grad.device == ce.device(device)
+        np.testing.assert_allclose(host(p.grad), host(q.grad), rtol=3e-2, atol=3e-3)

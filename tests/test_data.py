@@ -742,7 +742,8 @@ def test_timeout_raises_at_the_timeout(workers):
         next(it)
     del it
     gc.collect()
-    assert time.monotonic() - t0 < 3.5
+    # well before the 60 s a worker sleeps (a loaded machine needs a moment to reap workers)
+    assert time.monotonic() - t0 < 8
 
 
 # ------------------------------------------------------------------ forked workers (Linux)

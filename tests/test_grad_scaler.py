@@ -1,6 +1,8 @@
 """GradScaler (cengine.amp) and its fused unscale kernel (src_c/amp.c): trajectories against
 torch.amp.GradScaler("cpu") with injected inf/NaN gradients, the kernel against its plain
-reference on every ISA and thread count, and torch's errors."""
+reference on every ISA and thread count, and torch's errors. GradScaler("cuda") on cuda
+gradients (its fused CUDA kernel, cengine/cuda/_kernels.py): the same trajectory on the fake
+CuPy of tests/_fake_cupy.py (the dispatch) and on a real GPU where there is one."""
 import warnings
 
 import numpy as np
@@ -53,15 +55,15 @@ def _model(lib, seed=0):
     return m
 
 
-def _run(lib, steps, inject, **kw):
+def _run(lib, steps, inject, device="cpu", **kw):
     """train with a scaler; returns (scales, trackers, step results, final weights)"""
-    m = _model(lib)
+    m = _model(lib).to(device)
     opt = lib.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
-    scaler = lib.amp.GradScaler("cpu", **kw)
+    scaler = lib.amp.GradScaler(device.split(":")[0], **kw)
     rng = np.random.default_rng(1)
     scales, trackers = [], []
     for s in range(steps):
-        x = lib.tensor(rng.standard_normal((8, 4)).astype(np.float32))
+        x = lib.tensor(rng.standard_normal((8, 4)).astype(np.float32)).to(device)
         loss = (m(x) ** 2).mean()
         opt.zero_grad()
         scaler.scale(loss).backward()
@@ -74,7 +76,8 @@ def _run(lib, steps, inject, **kw):
         scaler.update()
         scales.append(scaler.get_scale())
         trackers.append(scaler._get_growth_tracker())
-    return scales, trackers, [p.detach().numpy().copy() for p in m.parameters()], scaler.state_dict()
+    return (scales, trackers, [p.detach().cpu().numpy().copy() for p in m.parameters()],
+            scaler.state_dict())
 
 
 INJECT = {2: "inf", 3: "nan", 9: "-inf"}
@@ -100,6 +103,60 @@ def test_trajectory_by_hand():
     assert trackers == [1, 2, 0, 0, 1, 2, 0, 1]
     assert sd == {"scale": 4.0, "growth_factor": 2.0, "backoff_factor": 0.5,
                   "growth_interval": 3, "_growth_tracker": 1}
+
+
+@pytest.mark.parametrize("dev", ["cpu", "fake-cuda", "cuda"])
+def test_trajectory_on_each_device(request, dev):
+    """GradScaler(device type) on that device's gradients: the CPU run's scales, growth
+    trackers, state and weights (on cuda through the fused unscale kernel)"""
+    from conftest import device_for
+    device = device_for(request, dev)
+    kw = dict(init_scale=2.0 ** 10, growth_factor=3.0, backoff_factor=0.25, growth_interval=3)
+    got = _run(ce, 14, INJECT, device, **kw)
+    want = _run(ce, 14, INJECT, "cpu", **kw)
+    assert got[0] == want[0] and got[1] == want[1] and got[3] == want[3]
+    assert got[0][2] == got[0][1] / 4 and got[0][3] == got[0][2] / 4    # it backed off
+    for a, b in zip(got[2], want[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dev", ["cpu", "fake-cuda", "cuda"])
+def test_unscale_groups_on_each_device(request, dev):
+    """unscale_ over gradients of two dtypes, a strided one and (allow_fp16) a float16 one:
+    each is divided by the scale in place, exactly as the CPU kernel does, and the inf/NaN
+    flag of the device is set when any of them has one"""
+    from conftest import device_for
+    device = device_for(request, dev)
+    rng = np.random.default_rng(5)
+    host = [rng.standard_normal(s).astype(d) * 1e3 for s, d in
+            (((3, 70001), np.float32), ((5,), np.float64), ((4, 6), np.float32),
+             ((7,), np.float16), ((0,), np.float32))]
+    for bad in (None, 0, 1, 2, 3):
+        ps = [ce.nn.Parameter(ce.tensor(np.zeros(h.shape, h.dtype)).to(device)) for h in host]
+        gs = [h.copy() for h in host]
+        if bad is not None:
+            gs[bad].reshape(-1)[gs[bad].size // 2] = np.nan if bad % 2 else np.inf
+        for p, g in zip(ps, gs):
+            p.grad = ce.tensor(g).to(device)
+        ps[2].grad = ce.tensor(np.ascontiguousarray(gs[2].T)).to(device).t()   # strided
+        opt = ce.optim.SGD(ps, lr=0.1)
+        scaler = ce.amp.GradScaler(device.split(":")[0], init_scale=1024.0)
+        scaler.scale(ce.ones(1, device=device))
+        inv = np.float32(1.0 / 1024.0)
+        found = scaler._unscale_grads_(opt, inv, True)
+        assert found == {str(ce.device(device)) if device != "cpu" else "cpu":
+                         0.0 if bad is None else 1.0}
+        for p, g in zip(ps, gs):
+            assert p.grad.device == ce.device(device) and p.grad._data.dtype == g.dtype
+            want = [g.copy()] if g.dtype != np.float16 else None
+            if want is not None and g.flags.c_contiguous:
+                _C.amp_unscale(want, float(inv))
+                want = want[0]
+            else:
+                want = g * g.dtype.type(inv)
+            np.testing.assert_array_equal(p.grad.cpu().numpy(), want)
+    with pytest.raises(ValueError, match="Attempting to unscale FP16 gradients"):
+        scaler._unscale_grads_(opt, np.float32(1.0), False)
 
 
 def test_skipped_step_leaves_parameters_and_unscales():

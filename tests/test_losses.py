@@ -1,5 +1,6 @@
 """Losses: forward against numpy/scipy formulas, float64 gradcheck for every option, bad inputs;
-optional parity with torch."""
+optional parity with torch. The gradchecked cases also run on every device present (fixture
+`device`: cuda:0 where CuPy sees a GPU, skipped otherwise), against the CPU results."""
 import numpy as np
 import pytest
 import scipy.special as sps
@@ -8,8 +9,14 @@ import cengine as ce
 import cengine.nn as nn
 import cengine.nn.functional as F
 from cengine.autograd import gradcheck
+from _util import same_on_device
 
 RNG = np.random.default_rng(99)
+DRNG = np.random.default_rng(4321)   # inputs of the device checks (RNG's draws stay as they were)
+
+
+def d64(*shape, scale=1.0):
+    return ce.tensor(DRNG.standard_normal(shape) * scale, dtype=ce.float64, requires_grad=True)
 
 
 def t64(*shape, scale=1.0, rg=True):
@@ -136,23 +143,27 @@ def test_cross_entropy_kernel_paths(isa, nthreads, dtype, N, C):
 
 
 @pytest.mark.parametrize("opts", OPTS, ids=[str(o) for o in OPTS])
-def test_cross_entropy_gradcheck(opts):
+def test_cross_entropy_gradcheck(opts, device):
     for shape in [(4, 3), (2, 3, 2)]:
         C = shape[1]
         t = RNG.integers(0, C, (shape[0],) + shape[2:])
         if "ignore_index" in opts:
             t.reshape(-1)[0] = opts["ignore_index"]
+            if (t == opts["ignore_index"]).all():   # every row ignored: a nan mean, no check
+                t.reshape(-1)[-1] = (opts["ignore_index"] + 1) % C
         w, kw = _mk_ce_args(opts, C)
         wt = None if w is None else ce.tensor(w)
         tt = ce.tensor(t)
         assert gradcheck(lambda x: F.cross_entropy(x, tt, weight=wt, **kw), (t64(*shape),))
+        same_on_device(device, lambda x, t, w: F.cross_entropy(x, t, weight=w, **kw),
+                       d64(*shape, scale=3), tt, wt)
     assert gradcheck(lambda x: F.cross_entropy(x, ce.tensor(2), label_smoothing=0.1),
                      (t64(4),))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("use_w,ls", [(False, 0.0), (True, 0.25)])
-def test_cross_entropy_prob_targets(reduction, use_w, ls):
+def test_cross_entropy_prob_targets(reduction, use_w, ls, device):
     for shape in [(5, 4), (2, 4, 3), (4,)]:
         C = shape[1] if len(shape) > 1 else shape[0]
         x = RNG.standard_normal(shape) * 2
@@ -166,6 +177,9 @@ def test_cross_entropy_prob_targets(reduction, use_w, ls):
         xt, qt = t64(*shape), ce.tensor(q, requires_grad=True)
         assert gradcheck(lambda x, q: F.cross_entropy(x, q, weight=wt, reduction=reduction,
                                                       label_smoothing=ls), (xt, qt))
+        same_on_device(device, lambda x, q, w: F.cross_entropy(x, q, weight=w,
+                                                               reduction=reduction,
+                                                               label_smoothing=ls), xt, qt, wt)
 
 
 def test_cross_entropy_all_ignored_is_nan_and_ignored_rows_get_no_grad():
@@ -228,7 +242,7 @@ def test_cross_entropy_matches_torch():
 
 # ============================================================================ nll
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_nll_loss(reduction):
+def test_nll_loss(reduction, device):
     x = sps.log_softmax(RNG.standard_normal((5, 4)), axis=1)
     t = np.array([0, 3, 1, 1, 2])
     w = RNG.random(4) + 0.5
@@ -243,6 +257,9 @@ def test_nll_loss(reduction):
         wt = None if weight is None else ce.tensor(weight)
         assert gradcheck(lambda x: F.nll_loss(x, ce.tensor(t), weight=wt, ignore_index=ii,
                                               reduction=reduction), (t64(5, 4),))
+        same_on_device(device, lambda x, t, w: F.nll_loss(x, t, weight=w, ignore_index=ii,
+                                                          reduction=reduction),
+                       d64(5, 4), ce.tensor(t), wt)
     assert gradcheck(lambda x: F.nll_loss(x, ce.tensor([[0, 2], [1, 1]]), reduction=reduction),
                      (t64(2, 3, 2),))
     with pytest.raises(IndexError, match="Target 4 is out of bounds."):
@@ -251,7 +268,7 @@ def test_nll_loss(reduction):
 
 # ============================================================================ regression losses
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_regression_losses(reduction):
+def test_regression_losses(reduction, device):
     x = RNG.standard_normal((4, 3)) * 2
     y = RNG.standard_normal((4, 3)) * 2
     d = x - y
@@ -269,6 +286,7 @@ def test_regression_losses(reduction):
         out = mod(ce.tensor(x), ce.tensor(y))
         np.testing.assert_allclose(out._data, _red(ref, reduction), rtol=1e-12, err_msg=repr(mod))
         assert gradcheck(lambda x, y: mod(x, y), (t64(3, 2), t64(3, 2)))
+        same_on_device(device, lambda x, y: mod(x, y), d64(3, 2, scale=2), d64(3, 2))
 
 
 def test_regression_loss_broadcast_warning_and_errors():
@@ -282,7 +300,7 @@ def test_regression_loss_broadcast_warning_and_errors():
 
 # ============================================================================ BCE family
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_bce(reduction):
+def test_bce(reduction, device):
     p = RNG.uniform(0.05, 0.95, (4, 3))
     y = RNG.uniform(0, 1, (4, 3))
     w = RNG.random(3) + 0.5
@@ -292,8 +310,11 @@ def test_bce(reduction):
     outw = nn.BCELoss(weight=ce.tensor(w), reduction=reduction)(ce.tensor(p), ce.tensor(y))
     np.testing.assert_allclose(outw._data, _red(ref * w, reduction), rtol=1e-12)
     pt = ce.tensor(RNG.uniform(0.1, 0.9, (3, 2)), requires_grad=True)
-    assert gradcheck(lambda p, y: F.binary_cross_entropy(p, y, reduction=reduction),
-                     (pt, ce.tensor(RNG.uniform(0, 1, (3, 2)), requires_grad=True)))
+    yt = ce.tensor(RNG.uniform(0, 1, (3, 2)), requires_grad=True)
+    assert gradcheck(lambda p, y: F.binary_cross_entropy(p, y, reduction=reduction), (pt, yt))
+    same_on_device(device, lambda p, y, w: F.binary_cross_entropy(p, y, weight=w,
+                                                                  reduction=reduction),
+                   pt, yt, ce.tensor(DRNG.random(2) + 0.5))
     # log clamped at -100: p = 0 or 1 stays finite
     edge = F.binary_cross_entropy(ce.tensor([0.0, 1.0]), ce.tensor([1.0, 0.0]),
                                   reduction="none")
@@ -311,7 +332,7 @@ def test_bce_errors():
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_bce_with_logits(reduction):
+def test_bce_with_logits(reduction, device):
     x = RNG.standard_normal((4, 3)) * 5
     x[0, 0], x[0, 1] = 60.0, -60.0  # stable at large |x|
     y = RNG.uniform(0, 1, (4, 3))
@@ -331,12 +352,15 @@ def test_bce_with_logits(reduction):
         x, y, weight=ce.tensor(w), pos_weight=ce.tensor(pw), reduction=reduction), args)
     assert gradcheck(lambda x, pw: F.binary_cross_entropy_with_logits(
         x, args[1].detach(), pos_weight=pw, reduction=reduction), (args[0], t64(3)))
+    same_on_device(device, lambda x, y, w, pw: F.binary_cross_entropy_with_logits(
+        x, y, weight=w, pos_weight=pw, reduction=reduction), args[0], args[1], ce.tensor(w),
+        d64(3))
 
 
 # ============================================================================ KL divergence
 @pytest.mark.parametrize("reduction", ["batchmean", "sum", "none", "mean"])
 @pytest.mark.parametrize("log_target", [False, True])
-def test_kl_div(reduction, log_target):
+def test_kl_div(reduction, log_target, device):
     logq = sps.log_softmax(RNG.standard_normal((4, 5)), axis=1)
     p = sps.softmax(RNG.standard_normal((4, 5)), axis=1)
     if not log_target:
@@ -356,6 +380,8 @@ def test_kl_div(reduction, log_target):
                        else RNG.standard_normal((3, 4)), requires_grad=True)
         assert gradcheck(lambda x, t: F.kl_div(x, t, reduction=reduction, log_target=log_target),
                          (t64(3, 4), tg))
+        same_on_device(device, lambda x, t: F.kl_div(x, t, reduction=reduction,
+                                                     log_target=log_target), d64(3, 4), tg)
 
 
 def test_losses_match_torch():

@@ -1,5 +1,7 @@
 """Layers and functional ops: forward against numpy/scipy references, float64 gradcheck, kernel
-paths (ISA x threads) for the C-backed ops, bad inputs; optional parity with torch."""
+paths (ISA x threads) for the C-backed ops, bad inputs; optional parity with torch. A
+representative set also runs on every device present (fixture `device`: cuda:0 where CuPy sees
+a GPU, skipped otherwise), the cuda outputs and gradients against the CPU ones."""
 import math
 
 import numpy as np
@@ -10,8 +12,14 @@ import cengine as ce
 import cengine.nn as nn
 import cengine.nn.functional as F
 from cengine.autograd import gradcheck
+from _util import same_on_device
 
 RNG = np.random.default_rng(1234)
+DRNG = np.random.default_rng(4321)   # inputs of the device checks (RNG's draws stay as they were)
+
+
+def d64(*shape, scale=1.0):
+    return ce.tensor(DRNG.standard_normal(shape) * scale, dtype=ce.float64, requires_grad=True)
 
 
 def t64(*shape, scale=1.0, rg=True):
@@ -50,16 +58,20 @@ def test_linear_forward_backward(isa, nthreads, dtype, xshape, bias):
         np.testing.assert_allclose(bt.grad._data, g2.sum(0), **tol)
 
 
-def test_linear_gradcheck_and_noncontiguous():
+def test_linear_gradcheck_and_noncontiguous(device):
     x = t64(3, 4)
     W = t64(5, 4)
     b = t64(5)
     assert gradcheck(lambda x, W, b: F.linear(x, W, b), (x, W, b))
+    same_on_device(device, F.linear, x, W, b)
     for bs in [(), (1,)]:   # one bias value broadcast over the outputs
         assert gradcheck(lambda x, W, b: F.linear(x, W, b), (x, W, t64(*bs)))
+        same_on_device(device, F.linear, x, W, d64(*bs))
     xt = t64(4, 3)  # transposed (non-contiguous) input
     assert gradcheck(lambda x, W: F.linear(x.t(), W), (xt, W))
+    same_on_device(device, lambda x, W: F.linear(x.t(), W), xt, W)
     assert gradcheck(lambda x, W: F.linear(x, W, None), (t64(2, 2, 4), W))
+    same_on_device(device, lambda x, W: F.linear(x, W, None), d64(2, 2, 4), W)
 
 
 def test_linear_module_and_errors():
@@ -110,13 +122,14 @@ ACTS = [
 
 @pytest.mark.parametrize("mod,ref", ACTS, ids=[type(m).__name__ + str(i)
                                                for i, (m, _) in enumerate(ACTS)])
-def test_activation_modules(mod, ref):
+def test_activation_modules(mod, ref, device):
     x = RNG.standard_normal((4, 5)) * 3
     x[0, 0] = 7.0  # exercises the relu6 / hardtanh clip
     y = mod(ce.tensor(x))
     np.testing.assert_allclose(y._data, ref(x), rtol=1e-10, atol=1e-12)
     xs = ce.tensor(x[:2, :3] + 0.01, requires_grad=True)  # away from kinks at 0
     assert gradcheck(mod, (xs,))
+    same_on_device(device, lambda m, x: m(x), mod, ce.tensor(x + 0.01, requires_grad=True))
 
 
 def test_activation_inplace():
@@ -175,8 +188,13 @@ def test_softmax_forward_backward(isa, nthreads, dtype, shape, dim, log):
     np.testing.assert_allclose(xt.grad._data, dx, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
 
 
-def test_softmax_stable_and_gradcheck():
+def test_softmax_stable_and_gradcheck(device):
     big = ce.tensor([[1000.0, 1001.0, 1002.0], [-1e4, 0.0, 1e4]])
+    same_on_device(device, lambda x: (F.softmax(x, 1), F.log_softmax(x, 1)), big, rtol=1e-6,
+                   atol=1e-6)
+    for dim, shape in ((0, (3, 4)), (1, (2, 3, 2)), (-1, (2, 5)), (1, (4, 1))):
+        same_on_device(device, lambda x: (F.softmax(x, dim), F.log_softmax(x, dim)),
+                       d64(*shape))
     s = F.softmax(big, dim=1)
     np.testing.assert_allclose(s._data, sps.softmax(big._data, axis=1), rtol=1e-6)
     assert np.isfinite(F.log_softmax(big, 1)._data).all()
@@ -289,10 +307,14 @@ def test_rms_norm_kernel_paths(isa, nthreads, dtype, shape):
     np.testing.assert_allclose(wt.grad._data, (dy2 * xhat).sum(0), **tol)
 
 
-def test_layer_norm_gradcheck_and_module():
+def test_layer_norm_gradcheck_and_module(device):
     assert gradcheck(lambda x, w, b: F.layer_norm(x, (4,), w, b), (t64(3, 4), t64(4), t64(4)))
     assert gradcheck(lambda x, w: F.layer_norm(x, (2, 3), w), (t64(2, 2, 3), t64(2, 3)))
     assert gradcheck(lambda x: F.layer_norm(x, 5), (t64(2, 5),))
+    same_on_device(device, lambda x, w, b: F.layer_norm(x, (4,), w, b), d64(3, 4, scale=3),
+                   d64(4), d64(4))
+    same_on_device(device, lambda x, w: F.layer_norm(x, (2, 3), w), d64(2, 2, 3), d64(2, 3))
+    same_on_device(device, lambda m, x: m(x), nn.LayerNorm(7).double(), d64(5, 7))
     m = nn.LayerNorm(4)
     assert m.weight.tolist() == [1.0] * 4 and m.bias.tolist() == [0.0] * 4
     assert nn.LayerNorm(4, elementwise_affine=False).weight is None
@@ -302,7 +324,9 @@ def test_layer_norm_gradcheck_and_module():
         m(ce.randn(2, 3))
 
 
-def test_rms_norm():
+def test_rms_norm(device):
+    same_on_device(device, lambda x, w: F.rms_norm(x, (4,), w, 1e-5), d64(3, 4), d64(4))
+    same_on_device(device, lambda m, x: m(x), nn.RMSNorm(6).double(), d64(2, 3, 6))
     x = RNG.standard_normal((3, 5))
     w = RNG.standard_normal(5)
     y = F.rms_norm(ce.tensor(x), (5,), ce.tensor(w), 1e-6)
@@ -317,7 +341,10 @@ def test_rms_norm():
     assert repr(nn.RMSNorm(5)) == "RMSNorm((5,), eps=None, elementwise_affine=True)"
 
 
-def test_batch_norm1d():
+def test_batch_norm1d(device):
+    same_on_device(device, lambda x, w, b: F.batch_norm(x, None, None, w, b, True),
+                   d64(4, 3), d64(3), d64(3))
+    same_on_device(device, lambda m, x: m(x), nn.BatchNorm1d(3).double(), d64(4, 3, 5))
     m = nn.BatchNorm1d(3, momentum=0.2).double()
     x = RNG.standard_normal((8, 3)) * 2 + 5
     y = m(ce.tensor(x))
@@ -365,8 +392,11 @@ def test_embedding_forward_backward(isa, nthreads, dtype):
     np.testing.assert_allclose(Wt.grad._data, ref, **tol)
 
 
-def test_embedding_module_options():
+def test_embedding_module_options(device):
     m = nn.Embedding(6, 3, padding_idx=1).double()
+    same_on_device(device, lambda m, i: m(i), m, ce.tensor([[1, 2, 2], [0, 1, 5]]))
+    same_on_device(device, lambda w, i: F.embedding(i, w, scale_grad_by_freq=True), d64(3, 2),
+                   ce.tensor([0, 2, 2]))
     assert not m.weight._data[1].any()
     idx = ce.tensor([[1, 2, 2], [0, 1, 5]])
     out = m(idx)
@@ -437,9 +467,14 @@ def test_sdpa_forward(isa, nthreads, dtype):
         _sdpa_ref(q, k[:, :1], v[:, :1]), **tol)
 
 
-def test_sdpa_gradcheck():
+def test_sdpa_gradcheck(device):
     q, k, v = t64(2, 3, 2), t64(2, 4, 2), t64(2, 4, 3)
     sdpa = F.scaled_dot_product_attention
+    same_on_device(device, sdpa, q, k, v)
+    same_on_device(device, lambda q, k, v: sdpa(q, k, v, is_causal=True), d64(1, 3, 2),
+                   d64(1, 3, 2), d64(1, 3, 2))
+    same_on_device(device, lambda q, k, v, m: sdpa(q, k, v, attn_mask=m, scale=0.7), q, k, v,
+                   d64(3, 4))
     assert gradcheck(lambda q, k, v: sdpa(q, k, v), (q, k, v))
     assert gradcheck(lambda q, k, v: sdpa(q, k, v, is_causal=True), (t64(1, 3, 2), t64(1, 3, 2),
                                                                     t64(1, 3, 2)))
@@ -546,9 +581,10 @@ def test_mha_matches_torch(batch_first):
                                    atol=1e-11, err_msg=name)
 
 
-def test_mha_gradcheck_and_shapes():
+def test_mha_gradcheck_and_shapes(device):
     cm = nn.MultiheadAttention(4, 2, batch_first=True).double()
     x = t64(2, 3, 4)
+    same_on_device(device, lambda m, x: m(x, x, x), cm, x)
     assert gradcheck(lambda x: cm(x, x, x, need_weights=False)[0], (x,))
     out, w = cm(x, x, x)
     assert out.shape == (2, 3, 4) and w.shape == (2, 3, 3)
@@ -597,8 +633,9 @@ def test_transformer_layer_trains():
     np.testing.assert_array_equal(layer(x)._data, layer(x)._data)
 
 
-def test_swiglu():
+def test_swiglu(device):
     m = nn.SwiGLU(4, 6).double()
+    same_on_device(device, lambda m, x: m(x), m, d64(3, 4))
     assert sorted(n for n, _ in m.named_parameters()) == ["down_proj.weight", "gate_proj.weight",
                                                           "up_proj.weight"]
     x = RNG.standard_normal((3, 4))
@@ -727,10 +764,11 @@ def test_norm_layers_match_torch():
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_transformer_layer_gradcheck(norm_first):
+def test_transformer_layer_gradcheck(norm_first, device):
     ce.manual_seed(1)
     layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=6, dropout=0.0, batch_first=True,
                                        norm_first=norm_first, activation="gelu").double()
     mask = ce.tensor(np.triu(np.ones((3, 3), bool), 1))
     assert gradcheck(lambda x: layer(x, src_mask=mask), (t64(1, 3, 4),))
+    same_on_device(device, lambda m, x, k: m(x, src_mask=k), layer, d64(2, 3, 4), mask)
     assert gradcheck(lambda x: nn.Unflatten(1, (2, 2))(nn.Flatten()(x)), (t64(2, 2, 2),))

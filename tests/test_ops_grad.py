@@ -1,5 +1,7 @@
 """Every differentiable core op: forward against numpy and float64 gradcheck on several shapes,
-including broadcasting, 0-d, empty and non-contiguous inputs."""
+including broadcasting, 0-d, empty and non-contiguous inputs. The op tables also run on every
+device present (fixture `device`: cuda:0 where CuPy sees a GPU, skipped otherwise), the cuda
+results and gradients against the CPU ones."""
 import math
 
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 
 import cengine as ce
 from cengine.autograd import gradcheck
+from _util import same_on_device
 
 RNG = np.random.default_rng(1234)
 
@@ -54,12 +57,13 @@ UNARY = {
 
 @pytest.mark.parametrize("name", sorted(UNARY))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_unary(name, shape):
+def test_unary(name, shape, device):
     f, ref, positive = UNARY[name]
     x = T(*shape, positive=positive)
     np.testing.assert_allclose(f(x).detach().numpy(), ref(x.detach().numpy()), rtol=1e-10,
                                atol=1e-12)
     assert gradcheck(f, (x,))
+    same_on_device(device, f, x)
 
 
 def test_unary_noncontiguous_and_empty():
@@ -92,12 +96,13 @@ BCAST = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3)), ((
 
 @pytest.mark.parametrize("name", sorted(BINARY))
 @pytest.mark.parametrize("shapes", BCAST, ids=str)
-def test_binary_broadcast(name, shapes):
+def test_binary_broadcast(name, shapes, device):
     f, ref = BINARY[name]
     a, b = T(*shapes[0]), T(*shapes[1])
     np.testing.assert_allclose(f(a, b).detach().numpy(), ref(a.detach().numpy(),
                                                               b.detach().numpy()), rtol=1e-12)
     assert gradcheck(f, (a, b))
+    same_on_device(device, f, a, b)
 
 
 def test_maximum_ties_split_gradient():
@@ -133,11 +138,12 @@ REDUCE = {
 
 @pytest.mark.parametrize("name", sorted(REDUCE))
 @pytest.mark.parametrize("shape", [(), (5,), (3, 4), (2, 3, 4)], ids=str)
-def test_reduce_grad(name, shape):
+def test_reduce_grad(name, shape, device):
     if name.startswith("std") and shape == ():
         pytest.skip("std of one element is 0: its gradient is undefined (nan), as in torch")
     x = T(*shape)
     assert gradcheck(REDUCE[name], (x,))
+    same_on_device(device, REDUCE[name], x)
 
 
 def test_prod_with_zeros_gradient():
@@ -159,14 +165,14 @@ SHAPE_OPS = {
     "unsqueeze_squeeze": lambda x: x.unsqueeze(1).squeeze(1),
     "contiguous": lambda x: x.transpose(0, 1).contiguous(),
     "getitem_basic": lambda x: x[1, ::2, None, 1:],
-    "getitem_int_tensor": lambda x: x[:, ce.tensor([2, 0, 2])],
+    "getitem_int_tensor": lambda x: x[:, ce.tensor([2, 0, 2], device=x.device)],
     "getitem_mask": lambda x: x[x > 0],
     "cat": lambda x: ce.cat([x, x * 2], dim=1),
     "stack": lambda x: ce.stack([x, x.exp()], dim=-1),
     "split": lambda x: x.split([1, 2], dim=1)[1],
     "chunk": lambda x: x.chunk(2, dim=-1)[0] * 3,
-    "index_select": lambda x: x.index_select(1, ce.tensor([0, 2, 2])),
-    "gather": lambda x: x.gather(2, GATHER_IDX),
+    "index_select": lambda x: x.index_select(1, ce.tensor([0, 2, 2], device=x.device)),
+    "gather": lambda x: x.gather(2, GATHER_IDX.to(x.device)),
     "masked_fill": lambda x: x.masked_fill(x > 0.5, 0.0),
     "flip": lambda x: x.flip(1),
     "repeat": lambda x: x.repeat(2, 1, 1),
@@ -179,12 +185,13 @@ SHAPE_OPS = {
 
 
 @pytest.mark.parametrize("name", sorted(SHAPE_OPS))
-def test_shape_ops_grad(name):
+def test_shape_ops_grad(name, device):
     x = T(2, 3, 4)
     assert gradcheck(SHAPE_OPS[name], (x,))
+    same_on_device(device, SHAPE_OPS[name], x)
 
 
-def test_setitem_gradient_flows_to_value():
+def test_setitem_gradient_flows_to_value(device):
     v = T(3)
     base = T(2, 3)
 
@@ -193,6 +200,7 @@ def test_setitem_gradient_flows_to_value():
         y[1] = val * 2
         return y
     assert gradcheck(f, (base, v))
+    same_on_device(device, f, base, v)
 
 
 def test_cast_gradient():

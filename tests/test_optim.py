@@ -1,5 +1,7 @@
 """cengine.optim optimizers and cengine.nn.utils.clip_grad against numpy references of the
-PyTorch algorithms (and against torch itself when it is installed)."""
+PyTorch algorithms (and against torch itself when it is installed). The reference
+trajectories, clipping and a training run also go on every device present (fixture `device`:
+cuda:0 where CuPy sees a GPU, skipped otherwise), the cuda results against the CPU ones."""
 import copy
 import math
 
@@ -153,9 +155,29 @@ def set_grads(rng, params, skip=()):
             p.grad = _wrap(rng.standard_normal(p.shape).astype(p._data.dtype))
 
 
+def _same_on_device(device, cls, kw, dtype, cpu_params, steps, skip_every=3):
+    """The trajectory of test_optimizer_vs_numpy_reference once more with the parameters and
+    gradients on `device` (nothing on the CPU): the parameters end as the CPU run's, on it."""
+    if ce.device(device).type == "cpu":
+        return
+    rng, params = make_params(dtype)
+    params = [p.detach().to(device).requires_grad_() for p in params]
+    opt = cls(params, **kw)
+    for step in range(steps):
+        skip = (2,) if step % skip_every == 1 else ()
+        for i, p in enumerate(params):
+            p.grad = None if i in skip else _wrap(
+                rng.standard_normal(p.shape).astype(dtype)).to(device)
+        opt.step()
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-11)
+    for p, c in zip(params, cpu_params):
+        assert p.device == ce.device(device) and p._data.dtype == dtype
+        np.testing.assert_allclose(p.detach().cpu().numpy(), c._data, **tol)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cls,ref_cls,kw", CASES, ids=CASE_IDS)
-def test_optimizer_vs_numpy_reference(cls, ref_cls, kw, dtype):
+def test_optimizer_vs_numpy_reference(cls, ref_cls, kw, dtype, device):
     rng, params = make_params(dtype)
     want = [p._data.copy() for p in params]
     opt = cls(params, **kw)
@@ -171,6 +193,7 @@ def test_optimizer_vs_numpy_reference(cls, ref_cls, kw, dtype):
     for p, w in zip(params, want):
         assert p._data.dtype == dtype
         np.testing.assert_allclose(p._data, w, **TOL[dtype])
+    _same_on_device(device, cls, kw, dtype, params, STEPS)
 
 
 @pytest.mark.parametrize("cls,ref_cls,kw", [CASES[2], CASES[5], CASES[8], CASES[10], CASES[12]],
@@ -406,18 +429,18 @@ def test_state_dict_layout_matches_torch():
         optim.Adam([{"params": params[:2]}, {"params": params[2:]}]).load_state_dict(sd)
 
 
-def test_training_with_autograd_converges():
+def test_training_with_autograd_converges(device):
     ce.manual_seed(0)
     rng = np.random.default_rng(0)
-    X = ce.tensor(rng.standard_normal((64, 4)).astype(np.float32))
-    w_true = ce.tensor(np.array([1.0, -2.0, 0.5, 3.0], np.float32))
+    X = ce.tensor(rng.standard_normal((64, 4)).astype(np.float32)).to(device)
+    w_true = ce.tensor(np.array([1.0, -2.0, 0.5, 3.0], np.float32)).to(device)
     y = (X * w_true).sum(1)
     for cls, kw, gamma in [(optim.SGD, dict(lr=0.05, momentum=0.9), 0.99),
                            (optim.Adam, dict(lr=0.05), 1.0),
                            (optim.AdamW, dict(lr=0.05, weight_decay=0.0), 1.0),
                            (optim.Adagrad, dict(lr=0.5), 0.99),
                            (optim.RMSprop, dict(lr=0.01, momentum=0.9), 0.99)]:
-        w = ce.zeros(4, requires_grad=True)
+        w = ce.zeros(4, requires_grad=True, device=device)
         opt = cls([w], **kw)
         sched = optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
         for _ in range(300):
@@ -427,6 +450,7 @@ def test_training_with_autograd_converges():
             opt.step()
             sched.step()
         assert float(loss.item()) < 1e-3, cls.__name__
+        assert w.device == ce.device(device) and w.grad.device == ce.device(device)
 
 
 # ---------------- gradient clipping ----------------
@@ -443,7 +467,21 @@ def _grads_params(dtypes=(np.float32,) * 4, seed=0, scale=1.0):
 
 
 @pytest.mark.parametrize("norm_type", [2.0, math.inf, 1.0, 3.0, -math.inf, 0.0])
-def test_clip_grad_norm(norm_type, nthreads):
+def test_clip_grad_norm(norm_type, nthreads, device):
+    if ce.device(device).type != "cpu":      # the same clipping of the gradients on the device
+        ps, ds = _grads_params(scale=0.1), _grads_params(scale=0.1)
+        for d in ds:
+            d.data = d.data.to(device)
+            d.grad = d.grad.to(device)
+        want = clip_grad_norm_(ps, 0.05, norm_type=norm_type)
+        got = clip_grad_norm_(ds, 0.05, norm_type=norm_type)
+        assert got.device == ce.device(device)
+        np.testing.assert_allclose(got.item(), want.item(), rtol=1e-5)
+        for p, d in zip(ps, ds):
+            assert d.grad.device == ce.device(device)
+            np.testing.assert_allclose(d.grad.cpu().numpy(), p.grad._data, rtol=1e-5,
+                                       atol=1e-9)
+        return
     ps = _grads_params(scale=0.1)
     ps.append(_wrap(np.zeros(3, np.float32), requires_grad=True))   # grad None: ignored
     flat = np.concatenate([p.grad._data.astype(np.float64).ravel() for p in ps[:4]])

@@ -18,6 +18,11 @@ region the ops consult this module:
     by torch's rules (bfloat16 + float32 -> float32). Softmax, log_softmax, layer_norm and
     the reductions keep a bfloat16 input's dtype for their output, as torch's CPU autocast
     does, but compute in float32 and round once.
+Inside an enabled CUDA region (autocast("cuda"), float16 only: CuPy has no bfloat16) the same
+lists apply to cuda tensors, plus torch's CUDA rule that softmax, log_softmax, layer_norm, sum,
+cumsum and logsumexp are float32 ops (a float16 input is cast up and the result is float32;
+torch's other CUDA float32 ops, e.g. exp/log/pow, keep float16 here); CPU tensors are left to
+the CPU region, as in torch.
 Casts of leaf tensors that require grad (the parameters) are cached until the outermost region
 exits (cache_enabled), so a weight is converted once per step however often it is used. The
 casts are recorded by autograd, so gradients reach the float32 parameters in float32.
@@ -55,7 +60,10 @@ class _State(threading.local):
         self.nesting = 0
         self.cache = {}      # id(tensor) -> (tensor, its cast); cleared when nesting drops to 0
         self.persist = {}    # id(param) -> _Persist: its low-precision buffer kept across regions
-        self.lowp = None     # numpy dtype of the enabled CPU region, else None (the ops' check)
+        self.lowp_cpu = None    # numpy dtype of the enabled CPU region, else None
+        self.lowp_cuda = None   # numpy dtype (float16) of the enabled CUDA region, else None
+        self.lowp = None     # the ops' one check: the CPU region's dtype, else the CUDA
+        #                      region's, None when neither is enabled
 
 
 _tls = _State()
@@ -63,7 +71,19 @@ _tls = _State()
 
 def _refresh():
     s = _tls
-    s.lowp = s.dtype["cpu"].np if s.enabled["cpu"] else None
+    s.lowp_cpu = s.dtype["cpu"].np if s.enabled["cpu"] else None
+    s.lowp_cuda = s.dtype["cuda"].np if s.enabled["cuda"] else None
+    s.lowp = s.lowp_cpu if s.lowp_cpu is not None else s.lowp_cuda
+
+
+def _region_dtype(s, a):
+    """the low-precision dtype autocast gives storage `a`: the CPU region's for a numpy array,
+    the CUDA region's for a CuPy array (None where that device's region is off), as torch's
+    autocast("cuda") leaves CPU tensors alone and autocast("cpu") cuda tensors"""
+    if type(a) is np.ndarray:
+        return s.lowp_cpu
+    from .._device import is_cuda_array
+    return s.lowp_cuda if is_cuda_array(a) else s.lowp_cpu
 
 
 def _check_device_type(device_type):
@@ -75,11 +95,16 @@ def _check_device_type(device_type):
 
 
 def is_autocast_available(device_type):
-    return _check_device_type(device_type) == "cpu"
+    """True for "cpu"; for "cuda" where cengine's CUDA path (CuPy and a GPU) is available."""
+    d = _check_device_type(device_type)
+    if d == "cuda":
+        from .. import cuda
+        return cuda.is_available()
+    return d == "cpu"
 
 
 def is_autocast_enabled(device_type=None):
-    """Without an argument: the CUDA state (always False here), as torch.is_autocast_enabled();
+    """Without an argument: the CUDA state, as torch.is_autocast_enabled();
     is_autocast_enabled("cpu") for the CPU one."""
     return _tls.enabled[_check_device_type("cuda" if device_type is None else device_type)]
 
@@ -118,7 +143,13 @@ class autocast:
     manager and decorator. dtype defaults to bfloat16 on "cpu" (float16 on "cuda"); on the CPU
     only bfloat16 and float16 are supported (another dtype warns and disables the region, as
     torch does); device_type="cuda" without the CUDA path warns and disables itself, so
-    copied GPU scripts run on the CPU in float32."""
+    copied GPU scripts run on the CPU in float32.
+
+    On "cuda" (CuPy storage) the region runs the lower-precision ops on cuda tensors in
+    float16 (the matmul family on cuBLAS through CuPy) and the float32 ops in float32; CPU
+    tensors inside it are left alone, as torch does. bfloat16 on cuda raises torch's
+    RuntimeError for a device without bfloat16 (CuPy has no bfloat16 arrays); another dtype
+    warns and disables the region."""
 
     def __init__(self, device_type, dtype=None, enabled=True, cache_enabled=None):
         self.device = _check_device_type(device_type)
@@ -131,11 +162,17 @@ class autocast:
             if not cuda.is_available():
                 warnings.warn("User provided device_type of 'cuda', but CUDA is not available. "
                               "Disabling", UserWarning, stacklevel=2)
-            else:
-                warnings.warn("autocast for cuda tensors is not implemented by cengine's CuPy "
-                              "path yet: the region runs in the tensors' own precision",
-                              UserWarning, stacklevel=2)
-            self._enabled = False
+                self._enabled = False
+            elif self.fast_dtype is _dt.bfloat16:
+                raise RuntimeError("Current CUDA Device does not support bfloat16. Please "
+                                   "switch dtype to float16. (cengine's CUDA path stores CuPy "
+                                   "arrays, and CuPy has no bfloat16 dtype.)")
+            elif self.fast_dtype is not _dt.float16:
+                warnings.warn("In CUDA autocast, but the target dtype is not supported. "
+                              "Disabling autocast.\nCUDA Autocast (cengine's CuPy path) only "
+                              "supports dtypes of cengine.float16 currently.", UserWarning,
+                              stacklevel=2)
+                self._enabled = False
         if self.device == "cpu" and self._enabled and not any(
                 self.fast_dtype is d for d in _CPU_DTYPES):
             warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling "
@@ -186,13 +223,19 @@ def _autocast_quiet(device, dtype, enabled, cache_enabled):
 
 # ---------------------------------------------------------------------------- op policy helpers
 def cast_lowp(t):
-    """t (a Tensor or anything else) for a lower-precision op of the enabled CPU region: a
-    float32/float16 tensor cast to the region's dtype (cached for parameters), others as is."""
+    """t (a Tensor or anything else) for a lower-precision op of an enabled region: a
+    float32/float16/bfloat16 tensor cast to its device's region dtype (cached for parameters),
+    others (and tensors of a device whose region is off) as they are."""
     s = _tls
     lowp = s.lowp
     if lowp is None or not hasattr(t, "_data"):
         return t
-    d = t._data.dtype
+    a = t._data
+    if s.lowp_cuda is not None or type(a) is not np.ndarray:   # the tensor's device decides
+        lowp = _region_dtype(s, a)
+        if lowp is None:
+            return t
+    d = a.dtype
     if d == lowp or d not in _ELIGIBLE:
         return t
     from ..ops.elementwise import cast
@@ -227,8 +270,8 @@ def _persistent_cast(s, t, lowp):
     its holder and a fresh one is made, so no live value is ever overwritten."""
     from ..ops.elementwise import cast
     a = t._data
-    if a.dtype != _F32 or not a.flags.c_contiguous or a.size == 0:
-        return cast(t, lowp)
+    if type(a) is not np.ndarray or a.dtype != _F32 or not a.flags.c_contiguous or a.size == 0:
+        return cast(t, lowp)      # (a cuda parameter: a plain recorded cast on its device)
     key = id(t)
     e = s.persist.get(key)
     if e is not None and (e.ref() is not t or e.buf.dtype != lowp or e.buf.shape != a.shape):
@@ -301,15 +344,32 @@ _PersistCast = _LazyPersistCast()
 
 
 def cast_fp32(t):
-    """t for a float32 op of the enabled CPU region: half tensors cast to float32"""
-    if _tls.lowp is None or not hasattr(t, "_data") or t._data.dtype not in _HALF:
+    """t for a float32 op of an enabled region: half tensors of that region's device cast to
+    float32"""
+    if _tls.lowp is None or not hasattr(t, "_data") or t._data.dtype not in _HALF or \
+            _region_dtype(_tls, t._data) is None:
+        return t
+    from ..ops.elementwise import cast
+    return cast(t, _F32)
+
+
+def cast_fp32_cuda(t):
+    """t for an op on torch's CUDA autocast float32 list that the CPU policy keeps in the
+    input's dtype (softmax, log_softmax, layer_norm, sum, cumsum, logsumexp): a half cuda
+    tensor cast to float32 while the CUDA region is enabled, anything else as it is"""
+    if _tls.lowp_cuda is None or not hasattr(t, "_data") or type(t._data) is np.ndarray or \
+            t._data.dtype not in _HALF:
+        return t
+    from .._device import is_cuda_array
+    if not is_cuda_array(t._data):
         return t
     from ..ops.elementwise import cast
     return cast(t, _F32)
 
 
 def lowp_dtype():
-    """numpy dtype of the enabled CPU region, or None outside one"""
+    """numpy dtype of the enabled CPU region (else of the enabled CUDA region), or None
+    outside one"""
     return _tls.lowp
 
 

@@ -2,7 +2,8 @@
 
 scale(loss) multiplies the loss by the current scale so small low-precision gradients do not
 flush to zero; unscale_(optimizer) divides the gradients back in place and records whether any
-was inf/NaN (one fused, threaded C pass over all gradients of the optimizer); step(optimizer)
+was inf/NaN (one fused, threaded C pass over all gradients of the optimizer; for cuda
+gradients one fused CUDA launch per device and dtype, cengine/cuda/_kernels.py); step(optimizer)
 skips the update when one was; update() backs the scale off after an overflow and grows it
 after growth_interval clean steps. The scale and its arithmetic are float32, as torch's.
 """
@@ -13,6 +14,7 @@ from enum import Enum
 import numpy as np
 
 from .. import _C
+from .. import _device as _dv
 
 __all__ = ["GradScaler", "OptState"]
 
@@ -33,8 +35,9 @@ def _device_type(device):
 
 class GradScaler:
     """torch.amp.GradScaler(device="cuda", init_scale=2.**16, growth_factor=2.0,
-    backoff_factor=0.5, growth_interval=2000, enabled=True). As in torch, a scaler for "cuda"
-    on a machine without CUDA warns and disables itself (every method becomes a no-op that
+    backoff_factor=0.5, growth_interval=2000, enabled=True). A scaler for "cuda" works on
+    cuda gradients (CuPy storage) where cengine's CUDA path is available; as in torch, on a
+    machine without CUDA it warns and disables itself (every method becomes a no-op that
     returns its input), so copied CUDA scripts still run; use device="cpu" for a real one."""
 
     def __init__(self, device="cuda", init_scale=2.0 ** 16, growth_factor=2.0,
@@ -43,11 +46,10 @@ class GradScaler:
         self._enabled = bool(enabled)
         if self._device == "cuda" and self._enabled:
             from .. import cuda
-            warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  "
-                          "Disabling." if not cuda.is_available() else
-                          "GradScaler('cuda') is not implemented by cengine's CuPy path yet "
-                          "(no cuda autocast): disabling, gradients are left unscaled.")
-            self._enabled = False
+            if not cuda.is_available():
+                warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not "
+                              "available.  Disabling.")
+                self._enabled = False
         elif self._device not in ("cpu", "cuda"):
             raise RuntimeError("GradScaler: unsupported device type '%s' (cengine runs on "
                                "'cpu')" % self._device)
@@ -86,11 +88,15 @@ class GradScaler:
         if self._scale is None:
             self._lazy_init_scale_growth_tracker()
         from ..ops.creation import tensor as _tensor
-        factor = _tensor(np.float32(self._scale))
+        factors = {}         # the scale as a 0-d float32 tensor on each output's device
 
         def apply(v):
             if isinstance(v, Tensor):
-                return v * factor
+                d = v.device
+                f = factors.get(d)
+                if f is None:
+                    f = factors[d] = _tensor(np.float32(self._scale), device=d)
+                return v * f
             if isinstance(v, abc.Iterable) and not isinstance(v, (str, bytes)):
                 return type(v)(apply(x) for x in v)
             raise ValueError("outputs must be a Tensor or an iterable of Tensors")
@@ -99,6 +105,7 @@ class GradScaler:
     # ------------------------------------------------------------------ unscaling
     def _unscale_grads_(self, optimizer, inv_scale, allow_fp16):
         by_dtype = defaultdict(list)
+        on_cuda = defaultdict(list)   # "cuda:i" -> that device's gradient arrays
         slow = []
         seen = set()
         for group in optimizer.param_groups:
@@ -109,13 +116,20 @@ class GradScaler:
                 g = p.grad._data
                 if not allow_fp16 and g.dtype == np.float16:
                     raise ValueError("Attempting to unscale FP16 gradients.")
-                if g.dtype in (np.float32, np.float64) and g.flags.c_contiguous and \
+                if type(g) is not np.ndarray and _dv.is_cuda_array(g):
+                    on_cuda["cuda:%d" % _dv.device_index(g)].append(g)
+                    p.grad._version[0] += 1
+                elif g.dtype in (np.float32, np.float64) and g.flags.c_contiguous and \
                         g.flags.aligned and g.flags.writeable:
                     by_dtype[g.dtype].append(g)
                 else:
                     slow.append(p.grad)
         found = 0.0
-        any_grad = bool(seen)
+        any_cpu = bool(by_dtype) or bool(slow)
+        per_device = {}
+        for dev, arrs in on_cuda.items():     # one fused CUDA launch per dtype and device
+            from ..cuda import _ops as _cuda_ops
+            per_device[dev] = 1.0 if _cuda_ops.amp_unscale(arrs, float(inv_scale)) else 0.0
         for dt, arrs in by_dtype.items():
             if _C.amp_unscale(arrs, float(inv_scale)):
                 found = 1.0
@@ -128,7 +142,9 @@ class GradScaler:
             else:
                 t._data = (g * g.dtype.type(inv_scale)).astype(g.dtype, copy=False)
             t._version[0] += 1
-        return {"cpu": found} if any_grad else {}
+        if any_cpu:
+            per_device["cpu"] = found
+        return per_device
 
     def unscale_(self, optimizer):
         """Divide the optimizer's gradients by the scale in place (once per step)."""

@@ -1,8 +1,9 @@
 """Fused CUDA kernels for CuPy storage (CuPy RawModule source, compiled by NVRTC on first use):
 softmax / log_softmax forward and Jacobian-free backward, fused cross-entropy (log-softmax +
 NLL, label smoothing, class weights, ignore_index) forward and backward, LayerNorm and RMSNorm
-forward and backward (dx fused per row; dweight/dbias are column sums), and a multi-tensor
-Adam/AdamW step (one launch for a whole parameter group).
+forward and backward (dx fused per row; dweight/dbias are column sums), a multi-tensor
+Adam/AdamW step (one launch for a whole parameter group) and the GradScaler's multi-tensor
+unscale with its inf/NaN check (one launch for all gradients of one dtype and device).
 
 Import-lazy: CuPy is reached only through the arrays' module when a kernel is first needed, so
 importing this file costs nothing without a GPU. cengine/cuda/_ops.py calls these when usable()
@@ -237,12 +238,33 @@ extern "C" __global__ void adam_multi_SFX(const unsigned long long *P,
         p[i] = pi - ss * (mi / (SQRT(vi) / bc + te));
     }
 }
+
+// GradScaler's unscale over many tensors in one launch (the chunks of adam_multi): every element
+// is multiplied by inv_scale in place, and found[0] is set to 1 when any element was NaN or
+// +-inf before scaling (the contract of the CPU's amp.c; every writer stores the same 1)
+extern "C" __global__ void amp_unscale_multi_SFX(const unsigned long long *G, const i64 *sizes,
+                                                 const int *tidx, const i64 *start, i64 chunk,
+                                                 double inv_scale, int *found) {
+    int t = tidx[blockIdx.x];
+    i64 s0 = start[blockIdx.x], e = s0 + chunk;
+    if (e > sizes[t]) e = sizes[t];
+    T *g = (T *)G[t];
+    T inv = (T)inv_scale;
+    int bad = 0;
+    for (i64 i = s0 + threadIdx.x; i < e; i += blockDim.x) {
+        T v = g[i];
+        if (!(fabs(v) <= T_MAX)) bad = 1;      // NaN fails the comparison, +-inf exceeds
+        g[i] = v * inv;
+    }
+    if (bad) *found = 1;
+}
 """
 
 _HEAD = {"f32": "typedef float T;\n#define EXP expf\n#define LOG logf\n#define SQRT sqrtf\n"
-                "#define NEG_INF (-__int_as_float(0x7f800000))\n",
+                "#define NEG_INF (-__int_as_float(0x7f800000))\n#define T_MAX 3.402823466e+38f\n",
          "f64": "typedef double T;\n#define EXP exp\n#define LOG log\n#define SQRT sqrt\n"
-                "#define NEG_INF (-__longlong_as_double(0x7ff0000000000000LL))\n"}
+                "#define NEG_INF (-__longlong_as_double(0x7ff0000000000000LL))\n"
+                "#define T_MAX 1.7976931348623157e+308\n"}
 
 
 def _p(a):
@@ -401,34 +423,69 @@ def rms_norm_backward(dy, x, rstd, w, need_dx, need_dweight):
 def adamw_usable(params, grads, exp_avgs, exp_avg_sqs):
     """The multi-tensor step needs every array C-contiguous, of one float dtype, on one device,
     each gradient/state of its parameter's size."""
-    if not params:
+    return multi_usable(params, grads, exp_avgs, exp_avg_sqs)
+
+
+def multi_chunks(sizes, chunk=_CHUNK):
+    """The block table of a multi-tensor launch over tensors of `sizes` elements: (tidx, start),
+    block k handling elements [start[k], start[k] + chunk) of tensor tidx[k] (empty tensors
+    get no block)."""
+    sizes = np.asarray(sizes, np.int64)
+    nchunk = (sizes + chunk - 1) // chunk
+    tidx = np.repeat(np.arange(sizes.size, dtype=np.int32), nchunk)
+    start = np.concatenate([np.arange(k, dtype=np.int64) * chunk for k in nchunk]) \
+        if sizes.size else np.zeros(0, np.int64)
+    return tidx, start
+
+
+def _ptrs(cp, arrs):
+    return cp.asarray(np.array([a.data.ptr for a in arrs], np.uint64))
+
+
+def multi_usable(*groups):
+    """The multi-tensor kernels need every array of the groups C-contiguous, of one float dtype
+    and on one device, group k's i-th array of the size of group 0's i-th."""
+    first = groups[0]
+    if not first:
         return False
-    dev = params[0].device.id
-    for group in (params, grads, exp_avgs, exp_avg_sqs):
-        if not usable(params[0], *group):
+    dev = first[0].device.id
+    for group in groups:
+        if not usable(first[0], *group):
             return False
-        for a, p in zip(group, params):
+        for a, p in zip(group, first):
             if a.size != p.size or a.device.id != dev:
                 return False
     return True
+
+
+def amp_unscale(grads, inv_scale):
+    """grads *= inv_scale in place for a list of CuPy arrays (one dtype, one device: see
+    multi_usable) in one launch; returns a one-element int32 CuPy array, 1 when any element was
+    NaN or +-inf before scaling (left on the device: reading it waits for the kernel)."""
+    cp = _dv.cuda_module()
+    found = cp.zeros(1, np.int32)
+    tidx, start = multi_chunks([g.size for g in grads])
+    if tidx.size:
+        _fn("amp_unscale_multi", grads[0].dtype)(
+            (int(tidx.size),), (_BLOCK,),
+            (_ptrs(cp, grads), cp.asarray(np.array([g.size for g in grads], np.int64)),
+             cp.asarray(tidx), cp.asarray(start), np.int64(_CHUNK), np.float64(inv_scale),
+             found))
+    return found
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay,
               maximize, decoupled):
     """One launch updating every tensor of the group (chunks of _CHUNK elements per block)."""
     cp = _dv.cuda_module()
-    n = len(params)
     sizes = np.array([p.size for p in params], np.int64)
     st = np.asarray([float(s) for s in steps], np.float64)
     step_size = lr / (1.0 - beta1 ** st)
     bc2s = np.sqrt(1.0 - beta2 ** st)
-    nchunk = (sizes + _CHUNK - 1) // _CHUNK
-    tidx = np.repeat(np.arange(n, dtype=np.int32), nchunk)
-    start = np.concatenate([np.arange(k, dtype=np.int64) * _CHUNK for k in nchunk]) \
-        if n else np.zeros(0, np.int64)
+    tidx, start = multi_chunks(sizes)
     if tidx.size == 0:
         return
-    ptr = lambda arrs: cp.asarray(np.array([a.data.ptr for a in arrs], np.uint64))  # noqa: E731
+    ptr = lambda arrs: _ptrs(cp, arrs)  # noqa: E731
     _fn("adam_multi", params[0].dtype)(
         (int(tidx.size),), (_BLOCK,),
         (ptr(params), ptr(grads), ptr(exp_avgs), ptr(exp_avg_sqs), cp.asarray(sizes),

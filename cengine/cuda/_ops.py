@@ -418,3 +418,24 @@ def run_on_host(kernel, params, grads, *args):
     kernel(hp, hg, *hargs)
     for dev, h in moved:
         dev[...] = _dv.xp(dev).asarray(h)
+
+
+# ----------------------------------------------------------------------------- GradScaler
+def amp_unscale(grads, inv_scale):
+    """_C.amp_unscale for CuPy arrays of one device: every array multiplied by inv_scale in
+    place; returns True when any element was NaN or +-inf before scaling. One launch of the
+    multi-tensor CUDA kernel per dtype when it can run (float32/float64, C-contiguous); any
+    other array by the array-module formula (one device-side flag per array, read once)."""
+    fused = {}
+    rest = []
+    for g in grads:
+        if _K.usable(g):
+            fused.setdefault(g.dtype, []).append(g)
+        else:
+            rest.append(g)
+    flags = [_K.amp_unscale(arrs, inv_scale) for arrs in fused.values()]
+    for g in rest:
+        xp = _dv.xp(g)
+        flags.append(xp.logical_not(xp.isfinite(g).all()))
+        g *= g.dtype.type(inv_scale)
+    return any(bool(f.any()) for f in flags)

@@ -227,6 +227,8 @@ def _softmax_impl(name, input, dim, dtype, log):
         dim = _get_softmax_dim(name, input.dim())
     if dtype is not None:
         input = input.to(dtype)
+    elif _am._tls.lowp_cuda is not None:    # CUDA autocast: a float32 op (torch's CUDA list)
+        input = _am.cast_fp32_cuda(input)
     if not _dt.is_floating(input._data.dtype):
         raise RuntimeError("\"%s_lastdim_kernel_impl\" not implemented for '%s'"
                            % (name, _torch_dtype(input)))
@@ -313,6 +315,8 @@ def _check_norm_input(input, ns, weight, bias):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last len(normalized_shape) dims."""
     _float_check("layer_norm", input)
+    if _am._tls.lowp_cuda is not None:    # CUDA autocast: a float32 op (torch's CUDA list)
+        input, weight, bias = (_am.cast_fp32_cuda(t) for t in (input, weight, bias))
     if _half.any_half(input, weight, bias):   # float32 compute, the input's dtype out (torch)
         return _half.via_f32(lambda x, w, b: layer_norm(x, normalized_shape, w, b, eps),
                              input, weight, bias, keep=input._data.dtype)

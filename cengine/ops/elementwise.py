@@ -46,6 +46,7 @@ def _binary(a, b, float_result=False):
     b = _operand(b)
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
     if ta and tb and _dv._CP[0] is not None:    # a cuda array has existed: one device
+        a, b = _cpu_scalar_to(a, b._data), _cpu_scalar_to(b, a._data)
         _dv.check_same_device((a._data, b._data))
     if ta and tb and a._data.shape != b._data.shape:
         _check_broadcast(a._data.shape, b._data.shape)
@@ -59,6 +60,18 @@ def _binary(a, b, float_result=False):
     if tb and b._data.dtype != rt:
         b = cast(b, rt)
     return a, b
+
+
+def _cpu_scalar_to(x, ref):
+    """x moved (differentiably: its gradient comes back to the CPU) to the cuda device of
+    array `ref` when x is a 0-d CPU Tensor and ref a CuPy array, else x itself. torch lets a
+    CPU scalar tensor be an operand of an elementwise op on cuda tensors (cuda_t * torch.tensor(
+    2.)); any other CPU tensor mixed with a cuda one is refused by check_same_device."""
+    if isinstance(x, Tensor) and type(x._data) is np.ndarray and x._data.ndim == 0 and \
+            _dv.is_cuda_array(ref):
+        from ..tensor import device
+        return x.to(device("cuda", _dv.device_index(ref)))
+    return x
 
 
 def _check_broadcast(sa, sb):
@@ -769,9 +782,10 @@ def _writeable(a):
 def _np_inplace(self, other, npf):
     """Fast path for t.op_(other) when no graph is recorded: numpy ufunc with out=."""
     if isinstance(other, Tensor):
-        other = other._data
         if _dv._CP[0] is not None:
-            _dv.check_same_device((self._data, other))
+            other = _cpu_scalar_to(other, self._data)
+            _dv.check_same_device((self._data, other._data))
+        other = other._data
     tok = _quiet_enter()
     try:
         npf(self._data, other, out=self._data, casting="same_kind")

@@ -54,9 +54,14 @@ def _conv_index(idx):
     return tuple(out), basic
 
 
+def _is_arr(i):
+    """an index array: numpy, or CuPy for a cuda tensor's index"""
+    return isinstance(i, np.ndarray) or _dv.is_cuda_array(i)
+
+
 def _is_unique_adv(idx):
     """True when the advanced part of idx cannot hit one element twice (bool masks only)."""
-    return builtins.all(not isinstance(i, np.ndarray) or i.dtype == np.bool_ for i in idx)
+    return builtins.all(not _is_arr(i) or i.dtype == np.bool_ for i in idx)
 
 
 class Index(Function):
@@ -87,7 +92,7 @@ def _split_int_and_advanced(idx):
     """torch applies integer indices before index tensors (numpy counts an int among the
     advanced indices, which moves the result dims when a slice separates them): split such an
     index into a basic step (ints, Nones) and an advanced step, or return None."""
-    if not builtins.any(isinstance(i, np.ndarray) for i in idx) or \
+    if not builtins.any(_is_arr(i) for i in idx) or \
             not builtins.any(isinstance(i, (builtins.int, np.integer)) and
                              not isinstance(i, builtins.bool) for i in idx):
         return None
@@ -95,7 +100,7 @@ def _split_int_and_advanced(idx):
         return None
     first, second = [], []
     for i in idx:
-        if isinstance(i, np.ndarray):
+        if _is_arr(i):
             first.append(slice(None))
             second.append(i)
         elif isinstance(i, (builtins.int, np.integer)):
@@ -124,10 +129,13 @@ def _np_set(a, idx, v):
 
 def _np_add_at(a, idx, v):
     st = _split_int_and_advanced(idx)
-    if st is None:
-        np.add.at(a, idx, v)
+    if st is not None:
+        a, idx = a[st[0]], st[1]
+    if type(a) is not np.ndarray and _dv.is_cuda_array(a):
+        import cupyx                       # CuPy's unbuffered a[idx] += v (repeats add up)
+        cupyx.scatter_add(a, idx, v)
     else:
-        np.add.at(a[st[0]], st[1], v)
+        np.add.at(a, idx, v)
 
 
 def getitem(self, idx):
@@ -158,7 +166,7 @@ class IndexPut(Function):
         else:
             _np_set(out, idx, v)
         ctx.idx, ctx.accumulate = idx, accumulate
-        ctx.vshape = v.shape if isinstance(v, np.ndarray) else ()
+        ctx.vshape = v.shape if _is_arr(v) else ()
         return out
 
     @staticmethod
@@ -182,6 +190,9 @@ def setitem(self, idx, value):
         needs = _gm._state[0] and (self.requires_grad or value.requires_grad)
     else:
         needs = _gm._state[0] and self.requires_grad
+    if _dv._CP[0] is not None and isinstance(value, Tensor):
+        from .elementwise import _cpu_scalar_to     # t_cuda[i] = torch.tensor(1.) is allowed
+        value = _cpu_scalar_to(value, self._data)
     if not needs:
         v = value._data if isinstance(value, Tensor) else value
         if _dv._CP[0] is not None and isinstance(value, Tensor):

@@ -608,21 +608,28 @@ def bincount(input, weights=None, minlength=0):
     return _wrap(out.astype(w.dtype if w.dtype.kind == "f" else np.float64))
 
 
-def _half_in_f32(fn):
+def _half_in_f32(fn, cuda_fp32=False):
     """fn for bfloat16/float16 inputs: computed (accumulated) in float32 and rounded once to
-    the input's dtype, as torch does; the casts are recorded, so gradients flow back"""
+    the input's dtype, as torch does; the casts are recorded, so gradients flow back. With
+    cuda_fp32 (sum, cumsum, logsumexp: torch's CUDA autocast float32 ops), a half cuda input
+    inside an enabled CUDA region is cast to float32 and the result stays float32."""
     from ._half import via_f32
 
     @functools.wraps(fn)
     def reduce_half(input, *args, **kwargs):
         if isinstance(input, Tensor) and input._data.dtype in _dt._HALF_NP and \
                 kwargs.get("dtype") is None:
+            if cuda_fp32 and type(input._data) is not np.ndarray:
+                from ..amp import autocast_mode as _am
+                if _am._tls.lowp_cuda is not None:
+                    return fn(_am.cast_fp32_cuda(input), *args, **kwargs)
             return via_f32(lambda t: fn(t, *args, **kwargs), input)
         return fn(input, *args, **kwargs)
     return reduce_half
 
 
-sum, mean, prod, logsumexp, norm = (_half_in_f32(f) for f in (sum, mean, prod, logsumexp, norm))
+sum, logsumexp = _half_in_f32(sum, True), _half_in_f32(logsumexp, True)
+mean, prod, norm = (_half_in_f32(f) for f in (mean, prod, norm))
 
 
 def _prod_policy(fn):
@@ -639,5 +646,5 @@ def _prod_policy(fn):
 
 prod = _prod_policy(prod)
 var, std, var_mean, std_mean = (_half_in_f32(f) for f in (var, std, var_mean, std_mean))
-cumsum, cumprod = _half_in_f32(cumsum), _half_in_f32(cumprod)
+cumsum, cumprod = _half_in_f32(cumsum, True), _half_in_f32(cumprod)
 
