@@ -53,10 +53,14 @@ enum { CE_GEMM_BLK_FIXED = 0, CE_GEMM_BLK_CACHES = 1, CE_GEMM_BLK_SET = 2 };
 /* register tile of the (dtype, isa) kernel */
 void ce_gemm_tile(int dtype, int isa, int *mr, int *nr);
 /* BLIS analytical model (Low et al., "Analytical modeling is enough for high-performance BLIS")
- * for a kernel with an mr x nr tile of elsize-byte elements, on caches ci. Returns 1 and fills
- * out (kc multiple of 8, mc of mr, nc of nr) when ci has at least an L1d and an L2, else 0. */
+ * for a kernel with an mr x nr tile of elsize-byte elements, on caches ci; pf_rows > 0: the
+ * kernel prefetches the streamed B panel that many rows ahead (rule in gemm.c), 0: it does not.
+ * Returns 1 and fills out (kc multiple of 8, mc of mr, nc of nr) when ci has at least an L1d and
+ * an L2, else 0. */
 int ce_gemm_derive_blocking(ce_gemm_blocking_t *out, const ce_cache_info_t *ci, int mr, int nr,
-                            int elsize);
+                            int elsize, int pf_rows);
+/* rows ahead that the AVX-512 kernels prefetch the B panel (gemm_avx512.c) */
+#define CE_GEMM_PF_ROWS_AVX512 16
 /* block sizes in use for (dtype, isa); returns their origin (CE_GEMM_BLK_*) */
 int ce_gemm_get_blocking(ce_gemm_blocking_t *out, int dtype, int isa);
 /* use kc/mc/nc (> 0; rounded to multiples of 8 / MR / NR) for (dtype, isa); all three 0 go

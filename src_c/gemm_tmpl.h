@@ -142,13 +142,16 @@ static inline void F(pack_a_cols)(T *Ap, const T *A, int64_t csA, int64_t mc, in
 
 /* A is read in place when row-major, unless its rows are a multiple of 4 KiB apart and N is
  * wide: then the MR rows of a micro-panel fall into the same L1 sets and evict each other while
- * B streams through, so it is packed. fp64 always (2048^2 loses ~20% in place); fp32 only when
+ * B streams through, so it is packed. fp64 always (2048^2 loses ~20% in place); fp32 when
  * `team` says the whole team packs it once for all slices (fp32 256x1024 @ 1024x1024 on 2
- * threads: 2-6% faster; packed per thread on 1 thread it was 4-6% slower). */
+ * threads: 2-6% faster), and on one thread when A has more rows than the small path takes
+ * (Zen 4, 32 KiB 8-way L1d, 1 thread, packed vs in place: 1024^3 1.04 vs 0.91 x numpy, 2048^3
+ * 0.92 vs 0.61, 256x1024 @ 1024x1024 1.06 vs 0.87, 128x1024 @ 1024x1024 1.11 vs 1.00; rows
+ * 2 KiB or 3 KiB apart measured no gain from packing). */
 static inline int F(a_inplace)(const F(gemm_prob_t) *pr, int NR, int team) {
     if (pr->csA != 1 || pr->rsA == 0) return 0;
-    if ((sizeof(T) == 8 || team) && ((uint64_t)pr->rsA * sizeof(T)) % 4096 == 0 &&
-        pr->N > 4 * NR && pr->M > 64)
+    if ((sizeof(T) == 8 || team || pr->M > CE_GEMM_DIRECT_B_MAX_M) &&
+        ((uint64_t)pr->rsA * sizeof(T)) % 4096 == 0 && pr->N > 4 * NR && pr->M > 64)
         return 0;
     return 1;
 }

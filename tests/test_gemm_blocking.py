@@ -60,6 +60,56 @@ def test_derived_blocking_fits_the_caches(geom, tile):
         assert mc * kc * S <= 4 * g["L2"]["size"]
 
 
+@pytest.mark.parametrize("tile", TILES, ids=lambda t: "%dx%d_%d" % t)
+@pytest.mark.parametrize("geom", sorted(GEOMS))
+def test_derived_blocking_prefetching_kernel(geom, tile):
+    """pf_rows > 0 (a kernel prefetching the streamed B panel): with at most 8 L1 ways, KC is
+    the depth at which the resident A panel fills half the ways, when the A panel, the prefetch
+    window and a way for C fit and NC stays >= 16 NR; otherwise the plain model's KC."""
+    mr, nr, S = tile
+    g = GEOMS[geom]
+    pf = 16
+    kc0 = _C.gemm_derive_blocking(g, mr, nr, S)[0]
+    kc, mc, nc = _C.gemm_derive_blocking(g, mr, nr, S, pf)
+    assert kc % 8 == 0 and mc % mr == 0 and nc % nr == 0
+    assert 32 <= kc <= 2048 and 4 * mr <= mc <= 4096 and 2 * nr <= nc <= 8192
+
+    def share(lv):
+        w = g[lv]["ways"] or 8
+        return g[lv]["size"] // w // (1 if lv == "L1" else g[lv]["shared"]), w
+
+    way1, w1 = share("L1")
+    way2, w2 = share("L2")
+    kh = (w1 // 2) * way1 // (mr * S) // 8 * 8
+    fits = -(-mr * kh * S // way1) + -(-pf * nr * S // way1) + 1 <= w1
+    nc_h = max(1, w2 - 1 - -(-mr * kh * S // way2)) * way2 // (kh * S) // nr * nr
+    expect = kh if (w1 <= 8 and kh > kc0 and fits and nc_h >= 16 * nr) else kc0
+    assert kc == expect
+    # the L2 rule as in the plain model: the B block plus an A panel leave one way
+    assert kc * nc * S + mr * kc * S <= (w2 - 1) * way2
+
+
+def test_derived_blocking_prefetching_known_values():
+    # Zen 4 fp32 12x32, prefetch 16 rows: 8 ways -> A panel in 4 ways of 4 KiB: KC =
+    # 4*4096 / (12*4) = 341 -> 336 (A 15.75 KiB = 4 ways, window 16*32*4 = 2 KiB = 1 way, + C:
+    # 6 <= 8); L2: A panel in 1 of 8 ways of 128 KiB -> NC = 6 * 128 KiB / (336*4) = 585 -> 576
+    kc, mc, nc = _C.gemm_derive_blocking(GEOMS["zen4"], 12, 32, 4, 16)
+    assert (kc, nc) == (336, 576)
+    # L3 share 2 MiB in 16 ways of 128 KiB: B block 756 KiB takes 6 -> MC = 9 * 128 KiB / 1344
+    assert mc == 9 * 128 * KIB // 1344 // 12 * 12
+    # fp64 12x16: 4*4096 / 96 = 170 -> 168; NC = 6 * 128 KiB / (168*8) = 585 -> 576
+    assert _C.gemm_derive_blocking(GEOMS["zen4"], 12, 16, 8, 16)[::2] == (168, 576)
+    # 12-way L1 (Sapphire Rapids, Zen 5): the plain model's KC
+    for geom in ("sapphire_rapids", "zen5"):
+        assert _C.gemm_derive_blocking(GEOMS[geom], 12, 32, 4, 16) == \
+            _C.gemm_derive_blocking(GEOMS[geom], 12, 32, 4)
+    # Skylake client (256 KiB 4-way L2): KC 336 would leave NC = 2 * 64 KiB / 1344 = 96 < 16*32
+    assert _C.gemm_derive_blocking(GEOMS["skylake_client"], 12, 32, 4, 16) == \
+        _C.gemm_derive_blocking(GEOMS["skylake_client"], 12, 32, 4)
+    with pytest.raises(ValueError, match="pf_rows >= 0"):
+        _C.gemm_derive_blocking(GEOMS["zen4"], 12, 32, 4, -1)
+
+
 def test_derived_blocking_known_values():
     # worked by hand from the model (see ce_gemm_derive_blocking):
     # Sapphire Rapids fp32 12x32: B gets floor(11 / (1 + 12/32)) = 8 of 12 ways of 4 KiB ->
@@ -116,7 +166,7 @@ def test_cpu_caches_detected():
                 b = _C.gemm_blocking(dt, isa)
                 if b["source"] == "caches":
                     assert (b["kc"], b["mc"], b["nc"]) == _C.gemm_derive_blocking(
-                        c, b["mr"], b["nr"], S)
+                        c, b["mr"], b["nr"], S, _C.gemm_prefetch_rows(isa))
     assert isinstance(_C.cpu_model(), str)
 
 

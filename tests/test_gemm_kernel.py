@@ -257,11 +257,13 @@ def test_gemm_two_batch_levels_broadcast(isa, nthreads, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(70, 130, 203), (13, 200, 5), (100, 257, 61), (300, 700, 150)],
-                         ids=str)
+@pytest.mark.parametrize("shape", [(70, 130, 203), (13, 200, 5), (100, 257, 61), (300, 700, 150),
+                                   (136, 200, 700)], ids=str)
 def test_gemm_row_stride_4k_multiple(isa, nthreads, dtype, shape):
     """row-major A whose rows are a multiple of 4 KiB apart, packed instead of read in place
-    (fp32: only by the whole team when one product is sliced), odd K and M"""
+    (fp32: by the whole team when one product is sliced, or per thread when A has more rows
+    than the small path takes; 136 rows: 8-row tail panels, 700 deep: several K blocks), odd K
+    and M; C the same on 1 and 2 threads"""
     M, N, K = shape
     rng = np.random.default_rng(9)
     big = _rand(rng, (M, 1024), dtype)
@@ -270,6 +272,12 @@ def test_gemm_row_stride_4k_multiple(isa, nthreads, dtype, shape):
     C = np.empty((M, N), dtype)
     _C.gemm(A, B, C)
     np.testing.assert_allclose(C, A.astype(np.float64) @ B.astype(np.float64), **_tol(dtype, K))
+    old = _C.get_num_threads()
+    try:
+        _C.set_num_threads(3 - nthreads)
+        np.testing.assert_array_equal(_C.gemm(A, B, np.empty((M, N), dtype)), C)
+    finally:
+        _C.set_num_threads(old)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

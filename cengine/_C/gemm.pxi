@@ -235,8 +235,9 @@ cdef extern from "gemm.h" nogil:
     void ce_cpu_caches(ce_cache_info_t *ci)
     void ce_cpu_model(char *buf, int cap)
     void ce_gemm_tile(int dtype, int isa, int *mr, int *nr)
+    int CE_GEMM_PF_ROWS_AVX512
     int ce_gemm_derive_blocking(ce_gemm_blocking_t *out, const ce_cache_info_t *ci, int mr,
-                                int nr, int elsize)
+                                int nr, int elsize, int pf_rows)
     int ce_gemm_get_blocking(ce_gemm_blocking_t *out, int dtype, int isa)
     int ce_gemm_set_blocking(int dtype, int isa, int64_t kc, int64_t mc, int64_t nc)
 
@@ -318,13 +319,16 @@ def gemm_set_blocking(dtype, isa, kc, mc, nc):
         raise ValueError("gemm_set_blocking: invalid block sizes")
 
 
-def gemm_derive_blocking(caches, int mr, int nr, int itemsize):
+def gemm_derive_blocking(caches, int mr, int nr, int itemsize, int pf_rows=0):
     """The analytical block sizes (kc, mc, nc) for an mr x nr kernel of itemsize-byte elements
-    on the given caches (a dict shaped like cpu_caches()'s), or None when L1 or L2 is missing."""
+    on the given caches (a dict shaped like cpu_caches()'s), or None when L1 or L2 is missing.
+    pf_rows: how many rows ahead the kernel prefetches the streamed B panel (0: none; the
+    AVX-512 kernels: gemm_prefetch_rows("avx512"))."""
     cdef ce_cache_info_t ci
     cdef ce_gemm_blocking_t b
-    if mr <= 0 or nr <= 0 or itemsize <= 0:
-        raise ValueError("gemm_derive_blocking: mr, nr and itemsize must be positive")
+    if mr <= 0 or nr <= 0 or itemsize <= 0 or pf_rows < 0:
+        raise ValueError("gemm_derive_blocking: mr, nr and itemsize must be positive "
+                         "(pf_rows >= 0)")
     ci.source = 4
     for L in range(3):
         lv = caches.get("L%d" % (L + 1))
@@ -337,6 +341,13 @@ def gemm_derive_blocking(caches, int mr, int nr, int itemsize):
         ci.shared[L] = int(lv.get("shared", 1))
         if ci.size[L] < 0 or ci.ways[L] < 0 or ci.line[L] <= 0 or ci.shared[L] <= 0:
             raise ValueError("gemm_derive_blocking: invalid L%d geometry %r" % (L + 1, lv))
-    if not ce_gemm_derive_blocking(&b, &ci, mr, nr, itemsize):
+    if not ce_gemm_derive_blocking(&b, &ci, mr, nr, itemsize, pf_rows):
         return None
     return int(b.kc), int(b.mc), int(b.nc)
+
+
+def gemm_prefetch_rows(isa=None):
+    """Rows ahead that the GEMM kernel of isa (default: the one in use) prefetches the streamed
+    B panel: the pf_rows its default block sizes were derived with (0: no software prefetch)."""
+    i = _gemm_blk_args("float32", isa)[1]
+    return CE_GEMM_PF_ROWS_AVX512 if ISA_NAMES[i] == "avx512" else 0
