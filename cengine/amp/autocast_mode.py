@@ -20,9 +20,9 @@ region the ops consult this module:
     does, but compute in float32 and round once.
 Inside an enabled CUDA region (autocast("cuda"), float16 only: CuPy has no bfloat16) the same
 lists apply to cuda tensors, plus torch's CUDA rule that softmax, log_softmax, layer_norm, sum,
-cumsum, cumprod, norm and logsumexp are float32 ops (a float16 input is cast up and the result is float32;
-torch's other CUDA float32 ops, e.g. exp/log/pow, keep float16 here); CPU tensors are left to
-the CPU region, as in torch.
+cumsum, cumprod, norm and logsumexp are float32 ops (a float16 input is cast up and the result
+is float32; torch's other CUDA float32 ops, e.g. exp/log/pow, keep float16 here); CPU tensors
+are left to the CPU region, as in torch.
 Casts of leaf tensors that require grad (the parameters) are cached until the outermost region
 exits (cache_enabled), so a weight is converted once per step however often it is used. The
 casts are recorded by autograd, so gradients reach the float32 parameters in float32.
