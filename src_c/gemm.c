@@ -285,6 +285,7 @@ int ce_gemm_set_blocking(int dtype, int isa, int64_t kc, int64_t mc, int64_t nc)
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_sgemm_ukr_avx512; c.mr = CE_SGEMM_MR_AVX512; c.nr = CE_SGEMM_NR_AVX512;     \
         c.ukr2 = ce_sgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_spack_bt_avx512;               \
+        c.packa = ce_spack_a_avx512;                                                           \
         break;                                                                                 \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_sgemm_ukr_avx2; c.mr = CE_SGEMM_MR_AVX2; c.nr = CE_SGEMM_NR_AVX2;           \
