@@ -7,13 +7,13 @@
  * The N edge (n < NR) uses masked loads/stores, the M edge skips rows >= m when storing
  * (the packed A rows there are zero), so edge tiles are exact and never touch memory
  * outside the m x n tile.
- * The kernel prefetches every cache line of its C tile (a row of 32 fp32 is 2 lines, 3 when
- * unaligned) before the k loop, and again CE_UKR_PFC_DIST rows before its end. With only the
- * first line of each row prefetched at the start, the C update after the loop missed to
- * L3/memory: 8% of the kernel's time on 2048^3 (Zen 4, 1 thread, paired vs numpy: 2048^3
- * 0.96-0.99x -> 1.02-1.05x, 1024^3 +2-5%); the second prefetch (the B panel streaming through
- * L1 evicts the first) gave another 0-5% on the four 2048^3 layouts (distance 10: less, 48:
- * the same).
+ * From depth CE_UKR_PFC_MIN_K the kernel prefetches every cache line of its C tile (a row of
+ * 32 fp32 is 2 lines, 3 when unaligned) before the k loop, and again CE_UKR_PFC_DIST rows
+ * before its end; shallower calls prefetch the first line of each row once. With only that
+ * first line prefetched, the C update after a deep loop missed to L3/memory: 8% of the
+ * kernel's time on 2048^3 (Zen 4, 1 thread, paired vs numpy: 2048^3 0.96-0.99x -> 1.02-1.05x,
+ * 1024^3 +2-5%); the second prefetch (the B panel streaming through L1 evicts the first) gave
+ * another 0-5% on the four 2048^3 layouts (distance 10: less, 48: the same).
  */
 #include "gemm.h"
 
@@ -24,17 +24,24 @@
  * lines of it) into L1 (measured: ~2% on the training step's fp32 GEMMs, neutral elsewhere) */
 #define CE_UKR_PF_DIST CE_GEMM_PF_ROWS_AVX512
 /* rows before the end of the k loop at which the C tile is prefetched into L1 again: the
- * prefetch at the kernel's start brings it from L3/memory, but a KC-deep B panel (43 KiB for
- * fp32 KC 336) streams through L1 during the loop and evicts it to L2 before the C update */
+ * prefetch at the kernel's start brings it from L3/memory, but a KC-deep B panel (64 KiB for
+ * fp32 KC 512) streams through L1 during the loop and evicts it to L2 before the C update */
 #define CE_UKR_PFC_DIST 24
-/* every cache line of the C tile's rows into L1 (2 per row of 32 fp32, 3 when unaligned) */
-#define UKR_PF_C(T, MR)                                                                        \
+/* depth from which the kernel prefetches every line of the C tile (twice); shallower products
+ * (the batched 32^3 / 64^3 ones, whose next C the small path prefetches already) prefetch the
+ * first line of each row once, as the extra prefetches cost them 4-5% (1024 x 32^3) */
+#define CE_UKR_PFC_MIN_K 128
+/* C tile rows into L1: all their lines when `all` (2 per row of 32 fp32, 3 when unaligned),
+ * else the first */
+#define UKR_PF_C(T, MR, all)                                                                   \
     if (csC == 1) {                                                                            \
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) if (i < m) {                     \
             const char *c_ = (const char *)(C + i * rsC);                                      \
             _mm_prefetch(c_, _MM_HINT_T0);                                                     \
-            if (n * (int)sizeof(T) > 64) _mm_prefetch(c_ + 64, _MM_HINT_T0);                   \
-            _mm_prefetch(c_ + n * (int)sizeof(T) - 1, _MM_HINT_T0);                            \
+            if (all) {                                                                         \
+                if (n * (int)sizeof(T) > 64) _mm_prefetch(c_ + 64, _MM_HINT_T0);               \
+                _mm_prefetch(c_ + n * (int)sizeof(T) - 1, _MM_HINT_T0);                        \
+            }                                                                                  \
         }                                                                                      \
     }
 #define UKR_LOOP_R(P0, P1, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                             \
@@ -51,11 +58,13 @@
         B += rsb;                                                                              \
     }
 #define UKR_LOOP(T, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                    \
-    {                                                                                          \
-        const int64_t k1_ = k > CE_UKR_PFC_DIST ? k - CE_UKR_PFC_DIST : 0;                     \
+    if (k >= CE_UKR_PFC_MIN_K) {                                                               \
+        const int64_t k1_ = k - CE_UKR_PFC_DIST;                                               \
         UKR_LOOP_R(0, k1_, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                             \
-        if (k1_ > 0) UKR_PF_C(T, MR)                                                           \
+        UKR_PF_C(T, MR, 1)                                                                     \
         UKR_LOOP_R(k1_, k, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                             \
+    } else {                                                                                   \
+        UKR_LOOP_R(0, k, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                               \
     }
 
 /* the same loop for n <= W: only the first vector of each B row (half the FMAs) */
@@ -69,11 +78,13 @@
         B += rsb;                                                                              \
     }
 #define UKR_LOOP1(T, V, MR, SET1, FMA, LB0, AGET, AADV)                                        \
-    {                                                                                          \
-        const int64_t k1_ = k > CE_UKR_PFC_DIST ? k - CE_UKR_PFC_DIST : 0;                     \
+    if (k >= CE_UKR_PFC_MIN_K) {                                                               \
+        const int64_t k1_ = k - CE_UKR_PFC_DIST;                                               \
         UKR_LOOP1_R(0, k1_, V, MR, SET1, FMA, LB0, AGET, AADV)                                 \
-        if (k1_ > 0) UKR_PF_C(T, MR)                                                           \
+        UKR_PF_C(T, MR, 1)                                                                     \
         UKR_LOOP1_R(k1_, k, V, MR, SET1, FMA, LB0, AGET, AADV)                                 \
+    } else {                                                                                   \
+        UKR_LOOP1_R(0, k, V, MR, SET1, FMA, LB0, AGET, AADV)                                   \
     }
 
 /* Body shared by fp32 and fp64: V vector type, W lanes, MK mask type, S suffix macros. */
@@ -85,7 +96,7 @@
     }                                                                                          \
     MK m0 = (MK)(n >= W ? (MK)~0u : (MK)((1u << n) - 1u));                                     \
     MK m1 = (MK)(n >= 2 * W ? (MK)~0u : (n > W ? (MK)((1u << (n - W)) - 1u) : (MK)0));         \
-    UKR_PF_C(T, MR)                                                                            \
+    UKR_PF_C(T, MR, k >= CE_UKR_PFC_MIN_K)                                                     \
     if (lda <= 0) {                                                                            \
         const int64_t ps = lda ? -lda : MR;   /* column p of the panel at A + p*ps */          \
         if (n == NR) {                                                                         \
