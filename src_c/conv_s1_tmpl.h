@@ -1,16 +1,17 @@
 /* conv_s1_tmpl.h - the stride-1 convolution drivers (contracts in conv.h), written once per
- * dtype: conv.c defines CE_T (element type), CE_SFX (f32 / f64) and CE_GEMM (ce_sgemm /
- * ce_dgemm) and includes this file once for each.
+ * dtype: conv.c defines CE_T (element type), CE_SFX (f32 / f64), CE_GEMM, and CE_S1_UKR_* /
+ * CE_S1_MR_* / CE_S1_NR_* (that dtype's GEMM microkernels of gemm.h and their tiles per ISA)
+ * and includes this file once for each.
  *
  * Grid: images placed in zero-padded Hp x Wp planes one after another, row r = n*plane + i*Wp
  * + j (plane = Hp*Wp), R = N*plane + tail rows (zero) so every shifted read stays inside.
- * Stored channels-last, g[r*C + c] (the shifted GEMM operands), or channel-major, g[c*R + r]
- * (dy for the weight gradient). With the input at (ph, pw) of its plane, the output at grid
- * row r (top-left corner of its window) is
+ * Stored channels-last, g[r*C + c] (the shifted operands), or channel-major, g[c*R + r]. With
+ * the input at (ph, pw) of its plane, the output at grid row r (top-left corner of its window)
+ * is
  *     y[r, o] = sum over taps t of  xg[r + off_t, :] . wk_t[:, o]
- * with one GEMM per kernel row when dw == 1 (K = KW*C: the KW taps of a row are consecutive
- * channels-last rows) and one per tap otherwise. Rows whose (i, j) lies outside the output
- * window are computed and dropped (a few percent: the padding columns). */
+ * with one microkernel call per kernel row when dw == 1 (K = KW*C: the KW taps of a row are
+ * consecutive channels-last rows) and one per tap otherwise; only rows inside the output
+ * window are computed (s1_shift_conv below). */
 #define CE_S1_CAT_(a, b) a##_##b
 #define CE_S1_CAT(a, b) CE_S1_CAT_(a, b)
 #define S1(name) CE_S1_CAT(name, CE_SFX)
