@@ -189,6 +189,17 @@ static inline int64_t S1(s1_ybuf_elems)(int64_t oh_n, int64_t ow_n, int64_t Wp, 
     return ((S1(s1_seg_rows)(oh_n, ow_n) - 1) * Wp + ow_n) * M;
 }
 
+/* whether tap group t, for the output row at plane row pr, reads a plane row holding data
+ * ([zlo, zhi)); the other rows of the grid are zero padding. With dw == 1 the group is a
+ * kernel row: its reads run past the row end only into the next row's left padding columns
+ * (zero in both grids: the forward's reads end inside the row, the backward-data grid has
+ * (KW-1)*dw zero columns at the left) */
+static inline int S1(s1_grp_live)(int64_t t, int64_t KW, int64_t dh, int64_t dw, int64_t pr,
+                                  int64_t zlo, int64_t zhi) {
+    int64_t row = pr + (dw == 1 ? t : t / KW) * dh;
+    return row >= zlo && row < zhi;
+}
+
 /* out window (N, M, oh_n, ow_n) (= or +=) sum over taps of src grid (R, Cs) shifted @ wk
  * (KH*KW*Cs, M). ws: the packed weights, then one product buffer per thread. Each segment
  * (image, block of output rows) is computed by one thread in a fixed order, so results do not
@@ -196,7 +207,8 @@ static inline int64_t S1(s1_ybuf_elems)(int64_t oh_n, int64_t ow_n, int64_t Wp, 
 static void S1(s1_shift_conv)(CE_T *out, CE_T *ws, const CE_T *src, const CE_T *wk,
                               const CE_T *bias, int64_t N, int64_t M, int64_t Cs, int64_t KH,
                               int64_t KW, int64_t dh, int64_t dw, int64_t Hp, int64_t Wp,
-                              int64_t top, int64_t left, int64_t oh_n, int64_t ow_n, int acc) {
+                              int64_t top, int64_t left, int64_t oh_n, int64_t ow_n,
+                              int64_t zlo, int64_t zhi, int acc) {
     S1(s1_kern_t) kn;
     S1(s1_kern)(&kn);
     const int MR = kn.mr, MR2 = kn.mr2, NR = kn.nr;
@@ -221,6 +233,16 @@ static void S1(s1_shift_conv)(CE_T *out, CE_T *ws, const CE_T *src, const CE_T *
         CE_T *ybuf = ybufs + (th > 1 ? (int64_t)CE_CONV_TID() : 0) * ybsz;
         int64_t ra = n * plane + (top + s0) * Wp + left;   /* grid row of ybuf's first row */
         int64_t rb = n * plane + (top + s1 - 1) * Wp + left + ow_n;
+        /* a tap group whose grid row for output row i lies outside the source's data rows
+         * [zlo, zhi) of the plane reads only zero padding: skipped (the first group that runs
+         * overwrites the tile; a row no group reaches is zero) */
+        for (int64_t i = s0; i < s1; i++) {
+            int64_t t0 = 0;
+            while (t0 < ngrp && !S1(s1_grp_live)(t0, KW, dh, dw, top + i, zlo, zhi)) t0++;
+            if (t0 == ngrp)
+                memset(ybuf + (n * plane + (top + i) * Wp + left - ra) * M, 0,
+                       (size_t)(ow_n * M) * sizeof(CE_T));
+        }
         for (int64_t jb = 0; jb < nb; jb++) {
             int nn = (int)(M - jb * NR < NR ? M - jb * NR : NR);
             for (int64_t t = 0; t < ngrp; t++) {
@@ -228,13 +250,16 @@ static void S1(s1_shift_conv)(CE_T *out, CE_T *ws, const CE_T *src, const CE_T *
                 S1(s1_tap)(t, Cs, KW, dh, dw, Wp, &off, &K, &brow);
                 const CE_T *bp = wp + (jb * KKCs + brow) * NR;
                 for (int64_t i = s0; i < s1; i++) {
+                    if (!S1(s1_grp_live)(t, KW, dh, dw, top + i, zlo, zhi)) continue;
+                    int64_t t0 = 0;   /* the row's first live group */
+                    while (!S1(s1_grp_live)(t0, KW, dh, dw, top + i, zlo, zhi)) t0++;
                     int64_t r = n * plane + (top + i) * Wp + left;
                     for (int64_t i0 = 0; i0 < ow_n;) {
                         int use2;
                         int m = S1(s1_panel)(ow_n - i0, MR, MR2, &use2);
                         (use2 ? kn.ukr2 : kn.ukr)(K, src + (r + i0 + off) * Cs, Cs, bp, NR,
                                                   ybuf + (r + i0 - ra) * M + jb * NR, M, 1,
-                                                  (CE_T)1, (CE_T)(t > 0), m, nn);
+                                                  (CE_T)1, (CE_T)(t > t0), m, nn);
                         i0 += m;
                     }
                 }
@@ -260,7 +285,7 @@ static void S1(s1_fwd)(CE_T *y, CE_T *ws, const CE_T *x, const CE_T *w, const CE
         for (int64_t c = 0; c < C; c++)
             for (int64_t o = 0; o < O; o++) wk[(t * C + c) * O + o] = w[(o * C + c) * KK + t];
     S1(s1_shift_conv)(y, ybufs, xg, wk, b, g->N, O, C, g->KH, g->KW, g->dh, g->dw, Hp, Wp, 0, 0,
-                      g->OH, g->OW, 0);
+                      g->OH, g->OW, g->ph, g->ph + g->H, 0);
 }
 
 static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T *x,
@@ -280,7 +305,8 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
                 for (int64_t c = 0; c < C; c++)
                     wf[(t * O + o) * C + c] = w[(o * C + c) * KK + (KK - 1 - t)];
         S1(s1_shift_conv)(dx, ybufs, dyg, wf, NULL, g->N, C, O, KH, KW, g->dh, g->dw, Hp, Wp,
-                          g->ph, g->pw, g->H, g->W, dx_acc);
+                          g->ph, g->pw, g->H, g->W, (KH - 1) * g->dh, (KH - 1) * g->dh + g->OH,
+                          dx_acc);
     }
     if (!dw_) return;
     /* dWt (O, KK*C) = sum over the output positions r of dy[:, r] xg[r + off_t, :], over the
@@ -333,6 +359,8 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
                 CE_T *ct = dwt + o0 * KKC + brow + j0;
                 for (int64_t q = c0; q < c1; q++) {
                     int64_t n = q / OH, oh = q % OH, r = n * plane + oh * Wp;
+                    /* the group reads a zero padding row of x's grid: adds nothing */
+                    if (!S1(s1_grp_live)(t, KW, g->dh, g->dw, oh, g->ph, g->ph + g->H)) continue;
                     (use2 ? kn.ukr2 : kn.ukr)(OW, dy + (n * O + o0) * L + oh * OW, L,
                                               xg + (r + off) * C + j0, C, ct, KKC, 1, (CE_T)1,
                                               (CE_T)1, m, nn);

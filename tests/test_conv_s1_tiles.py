@@ -2,7 +2,8 @@
 plans: output rows cut into MR / MR2-row panels (every row length from 1 to past two panels),
 output-channel counts that leave partial NR-wide blocks or MR2-row panels in the weight
 gradient, a single output channel or input channel (one-column tiles), tap groups per kernel
-row and per tap (dilation), segments of several output rows and of one. Forward, input and
+row and per tap (dilation), segments of several output rows and of one, padding wide enough
+that some tap groups (or all of a row's) read only zero rows and are skipped. Forward, input and
 weight gradients against the unfolding drivers (tested against numpy in test_conv.py) and the
 forward against numpy, on every ISA path; bitwise the same on 1 and 2 threads."""
 import numpy as np
@@ -25,6 +26,10 @@ CASES += [
     ((2, 8, 6, 7), (16, 8, 5, 5), (2, 2), (2, 1), (2, 7)),        # dh = 2, KW*C = 40
     ((1, 13, 1, 200), (128, 13, 1, 5), (0, 2), (1, 1), (1, 200)),  # conv1d MFCC row
     ((3, 4, 50, 9), (12, 4, 3, 9), (1, 4), (1, 1), (50, 9)),      # many rows per segment
+    # padding wider than the kernel: output rows whose every kernel row reads padding (only
+    # the bias), rows with one live kernel row (tap groups on zero rows are skipped)
+    ((2, 32, 2, 5), (16, 32, 3, 3), (3, 1), (1, 1), (6, 5)),
+    ((1, 16, 3, 4), (24, 16, 3, 3), (4, 2), (2, 1), (7, 4)),
 ]
 
 
