@@ -333,16 +333,25 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
     int64_t ntile = nop * ngrp * nbj, rows = g->N * OH;
     int64_t crow = ((int64_t)1 << 17) / ((O + kg) * (OW > 0 ? OW : 1));   /* rows per chunk */
     if (crow < 1) crow = 1;
+    /* a tile's cost: the kernel rows its panel runs (MR, or MR2 for the short kernel) times
+     * its columns; threads take contiguous runs of tiles of about equal cost (O = 64 on
+     * AVX-512 is panels 12,12,12,12,8,8: an even split by count would give one thread 36
+     * kernel rows and the other 28) */
+    int64_t tot = 0;
+    for (int64_t o0 = 0; o0 < O;) {
+        int u2, m = S1(s1_panel)(O - o0, MR, MR2, &u2);
+        tot += (u2 ? MR2 : MR) * kg * ngrp;
+        o0 += m;
+    }
     int th = ce_par_threads(rows * OW * D / 16, CE_CONV_MIN_WORK * 8);
     if (th > ntile) th = (int)ntile;
     _Pragma("omp parallel num_threads(th)")
     {
         int nth = th > 1 ? th : 1, me = th > 1 ? (int)CE_CONV_TID() : 0;
-        int64_t tlo = ntile * me / nth, thi = ntile * (me + 1) / nth;
         for (int64_t c0 = 0; c0 < rows; c0 += crow) {
             int64_t c1 = c0 + crow < rows ? c0 + crow : rows;
-            int64_t o0 = 0, op = 0;
-            for (int64_t tile = 0; tile < thi; tile++) {
+            int64_t o0 = 0, op = 0, done = 0;   /* done: cost of the tiles before this one */
+            for (int64_t tile = 0; tile < ntile; tile++) {
                 /* tile = (o-panel op, tap group t, column block jb), o-panels outermost */
                 int64_t t = (tile / nbj) % ngrp, jb = tile % nbj, opi = tile / (nbj * ngrp);
                 int use2;
@@ -351,11 +360,14 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
                     op++;
                 }
                 int m = S1(s1_panel)(O - o0, MR, MR2, &use2);
-                if (tile < tlo) continue;
                 int64_t off, K, brow;
                 S1(s1_tap)(t, C, KW, g->dh, g->dw, Wp, &off, &K, &brow);
                 int64_t j0 = jb * NR;
                 int nn = (int)(K - j0 < NR ? K - j0 : NR);
+                int64_t cost = (use2 ? MR2 : MR) * nn, mid = 2 * done + cost;
+                done += cost;
+                /* this thread's tiles: those whose cost midpoint falls in its share */
+                if (mid * nth < 2 * tot * me || mid * nth >= 2 * tot * (me + 1)) continue;
                 CE_T *ct = dwt + o0 * KKC + brow + j0;
                 for (int64_t q = c0; q < c1; q++) {
                     int64_t n = q / OH, oh = q % OH, r = n * plane + oh * Wp;
