@@ -351,7 +351,6 @@ CE_DEF_TR(double, f64, 4)
 /* ---- stride-1 drivers: shifted GEMMs over a channels-last zero-padded grid (conv_s1_tmpl.h) */
 #define CE_T float
 #define CE_SFX f32
-#define CE_GEMM ce_sgemm
 #define CE_S1_UKR_T ce_sukr_t
 #define CE_S1_UKR_AVX512 ce_sgemm_ukr_avx512
 #define CE_S1_UKR8_AVX512 ce_sgemm_ukr8_avx512
@@ -366,7 +365,6 @@ CE_DEF_TR(double, f64, 4)
 #include "conv_s1_tmpl.h"
 #undef CE_T
 #undef CE_SFX
-#undef CE_GEMM
 #undef CE_S1_UKR_T
 #undef CE_S1_UKR_AVX512
 #undef CE_S1_UKR8_AVX512
@@ -380,7 +378,6 @@ CE_DEF_TR(double, f64, 4)
 #undef CE_S1_NR_GENERIC
 #define CE_T double
 #define CE_SFX f64
-#define CE_GEMM ce_dgemm
 #define CE_S1_UKR_T ce_dukr_t
 #define CE_S1_UKR_AVX512 ce_dgemm_ukr_avx512
 #define CE_S1_UKR8_AVX512 ce_dgemm_ukr8_avx512
@@ -395,7 +392,6 @@ CE_DEF_TR(double, f64, 4)
 #include "conv_s1_tmpl.h"
 #undef CE_T
 #undef CE_SFX
-#undef CE_GEMM
 #undef CE_S1_UKR_T
 #undef CE_S1_UKR_AVX512
 #undef CE_S1_UKR8_AVX512

@@ -1,5 +1,5 @@
 /* conv_s1_tmpl.h - the stride-1 convolution drivers (contracts in conv.h), written once per
- * dtype: conv.c defines CE_T (element type), CE_SFX (f32 / f64), CE_GEMM, and CE_S1_UKR_* /
+ * dtype: conv.c defines CE_T (element type), CE_SFX (f32 / f64) and CE_S1_UKR_* /
  * CE_S1_MR_* / CE_S1_NR_* (that dtype's GEMM microkernels of gemm.h and their tiles per ISA)
  * and includes this file once for each.
  *
@@ -17,6 +17,19 @@
 #define S1(name) CE_S1_CAT(name, CE_SFX)
 
 /* d[j*ldd + c] = s[c*lds + j] for c < nc, j < nj (conv.c: SIMD tiles on AVX2 and up) */
+/* one channels-last grid row d (Wp*C) <- row ii of image xn (C, h, w) at column `left`, zero
+ * elsewhere (all zero when ii is outside [0, h)) */
+static inline void S1(s1_pack_row)(CE_T *d, const CE_T *xn, int64_t C, int64_t h, int64_t w,
+                                   int64_t Wp, int64_t left, int64_t ii) {
+    if (ii < 0 || ii >= h) {
+        memset(d, 0, (size_t)(Wp * C) * sizeof(CE_T));
+        return;
+    }
+    memset(d, 0, (size_t)(left * C) * sizeof(CE_T));
+    memset(d + (left + w) * C, 0, (size_t)((Wp - left - w) * C) * sizeof(CE_T));
+    S1(tr)(d + left * C, C, xn + ii * w, h * w, C, w);
+}
+
 /* g (R rows) <- images x (N, C, h, w) at (top, left) of Hp x Wp planes, zero elsewhere;
  * channel-major when cmajor, else channels-last */
 static void S1(s1_grid_pack)(CE_T *g, const CE_T *x, int64_t N, int64_t C, int64_t h, int64_t w,
@@ -42,14 +55,7 @@ static void S1(s1_grid_pack)(CE_T *g, const CE_T *x, int64_t N, int64_t C, int64
             }
             continue;
         }
-        CE_T *d = g + r * C;
-        if (!inside) {
-            memset(d, 0, (size_t)(Wp * C) * sizeof(CE_T));
-            continue;
-        }
-        memset(d, 0, (size_t)(left * C) * sizeof(CE_T));
-        memset(d + (left + w) * C, 0, (size_t)((Wp - left - w) * C) * sizeof(CE_T));
-        S1(tr)(d + left * C, C, x + (n * C * h + ii) * w, h * w, C, w);
+        S1(s1_pack_row)(g + r * C, x + n * C * h * w, C, h, w, Wp, left, ii);
     }
     if (R > N * plane) {
         if (cmajor)
@@ -172,10 +178,13 @@ static inline int S1(s1_panel)(int64_t left, int MR, int MR2, int *use2) {
     return (int)(left < MR ? left : MR);
 }
 
-/* output rows per segment (the unit a thread takes): about 384 positions, rows split evenly;
- * depends on the sizes only */
+/* output rows per segment (the unit a thread takes): about CE_S1_SEG_POS positions, rows split
+ * evenly; depends on the sizes only */
+#ifndef CE_S1_SEG_POS
+#define CE_S1_SEG_POS 384
+#endif
 static inline int64_t S1(s1_seg_rows)(int64_t oh_n, int64_t ow_n) {
-    int64_t want = 384 / (ow_n > 0 ? ow_n : 1);
+    int64_t want = CE_S1_SEG_POS / (ow_n > 0 ? ow_n : 1);
     if (want < 1) want = 1;
     int64_t nseg = (oh_n + want - 1) / want;
     return (oh_n + nseg - 1) / nseg;
@@ -187,6 +196,11 @@ static inline int64_t S1(s1_wpack_elems)(int64_t KK, int64_t Cs, int64_t M) {
 }
 static inline int64_t S1(s1_ybuf_elems)(int64_t oh_n, int64_t ow_n, int64_t Wp, int64_t M) {
     return ((S1(s1_seg_rows)(oh_n, ow_n) - 1) * Wp + ow_n) * M;
+}
+/* one thread's segment grid (the per-segment packing of s1_shift_conv) */
+static inline int64_t S1(s1_lbuf_elems)(int64_t oh_n, int64_t ow_n, int64_t KH, int64_t dh,
+                                        int64_t Wp, int64_t Cs) {
+    return (S1(s1_seg_rows)(oh_n, ow_n) + (KH - 1) * dh + 1) * Wp * Cs;
 }
 
 /* whether tap group t, for the output row at plane row pr, reads a plane row holding data
@@ -201,14 +215,18 @@ static inline int S1(s1_grp_live)(int64_t t, int64_t KW, int64_t dh, int64_t dw,
 }
 
 /* out window (N, M, oh_n, ow_n) (= or +=) sum over taps of src grid (R, Cs) shifted @ wk
- * (KH*KW*Cs, M). ws: the packed weights, then one product buffer per thread. Each segment
- * (image, block of output rows) is computed by one thread in a fixed order, so results do not
- * depend on the thread count. */
+ * (KH*KW*Cs, M); the source's data lies at plane rows [zlo, zhi). With xs (NCHW images
+ * (N, Cs, xh, xw), placed at plane row zlo, column xleft) src is not used: each segment packs
+ * the grid rows it reads into its thread's buffer (in L2, no whole grid written to memory and
+ * read back). ws: the packed weights, one product buffer per thread (ce_get_num_threads()),
+ * then with xs one segment grid per thread. Each segment (image, block of output rows) is
+ * computed by one thread in a fixed order, so results do not depend on the thread count. */
 static void S1(s1_shift_conv)(CE_T *out, CE_T *ws, const CE_T *src, const CE_T *wk,
                               const CE_T *bias, int64_t N, int64_t M, int64_t Cs, int64_t KH,
                               int64_t KW, int64_t dh, int64_t dw, int64_t Hp, int64_t Wp,
                               int64_t top, int64_t left, int64_t oh_n, int64_t ow_n,
-                              int64_t zlo, int64_t zhi, int acc) {
+                              int64_t zlo, int64_t zhi, const CE_T *xs, int64_t xh, int64_t xw,
+                              int64_t xleft, int acc) {
     S1(s1_kern_t) kn;
     S1(s1_kern)(&kn);
     const int MR = kn.mr, MR2 = kn.mr2, NR = kn.nr;
@@ -216,7 +234,9 @@ static void S1(s1_shift_conv)(CE_T *out, CE_T *ws, const CE_T *src, const CE_T *
     int64_t ngrp = dw == 1 ? KH : KH * KW;
     int64_t srows = S1(s1_seg_rows)(oh_n, ow_n), nseg = (oh_n + srows - 1) / srows;
     int64_t items = N * nseg, ybsz = S1(s1_ybuf_elems)(oh_n, ow_n, Wp, M);
+    int64_t lbsz = xs ? S1(s1_lbuf_elems)(oh_n, ow_n, KH, dh, Wp, Cs) : 0;
     CE_T *wp = ws, *ybufs = ws + S1(s1_wpack_elems)(KH * KW, Cs, M);
+    CE_T *lbufs = xs ? ybufs + (int64_t)ce_get_num_threads() * ybsz : NULL;
     /* wp[(jb*KKCs + k)*NR + j] = wk[k, jb*NR + j], zero past M */
     for (int64_t jb = 0; jb < nb; jb++)
         for (int64_t k = 0; k < KKCs; k++) {
@@ -233,6 +253,23 @@ static void S1(s1_shift_conv)(CE_T *out, CE_T *ws, const CE_T *src, const CE_T *
         CE_T *ybuf = ybufs + (th > 1 ? (int64_t)CE_CONV_TID() : 0) * ybsz;
         int64_t ra = n * plane + (top + s0) * Wp + left;   /* grid row of ybuf's first row */
         int64_t rb = n * plane + (top + s1 - 1) * Wp + left + ow_n;
+        /* xs: the grid rows this segment reads (plane rows top+s0 .. top+s1-1 + (KH-1)*dh and
+         * the next row, whose left padding the last reads run into) packed here, in L2, from
+         * the source images (data at plane rows [zlo, zhi), column xleft); rows past the plane
+         * are zero (the next image's top padding) */
+        const CE_T *sp = src;   /* sp + q*Cs: grid row q + rbase */
+        int64_t rbase = 0;
+        if (xs) {
+            CE_T *lb = lbufs + (th > 1 ? (int64_t)CE_CONV_TID() : 0) * lbsz;
+            int64_t pr0 = top + s0, nrow = s1 - s0 + (KH - 1) * dh + 1;
+            for (int64_t q = 0; q < nrow; q++) {
+                int64_t pr = pr0 + q;
+                S1(s1_pack_row)(lb + q * Wp * Cs, xs + n * Cs * xh * xw, Cs, xh, xw, Wp, xleft,
+                                pr < Hp ? pr - zlo : -1);
+            }
+            sp = lb;
+            rbase = n * plane + pr0 * Wp;
+        }
         /* a tap group whose grid row for output row i lies outside the source's data rows
          * [zlo, zhi) of the plane reads only zero padding: skipped (the first group that runs
          * overwrites the tile; a row no group reaches is zero) */
@@ -257,7 +294,7 @@ static void S1(s1_shift_conv)(CE_T *out, CE_T *ws, const CE_T *src, const CE_T *
                     for (int64_t i0 = 0; i0 < ow_n;) {
                         int use2;
                         int m = S1(s1_panel)(ow_n - i0, MR, MR2, &use2);
-                        (use2 ? kn.ukr2 : kn.ukr)(K, src + (r + i0 + off) * Cs, Cs, bp, NR,
+                        (use2 ? kn.ukr2 : kn.ukr)(K, sp + (r - rbase + i0 + off) * Cs, Cs, bp, NR,
                                                   ybuf + (r + i0 - ra) * M + jb * NR, M, 1,
                                                   (CE_T)1, (CE_T)(t > t0), m, nn);
                         i0 += m;
@@ -285,7 +322,7 @@ static void S1(s1_fwd)(CE_T *y, CE_T *ws, const CE_T *x, const CE_T *w, const CE
         for (int64_t c = 0; c < C; c++)
             for (int64_t o = 0; o < O; o++) wk[(t * C + c) * O + o] = w[(o * C + c) * KK + t];
     S1(s1_shift_conv)(y, ybufs, xg, wk, b, g->N, O, C, g->KH, g->KW, g->dh, g->dw, Hp, Wp, 0, 0,
-                      g->OH, g->OW, g->ph, g->ph + g->H, 0);
+                      g->OH, g->OW, g->ph, g->ph + g->H, NULL, 0, 0, 0, 0);
 }
 
 static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T *x,
@@ -297,16 +334,16 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
     CE_T *p = ws;
     if (dx) {   /* dx = the shifted products of dy (at the flipped offset) with the flipped,
                    transposed kernel: wf[(t'*O + o), c] = w[o, c, KK-1-t'] */
-        CE_T *dyg = p, *wf = dyg + R * O, *ybufs = wf + KK * O * C;
-        S1(s1_grid_pack)(dyg, dy, g->N, O, g->OH, g->OW, Hp, Wp, (KH - 1) * g->dh,
-                         (KW - 1) * g->dw, R, 0);
+        CE_T *wf = p, *ybufs = wf + KK * O * C;
         for (int64_t t = 0; t < KK; t++)
             for (int64_t o = 0; o < O; o++)
                 for (int64_t c = 0; c < C; c++)
                     wf[(t * O + o) * C + c] = w[(o * C + c) * KK + (KK - 1 - t)];
-        S1(s1_shift_conv)(dx, ybufs, dyg, wf, NULL, g->N, C, O, KH, KW, g->dh, g->dw, Hp, Wp,
+        /* dy's grid (dy at the flipped offset ((KH-1)*dh, (KW-1)*dw)) is packed segment by
+         * segment inside the driver: nothing else reads it */
+        S1(s1_shift_conv)(dx, ybufs, NULL, wf, NULL, g->N, C, O, KH, KW, g->dh, g->dw, Hp, Wp,
                           g->ph, g->pw, g->H, g->W, (KH - 1) * g->dh, (KH - 1) * g->dh + g->OH,
-                          dx_acc);
+                          dy, g->OH, g->OW, (KW - 1) * g->dw, dx_acc);
     }
     if (!dw_) return;
     /* dWt (O, KK*C) = sum over the output positions r of dy[:, r] xg[r + off_t, :], over the
@@ -396,8 +433,10 @@ static int64_t S1(s1_ws)(const ce_conv_geom_t *g, int bwd, int need_dx, int need
     if (!bwd)
         return R * C + KK * C * O + S1(s1_wpack_elems)(KK, C, O) +
                (int64_t)nthreads * S1(s1_ybuf_elems)(g->OH, g->OW, Wp_, O);
-    int64_t a = need_dx ? R * O + KK * O * C + S1(s1_wpack_elems)(KK, O, C) +
-                              (int64_t)nthreads * S1(s1_ybuf_elems)(g->H, g->W, Wp_, C)
+    int64_t a = need_dx ? KK * O * C + S1(s1_wpack_elems)(KK, O, C) +
+                              (int64_t)nthreads * (S1(s1_ybuf_elems)(g->H, g->W, Wp_, C) +
+                                                   S1(s1_lbuf_elems)(g->H, g->W, g->KH, g->dh,
+                                                                     Wp_, O))
                         : 0;
     int64_t b = need_dw ? R * C + O * KK * C : 0;   /* x's grid, the tap-major dW */
     return a > b ? a : b;
