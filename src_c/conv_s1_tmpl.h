@@ -5,9 +5,8 @@
  *
  * Grid: images placed in zero-padded Hp x Wp planes one after another, row r = n*plane + i*Wp
  * + j (plane = Hp*Wp), R = N*plane + tail rows (zero) so every shifted read stays inside.
- * Stored channels-last, g[r*C + c] (the shifted operands), or channel-major, g[c*R + r]. With
- * the input at (ph, pw) of its plane, the output at grid row r (top-left corner of its window)
- * is
+ * Stored channels-last, g[r*C + c] (the shifted operands). With the input at (ph, pw) of its
+ * plane, the output at grid row r (top-left corner of its window) is
  *     y[r, o] = sum over taps t of  xg[r + off_t, :] . wk_t[:, o]
  * with one microkernel call per kernel row when dw == 1 (K = KW*C: the KW taps of a row are
  * consecutive channels-last rows) and one per tap otherwise; only rows inside the output
@@ -30,40 +29,20 @@ static inline void S1(s1_pack_row)(CE_T *d, const CE_T *xn, int64_t C, int64_t h
     S1(tr)(d + left * C, C, xn + ii * w, h * w, C, w);
 }
 
-/* g (R rows) <- images x (N, C, h, w) at (top, left) of Hp x Wp planes, zero elsewhere;
- * channel-major when cmajor, else channels-last */
+/* g (R rows, channels-last) <- images x (N, C, h, w) at (top, left) of Hp x Wp planes, zero
+ * elsewhere */
 static void S1(s1_grid_pack)(CE_T *g, const CE_T *x, int64_t N, int64_t C, int64_t h, int64_t w,
-                             int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t R,
-                             int cmajor) {
+                             int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t R) {
     int64_t plane = Hp * Wp, rows = N * Hp;
     int th = ce_threads_for(R * C, CE_CONV_MIN_WORK * 4);
     if (th > rows) th = (int)(rows < 1 ? 1 : rows);
     _Pragma("omp parallel for schedule(static) num_threads(th)")
     for (int64_t it = 0; it < rows; it++) {
-        int64_t n = it / Hp, i = it % Hp, r = n * plane + i * Wp, ii = i - top;
-        int inside = ii >= 0 && ii < h;
-        if (cmajor) {
-            for (int64_t c = 0; c < C; c++) {
-                CE_T *d = g + c * R + r;
-                if (!inside) {
-                    memset(d, 0, (size_t)Wp * sizeof(CE_T));
-                    continue;
-                }
-                memset(d, 0, (size_t)left * sizeof(CE_T));
-                memcpy(d + left, x + ((n * C + c) * h + ii) * w, (size_t)w * sizeof(CE_T));
-                memset(d + left + w, 0, (size_t)(Wp - left - w) * sizeof(CE_T));
-            }
-            continue;
-        }
-        S1(s1_pack_row)(g + r * C, x + n * C * h * w, C, h, w, Wp, left, ii);
+        int64_t n = it / Hp, i = it % Hp, r = n * plane + i * Wp;
+        S1(s1_pack_row)(g + r * C, x + n * C * h * w, C, h, w, Wp, left, i - top);
     }
-    if (R > N * plane) {
-        if (cmajor)
-            for (int64_t c = 0; c < C; c++)
-                memset(g + c * R + N * plane, 0, (size_t)(R - N * plane) * sizeof(CE_T));
-        else
-            memset(g + N * plane * C, 0, (size_t)((R - N * plane) * C) * sizeof(CE_T));
-    }
+    if (R > N * plane)
+        memset(g + N * plane * C, 0, (size_t)((R - N * plane) * C) * sizeof(CE_T));
 }
 
 /* taps of the shifted products: group t reads rows r + off, K values per row starting at
@@ -316,7 +295,7 @@ static void S1(s1_fwd)(CE_T *y, CE_T *ws, const CE_T *x, const CE_T *w, const CE
     int64_t Hp = g->OH + (g->KH - 1) * g->dh, Wp = g->OW + (g->KW - 1) * g->dw;
     int64_t R = S1(s1_rows)(g), KK = g->KH * g->KW, C = g->C, O = g->O;
     CE_T *xg = ws, *wk = xg + R * C, *ybufs = wk + KK * C * O;
-    S1(s1_grid_pack)(xg, x, g->N, C, g->H, g->W, Hp, Wp, g->ph, g->pw, R, 0);
+    S1(s1_grid_pack)(xg, x, g->N, C, g->H, g->W, Hp, Wp, g->ph, g->pw, R);
     /* wk[(t*C + c), o] = w[o, c, t] (t = ki*KW + kj) */
     for (int64_t t = 0; t < KK; t++)
         for (int64_t c = 0; c < C; c++)
@@ -355,7 +334,7 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
      * is summed over the same rows in the same order on any thread count, with no partials. */
     (void)parts_elems;
     CE_T *xg = xg_in ? (CE_T *)xg_in : p, *dwt = xg_in ? p : xg + R * C;
-    if (!xg_in) S1(s1_grid_pack)(xg, x, g->N, C, g->H, g->W, Hp, Wp, g->ph, g->pw, R, 0);
+    if (!xg_in) S1(s1_grid_pack)(xg, x, g->N, C, g->H, g->W, Hp, Wp, g->ph, g->pw, R);
     memset(dwt, 0, (size_t)D * sizeof(CE_T));
     S1(s1_kern_t) kn;
     S1(s1_kern)(&kn);
