@@ -184,3 +184,190 @@ def test_mixed_float32_bf16_add_one_pass_and_grads():
     # small, broadcast or strided operands keep the general path (a cast node), same values
     z = ce.tensor(x0[:, :1]) + ce.tensor(y0).bfloat16()
     np.testing.assert_array_equal(z.numpy(), x0[:, :1] + ce.tensor(y0).bfloat16().float().numpy())
+
+
+# ------------------------------------------------------------ optimizer-refreshed autocast copies
+# SGD and Adam/AdamW on float32 parameters write each updated parameter's autocast copy
+# (bfloat16 / float16) in the same pass (optim.h *_lowp), so the next region reuses it.
+_LOWP_SIZES = [1, 7, 16, 4095, 4097, 70001]      # > 2 x 32768 in all: two threads split the group
+
+
+def _lowp_group(seed, dt):
+    rng = np.random.default_rng(seed)
+    ps = [rng.standard_normal(n).astype(np.float32) for n in _LOWP_SIZES]
+    gs = [rng.standard_normal(n).astype(np.float32) for n in _LOWP_SIZES]
+    hs = [np.full(n, 7, np.uint16).view(dt) for n in _LOWP_SIZES]
+    hs[2] = None                                  # a parameter without a copy
+    return ps, gs, hs
+
+
+def _cast_bits(p, f16):
+    return (_C.cast_f32_to_f16 if f16 else _C.cast_f32_to_bf16)(p).view(np.uint16)
+
+
+def _lowp_run(kind, ps, gs, hs, f16, reference=False, steps=2):
+    """`steps` updates of (copies of) ps, with lowp=hs when hs is not None; returns the params"""
+    ps = [p.copy() for p in ps]
+    if kind == "sgd":
+        bufs = [np.zeros_like(p) for p in ps]
+        for s in range(steps):
+            kw = {} if hs is None else dict(lowp=hs, lowp_f16=f16)
+            _C.sgd_step(ps, gs, bufs, [s == 0] * len(ps), 0.1, momentum=0.9, dampening=0.1,
+                        weight_decay=1e-2, reference=reference, **kw)
+    else:
+        m = [np.zeros_like(p) for p in ps]
+        v = [np.zeros_like(p) for p in ps]
+        vx = [np.zeros_like(p) for p in ps]
+        for s in range(steps):
+            kw = {} if hs is None else dict(lowp=hs, lowp_f16=f16)
+            _C.adam_step(ps, gs, m, v, vx if kind == "amsgrad" else None, [s + 1] * len(ps),
+                         1e-2, weight_decay=1e-2, amsgrad=kind == "amsgrad",
+                         decoupled=kind == "adamw", reference=reference, **kw)
+    return ps
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw", "amsgrad"])
+@pytest.mark.parametrize("f16", [False, True])
+def test_optimizer_refreshes_autocast_copies(kind, f16, isa, nthreads):
+    dt = np.float16 if f16 else _half._BF16
+    ps, gs, hs = _lowp_group(3, dt)
+    plain = _lowp_run(kind, ps, gs, None, f16)
+    fused = _lowp_run(kind, ps, gs, hs, f16)
+    for i, (a, b) in enumerate(zip(plain, fused)):
+        np.testing.assert_array_equal(a, b)       # the update itself is unchanged
+        if hs[i] is None:
+            continue
+        assert hs[i].dtype == dt
+        np.testing.assert_array_equal(hs[i].view(np.uint16), _cast_bits(b, f16))
+    # the references: the plain update, then the scalar casts
+    _, _, hr = _lowp_group(3, dt)
+    ref = _lowp_run(kind, ps, gs, hr, f16, reference=True)
+    for i, (a, b) in enumerate(zip(ref, fused)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        if hr[i] is not None:
+            want = (_C.cast_f32_to_f16 if f16 else _C.cast_f32_to_bf16)(a, ref=True)
+            np.testing.assert_array_equal(hr[i].view(np.uint16), want.view(np.uint16))
+
+
+def test_optimizer_lowp_bad_inputs():
+    ps = [np.ones(5, np.float32), np.ones(3, np.float32)]
+    gs = [np.ones(5, np.float32), np.ones(3, np.float32)]
+    bf = _half._BF16
+    with pytest.raises(ValueError, match="lowp must be a list of 2"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[None])
+    with pytest.raises(ValueError, match="lowp\\[1\\] has 4 elements but params\\[1\\] has 3"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[None, np.zeros(4, bf)])
+    with pytest.raises(TypeError, match="lowp\\[0\\] must be a bfloat16"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[np.zeros(5, np.float16), None])
+    with pytest.raises(TypeError, match="lowp\\[0\\] must be a float16"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[np.zeros(5, bf), None], lowp_f16=True)
+    with pytest.raises(ValueError, match="writable aligned C-contiguous"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[np.zeros(10, bf)[::2], None])
+    ro = np.zeros(5, bf)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writable aligned C-contiguous"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[ro, None])
+    with pytest.raises(ValueError, match="lowp\\[0\\] overlaps an array of the call"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[ps[0][:3].view(bf)[:5], None])
+    h = np.zeros(8, bf)
+    with pytest.raises(ValueError, match="lowp\\[0\\] overlaps lowp\\[1\\]"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[h[:5], h[3:6]])
+    m, v = [np.zeros(5, np.float32)], [np.zeros(5, np.float32)]
+    with pytest.raises(ValueError, match="lowp\\[0\\] overlaps an array of the call"):
+        _C.adam_step(ps[:1], gs[:1], m, v, None, [1], 0.1, lowp=[v[0].view(bf)[:5]])
+    p64 = [np.ones(5)]
+    with pytest.raises(TypeError, match="needs float32 parameters"):
+        _C.sgd_step(p64, [np.ones(5)], None, None, 0.1, lowp=[np.zeros(5, bf)])
+    assert np.all(ps[0] == 1) and np.all(ps[1] == 1)     # nothing was updated
+
+
+def _mlp_step_setup(opt_name, seed=0):
+    ce.manual_seed(seed)
+    m = ce.nn.Sequential(ce.nn.Linear(9, 33), ce.nn.ReLU(), ce.nn.Linear(33, 4))
+    opt = (ce.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) if opt_name == "sgd"
+           else ce.optim.AdamW(m.parameters(), lr=1e-2))
+    return m, opt
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adamw"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_step_leaves_current_copies_and_training_is_unchanged(opt_name, dtype, nthreads):
+    """after opt.step() the persistent copies hold the cast of the updated weights (the next
+    region casts nothing), and the losses and weights of a loop are bit for bit those of a loop
+    that casts afresh every step"""
+    from cengine.amp import autocast_mode as am
+    dt = getattr(ce, dtype)
+    x, y = ce.randn(13, 9), ce.randint(0, 4, (13,))
+
+    def run(fresh):
+        m, opt = _mlp_step_setup(opt_name)
+        losses = []
+        for _ in range(4):
+            if fresh:
+                am._tls.persist.clear()
+            with ce.autocast("cpu", dtype=dt):
+                loss = ce.nn.functional.cross_entropy(m(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if not fresh:
+                for p in m.parameters():
+                    e = am._tls.persist[id(p)]
+                    assert e.version == p._version[0] and e.out_version[0] == 0
+                    want = p._data.astype(np.float16) if dtype == "float16" else \
+                        _C.cast_f32_to_bf16(p._data).view(_half._BF16)
+                    np.testing.assert_array_equal(e.buf.view(np.uint16), want.view(np.uint16))
+        return losses, [p.detach().numpy().copy() for p in m.parameters()]
+    # the next region takes the copies as they are: no cast kernel runs for the parameters
+    la, pa = run(False)
+    lb, pb = run(True)
+    assert la == lb
+    for a, b in zip(pa, pb):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_step_does_not_refresh_copies_still_held(monkeypatch):
+    """a copy something still holds (a graph not backpropagated) is left alone by the step"""
+    from cengine.amp import autocast_mode as am
+    m, opt = _mlp_step_setup("sgd")
+    x, y = ce.randn(5, 9), ce.randint(0, 4, (5,))
+    with ce.autocast("cpu"):
+        loss = ce.nn.functional.cross_entropy(m(x), y)
+    loss.backward()
+    with ce.autocast("cpu"):
+        kept = m(x)                       # its graph holds the bfloat16 weights
+    w = m[0].weight
+    held = am._tls.persist[id(w)].buf
+    before = held.copy()
+    opt.step()
+    np.testing.assert_array_equal(held.view(np.uint16), before.view(np.uint16))
+    assert am._tls.persist[id(w)].version != w._version[0]     # refilled when next cast
+    with ce.autocast("cpu"):
+        c = am.cast_lowp(w)
+    np.testing.assert_array_equal(c._data.view(np.uint16),
+                                  _C.cast_f32_to_bf16(w._data).view(np.uint16))
+    del kept
+
+
+def test_next_region_casts_no_parameter(monkeypatch):
+    """the cast kernel is not called for the parameters in the region after a step"""
+    m, opt = _mlp_step_setup("adamw")
+    x, y = ce.randn(5, 9), ce.randint(0, 4, (5,))
+    calls = []
+    orig = _C.cast_f32_to_bf16
+
+    def counting(a, out=None):
+        calls.append(a.shape)
+        return orig(a, out=out)
+
+    for step in range(3):
+        if step == 2:
+            monkeypatch.setattr(_C, "cast_f32_to_bf16", counting)
+        with ce.autocast("cpu"):
+            loss = ce.nn.functional.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    shapes = {tuple(p.shape) for p in m.parameters()}
+    assert not [s for s in calls if tuple(s) in shapes]

@@ -290,6 +290,44 @@ def _persistent_cast(s, t, lowp):
     return out
 
 
+def optimizer_lowp(params):
+    """The autocast copies an optimizer step on `params` (float32 arrays updated in place, this
+    thread) may refresh in its own pass: (bufs, f16, entries) with, per parameter, its persistent
+    low-precision buffer (or None: no copy, a copy of another storage, a copy something still
+    holds, a second low-precision dtype) and the float16 flag of the copies' dtype; None when
+    no parameter has one. After the step, optimizer_lowp_done(params, entries) marks them
+    current, so the next region reuses them instead of casting again. The values are exactly
+    the cast of the updated parameter (the same rounding), so nothing a region computes
+    changes."""
+    persist = _tls.persist
+    if not persist:
+        return None
+    bufs, ents = [], []
+    kind = None
+    for p in params:
+        e = persist.get(id(p))
+        h = None
+        if e is not None and e.ref() is p and e.data is p._data and _buffer_free(e):
+            if kind is None:
+                kind = e.buf.dtype
+            if e.buf.dtype == kind:
+                h = e.buf
+        bufs.append(h)
+        ents.append(None if h is None else e)
+    if kind is None:
+        return None
+    return bufs, kind == np.float16, ents
+
+
+def optimizer_lowp_done(params, entries):
+    """the copies of optimizer_lowp's entries hold the cast of their parameter at its current
+    version (the update bumped it)"""
+    for p, e in zip(params, entries):
+        if e is not None:
+            e.version = p._version[0]
+            e.out_version = [0]
+
+
 def _drop_persist(persist, key, _ref):
     e = persist.get(key)
     if e is not None and e.ref is _ref:
