@@ -371,3 +371,115 @@ def test_next_region_casts_no_parameter(monkeypatch):
         opt.step()
     shapes = {tuple(p.shape) for p in m.parameters()}
     assert not [s for s in calls if tuple(s) in shapes]
+
+
+# ------------------------------------------------------------ F.linear on float32 parameters
+# In a bfloat16 CPU region F.linear on float32 leaf parameters is one node that reads their
+# persistent bfloat16 copies (no cast nodes); values and gradients are those of the cast path.
+def _linear_case(layout, bias, xgrad, seed=0):
+    rng = np.random.default_rng(seed)
+    K, N = (1, 1) if layout == "1x1" else (37, 29)
+    shape = {"2d": (23, K), "1x1": (1, K), "3d": (3, 5, K), "t": (K, 23), "empty": (0, K),
+             "bf16": (23, K)}[layout]
+    x0 = rng.standard_normal(shape).astype(np.float32)
+    w = (rng.standard_normal((N, K)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32) if bias else None
+    return x0, w, b
+
+
+def _linear_run(x0, w, b, layout, xgrad, fused):
+    xl = ce.tensor(x0, requires_grad=xgrad)
+    W = ce.nn.Parameter(ce.tensor(w))
+    B = ce.nn.Parameter(ce.tensor(b)) if b is not None else None
+    with ce.autocast("cpu", cache_enabled=fused):
+        h = xl.t() if layout == "t" else xl
+        if layout == "bf16":
+            h = h.bfloat16()
+        y = ce.nn.functional.linear(h, W, B)
+        loss = (y.float() * ce.linspace(-1, 1, y.shape[-1])).sum()
+    loss.backward()
+    return y, [y, xl.grad, W.grad, None if B is None else B.grad]
+
+
+@pytest.mark.parametrize("layout", ["2d", "1x1", "3d", "t", "empty", "bf16"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_autocast_linear_equals_cast_path(layout, bias, nthreads):
+    xgrad = layout != "empty"
+    x0, w, b = _linear_case(layout, bias, xgrad)
+    y, got = _linear_run(x0, w, b, layout, xgrad, True)
+    assert type(y.grad_fn).__name__ == "_LinearAutocastBackward0"
+    assert y.dtype == ce.bfloat16
+    # the parameters are the node's inputs: no cast nodes between
+    assert type(y.grad_fn.next_functions[1][0]).__name__ == "AccumulateGrad"
+    y2, want = _linear_run(x0, w, b, layout, xgrad, False)   # cache off: the cast-node path
+    assert type(y2.grad_fn).__name__ != "_LinearAutocastBackward0"
+    for a, c in zip(got, want):
+        if c is None:
+            assert a is None
+            continue
+        assert a.dtype == c.dtype
+        np.testing.assert_array_equal(a.detach().numpy().view(np.uint8),
+                                      c.detach().numpy().view(np.uint8))
+    assert got[2].dtype == ce.float32 and (not bias or got[3].dtype == ce.float32)
+
+
+def test_fused_autocast_linear_matches_torch(nthreads):
+    torch = pytest.importorskip("torch")
+    x0, w, b = _linear_case("3d", True, True, seed=4)
+    res = {}
+    for m in (ce, torch):
+        xl = m.tensor(x0, requires_grad=True)
+        W, B = m.tensor(w, requires_grad=True), m.tensor(b, requires_grad=True)
+        with m.autocast("cpu", dtype=m.bfloat16):
+            y = m.nn.functional.linear(xl, W, B)
+            loss = (y.float() ** 2).sum()
+        loss.backward()
+        assert y.dtype == m.bfloat16 and W.grad.dtype == m.float32 and xl.grad.dtype == m.float32
+        res[m.__name__] = [_to_np(y), xl.grad.numpy(), W.grad.numpy(), B.grad.numpy()]
+    # the forward is bit for bit torch's (the same bfloat16 operands, one rounding of sums)
+    for a, t in zip(res["cengine"], res["torch"]):
+        np.testing.assert_allclose(a, t, rtol=3e-2, atol=3e-2 * (np.abs(t).max() + 1))
+
+
+def test_fused_autocast_linear_casts_weight_once(monkeypatch):
+    """two uses of a weight in a region: one cast kernel call; a second region after no change:
+    none"""
+    x = ce.randn(6, 8)
+    W = ce.nn.Parameter(ce.randn(5, 8))
+    calls = []
+    orig = _C.cast_f32_to_bf16
+
+    def counting(a, out=None):
+        if a.shape == (5, 8):            # the weight's casts (not the gradients' below)
+            calls.append(a.shape)
+        return orig(a, out=out)
+    monkeypatch.setattr(_C, "cast_f32_to_bf16", counting)
+    with ce.autocast("cpu"):
+        y = ce.nn.functional.linear(x, W) + ce.nn.functional.linear(x * 2, W)
+    assert calls == [(5, 8)]
+    y.float().sum().backward()
+    with ce.autocast("cpu"):
+        ce.nn.functional.linear(x, W)
+    assert calls == [(5, 8)]
+    with ce.no_grad():
+        W.mul_(0.5)                     # a new version: cast again
+    with ce.autocast("cpu"):
+        y = ce.nn.functional.linear(x, W)
+    assert calls == [(5, 8), (5, 8)]
+    np.testing.assert_array_equal(
+        y.detach().float().numpy(),
+        ce.nn.functional.linear(x.bfloat16(), W.detach().bfloat16()).float().numpy())
+
+
+@pytest.mark.parametrize("case", ["float16", "frozen_weight", "frozen_bias", "scalar_bias",
+                                  "cache_off"])
+def test_fused_autocast_linear_falls_back(case):
+    x = ce.randn(4, 8)
+    W = ce.nn.Parameter(ce.randn(3, 8), requires_grad=case != "frozen_weight")
+    B = ce.nn.Parameter(ce.randn(() if case == "scalar_bias" else 3),
+                        requires_grad=case != "frozen_bias")
+    dt = ce.float16 if case == "float16" else ce.bfloat16
+    with ce.autocast("cpu", dtype=dt, cache_enabled=case != "cache_off"):
+        y = ce.nn.functional.linear(x, W, B)
+    assert type(y.grad_fn).__name__ != "_LinearAutocastBackward0"
+    assert y.dtype == dt
