@@ -255,7 +255,7 @@ def _linear_autocast_cls():
     return _LinearAutocast
 
 
-_LA = []
+_LA = []      # (the Function class, Tensor, lowp_param_array), imported on first use
 
 
 def linear_autocast(x, W, b):
@@ -263,9 +263,12 @@ def linear_autocast(x, W, b):
     or None where it does not apply (W or b not a float32 leaf parameter on the CPU, x neither
     float32 nor bfloat16, shapes F.linear must check or broadcast itself): the caller then
     takes the cast_lowp path"""
-    from ..tensor import Tensor
-    from ..amp.autocast_mode import lowp_param_array
-    if type(x) is not Tensor and not isinstance(x, Tensor):
+    if not _LA:
+        from ..tensor import Tensor
+        from ..amp.autocast_mode import lowp_param_array
+        _LA.extend((_linear_autocast_cls(), Tensor, lowp_param_array))
+    fn, Tensor, lowp_param_array = _LA
+    if not isinstance(x, Tensor):
         return None
     xa = x._data
     if type(xa) is not np.ndarray or (xa.dtype != _F32 and xa.dtype != _BF16) or xa.ndim == 0:
@@ -284,6 +287,4 @@ def linear_autocast(x, W, b):
         return None
     if b is not None:
         bh = _C.cast_bf16_to_f32(bh16)
-    if not _LA:
-        _LA.append(_linear_autocast_cls())
-    return _LA[0].apply(x, W, b, Wh, bh)
+    return fn.apply(x, W, b, Wh, bh)
