@@ -151,7 +151,8 @@ static void ce_multi_apply_lowp(const int64_t *sizes, int64_t ntensors, ce_seg_c
         ce_multi_apply(sizes, ntensors, CE_LINE_F32, cb, ctx);
         return;
     }
-    ce_lowp_ctx lc = {cb, ctx, p, lowp, lowp_f16 ? ce_cast_f32_to_f16_seg : ce_cast_f32_to_bf16_seg};
+    ce_lowp_ctx lc = {cb, ctx, p, lowp,
+                      lowp_f16 ? ce_cast_f32_to_f16_seg : ce_cast_f32_to_bf16_seg};
     ce_multi_apply(sizes, ntensors, CE_LINE_F32, lowp_cb, &lc);
 }
 

@@ -6,6 +6,7 @@
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.stdint cimport uint16_t
 from libc.string cimport memset
+from libc.stdlib cimport qsort
 
 cdef extern from "optim.h" nogil:
     void ce_sgd_step_f32(float **params, float **bufs, const float **grads, const uint8_t *first,
@@ -301,6 +302,17 @@ cdef int _optim_steps(_OptimArgs A, str fname, object steps) except -1:
     return 0
 
 
+cdef struct _Iv:
+    uintptr_t lo
+    uintptr_t hi
+    int low
+
+
+cdef int _iv_cmp(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const _Iv *>a).lo, y = (<const _Iv *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
 cdef class _LowpTable:
     """The uint16_t * table of a fused update's autocast copies (lowp=, see sgd_step): entry i
     the data of lowp[i] or NULL where lowp[i] is None."""
@@ -352,29 +364,44 @@ cdef _LowpTable _optim_lowp(_OptimArgs A, str fname, object lowp, object params,
         any_ = True
     if not any_:
         return None
-    # no copy may overlap an array of the call (every filled row) or another copy
-    cdef Py_ssize_t r, j
-    cdef uintptr_t lo, hi, a, b
+    # no copy may overlap an array of the call (every filled row) or another copy: the address
+    # ranges sorted by start, then one sweep (a range overlaps an earlier one iff it starts
+    # before the largest end so far), O(N log N) for groups of any size
+    cdef Py_ssize_t r, j, m = 0, cap = A.n * (A.k + 1)
     cdef int64_t isz = 4 if A.typenum == cnp.NPY_FLOAT32 else 8
-    for i in range(A.n):
-        if T.ptrs[i] == NULL:
-            continue
-        lo = <uintptr_t>T.ptrs[i]
-        hi = lo + 2 * <uintptr_t>A.sizes[i]
-        for r in range(A.k):
-            for j in range(A.n):
-                a = <uintptr_t>A.row(r)[j]
-                if a == 0:
-                    continue
-                b = a + <uintptr_t>(isz * A.sizes[j])
-                if a < hi and lo < b:
-                    raise ValueError("%s: lowp[%d] overlaps an array of the call" % (fname, i))
+    cdef _Iv *iv = <_Iv *>PyMem_Malloc(sizeof(_Iv) * (cap if cap > 0 else 1))
+    if iv == NULL:
+        raise MemoryError()
+    cdef uintptr_t end_low = 0, end_any = 0
+    cdef bint bad = False
+    try:
         for j in range(A.n):
-            if j != i and T.ptrs[j] != NULL:
-                a = <uintptr_t>T.ptrs[j]
-                b = a + 2 * <uintptr_t>A.sizes[j]
-                if a < hi and lo < b:
-                    raise ValueError("%s: lowp[%d] overlaps lowp[%d]" % (fname, i, j))
+            if A.sizes[j] == 0:
+                continue
+            for r in range(A.k):
+                if A.row(r)[j] != NULL:
+                    iv[m].lo = <uintptr_t>A.row(r)[j]
+                    iv[m].hi = iv[m].lo + <uintptr_t>(isz * A.sizes[j])
+                    iv[m].low = 0
+                    m += 1
+            if T.ptrs[j] != NULL:
+                iv[m].lo = <uintptr_t>T.ptrs[j]
+                iv[m].hi = iv[m].lo + 2 * <uintptr_t>A.sizes[j]
+                iv[m].low = 1
+                m += 1
+        qsort(iv, m, sizeof(_Iv), _iv_cmp)
+        for j in range(m):
+            if (iv[j].low and end_any > iv[j].lo) or (not iv[j].low and end_low > iv[j].lo):
+                bad = True
+                break
+            if iv[j].hi > end_any:
+                end_any = iv[j].hi
+            if iv[j].low and iv[j].hi > end_low:
+                end_low = iv[j].hi
+    finally:
+        PyMem_Free(iv)
+    if bad:
+        raise ValueError("%s: a lowp array overlaps another array of the call" % fname)
     return T
 
 

@@ -26,6 +26,12 @@ are left to the CPU region, as in torch.
 Casts of leaf tensors that require grad (the parameters) are cached until the outermost region
 exits (cache_enabled), so a weight is converted once per step however often it is used. The
 casts are recorded by autograd, so gradients reach the float32 parameters in float32.
+Float32 parameters keep their low-precision copy in a persistent per-parameter buffer (reused
+across regions, cast again only when the parameter changed); SGD and Adam/AdamW write the copies
+of the weights they update in the update's own pass (optimizer_lowp), so a training step casts
+no weight at all; and F.linear on float32 parameters in a bfloat16 CPU region is one graph node
+reading those copies (ops/_half.py linear_autocast) rather than two cast nodes and a product.
+Values and gradients are the same either way.
 """
 import functools
 import sys
