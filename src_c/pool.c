@@ -23,6 +23,24 @@ typedef struct {
     int64_t step;
 } ce_pool_axis_t;
 
+/* the max pool's column pass works on the outputs of this many output rows at once (a few
+ * hundred outputs and a few thousand inputs: the copies of a tap's candidates are stored well
+ * before they are loaded as vectors), in vectors of this many elements (whole vectors of the
+ * widest ISA, 16 lanes) */
+static inline int64_t pool_max_rows_per_pass(int64_t OH, int64_t OW, int64_t W) {
+    int64_t rb = 256 / (OW > 0 ? OW : 1), rw = 8192 / (W > 0 ? W : 1);   /* and <= 8192 inputs */
+    rb = rb < rw ? rb : rw;
+    return rb < 1 ? 1 : (rb > OH ? (OH > 0 ? OH : 1) : rb);
+}
+static inline int64_t pool_max_pass_elems(int64_t OH, int64_t OW, int64_t W) {
+    return (pool_max_rows_per_pass(OH, OW, W) * OW + 15) / 16 * 16;
+}
+/* a plane kernel's buffer: 2*W (the row pass of the average pools), or for the max pool the
+ * row pass of RB rows (2*RB*W) and the column pass's six vectors of outputs */
+static inline int64_t pool_buf_elems(int64_t W, int64_t OH, int64_t OW) {
+    return 2 * pool_max_rows_per_pass(OH, OW, W) * W + 6 * pool_max_pass_elems(OH, OW, W);
+}
+
 #define CE_EACH_SCALAR 1
 #define CE_EACH_INC1 "pool_tmpl.h"
 #include "isa_each.h"
@@ -62,8 +80,8 @@ static void pool_axis(int64_t *s, int64_t *n, int64_t *e, int kind, int64_t O, i
     }
 }
 
-/* the per-call work space: both axes, then a 2*W buffer per thread; NULL when out of memory
- * (the callers then run the reference) */
+/* the per-call work space: both axes, then a pool_buf_elems buffer per thread; NULL when out
+ * of memory (the callers then run the reference) */
 typedef struct {
     int64_t *mem;
     ce_pool_axis_t rows, cols;
@@ -73,7 +91,7 @@ static int pool_plan(pool_plan_t *pl, int kind, int64_t P, int64_t H, int64_t W,
                      int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
                      int64_t pw, int64_t dh, int64_t dw, int64_t work, size_t elem) {
     pl->th = pool_threads(P, work);
-    size_t ints = (size_t)(3 * (OH + OW)), bufb = (size_t)(2 * W) * elem;
+    size_t ints = (size_t)(3 * (OH + OW)), bufb = (size_t)pool_buf_elems(W, OH, OW) * elem;
     size_t bytes = ints * sizeof(int64_t) + (size_t)pl->th * (bufb + 64);
     pl->mem = (int64_t *)malloc(bytes);
     if (!pl->mem) return 0;
@@ -89,7 +107,7 @@ static int pool_plan(pool_plan_t *pl, int kind, int64_t P, int64_t H, int64_t W,
 static inline void *pool_buf(pool_plan_t *pl, int64_t OH, int64_t OW, int64_t W, size_t elem,
                              int t) {
     char *b = (char *)(pl->mem + 3 * (OH + OW));
-    size_t bufb = (size_t)(2 * W) * elem + 64;
+    size_t bufb = (size_t)pool_buf_elems(W, OH, OW) * elem + 64;
     b += (size_t)t * bufb;
     return (void *)(((uintptr_t)b + 63) & ~(uintptr_t)63);
 }
@@ -230,14 +248,15 @@ CE_DEF_POOL_REF(double, f64)
 
 /* ---- threaded drivers: one plane per task, the plane kernel of ce_isa; 0 when the work
  * space could not be had (the entry points then run the reference). The row index of a max is
- * carried in the element type, exact below 2^24 rows (taller planes use the reference). */
+ * carried in the element type, exact below 2^24 rows (taller planes use the reference); so
+ * is the column index of the column pass (wider planes too). */
 #define CE_DEF_POOL_RUN(T, SFX)                                                                \
     static int pool_max_run_##SFX(int kind, T *y, int64_t *idx, const T *x, int64_t P,         \
                                   int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH,     \
                                   int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,   \
                                   int64_t dh, int64_t dw) {                                     \
         pool_plan_t pl;                                                                        \
-        if (H >= ((int64_t)1 << 24) ||                                                         \
+        if (H >= ((int64_t)1 << 24) || W >= ((int64_t)1 << 24) ||                             \
             !pool_plan(&pl, kind, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,             \
                        P * (H * W + OH * OW * KW), sizeof(T)))                                 \
             return 0;                                                                          \
