@@ -7,50 +7,41 @@
  * over the whole width in vectors, then a short column pass per output combines the columns.
  * One plane per call, one thread; buf holds 2*W elements. */
 
-/* one column tap of the max pool's column pass over n outputs in vectors: the candidate
- * (tv, tr, tj) (value, row, column) replaces the pick (bv, br, bj) where the row-major scan
- * "v > m || v != v" of the reference would take it: a NaN unless the pick is a NaN of a later
- * row (a later column of the same row, or a lower row, comes later in the scan), a number over
- * a number when larger, or equal and from an earlier row (an equal value from the same row
- * comes from a later column, so the scan keeps the pick). The pick is the maximum of a total
- * order (NaNs first, the later the higher; then values; equal values: the earlier the higher),
- * so the order of the taps does not matter and a repeated tap changes nothing. */
-static inline void VM_FN(pool_max_take)(vm_s *bv, vm_s *br, vm_s *bj, const vm_s *tv,
-                                        const vm_s *tr, const vm_s *tj, int64_t n) {
-    for (int64_t i = 0; i < n; i += VM_W) {   /* the buffers are padded to whole vectors */
-        vm_t v = vm_load(tv + i), r = vm_load(tr + i), m = vm_load(bv + i), mr = vm_load(br + i);
-        vm_m take = vm_mor(vm_mand(vm_unord(v, v), vm_mor(vm_le(m, m), vm_ge(r, mr))),
-                           vm_mor(vm_gt(v, m), vm_mand(vm_ge(v, m), vm_lt(r, mr))));
-        vm_store(bv + i, vm_sel(take, v, m));
-        vm_store(br + i, vm_sel(take, r, mr));
-        vm_store(bj + i, vm_sel(take, vm_load(tj + i), vm_load(bj + i)));
-    }
+/* the max pool's column pass, per lane: whether the candidate (v, r) (value, row; its
+ * column comes later in the row-major scan "v > m || v != v" of the reference than the pick's
+ * when both rows are equal) replaces the pick (m, mr): a NaN unless the pick is a NaN of a
+ * later row, a number over a number when larger, or equal and from an earlier row. The pick
+ * is the maximum of a total order (NaNs first, the later the higher; then values; equal
+ * values: the earlier the higher), so a repeated tap changes nothing. */
+static inline vm_m VM_FN(pool_max_take)(vm_t v, vm_t r, vm_t m, vm_t mr) {
+    return vm_mor(vm_mand(vm_unord(v, v), vm_mor(vm_le(m, m), vm_ge(r, mr))),
+                  vm_mor(vm_gt(v, m), vm_mand(vm_ge(v, m), vm_lt(r, mr))));
 }
 
 /* y (OH, OW), idx (OH, OW) = h*W + w: max over the window; the result is the element the
  * row-major scan "v > m || v != v" of the reference chooses: the last NaN, else the first
- * maximum. The row pass keeps per column the value and row that scan picks over its rows;
- * the column pass then orders the columns' picks (row, column) as the scan would, in vectors
- * over the outputs of RB output rows at a time (pool_max_take), each tap's candidates copied
- * out of the row pass's buffer first (a window with fewer taps repeats its first). buf holds
- * pool_max_buf_elems(W, OH, OW) elements (pool.c). */
+ * maximum. The row pass keeps per column the value and row that scan picks over its rows, for
+ * cols->rb output rows at a time; the column pass then orders the columns' picks (row, column)
+ * as the scan would, in vectors over those rows' outputs: tap k of output o of the block is
+ * gathered at cols->tapc[k*ld + o] (pool.c; a window with fewer taps repeats its first), and
+ * the tap taken is kept to find the column (cols->tapj). buf holds pool_buf_elems(W, OW). */
 static void VM_FN(pool_max_plane)(vm_s *y, int64_t *idx, const vm_s *x, int64_t W, int64_t OH,
                                   int64_t OW, const ce_pool_axis_t *rows,
                                   const ce_pool_axis_t *cols, vm_s *buf) {
-    int64_t RB = pool_max_rows_per_pass(OH, OW, W), NV = pool_max_pass_elems(OH, OW, W), cmax = 0;
-    vm_s *mb = buf, *rb = buf + RB * W;
-    vm_s *bv = buf + 2 * RB * W, *br = bv + NV, *bj = br + NV, *tv = bj + NV, *tr = tv + NV,
-         *tj = tr + NV;
-    for (int64_t ow = 0; ow < OW; ow++) cmax = cols->n[ow] > cmax ? cols->n[ow] : cmax;
+    const int32_t *tapc = cols->tapc, *tapj = cols->tapj;
+    int64_t ld = cols->ld, nt = cols->ntap, RB = cols->rb;
+    vm_s *mb = buf, *rb = buf + RB * W, *bro = buf + 2 * RB * W, *kbo = bro + ld;
+    int col_none = 0;
+    for (int64_t ow = 0; ow < OW; ow++) col_none |= cols->n[ow] <= 0;
     for (int64_t oh0 = 0; oh0 < OH; oh0 += RB) {
         int64_t nr = OH - oh0 < RB ? OH - oh0 : RB, no = nr * OW;
-        for (int64_t i = no; i < (no + VM_W - 1) / VM_W * VM_W; i++)   /* lanes past the */
-            bv[i] = br[i] = bj[i] = tv[i] = tr[i] = tj[i] = 0;          /* outputs: defined */
+        int row_none = 0;
         for (int64_t rr = 0; rr < nr; rr++) {
             int64_t r0 = rows->s[oh0 + rr], rn = rows->n[oh0 + rr];
             vm_s *mrow = mb + rr * W, *rrow = rb + rr * W;
             if (rn <= 0) {   /* no row inside: the outputs are -inf, index 0 (below) */
                 for (int64_t i = 0; i < W; i++) mrow[i] = rrow[i] = 0;
+                row_none = 1;
                 continue;
             }
             for (int64_t i = 0; i < W; i += VM_W) {
@@ -74,35 +65,39 @@ static void VM_FN(pool_max_plane)(vm_s *y, int64_t *idx, const vm_s *x, int64_t 
                 }
             }
         }
-        for (int64_t rr = 0; rr < nr; rr++)   /* the first tap (column 0 when none is inside) */
-            for (int64_t ow = 0; ow < OW; ow++) {
-                int64_t j = cols->n[ow] > 0 ? cols->s[ow] : 0;
-                bv[rr * OW + ow] = mb[rr * W + j];
-                br[rr * OW + ow] = rb[rr * W + j];
-                bj[rr * OW + ow] = (vm_s)j;
+        vm_s *yo = y + oh0 * OW;   /* the block's outputs are contiguous */
+        int64_t *io = idx + oh0 * OW;
+        for (int64_t i = 0; i < no; i += VM_W) {   /* the tables are padded to ld lanes */
+            vm_t m = vm_gather_i32(mb, tapc + i), mr = vm_gather_i32(rb, tapc + i);
+            vm_t kb = vm_zero();
+            for (int64_t k = 1; k < nt; k++) {
+                vm_t v = vm_gather_i32(mb, tapc + k * ld + i);
+                vm_t r = vm_gather_i32(rb, tapc + k * ld + i);
+                vm_m take = VM_FN(pool_max_take)(v, r, m, mr);
+                m = vm_sel(take, v, m);
+                mr = vm_sel(take, r, mr);
+                kb = vm_sel(take, vm_set1((vm_s)k), kb);
             }
-        for (int64_t k = 1; k < cmax; k++) {
+            int64_t nl = no - i < VM_W ? no - i : VM_W;
+            if (nl == VM_W) {
+                vm_store(yo + i, m);
+                vm_store(bro + i, mr);
+                vm_store(kbo + i, kb);
+            } else {
+                vm_store_part(yo + i, nl, m);
+                vm_store_part(bro + i, nl, mr);
+                vm_store_part(kbo + i, nl, kb);
+            }
+        }
+        for (int64_t o = 0; o < no; o++)
+            io[o] = (int64_t)bro[o] * W + tapj[(int64_t)kbo[o] * ld + o];
+        if (row_none | col_none)   /* no row or no column inside: -inf, index 0 */
             for (int64_t rr = 0; rr < nr; rr++)
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    int64_t j = cols->n[ow] > k ? cols->s[ow] + k * cols->step
-                                                : (cols->n[ow] > 0 ? cols->s[ow] : 0);
-                    tv[rr * OW + ow] = mb[rr * W + j];
-                    tr[rr * OW + ow] = rb[rr * W + j];
-                    tj[rr * OW + ow] = (vm_s)j;
-                }
-            VM_FN(pool_max_take)(bv, br, bj, tv, tr, tj, no);
-        }
-        for (int64_t rr = 0; rr < nr; rr++) {
-            int row_none = rows->n[oh0 + rr] <= 0;
-            vm_s *yo = y + (oh0 + rr) * OW;
-            int64_t *io = idx + (oh0 + rr) * OW;
-            for (int64_t ow = 0; ow < OW; ow++) {
-                int64_t o = rr * OW + ow;
-                int none = row_none | (cols->n[ow] <= 0);
-                yo[ow] = none ? -INFINITY : bv[o];
-                io[ow] = none ? 0 : (int64_t)br[o] * W + (int64_t)bj[o];
-            }
-        }
+                for (int64_t ow = 0; ow < OW; ow++)
+                    if (rows->n[oh0 + rr] <= 0 || cols->n[ow] <= 0) {
+                        yo[rr * OW + ow] = -INFINITY;
+                        io[rr * OW + ow] = 0;
+                    }
     }
 }
 
