@@ -36,12 +36,25 @@ def _model_name():
 
 
 def cpu_key():
-    """Key of this CPU in the tune file: its model name and cache sizes (virtual machines often
-    report a generic model name; the caches tell their hosts apart)."""
+    """Key of this CPU in the tune file: its model name, CPUID family and model, and cache sizes
+    (virtual machines often report a generic model name such as "AMD EPYC" for several CPU
+    generations; family/model and the caches tell them apart)."""
     from . import _C
     c = _C.cpu_caches()
     sizes = " ".join("%s=%dK" % (lv, c[lv]["size"] // 1024) for lv in ("L1", "L2", "L3") if c[lv])
-    return "%s | %s" % (_model_name(), sizes or "caches unknown")
+    sig = _C.cpu_signature()
+    fm = " | family %d model %d" % sig[:2] if sig else ""
+    return "%s%s | %s" % (_model_name(), fm, sizes or "caches unknown")
+
+
+def default_blocking(dtype, isa):
+    """(kc, mc, nc) that the GEMM derives from this CPU's caches for (dtype, isa), as at
+    import (src_c/gemm.c), or None when the caches are unknown (fixed sizes)."""
+    from . import _C
+    mr, nr = _C.gemm_tile(dtype, isa)
+    d = _C.gemm_derive_blocking(_C.cpu_caches(), mr, nr, 4 if dtype == "float32" else 8,
+                                _C.gemm_prefetch_rows(isa))
+    return list(d) if d else None
 
 
 def _disabled():
@@ -97,11 +110,17 @@ def apply(path=None, warn=True):
                           "cengine.tune to rewrite it" % (path, e), RuntimeWarning, stacklevel=2)
         return 0
     n = 0
-    bad = []
+    bad, stale = [], []
     for key, e in sorted(entries.items()):
         dt, _, isa = key.partition("/")
         if dt not in ("float32", "float64") or isa not in _C.ISA_NAMES or not _valid_entry(e):
             bad.append(key)
+            continue
+        # measured against another default (an older cengine, another blocking rule): the
+        # comparison that chose it no longer holds, so the current default stays
+        if isinstance(e.get("default"), list) and default_blocking(dt, isa) not in (
+                None, e["default"]):
+            stale.append(key)
             continue
         try:
             _C.gemm_set_blocking(dt, isa, e["kc"], e["mc"], e["nc"])
@@ -113,8 +132,14 @@ def apply(path=None, warn=True):
     if bad and warn:
         warnings.warn("cengine: ignoring invalid entries %s of the GEMM tune file %s"
                       % (", ".join(bad), path), RuntimeWarning, stacklevel=2)
+    if stale and warn:
+        warnings.warn("cengine: ignoring entries %s of the GEMM tune file %s: tuned against "
+                      "other default block sizes (run python -m cengine.tune again)"
+                      % (", ".join(stale), path), RuntimeWarning, stacklevel=2)
     _applied["status"] = ("%d entr%s applied" % (n, "y" if n == 1 else "ies")) if n else \
         ("no entry for this CPU" if os.path.exists(path) else "no tune file")
+    if stale:
+        _applied["status"] += " (%d stale: %s)" % (len(stale), ", ".join(stale))
     return n
 
 

@@ -8,12 +8,15 @@
 The GEMM's default block sizes come from the CPU's caches (the BLIS analytical model, see
 src_c/gemm.c); this command times candidates around that default (and the fixed per-ISA
 sizes) on square products, samples interleaved so load from other processes hits every
-candidate alike, and writes the fastest per (dtype, ISA) to a small JSON file:
-$XDG_CACHE_HOME/cengine/tune.json (default ~/.cache/cengine/tune.json), keyed by the CPU model
-and its cache sizes, so one file serves several machines (a home directory shared by a
-cluster). A default within 2% of the best is kept. At import cengine applies the entry for the
-CPU it runs on; CENGINE_TUNE=0 disables that, and an unreadable or malformed file is ignored
-with a warning. Block sizes change speed only, never results beyond float rounding.
+candidate alike (on one thread: medians of CPU time; on more: the fastest wall-clock sample),
+and writes the fastest per (dtype, ISA) to a small JSON file:
+$XDG_CACHE_HOME/cengine/tune.json (default ~/.cache/cengine/tune.json), keyed by the CPU model,
+its CPUID family/model and its cache sizes, so one file serves several machines (a home
+directory shared by a cluster). A default within 2% of the best is kept. At import cengine
+applies the entry for the CPU it runs on, unless it was tuned against other default block sizes
+than this cengine derives (an older version or blocking rule: skipped with a warning, tune
+again); CENGINE_TUNE=0 disables that, and an unreadable or malformed file is ignored with a
+warning. Block sizes change speed only, never results beyond float rounding.
 """
 import json
 import sys
@@ -22,7 +25,7 @@ import time
 __all__ = ["cache_path", "cpu_key", "load", "apply", "tune", "main"]
 
 from ._tunefile import (FILE_VERSION, _read, _write_atomic, apply, cache_path, cpu_key,  # noqa: F401
-                        load, status)
+                        default_blocking, load, status)
 
 
 def _candidates(dtype, isa):
@@ -50,8 +53,9 @@ def _candidates(dtype, isa):
 
 
 def _measure(dtype, isa, cands, size, rounds, log):
-    """fastest sample (seconds per size^3 product) per candidate, samples interleaved in a shuffled
-    order each round"""
+    """seconds per size^3 product per candidate, samples interleaved in a shuffled order each
+    round: on one thread the median of CPU-time samples (time another process takes the core
+    for is not counted), on more the fastest wall-clock sample"""
     import numpy as np
     from . import _C
     rng = np.random.default_rng(0)
@@ -60,6 +64,8 @@ def _measure(dtype, isa, cands, size, rounds, log):
     C = np.empty((size, size), dtype)
     ref = None
     times = {c: [] for c in cands}
+    one = _C.get_num_threads() == 1
+    clock = time.process_time if one else time.perf_counter
     import random
     order = list(cands)
     loops = 1
@@ -78,13 +84,14 @@ def _measure(dtype, isa, cands, size, rounds, log):
                 if not err < (1e-4 if dtype == "float32" else 1e-12):
                     raise RuntimeError("tune: wrong result with blocking %s (rel err %g)" % (c, err))
                 continue
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(loops):
                 _C.gemm(A, B, C)
-            times[c].append((time.perf_counter() - t0) / loops)
-    # the fastest sample: load from other processes only ever slows a sample down, so on a
-    # shared machine the minimum is the steadiest estimate of undisturbed speed
-    med = {c: float(np.min(v)) for c, v in times.items()}
+            times[c].append((clock() - t0) / loops)
+    # several threads: the fastest sample (load from other processes only ever slows a sample
+    # down, so on a shared machine the minimum is the steadiest estimate of undisturbed speed);
+    # one thread: CPU time leaves out preemption, and the median the cache disturbance
+    med = {c: float(np.median(v) if one else np.min(v)) for c, v in times.items()}
     for c in cands:
         log("  %-6s %-7s kc=%4d mc=%4d nc=%4d  %7.1f GFLOP/s" % (
             dtype, isa, c[0], c[1], c[2], 2.0 * size ** 3 / med[c] / 1e9))

@@ -272,3 +272,20 @@ void ce_cpu_model(char *buf, int cap) {
     buf[n] = 0;
 #endif
 }
+
+int ce_cpu_signature(int *family, int *model, int *stepping) {
+    *family = *model = *stepping = 0;
+#if CE_HAVE_CPUID
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    unsigned fam = (a >> 8) & 15u, mod = (a >> 4) & 15u;
+    if (fam == 15) fam += (a >> 20) & 255u;
+    if (fam == 6 || fam >= 15) mod |= ((a >> 16) & 15u) << 4;
+    *family = (int)fam;
+    *model = (int)mod;
+    *stepping = (int)(a & 15u);
+    return 1;
+#else
+    return 0;
+#endif
+}

@@ -23,4 +23,7 @@ typedef struct {
 void ce_cpu_caches(ce_cache_info_t *ci);
 /* CPU brand string (CPUID 0x80000002-4, or "" when unavailable) into buf (NUL-terminated). */
 void ce_cpu_model(char *buf, int cap);
+/* CPUID leaf 1 display family, model and stepping (family 25 model 17 = Zen 4 Genoa);
+ * returns 0 with all three 0 where CPUID is unavailable, else 1. */
+int ce_cpu_signature(int *family, int *model, int *stepping);
 #endif

@@ -133,12 +133,18 @@ static int64_t ce_gemm_clamp(int64_t v, int64_t lo, int64_t hi) {
  * Prefetching kernels (pf_rows > 0: the kernel prefetches the streamed B panel pf_rows rows
  * ahead, as the AVX-512 ones do): the streamed panel needs only its prefetch window in L1, not a
  * whole panel's share. With at most 8 L1 ways the split above leaves the resident A panel 2
- * ways at most (Zen 4, 32 KiB 8-way, fp32 12x32: KC = 160, A panel 7.5 KiB), so there KC
- * becomes the depth at which the A panel fills half the ways, (W1 / 2) * N1 * L1line / (MR * S)
- * (Zen 4: 336), when the A panel, the window (pf_rows * NR * S) and one way for C still fit
- * and the L2 rule then still gives NC >= 16 NR. Measured on Zen 4, 1 thread, vs numpy in the
- * same process: 1536^3 0.99x (KC 160: 0.93x), 2048^3 1.00x (0.97x), 1024^3 unchanged; fp64
- * (KC 168 vs 128) unchanged. 12-way L1s (Intel, Zen 5) keep the model's KC. */
+ * ways at most (Zen 4, 32 KiB 8-way, fp32 12x32: KC = 160, A panel 7.5 KiB), so there the A
+ * panel gets the ways that the window (win = ceil(pf_rows * NR * S / way) ways) and one way
+ * for C leave, a = W1 - 1 - win: KC = a * N1 * L1line / (MR * S), with a lowered (down to
+ * W1 / 2) until the L2 rule still gives NC >= 12 NR (Zen 4: a = 6, fp32 KC 512 NC 384, fp64
+ * KC 256 NC 384; a 4-way 256 KiB L2 (Skylake client) never allows it: the model's KC).
+ * History on Zen 4 (1 thread, CPU-time medians vs numpy in the same process): half the ways
+ * (KC 336) beat the model's 160 (1536^3 0.99x vs 0.93x, 2048^3 1.00x vs 0.97x); once the
+ * kernel prefetched its whole C tile (gemm_avx512.c), deeper K blocks, with fewer C updates,
+ * won again: fp32 KC 512 NC 384 vs 336/576 +1-3% on 1024^3 and 2048^3 (1 and 2 threads),
+ * fp64 KC 256 vs 168 +0-3%. With a split (2 x 256-bit) FMA a k step of the 12x32 kernel
+ * takes 24 cycles, so an A panel partly refetched from L2 costs little. 12-way L1s (Intel,
+ * Zen 5) keep the model's KC. */
 static int64_t ce_gemm_nc_for(int64_t kc, const int64_t *way, const int64_t *W, int mr, int nr,
                               int64_t S) {
     int64_t CA2 = ((int64_t)mr * kc * S + way[1] - 1) / way[1];
@@ -164,12 +170,15 @@ int ce_gemm_derive_blocking(ce_gemm_blocking_t *out, const ce_cache_info_t *ci, 
     int64_t kc = CB * way[0] / ((int64_t)nr * S);
     kc = ce_gemm_clamp(kc / 8 * 8, CE_GEMM_KC_MIN, CE_GEMM_KC_MAX);
     if (pf_rows > 0 && W[0] <= 8) {   /* prefetching kernel, few L1 ways (see above) */
-        const int64_t kh = (W[0] / 2) * way[0] / ((int64_t)mr * S) / 8 * 8;
         const int64_t win = ((int64_t)pf_rows * nr * S + way[0] - 1) / way[0];
-        const int64_t ca = ((int64_t)mr * kh * S + way[0] - 1) / way[0];
-        if (kh > kc && kh <= CE_GEMM_KC_MAX && ca + win + 1 <= W[0] &&
-            ce_gemm_nc_for(kh, way, W, mr, nr, S) >= 16 * (int64_t)nr)
-            kc = kh;
+        for (int64_t a = W[0] - 1 - win; a >= W[0] / 2; a--) {   /* ways for the A panel */
+            const int64_t kh = a * way[0] / ((int64_t)mr * S) / 8 * 8;
+            if (kh > kc && kh <= CE_GEMM_KC_MAX &&
+                ce_gemm_nc_for(kh, way, W, mr, nr, S) >= 12 * (int64_t)nr) {
+                kc = kh;
+                break;
+            }
+        }
     }
     /* L2 -> NC */
     int64_t nc = ce_gemm_nc_for(kc, way, W, mr, nr, S);
@@ -285,6 +294,7 @@ int ce_gemm_set_blocking(int dtype, int isa, int64_t kc, int64_t mc, int64_t nc)
     case CE_ISA_AVX512:                                                                        \
         c.ukr = ce_sgemm_ukr_avx512; c.mr = CE_SGEMM_MR_AVX512; c.nr = CE_SGEMM_NR_AVX512;     \
         c.ukr2 = ce_sgemm_ukr8_avx512; c.mr2 = 8; c.packbt = ce_spack_bt_avx512;               \
+        c.packa = ce_spack_a_avx512;                                                           \
         break;                                                                                 \
     case CE_ISA_AVX2:                                                                          \
         c.ukr = ce_sgemm_ukr_avx2; c.mr = CE_SGEMM_MR_AVX2; c.nr = CE_SGEMM_NR_AVX2;           \

@@ -110,8 +110,9 @@ void ce_dgemm_ukr8_avx512(int64_t k, const double *A, int64_t lda, const double 
  * zero-padded to NR (32 fp32 / 16 fp64) */
 void ce_spack_bt_avx512(float *dst, const float *B, int64_t csB, int n, int64_t k);
 void ce_dpack_bt_avx512(double *dst, const double *B, int64_t csB, int n, int64_t k);
-/* transposing A pack for row-major A (csA == 1), fp64, MR = 12:
+/* transposing A packs for row-major A (csA == 1), MR = 12:
  * dst[p*12 + i] = A[i*rsA + p] for i < m, zero for m <= i < 12 */
+void ce_spack_a_avx512(float *dst, const float *A, int64_t rsA, int m, int64_t k);
 void ce_dpack_a_avx512(double *dst, const double *A, int64_t rsA, int m, int64_t k);
 void ce_sgemm_ukr_avx2(int64_t k, const float *A, int64_t lda, const float *B, int64_t rsb, float *C,
                        int64_t rsC, int64_t csC, float alpha, float beta, int m, int n);

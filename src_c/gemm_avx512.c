@@ -7,6 +7,13 @@
  * The N edge (n < NR) uses masked loads/stores, the M edge skips rows >= m when storing
  * (the packed A rows there are zero), so edge tiles are exact and never touch memory
  * outside the m x n tile.
+ * From depth CE_UKR_PFC_MIN_K the kernel prefetches every cache line of its C tile (a row of
+ * 32 fp32 is 2 lines, 3 when unaligned) before the k loop, and again CE_UKR_PFC_DIST rows
+ * before its end; shallower calls prefetch the first line of each row once. With only that
+ * first line prefetched, the C update after a deep loop missed to L3/memory: 8% of the
+ * kernel's time on 2048^3 (Zen 4, 1 thread, paired vs numpy: 2048^3 0.96-0.99x -> 1.02-1.05x,
+ * 1024^3 +2-5%); the second prefetch (the B panel streaming through L1 evicts the first) gave
+ * another 0-5% on the four 2048^3 layouts (distance 10: less, 48: the same).
  */
 #include "gemm.h"
 
@@ -16,8 +23,29 @@
 /* B rows stream from L2: each k step prefetches the row CE_UKR_PF_DIST steps ahead (both cache
  * lines of it) into L1 (measured: ~2% on the training step's fp32 GEMMs, neutral elsewhere) */
 #define CE_UKR_PF_DIST CE_GEMM_PF_ROWS_AVX512
-#define UKR_LOOP(V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                                        \
-    _Pragma("GCC unroll 2") for (int64_t p = 0; p < k; p++) {                                  \
+/* rows before the end of the k loop at which the C tile is prefetched into L1 again: the
+ * prefetch at the kernel's start brings it from L3/memory, but a KC-deep B panel (64 KiB for
+ * fp32 KC 512) streams through L1 during the loop and evicts it to L2 before the C update */
+#define CE_UKR_PFC_DIST 24
+/* depth from which the kernel prefetches every line of the C tile (twice); shallower products
+ * (the batched 32^3 / 64^3 ones, whose next C the small path prefetches already) prefetch the
+ * first line of each row once, as the extra prefetches cost them 4-5% (1024 x 32^3) */
+#define CE_UKR_PFC_MIN_K 128
+/* C tile rows into L1: all their lines when `all` (2 per row of 32 fp32, 3 when unaligned),
+ * else the first */
+#define UKR_PF_C(T, MR, all)                                                                   \
+    if (csC == 1) {                                                                            \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) if (i < m) {                     \
+            const char *c_ = (const char *)(C + i * rsC);                                      \
+            _mm_prefetch(c_, _MM_HINT_T0);                                                     \
+            if (all) {                                                                         \
+                if (n * (int)sizeof(T) > 64) _mm_prefetch(c_ + 64, _MM_HINT_T0);               \
+                _mm_prefetch(c_ + n * (int)sizeof(T) - 1, _MM_HINT_T0);                        \
+            }                                                                                  \
+        }                                                                                      \
+    }
+#define UKR_LOOP_R(P0, P1, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                             \
+    _Pragma("GCC unroll 2") for (int64_t p = P0; p < P1; p++) {                                \
         _mm_prefetch((const char *)(B + CE_UKR_PF_DIST * rsb), _MM_HINT_T0);                   \
         _mm_prefetch((const char *)(B + CE_UKR_PF_DIST * rsb) + 64, _MM_HINT_T0);              \
         V b0 = LB0, b1 = LB1;                                                                  \
@@ -29,16 +57,34 @@
         AADV;                                                                                  \
         B += rsb;                                                                              \
     }
+#define UKR_LOOP(T, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                                    \
+    if (k >= CE_UKR_PFC_MIN_K) {                                                               \
+        const int64_t k1_ = k - CE_UKR_PFC_DIST;                                               \
+        UKR_LOOP_R(0, k1_, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                             \
+        UKR_PF_C(T, MR, 1)                                                                     \
+        UKR_LOOP_R(k1_, k, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                             \
+    } else {                                                                                   \
+        UKR_LOOP_R(0, k, V, MR, SET1, FMA, LB0, LB1, AGET, AADV)                               \
+    }
 
 /* the same loop for n <= W: only the first vector of each B row (half the FMAs) */
-#define UKR_LOOP1(V, MR, SET1, FMA, LB0, AGET, AADV)                                           \
-    _Pragma("GCC unroll 2") for (int64_t p = 0; p < k; p++) {                                  \
+#define UKR_LOOP1_R(P0, P1, V, MR, SET1, FMA, LB0, AGET, AADV)                                 \
+    _Pragma("GCC unroll 2") for (int64_t p = P0; p < P1; p++) {                                \
         _mm_prefetch((const char *)(B + CE_UKR_PF_DIST * rsb), _MM_HINT_T0);                   \
         V b0 = LB0;                                                                            \
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++)                                  \
             c0[i] = FMA(SET1(AGET), b0, c0[i]);                                                \
         AADV;                                                                                  \
         B += rsb;                                                                              \
+    }
+#define UKR_LOOP1(T, V, MR, SET1, FMA, LB0, AGET, AADV)                                        \
+    if (k >= CE_UKR_PFC_MIN_K) {                                                               \
+        const int64_t k1_ = k - CE_UKR_PFC_DIST;                                               \
+        UKR_LOOP1_R(0, k1_, V, MR, SET1, FMA, LB0, AGET, AADV)                                 \
+        UKR_PF_C(T, MR, 1)                                                                     \
+        UKR_LOOP1_R(k1_, k, V, MR, SET1, FMA, LB0, AGET, AADV)                                 \
+    } else {                                                                                   \
+        UKR_LOOP1_R(0, k, V, MR, SET1, FMA, LB0, AGET, AADV)                                   \
     }
 
 /* Body shared by fp32 and fp64: V vector type, W lanes, MK mask type, S suffix macros. */
@@ -50,29 +96,26 @@
     }                                                                                          \
     MK m0 = (MK)(n >= W ? (MK)~0u : (MK)((1u << n) - 1u));                                     \
     MK m1 = (MK)(n >= 2 * W ? (MK)~0u : (n > W ? (MK)((1u << (n - W)) - 1u) : (MK)0));         \
-    if (csC == 1) {                                                                            \
-        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) if (i < m)                       \
-            _mm_prefetch((const char *)(C + i * rsC), _MM_HINT_T0);                            \
-    }                                                                                          \
+    UKR_PF_C(T, MR, k >= CE_UKR_PFC_MIN_K)                                                     \
     if (lda <= 0) {                                                                            \
         const int64_t ps = lda ? -lda : MR;   /* column p of the panel at A + p*ps */          \
         if (n == NR) {                                                                         \
-            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += ps)                                      \
+            UKR_LOOP(T, V, MR, SET1, FMA, LOAD(B), LOAD(B + W), A[i], A += ps)                                      \
         } else if (n <= W) {                                                                   \
-            UKR_LOOP1(V, MR, SET1, FMA, MLOAD(m0, B), A[i], A += ps)                           \
+            UKR_LOOP1(T, V, MR, SET1, FMA, MLOAD(m0, B), A[i], A += ps)                           \
         } else {                                                                               \
-            UKR_LOOP(V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), A[i], A += ps)                            \
+            UKR_LOOP(T, V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), A[i], A += ps)                            \
         }                                                                                      \
     } else {                                                                                   \
         const T *ar[MR];                                                                       \
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++)                                  \
             ar[i] = A + (i < m ? i : m - 1) * lda;                                             \
         if (n == NR) {                                                                         \
-            UKR_LOOP(V, MR, SET1, FMA, LOAD(B), LOAD(B + W), ar[i][p], (void)0)                                  \
+            UKR_LOOP(T, V, MR, SET1, FMA, LOAD(B), LOAD(B + W), ar[i][p], (void)0)                                  \
         } else if (n <= W) {                                                                   \
-            UKR_LOOP1(V, MR, SET1, FMA, MLOAD(m0, B), ar[i][p], (void)0)                       \
+            UKR_LOOP1(T, V, MR, SET1, FMA, MLOAD(m0, B), ar[i][p], (void)0)                       \
         } else {                                                                               \
-            UKR_LOOP(V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), ar[i][p], (void)0)                        \
+            UKR_LOOP(T, V, MR, SET1, FMA, MLOAD(m0, B), MLOAD(m1, B + W), ar[i][p], (void)0)                        \
         }                                                                                      \
     }                                                                                          \
     V va = SET1(alpha), vb = SET1(beta);                                                       \
@@ -221,6 +264,26 @@ void ce_dpack_bt_avx512(double *dst, const double *B, int64_t csB, int n, int64_
             tr8_pd(r);
             for (int q = 0; q < kk; q++) _mm512_storeu_pd(dst + (p + q) * 16 + j0, r[q]);
         }
+    }
+}
+
+/* transposing A pack for row-major A (csA == 1), fp32, MR = 12:
+ * dst[p*12 + i] = A[i*rsA + p] for i < m (<= 12), 0 for m <= i < 12; p < k.
+ * 16 columns at a time: 12 row segments (rows >= m and 4 more are zero vectors) transposed in
+ * registers, then column q stored as 16 lanes at dst + (p+q)*12, the 4 lanes past its 12 being
+ * overwritten by column q+1 (the last column of the panel is stored with a 12-lane mask). */
+void ce_spack_a_avx512(float *dst, const float *A, int64_t rsA, int m, int64_t k) {
+    for (int64_t p = 0; p < k; p += 16) {
+        const int kk = k - p < 16 ? (int)(k - p) : 16;
+        const __mmask16 mk = (__mmask16)(kk == 16 ? 0xFFFF : (1u << kk) - 1u);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < m && i < 12 ? _mm512_maskz_loadu_ps(mk, A + i * rsA + p) : _mm512_setzero_ps();
+        tr16_ps(r);
+        float *d = dst + p * 12;
+        const int last = p + kk == k;   /* this block ends the panel: mask its last column */
+        for (int q = 0; q < kk - last; q++) _mm512_storeu_ps(d + q * 12, r[q]);
+        if (last) _mm512_mask_storeu_ps(d + (kk - 1) * 12, (__mmask16)0x0FFF, r[kk - 1]);
     }
 }
 

@@ -80,30 +80,48 @@ def test_derived_blocking_prefetching_kernel(geom, tile):
 
     way1, w1 = share("L1")
     way2, w2 = share("L2")
-    kh = (w1 // 2) * way1 // (mr * S) // 8 * 8
-    fits = -(-mr * kh * S // way1) + -(-pf * nr * S // way1) + 1 <= w1
-    nc_h = max(1, w2 - 1 - -(-mr * kh * S // way2)) * way2 // (kh * S) // nr * nr
-    expect = kh if (w1 <= 8 and kh > kc0 and fits and nc_h >= 16 * nr) else kc0
+    win = -(-pf * nr * S // way1)   # ways of the prefetch window
+
+    def nc_for(k):
+        return max(1, w2 - 1 - -(-mr * k * S // way2)) * way2 // (k * S) // nr * nr
+
+    expect = kc0
+    if w1 <= 8:   # the A panel in all ways but the window's and one for C, fewer if NC < 12 NR
+        for a in range(w1 - 1 - win, w1 // 2 - 1, -1):
+            kh = a * way1 // (mr * S) // 8 * 8
+            if kc0 < kh <= 2048 and nc_for(kh) >= 12 * nr:
+                expect = kh
+                break
     assert kc == expect
+    if kc != kc0:   # the A panel, the window and a way for C fit in L1
+        assert -(-mr * kc * S // way1) + win + 1 <= w1
     # the L2 rule as in the plain model: the B block plus an A panel leave one way
     assert kc * nc * S + mr * kc * S <= (w2 - 1) * way2
 
 
 def test_derived_blocking_prefetching_known_values():
-    # Zen 4 fp32 12x32, prefetch 16 rows: 8 ways -> A panel in 4 ways of 4 KiB: KC =
-    # 4*4096 / (12*4) = 341 -> 336 (A 15.75 KiB = 4 ways, window 16*32*4 = 2 KiB = 1 way, + C:
-    # 6 <= 8); L2: A panel in 1 of 8 ways of 128 KiB -> NC = 6 * 128 KiB / (336*4) = 585 -> 576
+    # Zen 4 fp32 12x32, prefetch 16 rows: window 16*32*4 = 2 KiB = 1 of 8 ways of 4 KiB, one
+    # way for C -> the A panel gets 6 ways: KC = 6*4096 / (12*4) = 512 (A 24 KiB); L2: A panel
+    # in 1 of 8 ways of 128 KiB -> NC = 6 * 128 KiB / (512*4) = 384 = 12 NR (just allowed)
     kc, mc, nc = _C.gemm_derive_blocking(GEOMS["zen4"], 12, 32, 4, 16)
-    assert (kc, nc) == (336, 576)
-    # L3 share 2 MiB in 16 ways of 128 KiB: B block 756 KiB takes 6 -> MC = 9 * 128 KiB / 1344
-    assert mc == 9 * 128 * KIB // 1344 // 12 * 12
-    # fp64 12x16: 4*4096 / 96 = 170 -> 168; NC = 6 * 128 KiB / (168*8) = 585 -> 576
-    assert _C.gemm_derive_blocking(GEOMS["zen4"], 12, 16, 8, 16)[::2] == (168, 576)
-    # 12-way L1 (Sapphire Rapids, Zen 5): the plain model's KC
+    assert (kc, nc) == (512, 384)
+    # L3 share 2 MiB in 16 ways of 128 KiB: B block 768 KiB takes 6 -> MC = 9 * 128 KiB / 2048
+    assert mc == 9 * 128 * KIB // 2048 // 12 * 12 == 576
+    # fp64 12x16: window 2 KiB = 1 way -> 6*4096 / 96 = 256; NC = 6 * 128 KiB / (256*8) = 384
+    assert _C.gemm_derive_blocking(GEOMS["zen4"], 12, 16, 8, 16) == (256, 576, 384)
+    # a 768 KiB 8-way L2: 6 ways (KC 512) leave NC = 6 * 96 KiB / 2048 = 288 < 12 NR, 5 ways
+    # (KC 424) 320: the A panel gets 4 ways, KC 336, NC = 6 * 96 KiB / 1344 = 438 -> 416
+    g = dict(GEOMS["zen4"], L2=_lv(768 * KIB, 8))
+    assert _C.gemm_derive_blocking(g, 12, 32, 4, 16)[::2] == (336, 416)
+    # 12-way L1 (Sapphire Rapids, Zen 5): the plain model's KC. Zen 5 fp32: B gets
+    # floor(11 / 1.375) = 8 of 12 ways of 4 KiB -> KC = 8*4096 / 128 = 256; L2 16 ways of
+    # 64 KiB, A panel in 1 -> NC = 14 * 64 KiB / 1024 = 896; L3 share 2 MiB in 16 ways of
+    # 128 KiB, B block 896 KiB takes 7 -> MC = 8 * 128 KiB / 1024 = 1024 -> 1020
+    assert _C.gemm_derive_blocking(GEOMS["zen5"], 12, 32, 4, 16) == (256, 1020, 896)
     for geom in ("sapphire_rapids", "zen5"):
         assert _C.gemm_derive_blocking(GEOMS[geom], 12, 32, 4, 16) == \
             _C.gemm_derive_blocking(GEOMS[geom], 12, 32, 4)
-    # Skylake client (256 KiB 4-way L2): KC 336 would leave NC = 2 * 64 KiB / 1344 = 96 < 16*32
+    # Skylake client (256 KiB 4-way L2): KC 336 would leave NC = 2 * 64 KiB / 1344 = 96 < 12*32
     assert _C.gemm_derive_blocking(GEOMS["skylake_client"], 12, 32, 4, 16) == \
         _C.gemm_derive_blocking(GEOMS["skylake_client"], 12, 32, 4)
     with pytest.raises(ValueError, match="pf_rows >= 0"):

@@ -258,12 +258,14 @@ def test_gemm_two_batch_levels_broadcast(isa, nthreads, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(70, 130, 203), (13, 200, 5), (100, 257, 61), (300, 700, 150),
-                                   (136, 200, 700)], ids=str)
+                                   (136, 200, 700), (99, 300, 45), (97, 140, 1), (111, 150, 33)],
+                         ids=str)
 def test_gemm_row_stride_4k_multiple(isa, nthreads, dtype, shape):
     """row-major A whose rows are a multiple of 4 KiB apart, packed instead of read in place
     (fp32: by the whole team when one product is sliced, or per thread when A has more rows
-    than the small path takes; 136 rows: 8-row tail panels, 700 deep: several K blocks), odd K
-    and M; C the same on 1 and 2 threads"""
+    than the small path takes; 136 rows: 8-row tail panels, 700 deep: several K blocks; 99, 97
+    and 111 rows: a partial 12-row panel for the AVX-512 transposing pack, K = 1 and K past a
+    multiple of 16), odd K and M; C the same on 1 and 2 threads"""
     M, N, K = shape
     rng = np.random.default_rng(9)
     big = _rand(rng, (M, 1024), dtype)

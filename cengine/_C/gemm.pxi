@@ -234,6 +234,7 @@ cdef extern from "gemm.h" nogil:
         int64_t kc, mc, nc
     void ce_cpu_caches(ce_cache_info_t *ci)
     void ce_cpu_model(char *buf, int cap)
+    int ce_cpu_signature(int *family, int *model, int *stepping)
     void ce_gemm_tile(int dtype, int isa, int *mr, int *nr)
     int CE_GEMM_PF_ROWS_AVX512
     int ce_gemm_derive_blocking(ce_gemm_blocking_t *out, const ce_cache_info_t *ci, int mr,
@@ -266,6 +267,15 @@ def cpu_model():
     cdef char buf[64]
     ce_cpu_model(buf, 64)
     return buf.decode("ascii", "replace")
+
+
+def cpu_signature():
+    """(family, model, stepping) from CPUID leaf 1 (AMD EPYC Zen 4 Genoa: (25, 17, 1)), or None
+    where CPUID is unavailable."""
+    cdef int fam, mod, step
+    if not ce_cpu_signature(&fam, &mod, &step):
+        return None
+    return fam, mod, step
 
 
 def _gemm_blk_args(dtype, isa):
