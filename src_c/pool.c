@@ -21,7 +21,9 @@
  * max pools' columns also the gather tables of the column pass, which works on blocks of rb
  * output rows (a few hundred outputs, a few thousand inputs): for output o = r*O + c of a
  * block (r < rb, c < O) and tap k < ntap (= max n, at least 1), tapj[k*ld + o] = the column
- * s[c] + k*step for k < n[c], else s[c] (0 when n[c] == 0), and tapc[k*ld + o] =
+ * s[c] + k*step for k < n[c], else its last tap s[c] + (n[c]-1)*step (0 when n[c] == 0; a
+ * repeat of the last tap confirms or loses as that tap did, while a repeat of an earlier NaN
+ * tap would take the pick back from a later NaN), and tapc[k*ld + o] =
  * r*W + tapj[k*ld + o] (its place in the block's row-pass buffer); ld = rb*O rounded up to 16
  * (the widest vector), 0 in the padding lanes. NULL/0 elsewhere. */
 typedef struct {
@@ -125,7 +127,8 @@ static int pool_plan(pool_plan_t *pl, int kind, int64_t P, int64_t H, int64_t W,
                     j = 0;
                     r = 0;
                 } else {
-                    j = n[c] > k ? s[c] + k * pl->cols.step : (n[c] > 0 ? s[c] : 0);
+                    j = n[c] > k ? s[c] + k * pl->cols.step
+                                 : (n[c] > 0 ? s[c] + (n[c] - 1) * pl->cols.step : 0);
                 }
                 tapj[k * ld + o] = (int32_t)j;
                 tapc[k * ld + o] = (int32_t)(r * W + j);

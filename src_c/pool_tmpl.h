@@ -12,7 +12,8 @@
  * when both rows are equal) replaces the pick (m, mr): a NaN unless the pick is a NaN of a
  * later row, a number over a number when larger, or equal and from an earlier row. The pick
  * is the maximum of a total order (NaNs first, the later the higher; then values; equal
- * values: the earlier the higher), so a repeated tap changes nothing. */
+ * values: the earlier the higher); repeating the last tap changes nothing (it was taken or
+ * lost just before). */
 static inline vm_m VM_FN(pool_max_take)(vm_t v, vm_t r, vm_t m, vm_t mr) {
     return vm_mor(vm_mand(vm_unord(v, v), vm_mor(vm_le(m, m), vm_ge(r, mr))),
                   vm_mor(vm_gt(v, m), vm_mand(vm_ge(v, m), vm_lt(r, mr))));
@@ -23,7 +24,7 @@ static inline vm_m VM_FN(pool_max_take)(vm_t v, vm_t r, vm_t m, vm_t mr) {
  * maximum. The row pass keeps per column the value and row that scan picks over its rows, for
  * cols->rb output rows at a time; the column pass then orders the columns' picks (row, column)
  * as the scan would, in vectors over those rows' outputs: tap k of output o of the block is
- * gathered at cols->tapc[k*ld + o] (pool.c; a window with fewer taps repeats its first), and
+ * gathered at cols->tapc[k*ld + o] (pool.c; a window with fewer taps repeats its last), and
  * the tap taken is kept to find the column (cols->tapj). buf holds pool_buf_elems(W, OW). */
 static void VM_FN(pool_max_plane)(vm_s *y, int64_t *idx, const vm_s *x, int64_t W, int64_t OH,
                                   int64_t OW, const ce_pool_axis_t *rows,

@@ -297,6 +297,42 @@ def test_pool_plane_kernels_match_ref_on_every_path(geom, dtype, isa, nthreads):
                                    _C.adaptive_avgpool2d_backward(g, (H, W), ref=True), **tol)
 
 
+@pytest.mark.parametrize("geom", POOL_GEOMS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_dense_nan_indices_match_ref(geom, dtype, isa, nthreads):
+    """windows with fewer taps than the widest (padded, ceil_mode, dilated and adaptive edges)
+    holding several NaNs in one row: the index is the last NaN's, as the reference and torch
+    choose (a short window's gather table once repeated its first tap, which took the pick
+    back from a later NaN)"""
+    (H, W), k, s, p, d = geom
+    rng = np.random.default_rng(5)
+    for trial in range(3):
+        x = rnd((3, H, W), dtype, 20 + trial)
+        x[rng.random(x.shape) < 0.3 + 0.2 * trial] = np.nan
+        out = (_out(H, k[0], s[0], p[0], d[0], True), _out(W, k[1], s[1], p[1], d[1], True))
+        y, idx = _C.maxpool2d_forward(x, k, s, p, d, out)
+        yr, ir = _C.maxpool2d_forward(x, k, s, p, d, out, ref=True)
+        np.testing.assert_array_equal(y, yr)
+        np.testing.assert_array_equal(idx, ir)
+        for ao in ((min(H, 3), min(W, 3)), (max(1, H // 2), max(1, (2 * W) // 3))):
+            a, ia = _C.adaptive_maxpool2d_forward(x, ao)
+            b, ib = _C.adaptive_maxpool2d_forward(x, ao, ref=True)
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(ia, ib)
+
+
+def test_max_pool_nan_pair_in_padded_window_like_torch():
+    torch = pytest.importorskip("torch")
+    v = np.array([[[np.nan, np.nan, 0, 0, 0, 0]]], np.float32)
+    _, i = F.max_pool1d(ce.tensor(v), 3, 2, 1, return_indices=True)
+    _, it = torch.nn.functional.max_pool1d(torch.tensor(v), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(i.numpy(), it.numpy())
+    v = np.full((1, 1, 5), np.nan, np.float32)
+    _, i = F.adaptive_max_pool1d(ce.tensor(v), 3, return_indices=True)
+    _, it = torch.nn.functional.adaptive_max_pool1d(torch.tensor(v), 3, return_indices=True)
+    np.testing.assert_array_equal(i.numpy(), it.numpy())
+
+
 def test_pool_kernel_results_do_not_depend_on_threads():
     x = rnd((16, 30, 30), np.float32, 8)
     dy = rnd((16, 10, 10), np.float32, 9)
