@@ -122,3 +122,23 @@ def test_gradient_reaches_float32_parameter():
         assert w.grad.dtype == ce.float32
         np.testing.assert_allclose(w.grad.numpy(), np.repeat(x.numpy().sum(0)[:, None], 5, 1),
                                    rtol=1e-2, atol=1e-2)
+
+
+def test_parameter_viewing_a_flat_buffer_sees_writes_through_the_buffer():
+    """p.data = flat.view(...) (a flat master buffer): an in-place op on the buffer does not bump
+    p's version, so such a parameter gets a fresh cast per region, not a persistent copy"""
+    lin = ce.nn.Linear(4, 2, bias=False)
+    x = ce.ones(1, 4)
+    flat = ce.zeros(8)
+    lin.weight.data = flat.view(2, 4)
+    with ce.autocast("cpu"):
+        y0 = lin(x)
+        y1 = x @ lin.weight.t()
+    with ce.no_grad():
+        flat.add_(1.0)
+    with ce.autocast("cpu"):
+        z0 = lin(x)
+        z1 = x @ lin.weight.t()
+    assert float(y0.float().abs().sum()) == 0 and float(y1.float().abs().sum()) == 0
+    np.testing.assert_array_equal(z0.float().detach().numpy(), [[4.0, 4.0]])
+    np.testing.assert_array_equal(z1.float().detach().numpy(), [[4.0, 4.0]])

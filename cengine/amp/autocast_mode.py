@@ -31,7 +31,11 @@ across regions, cast again only when the parameter changed); SGD and Adam/AdamW 
 of the weights they update in the update's own pass (optimizer_lowp), so a training step casts
 no weight at all; and F.linear on float32 parameters in a bfloat16 CPU region is one graph node
 reading those copies (ops/_half.py linear_autocast) rather than two cast nodes and a product.
-Values and gradients are the same either way.
+Values and gradients are the same either way. A copy is current while its parameter's version
+counter and storage are unchanged: parameters whose storage is a view of another array (a flat
+master buffer) get a plain cast per region instead, and a write into a parameter's memory that
+bypasses cengine's ops (through the array of .numpy() or a from_numpy alias) is not seen; call
+clear_autocast_cache() after one.
 """
 import functools
 import sys
@@ -295,8 +299,12 @@ def _persistent_cast(s, t, lowp):
     else still holds (a graph not yet backpropagated, a tensor kept by the user) is left to
     its holder and a fresh one is made, so no live value is ever overwritten."""
     a = t._data
-    if type(a) is not np.ndarray or a.dtype != _F32 or not a.flags.c_contiguous or a.size == 0:
-        return _cast_op()(t, lowp)      # (a cuda parameter: a plain recorded cast on its device)
+    if type(a) is not np.ndarray or a.dtype != _F32 or not a.flags.c_contiguous or a.size == 0 \
+            or not a.flags.owndata:
+        # (a cuda parameter, or one whose storage is a view of another array, such as one
+        # piece of a flat master buffer, p.data = flat[i:j].view(...): writes through the
+        # other array do not bump t's version, so only a plain recorded cast is current)
+        return _cast_op()(t, lowp)
     e, fill = _persist_entry(s, t, a, lowp)
     out = _PersistCast.apply(t, e.buf, fill)
     e.out_version = out._version
@@ -334,7 +342,8 @@ def lowp_param_array(t):
     a = getattr(t, "_data", None)
     if (s.lowp_cpu != _BF16 or s.lowp_cuda is not None or not s.cache_enabled
             or type(a) is not np.ndarray or a.dtype != _F32 or not t.requires_grad
-            or t.grad_fn is not None or not a.flags.c_contiguous or a.size == 0):
+            or t.grad_fn is not None or not a.flags.c_contiguous or a.size == 0
+            or not a.flags.owndata):
         return None
     e = s.persist.get(id(t))
     if (e is not None and e.data is a and e.version == t._version[0] and e.out_version[0] == 0
