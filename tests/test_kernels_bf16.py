@@ -318,3 +318,68 @@ def test_gemm_bf16_bfloat16_a_row_strides(M, N, K, path, nthreads):
         for j in range(h):
             want, scale = _ref(np.ascontiguousarray(q[i, :, j]), k[0, j])
             assert np.all(np.abs(C[i, j] - want) <= 2e-6 * scale + 1e-6)
+
+
+@pytest.mark.parametrize("nbt,M,N,K", [(2, 1, 1, 1), (5, 4, 33, 3), (16, 64, 64, 64),
+                                       (17, 13, 70, 1024), (4, 192, 65, 17), (6, 20, 31, 9),
+                                       (4, 193, 31, 8), (3, 5, 7, 1025), (8, 21, 2049, 6)])
+@pytest.mark.parametrize("out16", [False, True])
+def test_gemm_bf16_small_batches(nbt, M, N, K, out16, path, nthreads):
+    """batches of small products (the per-thread batch split: M <= 192, N <= 2048, one K block)
+    and their neighbours on the blocked loop (M 193, K 1025, N 2049): each element equal to the
+    2-D product of that element (the same packing, tiles and sums, bit for bit), and to the
+    reference; row-major, column-major and head-view operands, a broadcast operand (packed once
+    per thread), alpha, beta, bias, float32 and bfloat16 C"""
+    import ml_dtypes
+    rng = np.random.default_rng(nbt * 100003 + M * 1009 + N * 31 + K)
+    h = 2 if nbt % 2 == 0 else 1
+    b1 = nbt // h
+    A = rng.standard_normal((b1, h, M, K)).astype(np.float32)
+    Bt = bf16_round(rng.standard_normal((b1, N, h, K)).astype(np.float32))
+    B16 = Bt.view(ml_dtypes.bfloat16).transpose(0, 2, 3, 1)       # (b1, h, K, N), k contiguous
+    W = rng.standard_normal((K, N)).astype(np.float32)            # broadcast over the batch
+    bias = rng.standard_normal(N).astype(np.float32)
+    cdt = np.uint16 if out16 else np.float32
+    C0 = rng.standard_normal((b1, h, M, N)).astype(np.float32)
+    C0 = bf16_round(C0) if out16 else C0
+    for a, b, kw in [(A, B16, {}), (np.swapaxes(np.swapaxes(A, -1, -2).copy(), -1, -2), B16,
+                                    dict(alpha=0.5, bias=bias)),
+                     (A, W, dict(beta=2.0)), (A[:1, :1], B16, dict(beta=-1.0, bias=bias))]:
+        beta = kw.get("beta", 0.0)
+        C = C0.copy() if beta else np.full((b1, h, M, N), 0x7fff if out16 else np.nan, cdt)
+        _C.gemm_bf16(a, b, C, **kw)
+        for i in range(b1):
+            for j in range(h):
+                ai = a[min(i, a.shape[0] - 1), min(j, a.shape[1] - 1)]
+                bi = b if b.ndim == 2 else b[i, j]
+                c1 = C0[i, j].copy() if beta else np.empty((M, N), cdt)
+                _C.gemm_bf16(ai, bi, c1, **kw)
+                np.testing.assert_array_equal(C[i, j], c1)
+                c0 = None if not beta else (bf16_value(C0[i, j]) if out16 else C0[i, j])
+                want, scale = _ref(np.ascontiguousarray(ai), np.ascontiguousarray(bi).view(np.uint16)
+                                   if bi.dtype != np.float32 else bi,
+                                   kw.get("alpha", 1.0), beta, c0, kw.get("bias"))
+                got = bf16_value(C[i, j]) if out16 else C[i, j]
+                tol = (np.abs(want) * 2.0 ** -8 if out16 else 0) + 2e-6 * scale + 1e-6
+                assert np.all(np.abs(got - want) <= tol), (i, j, np.abs(got - want).max())
+
+
+@pytest.mark.parametrize("M", [683, 1000, 2048])
+def test_gemm_bf16_row_blocks_threads_identical(M, path):
+    """M split into an even number of row blocks of whole panels for 2 threads (683, 1000 and
+    2048 rows: uneven 192-row blocks before): the same results on 1 and 2 threads, and the
+    reference's"""
+    rng = np.random.default_rng(M)
+    A = bf16_round(rng.standard_normal((M, 72)).astype(np.float32))
+    B = rng.standard_normal((72, 40)).astype(np.float32)
+    out = []
+    for nt in (1, 2):
+        old = _C.get_num_threads()
+        _C.set_num_threads(nt)
+        C = np.empty((M, 40), np.float32)
+        _C.gemm_bf16(np.asfortranarray(A), B, C)
+        _C.set_num_threads(old)
+        out.append(C)
+    np.testing.assert_array_equal(out[0], out[1])
+    want, scale = _ref(A, B)
+    assert np.all(np.abs(out[0] - want) <= 1.5e-6 * scale + 1e-30)
