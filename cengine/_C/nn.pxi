@@ -369,7 +369,9 @@ cdef _cross_entropy_forward_bf16(logits, target, weight, ignore_index, label_smo
     cdef float *wrp = <float*>_ptr(wrow)
     cdef const uint16_t *xp = <const uint16_t*>_ptr(logits)
     cdef const int64_t *tp = <const int64_t*>_ptr(target)
-    cdef const float *wp = NULL if weight is None else <const float*>_ptr(weight)
+    cdef const float *wp = NULL
+    if weight is not None:
+        wp = <const float*>_ptr(weight)
     cdef int rc
     with nogil:
         if ref:
@@ -401,7 +403,9 @@ cdef _cross_entropy_backward_bf16(logits, target, lse, grad_rows, weight, ignore
     cdef const float *sp = <const float*>_ptr(lse)
     cdef const float *gp = <const float*>_ptr(grad_rows)
     cdef const int64_t *tp = <const int64_t*>_ptr(target)
-    cdef const float *wp = NULL if weight is None else <const float*>_ptr(weight)
+    cdef const float *wp = NULL
+    if weight is not None:
+        wp = <const float*>_ptr(weight)
     cdef int rc
     with nogil:
         if ref:
