@@ -470,9 +470,10 @@ static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, void *C, 
  * a tile with unit column stride is written from the registers, float32 or bfloat16, partial
  * tiles through masks; other strides through tile_out. */
 static inline __attribute__((always_inline)) void
-bf16_ukr_rows(const int R, int64_t kp, const uint32_t *A, const uint32_t *B, void *C, int dtC,
-              int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
-              int64_t sbias, int m, int n) {
+bf16_ukr_rows(const int R, const int inpl, int64_t kp, const uint32_t *A, const uint16_t *Ai,
+              int64_t lda,
+              const uint32_t *B, void *C, int dtC, int64_t rsC, int64_t csC, float alpha,
+              float beta, const float *bias, int64_t sbias, int m, int n) {
     const size_t ec = dtC == CE_BF16_SRC_F32 ? 4 : 2;
     if (csC == 1)
         for (int i = 0; i < m; i++) {
@@ -480,6 +481,11 @@ bf16_ukr_rows(const int R, int64_t kp, const uint32_t *A, const uint32_t *B, voi
             _mm_prefetch(ci, _MM_HINT_T0);
             _mm_prefetch(ci + (size_t)n * ec - 1, _MM_HINT_T0);
         }
+    /* A unpacked (inpl, a constant in each instance): row i's pair p at Ai + i*lda + 2p; rows
+     * past m read row 0 (their sums are never stored) */
+    const uint16_t *ar[BF_MR];
+    if (inpl)
+        for (int i = 0; i < R; i++) ar[i] = Ai + (i < m ? i : 0) * lda;
     __m512 c0[BF_MR], c1[BF_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -489,7 +495,10 @@ bf16_ukr_rows(const int R, int64_t kp, const uint32_t *A, const uint32_t *B, voi
         const uint32_t *a = A + p * BF_MR;
 #pragma GCC unroll 12
         for (int i = 0; i < R; i++) {
-            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            uint32_t av;
+            if (inpl) memcpy(&av, ar[i] + 2 * p, 4);
+            else av = a[i];
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)av);
             c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
             c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
         }
@@ -545,11 +554,26 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, 
                      int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
                      int64_t sbias, int m, int n) {
     if (m <= 4)
-        bf16_ukr_rows(4, kp, A, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+        bf16_ukr_rows(4, 0, kp, A, NULL, 0, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
     else if (m <= 8)
-        bf16_ukr_rows(8, kp, A, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+        bf16_ukr_rows(8, 0, kp, A, NULL, 0, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
     else
-        bf16_ukr_rows(BF_MR, kp, A, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+        bf16_ukr_rows(BF_MR, 0, kp, A, NULL, 0, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m,
+                      n);
+}
+
+/* the same with A read in place: a bfloat16 A with k contiguous, K even (kp whole pairs), m
+ * rows at stride lda (elements) from Ai */
+static void bf16_ukr_a(int64_t kp, const uint16_t *Ai, int64_t lda, const uint32_t *B, void *C,
+                       int dtC, int64_t rsC, int64_t csC, float alpha, float beta,
+                       const float *bias, int64_t sbias, int m, int n) {
+    if (m <= 4)
+        bf16_ukr_rows(4, 1, kp, NULL, Ai, lda, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+    else if (m <= 8)
+        bf16_ukr_rows(8, 1, kp, NULL, Ai, lda, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+    else
+        bf16_ukr_rows(BF_MR, 1, kp, NULL, Ai, lda, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m,
+                      n);
 }
 #pragma GCC pop_options
 
@@ -686,6 +710,9 @@ static int gemm_bf16_batch_small(int64_t nb, int64_t nb2, int64_t M, int64_t N, 
     const size_t ec = dtC == CE_BF16_SRC_F32 ? 4 : 2;
     const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
     const int64_t nbt = nb * nb2, kp = (K + 1) / 2;
+    /* a bfloat16 A with k contiguous and K even is read in place by the tiles (its k-pairs are
+     * the 32-bit words the packed panels would hold): no A packing */
+    const int ainp = dtA == CE_BF16_SRC_BF16 && csA == 1 && K % 2 == 0;
     const int64_t npnl = (M + BF_MR - 1) / BF_MR, npan = (N + BF_NR - 1) / BF_NR;
     const size_t asz = ((size_t)(kp * npnl * BF_MR) + 15) / 16 * 16;
     const size_t per = asz + ((size_t)(kp * npan * BF_NR) + 15) / 16 * 16;
@@ -706,7 +733,7 @@ static int gemm_bf16_batch_small(int64_t nb, int64_t nb2, int64_t M, int64_t N, 
                                dtB, csB, rsB, (int)mn64(BF_NR, N - jp * BF_NR), K, kp);
                 lastB = ob;
             }
-            if (oa != lastA) {
+            if (oa != lastA && !ainp) {
                 const char *Ab = (const char *)A + (size_t)oa * ea;
                 if (rsA == 1 && csA != 1)
                     pack_a_block_cm(Ap, 0, Ab, dtA, csA, M, K, kp);
@@ -720,10 +747,18 @@ static int gemm_bf16_batch_small(int64_t nb, int64_t nb2, int64_t M, int64_t N, 
             for (int64_t jp = 0; jp < npan; jp++) {
                 const int64_t j = jp * BF_NR;
                 const int n = (int)mn64(BF_NR, N - j);
-                for (int64_t ir = 0; ir < M; ir += BF_MR)
-                    bf16_ukr(kp, Ap + ir / BF_MR * kp * BF_MR, Bp + jp * kp * BF_NR,
-                             Cb + (size_t)(ir * rsC + j * csC) * ec, dtC, rsC, csC, alpha, beta,
-                             bias ? bias + j * sbias : NULL, sbias, (int)mn64(BF_MR, M - ir), n);
+                for (int64_t ir = 0; ir < M; ir += BF_MR) {
+                    char *ct = Cb + (size_t)(ir * rsC + j * csC) * ec;
+                    const float *bj = bias ? bias + j * sbias : NULL;
+                    const int m = (int)mn64(BF_MR, M - ir);
+                    if (ainp)
+                        bf16_ukr_a(kp, (const uint16_t *)A + oa + ir * rsA, rsA,
+                                   Bp + jp * kp * BF_NR, ct, dtC, rsC, csC, alpha, beta, bj,
+                                   sbias, m, n);
+                    else
+                        bf16_ukr(kp, Ap + ir / BF_MR * kp * BF_MR, Bp + jp * kp * BF_NR, ct, dtC,
+                                 rsC, csC, alpha, beta, bj, sbias, m, n);
+                }
             }
         }
     }

@@ -342,9 +342,15 @@ def test_gemm_bf16_small_batches(nbt, M, N, K, out16, path, nthreads):
     cdt = np.uint16 if out16 else np.float32
     C0 = rng.standard_normal((b1, h, M, N)).astype(np.float32)
     C0 = bf16_round(C0) if out16 else C0
+    # bfloat16 A with k contiguous (read in place by the tiles when K is even), also as head
+    # views (rows h*K apart) and broadcast
+    A16 = bf16_round(A).view(ml_dtypes.bfloat16)
+    A16h = np.ascontiguousarray(A16.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     for a, b, kw in [(A, B16, {}), (np.swapaxes(np.swapaxes(A, -1, -2).copy(), -1, -2), B16,
                                     dict(alpha=0.5, bias=bias)),
-                     (A, W, dict(beta=2.0)), (A[:1, :1], B16, dict(beta=-1.0, bias=bias))]:
+                     (A, W, dict(beta=2.0)), (A[:1, :1], B16, dict(beta=-1.0, bias=bias)),
+                     (A16, B16, dict(bias=bias)), (A16h, W, dict(alpha=-2.0, beta=0.5)),
+                     (A16[:1, :1], B16, {})]:
         beta = kw.get("beta", 0.0)
         C = C0.copy() if beta else np.full((b1, h, M, N), 0x7fff if out16 else np.nan, cdt)
         _C.gemm_bf16(a, b, C, **kw)
@@ -356,7 +362,9 @@ def test_gemm_bf16_small_batches(nbt, M, N, K, out16, path, nthreads):
                 _C.gemm_bf16(ai, bi, c1, **kw)
                 np.testing.assert_array_equal(C[i, j], c1)
                 c0 = None if not beta else (bf16_value(C0[i, j]) if out16 else C0[i, j])
-                want, scale = _ref(np.ascontiguousarray(ai), np.ascontiguousarray(bi).view(np.uint16)
+                want, scale = _ref(np.ascontiguousarray(ai).view(np.uint16)
+                                   if ai.dtype != np.float32 else np.ascontiguousarray(ai),
+                                   np.ascontiguousarray(bi).view(np.uint16)
                                    if bi.dtype != np.float32 else bi,
                                    kw.get("alpha", 1.0), beta, c0, kw.get("bias"))
                 got = bf16_value(C[i, j]) if out16 else C[i, j]
