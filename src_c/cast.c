@@ -57,6 +57,14 @@ void ce_cast_f16_to_f32(float *dst, const uint16_t *src, int64_t n) {
     CE_PAR_CHUNKS(n, cast_threads(n), 16, CAST_F16_CALL(cast_f16_f32, dst + lo, src + lo, hi - lo));
 }
 
+void ce_cast_f32_to_bf16_seg(uint16_t *dst, const float *src, int64_t n) {
+    if (n > 0) CE_ISA_CALL(cast_f32_bf16, f32, dst, src, n);
+}
+
+void ce_cast_f32_to_f16_seg(uint16_t *dst, const float *src, int64_t n) {
+    if (n > 0) CAST_F16_CALL(cast_f32_f16, dst, src, n);
+}
+
 /* ---- plain references ------------------------------------------------------------------------ */
 static uint32_t ref_bits(float f) {
     uint32_t u;

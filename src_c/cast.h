@@ -20,6 +20,10 @@ void ce_cast_f32_to_f16(uint16_t *dst, const float *src, int64_t n);
 /* dst (n) float32, src (n) uint16 bits */
 void ce_cast_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
 void ce_cast_f16_to_f32(float *dst, const uint16_t *src, int64_t n);
+/* the same two casts on the calling thread only (no parallel region; ISA path from ce_isa), for
+ * callers already inside one: the optimizers' fused refresh of autocast copies (optim.h) */
+void ce_cast_f32_to_bf16_seg(uint16_t *dst, const float *src, int64_t n);
+void ce_cast_f32_to_f16_seg(uint16_t *dst, const float *src, int64_t n);
 /* plain scalar references, one thread */
 void ce_cast_f32_to_bf16_ref(uint16_t *dst, const float *src, int64_t n);
 void ce_cast_f32_to_f16_ref(uint16_t *dst, const float *src, int64_t n);

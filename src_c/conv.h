@@ -97,14 +97,16 @@ void ce_conv_sum_parts_f64(double *dw, const double *parts, int64_t nchunks, int
 /* ---- stride-1, one-group convolution without unfolding (sh = sw = 1, G = 1, pads >= 0 with
  * H + ph <= OH + (KH-1)*dh and W + pw <= OW + (KW-1)*dw) ----
  * The input is copied once into zero-padded (OH+(KH-1)*dh) x (OW+(KW-1)*dw) planes stored
- * channels-last; each kernel row (each tap when dw > 1) is then one GEMM whose A operand is that
- * grid read at a row offset, so nothing is unfolded: y[r, o] = sum_t grid[r + off_t, :] @ w_t.
- * Backward-data is the same products on dy (placed at the flipped offset) with the flipped,
- * transposed kernel; backward-weight one GEMM per tap group over chunks of output rows, their
- * partials summed in chunk order (chunks on threads), or accumulated chunk after chunk when
- * the partials would pass parts_elems elements. Chunks are fixed by the sizes only, so results
- * do not depend on the thread count. ws: ce_conv2d_s1_ws(g, bwd, need_dx, need_dw,
- * parts_elems, ce_get_num_threads()) elements (the same count for both dtypes).
+ * channels-last; the GEMM microkernels (gemm.h) then run straight on that grid, over the output
+ * positions only: an output row is cut into row panels, and for a panel and an NR-wide block
+ * of output channels each kernel row (each tap when dw > 1) is one microkernel call whose A
+ * rows are the grid read in place at the tap's offset (y[r, o] = sum_t grid[r + off_t, :] @
+ * w_t), all adding into one C tile. Backward-data is the same on dy (placed at the flipped
+ * offset) with the flipped, transposed kernel; backward-weight one call per (tile of dW,
+ * output row) with K = OW, dy and the grid read in place, the tiles split over the threads.
+ * Every output element is summed in an order fixed by the sizes, so results do not depend on
+ * the thread count. ws: ce_conv2d_s1_ws(g, bwd, need_dx, need_dw, parts_elems,
+ * ce_get_num_threads()) elements (the same count for both dtypes; parts_elems is not used).
  * forward: y (N,O,OH,OW) = conv(x, w) (+ b[o] when b is not NULL), overwritten; the first
  * R*C elements of ws are then x's grid (R = N*Hp*Wp + (KH-1)*dh*Wp + (KW-1)*dw + 1), which the
  * backward may take back as xg (NULL: pack x again);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include "nn_util.h"
 #include "optim.h"
+#include "cast.h"
 
 /* fewest elements worth a thread for an elementwise update (~0.5-1 MB of traffic) and for a
  * read-only reduction; reduction blocks are fixed so the summation order never changes */
@@ -23,6 +24,8 @@
 #define CE_RED_BLOCK ((int64_t)16384)
 /* elements per dynamically scheduled block of an update (64 KiB of float32 per array) */
 #define CE_APPLY_BLOCK ((int64_t)16384)
+/* elements per sub-piece of an update followed by its autocast cast (16 KiB of float32) */
+#define CE_LOWP_BLOCK ((int64_t)4096)
 /* cache line in elements */
 #define CE_LINE_F32 ((int64_t)(CE_ALIGN / sizeof(float)))
 #define CE_LINE_F64 ((int64_t)(CE_ALIGN / sizeof(double)))
@@ -113,6 +116,52 @@ static void ce_multi_apply(const int64_t *sizes, int64_t ntensors, int64_t line,
         }
     }
     if (off != stack_off) free(off);
+}
+
+/* a segment callback followed by the cast of the updated float32 piece into its autocast copy
+ * (ce_*_step_f32_lowp): the piece was just written, so the cast reads it from cache */
+typedef struct {
+    ce_seg_cb cb;
+    void *ctx;
+    float *const *p;
+    uint16_t *const *lowp;
+    void (*cast)(uint16_t *, const float *, int64_t);
+} ce_lowp_ctx;
+
+static void lowp_cb(void *vc, int64_t t, int64_t lo, int64_t hi) {
+    const ce_lowp_ctx *c = (const ce_lowp_ctx *)vc;
+    if (!c->lowp[t]) {
+        c->cb(c->ctx, t, lo, hi);
+        return;
+    }
+    /* sub-pieces of CE_LOWP_BLOCK (a multiple of every line: they start where a piece may),
+     * so that on one thread, where a piece is a whole tensor, the cast still finds the update
+     * in L1 */
+    for (int64_t s = lo; s < hi; s += CE_LOWP_BLOCK) {
+        int64_t e = hi - s > CE_LOWP_BLOCK ? s + CE_LOWP_BLOCK : hi;
+        c->cb(c->ctx, t, s, e);
+        c->cast(c->lowp[t] + s, c->p[t] + s, e - s);
+    }
+}
+
+/* ce_multi_apply(cb, ctx), with the autocast copies refreshed when lowp is not NULL */
+static void ce_multi_apply_lowp(const int64_t *sizes, int64_t ntensors, ce_seg_cb cb, void *ctx,
+                                float *const *p, uint16_t *const *lowp, int lowp_f16) {
+    if (!lowp) {
+        ce_multi_apply(sizes, ntensors, CE_LINE_F32, cb, ctx);
+        return;
+    }
+    ce_lowp_ctx lc = {cb, ctx, p, lowp,
+                      lowp_f16 ? ce_cast_f32_to_f16_seg : ce_cast_f32_to_bf16_seg};
+    ce_multi_apply(sizes, ntensors, CE_LINE_F32, lowp_cb, &lc);
+}
+
+/* the references' cast of every updated tensor that has an autocast copy */
+static void lowp_ref(float *const *p, uint16_t *const *lowp, int lowp_f16, const int64_t *sizes,
+                     int64_t ntensors) {
+    for (int64_t t = 0; t < ntensors; t++)
+        if (lowp[t])
+            (lowp_f16 ? ce_cast_f32_to_f16_ref : ce_cast_f32_to_bf16_ref)(lowp[t], p[t], sizes[t]);
 }
 
 static inline double ce_nanmax(double a, double b) {
@@ -472,9 +521,27 @@ void ce_sgd_step_f32(float *const *params, float *const *bufs, const float *cons
                      const uint8_t *first, const int64_t *sizes, int64_t ntensors, double lr,
                      double momentum, double dampening, double weight_decay, int nesterov,
                      int maximize) {
+    ce_sgd_step_f32_lowp(params, bufs, grads, first, sizes, ntensors, lr, momentum, dampening,
+                         weight_decay, nesterov, maximize, NULL, 0);
+}
+
+void ce_sgd_step_f32_lowp(float *const *params, float *const *bufs, const float *const *grads,
+                          const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                          double lr, double momentum, double dampening, double weight_decay,
+                          int nesterov, int maximize, uint16_t *const *lowp, int lowp_f16) {
     ce_sgd_ctx c = {params, momentum != 0.0 ? bufs : NULL, grads, first,
                     {lr, momentum, dampening, weight_decay, nesterov, maximize}};
-    ce_multi_apply(sizes, ntensors, CE_LINE_F32, CE_ISA_PICK(sgd_cb, f32), &c);
+    ce_multi_apply_lowp(sizes, ntensors, CE_ISA_PICK(sgd_cb, f32), &c, params, lowp, lowp_f16);
+}
+
+void ce_sgd_step_f32_lowp_ref(float *const *params, float *const *bufs,
+                              const float *const *grads, const uint8_t *first,
+                              const int64_t *sizes, int64_t ntensors, double lr, double momentum,
+                              double dampening, double weight_decay, int nesterov, int maximize,
+                              uint16_t *const *lowp, int lowp_f16) {
+    sgd_ref_f32(params, bufs, grads, first, sizes, ntensors, lr, momentum, dampening,
+                weight_decay, nesterov, maximize);
+    if (lowp) lowp_ref(params, lowp, lowp_f16, sizes, ntensors);
 }
 
 void ce_sgd_step_f64(double *const *params, double *const *bufs, const double *const *grads,
@@ -597,11 +664,15 @@ void ce_rmsprop_step_f64_ref(double *const *params, double *const *square_avgs,
 /* ---- Adam / AdamW ---- */
 static int adam_drive(const void *p, const void *m, const void *v, const void *vmax,
                       const void *g, const int64_t *steps, const int64_t *sizes, int64_t nt,
-                      ce_adam_hp hp, int64_t line, ce_seg_cb cb) {
+                      ce_adam_hp hp, int64_t line, ce_seg_cb cb, uint16_t *const *lowp,
+                      int lowp_f16) {
     double stack[128], *sc = ce_adam_scalars(stack, steps, nt, hp.lr, hp.beta1, hp.beta2);
     if (!sc) return 0;
     ce_adam_ctx c = {p, m, v, hp.amsgrad ? vmax : NULL, g, sc, hp};
-    ce_multi_apply(sizes, nt, line, cb, &c);
+    if (lowp)     /* float32 only (ce_adam_step_f32_lowp) */
+        ce_multi_apply_lowp(sizes, nt, cb, &c, (float *const *)p, lowp, lowp_f16);
+    else
+        ce_multi_apply(sizes, nt, line, cb, &c);
     if (sc != stack) free(sc);
     return 1;
 }
@@ -613,9 +684,34 @@ void ce_adam_step_f32(float *const *params, float *const *exp_avgs, float *const
                       int maximize, int decoupled) {
     ce_adam_hp hp = {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled};
     if (!adam_drive(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
-                    ntensors, hp, CE_LINE_F32, CE_ISA_PICK(adam_cb, f32)))
+                    ntensors, hp, CE_LINE_F32, CE_ISA_PICK(adam_cb, f32), NULL, 0))
         adam_ref_f32(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
                      ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
+}
+
+void ce_adam_step_f32_lowp(float *const *params, float *const *exp_avgs,
+                           float *const *exp_avg_sqs, float *const *max_exp_avg_sqs,
+                           const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int amsgrad, int maximize, int decoupled,
+                           uint16_t *const *lowp, int lowp_f16) {
+    ce_adam_hp hp = {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled};
+    if (!adam_drive(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
+                    ntensors, hp, CE_LINE_F32, CE_ISA_PICK(adam_cb, f32), lowp, lowp_f16))
+        ce_adam_step_f32_lowp_ref(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps,
+                                  sizes, ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                                  maximize, decoupled, lowp, lowp_f16);
+}
+
+void ce_adam_step_f32_lowp_ref(float *const *params, float *const *exp_avgs,
+                               float *const *exp_avg_sqs, float *const *max_exp_avg_sqs,
+                               const float *const *grads, const int64_t *steps,
+                               const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                               double beta2, double eps, double weight_decay, int amsgrad,
+                               int maximize, int decoupled, uint16_t *const *lowp, int lowp_f16) {
+    adam_ref_f32(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes, ntensors,
+                 lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
+    if (lowp) lowp_ref(params, lowp, lowp_f16, sizes, ntensors);
 }
 
 void ce_adam_step_f64(double *const *params, double *const *exp_avgs, double *const *exp_avg_sqs,
@@ -625,7 +721,7 @@ void ce_adam_step_f64(double *const *params, double *const *exp_avgs, double *co
                       int maximize, int decoupled) {
     ce_adam_hp hp = {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled};
     if (!adam_drive(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
-                    ntensors, hp, CE_LINE_F64, CE_ISA_PICK(adam_cb, f64)))
+                    ntensors, hp, CE_LINE_F64, CE_ISA_PICK(adam_cb, f64), NULL, 0))
         adam_ref_f64(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
                      ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
 }

@@ -127,6 +127,35 @@ void ce_adam_step_f64_ref(double *const *params, double *const *exp_avgs,
                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
                           double weight_decay, int amsgrad, int maximize, int decoupled);
 
+/* ---- float32 SGD and Adam/AdamW that also refresh the autocast copies of the parameters ----
+ * The update of ce_sgd_step_f32 / ce_adam_step_f32 (same arguments), and then, for every tensor
+ * t with lowp[t] != NULL, lowp[t] (sizes[t] uint16 bits) = the updated params[t] rounded to
+ * bfloat16 (lowp_f16 == 0) or float16 (lowp_f16 != 0) exactly as ce_cast_f32_to_bf16 /
+ * ce_cast_f32_to_f16 (cast.h) round it; each piece is cast right after its update, while it is
+ * still in cache (no second pass over the float32 parameters). lowp[t] must not overlap any
+ * array of the call. The references: the plain update, then the scalar cast references. */
+void ce_sgd_step_f32_lowp(float *const *params, float *const *bufs, const float *const *grads,
+                          const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                          double lr, double momentum, double dampening, double weight_decay,
+                          int nesterov, int maximize, uint16_t *const *lowp, int lowp_f16);
+void ce_sgd_step_f32_lowp_ref(float *const *params, float *const *bufs,
+                              const float *const *grads, const uint8_t *first,
+                              const int64_t *sizes, int64_t ntensors, double lr, double momentum,
+                              double dampening, double weight_decay, int nesterov, int maximize,
+                              uint16_t *const *lowp, int lowp_f16);
+void ce_adam_step_f32_lowp(float *const *params, float *const *exp_avgs,
+                           float *const *exp_avg_sqs, float *const *max_exp_avg_sqs,
+                           const float *const *grads, const int64_t *steps, const int64_t *sizes,
+                           int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int amsgrad, int maximize, int decoupled,
+                           uint16_t *const *lowp, int lowp_f16);
+void ce_adam_step_f32_lowp_ref(float *const *params, float *const *exp_avgs,
+                               float *const *exp_avg_sqs, float *const *max_exp_avg_sqs,
+                               const float *const *grads, const int64_t *steps,
+                               const int64_t *sizes, int64_t ntensors, double lr, double beta1,
+                               double beta2, double eps, double weight_decay, int amsgrad,
+                               int maximize, int decoupled, uint16_t *const *lowp, int lowp_f16);
+
 /* ---- Adadelta ---- params, square_avgs, acc_deltas, grads: (sizes[t]) */
 void ce_adadelta_step_f32(float *const *params, float *const *square_avgs, float *const *acc_deltas,
                           const float *const *grads, const int64_t *sizes, int64_t ntensors,

@@ -184,3 +184,312 @@ def test_mixed_float32_bf16_add_one_pass_and_grads():
     # small, broadcast or strided operands keep the general path (a cast node), same values
     z = ce.tensor(x0[:, :1]) + ce.tensor(y0).bfloat16()
     np.testing.assert_array_equal(z.numpy(), x0[:, :1] + ce.tensor(y0).bfloat16().float().numpy())
+
+
+# ------------------------------------------------------------ optimizer-refreshed autocast copies
+# SGD and Adam/AdamW on float32 parameters write each updated parameter's autocast copy
+# (bfloat16 / float16) in the same pass (optim.h *_lowp), so the next region reuses it.
+_LOWP_SIZES = [1, 7, 16, 4095, 4097, 70001]      # > 2 x 32768 in all: two threads split the group
+
+
+def _lowp_group(seed, dt):
+    rng = np.random.default_rng(seed)
+    ps = [rng.standard_normal(n).astype(np.float32) for n in _LOWP_SIZES]
+    gs = [rng.standard_normal(n).astype(np.float32) for n in _LOWP_SIZES]
+    hs = [np.full(n, 7, np.uint16).view(dt) for n in _LOWP_SIZES]
+    hs[2] = None                                  # a parameter without a copy
+    return ps, gs, hs
+
+
+def _cast_bits(p, f16):
+    return (_C.cast_f32_to_f16 if f16 else _C.cast_f32_to_bf16)(p).view(np.uint16)
+
+
+def _lowp_run(kind, ps, gs, hs, f16, reference=False, steps=2):
+    """`steps` updates of (copies of) ps, with lowp=hs when hs is not None; returns the params"""
+    ps = [p.copy() for p in ps]
+    if kind == "sgd":
+        bufs = [np.zeros_like(p) for p in ps]
+        for s in range(steps):
+            kw = {} if hs is None else dict(lowp=hs, lowp_f16=f16)
+            _C.sgd_step(ps, gs, bufs, [s == 0] * len(ps), 0.1, momentum=0.9, dampening=0.1,
+                        weight_decay=1e-2, reference=reference, **kw)
+    else:
+        m = [np.zeros_like(p) for p in ps]
+        v = [np.zeros_like(p) for p in ps]
+        vx = [np.zeros_like(p) for p in ps]
+        for s in range(steps):
+            kw = {} if hs is None else dict(lowp=hs, lowp_f16=f16)
+            _C.adam_step(ps, gs, m, v, vx if kind == "amsgrad" else None, [s + 1] * len(ps),
+                         1e-2, weight_decay=1e-2, amsgrad=kind == "amsgrad",
+                         decoupled=kind == "adamw", reference=reference, **kw)
+    return ps
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw", "amsgrad"])
+@pytest.mark.parametrize("f16", [False, True])
+def test_optimizer_refreshes_autocast_copies(kind, f16, isa, nthreads):
+    dt = np.float16 if f16 else _half._BF16
+    ps, gs, hs = _lowp_group(3, dt)
+    plain = _lowp_run(kind, ps, gs, None, f16)
+    fused = _lowp_run(kind, ps, gs, hs, f16)
+    for i, (a, b) in enumerate(zip(plain, fused)):
+        np.testing.assert_array_equal(a, b)       # the update itself is unchanged
+        if hs[i] is None:
+            continue
+        assert hs[i].dtype == dt
+        np.testing.assert_array_equal(hs[i].view(np.uint16), _cast_bits(b, f16))
+    # the references: the plain update, then the scalar casts
+    _, _, hr = _lowp_group(3, dt)
+    ref = _lowp_run(kind, ps, gs, hr, f16, reference=True)
+    for i, (a, b) in enumerate(zip(ref, fused)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        if hr[i] is not None:
+            want = (_C.cast_f32_to_f16 if f16 else _C.cast_f32_to_bf16)(a, ref=True)
+            np.testing.assert_array_equal(hr[i].view(np.uint16), want.view(np.uint16))
+
+
+def test_optimizer_lowp_bad_inputs():
+    ps = [np.ones(5, np.float32), np.ones(3, np.float32)]
+    gs = [np.ones(5, np.float32), np.ones(3, np.float32)]
+    bf = _half._BF16
+    with pytest.raises(ValueError, match="lowp must be a list of 2"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[None])
+    with pytest.raises(ValueError, match="lowp\\[1\\] has 4 elements but params\\[1\\] has 3"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[None, np.zeros(4, bf)])
+    with pytest.raises(TypeError, match="lowp\\[0\\] must be a bfloat16"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[np.zeros(5, np.float16), None])
+    with pytest.raises(TypeError, match="lowp\\[0\\] must be a float16"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[np.zeros(5, bf), None], lowp_f16=True)
+    with pytest.raises(ValueError, match="writable aligned C-contiguous"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[np.zeros(10, bf)[::2], None])
+    ro = np.zeros(5, bf)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writable aligned C-contiguous"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[ro, None])
+    with pytest.raises(ValueError, match="a lowp array overlaps another array of the call"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[ps[0][:3].view(bf)[:5], None])
+    h = np.zeros(8, bf)
+    with pytest.raises(ValueError, match="a lowp array overlaps another array of the call"):
+        _C.sgd_step(ps, gs, None, None, 0.1, lowp=[h[:5], h[3:6]])
+    m, v = [np.zeros(5, np.float32)], [np.zeros(5, np.float32)]
+    with pytest.raises(ValueError, match="a lowp array overlaps another array of the call"):
+        _C.adam_step(ps[:1], gs[:1], m, v, None, [1], 0.1, lowp=[v[0].view(bf)[:5]])
+    # many tensors (the sorted sweep): clean, then one copy inside the last gradient
+    n = 300
+    pp = [np.ones(3 + i % 5, np.float32) for i in range(n)] + [np.ones(0, np.float32)]
+    gg = [np.ones_like(p) for p in pp]
+    hh = [np.zeros(p.size, bf) for p in pp]
+    _C.sgd_step(pp, gg, None, None, 0.5, lowp=hh)
+    assert all(np.all(h.astype(np.float32) == 0.5) for h in hh)
+    hh[7] = gg[-2].view(np.uint16)[:hh[7].size].view(bf)
+    with pytest.raises(ValueError, match="a lowp array overlaps another array of the call"):
+        _C.sgd_step(pp, gg, None, None, 0.5, lowp=hh)
+    p64 = [np.ones(5)]
+    with pytest.raises(TypeError, match="needs float32 parameters"):
+        _C.sgd_step(p64, [np.ones(5)], None, None, 0.1, lowp=[np.zeros(5, bf)])
+    assert np.all(ps[0] == 1) and np.all(ps[1] == 1)     # nothing was updated
+
+
+def _mlp_step_setup(opt_name, seed=0):
+    ce.manual_seed(seed)
+    m = ce.nn.Sequential(ce.nn.Linear(9, 33), ce.nn.ReLU(), ce.nn.Linear(33, 4))
+    opt = (ce.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) if opt_name == "sgd"
+           else ce.optim.AdamW(m.parameters(), lr=1e-2))
+    return m, opt
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adamw"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_step_leaves_current_copies_and_training_is_unchanged(opt_name, dtype, nthreads):
+    """after opt.step() the persistent copies hold the cast of the updated weights (the next
+    region casts nothing), and the losses and weights of a loop are bit for bit those of a loop
+    that casts afresh every step"""
+    from cengine.amp import autocast_mode as am
+    dt = getattr(ce, dtype)
+    x, y = ce.randn(13, 9), ce.randint(0, 4, (13,))
+
+    def run(fresh):
+        m, opt = _mlp_step_setup(opt_name)
+        losses = []
+        for _ in range(4):
+            if fresh:
+                am._tls.persist.clear()
+            with ce.autocast("cpu", dtype=dt):
+                loss = ce.nn.functional.cross_entropy(m(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if not fresh:
+                for p in m.parameters():
+                    e = am._tls.persist[id(p)]
+                    assert e.version == p._version[0] and e.out_version[0] == 0
+                    want = p._data.astype(np.float16) if dtype == "float16" else \
+                        _C.cast_f32_to_bf16(p._data).view(_half._BF16)
+                    np.testing.assert_array_equal(e.buf.view(np.uint16), want.view(np.uint16))
+        return losses, [p.detach().numpy().copy() for p in m.parameters()]
+    # the next region takes the copies as they are: no cast kernel runs for the parameters
+    la, pa = run(False)
+    lb, pb = run(True)
+    assert la == lb
+    for a, b in zip(pa, pb):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_step_does_not_refresh_copies_still_held(monkeypatch):
+    """a copy something still holds (a graph not backpropagated) is left alone by the step"""
+    from cengine.amp import autocast_mode as am
+    m, opt = _mlp_step_setup("sgd")
+    x, y = ce.randn(5, 9), ce.randint(0, 4, (5,))
+    with ce.autocast("cpu"):
+        loss = ce.nn.functional.cross_entropy(m(x), y)
+    loss.backward()
+    with ce.autocast("cpu"):
+        kept = m(x)                       # its graph holds the bfloat16 weights
+    w = m[0].weight
+    held = am._tls.persist[id(w)].buf
+    before = held.copy()
+    opt.step()
+    np.testing.assert_array_equal(held.view(np.uint16), before.view(np.uint16))
+    assert am._tls.persist[id(w)].version != w._version[0]     # refilled when next cast
+    with ce.autocast("cpu"):
+        c = am.cast_lowp(w)
+    np.testing.assert_array_equal(c._data.view(np.uint16),
+                                  _C.cast_f32_to_bf16(w._data).view(np.uint16))
+    del kept
+
+
+def test_next_region_casts_no_parameter(monkeypatch):
+    """the cast kernel is not called for the parameters in the region after a step"""
+    m, opt = _mlp_step_setup("adamw")
+    x, y = ce.randn(5, 9), ce.randint(0, 4, (5,))
+    calls = []
+    orig = _C.cast_f32_to_bf16
+
+    def counting(a, out=None):
+        calls.append(a.shape)
+        return orig(a, out=out)
+
+    for step in range(3):
+        if step == 2:
+            monkeypatch.setattr(_C, "cast_f32_to_bf16", counting)
+        with ce.autocast("cpu"):
+            loss = ce.nn.functional.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    shapes = {tuple(p.shape) for p in m.parameters()}
+    assert not [s for s in calls if tuple(s) in shapes]
+
+
+# ------------------------------------------------------------ F.linear on float32 parameters
+# In a bfloat16 CPU region F.linear on float32 leaf parameters is one node that reads their
+# persistent bfloat16 copies (no cast nodes); values and gradients are those of the cast path.
+def _linear_case(layout, bias, xgrad, seed=0):
+    rng = np.random.default_rng(seed)
+    K, N = (1, 1) if layout == "1x1" else (37, 29)
+    shape = {"2d": (23, K), "1x1": (1, K), "3d": (3, 5, K), "t": (K, 23), "empty": (0, K),
+             "bf16": (23, K)}[layout]
+    x0 = rng.standard_normal(shape).astype(np.float32)
+    w = (rng.standard_normal((N, K)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32) if bias else None
+    return x0, w, b
+
+
+def _linear_run(x0, w, b, layout, xgrad, fused):
+    xl = ce.tensor(x0, requires_grad=xgrad)
+    W = ce.nn.Parameter(ce.tensor(w))
+    B = ce.nn.Parameter(ce.tensor(b)) if b is not None else None
+    with ce.autocast("cpu", cache_enabled=fused):
+        h = xl.t() if layout == "t" else xl
+        if layout == "bf16":
+            h = h.bfloat16()
+        y = ce.nn.functional.linear(h, W, B)
+        loss = (y.float() * ce.linspace(-1, 1, y.shape[-1])).sum()
+    loss.backward()
+    return y, [y, xl.grad, W.grad, None if B is None else B.grad]
+
+
+@pytest.mark.parametrize("layout", ["2d", "1x1", "3d", "t", "empty", "bf16"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_autocast_linear_equals_cast_path(layout, bias, nthreads):
+    xgrad = layout != "empty"
+    x0, w, b = _linear_case(layout, bias, xgrad)
+    y, got = _linear_run(x0, w, b, layout, xgrad, True)
+    assert type(y.grad_fn).__name__ == "_LinearAutocastBackward0"
+    assert y.dtype == ce.bfloat16
+    # the parameters are the node's inputs: no cast nodes between
+    assert type(y.grad_fn.next_functions[1][0]).__name__ == "AccumulateGrad"
+    y2, want = _linear_run(x0, w, b, layout, xgrad, False)   # cache off: the cast-node path
+    assert type(y2.grad_fn).__name__ != "_LinearAutocastBackward0"
+    for a, c in zip(got, want):
+        if c is None:
+            assert a is None
+            continue
+        assert a.dtype == c.dtype
+        np.testing.assert_array_equal(a.detach().numpy().view(np.uint8),
+                                      c.detach().numpy().view(np.uint8))
+    assert got[2].dtype == ce.float32 and (not bias or got[3].dtype == ce.float32)
+
+
+def test_fused_autocast_linear_matches_torch(nthreads):
+    torch = pytest.importorskip("torch")
+    x0, w, b = _linear_case("3d", True, True, seed=4)
+    res = {}
+    for m in (ce, torch):
+        xl = m.tensor(x0, requires_grad=True)
+        W, B = m.tensor(w, requires_grad=True), m.tensor(b, requires_grad=True)
+        with m.autocast("cpu", dtype=m.bfloat16):
+            y = m.nn.functional.linear(xl, W, B)
+            loss = (y.float() ** 2).sum()
+        loss.backward()
+        assert y.dtype == m.bfloat16 and W.grad.dtype == m.float32 and xl.grad.dtype == m.float32
+        res[m.__name__] = [_to_np(y), xl.grad.numpy(), W.grad.numpy(), B.grad.numpy()]
+    # the forward is bit for bit torch's (the same bfloat16 operands, one rounding of sums)
+    for a, t in zip(res["cengine"], res["torch"]):
+        np.testing.assert_allclose(a, t, rtol=3e-2, atol=3e-2 * (np.abs(t).max() + 1))
+
+
+def test_fused_autocast_linear_casts_weight_once(monkeypatch):
+    """two uses of a weight in a region: one cast kernel call; a second region after no change:
+    none"""
+    x = ce.randn(6, 8)
+    W = ce.nn.Parameter(ce.randn(5, 8))
+    calls = []
+    orig = _C.cast_f32_to_bf16
+
+    def counting(a, out=None):
+        if a.shape == (5, 8):            # the weight's casts (not the gradients' below)
+            calls.append(a.shape)
+        return orig(a, out=out)
+    monkeypatch.setattr(_C, "cast_f32_to_bf16", counting)
+    with ce.autocast("cpu"):
+        y = ce.nn.functional.linear(x, W) + ce.nn.functional.linear(x * 2, W)
+    assert calls == [(5, 8)]
+    y.float().sum().backward()
+    with ce.autocast("cpu"):
+        ce.nn.functional.linear(x, W)
+    assert calls == [(5, 8)]
+    with ce.no_grad():
+        W.mul_(0.5)                     # a new version: cast again
+    with ce.autocast("cpu"):
+        y = ce.nn.functional.linear(x, W)
+    assert calls == [(5, 8), (5, 8)]
+    np.testing.assert_array_equal(
+        y.detach().float().numpy(),
+        ce.nn.functional.linear(x.bfloat16(), W.detach().bfloat16()).float().numpy())
+
+
+@pytest.mark.parametrize("case", ["float16", "frozen_weight", "frozen_bias", "scalar_bias",
+                                  "cache_off"])
+def test_fused_autocast_linear_falls_back(case):
+    x = ce.randn(4, 8)
+    W = ce.nn.Parameter(ce.randn(3, 8), requires_grad=case != "frozen_weight")
+    B = ce.nn.Parameter(ce.randn(() if case == "scalar_bias" else 3),
+                        requires_grad=case != "frozen_bias")
+    dt = ce.float16 if case == "float16" else ce.bfloat16
+    with ce.autocast("cpu", dtype=dt, cache_enabled=case != "cache_off"):
+        y = ce.nn.functional.linear(x, W, B)
+    assert type(y.grad_fn).__name__ != "_LinearAutocastBackward0"
+    assert y.dtype == dt

@@ -4,6 +4,9 @@
 # pointer arrays once and makes ONE C call with the GIL released. reference=True runs the plain
 # single-threaded *_ref kernel instead (tests compare the two).
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.stdint cimport uint16_t
+from libc.string cimport memset
+from libc.stdlib cimport qsort
 
 cdef extern from "optim.h" nogil:
     void ce_sgd_step_f32(float **params, float **bufs, const float **grads, const uint8_t *first,
@@ -70,6 +73,27 @@ cdef extern from "optim.h" nogil:
                               const int64_t *sizes, int64_t ntensors, double lr, double beta1,
                               double beta2, double eps, double weight_decay, int amsgrad,
                               int maximize, int decoupled)
+    void ce_sgd_step_f32_lowp(float **params, float **bufs, const float **grads,
+                              const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                              double lr, double momentum, double dampening, double weight_decay,
+                              int nesterov, int maximize, uint16_t **lowp, int lowp_f16)
+    void ce_sgd_step_f32_lowp_ref(float **params, float **bufs, const float **grads,
+                                  const uint8_t *first, const int64_t *sizes, int64_t ntensors,
+                                  double lr, double momentum, double dampening,
+                                  double weight_decay, int nesterov, int maximize,
+                                  uint16_t **lowp, int lowp_f16)
+    void ce_adam_step_f32_lowp(float **params, float **exp_avgs, float **exp_avg_sqs,
+                               float **max_exp_avg_sqs, const float **grads,
+                               const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                               double lr, double beta1, double beta2, double eps,
+                               double weight_decay, int amsgrad, int maximize, int decoupled,
+                               uint16_t **lowp, int lowp_f16)
+    void ce_adam_step_f32_lowp_ref(float **params, float **exp_avgs, float **exp_avg_sqs,
+                                   float **max_exp_avg_sqs, const float **grads,
+                                   const int64_t *steps, const int64_t *sizes, int64_t ntensors,
+                                   double lr, double beta1, double beta2, double eps,
+                                   double weight_decay, int amsgrad, int maximize,
+                                   int decoupled, uint16_t **lowp, int lowp_f16)
     void ce_adam_step_f64_ref(double **params, double **exp_avgs, double **exp_avg_sqs,
                               double **max_exp_avg_sqs, const double **grads,
                               const int64_t *steps, const int64_t *sizes, int64_t ntensors,
@@ -175,6 +199,7 @@ cdef class _OptimArgs:
         self.mem = PyMem_Malloc(nb if nb > 0 else 8)
         if self.mem == NULL:
             raise MemoryError()
+        memset(self.mem, 0, nb if nb > 0 else 8)     # rows a call leaves unused read as NULL
         self.ptrs = <void **>self.mem
         self.sizes = <int64_t *>(self.ptrs + k * n)
         self.steps = self.sizes + n
@@ -277,11 +302,117 @@ cdef int _optim_steps(_OptimArgs A, str fname, object steps) except -1:
     return 0
 
 
+cdef struct _Iv:
+    uintptr_t lo
+    uintptr_t hi
+    int low
+
+
+cdef int _iv_cmp(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const _Iv *>a).lo, y = (<const _Iv *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef class _LowpTable:
+    """The uint16_t * table of a fused update's autocast copies (lowp=, see sgd_step): entry i
+    the data of lowp[i] or NULL where lowp[i] is None."""
+    cdef uint16_t **ptrs
+    cdef list keep
+
+    def __cinit__(self, Py_ssize_t n):
+        self.ptrs = <uint16_t **>PyMem_Malloc(sizeof(uint16_t *) * (n if n > 0 else 1))
+        if self.ptrs == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_Free(self.ptrs)
+
+
+cdef _LowpTable _optim_lowp(_OptimArgs A, str fname, object lowp, object params, bint f16):
+    """Validate lowp (None, or one entry per parameter: None or a writable aligned C-contiguous
+    bfloat16 array - float16 with lowp_f16 - or uint16 bit patterns, as many elements as the
+    parameter, overlapping none of the call's arrays); None when there is nothing to refresh."""
+    if lowp is None:
+        return None
+    if A.typenum != cnp.NPY_FLOAT32:
+        raise TypeError("%s: lowp (autocast copies) needs float32 parameters" % fname)
+    if not isinstance(lowp, (list, tuple)) or len(lowp) != A.n:
+        raise ValueError("%s: lowp must be a list of %d entries (an array or None per parameter)"
+                         % (fname, A.n))
+    want = "float16" if f16 else "bfloat16"
+    cdef _LowpTable T = _LowpTable(A.n)
+    cdef Py_ssize_t i
+    cdef bint any_ = False
+    T.keep = []
+    for i in range(A.n):
+        h = lowp[i]
+        if h is None:
+            T.ptrs[i] = NULL
+            continue
+        if not isinstance(h, np.ndarray) or h.dtype.itemsize != 2 or \
+                h.dtype.name not in ("uint16", want):
+            raise TypeError("%s: lowp[%d] must be a %s (or uint16) numpy array, got %s"
+                            % (fname, i, want, getattr(h, "dtype", type(h).__name__)))
+        if not h.flags.c_contiguous or not h.flags.aligned or not h.flags.writeable:
+            raise ValueError("%s: lowp[%d] must be a writable aligned C-contiguous array"
+                             % (fname, i))
+        if h.size != A.sizes[i]:
+            raise ValueError("%s: lowp[%d] has %d elements but params[%d] has %d"
+                             % (fname, i, h.size, i, A.sizes[i]))
+        T.keep.append(h)
+        T.ptrs[i] = <uint16_t *>_ptr(h)
+        any_ = True
+    if not any_:
+        return None
+    # no copy may overlap an array of the call (every filled row) or another copy: the address
+    # ranges sorted by start, then one sweep (a range overlaps an earlier one iff it starts
+    # before the largest end so far), O(N log N) for groups of any size
+    cdef Py_ssize_t r, j, m = 0, cap = A.n * (A.k + 1)
+    cdef int64_t isz = 4 if A.typenum == cnp.NPY_FLOAT32 else 8
+    cdef _Iv *iv = <_Iv *>PyMem_Malloc(sizeof(_Iv) * (cap if cap > 0 else 1))
+    if iv == NULL:
+        raise MemoryError()
+    cdef uintptr_t end_low = 0, end_any = 0
+    cdef bint bad = False
+    try:
+        for j in range(A.n):
+            if A.sizes[j] == 0:
+                continue
+            for r in range(A.k):
+                if A.row(r)[j] != NULL:
+                    iv[m].lo = <uintptr_t>A.row(r)[j]
+                    iv[m].hi = iv[m].lo + <uintptr_t>(isz * A.sizes[j])
+                    iv[m].low = 0
+                    m += 1
+            if T.ptrs[j] != NULL:
+                iv[m].lo = <uintptr_t>T.ptrs[j]
+                iv[m].hi = iv[m].lo + 2 * <uintptr_t>A.sizes[j]
+                iv[m].low = 1
+                m += 1
+        qsort(iv, m, sizeof(_Iv), _iv_cmp)
+        for j in range(m):
+            if (iv[j].low and end_any > iv[j].lo) or (not iv[j].low and end_low > iv[j].lo):
+                bad = True
+                break
+            if iv[j].hi > end_any:
+                end_any = iv[j].hi
+            if iv[j].low and iv[j].hi > end_low:
+                end_low = iv[j].hi
+    finally:
+        PyMem_Free(iv)
+    if bad:
+        raise ValueError("%s: a lowp array overlaps another array of the call" % fname)
+    return T
+
+
 def sgd_step(params, grads, momentum_buffers, first, double lr, double momentum=0.0,
              double dampening=0.0, double weight_decay=0.0, bint nesterov=False,
-             bint maximize=False, bint reference=False):
+             bint maximize=False, bint reference=False, lowp=None, bint lowp_f16=False):
     """Fused SGD over one group (torch.optim.SGD formula). momentum_buffers: list (used when
-    momentum != 0); first: list of bools, True where the buffer is new (it is set to the grad)."""
+    momentum != 0); first: list of bools, True where the buffer is new (it is set to the grad).
+    lowp (float32 parameters): a list with, per parameter, None or a bfloat16 array (float16
+    with lowp_f16) that receives the updated parameter rounded to that dtype in the same pass
+    (the autocast copy of the next step, optim.h)."""
     cdef _OptimArgs A = _optim_begin("sgd_step", params, 3)
     cdef Py_ssize_t i, n = A.n
     cdef bint use_mom = momentum != 0.0
@@ -298,8 +429,20 @@ def sgd_step(params, grads, momentum_buffers, first, double lr, double momentum=
     cdef double **pd = <double **>A.row(0)
     cdef int ne = nesterov, mx = maximize
     cdef uint8_t *fl = A.flags if use_mom else NULL
+    cdef _LowpTable L = _optim_lowp(A, "sgd_step", lowp, params, lowp_f16)
+    cdef uint16_t **lp = L.ptrs if L is not None else NULL
+    cdef int lf = lowp_f16
     with nogil:
-        if A.typenum == cnp.NPY_FLOAT32:
+        if lp != NULL:
+            if reference:
+                ce_sgd_step_f32_lowp_ref(pf, <float **>A.row(2) if use_mom else NULL,
+                                         <const float **>A.row(1), fl, A.sizes, n, lr, momentum,
+                                         dampening, weight_decay, ne, mx, lp, lf)
+            else:
+                ce_sgd_step_f32_lowp(pf, <float **>A.row(2) if use_mom else NULL,
+                                     <const float **>A.row(1), fl, A.sizes, n, lr, momentum,
+                                     dampening, weight_decay, ne, mx, lp, lf)
+        elif A.typenum == cnp.NPY_FLOAT32:
             if reference:
                 ce_sgd_step_f32_ref(pf, <float **>A.row(2) if use_mom else NULL,
                                     <const float **>A.row(1), fl, A.sizes, n, lr, momentum,
@@ -400,10 +543,11 @@ def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, double
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, double lr,
               double beta1=0.9, double beta2=0.999, double eps=1e-8, double weight_decay=0.0,
               bint amsgrad=False, bint maximize=False, bint decoupled=False,
-              bint reference=False):
+              bint reference=False, lowp=None, bint lowp_f16=False):
     """Fused Adam (decoupled=False) / AdamW (decoupled=True) over one group (torch.optim
     formula). max_exp_avg_sqs is used when amsgrad (otherwise pass None); steps: list of step
-    counts after this step's increment (bias corrections are computed from them in double)."""
+    counts after this step's increment (bias corrections are computed from them in double).
+    lowp, lowp_f16: the autocast copies refreshed in the same pass, as sgd_step's."""
     cdef _OptimArgs A = _optim_begin("adam_step", params, 5)
     cdef Py_ssize_t n = A.n
     if n == 0:
@@ -416,8 +560,21 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, doub
     _optim_steps(A, "adam_step", steps)
     cdef int am = amsgrad, mx = maximize, dc = decoupled
     cdef void **vm = A.row(4) if amsgrad else NULL
+    cdef _LowpTable L = _optim_lowp(A, "adam_step", lowp, params, lowp_f16)
+    cdef uint16_t **lp = L.ptrs if L is not None else NULL
+    cdef int lf = lowp_f16
     with nogil:
-        if A.typenum == cnp.NPY_FLOAT32:
+        if lp != NULL:
+            if reference:
+                ce_adam_step_f32_lowp_ref(<float **>A.row(0), <float **>A.row(2),
+                                          <float **>A.row(3), <float **>vm,
+                                          <const float **>A.row(1), A.steps, A.sizes, n, lr,
+                                          beta1, beta2, eps, weight_decay, am, mx, dc, lp, lf)
+            else:
+                ce_adam_step_f32_lowp(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
+                                      <float **>vm, <const float **>A.row(1), A.steps, A.sizes,
+                                      n, lr, beta1, beta2, eps, weight_decay, am, mx, dc, lp, lf)
+        elif A.typenum == cnp.NPY_FLOAT32:
             if reference:
                 ce_adam_step_f32_ref(<float **>A.row(0), <float **>A.row(2), <float **>A.row(3),
                                      <float **>vm, <const float **>A.row(1), A.steps, A.sizes,

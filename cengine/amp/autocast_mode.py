@@ -26,6 +26,12 @@ are left to the CPU region, as in torch.
 Casts of leaf tensors that require grad (the parameters) are cached until the outermost region
 exits (cache_enabled), so a weight is converted once per step however often it is used. The
 casts are recorded by autograd, so gradients reach the float32 parameters in float32.
+Float32 parameters keep their low-precision copy in a persistent per-parameter buffer (reused
+across regions, cast again only when the parameter changed); SGD and Adam/AdamW write the copies
+of the weights they update in the update's own pass (optimizer_lowp), so a training step casts
+no weight at all; and F.linear on float32 parameters in a bfloat16 CPU region is one graph node
+reading those copies (ops/_half.py linear_autocast) rather than two cast nodes and a product.
+Values and gradients are the same either way.
 """
 import functools
 import sys
@@ -48,6 +54,7 @@ _CPU_DTYPES = (_dt.bfloat16, _dt.float16)
 _F32 = np.dtype(np.float32)
 _ELIGIBLE = frozenset((np.dtype(np.float32), np.dtype(np.float16), _dt.BF16_NP))
 _HALF = frozenset((np.dtype(np.float16), _dt.BF16_NP))
+_BF16 = _dt.BF16_NP
 
 
 class _State(threading.local):
@@ -238,7 +245,6 @@ def cast_lowp(t):
     d = a.dtype
     if d == lowp or d not in _ELIGIBLE:
         return t
-    from ..ops.elementwise import cast
     if s.cache_enabled and t.requires_grad and t.grad_fn is None:
         hit = s.cache.get(id(t))
         if hit is not None and hit[0] is t and hit[1]._data.dtype == lowp:
@@ -246,7 +252,27 @@ def cast_lowp(t):
         out = _persistent_cast(s, t, lowp)
         s.cache[id(t)] = (t, out)
         return out
-    return cast(t, lowp)
+    return _cast_op()(t, lowp)
+
+
+_lazy = {}
+
+
+def _cast_op():
+    """ops.elementwise.cast (imported on first use: ops imports this module)"""
+    f = _lazy.get("cast")
+    if f is None:
+        from ..ops.elementwise import cast as f
+        _lazy["cast"] = f
+    return f
+
+
+def _c_mod():
+    m = _lazy.get("_C")
+    if m is None:
+        from .. import _C as m
+        _lazy["_C"] = m
+    return m
 
 
 # ---------------------------------------------------------------------------- persistent casts
@@ -268,10 +294,19 @@ def _persistent_cast(s, t, lowp):
     version or storage changed, reused untouched when neither did. A buffer that something
     else still holds (a graph not yet backpropagated, a tensor kept by the user) is left to
     its holder and a fresh one is made, so no live value is ever overwritten."""
-    from ..ops.elementwise import cast
     a = t._data
     if type(a) is not np.ndarray or a.dtype != _F32 or not a.flags.c_contiguous or a.size == 0:
-        return cast(t, lowp)      # (a cuda parameter: a plain recorded cast on its device)
+        return _cast_op()(t, lowp)      # (a cuda parameter: a plain recorded cast on its device)
+    e, fill = _persist_entry(s, t, a, lowp)
+    out = _PersistCast.apply(t, e.buf, fill)
+    e.out_version = out._version
+    return out
+
+
+def _persist_entry(s, t, a, lowp):
+    """(entry, fill) for float32 parameter t (storage a) and dtype lowp: its entry's buffer when
+    that is free (a fresh entry otherwise), fill False when the buffer already holds the cast of
+    a at t's version"""
     key = id(t)
     e = s.persist.get(key)
     if e is not None and (e.ref() is not t or e.buf.dtype != lowp or e.buf.shape != a.shape):
@@ -285,9 +320,69 @@ def _persistent_cast(s, t, lowp):
     elif e.data is a and e.version == t._version[0] and e.out_version[0] == 0:
         fill = False    # same storage, same version, the old cast never written in place
     e.data, e.version = a, t._version[0]
-    out = _PersistCast.apply(t, e.buf, fill)
-    e.out_version = out._version
-    return out
+    return e, fill
+
+
+def lowp_param_array(t):
+    """The bfloat16 copy (an array) of float32 leaf parameter t for an op of an enabled CPU
+    bfloat16 region that records its own graph node with t as the input (the fused autocast
+    linear, ops/_half.py): t's persistent buffer, cast again only when stale, without a cast
+    node. None when t does not qualify (then the op takes the cast_lowp path). The caller keeps
+    the array only inside its graph node: a buffer held there is never refilled (see
+    _persistent_cast)."""
+    s = _tls
+    a = getattr(t, "_data", None)
+    if (s.lowp_cpu != _BF16 or s.lowp_cuda is not None or not s.cache_enabled
+            or type(a) is not np.ndarray or a.dtype != _F32 or not t.requires_grad
+            or t.grad_fn is not None or not a.flags.c_contiguous or a.size == 0):
+        return None
+    e = s.persist.get(id(t))
+    if (e is not None and e.data is a and e.version == t._version[0] and e.out_version[0] == 0
+            and e.ref() is t and e.buf.dtype == _BF16):
+        return e.buf         # current: shared for reading, held elsewhere (this region) or not
+    e, fill = _persist_entry(s, t, a, _BF16)      # a free buffer, or a fresh one
+    if fill:
+        _c_mod().cast_f32_to_bf16(a, out=e.buf)
+    e.out_version = [0]      # no tensor views the buffer: nothing can write to it in place
+    return e.buf
+
+
+def optimizer_lowp(params):
+    """The autocast copies an optimizer step on `params` (float32 arrays updated in place, this
+    thread) may refresh in its own pass: (bufs, f16, entries) with, per parameter, its persistent
+    low-precision buffer (or None: no copy, a copy of another storage, a copy something still
+    holds, a second low-precision dtype) and the float16 flag of the copies' dtype; None when
+    no parameter has one. After the step, optimizer_lowp_done(params, entries) marks them
+    current, so the next region reuses them instead of casting again. The values are exactly
+    the cast of the updated parameter (the same rounding), so nothing a region computes
+    changes."""
+    persist = _tls.persist
+    if not persist:
+        return None
+    bufs, ents = [], []
+    kind = None
+    for p in params:
+        e = persist.get(id(p))
+        h = None
+        if e is not None and e.ref() is p and e.data is p._data and _buffer_free(e):
+            if kind is None:
+                kind = e.buf.dtype
+            if e.buf.dtype == kind:
+                h = e.buf
+        bufs.append(h)
+        ents.append(None if h is None else e)
+    if kind is None:
+        return None
+    return bufs, kind == np.float16, ents
+
+
+def optimizer_lowp_done(params, entries):
+    """the copies of optimizer_lowp's entries hold the cast of their parameter at its current
+    version (the update bumped it)"""
+    for p, e in zip(params, entries):
+        if e is not None:
+            e.version = p._version[0]
+            e.out_version = [0]
 
 
 def _drop_persist(persist, key, _ref):
@@ -305,9 +400,8 @@ def _persist_cast_class():
         @staticmethod
         def forward(ctx, x, buf, fill):
             if fill:
-                from .. import _C
-                (_C.cast_f32_to_bf16 if buf.dtype == _dt.BF16_NP else _C.cast_f32_to_f16)(
-                    x, out=buf)
+                _C = _c_mod()
+                (_C.cast_f32_to_bf16 if buf.dtype == _BF16 else _C.cast_f32_to_f16)(x, out=buf)
             return buf
 
         @staticmethod
@@ -327,8 +421,11 @@ def takes_f32_grad(edge):
     fn = node._fn
     if fn is not None and fn is _LazyPersistCast.cls:
         return True
-    from ..ops.elementwise import Cast
-    return fn is Cast and getattr(node, "src", None) == _F32
+    C = _lazy.get("Cast")
+    if C is None:
+        from ..ops.elementwise import Cast as C
+        _lazy["Cast"] = C
+    return fn is C and getattr(node, "src", None) == _F32
 
 
 class _LazyPersistCast:
@@ -349,8 +446,7 @@ def cast_fp32(t):
     if _tls.lowp is None or not hasattr(t, "_data") or t._data.dtype not in _HALF or \
             _region_dtype(_tls, t._data) is None:
         return t
-    from ..ops.elementwise import cast
-    return cast(t, _F32)
+    return _cast_op()(t, _F32)
 
 
 def cast_fp32_cuda(t):

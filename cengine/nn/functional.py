@@ -70,6 +70,11 @@ def linear(input, weight, bias=None):
     """y = input @ weight^T + bias; input (*, in_features), weight (out_features, in_features)."""
     mixed = False
     if _am._tls.lowp is not None:    # autocast: a lower-precision op
+        # float32 parameters in a bfloat16 CPU region: one node reading their persistent
+        # bfloat16 copies (no cast nodes); None where that does not apply
+        y = _half.linear_autocast(input, weight, bias)
+        if y is not None:
+            return y
         weight, bias = _am.cast_lowp(weight), _am.cast_lowp(bias)
         # a float32 activation meets a bfloat16 weight as it is: the bf16 GEMM rounds it while
         # packing (torch's cast, without a bfloat16 copy in memory), its gradient comes back

@@ -205,3 +205,86 @@ def via_f32(fn, *tensors, keep=None):
     if isinstance(res, tuple):
         return type(res)(back(r) for r in res) if type(res) is tuple else res
     return back(res)
+
+
+# ---------------------------------------------------------------------------- autocast linear
+def _linear_autocast_cls():
+    from ..autograd.function import Function
+
+    class _LinearAutocast(Function):
+        """y = x @ W^T + b under CPU bfloat16 autocast for float32 leaf parameters W (and b) in
+        one graph node: the product reads W's persistent bfloat16 copy (amp.autocast_mode
+        lowp_param_array, no cast node), the bias is b rounded to bfloat16 (added in float32
+        by the GEMM's epilogue, then the output rounded once), x float32 (rounded while packed)
+        or bfloat16; y bfloat16. The values are those of torch's cast + addmm; the gradients of
+        W and b are float32 straight from the GEMM's sums and the column sums (what the cast
+        nodes of the unfused path hand on), x's in x's dtype."""
+
+        @staticmethod
+        def forward(ctx, x, W, b, Wh, bh):
+            # W, b: the float32 parameters (the graph's edges); Wh (N, K) bfloat16: W's copy;
+            # bh (N,) float32: the values of b's bfloat16 copy, or None
+            K, N = W.shape[1], W.shape[0]
+            M = x.size // K if K else int(np.prod(x.shape[:-1], dtype=np.int64))
+            ctx.M, ctx.has_b = M, b is not None
+            ctx.save_for_backward(x, Wh)
+            out = np.empty((M, N), _BF16)
+            gemm(x.reshape(M, K), Wh.T, out, 1.0, 0.0, bh)
+            return out.reshape(x.shape[:-1] + (N,))
+
+        @staticmethod
+        def backward(ctx, g):
+            x, Wh = ctx.saved_tensors
+            N, K = Wh.shape
+            M = ctx.M
+            g2 = g.reshape(M, N)
+            need = ctx.needs_input_grad
+            gx = gW = gb = None
+            if need[0]:
+                gx = np.empty((M, K), x.dtype)
+                gemm(g2, Wh, gx)
+                gx = gx.reshape(x.shape)
+            if need[1]:
+                gW = np.empty((N, K), _F32)
+                gemm(g2.T, x.reshape(M, K), gW)
+            if ctx.has_b and need[2]:
+                gb = colsum(g2, True)
+                if gb.dtype != _F32:
+                    gb = gb.astype(_F32)
+            return gx, gW, gb, None, None
+    return _LinearAutocast
+
+
+_LA = []      # (the Function class, Tensor, lowp_param_array), imported on first use
+
+
+def linear_autocast(x, W, b):
+    """F.linear(x, W, b) inside an enabled CPU bfloat16 region as one _LinearAutocast node,
+    or None where it does not apply (W or b not a float32 leaf parameter on the CPU, x neither
+    float32 nor bfloat16, shapes F.linear must check or broadcast itself): the caller then
+    takes the cast_lowp path"""
+    if not _LA:
+        from ..tensor import Tensor
+        from ..amp.autocast_mode import lowp_param_array
+        _LA.extend((_linear_autocast_cls(), Tensor, lowp_param_array))
+    fn, Tensor, lowp_param_array = _LA
+    if not isinstance(x, Tensor):
+        return None
+    xa = x._data
+    if type(xa) is not np.ndarray or (xa.dtype != _F32 and xa.dtype != _BF16) or xa.ndim == 0:
+        return None
+    if not isinstance(W, Tensor) or W._data.ndim != 2 or W._data.shape[1] != xa.shape[-1]:
+        return None
+    bh = None
+    if b is not None:
+        if not isinstance(b, Tensor) or b._data.shape != (W._data.shape[0],):
+            return None
+        bh16 = lowp_param_array(b)
+        if bh16 is None:
+            return None
+    Wh = lowp_param_array(W)
+    if Wh is None:
+        return None
+    if b is not None:
+        bh = _C.cast_bf16_to_f32(bh16)
+    return fn.apply(x, W, b, Wh, bh)

@@ -16,6 +16,7 @@ from .. import _device as _dv
 
 from ..tensor import Tensor, _wrap
 from .. import dtypes as _dt
+from ..amp import autocast_mode as _am
 from ..utils.hooks import RemovableHandle
 
 __all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook",
@@ -137,17 +138,29 @@ class _Batch:
             for p in self.params:
                 p._version[0] += 1
             return
+        kw = {}
+        lowp = None
+        if kernel.__name__ in _LOWP_KERNELS and self.arrays and \
+                self.arrays[0].dtype == np.float32:
+            # float32 master weights with autocast copies (amp.autocast_mode): the kernel
+            # writes each updated weight's copy in the same pass, so the next region finds
+            # them current instead of casting every weight again
+            lowp = _am.optimizer_lowp(self.params)
+            if lowp is not None:
+                kw = dict(lowp=lowp[0], lowp_f16=lowp[1])
         try:
-            kernel(self.arrays, self.grads, *args)
+            kernel(self.arrays, self.grads, *args, **kw)
         except (TypeError, ValueError):
             writeback = self._normalize()
             if writeback is None:
                 raise
-            kernel(self.arrays, self.grads, *args)
+            kernel(self.arrays, self.grads, *args, **kw)
             for a, tmp in writeback:
                 a[...] = tmp
         for p in self.params:
             p._version[0] += 1
+        if lowp is not None:
+            _am.optimizer_lowp_done(self.params, lowp[2])
 
     def _run_cuda(self, kernel, args):
         """The step on CuPy parameters: SGD and Adam/AdamW by their device implementations (the
@@ -196,6 +209,8 @@ class _Batch:
 
 
 _CUDA_STEPS = {"sgd_step": "sgd_step", "adam_step": "adam_step"}
+# the float32 kernels that refresh autocast copies of the parameters they update (lowp=)
+_LOWP_KERNELS = frozenset(("sgd_step", "adam_step"))
 
 
 def _next_step(st):
