@@ -17,11 +17,34 @@
 #define CE_POOL_MIN_WORK 16384
 
 /* the taps of one axis: output o reads inputs s[o] + k*step, k < n[o] (all inside the input);
- * e[o] is the window's extent inside the padded input (count_include_pad's divisor) */
+ * e[o] is the window's extent inside the padded input (count_include_pad's divisor). For the
+ * max pools' columns also the gather tables of the column pass, which works on blocks of rb
+ * output rows (a few hundred outputs, a few thousand inputs): for output o = r*O + c of a
+ * block (r < rb, c < O) and tap k < ntap (= max n, at least 1), tapj[k*ld + o] = the column
+ * s[c] + k*step for k < n[c], else s[c] (0 when n[c] == 0), and tapc[k*ld + o] =
+ * r*W + tapj[k*ld + o] (its place in the block's row-pass buffer); ld = rb*O rounded up to 16
+ * (the widest vector), 0 in the padding lanes. NULL/0 elsewhere. */
 typedef struct {
     const int64_t *s, *n, *e;
     int64_t step;
+    const int32_t *tapc, *tapj;
+    int64_t ntap, ld, rb;
 } ce_pool_axis_t;
+
+/* the max pool's column pass: output rows per block */
+static inline int64_t pool_max_rows_per_block(int64_t OH, int64_t OW, int64_t W) {
+    int64_t rb = 256 / (OW > 0 ? OW : 1), rw = 8192 / (W > 0 ? W : 1);
+    rb = rb < rw ? rb : rw;
+    return rb < 1 ? 1 : (rb > OH ? (OH > 0 ? OH : 1) : rb);
+}
+static inline int64_t pool_max_ld(int64_t OH, int64_t OW, int64_t W) {
+    return (pool_max_rows_per_block(OH, OW, W) * OW + 15) / 16 * 16;
+}
+/* a plane kernel's buffer: 2*W (the average pools' row pass), or for the max pools the row
+ * pass of a block of rows and two vectors of its outputs */
+static inline int64_t pool_buf_elems(int64_t W, int64_t OH, int64_t OW) {
+    return 2 * pool_max_rows_per_block(OH, OW, W) * W + 2 * pool_max_ld(OH, OW, W);
+}
 
 #define CE_EACH_SCALAR 1
 #define CE_EACH_INC1 "pool_tmpl.h"
@@ -62,8 +85,8 @@ static void pool_axis(int64_t *s, int64_t *n, int64_t *e, int kind, int64_t O, i
     }
 }
 
-/* the per-call work space: both axes, then a 2*W buffer per thread; NULL when out of memory
- * (the callers then run the reference) */
+/* the per-call work space: both axes, a pool_buf_elems buffer per thread, then the max pools'
+ * column gather table; NULL when out of memory (the callers then run the reference) */
 typedef struct {
     int64_t *mem;
     ce_pool_axis_t rows, cols;
@@ -73,23 +96,51 @@ static int pool_plan(pool_plan_t *pl, int kind, int64_t P, int64_t H, int64_t W,
                      int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
                      int64_t pw, int64_t dh, int64_t dw, int64_t work, size_t elem) {
     pl->th = pool_threads(P, work);
-    size_t ints = (size_t)(3 * (OH + OW)), bufb = (size_t)(2 * W) * elem;
-    size_t bytes = ints * sizeof(int64_t) + (size_t)pl->th * (bufb + 64);
+    int64_t ld = pool_max_ld(OH, OW, W), RB = pool_max_rows_per_block(OH, OW, W);
+    int64_t kt = kind == CE_AX_ADAPTIVE ? (W + OW - 1) / OW + 1 : kind == CE_AX_MAX ? KW : 0;
+    size_t ints = (size_t)(3 * (OH + OW)), bufb = (size_t)pool_buf_elems(W, OH, OW) * elem;
+    size_t bytes = ints * sizeof(int64_t) + (size_t)pl->th * (bufb + 64) +
+                   (size_t)(2 * kt * ld) * sizeof(int32_t);
     pl->mem = (int64_t *)malloc(bytes);
     if (!pl->mem) return 0;
     int64_t *a = pl->mem;
     pool_axis(a, a + OH, a + 2 * OH, kind, OH, H, KH, sh, ph, dh);
     pool_axis(a + 3 * OH, a + 3 * OH + OW, a + 3 * OH + 2 * OW, kind, OW, W, KW, sw, pw, dw);
-    pl->rows = (ce_pool_axis_t){a, a + OH, a + 2 * OH, kind == CE_AX_MAX ? dh : 1};
+    pl->rows = (ce_pool_axis_t){a, a + OH, a + 2 * OH, kind == CE_AX_MAX ? dh : 1,
+                                NULL, NULL, 0, 0, 0};
     pl->cols = (ce_pool_axis_t){a + 3 * OH, a + 3 * OH + OW, a + 3 * OH + 2 * OW,
-                                kind == CE_AX_MAX ? dw : 1};
+                                kind == CE_AX_MAX ? dw : 1, NULL, NULL, 0, ld, RB};
+    if (kt > 0) {   /* the max pools' column gather tables */
+        int32_t *tapj = (int32_t *)((char *)pl->mem + ints * sizeof(int64_t) +
+                                    (size_t)pl->th * (bufb + 64));
+        int32_t *tapc = tapj + kt * ld;
+        const int64_t *s = pl->cols.s, *n = pl->cols.n;
+        int64_t nt = 1;
+        for (int64_t o = 0; o < OW; o++) nt = n[o] > nt ? n[o] : nt;
+        if (nt > kt) nt = kt;   /* never: a window has at most kt taps */
+        for (int64_t k = 0; k < nt; k++)
+            for (int64_t o = 0; o < ld; o++) {
+                int64_t r = o / OW, c = o % OW, j;
+                if (r >= RB) {
+                    j = 0;
+                    r = 0;
+                } else {
+                    j = n[c] > k ? s[c] + k * pl->cols.step : (n[c] > 0 ? s[c] : 0);
+                }
+                tapj[k * ld + o] = (int32_t)j;
+                tapc[k * ld + o] = (int32_t)(r * W + j);
+            }
+        pl->cols.tapc = tapc;
+        pl->cols.tapj = tapj;
+        pl->cols.ntap = nt;
+    }
     return 1;
 }
 /* thread t's buffer (64-byte aligned) */
 static inline void *pool_buf(pool_plan_t *pl, int64_t OH, int64_t OW, int64_t W, size_t elem,
                              int t) {
     char *b = (char *)(pl->mem + 3 * (OH + OW));
-    size_t bufb = (size_t)(2 * W) * elem + 64;
+    size_t bufb = (size_t)pool_buf_elems(W, OH, OW) * elem + 64;
     b += (size_t)t * bufb;
     return (void *)(((uintptr_t)b + 63) & ~(uintptr_t)63);
 }
@@ -230,14 +281,15 @@ CE_DEF_POOL_REF(double, f64)
 
 /* ---- threaded drivers: one plane per task, the plane kernel of ce_isa; 0 when the work
  * space could not be had (the entry points then run the reference). The row index of a max is
- * carried in the element type, exact below 2^24 rows (taller planes use the reference). */
+ * carried in the element type, exact below 2^24 rows (taller planes use the reference); the
+ * column gather tables hold int32 places (wider planes than 2^24 use the reference too). */
 #define CE_DEF_POOL_RUN(T, SFX)                                                                \
     static int pool_max_run_##SFX(int kind, T *y, int64_t *idx, const T *x, int64_t P,         \
                                   int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t KH,     \
                                   int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,   \
                                   int64_t dh, int64_t dw) {                                     \
         pool_plan_t pl;                                                                        \
-        if (H >= ((int64_t)1 << 24) ||                                                         \
+        if (H >= ((int64_t)1 << 24) || W >= ((int64_t)1 << 24) ||                             \
             !pool_plan(&pl, kind, P, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,             \
                        P * (H * W + OH * OW * KW), sizeof(T)))                                 \
             return 0;                                                                          \

@@ -23,6 +23,7 @@
  *   types   vm_t (vector), vm_m (comparison mask), vm_s (scalar), VM_W (lanes)
  *   memory  vm_load/vm_store (unaligned), vm_load_part(p, r)/vm_store_part(p, r, v) for the
  *           first r < VM_W lanes (others read as 0, not written), vm_load_part_fill(p, r, fill)
+ *           vm_gather_i32(p, ix) = (p[ix[0]], ..., p[ix[VM_W-1]]) for VM_W int32 indices at ix
  *   arith   vm_set1 vm_zero vm_add vm_sub vm_mul vm_div vm_fmadd(a,b,c)=a*b+c
  *           vm_fnmadd(a,b,c)=c-a*b vm_min vm_max (x86 semantics: NaN in the 2nd operand is
  *           returned, so vm_max(c, x) propagates a NaN x) vm_abs vm_round (to nearest) vm_sqrt
@@ -160,6 +161,13 @@ static inline vm_s CE_VM_CAT3(ce_vm, hsum, VM_SUF)(vm_t v) { return CE_VM_X(redu
 static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_t v) { return CE_VM_X(reduce_max)(v); }
 /* p * 2^n for integral n (any range: scalef rounds to denormal / inf correctly) */
 static inline vm_t CE_VM_CAT3(ce_vm, ldexp, VM_SUF)(vm_t p, vm_t n) { return CE_VM_X(scalef)(p, n); }
+static inline vm_t CE_VM_CAT3(ce_vm, gather_i32, VM_SUF)(const vm_s *p, const int32_t *ix) {
+#if CE_VM == CE_VM_AVX512_F32
+    return _mm512_i32gather_ps(_mm512_loadu_si512((const void *)ix), p, 4);
+#else
+    return _mm512_i32gather_pd(_mm256_loadu_si256((const __m256i *)ix), p, 8);
+#endif
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* AVX2 + FMA, float32 and float64: CE_VM_X(op) is _mm256_<op>_ps / _mm256_<op>_pd; masks are
@@ -266,6 +274,13 @@ static inline vm_t CE_VM_CAT3(ce_vm, load_part_fill, VM_SUF)(const vm_s *p, int6
 static inline void CE_VM_CAT3(ce_vm, store_part, VM_SUF)(vm_s *p, int64_t r, vm_t v) {
     CE_VM_X(maskstore)(p, CE_VM_CAT3(ce_vm, tail, VM_SUF)(r), v);
 }
+static inline vm_t CE_VM_CAT3(ce_vm, gather_i32, VM_SUF)(const vm_s *p, const int32_t *ix) {
+#if CE_VM == CE_VM_AVX2_F32
+    return _mm256_i32gather_ps(p, _mm256_loadu_si256((const __m256i *)ix), 4);
+#else
+    return _mm256_i32gather_pd(p, _mm_loadu_si128((const __m128i *)ix), 8);
+#endif
+}
 /* ------------------------------------------------------------------------------------------ */
 #elif CE_VM == CE_VM_SCALAR_F32 || CE_VM == CE_VM_SCALAR_F64
 #define VM_W 1
@@ -317,6 +332,9 @@ static inline vm_s CE_VM_CAT3(ce_vm, load_part_fill, VM_SUF)(const vm_s *p, int6
 static inline void CE_VM_CAT3(ce_vm, store_part, VM_SUF)(vm_s *p, int64_t r, vm_s v) { if (r > 0) *p = v; }
 static inline vm_s CE_VM_CAT3(ce_vm, hsum, VM_SUF)(vm_s v) { return v; }
 static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_s v) { return v; }
+static inline vm_s CE_VM_CAT3(ce_vm, gather_i32, VM_SUF)(const vm_s *p, const int32_t *ix) {
+    return p[ix[0]];
+}
 #else
 #error "unknown CE_VM"
 #endif
@@ -362,6 +380,7 @@ static inline vm_s CE_VM_CAT3(ce_vm, hmax, VM_SUF)(vm_s v) { return v; }
 #define vm_hsum VM_FN(vm_hsum)
 #define vm_hmax VM_FN(vm_hmax)
 #define vm_ldexp VM_FN(vm_ldexp)
+#define vm_gather_i32 VM_FN(vm_gather_i32)
 
 /* ---- double accumulators (vm_dacc_*), once per pair and translation unit ------------------- */
 #define vm_dacc_zero VM_FN(vm_dacc_zero)

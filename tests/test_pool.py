@@ -254,6 +254,8 @@ POOL_GEOMS = [
     ((1, 33), (1, 5), (1, 2), (0, 2), (1, 3)),     # the 1-D shape
     ((1, 1), (1, 1), (1, 1), (0, 0), (1, 1)),
     ((5, 3), (5, 3), (4, 4), (2, 1), (1, 1)),      # stride > kernel, windows in the padding
+    ((3, 8300), (2, 3), (1, 2), (1, 1), (1, 1)),   # wide: the max pool's column pass row by row
+    ((61, 2), (3, 1), (1, 1), (1, 0), (1, 1)),     # narrow and tall: many rows per column pass
 ]
 
 
