@@ -463,13 +463,17 @@ static void amx_ukr(int64_t nst, const uint32_t *A, const uint32_t *B, void *C, 
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")
-/* one m x n (<= 12 x 32) tile: C = alpha * A_panel @ B_panel + beta * C (+ bias). The C rows
- * are prefetched before the k loop (their misses overlap the products: +10-20% on Zen 4 at
- * n = 256-2048), and a tile with unit column stride is written from the registers, float32 or
- * bfloat16, partial tiles through masks; other strides through tile_out. */
-static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, int dtC,
-                     int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
-                     int64_t sbias, int m, int n) {
+/* one m x n (<= 12 x 32) tile: C = alpha * A_panel @ B_panel + beta * C (+ bias), computed
+ * for the first R (4, 8 or 12, a constant in each instance) rows of the panel: a short edge
+ * panel (e.g. the last 4 rows of M = 64) costs its own rows, not 12. The C rows are prefetched
+ * before the k loop (their misses overlap the products: +10-20% on Zen 4 at n = 256-2048), and
+ * a tile with unit column stride is written from the registers, float32 or bfloat16, partial
+ * tiles through masks; other strides through tile_out. */
+static inline __attribute__((always_inline)) void
+bf16_ukr_rows(const int R, const int inpl, int64_t kp, const uint32_t *A, const uint16_t *Ai,
+              int64_t lda,
+              const uint32_t *B, void *C, int dtC, int64_t rsC, int64_t csC, float alpha,
+              float beta, const float *bias, int64_t sbias, int m, int n) {
     const size_t ec = dtC == CE_BF16_SRC_F32 ? 4 : 2;
     if (csC == 1)
         for (int i = 0; i < m; i++) {
@@ -477,16 +481,24 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, 
             _mm_prefetch(ci, _MM_HINT_T0);
             _mm_prefetch(ci + (size_t)n * ec - 1, _MM_HINT_T0);
         }
+    /* A unpacked (inpl, a constant in each instance): row i's pair p at Ai + i*lda + 2p; rows
+     * past m read row 0 (their sums are never stored) */
+    const uint16_t *ar[BF_MR];
+    if (inpl)
+        for (int i = 0; i < R; i++) ar[i] = Ai + (i < m ? i : 0) * lda;
     __m512 c0[BF_MR], c1[BF_MR];
 #pragma GCC unroll 12
-    for (int i = 0; i < BF_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();
     for (int64_t p = 0; p < kp; p++) {
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * BF_NR);
         const __m512bh b1 = (__m512bh)_mm512_loadu_si512(B + p * BF_NR + 16);
         const uint32_t *a = A + p * BF_MR;
 #pragma GCC unroll 12
-        for (int i = 0; i < BF_MR; i++) {
-            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+        for (int i = 0; i < R; i++) {
+            uint32_t av;
+            if (inpl) memcpy(&av, ar[i] + 2 * p, 4);
+            else av = a[i];
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)av);
             c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
             c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
         }
@@ -500,7 +512,7 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, 
         const __m512 bz1 = bias ? _mm512_maskz_loadu_ps(k1, bias + 16) : _mm512_setzero_ps();
         if (dtC == CE_BF16_SRC_F32) {
 #pragma GCC unroll 12
-            for (int i = 0; i < BF_MR; i++) {
+            for (int i = 0; i < R; i++) {
                 if (i >= m) break;
                 float *ci = (float *)C + i * rsC;
                 __m512 v0 = _mm512_fmadd_ps(va, c0[i], bz0), v1 = _mm512_fmadd_ps(va, c1[i], bz1);
@@ -513,7 +525,7 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, 
             }
         } else {
 #pragma GCC unroll 12
-            for (int i = 0; i < BF_MR; i++) {
+            for (int i = 0; i < R; i++) {
                 if (i >= m) break;
                 uint16_t *ci = (uint16_t *)C + i * rsC;
                 __m512 v0 = _mm512_fmadd_ps(va, c0[i], bz0), v1 = _mm512_fmadd_ps(va, c1[i], bz1);
@@ -530,11 +542,38 @@ static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, 
         return;
     }
     float t[BF_MR * BF_NR];
-    for (int i = 0; i < BF_MR; i++) {
+    for (int i = 0; i < R; i++) {
         _mm512_storeu_ps(t + i * BF_NR, c0[i]);
         _mm512_storeu_ps(t + i * BF_NR + 16, c1[i]);
     }
     tile_out(t, BF_NR, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+}
+
+/* the tile with the row count of its panel: 4, 8 or 12 rows computed */
+static void bf16_ukr(int64_t kp, const uint32_t *A, const uint32_t *B, void *C, int dtC,
+                     int64_t rsC, int64_t csC, float alpha, float beta, const float *bias,
+                     int64_t sbias, int m, int n) {
+    if (m <= 4)
+        bf16_ukr_rows(4, 0, kp, A, NULL, 0, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+    else if (m <= 8)
+        bf16_ukr_rows(8, 0, kp, A, NULL, 0, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+    else
+        bf16_ukr_rows(BF_MR, 0, kp, A, NULL, 0, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m,
+                      n);
+}
+
+/* the same with A read in place: a bfloat16 A with k contiguous, K even (kp whole pairs), m
+ * rows at stride lda (elements) from Ai */
+static void bf16_ukr_a(int64_t kp, const uint16_t *Ai, int64_t lda, const uint32_t *B, void *C,
+                       int dtC, int64_t rsC, int64_t csC, float alpha, float beta,
+                       const float *bias, int64_t sbias, int m, int n) {
+    if (m <= 4)
+        bf16_ukr_rows(4, 1, kp, NULL, Ai, lda, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+    else if (m <= 8)
+        bf16_ukr_rows(8, 1, kp, NULL, Ai, lda, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m, n);
+    else
+        bf16_ukr_rows(BF_MR, 1, kp, NULL, Ai, lda, B, C, dtC, rsC, csC, alpha, beta, bias, sbias, m,
+                      n);
 }
 #pragma GCC pop_options
 
@@ -655,6 +694,78 @@ static int64_t bf_kc(int64_t K) {
     return (kc + 1) / 2 * 2;
 }
 
+/* A batch of small products (M <= BF_MC, N <= BF_NC, K within one K block) on path 1: the
+ * batch elements split across the threads, each element packed whole and multiplied by one
+ * thread (no barrier per element, as the blocked loop needs for its shared B block; for 128
+ * attention products of 64 x 64 x 64 those barriers and the 4-row slices cost more than the
+ * products). The same packing, tiles and float32 sums as the blocked loop, so the same
+ * results. An operand that repeats over the batch (stride 0) is packed once per thread.
+ * 0 when the work buffers could not be had. */
+static int gemm_bf16_batch_small(int64_t nb, int64_t nb2, int64_t M, int64_t N, int64_t K,
+                                 float alpha, const void *A, int dtA, int64_t sAb, int64_t sAb2,
+                                 int64_t rsA, int64_t csA, const void *B, int dtB, int64_t sBb,
+                                 int64_t sBb2, int64_t rsB, int64_t csB, float beta, void *C,
+                                 int dtC, int64_t sCb, int64_t sCb2, int64_t rsC, int64_t csC,
+                                 const float *bias, int64_t sbias, int nt) {
+    const size_t ec = dtC == CE_BF16_SRC_F32 ? 4 : 2;
+    const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
+    const int64_t nbt = nb * nb2, kp = (K + 1) / 2;
+    /* a bfloat16 A with k contiguous and K even is read in place by the tiles (its k-pairs are
+     * the 32-bit words the packed panels would hold): no A packing */
+    const int ainp = dtA == CE_BF16_SRC_BF16 && csA == 1 && K % 2 == 0;
+    const int64_t npnl = (M + BF_MR - 1) / BF_MR, npan = (N + BF_NR - 1) / BF_NR;
+    const size_t asz = ((size_t)(kp * npnl * BF_MR) + 15) / 16 * 16;
+    const size_t per = asz + ((size_t)(kp * npan * BF_NR) + 15) / 16 * 16;
+    uint32_t *buf = aligned_alloc(64, (size_t)nt * per * 4);
+    if (!buf) return 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        uint32_t *Ap = buf + (size_t)CE_TID() * per, *Bp = Ap + asz;
+        int64_t lastA = -1, lastB = -1;   /* element offsets of the operands now packed */
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nbt; b++) {
+            const int64_t oa = boff(b, nb2, sAb, sAb2), ob = boff(b, nb2, sBb, sBb2);
+            char *Cb = (char *)C + (size_t)(boff(b, nb2, sCb, sCb2)) * ec;
+            if (ob != lastB) {
+                const char *Bb = (const char *)B + (size_t)ob * eb;
+                for (int64_t jp = 0; jp < npan; jp++)
+                    pack_pairs(Bp + jp * kp * BF_NR, BF_NR, Bb + (size_t)(jp * BF_NR * csB) * eb,
+                               dtB, csB, rsB, (int)mn64(BF_NR, N - jp * BF_NR), K, kp);
+                lastB = ob;
+            }
+            if (oa != lastA && !ainp) {
+                const char *Ab = (const char *)A + (size_t)oa * ea;
+                if (rsA == 1 && csA != 1)
+                    pack_a_block_cm(Ap, 0, Ab, dtA, csA, M, K, kp);
+                else
+                    for (int64_t ir = 0; ir < M; ir += BF_MR)
+                        pack_pairs(Ap + ir / BF_MR * kp * BF_MR, BF_MR,
+                                   Ab + (size_t)(ir * rsA) * ea, dtA, rsA, csA,
+                                   (int)mn64(BF_MR, M - ir), K, kp);
+                lastA = oa;
+            }
+            for (int64_t jp = 0; jp < npan; jp++) {
+                const int64_t j = jp * BF_NR;
+                const int n = (int)mn64(BF_NR, N - j);
+                for (int64_t ir = 0; ir < M; ir += BF_MR) {
+                    char *ct = Cb + (size_t)(ir * rsC + j * csC) * ec;
+                    const float *bj = bias ? bias + j * sbias : NULL;
+                    const int m = (int)mn64(BF_MR, M - ir);
+                    if (ainp)
+                        bf16_ukr_a(kp, (const uint16_t *)A + oa + ir * rsA, rsA,
+                                   Bp + jp * kp * BF_NR, ct, dtC, rsC, csC, alpha, beta, bj,
+                                   sbias, m, n);
+                    else
+                        bf16_ukr(kp, Ap + ir / BF_MR * kp * BF_MR, Bp + jp * kp * BF_NR, ct, dtC,
+                                 rsC, csC, alpha, beta, bj, sbias, m, n);
+                }
+            }
+        }
+    }
+    free(buf);
+    return 1;
+}
+
 /* the tiled product on path 1 or 2 (path) into a float32 C (dtC CE_BF16_SRC_F32) or a
  * bfloat16 one (CE_BF16_SRC_BF16, only with K <= the path's K block: every element of C is
  * then written once, from its whole float32 sum); 0 when the work buffers could not be had */
@@ -667,12 +778,21 @@ static int gemm_bf16_tiled(int path, int64_t nb, int64_t nb2, int64_t M, int64_t
     const size_t ec = dtC == CE_BF16_SRC_F32 ? 4 : 2;
     const size_t ea = dtA == CE_BF16_SRC_F32 ? 4 : 2, eb = dtB == CE_BF16_SRC_F32 ? 4 : 2;
     const int nt = ce_par_threads(nb * nb2 * M * N * K, BF_MIN_WORK_PER_THREAD);
-    /* row blocks of at most BF_MC (fewer, even ones when M is short), split by column groups
-     * when there are fewer row blocks than threads */
-    int64_t MC = (M + nt - 1) / nt;
-    MC = (MC + MR - 1) / MR * MR;
-    if (MC > BF_MC) MC = BF_MC;
-    const int64_t nic = (M + MC - 1) / MC;
+    /* a batch of small products whose elements split evenly (or finely) over the threads */
+    if (!amx && nb * nb2 > 1 && M <= BF_MC && N <= BF_NC && K <= BF_KC &&
+        (nt == 1 || (nb * nb2) % nt == 0 || nb * nb2 >= 8 * nt) &&
+        gemm_bf16_batch_small(nb, nb2, M, N, K, alpha, A, dtA, sAb, sAb2, rsA, csA, B, dtB, sBb,
+                              sBb2, rsB, csB, beta, C, dtC, sCb, sCb2, rsC, csC, bias, sbias, nt))
+        return 1;
+    /* row blocks of at most BF_MC rows, in whole MR-row panels: a multiple of nt blocks of
+     * equal panel counts (within one), so each thread gets the same share of M (2048 rows as
+     * 11 blocks of 192 gave the threads 6 and 5); fewer rows than threads x MR: one block per
+     * panel, split by column groups */
+    const int64_t npnl = (M + MR - 1) / MR, pmax = BF_MC / MR;
+    int64_t nic = (npnl + pmax - 1) / pmax;
+    nic = nic < nt ? mn64(nt, npnl) : (nic + nt - 1) / nt * nt;
+    if (nic > npnl) nic = npnl;
+    const int64_t MC = (npnl + nic - 1) / nic * MR;   /* the largest block */
     const int64_t ngrp = nic >= nt ? 1 : (nt + nic - 1) / nic;
     const int64_t NCmax = mn64(BF_NC, (N + BF_NR - 1) / BF_NR * BF_NR);
     /* k-pairs per K block, padded to whole 16-pair AMX steps */
@@ -708,8 +828,9 @@ static int gemm_bf16_tiled(int path, int64_t nb, int64_t nb2, int64_t M, int64_t
                     /* (implicit barrier: the B block is packed) */
 #pragma omp for schedule(static)
                     for (int64_t it = 0; it < nic * ngrp; it++) {
-                        const int64_t ic = it / ngrp * MC, g = it % ngrp;
-                        const int64_t mc = mn64(MC, M - ic);
+                        const int64_t blk = it / ngrp, g = it % ngrp;
+                        const int64_t ic = npnl * blk / nic * MR;
+                        const int64_t mc = mn64(npnl * (blk + 1) / nic * MR, M) - ic;
                         const int64_t j0 = npan * g / ngrp, j1 = npan * (g + 1) / ngrp;
                         if (j1 <= j0) continue;
                         if (rsA == 1 && csA != 1)   /* column-major A: the block k row by k row */

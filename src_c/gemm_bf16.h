@@ -23,9 +23,12 @@
  * Paths: with AMX-BF16 (tiles, 32 x 32 C blocks) or AVX512_BF16 (vdpbf16ps, a 12 x 32
  * register tile), at ce_isa == avx512, operands are packed into k-pairs of bfloat16 (one 32-bit
  * lane = elements k and k+1), Goto blocking (K in equal even blocks of at most 1024, 2048 for AMX;
- * MC = 192; NC = 2048) and
- * threads over row blocks (and column groups when M is short); the K loop is never split, so results do
- * not depend on the thread count. Otherwise the operands are rounded to bfloat16 into float32
+ * row blocks of at most 192 rows in whole register-tile panels, a multiple of the thread count of
+ * them with equal panel counts; NC = 2048) and threads over row blocks (and column groups when M
+ * is short); on AVX512_BF16 a batch of small products (M <= 192, N <= 2048, K in one K block)
+ * splits its elements across the threads instead, each element packed and multiplied whole by
+ * one thread (a bfloat16 A with k contiguous and K even read in place, unpacked). The K loop is
+ * never split, so results do not depend on the thread count. Otherwise the operands are rounded to bfloat16 into float32
  * copies and ce_sgemm runs on them: the same products, float32 sums in another order.
  * The bf16 instructions treat subnormal bfloat16 inputs as zero and flush subnormal results;
  * the float32 path keeps them.

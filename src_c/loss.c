@@ -129,7 +129,7 @@ CE_XENT_REF(double, f64)
 /* ---- row kernels per (ISA, dtype), generic included: ce_xent_*_rows_<isa>_<dtype> ---------- */
 #define CE_EACH_SCALAR 1
 #define CE_EACH_INC1 "softmax_tmpl.h"
-#define CE_EACH_INC2 "loss_tmpl.h"
+#define CE_EACH_INC2 "loss_tmpl.h"   /* (with vmath_cvt.h and loss_bf16_tmpl.h at its end) */
 #include "isa_each.h"
 
 /* sum of the class weights (C when there are none), accumulated in double */
@@ -185,6 +185,48 @@ void ce_cross_entropy_bwd_f64(double *dx, const double *x, const int64_t *tg, co
                                   W, accumulate, nts));
 }
 
+/* bfloat16 logits: rows widened into per-thread float32 buffers (one or two rows of C floats
+ * per thread, allocated here: -1 when they could not be had) */
+static float *xent_bf16_bufs(int64_t C, int nrow, int nt, size_t *per) {
+    *per = ((size_t)C * (size_t)nrow + 15) / 16 * 16;
+    return (float *)malloc(sizeof(float) * *per * (size_t)(nt > 1 ? nt : 1));
+}
+
+int ce_cross_entropy_fwd_bf16(float *loss, float *lse, float *wrow, const uint16_t *x,
+                              const int64_t *tg, const float *w, int64_t N, int64_t C,
+                              int64_t ignore, double eps) {
+    if (N <= 0 || C <= 0) return 0;
+    const float W = (float)xent_wsum(w, 0, C);
+    const int nt = ce_nn_threads(N * C, CE_NN_MIN_WORK, N);
+    size_t per;
+    float *buf = xent_bf16_bufs(C, 1, nt, &per);
+    if (!buf) return -1;
+    /* (a chunk starting at 0 is the calling thread's or thread 0's; others have lo > 0) */
+    CE_PAR_CHUNKS(N, nt, 1, CE_ISA_CALL(xent_fwd_rows_bf16, f32, loss, lse, wrow, x, tg, w, lo, hi,
+                                        C, ignore, (float)eps, W,
+                                        buf + (size_t)(lo ? CE_TID() : 0) * per));
+    free(buf);
+    return 0;
+}
+
+int ce_cross_entropy_bwd_bf16(uint16_t *dx, const uint16_t *x, const int64_t *tg, const float *w,
+                              const float *lse, const float *g, int64_t N, int64_t C,
+                              int64_t ignore, double eps) {
+    if (N <= 0 || C <= 0) return 0;
+    const float W = (float)xent_wsum(w, 0, C);
+    const int nt = ce_nn_threads(N * C, CE_NN_MIN_WORK, N);
+    size_t per;
+    float *buf = xent_bf16_bufs(C, 2, nt, &per);
+    if (!buf) return -1;
+    CE_PAR_CHUNKS(N, nt, 1, {
+        float *xb = buf + (size_t)(lo ? CE_TID() : 0) * per;
+        CE_ISA_CALL(xent_bwd_rows_bf16, f32, dx, x, tg, w, lse, g, lo, hi, C, ignore, (float)eps,
+                    W, xb, xb + C);
+    });
+    free(buf);
+    return 0;
+}
+
 void ce_cross_entropy_prob_fwd_f32(float *loss, float *lse, const float *x, const float *tgt,
                                    const float *w, int64_t N, int64_t C, double eps) {
     if (N <= 0 || C <= 0) return;
@@ -238,6 +280,47 @@ void ce_cross_entropy_bwd_f64_ref(double *dx, const double *x, const int64_t *tg
                                   int64_t ignore, double eps, int accumulate) {
     (void)lse;
     if (N > 0 && C > 0) xent_bwd_ref_f64(dx, x, tg, w, g, N, C, ignore, eps, accumulate);
+}
+
+/* bfloat16 references: the float32 references (double inside) on a float32 copy of the
+ * logits; the gradient rounded once (nearest even, NaN -> 0xffff) */
+static float bf16_ref_val(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+int ce_cross_entropy_fwd_bf16_ref(float *loss, float *lse, float *wrow, const uint16_t *x,
+                                  const int64_t *tg, const float *w, int64_t N, int64_t C,
+                                  int64_t ignore, double eps) {
+    if (N <= 0 || C <= 0) return 0;
+    float *xf = (float *)malloc(sizeof(float) * (size_t)(N * C));
+    if (!xf) return -1;
+    for (int64_t i = 0; i < N * C; i++) xf[i] = bf16_ref_val(x[i]);
+    xent_fwd_ref_f32(loss, lse, wrow, xf, tg, w, N, C, ignore, eps);
+    free(xf);
+    return 0;
+}
+
+int ce_cross_entropy_bwd_bf16_ref(uint16_t *dx, const uint16_t *x, const int64_t *tg,
+                                  const float *w, const float *lse, const float *g, int64_t N,
+                                  int64_t C, int64_t ignore, double eps) {
+    (void)lse;
+    if (N <= 0 || C <= 0) return 0;
+    float *xf = (float *)malloc(sizeof(float) * 2 * (size_t)(N * C));
+    if (!xf) return -1;
+    float *df = xf + N * C;
+    for (int64_t i = 0; i < N * C; i++) xf[i] = bf16_ref_val(x[i]);
+    xent_bwd_ref_f32(df, xf, tg, w, g, N, C, ignore, eps, 0);
+    for (int64_t i = 0; i < N * C; i++) {
+        uint32_t u;
+        memcpy(&u, &df[i], 4);
+        dx[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0xffffu
+                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+    free(xf);
+    return 0;
 }
 
 void ce_cross_entropy_prob_fwd_f32_ref(float *loss, float *lse, const float *x, const float *tgt,

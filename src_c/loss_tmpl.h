@@ -176,3 +176,9 @@ static void VM_FN(xent_prob_bwd_rows)(vm_s *dx, const vm_s *x, const vm_s *tgt, 
                                  acc);
     }
 }
+
+/* bfloat16 logits over the row kernels above (float32 pairs; vmath_cvt.h's loads and stores,
+ * included last: its AVX2 block enables F16C for the rest of that ISA's instances, which use
+ * no float16 conversion) */
+#include "vmath_cvt.h"
+#include "loss_bf16_tmpl.h"

@@ -64,6 +64,26 @@ void ce_cross_entropy_bwd_f32(float *dlogits, const float *logits, const int64_t
 void ce_cross_entropy_bwd_f64(double *dlogits, const double *logits, const int64_t *target,
                               const double *weight, const double *lse, const double *g, int64_t N,
                               int64_t C, int64_t ignore_index, double label_smoothing, int accumulate);
+
+/* the same with bfloat16 logits (uint16_t bits) and float32 loss, lse, wrow, weight, g: the
+ * results of the float32 kernels on the logits cast to float32, bit for bit; the backward
+ * writes (overwrites) dlogits in bfloat16, its float32 values rounded once (nearest even, NaN
+ * -> 0xffff: the cast of the float32 gradient). 0, or -1 when the row buffers could not be
+ * allocated (nothing written then). *_ref: the float32 references on a float32 copy. */
+int ce_cross_entropy_fwd_bf16(float *loss, float *lse, float *wrow, const uint16_t *logits,
+                              const int64_t *target, const float *weight, int64_t N, int64_t C,
+                              int64_t ignore_index, double label_smoothing);
+int ce_cross_entropy_bwd_bf16(uint16_t *dlogits, const uint16_t *logits, const int64_t *target,
+                              const float *weight, const float *lse, const float *g, int64_t N,
+                              int64_t C, int64_t ignore_index, double label_smoothing);
+int ce_cross_entropy_fwd_bf16_ref(float *loss, float *lse, float *wrow, const uint16_t *logits,
+                                  const int64_t *target, const float *weight, int64_t N,
+                                  int64_t C, int64_t ignore_index, double label_smoothing);
+int ce_cross_entropy_bwd_bf16_ref(uint16_t *dlogits, const uint16_t *logits,
+                                  const int64_t *target, const float *weight, const float *lse,
+                                  const float *g, int64_t N, int64_t C, int64_t ignore_index,
+                                  double label_smoothing);
+
 /* probability targets. target (N,C): q = (1-eps)*target + eps/C;
  * loss_i = -sum_c w[c] q[i,c] (x[i,c] - lse_i);  dlogits (+)= g_i (p_c sum_k w_k q_k - w_c q_c) */
 void ce_cross_entropy_prob_fwd_f32(float *loss, float *lse, const float *logits, const float *target,

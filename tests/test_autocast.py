@@ -253,6 +253,46 @@ def test_gradients_reach_float32_params_and_match_torch():
         np.testing.assert_allclose(a, b, rtol=3e-2, atol=3e-3)
 
 
+@pytest.mark.parametrize("shape,kw", [((6, 11), {}), ((6, 11), dict(reduction="sum")),
+                                      ((6, 11), dict(reduction="none", label_smoothing=0.1)),
+                                      ((6, 11), dict(ignore_index=3, weight="f32")),
+                                      ((3, 11, 4), dict(reduction="mean")), ((11,), {})])
+def test_cross_entropy_reads_bfloat16_logits_as_the_float32_cast(shape, kw):
+    """under autocast, cross_entropy of bfloat16 logits runs in float32 on the kernel that reads
+    the bfloat16 logits itself: loss and logit gradient bit for bit those of casting the logits
+    to float32 first (torch's policy), loss float32, gradient bfloat16"""
+    rng = np.random.default_rng(len(shape) * 10 + len(kw))
+    C = shape[1] if len(shape) > 1 else shape[0]
+    xv = (rng.standard_normal(shape) * 3).astype(np.float32)
+    tshape = (shape[0],) + shape[2:] if len(shape) > 1 else ()
+    y = ce.tensor(rng.integers(0, C, tshape))
+    kw = dict(kw)
+    if kw.get("weight") == "f32":
+        kw["weight"] = ce.tensor(rng.random(C).astype(np.float32))
+    res = []
+    for cast_first in (False, True):
+        x = ce.tensor(xv).bfloat16().detach().requires_grad_()
+        with ce.autocast("cpu", dtype=ce.bfloat16):
+            loss = ce.nn.functional.cross_entropy(x.float() if cast_first else x, y, **kw)
+        assert loss.dtype == ce.float32
+        loss.backward(ce.ones_like(loss))
+        assert x.grad.dtype == ce.bfloat16
+        res.append((loss.detach().numpy(), x.grad.float().numpy()))
+    np.testing.assert_array_equal(res[0][0], res[1][0])
+    np.testing.assert_array_equal(res[0][1], res[1][1])
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(xv).bfloat16().requires_grad_()
+    tkw = dict(kw)
+    if "weight" in tkw:
+        tkw["weight"] = torch.tensor(tkw["weight"].numpy())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lt = torch.nn.functional.cross_entropy(xt, torch.tensor(y.numpy()), **tkw)
+    lt.backward(torch.ones_like(lt))
+    assert lt.dtype == torch.float32
+    np.testing.assert_allclose(res[0][0], lt.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res[0][1], xt.grad.float().numpy(), rtol=2 ** -7, atol=1e-6)
+
+
 def test_weight_cast_cached_per_region():
     w = ce.randn(8, 8, requires_grad=True)
     x = ce.randn(4, 8)

@@ -318,3 +318,128 @@ def test_gemm_bf16_bfloat16_a_row_strides(M, N, K, path, nthreads):
         for j in range(h):
             want, scale = _ref(np.ascontiguousarray(q[i, :, j]), k[0, j])
             assert np.all(np.abs(C[i, j] - want) <= 2e-6 * scale + 1e-6)
+
+
+@pytest.mark.parametrize("nbt,M,N,K", [(2, 1, 1, 1), (5, 4, 33, 3), (16, 64, 64, 64),
+                                       (17, 13, 70, 1024), (4, 192, 65, 17), (6, 20, 31, 9),
+                                       (4, 193, 31, 8), (3, 5, 7, 1025), (8, 21, 2049, 6)])
+@pytest.mark.parametrize("out16", [False, True])
+def test_gemm_bf16_small_batches(nbt, M, N, K, out16, path, nthreads):
+    """batches of small products (the per-thread batch split: M <= 192, N <= 2048, one K block)
+    and their neighbours on the blocked loop (M 193, K 1025, N 2049): each element equal to the
+    2-D product of that element (the same packing, tiles and sums, bit for bit), and to the
+    reference; row-major, column-major and head-view operands, a broadcast operand (packed once
+    per thread), alpha, beta, bias, float32 and bfloat16 C"""
+    import ml_dtypes
+    rng = np.random.default_rng(nbt * 100003 + M * 1009 + N * 31 + K)
+    h = 2 if nbt % 2 == 0 else 1
+    b1 = nbt // h
+    A = rng.standard_normal((b1, h, M, K)).astype(np.float32)
+    Bt = bf16_round(rng.standard_normal((b1, N, h, K)).astype(np.float32))
+    B16 = Bt.view(ml_dtypes.bfloat16).transpose(0, 2, 3, 1)       # (b1, h, K, N), k contiguous
+    W = rng.standard_normal((K, N)).astype(np.float32)            # broadcast over the batch
+    bias = rng.standard_normal(N).astype(np.float32)
+    cdt = np.uint16 if out16 else np.float32
+    C0 = rng.standard_normal((b1, h, M, N)).astype(np.float32)
+    C0 = bf16_round(C0) if out16 else C0
+    # bfloat16 A with k contiguous (read in place by the tiles when K is even), also as head
+    # views (rows h*K apart) and broadcast
+    A16 = bf16_round(A).view(ml_dtypes.bfloat16)
+    A16h = np.ascontiguousarray(A16.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    for a, b, kw in [(A, B16, {}), (np.swapaxes(np.swapaxes(A, -1, -2).copy(), -1, -2), B16,
+                                    dict(alpha=0.5, bias=bias)),
+                     (A, W, dict(beta=2.0)), (A[:1, :1], B16, dict(beta=-1.0, bias=bias)),
+                     (A16, B16, dict(bias=bias)), (A16h, W, dict(alpha=-2.0, beta=0.5)),
+                     (A16[:1, :1], B16, {})]:
+        beta = kw.get("beta", 0.0)
+        C = C0.copy() if beta else np.full((b1, h, M, N), 0x7fff if out16 else np.nan, cdt)
+        _C.gemm_bf16(a, b, C, **kw)
+        for i in range(b1):
+            for j in range(h):
+                ai = a[min(i, a.shape[0] - 1), min(j, a.shape[1] - 1)]
+                bi = b if b.ndim == 2 else b[i, j]
+                c1 = C0[i, j].copy() if beta else np.empty((M, N), cdt)
+                _C.gemm_bf16(ai, bi, c1, **kw)
+                np.testing.assert_array_equal(C[i, j], c1)
+                c0 = None if not beta else (bf16_value(C0[i, j]) if out16 else C0[i, j])
+                want, scale = _ref(np.ascontiguousarray(ai).view(np.uint16)
+                                   if ai.dtype != np.float32 else np.ascontiguousarray(ai),
+                                   np.ascontiguousarray(bi).view(np.uint16)
+                                   if bi.dtype != np.float32 else bi,
+                                   kw.get("alpha", 1.0), beta, c0, kw.get("bias"))
+                got = bf16_value(C[i, j]) if out16 else C[i, j]
+                tol = (np.abs(want) * 2.0 ** -8 if out16 else 0) + 2e-6 * scale + 1e-6
+                assert np.all(np.abs(got - want) <= tol), (i, j, np.abs(got - want).max())
+
+
+@pytest.mark.parametrize("M", [683, 1000, 2048])
+def test_gemm_bf16_row_blocks_threads_identical(M, path):
+    """M split into an even number of row blocks of whole panels for 2 threads (683, 1000 and
+    2048 rows: uneven 192-row blocks before): the same results on 1 and 2 threads, and the
+    reference's"""
+    rng = np.random.default_rng(M)
+    A = bf16_round(rng.standard_normal((M, 72)).astype(np.float32))
+    B = rng.standard_normal((72, 40)).astype(np.float32)
+    out = []
+    for nt in (1, 2):
+        old = _C.get_num_threads()
+        _C.set_num_threads(nt)
+        C = np.empty((M, 40), np.float32)
+        _C.gemm_bf16(np.asfortranarray(A), B, C)
+        _C.set_num_threads(old)
+        out.append(C)
+    np.testing.assert_array_equal(out[0], out[1])
+    want, scale = _ref(A, B)
+    assert np.all(np.abs(out[0] - want) <= 1.5e-6 * scale + 1e-30)
+
+
+@pytest.mark.parametrize("N,C", [(1, 1), (3, 7), (5, 16), (300, 1003), (64, 1000)])
+def test_cross_entropy_bfloat16_logits(N, C, isa, nthreads):
+    """cross-entropy forward/backward reading bfloat16 logits: the float32 kernel's results on
+    the logits cast to float32, bit for bit (and its gradient rounded as the cast rounds),
+    with class weights, ignore_index and label smoothing, every ISA path, 1 and 2 threads
+    (300 x 1003 splits over two); close to the double reference"""
+    import ml_dtypes
+    rng = np.random.default_rng(N * 7 + C)
+    x = (rng.standard_normal((N, C)) * 4).astype(np.float32).astype(ml_dtypes.bfloat16)
+    if C > 5:
+        x.reshape(-1)[5] = np.inf     # row 0: an infinite logit (NaN loss and gradient)
+    t = rng.integers(0, C, N).astype(np.int64)
+    t[N // 2] = -100
+    g = rng.random(N).astype(np.float32)
+    x32 = x.astype(np.float32)
+    for w in (None, rng.random(C).astype(np.float32)):
+        for ls in (0.0, 0.2):
+            got = _C.cross_entropy_forward(x, t, w, -100, ls)
+            want = _C.cross_entropy_forward(x32, t, w, -100, ls)
+            for a, b in zip(got, want):
+                assert a.dtype == np.float32
+                np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+            ref = _C.cross_entropy_forward_ref(x, t, w, -100, ls)
+            fin = np.isfinite(ref[0])
+            np.testing.assert_allclose(got[0][fin], ref[0][fin], rtol=1e-5, atol=1e-5)
+            d = _C.cross_entropy_backward(x, t, got[1], g, w, -100, ls)
+            assert d.dtype == x.dtype and d.shape == (N, C)
+            d32 = _C.cross_entropy_backward(x32, t, want[1], g, w, -100, ls)
+            np.testing.assert_array_equal(d.view(np.uint16), _C.cast_f32_to_bf16(d32).view(np.uint16))
+            dr = _C.cross_entropy_backward_ref(x, t, got[1], g, w, -100, ls).astype(np.float32)
+            fin = np.isfinite(dr)
+            np.testing.assert_allclose(d.astype(np.float32)[fin], dr[fin], rtol=2 ** -7, atol=1e-6)
+            assert not d[N // 2].astype(np.float32).any()     # the ignored row
+
+
+def test_cross_entropy_bfloat16_logits_bad_input():
+    import ml_dtypes
+    x = np.zeros((4, 3), ml_dtypes.bfloat16)
+    t = np.zeros(4, np.int64)
+    with pytest.raises(TypeError, match="float32 weight"):
+        _C.cross_entropy_forward(x, t, np.ones(3, np.float64))
+    with pytest.raises(IndexError, match="Target 3 is out of bounds"):
+        _C.cross_entropy_forward(x, np.array([0, 3, 0, 0], np.int64))
+    loss, lse, _ = _C.cross_entropy_forward(x, t)
+    with pytest.raises(ValueError, match="out and accumulate"):
+        _C.cross_entropy_backward(x, t, lse, lse, accumulate=True)
+    with pytest.raises(ValueError, match="lse: expected shape"):
+        _C.cross_entropy_backward(x, t, lse[:3], lse)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _C.cross_entropy_forward(np.zeros((3, 4), ml_dtypes.bfloat16).T, t)

@@ -30,6 +30,8 @@
 # Arrays not aligned to their dtype are copied once (outputs: computed in an aligned copy that is
 # copied back), see _al in core.pxi.
 
+from libc.stdint cimport uint16_t
+
 cdef extern from "nn_kernels.h" nogil:
     void ce_nn_set_stream_bytes(int64_t b)
     void ce_softmax_fwd_f32(float *y, const float *x, int64_t R, int64_t C, int log)
@@ -50,6 +52,10 @@ cdef extern from "nn_kernels.h" nogil:
     void ce_cross_entropy_prob_fwd_f64(double *loss, double *lse, const double *logits, const double *target, const double *weight, int64_t N, int64_t C, double label_smoothing)
     void ce_cross_entropy_prob_bwd_f32(float *dlogits, const float *logits, const float *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, double label_smoothing, int accumulate)
     void ce_cross_entropy_prob_bwd_f64(double *dlogits, const double *logits, const double *target, const double *weight, const double *lse, const double *g, int64_t N, int64_t C, double label_smoothing, int accumulate)
+    int ce_cross_entropy_fwd_bf16(float *loss, float *lse, float *wrow, const uint16_t *logits, const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
+    int ce_cross_entropy_bwd_bf16(uint16_t *dlogits, const uint16_t *logits, const int64_t *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
+    int ce_cross_entropy_fwd_bf16_ref(float *loss, float *lse, float *wrow, const uint16_t *logits, const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
+    int ce_cross_entropy_bwd_bf16_ref(uint16_t *dlogits, const uint16_t *logits, const int64_t *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
     void ce_cross_entropy_fwd_f32_ref(float *loss, float *lse, float *wrow, const float *logits, const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
     void ce_cross_entropy_fwd_f64_ref(double *loss, double *lse, double *wrow, const double *logits, const int64_t *target, const double *weight, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing)
     void ce_cross_entropy_bwd_f32_ref(float *dlogits, const float *logits, const int64_t *target, const float *weight, const float *lse, const float *g, int64_t N, int64_t C, int64_t ignore_index, double label_smoothing, int accumulate)
@@ -322,6 +328,95 @@ cdef _cross_entropy_backward(logits, target, lse, grad_rows, weight, ignore_inde
     return out
 
 
+cdef inline bint _ce_is_bf16(a):
+    return isinstance(a, np.ndarray) and a.dtype.itemsize == 2 and a.dtype.name == "bfloat16"
+
+
+cdef tuple _ce_bf16_args(logits, target, weight, ignore_index, label_smoothing):
+    """checks for bfloat16 logits: (N, C, ignore, smoothing, weight as float32 or None)"""
+    if logits.ndim != 2:
+        raise ValueError("cross_entropy kernel: expected logits of shape (N, C), got %s"
+                         % (tuple(logits.shape),))
+    if not _is_c(logits):
+        raise ValueError("logits: expected a C-contiguous array")
+    cdef int64_t N = logits.shape[0], C = logits.shape[1], ig = ignore_index
+    cdef double ls = _ce_smoothing(label_smoothing)
+    if weight is not None:
+        if not isinstance(weight, np.ndarray) or weight.dtype != np.float32:
+            raise TypeError("cross_entropy kernel: bfloat16 logits take a float32 weight")
+        _check_c("weight", weight, np.float32)
+        if weight.ndim != 1 or weight.shape[0] != C:
+            raise RuntimeError("weight tensor should be defined either for all %d classes or no "
+                               "classes but got weight tensor of shape: [%s]"
+                               % (C, ", ".join(str(d) for d in weight.shape)))
+    _ce_check_target(target, N, C, ig)
+    if C == 0 and N > 0:
+        raise ValueError("cross_entropy kernel: logits have 0 classes")
+    return N, C, ig, ls, weight
+
+
+cdef _cross_entropy_forward_bf16(logits, target, weight, ignore_index, label_smoothing, bint ref):
+    """bfloat16 logits (N, C): float32 (loss_rows, lse, wrow), equal to the float32 kernel's on
+    the logits cast to float32"""
+    N_, C_, ig_, ls_, weight = _ce_bf16_args(logits, target, weight, ignore_index, label_smoothing)
+    cdef int64_t N = N_, C = C_, ig = ig_
+    cdef double ls = ls_
+    loss = np.empty(N, np.float32)
+    lse = np.empty(N, np.float32)
+    wrow = np.empty(N, np.float32)
+    cdef float *lp = <float*>_ptr(loss)
+    cdef float *sp = <float*>_ptr(lse)
+    cdef float *wrp = <float*>_ptr(wrow)
+    cdef const uint16_t *xp = <const uint16_t*>_ptr(logits)
+    cdef const int64_t *tp = <const int64_t*>_ptr(target)
+    cdef const float *wp = NULL
+    if weight is not None:
+        wp = <const float*>_ptr(weight)
+    cdef int rc
+    with nogil:
+        if ref:
+            rc = ce_cross_entropy_fwd_bf16_ref(lp, sp, wrp, xp, tp, wp, N, C, ig, ls)
+        else:
+            rc = ce_cross_entropy_fwd_bf16(lp, sp, wrp, xp, tp, wp, N, C, ig, ls)
+    if rc != 0:
+        raise MemoryError("cross_entropy: could not allocate the row buffers")
+    return loss, lse, wrow
+
+
+cdef _cross_entropy_backward_bf16(logits, target, lse, grad_rows, weight, ignore_index,
+                                  label_smoothing, out, accumulate, bint ref):
+    """bfloat16 logits: a new bfloat16 dlogits (N, C), the float32 kernel's gradient on the
+    logits cast to float32, rounded once"""
+    if out is not None or accumulate:
+        raise ValueError("cross_entropy_backward: bfloat16 logits write a new gradient "
+                         "(out and accumulate are not supported)")
+    N_, C_, ig_, ls_, weight = _ce_bf16_args(logits, target, weight, ignore_index, label_smoothing)
+    cdef int64_t N = N_, C = C_, ig = ig_
+    cdef double ls = ls_
+    for name, a in (("lse", lse), ("grad_rows", grad_rows)):
+        _check_c(name, a, np.float32)
+        if a.ndim != 1 or a.shape[0] != N:
+            raise ValueError("%s: expected shape (%d,), got %s" % (name, N, tuple(a.shape)))
+    res = np.empty((N, C), logits.dtype)
+    cdef uint16_t *op = <uint16_t*>_ptr(res)
+    cdef const uint16_t *xp = <const uint16_t*>_ptr(logits)
+    cdef const float *sp = <const float*>_ptr(lse)
+    cdef const float *gp = <const float*>_ptr(grad_rows)
+    cdef const int64_t *tp = <const int64_t*>_ptr(target)
+    cdef const float *wp = NULL
+    if weight is not None:
+        wp = <const float*>_ptr(weight)
+    cdef int rc
+    with nogil:
+        if ref:
+            rc = ce_cross_entropy_bwd_bf16_ref(op, xp, tp, wp, sp, gp, N, C, ig, ls)
+        else:
+            rc = ce_cross_entropy_bwd_bf16(op, xp, tp, wp, sp, gp, N, C, ig, ls)
+    if rc != 0:
+        raise MemoryError("cross_entropy_backward: could not allocate the row buffers")
+    return res
+
+
 cdef _ce_prob_target(target, logits):
     if not isinstance(target, np.ndarray):
         raise TypeError("target: expected a numpy array, got %s" % type(target).__name__)
@@ -400,7 +495,12 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
       lse[i]       = logsumexp(x[i,:])   (save it for cross_entropy_backward)
       wrow[i]      = w[t] (1 without weight), 0 on ignored rows.
     Reductions (torch): 'none' -> loss_rows; 'sum' -> loss_rows.sum(); 'mean' -> loss_rows.sum()/wrow.sum().
-    Raises IndexError("Target 5 is out of bounds.") for targets outside [0, C) other than ignore_index."""
+    Raises IndexError("Target 5 is out of bounds.") for targets outside [0, C) other than ignore_index.
+    bfloat16 logits (ml_dtypes.bfloat16): float32 results (weight float32), those of the float32
+    kernel on the logits cast to float32, bit for bit."""
+    if _ce_is_bf16(logits):
+        return _cross_entropy_forward_bf16(_al(logits), _al(target), _al(weight), ignore_index,
+                                           label_smoothing, False)
     return _cross_entropy_forward(_al(logits), _al(target), _al(weight), ignore_index,
                                   label_smoothing, False)
 
@@ -410,7 +510,13 @@ def cross_entropy_backward(logits, target, lse, grad_rows, weight=None, ignore_i
     """dlogits = grad_rows[:, None] * d loss_rows / d logits, one pass, p = exp(logits - lse):
       ((1-ls)*w[t] + ls/C*sum(w)) * p - ls/C * w  - (1-ls)*w[t] at column t;  0 on ignored rows.
     grad_rows (N,): upstream gradient per row (for 'mean': grad / wrow.sum(); 'sum': grad).
-    Overwrites out (allocated when None) or adds into it with accumulate=True."""
+    Overwrites out (allocated when None) or adds into it with accumulate=True.
+    bfloat16 logits (lse, grad_rows, weight float32): a new bfloat16 gradient, the float32
+    kernel's on the logits cast to float32, rounded once (no out / accumulate)."""
+    if _ce_is_bf16(logits):
+        return _cross_entropy_backward_bf16(_al(logits), _al(target), _al(lse), _al(grad_rows),
+                                            _al(weight), ignore_index, label_smoothing, out,
+                                            accumulate, False)
     o = _al(out)
     return _al_back(out, _cross_entropy_backward(_al(logits), _al(target), _al(lse),
                                                  _al(grad_rows), _al(weight), ignore_index,
@@ -435,12 +541,19 @@ def cross_entropy_prob_backward(logits, target, lse, grad_rows, weight=None, lab
 
 
 def cross_entropy_forward_ref(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
+    if _ce_is_bf16(logits):
+        return _cross_entropy_forward_bf16(_al(logits), _al(target), _al(weight), ignore_index,
+                                           label_smoothing, True)
     return _cross_entropy_forward(_al(logits), _al(target), _al(weight), ignore_index,
                                   label_smoothing, True)
 
 
 def cross_entropy_backward_ref(logits, target, lse, grad_rows, weight=None, ignore_index=-100,
                                label_smoothing=0.0, out=None, accumulate=False):
+    if _ce_is_bf16(logits):
+        return _cross_entropy_backward_bf16(_al(logits), _al(target), _al(lse), _al(grad_rows),
+                                            _al(weight), ignore_index, label_smoothing, out,
+                                            accumulate, True)
     o = _al(out)
     return _al_back(out, _cross_entropy_backward(_al(logits), _al(target), _al(lse),
                                                  _al(grad_rows), _al(weight), ignore_index,

@@ -23,7 +23,8 @@ from ..ops._util import wrap_dim
 from ..ops import activation as _act
 from ..ops.softmax import _Softmax
 from ..ops.norm import _LayerNorm, _RMSNorm, _BatchNorm
-from ..ops.loss import _HuberElem, _BCE, _CrossEntropy, _CrossEntropyProb, _NLL
+from ..ops.loss import _HuberElem, _BCE, _CrossEntropy, _CrossEntropyProb, _NLL, \
+    lowp_logits_ok
 from ..ops.attention import _SDPA
 from ..ops.linalg import _Linear
 from ..ops.embedding import _Embedding
@@ -831,10 +832,14 @@ def _loss_policy(fn):
     outside autocast half inputs are computed in float32 and the loss rounded once to their
     dtype"""
     import functools
+    direct = fn is cross_entropy     # (bound before the names below are rebound)
 
     @functools.wraps(fn)
     def loss_half(input, target, *args, **kwargs):
         if _am._tls.lowp is not None:
+            if direct and lowp_logits_ok(input, target, args[0] if args else kwargs.get("weight")):
+                # bfloat16 logits read by the kernel in float32 math (no cast pass)
+                return fn(input, target, *args, **kwargs)
             input, target = _am.cast_fp32(input), _am.cast_fp32(target)
         if _half.any_half(input, target):
             return _half.via_f32(lambda i, t: fn(i, t, *args, **kwargs), input, target)

@@ -8,9 +8,26 @@ import numpy as np
 from .. import _device as _dv
 
 from .. import _C
+from .. import dtypes as _dt
 from ..cuda import _ops as _cu
 from ..autograd.function import Function
 from ._util import _f, _reshape, _keep
+
+
+_F32 = np.dtype(np.float32)
+_BF16 = _dt.BF16_NP
+
+
+def lowp_logits_ok(x, target, weight):
+    """class-index cross_entropy whose logits x may stay bfloat16 under CPU autocast (the kernel
+    reads them in float32 math: torch casts them to float32, with the same results): x a CPU
+    bfloat16 tensor, integer targets, weight None or float32"""
+    xd = getattr(x, "_data", None)
+    td = getattr(target, "_data", None)
+    return (type(xd) is np.ndarray and xd.dtype == _BF16 and xd.ndim >= 1 and
+            td is not None and td.dtype.kind in "iu" and tuple(xd.shape) != tuple(td.shape) and
+            (weight is None or getattr(weight, "_data", None) is not None and
+             weight._data.dtype == _F32))
 
 
 def _k_cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
@@ -139,17 +156,22 @@ def _unlogits_rows(g2, shape):
 
 
 class _CrossEntropy(Function):
-    """Fused log-softmax + NLL on (M, C) rows; the reduction is folded into one backward."""
+    """Fused log-softmax + NLL on (M, C) rows; the reduction is folded into one backward.
+    bfloat16 logits (CPU; autocast's float32 cross_entropy, see lowp_logits_ok) are read by the
+    kernel as they are: float32 math, loss and weight, the results of casting the logits to
+    float32 first bit for bit, and a bfloat16 gradient (the float32 one rounded once, as the
+    cast's backward rounds it) without float32 copies of the logits and their gradient."""
 
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, ls, reduction, out_shape):
         z = _logits_rows(x)
+        cd = _F32 if z.dtype == _BF16 else z.dtype     # the dtype of the math and the loss
         t = _dv.ascontiguousarray(target.reshape(-1), dtype=np.int64)
-        w = None if weight is None else _f(weight).astype(z.dtype, copy=False)
+        w = None if weight is None else _f(weight).astype(cd, copy=False)
         loss, lse, wrow = _k_cross_entropy_forward(z, t, w, ignore_index, ls)
         ctx.save_for_backward(_keep(z, x), t, w, lse)
         denom = wrow.sum(dtype=np.float64) if reduction == "mean" else None
-        out = _reduce_rows(loss, reduction, denom, out_shape, z.dtype)
+        out = _reduce_rows(loss, reduction, denom, out_shape, cd)
         ctx.meta = (x.shape, ignore_index, ls, reduction, denom)
         return out
 
@@ -158,7 +180,7 @@ class _CrossEntropy(Function):
         zs, t, w, lse = ctx.saved_tensors
         shape, ignore_index, ls, reduction, denom = ctx.meta
         z = _logits_rows(zs)
-        grow = _row_grads(g, z.shape[0], reduction, denom, z.dtype)
+        grow = _row_grads(g, z.shape[0], reduction, denom, lse.dtype)
         dz = _k_cross_entropy_backward(z, t, lse, grow, w, ignore_index, ls)
         return _unlogits_rows(dz, shape), None, None, None, None, None, None
 
