@@ -7,7 +7,7 @@
 
 /* ---- cpu.c ---- */
 typedef struct {
-    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16;
+    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, f16c;
 } ce_cpu_features_t;
 void ce_cpu_features(ce_cpu_features_t *f);
 int ce_cpu_max_isa(void);   /* highest CE_ISA_* this CPU (and OS) supports */

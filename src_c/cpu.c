@@ -15,15 +15,18 @@ void ce_cpu_features(ce_cpu_features_t *f) {
     f->avx512vl = __builtin_cpu_supports("avx512vl") != 0;
     f->avx512dq = __builtin_cpu_supports("avx512dq") != 0;
     f->avx512bf16 = __builtin_cpu_supports("avx512bf16") != 0;
+    f->f16c = __builtin_cpu_supports("f16c") != 0;
 }
 
 int ce_cpu_max_isa(void) {
     if (ce_isa_max < 0) {
         ce_cpu_features_t f;
         ce_cpu_features(&f);
-        if (f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq)
+        /* the avx2 and avx512 instances of the half-precision kernels use F16C conversions
+         * (vmath_cvt.h), which every AVX2 CPU shipped has; checked all the same */
+        if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq)
             ce_isa_max = CE_ISA_AVX512;
-        else if (f.avx2 && f.fma)
+        else if (f.avx2 && f.fma && f.f16c)
             ce_isa_max = CE_ISA_AVX2;
         else
             ce_isa_max = CE_ISA_GENERIC;

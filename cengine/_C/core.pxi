@@ -10,7 +10,7 @@ cnp.import_array()
 
 cdef extern from "cengine.h" nogil:
     ctypedef struct ce_cpu_features_t:
-        int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16
+        int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, f16c
     void ce_cpu_features(ce_cpu_features_t *f)
     int ce_cpu_max_isa()
     void ce_cpu_init()
@@ -76,7 +76,8 @@ def cpu_features():
     ce_cpu_features(&f)
     return {"avx2": bool(f.avx2), "fma": bool(f.fma), "avx512f": bool(f.avx512f),
             "avx512bw": bool(f.avx512bw), "avx512vl": bool(f.avx512vl),
-            "avx512dq": bool(f.avx512dq), "avx512_bf16": bool(f.avx512bf16)}
+            "avx512dq": bool(f.avx512dq), "avx512_bf16": bool(f.avx512bf16),
+            "f16c": bool(f.f16c)}
 
 
 def max_isa():
