@@ -191,8 +191,10 @@ static int chunk_threads(int64_t nchunks, int64_t work) {
 }
 #ifdef _OPENMP
 #define CE_CONV_TID() omp_get_thread_num()
+#define CE_CONV_NTEAM() omp_get_num_threads()
 #else
 #define CE_CONV_TID() 0
+#define CE_CONV_NTEAM() 1
 #endif
 
 #define CE_DEF_DRIVER(T, SFX, GEMM)                                                            \

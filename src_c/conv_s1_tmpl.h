@@ -363,7 +363,9 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
     if (th > ntile) th = (int)ntile;
     _Pragma("omp parallel num_threads(th)")
     {
-        int nth = th > 1 ? th : 1, me = th > 1 ? (int)CE_CONV_TID() : 0;
+        /* split by the team OpenMP really formed (OMP_THREAD_LIMIT, OMP_DYNAMIC or nesting
+         * can give fewer than th): a share per asked-for thread would leave tiles unsummed */
+        int nth = th > 1 ? (int)CE_CONV_NTEAM() : 1, me = th > 1 ? (int)CE_CONV_TID() : 0;
         for (int64_t c0 = 0; c0 < rows; c0 += crow) {
             int64_t c1 = c0 + crow < rows ? c0 + crow : rows;
             int64_t o0 = 0, op = 0, done = 0;   /* done: cost of the tiles before this one */
@@ -387,8 +389,8 @@ static void S1(s1_bwd)(CE_T *dx, CE_T *dw_, CE_T *ws, const CE_T *dy, const CE_T
                 CE_T *ct = dwt + o0 * KKC + brow + j0;
                 for (int64_t q = c0; q < c1; q++) {
                     int64_t n = q / OH, oh = q % OH, r = n * plane + oh * Wp;
-                    /* the group reads a zero padding row of x's grid: adds nothing */
-                    if (!S1(s1_grp_live)(t, KW, g->dh, g->dw, oh, g->ph, g->ph + g->H)) continue;
+                    /* (a group reading a zero padding row of x's grid is still multiplied:
+                     * an inf or NaN in dy makes NaN there, as torch and the unfolding path) */
                     (use2 ? kn.ukr2 : kn.ukr)(OW, dy + (n * O + o0) * L + oh * OW, L,
                                               xg + (r + off) * C + j0, C, ct, KKC, 1, (CE_T)1,
                                               (CE_T)1, m, nn);

@@ -59,3 +59,50 @@ def test_stride1_tiles_match_unfolding(case, dtype, isa):
         np.testing.assert_allclose(got, ref, **TOL[dtype])
     for a, c in zip(res[True, 1], res[True, 2]):
         np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stride1_weight_gradient_inf_dy_at_padding_rows_is_nan_as_unfolding(dtype, isa):
+    """an inf in dy at an output whose tap reads a zero padding row: inf * 0 = NaN in dW there,
+    as torch and the unfolding driver compute (the weight-gradient driver multiplies the
+    padding rows too)"""
+    x, w = rnd((1, 32, 5, 5), dtype), rnd((4, 32, 3, 3), dtype, 1)
+    dy = rnd((1, 4, 5, 5), dtype, 3)
+    dy[0, 0, 0, 2] = np.inf
+    geom = ((1, 1), (1, 1), (1, 1), 1)
+    res = []
+    try:
+        for s1 in (False, True):
+            _C.conv_set_s1(s1)
+            res.append(_C.conv2d_backward(dy, x, w, *geom, False, True, False)[1])
+    finally:
+        _C.conv_set_s1(True)
+    assert np.isnan(res[0]).sum() > 0
+    np.testing.assert_array_equal(np.isnan(res[1]), np.isnan(res[0]))
+    np.testing.assert_array_equal(np.isinf(res[1]), np.isinf(res[0]))
+
+
+def test_stride1_weight_gradient_with_a_smaller_openmp_team():
+    """OMP_THREAD_LIMIT=1 with two threads asked: OpenMP forms a team of one, and the weight
+    gradient's tiles are split over the team it really has (none left unsummed)"""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np\n"
+        "from cengine import _C\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((2, 32, 16, 16)).astype(np.float32)\n"
+        "w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)\n"
+        "dy = rng.standard_normal((2, 64, 16, 16)).astype(np.float32)\n"
+        "g = ((1, 1), (1, 1), (1, 1), 1)\n"
+        "_C.set_num_threads(1)\n"
+        "a = _C.conv2d_backward(dy, x, w, *g, False, True, False)[1]\n"
+        "_C.set_num_threads(2)\n"
+        "b = _C.conv2d_backward(dy, x, w, *g, False, True, False)[1]\n"
+        "assert np.array_equal(a, b), float(np.abs(a - b).max())\n"
+        "print('ok')\n")
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
