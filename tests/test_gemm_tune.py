@@ -1,7 +1,6 @@
 """The GEMM tune file's key (CPU model, CPUID family/model, caches) and the entries applied at
 import: only this CPU's, and only when tuned against the default block sizes this build
 derives (temporary cache folders only)."""
-import json
 import os
 import platform
 
@@ -10,27 +9,8 @@ import pytest
 from cengine import _C, _tunefile, tune
 
 
-@pytest.fixture
-def cache_home(tmp_path, monkeypatch):
-    """an empty XDG cache folder, tuning enabled, and every block size restored afterwards"""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delenv("CENGINE_TUNE", raising=False)
-    old = {(dt, isa): _C.gemm_blocking(dt, isa) for dt in ("float32", "float64")
-           for isa in _C.ISA_NAMES}
-    state = dict(_tunefile._applied)
-    yield tmp_path
-    for (dt, isa), b in old.items():
-        if b["source"] == "set":
-            _C.gemm_set_blocking(dt, isa, b["kc"], b["mc"], b["nc"])
-        else:
-            _C.gemm_set_blocking(dt, isa, 0, 0, 0)
-    _tunefile._applied.update(state)
-
-
-def _write(path, obj):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(obj, f)
+# the tune-file fixture and writer of test_tune.py (a fixture imported here is this module's)
+from test_tune import cache_home, _write  # noqa: E402,F401
 
 
 def _cpuinfo(field):
