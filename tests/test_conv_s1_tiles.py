@@ -82,12 +82,10 @@ def test_stride1_weight_gradient_inf_dy_at_padding_rows_is_nan_as_unfolding(dtyp
     np.testing.assert_array_equal(np.isinf(res[1]), np.isinf(res[0]))
 
 
-def test_stride1_weight_gradient_with_a_smaller_openmp_team():
+def test_stride1_weight_gradient_with_a_smaller_openmp_team(tmp_path):
     """OMP_THREAD_LIMIT=1 with two threads asked: OpenMP forms a team of one, and the weight
     gradient's tiles are split over the team it really has (none left unsummed)"""
-    import os
-    import subprocess
-    import sys
+    from _util import run_python
     code = (
         "import numpy as np\n"
         "from cengine import _C\n"
@@ -102,7 +100,5 @@ def test_stride1_weight_gradient_with_a_smaller_openmp_team():
         "b = _C.conv2d_backward(dy, x, w, *g, False, True, False)[1]\n"
         "assert np.array_equal(a, b), float(np.abs(a - b).max())\n"
         "print('ok')\n")
-    env = dict(os.environ, OMP_THREAD_LIMIT="1")
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = run_python(["-c", code], tmp_path, env={"OMP_THREAD_LIMIT": "1"}, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -405,3 +405,12 @@ def test_losses_match_torch():
     ]
     for c, t in pairs:
         np.testing.assert_allclose(c._data, t.numpy(), rtol=1e-12)
+
+
+def test_cross_entropy_with_no_classes_like_torch():
+    """(N, 0) logits: a class-index target is out of bounds (torch's IndexError); (0, 0): the
+    mean over no rows is NaN"""
+    with pytest.raises(IndexError, match="Target 0 is out of bounds"):
+        ce.nn.functional.cross_entropy(ce.zeros(3, 0), ce.zeros(3, dtype=ce.int64))
+    r = ce.nn.functional.cross_entropy(ce.zeros(0, 0), ce.zeros(0, dtype=ce.int64))
+    assert np.isnan(float(r))

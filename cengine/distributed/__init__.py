@@ -16,6 +16,7 @@ import enum
 import importlib.util
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -110,10 +111,13 @@ def _comm(group=None):
 def _abort_hook(etype, value, tb):
     """Print the exception, then abort the whole MPI job so no other rank waits forever."""
     try:
-        traceback.print_exception(etype, value, tb)
-        sys.stderr.write("cengine.distributed: rank %d raised %s; aborting the MPI job\n"
+        # one write, then a moment for mpiexec's proxy to forward it: the abort kills the
+        # proxies too, and lines still in flight were lost (a bare "Traceback" line arrived)
+        sys.stderr.write("".join(traceback.format_exception(etype, value, tb)) +
+                         "cengine.distributed: rank %d raised %s; aborting the MPI job\n"
                          % (_S.comm.Get_rank() if _S.comm is not None else -1, etype.__name__))
         sys.stderr.flush()
+        time.sleep(0.5)
     finally:
         _mpi().COMM_WORLD.Abort(1)
 

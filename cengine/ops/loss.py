@@ -145,7 +145,9 @@ def _logits_rows(x):
     if x.ndim == 1:
         return _f(x).reshape(1, -1)
     xm = x if x.ndim == 2 else np.moveaxis(x, 1, -1)
-    return _f(xm).reshape(-1, x.shape[1])
+    # (rows counted from the shape: -1 cannot be inferred when there are no classes)
+    return _f(xm).reshape(x.size // x.shape[1] if x.shape[1] else
+                          int(np.prod(xm.shape[:-1], dtype=np.int64)), x.shape[1])
 
 
 def _unlogits_rows(g2, shape):
