@@ -353,58 +353,22 @@ CE_DEF_TR(double, f64, 4)
 /* ---- stride-1 drivers: shifted GEMMs over a channels-last zero-padded grid (conv_s1_tmpl.h) */
 #define CE_T float
 #define CE_SFX f32
-#define CE_S1_UKR_T ce_sukr_t
-#define CE_S1_UKR_AVX512 ce_sgemm_ukr_avx512
-#define CE_S1_UKR8_AVX512 ce_sgemm_ukr8_avx512
-#define CE_S1_UKR_AVX2 ce_sgemm_ukr_avx2
-#define CE_S1_UKR_GENERIC ce_sgemm_ukr_generic
-#define CE_S1_MR_AVX512 CE_SGEMM_MR_AVX512
-#define CE_S1_NR_AVX512 CE_SGEMM_NR_AVX512
-#define CE_S1_MR_AVX2 CE_SGEMM_MR_AVX2
-#define CE_S1_NR_AVX2 CE_SGEMM_NR_AVX2
-#define CE_S1_MR_GENERIC CE_SGEMM_MR_GENERIC
-#define CE_S1_NR_GENERIC CE_SGEMM_NR_GENERIC
+#define CE_S1_LP s
+#define CE_S1_UP S
 #include "conv_s1_tmpl.h"
 #undef CE_T
 #undef CE_SFX
-#undef CE_S1_UKR_T
-#undef CE_S1_UKR_AVX512
-#undef CE_S1_UKR8_AVX512
-#undef CE_S1_UKR_AVX2
-#undef CE_S1_UKR_GENERIC
-#undef CE_S1_MR_AVX512
-#undef CE_S1_NR_AVX512
-#undef CE_S1_MR_AVX2
-#undef CE_S1_NR_AVX2
-#undef CE_S1_MR_GENERIC
-#undef CE_S1_NR_GENERIC
+#undef CE_S1_LP
+#undef CE_S1_UP
 #define CE_T double
 #define CE_SFX f64
-#define CE_S1_UKR_T ce_dukr_t
-#define CE_S1_UKR_AVX512 ce_dgemm_ukr_avx512
-#define CE_S1_UKR8_AVX512 ce_dgemm_ukr8_avx512
-#define CE_S1_UKR_AVX2 ce_dgemm_ukr_avx2
-#define CE_S1_UKR_GENERIC ce_dgemm_ukr_generic
-#define CE_S1_MR_AVX512 CE_DGEMM_MR_AVX512
-#define CE_S1_NR_AVX512 CE_DGEMM_NR_AVX512
-#define CE_S1_MR_AVX2 CE_DGEMM_MR_AVX2
-#define CE_S1_NR_AVX2 CE_DGEMM_NR_AVX2
-#define CE_S1_MR_GENERIC CE_DGEMM_MR_GENERIC
-#define CE_S1_NR_GENERIC CE_DGEMM_NR_GENERIC
+#define CE_S1_LP d
+#define CE_S1_UP D
 #include "conv_s1_tmpl.h"
 #undef CE_T
 #undef CE_SFX
-#undef CE_S1_UKR_T
-#undef CE_S1_UKR_AVX512
-#undef CE_S1_UKR8_AVX512
-#undef CE_S1_UKR_AVX2
-#undef CE_S1_UKR_GENERIC
-#undef CE_S1_MR_AVX512
-#undef CE_S1_NR_AVX512
-#undef CE_S1_MR_AVX2
-#undef CE_S1_NR_AVX2
-#undef CE_S1_MR_GENERIC
-#undef CE_S1_NR_GENERIC
+#undef CE_S1_LP
+#undef CE_S1_UP
 
 int64_t ce_conv2d_s1_ws(const ce_conv_geom_t *g, int bwd, int need_dx, int need_dw,
                         int64_t parts_elems, int nthreads) {

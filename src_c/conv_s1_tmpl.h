@@ -1,7 +1,7 @@
 /* conv_s1_tmpl.h - the stride-1 convolution drivers (contracts in conv.h), written once per
- * dtype: conv.c defines CE_T (element type), CE_SFX (f32 / f64) and CE_S1_UKR_* /
- * CE_S1_MR_* / CE_S1_NR_* (that dtype's GEMM microkernels of gemm.h and their tiles per ISA)
- * and includes this file once for each.
+ * dtype: conv.c defines CE_T (element type), CE_SFX (f32 / f64) and CE_S1_LP / CE_S1_UP (s / S
+ * or d / D: the prefix of that dtype's GEMM microkernels and tiles in gemm.h, ce_sgemm_ukr_avx2,
+ * CE_SGEMM_MR_AVX2, ...) and includes this file once for each.
  *
  * Grid: images placed in zero-padded Hp x Wp planes one after another, row r = n*plane + i*Wp
  * + j (plane = Hp*Wp), R = N*plane + tail rows (zero) so every shifted read stays inside.
@@ -14,6 +14,10 @@
 #define CE_S1_CAT_(a, b) a##_##b
 #define CE_S1_CAT(a, b) CE_S1_CAT_(a, b)
 #define S1(name) CE_S1_CAT(name, CE_SFX)
+#define CE_S1_P3_(a, b, c) a##b##c
+#define CE_S1_P3(a, b, c) CE_S1_P3_(a, b, c)
+#define CE_S1_FN(name) CE_S1_P3(ce_, CE_S1_LP, name)             /* ce_sgemm_ukr_avx2 */
+#define CE_S1_TILE(what) CE_S1_P3(CE_, CE_S1_UP, GEMM_##what)    /* CE_SGEMM_MR_AVX2 */
 
 /* d[j*ldd + c] = s[c*lds + j] for c < nc, j < nj (conv.c: SIMD tiles on AVX2 and up) */
 /* one channels-last grid row d (Wp*C) <- row ii of image xn (C, h, w) at column `left`, zero
@@ -117,7 +121,7 @@ static void S1(s1_unpack_rows)(CE_T *out, const CE_T *ybuf, const CE_T *bias, in
  * against the packed weight panel; the groups add into the same C tile (beta = 1 after the
  * first), which is still in L1, so no pass over a large product buffer repeats per tap. */
 typedef struct {
-    CE_S1_UKR_T ukr, ukr2;   /* MR-row kernel, MR2-row kernel (NULL: none) */
+    CE_S1_FN(ukr_t) ukr, ukr2;   /* MR-row kernel, MR2-row kernel (NULL: none) */
     int mr, mr2, nr;
 } S1(s1_kern_t);
 
@@ -125,19 +129,19 @@ static void S1(s1_kern)(S1(s1_kern_t) *k) {
     k->ukr2 = NULL;
     k->mr2 = 0;
     if (ce_isa >= CE_ISA_AVX512) {
-        k->ukr = CE_S1_UKR_AVX512;
-        k->ukr2 = CE_S1_UKR8_AVX512;
-        k->mr = CE_S1_MR_AVX512;
+        k->ukr = CE_S1_FN(gemm_ukr_avx512);
+        k->ukr2 = CE_S1_FN(gemm_ukr8_avx512);
+        k->mr = CE_S1_TILE(MR_AVX512);
         k->mr2 = 8;
-        k->nr = CE_S1_NR_AVX512;
+        k->nr = CE_S1_TILE(NR_AVX512);
     } else if (ce_isa >= CE_ISA_AVX2) {
-        k->ukr = CE_S1_UKR_AVX2;
-        k->mr = CE_S1_MR_AVX2;
-        k->nr = CE_S1_NR_AVX2;
+        k->ukr = CE_S1_FN(gemm_ukr_avx2);
+        k->mr = CE_S1_TILE(MR_AVX2);
+        k->nr = CE_S1_TILE(NR_AVX2);
     } else {
-        k->ukr = CE_S1_UKR_GENERIC;
-        k->mr = CE_S1_MR_GENERIC;
-        k->nr = CE_S1_NR_GENERIC;
+        k->ukr = CE_S1_FN(gemm_ukr_generic);
+        k->mr = CE_S1_TILE(MR_GENERIC);
+        k->nr = CE_S1_TILE(NR_GENERIC);
     }
 }
 
@@ -426,3 +430,7 @@ static int64_t S1(s1_ws)(const ce_conv_geom_t *g, int bwd, int need_dx, int need
 #undef S1
 #undef CE_S1_CAT
 #undef CE_S1_CAT_
+#undef CE_S1_P3
+#undef CE_S1_P3_
+#undef CE_S1_FN
+#undef CE_S1_TILE
