@@ -283,21 +283,15 @@ void ce_cross_entropy_bwd_f64_ref(double *dx, const double *x, const int64_t *tg
 }
 
 /* bfloat16 references: the float32 references (double inside) on a float32 copy of the
- * logits; the gradient rounded once (nearest even, NaN -> 0xffff) */
-static float bf16_ref_val(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
+ * logits; the gradient rounded once (the scalar conversions of vmath_cvt.h, as the cast's
+ * reference: nearest even, NaN -> 0xffff) */
 int ce_cross_entropy_fwd_bf16_ref(float *loss, float *lse, float *wrow, const uint16_t *x,
                                   const int64_t *tg, const float *w, int64_t N, int64_t C,
                                   int64_t ignore, double eps) {
     if (N <= 0 || C <= 0) return 0;
     float *xf = (float *)malloc(sizeof(float) * (size_t)(N * C));
     if (!xf) return -1;
-    for (int64_t i = 0; i < N * C; i++) xf[i] = bf16_ref_val(x[i]);
+    for (int64_t i = 0; i < N * C; i++) xf[i] = ce_h_bf16_val(x[i]);
     xent_fwd_ref_f32(loss, lse, wrow, xf, tg, w, N, C, ignore, eps);
     free(xf);
     return 0;
@@ -311,14 +305,9 @@ int ce_cross_entropy_bwd_bf16_ref(uint16_t *dx, const uint16_t *x, const int64_t
     float *xf = (float *)malloc(sizeof(float) * 2 * (size_t)(N * C));
     if (!xf) return -1;
     float *df = xf + N * C;
-    for (int64_t i = 0; i < N * C; i++) xf[i] = bf16_ref_val(x[i]);
+    for (int64_t i = 0; i < N * C; i++) xf[i] = ce_h_bf16_val(x[i]);
     xent_bwd_ref_f32(df, xf, tg, w, g, N, C, ignore, eps, 0);
-    for (int64_t i = 0; i < N * C; i++) {
-        uint32_t u;
-        memcpy(&u, &df[i], 4);
-        dx[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0xffffu
-                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
+    for (int64_t i = 0; i < N * C; i++) dx[i] = ce_h_bf16_bits(df[i]);
     free(xf);
     return 0;
 }
