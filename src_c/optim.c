@@ -682,11 +682,9 @@ void ce_adam_step_f32(float *const *params, float *const *exp_avgs, float *const
                       const int64_t *steps, const int64_t *sizes, int64_t ntensors, double lr,
                       double beta1, double beta2, double eps, double weight_decay, int amsgrad,
                       int maximize, int decoupled) {
-    ce_adam_hp hp = {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled};
-    if (!adam_drive(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
-                    ntensors, hp, CE_LINE_F32, CE_ISA_PICK(adam_cb, f32), NULL, 0))
-        adam_ref_f32(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
-                     ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled);
+    ce_adam_step_f32_lowp(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, grads, steps, sizes,
+                          ntensors, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                          decoupled, NULL, 0);
 }
 
 void ce_adam_step_f32_lowp(float *const *params, float *const *exp_avgs,

@@ -328,7 +328,7 @@ cdef class _LowpTable:
         PyMem_Free(self.ptrs)
 
 
-cdef _LowpTable _optim_lowp(_OptimArgs A, str fname, object lowp, object params, bint f16):
+cdef _LowpTable _optim_lowp(_OptimArgs A, str fname, object lowp, bint f16):
     """Validate lowp (None, or one entry per parameter: None or a writable aligned C-contiguous
     bfloat16 array - float16 with lowp_f16 - or uint16 bit patterns, as many elements as the
     parameter, overlapping none of the call's arrays); None when there is nothing to refresh."""
@@ -429,7 +429,7 @@ def sgd_step(params, grads, momentum_buffers, first, double lr, double momentum=
     cdef double **pd = <double **>A.row(0)
     cdef int ne = nesterov, mx = maximize
     cdef uint8_t *fl = A.flags if use_mom else NULL
-    cdef _LowpTable L = _optim_lowp(A, "sgd_step", lowp, params, lowp_f16)
+    cdef _LowpTable L = _optim_lowp(A, "sgd_step", lowp, lowp_f16)
     cdef uint16_t **lp = L.ptrs if L is not None else NULL
     cdef int lf = lowp_f16
     with nogil:
@@ -560,7 +560,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, doub
     _optim_steps(A, "adam_step", steps)
     cdef int am = amsgrad, mx = maximize, dc = decoupled
     cdef void **vm = A.row(4) if amsgrad else NULL
-    cdef _LowpTable L = _optim_lowp(A, "adam_step", lowp, params, lowp_f16)
+    cdef _LowpTable L = _optim_lowp(A, "adam_step", lowp, lowp_f16)
     cdef uint16_t **lp = L.ptrs if L is not None else NULL
     cdef int lf = lowp_f16
     with nogil:
