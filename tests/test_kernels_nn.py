@@ -381,6 +381,30 @@ def test_cross_entropy_large_logits_matches_torch():
             np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
+def test_cross_entropy_exp_accuracy(isa, nthreads):
+    """the backward's probabilities p = exp(x - lse) to ~1 ulp of the exponential of the float32
+    argument over the whole unflushed range [-87.3, 0] (vmath.h's vexp_ftz: on AVX-512 its table
+    form, on AVX2 vexp_poly, libm on the generic path), and exactly 0 below the smallest normal
+    result (-88, -inf); rows of one 0 logit and tiny ones (lse ~ 1e-7) and rows [0, d]"""
+    rng = np.random.default_rng(3)
+    a = np.sort(rng.uniform(-87.3, -17.5, 200 * 32)).astype(np.float32).reshape(200, 32)
+    xa = np.concatenate([np.zeros((200, 1), np.float32), a, np.full((200, 1), -88, np.float32),
+                         np.full((200, 1), -np.inf, np.float32)], 1)          # C = 35
+    xb = np.stack([np.zeros(3001, np.float32), np.linspace(-17.5, 0, 3001, dtype=np.float32)], 1)
+    for x in (xa, xb):
+        N, C = x.shape
+        t = np.zeros(N, np.int64)
+        loss, lse, _ = _C.cross_entropy_forward(x, t)
+        np.testing.assert_allclose(lse, np.log(np.exp(x.astype(np.float64)).sum(1)), rtol=0, atol=1e-6)
+        d = _C.cross_entropy_backward(x, t, lse, np.ones(N, np.float32))
+        arg = (x - lse[:, None]).astype(np.float64)           # the float32 argument the kernel forms
+        want = np.exp(arg)
+        fin = x[:, 1:] > -87.33
+        got, ref = d[:, 1:][fin].astype(np.float64), want[:, 1:][fin]
+        assert np.all(np.abs(got - ref) <= 1.3e-7 * ref), np.max(np.abs(got - ref) / ref)
+        assert (d[:, 1:][~fin] == 0).all()
+
+
 def test_cross_entropy_bad_inputs():
     x = np.zeros((3, 4), np.float32)
     t = np.array([0, 1, 2], np.int64)
