@@ -146,8 +146,9 @@ void ce_cross_entropy_fwd_f32(float *loss, float *lse, float *wrow, const float 
                               int64_t ignore, double eps) {
     if (N <= 0 || C <= 0) return;
     const float W = (float)xent_wsum(w, 0, C);
+    const int pf = N * C * (int64_t)sizeof(float) > ce_nn_stream_bytes;
     CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_fwd_rows, f32, loss, lse, wrow, x, tg, w, lo, hi, C, ignore,
-                                  (float)eps, W));
+                                  (float)eps, W, pf));
 }
 
 void ce_cross_entropy_fwd_f64(double *loss, double *lse, double *wrow, const double *x,
@@ -155,8 +156,9 @@ void ce_cross_entropy_fwd_f64(double *loss, double *lse, double *wrow, const dou
                               int64_t ignore, double eps) {
     if (N <= 0 || C <= 0) return;
     const double W = xent_wsum(w, 1, C);
+    const int pf = N * C * (int64_t)sizeof(double) > ce_nn_stream_bytes;
     CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_fwd_rows, f64, loss, lse, wrow, x, tg, w, lo, hi, C, ignore,
-                                  eps, W));
+                                  eps, W, pf));
 }
 
 void ce_cross_entropy_bwd_f32(float *dx, const float *x, const int64_t *tg, const float *w,

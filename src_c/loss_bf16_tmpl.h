@@ -27,7 +27,7 @@ static void VM_FN(xent_fwd_rows_bf16)(float *loss, float *lse, float *wrow, cons
                                       int64_t C, int64_t ignore, float eps, float W, float *xb) {
     for (int64_t r = r0; r < r1; r++) {
         VM_FN(xent_widen_bf16)(xb, x + r * C, C);
-        VM_FN(xent_fwd_rows)(loss + r, lse + r, wrow + r, xb, tg + r, w, 0, 1, C, ignore, eps, W);
+        VM_FN(xent_fwd_rows)(loss + r, lse + r, wrow + r, xb, tg + r, w, 0, 1, C, ignore, eps, W, 0);
     }
 }
 

@@ -20,6 +20,39 @@ static inline vm_s VM_FN(xent_expsum)(const vm_s *x, int64_t C, vm_s m) {
     return vm_hsum(vm_add(s0, s1));
 }
 
+/* xent_expsum of row x and, in the same loop, the max of the next row y (C elements too): the
+ * next row's loads (from L2 or memory) overlap this row's exponentials instead of stalling a
+ * max pass of their own (AMD Zen 4, float32, 1 thread, paired CPU time: forward -10% on
+ * [64,1000], -16% on [512,1000], -5% on [8192,1000]). pf != NULL: also prefetch pf[0, C) (the
+ * row after y) into L1, for rows that come from memory ([8192,1000]: another -7%; none on
+ * L3-resident logits, where it measured +1%) */
+static inline vm_s VM_FN(xent_expsum_max)(const vm_s *x, int64_t C, vm_s m, const vm_s *y,
+                                          vm_s *ymax, const vm_s *pf) {
+    vm_t mv = vm_set1(m), s0 = vm_zero(), s1 = vm_zero();
+    vm_t y0 = vm_set1((vm_s)-INFINITY), y1 = y0;
+    int64_t i = 0;
+    for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+        if (pf) {
+            CE_SM_PF(pf + i);
+            if (VM_W * sizeof(vm_s) >= 64) CE_SM_PF(pf + i + VM_W);
+        }
+        y0 = vm_max(y0, vm_load(y + i));
+        y1 = vm_max(y1, vm_load(y + i + VM_W));
+        s0 = vm_add(s0, VM_FN(vexp_ftz)(vm_sub(vm_load(x + i), mv)));
+        s1 = vm_add(s1, VM_FN(vexp_ftz)(vm_sub(vm_load(x + i + VM_W), mv)));
+    }
+    for (; i + VM_W <= C; i += VM_W) {
+        y0 = vm_max(y0, vm_load(y + i));
+        s0 = vm_add(s0, VM_FN(vexp_ftz)(vm_sub(vm_load(x + i), mv)));
+    }
+    if (i < C) {
+        y1 = vm_max(y1, vm_load_part_fill(y + i, C - i, (vm_s)-INFINITY));
+        s1 = vm_add(s1, VM_FN(vexp_ftz)(vm_sub(vm_load_part_fill(x + i, C - i, (vm_s)-INFINITY), mv)));
+    }
+    *ymax = vm_hmax(vm_max(y0, y1));
+    return vm_hsum(vm_add(s0, s1));
+}
+
 /* cross-entropy backward row, class targets: dx_c (+)= A*p_c - B*(w ? w_c : 1) - T*[c == t]
  * with p_c = exp((x_c - m) - ls), lse = m + ls split so that p keeps full precision when |lse| is
  * large (the target column folded into the vector pass, so streaming stays write-only) */
@@ -121,13 +154,17 @@ static inline void VM_FN(xent_split_lse)(const vm_s *xr, int64_t C, vm_s lse, vm
     *ls = vm_slog(VM_FN(xent_expsum)(xr, C, mx));
 }
 
+/* rows [r0, r1); pf: prefetch the rows two ahead (logits beyond the caches) */
 static void VM_FN(xent_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *x, const int64_t *tg,
                                const vm_s *w, int64_t r0, int64_t r1, int64_t C, int64_t ignore,
-                               vm_s eps, vm_s W) {
+                               vm_s eps, vm_s W, int pf) {
+    vm_s mnext = r0 < r1 ? VM_FN(sm_max)(x + r0 * C, C) : 0;
     for (int64_t r = r0; r < r1; r++) {
         const vm_s *xr = x + r * C;
-        vm_s m = VM_FN(sm_max)(xr, C);
-        vm_s ls = vm_slog(VM_FN(xent_expsum)(xr, C, m));
+        vm_s m = mnext;   /* the row's max, from the previous row's loop */
+        vm_s ls = vm_slog(r + 1 < r1 ? VM_FN(xent_expsum_max)(xr, C, m, xr + C, &mnext,
+                                                              pf && r + 2 < r1 ? xr + 2 * C : 0)
+                                     : VM_FN(xent_expsum)(xr, C, m));
         lse[r] = m + ls;
         int64_t t = tg[r];
         if (t == ignore) {
