@@ -172,8 +172,9 @@ void ce_cross_entropy_bwd_f32(float *dx, const float *x, const int64_t *tg, cons
      * cached vs 7.3-9.1 streamed; [8192,1024]: 6.4-6.8 either way) */
     const int nts = ce_nn_stream(N * C * (int64_t)sizeof(float), C * (int64_t)sizeof(float)) &&
                     (C * (int64_t)sizeof(float)) % 64 == 0;
+    const int pf = N * C * (int64_t)sizeof(float) > ce_nn_stream_bytes;
     CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_bwd_rows, f32, dx, x, tg, w, lse, g, lo, hi, C, ignore,
-                                  (float)eps, W, accumulate, nts));
+                                  (float)eps, W, accumulate, nts, pf));
 }
 
 void ce_cross_entropy_bwd_f64(double *dx, const double *x, const int64_t *tg, const double *w,
@@ -183,8 +184,9 @@ void ce_cross_entropy_bwd_f64(double *dx, const double *x, const int64_t *tg, co
     const double W = xent_wsum(w, 1, C);
     const int nts = ce_nn_stream(N * C * (int64_t)sizeof(double), C * (int64_t)sizeof(double)) &&
                     (C * (int64_t)sizeof(double)) % 64 == 0;
+    const int pf = N * C * (int64_t)sizeof(double) > ce_nn_stream_bytes;
     CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_bwd_rows, f64, dx, x, tg, w, lse, g, lo, hi, C, ignore, eps,
-                                  W, accumulate, nts));
+                                  W, accumulate, nts, pf));
 }
 
 /* bfloat16 logits: rows widened into per-thread float32 buffers (one or two rows of C floats

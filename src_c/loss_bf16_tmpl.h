@@ -39,7 +39,7 @@ static void VM_FN(xent_bwd_rows_bf16)(uint16_t *dx, const uint16_t *x, const int
                                       float eps, float W, float *xb, float *db) {
     for (int64_t r = r0; r < r1; r++) {
         VM_FN(xent_widen_bf16)(xb, x + r * C, C);
-        VM_FN(xent_bwd_rows)(db, xb, tg + r, w, lse + r, g + r, 0, 1, C, ignore, eps, W, 0, 0);
+        VM_FN(xent_bwd_rows)(db, xb, tg + r, w, lse + r, g + r, 0, 1, C, ignore, eps, W, 0, 0, 0);
         VM_FN(xent_narrow_bf16)(dx + r * C, db, C);
     }
 }

@@ -65,10 +65,15 @@ static inline vm_t VM_FN(xent_fix)(vm_t g, int64_t i, int64_t t, vm_s T) {
     }
     return g;
 }
+/* pf != NULL: prefetch pf[0, C) (the next row of x) into L1 as the pass goes: for logits from
+ * memory (AMD Zen 4, float32, 1 thread, paired CPU time: [8192,1000] backward -15%; +4% on
+ * L2-resident [512,1000], so only beyond the stream threshold) */
 static inline void VM_FN(xent_bwd_row)(vm_s *dx, const vm_s *x, const vm_s *w, int64_t C, vm_s m,
-                                       vm_s ls, vm_s A, vm_s B, int64_t t, vm_s T, int acc, int nts) {
+                                       vm_s ls, vm_s A, vm_s B, int64_t t, vm_s T, int acc, int nts,
+                                       const vm_s *pf) {
     vm_t mv = vm_set1(m), lv = vm_set1(ls), av = vm_set1(A), bv = vm_set1(B);
-#define P_(LD, r) VM_FN(vexp_ftz)(vm_sub(vm_sub(LD(x + i, r), mv), lv))
+#define P_(LD, r) ({ if (pf) CE_SM_PF(pf + i);                                              \
+                     VM_FN(vexp_ftz)(vm_sub(vm_sub(LD(x + i, r), mv), lv)); })
 #define G_(LD, r) VM_FN(xent_fix)(w ? vm_fnmadd(bv, LD(w + i, r), vm_mul(av, P_(LD, r))) \
                                     : vm_fmsub(av, P_(LD, r), bv), i, t, T)
     CE_SM_WRITE_PASS(dx, C, nts && !acc, G_);
@@ -181,9 +186,10 @@ static void VM_FN(xent_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *
     }
 }
 
+/* rows [r0, r1); nts: stream dx (when overwriting); pf: prefetch the next row of x */
 static void VM_FN(xent_bwd_rows)(vm_s *dx, const vm_s *x, const int64_t *tg, const vm_s *w,
                                const vm_s *lse, const vm_s *g, int64_t r0, int64_t r1, int64_t C,
-                               int64_t ignore, vm_s eps, vm_s W, int acc, int nts) {
+                               int64_t ignore, vm_s eps, vm_s W, int acc, int nts, int pf) {
     for (int64_t r = r0; r < r1; r++) {
         vm_s *dr = dx + r * C;
         int64_t t = tg[r];
@@ -198,7 +204,8 @@ static void VM_FN(xent_bwd_rows)(vm_s *dx, const vm_s *x, const int64_t *tg, con
         vm_s B = gr * eps / (vm_s)C;
         vm_s m, ls;
         VM_FN(xent_split_lse)(x + r * C, C, lse[r], &m, &ls);
-        VM_FN(xent_bwd_row)(dr, x + r * C, w, C, m, ls, A, B, t, gr * (1 - eps) * wt, acc, nts);
+        VM_FN(xent_bwd_row)(dr, x + r * C, w, C, m, ls, A, B, t, gr * (1 - eps) * wt, acc, nts,
+                            pf && r + 1 < r1 ? x + (r + 1) * C : 0);
     }
     if (nts && !acc) _mm_sfence();
 }
