@@ -212,10 +212,12 @@ static void VM_FN(xent_bwd_rows)(vm_s *dx, const vm_s *x, const int64_t *tg, con
 
 static void VM_FN(xent_prob_fwd_rows)(vm_s *loss, vm_s *lse, const vm_s *x, const vm_s *tgt,
                                     const vm_s *w, int64_t r0, int64_t r1, int64_t C, vm_s eps) {
+    vm_s mnext = r0 < r1 ? VM_FN(sm_max)(x + r0 * C, C) : 0;
     for (int64_t r = r0; r < r1; r++) {
         const vm_s *xr = x + r * C;
-        vm_s m = VM_FN(sm_max)(xr, C);
-        vm_s ls = vm_slog(VM_FN(xent_expsum)(xr, C, m));
+        vm_s m = mnext;   /* as xent_fwd_rows: the max from the previous row's loop */
+        vm_s ls = vm_slog(r + 1 < r1 ? VM_FN(xent_expsum_max)(xr, C, m, xr + C, &mnext, 0)
+                                     : VM_FN(xent_expsum)(xr, C, m));
         lse[r] = m + ls;
         vm_s sq, sqx;
         VM_FN(xent_prob_sums)(xr, tgt + r * C, w, C, 1 - eps, eps / (vm_s)C, m, &sq, &sqx);
