@@ -160,6 +160,24 @@ static inline void VM_FN(xent_split_lse)(const vm_s *xr, int64_t C, vm_s lse, vm
 }
 
 /* rows [r0, r1); pf: prefetch the rows two ahead (logits beyond the caches) */
+/* row r's outputs from its max m and ls = log(sum exp(x - m)) */
+static inline void VM_FN(xent_fwd_out)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *xr, int64_t t,
+                                       const vm_s *w, int64_t C, int64_t ignore, vm_s eps, vm_s W,
+                                       vm_s m, vm_s ls) {
+    *lse = m + ls;
+    if (t == ignore) {
+        *loss = 0;
+        *wrow = 0;
+        return;
+    }
+    vm_s wt = w ? w[t] : (vm_s)1;
+    vm_s l = (1 - eps) * wt * ((m - xr[t]) + ls);
+    if (eps != 0)   /* eps/C * sum_c w_c (lse - x_c) = eps/C * (W*ls - sum_c w_c (x_c - m)) */
+        l += eps / (vm_s)C * (W * ls - VM_FN(xent_wsum_shift)(xr, w, C, m));
+    *loss = l;
+    *wrow = wt;
+}
+
 static void VM_FN(xent_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *x, const int64_t *tg,
                                const vm_s *w, int64_t r0, int64_t r1, int64_t C, int64_t ignore,
                                vm_s eps, vm_s W, int pf) {
@@ -170,19 +188,7 @@ static void VM_FN(xent_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *
         vm_s ls = vm_slog(r + 1 < r1 ? VM_FN(xent_expsum_max)(xr, C, m, xr + C, &mnext,
                                                               pf && r + 2 < r1 ? xr + 2 * C : 0)
                                      : VM_FN(xent_expsum)(xr, C, m));
-        lse[r] = m + ls;
-        int64_t t = tg[r];
-        if (t == ignore) {
-            loss[r] = 0;
-            wrow[r] = 0;
-            continue;
-        }
-        vm_s wt = w ? w[t] : (vm_s)1;
-        vm_s l = (1 - eps) * wt * ((m - xr[t]) + ls);
-        if (eps != 0)   /* eps/C * sum_c w_c (lse - x_c) = eps/C * (W*ls - sum_c w_c (x_c - m)) */
-            l += eps / (vm_s)C * (W * ls - VM_FN(xent_wsum_shift)(xr, w, C, m));
-        loss[r] = l;
-        wrow[r] = wt;
+        VM_FN(xent_fwd_out)(loss + r, lse + r, wrow + r, xr, tg[r], w, C, ignore, eps, W, m, ls);
     }
 }
 
