@@ -382,6 +382,41 @@ def test_cross_entropy_large_logits_matches_torch():
             np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_thread_count_independent(dtype, isa):
+    """the same bits with 1 and 2 threads: a chunk's first row takes its max in a pass of its own,
+    the others in the previous row's loop (both in sm_max's order), so where the rows split must
+    not show (class and probability targets, forward and backward; NaN / -inf / ignored rows)"""
+    rng = np.random.default_rng(5)
+    for N, C in ((40, 1000), (33, 1025), (2001, 17), (67, 1)):
+        x = (rng.standard_normal((N, C)) * 3).astype(dtype)
+        h = N // 2   # about where 2 threads split: rows whose max is in the tail / the head
+        x[h - 2:h + 3, C - 1] += 120     # (a max taken without them would overflow the exp)
+        x[h + 3:h + 5, 0] += 120
+        for r in (1, h - 3, h + 5):
+            x[r, (r * 7) % C] = np.nan
+        x[2] = -np.inf
+        t = rng.integers(0, C, N).astype(np.int64)
+        t[3] = -100
+        q = sp_softmax(rng.standard_normal((N, C)), axis=-1).astype(dtype)
+        w = (rng.random(C) + 0.5).astype(dtype)
+        g = rng.standard_normal(N).astype(dtype)
+        outs = []
+        old = _C.get_num_threads()
+        try:
+            for nt in (1, 2):
+                _C.set_num_threads(nt)
+                loss, lse, wrow = _C.cross_entropy_forward(x, t, weight=w, label_smoothing=0.1)
+                ploss, plse = _C.cross_entropy_prob_forward(x, q, weight=w)
+                outs.append([loss, lse, wrow, ploss, plse,
+                             _C.cross_entropy_backward(x, t, lse, g, weight=w, label_smoothing=0.1),
+                             _C.cross_entropy_prob_backward(x, q, plse, g, weight=w)])
+        finally:
+            _C.set_num_threads(old)
+        for a, b in zip(*outs):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_cross_entropy_exp_accuracy(isa, nthreads):
     """the backward's probabilities p = exp(x - lse) to ~1 ulp of the exponential of the float32
     argument over the whole unflushed range [-87.3, 0] (vmath.h's vexp_ftz: on AVX-512 its table
