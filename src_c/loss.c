@@ -140,14 +140,21 @@ static double xent_wsum(const void *w, int f64, int64_t C) {
     return s;
 }
 
+/* prefetch the logits' rows ahead in software? For logits of more bytes than the streaming
+ * threshold (a share of the last-level cache, see nn_util.h; 0 in the tests prefetches always),
+ * whose rows come from memory: measured faster there and slightly slower on cache-resident ones
+ * (loss_tmpl.h, xent_expsum_max and xent_bwd_row) */
+static int xent_prefetch(int64_t bytes) { return bytes > ce_nn_stream_bytes; }
+
 /* ---- public entry points: threads over rows, the instance for ce_isa on each chunk ------------ */
 void ce_cross_entropy_fwd_f32(float *loss, float *lse, float *wrow, const float *x,
                               const int64_t *tg, const float *w, int64_t N, int64_t C,
                               int64_t ignore, double eps) {
     if (N <= 0 || C <= 0) return;
     const float W = (float)xent_wsum(w, 0, C);
+    const int pf = xent_prefetch(N * C * (int64_t)sizeof(float));
     CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_fwd_rows, f32, loss, lse, wrow, x, tg, w, lo, hi, C, ignore,
-                                  (float)eps, W));
+                                  (float)eps, W, pf));
 }
 
 void ce_cross_entropy_fwd_f64(double *loss, double *lse, double *wrow, const double *x,
@@ -155,8 +162,9 @@ void ce_cross_entropy_fwd_f64(double *loss, double *lse, double *wrow, const dou
                               int64_t ignore, double eps) {
     if (N <= 0 || C <= 0) return;
     const double W = xent_wsum(w, 1, C);
+    const int pf = xent_prefetch(N * C * (int64_t)sizeof(double));
     CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_fwd_rows, f64, loss, lse, wrow, x, tg, w, lo, hi, C, ignore,
-                                  eps, W));
+                                  eps, W, pf));
 }
 
 void ce_cross_entropy_bwd_f32(float *dx, const float *x, const int64_t *tg, const float *w,
@@ -167,11 +175,18 @@ void ce_cross_entropy_bwd_f32(float *dx, const float *x, const int64_t *tg, cons
     /* streamed only when every row is whole cache lines: rows that start and end inside a line
      * mix masked ordinary stores with the streamed lines, and measured slower streamed than
      * written through the cache (AMD Zen 4, [8192,1000] float32, 1 thread, paired: 6.3-6.9 ms
-     * cached vs 7.3-9.1 streamed; [8192,1024]: 6.4-6.8 either way) */
+     * cached vs 7.3-9.1 streamed; [8192,1024]: 6.4-6.8 either way). Streaming the rows of a
+     * chunk as one flat range (a row's last partial vector carried into the next row's first, no
+     * partial line at all) was tried with the cheaper exp ([8192,1000], 1 thread, CPU time on
+     * a loaded machine): 2.87 ms streamed vs 3.27 cached into a preallocated gradient, but 5.26
+     * ms streamed into a freshly allocated one against 3.54 cached with the older exp (the API
+     * case; presumably the kernel zeroing the new pages leaves them in the cache, where
+     * ordinary stores hit), so it was not kept. */
     const int nts = ce_nn_stream(N * C * (int64_t)sizeof(float), C * (int64_t)sizeof(float)) &&
                     (C * (int64_t)sizeof(float)) % 64 == 0;
+    const int pf = xent_prefetch(N * C * (int64_t)sizeof(float));
     CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_bwd_rows, f32, dx, x, tg, w, lse, g, lo, hi, C, ignore,
-                                  (float)eps, W, accumulate, nts));
+                                  (float)eps, W, accumulate, nts, pf));
 }
 
 void ce_cross_entropy_bwd_f64(double *dx, const double *x, const int64_t *tg, const double *w,
@@ -181,8 +196,9 @@ void ce_cross_entropy_bwd_f64(double *dx, const double *x, const int64_t *tg, co
     const double W = xent_wsum(w, 1, C);
     const int nts = ce_nn_stream(N * C * (int64_t)sizeof(double), C * (int64_t)sizeof(double)) &&
                     (C * (int64_t)sizeof(double)) % 64 == 0;
+    const int pf = xent_prefetch(N * C * (int64_t)sizeof(double));
     CE_ROWS_PAR(N, C, CE_ISA_CALL(xent_bwd_rows, f64, dx, x, tg, w, lse, g, lo, hi, C, ignore, eps,
-                                  W, accumulate, nts));
+                                  W, accumulate, nts, pf));
 }
 
 /* bfloat16 logits: rows widened into per-thread float32 buffers (one or two rows of C floats

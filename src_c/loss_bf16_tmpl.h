@@ -14,6 +14,30 @@ static inline void VM_FN(xent_widen_bf16)(float *d, const uint16_t *s, int64_t C
     if (i < C) vm_store_part(d + i, C - i, vm_load_bf16_part(s + i, C - i));
 }
 
+/* xent_widen_bf16 returning the row's max as sm_max takes it (the same two accumulators and
+ * order, so the same value, NaN rows included): the forward's max pass folded into the widening */
+static inline float VM_FN(xent_widen_bf16_max)(float *d, const uint16_t *s, int64_t C) {
+    vm_t m0 = vm_set1(-INFINITY), m1 = m0;
+    int64_t i = 0;
+    for (; i + 2 * VM_W <= C; i += 2 * VM_W) {
+        vm_t a = vm_load_bf16(s + i), b = vm_load_bf16(s + i + VM_W);
+        vm_store(d + i, a);
+        vm_store(d + i + VM_W, b);
+        m0 = vm_max(m0, a);
+        m1 = vm_max(m1, b);
+    }
+    for (; i + VM_W <= C; i += VM_W) {
+        vm_t a = vm_load_bf16(s + i);
+        vm_store(d + i, a);
+        m0 = vm_max(m0, a);
+    }
+    if (i < C) {
+        vm_store_part(d + i, C - i, vm_load_bf16_part(s + i, C - i));
+        m1 = vm_max(m1, vm_load_part_fill(d + i, C - i, -INFINITY));
+    }
+    return vm_hmax(vm_max(m0, m1));
+}
+
 /* d (C) = bfloat16 bits of s (C) */
 static inline void VM_FN(xent_narrow_bf16)(uint16_t *d, const float *s, int64_t C) {
     int64_t i = 0;
@@ -26,8 +50,9 @@ static void VM_FN(xent_fwd_rows_bf16)(float *loss, float *lse, float *wrow, cons
                                       const int64_t *tg, const float *w, int64_t r0, int64_t r1,
                                       int64_t C, int64_t ignore, float eps, float W, float *xb) {
     for (int64_t r = r0; r < r1; r++) {
-        VM_FN(xent_widen_bf16)(xb, x + r * C, C);
-        VM_FN(xent_fwd_rows)(loss + r, lse + r, wrow + r, xb, tg + r, w, 0, 1, C, ignore, eps, W);
+        float m = VM_FN(xent_widen_bf16_max)(xb, x + r * C, C);
+        float ls = vm_slog(VM_FN(xent_expsum)(xb, C, m));
+        VM_FN(xent_fwd_out)(loss + r, lse + r, wrow + r, xb, tg[r], w, C, ignore, eps, W, m, ls);
     }
 }
 
@@ -39,7 +64,7 @@ static void VM_FN(xent_bwd_rows_bf16)(uint16_t *dx, const uint16_t *x, const int
                                       float eps, float W, float *xb, float *db) {
     for (int64_t r = r0; r < r1; r++) {
         VM_FN(xent_widen_bf16)(xb, x + r * C, C);
-        VM_FN(xent_bwd_rows)(db, xb, tg + r, w, lse + r, g + r, 0, 1, C, ignore, eps, W, 0, 0);
+        VM_FN(xent_bwd_rows)(db, xb, tg + r, w, lse + r, g + r, 0, 1, C, ignore, eps, W, 0, 0, 0);
         VM_FN(xent_narrow_bf16)(dx + r * C, db, C);
     }
 }

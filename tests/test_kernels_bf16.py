@@ -404,6 +404,8 @@ def test_cross_entropy_bfloat16_logits(N, C, isa, nthreads):
     x = (rng.standard_normal((N, C)) * 4).astype(np.float32).astype(ml_dtypes.bfloat16)
     if C > 5:
         x.reshape(-1)[5] = np.inf     # row 0: an infinite logit (NaN loss and gradient)
+    if C > 5 and N > 2:
+        x[2, C - 2] = np.nan          # row 2: a NaN logit (the widening's max as the float32 max)
     t = rng.integers(0, C, N).astype(np.int64)
     t[N // 2] = -100
     g = rng.random(N).astype(np.float32)

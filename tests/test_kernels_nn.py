@@ -141,6 +141,7 @@ def test_streaming_store_path_matches(dtype, isa, nthreads):
                 y = _C.softmax_forward(x, log=log)
                 out += [y, _C.softmax_backward(y, dy, log=log)]
             loss, lse, _ = _C.cross_entropy_forward(x, t, weight=w, label_smoothing=0.1)
+            out += [loss, lse]   # (the forward prefetches ahead with a threshold of 0)
             out.append(_C.cross_entropy_backward(x, t, lse, g, weight=w, label_smoothing=0.1))
             out.append(_C.cross_entropy_backward(x, t, lse, g))
             return out
@@ -379,6 +380,65 @@ def test_cross_entropy_large_logits_matches_torch():
             xc = ce.from_numpy(x.copy()).requires_grad_()
             CF.cross_entropy(xc, ce.from_numpy(t), label_smoothing=0.1).backward()
             np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_thread_count_independent(dtype, isa):
+    """the same bits with 1 and 2 threads: a chunk's first row takes its max in a pass of its own,
+    the others in the previous row's loop (both in sm_max's order), so where the rows split must
+    not show (class and probability targets, forward and backward; NaN / -inf / ignored rows)"""
+    rng = np.random.default_rng(5)
+    for N, C in ((40, 1000), (33, 1025), (2001, 17), (67, 1)):
+        x = (rng.standard_normal((N, C)) * 3).astype(dtype)
+        h = N // 2   # about where 2 threads split: rows whose max is in the tail / the head
+        x[h - 2:h + 3, C - 1] += 120     # (a max taken without them would overflow the exp)
+        x[h + 3:h + 5, 0] += 120
+        for r in (1, h - 3, h + 5):
+            x[r, (r * 7) % C] = np.nan
+        x[2] = -np.inf
+        t = rng.integers(0, C, N).astype(np.int64)
+        t[3] = -100
+        q = sp_softmax(rng.standard_normal((N, C)), axis=-1).astype(dtype)
+        w = (rng.random(C) + 0.5).astype(dtype)
+        g = rng.standard_normal(N).astype(dtype)
+        outs = []
+        old = _C.get_num_threads()
+        try:
+            for nt in (1, 2):
+                _C.set_num_threads(nt)
+                loss, lse, wrow = _C.cross_entropy_forward(x, t, weight=w, label_smoothing=0.1)
+                ploss, plse = _C.cross_entropy_prob_forward(x, q, weight=w)
+                outs.append([loss, lse, wrow, ploss, plse,
+                             _C.cross_entropy_backward(x, t, lse, g, weight=w, label_smoothing=0.1),
+                             _C.cross_entropy_prob_backward(x, q, plse, g, weight=w)])
+        finally:
+            _C.set_num_threads(old)
+        for a, b in zip(*outs):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_cross_entropy_exp_accuracy(isa, nthreads):
+    """the backward's probabilities p = exp(x - lse) to ~1 ulp of the exponential of the float32
+    argument over the whole unflushed range [-87.3, 0] (vmath.h's vexp_ftz: on AVX-512 its table
+    form, on AVX2 vexp_poly, libm on the generic path), and exactly 0 below the smallest normal
+    result (-88, -inf); rows of one 0 logit and tiny ones (lse ~ 1e-7) and rows [0, d]"""
+    rng = np.random.default_rng(3)
+    a = np.sort(rng.uniform(-87.3, -17.5, 200 * 32)).astype(np.float32).reshape(200, 32)
+    xa = np.concatenate([np.zeros((200, 1), np.float32), a, np.full((200, 1), -88, np.float32),
+                         np.full((200, 1), -np.inf, np.float32)], 1)          # C = 35
+    xb = np.stack([np.zeros(3001, np.float32), np.linspace(-17.5, 0, 3001, dtype=np.float32)], 1)
+    for x in (xa, xb):
+        N, C = x.shape
+        t = np.zeros(N, np.int64)
+        loss, lse, _ = _C.cross_entropy_forward(x, t)
+        np.testing.assert_allclose(lse, np.log(np.exp(x.astype(np.float64)).sum(1)), rtol=0, atol=1e-6)
+        d = _C.cross_entropy_backward(x, t, lse, np.ones(N, np.float32))
+        arg = (x - lse[:, None]).astype(np.float64)           # the float32 argument the kernel forms
+        want = np.exp(arg)
+        fin = x[:, 1:] > -87.33
+        got, ref = d[:, 1:][fin].astype(np.float64), want[:, 1:][fin]
+        assert np.all(np.abs(got - ref) <= 1.3e-7 * ref), np.max(np.abs(got - ref) / ref)
+        assert (d[:, 1:][~fin] == 0).all()
 
 
 def test_cross_entropy_bad_inputs():
