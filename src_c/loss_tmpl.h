@@ -159,7 +159,6 @@ static inline void VM_FN(xent_split_lse)(const vm_s *xr, int64_t C, vm_s lse, vm
     *ls = vm_slog(VM_FN(xent_expsum)(xr, C, mx));
 }
 
-/* rows [r0, r1); pf: prefetch the rows two ahead (logits beyond the caches) */
 /* row r's outputs from its max m and ls = log(sum exp(x - m)) */
 static inline void VM_FN(xent_fwd_out)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *xr, int64_t t,
                                        const vm_s *w, int64_t C, int64_t ignore, vm_s eps, vm_s W,
@@ -178,6 +177,7 @@ static inline void VM_FN(xent_fwd_out)(vm_s *loss, vm_s *lse, vm_s *wrow, const 
     *wrow = wt;
 }
 
+/* rows [r0, r1); pf: prefetch the rows two ahead (logits beyond the caches) */
 static void VM_FN(xent_fwd_rows)(vm_s *loss, vm_s *lse, vm_s *wrow, const vm_s *x, const int64_t *tg,
                                const vm_s *w, int64_t r0, int64_t r1, int64_t C, int64_t ignore,
                                vm_s eps, vm_s W, int pf) {
